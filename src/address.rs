@@ -1,0 +1,141 @@
+//! Email address validation for link requests: syntax by lettre's RFC 5322 parser, policy here.
+//!
+//! An address is accepted when lettre parses it, it fits in 254 bytes, its domain is a domain name
+//! with at least one dot (not an IP literal, not `localhost`), and neither the domain nor any parent
+//! of it is on the `mailchecker` list of disposable mail providers. The list is loaded into a hash
+//! set once; the crate's own checker scans it linearly on every call.
+
+use std::collections::HashSet;
+use std::str::FromStr;
+use std::sync::OnceLock;
+
+use lettre::Address;
+
+/// The longest address accepted (RFC 5321's path limit less the angle brackets).
+const MAX_LEN: usize = 254;
+
+/// Why an address was refused. The display text is shown to the person who typed it.
+#[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
+pub enum AddressError {
+    #[error("Enter your email address.")]
+    Missing,
+    #[error("This email address is too long.")]
+    TooLong,
+    #[error("This is not a valid email address.")]
+    Invalid,
+    #[error("Use an address at a domain name such as example.com.")]
+    NotADomain,
+    #[error("Disposable email addresses are not accepted; use a permanent address.")]
+    Disposable,
+}
+
+/// Validates an address as typed (surrounding white space is ignored).
+pub fn validate(raw: &str) -> Result<Address, AddressError> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(AddressError::Missing);
+    }
+    if text.len() > MAX_LEN {
+        return Err(AddressError::TooLong);
+    }
+    let address = Address::from_str(text).map_err(|_| AddressError::Invalid)?;
+    let domain = address.domain().to_lowercase();
+    if domain.starts_with('[') || domain.parse::<std::net::IpAddr>().is_ok() {
+        return Err(AddressError::NotADomain);
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
+        return Err(AddressError::NotADomain);
+    }
+    if is_disposable(&domain) {
+        return Err(AddressError::Disposable);
+    }
+    Ok(address)
+}
+
+/// True when `domain` or one of its parent domains is a disposable mail provider.
+pub fn is_disposable(domain: &str) -> bool {
+    static LIST: OnceLock<HashSet<&'static str>> = OnceLock::new();
+    let list = LIST.get_or_init(|| mailchecker::blacklist().into_iter().collect());
+    let domain = domain.trim_end_matches('.').to_lowercase();
+    let mut rest = domain.as_str();
+    loop {
+        if list.contains(rest) {
+            return true;
+        }
+        match rest.split_once('.') {
+            Some((_, parent)) if parent.contains('.') => rest = parent,
+            _ => return false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ordinary_addresses_pass() {
+        for ok in [
+            "jane@example.com",
+            "Jane.Doe+docs@mail.example.co.uk",
+            "  padded@example.org  ",
+            "o'brien@example.ie",
+        ] {
+            assert!(validate(ok).is_ok(), "{ok:?}");
+        }
+        assert_eq!(
+            validate(" jane@example.com ").unwrap().to_string(),
+            "jane@example.com"
+        );
+    }
+
+    #[test]
+    fn malformed_addresses_fail() {
+        assert_eq!(validate(""), Err(AddressError::Missing));
+        assert_eq!(validate("   "), Err(AddressError::Missing));
+        for bad in [
+            "plainaddress",
+            "@example.com",
+            "jane@",
+            "jane@@example.com",
+            "jane doe@example.com",
+            "a@b.com\r\nBcc: x@y.com",
+            "a@b.com\nBcc: x@y.com",
+            "Jane <jane@example.com>",
+            "a@b.com, c@d.com",
+        ] {
+            assert_eq!(validate(bad), Err(AddressError::Invalid), "{bad:?}");
+        }
+        let long = format!("{}@example.com", "a".repeat(250));
+        assert_eq!(validate(&long), Err(AddressError::TooLong));
+    }
+
+    #[test]
+    fn ip_literals_and_bare_hosts_fail() {
+        for bad in [
+            "jane@[127.0.0.1]",
+            "jane@localhost",
+            "jane@127.0.0.1",
+            "jane@example.",
+        ] {
+            let result = validate(bad);
+            assert!(
+                matches!(
+                    result,
+                    Err(AddressError::NotADomain | AddressError::Invalid)
+                ),
+                "{bad:?}: {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn disposable_domains_and_their_subdomains_fail() {
+        assert_eq!(validate("x@mailinator.com"), Err(AddressError::Disposable));
+        assert_eq!(validate("x@sub.33mail.com"), Err(AddressError::Disposable));
+        assert_eq!(validate("x@MAILINATOR.COM"), Err(AddressError::Disposable));
+        assert!(!is_disposable("example.com"));
+        assert!(!is_disposable("com"));
+    }
+}

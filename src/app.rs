@@ -1,0 +1,164 @@
+//! The running service's shared state: configuration, catalog, token codec and one implementation
+//! of each boundary trait, assembled once at startup and shared by every request.
+//!
+//! `http` sees only the traits. Which implementation sits behind each is decided here, in
+//! [`Backends`], from the configuration.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use sha2::{Digest, Sha256};
+
+use crate::catalog::Catalog;
+use crate::config::{
+    Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_REQUEST_LOG,
+};
+use crate::mail::outbox::FileOutbox;
+use crate::mail::{Composer, Mailer};
+use crate::objects::dir::DirSource;
+use crate::objects::{ObjectError, ObjectSource};
+use crate::ratelimit::RateLimiter;
+use crate::ratelimit::memory::MemoryLimiter;
+use crate::requestlog::{JsonLinesLog, RequestLog};
+use crate::store::TokenStore;
+use crate::store::memory::MemoryStore;
+use crate::token::TokenCodec;
+
+/// How long a download's claim on its link survives without renewal: a replica that dies
+/// mid-download frees the link after this.
+pub const LEASE_TTL: Duration = Duration::from_secs(10);
+/// How often a streaming download renews its claim (and learns of a revocation).
+pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// One implementation of each boundary.
+#[derive(Clone)]
+pub struct Backends {
+    pub store: Arc<dyn TokenStore>,
+    pub limiter: Arc<dyn RateLimiter>,
+    pub objects: Arc<dyn ObjectSource>,
+    pub mailer: Arc<dyn Mailer>,
+    pub requests: Arc<dyn RequestLog>,
+}
+
+/// The embedded backends, with the concrete store kept for inspection.
+pub struct Embedded {
+    pub backends: Backends,
+    pub store: Arc<MemoryStore>,
+}
+
+impl Backends {
+    /// In-process store and limiter, the documents directory, the file outbox and a JSON-lines
+    /// request log.
+    pub async fn embedded(
+        config: &Config,
+        codec: Arc<TokenCodec>,
+    ) -> Result<Embedded, ConfigError> {
+        let objects = DirSource::new(&config.documents_dir).map_err(|e| {
+            ConfigError::value(
+                ENV_DOCUMENTS_DIR,
+                &config.documents_dir.display().to_string(),
+                e,
+            )
+        })?;
+        let composer = Composer {
+            codec,
+            public_url: config.public_url.clone(),
+            from: config.mail_from.clone(),
+            reply_to: config.mail_reply_to.clone(),
+        };
+        let mailer = FileOutbox::new(&config.outbox_dir, composer).map_err(|e| {
+            ConfigError::value(ENV_OUTBOX_DIR, &config.outbox_dir.display().to_string(), e)
+        })?;
+        let requests = JsonLinesLog::open(&config.request_log).await.map_err(|e| {
+            ConfigError::value(
+                ENV_REQUEST_LOG,
+                &config.request_log.display().to_string(),
+                e,
+            )
+        })?;
+        let store = Arc::new(MemoryStore::new());
+        Ok(Embedded {
+            backends: Backends {
+                store: store.clone(),
+                limiter: Arc::new(MemoryLimiter::new()),
+                objects: Arc::new(objects),
+                mailer: Arc::new(mailer),
+                requests: Arc::new(requests),
+            },
+            store,
+        })
+    }
+}
+
+/// Everything a request needs.
+pub struct App {
+    pub config: Config,
+    pub catalog: Catalog,
+    pub codec: Arc<TokenCodec>,
+    pub backends: Backends,
+    /// Keys the pseudonyms of addresses in logs.
+    pseudonym_key: [u8; 32],
+}
+
+impl App {
+    /// Assembles the service and checks that every catalog document exists in the object source.
+    pub async fn new(
+        config: Config,
+        catalog: Catalog,
+        codec: Arc<TokenCodec>,
+        backends: Backends,
+    ) -> Result<Self, ConfigError> {
+        for document in catalog.iter() {
+            match backends.objects.head(&document.key).await {
+                Ok(_) => {}
+                Err(ObjectError::NotFound) => {
+                    return Err(ConfigError::value(
+                        ENV_CATALOG,
+                        &config.catalog.display().to_string(),
+                        format!(
+                            "document {:?} has no object {:?} in {}",
+                            document.id,
+                            document.key,
+                            config.documents_dir.display()
+                        ),
+                    ));
+                }
+                Err(e) => {
+                    return Err(ConfigError::value(
+                        ENV_DOCUMENTS_DIR,
+                        &config.documents_dir.display().to_string(),
+                        format!("document {:?} cannot be read: {e}", document.id),
+                    ));
+                }
+            }
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(b"docgate log pseudonyms\0");
+        hasher.update(config.token.secret.expose());
+        Ok(Self {
+            pseudonym_key: hasher.finalize().into(),
+            config,
+            catalog,
+            codec,
+            backends,
+        })
+    }
+
+    /// Loads the catalog named by the configuration.
+    pub fn load_catalog(config: &Config) -> Result<Catalog, ConfigError> {
+        Catalog::load(&config.catalog)
+            .map_err(|e| ConfigError::value(ENV_CATALOG, &config.catalog.display().to_string(), e))
+    }
+
+    /// Seconds since the Unix epoch: the time tokens are minted and checked at.
+    pub fn now(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// How an address appears in diagnostic logs.
+    pub fn pseudonym(&self, address: &str) -> String {
+        crate::telemetry::pseudonym(&self.pseudonym_key, address)
+    }
+}

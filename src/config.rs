@@ -1,0 +1,493 @@
+//! The service's configuration: read from the environment once at startup, validated, and then
+//! immutable.
+//!
+//! Every variable is a `const ENV_*` below. Values are read through the small [`Source`] trait so
+//! tests feed a `HashMap` instead of mutating the process environment. Secrets may also come from
+//! a file (`NAME_FILE=/path`), which is how Kubernetes mounts them. Any bad value yields one
+//! [`ConfigError`] naming the variable and what is wrong with it, never the secret's value.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use lettre::message::Mailbox;
+
+use crate::units::{Rate, parse_duration, parse_rate};
+
+pub const ENV_LISTEN: &str = "DOCGATE_LISTEN";
+pub const ENV_PUBLIC_URL: &str = "DOCGATE_PUBLIC_URL";
+pub const ENV_TOKEN_SECRET: &str = "DOCGATE_TOKEN_SECRET";
+pub const ENV_TOKEN_TTL: &str = "DOCGATE_TOKEN_TTL";
+pub const ENV_REDIS_URL: &str = "DOCGATE_REDIS_URL";
+pub const ENV_S3_BUCKET: &str = "DOCGATE_S3_BUCKET";
+pub const ENV_SMTP_URL: &str = "DOCGATE_SMTP_URL";
+pub const ENV_DOCUMENTS_DIR: &str = "DOCGATE_DOCUMENTS_DIR";
+pub const ENV_CATALOG: &str = "DOCGATE_CATALOG";
+pub const ENV_OUTBOX_DIR: &str = "DOCGATE_OUTBOX_DIR";
+pub const ENV_REQUEST_LOG: &str = "DOCGATE_REQUEST_LOG";
+pub const ENV_MAIL_FROM: &str = "DOCGATE_MAIL_FROM";
+pub const ENV_MAIL_REPLY_TO: &str = "DOCGATE_MAIL_REPLY_TO";
+pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
+pub const ENV_LIMIT_REQUEST_PER_IP: &str = "DOCGATE_LIMIT_REQUEST_PER_IP";
+pub const ENV_LIMIT_REQUEST_PER_EMAIL: &str = "DOCGATE_LIMIT_REQUEST_PER_EMAIL";
+pub const ENV_LIMIT_DOWNLOAD_PER_IP: &str = "DOCGATE_LIMIT_DOWNLOAD_PER_IP";
+pub const ENV_DOWNLOAD_ATTEMPTS: &str = "DOCGATE_DOWNLOAD_ATTEMPTS";
+pub const ENV_DRAIN_TIMEOUT: &str = "DOCGATE_DRAIN_TIMEOUT";
+pub const ENV_LOG: &str = "DOCGATE_LOG";
+pub const ENV_LOG_FORMAT: &str = "DOCGATE_LOG_FORMAT";
+
+/// The shortest HMAC key accepted, in bytes (RFC 7518 §3.2: at least the hash output size).
+pub const MIN_SECRET_LEN: usize = 32;
+
+/// A bad configuration value. Displayed as one line: `NAME=value is not valid: why`, with the value
+/// left out for secrets.
+#[derive(Debug, thiserror::Error)]
+#[error("{name}{shown} is not valid: {reason}")]
+pub struct ConfigError {
+    /// The variable at fault.
+    pub name: String,
+    /// `=value` where the value may be shown, or empty for secrets.
+    shown: String,
+    /// What is wrong, in lowercase without a trailing period.
+    pub reason: String,
+}
+
+impl ConfigError {
+    /// An error about a variable whose value may be shown.
+    pub fn value(name: &str, value: &str, reason: impl fmt::Display) -> Self {
+        Self {
+            name: name.to_owned(),
+            shown: format!("={value}"),
+            reason: reason.to_string(),
+        }
+    }
+
+    /// An error about a variable whose value must not be shown (a secret, or a missing value).
+    pub fn hidden(name: &str, reason: impl fmt::Display) -> Self {
+        Self {
+            name: name.to_owned(),
+            shown: String::new(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+/// Where configuration strings come from: the process environment in production, a map in tests.
+pub trait Source {
+    /// The value of `name`, if set. An empty value counts as unset.
+    fn get(&self, name: &str) -> Option<String>;
+}
+
+/// The process environment.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Environment;
+
+impl Source for Environment {
+    fn get(&self, name: &str) -> Option<String> {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    }
+}
+
+impl Source for HashMap<String, String> {
+    fn get(&self, name: &str) -> Option<String> {
+        HashMap::get(self, name).filter(|v| !v.is_empty()).cloned()
+    }
+}
+
+/// Bytes that must never be printed: `Debug` shows only their length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret(<{} bytes>)", self.0.len())
+    }
+}
+
+/// The token signing key and where it came from.
+#[derive(Debug, Clone)]
+pub struct TokenSecret {
+    pub secret: Secret,
+    /// True when no secret was configured and a random one was made for this process: links
+    /// then stop working when it restarts, which startup warns about.
+    pub generated: bool,
+}
+
+/// The log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines, for a terminal.
+    Text,
+    /// One JSON object per line, for a log pipeline.
+    Json,
+}
+
+/// Per-client limits, each a GCRA rate.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Link requests per client IP (IPv6: per /64).
+    pub request_per_ip: Rate,
+    /// Link requests per email address.
+    pub request_per_email: Rate,
+    /// Download attempts per client IP (IPv6: per /64).
+    pub download_per_ip: Rate,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The public listener's address.
+    pub listen: SocketAddr,
+    /// Base of the links put in mails, without a trailing slash.
+    pub public_url: String,
+    pub token: TokenSecret,
+    /// How long a link lives.
+    pub token_ttl: Duration,
+    /// The embedded object source.
+    pub documents_dir: PathBuf,
+    /// The catalog file of documents on offer.
+    pub catalog: PathBuf,
+    /// Where the embedded mailer writes `.eml` files.
+    pub outbox_dir: PathBuf,
+    /// The owner's request log (JSON lines) in embedded mode.
+    pub request_log: PathBuf,
+    pub mail_from: Mailbox,
+    pub mail_reply_to: Option<Mailbox>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub limits: Limits,
+    /// How many downloads of one link may start before one completes.
+    pub download_attempts: u32,
+    /// How long a shutdown waits for in-flight downloads.
+    pub drain_timeout: Duration,
+    /// A `tracing` filter directive, e.g. `info` or `docgate=debug`.
+    pub log_filter: String,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Reads and validates every variable. The first bad one is reported.
+    pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
+        let env = Reader(source);
+
+        for (name, what) in [
+            (ENV_REDIS_URL, "the Redis token store"),
+            (ENV_S3_BUCKET, "the S3 object store"),
+            (ENV_SMTP_URL, "SMTP delivery"),
+        ] {
+            if env.get(name).is_some() || env.get(&format!("{name}_FILE")).is_some() {
+                return Err(ConfigError::hidden(
+                    name,
+                    format!(
+                        "{what} is not part of this release; unset it to run on the embedded defaults"
+                    ),
+                ));
+            }
+        }
+
+        let token = match env.secret(ENV_TOKEN_SECRET)? {
+            Some(secret) if secret.expose().len() < MIN_SECRET_LEN => {
+                return Err(ConfigError::hidden(
+                    ENV_TOKEN_SECRET,
+                    format!(
+                        "must be at least {MIN_SECRET_LEN} bytes, got {}",
+                        secret.expose().len()
+                    ),
+                ));
+            }
+            Some(secret) => TokenSecret {
+                secret,
+                generated: false,
+            },
+            None => TokenSecret {
+                secret: random_secret(),
+                generated: true,
+            },
+        };
+
+        let download_attempts =
+            env.parse(ENV_DOWNLOAD_ATTEMPTS, "3", |v| match v.parse::<u32>() {
+                Ok(n) if (1..=100).contains(&n) => Ok(n),
+                _ => Err("expected a whole number from 1 to 100"),
+            })?;
+
+        let log_format = env.parse(ENV_LOG_FORMAT, "text", |v| match v {
+            "text" => Ok(LogFormat::Text),
+            "json" => Ok(LogFormat::Json),
+            _ => Err("expected text or json"),
+        })?;
+        let log_filter = env.get(ENV_LOG).unwrap_or_else(|| "info".to_owned());
+        if let Err(e) = log_filter.parse::<tracing_subscriber::EnvFilter>() {
+            return Err(ConfigError::value(ENV_LOG, &log_filter, e));
+        }
+
+        Ok(Config {
+            listen: env.parse(ENV_LISTEN, "0.0.0.0:8080", |v| v.parse::<SocketAddr>())?,
+            public_url: env.parse(ENV_PUBLIC_URL, "http://localhost:8080", parse_public_url)?,
+            token,
+            token_ttl: env.parse(ENV_TOKEN_TTL, "15m", parse_duration)?,
+            documents_dir: env.path(ENV_DOCUMENTS_DIR, "./documents"),
+            catalog: env.path(ENV_CATALOG, "./catalog.toml"),
+            outbox_dir: env.path(ENV_OUTBOX_DIR, "./outbox"),
+            request_log: env.path(ENV_REQUEST_LOG, "./requests.jsonl"),
+            mail_from: env.parse(ENV_MAIL_FROM, "docgate <noreply@localhost>", |v| {
+                v.parse::<Mailbox>()
+            })?,
+            mail_reply_to: env.optional(ENV_MAIL_REPLY_TO, |v| v.parse::<Mailbox>())?,
+            trusted_proxies: env.parse(ENV_TRUSTED_PROXIES, "", parse_cidrs)?,
+            limits: Limits {
+                request_per_ip: env.parse(ENV_LIMIT_REQUEST_PER_IP, "30/h", parse_rate)?,
+                request_per_email: env.parse(ENV_LIMIT_REQUEST_PER_EMAIL, "5/h", parse_rate)?,
+                download_per_ip: env.parse(ENV_LIMIT_DOWNLOAD_PER_IP, "60/m", parse_rate)?,
+            },
+            download_attempts,
+            drain_timeout: env.parse(ENV_DRAIN_TIMEOUT, "30s", parse_duration)?,
+            log_filter,
+            log_format,
+        })
+    }
+}
+
+/// Typed access to a [`Source`], attaching the variable name to every error.
+struct Reader<'a, S>(&'a S);
+
+impl<S: Source> Reader<'_, S> {
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.get(name)
+    }
+
+    /// Parses `name`, or `default` when unset.
+    fn parse<T, E: fmt::Display>(
+        &self,
+        name: &str,
+        default: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<T, ConfigError> {
+        let value = self.get(name).unwrap_or_else(|| default.to_owned());
+        parse(value.trim()).map_err(|e| ConfigError::value(name, &value, e))
+    }
+
+    fn optional<T, E: fmt::Display>(
+        &self,
+        name: &str,
+        parse: impl FnOnce(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, ConfigError> {
+        match self.get(name) {
+            None => Ok(None),
+            Some(value) => parse(value.trim())
+                .map(Some)
+                .map_err(|e| ConfigError::value(name, &value, e)),
+        }
+    }
+
+    fn path(&self, name: &str, default: &str) -> PathBuf {
+        PathBuf::from(self.get(name).unwrap_or_else(|| default.to_owned()))
+    }
+
+    /// A secret from `name` or from the file named by `name_FILE`; setting both is an error.
+    fn secret(&self, name: &str) -> Result<Option<Secret>, ConfigError> {
+        let file_var = format!("{name}_FILE");
+        match (self.get(name), self.get(&file_var)) {
+            (Some(_), Some(_)) => Err(ConfigError::hidden(
+                name,
+                format!("set either {name} or {file_var}, not both"),
+            )),
+            (Some(value), None) => Ok(Some(Secret::new(value.into_bytes()))),
+            (None, Some(path)) => {
+                let mut bytes =
+                    std::fs::read(&path).map_err(|e| ConfigError::value(&file_var, &path, e))?;
+                // A file written by `echo` or an editor ends in a newline that is not part of
+                // the secret.
+                while matches!(bytes.last(), Some(b'\n' | b'\r')) {
+                    bytes.pop();
+                }
+                Ok(Some(Secret::new(bytes)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+fn random_secret() -> Secret {
+    let mut bytes = vec![0u8; 32];
+    // The OS RNG failing at startup leaves no safe way to sign links; there is nothing to fall
+    // back to, and the process cannot do its job.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
+    Secret::new(bytes)
+}
+
+fn parse_public_url(value: &str) -> Result<String, &'static str> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| "expected an absolute http:// or https:// URL")?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => return Err("expected an absolute http:// or https:// URL"),
+    }
+    if uri.authority().is_none() {
+        return Err("expected an absolute http:// or https:// URL");
+    }
+    if value.contains(['?', '#']) {
+        return Err("must not have a query or fragment");
+    }
+    Ok(value.trim_end_matches('/').to_owned())
+}
+
+fn parse_cidrs(value: &str) -> Result<Vec<IpNet>, String> {
+    value
+        .split([',', ' '])
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("{s:?} is not a CIDR such as 10.0.0.0/8 or fd00::/8"))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_follow_the_interface() {
+        let config = Config::from_source(&source(&[])).unwrap();
+        assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.public_url, "http://localhost:8080");
+        assert_eq!(config.token_ttl, Duration::from_secs(900));
+        assert!(config.token.generated);
+        assert_eq!(config.token.secret.expose().len(), 32);
+        assert_eq!(config.download_attempts, 3);
+        assert_eq!(config.documents_dir, PathBuf::from("./documents"));
+        assert_eq!(config.catalog, PathBuf::from("./catalog.toml"));
+        assert_eq!(config.outbox_dir, PathBuf::from("./outbox"));
+        assert_eq!(config.mail_from.to_string(), "docgate <noreply@localhost>");
+        assert!(config.trusted_proxies.is_empty());
+        assert_eq!(config.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let cases = [
+            (ENV_TOKEN_TTL, "15", "DOCGATE_TOKEN_TTL=15 is not valid"),
+            (ENV_TOKEN_TTL, "0m", "must be greater than zero"),
+            (
+                ENV_LISTEN,
+                "localhost",
+                "DOCGATE_LISTEN=localhost is not valid",
+            ),
+            (
+                ENV_PUBLIC_URL,
+                "example.com",
+                "DOCGATE_PUBLIC_URL=example.com",
+            ),
+            (ENV_PUBLIC_URL, "ftp://x", "absolute http"),
+            (
+                ENV_LIMIT_REQUEST_PER_IP,
+                "ten",
+                "DOCGATE_LIMIT_REQUEST_PER_IP=ten",
+            ),
+            (ENV_DOWNLOAD_ATTEMPTS, "0", "DOCGATE_DOWNLOAD_ATTEMPTS=0"),
+            (
+                ENV_TRUSTED_PROXIES,
+                "10.0.0.0/8,nope",
+                "\"nope\" is not a CIDR",
+            ),
+            (ENV_MAIL_FROM, "not an address", "DOCGATE_MAIL_FROM="),
+            (ENV_LOG_FORMAT, "xml", "expected text or json"),
+            (
+                ENV_REDIS_URL,
+                "redis://localhost",
+                "DOCGATE_REDIS_URL is not valid",
+            ),
+        ];
+        for (name, value, expected) in cases {
+            let err = Config::from_source(&source(&[(name, value)])).unwrap_err();
+            assert_eq!(err.name, name);
+            let line = err.to_string();
+            assert!(line.contains(expected), "{line:?} lacks {expected:?}");
+            assert!(!line.contains('\n'));
+        }
+    }
+
+    #[test]
+    fn short_secret_is_refused_without_showing_it() {
+        let err = Config::from_source(&source(&[(ENV_TOKEN_SECRET, "hunter2")])).unwrap_err();
+        let line = err.to_string();
+        assert_eq!(
+            line,
+            "DOCGATE_TOKEN_SECRET is not valid: must be at least 32 bytes, got 7"
+        );
+    }
+
+    #[test]
+    fn secrets_read_from_files_without_the_trailing_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("secret");
+        std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
+        let config = Config::from_source(&source(&[(
+            "DOCGATE_TOKEN_SECRET_FILE",
+            path.to_str().unwrap(),
+        )]))
+        .unwrap();
+        assert!(!config.token.generated);
+        assert_eq!(
+            config.token.secret.expose(),
+            b"0123456789abcdef0123456789abcdef"
+        );
+
+        let both = source(&[
+            ("DOCGATE_TOKEN_SECRET_FILE", path.to_str().unwrap()),
+            (ENV_TOKEN_SECRET, "0123456789abcdef0123456789abcdef"),
+        ]);
+        assert!(
+            Config::from_source(&both)
+                .unwrap_err()
+                .to_string()
+                .contains("not both")
+        );
+
+        let missing = source(&[("DOCGATE_TOKEN_SECRET_FILE", "/nonexistent/secret")]);
+        assert_eq!(
+            Config::from_source(&missing).unwrap_err().name,
+            "DOCGATE_TOKEN_SECRET_FILE"
+        );
+    }
+
+    #[test]
+    fn public_url_loses_its_trailing_slash() {
+        let config = Config::from_source(&source(&[(
+            ENV_PUBLIC_URL,
+            "https://docs.example.com/get/",
+        )]))
+        .unwrap();
+        assert_eq!(config.public_url, "https://docs.example.com/get");
+    }
+
+    #[test]
+    fn secret_debug_shows_no_bytes() {
+        let secret = Secret::new(b"super-secret-value".to_vec());
+        assert_eq!(format!("{secret:?}"), "Secret(<18 bytes>)");
+    }
+}

@@ -1,0 +1,334 @@
+//! Response bodies with a job to do when they end.
+//!
+//! [`DownloadBody`] streams a document and settles its link: before it hands over the chunk that
+//! carries the document's last byte it completes the link in the store (so the bytes that finish
+//! a download are only ever sent by the download that spent the link), and if it is dropped before
+//! that (the client went away, the source broke) it releases the claim so the link can be resumed.
+//! A background task renews the claim while bytes flow and cuts the stream if the link is revoked.
+//!
+//! [`Logged`] writes the access log line when a response body is finished or dropped, with the
+//! bytes actually sent.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use tokio::task::AbortHandle;
+use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+
+use super::{AccessLine, Body, BoxError};
+use crate::objects::ByteStream;
+use crate::store::{Lease, StoreError, TokenStore};
+
+/// How a download ended, for the owner's request log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The last byte went out and the link is spent.
+    Completed,
+    /// A range that ends before the last byte was sent in full.
+    Partial,
+    /// The client went away, or the link was revoked, before the end.
+    Interrupted,
+    /// Our side failed (object source, store); the attempt was refunded.
+    Failed,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Partial => "partial",
+            Outcome::Interrupted => "interrupted",
+            Outcome::Failed => "failed",
+        }
+    }
+}
+
+/// Called once with the download's outcome.
+pub type OnFinish = Box<dyn FnOnce(Outcome) + Send>;
+
+/// A download's hold on its link.
+pub struct Claim {
+    pub store: Arc<dyn TokenStore>,
+    pub jti: String,
+    pub lease: Lease,
+}
+
+type Settling = Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send>>;
+
+/// Streams one download and settles its link.
+pub struct DownloadBody {
+    stream: ByteStream,
+    /// Bytes still to come from `stream`.
+    remaining: u64,
+    /// True when the body ends with the document's last byte: ending spends the link.
+    spends: bool,
+    /// The final chunk, held back until the link is settled.
+    held: Option<Bytes>,
+    settling: Option<Settling>,
+    revoked: Pin<Box<WaitForCancellationFutureOwned>>,
+    guard: Guard,
+}
+
+/// Releases the claim and reports the outcome if the body is dropped unsettled.
+struct Guard {
+    claim: Arc<Claim>,
+    settled: bool,
+    /// Set when the failure is ours, so the attempt is not counted against the link.
+    refund: bool,
+    heartbeat: AbortHandle,
+    on_finish: Option<OnFinish>,
+}
+
+impl Guard {
+    fn finish(&mut self, outcome: Outcome) {
+        self.settled = true;
+        if let Some(report) = self.on_finish.take() {
+            report(outcome);
+        }
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+        if self.settled {
+            return;
+        }
+        let claim = self.claim.clone();
+        let refund = self.refund;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = claim.store.release(&claim.jti, &claim.lease, refund).await {
+                    // The lease expires on its own; the link is usable again after it.
+                    tracing::warn!(cause = %e, "could not release a download's claim");
+                }
+            });
+        }
+        self.finish(if refund {
+            Outcome::Failed
+        } else {
+            Outcome::Interrupted
+        });
+    }
+}
+
+impl DownloadBody {
+    /// Streams `len` bytes of `stream` for the download holding `claim`. `spends` when they end
+    /// with the document's last byte.
+    pub fn new(
+        stream: ByteStream,
+        len: u64,
+        spends: bool,
+        claim: Claim,
+        renew_every: Duration,
+        on_finish: OnFinish,
+    ) -> Self {
+        let claim = Arc::new(claim);
+        let revoked = CancellationToken::new();
+        let heartbeat = tokio::spawn(renew(claim.clone(), renew_every, revoked.clone()));
+        Self {
+            stream,
+            remaining: len,
+            spends,
+            held: None,
+            settling: None,
+            revoked: Box::pin(revoked.cancelled_owned()),
+            guard: Guard {
+                claim,
+                settled: false,
+                refund: false,
+                heartbeat: heartbeat.abort_handle(),
+                on_finish: Some(on_finish),
+            },
+        }
+    }
+
+    fn start_settling(&mut self) {
+        let claim = self.guard.claim.clone();
+        self.settling = Some(if self.spends {
+            Box::pin(async move { claim.store.complete(&claim.jti, &claim.lease).await })
+        } else {
+            Box::pin(async move {
+                claim
+                    .store
+                    .release(&claim.jti, &claim.lease, false)
+                    .await
+                    .map(|()| true)
+            })
+        });
+    }
+}
+
+impl HttpBody for DownloadBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        if this.guard.settled {
+            return Poll::Ready(this.held.take().map(|chunk| Ok(Frame::data(chunk))));
+        }
+        if this.revoked.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Some(Err("the link was revoked during the download".into())));
+        }
+        loop {
+            if let Some(settling) = this.settling.as_mut() {
+                let result = ready!(settling.as_mut().poll(cx));
+                this.settling = None;
+                return match result {
+                    Ok(true) => {
+                        this.guard.finish(if this.spends {
+                            Outcome::Completed
+                        } else {
+                            Outcome::Partial
+                        });
+                        Poll::Ready(this.held.take().map(|chunk| Ok(Frame::data(chunk))))
+                    }
+                    // Revoked, or the lease lapsed and another download took the link: the
+                    // last bytes belong to nobody now.
+                    Ok(false) => Poll::Ready(Some(Err("the download lost its claim".into()))),
+                    Err(e) => {
+                        this.guard.refund = true;
+                        Poll::Ready(Some(Err(e.into())))
+                    }
+                };
+            }
+            if this.remaining == 0 {
+                this.start_settling();
+                continue;
+            }
+            match ready!(this.stream.as_mut().poll_next(cx)) {
+                Some(Ok(mut chunk)) => {
+                    if chunk.is_empty() {
+                        continue;
+                    }
+                    if chunk.len() as u64 > this.remaining {
+                        chunk.truncate(this.remaining as usize);
+                    }
+                    this.remaining -= chunk.len() as u64;
+                    if this.remaining == 0 {
+                        this.held = Some(chunk);
+                        continue;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(chunk))));
+                }
+                Some(Err(e)) => {
+                    this.guard.refund = true;
+                    return Poll::Ready(Some(Err(e.into())));
+                }
+                None => {
+                    this.guard.refund = true;
+                    return Poll::Ready(Some(Err("the object ended before its length".into())));
+                }
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.guard.settled && self.held.is_none()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining + self.held.as_ref().map_or(0, |c| c.len() as u64))
+    }
+}
+
+/// Renews the claim every `every`; cancels `revoked` when the claim is gone, or when the store has
+/// been unreachable for so long that the lease may have lapsed.
+async fn renew(claim: Arc<Claim>, every: Duration, revoked: CancellationToken) {
+    let mut last_renewed = tokio::time::Instant::now();
+    loop {
+        tokio::time::sleep(every).await;
+        match claim.store.renew(&claim.jti, &claim.lease).await {
+            Ok(true) => last_renewed = tokio::time::Instant::now(),
+            Ok(false) => {
+                tracing::info!("link revoked or claim lost during a download: stopping it");
+                revoked.cancel();
+                return;
+            }
+            Err(e) => {
+                if last_renewed.elapsed() + every >= claim.lease.ttl {
+                    tracing::warn!(cause = %e, "claim cannot be renewed: stopping the download");
+                    revoked.cancel();
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// A body that logs its request's access line when it ends or is dropped.
+pub struct Logged {
+    inner: Body,
+    sent: u64,
+    ended: bool,
+    line: AccessLine,
+}
+
+impl Logged {
+    pub fn new(inner: Body, line: AccessLine) -> Self {
+        Self {
+            inner,
+            sent: 0,
+            ended: false,
+            line,
+        }
+    }
+}
+
+impl HttpBody for Logged {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let frame = ready!(Pin::new(&mut this.inner).poll_frame(cx));
+        match &frame {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sent += data.len() as u64;
+                }
+            }
+            None => this.ended = true,
+            Some(Err(_)) => {}
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for Logged {
+    fn drop(&mut self) {
+        let complete = self.ended || self.inner.is_end_stream();
+        let line = &self.line;
+        tracing::info!(
+            method = %line.method,
+            route = %line.route,
+            status = line.status,
+            bytes = self.sent,
+            complete,
+            duration_ms = line.started.elapsed().as_secs_f64() * 1000.0,
+            client_ip = %line.client,
+            link = line.link.as_deref().unwrap_or(""),
+            "request"
+        );
+    }
+}

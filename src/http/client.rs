@@ -1,0 +1,148 @@
+//! Who is asking: the client's IP address, and whether it wants HTML or JSON.
+
+use std::net::{IpAddr, SocketAddr};
+
+use http::HeaderMap;
+use http::header::{ACCEPT, HeaderName};
+use ipnet::IpNet;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// The client's address: the TCP peer, unless the peer is a trusted proxy; then `X-Forwarded-For`
+/// is walked from the right, skipping trusted hops, and the first untrusted address is the client.
+/// A garbage entry stops the walk at the last address known good. IPv4-mapped IPv6 addresses are
+/// reported as IPv4.
+pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let peer = canonical(peer.ip());
+    let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
+    if !is_trusted(&peer) {
+        return peer;
+    }
+    let mut client = peer;
+    let hops = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .collect::<Vec<_>>();
+    for hop in hops.iter().rev() {
+        match parse_hop(hop) {
+            Some(ip) => {
+                client = ip;
+                if !is_trusted(&ip) {
+                    break;
+                }
+            }
+            None => break,
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry: an IP, possibly with a port or in brackets.
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    let hop = hop.trim();
+    if let Ok(ip) = hop.parse::<IpAddr>() {
+        return Some(canonical(ip));
+    }
+    hop.parse::<SocketAddr>().ok().map(|s| canonical(s.ip()))
+}
+
+fn canonical(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    }
+}
+
+/// True when the client prefers HTML to JSON: a browser navigating, not an API client.
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    let Some(accept) = headers.get(ACCEPT).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let mut html = 0.0f32;
+    let mut json = 0.0f32;
+    for range in accept.split(',') {
+        let mut parts = range.split(';');
+        let media = parts.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = parts
+            .filter_map(|p| p.trim().strip_prefix("q="))
+            .find_map(|q| q.trim().parse::<f32>().ok())
+            .unwrap_or(1.0);
+        match media.as_str() {
+            "text/html" | "application/xhtml+xml" => html = html.max(q),
+            "application/json" => json = json.max(q),
+            _ => {}
+        }
+    }
+    html > json
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(xff: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in xff {
+            map.append(&X_FORWARDED_FOR, v.parse().unwrap());
+        }
+        map
+    }
+
+    fn nets(list: &[&str]) -> Vec<IpNet> {
+        list.iter().map(|s| s.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn untrusted_peers_are_the_client() {
+        let peer = "203.0.113.9:5000".parse().unwrap();
+        let ip = client_ip(peer, &headers(&["1.2.3.4"]), &nets(&["10.0.0.0/8"]));
+        assert_eq!(ip, "203.0.113.9".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn trusted_chains_are_walked_from_the_right() {
+        let peer = "10.0.0.2:5000".parse().unwrap();
+        let trusted = nets(&["10.0.0.0/8"]);
+        let ip = client_ip(
+            peer,
+            &headers(&["6.6.6.6, 198.51.100.7, 10.0.0.5"]),
+            &trusted,
+        );
+        assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+        let ip = client_ip(peer, &headers(&["6.6.6.6", "198.51.100.7"]), &trusted);
+        assert_eq!(ip, "198.51.100.7".parse::<IpAddr>().unwrap());
+        let ip = client_ip(peer, &headers(&["garbage, 10.0.0.7"]), &trusted);
+        assert_eq!(ip, "10.0.0.7".parse::<IpAddr>().unwrap());
+        let ip = client_ip(peer, &headers(&[]), &trusted);
+        assert_eq!(ip, "10.0.0.2".parse::<IpAddr>().unwrap());
+        let ip = client_ip(peer, &headers(&["[2001:db8::1]:443"]), &trusted);
+        assert_eq!(ip, "2001:db8::1".parse::<IpAddr>().unwrap());
+    }
+
+    #[test]
+    fn mapped_ipv4_is_ipv4() {
+        let peer = "[::ffff:192.0.2.1]:80".parse().unwrap();
+        assert_eq!(
+            client_ip(peer, &HeaderMap::new(), &[]),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
+    }
+
+    #[test]
+    fn browsers_get_html_and_api_clients_json() {
+        let accept = |v: &str| {
+            let mut map = HeaderMap::new();
+            map.insert(ACCEPT, v.parse().unwrap());
+            wants_html(&map)
+        };
+        assert!(accept(
+            "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+        ));
+        assert!(!accept("*/*"));
+        assert!(!accept("application/json"));
+        assert!(!accept("application/json, text/html;q=0.5"));
+        assert!(!wants_html(&HeaderMap::new()));
+    }
+}

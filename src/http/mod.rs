@@ -1,0 +1,195 @@
+//! The public HTTP listener: accepting connections, routing, security headers and the access log.
+//!
+//! Built directly on hyper 1.x through hyper-util's auto (HTTP/1.1 + HTTP/2) connection builder.
+//! Each connection is watched by a [`GracefulShutdown`], so on SIGTERM the listener closes and
+//! in-flight downloads run to completion (bounded by the drain timeout).
+//!
+//! Handlers live one file per route family: [`request_link`] (`POST /api/download-requests`),
+//! [`download`] (`GET`/`HEAD /d/{token}`), [`health`]. They return `Result<Response, Error>`;
+//! [`error`] renders every failure.
+
+pub mod body;
+pub mod client;
+pub mod download;
+pub mod error;
+pub mod health;
+pub mod request_link;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, header};
+use http_body_util::BodyExt;
+use http_body_util::combinators::UnsyncBoxBody;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use body::Logged;
+use error::Error;
+
+/// A boxed error from a response body: the transfer is aborted.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+/// Every response body.
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
+
+/// How long a client may take to send its request headers.
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A whole body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    http_body_util::Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// An empty body.
+pub fn empty() -> Body {
+    http_body_util::Empty::new()
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+/// Serves `listener` until `shutdown` resolves, then drains in-flight requests for at most the
+/// configured drain timeout.
+pub async fn serve(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .keep_alive(true);
+    builder.http2().timer(TokioTimer::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(conn) => conn,
+                    Err(e) => {
+                        // Out of file descriptors and the like: back off instead of spinning.
+                        tracing::warn!(cause = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(cause = %e, "TCP_NODELAY not set");
+                }
+                let app = app.clone();
+                let service = tower::service_fn(move |req: Request<Incoming>| {
+                    let app = app.clone();
+                    async move { Ok::<_, Infallible>(handle(app, peer, req).await) }
+                });
+                let conn = builder.serve_connection_with_upgrades(
+                    TokioIo::new(stream),
+                    TowerToHyperService::new(service),
+                );
+                let conn = graceful.watch(conn.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(cause = %e, "connection ended with an error");
+                    }
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+
+    drop(listener);
+    tracing::info!("shutting down: draining in-flight requests");
+    tokio::select! {
+        () = graceful.shutdown() => tracing::info!("all connections closed"),
+        () = tokio::time::sleep(app.config.drain_timeout) => {
+            tracing::warn!(timeout = ?app.config.drain_timeout, "drain timeout reached; closing remaining connections");
+        }
+    }
+    Ok(())
+}
+
+/// Routes one request and wraps its response with the common headers and the access log.
+async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let client = client::client_ip(peer, req.headers(), &app.config.trusted_proxies);
+    let html = client::wants_html(req.headers());
+    let path = req.uri().path().to_owned();
+    let route = if path.starts_with("/d/") {
+        "/d/<redacted>".to_owned()
+    } else {
+        path.chars().take(100).collect()
+    };
+
+    let mut link = None;
+    let result = match (path.as_str(), &method) {
+        ("/api/download-requests", &Method::POST) => {
+            request_link::handle(&app, req, client, html).await
+        }
+        ("/api/download-requests", _) => Err(Error::MethodNotAllowed { allow: "POST" }),
+        (p, &Method::GET | &Method::HEAD) if p.starts_with("/d/") => {
+            download::handle(&app, req, client, &mut link).await
+        }
+        (p, _) if p.starts_with("/d/") => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
+        ("/healthz", &Method::GET | &Method::HEAD) => Ok(health::live()),
+        ("/readyz", &Method::GET | &Method::HEAD) => Ok(health::ready(&app).await),
+        ("/healthz" | "/readyz", _) => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
+        _ => Err(Error::NotFound),
+    };
+    let mut response = result.unwrap_or_else(|e| e.into_response(html));
+
+    let headers = response.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers
+        .entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+
+    let status = response.status();
+    response.map(|body| {
+        Logged::new(
+            body,
+            AccessLine {
+                method,
+                route,
+                status: status.as_u16(),
+                client,
+                link,
+                started,
+            },
+        )
+        .boxed_unsync()
+    })
+}
+
+/// What the access log line of one request says, besides the bytes sent.
+#[derive(Debug)]
+pub struct AccessLine {
+    pub method: Method,
+    /// The path, with tokens redacted.
+    pub route: String,
+    pub status: u16,
+    pub client: IpAddr,
+    /// The `jti` prefix, for download routes with a genuine token.
+    pub link: Option<String>,
+    pub started: Instant,
+}

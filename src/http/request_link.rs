@@ -1,0 +1,202 @@
+//! `POST /api/download-requests`: a visitor asks for a document by email.
+//!
+//! The order of checks is the order of cost: the client's rate limit, the content type, the body
+//! size (4 KiB, checked against `Content-Length` and again while reading), the fields, the address's
+//! rate limit. Only then is a link minted, recorded in the token store and mailed. The answer never
+//! holds the token or the link: they travel by mail only.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use http::{HeaderMap, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::Body;
+use super::error::{Error, html_page, json};
+use crate::address;
+use crate::app::App;
+use crate::mail::LinkMail;
+use crate::ratelimit::{Decision, Key, Scope};
+use crate::requestlog::{Entry, Event};
+use crate::store::NewLink;
+use crate::token::Claims;
+use crate::units::humanize;
+
+/// The largest request body accepted.
+pub const MAX_BODY: usize = 4096;
+
+/// The request's fields, from JSON or a form. Missing fields are reported, unknown ones ignored.
+#[derive(Debug, Default, Deserialize)]
+struct Fields {
+    email: Option<String>,
+    document: Option<String>,
+}
+
+/// Handles one link request and records it in the owner's request log, whatever its outcome.
+pub async fn handle(
+    app: &App,
+    req: Request<Incoming>,
+    client: IpAddr,
+    html: bool,
+) -> Result<Response<Body>, Error> {
+    let mut entry = Entry::now(Event::LinkRequested, client, "");
+    let result = request_link(app, req, client, html, &mut entry).await;
+    entry.outcome = match &result {
+        Ok(_) => "sent".to_owned(),
+        Err(e) => e.code().to_owned(),
+    };
+    if let Err(e) = app.backends.requests.record(&entry).await {
+        tracing::warn!(cause = %e, "request log entry lost");
+    }
+    result
+}
+
+async fn request_link(
+    app: &App,
+    req: Request<Incoming>,
+    client: IpAddr,
+    html: bool,
+    entry: &mut Entry,
+) -> Result<Response<Body>, Error> {
+    let limits = &app.config.limits;
+    check(
+        app,
+        &Key::ip(Scope::RequestPerIp, client),
+        limits.request_per_ip,
+    )
+    .await?;
+
+    let form = content_kind(req.headers())?;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(Error::TooLarge);
+    }
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<LengthLimitError>() {
+                Error::TooLarge
+            } else {
+                Error::invalid("body", "The request body could not be read.")
+            }
+        })?
+        .to_bytes();
+
+    let fields: Fields = if form {
+        serde_urlencoded::from_bytes(&bytes)
+            .map_err(|_| Error::invalid("body", "The form data could not be decoded."))?
+    } else {
+        serde_json::from_slice(&bytes).map_err(|_| {
+            Error::invalid(
+                "body",
+                "Send a JSON object with string fields \"email\" and \"document\".",
+            )
+        })?
+    };
+    entry.email = fields.email.as_ref().map(|e| e.chars().take(320).collect());
+    entry.document = fields
+        .document
+        .as_ref()
+        .map(|d| d.chars().take(100).collect());
+
+    let mut errors: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
+    let address = match address::validate(fields.email.as_deref().unwrap_or("")) {
+        Ok(address) => Some(address),
+        Err(e) => {
+            errors.insert("email", vec![e.to_string()]);
+            None
+        }
+    };
+    let document_id = fields.document.as_deref().map(str::trim).unwrap_or("");
+    if document_id.is_empty() {
+        errors.insert("document", vec!["Choose a document.".to_owned()]);
+    }
+    let address = match address {
+        Some(address) if errors.is_empty() => address,
+        _ => return Err(Error::Invalid(errors)),
+    };
+    let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
+    entry.email = Some(address.to_string());
+
+    check(
+        app,
+        &Key::email(Scope::RequestPerEmail, address.as_ref()),
+        limits.request_per_email,
+    )
+    .await?;
+
+    let ttl = app.config.token_ttl;
+    let claims = Claims::new(&document.id, app.now(), ttl.as_secs());
+    app.backends
+        .store
+        .insert(&NewLink {
+            jti: &claims.jti,
+            doc: &document.id,
+            ttl,
+            attempts: app.config.download_attempts,
+        })
+        .await?;
+    entry.jti = Some(claims.jti.clone());
+    let mail = LinkMail {
+        to: address,
+        claims,
+        title: document.title.clone(),
+    };
+    app.backends.mailer.send(&mail).await?;
+    tracing::info!(
+        email = %app.pseudonym(mail.to.as_ref()),
+        document = %document.id,
+        link = mail.claims.jti_prefix(),
+        "link mailed"
+    );
+
+    Ok(accepted(ttl, html))
+}
+
+/// `202` with the message naming the link's real lifetime.
+fn accepted(ttl: Duration, html: bool) -> Response<Body> {
+    let message = format!("Check your inbox: the link expires in {}.", humanize(ttl));
+    if html {
+        html_page(StatusCode::ACCEPTED, "Check your inbox", &message)
+    } else {
+        json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "message": message }),
+        )
+    }
+}
+
+/// Counts the request against `key`, refusing it when over the limit.
+async fn check(app: &App, key: &Key, rate: crate::units::Rate) -> Result<(), Error> {
+    match app.backends.limiter.check(key, rate).await? {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
+    }
+}
+
+/// `true` for a form, `false` for JSON; anything else is refused.
+fn content_kind(headers: &HeaderMap) -> Result<bool, Error> {
+    let value = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .ok_or(Error::UnsupportedMediaType)?;
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match essence.as_str() {
+        "application/json" => Ok(false),
+        "application/x-www-form-urlencoded" => Ok(true),
+        _ => Err(Error::UnsupportedMediaType),
+    }
+}

@@ -1,0 +1,363 @@
+//! The embedded token store: link records in a mutex-guarded map, expiring with their TTL.
+//!
+//! State lives only as long as the process: a restart forgets every link (the embedded mode also
+//! makes a fresh signing key per start, so such links would not verify anyway). Time is
+//! `tokio::time::Instant`, so tests drive expiry with a paused clock.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::time::Instant;
+
+use super::{Claim, Lease, LinkState, NewLink, StoreError, TokenStore};
+
+/// How often expired records are swept out, at most.
+const SWEEP_EVERY: Duration = Duration::from_secs(30);
+
+/// The embedded token store.
+#[derive(Debug)]
+pub struct MemoryStore {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// Usable or in-flight links, by `jti`.
+    links: HashMap<String, Record>,
+    /// Spent links, by `jti`, kept until they would have expired so a late click hears "used"
+    /// rather than "revoked".
+    spent: HashMap<String, Instant>,
+    /// When expired entries were last removed.
+    last_sweep: Instant,
+}
+
+#[derive(Debug)]
+struct Record {
+    expires: Instant,
+    started: u32,
+    attempts: u32,
+    /// The holder and deadline of the current download, if one is streaming.
+    lease: Option<(String, Instant)>,
+}
+
+impl Record {
+    fn live_lease(&self, now: Instant) -> Option<&str> {
+        match &self.lease {
+            Some((id, deadline)) if *deadline > now => Some(id),
+            _ => None,
+        }
+    }
+
+    fn holds(&self, lease: &Lease, now: Instant) -> bool {
+        self.live_lease(now) == Some(lease.id.as_str())
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        Self {
+            inner: Mutex::new(Inner {
+                links: HashMap::new(),
+                spent: HashMap::new(),
+                last_sweep: Instant::now(),
+            }),
+        }
+    }
+
+    /// How many links are usable or in flight (for tests and diagnostics).
+    pub fn live_links(&self) -> usize {
+        let now = Instant::now();
+        self.lock()
+            .links
+            .values()
+            .filter(|r| r.expires > now)
+            .count()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding this lock cannot leave a record half-written (every update is a
+        // plain field assignment), so a poisoned lock is still consistent.
+        self.inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    /// The live record for `jti`, dropping it if it has expired.
+    fn record(&mut self, jti: &str, now: Instant) -> Option<&mut Record> {
+        if self.links.get(jti).is_some_and(|r| r.expires <= now) {
+            self.links.remove(jti);
+        }
+        self.links.get_mut(jti)
+    }
+
+    fn state(&mut self, jti: &str, now: Instant) -> LinkState {
+        let spent = self.spent.get(jti).is_some_and(|&until| until > now);
+        match self.record(jti, now) {
+            Some(r) if r.live_lease(now).is_some() => LinkState::InFlight,
+            Some(r) if r.started >= r.attempts => LinkState::Used,
+            Some(r) => LinkState::Ready { started: r.started },
+            None if spent => LinkState::Used,
+            None => LinkState::Revoked,
+        }
+    }
+
+    fn spend(&mut self, jti: &str) {
+        if let Some(record) = self.links.remove(jti) {
+            self.spent.insert(jti.to_owned(), record.expires);
+        }
+    }
+
+    fn sweep(&mut self, now: Instant) {
+        if now.duration_since(self.last_sweep) < SWEEP_EVERY {
+            return;
+        }
+        self.links.retain(|_, r| r.expires > now);
+        self.spent.retain(|_, until| *until > now);
+        self.last_sweep = now;
+    }
+}
+
+#[async_trait]
+impl TokenStore for MemoryStore {
+    async fn insert(&self, link: &NewLink<'_>) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        inner.sweep(now);
+        inner.links.insert(
+            link.jti.to_owned(),
+            Record {
+                expires: now + link.ttl,
+                started: 0,
+                attempts: link.attempts,
+                lease: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn peek(&self, jti: &str) -> Result<LinkState, StoreError> {
+        Ok(self.lock().state(jti, Instant::now()))
+    }
+
+    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        match inner.state(jti, now) {
+            LinkState::Ready { .. } => {}
+            other => return Ok(Claim::Refused(other)),
+        }
+        let Some(record) = inner.record(jti, now) else {
+            return Ok(Claim::Refused(LinkState::Revoked));
+        };
+        record.started += 1;
+        let deadline = now + lease.ttl;
+        record.lease = Some((lease.id.clone(), deadline));
+        record.expires = record.expires.max(deadline);
+        Ok(Claim::Granted {
+            attempt: record.started,
+        })
+    }
+
+    async fn renew(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        match inner.record(jti, now) {
+            Some(record) if record.holds(lease, now) => {
+                let deadline = now + lease.ttl;
+                record.lease = Some((lease.id.clone(), deadline));
+                record.expires = record.expires.max(deadline);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn complete(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        match inner.record(jti, now) {
+            Some(record) if record.holds(lease, now) => {
+                inner.spend(jti);
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let spent = match inner.record(jti, now) {
+            Some(record) if record.holds(lease, now) => {
+                record.lease = None;
+                if refund {
+                    record.started = record.started.saturating_sub(1);
+                }
+                record.started >= record.attempts
+            }
+            _ => false,
+        };
+        if spent {
+            inner.spend(jti);
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TTL: Duration = Duration::from_secs(900);
+
+    fn link(jti: &str) -> NewLink<'_> {
+        NewLink {
+            jti,
+            doc: "resume",
+            ttl: TTL,
+            attempts: 3,
+        }
+    }
+
+    fn lease() -> Lease {
+        Lease::new(Duration::from_secs(10))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_completed_download_spends_the_link() {
+        let store = MemoryStore::new();
+        store.insert(&link("a")).await.unwrap();
+        assert_eq!(
+            store.peek("a").await.unwrap(),
+            LinkState::Ready { started: 0 }
+        );
+        let l = lease();
+        assert_eq!(
+            store.claim("a", &l).await.unwrap(),
+            Claim::Granted { attempt: 1 }
+        );
+        assert_eq!(store.peek("a").await.unwrap(), LinkState::InFlight);
+        assert_eq!(
+            store.claim("a", &lease()).await.unwrap(),
+            Claim::Refused(LinkState::InFlight)
+        );
+        assert!(store.complete("a", &l).await.unwrap());
+        assert_eq!(store.peek("a").await.unwrap(), LinkState::Used);
+        assert_eq!(
+            store.claim("a", &lease()).await.unwrap(),
+            Claim::Refused(LinkState::Used)
+        );
+        assert_eq!(store.live_links(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn cut_off_downloads_count_until_the_attempts_run_out() {
+        let store = MemoryStore::new();
+        store.insert(&link("a")).await.unwrap();
+        for attempt in 1..=3 {
+            let l = lease();
+            assert_eq!(
+                store.claim("a", &l).await.unwrap(),
+                Claim::Granted { attempt }
+            );
+            store.release("a", &l, false).await.unwrap();
+        }
+        assert_eq!(store.peek("a").await.unwrap(), LinkState::Used);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refund_does_not_count() {
+        let store = MemoryStore::new();
+        store.insert(&link("a")).await.unwrap();
+        for _ in 0..5 {
+            let l = lease();
+            assert_eq!(
+                store.claim("a", &l).await.unwrap(),
+                Claim::Granted { attempt: 1 }
+            );
+            store.release("a", &l, true).await.unwrap();
+        }
+        assert_eq!(
+            store.peek("a").await.unwrap(),
+            LinkState::Ready { started: 0 }
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_dead_holders_lease_expires() {
+        let store = MemoryStore::new();
+        store.insert(&link("a")).await.unwrap();
+        let first = lease();
+        store.claim("a", &first).await.unwrap();
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let second = lease();
+        assert_eq!(
+            store.claim("a", &second).await.unwrap(),
+            Claim::Granted { attempt: 2 }
+        );
+        assert!(!store.renew("a", &first).await.unwrap());
+        assert!(!store.complete("a", &first).await.unwrap());
+        assert!(store.renew("a", &second).await.unwrap());
+        assert!(store.complete("a", &second).await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn links_expire_with_their_ttl_but_not_mid_download() {
+        let store = MemoryStore::new();
+        store.insert(&link("a")).await.unwrap();
+        store.insert(&link("b")).await.unwrap();
+        tokio::time::advance(TTL - Duration::from_secs(5)).await;
+        let l = lease();
+        store.claim("b", &l).await.unwrap();
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(store.peek("a").await.unwrap(), LinkState::Revoked);
+        assert!(
+            store.renew("b", &l).await.unwrap(),
+            "the lease keeps b alive"
+        );
+        assert!(store.complete("b", &l).await.unwrap());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn unknown_links_are_revoked() {
+        let store = MemoryStore::new();
+        assert_eq!(store.peek("x").await.unwrap(), LinkState::Revoked);
+        assert_eq!(
+            store.claim("x", &lease()).await.unwrap(),
+            Claim::Refused(LinkState::Revoked)
+        );
+    }
+
+    #[tokio::test]
+    async fn racing_claims_have_one_winner() {
+        let store = std::sync::Arc::new(MemoryStore::new());
+        store.insert(&link("a")).await.unwrap();
+        let tasks: Vec<_> = (0..32)
+            .map(|_| {
+                let store = store.clone();
+                tokio::spawn(async move { store.claim("a", &lease()).await.unwrap() })
+            })
+            .collect();
+        let mut granted = 0;
+        for task in tasks {
+            if matches!(task.await.unwrap(), Claim::Granted { .. }) {
+                granted += 1;
+            }
+        }
+        assert_eq!(granted, 1);
+    }
+}

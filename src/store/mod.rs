@@ -1,0 +1,106 @@
+//! The token store: the single-use state of every link, behind [`TokenStore`].
+//!
+//! A link is *usable* from the moment it is minted until one download of it completes, it is
+//! revoked, it expires, or [`NewLink::attempts`] downloads of it have started without completing.
+//! A download holds a [`Lease`] on its link while bytes flow: a second download of the same link is
+//! refused (`InFlight`) until the lease is completed, released, or expires because the replica
+//! holding it died. Every operation is one atomic step in the store, so two racing clients can
+//! never both be granted the same link.
+//!
+//! Implementations: [`memory::MemoryStore`] (embedded, in process). Each must fail closed: when the
+//! store cannot answer, operations return [`StoreError::Unavailable`] and no download starts.
+
+pub mod memory;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+/// A link to record when it is minted.
+#[derive(Debug, Clone)]
+pub struct NewLink<'a> {
+    pub jti: &'a str,
+    /// The catalog id of the document, kept so operators can read what a key grants.
+    pub doc: &'a str,
+    /// How long the link lives; the record expires with it.
+    pub ttl: Duration,
+    /// How many downloads may start before one completes.
+    pub attempts: u32,
+}
+
+/// A claim on a link held by one download while it streams.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// Random, unique to this download: only its holder can complete or release it.
+    pub id: String,
+    /// How long the claim survives without renewal.
+    pub ttl: Duration,
+}
+
+impl Lease {
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            id: crate::token::new_jti(),
+            ttl,
+        }
+    }
+}
+
+/// What a download of a link would meet now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkState {
+    /// Usable; `started` downloads of it have begun and not completed.
+    Ready { started: u32 },
+    /// Another download of it is streaming.
+    InFlight,
+    /// Spent: downloaded completely, or out of attempts.
+    Used,
+    /// Unknown to the store: revoked by an operator (or never recorded).
+    Revoked,
+}
+
+/// The answer to a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Claim {
+    /// The caller holds the lease; this is download number `attempt` (from 1).
+    Granted { attempt: u32 },
+    /// Refused: the link is in another state.
+    Refused(LinkState),
+}
+
+/// A store that cannot answer. Single use cannot be enforced, so nothing is served.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("token store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// The single-use state of links.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Records a freshly minted link.
+    async fn insert(&self, link: &NewLink<'_>) -> Result<(), StoreError>;
+
+    /// Reports the link's state without changing it (for `HEAD`).
+    async fn peek(&self, jti: &str) -> Result<LinkState, StoreError>;
+
+    /// Starts a download: counts an attempt and takes the lease, unless the link is in flight,
+    /// spent or unknown. While leased, the record lives at least as long as the lease.
+    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError>;
+
+    /// Extends a held lease. `false` when the lease is no longer held (revoked, or expired and
+    /// taken by another download): the download must stop.
+    async fn renew(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError>;
+
+    /// Ends a download that delivered the document's last byte: the link is spent. `false` when
+    /// the lease was no longer held, in which case the last bytes must not be sent.
+    async fn complete(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError>;
+
+    /// Ends a download that did not deliver the last byte (cut off, or a partial range). With
+    /// `refund` the attempt is not counted (the failure was ours, not the client's). A link whose
+    /// attempts are all used up is spent.
+    async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError>;
+
+    /// Answers when the store is reachable (for `/readyz`).
+    async fn ping(&self) -> Result<(), StoreError>;
+}

@@ -1,0 +1,350 @@
+//! Signed link tokens: JWTs (HS256, `kid` in the header) carrying `jti`, `doc`, `iat`, `exp` and
+//! `iss`, and nothing about the person who asked.
+//!
+//! Architecture invariant: `token` does no I/O and reads no clock. Callers pass `now` (seconds
+//! since the Unix epoch), so expiry is tested without sleeping and one request sees one time.
+//!
+//! Verification pins the algorithm to HS256, looks the key up by `kid`, requires every claim with
+//! its type (a string `exp` is malformed, not absent), checks `iss`, and refuses tokens longer than
+//! [`MAX_TOKEN_LEN`] before parsing. Time checks use [`LEEWAY_SECS`] of leeway, not the crate's
+//! 60 s: replicas share NTP-synchronised clocks, so a few seconds covers real skew while keeping a
+//! link's lifetime what the mail says.
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::config::Secret;
+
+/// The `iss` claim of every token.
+pub const ISSUER: &str = "docgate";
+/// Allowed clock skew, in seconds, for `exp` and `iat`.
+pub const LEEWAY_SECS: u64 = 5;
+/// Tokens longer than this are refused before any parsing. Real ones are about 250 bytes.
+pub const MAX_TOKEN_LEN: usize = 2048;
+/// Random bytes in a `jti` (144 bits).
+const JTI_BYTES: usize = 18;
+
+/// What a link grants: one document, for a while. Also the token's claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Claims {
+    /// The link's unique id: the Redis key suffix, what an operator revokes.
+    pub jti: String,
+    /// The catalog id of the document.
+    pub doc: String,
+    /// Issued at, seconds since the epoch.
+    pub iat: u64,
+    /// Expires at, seconds since the epoch.
+    pub exp: u64,
+    /// Always [`ISSUER`].
+    pub iss: String,
+}
+
+impl Claims {
+    /// A new link to `doc`, issued at `now` and living `ttl_secs`, with a fresh random `jti`.
+    pub fn new(doc: &str, now: u64, ttl_secs: u64) -> Self {
+        Self {
+            jti: new_jti(),
+            doc: doc.to_owned(),
+            iat: now,
+            exp: now.saturating_add(ttl_secs),
+            iss: ISSUER.to_owned(),
+        }
+    }
+
+    /// Seconds left before expiry at `now` (zero once expired).
+    pub fn remaining(&self, now: u64) -> u64 {
+        self.exp.saturating_sub(now)
+    }
+
+    /// The first characters of the `jti`: enough to find a link in logs, too few to be one.
+    pub fn jti_prefix(&self) -> &str {
+        self.jti.get(..6).unwrap_or(&self.jti)
+    }
+}
+
+/// Why a token was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Not a token of ours: bad shape, bad signature, unknown key, wrong algorithm or claims.
+    #[error("malformed or tampered token: {0}")]
+    Invalid(&'static str),
+    /// Genuine, but past its `exp`.
+    #[error("token expired")]
+    Expired(Box<Claims>),
+    /// Signing failed (a crypto backend error; not expected with HMAC).
+    #[error("token signing failed: {0}")]
+    Signing(jsonwebtoken::errors::Error),
+}
+
+/// Signs and verifies tokens with a set of keys, by `kid`.
+pub struct TokenCodec {
+    signing_kid: String,
+    encoding: EncodingKey,
+    decoding: HashMap<String, DecodingKey>,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenCodec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCodec")
+            .field("signing_kid", &self.signing_kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenCodec {
+    /// A codec with one key; its `kid` is derived from the secret, so replicas sharing the secret
+    /// agree on it without configuration.
+    pub fn new(secret: &Secret) -> Self {
+        let kid = key_id(secret);
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.set_issuer(&[ISSUER]);
+        validation.set_required_spec_claims(&["exp", "iss"]);
+        // Time is checked in `verify` against the caller's clock, with our leeway.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.leeway = LEEWAY_SECS;
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: HashMap::from([(kid.clone(), DecodingKey::from_secret(secret.expose()))]),
+            signing_kid: kid,
+            validation,
+        }
+    }
+
+    /// The token for these claims. Deterministic: the same claims and key give the same token.
+    pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(self.signing_kid.clone());
+        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(TokenError::Signing)
+    }
+
+    /// Verifies a token at time `now` and returns its claims.
+    pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(TokenError::Invalid("token too long"));
+        }
+        if token.bytes().filter(|&b| b == b'.').count() != 2 {
+            return Err(TokenError::Invalid("not three segments"));
+        }
+        let header =
+            jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("bad header"))?;
+        if header.alg != Algorithm::HS256 {
+            return Err(TokenError::Invalid("algorithm not allowed"));
+        }
+        let kid = header.kid.ok_or(TokenError::Invalid("no kid"))?;
+        let key = self
+            .decoding
+            .get(&kid)
+            .ok_or(TokenError::Invalid("unknown kid"))?;
+        let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
+            .map_err(|e| TokenError::Invalid(describe(e.kind())))?
+            .claims;
+        if claims.iat > now.saturating_add(LEEWAY_SECS) {
+            return Err(TokenError::Invalid("issued in the future"));
+        }
+        if claims.exp < claims.iat {
+            return Err(TokenError::Invalid("expires before issued"));
+        }
+        if !crate::catalog::is_valid_id(&claims.doc) || !is_valid_jti(&claims.jti) {
+            return Err(TokenError::Invalid("bad claim value"));
+        }
+        if now >= claims.exp.saturating_add(LEEWAY_SECS) {
+            return Err(TokenError::Expired(Box::new(claims)));
+        }
+        Ok(claims)
+    }
+}
+
+fn describe(kind: &ErrorKind) -> &'static str {
+    match kind {
+        ErrorKind::InvalidSignature => "bad signature",
+        ErrorKind::InvalidAlgorithm => "algorithm not allowed",
+        ErrorKind::InvalidIssuer => "wrong issuer",
+        ErrorKind::MissingRequiredClaim(_) => "missing claim",
+        ErrorKind::InvalidClaimFormat(_) | ErrorKind::Json(_) => "bad claims",
+        _ => "bad token",
+    }
+}
+
+/// A fresh `jti`: [`JTI_BYTES`] from the OS RNG, base64url without padding.
+pub fn new_jti() -> String {
+    let mut bytes = [0u8; JTI_BYTES];
+    // Without the OS RNG no unguessable link can be made; there is no safe fallback.
+    #[allow(clippy::expect_used)]
+    getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A `jti` is base64url, as minted by [`new_jti`] (16 to 64 characters accepted).
+pub fn is_valid_jti(jti: &str) -> bool {
+    (16..=64).contains(&jti.len())
+        && jti
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// The `kid` of a secret: the first 64 bits of its SHA-256, hex.
+fn key_id(secret: &Secret) -> String {
+    let digest = Sha256::digest(secret.expose());
+    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: u64 = 1_800_000_000;
+
+    fn codec(secret: &[u8]) -> TokenCodec {
+        TokenCodec::new(&Secret::new(secret.to_vec()))
+    }
+
+    fn segments(token: &str) -> Vec<serde_json::Value> {
+        token
+            .split('.')
+            .take(2)
+            .map(|s| serde_json::from_slice(&URL_SAFE_NO_PAD.decode(s).unwrap()).unwrap())
+            .collect()
+    }
+
+    fn forge(header: &str, claims: &str, sign_with: &[u8]) -> String {
+        use jsonwebtoken::crypto::sign;
+        let h = URL_SAFE_NO_PAD.encode(header);
+        let c = URL_SAFE_NO_PAD.encode(claims);
+        let input = format!("{h}.{c}");
+        let sig = sign(
+            input.as_bytes(),
+            &EncodingKey::from_secret(sign_with),
+            Algorithm::HS256,
+        )
+        .unwrap();
+        format!("{input}.{sig}")
+    }
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_signed_token_verifies_and_carries_no_personal_data() {
+        let codec = codec(SECRET);
+        let claims = Claims::new("resume", NOW, 900);
+        assert!(claims.jti.len() >= 22, "at least 128 bits of randomness");
+        let token = codec.sign(&claims).unwrap();
+        assert_eq!(codec.verify(&token, NOW + 10).unwrap(), claims);
+        let parts = segments(&token);
+        assert_eq!(parts[0]["alg"], "HS256");
+        assert_eq!(parts[0]["kid"].as_str().unwrap().len(), 16);
+        let keys: Vec<_> = parts[1].as_object().unwrap().keys().cloned().collect();
+        assert_eq!(keys, ["doc", "exp", "iat", "iss", "jti"]);
+        assert_eq!(
+            codec.sign(&claims).unwrap(),
+            token,
+            "signing is deterministic"
+        );
+    }
+
+    #[test]
+    fn jtis_are_unique_and_url_safe() {
+        let a = new_jti();
+        let b = new_jti();
+        assert_ne!(a, b);
+        assert!(is_valid_jti(&a));
+        assert_eq!(a.len(), 24);
+    }
+
+    #[test]
+    fn expiry_uses_the_documented_leeway() {
+        let codec = codec(SECRET);
+        let claims = Claims::new("resume", NOW, 900);
+        let token = codec.sign(&claims).unwrap();
+        assert!(codec.verify(&token, NOW + 900 + LEEWAY_SECS - 1).is_ok());
+        match codec.verify(&token, NOW + 900 + LEEWAY_SECS) {
+            Err(TokenError::Expired(c)) => assert_eq!(c.doc, "resume"),
+            other => panic!("expected expiry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn tampering_and_foreign_keys_are_invalid() {
+        let codec = codec(SECRET);
+        let token = codec.sign(&Claims::new("resume", NOW, 900)).unwrap();
+        let (head, sig) = token.rsplit_once('.').unwrap();
+        let mut bad_sig = sig.to_owned();
+        bad_sig.replace_range(..2, if sig.starts_with("AA") { "BB" } else { "AA" });
+        let other = self::codec(b"another secret that is long enough!!");
+        let cases = [
+            format!("{head}.{bad_sig}"),
+            other.sign(&Claims::new("resume", NOW, 900)).unwrap(),
+            format!("{token}.x"),
+            "a.b".to_owned(),
+            String::new(),
+            "x".repeat(MAX_TOKEN_LEN + 1),
+        ];
+        for token in cases {
+            assert!(
+                matches!(codec.verify(&token, NOW), Err(TokenError::Invalid(_))),
+                "{token:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn forged_headers_and_claims_are_invalid() {
+        let codec = codec(SECRET);
+        let kid = key_id(&Secret::new(SECRET.to_vec()));
+        let good_header = format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}"}}"#);
+        let claims = |extra: &str| {
+            format!(
+                r#"{{"jti":"abcdefghijklmnopqrstuvwx","doc":"resume","iat":{NOW},"exp":{},"iss":"docgate"{extra}}}"#,
+                NOW + 900
+            )
+        };
+        // Sanity: the forger makes valid tokens when nothing is wrong.
+        assert!(
+            codec
+                .verify(&forge(&good_header, &claims(""), SECRET), NOW)
+                .is_ok()
+        );
+
+        let missing_jti = format!(
+            r#"{{"doc":"resume","iat":{NOW},"exp":{},"iss":"docgate"}}"#,
+            NOW + 900
+        );
+        let string_exp = format!(
+            r#"{{"jti":"abcdefghijklmnopqrstuvwx","doc":"resume","iat":{NOW},"exp":"{}","iss":"docgate"}}"#,
+            NOW + 900
+        );
+        let future_iat = format!(
+            r#"{{"jti":"abcdefghijklmnopqrstuvwx","doc":"resume","iat":{},"exp":{},"iss":"docgate"}}"#,
+            NOW + 60,
+            NOW + 900
+        );
+        let wrong_iss = claims("").replace("\"docgate\"", "\"someone\"");
+        let cases = [
+            (r#"{"alg":"none","kid":"x"}"#.to_owned(), claims("")),
+            (format!(r#"{{"alg":"HS512","kid":"{kid}"}}"#), claims("")),
+            (r#"{"alg":"HS256","kid":"unknown"}"#.to_owned(), claims("")),
+            (r#"{"alg":"HS256"}"#.to_owned(), claims("")),
+            (good_header.clone(), missing_jti),
+            (good_header.clone(), string_exp),
+            (good_header.clone(), future_iat),
+            (good_header.clone(), wrong_iss),
+            (good_header.clone(), claims(r#","email":"a@b.c""#)),
+        ];
+        for (header, claims) in cases {
+            let token = forge(&header, &claims, SECRET);
+            assert!(
+                matches!(codec.verify(&token, NOW), Err(TokenError::Invalid(_))),
+                "{header} {claims}"
+            );
+        }
+    }
+}
