@@ -1,0 +1,9 @@
+//! docgate's integration tests: one binary, one module per area. Every test starts its own server
+//! on a free loopback port and talks to it over real HTTP.
+
+mod support;
+
+mod downloads;
+mod errors;
+mod journey;
+mod process;

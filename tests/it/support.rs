@@ -1,0 +1,329 @@
+//! The test harness: a docgate server per test, in process, on a free loopback port, with its own
+//! documents, outbox, request log and store; and helpers to read what it mailed and logged.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use docgate::app::{App, Backends};
+use docgate::config::Config;
+use docgate::requestlog::Entry;
+use docgate::store::memory::MemoryStore;
+use docgate::token::{Claims, TokenCodec};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The signing secret every test server uses, so tests can forge and inspect tokens.
+pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+/// Size of the `resume` document.
+pub const RESUME_LEN: usize = 300 * 1024;
+/// Size of the `big` document: larger than loopback socket buffers, so a client that stops
+/// reading really stops the transfer.
+pub const BIG_LEN: usize = 24 * 1024 * 1024;
+
+pub const CATALOG: &str = r#"
+[documents.resume]
+key = "resume/Jane_Doe_Resume.pdf"
+filename = "Jane_Doe_Resume.pdf"
+title = "Jane Doe's resume"
+
+[documents.lebenslauf]
+key = "resume/lebenslauf.pdf"
+filename = "Lebenslauf Jürgen Müller.pdf"
+title = "Jürgen's Lebenslauf"
+
+[documents.big]
+key = "big.bin"
+filename = "big.bin"
+title = "A big file"
+"#;
+
+/// Deterministic document bytes: distinct per document and position.
+pub fn content(seed: u8, len: usize) -> Vec<u8> {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
+    let mut out = Vec::with_capacity(len + 8);
+    while out.len() < len {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        out.extend_from_slice(&state.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("{:x}", Sha256::digest(bytes))
+}
+
+/// Writes the catalog and its documents into `dir`.
+pub fn write_fixtures(dir: &Path) {
+    std::fs::create_dir_all(dir.join("documents/resume")).unwrap();
+    std::fs::write(dir.join("catalog.toml"), CATALOG).unwrap();
+    std::fs::write(
+        dir.join("documents/resume/Jane_Doe_Resume.pdf"),
+        content(1, RESUME_LEN),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("documents/resume/lebenslauf.pdf"),
+        content(2, 4096),
+    )
+    .unwrap();
+    std::fs::write(dir.join("documents/big.bin"), content(3, BIG_LEN)).unwrap();
+}
+
+/// A running test server.
+pub struct TestApp {
+    pub addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub store: Arc<MemoryStore>,
+    pub app: Arc<App>,
+    pub client: reqwest::Client,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestApp {
+    /// A server with generous limits and the default settings.
+    pub async fn start() -> Self {
+        Self::with(&[]).await
+    }
+
+    /// A server with these environment settings on top of the test defaults.
+    pub async fn with(overrides: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        write_fixtures(dir.path());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let base = format!("http://{addr}");
+
+        let mut env: HashMap<String, String> = HashMap::new();
+        let path = |p: &str| dir.path().join(p).display().to_string();
+        for (k, v) in [
+            ("DOCGATE_PUBLIC_URL", base.clone()),
+            ("DOCGATE_TOKEN_SECRET", SECRET.to_owned()),
+            ("DOCGATE_CATALOG", path("catalog.toml")),
+            ("DOCGATE_DOCUMENTS_DIR", path("documents")),
+            ("DOCGATE_OUTBOX_DIR", path("outbox")),
+            ("DOCGATE_REQUEST_LOG", path("requests.jsonl")),
+            ("DOCGATE_LIMIT_REQUEST_PER_IP", "1000/s".to_owned()),
+            ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1000/s".to_owned()),
+            ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
+            ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
+        ] {
+            env.insert(k.to_owned(), v);
+        }
+        for (k, v) in overrides {
+            env.insert((*k).to_owned(), (*v).to_owned());
+        }
+        let config = Config::from_source(&env).unwrap();
+        let catalog = App::load_catalog(&config).unwrap();
+        let codec = Arc::new(TokenCodec::new(&config.token.secret));
+        let embedded = Backends::embedded(&config, codec.clone()).await.unwrap();
+        let store = embedded.store.clone();
+        let app = Arc::new(
+            App::new(config, catalog, codec, embedded.backends)
+                .await
+                .unwrap(),
+        );
+
+        let (tx, rx) = oneshot::channel::<()>();
+        let server = app.clone();
+        let task = tokio::spawn(async move {
+            docgate::http::serve(server, listener, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            addr,
+            base,
+            dir,
+            store,
+            app,
+            client,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    /// Stops accepting and waits for the drain to finish.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.unwrap();
+        }
+    }
+
+    /// POSTs a JSON link request.
+    pub async fn request_link(&self, email: &str, document: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/download-requests", self.base))
+            .json(&serde_json::json!({ "email": email, "document": document }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Asks for `document` as `email` and returns the link from the mail it produced.
+    pub async fn link(&self, email: &str, document: &str) -> String {
+        let before = self.outbox().len();
+        let response = self.request_link(email, document).await;
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+        let mails = self.outbox();
+        assert_eq!(mails.len(), before + 1, "exactly one new mail");
+        let newest = mails
+            .iter()
+            .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+            .unwrap();
+        Mail::read(newest).link
+    }
+
+    /// A fresh link for `document`, signed and recorded directly (no mail).
+    pub async fn mint(&self, document: &str) -> (Claims, String) {
+        let claims = Claims::new(document, now(), 900);
+        docgate::store::TokenStore::insert(
+            self.store.as_ref(),
+            &docgate::store::NewLink {
+                jti: &claims.jti,
+                doc: document,
+                ttl: Duration::from_secs(900),
+                attempts: self.app.config.download_attempts,
+            },
+        )
+        .await
+        .unwrap();
+        let token = self.app.codec.sign(&claims).unwrap();
+        (claims, format!("{}/d/{token}", self.base))
+    }
+
+    /// The `.eml` files in the outbox.
+    pub fn outbox(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.path("outbox")) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// The owner's request log, parsed.
+    pub fn request_log(&self) -> Vec<Entry> {
+        std::fs::read_to_string(self.path("requests.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Waits (bounded) until the link answers `HEAD` with `status`: releases happen just after a
+    /// connection closes.
+    pub async fn wait_for_head(&self, url: &str, status: u16) {
+        for _ in 0..200 {
+            let response = self.client.head(url).send().await.unwrap();
+            if response.status() == status {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("{url} never answered HEAD with {status}");
+    }
+
+    /// Waits (bounded) until the request log has `n` entries (download entries are written just
+    /// after the response ends).
+    pub async fn wait_for_log(&self, n: usize) -> Vec<Entry> {
+        for _ in 0..200 {
+            let log = self.request_log();
+            if log.len() >= n {
+                return log;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!(
+            "the request log never reached {n} entries: {:?}",
+            self.request_log()
+        );
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// A mail from the outbox, parsed as MIME.
+#[derive(Debug)]
+pub struct Mail {
+    pub from_name: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The download link, as found in the plain-text part.
+    pub link: String,
+}
+
+impl Mail {
+    pub fn read(path: &Path) -> Self {
+        let raw = std::fs::read(path).unwrap();
+        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let from = message.from().unwrap().first().unwrap();
+        let text = message.body_text(0).unwrap().into_owned();
+        let html = message.body_html(0).unwrap().into_owned();
+        let start = text.find("http://").expect("a link in the text part");
+        let link = text[start..].split_whitespace().next().unwrap().to_owned();
+        Self {
+            from_name: from.name().map(str::to_owned),
+            from: from.address().unwrap().to_owned(),
+            to: message
+                .to()
+                .unwrap()
+                .first()
+                .unwrap()
+                .address()
+                .unwrap()
+                .to_owned(),
+            subject: message.subject().unwrap().to_owned(),
+            text,
+            html,
+            link,
+        }
+    }
+}
+
+/// The token part of a link.
+pub fn token_of(link: &str) -> &str {
+    link.rsplit_once("/d/").unwrap().1
+}
