@@ -86,18 +86,18 @@ impl Composer {
              If you did not ask for this document, ignore this mail: nothing will be sent again.\n"
         );
         let html = format!(
-            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-             <title>{t}</title></head>\
-             <body style=\"font-family:sans-serif;line-height:1.5;color:#222\">\
-             <p>Hello,</p>\
-             <p>You asked for <strong>{t}</strong>.</p>\
-             <p><a href=\"{l}\" style=\"display:inline-block;padding:10px 18px;background:#1a5fb4;\
-             color:#fff;text-decoration:none;border-radius:4px\">Download {t}</a></p>\
-             <p>The link works once and expires in {lifetime}, at {at}.</p>\
+            "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n\
+             <title>{t}</title></head>\n\
+             <body style=\"font-family:sans-serif;line-height:1.5;color:#222\">\n\
+             <p>Hello,</p>\n\
+             <p>You asked for <strong>{t}</strong>.</p>\n\
+             <p><a href=\"{l}\"\n style=\"display:inline-block;padding:10px 18px;background:#1a5fb4;\
+             color:#fff;text-decoration:none;border-radius:4px\">Download {t}</a></p>\n\
+             <p>The link works once and expires in {lifetime}, at {at}.</p>\n\
              <p style=\"font-size:90%;color:#555\">If the button does not work, copy this address \
-             into your browser:<br>{l}</p>\
+             into your browser:<br>\n{l}</p>\n\
              <p style=\"font-size:90%;color:#555\">If you did not ask for this document, ignore this \
-             mail: nothing will be sent again.</p>\
+             mail: nothing will be sent again.</p>\n\
              </body></html>\n",
             t = escape(title),
             l = escape(&link),

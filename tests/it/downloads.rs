@@ -1,1 +1,309 @@
-//! (being written)
+//! Single use as recipients meet it: one *completed* download spends a link; a cut-off download
+//! leaves it usable for a retry or a `Range` resume, up to the attempt limit; racing clients get
+//! exactly one body; `HEAD` never consumes.
+
+use futures_util::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpSocket, TcpStream};
+
+use crate::support::*;
+
+/// A raw HTTP/1.1 GET that reads the headers and at least `want` body bytes, then stops reading
+/// and hands back the open connection (drop it to cut the download off).
+struct PartialGet {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    conn: TcpStream,
+}
+
+impl PartialGet {
+    async fn start(app: &TestApp, link: &str, extra: &[(&str, &str)], want: usize) -> Self {
+        let path = &link[app.base.len()..];
+        let socket = TcpSocket::new_v4().unwrap();
+        // A small receive window, so the server cannot push the whole document into buffers.
+        socket.set_recv_buffer_size(16 * 1024).unwrap();
+        let mut conn = socket.connect(app.addr).await.unwrap();
+        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n", app.addr);
+        for (k, v) in extra {
+            request.push_str(&format!("{k}: {v}\r\n"));
+        }
+        request.push_str("\r\n");
+        conn.write_all(request.as_bytes()).await.unwrap();
+
+        let mut buf = Vec::new();
+        let mut chunk = vec![0u8; 16 * 1024];
+        let head_end = loop {
+            let n = conn.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed before the headers");
+            buf.extend_from_slice(&chunk[..n]);
+            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                break pos + 4;
+            }
+        };
+        let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+        let mut lines = head.split("\r\n");
+        let status = lines.next().unwrap()[9..12].parse().unwrap();
+        let headers = lines
+            .filter_map(|l| l.split_once(": "))
+            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
+            .collect();
+        let mut body = buf[head_end..].to_vec();
+        while body.len() < want {
+            let n = conn.read(&mut chunk).await.unwrap();
+            assert!(n > 0, "connection closed early");
+            body.extend_from_slice(&chunk[..n]);
+        }
+        Self {
+            status,
+            headers,
+            body,
+            conn,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[tokio::test]
+async fn a_cut_off_download_can_be_resumed_with_range() {
+    let app = TestApp::start().await;
+    let link = app.link("visitor@example.org", "big").await;
+    let expected = content(3, BIG_LEN);
+
+    let first = PartialGet::start(&app, &link, &[], 1024 * 1024).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        first.header("content-length"),
+        Some(BIG_LEN.to_string().as_str())
+    );
+    let etag = first.header("etag").unwrap().to_owned();
+    let got = first.body.clone();
+    drop(first);
+
+    // The link survives the cut-off.
+    app.wait_for_head(&link, 200).await;
+
+    let rest = app
+        .client
+        .get(&link)
+        .header("range", format!("bytes={}-", got.len()))
+        .header("if-range", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 206);
+    assert_eq!(
+        rest.headers()["content-range"],
+        format!("bytes {}-{}/{BIG_LEN}", got.len(), BIG_LEN - 1).as_str()
+    );
+    assert_eq!(
+        rest.headers()["content-length"],
+        (BIG_LEN - got.len()).to_string().as_str()
+    );
+    let rest = rest.bytes().await.unwrap();
+    let mut whole = got;
+    whole.extend_from_slice(&rest);
+    assert_eq!(sha256(&whole), sha256(&expected));
+
+    // The response that delivered the last byte spent the link.
+    let after = app.client.get(&link).send().await.unwrap();
+    assert_eq!(after.status(), 410);
+    let log = app.wait_for_log(3).await;
+    let outcomes: Vec<_> = log.iter().map(|e| e.outcome.as_str()).collect();
+    assert!(outcomes.contains(&"interrupted"), "{outcomes:?}");
+    assert!(outcomes.contains(&"completed"), "{outcomes:?}");
+}
+
+#[tokio::test]
+async fn attempts_run_out_after_the_configured_number_of_starts() {
+    let app = TestApp::with(&[("DOCGATE_DOWNLOAD_ATTEMPTS", "2")]).await;
+    let (_, link) = app.mint("big").await;
+    for expected_after in [200, 410] {
+        let partial = PartialGet::start(&app, &link, &[], 64 * 1024).await;
+        assert_eq!(partial.status, 200);
+        drop(partial);
+        app.wait_for_head(&link, expected_after).await;
+    }
+    let response = app.client.get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 410);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "link_used");
+}
+
+#[tokio::test]
+async fn a_second_download_while_one_is_in_flight_gets_409() {
+    let app = TestApp::start().await;
+    let (_, link) = app.mint("big").await;
+    let first = PartialGet::start(&app, &link, &[], 64 * 1024).await;
+    assert_eq!(first.status, 200);
+
+    let second = app.client.get(&link).send().await.unwrap();
+    assert_eq!(second.status(), 409);
+    let body: serde_json::Value = second.json().await.unwrap();
+    assert_eq!(body["error"], "download_in_progress");
+    let head = app.client.head(&link).send().await.unwrap();
+    assert_eq!(head.status(), 409, "HEAD tells what a GET would get now");
+
+    drop(first);
+    app.wait_for_head(&link, 200).await;
+    let third = app.client.get(&link).send().await.unwrap();
+    assert_eq!(third.status(), 200);
+    assert_eq!(third.bytes().await.unwrap().len(), BIG_LEN);
+}
+
+#[tokio::test]
+async fn twenty_racing_clients_get_exactly_one_body() {
+    let app = TestApp::start().await;
+    for document in ["big", "resume"] {
+        let (_, link) = app.mint(document).await;
+        let tasks: Vec<_> = (0..20)
+            .map(|_| {
+                let client = reqwest::Client::new();
+                let link = link.clone();
+                tokio::spawn(async move {
+                    let response = client.get(&link).send().await.unwrap();
+                    let status = response.status().as_u16();
+                    let mut len = 0usize;
+                    let mut stream = response.bytes_stream();
+                    while let Some(chunk) = stream.next().await {
+                        len += chunk.unwrap().len();
+                    }
+                    (status, len)
+                })
+            })
+            .collect();
+        let mut results = Vec::new();
+        for task in tasks {
+            results.push(task.await.unwrap());
+        }
+        let winners: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
+        assert_eq!(winners.len(), 1, "{document}: {results:?}");
+        let full = if document == "big" {
+            BIG_LEN
+        } else {
+            RESUME_LEN
+        };
+        assert_eq!(winners[0].1, full);
+        for (status, len) in &results {
+            if *status != 200 {
+                assert!(matches!(status, 409 | 410), "{document}: {results:?}");
+                assert!(*len < 1024, "an error body, not a document");
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn head_never_consumes() {
+    let app = TestApp::start().await;
+    let (_, link) = app.mint("resume").await;
+    for _ in 0..5 {
+        let head = app.client.head(&link).send().await.unwrap();
+        assert_eq!(head.status(), 200);
+        assert_eq!(
+            head.headers()["content-length"],
+            RESUME_LEN.to_string().as_str()
+        );
+        assert_eq!(head.headers()["content-type"], "application/pdf");
+        assert_eq!(head.headers()["accept-ranges"], "bytes");
+        assert!(head.headers().contains_key("etag"));
+        assert!(
+            head.headers()["content-disposition"]
+                .to_str()
+                .unwrap()
+                .starts_with("attachment;")
+        );
+    }
+    let ranged = app
+        .client
+        .head(&link)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ranged.status(), 206);
+    assert_eq!(
+        ranged.headers()["content-range"],
+        format!("bytes 0-99/{RESUME_LEN}").as_str()
+    );
+    assert_eq!(ranged.headers()["content-length"], "100");
+
+    let get = app.client.get(&link).send().await.unwrap();
+    assert_eq!(get.status(), 200);
+    assert_eq!(get.bytes().await.unwrap().len(), RESUME_LEN);
+    let head = app.client.head(&link).send().await.unwrap();
+    assert_eq!(head.status(), 410);
+}
+
+#[tokio::test]
+async fn a_range_short_of_the_end_counts_a_start_but_does_not_spend() {
+    let app = TestApp::with(&[("DOCGATE_DOWNLOAD_ATTEMPTS", "2")]).await;
+    let (claims, link) = app.mint("resume").await;
+    let part = app
+        .client
+        .get(&link)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(part.status(), 206);
+    assert_eq!(part.bytes().await.unwrap().as_ref(), &content(1, 100)[..]);
+    assert_eq!(
+        docgate::store::TokenStore::peek(app.store.as_ref(), &claims.jti)
+            .await
+            .unwrap(),
+        docgate::store::LinkState::Ready { started: 1 }
+    );
+    // The second (last) start delivers the last byte and spends the link.
+    let rest = app
+        .client
+        .get(&link)
+        .header("range", "bytes=100-")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 206);
+    assert_eq!(
+        rest.bytes().await.unwrap().as_ref(),
+        &content(1, RESUME_LEN)[100..]
+    );
+    assert_eq!(app.client.head(&link).send().await.unwrap().status(), 410);
+}
+
+#[tokio::test]
+async fn a_stale_if_range_gets_the_whole_document() {
+    let app = TestApp::start().await;
+    let (_, link) = app.mint("resume").await;
+    let response = app
+        .client
+        .get(&link)
+        .header("range", "bytes=100-")
+        .header("if-range", "\"an-older-version\"")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(!response.headers().contains_key("content-range"));
+    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+}
+
+#[tokio::test]
+async fn several_ranges_get_the_whole_document() {
+    let app = TestApp::start().await;
+    let (_, link) = app.mint("resume").await;
+    let response = app
+        .client
+        .get(&link)
+        .header("range", "bytes=0-9,20-29")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+}
