@@ -5,6 +5,8 @@
 //! Addresses appear as [`pseudonym`]s (stable per address and key, not reversible without the
 //! key), links as the first characters of their `jti`, routes under `/d/` as `/d/<redacted>`.
 
+use std::io::IsTerminal;
+
 use sha2::{Digest, Sha256};
 use tracing_subscriber::EnvFilter;
 
@@ -16,6 +18,7 @@ pub fn init(filter: &str, format: LogFormat) {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
     let result = match format {
         LogFormat::Text => builder.try_init(),

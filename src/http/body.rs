@@ -327,7 +327,7 @@ impl Drop for Logged {
             complete,
             duration_ms = line.started.elapsed().as_secs_f64() * 1000.0,
             client_ip = %line.client,
-            link = line.link.as_deref().unwrap_or(""),
+            link = line.link.as_deref(),
             "request"
         );
     }
