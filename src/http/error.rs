@@ -220,7 +220,11 @@ impl Error {
 
         let message = self.message();
         let mut response = if html {
-            html_page(status, self.title(), &message)
+            let details: Vec<&str> = match &self {
+                Error::Invalid(fields) => fields.values().flatten().map(String::as_str).collect(),
+                _ => Vec::new(),
+            };
+            html_page(status, self.title(), &message, &details)
         } else {
             let mut body = serde_json::json!({ "error": self.code(), "message": message });
             if let Error::Invalid(fields) = &self {
@@ -286,8 +290,22 @@ pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     response
 }
 
-/// A short, self-contained HTML page.
-pub fn html_page(status: StatusCode, title: &str, message: &str) -> Response<Body> {
+/// A short, self-contained HTML page: a title, a sentence, and optionally a list of details.
+pub fn html_page(
+    status: StatusCode,
+    title: &str,
+    message: &str,
+    details: &[&str],
+) -> Response<Body> {
+    let list = if details.is_empty() {
+        String::new()
+    } else {
+        let items: String = details
+            .iter()
+            .map(|d| format!("<li>{}</li>", escape(d)))
+            .collect();
+        format!("<ul>{items}</ul>")
+    };
     let page = format!(
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -296,7 +314,7 @@ pub fn html_page(status: StatusCode, title: &str, message: &str) -> Response<Bod
          <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;\
          padding:0 1rem;line-height:1.5;color:#222;background:#fff}}\
          @media (prefers-color-scheme:dark){{body{{color:#eee;background:#181818}}}}</style>\
-         </head><body><h1>{title}</h1><p>{message}</p></body></html>\n",
+         </head><body><h1>{title}</h1><p>{message}</p>{list}</body></html>\n",
         title = escape(title),
         message = escape(message),
     );

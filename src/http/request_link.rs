@@ -94,12 +94,20 @@ async fn request_link(
         serde_urlencoded::from_bytes(&bytes)
             .map_err(|_| Error::invalid("body", "The form data could not be decoded."))?
     } else {
-        serde_json::from_slice(&bytes).map_err(|_| {
+        // Only an object: serde's derived `Deserialize` would also build the struct from an
+        // array of its fields in order.
+        let not_an_object = || {
             Error::invalid(
                 "body",
                 "Send a JSON object with string fields \"email\" and \"document\".",
             )
-        })?
+        };
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(object @ serde_json::Value::Object(_)) => {
+                serde_json::from_value(object).map_err(|_| not_an_object())?
+            }
+            _ => return Err(not_an_object()),
+        }
     };
     entry.email = fields.email.as_ref().map(|e| e.chars().take(320).collect());
     entry.document = fields
@@ -165,7 +173,7 @@ async fn request_link(
 fn accepted(ttl: Duration, html: bool) -> Response<Body> {
     let message = format!("Check your inbox: the link expires in {}.", humanize(ttl));
     if html {
-        html_page(StatusCode::ACCEPTED, "Check your inbox", &message)
+        html_page(StatusCode::ACCEPTED, "Check your inbox", &message, &[])
     } else {
         json(
             StatusCode::ACCEPTED,

@@ -14,7 +14,8 @@ struct PartialGet {
     status: u16,
     headers: Vec<(String, String)>,
     body: Vec<u8>,
-    conn: TcpStream,
+    /// Held open until the test drops it: that is the cut-off.
+    _conn: TcpStream,
 }
 
 impl PartialGet {
@@ -58,7 +59,7 @@ impl PartialGet {
             status,
             headers,
             body,
-            conn,
+            _conn: conn,
         }
     }
 

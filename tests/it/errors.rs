@@ -1,1 +1,1075 @@
-//! (being written)
+//! Every error path of the two public routes, over real HTTP: the status, the body, and that
+//! nothing else happened (no mail written, no link minted, no link consumed). Every response seen
+//! here is also checked for leaks of the storage layout (documents directory, object key, S3
+//! headers).
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use docgate::config::Secret;
+use docgate::store::{LinkState, TokenStore};
+use docgate::token::{Claims, TokenCodec};
+use reqwest::header::HeaderMap;
+
+use crate::support::*;
+
+const REQUESTS: &str = "/api/download-requests";
+/// The object key of `resume`: never to be seen by a client.
+const RESUME_KEY: &str = "resume/Jane_Doe_Resume.pdf";
+/// What a browser sends when a person clicks a link.
+const BROWSER_ACCEPT: &str =
+    "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
+/// Planted just outside the documents directory, where `../etc/passwd` would lead.
+const PASSWD_SENTINEL: &str = "root:SENTINEL-must-never-be-served";
+
+/// One response, read whole, already checked for leaks.
+#[derive(Debug)]
+struct Sent {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Sent {
+    fn json(&self, name: &str) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("{name}: body is not JSON ({e}): {:?}", self.body))
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).map(|v| v.to_str().unwrap())
+    }
+}
+
+/// Sends `request`, reads the whole response and checks it leaks nothing about storage.
+async fn send(app: &TestApp, name: &str, request: reqwest::RequestBuilder) -> Sent {
+    let response = request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{name}: request failed: {e:?}"));
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let body = response
+        .text()
+        .await
+        .unwrap_or_else(|e| panic!("{name}: body unreadable: {e:?}"));
+    let sent = Sent {
+        status,
+        headers,
+        body,
+    };
+    assert_no_leak(app, name, &sent);
+    sent
+}
+
+/// No body or header names the documents directory, the object key, S3, or planted secrets.
+fn assert_no_leak(app: &TestApp, name: &str, sent: &Sent) {
+    let root = app.dir.path().display().to_string();
+    let documents = app.path("documents").display().to_string();
+    let mut texts = vec![("body".to_owned(), sent.body.clone())];
+    for (key, value) in &sent.headers {
+        texts.push((
+            format!("header {key}"),
+            format!("{key}: {}", String::from_utf8_lossy(value.as_bytes())),
+        ));
+    }
+    for (what, text) in texts {
+        let lower = text.to_ascii_lowercase();
+        for needle in [
+            documents.as_str(),
+            root.as_str(),
+            RESUME_KEY,
+            PASSWD_SENTINEL,
+        ] {
+            assert!(
+                !text.contains(needle),
+                "{name}: {what} leaks {needle:?}: {text:?}"
+            );
+        }
+        assert!(!lower.contains("x-amz"), "{name}: {what} mentions x-amz");
+    }
+}
+
+/// A JSON error body with this status and code, and a human message.
+fn assert_error(name: &str, sent: &Sent, status: u16, code: &str) -> serde_json::Value {
+    assert_eq!(sent.status, status, "{name}: status; body {:?}", sent.body);
+    assert_eq!(
+        sent.header("content-type"),
+        Some("application/json"),
+        "{name}: content type"
+    );
+    let body = sent.json(name);
+    assert_eq!(body["error"], code, "{name}: code in {body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(
+        message.len() > 10 && message.ends_with('.'),
+        "{name}: a human message, got {body}"
+    );
+    assert_eq!(
+        sent.header("x-content-type-options"),
+        Some("nosniff"),
+        "{name}"
+    );
+    assert_eq!(sent.header("cache-control"), Some("no-store"), "{name}");
+    body
+}
+
+/// A `Retry-After` of whole seconds within `range`.
+fn assert_retry_after(name: &str, sent: &Sent, range: std::ops::RangeInclusive<u64>) -> u64 {
+    let value = sent
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("{name}: no Retry-After: {:?}", sent.headers));
+    let secs: u64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: Retry-After {value:?} is not whole seconds"));
+    assert!(
+        range.contains(&secs),
+        "{name}: Retry-After {secs} not in {range:?}"
+    );
+    secs
+}
+
+/// The link's state in the store, without touching it.
+async fn state(app: &TestApp, claims: &Claims) -> LinkState {
+    app.store.peek(&claims.jti).await.unwrap()
+}
+
+/// No mail was written, exactly `live` links exist, and the sentinel link is still ready to use.
+async fn assert_untouched(app: &TestApp, name: &str, live: usize, sentinel: &Claims) {
+    assert!(app.outbox().is_empty(), "{name}: mail was written");
+    assert_eq!(app.store.live_links(), live, "{name}: links in the store");
+    assert_eq!(
+        state(app, sentinel).await,
+        LinkState::Ready { started: 0 },
+        "{name}: the sentinel link was touched"
+    );
+}
+
+/// Downloads `url` fully and checks it is the `resume` document.
+async fn assert_downloads_resume(app: &TestApp, name: &str, url: &str) {
+    let response = app.client.get(url).send().await.unwrap();
+    assert_eq!(response.status(), 200, "{name}: full download");
+    let bytes = response.bytes().await.unwrap();
+    assert_eq!(
+        sha256(&bytes),
+        sha256(&content(1, RESUME_LEN)),
+        "{name}: the document's bytes"
+    );
+}
+
+/// A token for `claims`, signed with the test server's key but recorded nowhere.
+fn sign(app: &TestApp, claims: &Claims) -> String {
+    app.app.codec.sign(claims).unwrap()
+}
+
+/// Records a link for `claims` in the store, as minting would.
+async fn record(app: &TestApp, claims: &Claims) {
+    app.store
+        .insert(&docgate::store::NewLink {
+            jti: &claims.jti,
+            doc: &claims.doc,
+            ttl: Duration::from_secs(900),
+            attempts: app.app.config.download_attempts,
+        })
+        .await
+        .unwrap();
+}
+
+fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
+    serde_urlencoded::to_string(pairs).unwrap().into_bytes()
+}
+
+fn json(value: serde_json::Value) -> Vec<u8> {
+    value.to_string().into_bytes()
+}
+
+const JSON: Option<&str> = Some("application/json");
+const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
+
+/// A refused link request.
+struct Case {
+    name: &'static str,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    status: u16,
+    /// Acceptable codes (more than one only where the contract allows either).
+    codes: &'static [&'static str],
+    /// For 400: exactly these fields have messages.
+    fields: &'static [&'static str],
+    /// For 400: the first field's first message contains this (case-insensitive).
+    mentions: &'static str,
+}
+
+fn invalid(
+    name: &'static str,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    fields: &'static [&'static str],
+    mentions: &'static str,
+) -> Case {
+    Case {
+        name,
+        content_type,
+        body,
+        status: 400,
+        codes: &["invalid_request"],
+        fields,
+        mentions,
+    }
+}
+
+fn bad_email(name: &'static str, email: &str, mentions: &'static str) -> Case {
+    invalid(
+        name,
+        JSON,
+        json(serde_json::json!({ "email": email, "document": "resume" })),
+        &["email"],
+        mentions,
+    )
+}
+
+#[tokio::test]
+async fn refused_link_requests_send_nothing_and_mint_nothing() {
+    let app = TestApp::start().await;
+    std::fs::create_dir_all(app.path("etc")).unwrap();
+    std::fs::write(app.path("etc/passwd"), PASSWD_SENTINEL).unwrap();
+    let (sentinel, _) = app.mint("resume").await;
+    let too_long = format!("{}@example.com", "a".repeat(250));
+    assert!(too_long.len() > 254);
+    let injection = "a@b.com\r\nBcc: x@y.com";
+
+    let cases = vec![
+        // The body itself.
+        invalid(
+            "malformed JSON",
+            JSON,
+            b"{\"email\": \"visitor@example.org\", \"document\": ".to_vec(),
+            &["body"],
+            "JSON",
+        ),
+        invalid(
+            "email as a number",
+            JSON,
+            json(serde_json::json!({ "email": 42, "document": "resume" })),
+            &["body"],
+            "JSON",
+        ),
+        invalid("empty JSON body", JSON, Vec::new(), &["body"], "JSON"),
+        invalid("JSON null", JSON, b"null".to_vec(), &["body"], "JSON"),
+        // Missing fields.
+        invalid(
+            "missing email",
+            JSON,
+            json(serde_json::json!({ "document": "resume" })),
+            &["email"],
+            "email",
+        ),
+        invalid(
+            "missing document",
+            JSON,
+            json(serde_json::json!({ "email": "visitor@example.org" })),
+            &["document"],
+            "document",
+        ),
+        invalid(
+            "both missing",
+            JSON,
+            json(serde_json::json!({})),
+            &["document", "email"],
+            "",
+        ),
+        invalid(
+            "both empty strings",
+            JSON,
+            json(serde_json::json!({ "email": " ", "document": "" })),
+            &["document", "email"],
+            "",
+        ),
+        invalid(
+            "form missing email",
+            FORM,
+            form(&[("document", "resume")]),
+            &["email"],
+            "email",
+        ),
+        // Addresses.
+        bad_email("plainaddress", "plainaddress", "not a valid"),
+        bad_email("no domain", "a@", "not a valid"),
+        bad_email("space in local part", "a b@example.com", "not a valid"),
+        bad_email("header injection (JSON)", injection, "not a valid"),
+        invalid(
+            "header injection (form)",
+            FORM,
+            form(&[("email", injection), ("document", "resume")]),
+            &["email"],
+            "not a valid",
+        ),
+        invalid(
+            "LF header injection (form)",
+            FORM,
+            form(&[("email", "a@b.com\nBcc: x@y.com"), ("document", "resume")]),
+            &["email"],
+            "not a valid",
+        ),
+        bad_email("IP literal", "a@[127.0.0.1]", ""),
+        bad_email("dotless domain", "a@localhost", "domain"),
+        bad_email("over 254 bytes", &too_long, "too long"),
+        bad_email("disposable", "someone@mailinator.com", "disposable"),
+        bad_email(
+            "disposable, upper case",
+            "someone@MAILINATOR.COM",
+            "disposable",
+        ),
+        bad_email(
+            "subdomain of a disposable",
+            "someone@eu.mailinator.com",
+            "disposable",
+        ),
+        // Documents.
+        Case {
+            name: "unknown document",
+            content_type: JSON,
+            body: json(serde_json::json!({ "email": "visitor@example.org", "document": "nope" })),
+            status: 404,
+            codes: &["unknown_document"],
+            fields: &[],
+            mentions: "",
+        },
+        Case {
+            name: "unknown document (form)",
+            content_type: FORM,
+            body: form(&[("email", "visitor@example.org"), ("document", "nope")]),
+            status: 404,
+            codes: &["unknown_document"],
+            fields: &[],
+            mentions: "",
+        },
+        // Content types.
+        Case {
+            name: "text/plain",
+            content_type: Some("text/plain"),
+            body: json(serde_json::json!({ "email": "visitor@example.org", "document": "resume" })),
+            status: 415,
+            codes: &["unsupported_media_type"],
+            fields: &[],
+            mentions: "",
+        },
+        Case {
+            name: "no content type",
+            content_type: None,
+            body: json(serde_json::json!({ "email": "visitor@example.org", "document": "resume" })),
+            status: 415,
+            codes: &["unsupported_media_type"],
+            fields: &[],
+            mentions: "",
+        },
+        Case {
+            name: "multipart/form-data",
+            content_type: Some("multipart/form-data; boundary=XyZ"),
+            body: b"--XyZ\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n\
+                    visitor@example.org\r\n--XyZ\r\nContent-Disposition: form-data; \
+                    name=\"document\"\r\n\r\nresume\r\n--XyZ--\r\n"
+                .to_vec(),
+            status: 415,
+            codes: &["unsupported_media_type"],
+            fields: &[],
+            mentions: "",
+        },
+    ];
+
+    for case in cases {
+        let name = case.name;
+        let mut request = app
+            .client
+            .post(format!("{}{REQUESTS}", app.base))
+            .body(case.body);
+        if let Some(content_type) = case.content_type {
+            request = request.header("content-type", content_type);
+        }
+        let sent = send(&app, name, request).await;
+        assert_eq!(sent.status, case.status, "{name}: {:?}", sent.body);
+        let body = sent.json(name);
+        let code = body["error"].as_str().unwrap_or_default();
+        assert!(case.codes.contains(&code), "{name}: code in {body}");
+        assert_error(name, &sent, case.status, code);
+
+        if case.status == 400 {
+            let errors = body["errors"]
+                .as_object()
+                .unwrap_or_else(|| panic!("{name}: no errors object in {body}"));
+            let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
+            assert_eq!(fields, case.fields, "{name}: fields in {body}");
+            for (field, messages) in errors {
+                let messages = messages
+                    .as_array()
+                    .unwrap_or_else(|| panic!("{name}: errors.{field} is not an array"));
+                assert!(!messages.is_empty(), "{name}: errors.{field} is empty");
+                assert!(
+                    messages
+                        .iter()
+                        .all(|m| m.as_str().is_some_and(|m| m.len() > 5)),
+                    "{name}: errors.{field} = {messages:?}"
+                );
+            }
+            let first = errors[case.fields[0]][0].as_str().unwrap().to_lowercase();
+            assert!(
+                first.contains(&case.mentions.to_lowercase()),
+                "{name}: {first:?} should mention {:?}",
+                case.mentions
+            );
+        } else {
+            assert!(body.get("errors").is_none(), "{name}: {body}");
+        }
+        assert_untouched(&app, name, 1, &sentinel).await;
+    }
+
+    // Path traversal in the document id: refused, and the file it points at is not read.
+    let name = "path traversal document";
+    let sent = send(
+        &app,
+        name,
+        app.client.post(format!("{}{REQUESTS}", app.base)).json(
+            &serde_json::json!({ "email": "visitor@example.org", "document": "../etc/passwd" }),
+        ),
+    )
+    .await;
+    assert!(
+        matches!(sent.status, 400 | 404),
+        "{name}: status {} {:?}",
+        sent.status,
+        sent.body
+    );
+    let body = sent.json(name);
+    assert!(
+        ["unknown_document", "invalid_request"].contains(&body["error"].as_str().unwrap_or("")),
+        "{name}: {body}"
+    );
+    assert_untouched(&app, name, 1, &sentinel).await;
+}
+
+/// The contract's JSON body is an object. serde's derived `Deserialize` also takes a struct from a
+/// sequence of its fields, in order; an array must not become a mailed link all the same.
+#[tokio::test]
+async fn a_json_array_is_not_a_link_request() {
+    let app = TestApp::start().await;
+    let (sentinel, _) = app.mint("resume").await;
+    for (name, body) in [
+        (
+            "array of the two fields, in order",
+            serde_json::json!(["visitor@example.org", "resume"]),
+        ),
+        ("empty array", serde_json::json!([])),
+    ] {
+        let sent = send(
+            &app,
+            name,
+            app.client
+                .post(format!("{}{REQUESTS}", app.base))
+                .json(&body),
+        )
+        .await;
+        let body = assert_error(name, &sent, 400, "invalid_request");
+        assert!(body["errors"]["body"].is_array(), "{name}: {body}");
+        assert_untouched(&app, name, 1, &sentinel).await;
+    }
+}
+
+#[tokio::test]
+async fn bodies_over_4_kib_are_refused_however_they_are_sent() {
+    let app = TestApp::start().await;
+    let (sentinel, _) = app.mint("resume").await;
+    // A valid request padded with an unknown (ignored) field: only its size is wrong.
+    let padded = |size: usize| {
+        let base =
+            serde_json::json!({ "email": "visitor@example.org", "document": "resume", "pad": "" })
+                .to_string();
+        let body = serde_json::json!({
+            "email": "visitor@example.org",
+            "document": "resume",
+            "pad": "x".repeat(size - base.len()),
+        })
+        .to_string();
+        assert_eq!(body.len(), size);
+        body
+    };
+
+    let name = "5 KiB with Content-Length";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .post(format!("{}{REQUESTS}", app.base))
+            .header("content-type", "application/json")
+            .body(padded(5 * 1024)),
+    )
+    .await;
+    assert_error(name, &sent, 413, "body_too_large");
+    assert_untouched(&app, name, 1, &sentinel).await;
+
+    let name = "5 KiB chunked, no Content-Length";
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = padded(5 * 1024)
+        .into_bytes()
+        .chunks(1024)
+        .map(|c| Ok(c.to_vec()))
+        .collect();
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .post(format!("{}{REQUESTS}", app.base))
+            .header("content-type", "application/json")
+            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+                chunks,
+            ))),
+    )
+    .await;
+    assert_error(name, &sent, 413, "body_too_large");
+    assert_untouched(&app, name, 1, &sentinel).await;
+
+    let name = "5 KiB form with Content-Length";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .post(format!("{}{REQUESTS}", app.base))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "email=visitor%40example.org&document=resume&pad={}",
+                "x".repeat(5 * 1024)
+            )),
+    )
+    .await;
+    assert_error(name, &sent, 413, "body_too_large");
+    assert_untouched(&app, name, 1, &sentinel).await;
+
+    // The limit is "over 4 KiB": exactly 4 KiB is a normal request.
+    let name = "exactly 4 KiB";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .post(format!("{}{REQUESTS}", app.base))
+            .header("content-type", "application/json")
+            .body(padded(4096)),
+    )
+    .await;
+    assert_eq!(sent.status, 202, "{name}: {:?}", sent.body);
+    assert_eq!(app.outbox().len(), 1, "{name}: one mail");
+}
+
+#[tokio::test]
+async fn link_requests_over_the_per_ip_rate_are_refused_with_retry_after() {
+    let app = TestApp::with(&[("DOCGATE_LIMIT_REQUEST_PER_IP", "2/m")]).await;
+    for i in 0..2 {
+        let name = format!("request {}", i + 1);
+        let sent = send(
+            &app,
+            &name,
+            app.client.post(format!("{}{REQUESTS}", app.base)).json(
+                &serde_json::json!({ "email": format!("v{i}@example.org"), "document": "resume" }),
+            ),
+        )
+        .await;
+        assert_eq!(sent.status, 202, "{name}: {:?}", sent.body);
+    }
+    assert_eq!(app.outbox().len(), 2);
+    assert_eq!(app.store.live_links(), 2);
+
+    let name = "third request";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .post(format!("{}{REQUESTS}", app.base))
+            .json(&serde_json::json!({ "email": "v3@example.org", "document": "resume" })),
+    )
+    .await;
+    assert_error(name, &sent, 429, "rate_limited");
+    assert_retry_after(name, &sent, 1..=30);
+    assert_eq!(app.outbox().len(), 2, "{name}: no third mail");
+    assert_eq!(app.store.live_links(), 2, "{name}: no third link");
+}
+
+#[tokio::test]
+async fn link_requests_over_the_per_address_rate_are_refused_whatever_the_case() {
+    let app = TestApp::with(&[("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h")]).await;
+    let first = app.request_link("Jane.Doe@Example.org", "resume").await;
+    assert_eq!(first.status(), 202);
+    assert_eq!(app.outbox().len(), 1);
+
+    let name = "same address, other case";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .post(format!("{}{REQUESTS}", app.base))
+            .json(&serde_json::json!({ "email": "jane.doe@example.org", "document": "resume" })),
+    )
+    .await;
+    assert_error(name, &sent, 429, "rate_limited");
+    assert_retry_after(name, &sent, 1..=3600);
+    assert_eq!(app.outbox().len(), 1, "{name}: no second mail");
+    assert_eq!(app.store.live_links(), 1, "{name}: no second link");
+
+    let name = "same address, form-encoded and padded";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .post(format!("{}{REQUESTS}", app.base))
+            .form(&[("email", " JANE.DOE@EXAMPLE.ORG "), ("document", "resume")]),
+    )
+    .await;
+    assert_error(name, &sent, 429, "rate_limited");
+    assert_eq!(app.outbox().len(), 1, "{name}: no second mail");
+
+    let other = app.request_link("someone.else@example.org", "resume").await;
+    assert_eq!(other.status(), 202, "another address is not limited");
+    assert_eq!(app.outbox().len(), 2);
+    assert_eq!(app.store.live_links(), 2);
+}
+
+#[tokio::test]
+async fn other_methods_and_routes_are_refused() {
+    let app = TestApp::start().await;
+    let (sentinel, link) = app.mint("resume").await;
+
+    let cases = [
+        (
+            "GET link requests",
+            reqwest::Method::GET,
+            REQUESTS.to_owned(),
+            "POST",
+        ),
+        (
+            "PUT link requests",
+            reqwest::Method::PUT,
+            REQUESTS.to_owned(),
+            "POST",
+        ),
+        (
+            "DELETE link requests",
+            reqwest::Method::DELETE,
+            REQUESTS.to_owned(),
+            "POST",
+        ),
+        (
+            "POST a download link",
+            reqwest::Method::POST,
+            format!("/d/{}", token_of(&link)),
+            "GET, HEAD",
+        ),
+        (
+            "DELETE a download link",
+            reqwest::Method::DELETE,
+            format!("/d/{}", token_of(&link)),
+            "GET, HEAD",
+        ),
+    ];
+    for (name, method, path, allow) in cases {
+        let sent = send(
+            &app,
+            name,
+            app.client
+                .request(method, format!("{}{path}", app.base))
+                .json(&serde_json::json!({ "email": "visitor@example.org", "document": "resume" })),
+        )
+        .await;
+        assert_error(name, &sent, 405, "method_not_allowed");
+        let allowed: Vec<&str> = sent
+            .header("allow")
+            .unwrap_or_else(|| panic!("{name}: no Allow header"))
+            .split(',')
+            .map(str::trim)
+            .collect();
+        let expected: Vec<&str> = allow.split(", ").collect();
+        assert_eq!(allowed, expected, "{name}: Allow");
+        assert_untouched(&app, name, 1, &sentinel).await;
+    }
+
+    for path in [
+        "/nope",
+        "/api/download-requests/extra",
+        "/api",
+        "/d",
+        "/documents/resume/Jane_Doe_Resume.pdf",
+    ] {
+        let name = format!("GET {path}");
+        let sent = send(&app, &name, app.client.get(format!("{}{path}", app.base))).await;
+        assert_error(&name, &sent, 404, "not_found");
+        assert_untouched(&app, &name, 1, &sentinel).await;
+    }
+
+    // The link survived all of that.
+    assert_downloads_resume(&app, "sentinel", &link).await;
+}
+
+/// Base64url JSON, for hand-made tokens.
+fn b64(json: &str) -> String {
+    URL_SAFE_NO_PAD.encode(json)
+}
+
+#[tokio::test]
+async fn malformed_tampered_and_foreign_tokens_are_invalid_links() {
+    let app = TestApp::start().await;
+    let (sentinel, sentinel_link) = app.mint("resume").await;
+
+    // A genuine token to damage: recorded, so only the damage can explain a refusal.
+    let (_, link) = app.mint("resume").await;
+    let token = token_of(&link).to_owned();
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let first = signature.chars().next().unwrap();
+    let flipped = format!(
+        "{signed}.{}{}",
+        if first == 'A' { 'B' } else { 'A' },
+        &signature[1..]
+    );
+    let (head, claims_part) = signed.split_once('.').unwrap();
+
+    let foreign_codec = TokenCodec::new(&Secret::new(
+        b"another secret that is long enough!!".to_vec(),
+    ));
+    let foreign_claims = Claims::new("resume", now(), 900);
+    record(&app, &foreign_claims).await;
+    let foreign = foreign_codec.sign(&foreign_claims).unwrap();
+
+    let traversal = sign(&app, &Claims::new("../etc/passwd", now(), 900));
+    let alg_none = format!("{}.{claims_part}.", b64(r#"{"alg":"none","typ":"JWT"}"#));
+    let mut claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(claims_part).unwrap()).unwrap();
+    claims["doc"] = "big".into();
+    let swapped_claims = format!("{head}.{}.{signature}", b64(&claims.to_string()));
+
+    let live = 3;
+    let cases = vec![
+        ("garbage", "abc".to_owned()),
+        ("one signature character changed", flipped),
+        ("an extra segment", format!("{token}.x")),
+        ("two segments", signed.to_owned()),
+        ("3 KiB", "A".repeat(3 * 1024)),
+        (
+            "3 KiB of dotted segments",
+            format!(
+                "{}.{}.{}",
+                "A".repeat(1024),
+                "B".repeat(1024),
+                "C".repeat(1024)
+            ),
+        ),
+        ("signed with another secret", foreign),
+        ("document id with a path", traversal),
+        ("alg none", alg_none),
+        ("claims swapped under a valid signature", swapped_claims),
+        ("empty", String::new()),
+    ];
+
+    for (name, bad) in cases {
+        let url = format!("{}/d/{bad}", app.base);
+        let sent = send(&app, name, app.client.get(&url)).await;
+        let body = assert_error(name, &sent, 400, "invalid_link");
+        assert!(
+            body["message"].as_str().unwrap().contains("link"),
+            "{name}: {body}"
+        );
+        let head = send(&app, name, app.client.head(&url)).await;
+        assert_eq!(head.status, 400, "{name}: HEAD");
+        assert_untouched(&app, name, live, &sentinel).await;
+    }
+
+    // The foreign token's jti is recorded, but its signature is not ours: still untouched.
+    assert_eq!(
+        state(&app, &foreign_claims).await,
+        LinkState::Ready { started: 0 }
+    );
+    assert_downloads_resume(&app, "damaged link's original", &link).await;
+    assert_downloads_resume(&app, "sentinel", &sentinel_link).await;
+}
+
+#[tokio::test]
+async fn expired_revoked_and_used_links_are_gone_each_with_its_own_message() {
+    let app = TestApp::start().await;
+    let (sentinel, _) = app.mint("resume").await;
+
+    // Expired, recorded nowhere.
+    let expired = Claims::new("resume", now() - 1000, 900);
+    assert!(expired.exp < now() - 50);
+    let name = "expired";
+    let url = format!("{}/d/{}", app.base, sign(&app, &expired));
+    let sent = send(&app, name, app.client.get(&url)).await;
+    let expired_body = assert_error(name, &sent, 410, "link_expired");
+    assert!(
+        expired_body["message"]
+            .as_str()
+            .unwrap()
+            .contains("expired"),
+        "{expired_body}"
+    );
+    assert_eq!(send(&app, name, app.client.head(&url)).await.status, 410);
+    assert_untouched(&app, name, 1, &sentinel).await;
+
+    // Expired although the store still holds it: the token's own exp decides.
+    let stale = Claims::new("resume", now() - 1000, 900);
+    record(&app, &stale).await;
+    let name = "expired but recorded";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .get(format!("{}/d/{}", app.base, sign(&app, &stale))),
+    )
+    .await;
+    assert_error(name, &sent, 410, "link_expired");
+    assert_eq!(state(&app, &stale).await, LinkState::Ready { started: 0 });
+
+    // Validly signed, never recorded (or revoked): withdrawn.
+    let unknown = Claims::new("resume", now(), 900);
+    let name = "revoked";
+    let url = format!("{}/d/{}", app.base, sign(&app, &unknown));
+    let sent = send(&app, name, app.client.get(&url)).await;
+    let revoked_body = assert_error(name, &sent, 410, "link_revoked");
+    let head = send(&app, name, app.client.head(&url)).await;
+    assert_eq!(head.status, 410, "{name}: HEAD");
+    assert_untouched(&app, name, 2, &sentinel).await;
+
+    // Used: one complete download, then gone.
+    let (used, link) = app.mint("resume").await;
+    assert_downloads_resume(&app, "first download", &link).await;
+    let name = "used";
+    let sent = send(&app, name, app.client.get(&link)).await;
+    let used_body = assert_error(name, &sent, 410, "link_used");
+    assert!(
+        used_body["message"]
+            .as_str()
+            .unwrap()
+            .contains("already been used"),
+        "{used_body}"
+    );
+    let head = send(&app, name, app.client.head(&link)).await;
+    assert_eq!(head.status, 410, "{name}: HEAD");
+    assert_eq!(state(&app, &used).await, LinkState::Used);
+
+    assert_ne!(
+        revoked_body["message"], used_body["message"],
+        "revoked and used links say different things"
+    );
+    assert_ne!(revoked_body["message"], expired_body["message"]);
+    assert_ne!(used_body["message"], expired_body["message"]);
+    assert!(app.outbox().is_empty());
+}
+
+#[tokio::test]
+async fn a_document_gone_from_the_catalog_or_the_disk_is_unavailable_and_costs_nothing() {
+    let app = TestApp::start().await;
+
+    // Gone from the catalog: a genuine, recorded link to a document no longer on offer.
+    let ghost = Claims::new("ghost", now(), 900);
+    record(&app, &ghost).await;
+    let name = "gone from the catalog";
+    let url = format!("{}/d/{}", app.base, sign(&app, &ghost));
+    let sent = send(&app, name, app.client.get(&url)).await;
+    assert_error(name, &sent, 404, "document_unavailable");
+    assert_eq!(send(&app, name, app.client.head(&url)).await.status, 404);
+    assert_eq!(state(&app, &ghost).await, LinkState::Ready { started: 0 });
+
+    // Gone from the disk: refused, and the link is not burnt by the failed attempts.
+    let (claims, link) = app.mint("resume").await;
+    let file = app.path("documents/resume/Jane_Doe_Resume.pdf");
+    std::fs::remove_file(&file).unwrap();
+    let name = "gone from the disk";
+    let head = send(&app, name, app.client.head(&link)).await;
+    assert_eq!(head.status, 404, "{name}: HEAD");
+    // More failed GETs than the link has attempts: none of them may count.
+    for i in 0..=app.app.config.download_attempts {
+        let name = format!("{name}, GET {}", i + 1);
+        let sent = send(&app, &name, app.client.get(&link)).await;
+        assert_error(&name, &sent, 404, "document_unavailable");
+        assert_eq!(
+            state(&app, &claims).await,
+            LinkState::Ready { started: 0 },
+            "{name}: the attempt was counted"
+        );
+    }
+    assert!(app.outbox().is_empty());
+
+    std::fs::write(&file, content(1, RESUME_LEN)).unwrap();
+    assert_downloads_resume(&app, "restored", &link).await;
+    assert_eq!(state(&app, &claims).await, LinkState::Used);
+}
+
+#[tokio::test]
+async fn an_unsatisfiable_range_is_416_and_leaves_the_link_usable() {
+    let app = TestApp::start().await;
+    let (claims, link) = app.mint("resume").await;
+
+    for i in 0..=app.app.config.download_attempts {
+        let name = format!("range beyond the end, try {}", i + 1);
+        let sent = send(
+            &app,
+            &name,
+            app.client.get(&link).header("range", "bytes=999999999-"),
+        )
+        .await;
+        assert_error(&name, &sent, 416, "range_not_satisfiable");
+        assert_eq!(
+            sent.header("content-range"),
+            Some(format!("bytes */{RESUME_LEN}").as_str()),
+            "{name}"
+        );
+        assert_eq!(
+            state(&app, &claims).await,
+            LinkState::Ready { started: 0 },
+            "{name}: the attempt was counted"
+        );
+    }
+    let name = "range from exactly the size";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .get(&link)
+            .header("range", format!("bytes={RESUME_LEN}-")),
+    )
+    .await;
+    assert_error(name, &sent, 416, "range_not_satisfiable");
+
+    let name = "HEAD with the bad range";
+    let head = send(
+        &app,
+        name,
+        app.client.head(&link).header("range", "bytes=999999999-"),
+    )
+    .await;
+    assert_eq!(head.status, 416, "{name}");
+    let head = send(&app, "HEAD", app.client.head(&link)).await;
+    assert_eq!(head.status, 200, "the link is still usable");
+
+    assert_downloads_resume(&app, "after the 416s", &link).await;
+    let again = send(&app, "after the download", app.client.get(&link)).await;
+    assert_error("after the download", &again, 410, "link_used");
+}
+
+#[tokio::test]
+async fn downloads_over_the_per_ip_rate_are_refused_with_retry_after() {
+    let app = TestApp::with(&[("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "2/m")]).await;
+    let (_, first) = app.mint("resume").await;
+    let (_, second) = app.mint("resume").await;
+    let (third_claims, third) = app.mint("resume").await;
+    assert_downloads_resume(&app, "first", &first).await;
+    assert_downloads_resume(&app, "second", &second).await;
+
+    let name = "third download";
+    let sent = send(&app, name, app.client.get(&third)).await;
+    assert_error(name, &sent, 429, "rate_limited");
+    assert_retry_after(name, &sent, 1..=30);
+    assert!(sent.header("content-disposition").is_none(), "{name}");
+    assert_eq!(
+        state(&app, &third_claims).await,
+        LinkState::Ready { started: 0 },
+        "{name}: the refused download touched the link"
+    );
+
+    let name = "garbage token while limited";
+    let sent = send(&app, name, app.client.get(format!("{}/d/abc", app.base))).await;
+    assert_error(name, &sent, 429, "rate_limited");
+    assert_retry_after(name, &sent, 1..=30);
+}
+
+#[tokio::test]
+async fn a_person_gets_a_page_and_a_script_gets_json() {
+    let app = TestApp::start().await;
+    let (_, link) = app.mint("resume").await;
+    assert_downloads_resume(&app, "first download", &link).await;
+
+    let name = "410 for a browser";
+    let sent = send(
+        &app,
+        name,
+        app.client.get(&link).header("accept", BROWSER_ACCEPT),
+    )
+    .await;
+    assert_eq!(sent.status, 410, "{name}");
+    assert!(
+        sent.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{name}: {:?}",
+        sent.headers
+    );
+    let csp = sent
+        .header("content-security-policy")
+        .unwrap_or_else(|| panic!("{name}: no CSP"));
+    assert!(csp.contains("default-src 'none'"), "{name}: {csp}");
+    assert!(sent.body.starts_with("<!DOCTYPE html>"), "{name}");
+    assert!(
+        sent.body
+            .contains("This download link has already been used. Ask for the document again"),
+        "{name}: {}",
+        sent.body
+    );
+    assert!(
+        !sent.body.contains("link_used"),
+        "{name}: no error codes for people"
+    );
+
+    let name = "410 for */*";
+    let sent = send(&app, name, app.client.get(&link).header("accept", "*/*")).await;
+    assert_error(name, &sent, 410, "link_used");
+
+    let name = "410 for application/json";
+    let sent = send(
+        &app,
+        name,
+        app.client.get(&link).header("accept", "application/json"),
+    )
+    .await;
+    assert_error(name, &sent, 410, "link_used");
+
+    let name = "400 for a browser";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .get(format!("{}/d/abc", app.base))
+            .header("accept", BROWSER_ACCEPT),
+    )
+    .await;
+    assert_eq!(sent.status, 400, "{name}");
+    assert!(
+        sent.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{name}"
+    );
+    assert!(sent.header("content-security-policy").is_some(), "{name}");
+    assert!(
+        sent.body.contains("copied the whole link"),
+        "{name}: {}",
+        sent.body
+    );
+
+    // A plain HTML form that fails: a page too, and nothing sent.
+    let name = "form error for a browser";
+    let sent = send(
+        &app,
+        name,
+        app.client
+            .post(format!("{}{REQUESTS}", app.base))
+            .header("accept", BROWSER_ACCEPT)
+            .form(&[("email", "someone@mailinator.com"), ("document", "resume")]),
+    )
+    .await;
+    assert_eq!(sent.status, 400, "{name}");
+    assert!(
+        sent.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{name}"
+    );
+    assert!(sent.header("content-security-policy").is_some(), "{name}");
+    assert!(
+        sent.body.contains(
+            "<li>Disposable email addresses are not accepted; use a permanent address.</li>"
+        ),
+        "{name}: the page says what is wrong with the field: {}",
+        sent.body
+    );
+    assert!(app.outbox().is_empty(), "{name}");
+}
