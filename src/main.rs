@@ -60,11 +60,6 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    if config.token.generated {
-        tracing::warn!(
-            "DOCGATE_TOKEN_SECRET is not set: using a random key for this run; links stop working when docgate restarts"
-        );
-    }
     let app = match docgate::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -79,6 +74,11 @@ async fn serve(config: Config) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if app.config.token.generated {
+        tracing::warn!(
+            "DOCGATE_TOKEN_SECRET is not set: using a random key for this run; links stop working when docgate restarts"
+        );
+    }
     let addr = listener
         .local_addr()
         .map_or_else(|_| app.config.listen.to_string(), |a| a.to_string());

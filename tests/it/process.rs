@@ -1,1 +1,848 @@
-//! (being written)
+//! The real `docgate` binary as a child process: bad configuration at startup, what its logs
+//! hold, memory while streaming a big file, and draining in-flight downloads on SIGTERM.
+//!
+//! Every child runs in its own temporary directory with a cleared environment (only `PATH` kept),
+//! listens on a free loopback port (`DOCGATE_LISTEN=127.0.0.1:0`, the port read from its startup
+//! log line), has its output read on background threads so no pipe fills, and is killed when its
+//! guard drops, whichever way the test ends. Every wait is bounded.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use docgate::config::Secret;
+use docgate::token::TokenCodec;
+use futures_util::StreamExt;
+use sha2::{Digest, Sha256};
+
+use crate::support::{self, Mail};
+
+const BIN: &str = env!("CARGO_BIN_EXE_docgate");
+/// The signing secret of the children that serve.
+const SECRET: &str = "process-secret-Q7wX2mZk9pLr4vTb8nYc3hJd";
+/// The base of links in mails. Unknown before the port is, so tests put the real address in.
+const PUBLIC_URL: &str = "http://docgate.invalid";
+/// How long a child may take to log that it serves.
+const STARTUP: Duration = Duration::from_secs(20);
+/// How long a child may take to exit after a bad configuration or a signal.
+const EXIT: Duration = Duration::from_secs(25);
+const MIB: usize = 1024 * 1024;
+
+type Env = BTreeMap<String, String>;
+
+/// One output stream of a child, read to its end on a background thread.
+#[derive(Clone, Default)]
+struct Captured {
+    bytes: Arc<Mutex<Vec<u8>>>,
+    done: Arc<AtomicBool>,
+}
+
+impl Captured {
+    fn read_from(pipe: impl Read + Send + 'static) -> Self {
+        let captured = Self::default();
+        let sink = captured.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(pipe);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                match reader.read_until(b'\n', &mut line) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => sink.bytes.lock().unwrap().extend_from_slice(&line),
+                }
+            }
+            sink.done.store(true, Ordering::SeqCst);
+        });
+        captured
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes.lock().unwrap()).into_owned()
+    }
+
+    fn done(&self) -> bool {
+        self.done.load(Ordering::SeqCst)
+    }
+}
+
+/// A running `docgate`, killed and reaped on drop.
+struct Process {
+    child: Child,
+    stdout: Captured,
+    stderr: Captured,
+}
+
+impl Process {
+    fn spawn(dir: &Path, env: &Env, args: &[&str]) -> Self {
+        let mut command = Command::new(BIN);
+        command
+            .args(args)
+            .current_dir(dir)
+            .env_clear()
+            .envs(env)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(path) = std::env::var_os("PATH") {
+            command.env("PATH", path);
+        }
+        let mut child = command.spawn().expect("the docgate binary starts");
+        let stdout = Captured::read_from(child.stdout.take().unwrap());
+        let stderr = Captured::read_from(child.stderr.take().unwrap());
+        Self {
+            child,
+            stdout,
+            stderr,
+        }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends SIGTERM, as Kubernetes does to stop a pod.
+    fn terminate(&mut self) {
+        assert!(
+            self.child.try_wait().unwrap().is_none(),
+            "docgate exited before SIGTERM; stderr:\n{}",
+            self.stderr.text()
+        );
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill -TERM failed: {status}");
+    }
+
+    /// Waits (bounded) for the child to exit, and for its output to be read to the end.
+    async fn exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docgate did not exit within {within:?}; stderr so far:\n{}",
+                self.stderr.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !(self.stdout.done() && self.stderr.done()) {
+            assert!(
+                Instant::now() < deadline,
+                "docgate's output pipes stayed open after it exited"
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        status
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        // Already reaped: std knows, and neither call touches another process.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A `docgate serve` child that has logged its listening address.
+struct Server {
+    process: Process,
+    addr: SocketAddr,
+    /// `http://127.0.0.1:PORT`
+    base: String,
+    outbox: PathBuf,
+    client: reqwest::Client,
+}
+
+impl Server {
+    async fn start(dir: &Path, env: &Env) -> Self {
+        let mut process = Process::spawn(dir, env, &["serve"]);
+        let deadline = Instant::now() + STARTUP;
+        let addr = loop {
+            if let Some(addr) = listen_addr(&process.stderr.text()) {
+                break addr;
+            }
+            if let Some(status) = process.child.try_wait().unwrap() {
+                panic!(
+                    "docgate exited ({status}) before serving; stderr:\n{}",
+                    process.stderr.text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "docgate did not log \"docgate serving\" within {STARTUP:?}; stderr:\n{}",
+                process.stderr.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert!(addr.ip().is_loopback(), "listening on {addr}");
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .build()
+            .unwrap();
+        Self {
+            process,
+            addr,
+            base: format!("http://{addr}"),
+            outbox: PathBuf::from(&env["DOCGATE_OUTBOX_DIR"]),
+            client,
+        }
+    }
+
+    async fn request_link(&self, email: &str, document: &str) -> reqwest::Response {
+        self.client
+            .post(format!("{}/api/download-requests", self.base))
+            .json(&serde_json::json!({ "email": email, "document": document }))
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// The `.eml` files in the outbox.
+    fn mails(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(&self.outbox) {
+            Ok(entries) => entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+                .collect(),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    /// Asks for `document` as `email`; returns the path of the one new mail and the link in it,
+    /// pointed at this server.
+    async fn link(&self, email: &str, document: &str) -> (PathBuf, String) {
+        let before = self.mails();
+        let response = self.request_link(email, document).await;
+        assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
+        let new: Vec<PathBuf> = self
+            .mails()
+            .into_iter()
+            .filter(|p| !before.contains(p))
+            .collect();
+        assert_eq!(new.len(), 1, "exactly one new mail: {new:?}");
+        let mail = Mail::read(&new[0]);
+        assert_eq!(mail.to, email);
+        assert!(
+            mail.link.starts_with(&format!("{PUBLIC_URL}/d/")),
+            "{}",
+            mail.link
+        );
+        let url = format!("{}/d/{}", self.base, support::token_of(&mail.link));
+        (new[0].clone(), url)
+    }
+}
+
+/// The environment of a child serving the fixtures in `dir`, logging JSON.
+fn serve_env(dir: &Path) -> Env {
+    let path = |p: &str| dir.join(p).display().to_string();
+    [
+        ("DOCGATE_LISTEN", "127.0.0.1:0".to_owned()),
+        ("DOCGATE_PUBLIC_URL", PUBLIC_URL.to_owned()),
+        ("DOCGATE_TOKEN_SECRET", SECRET.to_owned()),
+        ("DOCGATE_CATALOG", path("catalog.toml")),
+        ("DOCGATE_DOCUMENTS_DIR", path("documents")),
+        ("DOCGATE_OUTBOX_DIR", path("outbox")),
+        ("DOCGATE_REQUEST_LOG", path("requests.jsonl")),
+        ("DOCGATE_LIMIT_REQUEST_PER_IP", "1000/s".to_owned()),
+        ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1000/s".to_owned()),
+        ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
+        ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
+        ("DOCGATE_LOG_FORMAT", "json".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
+/// The address in the `docgate serving` log line, in either log format.
+fn listen_addr(log: &str) -> Option<SocketAddr> {
+    log.lines().find_map(|line| {
+        if let Ok(value) = serde_json::from_str::<serde_json::Value>(line) {
+            if value["message"] != "docgate serving" {
+                return None;
+            }
+            return value["listen"].as_str()?.parse().ok();
+        }
+        let line = strip_ansi(line);
+        if !line.contains("docgate serving") {
+            return None;
+        }
+        line.split_whitespace()
+            .find_map(|word| word.strip_prefix("listen="))?
+            .parse()
+            .ok()
+    })
+}
+
+/// `text` without ANSI escape sequences (the text log format colours its output).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            continue;
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Writes `len` deterministic pseudo-random bytes to `path` in 1 MiB chunks; returns their SHA-256.
+fn write_document(path: &Path, len: usize, seed: u64) -> String {
+    let mut file = File::create(path).unwrap();
+    let mut hasher = Sha256::new();
+    let mut state = 0x2545_F491_4F6C_DD1D_u64 ^ seed.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut chunk = vec![0u8; MIB];
+    let mut left = len;
+    while left > 0 {
+        let n = left.min(MIB);
+        for word in chunk[..n].chunks_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            word.copy_from_slice(&state.to_le_bytes()[..word.len()]);
+        }
+        hasher.update(&chunk[..n]);
+        file.write_all(&chunk[..n]).unwrap();
+        left -= n;
+    }
+    file.sync_all().unwrap();
+    format!("{:x}", hasher.finalize())
+}
+
+/// Adds a document to the fixtures' catalog, its file already under `documents/`.
+fn add_to_catalog(dir: &Path, id: &str, key: &str) {
+    let mut catalog = std::fs::OpenOptions::new()
+        .append(true)
+        .open(dir.join("catalog.toml"))
+        .unwrap();
+    write!(
+        catalog,
+        "\n[documents.{id}]\nkey = \"{key}\"\nfilename = \"{key}\"\ntitle = \"The {id} file\"\n"
+    )
+    .unwrap();
+}
+
+/// A process's peak and current resident set, in KiB, from `/proc/<pid>/status`.
+#[derive(Debug, Clone, Copy)]
+struct Memory {
+    hwm_kib: u64,
+    rss_kib: u64,
+}
+
+fn memory(pid: u32) -> Memory {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kib| kib.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in /proc/{pid}/status"))
+    };
+    Memory {
+        hwm_kib: field("VmHWM:"),
+        rss_kib: field("VmRSS:"),
+    }
+}
+
+/// Starts `docgate` (no subcommand: `serve` is the default) and checks that it refuses to start:
+/// exit code 64 and exactly one line on stderr, naming `var`. Returns stderr and stdout.
+async fn refused_startup(dir: &Path, env: &Env, var: &str, shown: &str) -> (String, String) {
+    let mut process = Process::spawn(dir, env, &[]);
+    let status = process.exit(EXIT).await;
+    let stderr = process.stderr.text();
+    let stdout = process.stdout.text();
+    eprintln!("{shown} -> {status}: {stderr:?}");
+    assert_eq!(status.code(), Some(64), "{shown}: stderr {stderr:?}");
+    assert!(
+        !stderr.trim().is_empty() && stderr.trim_end_matches('\n').lines().count() == 1,
+        "{shown}: stderr is not exactly one line: {stderr:?}"
+    );
+    assert!(
+        stderr.contains(var),
+        "{shown}: {stderr:?} does not name {var}"
+    );
+    (stderr, stdout)
+}
+
+/// A bad configuration value and what its startup failure must say.
+struct BadConfig {
+    /// The variable the message must name.
+    var: &'static str,
+    set: Vec<(&'static str, String)>,
+    unset: &'static [&'static str],
+    /// A value that must not be printed.
+    hidden: Option<&'static str>,
+}
+
+#[tokio::test]
+async fn bad_configuration_stops_startup_with_one_line_naming_the_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    support::write_fixtures(root);
+    let path = |p: &str| root.join(p).display().to_string();
+    std::fs::write(root.join("outside.pdf"), b"%PDF-1.4 outside the documents").unwrap();
+    std::fs::write(
+        root.join("missing-object.toml"),
+        "[documents.gone]\nkey = \"gone/nothing-here.pdf\"\nfilename = \"gone.pdf\"\ntitle = \"Gone\"\n",
+    )
+    .unwrap();
+    std::fs::write(
+        root.join("traversal.toml"),
+        "[documents.outside]\nkey = \"../outside.pdf\"\nfilename = \"outside.pdf\"\ntitle = \"Outside\"\n",
+    )
+    .unwrap();
+    // Distinctive, so finding it in the output means the value leaked (not a word like "short").
+    const SHORT_SECRET: &str = "shortQz7Secret";
+
+    let cases = [
+        BadConfig {
+            var: "DOCGATE_TOKEN_TTL",
+            set: vec![("DOCGATE_TOKEN_TTL", "15x".to_owned())],
+            unset: &[],
+            hidden: None,
+        },
+        BadConfig {
+            var: "DOCGATE_TOKEN_SECRET",
+            set: vec![("DOCGATE_TOKEN_SECRET", SHORT_SECRET.to_owned())],
+            unset: &[],
+            hidden: Some(SHORT_SECRET),
+        },
+        BadConfig {
+            var: "DOCGATE_CATALOG",
+            set: vec![("DOCGATE_CATALOG", path("no-such-catalog.toml"))],
+            unset: &[],
+            hidden: None,
+        },
+        BadConfig {
+            var: "DOCGATE_CATALOG",
+            set: vec![("DOCGATE_CATALOG", path("missing-object.toml"))],
+            unset: &[],
+            hidden: None,
+        },
+        BadConfig {
+            var: "DOCGATE_CATALOG",
+            set: vec![("DOCGATE_CATALOG", path("traversal.toml"))],
+            unset: &[],
+            hidden: None,
+        },
+        BadConfig {
+            var: "DOCGATE_LIMIT_REQUEST_PER_IP",
+            set: vec![("DOCGATE_LIMIT_REQUEST_PER_IP", "lots".to_owned())],
+            unset: &[],
+            hidden: None,
+        },
+        BadConfig {
+            var: "DOCGATE_TOKEN_SECRET_FILE",
+            set: vec![("DOCGATE_TOKEN_SECRET_FILE", "/nonexistent".to_owned())],
+            unset: &["DOCGATE_TOKEN_SECRET"],
+            hidden: None,
+        },
+    ];
+
+    for case in cases {
+        let mut env = serve_env(root);
+        for name in case.unset {
+            env.remove(*name);
+        }
+        for (name, value) in &case.set {
+            env.insert((*name).to_owned(), value.clone());
+        }
+        let shown = format!("{:?} {:?}", case.set, case.unset);
+        let (stderr, stdout) = refused_startup(root, &env, case.var, &shown).await;
+        if let Some(hidden) = case.hidden {
+            assert!(
+                !stderr.contains(hidden) && !stdout.contains(hidden),
+                "{shown}: the secret value is printed: {stderr:?} {stdout:?}"
+            );
+        }
+    }
+
+    // A secret mounted as a file, with the newline `echo` leaves: accepted.
+    let file_secret = "0123456789abcdefghijklmnopqrstuvwxyzABCD";
+    assert_eq!(file_secret.len(), 40);
+    std::fs::write(root.join("token-secret"), format!("{file_secret}\n")).unwrap();
+    let mut env = serve_env(root);
+    env.remove("DOCGATE_TOKEN_SECRET");
+    env.insert("DOCGATE_TOKEN_SECRET_FILE".to_owned(), path("token-secret"));
+    let mut process = Process::spawn(root, &env, &["check"]);
+    let status = process.exit(EXIT).await;
+    let stdout = process.stdout.text();
+    let stderr = process.stderr.text();
+    eprintln!("docgate check with DOCGATE_TOKEN_SECRET_FILE -> {status}:\n{stdout}{stderr}");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "stdout {stdout:?} stderr {stderr:?}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("config: ok")),
+        "{stdout:?}"
+    );
+    assert!(
+        stdout.lines().any(|l| l.starts_with("catalog: ok")),
+        "{stdout:?}"
+    );
+    assert!(!stdout.contains(file_secret) && !stderr.contains(file_secret));
+}
+
+/// With no secret configured (embedded mode's default), a bad value still stops startup with one
+/// line: the warning about the random per-start secret concerns a service that starts.
+#[tokio::test]
+async fn bad_configuration_without_a_secret_still_stops_startup_with_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    support::write_fixtures(root);
+    let mut env = serve_env(root);
+    env.remove("DOCGATE_TOKEN_SECRET");
+    env.insert(
+        "DOCGATE_CATALOG".to_owned(),
+        root.join("no-such-catalog.toml").display().to_string(),
+    );
+    refused_startup(
+        root,
+        &env,
+        "DOCGATE_CATALOG",
+        "DOCGATE_CATALOG missing, no DOCGATE_TOKEN_SECRET",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn text_logs_hold_no_personal_data_or_secrets() {
+    logs_hold_no_personal_data_or_secrets("text").await;
+}
+
+#[tokio::test]
+async fn json_logs_hold_no_personal_data_or_secrets() {
+    logs_hold_no_personal_data_or_secrets("json").await;
+}
+
+/// The access log lines in `log`: `(status, route)` of each.
+fn access_lines(log: &str, format: &str) -> Vec<(u64, String)> {
+    if format == "json" {
+        log.lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l)
+                    .unwrap_or_else(|e| panic!("a log line that is not JSON ({e}): {l:?}"))
+            })
+            .filter(|v| v["message"] == "request")
+            .map(|v| {
+                (
+                    v["status"].as_u64().unwrap_or_default(),
+                    v["route"].as_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    } else {
+        let field = |line: &str, name: &str| {
+            line.split_whitespace()
+                .find_map(|w| w.strip_prefix(name))
+                .unwrap_or_default()
+                .to_owned()
+        };
+        strip_ansi(log)
+            .lines()
+            .filter(|l| l.contains(" request method="))
+            .map(|l| {
+                (
+                    field(l, "status=").parse().unwrap_or_default(),
+                    field(l, "route="),
+                )
+            })
+            .collect()
+    }
+}
+
+async fn logs_hold_no_personal_data_or_secrets(format: &str) {
+    const EMAIL: &str = "secret.person@example.org";
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    support::write_fixtures(root);
+    let mut env = serve_env(root);
+    env.insert("DOCGATE_LOG".to_owned(), "debug".to_owned());
+    env.insert("DOCGATE_LOG_FORMAT".to_owned(), format.to_owned());
+    let mut server = Server::start(root, &env).await;
+
+    let (mail_path, url) = server.link(EMAIL, "resume").await;
+    let token = support::token_of(&url).to_owned();
+    let segments: Vec<&str> = token.split('.').collect();
+    assert_eq!(segments.len(), 3, "{token}");
+    let claims = TokenCodec::new(&Secret::new(SECRET.into()))
+        .verify(&token, support::now())
+        .expect("the mailed token verifies with the configured secret");
+    let jti = claims.jti.clone();
+
+    let response = server.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.bytes().await.unwrap();
+    assert_eq!(
+        support::sha256(&body),
+        support::sha256(&support::content(1, support::RESUME_LEN))
+    );
+    let again = server.client.get(&url).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    let _ = again.bytes().await;
+    let garbage = server
+        .client
+        .get(format!("{}/d/garbage", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(garbage.status(), 400);
+    let _ = garbage.bytes().await;
+
+    server.process.terminate();
+    let status = server.process.exit(EXIT).await;
+    assert!(
+        status.success(),
+        "docgate exited with {status} after SIGTERM"
+    );
+    let log = server.process.stderr.text();
+    let plain = strip_ansi(&log);
+    eprintln!("--- {format} log ---\n{plain}--- end of {format} log ---");
+
+    let access = access_lines(&log, format);
+    let statuses: Vec<u64> = access.iter().map(|(status, _)| *status).collect();
+    for status in [202, 200, 410, 400] {
+        assert!(
+            statuses.contains(&status),
+            "no access line with status {status}: {access:?}"
+        );
+    }
+    assert!(
+        access
+            .iter()
+            .any(|(s, r)| *s == 202 && r == "/api/download-requests"),
+        "{access:?}"
+    );
+    assert!(
+        access
+            .iter()
+            .filter(|(s, _)| [200, 410, 400].contains(s))
+            .all(|(_, r)| r == "/d/<redacted>"),
+        "download routes are redacted: {access:?}"
+    );
+
+    let mut needles = vec![
+        ("the email address", EMAIL),
+        ("the email's local part", "secret.person"),
+        ("the token", token.as_str()),
+        ("the full jti", jti.as_str()),
+        ("the secret", SECRET),
+    ];
+    for segment in &segments {
+        needles.push(("a token segment", segment));
+    }
+    for (what, needle) in needles {
+        assert!(
+            !log.contains(needle) && !plain.contains(needle),
+            "the {format} log holds {what} ({needle:?})"
+        );
+    }
+
+    let mail_file = mail_path.file_name().unwrap().to_str().unwrap();
+    assert!(
+        plain.contains(mail_file),
+        "the {format} log does not name the outbox file {mail_file}"
+    );
+}
+
+#[tokio::test]
+async fn memory_stays_bounded_while_streaming_a_big_file() {
+    const HUGE_LEN: usize = 200 * MIB;
+    const BOUND_KIB: u64 = 32 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    support::write_fixtures(root);
+    let written = Instant::now();
+    let expected = write_document(&root.join("documents/huge.bin"), HUGE_LEN, 7);
+    eprintln!("wrote 200 MiB in {:?}", written.elapsed());
+    add_to_catalog(root, "huge", "huge.bin");
+    let server = Server::start(root, &serve_env(root)).await;
+    let pid = server.process.pid();
+
+    let live = server
+        .client
+        .get(format!("{}/healthz", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+    let _ = live.bytes().await;
+    let before = memory(pid);
+
+    let (_, url) = server.link("reader@example.org", "huge").await;
+    let response = server.client.get(&url).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.content_length(),
+        Some(HUGE_LEN as u64),
+        "Content-Length"
+    );
+    let started = Instant::now();
+    let mut stream = response.bytes_stream();
+    let mut hasher = Sha256::new();
+    let mut received = 0usize;
+    let mut next_sample = 0usize;
+    let mut max_rss_kib = before.rss_kib;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.unwrap_or_else(|e| panic!("the download broke after {received} bytes: {e}"));
+        received += chunk.len();
+        hasher.update(&chunk);
+        if received >= next_sample {
+            max_rss_kib = max_rss_kib.max(memory(pid).rss_kib);
+            next_sample += 8 * MIB;
+        }
+    }
+    let elapsed = started.elapsed();
+    let after = memory(pid);
+    eprintln!(
+        "docgate memory: before VmHWM {} KiB VmRSS {} KiB; after VmHWM {} KiB VmRSS {} KiB; \
+         max sampled VmRSS {} KiB; VmHWM growth {} KiB; 200 MiB streamed in {:?} ({:.0} MiB/s)",
+        before.hwm_kib,
+        before.rss_kib,
+        after.hwm_kib,
+        after.rss_kib,
+        max_rss_kib,
+        after.hwm_kib.saturating_sub(before.hwm_kib),
+        elapsed,
+        HUGE_LEN as f64 / MIB as f64 / elapsed.as_secs_f64()
+    );
+    assert_eq!(received, HUGE_LEN);
+    assert_eq!(format!("{:x}", hasher.finalize()), expected);
+    assert!(
+        after.hwm_kib.saturating_sub(before.hwm_kib) < BOUND_KIB,
+        "VmHWM grew from {} KiB to {} KiB while streaming 200 MiB",
+        before.hwm_kib,
+        after.hwm_kib
+    );
+}
+
+/// Waits (bounded) until connecting to `addr` is refused; returns how long that took.
+///
+/// While the listening socket closes, a connection may still be reset (it sat in the accept
+/// queue) or its SYN dropped (retransmitted only after a second): both are retried with a fresh
+/// socket, so the first attempt after the close is the one that sees the refusal.
+async fn wait_until_refused(addr: SocketAddr, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let attempt = tokio::net::TcpStream::connect(addr);
+        match tokio::time::timeout(Duration::from_millis(200), attempt).await {
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                return started.elapsed();
+            }
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Ok(Err(e)) => panic!("connecting to {addr} failed otherwise than refused: {e}"),
+            Ok(Ok(stream)) => drop(stream),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < within,
+            "{addr} still accepts connections {within:?} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+// Two workers: the download and the connection probes each get one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_in_flight_downloads() {
+    const LEN: usize = 64 * MIB;
+    /// Reading pace: the download takes about 1.5 s.
+    const BYTES_PER_SEC: f64 = 42.0 * MIB as f64;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    support::write_fixtures(root);
+    let expected = write_document(&root.join("documents/drain.bin"), LEN, 11);
+    add_to_catalog(root, "drain", "drain.bin");
+    let mut env = serve_env(root);
+    env.insert("DOCGATE_DRAIN_TIMEOUT".to_owned(), "20s".to_owned());
+    let mut server = Server::start(root, &env).await;
+    let (_, url) = server.link("patient@example.org", "drain").await;
+
+    let (first_bytes, arrived) = tokio::sync::oneshot::channel::<()>();
+    let client = server.client.clone();
+    let download = tokio::spawn(async move {
+        let response = client.get(&url).send().await.map_err(|e| e.to_string())?;
+        if response.status() != 200 {
+            return Err(format!("status {}", response.status()));
+        }
+        let started = Instant::now();
+        let mut first_bytes = Some(first_bytes);
+        let mut stream = response.bytes_stream();
+        let mut hasher = Sha256::new();
+        let mut received = 0usize;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| format!("cut off after {received} bytes: {e}"))?;
+            received += chunk.len();
+            hasher.update(&chunk);
+            if let Some(tx) = first_bytes.take() {
+                let _ = tx.send(());
+            }
+            let due = Duration::from_secs_f64(received as f64 / BYTES_PER_SEC);
+            match due.checked_sub(started.elapsed()) {
+                Some(wait) => tokio::time::sleep(wait).await,
+                // Hashing is slow in debug builds: let the probes run between chunks.
+                None => tokio::task::yield_now().await,
+            }
+        }
+        Ok::<_, String>((
+            received,
+            format!("{:x}", hasher.finalize()),
+            started.elapsed(),
+        ))
+    });
+
+    tokio::time::timeout(Duration::from_secs(10), arrived)
+        .await
+        .expect("the first bytes arrive within 10 s")
+        .expect("the download task is alive");
+    server.process.terminate();
+    let refused_after = wait_until_refused(server.addr, Duration::from_secs(5)).await;
+    eprintln!("new connections refused {refused_after:?} after SIGTERM");
+    assert!(
+        !download.is_finished(),
+        "the download should still be in flight when the listener closes"
+    );
+
+    let (received, hash, took) = tokio::time::timeout(Duration::from_secs(30), download)
+        .await
+        .expect("the download finishes within 30 s")
+        .expect("the download task did not panic")
+        .unwrap_or_else(|e| panic!("the in-flight download failed: {e}"));
+    eprintln!("the in-flight download took {took:?}");
+    assert_eq!(received, LEN);
+    assert_eq!(hash, expected);
+
+    let status = server.process.exit(EXIT).await;
+    let log = strip_ansi(&server.process.stderr.text());
+    assert_eq!(status.code(), Some(0), "exit {status}; stderr:\n{log}");
+    assert!(
+        !log.contains("drain timeout reached"),
+        "the drain timed out:\n{log}"
+    );
+}
