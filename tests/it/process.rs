@@ -247,24 +247,12 @@ impl Server {
 
 /// The environment of a child serving the fixtures in `dir`, logging JSON.
 fn serve_env(dir: &Path) -> Env {
-    let path = |p: &str| dir.join(p).display().to_string();
-    [
-        ("DOCGATE_LISTEN", "127.0.0.1:0".to_owned()),
-        ("DOCGATE_PUBLIC_URL", PUBLIC_URL.to_owned()),
-        ("DOCGATE_TOKEN_SECRET", SECRET.to_owned()),
-        ("DOCGATE_CATALOG", path("catalog.toml")),
-        ("DOCGATE_DOCUMENTS_DIR", path("documents")),
-        ("DOCGATE_OUTBOX_DIR", path("outbox")),
-        ("DOCGATE_REQUEST_LOG", path("requests.jsonl")),
-        ("DOCGATE_LIMIT_REQUEST_PER_IP", "1000/s".to_owned()),
-        ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1000/s".to_owned()),
-        ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
-        ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
-        ("DOCGATE_LOG_FORMAT", "json".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
+    let mut env: Env = support::fixture_env(dir, PUBLIC_URL, SECRET)
+        .into_iter()
+        .collect();
+    env.insert("DOCGATE_LISTEN".to_owned(), "127.0.0.1:0".to_owned());
+    env.insert("DOCGATE_LOG_FORMAT".to_owned(), "json".to_owned());
+    env
 }
 
 /// The address in the `docgate serving` log line, in either log format.

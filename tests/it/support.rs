@@ -79,6 +79,27 @@ pub fn write_fixtures(dir: &Path) {
     std::fs::write(dir.join("documents/big.bin"), content(3, BIG_LEN)).unwrap();
 }
 
+/// The settings of a test server over the fixtures in `dir`: its paths, a known secret, and
+/// limits high enough that only tests about limits meet them.
+pub fn fixture_env(dir: &Path, public_url: &str, secret: &str) -> Vec<(String, String)> {
+    let path = |p: &str| dir.join(p).display().to_string();
+    [
+        ("DOCGATE_PUBLIC_URL", public_url.to_owned()),
+        ("DOCGATE_TOKEN_SECRET", secret.to_owned()),
+        ("DOCGATE_CATALOG", path("catalog.toml")),
+        ("DOCGATE_DOCUMENTS_DIR", path("documents")),
+        ("DOCGATE_OUTBOX_DIR", path("outbox")),
+        ("DOCGATE_REQUEST_LOG", path("requests.jsonl")),
+        ("DOCGATE_LIMIT_REQUEST_PER_IP", "1000/s".to_owned()),
+        ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1000/s".to_owned()),
+        ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
+        ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
+
 /// A running test server.
 pub struct TestApp {
     pub addr: SocketAddr,
@@ -106,22 +127,8 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
 
-        let mut env: HashMap<String, String> = HashMap::new();
-        let path = |p: &str| dir.path().join(p).display().to_string();
-        for (k, v) in [
-            ("DOCGATE_PUBLIC_URL", base.clone()),
-            ("DOCGATE_TOKEN_SECRET", SECRET.to_owned()),
-            ("DOCGATE_CATALOG", path("catalog.toml")),
-            ("DOCGATE_DOCUMENTS_DIR", path("documents")),
-            ("DOCGATE_OUTBOX_DIR", path("outbox")),
-            ("DOCGATE_REQUEST_LOG", path("requests.jsonl")),
-            ("DOCGATE_LIMIT_REQUEST_PER_IP", "1000/s".to_owned()),
-            ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1000/s".to_owned()),
-            ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
-            ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
-        ] {
-            env.insert(k.to_owned(), v);
-        }
+        let mut env: HashMap<String, String> =
+            fixture_env(dir.path(), &base, SECRET).into_iter().collect();
         for (k, v) in overrides {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
