@@ -176,6 +176,19 @@ async fn record(app: &TestApp, claims: &Claims) {
         .unwrap();
 }
 
+/// Sends a JSON link request for `email` and `document`.
+async fn request_json(app: &TestApp, name: &str, email: impl AsRef<str>, document: &str) -> Sent {
+    let body = serde_json::json!({ "email": email.as_ref(), "document": document });
+    send(
+        app,
+        name,
+        app.client
+            .post(format!("{}{REQUESTS}", app.base))
+            .json(&body),
+    )
+    .await
+}
+
 fn form(pairs: &[(&str, &str)]) -> Vec<u8> {
     serde_urlencoded::to_string(pairs).unwrap().into_bytes()
 }
@@ -577,14 +590,7 @@ async fn link_requests_over_the_per_ip_rate_are_refused_with_retry_after() {
     assert_eq!(app.store.live_links(), 2);
 
     let name = "third request";
-    let sent = send(
-        &app,
-        name,
-        app.client
-            .post(format!("{}{REQUESTS}", app.base))
-            .json(&serde_json::json!({ "email": "v3@example.org", "document": "resume" })),
-    )
-    .await;
+    let sent = request_json(&app, name, "v3@example.org", "resume").await;
     assert_error(name, &sent, 429, "rate_limited");
     assert_retry_after(name, &sent, 1..=30);
     assert_eq!(app.outbox().len(), 2, "{name}: no third mail");
@@ -599,14 +605,7 @@ async fn link_requests_over_the_per_address_rate_are_refused_whatever_the_case()
     assert_eq!(app.outbox().len(), 1);
 
     let name = "same address, other case";
-    let sent = send(
-        &app,
-        name,
-        app.client
-            .post(format!("{}{REQUESTS}", app.base))
-            .json(&serde_json::json!({ "email": "jane.doe@example.org", "document": "resume" })),
-    )
-    .await;
+    let sent = request_json(&app, name, "jane.doe@example.org", "resume").await;
     assert_error(name, &sent, 429, "rate_limited");
     assert_retry_after(name, &sent, 1..=3600);
     assert_eq!(app.outbox().len(), 1, "{name}: no second mail");
