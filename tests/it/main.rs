@@ -1,6 +1,7 @@
 //! docgate's integration tests: one binary, one module per area. Every test starts its own server
 //! on a free loopback port and talks to it over real HTTP.
 
+mod servers;
 mod support;
 
 mod downloads;
