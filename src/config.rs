@@ -22,7 +22,13 @@ pub const ENV_PUBLIC_URL: &str = "DOCGATE_PUBLIC_URL";
 pub const ENV_TOKEN_SECRET: &str = "DOCGATE_TOKEN_SECRET";
 pub const ENV_TOKEN_TTL: &str = "DOCGATE_TOKEN_TTL";
 pub const ENV_REDIS_URL: &str = "DOCGATE_REDIS_URL";
+pub const ENV_REDIS_PREFIX: &str = "DOCGATE_REDIS_PREFIX";
 pub const ENV_S3_BUCKET: &str = "DOCGATE_S3_BUCKET";
+pub const ENV_S3_ENDPOINT: &str = "DOCGATE_S3_ENDPOINT";
+pub const ENV_AWS_REGION: &str = "AWS_REGION";
+pub const ENV_AWS_ACCESS_KEY_ID: &str = "AWS_ACCESS_KEY_ID";
+pub const ENV_AWS_SECRET_ACCESS_KEY: &str = "AWS_SECRET_ACCESS_KEY";
+pub const ENV_AWS_SESSION_TOKEN: &str = "AWS_SESSION_TOKEN";
 pub const ENV_SMTP_URL: &str = "DOCGATE_SMTP_URL";
 pub const ENV_DOCUMENTS_DIR: &str = "DOCGATE_DOCUMENTS_DIR";
 pub const ENV_CATALOG: &str = "DOCGATE_CATALOG";
@@ -146,6 +152,43 @@ pub struct Limits {
     pub download_per_ip: Rate,
 }
 
+/// The Redis token store, rate limiter and mail queue.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://` URL; may hold a password, so it is a secret.
+    pub url: Secret,
+    /// Prefix of every key docgate writes.
+    pub prefix: String,
+}
+
+/// The private S3 bucket documents are served from.
+#[derive(Debug, Clone)]
+pub struct S3Config {
+    pub bucket: String,
+    /// An S3-compatible endpoint (then path-style addressing); unset for AWS.
+    pub endpoint: Option<String>,
+    /// `AWS_REGION`; unset: the AWS chain decides (`us-east-1` with a custom endpoint).
+    pub region: Option<String>,
+    /// Static keys when `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are set; otherwise the
+    /// standard AWS credential chain (profile, web identity / IRSA, instance metadata) applies.
+    pub credentials: Option<AwsKeys>,
+}
+
+/// Static AWS credentials.
+#[derive(Debug, Clone)]
+pub struct AwsKeys {
+    pub access_key_id: String,
+    pub secret_access_key: Secret,
+    pub session_token: Option<Secret>,
+}
+
+/// SMTP delivery.
+#[derive(Debug, Clone)]
+pub struct SmtpConfig {
+    /// `smtp://`, `smtps://` URL as lettre reads it; may hold credentials, so it is a secret.
+    pub url: Secret,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -156,6 +199,12 @@ pub struct Config {
     pub token: TokenSecret,
     /// How long a link lives.
     pub token_ttl: Duration,
+    /// The production token store; `None`: the embedded in-process store.
+    pub redis: Option<RedisConfig>,
+    /// The production object store; `None`: files under `documents_dir`.
+    pub s3: Option<S3Config>,
+    /// SMTP delivery; `None`: `.eml` files in `outbox_dir`.
+    pub smtp: Option<SmtpConfig>,
     /// The embedded object source.
     pub documents_dir: PathBuf,
     /// The catalog file of documents on offer.
@@ -183,20 +232,72 @@ impl Config {
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let env = Reader(source);
 
-        for (name, what) in [
-            (ENV_REDIS_URL, "the Redis token store"),
-            (ENV_S3_BUCKET, "the S3 object store"),
-            (ENV_SMTP_URL, "SMTP delivery"),
-        ] {
-            if env.get(name).is_some() || env.get(&format!("{name}_FILE")).is_some() {
-                return Err(ConfigError::hidden(
-                    name,
-                    format!(
-                        "{what} is not part of this release; unset it to run on the embedded defaults"
-                    ),
-                ));
+        let redis = match env.secret(ENV_REDIS_URL)? {
+            Some(url) => {
+                let text = String::from_utf8_lossy(url.expose()).into_owned();
+                if !(text.starts_with("redis://") || text.starts_with("rediss://"))
+                    || redis::Client::open(text.as_str()).is_err()
+                {
+                    return Err(ConfigError::hidden(
+                        ENV_REDIS_URL,
+                        "expected a redis:// or rediss:// URL",
+                    ));
+                }
+                Some(RedisConfig {
+                    url,
+                    prefix: env.parse(ENV_REDIS_PREFIX, "docgate:", parse_prefix)?,
+                })
             }
-        }
+            None => None,
+        };
+        let s3 = match env.get(ENV_S3_BUCKET) {
+            Some(bucket) => Some(S3Config {
+                bucket: parse_bucket(&bucket)
+                    .map_err(|e| ConfigError::value(ENV_S3_BUCKET, &bucket, e))?,
+                endpoint: env.optional(ENV_S3_ENDPOINT, parse_endpoint)?,
+                region: env.get(ENV_AWS_REGION),
+                credentials: match (
+                    env.get(ENV_AWS_ACCESS_KEY_ID),
+                    env.secret(ENV_AWS_SECRET_ACCESS_KEY)?,
+                ) {
+                    (Some(access_key_id), Some(secret_access_key)) => Some(AwsKeys {
+                        access_key_id,
+                        secret_access_key,
+                        session_token: env.secret(ENV_AWS_SESSION_TOKEN)?,
+                    }),
+                    (None, None) => None,
+                    _ => {
+                        return Err(ConfigError::hidden(
+                            ENV_AWS_ACCESS_KEY_ID,
+                            "set both AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or neither",
+                        ));
+                    }
+                },
+            }),
+            None => {
+                if let Some(endpoint) = env.get(ENV_S3_ENDPOINT) {
+                    return Err(ConfigError::value(
+                        ENV_S3_ENDPOINT,
+                        &endpoint,
+                        "needs DOCGATE_S3_BUCKET as well",
+                    ));
+                }
+                None
+            }
+        };
+        let smtp = match env.secret(ENV_SMTP_URL)? {
+            Some(url) => {
+                let text = String::from_utf8_lossy(url.expose()).into_owned();
+                if !(text.starts_with("smtp://") || text.starts_with("smtps://")) {
+                    return Err(ConfigError::hidden(
+                        ENV_SMTP_URL,
+                        "expected an smtp:// or smtps:// URL",
+                    ));
+                }
+                Some(SmtpConfig { url })
+            }
+            None => None,
+        };
 
         let token = match env.secret(ENV_TOKEN_SECRET)? {
             Some(secret) if secret.expose().len() < MIN_SECRET_LEN => {
@@ -212,6 +313,12 @@ impl Config {
                 secret,
                 generated: false,
             },
+            None if redis.is_some() => {
+                return Err(ConfigError::hidden(
+                    ENV_TOKEN_SECRET,
+                    "is required with DOCGATE_REDIS_URL: every replica must sign and verify with the same key",
+                ));
+            }
             None => TokenSecret {
                 secret: random_secret(),
                 generated: true,
@@ -238,6 +345,9 @@ impl Config {
             listen: env.parse(ENV_LISTEN, "0.0.0.0:8080", |v| v.parse::<SocketAddr>())?,
             public_url: env.parse(ENV_PUBLIC_URL, "http://localhost:8080", parse_public_url)?,
             token,
+            redis,
+            s3,
+            smtp,
             token_ttl: env.parse(ENV_TOKEN_TTL, "15m", parse_duration)?,
             documents_dir: env.path(ENV_DOCUMENTS_DIR, "./documents"),
             catalog: env.path(ENV_CATALOG, "./catalog.toml"),
@@ -347,6 +457,36 @@ fn parse_public_url(value: &str) -> Result<String, &'static str> {
     Ok(value.trim_end_matches('/').to_owned())
 }
 
+fn parse_prefix(value: &str) -> Result<String, &'static str> {
+    if value.len() > 64 || value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err("expected up to 64 characters without spaces");
+    }
+    Ok(value.to_owned())
+}
+
+/// S3 bucket naming rules, loosely: 3 to 63 of lowercase letters, digits, '.', '-'.
+fn parse_bucket(value: &str) -> Result<String, &'static str> {
+    let ok = (3..=63).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-');
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err("expected a bucket name: 3 to 63 of a-z, 0-9, '.' and '-'")
+    }
+}
+
+fn parse_endpoint(value: &str) -> Result<String, &'static str> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| "expected an http:// or https:// URL")?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http" | "https"), Some(_)) => Ok(value.trim_end_matches('/').to_owned()),
+        _ => Err("expected an http:// or https:// URL"),
+    }
+}
+
 fn parse_cidrs(value: &str) -> Result<Vec<IpNet>, String> {
     value
         .split([',', ' '])
@@ -418,8 +558,15 @@ mod tests {
             (ENV_LOG_FORMAT, "xml", "expected text or json"),
             (
                 ENV_REDIS_URL,
-                "redis://localhost",
+                "http://localhost",
                 "DOCGATE_REDIS_URL is not valid",
+            ),
+            (ENV_S3_BUCKET, "Bad_Bucket", "DOCGATE_S3_BUCKET=Bad_Bucket"),
+            (ENV_S3_ENDPOINT, "http://x", "needs DOCGATE_S3_BUCKET"),
+            (
+                ENV_SMTP_URL,
+                "mail.example.com",
+                "DOCGATE_SMTP_URL is not valid",
             ),
         ];
         for (name, value, expected) in cases {
@@ -429,6 +576,45 @@ mod tests {
             assert!(line.contains(expected), "{line:?} lacks {expected:?}");
             assert!(!line.contains('\n'));
         }
+    }
+
+    #[test]
+    fn production_backends_are_read_and_hide_their_secrets() {
+        let config = Config::from_source(&source(&[
+            (ENV_REDIS_URL, "redis://:hunter2@redis:6379/0"),
+            (ENV_TOKEN_SECRET, "0123456789abcdef0123456789abcdef"),
+            (ENV_S3_BUCKET, "private-docs"),
+            (ENV_S3_ENDPOINT, "http://127.0.0.1:9000/"),
+            (ENV_AWS_ACCESS_KEY_ID, "AKIDEXAMPLE"),
+            (ENV_AWS_SECRET_ACCESS_KEY, "wJalrXUtnFEMI"),
+            (ENV_SMTP_URL, "smtp://user:pass@mail:587?tls=required"),
+        ]))
+        .unwrap();
+        let redis = config.redis.as_ref().unwrap();
+        assert_eq!(redis.prefix, "docgate:");
+        let s3 = config.s3.as_ref().unwrap();
+        assert_eq!(s3.endpoint.as_deref(), Some("http://127.0.0.1:9000"));
+        assert_eq!(
+            s3.credentials.as_ref().unwrap().access_key_id,
+            "AKIDEXAMPLE"
+        );
+        let debug = format!("{config:?}");
+        for secret in ["hunter2", "wJalrXUtnFEMI", "user:pass"] {
+            assert!(!debug.contains(secret), "{secret} shown in {debug}");
+        }
+
+        let err =
+            Config::from_source(&source(&[(ENV_REDIS_URL, "redis://localhost")])).unwrap_err();
+        assert_eq!(
+            err.name, ENV_TOKEN_SECRET,
+            "a shared key is required with Redis"
+        );
+        let err = Config::from_source(&source(&[
+            (ENV_S3_BUCKET, "private-docs"),
+            (ENV_AWS_ACCESS_KEY_ID, "AKIDEXAMPLE"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.name, ENV_AWS_ACCESS_KEY_ID);
     }
 
     #[test]

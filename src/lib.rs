@@ -48,6 +48,18 @@ use token::TokenCodec;
 
 /// Builds the service on the embedded backends from a validated configuration.
 pub async fn build(config: Config) -> Result<Arc<App>, ConfigError> {
+    for (set, name) in [
+        (config.redis.is_some(), config::ENV_REDIS_URL),
+        (config.s3.is_some(), config::ENV_S3_BUCKET),
+        (config.smtp.is_some(), config::ENV_SMTP_URL),
+    ] {
+        if set {
+            return Err(ConfigError::hidden(
+                name,
+                "this backend is not available in this build yet; unset it to run embedded",
+            ));
+        }
+    }
     let catalog = App::load_catalog(&config)?;
     let codec = Arc::new(TokenCodec::new(&config.token.secret));
     let embedded = Backends::embedded(&config, codec.clone()).await?;
