@@ -19,9 +19,11 @@ use crate::objects::dir::DirSource;
 use crate::objects::{ObjectError, ObjectSource};
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::memory::MemoryLimiter;
+use crate::ratelimit::shared::RedisLimiter;
 use crate::requestlog::{JsonLinesLog, RequestLog};
 use crate::store::TokenStore;
 use crate::store::memory::MemoryStore;
+use crate::store::shared::RedisStore;
 use crate::token::TokenCodec;
 
 /// How long a download's claim on its link survives without renewal: a replica that dies
@@ -40,19 +42,45 @@ pub struct Backends {
     pub requests: Arc<dyn RequestLog>,
 }
 
-/// The embedded backends, with the concrete store kept for inspection.
-pub struct Embedded {
+/// The backends the configuration asks for, with the embedded store kept for inspection.
+pub struct Built {
     pub backends: Backends,
-    pub store: Arc<MemoryStore>,
+    /// The in-process store, when it is the one in use.
+    pub memory_store: Option<Arc<MemoryStore>>,
 }
 
 impl Backends {
-    /// In-process store and limiter, the documents directory, the file outbox and a JSON-lines
-    /// request log.
-    pub async fn embedded(
+    /// Each boundary's implementation as configured: Redis when `DOCGATE_REDIS_URL` is set, else
+    /// the embedded store and limiter; the documents directory; the file outbox.
+    pub async fn from_config(
         config: &Config,
         codec: Arc<TokenCodec>,
-    ) -> Result<Embedded, ConfigError> {
+    ) -> Result<Built, ConfigError> {
+        let embedded = Self::embedded(config, codec).await?;
+        let Some(redis) = &config.redis else {
+            return Ok(Built {
+                backends: embedded.backends,
+                memory_store: Some(embedded.store),
+            });
+        };
+        let conn = crate::store::shared::connect(redis)
+            .map_err(|e| ConfigError::hidden(crate::config::ENV_REDIS_URL, e))?;
+        let mut backends = embedded.backends;
+        backends.store = Arc::new(RedisStore::new(
+            conn.clone(),
+            &redis.prefix,
+            config.token_ttl,
+        ));
+        backends.limiter = Arc::new(RedisLimiter::new(conn, &redis.prefix));
+        Ok(Built {
+            backends,
+            memory_store: None,
+        })
+    }
+
+    /// In-process store and limiter, the documents directory, the file outbox and a JSON-lines
+    /// request log.
+    async fn embedded(config: &Config, codec: Arc<TokenCodec>) -> Result<Embedded, ConfigError> {
         let objects = DirSource::new(&config.documents_dir).map_err(|e| {
             ConfigError::value(
                 ENV_DOCUMENTS_DIR,
@@ -88,6 +116,12 @@ impl Backends {
             store,
         })
     }
+}
+
+/// The embedded backends and their concrete store.
+struct Embedded {
+    backends: Backends,
+    store: Arc<MemoryStore>,
 }
 
 /// Everything a request needs.

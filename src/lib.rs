@@ -49,7 +49,6 @@ use token::TokenCodec;
 /// Builds the service on the embedded backends from a validated configuration.
 pub async fn build(config: Config) -> Result<Arc<App>, ConfigError> {
     for (set, name) in [
-        (config.redis.is_some(), config::ENV_REDIS_URL),
         (config.s3.is_some(), config::ENV_S3_BUCKET),
         (config.smtp.is_some(), config::ENV_SMTP_URL),
     ] {
@@ -62,9 +61,9 @@ pub async fn build(config: Config) -> Result<Arc<App>, ConfigError> {
     }
     let catalog = App::load_catalog(&config)?;
     let codec = Arc::new(TokenCodec::new(&config.token.secret));
-    let embedded = Backends::embedded(&config, codec.clone()).await?;
+    let built = Backends::from_config(&config, codec.clone()).await?;
     Ok(Arc::new(
-        App::new(config, catalog, codec, embedded.backends).await?,
+        App::new(config, catalog, codec, built.backends).await?,
     ))
 }
 

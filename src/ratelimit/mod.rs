@@ -9,6 +9,7 @@
 //! per /64 (one customer's allocation) wherever a limit applies.
 
 pub mod memory;
+pub mod shared;
 
 use std::net::IpAddr;
 use std::time::Duration;

@@ -7,10 +7,12 @@
 //! holding it died. Every operation is one atomic step in the store, so two racing clients can
 //! never both be granted the same link.
 //!
-//! Implementations: [`memory::MemoryStore`] (embedded, in process). Each must fail closed: when the
+//! Implementations: [`memory::MemoryStore`] (embedded, in process) and [`shared::RedisStore`]
+//! (Redis, shared by every replica). Each must fail closed: when the
 //! store cannot answer, operations return [`StoreError::Unavailable`] and no download starts.
 
 pub mod memory;
+pub mod shared;
 
 use std::time::Duration;
 

@@ -256,7 +256,7 @@ async fn a_range_short_of_the_end_counts_a_start_but_does_not_spend() {
     assert_eq!(part.status(), 206);
     assert_eq!(part.bytes().await.unwrap().as_ref(), &content(1, 100)[..]);
     assert_eq!(
-        docgate::store::TokenStore::peek(app.store.as_ref(), &claims.jti)
+        docgate::store::TokenStore::peek(app.store(), &claims.jti)
             .await
             .unwrap(),
         docgate::store::LinkState::Ready { started: 1 }

@@ -132,13 +132,13 @@ fn assert_retry_after(name: &str, sent: &Sent, range: std::ops::RangeInclusive<u
 
 /// The link's state in the store, without touching it.
 async fn state(app: &TestApp, claims: &Claims) -> LinkState {
-    app.store.peek(&claims.jti).await.unwrap()
+    app.store().peek(&claims.jti).await.unwrap()
 }
 
 /// No mail was written, exactly `live` links exist, and the sentinel link is still ready to use.
 async fn assert_untouched(app: &TestApp, name: &str, live: usize, sentinel: &Claims) {
     assert!(app.outbox().is_empty(), "{name}: mail was written");
-    assert_eq!(app.store.live_links(), live, "{name}: links in the store");
+    assert_eq!(app.store().live_links(), live, "{name}: links in the store");
     assert_eq!(
         state(app, sentinel).await,
         LinkState::Ready { started: 0 },
@@ -165,7 +165,7 @@ fn sign(app: &TestApp, claims: &Claims) -> String {
 
 /// Records a link for `claims` in the store, as minting would.
 async fn record(app: &TestApp, claims: &Claims) {
-    app.store
+    app.store()
         .insert(&docgate::store::NewLink {
             jti: &claims.jti,
             doc: &claims.doc,
@@ -587,14 +587,14 @@ async fn link_requests_over_the_per_ip_rate_are_refused_with_retry_after() {
         assert_eq!(sent.status, 202, "{name}: {:?}", sent.body);
     }
     assert_eq!(app.outbox().len(), 2);
-    assert_eq!(app.store.live_links(), 2);
+    assert_eq!(app.store().live_links(), 2);
 
     let name = "third request";
     let sent = request_json(&app, name, "v3@example.org", "resume").await;
     assert_error(name, &sent, 429, "rate_limited");
     assert_retry_after(name, &sent, 1..=30);
     assert_eq!(app.outbox().len(), 2, "{name}: no third mail");
-    assert_eq!(app.store.live_links(), 2, "{name}: no third link");
+    assert_eq!(app.store().live_links(), 2, "{name}: no third link");
 }
 
 #[tokio::test]
@@ -609,7 +609,7 @@ async fn link_requests_over_the_per_address_rate_are_refused_whatever_the_case()
     assert_error(name, &sent, 429, "rate_limited");
     assert_retry_after(name, &sent, 1..=3600);
     assert_eq!(app.outbox().len(), 1, "{name}: no second mail");
-    assert_eq!(app.store.live_links(), 1, "{name}: no second link");
+    assert_eq!(app.store().live_links(), 1, "{name}: no second link");
 
     let name = "same address, form-encoded and padded";
     let sent = send(
@@ -626,7 +626,7 @@ async fn link_requests_over_the_per_address_rate_are_refused_whatever_the_case()
     let other = app.request_link("someone.else@example.org", "resume").await;
     assert_eq!(other.status(), 202, "another address is not limited");
     assert_eq!(app.outbox().len(), 2);
-    assert_eq!(app.store.live_links(), 2);
+    assert_eq!(app.store().live_links(), 2);
 }
 
 #[tokio::test]

@@ -8,3 +8,4 @@ mod downloads;
 mod errors;
 mod journey;
 mod process;
+mod store_contract;

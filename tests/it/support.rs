@@ -106,7 +106,8 @@ pub struct TestApp {
     /// `http://127.0.0.1:PORT`
     pub base: String,
     pub dir: tempfile::TempDir,
-    pub store: Arc<MemoryStore>,
+    /// The embedded store, when the server runs on it.
+    memory_store: Option<Arc<MemoryStore>>,
     pub app: Arc<App>,
     pub client: reqwest::Client,
     shutdown: Option<oneshot::Sender<()>>,
@@ -135,10 +136,10 @@ impl TestApp {
         let config = Config::from_source(&env).unwrap();
         let catalog = App::load_catalog(&config).unwrap();
         let codec = Arc::new(TokenCodec::new(&config.token.secret));
-        let embedded = Backends::embedded(&config, codec.clone()).await.unwrap();
-        let store = embedded.store.clone();
+        let built = Backends::from_config(&config, codec.clone()).await.unwrap();
+        let memory_store = built.memory_store.clone();
         let app = Arc::new(
-            App::new(config, catalog, codec, embedded.backends)
+            App::new(config, catalog, codec, built.backends)
                 .await
                 .unwrap(),
         );
@@ -160,12 +161,19 @@ impl TestApp {
             addr,
             base,
             dir,
-            store,
+            memory_store,
             app,
             client,
             shutdown: Some(tx),
             task: Some(task),
         }
+    }
+
+    /// The embedded store (panics for a server on Redis).
+    pub fn store(&self) -> &MemoryStore {
+        self.memory_store
+            .as_deref()
+            .expect("this test server runs on the embedded store")
     }
 
     pub fn path(&self, relative: &str) -> PathBuf {
@@ -210,7 +218,7 @@ impl TestApp {
     pub async fn mint(&self, document: &str) -> (Claims, String) {
         let claims = Claims::new(document, now(), 900);
         docgate::store::TokenStore::insert(
-            self.store.as_ref(),
+            self.app.backends.store.as_ref(),
             &docgate::store::NewLink {
                 jti: &claims.jti,
                 doc: document,

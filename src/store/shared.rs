@@ -1,0 +1,336 @@
+//! The production token store: link records in Redis, shared by every replica.
+//!
+//! # Keys (an operator reads and deletes them with `redis-cli`)
+//!
+//! - `<prefix>token:<jti>`: a hash that exists exactly while the link is usable or being
+//!   downloaded, expiring with the link (`PTTL` = the link's remaining life, extended to cover a
+//!   lease in progress). Fields: `doc` (catalog id), `started` (downloads begun), `attempts` (the
+//!   limit), and while a download streams `lease` (its random id) and `lease_until` (Redis server
+//!   time, ms). `DEL` revokes the link: no download starts, and one in flight stops within about
+//!   a second (its next lease renewal fails).
+//! - `<prefix>spent:<jti>`: `1` once a link is spent (downloaded, or out of attempts), for
+//!   `DOCGATE_TOKEN_TTL`, so a late click hears "used" rather than "revoked".
+//!
+//! # Atomicity
+//!
+//! Claim, renew, complete and release are each one Lua script on the one `token:` key (so Redis
+//! Cluster can run them), reading the server's clock (`TIME`) for lease deadlines so replicas'
+//! clocks don't matter. A download costs two round trips: the claim, and the completion (pipelined
+//! with the `spent:` marker). Lease renewals (one per second) only happen for downloads that last
+//! longer than that.
+//!
+//! # Failing closed
+//!
+//! Every command has a response timeout; an unreachable Redis yields [`StoreError::Unavailable`],
+//! which stops the download before any byte is sent.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::ConnectionManager;
+use redis::{Script, Value};
+
+use super::{Claim, Lease, LinkState, NewLink, StoreError, TokenStore};
+use crate::config::RedisConfig;
+
+/// How long a command may wait for Redis's answer before the request fails closed.
+pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting to Redis may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A connection to Redis shared by the store, the limiter and the mail queue: multiplexed,
+/// reconnecting on failure, and lazy, so docgate starts (and reports not ready) while Redis is
+/// down.
+pub fn connect(config: &RedisConfig) -> Result<ConnectionManager, redis::RedisError> {
+    let url = String::from_utf8_lossy(config.url.expose()).into_owned();
+    let client = redis::Client::open(url)?;
+    let settings = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_number_of_retries(1)
+        .set_max_delay(Duration::from_secs(1));
+    ConnectionManager::new_lazy_with_config(client, settings)
+}
+
+/// Starts a download (KEYS[1] = token key; ARGV = lease id, lease ms).
+/// Returns {1, attempt} granted, {0} gone, {2} in flight, {3} out of attempts.
+const CLAIM: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local lease_ms = tonumber(ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'started', 'attempts', 'lease', 'lease_until')
+local started = tonumber(h[1]) or 0
+local attempts = tonumber(h[2]) or 1
+if h[3] and tonumber(h[4] or 0) > now then return {2} end
+if started >= attempts then return {3} end
+started = started + 1
+redis.call('HSET', KEYS[1], 'started', started, 'lease', ARGV[1], 'lease_until', now + lease_ms)
+if redis.call('PTTL', KEYS[1]) < lease_ms then redis.call('PEXPIRE', KEYS[1], lease_ms) end
+return {1, started}
+";
+
+/// Extends a held lease (KEYS[1]; ARGV = lease id, lease ms). 1 held, 0 lost.
+const RENEW: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local lease_ms = tonumber(ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until')
+if h[1] ~= ARGV[1] or tonumber(h[2] or 0) <= now then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', now + lease_ms)
+if redis.call('PTTL', KEYS[1]) < lease_ms then redis.call('PEXPIRE', KEYS[1], lease_ms) end
+return 1
+";
+
+/// Spends the link if the lease is still held (KEYS[1]; ARGV = lease id). 1 spent, 0 lost.
+const COMPLETE: &str = r"
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until')
+if h[1] ~= ARGV[1] or tonumber(h[2] or 0) <= now then return 0 end
+redis.call('DEL', KEYS[1])
+return 1
+";
+
+/// Ends a download without spending (KEYS[1]; ARGV = lease id, refund 0/1).
+/// Returns 0 not held, 1 released, 2 released and now out of attempts (key deleted).
+const RELEASE: &str = r"
+local h = redis.call('HMGET', KEYS[1], 'lease', 'started', 'attempts')
+if h[1] ~= ARGV[1] then return 0 end
+local started = tonumber(h[2]) or 0
+if ARGV[2] == '1' and started > 0 then
+  started = started - 1
+  redis.call('HSET', KEYS[1], 'started', started)
+end
+redis.call('HDEL', KEYS[1], 'lease', 'lease_until')
+if started >= (tonumber(h[3]) or 1) then
+  redis.call('DEL', KEYS[1])
+  return 2
+end
+return 1
+";
+
+/// The Redis token store.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: ConnectionManager,
+    prefix: String,
+    /// How long a spent marker is kept: the longest a link can still be clicked.
+    spent_ttl: Duration,
+    claim: Script,
+    renew: Script,
+    complete: Script,
+    release: Script,
+}
+
+impl RedisStore {
+    /// A store over `conn`, its keys under `prefix`.
+    pub fn new(conn: ConnectionManager, prefix: &str, spent_ttl: Duration) -> Self {
+        Self {
+            conn,
+            prefix: prefix.to_owned(),
+            spent_ttl,
+            claim: Script::new(CLAIM),
+            renew: Script::new(RENEW),
+            complete: Script::new(COMPLETE),
+            release: Script::new(RELEASE),
+        }
+    }
+
+    /// `<prefix>token:<jti>`
+    pub fn token_key(&self, jti: &str) -> String {
+        format!("{}token:{jti}", self.prefix)
+    }
+
+    /// `<prefix>spent:<jti>`
+    pub fn spent_key(&self, jti: &str) -> String {
+        format!("{}spent:{jti}", self.prefix)
+    }
+
+    async fn is_spent(&self, jti: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("EXISTS")
+            .arg(self.spent_key(jti))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn mark_spent(&self, jti: &str) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("SET")
+            .arg(self.spent_key(jti))
+            .arg(1)
+            .arg("PX")
+            .arg(millis(self.spent_ttl))
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// The state of a link whose `token:` key is gone.
+    async fn gone(&self, jti: &str) -> Result<LinkState, StoreError> {
+        Ok(if self.is_spent(jti).await? {
+            LinkState::Used
+        } else {
+            LinkState::Revoked
+        })
+    }
+}
+
+fn unavailable(e: redis::RedisError) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
+#[async_trait]
+impl TokenStore for RedisStore {
+    async fn insert(&self, link: &NewLink<'_>) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.token_key(link.jti);
+        redis::pipe()
+            .atomic()
+            .hset_multiple(
+                &key,
+                &[
+                    ("doc", link.doc.to_owned()),
+                    ("started", "0".to_owned()),
+                    ("attempts", link.attempts.to_string()),
+                ],
+            )
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&key)
+            .arg(millis(link.ttl))
+            .ignore()
+            .query_async::<()>(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn peek(&self, jti: &str) -> Result<LinkState, StoreError> {
+        let mut conn = self.conn.clone();
+        let (fields, time): (Vec<Option<String>>, (u64, u64)) = redis::pipe()
+            .cmd("HMGET")
+            .arg(self.token_key(jti))
+            .arg(&["started", "attempts", "lease_until"])
+            .cmd("TIME")
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        let number = |i: usize| -> Option<u64> { fields.get(i)?.as_deref()?.parse().ok() };
+        let (Some(started), Some(attempts)) = (number(0), number(1)) else {
+            return self.gone(jti).await;
+        };
+        let now_ms = time.0 * 1000 + time.1 / 1000;
+        Ok(if number(2).is_some_and(|until| until > now_ms) {
+            LinkState::InFlight
+        } else if started >= attempts {
+            LinkState::Used
+        } else {
+            LinkState::Ready {
+                started: u32::try_from(started).unwrap_or(u32::MAX),
+            }
+        })
+    }
+
+    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError> {
+        let mut conn = self.conn.clone();
+        let reply: Vec<i64> = self
+            .claim
+            .key(self.token_key(jti))
+            .arg(&lease.id)
+            .arg(millis(lease.ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(match reply.as_slice() {
+            [1, attempt] => Claim::Granted {
+                attempt: u32::try_from(*attempt).unwrap_or(u32::MAX),
+            },
+            [2] => Claim::Refused(LinkState::InFlight),
+            [3] => Claim::Refused(LinkState::Used),
+            _ => Claim::Refused(self.gone(jti).await?),
+        })
+    }
+
+    async fn renew(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let held: i64 = self
+            .renew
+            .key(self.token_key(jti))
+            .arg(&lease.id)
+            .arg(millis(lease.ttl))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(held == 1)
+    }
+
+    async fn complete(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        let invocation = {
+            let mut invocation = self.complete.prepare_invoke();
+            invocation.key(self.token_key(jti)).arg(&lease.id);
+            invocation
+        };
+        // One round trip: the completion and the spent marker together. The marker is only a
+        // message for late clicks; if the completion fails it is removed again below.
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&invocation)
+            .cmd("SET")
+            .arg(self.spent_key(jti))
+            .arg(1)
+            .arg("PX")
+            .arg(millis(self.spent_ttl))
+            .ignore();
+        let reply: Result<(i64,), _> = pipe.query_async(&mut conn).await;
+        let spent = match reply {
+            Ok((spent,)) => spent,
+            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+                invocation
+                    .load_async(&mut conn)
+                    .await
+                    .map_err(unavailable)?;
+                let (spent,): (i64,) = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+                spent
+            }
+            Err(e) => return Err(unavailable(e)),
+        };
+        if spent != 1 {
+            let _: Result<Value, _> = redis::cmd("DEL")
+                .arg(self.spent_key(jti))
+                .query_async(&mut conn)
+                .await;
+        }
+        Ok(spent == 1)
+    }
+
+    async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        let outcome: i64 = self
+            .release
+            .key(self.token_key(jti))
+            .arg(&lease.id)
+            .arg(if refund { "1" } else { "0" })
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if outcome == 2 {
+            self.mark_spent(jti).await?;
+        }
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("PING")
+            .query_async::<String>(&mut conn)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+}

@@ -1,0 +1,316 @@
+//! The token store and rate limiter contracts, written once and run against every
+//! implementation: the embedded ones and the Redis ones (a real `redis-server` per test).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use docgate::config::{RedisConfig, Secret};
+use docgate::ratelimit::memory::MemoryLimiter;
+use docgate::ratelimit::shared::RedisLimiter;
+use docgate::ratelimit::{Decision, Key, RateLimiter, Scope};
+use docgate::store::memory::MemoryStore;
+use docgate::store::shared::{RedisStore, connect};
+use docgate::store::{Claim, Lease, LinkState, NewLink, TokenStore};
+use docgate::token::new_jti;
+use docgate::units::parse_rate;
+
+use crate::servers::RedisServer;
+
+const LINK_TTL: Duration = Duration::from_secs(900);
+
+fn redis_config(server: &RedisServer) -> RedisConfig {
+    RedisConfig {
+        url: Secret::new(server.url().into_bytes()),
+        prefix: "docgate:".to_owned(),
+    }
+}
+
+/// A Redis store on its own server (kept alive by the returned handle).
+fn redis_store(server: &RedisServer) -> Arc<dyn TokenStore> {
+    let conn = connect(&redis_config(server)).unwrap();
+    Arc::new(RedisStore::new(conn, "docgate:", LINK_TTL))
+}
+
+async fn insert(store: &dyn TokenStore, ttl: Duration, attempts: u32) -> String {
+    let jti = new_jti();
+    store
+        .insert(&NewLink {
+            jti: &jti,
+            doc: "resume",
+            ttl,
+            attempts,
+        })
+        .await
+        .unwrap();
+    jti
+}
+
+fn lease() -> Lease {
+    Lease::new(Duration::from_secs(10))
+}
+
+/// Runs every store case against `store`.
+async fn store_contract(store: Arc<dyn TokenStore>) {
+    store.ping().await.unwrap();
+    a_completed_download_spends_the_link(store.as_ref()).await;
+    cut_offs_count_until_attempts_run_out(store.as_ref()).await;
+    refunds_do_not_count(store.as_ref()).await;
+    only_the_holder_settles(store.as_ref()).await;
+    unknown_links_are_revoked(store.as_ref()).await;
+    leases_and_links_expire(store.as_ref()).await;
+    racing_claims_have_one_winner(store).await;
+}
+
+async fn a_completed_download_spends_the_link(store: &dyn TokenStore) {
+    let jti = insert(store, LINK_TTL, 3).await;
+    assert_eq!(
+        store.peek(&jti).await.unwrap(),
+        LinkState::Ready { started: 0 }
+    );
+    let l = lease();
+    assert_eq!(
+        store.claim(&jti, &l).await.unwrap(),
+        Claim::Granted { attempt: 1 }
+    );
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::InFlight);
+    assert_eq!(
+        store.claim(&jti, &lease()).await.unwrap(),
+        Claim::Refused(LinkState::InFlight)
+    );
+    assert!(store.renew(&jti, &l).await.unwrap());
+    assert!(store.complete(&jti, &l).await.unwrap());
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
+    assert_eq!(
+        store.claim(&jti, &lease()).await.unwrap(),
+        Claim::Refused(LinkState::Used)
+    );
+}
+
+async fn cut_offs_count_until_attempts_run_out(store: &dyn TokenStore) {
+    let jti = insert(store, LINK_TTL, 3).await;
+    for attempt in 1..=3 {
+        let l = lease();
+        assert_eq!(
+            store.claim(&jti, &l).await.unwrap(),
+            Claim::Granted { attempt }
+        );
+        store.release(&jti, &l, false).await.unwrap();
+    }
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
+    assert_eq!(
+        store.claim(&jti, &lease()).await.unwrap(),
+        Claim::Refused(LinkState::Used)
+    );
+}
+
+async fn refunds_do_not_count(store: &dyn TokenStore) {
+    let jti = insert(store, LINK_TTL, 2).await;
+    for _ in 0..4 {
+        let l = lease();
+        assert_eq!(
+            store.claim(&jti, &l).await.unwrap(),
+            Claim::Granted { attempt: 1 }
+        );
+        store.release(&jti, &l, true).await.unwrap();
+    }
+    assert_eq!(
+        store.peek(&jti).await.unwrap(),
+        LinkState::Ready { started: 0 }
+    );
+}
+
+async fn only_the_holder_settles(store: &dyn TokenStore) {
+    let jti = insert(store, LINK_TTL, 3).await;
+    let holder = lease();
+    store.claim(&jti, &holder).await.unwrap();
+    let stranger = lease();
+    assert!(!store.renew(&jti, &stranger).await.unwrap());
+    assert!(!store.complete(&jti, &stranger).await.unwrap());
+    store.release(&jti, &stranger, false).await.unwrap();
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::InFlight);
+    assert!(store.complete(&jti, &holder).await.unwrap());
+}
+
+async fn unknown_links_are_revoked(store: &dyn TokenStore) {
+    let jti = new_jti();
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
+    assert_eq!(
+        store.claim(&jti, &lease()).await.unwrap(),
+        Claim::Refused(LinkState::Revoked)
+    );
+}
+
+/// Real time, kept short: a lease of 300 ms and a link of 300 ms.
+async fn leases_and_links_expire(store: &dyn TokenStore) {
+    let jti = insert(store, LINK_TTL, 3).await;
+    let short = Lease::new(Duration::from_millis(300));
+    store.claim(&jti, &short).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let next = lease();
+    assert_eq!(
+        store.claim(&jti, &next).await.unwrap(),
+        Claim::Granted { attempt: 2 },
+        "a dead holder's lease lapses"
+    );
+    assert!(!store.renew(&jti, &short).await.unwrap());
+    assert!(!store.complete(&jti, &short).await.unwrap());
+    assert!(store.complete(&jti, &next).await.unwrap());
+
+    let brief = insert(store, Duration::from_millis(300), 3).await;
+    let streaming = insert(store, Duration::from_millis(300), 3).await;
+    let l = Lease::new(Duration::from_secs(5));
+    store.claim(&streaming, &l).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(store.peek(&brief).await.unwrap(), LinkState::Revoked);
+    assert!(
+        store.renew(&streaming, &l).await.unwrap(),
+        "a download in flight keeps its link alive"
+    );
+    assert!(store.complete(&streaming, &l).await.unwrap());
+}
+
+async fn racing_claims_have_one_winner(store: Arc<dyn TokenStore>) {
+    let jti = insert(store.as_ref(), LINK_TTL, 3).await;
+    let tasks: Vec<_> = (0..32)
+        .map(|_| {
+            let store = store.clone();
+            let jti = jti.clone();
+            tokio::spawn(async move { store.claim(&jti, &lease()).await.unwrap() })
+        })
+        .collect();
+    let mut granted = 0;
+    for task in tasks {
+        if matches!(task.await.unwrap(), Claim::Granted { .. }) {
+            granted += 1;
+        }
+    }
+    assert_eq!(granted, 1);
+}
+
+/// Runs every limiter case against `limiter`.
+async fn limiter_contract(limiter: Arc<dyn RateLimiter>) {
+    let rate = parse_rate("3/s").unwrap();
+    let a = Key::ip(Scope::RequestPerIp, "192.0.2.1".parse().unwrap());
+    let b = Key::ip(Scope::RequestPerIp, "192.0.2.2".parse().unwrap());
+    for _ in 0..3 {
+        assert_eq!(limiter.check(&a, rate).await.unwrap(), Decision::Allowed);
+    }
+    match limiter.check(&a, rate).await.unwrap() {
+        Decision::Limited { retry_after } => {
+            assert!(
+                retry_after > Duration::from_millis(200)
+                    && retry_after <= Duration::from_millis(334),
+                "{retry_after:?}"
+            );
+        }
+        Decision::Allowed => panic!("the fourth event in a second must be limited"),
+    }
+    assert_eq!(limiter.check(&b, rate).await.unwrap(), Decision::Allowed);
+    let email = Key::email(Scope::RequestPerEmail, "jane@example.com");
+    let hourly = parse_rate("1/h").unwrap();
+    assert_eq!(
+        limiter.check(&email, hourly).await.unwrap(),
+        Decision::Allowed
+    );
+    match limiter.check(&email, hourly).await.unwrap() {
+        Decision::Limited { retry_after } => {
+            assert!(retry_after > Duration::from_secs(3590), "{retry_after:?}");
+        }
+        Decision::Allowed => panic!("1/h allows one"),
+    }
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    assert_eq!(
+        limiter.check(&a, rate).await.unwrap(),
+        Decision::Allowed,
+        "one more after an interval"
+    );
+}
+
+#[tokio::test]
+async fn memory_store_meets_the_contract() {
+    store_contract(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test]
+async fn redis_store_meets_the_contract() {
+    let server = RedisServer::start();
+    store_contract(redis_store(&server)).await;
+}
+
+#[tokio::test]
+async fn memory_limiter_meets_the_contract() {
+    limiter_contract(Arc::new(MemoryLimiter::new())).await;
+}
+
+#[tokio::test]
+async fn redis_limiter_meets_the_contract() {
+    let server = RedisServer::start();
+    let conn = connect(&redis_config(&server)).unwrap();
+    limiter_contract(Arc::new(RedisLimiter::new(conn, "docgate:"))).await;
+}
+
+#[tokio::test]
+async fn redis_keys_are_what_the_readme_says() {
+    let server = RedisServer::start();
+    let store = redis_store(&server);
+    let jti = insert(store.as_ref(), LINK_TTL, 3).await;
+    let mut redis = server.client();
+    let key = format!("docgate:token:{jti}");
+    let fields: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg(&key).query(&mut redis).unwrap();
+    assert_eq!(fields["doc"], "resume");
+    assert_eq!(fields["started"], "0");
+    assert_eq!(fields["attempts"], "3");
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut redis).unwrap();
+    assert!((899_000..=900_000).contains(&ttl), "{ttl}");
+
+    let l = lease();
+    store.claim(&jti, &l).await.unwrap();
+    let fields: std::collections::HashMap<String, String> =
+        redis::cmd("HGETALL").arg(&key).query(&mut redis).unwrap();
+    assert_eq!(fields["started"], "1");
+    assert_eq!(fields["lease"], l.id);
+    assert!(fields.contains_key("lease_until"));
+
+    // An operator revokes with DEL: the holder's next renewal fails, nothing new starts.
+    let deleted: i64 = redis::cmd("DEL").arg(&key).query(&mut redis).unwrap();
+    assert_eq!(deleted, 1);
+    assert!(!store.renew(&jti, &l).await.unwrap());
+    assert!(!store.complete(&jti, &l).await.unwrap());
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
+    let spent: i64 = redis::cmd("EXISTS")
+        .arg(format!("docgate:spent:{jti}"))
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(spent, 0, "a failed completion leaves no spent marker");
+
+    let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
+    assert!(keys.iter().all(|k| k.starts_with("docgate:")), "{keys:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_closed_quickly() {
+    let mut server = RedisServer::start();
+    let store = redis_store(&server);
+    let jti = insert(store.as_ref(), LINK_TTL, 3).await;
+    server.stop();
+    let started = std::time::Instant::now();
+    assert!(store.claim(&jti, &lease()).await.is_err());
+    assert!(store.ping().await.is_err());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "bounded by the connect and response timeouts"
+    );
+    server.restart();
+    // Data is gone (no persistence in tests), but the store answers again without a new client.
+    let mut answered = false;
+    for _ in 0..50 {
+        if store.ping().await.is_ok() {
+            answered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(answered, "the connection manager reconnects");
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
+}
