@@ -3,73 +3,8 @@
 //! exactly one body; `HEAD` never consumes.
 
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream};
 
 use crate::support::*;
-
-/// A raw HTTP/1.1 GET that reads the headers and at least `want` body bytes, then stops reading
-/// and hands back the open connection (drop it to cut the download off).
-struct PartialGet {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-    /// Held open until the test drops it: that is the cut-off.
-    _conn: TcpStream,
-}
-
-impl PartialGet {
-    async fn start(app: &TestApp, link: &str, extra: &[(&str, &str)], want: usize) -> Self {
-        let path = &link[app.base.len()..];
-        let socket = TcpSocket::new_v4().unwrap();
-        // A small receive window, so the server cannot push the whole document into buffers.
-        socket.set_recv_buffer_size(16 * 1024).unwrap();
-        let mut conn = socket.connect(app.addr).await.unwrap();
-        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n", app.addr);
-        for (k, v) in extra {
-            request.push_str(&format!("{k}: {v}\r\n"));
-        }
-        request.push_str("\r\n");
-        conn.write_all(request.as_bytes()).await.unwrap();
-
-        let mut buf = Vec::new();
-        let mut chunk = vec![0u8; 16 * 1024];
-        let head_end = loop {
-            let n = conn.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed before the headers");
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-        };
-        let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap()[9..12].parse().unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(": "))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-            .collect();
-        let mut body = buf[head_end..].to_vec();
-        while body.len() < want {
-            let n = conn.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed early");
-            body.extend_from_slice(&chunk[..n]);
-        }
-        Self {
-            status,
-            headers,
-            body,
-            _conn: conn,
-        }
-    }
-
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
 
 #[tokio::test]
 async fn a_cut_off_download_can_be_resumed_with_range() {

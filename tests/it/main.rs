@@ -8,4 +8,5 @@ mod downloads;
 mod errors;
 mod journey;
 mod process;
+mod production;
 mod store_contract;

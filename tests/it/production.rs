@@ -1,0 +1,205 @@
+//! docgate on its production token store and limiter (a real `redis-server` per test), end to end
+//! over HTTP: the journey, revocation with `DEL`, a Redis outage and recovery, and racing clients
+//! across two docgate instances sharing one Redis.
+
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+
+use crate::servers::RedisServer;
+use crate::support::*;
+
+async fn on_redis(server: &RedisServer) -> TestApp {
+    TestApp::with(&[("DOCGATE_REDIS_URL", &server.url())]).await
+}
+
+#[tokio::test]
+async fn the_journey_works_on_redis() {
+    let server = RedisServer::start();
+    let app = on_redis(&server).await;
+    let link = app.link("visitor@example.org", "resume").await;
+    let claims = app.app.codec.verify(token_of(&link), now()).unwrap();
+    let mut redis = server.client();
+    let key = format!("docgate:token:{}", claims.jti);
+    let exists: i64 = redis::cmd("EXISTS").arg(&key).query(&mut redis).unwrap();
+    assert_eq!(exists, 1, "the link is recorded under its documented key");
+
+    let response = app.client.get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        sha256(&response.bytes().await.unwrap()),
+        sha256(&content(1, RESUME_LEN))
+    );
+    let exists: i64 = redis::cmd("EXISTS").arg(&key).query(&mut redis).unwrap();
+    assert_eq!(exists, 0, "a spent link has no key");
+    let again = app.client.get(&link).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    let body: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(body["error"], "link_used");
+}
+
+#[tokio::test]
+async fn del_revokes_at_once_and_cuts_a_download_in_flight() {
+    let server = RedisServer::start();
+    let app = on_redis(&server).await;
+    let (idle, idle_link) = app.mint("resume").await;
+    let (busy, busy_link) = app.mint("big").await;
+    let mut redis = server.client();
+
+    let mut download = PartialGet::start(&app, &busy_link, &[], 64 * 1024).await;
+    assert_eq!(download.status, 200);
+
+    let deleted: i64 = redis::cmd("DEL")
+        .arg(format!("docgate:token:{}", idle.jti))
+        .arg(format!("docgate:token:{}", busy.jti))
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(deleted, 2);
+
+    let response = app.client.get(&idle_link).send().await.unwrap();
+    assert_eq!(response.status(), 410);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "link_revoked");
+
+    // The download in flight stops within about two seconds, short of the end.
+    let started = Instant::now();
+    let read = tokio::time::timeout(Duration::from_secs(10), download.read_more(BIG_LEN))
+        .await
+        .expect("the revoked download was cut off");
+    let elapsed = started.elapsed();
+    assert!(download.body.len() < BIG_LEN, "read {read} more bytes");
+    assert!(elapsed < Duration::from_secs(4), "cut after {elapsed:?}");
+    let head = app.client.head(&busy_link).send().await.unwrap();
+    assert_eq!(head.status(), 410);
+}
+
+#[tokio::test]
+async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
+    let mut server = RedisServer::start();
+    let app = on_redis(&server).await;
+    let (_, link) = app.mint("resume").await;
+    server.stop();
+
+    let download = app.client.get(&link).send().await.unwrap();
+    assert_eq!(download.status(), 503);
+    assert!(download.headers().get("content-disposition").is_none());
+    let body = download.bytes().await.unwrap();
+    assert!(body.len() < 1024, "an error, not the document");
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"], "service_unavailable");
+
+    let request = app.request_link("visitor@example.org", "resume").await;
+    assert_eq!(request.status(), 503);
+    assert!(app.outbox().is_empty(), "no mail without a recorded link");
+
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let body: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(body["checks"]["token_store"], "unavailable");
+
+    server.restart();
+    let mut ready = false;
+    for _ in 0..100 {
+        let response = app
+            .client
+            .get(format!("{}/readyz", app.base))
+            .send()
+            .await
+            .unwrap();
+        if response.status() == 200 {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "ready again once Redis is back, without a restart");
+    let link = app.link("visitor@example.org", "resume").await;
+    let response = app.client.get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+}
+
+#[tokio::test]
+async fn fifty_clients_racing_across_two_instances_get_one_download() {
+    let server = RedisServer::start();
+    let first = on_redis(&server).await;
+    let second = on_redis(&server).await;
+    let (claims, link) = first.mint("big").await;
+    let links = [link.clone(), link.replace(&first.base, &second.base)];
+
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let url = links[i % 2].clone();
+            tokio::spawn(async move {
+                let response = reqwest::get(&url).await.unwrap();
+                let status = response.status().as_u16();
+                let mut len = 0usize;
+                let mut stream = response.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    len += chunk.unwrap().len();
+                }
+                (status, len)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let complete: Vec<_> = results
+        .iter()
+        .filter(|(s, len)| *s == 200 && *len == BIG_LEN)
+        .collect();
+    assert_eq!(complete.len(), 1, "{results:?}");
+    assert!(
+        results
+            .iter()
+            .all(|(s, len)| (*s == 200 && *len == BIG_LEN) || matches!(s, 409 | 410)),
+        "{results:?}"
+    );
+    let mut redis = server.client();
+    let exists: i64 = redis::cmd("EXISTS")
+        .arg(format!("docgate:token:{}", claims.jti))
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(exists, 0);
+}
+
+#[tokio::test]
+async fn link_requests_are_rate_limited_in_redis_across_instances() {
+    let server = RedisServer::start();
+    let limits = [
+        ("DOCGATE_REDIS_URL", server.url()),
+        ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h".to_owned()),
+    ];
+    let limits: Vec<(&str, &str)> = limits.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = TestApp::with(&limits).await;
+    let second = TestApp::with(&limits).await;
+    assert_eq!(
+        first
+            .request_link("jane@example.org", "resume")
+            .await
+            .status(),
+        202
+    );
+    let refused = second.request_link("Jane@Example.org", "resume").await;
+    assert_eq!(refused.status(), 429);
+    let wait: u64 = refused.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((3500..=3600).contains(&wait), "{wait}");
+    assert!(second.outbox().is_empty());
+    let mut redis = server.client();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("docgate:rl:*")
+        .query(&mut redis)
+        .unwrap();
+    assert!(keys.iter().all(|k| !k.contains("jane")), "{keys:?}");
+}
