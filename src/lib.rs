@@ -16,6 +16,7 @@
 //! - [`app`]: the shared state, and the choice of implementation behind each trait.
 //! - [`http`]: the hyper server, routes, response bodies, and the one error-to-response mapping.
 //! - [`telemetry`]: logging setup and pseudonyms for personal data in logs.
+//! - [`check`]: `docgate check`, reaching every backend and looking for dangerous settings.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
 //! - [`units`], [`html`]: small shared helpers.
 
@@ -24,6 +25,7 @@
 pub mod address;
 pub mod app;
 pub mod catalog;
+pub mod check;
 pub mod config;
 pub mod html;
 pub mod http;

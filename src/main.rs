@@ -98,37 +98,20 @@ async fn serve(config: Config) -> ExitCode {
 }
 
 async fn check(config: Config) -> ExitCode {
-    println!("config: ok");
-    let app = match docgate::build(config).await {
-        Ok(app) => app,
+    match docgate::check::run(config).await {
         Err(e) => {
-            println!("catalog: {e}");
-            return ExitCode::from(EXIT_CONFIG);
+            println!("config: FAILED ({e})");
+            ExitCode::from(EXIT_CONFIG)
         }
-    };
-    println!(
-        "catalog: ok ({} documents, every object present)",
-        app.catalog.iter().count()
-    );
-    let mut ok = true;
-    match app.backends.store.ping().await {
-        Ok(()) => println!("token store: ok (embedded)"),
-        Err(e) => {
-            ok = false;
-            println!("token store: {e}");
+        Ok(lines) => {
+            for line in &lines {
+                println!("{line}");
+            }
+            if lines.iter().all(|l| l.ok) {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_UNAVAILABLE)
+            }
         }
-    }
-    match app.backends.objects.ping().await {
-        Ok(()) => println!("object store: ok ({})", app.config.documents_dir.display()),
-        Err(e) => {
-            ok = false;
-            println!("object store: {e}");
-        }
-    }
-    println!("mail: ok (outbox {})", app.config.outbox_dir.display());
-    if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(EXIT_UNAVAILABLE)
     }
 }

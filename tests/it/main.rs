@@ -4,6 +4,7 @@
 mod servers;
 mod support;
 
+mod check;
 mod downloads;
 mod errors;
 mod journey;

@@ -1,0 +1,113 @@
+//! `docgate check`: validates the configuration and reaches every backend, one line each.
+//!
+//! Beyond "it answers", each check looks for the misconfigurations that silently break the gate:
+//! a Redis that may evict docgate's keys (an evicted token key revokes a link, an evicted limit key
+//! lets a client start over), a catalog document missing from the store.
+
+use std::fmt;
+
+use crate::app::App;
+use crate::config::{Config, ConfigError};
+
+/// The outcome of one check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// What was checked: `config`, `catalog`, `token store`, ...
+    pub name: &'static str,
+    pub ok: bool,
+    pub detail: String,
+}
+
+impl fmt::Display for Line {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let verdict = if self.ok { "ok" } else { "FAILED" };
+        write!(f, "{}: {verdict} ({})", self.name, self.detail)
+    }
+}
+
+fn line(name: &'static str, ok: bool, detail: impl Into<String>) -> Line {
+    Line {
+        name,
+        ok,
+        detail: detail.into(),
+    }
+}
+
+/// Runs every check. `Err` when the configuration itself is bad (nothing else can be checked).
+pub async fn run(config: Config) -> Result<Vec<Line>, ConfigError> {
+    let mut lines = vec![line("config", true, "every variable valid")];
+    let redis = config.redis.clone();
+    let app = crate::build(config).await?;
+    lines.push(line(
+        "catalog",
+        true,
+        format!(
+            "{} documents, every object present",
+            app.catalog.iter().count()
+        ),
+    ));
+    lines.push(match &redis {
+        None => store_line(&app, "embedded, in process").await,
+        Some(redis) => redis_line(redis).await,
+    });
+    lines.push(match app.backends.objects.ping().await {
+        Ok(()) => line(
+            "object store",
+            true,
+            format!("directory {}", app.config.documents_dir.display()),
+        ),
+        Err(e) => line("object store", false, e.to_string()),
+    });
+    lines.push(line(
+        "mail",
+        true,
+        format!("outbox directory {}", app.config.outbox_dir.display()),
+    ));
+    Ok(lines)
+}
+
+async fn store_line(app: &App, what: &str) -> Line {
+    match app.backends.store.ping().await {
+        Ok(()) => line("token store", true, what),
+        Err(e) => line("token store", false, e.to_string()),
+    }
+}
+
+/// Reaches Redis and reads its eviction policy: only `noeviction` keeps docgate's keys (all of
+/// which have TTLs, so `volatile-*` policies evict them too).
+async fn redis_line(redis: &crate::config::RedisConfig) -> Line {
+    let mut conn = match crate::store::shared::connect(redis) {
+        Ok(conn) => conn,
+        Err(e) => return line("token store", false, format!("redis: {e}")),
+    };
+    let info: Result<String, _> = redis::cmd("INFO")
+        .arg("memory")
+        .query_async(&mut conn)
+        .await;
+    match info {
+        Err(e) => line("token store", false, format!("redis unreachable: {e}")),
+        Ok(info) => {
+            let policy = info
+                .lines()
+                .find_map(|l| l.strip_prefix("maxmemory_policy:"))
+                .map(str::trim)
+                .unwrap_or("unknown");
+            if policy == "noeviction" {
+                line(
+                    "token store",
+                    true,
+                    "redis answers; maxmemory-policy noeviction",
+                )
+            } else {
+                line(
+                    "token store",
+                    false,
+                    format!(
+                        "redis maxmemory-policy is {policy}: under memory pressure Redis may evict docgate's keys \
+                         (an evicted link is revoked, an evicted rate limit starts over); set it to noeviction"
+                    ),
+                )
+            }
+        }
+    }
+}
