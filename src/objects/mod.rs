@@ -5,10 +5,12 @@
 //! source against the current version of the object, so the bytes and the headers describe the
 //! same version.
 //!
-//! Implementations: [`dir::DirSource`] (embedded: a directory). Errors never carry the key, path or
-//! endpoint out to a client; they are logged and mapped to a generic status in `http::error`.
+//! Implementations: [`dir::DirSource`] (embedded: a directory) and [`s3::S3Source`] (production: a
+//! private S3 bucket). Errors never carry the key, path or endpoint out to a client; they are logged
+//! and mapped to a generic status in `http::error`.
 
 pub mod dir;
+pub mod s3;
 
 use std::io;
 use std::pin::Pin;

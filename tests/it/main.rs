@@ -1,6 +1,7 @@
 //! docgate's integration tests: one binary, one module per area. Every test starts its own server
 //! on a free loopback port and talks to it over real HTTP.
 
+mod s3_server;
 mod servers;
 mod support;
 
@@ -8,6 +9,8 @@ mod check;
 mod downloads;
 mod errors;
 mod journey;
+mod objects_contract;
 mod process;
 mod production;
+mod s3;
 mod store_contract;

@@ -1,0 +1,368 @@
+//! An S3 server per test, in process: s3s-fs over a temporary directory, on a free loopback port,
+//! verifying SigV4 signatures against one fixed key pair. Unsigned requests are refused, except
+//! `GetObject` / `HeadObject` of keys under [`PUBLIC_PREFIX`] (a "public object", the
+//! misconfiguration `docgate check` looks for). Two S3 behaviours s3s-fs lacks are added:
+//! `If-Match` on `GetObject` (checked before the range; `412` on mismatch), and a suffix range
+//! longer than the object serving the whole object.
+//!
+//! [`S3Server::stop`] takes the server down (listener and open connections) to simulate an
+//! outage; [`ChaosProxy`] sits in front of it and can cut every connection after a byte budget, so
+//! a body stops halfway.
+
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
+use docgate::config::{AwsKeys, S3Config, Secret};
+use docgate::objects::s3::S3Source;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::access::{S3Access, S3AccessContext};
+use s3s::auth::SimpleAuth;
+use s3s::dto::{
+    CreateBucketInput, CreateBucketOutput, ETag, ETagCondition, GetObjectInput, GetObjectOutput,
+    HeadBucketInput, HeadBucketOutput, HeadObjectInput, HeadObjectOutput, PutObjectInput,
+    PutObjectOutput, Range,
+};
+use s3s::path::S3Path;
+use s3s::service::S3ServiceBuilder;
+use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
+use s3s_fs::FileSystem;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::{JoinHandle, JoinSet};
+
+/// The key pair the server verifies signatures with.
+pub const ACCESS_KEY: &str = "DOCGATETESTACCESSKEY";
+pub const SECRET_KEY: &str = "docgate-test-secret-key-0123456789abcdef";
+/// The bucket every test server has.
+pub const BUCKET: &str = "documents";
+pub const REGION: &str = "us-east-1";
+/// Keys under this prefix may be read without a signature.
+pub const PUBLIC_PREFIX: &str = "public/";
+
+/// A running s3s-fs server.
+pub struct S3Server {
+    pub addr: SocketAddr,
+    dir: tempfile::TempDir,
+    admin: aws_sdk_s3::Client,
+    task: Option<JoinHandle<()>>,
+}
+
+impl S3Server {
+    /// A server with an empty [`BUCKET`].
+    pub async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let fs = FileSystem::new(dir.path()).unwrap();
+        let service = {
+            let mut builder = S3ServiceBuilder::new(Conditional(fs));
+            builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+            builder.set_access(PublicPrefix);
+            builder.build()
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        // Dropping (aborting) this task drops the listener and the set of connections with it.
+        let task = tokio::spawn(async move {
+            let http = ConnBuilder::new(TokioExecutor::new());
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((socket, _)) = listener.accept().await else {
+                    continue;
+                };
+                let conn = http
+                    .serve_connection(TokioIo::new(socket), service.clone())
+                    .into_owned();
+                connections.spawn(async move {
+                    let _ = conn.await;
+                });
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        let admin = client(&format!("http://{addr}"), ACCESS_KEY, SECRET_KEY);
+        admin.create_bucket().bucket(BUCKET).send().await.unwrap();
+        Self {
+            addr,
+            dir,
+            admin,
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stores `bytes` at `key` and returns the object's ETag.
+    pub async fn put(&self, key: &str, bytes: &[u8]) -> String {
+        let output = self
+            .admin
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .body(bytes.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        output.e_tag().unwrap().to_owned()
+    }
+
+    /// docgate's configuration for this server's bucket, reached at `endpoint`.
+    pub fn config_at(&self, endpoint: &str) -> S3Config {
+        S3Config {
+            bucket: BUCKET.to_owned(),
+            endpoint: Some(endpoint.to_owned()),
+            region: Some(REGION.to_owned()),
+            credentials: Some(AwsKeys {
+                access_key_id: ACCESS_KEY.to_owned(),
+                secret_access_key: Secret::new(SECRET_KEY.as_bytes().to_vec()),
+                session_token: None,
+            }),
+        }
+    }
+
+    /// docgate's configuration for this server's bucket.
+    pub fn config(&self) -> S3Config {
+        self.config_at(&self.endpoint())
+    }
+
+    /// An [`S3Source`] over this server's bucket.
+    pub async fn source(&self) -> S3Source {
+        S3Source::new(&self.config()).await.unwrap()
+    }
+
+    /// Takes the server down: the port refuses connections and open ones are closed.
+    pub async fn stop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
+    }
+
+    /// Where the objects are stored on disk.
+    pub fn root(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A plain SDK client for this kind of server (tests use it to upload).
+pub fn client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new(REGION))
+        .endpoint_url(endpoint)
+        .force_path_style(true)
+        .credentials_provider(Credentials::new(access_key, secret_key, None, None, "test"))
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+/// s3s-fs with S3's `If-Match` on `GetObject`, and only the operations docgate and the tests use.
+struct Conditional(FileSystem);
+
+#[async_trait::async_trait]
+impl S3 for Conditional {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        self.0.create_bucket(req).await
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        self.0.put_object(req).await
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.0.head_bucket(req).await
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        self.0.head_object(req).await
+    }
+
+    async fn get_object(
+        &self,
+        mut req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let suffix = matches!(req.input.range, Some(Range::Suffix { .. }));
+        if req.input.if_match.is_none() && !suffix {
+            return self.0.get_object(req).await;
+        }
+        let head = req.clone().map_input(|input| {
+            HeadObjectInput::builder()
+                .bucket(input.bucket)
+                .key(input.key)
+                .build()
+                .unwrap()
+        });
+        let current = self.0.head_object(head).await?.output;
+        if let Some(condition) = &req.input.if_match {
+            let matches = match (condition, &current.e_tag) {
+                (ETagCondition::Any, Some(_)) => true,
+                (ETagCondition::ETag(ETag::Strong(want)), Some(ETag::Strong(have))) => want == have,
+                _ => false,
+            };
+            if !matches {
+                return Err(s3_error!(PreconditionFailed));
+            }
+        }
+        // S3 serves a suffix longer than the object as the whole object; s3s-fs fails on it.
+        let size = current.content_length.unwrap_or(0).max(0) as u64;
+        if let Some(Range::Suffix { length }) = req.input.range
+            && length > size
+            && size > 0
+        {
+            req.input.range = Some(Range::Suffix { length: size });
+        }
+        self.0.get_object(req).await
+    }
+}
+
+/// Signed requests may do anything; unsigned ones may only read objects under [`PUBLIC_PREFIX`].
+struct PublicPrefix;
+
+#[async_trait::async_trait]
+impl S3Access for PublicPrefix {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        if cx.credentials().is_some() {
+            return Ok(());
+        }
+        let public_read = matches!(cx.s3_op().name(), "GetObject" | "HeadObject")
+            && matches!(cx.s3_path(), S3Path::Object { key, .. } if key.starts_with(PUBLIC_PREFIX));
+        if public_read {
+            Ok(())
+        } else {
+            Err(s3_error!(AccessDenied, "Signature is required"))
+        }
+    }
+}
+
+/// A loopback TCP proxy that forwards faithfully until told to cut: then every connection is
+/// closed once the shared budget of server-to-client bytes is spent.
+pub struct ChaosProxy {
+    pub addr: SocketAddr,
+    /// Server-to-client bytes still allowed; `u64::MAX`: no limit.
+    budget: Arc<AtomicU64>,
+    /// Server-to-client bytes forwarded so far, over all connections.
+    forwarded: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl ChaosProxy {
+    /// A proxy to `upstream`.
+    pub async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let budget = Arc::new(AtomicU64::new(u64::MAX));
+        let forwarded = Arc::new(AtomicU64::new(0));
+        let (b, f) = (budget.clone(), forwarded.clone());
+        let task = tokio::spawn(async move {
+            let mut connections = JoinSet::new();
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                connections.spawn(relay(client, upstream, b.clone(), f.clone()));
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Self {
+            addr,
+            budget,
+            forwarded,
+            task,
+        }
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// From now on, forward `n` more server-to-client bytes in all, then cut every connection.
+    pub fn cut_after(&self, n: u64) {
+        self.budget.store(n, Ordering::SeqCst);
+    }
+
+    /// Server-to-client bytes forwarded so far.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::SeqCst)
+    }
+}
+
+impl Drop for ChaosProxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Copies one connection both ways; the server-to-client direction draws on `budget`.
+async fn relay(
+    client: TcpStream,
+    upstream: SocketAddr,
+    budget: Arc<AtomicU64>,
+    forwarded: Arc<AtomicU64>,
+) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let up = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut client_read, &mut server_write).await;
+        let _ = server_write.shutdown().await;
+    });
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match server_read.read(&mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let allowed = take(&budget, n as u64) as usize;
+        if client_write.write_all(&buf[..allowed]).await.is_err() {
+            break;
+        }
+        forwarded.fetch_add(allowed as u64, Ordering::SeqCst);
+        if allowed < n {
+            break;
+        }
+    }
+    up.abort();
+    // Dropping both halves of both sockets closes the connection mid-response.
+}
+
+/// Takes up to `n` bytes from `budget`; returns how many were granted.
+fn take(budget: &AtomicU64, n: u64) -> u64 {
+    let mut granted = 0;
+    let _ = budget.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |left| {
+        if left == u64::MAX {
+            granted = n;
+            return None;
+        }
+        granted = n.min(left);
+        Some(left - granted)
+    });
+    granted
+}
