@@ -11,11 +11,13 @@ use sha2::{Digest, Sha256};
 
 use crate::catalog::Catalog;
 use crate::config::{
-    Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_REQUEST_LOG,
+    Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_REDIS_URL,
+    ENV_REQUEST_LOG, ENV_S3_BUCKET,
 };
 use crate::mail::outbox::FileOutbox;
 use crate::mail::{Composer, Mailer};
 use crate::objects::dir::DirSource;
+use crate::objects::s3::S3Source;
 use crate::objects::{ObjectError, ObjectSource};
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::memory::MemoryLimiter;
@@ -50,44 +52,49 @@ pub struct Built {
 }
 
 impl Backends {
-    /// Each boundary's implementation as configured: Redis when `DOCGATE_REDIS_URL` is set, else
-    /// the embedded store and limiter; the documents directory; the file outbox.
+    /// Each boundary's implementation as configured, chosen independently: Redis for the store and
+    /// limiter when `DOCGATE_REDIS_URL` is set (else in process); the S3 bucket when
+    /// `DOCGATE_S3_BUCKET` is set (else the documents directory); the file outbox for mail.
     pub async fn from_config(
         config: &Config,
         codec: Arc<TokenCodec>,
     ) -> Result<Built, ConfigError> {
-        let embedded = Self::embedded(config, codec).await?;
-        let Some(redis) = &config.redis else {
-            return Ok(Built {
-                backends: embedded.backends,
-                memory_store: Some(embedded.store),
-            });
+        let objects: Arc<dyn ObjectSource> = match &config.s3 {
+            Some(s3) => Arc::new(
+                S3Source::new(s3)
+                    .await
+                    .map_err(|e| ConfigError::hidden(ENV_S3_BUCKET, e))?,
+            ),
+            None => Arc::new(DirSource::new(&config.documents_dir).map_err(|e| {
+                ConfigError::value(
+                    ENV_DOCUMENTS_DIR,
+                    &config.documents_dir.display().to_string(),
+                    e,
+                )
+            })?),
         };
-        let conn = crate::store::shared::connect(redis)
-            .map_err(|e| ConfigError::hidden(crate::config::ENV_REDIS_URL, e))?;
-        let mut backends = embedded.backends;
-        backends.store = Arc::new(RedisStore::new(
-            conn.clone(),
-            &redis.prefix,
-            config.token_ttl,
-        ));
-        backends.limiter = Arc::new(RedisLimiter::new(conn, &redis.prefix));
-        Ok(Built {
-            backends,
-            memory_store: None,
-        })
-    }
 
-    /// In-process store and limiter, the documents directory, the file outbox and a JSON-lines
-    /// request log.
-    async fn embedded(config: &Config, codec: Arc<TokenCodec>) -> Result<Embedded, ConfigError> {
-        let objects = DirSource::new(&config.documents_dir).map_err(|e| {
-            ConfigError::value(
-                ENV_DOCUMENTS_DIR,
-                &config.documents_dir.display().to_string(),
-                e,
-            )
-        })?;
+        let (store, limiter, memory_store): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>, _) =
+            match &config.redis {
+                Some(redis) => {
+                    let conn = crate::store::shared::connect(redis)
+                        .map_err(|e| ConfigError::hidden(ENV_REDIS_URL, e))?;
+                    (
+                        Arc::new(RedisStore::new(
+                            conn.clone(),
+                            &redis.prefix,
+                            config.token_ttl,
+                        )),
+                        Arc::new(RedisLimiter::new(conn, &redis.prefix)),
+                        None,
+                    )
+                }
+                None => {
+                    let store = Arc::new(MemoryStore::new());
+                    (store.clone(), Arc::new(MemoryLimiter::new()), Some(store))
+                }
+            };
+
         let composer = Composer {
             codec,
             public_url: config.public_url.clone(),
@@ -104,24 +111,18 @@ impl Backends {
                 e,
             )
         })?;
-        let store = Arc::new(MemoryStore::new());
-        Ok(Embedded {
+
+        Ok(Built {
             backends: Backends {
-                store: store.clone(),
-                limiter: Arc::new(MemoryLimiter::new()),
-                objects: Arc::new(objects),
+                store,
+                limiter,
+                objects,
                 mailer: Arc::new(mailer),
                 requests: Arc::new(requests),
             },
-            store,
+            memory_store,
         })
     }
-}
-
-/// The embedded backends and their concrete store.
-struct Embedded {
-    backends: Backends,
-    store: Arc<MemoryStore>,
 }
 
 /// Everything a request needs.
@@ -146,16 +147,23 @@ impl App {
             match backends.objects.head(&document.key).await {
                 Ok(_) => {}
                 Err(ObjectError::NotFound) => {
+                    let place = match &config.s3 {
+                        Some(s3) => format!("bucket {}", s3.bucket),
+                        None => config.documents_dir.display().to_string(),
+                    };
                     return Err(ConfigError::value(
                         ENV_CATALOG,
                         &config.catalog.display().to_string(),
                         format!(
-                            "document {:?} has no object {:?} in {}",
-                            document.id,
-                            document.key,
-                            config.documents_dir.display()
+                            "document {:?} has no object {:?} in {place}",
+                            document.id, document.key
                         ),
                     ));
+                }
+                Err(e) if config.s3.is_some() => {
+                    // A bucket that is down at startup is an outage, not a configuration error:
+                    // serve, report not ready, and let downloads answer 502 until it is back.
+                    tracing::warn!(document = %document.id, cause = %e, "catalog object not checked: the bucket does not answer");
                 }
                 Err(e) => {
                     return Err(ConfigError::value(

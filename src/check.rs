@@ -8,6 +8,7 @@ use std::fmt;
 
 use crate::app::App;
 use crate::config::{Config, ConfigError};
+use crate::objects::ObjectSource;
 
 /// The outcome of one check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,7 @@ fn line(name: &'static str, ok: bool, detail: impl Into<String>) -> Line {
 pub async fn run(config: Config) -> Result<Vec<Line>, ConfigError> {
     let mut lines = vec![line("config", true, "every variable valid")];
     let redis = config.redis.clone();
+    let s3 = config.s3.clone();
     let app = crate::build(config).await?;
     lines.push(line(
         "catalog",
@@ -50,13 +52,16 @@ pub async fn run(config: Config) -> Result<Vec<Line>, ConfigError> {
         None => store_line(&app, "embedded, in process").await,
         Some(redis) => redis_line(redis).await,
     });
-    lines.push(match app.backends.objects.ping().await {
-        Ok(()) => line(
-            "object store",
-            true,
-            format!("directory {}", app.config.documents_dir.display()),
-        ),
-        Err(e) => line("object store", false, e.to_string()),
+    lines.push(match &s3 {
+        Some(s3) => bucket_line(&app, s3).await,
+        None => match app.backends.objects.ping().await {
+            Ok(()) => line(
+                "object store",
+                true,
+                format!("directory {}", app.config.documents_dir.display()),
+            ),
+            Err(e) => line("object store", false, e.to_string()),
+        },
     });
     lines.push(line(
         "mail",
@@ -70,6 +75,52 @@ async fn store_line(app: &App, what: &str) -> Line {
     match app.backends.store.ping().await {
         Ok(()) => line("token store", true, what),
         Err(e) => line("token store", false, e.to_string()),
+    }
+}
+
+/// Reaches the bucket, and makes sure no catalog object can be read without credentials: a
+/// public object defeats the whole gate.
+async fn bucket_line(app: &App, s3: &crate::config::S3Config) -> Line {
+    let source = match crate::objects::s3::S3Source::new(s3).await {
+        Ok(source) => source,
+        Err(e) => return line("object store", false, e.to_string()),
+    };
+    if let Err(e) = source.ping().await {
+        return line("object store", false, format!("bucket {}: {e}", s3.bucket));
+    }
+    let mut public = Vec::new();
+    for document in app.catalog.iter() {
+        match source.publicly_readable(&document.key).await {
+            Ok(false) => {}
+            Ok(true) => public.push(document.id.clone()),
+            Err(e) => {
+                return line(
+                    "object store",
+                    false,
+                    format!("bucket {}: cannot probe {:?}: {e}", s3.bucket, document.id),
+                );
+            }
+        }
+    }
+    if public.is_empty() {
+        line(
+            "object store",
+            true,
+            format!(
+                "bucket {} answers; no catalog object is readable without credentials",
+                s3.bucket
+            ),
+        )
+    } else {
+        line(
+            "object store",
+            false,
+            format!(
+                "bucket {}: documents {} can be downloaded by anyone without a link; make them private",
+                s3.bucket,
+                public.join(", ")
+            ),
+        )
     }
 }
 

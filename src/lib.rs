@@ -50,10 +50,7 @@ use token::TokenCodec;
 
 /// Builds the service on the embedded backends from a validated configuration.
 pub async fn build(config: Config) -> Result<Arc<App>, ConfigError> {
-    for (set, name) in [
-        (config.s3.is_some(), config::ENV_S3_BUCKET),
-        (config.smtp.is_some(), config::ENV_SMTP_URL),
-    ] {
+    for (set, name) in [(config.smtp.is_some(), config::ENV_SMTP_URL)] {
         if set {
             return Err(ConfigError::hidden(
                 name,

@@ -79,3 +79,49 @@ async fn unreachable_redis_fails_the_check() {
         "{store}"
     );
 }
+
+#[tokio::test]
+async fn a_catalog_object_anyone_can_read_fails_the_check() {
+    use crate::s3_server::{ACCESS_KEY, BUCKET, PUBLIC_PREFIX, REGION, S3Server, SECRET_KEY};
+    let s3 = S3Server::start().await;
+    s3.put("resume/Jane_Doe_Resume.pdf", b"private").await;
+    s3.put(&format!("{PUBLIC_PREFIX}leaked.pdf"), b"public")
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = |catalog: &str| {
+        let path = dir.path().join("catalog-s3.toml");
+        std::fs::write(&path, catalog).unwrap();
+        vec![
+            ("DOCGATE_CATALOG", path.display().to_string()),
+            ("DOCGATE_S3_BUCKET", BUCKET.to_owned()),
+            ("DOCGATE_S3_ENDPOINT", s3.endpoint()),
+            ("AWS_REGION", REGION.to_owned()),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_owned()),
+        ]
+    };
+    let private = "[documents.resume]\nkey = \"resume/Jane_Doe_Resume.pdf\"\nfilename = \"r.pdf\"\ntitle = \"R\"\n";
+    let lines = check::run(config(dir.path(), &settings(private)))
+        .await
+        .unwrap();
+    let objects = find(&lines, "object store");
+    assert!(objects.ok, "{objects}");
+    assert!(
+        objects
+            .detail
+            .contains("no catalog object is readable without credentials")
+    );
+
+    let public = format!(
+        "{private}[documents.leaked]\nkey = \"{PUBLIC_PREFIX}leaked.pdf\"\nfilename = \"l.pdf\"\ntitle = \"L\"\n"
+    );
+    let lines = check::run(config(dir.path(), &settings(&public)))
+        .await
+        .unwrap();
+    let objects = find(&lines, "object store");
+    assert!(!objects.ok, "{objects}");
+    assert!(
+        objects.detail.contains("leaked"),
+        "names the document: {objects}"
+    );
+}

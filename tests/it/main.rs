@@ -5,6 +5,7 @@ mod s3_server;
 mod servers;
 mod support;
 
+mod bucket;
 mod check;
 mod downloads;
 mod errors;

@@ -1,0 +1,221 @@
+//! docgate serving documents from a private S3 bucket (a real S3-protocol server on loopback),
+//! end to end over HTTP: the journey, a missing object, the bucket down, and a body that breaks
+//! halfway. None of them may cost the recipient their link, or show them anything about S3.
+
+use std::time::Duration;
+
+use docgate::store::{LinkState, TokenStore};
+
+use crate::s3_server::{ACCESS_KEY, BUCKET, ChaosProxy, REGION, S3Server, SECRET_KEY};
+use crate::servers::RedisServer;
+use crate::support::*;
+
+/// Puts the fixture documents in the bucket under their catalog keys.
+async fn seed(server: &S3Server) {
+    server
+        .put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
+        .await;
+    server.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
+    server.put("big.bin", &content(3, BIG_LEN)).await;
+}
+
+/// A docgate on the bucket at `endpoint` (the server itself or a proxy in front of it).
+async fn on_bucket(endpoint: &str, extra: &[(&str, &str)]) -> TestApp {
+    let mut settings = vec![
+        ("DOCGATE_S3_BUCKET", BUCKET),
+        ("DOCGATE_S3_ENDPOINT", endpoint),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        // No documents directory at all: every byte comes from the bucket.
+        ("DOCGATE_DOCUMENTS_DIR", "/nonexistent/documents"),
+    ];
+    settings.extend_from_slice(extra);
+    TestApp::with(&settings).await
+}
+
+/// Every header and the body, as one string, for leak checks.
+fn everything(response_headers: &reqwest::header::HeaderMap, body: &[u8]) -> String {
+    let mut all = String::from_utf8_lossy(body).into_owned();
+    for (k, v) in response_headers {
+        all.push_str(k.as_str());
+        all.push_str(v.to_str().unwrap_or(""));
+    }
+    all.to_lowercase()
+}
+
+fn assert_no_s3_detail(all: &str, endpoint: &str) {
+    for secret in [
+        "x-amz",
+        BUCKET,
+        "resume/jane_doe_resume.pdf",
+        &endpoint.to_lowercase(),
+        "127.0.0.1",
+        "nosuchkey",
+    ] {
+        assert!(!all.contains(secret), "{secret:?} leaked: {all}");
+    }
+}
+
+#[tokio::test]
+async fn the_whole_production_journey_on_redis_and_s3() {
+    let s3 = S3Server::start().await;
+    seed(&s3).await;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let app = on_bucket(&s3.endpoint(), &[("DOCGATE_REDIS_URL", &url)]).await;
+
+    let link = app.link("visitor@example.org", "big").await;
+    let head = app.client.head(&link).send().await.unwrap();
+    assert_eq!(head.status(), 200);
+    assert_eq!(
+        head.headers()["content-length"],
+        BIG_LEN.to_string().as_str()
+    );
+
+    let response = app.client.get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert_eq!(headers["content-length"], BIG_LEN.to_string().as_str());
+    assert_eq!(headers["cache-control"], "no-store");
+    assert!(headers["etag"].to_str().unwrap().starts_with('"'));
+    let body = response.bytes().await.unwrap();
+    assert_eq!(sha256(&body), sha256(&content(3, BIG_LEN)));
+    assert_no_s3_detail(&everything(&headers, b""), &s3.endpoint());
+    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 410);
+}
+
+#[tokio::test]
+async fn ranges_and_resumes_pass_through_to_the_bucket() {
+    let s3 = S3Server::start().await;
+    seed(&s3).await;
+    let app = on_bucket(&s3.endpoint(), &[]).await;
+    let (_, link) = app.mint("resume").await;
+    let first = app
+        .client
+        .get(&link)
+        .header("range", "bytes=0-999")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 206);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    assert_eq!(
+        first.headers()["content-range"],
+        format!("bytes 0-999/{RESUME_LEN}").as_str()
+    );
+    let mut whole = first.bytes().await.unwrap().to_vec();
+    let rest = app
+        .client
+        .get(&link)
+        .header("range", "bytes=1000-")
+        .header("if-range", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rest.status(), 206);
+    whole.extend_from_slice(&rest.bytes().await.unwrap());
+    assert_eq!(sha256(&whole), sha256(&content(1, RESUME_LEN)));
+    assert_eq!(app.client.head(&link).send().await.unwrap().status(), 410);
+}
+
+#[tokio::test]
+async fn a_missing_object_is_404_and_costs_nothing() {
+    let s3 = S3Server::start().await;
+    seed(&s3).await;
+    let app = on_bucket(&s3.endpoint(), &[]).await;
+    let (claims, link) = app.mint("lebenslauf").await;
+    std::fs::remove_file(s3.root().join(BUCKET).join("resume/lebenslauf.pdf")).unwrap();
+
+    let response = app.client.get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 404);
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "document_unavailable");
+    assert_no_s3_detail(&everything(&headers, &body), &s3.endpoint());
+    assert_eq!(
+        app.store().peek(&claims.jti).await.unwrap(),
+        LinkState::Ready { started: 0 }
+    );
+}
+
+#[tokio::test]
+async fn the_bucket_down_is_502_and_costs_nothing() {
+    let mut s3 = S3Server::start().await;
+    seed(&s3).await;
+    let endpoint = s3.endpoint();
+    let app = on_bucket(&endpoint, &[]).await;
+    let (claims, link) = app.mint("resume").await;
+    s3.stop().await;
+
+    let response = tokio::time::timeout(Duration::from_secs(30), app.client.get(&link).send())
+        .await
+        .expect("bounded by the S3 timeouts")
+        .unwrap();
+    assert_eq!(response.status(), 502);
+    let headers = response.headers().clone();
+    let body = response.bytes().await.unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(json["error"], "upstream_error");
+    assert_no_s3_detail(&everything(&headers, &body), &endpoint);
+    assert_eq!(
+        app.store().peek(&claims.jti).await.unwrap(),
+        LinkState::Ready { started: 0 },
+        "the link is untouched"
+    );
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(ready["checks"]["object_store"], "unavailable");
+}
+
+#[tokio::test]
+async fn a_body_that_breaks_halfway_is_a_truncated_transfer_and_the_link_survives() {
+    let s3 = S3Server::start().await;
+    seed(&s3).await;
+    let proxy = ChaosProxy::start(s3.addr).await;
+    let app = on_bucket(&proxy.endpoint(), &[]).await;
+    let (claims, link) = app.mint("big").await;
+
+    proxy.cut_after(4 * 1024 * 1024);
+    let response = app.client.get(&link).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        200,
+        "the headers went out before the break"
+    );
+    assert_eq!(
+        response.headers()["content-length"],
+        BIG_LEN.to_string().as_str()
+    );
+    let result = response.bytes().await;
+    assert!(
+        result.is_err(),
+        "the client must see a broken transfer, never a short body passed off as complete"
+    );
+
+    // The failure was docgate's side: the attempt is refunded once the claim is released.
+    let mut state = LinkState::InFlight;
+    for _ in 0..200 {
+        state = app.store().peek(&claims.jti).await.unwrap();
+        if state != LinkState::InFlight {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(state, LinkState::Ready { started: 0 });
+
+    proxy.cut_after(u64::MAX);
+    let retry = app.client.get(&link).send().await.unwrap();
+    assert_eq!(retry.status(), 200);
+    assert_eq!(
+        sha256(&retry.bytes().await.unwrap()),
+        sha256(&content(3, BIG_LEN))
+    );
+}
