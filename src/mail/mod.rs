@@ -8,6 +8,8 @@
 //! Implementations: [`outbox::FileOutbox`] (embedded: `.eml` files in a directory).
 
 pub mod outbox;
+pub mod queue;
+pub mod smtp;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 
 mod s3_server;
 mod servers;
+mod smtp_server;
 mod support;
 
 mod bucket;
@@ -10,6 +11,7 @@ mod check;
 mod downloads;
 mod errors;
 mod journey;
+mod mail_queue;
 mod objects_contract;
 mod process;
 mod production;
