@@ -12,10 +12,12 @@ use sha2::{Digest, Sha256};
 use crate::catalog::Catalog;
 use crate::config::{
     Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_REDIS_URL,
-    ENV_REQUEST_LOG, ENV_S3_BUCKET,
+    ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL,
 };
+use crate::mail::direct::DirectSmtp;
 use crate::mail::outbox::FileOutbox;
-use crate::mail::{Composer, Mailer};
+use crate::mail::queue::{RedisOutbox, Sender, SenderSettings};
+use crate::mail::{Composer, MailError, Mailer, smtp};
 use crate::objects::dir::DirSource;
 use crate::objects::s3::S3Source;
 use crate::objects::{ObjectError, ObjectSource};
@@ -49,12 +51,15 @@ pub struct Built {
     pub backends: Backends,
     /// The in-process store, when it is the one in use.
     pub memory_store: Option<Arc<MemoryStore>>,
+    /// The mail queue's sender, to run beside the server, when mail goes through Redis.
+    pub sender: Option<Sender>,
 }
 
 impl Backends {
     /// Each boundary's implementation as configured, chosen independently: Redis for the store and
     /// limiter when `DOCGATE_REDIS_URL` is set (else in process); the S3 bucket when
-    /// `DOCGATE_S3_BUCKET` is set (else the documents directory); the file outbox for mail.
+    /// `DOCGATE_S3_BUCKET` is set (else the documents directory); for mail, SMTP through the
+    /// durable Redis queue when both are set, SMTP directly without Redis, else the file outbox.
     pub async fn from_config(
         config: &Config,
         codec: Arc<TokenCodec>,
@@ -74,22 +79,25 @@ impl Backends {
             })?),
         };
 
+        let redis_conn = match &config.redis {
+            Some(redis) => Some(
+                crate::store::shared::connect(redis)
+                    .map_err(|e| ConfigError::hidden(ENV_REDIS_URL, e))?,
+            ),
+            None => None,
+        };
         let (store, limiter, memory_store): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>, _) =
-            match &config.redis {
-                Some(redis) => {
-                    let conn = crate::store::shared::connect(redis)
-                        .map_err(|e| ConfigError::hidden(ENV_REDIS_URL, e))?;
-                    (
-                        Arc::new(RedisStore::new(
-                            conn.clone(),
-                            &redis.prefix,
-                            config.token_ttl,
-                        )),
-                        Arc::new(RedisLimiter::new(conn, &redis.prefix)),
-                        None,
-                    )
-                }
-                None => {
+            match (&config.redis, &redis_conn) {
+                (Some(redis), Some(conn)) => (
+                    Arc::new(RedisStore::new(
+                        conn.clone(),
+                        &redis.prefix,
+                        config.token_ttl,
+                    )),
+                    Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix)),
+                    None,
+                ),
+                _ => {
                     let store = Arc::new(MemoryStore::new());
                     (store.clone(), Arc::new(MemoryLimiter::new()), Some(store))
                 }
@@ -101,9 +109,41 @@ impl Backends {
             from: config.mail_from.clone(),
             reply_to: config.mail_reply_to.clone(),
         };
-        let mailer = FileOutbox::new(&config.outbox_dir, composer).map_err(|e| {
-            ConfigError::value(ENV_OUTBOX_DIR, &config.outbox_dir.display().to_string(), e)
-        })?;
+        let smtp_error = |e: MailError| ConfigError::hidden(ENV_SMTP_URL, e);
+        let (mailer, sender): (Arc<dyn Mailer>, Option<Sender>) =
+            match (&config.smtp, &config.redis, &redis_conn) {
+                (Some(smtp), Some(redis), Some(conn)) => {
+                    let outbox = RedisOutbox::new(conn.clone(), &redis.prefix);
+                    let url = String::from_utf8_lossy(redis.url.expose()).into_owned();
+                    let client = redis::Client::open(url)
+                        .map_err(|e| ConfigError::hidden(ENV_REDIS_URL, e))?;
+                    let sender = Sender::new(
+                        outbox.clone(),
+                        client,
+                        smtp::transport(smtp).map_err(smtp_error)?,
+                        composer,
+                        SenderSettings::default(),
+                    );
+                    (Arc::new(outbox), Some(sender))
+                }
+                (Some(smtp), _, _) => (
+                    Arc::new(DirectSmtp::new(
+                        smtp::transport(smtp).map_err(smtp_error)?,
+                        composer,
+                    )),
+                    None,
+                ),
+                (None, _, _) => (
+                    Arc::new(FileOutbox::new(&config.outbox_dir, composer).map_err(|e| {
+                        ConfigError::value(
+                            ENV_OUTBOX_DIR,
+                            &config.outbox_dir.display().to_string(),
+                            e,
+                        )
+                    })?),
+                    None,
+                ),
+            };
         let requests = JsonLinesLog::open(&config.request_log).await.map_err(|e| {
             ConfigError::value(
                 ENV_REQUEST_LOG,
@@ -117,10 +157,11 @@ impl Backends {
                 store,
                 limiter,
                 objects,
-                mailer: Arc::new(mailer),
+                mailer,
                 requests: Arc::new(requests),
             },
             memory_store,
+            sender,
         })
     }
 }

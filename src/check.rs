@@ -39,7 +39,7 @@ pub async fn run(config: Config) -> Result<Vec<Line>, ConfigError> {
     let mut lines = vec![line("config", true, "every variable valid")];
     let redis = config.redis.clone();
     let s3 = config.s3.clone();
-    let app = crate::build(config).await?;
+    let app = crate::build(config).await?.app;
     lines.push(line(
         "catalog",
         true,
@@ -63,11 +63,20 @@ pub async fn run(config: Config) -> Result<Vec<Line>, ConfigError> {
             Err(e) => line("object store", false, e.to_string()),
         },
     });
-    lines.push(line(
-        "mail",
-        true,
-        format!("outbox directory {}", app.config.outbox_dir.display()),
-    ));
+    lines.push(match &app.config.smtp {
+        None => line(
+            "mail",
+            true,
+            format!("outbox directory {}", app.config.outbox_dir.display()),
+        ),
+        Some(smtp) => match crate::mail::smtp::transport(smtp) {
+            Err(e) => line("mail", false, e.to_string()),
+            Ok(transport) => match crate::mail::smtp::test_connection(&transport).await {
+                Ok(()) => line("mail", true, "SMTP server answers NOOP"),
+                Err(e) => line("mail", false, e.to_string()),
+            },
+        },
+    });
     Ok(lines)
 }
 

@@ -40,30 +40,62 @@ pub mod telemetry;
 pub mod token;
 pub mod units;
 
+use std::future::Future;
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
 
 use app::{App, Backends};
 use config::{Config, ConfigError, ENV_LISTEN};
+use mail::queue::Sender;
 use token::TokenCodec;
 
-/// Builds the service on the embedded backends from a validated configuration.
-pub async fn build(config: Config) -> Result<Arc<App>, ConfigError> {
-    for (set, name) in [(config.smtp.is_some(), config::ENV_SMTP_URL)] {
-        if set {
-            return Err(ConfigError::hidden(
-                name,
-                "this backend is not available in this build yet; unset it to run embedded",
-            ));
-        }
-    }
+/// How long a shutdown waits for the mail sender to finish the delivery in progress.
+const SENDER_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The running service: the shared state, and the background work beside the HTTP server.
+pub struct Service {
+    pub app: Arc<App>,
+    /// Delivers the durable mail queue, when mail goes through Redis.
+    pub sender: Option<Sender>,
+}
+
+/// Builds the service on the backends the configuration names.
+pub async fn build(config: Config) -> Result<Service, ConfigError> {
     let catalog = App::load_catalog(&config)?;
     let codec = Arc::new(TokenCodec::new(&config.token.secret));
     let built = Backends::from_config(&config, codec.clone()).await?;
-    Ok(Arc::new(
-        App::new(config, catalog, codec, built.backends).await?,
-    ))
+    Ok(Service {
+        app: Arc::new(App::new(config, catalog, codec, built.backends).await?),
+        sender: built.sender,
+    })
+}
+
+impl Service {
+    /// Serves `listener` and runs the mail sender until `shutdown` resolves; then drains the
+    /// server and lets the sender finish the delivery in progress.
+    pub async fn run(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        let stop = CancellationToken::new();
+        let sender = self.sender.map(|sender| {
+            let stop = stop.clone();
+            tokio::spawn(async move { sender.run(stop.cancelled_owned()).await })
+        });
+        let result = http::serve(self.app, listener, shutdown).await;
+        stop.cancel();
+        if let Some(task) = sender
+            && tokio::time::timeout(SENDER_STOP_TIMEOUT, task)
+                .await
+                .is_err()
+        {
+            tracing::warn!("the mail sender did not stop in time; its job will be taken over");
+        }
+        result
+    }
 }
 
 /// Binds the public listener named by the configuration.

@@ -60,13 +60,14 @@ fn main() -> ExitCode {
 }
 
 async fn serve(config: Config) -> ExitCode {
-    let app = match docgate::build(config).await {
-        Ok(app) => app,
+    let service = match docgate::build(config).await {
+        Ok(service) => service,
         Err(e) => {
             eprintln!("docgate: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    let app = service.app.clone();
     let listener = match docgate::bind(&app.config).await {
         Ok(listener) => listener,
         Err(e) => {
@@ -88,7 +89,8 @@ async fn serve(config: Config) -> ExitCode {
         documents = app.catalog.iter().count(),
         "docgate serving"
     );
-    match docgate::http::serve(app, listener, docgate::shutdown::signal()).await {
+    drop(app);
+    match service.run(listener, docgate::shutdown::signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(cause = %e, "server failed");

@@ -7,6 +7,7 @@
 //!
 //! Implementations: [`outbox::FileOutbox`] (embedded: `.eml` files in a directory).
 
+pub mod direct;
 pub mod outbox;
 pub mod queue;
 pub mod smtp;

@@ -125,3 +125,20 @@ async fn a_catalog_object_anyone_can_read_fails_the_check() {
         "names the document: {objects}"
     );
 }
+
+#[tokio::test]
+async fn the_smtp_server_is_reached_with_noop() {
+    let mut sink = crate::smtp_server::SmtpSink::start();
+    let dir = tempfile::tempdir().unwrap();
+    let lines = check::run(config(dir.path(), &[("DOCGATE_SMTP_URL", sink.url())]))
+        .await
+        .unwrap();
+    let mail = find(&lines, "mail");
+    assert!(mail.ok, "{mail}");
+    sink.stop();
+    let lines = check::run(config(dir.path(), &[("DOCGATE_SMTP_URL", sink.url())]))
+        .await
+        .unwrap();
+    let mail = find(&lines, "mail");
+    assert!(!mail.ok, "{mail}");
+}

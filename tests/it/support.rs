@@ -144,15 +144,19 @@ impl TestApp {
                 .await
                 .unwrap(),
         );
+        let service = docgate::Service {
+            app: app.clone(),
+            sender: built.sender,
+        };
 
         let (tx, rx) = oneshot::channel::<()>();
-        let server = app.clone();
         let task = tokio::spawn(async move {
-            docgate::http::serve(server, listener, async {
-                let _ = rx.await;
-            })
-            .await
-            .unwrap();
+            service
+                .run(listener, async {
+                    let _ = rx.await;
+                })
+                .await
+                .unwrap();
         });
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())

@@ -1,0 +1,130 @@
+//! Link mails over real SMTP, end to end over HTTP: the full production journey (Redis, S3,
+//! SMTP), mail surviving an SMTP outage and a docgate restart, and SMTP without Redis.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::servers::RedisServer;
+use crate::smtp_server::SmtpSink;
+use crate::support::*;
+
+/// Waits (bounded) until the sink holds `n` messages.
+async fn delivered(sink: &SmtpSink, n: usize) -> Vec<PathBuf> {
+    for _ in 0..300 {
+        let messages = sink.messages();
+        if messages.len() >= n {
+            return messages;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!(
+        "{n} mails never arrived; the sink has {}",
+        sink.messages().len()
+    );
+}
+
+fn settings<'a>(redis: &'a str, smtp: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![("DOCGATE_REDIS_URL", redis), ("DOCGATE_SMTP_URL", smtp)]
+}
+
+#[tokio::test]
+async fn the_journey_with_mail_over_smtp() {
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start();
+    let (redis_url, smtp_url) = (redis.url(), sink.url());
+    let app = TestApp::with(&settings(&redis_url, &smtp_url)).await;
+
+    let response = app.request_link("visitor@example.org", "resume").await;
+    assert_eq!(response.status(), 202);
+    let mails = delivered(&sink, 1).await;
+    let mail = Mail::read(&mails[0]);
+    assert_eq!(mail.to, "visitor@example.org");
+    assert_eq!(mail.subject, "Your download link for Jane Doe's resume");
+    assert!(app.outbox().is_empty(), "no file outbox in SMTP mode");
+
+    let download = app.client.get(&mail.link).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(
+        sha256(&download.bytes().await.unwrap()),
+        sha256(&content(1, RESUME_LEN))
+    );
+    assert_eq!(
+        app.client.get(&mail.link).send().await.unwrap().status(),
+        410
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(sink.messages().len(), 1, "sent once");
+}
+
+#[tokio::test]
+async fn with_smtp_down_the_request_is_accepted_and_mailed_once_it_is_back() {
+    let redis = RedisServer::start();
+    let mut sink = SmtpSink::reserved();
+    let (redis_url, smtp_url) = (redis.url(), sink.url());
+    let app = TestApp::with(&settings(&redis_url, &smtp_url)).await;
+
+    let response = app.request_link("visitor@example.org", "resume").await;
+    assert_eq!(response.status(), 202, "queued durably, not sent yet");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    sink.restart();
+    let mails = delivered(&sink, 1).await;
+    let link = Mail::read(&mails[0]).link;
+    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn mail_queued_before_a_restart_is_delivered_once_after_it() {
+    let redis = RedisServer::start();
+    let mut sink = SmtpSink::reserved();
+    let (redis_url, smtp_url) = (redis.url(), sink.url());
+    let mut first = TestApp::with(&settings(&redis_url, &smtp_url)).await;
+    for i in 0..3 {
+        let response = first
+            .request_link(&format!("visitor{i}@example.org"), "resume")
+            .await;
+        assert_eq!(response.status(), 202);
+    }
+    first.stop().await;
+
+    sink.restart();
+    let second = TestApp::with(&settings(&redis_url, &smtp_url)).await;
+    let mails = delivered(&sink, 3).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(sink.messages().len(), 3, "each mail once");
+    let mut recipients: Vec<String> = mails.iter().map(|m| Mail::read(m).to).collect();
+    recipients.sort();
+    assert_eq!(
+        recipients,
+        [
+            "visitor0@example.org",
+            "visitor1@example.org",
+            "visitor2@example.org"
+        ]
+    );
+    // Links minted by the first process work on the second (shared key and store).
+    let link = Mail::read(&mails[0])
+        .link
+        .replace(&first.base, &second.base);
+    assert_eq!(second.client.get(&link).send().await.unwrap().status(), 200);
+}
+
+#[tokio::test]
+async fn without_redis_smtp_is_direct_and_a_refusal_is_503() {
+    let sink = SmtpSink::start();
+    let smtp_url = sink.url();
+    let app = TestApp::with(&[("DOCGATE_SMTP_URL", &smtp_url)]).await;
+    let response = app.request_link("visitor@example.org", "resume").await;
+    assert_eq!(response.status(), 202);
+    assert_eq!(
+        sink.messages().len(),
+        1,
+        "accepted by the SMTP server before the answer"
+    );
+
+    sink.control("rcpt 550 5.1.1 No such user");
+    let response = app.request_link("visitor2@example.org", "resume").await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "service_unavailable");
+    assert_eq!(sink.messages().len(), 1);
+}
