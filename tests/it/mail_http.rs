@@ -128,3 +128,53 @@ async fn without_redis_smtp_is_direct_and_a_refusal_is_503() {
     assert_eq!(body["error"], "service_unavailable");
     assert_eq!(sink.messages().len(), 1);
 }
+
+#[tokio::test]
+async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
+    use crate::s3_server::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start();
+    let s3 = S3Server::start().await;
+    s3.put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
+        .await;
+    s3.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
+    s3.put("big.bin", &content(3, BIG_LEN)).await;
+    let (redis_url, smtp_url, endpoint) = (redis.url(), sink.url(), s3.endpoint());
+    let app = TestApp::with(&[
+        ("DOCGATE_REDIS_URL", redis_url.as_str()),
+        ("DOCGATE_SMTP_URL", smtp_url.as_str()),
+        ("DOCGATE_S3_BUCKET", BUCKET),
+        ("DOCGATE_S3_ENDPOINT", endpoint.as_str()),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("DOCGATE_DOCUMENTS_DIR", "/nonexistent/documents"),
+    ])
+    .await;
+
+    assert_eq!(
+        app.request_link("visitor@example.org", "lebenslauf")
+            .await
+            .status(),
+        202
+    );
+    let mail = Mail::read(&delivered(&sink, 1).await[0]);
+    assert_eq!(mail.subject, "Your download link for Jürgen's Lebenslauf");
+    let response = app.client.get(&mail.link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"Lebenslauf J_rgen M_ller.pdf\"; \
+         filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
+    let again = app.client.get(&mail.link).send().await.unwrap();
+    assert_eq!(again.status(), 410);
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 200);
+}

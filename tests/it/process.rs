@@ -834,3 +834,68 @@ async fn sigterm_drains_in_flight_downloads() {
         "the drain timed out:\n{log}"
     );
 }
+
+/// Two docgate processes sharing one Redis: 50 clients race for one link, split across both, and
+/// exactly one of them gets the whole document.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_clients_racing_across_two_processes_get_one_download() {
+    let redis = crate::servers::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    support::write_fixtures(dir.path());
+    let mut env = serve_env(dir.path());
+    env.insert("DOCGATE_REDIS_URL".to_owned(), redis.url());
+    let first = Server::start(dir.path(), &env).await;
+    let second = Server::start(dir.path(), &env).await;
+
+    let (_, link) = first.link("racer@example.org", "big").await;
+    let token = support::token_of(&link).to_owned();
+    let urls = [
+        format!("{}/d/{token}", first.base),
+        format!("{}/d/{token}", second.base),
+    ];
+    let tasks: Vec<_> = (0..50)
+        .map(|i| {
+            let url = urls[i % 2].clone();
+            tokio::spawn(async move {
+                let response = reqwest::Client::builder()
+                    .no_proxy()
+                    .build()
+                    .unwrap()
+                    .get(&url)
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status().as_u16();
+                let mut hasher = Sha256::new();
+                let mut len = 0usize;
+                let mut stream = response.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk.unwrap();
+                    len += chunk.len();
+                    hasher.update(&chunk);
+                }
+                (status, len, format!("{:x}", hasher.finalize()))
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    let winners: Vec<_> = results.iter().filter(|(s, _, _)| *s == 200).collect();
+    assert_eq!(winners.len(), 1, "{:?}", statuses(&results));
+    assert_eq!(winners[0].1, support::BIG_LEN);
+    assert_eq!(
+        winners[0].2,
+        support::sha256(&support::content(3, support::BIG_LEN))
+    );
+    assert!(
+        results.iter().all(|(s, _, _)| matches!(s, 200 | 409 | 410)),
+        "{:?}",
+        statuses(&results)
+    );
+}
+
+fn statuses(results: &[(u16, usize, String)]) -> Vec<u16> {
+    results.iter().map(|(s, _, _)| *s).collect()
+}
