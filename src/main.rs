@@ -5,11 +5,14 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use docgate::config::{Config, Environment};
+use docgate::mail::queue::{RedisOutbox, Revival};
 
 /// Exit code for a bad configuration (`EX_USAGE` from sysexits.h).
 const EXIT_CONFIG: u8 = 64;
 /// Exit code when a backend cannot be reached (`EX_UNAVAILABLE`).
 const EXIT_UNAVAILABLE: u8 = 69;
+/// Exit code when the thing asked for does not exist or cannot be done (`EX_DATAERR`).
+const EXIT_DATA: u8 = 65;
 
 /// Gates document downloads behind emailed, signed, single-use links.
 ///
@@ -28,6 +31,29 @@ enum Command {
     Serve,
     /// Validate the configuration and reach every backend, one line each; exit non-zero on failure.
     Check,
+    /// Inspect and retry the durable mail queue (needs DOCGATE_REDIS_URL).
+    Mail {
+        #[command(subcommand)]
+        command: MailCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MailCommand {
+    /// How many mails are queued, waiting for a retry, and dead, as JSON.
+    Status,
+    /// Mails that will not be sent (rejected by the server, or their link expired), newest
+    /// first, one JSON object per line.
+    DeadLetters {
+        /// How many to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Queue a dead letter again, by the id `dead-letters` shows (its link must still be live).
+    Retry {
+        /// The dead letter's id, e.g. 1764000000000-0.
+        id: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -55,6 +81,7 @@ fn main() -> ExitCode {
         match cli.command.unwrap_or(Command::Serve) {
             Command::Serve => serve(config).await,
             Command::Check => check(config).await,
+            Command::Mail { command } => mail(config, command).await,
         }
     })
 }
@@ -115,5 +142,61 @@ async fn check(config: Config) -> ExitCode {
                 ExitCode::from(EXIT_UNAVAILABLE)
             }
         }
+    }
+}
+
+async fn mail(config: Config, command: MailCommand) -> ExitCode {
+    let Some(redis) = &config.redis else {
+        eprintln!("docgate: the mail queue lives in Redis; set DOCGATE_REDIS_URL");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let conn = match docgate::store::shared::connect(redis) {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!("docgate: DOCGATE_REDIS_URL: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let outbox = RedisOutbox::new(conn, &redis.prefix);
+    let unavailable = |e: docgate::mail::MailError| {
+        eprintln!("docgate: {e}");
+        ExitCode::from(EXIT_UNAVAILABLE)
+    };
+    match command {
+        MailCommand::Status => match outbox.queue_depth().await {
+            Ok(depth) => {
+                println!("{}", serde_json::json!(depth));
+                ExitCode::SUCCESS
+            }
+            Err(e) => unavailable(e),
+        },
+        MailCommand::DeadLetters { limit } => match outbox.dead_letters(limit).await {
+            Ok(letters) => {
+                for letter in letters {
+                    println!("{}", serde_json::json!(letter));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => unavailable(e),
+        },
+        MailCommand::Retry { id } => match outbox.retry_dead_letter(&id).await {
+            Ok(Revival::Queued) => {
+                println!("queued {id} again");
+                ExitCode::SUCCESS
+            }
+            Ok(Revival::NotFound) => {
+                eprintln!("docgate: no dead letter {id}");
+                ExitCode::from(EXIT_DATA)
+            }
+            Ok(Revival::Expired) => {
+                eprintln!("docgate: the link in {id} has expired; the visitor must ask again");
+                ExitCode::from(EXIT_DATA)
+            }
+            Ok(Revival::Unreadable) => {
+                eprintln!("docgate: {id} is not a complete mail job");
+                ExitCode::from(EXIT_DATA)
+            }
+            Err(e) => unavailable(e),
+        },
     }
 }

@@ -178,3 +178,71 @@ async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
         .unwrap();
     assert_eq!(ready.status(), 200);
 }
+
+/// Runs `docgate mail ...` against `redis_url`; returns exit code and stdout.
+fn mail_cli(dir: &std::path::Path, redis_url: &str, args: &[&str]) -> (i32, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_docgate"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in fixture_env(dir, "http://localhost:8080", SECRET) {
+        command.env(k, v);
+    }
+    let output = command
+        .env("DOCGATE_REDIS_URL", redis_url)
+        .arg("mail")
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+    )
+}
+
+#[tokio::test]
+async fn an_operator_lists_and_retries_dead_letters_with_the_cli() {
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start();
+    let (redis_url, smtp_url) = (redis.url(), sink.url());
+    let app = TestApp::with(&settings(&redis_url, &smtp_url)).await;
+    sink.control("rcpt 550 5.1.1 No such user");
+    assert_eq!(
+        app.request_link("visitor@example.org", "resume")
+            .await
+            .status(),
+        202
+    );
+
+    let mut letters = String::new();
+    for _ in 0..100 {
+        let (code, out) = mail_cli(app.dir.path(), &redis_url, &["dead-letters"]);
+        assert_eq!(code, 0);
+        if !out.is_empty() {
+            letters = out;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let letter: serde_json::Value = serde_json::from_str(letters.lines().next().unwrap()).unwrap();
+    assert_eq!(letter["cause"], "rejected");
+    assert_eq!(letter["to"], "visitor@example.org");
+    assert_eq!(letter["doc"], "resume");
+    let id = letter["id"].as_str().unwrap().to_owned();
+    let (code, status) = mail_cli(app.dir.path(), &redis_url, &["status"]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(status.trim()).unwrap();
+    assert_eq!(status["dead"], 1);
+
+    sink.control("");
+    let (code, out) = mail_cli(app.dir.path(), &redis_url, &["retry", &id]);
+    assert_eq!(code, 0, "{out}");
+    let mail = Mail::read(&delivered(&sink, 1).await[0]);
+    assert_eq!(mail.to, "visitor@example.org");
+    assert_eq!(
+        app.client.get(&mail.link).send().await.unwrap().status(),
+        200
+    );
+    let (code, _) = mail_cli(app.dir.path(), &redis_url, &["retry", &id]);
+    assert_eq!(code, 65, "a dead letter is retried once");
+}
