@@ -203,3 +203,45 @@ async fn link_requests_are_rate_limited_in_redis_across_instances() {
         .unwrap();
     assert!(keys.iter().all(|k| !k.contains("jane")), "{keys:?}");
 }
+
+#[tokio::test]
+async fn a_hung_redis_times_out_into_503_and_recovers() {
+    let server = RedisServer::start();
+    let app = on_redis(&server).await;
+    let (_, link) = app.mint("resume").await;
+    server.pause();
+
+    let started = Instant::now();
+    let download = app.client.get(&link).send().await.unwrap();
+    let waited = started.elapsed();
+    assert_eq!(download.status(), 503);
+    assert!(download.headers().get("content-disposition").is_none());
+    assert!(
+        waited < Duration::from_secs(8),
+        "bounded by the response timeout: {waited:?}"
+    );
+    let request = app.request_link("visitor@example.org", "resume").await;
+    assert_eq!(request.status(), 503);
+    assert!(app.outbox().is_empty());
+    let ready = app
+        .client
+        .get(format!("{}/readyz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+
+    server.resume();
+    let mut recovered = false;
+    for _ in 0..100 {
+        if app.client.head(&link).send().await.unwrap().status() == 200 {
+            recovered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(recovered, "the link works again once Redis answers");
+    let download = app.client.get(&link).send().await.unwrap();
+    assert_eq!(download.status(), 200);
+    assert_eq!(download.bytes().await.unwrap().len(), RESUME_LEN);
+}

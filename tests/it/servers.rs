@@ -67,6 +67,27 @@ impl RedisServer {
         }
     }
 
+    /// Freezes the server (SIGSTOP): connections stay open but nothing answers, as with a hung
+    /// or partitioned Redis.
+    pub fn pause(&self) {
+        self.signal("STOP");
+    }
+
+    /// Unfreezes a paused server (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("CONT");
+    }
+
+    fn signal(&self, name: &str) {
+        let pid = self.child.as_ref().expect("the server is running").id();
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{name} {pid}");
+    }
+
     /// Starts the server again on the same port.
     pub fn restart(&mut self) {
         self.stop();
