@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use sha2::{Digest, Sha256};
+use tokio_util::task::TaskTracker;
 
 use crate::catalog::Catalog;
 use crate::config::{
@@ -172,6 +173,9 @@ pub struct App {
     pub catalog: Catalog,
     pub codec: Arc<TokenCodec>,
     pub backends: Backends,
+    /// Work a request leaves behind (releasing a claim, writing the request log): waited for at
+    /// shutdown so nothing is lost when the process exits.
+    pub tasks: TaskTracker,
     /// Keys the pseudonyms of addresses in logs.
     pseudonym_key: [u8; 32],
 }
@@ -224,6 +228,7 @@ impl App {
             catalog,
             codec,
             backends,
+            tasks: TaskTracker::new(),
         })
     }
 

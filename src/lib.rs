@@ -85,8 +85,16 @@ impl Service {
             let stop = stop.clone();
             tokio::spawn(async move { sender.run(stop.cancelled_owned()).await })
         });
+        let tasks = self.app.tasks.clone();
         let result = http::serve(self.app, listener, shutdown).await;
         stop.cancel();
+        tasks.close();
+        if tokio::time::timeout(SENDER_STOP_TIMEOUT, tasks.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!("background work (claim releases, request log) did not finish in time");
+        }
         if let Some(task) = sender
             && tokio::time::timeout(SENDER_STOP_TIMEOUT, task)
                 .await

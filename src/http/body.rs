@@ -19,6 +19,7 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use tokio::task::AbortHandle;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
+use tokio_util::task::TaskTracker;
 
 use super::{AccessLine, Body, BoxError};
 use crate::objects::ByteStream;
@@ -56,6 +57,8 @@ pub struct Claim {
     pub store: Arc<dyn TokenStore>,
     pub jti: String,
     pub lease: Lease,
+    /// Where the release of an unsettled claim runs, so shutdown waits for it.
+    pub tasks: TaskTracker,
 }
 
 type Settling = Pin<Box<dyn Future<Output = Result<bool, StoreError>> + Send>>;
@@ -101,8 +104,8 @@ impl Drop for Guard {
         }
         let claim = self.claim.clone();
         let refund = self.refund;
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
+        if tokio::runtime::Handle::try_current().is_ok() {
+            self.claim.tasks.spawn(async move {
                 if let Err(e) = claim.store.release(&claim.jti, &claim.lease, refund).await {
                     // The lease expires on its own; the link is usable again after it.
                     tracing::warn!(cause = %e, "could not release a download's claim");
@@ -149,6 +152,8 @@ impl DownloadBody {
     }
 
     fn start_settling(&mut self) {
+        // The claim is being settled: renewing it any more can only race the settlement.
+        self.guard.heartbeat.abort();
         let claim = self.guard.claim.clone();
         self.settling = Some(if self.spends {
             Box::pin(async move { claim.store.complete(&claim.jti, &claim.lease).await })
@@ -176,7 +181,9 @@ impl HttpBody for DownloadBody {
         if this.guard.settled {
             return Poll::Ready(this.held.take().map(|chunk| Ok(Frame::data(chunk))));
         }
-        if this.revoked.as_mut().poll(cx).is_ready() {
+        // Once settling has begun, its answer is authoritative: a completion deletes the link's
+        // record, and a lease renewal that lands after it would read that as a revocation.
+        if this.settling.is_none() && this.revoked.as_mut().poll(cx).is_ready() {
             return Poll::Ready(Some(Err("the link was revoked during the download".into())));
         }
         loop {
@@ -330,5 +337,75 @@ impl Drop for Logged {
             link = line.link.as_deref(),
             "request"
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::store::{Claim as Claimed, LinkState, NewLink};
+
+    /// A store whose completion is slow and whose record is gone as soon as completion begins,
+    /// as in Redis, where the completion script deletes the key.
+    #[derive(Default)]
+    struct SlowCompletion {
+        completing: AtomicBool,
+    }
+
+    #[async_trait]
+    impl TokenStore for SlowCompletion {
+        async fn insert(&self, _: &NewLink<'_>) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn peek(&self, _: &str) -> Result<LinkState, StoreError> {
+            Ok(LinkState::InFlight)
+        }
+        async fn claim(&self, _: &str, _: &Lease) -> Result<Claimed, StoreError> {
+            Ok(Claimed::Granted { attempt: 1 })
+        }
+        async fn renew(&self, _: &str, _: &Lease) -> Result<bool, StoreError> {
+            Ok(!self.completing.load(Ordering::SeqCst))
+        }
+        async fn complete(&self, _: &str, _: &Lease) -> Result<bool, StoreError> {
+            self.completing.store(true, Ordering::SeqCst);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Ok(true)
+        }
+        async fn release(&self, _: &str, _: &Lease, _: bool) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    #[tokio::test]
+    async fn a_renewal_racing_the_completion_does_not_cut_the_last_chunk() {
+        let chunks: Vec<std::io::Result<Bytes>> =
+            (0..3u8).map(|i| Ok(Bytes::from(vec![i; 1000]))).collect();
+        let outcome = Arc::new(std::sync::Mutex::new(None));
+        let seen = outcome.clone();
+        let body = DownloadBody::new(
+            Box::pin(futures_util::stream::iter(chunks)),
+            3000,
+            true,
+            Claim {
+                store: Arc::new(SlowCompletion::default()),
+                jti: "jti".to_owned(),
+                lease: Lease::new(Duration::from_secs(10)),
+                tasks: TaskTracker::new(),
+            },
+            Duration::from_millis(5),
+            Box::new(move |o| *seen.lock().unwrap() = Some(o)),
+        );
+        let bytes = body.collect().await.expect("the whole body").to_bytes();
+        assert_eq!(bytes.len(), 3000);
+        assert_eq!(bytes[2999], 2);
+        assert_eq!(*outcome.lock().unwrap(), Some(Outcome::Completed));
     }
 }

@@ -13,6 +13,7 @@ use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use tokio_util::task::TaskTracker;
 
 use super::body::{Claim, DownloadBody, Outcome};
 use super::error::Error;
@@ -143,11 +144,12 @@ async fn get_response(
     entry.document = Some(document.id.clone());
     entry.jti = Some(claims.jti.clone());
     let requests = app.backends.requests.clone();
+    let tasks = app.tasks.clone();
     let link = claims.jti_prefix().to_owned();
     let on_finish = Box::new(move |outcome: Outcome| {
         tracing::info!(link = %link, outcome = outcome.as_str(), "download ended");
         entry.outcome = outcome.as_str().to_owned();
-        spawn_record(requests, entry);
+        spawn_record(&tasks, requests, entry);
     });
 
     let len = object.len();
@@ -162,6 +164,7 @@ async fn get_response(
             store: store.clone(),
             jti: claims.jti.clone(),
             lease,
+            tasks: app.tasks.clone(),
         },
         RENEW_EVERY,
         on_finish,
@@ -219,12 +222,12 @@ fn record(app: &App, claims: &Claims, client: IpAddr, outcome: &str) {
     let mut entry = Entry::now(Event::Download, client, outcome);
     entry.document = Some(claims.doc.clone());
     entry.jti = Some(claims.jti.clone());
-    spawn_record(app.backends.requests.clone(), entry);
+    spawn_record(&app.tasks, app.backends.requests.clone(), entry);
 }
 
-/// Appends to the request log without holding up the response.
-fn spawn_record(requests: Arc<dyn RequestLog>, entry: Entry) {
-    tokio::spawn(async move {
+/// Appends to the request log without holding up the response (shutdown waits for it).
+fn spawn_record(tasks: &TaskTracker, requests: Arc<dyn RequestLog>, entry: Entry) {
+    tasks.spawn(async move {
         if let Err(e) = requests.record(&entry).await {
             tracing::warn!(cause = %e, "request log entry lost");
         }

@@ -41,6 +41,9 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// Every response body.
 pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
+/// The most response data queued for one HTTP/1 connection's socket.
+const MAX_QUEUED: usize = crate::objects::CHUNK_SIZE;
+
 /// How long a client may take to send its request headers.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -70,7 +73,11 @@ pub async fn serve(
         .http1()
         .timer(TokioTimer::new())
         .header_read_timeout(HEADER_READ_TIMEOUT)
-        .keep_alive(true);
+        .keep_alive(true)
+        // hyper keeps polling a body until this much is queued for the socket (default ~400 KiB
+        // per connection). One chunk keeps a download's memory at about two chunks, whatever
+        // the client's speed; it also caps request heads at 64 KiB.
+        .max_buf_size(MAX_QUEUED);
     builder.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
