@@ -1,0 +1,116 @@
+#!/usr/bin/env python3
+"""Medians of the benchmark's wrk runs, as Markdown tables (benches/download.sh calls this).
+
+    python3 benches/summarize.py /tmp/docgate-bench/results.tsv
+
+Every row of results.tsv names one wrk run's raw output; the tables give, per configuration, the
+median over its repetitions of each number separately, and docgate's ratio to its baseline.
+"""
+
+import os
+import re
+import statistics
+import sys
+from collections import defaultdict
+
+UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+TIME = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+BASELINE = {"dir": "nginx-sendfile-off", "s3fs": "nginx-proxy", "s3fast": "nginx-proxy"}
+
+
+def ms(text):
+    m = re.fullmatch(r"([\d.]+)(us|ms|s|m|h)", text)
+    return float(m.group(1)) * TIME[m.group(2)] if m else None
+
+
+def parse(path):
+    text = open(path, errors="replace").read()
+    out = {"mibs": None, "rps": None, "p50": None, "p99": None, "requests": 0,
+           "errors": 0, "timeouts": 0, "non2xx": 0, "reused": 0}
+    if m := re.search(r"Transfer/sec:\s+([\d.]+)(\w+)", text):
+        out["mibs"] = float(m.group(1)) * UNITS[m.group(2)] / 1024**2
+    if m := re.search(r"Requests/sec:\s+([\d.]+)", text):
+        out["rps"] = float(m.group(1))
+    if m := re.search(r"^\s+50%\s+(\S+)", text, re.M):
+        out["p50"] = ms(m.group(1))
+    if m := re.search(r"^\s+99%\s+(\S+)", text, re.M):
+        out["p99"] = ms(m.group(1))
+    if m := re.search(r"(\d+) requests in", text):
+        out["requests"] = int(m.group(1))
+    if out["requests"] == 0:
+        # No response completed within the run (bytes were still read): no latency to report.
+        out["p50"] = out["p99"] = None
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text):
+        out["errors"] = sum(int(g) for g in m.groups()[:3])
+        out["timeouts"] = int(m.group(4))
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", text):
+        out["non2xx"] = int(m.group(1))
+    if m := re.search(r"links: used \d+ of \d+, reused (\d+)", text):
+        out["reused"] = int(m.group(1))
+    return out
+
+
+def duration(path):
+    m = re.search(r"requests in ([\d.]+)(us|ms|s|m|h)", open(path, errors="replace").read())
+    return float(m.group(1)) * TIME[m.group(2)] / 1e3 if m else None
+
+
+def med(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def fmt(v, spec=".0f"):
+    return "–" if v is None else format(v, spec)
+
+
+def main():
+    runs = defaultdict(list)
+    for line in open(sys.argv[1]):
+        if line.startswith(("#", "suite\t")) or not line.strip():
+            continue
+        suite, target, size, conns, rep, raw, idle, peak, load = line.rstrip("\n").split("\t")
+        r = parse(raw)
+        # CPU seconds the serving processes used per GiB transferred (when the run recorded it).
+        r["cpu_gib"] = None
+        if os.path.exists(raw + ".cpu") and r["mibs"]:
+            cpu = float(open(raw + ".cpu").read())
+            secs = duration(raw)
+            r["cpu_gib"] = cpu / (r["mibs"] * secs / 1024) if secs else None
+        r["load"] = float(load)
+        r["rss_delta"] = (int(peak) - int(idle)) / 1024 if idle.isdigit() and peak.isdigit() else None
+        r["rss_idle"] = int(idle) / 1024 if idle.isdigit() else None
+        runs[(suite, size, int(conns), target)].append(r)
+
+    suites = sorted({k[0] for k in runs}, key=["dir", "s3fs", "s3fast", "ttfb"].index)
+    for suite in suites:
+        print(f"\n### {suite}\n")
+        print("| size | c | target | runs | MiB/s | req/s | p50 ms | p99 ms | ratio | "
+              "errors/timeouts/non-2xx/reused (sum) | RSS idle MiB | RSS peak−idle MiB | "
+              "CPU s/GiB |")
+        print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | "
+              "---: |")
+        keys = sorted((k for k in runs if k[0] == suite),
+                      key=lambda k: (["100k", "1m", "10m"].index(k[1]), k[2], k[3]))
+        for key in keys:
+            _, size, conns, target = key
+            rs = runs[key]
+            mibs = med(r["mibs"] for r in rs)
+            ratio = None
+            base = BASELINE.get(suite)
+            if target.startswith("docgate") and base and (suite, size, conns, base) in runs:
+                b = med(r["mibs"] for r in runs[(suite, size, conns, base)])
+                ratio = mibs / b if mibs and b else None
+            bad = "/".join(str(sum(r[f] for r in rs)) for f in ("errors", "timeouts", "non2xx", "reused"))
+            print(f"| {size} | {conns} | {target} | {len(rs)} | {fmt(mibs)} | "
+                  f"{fmt(med(r['rps'] for r in rs))} | {fmt(med(r['p50'] for r in rs), '.2f')} | "
+                  f"{fmt(med(r['p99'] for r in rs), '.2f')} | {fmt(ratio, '.2f')} | {bad} | "
+                  f"{fmt(med(r['rss_idle'] for r in rs), '.1f')} | "
+                  f"{fmt(med(r['rss_delta'] for r in rs), '.1f')} | "
+                  f"{fmt(med(r['cpu_gib'] for r in rs), '.2f')} |")
+        print("\n(per run, MiB/s: " + "; ".join(
+            f"{k[3]} {k[1]} c={k[2]}: " + ", ".join(fmt(r["mibs"]) for r in runs[k]) for k in keys) + ")")
+
+
+if __name__ == "__main__":
+    main()
