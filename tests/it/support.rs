@@ -322,7 +322,10 @@ impl Mail {
         let from = message.from().unwrap().first().unwrap();
         let text = message.body_text(0).unwrap().into_owned();
         let html = message.body_html(0).unwrap().into_owned();
-        let start = text.find("http://").expect("a link in the text part");
+        let start = text
+            .find("https://")
+            .or_else(|| text.find("http://"))
+            .expect("a link in the text part");
         let link = text[start..].split_whitespace().next().unwrap().to_owned();
         Self {
             from_name: from.name().map(str::to_owned),

@@ -1,0 +1,127 @@
+//! The `Mailer` contract, written once and run against every implementation: the file outbox
+//! (embedded), the durable Redis queue with its SMTP sender, and direct SMTP. `send` answering
+//! `Ok` means the mail reaches the recipient's server: one message, to the right address, with a
+//! genuine link to the right document in both parts and the subject naming the document.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use docgate::config::{RedisConfig, Secret, SmtpConfig};
+use docgate::mail::direct::DirectSmtp;
+use docgate::mail::outbox::FileOutbox;
+use docgate::mail::queue::{RedisOutbox, Sender, SenderSettings};
+use docgate::mail::{Composer, LinkMail, Mailer, smtp};
+use docgate::token::{Claims, TokenCodec};
+
+use crate::servers::RedisServer;
+use crate::smtp_server::SmtpSink;
+use crate::support::{Mail, SECRET, now, token_of};
+
+fn composer() -> Composer {
+    Composer {
+        codec: Arc::new(TokenCodec::new(&Secret::new(SECRET.as_bytes().to_vec()))),
+        public_url: "https://docs.example.com".to_owned(),
+        from: "Jane Doe <noreply@example.com>".parse().unwrap(),
+        reply_to: None,
+    }
+}
+
+/// Sends two mails through `mailer` and checks what `delivered` finds.
+async fn mailer_contract(mailer: &dyn Mailer, delivered: impl Fn() -> Vec<PathBuf>) {
+    let codec = TokenCodec::new(&Secret::new(SECRET.as_bytes().to_vec()));
+    let mut sent = Vec::new();
+    for (to, doc, title) in [
+        ("first@example.org", "resume", "Jane Doe's resume"),
+        ("second@example.org", "lebenslauf", "Jürgen's Lebenslauf"),
+    ] {
+        let claims = Claims::new(doc, now(), 900);
+        mailer
+            .send(&LinkMail {
+                to: to.parse().unwrap(),
+                claims: claims.clone(),
+                title: title.to_owned(),
+            })
+            .await
+            .unwrap();
+        sent.push((to, claims, title));
+    }
+
+    let mut mails = Vec::new();
+    for _ in 0..200 {
+        mails = delivered();
+        if mails.len() >= sent.len() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(mails.len(), sent.len(), "one message per send");
+    let mails: Vec<Mail> = mails.iter().map(|p| Mail::read(p)).collect();
+    for (to, claims, title) in sent {
+        let mail = mails
+            .iter()
+            .find(|m| m.to == to)
+            .expect("a mail to each address");
+        assert_eq!(mail.from, "noreply@example.com");
+        assert_eq!(mail.from_name.as_deref(), Some("Jane Doe"));
+        assert_eq!(mail.subject, format!("Your download link for {title}"));
+        assert!(mail.link.starts_with("https://docs.example.com/d/"));
+        assert!(mail.html.contains(&format!("href=\"{}\"", mail.link)));
+        let verified = codec.verify(token_of(&mail.link), now()).unwrap();
+        assert_eq!(verified, claims, "the link carries exactly the claims sent");
+    }
+}
+
+fn eml_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn the_file_outbox_meets_the_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = FileOutbox::new(dir.path(), composer()).unwrap();
+    mailer_contract(&outbox, || eml_files(dir.path())).await;
+}
+
+#[tokio::test]
+async fn the_redis_queue_with_its_sender_meets_the_contract() {
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start();
+    let config = RedisConfig {
+        url: Secret::new(redis.url().into_bytes()),
+        prefix: "docgate:".to_owned(),
+    };
+    let outbox = RedisOutbox::new(
+        docgate::store::shared::connect(&config).unwrap(),
+        "docgate:",
+    );
+    let transport = smtp::transport(&SmtpConfig {
+        url: Secret::new(sink.url().into_bytes()),
+    })
+    .unwrap();
+    let sender = Sender::new(
+        outbox.clone(),
+        redis::Client::open(redis.url()).unwrap(),
+        transport,
+        composer(),
+        SenderSettings::default(),
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    let running = tokio::spawn(sender.run(stop.clone().cancelled_owned()));
+    mailer_contract(&outbox, || sink.messages()).await;
+    stop.cancel();
+    running.await.unwrap();
+}
+
+#[tokio::test]
+async fn direct_smtp_meets_the_contract() {
+    let sink = SmtpSink::start();
+    let transport = smtp::transport(&SmtpConfig {
+        url: Secret::new(sink.url().into_bytes()),
+    })
+    .unwrap();
+    let mailer = DirectSmtp::new(transport, composer());
+    mailer_contract(&mailer, || sink.messages()).await;
+}
