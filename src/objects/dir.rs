@@ -133,9 +133,12 @@ fn chunks(file: File, len: u64) -> ByteStream {
                 return Ok(None);
             }
             let want = left.min(CHUNK_SIZE as u64);
+            // Allocated here, on the runtime's worker, not on the blocking thread: buffers then
+            // come from the workers' few malloc arenas instead of one per blocking thread, which
+            // keeps memory flat at high concurrency. Exactly `want` bytes of capacity, which
+            // read_to_end fills without growing.
+            let mut buf = Vec::with_capacity(want as usize);
             let (file, buf) = tokio::task::spawn_blocking(move || {
-                // Exactly `want` bytes of capacity: read_to_end fills it without growing.
-                let mut buf = Vec::with_capacity(want as usize);
                 (&mut file).take(want).read_to_end(&mut buf)?;
                 Ok::<_, io::Error>((file, buf))
             })
