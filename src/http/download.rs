@@ -17,12 +17,12 @@ use tokio_util::task::TaskTracker;
 
 use super::body::{Claim, DownloadBody, Outcome};
 use super::error::Error;
-use super::{Body, empty};
+use super::{Body, empty, enforce};
 use crate::app::{App, LEASE_TTL, RENEW_EVERY};
 use crate::catalog::Document;
 use crate::objects::ObjectMeta;
 use crate::range::{ByteRange, RangeRequest};
-use crate::ratelimit::{Decision, Key, Scope};
+use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event, RequestLog};
 use crate::store::{Claim as Claimed, Lease};
 use crate::token::{Claims, TokenError};
@@ -50,18 +50,12 @@ pub async fn handle(
     link: &mut Option<String>,
 ) -> Result<Response<Body>, Error> {
     let head = req.method() == Method::HEAD;
-    match app
-        .backends
-        .limiter
-        .check(
-            &Key::ip(Scope::DownloadPerIp, client),
-            app.config.limits.download_per_ip,
-        )
-        .await?
-    {
-        Decision::Allowed => {}
-        Decision::Limited { retry_after } => return Err(Error::RateLimited { retry_after }),
-    }
+    enforce(
+        app,
+        &Key::ip(Scope::DownloadPerIp, client),
+        app.config.limits.download_per_ip,
+    )
+    .await?;
 
     let token = req.uri().path().strip_prefix("/d/").unwrap_or("");
     let token = token.strip_suffix('/').unwrap_or(token);

@@ -33,6 +33,8 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 
 use crate::app::App;
+use crate::ratelimit::{Decision, Key};
+use crate::units::Rate;
 use body::Logged;
 use error::Error;
 
@@ -186,6 +188,14 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
         )
         .boxed_unsync()
     })
+}
+
+/// Counts one request against `key`, refusing it with `429` when over `rate`.
+async fn enforce(app: &App, key: &Key, rate: Rate) -> Result<(), Error> {
+    match app.backends.limiter.check(key, rate).await? {
+        Decision::Allowed => Ok(()),
+        Decision::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
+    }
 }
 
 /// What the access log line of one request says, besides the bytes sent.

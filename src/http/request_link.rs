@@ -15,11 +15,12 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::Body;
+use super::enforce;
 use super::error::{Error, html_page, json};
 use crate::address;
 use crate::app::App;
 use crate::mail::LinkMail;
-use crate::ratelimit::{Decision, Key, Scope};
+use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event};
 use crate::store::NewLink;
 use crate::token::Claims;
@@ -62,7 +63,7 @@ async fn request_link(
     entry: &mut Entry,
 ) -> Result<Response<Body>, Error> {
     let limits = &app.config.limits;
-    check(
+    enforce(
         app,
         &Key::ip(Scope::RequestPerIp, client),
         limits.request_per_ip,
@@ -134,7 +135,7 @@ async fn request_link(
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
     entry.email = Some(address.to_string());
 
-    check(
+    enforce(
         app,
         &Key::email(Scope::RequestPerEmail, address.as_ref()),
         limits.request_per_email,
@@ -179,14 +180,6 @@ fn accepted(ttl: Duration, html: bool) -> Response<Body> {
             StatusCode::ACCEPTED,
             &serde_json::json!({ "message": message }),
         )
-    }
-}
-
-/// Counts the request against `key`, refusing it when over the limit.
-async fn check(app: &App, key: &Key, rate: crate::units::Rate) -> Result<(), Error> {
-    match app.backends.limiter.check(key, rate).await? {
-        Decision::Allowed => Ok(()),
-        Decision::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
     }
 }
 
