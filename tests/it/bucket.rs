@@ -164,14 +164,8 @@ async fn the_bucket_down_is_502_and_costs_nothing() {
         LinkState::Ready { started: 0 },
         "the link is untouched"
     );
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let ready: serde_json::Value = ready.json().await.unwrap();
+    let (status, ready) = app.readyz().await;
+    assert_eq!(status, 503);
     assert_eq!(ready["checks"]["object_store"], "unavailable");
 }
 

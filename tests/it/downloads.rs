@@ -2,8 +2,6 @@
 //! leaves it usable for a retry or a `Range` resume, up to the attempt limit; racing clients get
 //! exactly one body; `HEAD` never consumes.
 
-use futures_util::StreamExt;
-
 use crate::support::*;
 
 #[tokio::test]
@@ -98,26 +96,7 @@ async fn twenty_racing_clients_get_exactly_one_body() {
     let app = TestApp::start().await;
     for document in ["big", "resume"] {
         let (_, link) = app.mint(document).await;
-        let tasks: Vec<_> = (0..20)
-            .map(|_| {
-                let client = reqwest::Client::new();
-                let link = link.clone();
-                tokio::spawn(async move {
-                    let response = client.get(&link).send().await.unwrap();
-                    let status = response.status().as_u16();
-                    let mut len = 0usize;
-                    let mut stream = response.bytes_stream();
-                    while let Some(chunk) = stream.next().await {
-                        len += chunk.unwrap().len();
-                    }
-                    (status, len)
-                })
-            })
-            .collect();
-        let mut results = Vec::new();
-        for task in tasks {
-            results.push(task.await.unwrap());
-        }
+        let results = race(vec![link.clone(); 20]).await;
         let winners: Vec<_> = results.iter().filter(|(s, _)| *s == 200).collect();
         assert_eq!(winners.len(), 1, "{document}: {results:?}");
         let full = if document == "big" {

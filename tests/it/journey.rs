@@ -143,27 +143,16 @@ async fn health_and_readiness() {
         .await
         .unwrap();
     assert_eq!(live.status(), 200);
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
-    let body: serde_json::Value = ready.json().await.unwrap();
+    let (status, body) = app.readyz().await;
+    assert_eq!(status, 200);
     assert_eq!(body["checks"]["token_store"], "ok");
     assert_eq!(body["checks"]["object_store"], "ok");
 
     // The documents directory disappears: not ready, and the body names no path.
     std::fs::rename(app.path("documents"), app.path("moved")).unwrap();
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let text = ready.text().await.unwrap();
+    let (status, body) = app.readyz().await;
+    assert_eq!(status, 503);
+    let text = body.to_string();
     assert!(text.contains("\"object_store\":\"unavailable\""), "{text}");
     assert!(!text.contains("documents"), "{text}");
 }

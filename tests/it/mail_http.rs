@@ -170,13 +170,8 @@ async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
     assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
     let again = app.client.get(&mail.link).send().await.unwrap();
     assert_eq!(again.status(), 410);
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 200);
+    let (status, _) = app.readyz().await;
+    assert_eq!(status, 200);
 }
 
 /// Runs `docgate mail ...` against `redis_url`; returns exit code and stdout.

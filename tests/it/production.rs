@@ -4,8 +4,6 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::StreamExt;
-
 use crate::servers::RedisServer;
 use crate::support::*;
 
@@ -92,26 +90,14 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
     assert_eq!(request.status(), 503);
     assert!(app.outbox().is_empty(), "no mail without a recorded link");
 
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
-    let body: serde_json::Value = ready.json().await.unwrap();
+    let (status, body) = app.readyz().await;
+    assert_eq!(status, 503);
     assert_eq!(body["checks"]["token_store"], "unavailable");
 
     server.restart();
     let mut ready = false;
     for _ in 0..100 {
-        let response = app
-            .client
-            .get(format!("{}/readyz", app.base))
-            .send()
-            .await
-            .unwrap();
-        if response.status() == 200 {
+        if app.readyz().await.0 == 200 {
             ready = true;
             break;
         }
@@ -132,25 +118,7 @@ async fn fifty_clients_racing_across_two_instances_get_one_download() {
     let (claims, link) = first.mint("big").await;
     let links = [link.clone(), link.replace(&first.base, &second.base)];
 
-    let tasks: Vec<_> = (0..50)
-        .map(|i| {
-            let url = links[i % 2].clone();
-            tokio::spawn(async move {
-                let response = reqwest::get(&url).await.unwrap();
-                let status = response.status().as_u16();
-                let mut len = 0usize;
-                let mut stream = response.bytes_stream();
-                while let Some(chunk) = stream.next().await {
-                    len += chunk.unwrap().len();
-                }
-                (status, len)
-            })
-        })
-        .collect();
-    let mut results = Vec::new();
-    for task in tasks {
-        results.push(task.await.unwrap());
-    }
+    let results = race((0..50).map(|i| links[i % 2].clone()).collect()).await;
     let complete: Vec<_> = results
         .iter()
         .filter(|(s, len)| *s == 200 && *len == BIG_LEN)
@@ -223,13 +191,7 @@ async fn a_hung_redis_times_out_into_503_and_recovers() {
     let request = app.request_link("visitor@example.org", "resume").await;
     assert_eq!(request.status(), 503);
     assert!(app.outbox().is_empty());
-    let ready = app
-        .client
-        .get(format!("{}/readyz", app.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), 503);
+    assert_eq!(app.readyz().await.0, 503);
 
     server.resume();
     let mut recovered = false;

@@ -257,6 +257,18 @@ impl TestApp {
             .collect()
     }
 
+    /// `GET /readyz`: the status and the JSON body.
+    pub async fn readyz(&self) -> (u16, serde_json::Value) {
+        let response = self
+            .client
+            .get(format!("{}/readyz", self.base))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
     /// Waits (bounded) until the link answers `HEAD` with `status`: releases happen just after a
     /// connection closes.
     pub async fn wait_for_head(&self, url: &str, status: u16) {
@@ -293,6 +305,32 @@ impl Drop for TestApp {
             let _ = tx.send(());
         }
     }
+}
+
+/// GETs every URL at once, each with its own client, reading each body to its end; returns
+/// each response's status and how many body bytes arrived.
+pub async fn race(urls: Vec<String>) -> Vec<(u16, usize)> {
+    use futures_util::StreamExt;
+    let tasks: Vec<_> = urls
+        .into_iter()
+        .map(|url| {
+            tokio::spawn(async move {
+                let response = reqwest::get(&url).await.unwrap();
+                let status = response.status().as_u16();
+                let mut len = 0usize;
+                let mut stream = response.bytes_stream();
+                while let Some(chunk) = stream.next().await {
+                    len += chunk.unwrap().len();
+                }
+                (status, len)
+            })
+        })
+        .collect();
+    let mut results = Vec::new();
+    for task in tasks {
+        results.push(task.await.unwrap());
+    }
+    results
 }
 
 pub fn now() -> u64 {
