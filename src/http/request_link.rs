@@ -30,10 +30,33 @@ use crate::units::humanize;
 pub const MAX_BODY: usize = 4096;
 
 /// The request's fields, from JSON or a form. Missing fields are reported, unknown ones ignored.
-#[derive(Debug, Default, Deserialize)]
-struct Fields {
-    email: Option<String>,
-    document: Option<String>,
+#[derive(Debug, Default, Deserialize, PartialEq, Eq)]
+pub struct Fields {
+    pub email: Option<String>,
+    pub document: Option<String>,
+}
+
+/// Decodes a link request's body: a form when `form`, else a JSON object. Pure, so the fuzz
+/// targets can drive it with arbitrary bytes.
+pub fn decode_fields(form: bool, bytes: &[u8]) -> Result<Fields, Error> {
+    if form {
+        return serde_urlencoded::from_bytes(bytes)
+            .map_err(|_| Error::invalid("body", "The form data could not be decoded."));
+    }
+    // Only an object: serde's derived `Deserialize` would also build the struct from an array of
+    // its fields in order.
+    let not_an_object = || {
+        Error::invalid(
+            "body",
+            "Send a JSON object with string fields \"email\" and \"document\".",
+        )
+    };
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(object @ serde_json::Value::Object(_)) => {
+            serde_json::from_value(object).map_err(|_| not_an_object())
+        }
+        _ => Err(not_an_object()),
+    }
 }
 
 /// Handles one link request and records it in the owner's request log, whatever its outcome.
@@ -91,25 +114,7 @@ async fn request_link(
         })?
         .to_bytes();
 
-    let fields: Fields = if form {
-        serde_urlencoded::from_bytes(&bytes)
-            .map_err(|_| Error::invalid("body", "The form data could not be decoded."))?
-    } else {
-        // Only an object: serde's derived `Deserialize` would also build the struct from an
-        // array of its fields in order.
-        let not_an_object = || {
-            Error::invalid(
-                "body",
-                "Send a JSON object with string fields \"email\" and \"document\".",
-            )
-        };
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
-            Ok(object @ serde_json::Value::Object(_)) => {
-                serde_json::from_value(object).map_err(|_| not_an_object())?
-            }
-            _ => return Err(not_an_object()),
-        }
-    };
+    let fields = decode_fields(form, &bytes)?;
     entry.email = fields.email.as_ref().map(|e| e.chars().take(320).collect());
     entry.document = fields
         .document
