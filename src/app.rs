@@ -221,7 +221,7 @@ impl App {
         }
         let mut hasher = Sha256::new();
         hasher.update(b"docgate log pseudonyms\0");
-        hasher.update(config.token.secret.expose());
+        hasher.update(config.token.signing_secret().expose());
         Ok(Self {
             pseudonym_key: hasher.finalize().into(),
             config,

@@ -37,6 +37,21 @@ fn line(name: &'static str, ok: bool, detail: impl Into<String>) -> Line {
 /// Runs every check. `Err` when the configuration itself is bad (nothing else can be checked).
 pub async fn run(config: Config) -> Result<Vec<Line>, ConfigError> {
     let mut lines = vec![line("config", true, "every variable valid")];
+    let token = &config.token;
+    let kids: Vec<&str> = token.keys.iter().map(|(kid, _)| kid.as_str()).collect();
+    lines.push(line(
+        "token keys",
+        true,
+        if token.generated {
+            "none configured: a random key for this process; links die with it".to_owned()
+        } else {
+            format!(
+                "signing with kid {}; verifying {}",
+                token.signing,
+                kids.join(", ")
+            )
+        },
+    ));
     let redis = config.redis.clone();
     let s3 = config.s3.clone();
     let app = crate::build(config).await?.app;

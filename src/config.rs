@@ -20,6 +20,8 @@ use crate::units::{Rate, parse_duration, parse_rate};
 pub const ENV_LISTEN: &str = "DOCGATE_LISTEN";
 pub const ENV_PUBLIC_URL: &str = "DOCGATE_PUBLIC_URL";
 pub const ENV_TOKEN_SECRET: &str = "DOCGATE_TOKEN_SECRET";
+pub const ENV_TOKEN_KEYS: &str = "DOCGATE_TOKEN_KEYS";
+pub const ENV_TOKEN_SIGNING_KID: &str = "DOCGATE_TOKEN_SIGNING_KID";
 pub const ENV_TOKEN_TTL: &str = "DOCGATE_TOKEN_TTL";
 pub const ENV_REDIS_URL: &str = "DOCGATE_REDIS_URL";
 pub const ENV_REDIS_PREFIX: &str = "DOCGATE_REDIS_PREFIX";
@@ -123,13 +125,37 @@ impl fmt::Debug for Secret {
     }
 }
 
-/// The token signing key and where it came from.
+/// The token keys: every listed key verifies links, one signs new ones. Listing two keys is how
+/// a key rotates without breaking links in flight.
 #[derive(Debug, Clone)]
-pub struct TokenSecret {
-    pub secret: Secret,
-    /// True when no secret was configured and a random one was made for this process: links
+pub struct TokenKeys {
+    /// `kid` and secret, in the order configured.
+    pub keys: Vec<(String, Secret)>,
+    /// The `kid` of the key that signs new links; always one of `keys`.
+    pub signing: String,
+    /// True when no key was configured and a random one was made for this process: links
     /// then stop working when it restarts, which startup warns about.
     pub generated: bool,
+}
+
+impl TokenKeys {
+    /// One key, its `kid` derived from the secret (see [`crate::token::key_id`]).
+    pub fn single(secret: Secret) -> Self {
+        let kid = crate::token::key_id(&secret);
+        Self {
+            keys: vec![(kid.clone(), secret)],
+            signing: kid,
+            generated: false,
+        }
+    }
+
+    /// The secret of the signing key.
+    pub fn signing_secret(&self) -> &Secret {
+        self.keys
+            .iter()
+            .find(|(kid, _)| *kid == self.signing)
+            .map_or(&self.keys[0].1, |(_, secret)| secret)
+    }
 }
 
 /// The log output format.
@@ -196,7 +222,7 @@ pub struct Config {
     pub listen: SocketAddr,
     /// Base of the links put in mails, without a trailing slash.
     pub public_url: String,
-    pub token: TokenSecret,
+    pub token: TokenKeys,
     /// How long a link lives.
     pub token_ttl: Duration,
     /// The production token store; `None`: the embedded in-process store.
@@ -299,31 +325,7 @@ impl Config {
             None => None,
         };
 
-        let token = match env.secret(ENV_TOKEN_SECRET)? {
-            Some(secret) if secret.expose().len() < MIN_SECRET_LEN => {
-                return Err(ConfigError::hidden(
-                    ENV_TOKEN_SECRET,
-                    format!(
-                        "must be at least {MIN_SECRET_LEN} bytes, got {}",
-                        secret.expose().len()
-                    ),
-                ));
-            }
-            Some(secret) => TokenSecret {
-                secret,
-                generated: false,
-            },
-            None if redis.is_some() => {
-                return Err(ConfigError::hidden(
-                    ENV_TOKEN_SECRET,
-                    "is required with DOCGATE_REDIS_URL: every replica must sign and verify with the same key",
-                ));
-            }
-            None => TokenSecret {
-                secret: random_secret(),
-                generated: true,
-            },
-        };
+        let token = token_keys(&env, redis.is_some())?;
 
         let download_attempts =
             env.parse(ENV_DOWNLOAD_ATTEMPTS, "3", |v| match v.parse::<u32>() {
@@ -431,6 +433,119 @@ impl<S: Source> Reader<'_, S> {
     }
 }
 
+/// The token keys from `DOCGATE_TOKEN_KEYS`, `DOCGATE_TOKEN_SECRET` (a verify-only key beside
+/// the list when both are set, so a deployment moves from one to the other without breaking
+/// links), and `DOCGATE_TOKEN_SIGNING_KID`.
+fn token_keys<S: Source>(env: &Reader<'_, S>, shared: bool) -> Result<TokenKeys, ConfigError> {
+    let check_len = |name: &str, what: &str, secret: &Secret| {
+        let len = secret.expose().len();
+        if len < MIN_SECRET_LEN {
+            return Err(ConfigError::hidden(
+                name,
+                format!("{what}must be at least {MIN_SECRET_LEN} bytes, got {len}"),
+            ));
+        }
+        Ok(())
+    };
+    let mut keys = match env.secret(ENV_TOKEN_KEYS)? {
+        Some(list) => parse_token_keys(&list, check_len)?,
+        None => Vec::new(),
+    };
+    if let Some(secret) = env.secret(ENV_TOKEN_SECRET)? {
+        check_len(ENV_TOKEN_SECRET, "", &secret)?;
+        let single = TokenKeys::single(secret);
+        if keys.iter().any(|(kid, _)| *kid == single.signing) {
+            return Err(ConfigError::hidden(
+                ENV_TOKEN_KEYS,
+                format!(
+                    "lists kid {:?}, the kid of DOCGATE_TOKEN_SECRET; remove one of them",
+                    single.signing
+                ),
+            ));
+        }
+        keys.extend(single.keys);
+    }
+    if keys.is_empty() {
+        if shared {
+            return Err(ConfigError::hidden(
+                ENV_TOKEN_SECRET,
+                "is required with DOCGATE_REDIS_URL (or DOCGATE_TOKEN_KEYS): every replica must sign and verify with the same key",
+            ));
+        }
+        return Ok(TokenKeys {
+            generated: true,
+            ..TokenKeys::single(random_secret())
+        });
+    }
+    let signing = match env.get(ENV_TOKEN_SIGNING_KID) {
+        Some(kid) if keys.iter().any(|(k, _)| *k == kid) => kid,
+        Some(kid) => {
+            return Err(ConfigError::value(
+                ENV_TOKEN_SIGNING_KID,
+                &kid,
+                "names no key of DOCGATE_TOKEN_KEYS",
+            ));
+        }
+        None => keys[0].0.clone(),
+    };
+    Ok(TokenKeys {
+        keys,
+        signing,
+        generated: false,
+    })
+}
+
+/// `kid=secret` entries, one per line or separated by commas; blank lines and `#` comments are
+/// skipped. A `kid` is 1 to 64 of `A-Z a-z 0-9 . _ -`.
+fn parse_token_keys(
+    list: &Secret,
+    check_len: impl Fn(&str, &str, &Secret) -> Result<(), ConfigError>,
+) -> Result<Vec<(String, Secret)>, ConfigError> {
+    let text = std::str::from_utf8(list.expose())
+        .map_err(|_| ConfigError::hidden(ENV_TOKEN_KEYS, "is not UTF-8 text"))?;
+    let mut keys: Vec<(String, Secret)> = Vec::new();
+    for (n, entry) in text
+        .split(['\n', ','])
+        .map(str::trim)
+        .filter(|e| !e.is_empty() && !e.starts_with('#'))
+        .enumerate()
+    {
+        let Some((kid, secret)) = entry.split_once('=') else {
+            return Err(ConfigError::hidden(
+                ENV_TOKEN_KEYS,
+                format!("entry {} is not kid=secret", n + 1),
+            ));
+        };
+        let kid = kid.trim();
+        let kid_ok = (1..=64).contains(&kid.len())
+            && kid
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-'));
+        if !kid_ok {
+            return Err(ConfigError::hidden(
+                ENV_TOKEN_KEYS,
+                format!(
+                    "entry {}: a kid is 1 to 64 of A-Z, a-z, 0-9, '.', '_', '-'",
+                    n + 1
+                ),
+            ));
+        }
+        let secret = Secret::new(secret.trim().as_bytes().to_vec());
+        check_len(ENV_TOKEN_KEYS, &format!("key {kid:?} "), &secret)?;
+        if keys.iter().any(|(k, _)| k == kid) {
+            return Err(ConfigError::hidden(
+                ENV_TOKEN_KEYS,
+                format!("lists kid {kid:?} twice"),
+            ));
+        }
+        keys.push((kid.to_owned(), secret));
+    }
+    if keys.is_empty() {
+        return Err(ConfigError::hidden(ENV_TOKEN_KEYS, "lists no key"));
+    }
+    Ok(keys)
+}
+
 fn random_secret() -> Secret {
     let mut bytes = vec![0u8; 32];
     // The OS RNG failing at startup leaves no safe way to sign links; there is nothing to fall
@@ -517,7 +632,7 @@ mod tests {
         assert_eq!(config.public_url, "http://localhost:8080");
         assert_eq!(config.token_ttl, Duration::from_secs(900));
         assert!(config.token.generated);
-        assert_eq!(config.token.secret.expose().len(), 32);
+        assert_eq!(config.token.signing_secret().expose().len(), 32);
         assert_eq!(config.download_attempts, 3);
         assert_eq!(config.documents_dir, PathBuf::from("./documents"));
         assert_eq!(config.catalog, PathBuf::from("./catalog.toml"));
@@ -639,7 +754,7 @@ mod tests {
         .unwrap();
         assert!(!config.token.generated);
         assert_eq!(
-            config.token.secret.expose(),
+            config.token.signing_secret().expose(),
             b"0123456789abcdef0123456789abcdef"
         );
 
@@ -659,6 +774,75 @@ mod tests {
             Config::from_source(&missing).unwrap_err().name,
             "DOCGATE_TOKEN_SECRET_FILE"
         );
+    }
+
+    const KEY_A: &str = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    const KEY_B: &str = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+
+    #[test]
+    fn token_keys_list_several_and_one_signs() {
+        let list = format!("# rotated 2026-11\n2026-11={KEY_B}\n\n2026-05 = {KEY_A}\n");
+        let config = Config::from_source(&source(&[(ENV_TOKEN_KEYS, &list)])).unwrap();
+        let kids: Vec<&str> = config.token.keys.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(kids, ["2026-11", "2026-05"]);
+        assert_eq!(config.token.signing, "2026-11", "the first key signs");
+        assert_eq!(config.token.signing_secret().expose(), KEY_B.as_bytes());
+
+        let config = Config::from_source(&source(&[
+            (ENV_TOKEN_KEYS, &format!("old={KEY_A},new={KEY_B}")),
+            (ENV_TOKEN_SIGNING_KID, "new"),
+        ]))
+        .unwrap();
+        assert_eq!(config.token.signing, "new");
+        assert_eq!(config.token.signing_secret().expose(), KEY_B.as_bytes());
+
+        // The single secret stays a verify-only key beside the list, so moving to a list
+        // breaks no link.
+        let config = Config::from_source(&source(&[
+            (ENV_TOKEN_KEYS, &format!("new={KEY_B}")),
+            (ENV_TOKEN_SECRET, KEY_A),
+        ]))
+        .unwrap();
+        assert_eq!(config.token.signing, "new");
+        assert_eq!(config.token.keys.len(), 2);
+        assert_eq!(
+            config.token.keys[1].0,
+            crate::token::key_id(&Secret::new(KEY_A.into()))
+        );
+        assert!(!format!("{config:?}").contains(KEY_A));
+    }
+
+    #[test]
+    fn bad_token_keys_name_the_entry_and_hide_the_secret() {
+        let cases = [
+            (format!("a={KEY_A},a={KEY_B}"), "lists kid \"a\" twice"),
+            (format!("a={KEY_A},{KEY_B}"), "entry 2 is not kid=secret"),
+            (
+                "a=short".to_owned(),
+                "key \"a\" must be at least 32 bytes, got 5",
+            ),
+            (format!("bad kid={KEY_A}"), "entry 1: a kid is 1 to 64"),
+            (format!("={KEY_A}"), "entry 1: a kid is 1 to 64"),
+            ("# only a comment".to_owned(), "lists no key"),
+        ];
+        for (list, expected) in cases {
+            let err = Config::from_source(&source(&[(ENV_TOKEN_KEYS, &list)])).unwrap_err();
+            let line = err.to_string();
+            assert_eq!(err.name, ENV_TOKEN_KEYS, "{line}");
+            assert!(line.contains(expected), "{line:?} lacks {expected:?}");
+            assert!(!line.contains("aaaa") && !line.contains("bbbb") && !line.contains("short"));
+        }
+        let err = Config::from_source(&source(&[
+            (ENV_TOKEN_KEYS, &format!("a={KEY_A}")),
+            (ENV_TOKEN_SIGNING_KID, "b"),
+        ]))
+        .unwrap_err();
+        assert_eq!(err.name, ENV_TOKEN_SIGNING_KID);
+        let err = Config::from_source(&source(&[
+            (ENV_REDIS_URL, "redis://localhost"),
+            (ENV_TOKEN_KEYS, &format!("a={KEY_A}")),
+        ]));
+        assert!(err.is_ok(), "a key list is a shared key");
     }
 
     #[test]

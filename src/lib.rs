@@ -64,7 +64,7 @@ pub struct Service {
 /// Builds the service on the backends the configuration names.
 pub async fn build(config: Config) -> Result<Service, ConfigError> {
     let catalog = App::load_catalog(&config)?;
-    let codec = Arc::new(TokenCodec::new(&config.token.secret));
+    let codec = Arc::new(TokenCodec::new(&config.token));
     let built = Backends::from_config(&config, codec.clone()).await?;
     Ok(Service {
         app: Arc::new(App::new(config, catalog, codec, built.backends).await?),

@@ -104,7 +104,7 @@ async fn serve(config: Config) -> ExitCode {
     };
     if app.config.token.generated {
         tracing::warn!(
-            "DOCGATE_TOKEN_SECRET is not set: using a random key for this run; links stop working when docgate restarts"
+            "neither DOCGATE_TOKEN_SECRET nor DOCGATE_TOKEN_KEYS is set: using a random key for this run; links stop working when docgate restarts"
         );
     }
     let addr = listener

@@ -19,7 +19,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::Secret;
+use crate::config::{Secret, TokenKeys};
 
 /// The `iss` claim of every token.
 pub const ISSUER: &str = "docgate";
@@ -100,10 +100,8 @@ impl std::fmt::Debug for TokenCodec {
 }
 
 impl TokenCodec {
-    /// A codec with one key; its `kid` is derived from the secret, so replicas sharing the secret
-    /// agree on it without configuration.
-    pub fn new(secret: &Secret) -> Self {
-        let kid = key_id(secret);
+    /// A codec for these keys: each verifies tokens carrying its `kid`, the signing one signs.
+    pub fn new(keys: &TokenKeys) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.algorithms = vec![Algorithm::HS256];
         validation.set_issuer(&[ISSUER]);
@@ -113,11 +111,25 @@ impl TokenCodec {
         validation.validate_nbf = false;
         validation.leeway = LEEWAY_SECS;
         Self {
-            encoding: EncodingKey::from_secret(secret.expose()),
-            decoding: HashMap::from([(kid.clone(), DecodingKey::from_secret(secret.expose()))]),
-            signing_kid: kid,
+            encoding: EncodingKey::from_secret(keys.signing_secret().expose()),
+            decoding: keys
+                .keys
+                .iter()
+                .map(|(kid, secret)| (kid.clone(), DecodingKey::from_secret(secret.expose())))
+                .collect(),
+            signing_kid: keys.signing.clone(),
             validation,
         }
+    }
+
+    /// A codec with one key, its `kid` derived from the secret.
+    pub fn single(secret: &Secret) -> Self {
+        Self::new(&TokenKeys::single(secret.clone()))
+    }
+
+    /// The `kid` new tokens are signed with.
+    pub fn signing_kid(&self) -> &str {
+        &self.signing_kid
     }
 
     /// The token for these claims. Deterministic: the same claims and key give the same token.
@@ -192,8 +204,9 @@ pub fn is_valid_jti(jti: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The `kid` of a secret: the first 64 bits of its SHA-256, hex.
-fn key_id(secret: &Secret) -> String {
+/// The `kid` of a secret configured without one: the first 64 bits of its SHA-256, hex. Replicas
+/// sharing the secret agree on it without configuration.
+pub fn key_id(secret: &Secret) -> String {
     let digest = Sha256::digest(secret.expose());
     digest[..8].iter().map(|b| format!("{b:02x}")).collect()
 }
@@ -205,7 +218,7 @@ mod tests {
     const NOW: u64 = 1_800_000_000;
 
     fn codec(secret: &[u8]) -> TokenCodec {
-        TokenCodec::new(&Secret::new(secret.to_vec()))
+        TokenCodec::single(&Secret::new(secret.to_vec()))
     }
 
     fn segments(token: &str) -> Vec<serde_json::Value> {
@@ -249,6 +262,45 @@ mod tests {
             token,
             "signing is deterministic"
         );
+    }
+
+    #[test]
+    fn a_rotated_key_verifies_while_it_is_listed() {
+        let old = b"old-key-0123456789abcdef0123456789".to_vec();
+        let new = b"new-key-0123456789abcdef0123456789".to_vec();
+        let keys = |list: &[(&str, &[u8])], signing: &str| TokenKeys {
+            keys: list
+                .iter()
+                .map(|(kid, secret)| ((*kid).to_owned(), Secret::new(secret.to_vec())))
+                .collect(),
+            signing: signing.to_owned(),
+            generated: false,
+        };
+        let before = TokenCodec::new(&keys(&[("old", &old)], "old"));
+        let old_token = before.sign(&Claims::new("resume", NOW, 900)).unwrap();
+
+        // Step 1: both listed, the new one signs.
+        let during = TokenCodec::new(&keys(&[("new", &new), ("old", &old)], "new"));
+        assert!(during.verify(&old_token, NOW).is_ok());
+        let new_token = during.sign(&Claims::new("resume", NOW, 900)).unwrap();
+        assert_eq!(segments(&new_token)[0]["kid"], "new");
+        assert!(
+            before.verify(&new_token, NOW).is_err(),
+            "a replica not yet updated refuses the new kid"
+        );
+
+        // Step 2: the old key removed.
+        let after = TokenCodec::new(&keys(&[("new", &new)], "new"));
+        assert!(after.verify(&new_token, NOW).is_ok());
+        assert!(matches!(
+            after.verify(&old_token, NOW),
+            Err(TokenError::Invalid("unknown kid"))
+        ));
+
+        // A token naming one listed kid but signed with the other key is refused.
+        let (head, _) = new_token.split_once('.').unwrap();
+        let (_, rest) = old_token.split_once('.').unwrap();
+        assert!(during.verify(&format!("{head}.{rest}"), NOW).is_err());
     }
 
     #[test]

@@ -150,7 +150,7 @@ mod tests {
 
     fn composer() -> Composer {
         Composer {
-            codec: Arc::new(TokenCodec::new(&Secret::new(vec![7; 32]))),
+            codec: Arc::new(TokenCodec::single(&Secret::new(vec![7; 32]))),
             public_url: "https://docs.example.com".to_owned(),
             from: "Jane Doe <noreply@example.com>".parse().unwrap(),
             reply_to: Some("jane@example.com".parse().unwrap()),

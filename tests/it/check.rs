@@ -30,9 +30,21 @@ async fn embedded_backends_all_check_out() {
     let names: Vec<_> = lines.iter().map(|l| l.name).collect();
     assert_eq!(
         names,
-        ["config", "catalog", "token store", "object store", "mail"]
+        [
+            "config",
+            "token keys",
+            "catalog",
+            "token store",
+            "object store",
+            "mail"
+        ]
     );
     assert!(lines.iter().all(|l| l.ok), "{lines:?}");
+    let kid = docgate::token::key_id(&docgate::config::Secret::new(SECRET.into()));
+    assert_eq!(
+        find(&lines, "token keys").to_string(),
+        format!("token keys: ok (signing with kid {kid}; verifying {kid})")
+    );
     assert_eq!(
         find(&lines, "catalog").to_string(),
         "catalog: ok (3 documents, every object present)"

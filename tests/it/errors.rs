@@ -726,7 +726,7 @@ async fn malformed_tampered_and_foreign_tokens_are_invalid_links() {
     );
     let (head, claims_part) = signed.split_once('.').unwrap();
 
-    let foreign_codec = TokenCodec::new(&Secret::new(
+    let foreign_codec = TokenCodec::single(&Secret::new(
         b"another secret that is long enough!!".to_vec(),
     ));
     let foreign_claims = Claims::new("resume", now(), 900);

@@ -20,7 +20,7 @@ use crate::support::{Mail, SECRET, now, token_of};
 
 fn composer() -> Composer {
     Composer {
-        codec: Arc::new(TokenCodec::new(&Secret::new(SECRET.as_bytes().to_vec()))),
+        codec: Arc::new(TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec()))),
         public_url: "https://docs.example.com".to_owned(),
         from: "Jane Doe <noreply@example.com>".parse().unwrap(),
         reply_to: None,
@@ -29,7 +29,7 @@ fn composer() -> Composer {
 
 /// Sends two mails through `mailer` and checks what `delivered` finds.
 async fn mailer_contract(mailer: &dyn Mailer, delivered: impl Fn() -> Vec<PathBuf>) {
-    let codec = TokenCodec::new(&Secret::new(SECRET.as_bytes().to_vec()));
+    let codec = TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec()));
     let mut sent = Vec::new();
     for (to, doc, title) in [
         ("first@example.org", "resume", "Jane Doe's resume"),

@@ -35,7 +35,7 @@ fn settings() -> SenderSettings {
 }
 
 fn codec() -> Arc<TokenCodec> {
-    Arc::new(TokenCodec::new(&Secret::new(SECRET.as_bytes().to_vec())))
+    Arc::new(TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec())))
 }
 
 fn composer() -> Composer {
