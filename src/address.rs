@@ -4,6 +4,12 @@
 //! with at least one dot (not an IP literal, not `localhost`), and neither the domain nor any parent
 //! of it is on the `mailchecker` list of disposable mail providers. The list is loaded into a hash
 //! set once; the crate's own checker scans it linearly on every call.
+//!
+//! Internationalised domains (`bücher.example`) are converted to their ASCII form
+//! (`xn--bcher-kva.example`, IDNA/punycode) before any check, so every mail server can route
+//! them and the disposable list sees the name it lists. A non-ASCII local part (`jürgen@`) is
+//! valid (RFC 6531); lettre then asks the server for SMTPUTF8 and a server without it refuses
+//! the mail, which lands in the dead letters.
 
 use std::collections::HashSet;
 use std::str::FromStr;
@@ -39,6 +45,15 @@ pub fn validate(raw: &str) -> Result<Address, AddressError> {
         return Err(AddressError::TooLong);
     }
     let address = Address::from_str(text).map_err(|_| AddressError::Invalid)?;
+    let address = if address.domain().is_ascii() {
+        address
+    } else {
+        let ascii = idna::domain_to_ascii(address.domain()).map_err(|_| AddressError::Invalid)?;
+        Address::new(address.user(), ascii).map_err(|_| AddressError::Invalid)?
+    };
+    if address.to_string().len() > MAX_LEN {
+        return Err(AddressError::TooLong);
+    }
     let domain = address.domain().to_lowercase();
     if domain.starts_with('[') || domain.parse::<std::net::IpAddr>().is_ok() {
         return Err(AddressError::NotADomain);
@@ -109,6 +124,22 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(validate(&long), Err(AddressError::TooLong));
+    }
+
+    #[test]
+    fn international_domains_become_ascii_and_local_parts_stay() {
+        let address = validate("jane@bücher.example").unwrap();
+        assert_eq!(address.to_string(), "jane@xn--bcher-kva.example");
+        let address = validate("Jürgen@Bücher.Example").unwrap();
+        assert_eq!(address.to_string(), "Jürgen@xn--bcher-kva.example");
+        assert_eq!(
+            validate("x@mailinator.com").unwrap_err(),
+            AddressError::Disposable
+        );
+        assert_eq!(
+            validate("jane@bü\u{0}cher.example"),
+            Err(AddressError::Invalid)
+        );
     }
 
     #[test]

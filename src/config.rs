@@ -43,7 +43,15 @@ pub const ENV_LIMIT_REQUEST_PER_IP: &str = "DOCGATE_LIMIT_REQUEST_PER_IP";
 pub const ENV_LIMIT_REQUEST_PER_EMAIL: &str = "DOCGATE_LIMIT_REQUEST_PER_EMAIL";
 pub const ENV_LIMIT_DOWNLOAD_PER_IP: &str = "DOCGATE_LIMIT_DOWNLOAD_PER_IP";
 pub const ENV_DOWNLOAD_ATTEMPTS: &str = "DOCGATE_DOWNLOAD_ATTEMPTS";
+pub const ENV_LIMIT_MAIL: &str = "DOCGATE_LIMIT_MAIL";
 pub const ENV_DRAIN_TIMEOUT: &str = "DOCGATE_DRAIN_TIMEOUT";
+pub const ENV_HEADER_READ_TIMEOUT: &str = "DOCGATE_HEADER_READ_TIMEOUT";
+pub const ENV_IDLE_TIMEOUT: &str = "DOCGATE_IDLE_TIMEOUT";
+pub const ENV_WRITE_TIMEOUT: &str = "DOCGATE_WRITE_TIMEOUT";
+pub const ENV_MAX_CONNECTIONS: &str = "DOCGATE_MAX_CONNECTIONS";
+pub const ENV_MAX_HEADER_BYTES: &str = "DOCGATE_MAX_HEADER_BYTES";
+pub const ENV_MAX_HEADERS: &str = "DOCGATE_MAX_HEADERS";
+pub const ENV_H2_MAX_STREAMS: &str = "DOCGATE_H2_MAX_STREAMS";
 pub const ENV_LOG: &str = "DOCGATE_LOG";
 pub const ENV_LOG_FORMAT: &str = "DOCGATE_LOG_FORMAT";
 
@@ -174,8 +182,32 @@ pub struct Limits {
     pub request_per_ip: Rate,
     /// Link requests per email address.
     pub request_per_email: Rate,
-    /// Download attempts per client IP (IPv6: per /64).
+    /// Download attempts per client IP (IPv6: per /64), bad links included.
     pub download_per_ip: Rate,
+    /// Link mails sent by the whole service, whoever asks: a ceiling on what docgate can be made
+    /// to send.
+    pub mail: Rate,
+}
+
+/// What one client connection may cost: time, headers, streams.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpLimits {
+    /// How long a client may take to send a request head; also how long an idle HTTP/1
+    /// keep-alive connection waits for its next request.
+    pub header_read_timeout: Duration,
+    /// How long a connection may stay silent in both directions (HTTP/2 included).
+    pub idle_timeout: Duration,
+    /// How long a write may stay pending before the connection is closed: a client that stops
+    /// reading cannot hold a download, and its link's claim, for longer.
+    pub write_timeout: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// The largest request head (request line and headers), in bytes: `431` beyond.
+    pub max_header_bytes: usize,
+    /// The most header fields in one request: `431` beyond.
+    pub max_headers: usize,
+    /// Concurrent streams on one HTTP/2 connection.
+    pub h2_max_streams: u32,
 }
 
 /// The Redis token store, rate limiter and mail queue.
@@ -248,6 +280,7 @@ pub struct Config {
     pub download_attempts: u32,
     /// How long a shutdown waits for in-flight downloads.
     pub drain_timeout: Duration,
+    pub http: HttpLimits,
     /// A `tracing` filter directive, e.g. `info` or `docgate=debug`.
     pub log_filter: String,
     pub log_format: LogFormat,
@@ -364,6 +397,22 @@ impl Config {
                 request_per_ip: env.parse(ENV_LIMIT_REQUEST_PER_IP, "30/h", parse_rate)?,
                 request_per_email: env.parse(ENV_LIMIT_REQUEST_PER_EMAIL, "5/h", parse_rate)?,
                 download_per_ip: env.parse(ENV_LIMIT_DOWNLOAD_PER_IP, "60/m", parse_rate)?,
+                mail: env.parse(ENV_LIMIT_MAIL, "120/m", parse_rate)?,
+            },
+            http: HttpLimits {
+                header_read_timeout: env.parse(ENV_HEADER_READ_TIMEOUT, "10s", parse_duration)?,
+                idle_timeout: env.parse(ENV_IDLE_TIMEOUT, "60s", parse_duration)?,
+                write_timeout: env.parse(ENV_WRITE_TIMEOUT, "30s", parse_duration)?,
+                max_connections: env.parse(ENV_MAX_CONNECTIONS, "4096", |v| {
+                    parse_count(v, 1, 1_000_000)
+                })?,
+                max_header_bytes: env.parse(ENV_MAX_HEADER_BYTES, "16384", |v| {
+                    parse_count(v, 1024, 65_536)
+                })?,
+                max_headers: env.parse(ENV_MAX_HEADERS, "100", |v| parse_count(v, 8, 1000))?,
+                h2_max_streams: env.parse(ENV_H2_MAX_STREAMS, "100", |v| {
+                    parse_count(v, 1, 10_000).map(|n| n as u32)
+                })?,
             },
             download_attempts,
             drain_timeout: env.parse(ENV_DRAIN_TIMEOUT, "30s", parse_duration)?,
@@ -553,6 +602,14 @@ fn random_secret() -> Secret {
     #[allow(clippy::expect_used)]
     getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
     Secret::new(bytes)
+}
+
+/// A whole number from `min` to `max`.
+fn parse_count(value: &str, min: usize, max: usize) -> Result<usize, String> {
+    match value.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(n),
+        _ => Err(format!("expected a whole number from {min} to {max}")),
+    }
 }
 
 fn parse_public_url(value: &str) -> Result<String, &'static str> {

@@ -29,6 +29,11 @@ pub enum Error {
     UnknownDocument,
     #[error("body too large")]
     TooLarge,
+    /// A body sent where none is accepted (anything but a link request).
+    #[error("body not allowed")]
+    BodyNotAllowed,
+    #[error("request headers too large")]
+    HeadersTooLarge,
     #[error("unsupported content type")]
     UnsupportedMediaType,
     #[error("malformed or tampered link")]
@@ -125,7 +130,8 @@ impl Error {
         match self {
             Error::Invalid(_) | Error::BadToken(_) => StatusCode::BAD_REQUEST,
             Error::UnknownDocument | Error::DocumentGone | Error::NotFound => StatusCode::NOT_FOUND,
-            Error::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::TooLarge | Error::BodyNotAllowed => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Expired | Error::Used | Error::Revoked => StatusCode::GONE,
             Error::InFlight => StatusCode::CONFLICT,
@@ -145,6 +151,8 @@ impl Error {
             Error::Invalid(_) => "invalid_request",
             Error::UnknownDocument => "unknown_document",
             Error::TooLarge => "body_too_large",
+            Error::BodyNotAllowed => "body_not_allowed",
+            Error::HeadersTooLarge => "headers_too_large",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::BadToken(_) => "invalid_link",
             Error::Expired => "link_expired",
@@ -167,6 +175,8 @@ impl Error {
             Error::Invalid(_) => "Some fields are missing or invalid.".to_owned(),
             Error::UnknownDocument => "There is no such document.".to_owned(),
             Error::TooLarge => "The request body is larger than 4 KiB.".to_owned(),
+            Error::BodyNotAllowed => "This request takes no body.".to_owned(),
+            Error::HeadersTooLarge => "The request headers are too large.".to_owned(),
             Error::UnsupportedMediaType => {
                 "Send application/json or application/x-www-form-urlencoded.".to_owned()
             }

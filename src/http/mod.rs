@@ -10,6 +10,7 @@
 
 pub mod body;
 pub mod client;
+pub mod conn;
 pub mod download;
 pub mod error;
 pub mod health;
@@ -23,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, header};
+use http_body::Body as _;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
@@ -31,6 +33,7 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 use crate::app::App;
 use crate::ratelimit::{Decision, Key};
@@ -46,8 +49,8 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 /// The most response data queued for one HTTP/1 connection's socket.
 const MAX_QUEUED: usize = crate::objects::CHUNK_SIZE;
 
-/// How long a client may take to send its request headers.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// hyper's own default for the header count: below it, headers are parsed on the stack.
+const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
 /// A whole body from bytes.
 pub fn full(bytes: impl Into<Bytes>) -> Body {
@@ -70,21 +73,53 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let limits = app.config.http;
     let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
+    let mut http1 = builder.http1();
+    http1
+        // hyper applies the header read timeout only with a timer; it also bounds how long an
+        // idle keep-alive connection waits for its next request.
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(limits.header_read_timeout)
         .keep_alive(true)
         // hyper keeps polling a body until this much is queued for the socket (default ~400 KiB
         // per connection). One chunk keeps a download's memory at about two chunks, whatever
-        // the client's speed; it also caps request heads at 64 KiB.
+        // the client's speed. It also caps request heads; `handle` applies the configured cap.
         .max_buf_size(MAX_QUEUED);
-    builder.http2().timer(TokioTimer::new());
+    if limits.max_headers != HYPER_DEFAULT_MAX_HEADERS {
+        http1.max_headers(limits.max_headers);
+    }
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.h2_max_streams)
+        .max_header_list_size(u32::try_from(limits.max_header_bytes).unwrap_or(u32::MAX))
+        .max_send_buf_size(MAX_QUEUED)
+        // Rapid reset (CVE-2023-44487): streams a client opens and cancels before they are
+        // served, and streams reset because the client misbehaved, are both bounded; past
+        // them the connection is closed with GOAWAY. The h2 release in use also bounds
+        // CONTINUATION frames by the header list size.
+        .max_pending_accept_reset_streams(20)
+        .max_local_error_reset_streams(256)
+        .keep_alive_interval(Duration::from_secs(20))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let deadlines = conn::Deadlines {
+        write: limits.write_timeout,
+        idle: limits.idle_timeout,
+    };
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
 
     loop {
+        // At the connection limit, stop accepting: further clients wait in the backlog.
+        let permit = tokio::select! {
+            permit = connections.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+            () = &mut shutdown => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -105,7 +140,7 @@ pub async fn serve(
                     async move { Ok::<_, Infallible>(handle(app, peer, req).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(
-                    TokioIo::new(stream),
+                    TokioIo::new(conn::Guarded::new(stream, deadlines)),
                     TowerToHyperService::new(service),
                 );
                 let conn = graceful.watch(conn.into_owned());
@@ -113,6 +148,7 @@ pub async fn serve(
                     if let Err(e) = conn.await {
                         tracing::debug!(cause = %e, "connection ended with an error");
                     }
+                    drop(permit);
                 });
             }
             () = &mut shutdown => break,
@@ -145,8 +181,16 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
 
     let mut link = None;
     let result = match (path.as_str(), &method) {
+        _ if head_len(&req) > app.config.http.max_header_bytes => Err(Error::HeadersTooLarge),
         ("/api/download-requests", &Method::POST) => {
             request_link::handle(&app, req, client, html).await
+        }
+        // Only link requests carry a body.
+        (p, &Method::GET | &Method::HEAD)
+            if !req.body().is_end_stream()
+                && (p.starts_with("/d/") || p == "/healthz" || p == "/readyz") =>
+        {
+            Err(Error::BodyNotAllowed)
         }
         ("/api/download-requests", _) => Err(Error::MethodNotAllowed { allow: "POST" }),
         (p, &Method::GET | &Method::HEAD) if p.starts_with("/d/") => {
@@ -188,6 +232,16 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
         )
         .boxed_unsync()
     })
+}
+
+/// The size of a request's head as sent: request line and header fields.
+fn head_len<B>(req: &Request<B>) -> usize {
+    let line = req.method().as_str().len() + req.uri().to_string().len() + 11;
+    req.headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum::<usize>()
+        + line
 }
 
 /// Counts one request against `key`, refusing it with `429` when over `rate`.

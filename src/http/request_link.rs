@@ -2,8 +2,11 @@
 //!
 //! The order of checks is the order of cost: the client's rate limit, the content type, the body
 //! size (4 KiB, checked against `Content-Length` and again while reading), the fields, the address's
-//! rate limit. Only then is a link minted, recorded in the token store and mailed. The answer never
-//! holds the token or the link: they travel by mail only.
+//! rate limit, the service-wide mail ceiling. Only then is a link minted, recorded in the token
+//! store and mailed. The answer never holds the token or the link: they travel by mail only.
+//!
+//! The answer never tells whether an address will receive mail: an address over its own limit
+//! gets the same `202` as one that is mailed (the owner's request log says which).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -20,7 +23,7 @@ use super::error::{Error, html_page, json};
 use crate::address;
 use crate::app::App;
 use crate::mail::LinkMail;
-use crate::ratelimit::{Key, Scope};
+use crate::ratelimit::{Decision, Key, Scope};
 use crate::requestlog::{Entry, Event};
 use crate::store::NewLink;
 use crate::token::Claims;
@@ -69,6 +72,8 @@ pub async fn handle(
     let mut entry = Entry::now(Event::LinkRequested, client, "");
     let result = request_link(app, req, client, html, &mut entry).await;
     entry.outcome = match &result {
+        // A suppressed mail has set its own outcome.
+        Ok(_) if !entry.outcome.is_empty() => entry.outcome.clone(),
         Ok(_) => "sent".to_owned(),
         Err(e) => e.code().to_owned(),
     };
@@ -140,12 +145,26 @@ async fn request_link(
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
     entry.email = Some(address.to_string());
 
-    enforce(
-        app,
-        &Key::email(Scope::RequestPerEmail, address.as_ref()),
-        limits.request_per_email,
-    )
-    .await?;
+    // Over the address's limit, the answer is the same `202` as for a mail sent: the endpoint
+    // must not tell anyone whether an address gets mail, and an inbox cannot be bombed
+    // through it either way.
+    let per_email = Key::email(Scope::RequestPerEmail, address.as_ref());
+    if let Decision::Limited { .. } = app
+        .backends
+        .limiter
+        .check(&per_email, limits.request_per_email)
+        .await?
+    {
+        tracing::info!(
+            email = %app.pseudonym(address.as_ref()),
+            document = %document.id,
+            "link not mailed: the address is over its limit"
+        );
+        entry.outcome = "not_sent_address_limit".to_owned();
+        return Ok(accepted(app.config.token_ttl, html));
+    }
+    // The service-wide ceiling says nothing about the address, so it may answer `429`.
+    enforce(app, &Key::global(Scope::Mail), limits.mail).await?;
 
     let ttl = app.config.token_ttl;
     let claims = Claims::new(&document.id, app.now(), ttl.as_secs());

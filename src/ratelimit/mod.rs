@@ -42,6 +42,8 @@ pub enum Scope {
     RequestPerIp,
     RequestPerEmail,
     DownloadPerIp,
+    /// Every link mail the service sends, whoever asked.
+    Mail,
 }
 
 impl Scope {
@@ -50,6 +52,7 @@ impl Scope {
             Scope::RequestPerIp => "req-ip",
             Scope::RequestPerEmail => "req-email",
             Scope::DownloadPerIp => "dl-ip",
+            Scope::Mail => "mail",
         }
     }
 }
@@ -79,6 +82,11 @@ impl Key {
         let digest = Sha256::digest(address.to_lowercase().as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         Self(format!("{}:{hex}", scope.tag()))
+    }
+
+    /// The one key of a limit on the whole service.
+    pub fn global(scope: Scope) -> Self {
+        Self(format!("{}:all", scope.tag()))
     }
 
     pub fn as_str(&self) -> &str {

@@ -1,0 +1,254 @@
+//! Deadlines on one accepted connection, below hyper: [`Guarded`] wraps the socket.
+//!
+//! hyper bounds how long a client may take to send a request head, but nothing bounds a client
+//! that stops *reading*: its download's writes stay pending, and with them the link's claim in
+//! the token store. Nor does anything close an HTTP/2 connection that says nothing at all.
+//! [`Guarded`] fails the connection's I/O with `TimedOut` when
+//!
+//! - a write has been pending (the client's receive window is full) for the write timeout, or
+//! - no byte has moved in either direction for the idle timeout.
+//!
+//! hyper then drops the connection and every response body on it, which releases their claims:
+//! the links stay usable. The deadlines are checked lazily: I/O only records the time of the last
+//! progress, and a single timer per connection re-arms itself when it fires early.
+
+use std::io;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
+
+/// The two deadlines of a connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadlines {
+    /// How long a write may stay pending.
+    pub write: Duration,
+    /// How long a connection may stay silent in both directions.
+    pub idle: Duration,
+}
+
+/// A socket whose I/O fails with `TimedOut` when a [`Deadlines`] passes.
+#[derive(Debug)]
+pub struct Guarded<T> {
+    inner: T,
+    deadlines: Deadlines,
+    /// When a byte last moved either way.
+    last_progress: Instant,
+    /// Since when a write has been pending, if one is.
+    write_blocked_since: Option<Instant>,
+    timer: Pin<Box<Sleep>>,
+}
+
+impl<T> Guarded<T> {
+    pub fn new(inner: T, deadlines: Deadlines) -> Self {
+        let now = Instant::now();
+        Self {
+            inner,
+            deadlines,
+            last_progress: now,
+            write_blocked_since: None,
+            timer: Box::pin(tokio::time::sleep_until(now + deadlines.idle)),
+        }
+    }
+
+    fn progressed(&mut self) {
+        self.last_progress = Instant::now();
+    }
+
+    /// The earliest deadline now in force.
+    fn deadline(&self) -> Instant {
+        let idle = self.last_progress + self.deadlines.idle;
+        match self.write_blocked_since {
+            Some(since) => idle.min(since + self.deadlines.write),
+            None => idle,
+        }
+    }
+
+    /// Called when I/O is pending: `Err` once a deadline has passed, else the timer is armed to
+    /// wake this task at the next one.
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        loop {
+            let deadline = self.deadline();
+            if Instant::now() >= deadline {
+                let what = if self
+                    .write_blocked_since
+                    .is_some_and(|since| Instant::now() >= since + self.deadlines.write)
+                {
+                    "the client stopped reading"
+                } else {
+                    "the connection was idle"
+                };
+                return Err(io::Error::new(io::ErrorKind::TimedOut, what));
+            }
+            if self.timer.deadline() != deadline {
+                self.timer.as_mut().reset(deadline);
+            }
+            if self.timer.as_mut().poll(cx).is_pending() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        match Pin::new(&mut self.inner).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.progressed();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                self.check(cx)?;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write(cx, buf) {
+            Poll::Ready(result) => {
+                self.write_blocked_since = None;
+                self.progressed();
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                self.write_blocked_since.get_or_insert_with(Instant::now);
+                self.check(cx)?;
+                Poll::Pending
+            }
+        }
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
+            Poll::Ready(result) => {
+                self.write_blocked_since = None;
+                self.progressed();
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                self.write_blocked_since.get_or_insert_with(Instant::now);
+                self.check(cx)?;
+                Poll::Pending
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    const DEADLINES: Deadlines = Deadlines {
+        write: Duration::from_secs(5),
+        idle: Duration::from_secs(60),
+    };
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_times_the_write_out() {
+        let (near, _far) = tokio::io::duplex(1024);
+        let mut guarded = Guarded::new(near, DEADLINES);
+        let started = Instant::now();
+        let chunk = vec![0u8; 4096];
+        let err = loop {
+            if let Err(e) = guarded.write(&chunk).await {
+                break e;
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(err.to_string(), "the client stopped reading");
+        assert_eq!(started.elapsed(), DEADLINES.write);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+        let (near, mut far) = tokio::io::duplex(1024);
+        let reader = tokio::spawn(async move {
+            let mut buf = [0u8; 512];
+            let mut total = 0;
+            while let Ok(n) = far.read(&mut buf).await {
+                if n == 0 {
+                    break;
+                }
+                total += n;
+                // Slower than the writer, but never stalled as long as the write deadline.
+                tokio::time::sleep(Duration::from_secs(4)).await;
+            }
+            total
+        });
+        let mut guarded = Guarded::new(near, DEADLINES);
+        for _ in 0..8 {
+            guarded.write_all(&[7u8; 1024]).await.unwrap();
+        }
+        guarded.shutdown().await.unwrap();
+        drop(guarded);
+        assert_eq!(reader.await.unwrap(), 8 * 1024);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_connection_times_out_when_idle() {
+        let (near, _far) = tokio::io::duplex(1024);
+        let mut guarded = Guarded::new(near, DEADLINES);
+        let started = Instant::now();
+        let mut buf = [0u8; 16];
+        let err = guarded.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(err.to_string(), "the connection was idle");
+        assert_eq!(started.elapsed(), DEADLINES.idle);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn traffic_in_either_direction_keeps_a_connection_alive() {
+        let (near, mut far) = tokio::io::duplex(1024);
+        let mut guarded = Guarded::new(near, DEADLINES);
+        let talker = tokio::spawn(async move {
+            for _ in 0..5 {
+                tokio::time::sleep(Duration::from_secs(50)).await;
+                far.write_all(b"ping").await.unwrap();
+            }
+            far
+        });
+        let started = Instant::now();
+        let mut buf = [0u8; 4];
+        for _ in 0..5 {
+            guarded.read_exact(&mut buf).await.unwrap();
+        }
+        assert_eq!(started.elapsed(), Duration::from_secs(250));
+        let _far = talker.await.unwrap();
+        let err = guarded.read(&mut buf).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(310));
+    }
+}
