@@ -11,6 +11,7 @@ mod check;
 mod downloads;
 mod errors;
 mod journey;
+mod limits;
 mod mail_contract;
 mod mail_http;
 mod mail_queue;
