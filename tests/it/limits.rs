@@ -508,3 +508,109 @@ async fn every_response_carries_the_security_headers_and_no_server_banner() {
         "each kind of response was seen"
     );
 }
+
+/// An HTTP/2 client connection (prior knowledge, as behind an ingress speaking h2c).
+async fn h2_connect(app: &TestApp) -> h2::client::SendRequest<bytes::Bytes> {
+    let tcp = TcpStream::connect(app.addr).await.unwrap();
+    let (client, connection) = h2::client::handshake(tcp).await.unwrap();
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    client
+}
+
+/// Sends a bodiless request on `client` and reads the whole response.
+async fn h2_get(
+    client: &mut h2::client::SendRequest<bytes::Bytes>,
+    uri: &str,
+    headers: &[(&str, String)],
+) -> Result<(u16, Vec<u8>), h2::Error> {
+    let mut request = http::Request::get(uri);
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    client.clone().ready().await?;
+    let (response, _) = client.send_request(request.body(()).unwrap(), true)?;
+    let response = response.await?;
+    let status = response.status().as_u16();
+    let mut body = response.into_body();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk?;
+        let _ = body.flow_control().release_capacity(chunk.len());
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok((status, bytes))
+}
+
+#[tokio::test]
+async fn http2_advertises_its_limits_streams_downloads_and_refuses_big_header_lists() {
+    let app = TestApp::with(&[
+        ("DOCGATE_H2_MAX_STREAMS", "2"),
+        ("DOCGATE_MAX_HEADER_BYTES", "4096"),
+    ])
+    .await;
+    let (claims, link) = app.mint("resume").await;
+    let mut client = h2_connect(&app).await;
+
+    let (status, _) = h2_get(&mut client, &format!("{}/healthz", app.base), &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        client.current_max_send_streams(),
+        2,
+        "SETTINGS_MAX_CONCURRENT_STREAMS"
+    );
+
+    // A header list over the limit never reaches a handler.
+    let big = h2_get(&mut client, &link, &[("x-big", "a".repeat(8192))]).await;
+    let (status, _) = big.unwrap();
+    assert_eq!(status, 431);
+    assert_eq!(
+        app.store().peek(&claims.jti).await.unwrap(),
+        LinkState::Ready { started: 0 }
+    );
+
+    // The document downloads over HTTP/2, whole.
+    let mut client = h2_connect(&app).await;
+    let (status, body) = h2_get(&mut client, &link, &[]).await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(sha256(&body), sha256(&content(1, RESUME_LEN)));
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_ends_the_connection() {
+    let app = TestApp::start().await;
+    let (claims, link) = app.mint("big").await;
+    let client = h2_connect(&app).await;
+    // Open streams and cancel each at once (CVE-2023-44487). The server must not keep serving
+    // them without bound: past its limit of resets it sends GOAWAY and the connection ends.
+    let mut ended = None;
+    for i in 0..2000 {
+        let mut ready = match client.clone().ready().await {
+            Ok(ready) => ready,
+            Err(e) => {
+                ended = Some((i, e));
+                break;
+            }
+        };
+        let request = http::Request::get(&link).body(()).unwrap();
+        match ready.send_request(request, true) {
+            Ok((response, _)) => drop(response),
+            Err(e) => {
+                ended = Some((i, e));
+                break;
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+    let (i, e) = ended.expect("2000 reset streams and the connection still open");
+    assert!(e.is_go_away() || e.is_io() || e.is_remote(), "{i}: {e:?}");
+    // The link was not spent by streams nobody read.
+    let state = app.store().peek(&claims.jti).await.unwrap();
+    assert!(
+        !matches!(state, LinkState::Used),
+        "a cancelled stream spent the link: {state:?}"
+    );
+}
