@@ -1,6 +1,7 @@
 //! docgate's integration tests: one binary, one module per area. Every test starts its own server
 //! on a free loopback port and talks to it over real HTTP.
 
+mod probe;
 mod s3_server;
 mod servers;
 mod smtp_server;
@@ -10,6 +11,7 @@ mod bucket;
 mod check;
 mod downloads;
 mod errors;
+mod hostile;
 mod journey;
 mod limits;
 mod mail_contract;
