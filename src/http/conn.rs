@@ -92,6 +92,28 @@ impl<T> Guarded<T> {
     }
 }
 
+impl<T> Guarded<T> {
+    /// Accounts for one write attempt: progress, or a pending write that may have timed out.
+    fn wrote(
+        &mut self,
+        cx: &mut Context<'_>,
+        poll: Poll<io::Result<usize>>,
+    ) -> Poll<io::Result<usize>> {
+        match poll {
+            Poll::Ready(result) => {
+                self.write_blocked_since = None;
+                self.progressed();
+                Poll::Ready(result)
+            }
+            Poll::Pending => {
+                self.write_blocked_since.get_or_insert_with(Instant::now);
+                self.check(cx)?;
+                Poll::Pending
+            }
+        }
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
@@ -120,18 +142,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write(cx, buf) {
-            Poll::Ready(result) => {
-                self.write_blocked_since = None;
-                self.progressed();
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                self.write_blocked_since.get_or_insert_with(Instant::now);
-                self.check(cx)?;
-                Poll::Pending
-            }
-        }
+        let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.wrote(cx, poll)
     }
 
     fn poll_write_vectored(
@@ -139,18 +151,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match Pin::new(&mut self.inner).poll_write_vectored(cx, bufs) {
-            Poll::Ready(result) => {
-                self.write_blocked_since = None;
-                self.progressed();
-                Poll::Ready(result)
-            }
-            Poll::Pending => {
-                self.write_blocked_since.get_or_insert_with(Instant::now);
-                self.check(cx)?;
-                Poll::Pending
-            }
-        }
+        let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.wrote(cx, poll)
     }
 
     fn is_write_vectored(&self) -> bool {

@@ -10,7 +10,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::servers::RedisServer;
-use crate::support::{BIG_LEN, PartialGet, RESUME_LEN, TestApp, content, sha256};
+use crate::support::{BIG_LEN, PartialGet, RESUME_LEN, TestApp, content, retry_after, sha256};
 
 const REQUESTS: &str = "/api/download-requests";
 
@@ -187,6 +187,17 @@ async fn headers_over_the_configured_size_or_count_are_431() {
     assert_eq!(status, 200, "a head within the limits downloads");
 }
 
+/// Asks for the `resume` for `email` with this `X-Forwarded-For`; returns the response.
+async fn ask_via(app: &TestApp, xff: &str, email: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}{REQUESTS}", app.base))
+        .header("X-Forwarded-For", xff)
+        .json(&serde_json::json!({"email": email, "document": "resume"}))
+        .send()
+        .await
+        .unwrap()
+}
+
 /// The client address the request log recorded for each entry.
 fn logged_ips(app: &TestApp) -> Vec<IpAddr> {
     app.request_log().iter().map(|e| e.client_ip).collect()
@@ -197,14 +208,12 @@ async fn forwarded_for_is_ignored_from_untrusted_peers() {
     let app = TestApp::with(&[("DOCGATE_LIMIT_REQUEST_PER_IP", "2/h")]).await;
     let mut statuses = Vec::new();
     for i in 0..3 {
-        let response = app
-            .client
-            .post(format!("{}{REQUESTS}", app.base))
-            .header("X-Forwarded-For", format!("198.51.100.{i}"))
-            .json(&serde_json::json!({"email": format!("p{i}@example.org"), "document": "resume"}))
-            .send()
-            .await
-            .unwrap();
+        let response = ask_via(
+            &app,
+            &format!("198.51.100.{i}"),
+            &format!("p{i}@example.org"),
+        )
+        .await;
         statuses.push(response.status().as_u16());
     }
     assert_eq!(
@@ -224,29 +233,20 @@ async fn a_trusted_proxy_chain_names_the_client_and_spoofed_entries_change_nothi
         ("DOCGATE_LIMIT_REQUEST_PER_IP", "2/h"),
     ])
     .await;
-    let ask = |xff: &'static str, n: usize| {
-        let app = &app;
-        async move {
-            app.client
-                .post(format!("{}{REQUESTS}", app.base))
-                .header("X-Forwarded-For", xff)
-                .json(&serde_json::json!({"email": format!("c{n}@example.org"), "document": "resume"}))
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
     // The ingress appends the address it saw; whatever the client wrote comes before it.
-    let statuses = [
-        ask("203.0.113.5", 0).await,
-        ask("6.6.6.6, 203.0.113.5", 1).await,
-        ask("1.1.1.1, garbage, 203.0.113.5, 10.1.2.3", 2).await,
-        ask("203.0.113.6", 3).await,
-        ask("[::ffff:203.0.113.6]:4431", 4).await,
-        ask("::ffff:203.0.113.6", 5).await,
+    let chains = [
+        "203.0.113.5",
+        "6.6.6.6, 203.0.113.5",
+        "1.1.1.1, garbage, 203.0.113.5, 10.1.2.3",
+        "203.0.113.6",
+        "[::ffff:203.0.113.6]:4431",
+        "::ffff:203.0.113.6",
     ];
+    let mut statuses = Vec::new();
+    for (n, xff) in chains.into_iter().enumerate() {
+        let response = ask_via(&app, xff, &format!("c{n}@example.org")).await;
+        statuses.push(response.status().as_u16());
+    }
     assert_eq!(
         statuses,
         [202, 202, 429, 202, 202, 429],
@@ -275,26 +275,16 @@ async fn ipv6_clients_share_a_limit_per_64() {
     ])
     .await;
     let (_, link) = app.mint("resume").await;
-    let head = |xff: &'static str| {
-        let app = &app;
-        let link = link.clone();
-        async move {
-            app.client
-                .head(&link)
-                .header("X-Forwarded-For", xff)
-                .send()
-                .await
-                .unwrap()
-                .status()
-                .as_u16()
-        }
-    };
-    let statuses = [
-        head("2001:db8:1:2::1").await,
-        head("2001:db8:1:2:ffff:ffff:ffff:ffff").await,
-        head("2001:db8:1:2::7").await,
-        head("2001:db8:1:3::1").await,
-    ];
+    let mut statuses = Vec::new();
+    for xff in [
+        "2001:db8:1:2::1",
+        "2001:db8:1:2:ffff:ffff:ffff:ffff",
+        "2001:db8:1:2::7",
+        "2001:db8:1:3::1",
+    ] {
+        let response = app.client.head(&link).header("X-Forwarded-For", xff);
+        statuses.push(response.send().await.unwrap().status().as_u16());
+    }
     assert_eq!(statuses, [200, 200, 429, 200], "one /64, one budget");
 }
 
@@ -330,14 +320,7 @@ async fn nobody_can_mail_bomb_an_inbox_from_many_addresses() {
     .await;
     let mut bodies = Vec::new();
     for i in 0..12 {
-        let response = app
-            .client
-            .post(format!("{}{REQUESTS}", app.base))
-            .header("X-Forwarded-For", format!("198.51.100.{i}"))
-            .json(&serde_json::json!({"email": "victim@example.org", "document": "resume"}))
-            .send()
-            .await
-            .unwrap();
+        let response = ask_via(&app, &format!("198.51.100.{i}"), "victim@example.org").await;
         assert_eq!(response.status(), 202, "request {i}");
         bodies.push(response.text().await.unwrap());
     }
@@ -369,11 +352,7 @@ async fn the_service_wide_mail_ceiling_refuses_with_retry_after() {
     }
     let refused = app.request_link("person9@example.org", "resume").await;
     assert_eq!(refused.status(), 429);
-    let wait: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait = retry_after(&refused);
     assert!((1..=1200).contains(&wait), "{wait}");
     let body: serde_json::Value = refused.json().await.unwrap();
     assert_eq!(body["error"], "rate_limited");

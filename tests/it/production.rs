@@ -168,11 +168,7 @@ async fn link_requests_are_rate_limited_in_redis_across_instances() {
     // So is the client's: the third request from this IP is refused by either instance.
     let refused = second.request_link("someone@example.org", "resume").await;
     assert_eq!(refused.status(), 429);
-    let wait: u64 = refused.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let wait = crate::support::retry_after(&refused);
     assert!((1..=1800).contains(&wait), "{wait}");
     assert_eq!(mailed(), 1);
     let keys: Vec<String> = redis::cmd("KEYS")

@@ -59,6 +59,15 @@ pub fn content(seed: u8, len: usize) -> Vec<u8> {
     out
 }
 
+/// The whole seconds of a response's `Retry-After`.
+pub fn retry_after(response: &reqwest::Response) -> u64 {
+    response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
 pub fn sha256(bytes: &[u8]) -> String {
     format!("{:x}", Sha256::digest(bytes))
 }
