@@ -19,7 +19,7 @@ use libfuzzer_sys::fuzz_target;
 const NOW: u64 = 1_800_000_100;
 
 static CODEC: LazyLock<TokenCodec> =
-    LazyLock::new(|| TokenCodec::new(&Secret::new(b"fuzzing secret, 32 bytes or more!".to_vec())));
+    LazyLock::new(|| TokenCodec::single(&Secret::new(b"fuzzing secret, 32 bytes or more!".to_vec())));
 
 static CLAIMS: LazyLock<Claims> = LazyLock::new(|| Claims {
     jti: "AAECAwQFBgcICQoLDA0ODxAR".to_owned(),

@@ -19,14 +19,19 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
         return peer;
     }
     let mut client = peer;
-    let hops = headers
+    // Every entry of every line, rightmost first. A line that is not text is one garbage
+    // entry: it stops the walk like any other, never hiding what lies to its left.
+    let lines: Vec<Option<&str>> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .collect::<Vec<_>>();
-    for hop in hops.iter().rev() {
-        match parse_hop(hop) {
+        .map(|v| v.to_str().ok())
+        .collect();
+    let hops = lines.iter().rev().flat_map(|line| match line {
+        Some(text) => text.rsplit(',').map(parse_hop).collect::<Vec<_>>(),
+        None => vec![None],
+    });
+    for hop in hops {
+        match hop {
             Some(ip) => {
                 client = ip;
                 if !is_trusted(&ip) {
@@ -39,10 +44,15 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
     client
 }
 
-/// One `X-Forwarded-For` entry: an IP, possibly with a port or in brackets.
+/// One `X-Forwarded-For` entry: an IP, possibly with a port, an IPv6 address possibly in
+/// brackets.
 fn parse_hop(hop: &str) -> Option<IpAddr> {
     let hop = hop.trim();
-    if let Ok(ip) = hop.parse::<IpAddr>() {
+    let bare = hop
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(hop);
+    if let Ok(ip) = bare.parse::<IpAddr>() {
         return Some(canonical(ip));
     }
     hop.parse::<SocketAddr>().ok().map(|s| canonical(s.ip()))
@@ -119,6 +129,19 @@ mod tests {
         assert_eq!(ip, "10.0.0.2".parse::<IpAddr>().unwrap());
         let ip = client_ip(peer, &headers(&["[2001:db8::1]:443"]), &trusted);
         assert_eq!(ip, "2001:db8::1".parse::<IpAddr>().unwrap());
+        let ip = client_ip(peer, &headers(&["[2001:db8::2]"]), &trusted);
+        assert_eq!(ip, "2001:db8::2".parse::<IpAddr>().unwrap());
+        // A line that is not text is garbage and stops the walk at the last good address (here
+        // the peer): what the client wrote to its left is not reached.
+        let mut map = headers(&["1.2.3.4"]);
+        map.append(
+            &X_FORWARDED_FOR,
+            http::HeaderValue::from_bytes(b"\x80, 10.0.0.9").unwrap(),
+        );
+        assert_eq!(
+            client_ip(peer, &map, &trusted),
+            "10.0.0.2".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
