@@ -19,6 +19,7 @@ use crate::mail::direct::DirectSmtp;
 use crate::mail::outbox::FileOutbox;
 use crate::mail::queue::{RedisOutbox, Sender, SenderSettings};
 use crate::mail::{Composer, MailError, Mailer, smtp};
+use crate::metrics::Metrics;
 use crate::objects::dir::DirSource;
 use crate::objects::s3::S3Source;
 use crate::objects::{ObjectError, ObjectSource};
@@ -176,6 +177,7 @@ pub struct App {
     /// Work a request leaves behind (releasing a claim, writing the request log): waited for at
     /// shutdown so nothing is lost when the process exits.
     pub tasks: TaskTracker,
+    pub metrics: Arc<Metrics>,
     /// Keys the pseudonyms of addresses in logs.
     pseudonym_key: [u8; 32],
 }
@@ -229,6 +231,7 @@ impl App {
             codec,
             backends,
             tasks: TaskTracker::new(),
+            metrics: Arc::new(Metrics::new()),
         })
     }
 

@@ -18,6 +18,7 @@ use lettre::message::Mailbox;
 use crate::units::{Rate, parse_duration, parse_rate};
 
 pub const ENV_LISTEN: &str = "DOCGATE_LISTEN";
+pub const ENV_ADMIN_LISTEN: &str = "DOCGATE_ADMIN_LISTEN";
 pub const ENV_PUBLIC_URL: &str = "DOCGATE_PUBLIC_URL";
 pub const ENV_TOKEN_SECRET: &str = "DOCGATE_TOKEN_SECRET";
 pub const ENV_TOKEN_KEYS: &str = "DOCGATE_TOKEN_KEYS";
@@ -252,6 +253,8 @@ pub struct SmtpConfig {
 pub struct Config {
     /// The public listener's address.
     pub listen: SocketAddr,
+    /// The admin listener's address: metrics and the admin API.
+    pub admin_listen: SocketAddr,
     /// Base of the links put in mails, without a trailing slash.
     pub public_url: String,
     pub token: TokenKeys,
@@ -378,6 +381,9 @@ impl Config {
 
         Ok(Config {
             listen: env.parse(ENV_LISTEN, "0.0.0.0:8080", |v| v.parse::<SocketAddr>())?,
+            admin_listen: env.parse(ENV_ADMIN_LISTEN, "127.0.0.1:9090", |v| {
+                v.parse::<SocketAddr>()
+            })?,
             public_url: env.parse(ENV_PUBLIC_URL, "http://localhost:8080", parse_public_url)?,
             token,
             redis,
@@ -686,6 +692,7 @@ mod tests {
     fn defaults_follow_the_interface() {
         let config = Config::from_source(&source(&[])).unwrap();
         assert_eq!(config.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(config.admin_listen, "127.0.0.1:9090".parse().unwrap());
         assert_eq!(config.public_url, "http://localhost:8080");
         assert_eq!(config.token_ttl, Duration::from_secs(900));
         assert!(config.token.generated);

@@ -15,6 +15,7 @@
 //! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`.
 //! - [`app`]: the shared state, and the choice of implementation behind each trait.
 //! - [`http`]: the hyper server, routes, response bodies, and the one error-to-response mapping.
+//! - [`metrics`]: the Prometheus metrics served on the admin listener.
 //! - [`telemetry`]: logging setup and pseudonyms for personal data in logs.
 //! - [`check`]: `docgate check`, reaching every backend and looking for dangerous settings.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
@@ -30,6 +31,7 @@ pub mod config;
 pub mod html;
 pub mod http;
 pub mod mail;
+pub mod metrics;
 pub mod objects;
 pub mod range;
 pub mod ratelimit;
@@ -47,7 +49,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use app::{App, Backends};
-use config::{Config, ConfigError, ENV_LISTEN};
+use config::{Config, ConfigError, ENV_ADMIN_LISTEN, ENV_LISTEN};
 use mail::queue::Sender;
 use token::TokenCodec;
 
@@ -77,7 +79,7 @@ impl Service {
     /// server and lets the sender finish the delivery in progress.
     pub async fn run(
         self,
-        listener: TcpListener,
+        listeners: Listeners,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
@@ -86,8 +88,19 @@ impl Service {
             tokio::spawn(async move { sender.run(stop.cancelled_owned()).await })
         });
         let tasks = self.app.tasks.clone();
-        let result = http::serve(self.app, listener, shutdown).await;
+        let admin = tokio::spawn(http::serve_with(
+            self.app.clone(),
+            listeners.admin,
+            stop.clone().cancelled_owned(),
+            http::admin::handle,
+        ));
+        let result = http::serve(self.app, listeners.public, shutdown).await;
         stop.cancel();
+        match admin.await {
+            Ok(Err(e)) => tracing::warn!(cause = %e, "the admin listener failed"),
+            Err(e) => tracing::warn!(cause = %e, "the admin listener panicked"),
+            Ok(Ok(())) => {}
+        }
         tasks.close();
         if tokio::time::timeout(SENDER_STOP_TIMEOUT, tasks.wait())
             .await
@@ -106,9 +119,21 @@ impl Service {
     }
 }
 
-/// Binds the public listener named by the configuration.
-pub async fn bind(config: &Config) -> Result<TcpListener, ConfigError> {
-    TcpListener::bind(config.listen)
+/// The service's two listeners.
+pub struct Listeners {
+    /// Recipients, the ingress and health probes.
+    pub public: TcpListener,
+    /// Metrics and the admin API.
+    pub admin: TcpListener,
+}
+
+/// Binds both listeners named by the configuration.
+pub async fn bind(config: &Config) -> Result<Listeners, ConfigError> {
+    let public = TcpListener::bind(config.listen)
         .await
-        .map_err(|e| ConfigError::value(ENV_LISTEN, &config.listen.to_string(), e))
+        .map_err(|e| ConfigError::value(ENV_LISTEN, &config.listen.to_string(), e))?;
+    let admin = TcpListener::bind(config.admin_listen)
+        .await
+        .map_err(|e| ConfigError::value(ENV_ADMIN_LISTEN, &config.admin_listen.to_string(), e))?;
+    Ok(Listeners { public, admin })
 }

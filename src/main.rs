@@ -95,8 +95,8 @@ async fn serve(config: Config) -> ExitCode {
         }
     };
     let app = service.app.clone();
-    let listener = match docgate::bind(&app.config).await {
-        Ok(listener) => listener,
+    let listeners = match docgate::bind(&app.config).await {
+        Ok(listeners) => listeners,
         Err(e) => {
             eprintln!("docgate: {e}");
             return ExitCode::from(EXIT_CONFIG);
@@ -107,17 +107,23 @@ async fn serve(config: Config) -> ExitCode {
             "neither DOCGATE_TOKEN_SECRET nor DOCGATE_TOKEN_KEYS is set: using a random key for this run; links stop working when docgate restarts"
         );
     }
-    let addr = listener
+    let addr = listeners
+        .public
         .local_addr()
         .map_or_else(|_| app.config.listen.to_string(), |a| a.to_string());
+    let admin = listeners
+        .admin
+        .local_addr()
+        .map_or_else(|_| app.config.admin_listen.to_string(), |a| a.to_string());
     tracing::info!(
         listen = %addr,
+        admin = %admin,
         public_url = %app.config.public_url,
         documents = app.catalog.iter().count(),
         "docgate serving"
     );
     drop(app);
-    match service.run(listener, docgate::shutdown::signal()).await {
+    match service.run(listeners, docgate::shutdown::signal()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(cause = %e, "server failed");

@@ -326,6 +326,7 @@ impl Drop for Logged {
     fn drop(&mut self) {
         let complete = self.ended || self.inner.is_end_stream();
         let line = &self.line;
+        line.metrics.responded(line.family, line.status, self.sent);
         tracing::info!(
             method = %line.method,
             route = %line.route,

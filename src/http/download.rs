@@ -20,6 +20,7 @@ use super::error::Error;
 use super::{Body, empty, enforce};
 use crate::app::{App, LEASE_TTL, RENEW_EVERY};
 use crate::catalog::Document;
+use crate::metrics::Metrics;
 use crate::objects::ObjectMeta;
 use crate::range::{ByteRange, RangeRequest};
 use crate::ratelimit::{Key, Scope};
@@ -50,6 +51,20 @@ pub async fn handle(
     link: &mut Option<String>,
 ) -> Result<Response<Body>, Error> {
     let head = req.method() == Method::HEAD;
+    let result = download(app, req, client, link, head).await;
+    if let Err(e) = &result {
+        refused(app, head, e);
+    }
+    result
+}
+
+async fn download(
+    app: &App,
+    req: Request<Incoming>,
+    client: IpAddr,
+    link: &mut Option<String>,
+    head: bool,
+) -> Result<Response<Body>, Error> {
     enforce(
         app,
         &Key::ip(Scope::DownloadPerIp, client),
@@ -87,6 +102,13 @@ pub async fn handle(
         record(app, &claims, client, e.code());
     }
     result
+}
+
+/// Counts a `GET` refused before its first byte, by error code.
+fn refused(app: &App, head: bool, error: &Error) {
+    if !head {
+        Metrics::count(&app.metrics.download_refusals, error.code());
+    }
 }
 
 async fn head_response(
@@ -133,6 +155,10 @@ async fn get_response(
         }
     };
     tracing::debug!(link = claims.jti_prefix(), attempt, "download started");
+    let metrics = app.metrics.clone();
+    metrics.downloads_started.inc();
+    metrics.downloads_in_flight.inc();
+    let started = std::time::Instant::now();
 
     let mut entry = Entry::now(Event::Download, client, "");
     entry.document = Some(document.id.clone());
@@ -142,6 +168,7 @@ async fn get_response(
     let link = claims.jti_prefix().to_owned();
     let on_finish = Box::new(move |outcome: Outcome| {
         tracing::info!(link = %link, outcome = outcome.as_str(), "download ended");
+        metrics.download_finished(outcome.as_str(), started.elapsed());
         entry.outcome = outcome.as_str().to_owned();
         spawn_record(&tasks, requests, entry);
     });

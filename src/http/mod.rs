@@ -8,6 +8,7 @@
 //! [`download`] (`GET`/`HEAD /d/{token}`), [`health`]. They return `Result<Response, Error>`;
 //! [`error`] renders every failure.
 
+pub mod admin;
 pub mod body;
 pub mod client;
 pub mod conn;
@@ -66,13 +67,28 @@ pub fn empty() -> Body {
         .boxed_unsync()
 }
 
-/// Serves `listener` until `shutdown` resolves, then drains in-flight requests for at most the
-/// configured drain timeout.
+/// Serves the public routes on `listener` until `shutdown` resolves, then drains in-flight
+/// requests for at most the configured drain timeout.
 pub async fn serve(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with(app, listener, shutdown, handle).await
+}
+
+/// Serves `listener` with `handler` under the configured connection limits, until `shutdown`
+/// resolves; then drains.
+pub async fn serve_with<H, F>(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    handler: H,
+) -> std::io::Result<()>
+where
+    H: Fn(Arc<App>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let limits = app.config.http;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     let mut http1 = builder.http1();
@@ -137,7 +153,7 @@ pub async fn serve(
                 let app = app.clone();
                 let service = tower::service_fn(move |req: Request<Incoming>| {
                     let app = app.clone();
-                    async move { Ok::<_, Infallible>(handle(app, peer, req).await) }
+                    async move { Ok::<_, Infallible>(handler(app, peer, req).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(
                     TokioIo::new(conn::Guarded::new(stream, deadlines)),
@@ -223,6 +239,8 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
             body,
             AccessLine {
                 method,
+                family: family(&path),
+                metrics: app.metrics.clone(),
                 route,
                 status: status.as_u16(),
                 client,
@@ -248,7 +266,20 @@ fn head_len<B>(req: &Request<B>) -> usize {
 async fn enforce(app: &App, key: &Key, rate: Rate) -> Result<(), Error> {
     match app.backends.limiter.check(key, rate).await? {
         Decision::Allowed => Ok(()),
-        Decision::Limited { retry_after } => Err(Error::RateLimited { retry_after }),
+        Decision::Limited { retry_after } => {
+            app.metrics.limited(key.scope());
+            Err(Error::RateLimited { retry_after })
+        }
+    }
+}
+
+/// The route family of a path, for metrics: a fixed set, whatever the client asked for.
+fn family(path: &str) -> &'static str {
+    match path {
+        "/api/download-requests" => "link_request",
+        "/healthz" | "/readyz" => "health",
+        p if p.starts_with("/d/") => "download",
+        _ => "other",
     }
 }
 
@@ -256,6 +287,9 @@ async fn enforce(app: &App, key: &Key, rate: Rate) -> Result<(), Error> {
 #[derive(Debug)]
 pub struct AccessLine {
     pub method: Method,
+    /// The route family, for metrics.
+    pub family: &'static str,
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// The path, with tokens redacted.
     pub route: String,
     pub status: u16,

@@ -23,11 +23,15 @@ use super::error::{Error, html_page, json};
 use crate::address;
 use crate::app::App;
 use crate::mail::LinkMail;
+use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, Key, Scope};
 use crate::requestlog::{Entry, Event};
 use crate::store::NewLink;
 use crate::token::Claims;
 use crate::units::humanize;
+
+/// The outcome of a request answered `202` without a mail: its address is over its limit.
+const NOT_SENT: &str = "not_sent_address_limit";
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 4096;
@@ -71,12 +75,13 @@ pub async fn handle(
 ) -> Result<Response<Body>, Error> {
     let mut entry = Entry::now(Event::LinkRequested, client, "");
     let result = request_link(app, req, client, html, &mut entry).await;
-    entry.outcome = match &result {
-        // A suppressed mail has set its own outcome.
-        Ok(_) if !entry.outcome.is_empty() => entry.outcome.clone(),
-        Ok(_) => "sent".to_owned(),
-        Err(e) => e.code().to_owned(),
+    let outcome = match &result {
+        Ok(_) if entry.outcome == NOT_SENT => NOT_SENT,
+        Ok(_) => "sent",
+        Err(e) => e.code(),
     };
+    entry.outcome = outcome.to_owned();
+    Metrics::count(&app.metrics.link_requests, outcome);
     if let Err(e) = app.backends.requests.record(&entry).await {
         tracing::warn!(cause = %e, "request log entry lost");
     }
@@ -160,7 +165,8 @@ async fn request_link(
             document = %document.id,
             "link not mailed: the address is over its limit"
         );
-        entry.outcome = "not_sent_address_limit".to_owned();
+        app.metrics.limited(Scope::RequestPerEmail);
+        entry.outcome = NOT_SENT.to_owned();
         return Ok(accepted(app.config.token_ttl, html));
     }
     // The service-wide ceiling says nothing about the address, so it may answer `429`.

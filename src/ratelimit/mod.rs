@@ -37,7 +37,7 @@ pub enum LimitError {
 }
 
 /// Which limit a key belongs to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Scope {
     RequestPerIp,
     RequestPerEmail,
@@ -47,7 +47,8 @@ pub enum Scope {
 }
 
 impl Scope {
-    fn tag(self) -> &'static str {
+    /// The limit's name, in keys and metrics.
+    pub fn tag(self) -> &'static str {
         match self {
             Scope::RequestPerIp => "req-ip",
             Scope::RequestPerEmail => "req-email",
@@ -59,7 +60,10 @@ impl Scope {
 
 /// A limit key: scope and subject, with no personal data in clear.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Key(String);
+pub struct Key {
+    scope: Scope,
+    text: String,
+}
 
 impl Key {
     /// The key for a client IP: IPv4 (and IPv4-mapped IPv6) per address, IPv6 per /64.
@@ -74,23 +78,31 @@ impl Key {
                 }
             },
         };
-        Self(format!("{}:{subject}", scope.tag()))
+        Self::new(scope, format!("{}:{subject}", scope.tag()))
     }
 
     /// The key for an email address: a hash of its lowercased form.
     pub fn email(scope: Scope, address: &str) -> Self {
         let digest = Sha256::digest(address.to_lowercase().as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        Self(format!("{}:{hex}", scope.tag()))
+        Self::new(scope, format!("{}:{hex}", scope.tag()))
     }
 
     /// The one key of a limit on the whole service.
     pub fn global(scope: Scope) -> Self {
-        Self(format!("{}:all", scope.tag()))
+        Self::new(scope, format!("{}:all", scope.tag()))
+    }
+
+    fn new(scope: Scope, text: String) -> Self {
+        Self { scope, text }
+    }
+
+    pub fn scope(&self) -> Scope {
+        self.scope
     }
 
     pub fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 

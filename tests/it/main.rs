@@ -17,6 +17,7 @@ mod limits;
 mod mail_contract;
 mod mail_http;
 mod mail_queue;
+mod metrics;
 mod objects_contract;
 mod process;
 mod production;

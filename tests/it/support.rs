@@ -105,6 +105,7 @@ pub fn fixture_env(dir: &Path, public_url: &str, secret: &str) -> Vec<(String, S
         ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_MAIL", "1000/s".to_owned()),
         ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
+        ("DOCGATE_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
@@ -116,6 +117,8 @@ pub struct TestApp {
     pub addr: SocketAddr,
     /// `http://127.0.0.1:PORT`
     pub base: String,
+    /// The admin listener, `http://127.0.0.1:PORT`.
+    pub admin_base: String,
     pub dir: tempfile::TempDir,
     /// The embedded store, when the server runs on it.
     memory_store: Option<Arc<MemoryStore>>,
@@ -154,6 +157,8 @@ impl TestApp {
                 .await
                 .unwrap(),
         );
+        let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let admin_base = format!("http://{}", admin.local_addr().unwrap());
         let service = docgate::Service {
             app: app.clone(),
             sender: built.sender,
@@ -162,9 +167,15 @@ impl TestApp {
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             service
-                .run(listener, async {
-                    let _ = rx.await;
-                })
+                .run(
+                    docgate::Listeners {
+                        public: listener,
+                        admin,
+                    },
+                    async {
+                        let _ = rx.await;
+                    },
+                )
                 .await
                 .unwrap();
         });
@@ -175,6 +186,7 @@ impl TestApp {
         Self {
             addr,
             base,
+            admin_base,
             dir,
             memory_store,
             app,

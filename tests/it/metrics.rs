@@ -1,0 +1,170 @@
+//! The admin listener's `/metrics` after a user journey: every counter moved by exactly what
+//! happened, and nothing personal in any label.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::support::{RESUME_LEN, TestApp, token_of};
+
+/// Scrapes `/metrics` into `series → value` (`name{labels}` as written).
+async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
+    let response = app
+        .client
+        .get(format!("{}/metrics", app.admin_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+    );
+    let text = response.text().await.unwrap();
+    let series = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(series, value)| (series.to_owned(), value.parse().unwrap()))
+        .collect();
+    (text, series)
+}
+
+fn value(series: &BTreeMap<String, f64>, name: &str) -> f64 {
+    series.get(name).copied().unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_journey_moves_each_counter_by_exactly_what_happened() {
+    let app = TestApp::start().await;
+    let (_, before) = scrape(&app).await;
+    assert_eq!(value(&before, "docgate_downloads_started_total"), 0.0);
+    assert_eq!(value(&before, "docgate_downloads_in_flight"), 0.0);
+
+    let link = app.link("jane.metrics@example.org", "resume").await;
+    let refused = app.request_link("not an address", "resume").await;
+    assert_eq!(refused.status(), 400);
+    let body = app
+        .client
+        .get(&link)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.len(), RESUME_LEN);
+    let used = app.client.get(&link).send().await.unwrap();
+    assert_eq!(used.status(), 410);
+    let forged = app
+        .client
+        .get(format!("{}/d/a.b.c", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 400);
+
+    // The download's end is recorded as its body finishes: wait for it, boundedly.
+    let mut after = BTreeMap::new();
+    let mut text = String::new();
+    for _ in 0..100 {
+        (text, after) = scrape(&app).await;
+        if value(&after, "docgate_downloads_total{outcome=\"completed\"}") > 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let expected = [
+        ("docgate_link_requests_total{outcome=\"sent\"}", 1.0),
+        (
+            "docgate_link_requests_total{outcome=\"invalid_request\"}",
+            1.0,
+        ),
+        ("docgate_downloads_started_total", 1.0),
+        ("docgate_downloads_total{outcome=\"completed\"}", 1.0),
+        ("docgate_downloads_in_flight", 0.0),
+        ("docgate_download_duration_seconds_count", 1.0),
+        ("docgate_download_bytes_total", RESUME_LEN as f64),
+        (
+            "docgate_download_refusals_total{outcome=\"link_used\"}",
+            1.0,
+        ),
+        (
+            "docgate_download_refusals_total{outcome=\"invalid_link\"}",
+            1.0,
+        ),
+        (
+            "docgate_http_responses_total{route=\"link_request\",status=\"202\"}",
+            1.0,
+        ),
+        (
+            "docgate_http_responses_total{route=\"download\",status=\"200\"}",
+            1.0,
+        ),
+        (
+            "docgate_http_responses_total{route=\"download\",status=\"410\"}",
+            1.0,
+        ),
+    ];
+    for (series, want) in expected {
+        assert_eq!(value(&after, series), want, "{series} in\n{text}");
+    }
+    assert!(text.contains("docgate_build_info{version=\""), "{text}");
+    for secret in ["jane.metrics", "example.org", token_of(&link)] {
+        assert!(!text.contains(secret), "{secret} in the metrics");
+    }
+
+    // The admin listener serves nothing else; the public one has no metrics.
+    let other = app
+        .client
+        .get(format!("{}/admin/nothing", app.admin_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(other.status(), 404);
+    let public = app
+        .client
+        .get(format!("{}/metrics", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(public.status(), 404);
+}
+
+#[tokio::test]
+async fn rate_limit_refusals_are_counted_by_limit() {
+    let app = TestApp::with(&[
+        ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h"),
+        ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1/h"),
+    ])
+    .await;
+    for _ in 0..3 {
+        app.request_link("same@example.org", "resume").await;
+    }
+    for _ in 0..2 {
+        app.client
+            .get(format!("{}/d/a.b.c", app.base))
+            .send()
+            .await
+            .unwrap();
+    }
+    let (text, series) = scrape(&app).await;
+    assert_eq!(
+        value(&series, "docgate_rate_limited_total{limit=\"req-email\"}"),
+        2.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&series, "docgate_rate_limited_total{limit=\"dl-ip\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(
+            &series,
+            "docgate_link_requests_total{outcome=\"not_sent_address_limit\"}"
+        ),
+        2.0
+    );
+}
