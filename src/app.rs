@@ -21,6 +21,7 @@ use crate::mail::queue::{RedisOutbox, Sender, SenderSettings};
 use crate::mail::{Composer, MailError, Mailer, smtp};
 use crate::metrics::Metrics;
 use crate::objects::dir::DirSource;
+use crate::objects::observed::ObservedObjects;
 use crate::objects::s3::S3Source;
 use crate::objects::{ObjectError, ObjectSource};
 use crate::ratelimit::RateLimiter;
@@ -29,6 +30,7 @@ use crate::ratelimit::shared::RedisLimiter;
 use crate::requestlog::{JsonLinesLog, RequestLog};
 use crate::store::TokenStore;
 use crate::store::memory::MemoryStore;
+use crate::store::observed::ObservedStore;
 use crate::store::shared::RedisStore;
 use crate::token::TokenCodec;
 
@@ -221,6 +223,12 @@ impl App {
                 }
             }
         }
+        let metrics = Arc::new(Metrics::new());
+        let backends = Backends {
+            store: Arc::new(ObservedStore::new(backends.store, metrics.clone())),
+            objects: Arc::new(ObservedObjects::new(backends.objects, metrics.clone())),
+            ..backends
+        };
         let mut hasher = Sha256::new();
         hasher.update(b"docgate log pseudonyms\0");
         hasher.update(config.token.signing_secret().expose());
@@ -231,7 +239,7 @@ impl App {
             codec,
             backends,
             tasks: TaskTracker::new(),
-            metrics: Arc::new(Metrics::new()),
+            metrics,
         })
     }
 

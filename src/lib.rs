@@ -83,7 +83,9 @@ impl Service {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<()> {
         let stop = CancellationToken::new();
+        let metrics = self.app.metrics.clone();
         let sender = self.sender.map(|sender| {
+            let sender = sender.with_metrics(metrics);
             let stop = stop.clone();
             tokio::spawn(async move { sender.run(stop.cancelled_owned()).await })
         });

@@ -65,6 +65,24 @@ pub struct Metrics {
     pub rate_limited: Family<Limit, Counter>,
     /// Responses by route family and status.
     pub responses: Family<Response, Counter>,
+    /// Time from asking the object source to its first byte.
+    pub object_first_byte: Histogram,
+    /// Token store operation latency, by operation.
+    pub store_seconds: Family<Operation, Histogram>,
+    /// Token store and rate limiter failures, by operation: each failed a request closed.
+    pub store_errors: Family<Operation, Counter>,
+    /// Mail deliveries by outcome: `sent`, `retried`, `dead_lettered`, `expired`.
+    pub mail: Family<Label, Counter>,
+    /// Mails waiting: queued, or scheduled for a retry (refreshed at each scrape).
+    pub mail_queue_depth: Gauge,
+    /// Mails in the dead letters (refreshed at each scrape).
+    pub mail_dead_letters: Gauge,
+}
+
+/// One label naming a store operation.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Operation {
+    pub operation: &'static str,
 }
 
 impl Default for Metrics {
@@ -130,6 +148,44 @@ impl Metrics {
             "HTTP responses on the public listener, by route family and status",
             responses.clone(),
         );
+        let object_first_byte = Histogram::new(exponential_buckets(0.001, 3.0, 10));
+        registry.register(
+            "object_first_byte_seconds",
+            "Time from asking the object source for a document to its first byte",
+            object_first_byte.clone(),
+        );
+        let store_seconds = Family::<Operation, Histogram>::new_with_constructor(
+            (|| Histogram::new(exponential_buckets(0.0001, 3.0, 10))) as fn() -> Histogram,
+        );
+        registry.register(
+            "store_operation_seconds",
+            "Token store operation latency, by operation",
+            store_seconds.clone(),
+        );
+        let store_errors = Family::<Operation, Counter>::default();
+        registry.register(
+            "store_errors",
+            "Token store and rate limiter failures, by operation; each failed a request closed",
+            store_errors.clone(),
+        );
+        let mail = Family::<Label, Counter>::default();
+        registry.register(
+            "mail",
+            "Mail deliveries, by outcome (sent, retried, dead_lettered, expired)",
+            mail.clone(),
+        );
+        let mail_queue_depth = Gauge::default();
+        registry.register(
+            "mail_queue_depth",
+            "Mails waiting to be delivered: queued, or scheduled for a retry",
+            mail_queue_depth.clone(),
+        );
+        let mail_dead_letters = Gauge::default();
+        registry.register(
+            "mail_dead_letters",
+            "Mails in the dead letters, waiting for an operator",
+            mail_dead_letters.clone(),
+        );
         registry.register(
             "build",
             "The running build",
@@ -148,6 +204,30 @@ impl Metrics {
             download_bytes,
             rate_limited,
             responses,
+            object_first_byte,
+            store_seconds,
+            store_errors,
+            mail,
+            mail_queue_depth,
+            mail_dead_letters,
+        }
+    }
+
+    /// Counts a failed operation of the store or the limiter.
+    pub fn store_error(&self, operation: &'static str) {
+        self.store_errors
+            .get_or_create(&Operation { operation })
+            .inc();
+    }
+
+    /// Records one store operation.
+    pub fn store_operation(&self, operation: &'static str, took: Duration, ok: bool) {
+        let label = Operation { operation };
+        self.store_seconds
+            .get_or_create(&label)
+            .observe(took.as_secs_f64());
+        if !ok {
+            self.store_error(operation);
         }
     }
 

@@ -15,7 +15,7 @@ use crate::metrics;
 /// Routes one admin request.
 pub async fn handle(app: Arc<App>, _peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
     let result = match (req.uri().path(), req.method()) {
-        ("/metrics", &Method::GET | &Method::HEAD) => Ok(scrape(&app)),
+        ("/metrics", &Method::GET | &Method::HEAD) => Ok(scrape(&app).await),
         ("/metrics", _) => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
         _ => Err(Error::NotFound),
     };
@@ -26,8 +26,20 @@ pub async fn handle(app: Arc<App>, _peer: SocketAddr, req: Request<Incoming>) ->
     response
 }
 
-/// The metrics exposition.
-fn scrape(app: &App) -> Response<Body> {
+/// The metrics exposition, with the mail queue's gauges refreshed.
+async fn scrape(app: &App) -> Response<Body> {
+    match app.backends.mailer.backlog().await {
+        Ok(Some(depth)) => {
+            let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+            app.metrics
+                .mail_queue_depth
+                .set(gauge(depth.queued.saturating_add(depth.retrying)));
+            app.metrics.mail_dead_letters.set(gauge(depth.dead));
+        }
+        Ok(None) => {}
+        // A scrape still answers: the store-error metrics tell the outage.
+        Err(e) => tracing::debug!(cause = %e, "mail queue depth unknown"),
+    }
     let mut response = Response::new(full(app.metrics.render()));
     *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(

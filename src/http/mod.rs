@@ -262,9 +262,18 @@ fn head_len<B>(req: &Request<B>) -> usize {
         + line
 }
 
+/// Counts one event against `key` under `rate`. A limiter that cannot answer fails the request
+/// closed (`503`) and is counted as a store error.
+async fn limit(app: &App, key: &Key, rate: Rate) -> Result<Decision, Error> {
+    app.backends.limiter.check(key, rate).await.map_err(|e| {
+        app.metrics.store_error("rate_limit");
+        Error::from(e)
+    })
+}
+
 /// Counts one request against `key`, refusing it with `429` when over `rate`.
 async fn enforce(app: &App, key: &Key, rate: Rate) -> Result<(), Error> {
-    match app.backends.limiter.check(key, rate).await? {
+    match limit(app, key, rate).await? {
         Decision::Allowed => Ok(()),
         Decision::Limited { retry_after } => {
             app.metrics.limited(key.scope());

@@ -18,8 +18,8 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::Body;
-use super::enforce;
 use super::error::{Error, html_page, json};
+use super::{enforce, limit};
 use crate::address;
 use crate::app::App;
 use crate::mail::LinkMail;
@@ -154,12 +154,7 @@ async fn request_link(
     // must not tell anyone whether an address gets mail, and an inbox cannot be bombed
     // through it either way.
     let per_email = Key::email(Scope::RequestPerEmail, address.as_ref());
-    if let Decision::Limited { .. } = app
-        .backends
-        .limiter
-        .check(&per_email, limits.request_per_email)
-        .await?
-    {
+    if let Decision::Limited { .. } = limit(app, &per_email, limits.request_per_email).await? {
         tracing::info!(
             email = %app.pseudonym(address.as_ref()),
             document = %document.id,
@@ -190,6 +185,9 @@ async fn request_link(
         title: document.title.clone(),
     };
     app.backends.mailer.send(&mail).await?;
+    if !app.backends.mailer.queues() {
+        Metrics::count(&app.metrics.mail, "sent");
+    }
     tracing::info!(
         email = %app.pseudonym(mail.to.as_ref()),
         document = %document.id,

@@ -50,6 +50,16 @@ pub enum MailError {
 pub trait Mailer: Send + Sync + 'static {
     /// Sends (or durably queues) the mail. `Ok` means it will reach the recipient's server.
     async fn send(&self, mail: &LinkMail) -> Result<(), MailError>;
+
+    /// True when `send` only queues and a sender delivers later (and counts the delivery).
+    fn queues(&self) -> bool {
+        false
+    }
+
+    /// How much mail waits, for a mailer with a queue.
+    async fn backlog(&self) -> Result<Option<queue::QueueDepth>, MailError> {
+        Ok(None)
+    }
 }
 
 /// Builds link messages.

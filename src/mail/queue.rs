@@ -87,6 +87,7 @@ use serde::Serialize;
 
 use super::smtp::{Failure, SmtpTransport, classify, describe};
 use super::{Composer, LinkMail, MailError, Mailer};
+use crate::metrics::Metrics;
 use crate::token::{Claims, ISSUER};
 
 /// The consumer group every sender joins.
@@ -510,6 +511,14 @@ impl RedisOutbox {
 #[async_trait]
 impl Mailer for RedisOutbox {
     /// Queues the mail; `Ok` once Redis acknowledged the write.
+    fn queues(&self) -> bool {
+        true
+    }
+
+    async fn backlog(&self) -> Result<Option<QueueDepth>, MailError> {
+        self.queue_depth().await.map(Some)
+    }
+
     async fn send(&self, mail: &LinkMail) -> Result<(), MailError> {
         let job = Job {
             jti: mail.claims.jti.clone(),
@@ -582,6 +591,7 @@ pub struct Sender {
     composer: Composer,
     settings: SenderSettings,
     consumer: String,
+    metrics: Option<Arc<Metrics>>,
 }
 
 /// The sender's loop state.
@@ -613,6 +623,21 @@ impl Sender {
             composer,
             settings,
             consumer: consumer_name(),
+            metrics: None,
+        }
+    }
+
+    /// Counts deliveries in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<Metrics>) -> Self {
+        Self {
+            metrics: Some(metrics),
+            ..self
+        }
+    }
+
+    fn count(&self, outcome: &'static str) {
+        if let Some(metrics) = &self.metrics {
+            Metrics::count(&metrics.mail, outcome);
         }
     }
 
@@ -797,7 +822,9 @@ impl Sender {
                 tracing::warn!(id, why, "unreadable mail job moved to the dead letters");
                 let mut dead = fields.0;
                 dead.extend(dead_fields("invalid", why, 0));
-                self.outbox.bury(&id, &dead).await?;
+                if self.outbox.bury(&id, &dead).await? {
+                    self.count("dead_lettered");
+                }
                 return Ok(());
             }
         };
@@ -809,6 +836,7 @@ impl Sender {
                 .bury(&id, &job.dead_fields("expired", "", job.attempts))
                 .await?
             {
+                self.count("expired");
                 tracing::warn!(
                     jti,
                     attempts = job.attempts,
@@ -821,12 +849,16 @@ impl Sender {
             Ok(message) => message,
             Err(e) => {
                 tracing::warn!(jti, error = %e, "mail not composable: moved to the dead letters");
-                self.outbox
+                if self
+                    .outbox
                     .bury(
                         &id,
                         &job.dead_fields("invalid", &e.to_string(), job.attempts),
                     )
-                    .await?;
+                    .await?
+                {
+                    self.count("dead_lettered");
+                }
                 return Ok(());
             }
         };
@@ -840,6 +872,7 @@ impl Sender {
                 state.unacked.push(id);
                 let queued_ms = now_ms().saturating_sub(job.enqueued_at);
                 tracing::info!(jti, attempt, queued_ms, "mail delivered");
+                self.count("sent");
                 return self.flush_acks(state).await;
             }
             Ok(Err(e)) if classify(&e) == Failure::Permanent => {
@@ -848,6 +881,7 @@ impl Sender {
                     .bury(&id, &job.dead_fields("rejected", &e.to_string(), attempt))
                     .await?
                 {
+                    self.count("dead_lettered");
                     let error = describe(&e);
                     tracing::warn!(
                         jti,
@@ -872,6 +906,7 @@ impl Sender {
             ..job
         };
         if self.outbox.reschedule(&id, &retry.fields(), delay).await? {
+            self.count("retried");
             tracing::warn!(
                 jti,
                 attempt,

@@ -10,6 +10,7 @@
 //! and mapped to a generic status in `http::error`.
 
 pub mod dir;
+pub mod observed;
 pub mod s3;
 
 use std::io;

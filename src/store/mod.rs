@@ -12,6 +12,7 @@
 //! store cannot answer, operations return [`StoreError::Unavailable`] and no download starts.
 
 pub mod memory;
+pub mod observed;
 pub mod shared;
 
 use std::time::Duration;

@@ -1,27 +1,11 @@
 //! Link mails over real SMTP, end to end over HTTP: the full production journey (Redis, S3,
 //! SMTP), mail surviving an SMTP outage and a docgate restart, and SMTP without Redis.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::servers::RedisServer;
 use crate::smtp_server::SmtpSink;
 use crate::support::*;
-
-/// Waits (bounded) until the sink holds `n` messages.
-async fn delivered(sink: &SmtpSink, n: usize) -> Vec<PathBuf> {
-    for _ in 0..300 {
-        let messages = sink.messages();
-        if messages.len() >= n {
-            return messages;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!(
-        "{n} mails never arrived; the sink has {}",
-        sink.messages().len()
-    );
-}
 
 fn settings<'a>(redis: &'a str, smtp: &'a str) -> Vec<(&'a str, &'a str)> {
     vec![("DOCGATE_REDIS_URL", redis), ("DOCGATE_SMTP_URL", smtp)]
@@ -36,7 +20,7 @@ async fn the_journey_with_mail_over_smtp() {
 
     let response = app.request_link("visitor@example.org", "resume").await;
     assert_eq!(response.status(), 202);
-    let mails = delivered(&sink, 1).await;
+    let mails = sink.delivered(1).await;
     let mail = Mail::read(&mails[0]);
     assert_eq!(mail.to, "visitor@example.org");
     assert_eq!(mail.subject, "Your download link for Jane Doe's resume");
@@ -67,7 +51,7 @@ async fn with_smtp_down_the_request_is_accepted_and_mailed_once_it_is_back() {
     assert_eq!(response.status(), 202, "queued durably, not sent yet");
     tokio::time::sleep(Duration::from_millis(300)).await;
     sink.restart();
-    let mails = delivered(&sink, 1).await;
+    let mails = sink.delivered(1).await;
     let link = Mail::read(&mails[0]).link;
     assert_eq!(app.client.get(&link).send().await.unwrap().status(), 200);
 }
@@ -88,7 +72,7 @@ async fn mail_queued_before_a_restart_is_delivered_once_after_it() {
 
     sink.restart();
     let second = TestApp::with(&settings(&redis_url, &smtp_url)).await;
-    let mails = delivered(&sink, 3).await;
+    let mails = sink.delivered(3).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(sink.messages().len(), 3, "each mail once");
     let mut recipients: Vec<String> = mails.iter().map(|m| Mail::read(m).to).collect();
@@ -158,7 +142,7 @@ async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
             .status(),
         202
     );
-    let mail = Mail::read(&delivered(&sink, 1).await[0]);
+    let mail = Mail::read(&sink.delivered(1).await[0]);
     assert_eq!(mail.subject, "Your download link for Jürgen's Lebenslauf");
     let response = app.client.get(&mail.link).send().await.unwrap();
     assert_eq!(response.status(), 200);
@@ -232,7 +216,7 @@ async fn an_operator_lists_and_retries_dead_letters_with_the_cli() {
     sink.control("");
     let (code, out) = mail_cli(app.dir.path(), &redis_url, &["retry", &id]);
     assert_eq!(code, 0, "{out}");
-    let mail = Mail::read(&delivered(&sink, 1).await[0]);
+    let mail = Mail::read(&sink.delivered(1).await[0]);
     assert_eq!(mail.to, "visitor@example.org");
     assert_eq!(
         app.client.get(&mail.link).send().await.unwrap().status(),

@@ -4,7 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::support::{RESUME_LEN, TestApp, token_of};
+use crate::servers::RedisServer;
+use crate::smtp_server::SmtpSink;
+use crate::support::{Mail, RESUME_LEN, TestApp, token_of};
 
 /// Scrapes `/metrics` into `series → value` (`name{labels}` as written).
 async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
@@ -80,6 +82,13 @@ async fn a_journey_moves_each_counter_by_exactly_what_happened() {
         (
             "docgate_link_requests_total{outcome=\"invalid_request\"}",
             1.0,
+        ),
+        ("docgate_mail_total{outcome=\"sent\"}", 1.0),
+        ("docgate_object_first_byte_seconds_count", 1.0),
+        // The download's claim, and the refused second one.
+        (
+            "docgate_store_operation_seconds_count{operation=\"claim\"}",
+            2.0,
         ),
         ("docgate_downloads_started_total", 1.0),
         ("docgate_downloads_total{outcome=\"completed\"}", 1.0),
@@ -167,4 +176,77 @@ async fn rate_limit_refusals_are_counted_by_limit() {
         ),
         2.0
     );
+}
+
+#[tokio::test]
+async fn store_object_and_mail_metrics_follow_a_production_journey() {
+    let mut redis = RedisServer::start();
+    let mut sink = SmtpSink::reserved();
+    let (redis_url, smtp_url) = (redis.url(), sink.url());
+    let app = TestApp::with(&[
+        ("DOCGATE_REDIS_URL", redis_url.as_str()),
+        ("DOCGATE_SMTP_URL", smtp_url.as_str()),
+    ])
+    .await;
+
+    // SMTP is down: the mail waits in the queue and its first delivery fails.
+    assert_eq!(
+        app.request_link("queued@example.org", "resume")
+            .await
+            .status(),
+        202
+    );
+    let mut series = BTreeMap::new();
+    for _ in 0..100 {
+        (_, series) = scrape(&app).await;
+        if value(&series, "docgate_mail_total{outcome=\"retried\"}") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(value(&series, "docgate_mail_total{outcome=\"retried\"}") >= 1.0);
+    assert_eq!(value(&series, "docgate_mail_queue_depth"), 1.0);
+    assert_eq!(value(&series, "docgate_mail_total{outcome=\"sent\"}"), 0.0);
+
+    // SMTP back: delivered once, the queue empties.
+    sink.restart();
+    let mail = Mail::read(&sink.delivered(1).await[0]);
+    for _ in 0..100 {
+        (_, series) = scrape(&app).await;
+        if value(&series, "docgate_mail_total{outcome=\"sent\"}") >= 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(value(&series, "docgate_mail_total{outcome=\"sent\"}"), 1.0);
+    assert_eq!(value(&series, "docgate_mail_queue_depth"), 0.0);
+    assert_eq!(value(&series, "docgate_mail_dead_letters"), 0.0);
+
+    let body = app.client.get(&mail.link).send().await.unwrap();
+    assert_eq!(body.bytes().await.unwrap().len(), RESUME_LEN);
+    let (text, series) = scrape(&app).await;
+    for operation in ["insert", "claim", "complete"] {
+        let count = format!("docgate_store_operation_seconds_count{{operation=\"{operation}\"}}");
+        assert!(value(&series, &count) >= 1.0, "{count} in\n{text}");
+    }
+    assert_eq!(
+        value(&series, "docgate_object_first_byte_seconds_count"),
+        1.0
+    );
+    assert_eq!(
+        value(&series, "docgate_store_errors_total{operation=\"claim\"}"),
+        0.0
+    );
+
+    // Redis gone: requests fail closed, and each failure is counted.
+    redis.stop();
+    let refused = app.client.get(&mail.link).send().await.unwrap();
+    assert_eq!(refused.status(), 503);
+    let (text, series) = scrape(&app).await;
+    let errors: f64 = series
+        .iter()
+        .filter(|(k, _)| k.starts_with("docgate_store_errors_total"))
+        .map(|(_, v)| v)
+        .sum();
+    assert!(errors >= 1.0, "{text}");
 }

@@ -84,6 +84,21 @@ impl SmtpSink {
         std::fs::rename(partial, path).unwrap();
     }
 
+    /// Waits (bounded) until the sink holds `n` messages, and returns them.
+    pub async fn delivered(&self, n: usize) -> Vec<PathBuf> {
+        for _ in 0..300 {
+            let messages = self.messages();
+            if messages.len() >= n {
+                return messages;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{n} mails never arrived; the sink has {}",
+            self.messages().len()
+        );
+    }
+
     /// The saved messages, oldest first.
     pub fn messages(&self) -> Vec<PathBuf> {
         let mut paths: Vec<PathBuf> = std::fs::read_dir(self.dir.path().join("mail"))

@@ -1,0 +1,68 @@
+//! A [`TokenStore`] decorator that times every operation and counts failures, so operators see
+//! the store's latency and outages (each failure is a request that failed closed) in metrics.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+
+use super::{Claim, Lease, LinkState, NewLink, StoreError, TokenStore};
+use crate::metrics::Metrics;
+
+/// Wraps a store with metrics.
+pub struct ObservedStore {
+    inner: Arc<dyn TokenStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl ObservedStore {
+    pub fn new(inner: Arc<dyn TokenStore>, metrics: Arc<Metrics>) -> Self {
+        Self { inner, metrics }
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .store_operation(operation, started.elapsed(), result.is_ok());
+        result
+    }
+}
+
+#[async_trait]
+impl TokenStore for ObservedStore {
+    async fn insert(&self, link: &NewLink<'_>) -> Result<(), StoreError> {
+        self.timed("insert", self.inner.insert(link)).await
+    }
+
+    async fn peek(&self, jti: &str) -> Result<LinkState, StoreError> {
+        self.timed("peek", self.inner.peek(jti)).await
+    }
+
+    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError> {
+        self.timed("claim", self.inner.claim(jti, lease)).await
+    }
+
+    async fn renew(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+        self.timed("renew", self.inner.renew(jti, lease)).await
+    }
+
+    async fn complete(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+        self.timed("complete", self.inner.complete(jti, lease))
+            .await
+    }
+
+    async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError> {
+        self.timed("release", self.inner.release(jti, lease, refund))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", self.inner.ping()).await
+    }
+}
