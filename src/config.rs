@@ -19,6 +19,7 @@ use crate::units::{Rate, parse_duration, parse_rate};
 
 pub const ENV_LISTEN: &str = "DOCGATE_LISTEN";
 pub const ENV_ADMIN_LISTEN: &str = "DOCGATE_ADMIN_LISTEN";
+pub const ENV_ADMIN_TOKEN: &str = "DOCGATE_ADMIN_TOKEN";
 pub const ENV_PUBLIC_URL: &str = "DOCGATE_PUBLIC_URL";
 pub const ENV_TOKEN_SECRET: &str = "DOCGATE_TOKEN_SECRET";
 pub const ENV_TOKEN_KEYS: &str = "DOCGATE_TOKEN_KEYS";
@@ -55,6 +56,9 @@ pub const ENV_MAX_HEADERS: &str = "DOCGATE_MAX_HEADERS";
 pub const ENV_H2_MAX_STREAMS: &str = "DOCGATE_H2_MAX_STREAMS";
 pub const ENV_LOG: &str = "DOCGATE_LOG";
 pub const ENV_LOG_FORMAT: &str = "DOCGATE_LOG_FORMAT";
+
+/// The shortest admin token accepted, in bytes.
+pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// The shortest HMAC key accepted, in bytes (RFC 7518 §3.2: at least the hash output size).
 pub const MIN_SECRET_LEN: usize = 32;
@@ -255,6 +259,8 @@ pub struct Config {
     pub listen: SocketAddr,
     /// The admin listener's address: metrics and the admin API.
     pub admin_listen: SocketAddr,
+    /// The admin API's bearer token; `None`: the admin API is off (metrics are still served).
+    pub admin_token: Option<Secret>,
     /// Base of the links put in mails, without a trailing slash.
     pub public_url: String,
     pub token: TokenKeys,
@@ -363,6 +369,19 @@ impl Config {
 
         let token = token_keys(&env, redis.is_some())?;
 
+        let admin_token = match env.secret(ENV_ADMIN_TOKEN)? {
+            Some(token) if token.expose().len() < MIN_ADMIN_TOKEN_LEN => {
+                return Err(ConfigError::hidden(
+                    ENV_ADMIN_TOKEN,
+                    format!(
+                        "must be at least {MIN_ADMIN_TOKEN_LEN} bytes, got {}",
+                        token.expose().len()
+                    ),
+                ));
+            }
+            token => token,
+        };
+
         let download_attempts =
             env.parse(ENV_DOWNLOAD_ATTEMPTS, "3", |v| match v.parse::<u32>() {
                 Ok(n) if (1..=100).contains(&n) => Ok(n),
@@ -384,6 +403,7 @@ impl Config {
             admin_listen: env.parse(ENV_ADMIN_LISTEN, "127.0.0.1:9090", |v| {
                 v.parse::<SocketAddr>()
             })?,
+            admin_token,
             public_url: env.parse(ENV_PUBLIC_URL, "http://localhost:8080", parse_public_url)?,
             token,
             redis,

@@ -13,6 +13,7 @@
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
 //! - [`mail`]: composing the link mail and delivering it, behind `Mailer`.
 //! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`.
+//! - [`admin`]: operator actions (mint, revoke, read the request log) for the admin API and CLI.
 //! - [`app`]: the shared state, and the choice of implementation behind each trait.
 //! - [`http`]: the hyper server, routes, response bodies, and the one error-to-response mapping.
 //! - [`metrics`]: the Prometheus metrics served on the admin listener.
@@ -24,6 +25,7 @@
 #![forbid(unsafe_code)]
 
 pub mod address;
+pub mod admin;
 pub mod app;
 pub mod catalog;
 pub mod check;

@@ -69,10 +69,13 @@ pub enum LogError {
     Unavailable(String),
 }
 
-/// Appends to the owner's request log.
+/// The owner's request log: appended to by requests, read by operators.
 #[async_trait]
 pub trait RequestLog: Send + Sync + 'static {
     async fn record(&self, entry: &Entry) -> Result<(), LogError>;
+
+    /// Up to `limit` entries, newest first, after skipping the `offset` newest.
+    async fn recent(&self, limit: usize, offset: usize) -> Result<Vec<Entry>, LogError>;
 }
 
 /// A JSON-lines file, opened for appending.
@@ -117,6 +120,20 @@ impl RequestLog for JsonLinesLog {
             .await
             .map_err(|e| LogError::Unavailable(e.to_string()))
     }
+
+    async fn recent(&self, limit: usize, offset: usize) -> Result<Vec<Entry>, LogError> {
+        let text = tokio::fs::read_to_string(&self.path)
+            .await
+            .map_err(|e| LogError::Unavailable(e.to_string()))?;
+        // A line being appended right now may be incomplete: it is skipped, not an error.
+        Ok(text
+            .lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .skip(offset)
+            .take(limit)
+            .collect())
+    }
 }
 
 #[cfg(test)]
@@ -147,5 +164,11 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0], entry);
         assert_eq!(lines[1].outcome, "completed");
+
+        let newest = log.recent(1, 0).await.unwrap();
+        assert_eq!(newest.len(), 1);
+        assert_eq!(newest[0].outcome, "completed");
+        assert_eq!(log.recent(10, 1).await.unwrap(), vec![entry]);
+        assert!(log.recent(10, 2).await.unwrap().is_empty());
     }
 }

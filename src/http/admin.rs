@@ -1,29 +1,176 @@
-//! The admin listener: `GET /metrics` for Prometheus. Bound to loopback by default and never
-//! routed by the ingress; it answers nothing a recipient may see.
+//! The admin listener: `GET /metrics` for Prometheus, and the admin API behind a bearer token.
+//! Bound to loopback by default and never routed by the ingress.
+//!
+//! | route | answer |
+//! | --- | --- |
+//! | `GET /metrics` | the exposition (no token needed) |
+//! | `POST /admin/links` `{"email", "document", "ttl"?, "send"?}` | `201 {"url", "jti", "expires_at"}` |
+//! | `DELETE /admin/tokens/{jti}` | `204`; `404` when no usable link has that id |
+//! | `POST /admin/revocations` `{"email"}` | `200 {"revoked": n}`: every usable link of the address |
+//! | `GET /admin/requests?limit=N&offset=M` | `200 {"entries": [...], "next_offset"}`, newest first |
+//!
+//! The token is compared in constant time (digests of both sides, so not even its length
+//! leaks); with `DOCGATE_ADMIN_TOKEN` unset every admin route answers `401`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
-use super::error::Error;
-use super::{Body, full};
+use super::error::{Error, json};
+use super::request_link::MAX_BODY;
+use super::{Body, empty, full};
+use crate::admin::{self, Mint};
 use crate::app::App;
 use crate::metrics;
+use crate::units::parse_duration;
+
+/// The most request log entries one page returns.
+const MAX_PAGE: usize = 1000;
 
 /// Routes one admin request.
-pub async fn handle(app: Arc<App>, _peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
-    let result = match (req.uri().path(), req.method()) {
-        ("/metrics", &Method::GET | &Method::HEAD) => Ok(scrape(&app).await),
-        ("/metrics", _) => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
-        _ => Err(Error::NotFound),
+pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let path = req.uri().path().to_owned();
+    let result = if path == "/metrics" {
+        match *req.method() {
+            Method::GET | Method::HEAD => Ok(scrape(&app).await),
+            _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
+        }
+    } else if !path.starts_with("/admin/") {
+        Err(Error::NotFound)
+    } else if !authorized(&app, req.headers()) {
+        tracing::warn!(target: "audit", client_ip = %peer.ip(), "admin request refused: bad or missing token");
+        Err(Error::Unauthorized)
+    } else {
+        route(&app, req, &path).await
     };
     let mut response = result.unwrap_or_else(|e| e.into_response(false));
     response
         .headers_mut()
         .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
+}
+
+async fn route(app: &App, req: Request<Incoming>, path: &str) -> Result<Response<Body>, Error> {
+    match (path, req.method().clone()) {
+        ("/admin/links", Method::POST) => mint(app, req).await,
+        ("/admin/links", _) => Err(Error::MethodNotAllowed { allow: "POST" }),
+        ("/admin/revocations", Method::POST) => revoke_address(app, req).await,
+        ("/admin/revocations", _) => Err(Error::MethodNotAllowed { allow: "POST" }),
+        ("/admin/requests", Method::GET) => requests(app, req.uri().query()).await,
+        ("/admin/requests", _) => Err(Error::MethodNotAllowed { allow: "GET" }),
+        (p, Method::DELETE) if p.starts_with("/admin/tokens/") => {
+            let jti = &p["/admin/tokens/".len()..];
+            if admin::revoke(app, jti).await? {
+                let mut response = Response::new(empty());
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                Ok(response)
+            } else {
+                Err(Error::UnknownLink)
+            }
+        }
+        (p, _) if p.starts_with("/admin/tokens/") => {
+            Err(Error::MethodNotAllowed { allow: "DELETE" })
+        }
+        _ => Err(Error::NotFound),
+    }
+}
+
+/// True when the request carries `Authorization: Bearer <DOCGATE_ADMIN_TOKEN>`.
+fn authorized(app: &App, headers: &HeaderMap) -> bool {
+    let Some(expected) = &app.config.admin_token else {
+        return false;
+    };
+    let Some(given) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+    else {
+        return false;
+    };
+    let given = Sha256::digest(given);
+    let expected = Sha256::digest(expected.expose());
+    given.ct_eq(&expected).into()
+}
+
+/// Reads a JSON object body of at most [`MAX_BODY`] bytes.
+async fn body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, Error> {
+    let bytes = Limited::new(req.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| Error::TooLarge)?
+        .to_bytes();
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid("body", &format!("Send a JSON object: {e}.")))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MintBody {
+    email: String,
+    document: String,
+    /// `15m`, `2h`, `7d`.
+    ttl: Option<String>,
+    #[serde(default)]
+    send: bool,
+}
+
+async fn mint(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let request: MintBody = body(req).await?;
+    let ttl = match &request.ttl {
+        Some(ttl) => Some(parse_duration(ttl).map_err(|e| Error::invalid("ttl", &e.to_string()))?),
+        None => None,
+    };
+    let minted = admin::mint(
+        app,
+        &Mint {
+            email: request.email,
+            document: request.document,
+            ttl,
+            send: request.send,
+        },
+    )
+    .await?;
+    Ok(json(StatusCode::CREATED, &serde_json::json!(minted)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RevokeBody {
+    email: String,
+}
+
+async fn revoke_address(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let request: RevokeBody = body(req).await?;
+    let revoked = admin::revoke_address(app, &request.email).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "revoked": revoked }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Page {
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+async fn requests(app: &App, query: Option<&str>) -> Result<Response<Body>, Error> {
+    let page: Page = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|_| Error::invalid("query", "Use ?limit=N&offset=M with whole numbers."))?;
+    let limit = page.limit.unwrap_or(50).clamp(1, MAX_PAGE);
+    let offset = page.offset.unwrap_or(0);
+    let entries = admin::requests(app, limit, offset).await?;
+    let next = (entries.len() == limit).then_some(offset + limit);
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "entries": entries, "next_offset": next }),
+    ))
 }
 
 /// The metrics exposition, with the mail queue's gauges refreshed.
@@ -41,7 +188,6 @@ async fn scrape(app: &App) -> Response<Body> {
         Err(e) => tracing::debug!(cause = %e, "mail queue depth unknown"),
     }
     let mut response = Response::new(full(app.metrics.render()));
-    *response.status_mut() = StatusCode::OK;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static(metrics::CONTENT_TYPE),

@@ -380,6 +380,12 @@ mod tests {
         async fn release(&self, _: &str, _: &Lease, _: bool) -> Result<(), StoreError> {
             Ok(())
         }
+        async fn revoke(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn revoke_owner(&self, _: &str) -> Result<u64, StoreError> {
+            Ok(0)
+        }
         async fn ping(&self) -> Result<(), StoreError> {
             Ok(())
         }

@@ -11,6 +11,7 @@ use std::time::Duration;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::{Body, full};
+use crate::admin::AdminError;
 use crate::html::escape;
 use crate::mail::MailError;
 use crate::objects::ObjectError;
@@ -34,6 +35,12 @@ pub enum Error {
     BodyNotAllowed,
     #[error("request headers too large")]
     HeadersTooLarge,
+    /// An admin request without the right bearer token (or with the admin API off).
+    #[error("unauthorized")]
+    Unauthorized,
+    /// An operator named a link that is not usable (or never was).
+    #[error("unknown link")]
+    UnknownLink,
     #[error("unsupported content type")]
     UnsupportedMediaType,
     #[error("malformed or tampered link")]
@@ -100,6 +107,21 @@ impl From<Unsatisfiable> for Error {
     }
 }
 
+impl From<AdminError> for Error {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::Address(e) => Error::invalid("email", &e.to_string()),
+            AdminError::UnknownDocument(_) => Error::UnknownDocument,
+            AdminError::Ttl(why) => Error::invalid("ttl", &why),
+            AdminError::BadJti(_) => Error::invalid("jti", "Not a link id."),
+            AdminError::Store(e) => e.into(),
+            AdminError::Mail(e) => e.into(),
+            AdminError::Log(e) => Error::StoreUnavailable(e.to_string()),
+            AdminError::Token(e) => e.into(),
+        }
+    }
+}
+
 impl From<TokenError> for Error {
     fn from(e: TokenError) -> Self {
         match e {
@@ -132,6 +154,8 @@ impl Error {
             Error::UnknownDocument | Error::DocumentGone | Error::NotFound => StatusCode::NOT_FOUND,
             Error::TooLarge | Error::BodyNotAllowed => StatusCode::PAYLOAD_TOO_LARGE,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::UnknownLink => StatusCode::NOT_FOUND,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Expired | Error::Used | Error::Revoked => StatusCode::GONE,
             Error::InFlight => StatusCode::CONFLICT,
@@ -153,6 +177,8 @@ impl Error {
             Error::TooLarge => "body_too_large",
             Error::BodyNotAllowed => "body_not_allowed",
             Error::HeadersTooLarge => "headers_too_large",
+            Error::Unauthorized => "unauthorized",
+            Error::UnknownLink => "unknown_link",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::BadToken(_) => "invalid_link",
             Error::Expired => "link_expired",
@@ -177,6 +203,11 @@ impl Error {
             Error::TooLarge => "The request body is larger than 4 KiB.".to_owned(),
             Error::BodyNotAllowed => "This request takes no body.".to_owned(),
             Error::HeadersTooLarge => "The request headers are too large.".to_owned(),
+            Error::Unauthorized => {
+                "Send Authorization: Bearer <DOCGATE_ADMIN_TOKEN>; the admin API is off while it is unset."
+                    .to_owned()
+            }
+            Error::UnknownLink => "No usable link has this id.".to_owned(),
             Error::UnsupportedMediaType => {
                 "Send application/json or application/x-www-form-urlencoded.".to_owned()
             }
@@ -253,6 +284,12 @@ impl Error {
             }
             Error::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+            }
+            Error::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"docgate admin\""),
+                );
             }
             Error::Range { size } => {
                 if let Ok(v) = HeaderValue::try_from(format!("bytes */{size}")) {

@@ -26,7 +26,7 @@ use crate::mail::LinkMail;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, Key, Scope};
 use crate::requestlog::{Entry, Event};
-use crate::store::NewLink;
+use crate::store::{NewLink, owner_id};
 use crate::token::Claims;
 use crate::units::humanize;
 
@@ -176,6 +176,7 @@ async fn request_link(
             doc: &document.id,
             ttl,
             attempts: app.config.download_attempts,
+            owner: Some(&owner_id(address.as_ref())),
         })
         .await?;
     entry.jti = Some(claims.jti.clone());

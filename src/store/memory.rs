@@ -40,6 +40,8 @@ struct Record {
     attempts: u32,
     /// The holder and deadline of the current download, if one is streaming.
     lease: Option<(String, Instant)>,
+    /// Whom the link was made for.
+    owner: Option<String>,
 }
 
 impl Record {
@@ -140,6 +142,7 @@ impl TokenStore for MemoryStore {
                 started: 0,
                 attempts: link.attempts,
                 lease: None,
+                owner: link.owner.map(str::to_owned),
             },
         );
         Ok(())
@@ -213,6 +216,24 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
+    async fn revoke(&self, jti: &str) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let live = inner.record(jti, now).is_some();
+        inner.links.remove(jti);
+        Ok(live)
+    }
+
+    async fn revoke_owner(&self, owner: &str) -> Result<u64, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        let before = inner.links.len();
+        inner
+            .links
+            .retain(|_, r| r.expires <= now || r.owner.as_deref() != Some(owner));
+        Ok((before - inner.links.len()) as u64)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
@@ -230,6 +251,7 @@ mod tests {
             doc: "resume",
             ttl: TTL,
             attempts: 3,
+            owner: None,
         }
     }
 

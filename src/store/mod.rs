@@ -29,6 +29,16 @@ pub struct NewLink<'a> {
     pub ttl: Duration,
     /// How many downloads may start before one completes.
     pub attempts: u32,
+    /// Who the link was made for, as [`owner_id`] of the address: lets an operator revoke every
+    /// link of one person at once. No address in clear.
+    pub owner: Option<&'a str>,
+}
+
+/// The store's id for the person an address names: a hash of its lowercased form.
+pub fn owner_id(address: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(address.to_lowercase().as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A claim on a link held by one download while it streams.
@@ -103,6 +113,13 @@ pub trait TokenStore: Send + Sync + 'static {
     /// `refund` the attempt is not counted (the failure was ours, not the client's). A link whose
     /// attempts are all used up is spent.
     async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError>;
+
+    /// Withdraws a link: no download of it starts any more, and one in flight stops at its next
+    /// renewal. `false` when there was no such usable link.
+    async fn revoke(&self, jti: &str) -> Result<bool, StoreError>;
+
+    /// Withdraws every usable link made for `owner` (see [`owner_id`]); returns how many.
+    async fn revoke_owner(&self, owner: &str) -> Result<u64, StoreError>;
 
     /// Answers when the store is reachable (for `/readyz`).
     async fn ping(&self) -> Result<(), StoreError>;

@@ -62,6 +62,15 @@ impl TokenStore for ObservedStore {
             .await
     }
 
+    async fn revoke(&self, jti: &str) -> Result<bool, StoreError> {
+        self.timed("revoke", self.inner.revoke(jti)).await
+    }
+
+    async fn revoke_owner(&self, owner: &str) -> Result<u64, StoreError> {
+        self.timed("revoke_owner", self.inner.revoke_owner(owner))
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.timed("ping", self.inner.ping()).await
     }

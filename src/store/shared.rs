@@ -110,6 +110,16 @@ end
 return 1
 ";
 
+/// Adds a `jti` to an owner's index and keeps the index alive as long as its longest link.
+/// KEYS[1] the index; ARGV: jti, ttl in ms.
+const OWNER_ADD: &str = "
+redis.call('SADD', KEYS[1], ARGV[1])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1
+";
+
 /// The Redis token store.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -121,6 +131,7 @@ pub struct RedisStore {
     renew: Script,
     complete: Script,
     release: Script,
+    owner_add: Script,
 }
 
 impl RedisStore {
@@ -134,12 +145,18 @@ impl RedisStore {
             renew: Script::new(RENEW),
             complete: Script::new(COMPLETE),
             release: Script::new(RELEASE),
+            owner_add: Script::new(OWNER_ADD),
         }
     }
 
     /// `<prefix>token:<jti>`
     pub fn token_key(&self, jti: &str) -> String {
         format!("{}token:{jti}", self.prefix)
+    }
+
+    /// `<prefix>owner:<owner>`: the `jti`s of one person's links.
+    pub fn owner_key(&self, owner: &str) -> String {
+        format!("{}owner:{owner}", self.prefix)
     }
 
     /// `<prefix>spent:<jti>`
@@ -208,7 +225,18 @@ impl TokenStore for RedisStore {
             .ignore()
             .query_async::<()>(&mut conn)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        if let Some(owner) = link.owner {
+            // The index lives as long as its longest-lived link.
+            self.owner_add
+                .key(self.owner_key(owner))
+                .arg(link.jti)
+                .arg(millis(link.ttl))
+                .invoke_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(())
     }
 
     async fn peek(&self, jti: &str) -> Result<LinkState, StoreError> {
@@ -323,6 +351,40 @@ impl TokenStore for RedisStore {
             self.mark_spent(jti).await?;
         }
         Ok(())
+    }
+
+    async fn revoke(&self, jti: &str) -> Result<bool, StoreError> {
+        let mut conn = self.conn.clone();
+        redis::cmd("DEL")
+            .arg(self.token_key(jti))
+            .query_async::<u64>(&mut conn)
+            .await
+            .map(|n| n > 0)
+            .map_err(unavailable)
+    }
+
+    async fn revoke_owner(&self, owner: &str) -> Result<u64, StoreError> {
+        let mut conn = self.conn.clone();
+        let key = self.owner_key(owner);
+        let jtis: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&key)
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if jtis.is_empty() {
+            return Ok(0);
+        }
+        let keys: Vec<String> = jtis.iter().map(|jti| self.token_key(jti)).collect();
+        let (revoked,): (u64,) = redis::pipe()
+            .cmd("DEL")
+            .arg(&keys)
+            .cmd("DEL")
+            .arg(&key)
+            .ignore()
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(revoked)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

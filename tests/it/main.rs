@@ -7,6 +7,7 @@ mod servers;
 mod smtp_server;
 mod support;
 
+mod admin;
 mod bucket;
 mod check;
 mod downloads;

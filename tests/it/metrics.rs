@@ -127,7 +127,7 @@ async fn a_journey_moves_each_counter_by_exactly_what_happened() {
     // The admin listener serves nothing else; the public one has no metrics.
     let other = app
         .client
-        .get(format!("{}/admin/nothing", app.admin_base))
+        .get(format!("{}/nothing", app.admin_base))
         .send()
         .await
         .unwrap();

@@ -154,6 +154,7 @@ pub async fn record(app: &TestApp, claims: &Claims) {
             doc: &claims.doc,
             ttl: Duration::from_secs(900),
             attempts: app.app.config.download_attempts,
+            owner: None,
         })
         .await
         .unwrap();

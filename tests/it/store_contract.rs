@@ -10,7 +10,7 @@ use docgate::ratelimit::shared::RedisLimiter;
 use docgate::ratelimit::{Decision, Key, RateLimiter, Scope};
 use docgate::store::memory::MemoryStore;
 use docgate::store::shared::{RedisStore, connect};
-use docgate::store::{Claim, Lease, LinkState, NewLink, TokenStore};
+use docgate::store::{Claim, Lease, LinkState, NewLink, TokenStore, owner_id};
 use docgate::token::new_jti;
 use docgate::units::parse_rate;
 
@@ -32,6 +32,15 @@ fn redis_store(server: &RedisServer) -> Arc<dyn TokenStore> {
 }
 
 async fn insert(store: &dyn TokenStore, ttl: Duration, attempts: u32) -> String {
+    insert_for(store, ttl, attempts, None).await
+}
+
+async fn insert_for(
+    store: &dyn TokenStore,
+    ttl: Duration,
+    attempts: u32,
+    owner: Option<&str>,
+) -> String {
     let jti = new_jti();
     store
         .insert(&NewLink {
@@ -39,6 +48,7 @@ async fn insert(store: &dyn TokenStore, ttl: Duration, attempts: u32) -> String 
             doc: "resume",
             ttl,
             attempts,
+            owner,
         })
         .await
         .unwrap();
@@ -57,6 +67,7 @@ async fn store_contract(store: Arc<dyn TokenStore>) {
     refunds_do_not_count(store.as_ref()).await;
     only_the_holder_settles(store.as_ref()).await;
     unknown_links_are_revoked(store.as_ref()).await;
+    operators_revoke_one_link_or_all_of_one_person(store.as_ref()).await;
     leases_and_links_expire(store.as_ref()).await;
     racing_claims_have_one_winner(store).await;
 }
@@ -138,6 +149,37 @@ async fn unknown_links_are_revoked(store: &dyn TokenStore) {
         store.claim(&jti, &lease()).await.unwrap(),
         Claim::Refused(LinkState::Revoked)
     );
+}
+
+async fn operators_revoke_one_link_or_all_of_one_person(store: &dyn TokenStore) {
+    let jane = owner_id("Jane@Example.org");
+    assert_eq!(jane, owner_id("jane@example.org"), "one person, any case");
+    let first = insert_for(store, LINK_TTL, 3, Some(&jane)).await;
+    let second = insert_for(store, Duration::from_secs(3600), 3, Some(&jane)).await;
+    let other = insert_for(store, LINK_TTL, 3, Some(&owner_id("joe@example.org"))).await;
+    let single = insert(store, LINK_TTL, 3).await;
+
+    assert!(store.revoke(&single).await.unwrap());
+    assert_eq!(store.peek(&single).await.unwrap(), LinkState::Revoked);
+    assert!(!store.revoke(&single).await.unwrap(), "already gone");
+
+    // A link in flight is revoked too: its renewal fails and the download stops.
+    let lease = lease();
+    assert!(matches!(
+        store.claim(&first, &lease).await.unwrap(),
+        Claim::Granted { .. }
+    ));
+    assert_eq!(store.revoke_owner(&jane).await.unwrap(), 2);
+    assert!(!store.renew(&first, &lease).await.unwrap());
+    for jti in [&first, &second] {
+        assert_eq!(store.peek(jti).await.unwrap(), LinkState::Revoked);
+    }
+    assert_eq!(
+        store.peek(&other).await.unwrap(),
+        LinkState::Ready { started: 0 },
+        "another person's link is untouched"
+    );
+    assert_eq!(store.revoke_owner(&jane).await.unwrap(), 0);
 }
 
 /// Real time, kept short: a lease of 300 ms and a link of 300 ms.
@@ -284,8 +326,18 @@ async fn redis_keys_are_what_the_readme_says() {
         .unwrap();
     assert_eq!(spent, 0, "a failed completion leaves no spent marker");
 
+    // A person's links are indexed by a hash of the address, never the address.
+    let owner = owner_id("jane@example.org");
+    let jti = insert_for(store.as_ref(), LINK_TTL, 3, Some(&owner)).await;
+    let members: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("docgate:owner:{owner}"))
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(members, [jti]);
+
     let keys: Vec<String> = redis::cmd("KEYS").arg("*").query(&mut redis).unwrap();
     assert!(keys.iter().all(|k| k.starts_with("docgate:")), "{keys:?}");
+    assert!(keys.iter().all(|k| !k.contains("jane")), "{keys:?}");
 }
 
 #[tokio::test]

@@ -251,6 +251,7 @@ impl TestApp {
                 doc: document,
                 ttl: Duration::from_secs(900),
                 attempts: self.app.config.download_attempts,
+                owner: None,
             },
         )
         .await

@@ -1,0 +1,189 @@
+//! Operator actions on links: mint one (and mail it, or hand it over), revoke one by its `jti` or
+//! every link of one address, read the owner's request log. The admin API (`http::admin`) and the
+//! command line (`docgate link`, `docgate revoke`) both call these, so they behave alike.
+//!
+//! Every action writes one `audit` log line: what was done, to which link (`jti` prefix) or
+//! person (pseudonym), never an address or a token in clear.
+
+use std::time::Duration;
+
+use crate::address::{self, AddressError};
+use crate::app::App;
+use crate::mail::{LinkMail, MailError};
+use crate::requestlog::{Entry, Event, LogError};
+use crate::store::{NewLink, StoreError, owner_id};
+use crate::token::{Claims, TokenError};
+
+/// The longest lifetime an operator may give a link.
+pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+
+/// Why an operator action failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{0}")]
+    Address(#[from] AddressError),
+    #[error("no document {0:?} in the catalog")]
+    UnknownDocument(String),
+    #[error("ttl: {0}")]
+    Ttl(String),
+    #[error("{0:?} is not a link id")]
+    BadJti(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    #[error(transparent)]
+    Log(#[from] LogError),
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// A link to make.
+#[derive(Debug, Clone)]
+pub struct Mint {
+    pub email: String,
+    pub document: String,
+    /// The link's lifetime; `None`: the configured one.
+    pub ttl: Option<Duration>,
+    /// Mail it to the address (through the same outbox as a visitor's request).
+    pub send: bool,
+}
+
+/// A link made.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Minted {
+    pub url: String,
+    pub jti: String,
+    /// RFC 3339, UTC.
+    pub expires_at: String,
+}
+
+/// Makes a link as an operator asked: same validation, store record and request log as a
+/// visitor's request, without the rate limits.
+pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
+    let address = address::validate(&request.email)?;
+    let document = app
+        .catalog
+        .get(request.document.trim())
+        .ok_or_else(|| AdminError::UnknownDocument(request.document.clone()))?;
+    let ttl = request.ttl.unwrap_or(app.config.token_ttl);
+    if ttl.is_zero() || ttl > MAX_TTL {
+        return Err(AdminError::Ttl(format!(
+            "must be more than 0 and at most {} days",
+            MAX_TTL.as_secs() / 86_400
+        )));
+    }
+    let claims = Claims::new(&document.id, app.now(), ttl.as_secs());
+    let owner = owner_id(address.as_ref());
+    app.backends
+        .store
+        .insert(&NewLink {
+            jti: &claims.jti,
+            doc: &document.id,
+            ttl,
+            attempts: app.config.download_attempts,
+            owner: Some(&owner),
+        })
+        .await?;
+    let url = format!("{}/d/{}", app.config.public_url, app.codec.sign(&claims)?);
+    let minted = Minted {
+        url,
+        jti: claims.jti.clone(),
+        expires_at: rfc3339(claims.exp),
+    };
+    let pseudonym = app.pseudonym(address.as_ref());
+    let mut entry = Entry::now(
+        Event::LinkRequested,
+        std::net::IpAddr::from([127, 0, 0, 1]),
+        if request.send {
+            "admin_sent"
+        } else {
+            "admin_minted"
+        },
+    );
+    entry.email = Some(address.to_string());
+    entry.document = Some(document.id.clone());
+    entry.jti = Some(claims.jti.clone());
+    if request.send {
+        app.backends
+            .mailer
+            .send(&LinkMail {
+                to: address,
+                claims: claims.clone(),
+                title: document.title.clone(),
+            })
+            .await?;
+    }
+    app.backends.requests.record(&entry).await?;
+    tracing::info!(
+        target: "audit",
+        action = "mint",
+        link = claims.jti_prefix(),
+        email = %pseudonym,
+        document = %document.id,
+        ttl_secs = ttl.as_secs(),
+        send = request.send,
+        "admin action"
+    );
+    Ok(minted)
+}
+
+/// Withdraws one link. `false` when no usable link had that id.
+pub async fn revoke(app: &App, jti: &str) -> Result<bool, AdminError> {
+    if !crate::token::is_valid_jti(jti) {
+        return Err(AdminError::BadJti(jti.chars().take(80).collect()));
+    }
+    let revoked = app.backends.store.revoke(jti).await?;
+    tracing::info!(
+        target: "audit",
+        action = "revoke",
+        link = jti.get(..6).unwrap_or(jti),
+        revoked,
+        "admin action"
+    );
+    Ok(revoked)
+}
+
+/// Withdraws every usable link made for `email`; returns how many there were.
+pub async fn revoke_address(app: &App, email: &str) -> Result<u64, AdminError> {
+    let address = address::validate(email)?;
+    let revoked = app
+        .backends
+        .store
+        .revoke_owner(&owner_id(address.as_ref()))
+        .await?;
+    tracing::info!(
+        target: "audit",
+        action = "revoke_address",
+        email = %app.pseudonym(address.as_ref()),
+        revoked,
+        "admin action"
+    );
+    Ok(revoked)
+}
+
+/// The newest `limit` request log entries, newest first, skipping the first `offset`.
+pub async fn requests(app: &App, limit: usize, offset: usize) -> Result<Vec<Entry>, AdminError> {
+    let entries = app.backends.requests.recent(limit, offset).await?;
+    tracing::info!(
+        target: "audit",
+        action = "read_requests",
+        limit,
+        offset,
+        returned = entries.len(),
+        "admin action"
+    );
+    Ok(entries)
+}
+
+/// Seconds since the epoch as RFC 3339, UTC.
+fn rfc3339(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
