@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use docgate::admin::{self, AdminError, Mint};
 use docgate::config::{Config, Environment};
 use docgate::mail::queue::{RedisOutbox, Revival};
 
@@ -19,7 +20,12 @@ const EXIT_DATA: u8 = 65;
 /// Configuration comes from DOCGATE_* environment variables; see README.md. With none set,
 /// docgate runs on embedded defaults: documents from ./documents, mails written to ./outbox.
 #[derive(Parser)]
-#[command(version, about)]
+#[command(
+    version,
+    about,
+    after_help = "Exit codes: 0 success; 64 bad configuration or usage; 65 no such item, or \
+                  invalid input; 69 a backend cannot be reached or failed a check."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -27,10 +33,39 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Serve the public listener (the default).
+    /// Serve the public and admin listeners (the default).
     Serve,
     /// Validate the configuration and reach every backend, one line each; exit non-zero on failure.
     Check,
+    /// Mint a link to a document for an address and print it (needs DOCGATE_REDIS_URL: the
+    /// link lives in the store the running service shares).
+    Link {
+        /// The recipient's address.
+        #[arg(long)]
+        email: String,
+        /// The document's id in the catalog.
+        #[arg(long)]
+        document: String,
+        /// How long the link lives, e.g. 15m, 2h, 7d (default: DOCGATE_TOKEN_TTL; at most 30d).
+        #[arg(long, value_parser = parse_ttl)]
+        ttl: Option<std::time::Duration>,
+        /// Also mail the link to the address, as a visitor's request would.
+        #[arg(long)]
+        send: bool,
+        /// Print {"url", "jti", "expires_at"} as JSON instead of the bare URL.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Withdraw a link by its id (the jti), or every link of one address (needs
+    /// DOCGATE_REDIS_URL). A download in flight stops within a second.
+    Revoke {
+        /// The link's id, as the admin API, the request log or `docgate link --json` shows it.
+        #[arg(required_unless_present = "email", conflicts_with = "email")]
+        jti: Option<String>,
+        /// Withdraw every usable link made for this address instead.
+        #[arg(long)]
+        email: Option<String>,
+    },
     /// Inspect and retry the durable mail queue (needs DOCGATE_REDIS_URL).
     Mail {
         #[command(subcommand)]
@@ -82,6 +117,24 @@ fn main() -> ExitCode {
             Command::Serve => serve(config).await,
             Command::Check => check(config).await,
             Command::Mail { command } => mail(config, command).await,
+            Command::Link {
+                email,
+                document,
+                ttl,
+                send,
+                json,
+            } => {
+                let request = Mint {
+                    email,
+                    document,
+                    ttl,
+                    send,
+                };
+                operate(config, Operation::Link { request, json }).await
+            }
+            Command::Revoke { jti, email } => {
+                operate(config, Operation::Revoke { jti, email }).await
+            }
         }
     })
 }
@@ -130,6 +183,87 @@ async fn serve(config: Config) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+fn parse_ttl(value: &str) -> Result<std::time::Duration, String> {
+    docgate::units::parse_duration(value).map_err(|e| e.to_string())
+}
+
+/// What an operator asked the command line to do to links.
+enum Operation {
+    Link {
+        request: Mint,
+        json: bool,
+    },
+    Revoke {
+        jti: Option<String>,
+        email: Option<String>,
+    },
+}
+
+/// Runs an operator action against the configured store, as the admin API would.
+async fn operate(config: Config, operation: Operation) -> ExitCode {
+    if config.redis.is_none() {
+        eprintln!(
+            "docgate: links live in the running service's store; set DOCGATE_REDIS_URL (and the \
+             same token keys) to mint or revoke from the command line, or use the admin API"
+        );
+        return ExitCode::from(EXIT_CONFIG);
+    }
+    let service = match docgate::build(config).await {
+        Ok(service) => service,
+        Err(e) => {
+            eprintln!("docgate: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let app = service.app;
+    let failed = |e: AdminError| {
+        eprintln!("docgate: {e}");
+        match e {
+            AdminError::Store(_) | AdminError::Mail(_) | AdminError::Log(_) => {
+                ExitCode::from(EXIT_UNAVAILABLE)
+            }
+            _ => ExitCode::from(EXIT_DATA),
+        }
+    };
+    let code = match operation {
+        Operation::Link { request, json } => match admin::mint(&app, &request).await {
+            Ok(minted) if json => {
+                println!("{}", serde_json::json!(minted));
+                ExitCode::SUCCESS
+            }
+            Ok(minted) => {
+                println!("{}", minted.url);
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        },
+        Operation::Revoke { jti: Some(jti), .. } => match admin::revoke(&app, &jti).await {
+            Ok(true) => {
+                println!("revoked {jti}");
+                ExitCode::SUCCESS
+            }
+            Ok(false) => {
+                eprintln!("docgate: no usable link has the id {jti}");
+                ExitCode::from(EXIT_DATA)
+            }
+            Err(e) => failed(e),
+        },
+        Operation::Revoke {
+            email: Some(email), ..
+        } => match admin::revoke_address(&app, &email).await {
+            Ok(n) => {
+                println!("revoked {n} links");
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        },
+        Operation::Revoke { .. } => ExitCode::from(EXIT_CONFIG),
+    };
+    app.tasks.close();
+    app.tasks.wait().await;
+    code
 }
 
 async fn check(config: Config) -> ExitCode {

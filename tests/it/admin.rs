@@ -4,7 +4,8 @@
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
-use crate::support::{Mail, RESUME_LEN, TestApp, now};
+use crate::servers::RedisServer;
+use crate::support::{Mail, RESUME_LEN, TestApp, cli, now};
 
 const TOKEN: &str = "admin-token-0123456789abcdef";
 
@@ -276,4 +277,104 @@ async fn the_request_log_reads_newest_first_in_pages() {
     assert_eq!(status, 400, "{body}");
     let (status, _) = json_of(call(&app, Method::POST, "/admin/requests")).await;
     assert_eq!(status, 405);
+}
+
+#[tokio::test]
+async fn the_command_line_mints_and_revokes_against_the_running_service() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let app = TestApp::with(&[("DOCGATE_REDIS_URL", url.as_str())]).await;
+    let dir = app.dir.path();
+    let env = [
+        ("DOCGATE_REDIS_URL", url.as_str()),
+        ("DOCGATE_PUBLIC_URL", app.base.as_str()),
+        ("DOCGATE_LOG", "warn"),
+    ];
+
+    // A link minted by the CLI downloads from the server.
+    let (code, out, err) = cli(
+        dir,
+        &env,
+        &[
+            "link",
+            "--email",
+            "jane@example.org",
+            "--document",
+            "resume",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let link = out.trim();
+    assert!(link.starts_with(&format!("{}/d/", app.base)), "{out}");
+    let body = app
+        .client
+        .get(link)
+        .send()
+        .await
+        .unwrap()
+        .bytes()
+        .await
+        .unwrap();
+    assert_eq!(body.len(), RESUME_LEN);
+
+    // Revoked by id: the server refuses it; revoking again finds nothing.
+    let (code, out, err) = cli(
+        dir,
+        &env,
+        &[
+            "link",
+            "--email",
+            "jane@example.org",
+            "--document",
+            "resume",
+            "--json",
+            "--ttl",
+            "1h",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let minted: Value = serde_json::from_str(&out).unwrap();
+    let jti = minted["jti"].as_str().unwrap();
+    let (code, out, _) = cli(dir, &env, &["revoke", jti]);
+    assert_eq!((code, out.trim()), (0, format!("revoked {jti}").as_str()));
+    let url = minted["url"].as_str().unwrap();
+    assert_eq!(app.client.get(url).send().await.unwrap().status(), 410);
+    let (code, _, err) = cli(dir, &env, &["revoke", jti]);
+    assert_eq!(code, 65, "{err}");
+
+    // Every link of one address, two of them requested over HTTP and mailed.
+    let first = app.link("joe@example.org", "resume").await;
+    let second = app.link("joe@example.org", "lebenslauf").await;
+    let (code, out, err) = cli(dir, &env, &["revoke", "--email", "Joe@Example.org"]);
+    assert_eq!((code, out.trim()), (0, "revoked 2 links"), "{err}");
+    for link in [first, second] {
+        assert_eq!(app.client.get(&link).send().await.unwrap().status(), 410);
+    }
+
+    // Errors: bad input, unknown document, no Redis, no arguments.
+    let cases: [(&[&str], &[(&str, &str)], i32); 5] = [
+        (
+            &["link", "--email", "nope", "--document", "resume"],
+            &env,
+            65,
+        ),
+        (
+            &["link", "--email", "a@example.org", "--document", "nothing"],
+            &env,
+            65,
+        ),
+        (
+            &["link", "--email", "a@example.org", "--document", "resume"],
+            &[],
+            64,
+        ),
+        (&["revoke", "not/a/jti"], &env, 65),
+        (&["revoke"], &env, 2),
+    ];
+    for (args, env, want) in cases {
+        let (code, out, err) = cli(dir, env, args);
+        assert_eq!(code, want, "{args:?}: {out} {err}");
+        assert!(out.is_empty(), "{args:?}: {out}");
+        assert!(!err.is_empty(), "{args:?}: a message on stderr");
+    }
 }

@@ -160,23 +160,10 @@ async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
 
 /// Runs `docgate mail ...` against `redis_url`; returns exit code and stdout.
 fn mail_cli(dir: &std::path::Path, redis_url: &str, args: &[&str]) -> (i32, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_docgate"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in fixture_env(dir, "http://localhost:8080", SECRET) {
-        command.env(k, v);
-    }
-    let output = command
-        .env("DOCGATE_REDIS_URL", redis_url)
-        .arg("mail")
-        .args(args)
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-    )
+    let mut all = vec!["mail"];
+    all.extend_from_slice(args);
+    let (code, out, _) = cli(dir, &[("DOCGATE_REDIS_URL", redis_url)], &all);
+    (code, out)
 }
 
 #[tokio::test]

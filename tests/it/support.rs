@@ -59,6 +59,27 @@ pub fn content(seed: u8, len: usize) -> Vec<u8> {
     out
 }
 
+/// Runs the `docgate` binary with `args`, on the fixtures in `dir` and these settings; returns
+/// its exit code, stdout and stderr.
+pub fn cli(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_docgate"));
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in fixture_env(dir, "http://localhost:8080", SECRET) {
+        command.env(k, v);
+    }
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let output = command.args(args).output().unwrap();
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
 /// The whole seconds of a response's `Retry-After`.
 pub fn retry_after(response: &reqwest::Response) -> u64 {
     response.headers()["retry-after"]
