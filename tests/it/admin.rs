@@ -352,7 +352,8 @@ async fn the_command_line_mints_and_revokes_against_the_running_service() {
     }
 
     // Errors: bad input, unknown document, no Redis, no arguments.
-    let cases: [(&[&str], &[(&str, &str)], i32); 5] = [
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], i32);
+    let cases: [Case; 5] = [
         (
             &["link", "--email", "nope", "--document", "resume"],
             &env,
