@@ -39,6 +39,7 @@ CONTAINER = "docgate"
 USER_ID = 65532
 DEFAULT_LISTEN = "0.0.0.0:8080"
 DEFAULT_ADMIN_LISTEN = "127.0.0.1:9090"
+DEFAULT_SHUTDOWN_DELAY = "5s"
 DEFAULT_DRAIN = "30s"
 INGRESS_NAMESPACE = "ingress-nginx"
 MONITORING_NAMESPACE = "monitoring"
@@ -339,10 +340,14 @@ def check_shutdown(b: Bundle) -> None:
         command = pre_stop["exec"].get("command") or []
         numbers = [float(x) for x in command if re.fullmatch(r"\d+(\.\d+)?", str(x))]
         sleep = max(numbers, default=0.0)
-    require(pre_stop, "no preStop hook: the ingress may still route to a pod already draining")
+    delay = parse_duration(b.env().get("DOCGATE_SHUTDOWN_DELAY", DEFAULT_SHUTDOWN_DELAY))
+    require(sleep + delay > 0,
+            "neither DOCGATE_SHUTDOWN_DELAY nor a preStop hook: the ingress may still route to a "
+            "pod already refusing connections")
     grace = spec.get("terminationGracePeriodSeconds", 30)
-    require(grace > drain + sleep,
-            f"terminationGracePeriodSeconds {grace} <= drain {drain:g}s + preStop {sleep:g}s")
+    require(grace > drain + sleep + delay,
+            f"terminationGracePeriodSeconds {grace} <= shutdown delay {delay:g}s + drain "
+            f"{drain:g}s + preStop {sleep:g}s")
 
 
 @k8s_check("security-context")
@@ -796,9 +801,13 @@ def check_compose_redis(c: dict) -> None:
 @compose_check("compose-shutdown")
 def check_compose_shutdown(c: dict) -> None:
     s = c["doc"]["services"][CONTAINER]
-    drain = parse_duration(_compose_env(s).get("DOCGATE_DRAIN_TIMEOUT", DEFAULT_DRAIN))
+    env = _compose_env(s)
+    drain = parse_duration(env.get("DOCGATE_DRAIN_TIMEOUT", DEFAULT_DRAIN))
+    delay = parse_duration(env.get("DOCGATE_SHUTDOWN_DELAY", DEFAULT_SHUTDOWN_DELAY))
     grace = parse_duration(s.get("stop_grace_period", "10s"))
-    require(grace > drain, f"stop_grace_period {grace:g}s <= DOCGATE_DRAIN_TIMEOUT {drain:g}s")
+    require(grace > drain + delay,
+            f"stop_grace_period {grace:g}s <= DOCGATE_SHUTDOWN_DELAY {delay:g}s + "
+            f"DOCGATE_DRAIN_TIMEOUT {drain:g}s")
 
 
 @compose_check("compose-files")

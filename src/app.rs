@@ -180,6 +180,8 @@ pub struct App {
     /// shutdown so nothing is lost when the process exits.
     pub tasks: TaskTracker,
     pub metrics: Arc<Metrics>,
+    /// Set once shutdown has begun: readiness answers `503` from then on.
+    draining: std::sync::atomic::AtomicBool,
     /// Keys the pseudonyms of addresses in logs.
     pseudonym_key: [u8; 32],
 }
@@ -240,7 +242,19 @@ impl App {
             backends,
             tasks: TaskTracker::new(),
             metrics,
+            draining: std::sync::atomic::AtomicBool::new(false),
         })
+    }
+
+    /// Marks the service as shutting down: readiness answers `503` from now on.
+    pub fn start_draining(&self) {
+        self.draining
+            .store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    /// True once shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Loads the catalog named by the configuration.

@@ -47,6 +47,7 @@ pub const ENV_LIMIT_DOWNLOAD_PER_IP: &str = "DOCGATE_LIMIT_DOWNLOAD_PER_IP";
 pub const ENV_DOWNLOAD_ATTEMPTS: &str = "DOCGATE_DOWNLOAD_ATTEMPTS";
 pub const ENV_LIMIT_MAIL: &str = "DOCGATE_LIMIT_MAIL";
 pub const ENV_DRAIN_TIMEOUT: &str = "DOCGATE_DRAIN_TIMEOUT";
+pub const ENV_SHUTDOWN_DELAY: &str = "DOCGATE_SHUTDOWN_DELAY";
 pub const ENV_HEADER_READ_TIMEOUT: &str = "DOCGATE_HEADER_READ_TIMEOUT";
 pub const ENV_IDLE_TIMEOUT: &str = "DOCGATE_IDLE_TIMEOUT";
 pub const ENV_WRITE_TIMEOUT: &str = "DOCGATE_WRITE_TIMEOUT";
@@ -289,6 +290,9 @@ pub struct Config {
     pub download_attempts: u32,
     /// How long a shutdown waits for in-flight downloads.
     pub drain_timeout: Duration,
+    /// After SIGTERM, how long readiness answers `503` while new connections are still
+    /// accepted, before the listener closes.
+    pub shutdown_delay: Duration,
     pub http: HttpLimits,
     /// A `tracing` filter directive, e.g. `info` or `docgate=debug`.
     pub log_filter: String,
@@ -442,6 +446,7 @@ impl Config {
             },
             download_attempts,
             drain_timeout: env.parse(ENV_DRAIN_TIMEOUT, "30s", parse_duration)?,
+            shutdown_delay: env.parse(ENV_SHUTDOWN_DELAY, "5s", parse_delay)?,
             log_filter,
             log_format,
         })
@@ -628,6 +633,14 @@ fn random_secret() -> Secret {
     #[allow(clippy::expect_used)]
     getrandom::fill(&mut bytes).expect("the operating system's random number generator failed");
     Secret::new(bytes)
+}
+
+/// A duration that may be zero (`0s`: no delay).
+fn parse_delay(value: &str) -> Result<Duration, String> {
+    if matches!(value, "0" | "0s") {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(value).map_err(|e| e.to_string())
 }
 
 /// A whole number from `min` to `max`.

@@ -53,6 +53,7 @@ use tokio_util::sync::CancellationToken;
 use app::{App, Backends};
 use config::{Config, ConfigError, ENV_ADMIN_LISTEN, ENV_LISTEN};
 use mail::queue::Sender;
+use shutdown::Signal;
 use token::TokenCodec;
 
 /// How long a shutdown waits for the mail sender to finish the delivery in progress.
@@ -79,11 +80,28 @@ pub async fn build(config: Config) -> Result<Service, ConfigError> {
 impl Service {
     /// Serves `listener` and runs the mail sender until `shutdown` resolves; then drains the
     /// server and lets the sender finish the delivery in progress.
+    ///
+    /// On [`Signal::Terminate`] readiness turns `503` at once and the listener keeps accepting for
+    /// `DOCGATE_SHUTDOWN_DELAY`, so load balancers stop sending new clients before connections
+    /// are refused; then in-flight downloads drain.
     pub async fn run(
         self,
         listeners: Listeners,
-        shutdown: impl Future<Output = ()>,
+        shutdown: impl Future<Output = Signal>,
     ) -> std::io::Result<()> {
+        let app = self.app.clone();
+        let shutdown = async move {
+            let signal = shutdown.await;
+            app.start_draining();
+            let delay = app.config.shutdown_delay;
+            if signal == Signal::Terminate && !delay.is_zero() {
+                tracing::info!(
+                    delay = ?delay,
+                    "readiness is 503; accepting connections until load balancers catch up"
+                );
+                tokio::time::sleep(delay).await;
+            }
+        };
         let stop = CancellationToken::new();
         let metrics = self.app.metrics.clone();
         let sender = self.sender.map(|sender| {

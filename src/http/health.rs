@@ -21,6 +21,12 @@ pub fn live() -> Response<Body> {
 /// Readiness: `200` when the token store and the object source both answer in time, `503`
 /// otherwise. The body says which failed, never why (causes go to the log).
 pub async fn ready(app: &App) -> Response<Body> {
+    if app.is_draining() {
+        return json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": "draining" }),
+        );
+    }
     let (store, objects) = tokio::join!(
         probe("token store", app.backends.store.ping()),
         probe("object store", app.backends.objects.ping()),

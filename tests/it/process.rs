@@ -252,6 +252,8 @@ fn serve_env(dir: &Path) -> Env {
         .collect();
     env.insert("DOCGATE_LISTEN".to_owned(), "127.0.0.1:0".to_owned());
     env.insert("DOCGATE_LOG_FORMAT".to_owned(), "json".to_owned());
+    // Tests that stop a server do not wait for load balancers; the rollout test sets its own.
+    env.insert("DOCGATE_SHUTDOWN_DELAY".to_owned(), "0s".to_owned());
     env
 }
 
@@ -758,10 +760,11 @@ async fn wait_until_refused(addr: SocketAddr, within: Duration) -> Duration {
 
 // Two workers: the download and the connection probes each get one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_drains_in_flight_downloads() {
-    const LEN: usize = 64 * MIB;
-    /// Reading pace: the download takes about 1.5 s.
-    const BYTES_PER_SEC: f64 = 42.0 * MIB as f64;
+async fn sigterm_turns_readiness_off_then_refuses_connections_and_drains_the_download() {
+    const LEN: usize = 200 * MIB;
+    /// Reading pace: the download takes about 2.5 s.
+    const BYTES_PER_SEC: f64 = 80.0 * MIB as f64;
+    const DELAY: Duration = Duration::from_millis(1000);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     support::write_fixtures(root);
@@ -769,8 +772,14 @@ async fn sigterm_drains_in_flight_downloads() {
     add_to_catalog(root, "drain", "drain.bin");
     let mut env = serve_env(root);
     env.insert("DOCGATE_DRAIN_TIMEOUT".to_owned(), "20s".to_owned());
+    env.insert("DOCGATE_SHUTDOWN_DELAY".to_owned(), "1s".to_owned());
     let mut server = Server::start(root, &env).await;
     let (_, url) = server.link("patient@example.org", "drain").await;
+    let readyz = format!("http://{}/readyz", server.addr);
+    assert_eq!(
+        server.client.get(&readyz).send().await.unwrap().status(),
+        200
+    );
 
     let (first_bytes, arrived) = tokio::sync::oneshot::channel::<()>();
     let client = server.client.clone();
@@ -809,9 +818,31 @@ async fn sigterm_drains_in_flight_downloads() {
         .await
         .expect("the first bytes arrive within 10 s")
         .expect("the download task is alive");
+    let terminated = Instant::now();
     server.process.terminate();
-    let refused_after = wait_until_refused(server.addr, Duration::from_secs(5)).await;
+
+    // Readiness turns 503 at once, on a new connection: the listener still accepts.
+    let mut draining = None;
+    for _ in 0..50 {
+        let response = server.client.get(&readyz).send().await.unwrap();
+        if response.status() == 503 {
+            draining = Some(response.json::<serde_json::Value>().await.unwrap());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let draining = draining.expect("readiness never turned 503 after SIGTERM");
+    assert_eq!(draining["status"], "draining");
+    assert!(terminated.elapsed() < DELAY, "readiness turned too late");
+
+    // After the delay, new connections are refused; the download is still in flight.
+    wait_until_refused(server.addr, Duration::from_secs(5)).await;
+    let refused_after = terminated.elapsed();
     eprintln!("new connections refused {refused_after:?} after SIGTERM");
+    assert!(
+        refused_after >= DELAY,
+        "refused before the delay: {refused_after:?}"
+    );
     assert!(
         !download.is_finished(),
         "the download should still be in flight when the listener closes"

@@ -145,7 +145,7 @@ pub struct TestApp {
     memory_store: Option<Arc<MemoryStore>>,
     pub app: Arc<App>,
     pub client: reqwest::Client,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<oneshot::Sender<docgate::shutdown::Signal>>,
     task: Option<JoinHandle<()>>,
 }
 
@@ -185,7 +185,7 @@ impl TestApp {
             sender: built.sender,
         };
 
-        let (tx, rx) = oneshot::channel::<()>();
+        let (tx, rx) = oneshot::channel::<docgate::shutdown::Signal>();
         let task = tokio::spawn(async move {
             service
                 .run(
@@ -193,9 +193,7 @@ impl TestApp {
                         public: listener,
                         admin,
                     },
-                    async {
-                        let _ = rx.await;
-                    },
+                    async { rx.await.unwrap_or(docgate::shutdown::Signal::Interrupt) },
                 )
                 .await
                 .unwrap();
@@ -231,7 +229,7 @@ impl TestApp {
     /// Stops accepting and waits for the drain to finish.
     pub async fn stop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(docgate::shutdown::Signal::Interrupt);
         }
         if let Some(task) = self.task.take() {
             task.await.unwrap();
@@ -346,7 +344,7 @@ impl TestApp {
 impl Drop for TestApp {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(docgate::shutdown::Signal::Interrupt);
         }
     }
 }
