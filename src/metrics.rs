@@ -193,6 +193,38 @@ impl Metrics {
                 version: env!("CARGO_PKG_VERSION"),
             }),
         );
+        // Every known series starts at zero, so the first event after a start shows in `rate()`.
+        for outcome in ["sent", "not_sent_address_limit"] {
+            link_requests.get_or_create(&Label { outcome });
+        }
+        for outcome in ["completed", "partial", "interrupted", "failed"] {
+            downloads.get_or_create(&Label { outcome });
+        }
+        for outcome in ["sent", "retried", "dead_lettered", "expired"] {
+            mail.get_or_create(&Label { outcome });
+        }
+        for operation in [
+            "insert",
+            "peek",
+            "claim",
+            "renew",
+            "complete",
+            "release",
+            "revoke",
+            "revoke_owner",
+            "ping",
+            "rate_limit",
+        ] {
+            store_errors.get_or_create(&Operation { operation });
+        }
+        for scope in [
+            crate::ratelimit::Scope::RequestPerIp,
+            crate::ratelimit::Scope::RequestPerEmail,
+            crate::ratelimit::Scope::DownloadPerIp,
+            crate::ratelimit::Scope::Mail,
+        ] {
+            rate_limited.get_or_create(&Limit { limit: scope.tag() });
+        }
         Self {
             registry,
             link_requests,
@@ -290,6 +322,10 @@ mod tests {
             "docgate_link_requests_total{outcome=\"sent\"} 2",
             "docgate_downloads_started_total 1",
             "docgate_downloads_total{outcome=\"completed\"} 1",
+            "docgate_downloads_total{outcome=\"failed\"} 0",
+            "docgate_mail_total{outcome=\"dead_lettered\"} 0",
+            "docgate_store_errors_total{operation=\"claim\"} 0",
+            "docgate_rate_limited_total{limit=\"mail\"} 0",
             "docgate_downloads_in_flight 0",
             "docgate_download_duration_seconds_count 1",
             "docgate_download_bytes_total 1024",
