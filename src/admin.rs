@@ -162,18 +162,83 @@ pub async fn revoke_address(app: &App, email: &str) -> Result<u64, AdminError> {
     Ok(revoked)
 }
 
-/// The newest `limit` request log entries, newest first, skipping the first `offset`.
-pub async fn requests(app: &App, limit: usize, offset: usize) -> Result<Vec<Entry>, AdminError> {
-    let entries = app.backends.requests.recent(limit, offset).await?;
+/// One link request as the owner reads it: who asked for what and when, and what became of the
+/// link.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RequestRow {
+    /// The address as given (refused requests may have none).
+    pub email: Option<String>,
+    pub document: Option<String>,
+    /// RFC 3339, UTC.
+    pub asked_at: String,
+    /// The request's outcome: `sent`, `not_sent_address_limit`, `admin_minted`, or an error code.
+    pub outcome: String,
+    pub client_ip: std::net::IpAddr,
+    /// The link's id, when one was made.
+    pub jti: Option<String>,
+    /// When a download of the link completed.
+    pub downloaded_at: Option<String>,
+    /// The outcome of the link's latest download (`completed`, `interrupted`, `link_used`, ...).
+    pub download: Option<String>,
+    /// How many downloads of the link were tried.
+    pub download_attempts: u32,
+}
+
+/// The newest `limit` link requests, newest first, after skipping the `offset` newest, each
+/// joined with what became of its link.
+pub async fn requests(
+    app: &App,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<RequestRow>, AdminError> {
+    let entries = app.backends.requests.recent(usize::MAX, 0).await?;
+    let rows = join(&entries, limit, offset);
     tracing::info!(
         target: "audit",
         action = "read_requests",
         limit,
         offset,
-        returned = entries.len(),
+        returned = rows.len(),
         "admin action"
     );
-    Ok(entries)
+    Ok(rows)
+}
+
+/// Joins link requests (newest first in `entries`) with the downloads of their links.
+fn join(entries: &[Entry], limit: usize, offset: usize) -> Vec<RequestRow> {
+    use std::collections::HashMap;
+    // Newest first: the first download seen for a jti is its latest.
+    let mut downloads: HashMap<&str, (Option<&str>, &str, u32)> = HashMap::new();
+    for entry in entries.iter().filter(|e| e.event == Event::Download) {
+        let Some(jti) = entry.jti.as_deref() else {
+            continue;
+        };
+        let seen = downloads.entry(jti).or_insert((None, &entry.outcome, 0));
+        seen.2 += 1;
+        if entry.outcome == "completed" && seen.0.is_none() {
+            seen.0 = Some(&entry.at);
+        }
+    }
+    entries
+        .iter()
+        .filter(|e| e.event == Event::LinkRequested)
+        .skip(offset)
+        .take(limit)
+        .map(|e| {
+            let download = e.jti.as_deref().and_then(|jti| downloads.get(jti));
+            RequestRow {
+                email: e.email.clone(),
+                document: e.document.clone(),
+                asked_at: e.at.clone(),
+                outcome: e.outcome.clone(),
+                client_ip: e.client_ip,
+                jti: e.jti.clone(),
+                downloaded_at: download.and_then(|d| d.0.map(str::to_owned)),
+                download: download.map(|d| d.1.to_owned()),
+                download_attempts: download.map_or(0, |d| d.2),
+            }
+        })
+        .collect()
 }
 
 /// Seconds since the epoch as RFC 3339, UTC.

@@ -195,13 +195,13 @@ impl Metrics {
         );
         // Every known series starts at zero, so the first event after a start shows in `rate()`.
         for outcome in ["sent", "not_sent_address_limit"] {
-            link_requests.get_or_create(&Label { outcome });
+            let _ = link_requests.get_or_create(&Label { outcome });
         }
         for outcome in ["completed", "partial", "interrupted", "failed"] {
-            downloads.get_or_create(&Label { outcome });
+            let _ = downloads.get_or_create(&Label { outcome });
         }
         for outcome in ["sent", "retried", "dead_lettered", "expired"] {
-            mail.get_or_create(&Label { outcome });
+            let _ = mail.get_or_create(&Label { outcome });
         }
         for operation in [
             "insert",
@@ -215,7 +215,7 @@ impl Metrics {
             "ping",
             "rate_limit",
         ] {
-            store_errors.get_or_create(&Operation { operation });
+            let _ = store_errors.get_or_create(&Operation { operation });
         }
         for scope in [
             crate::ratelimit::Scope::RequestPerIp,
@@ -223,7 +223,7 @@ impl Metrics {
             crate::ratelimit::Scope::DownloadPerIp,
             crate::ratelimit::Scope::Mail,
         ] {
-            rate_limited.get_or_create(&Limit { limit: scope.tag() });
+            let _ = rate_limited.get_or_create(&Limit { limit: scope.tag() });
         }
         Self {
             registry,

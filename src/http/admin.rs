@@ -7,7 +7,7 @@
 //! | `POST /admin/links` `{"email", "document", "ttl"?, "send"?}` | `201 {"url", "jti", "expires_at"}` |
 //! | `DELETE /admin/tokens/{jti}` | `204`; `404` when no usable link has that id |
 //! | `POST /admin/revocations` `{"email"}` | `200 {"revoked": n}`: every usable link of the address |
-//! | `GET /admin/requests?limit=N&offset=M` | `200 {"entries": [...], "next_offset"}`, newest first |
+//! | `GET /admin/requests?limit=N&offset=M` | `200 {"entries": [...], "next_offset"}`: link requests newest first, each joined with its link's downloads |
 //!
 //! The token is compared in constant time (digests of both sides, so not even its length
 //! leaks); with `DOCGATE_ADMIN_TOKEN` unset every admin route answers `401`.

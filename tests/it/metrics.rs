@@ -211,9 +211,13 @@ async fn store_object_and_mail_metrics_follow_a_production_journey() {
     // SMTP back: delivered once, the queue empties.
     sink.restart();
     let mail = Mail::read(&sink.delivered(1).await[0]);
+    // The delivery is counted when the server accepts it, and leaves the queue when Redis has
+    // its acknowledgement, a moment later.
     for _ in 0..100 {
         (_, series) = scrape(&app).await;
-        if value(&series, "docgate_mail_total{outcome=\"sent\"}") >= 1.0 {
+        if value(&series, "docgate_mail_total{outcome=\"sent\"}") >= 1.0
+            && value(&series, "docgate_mail_queue_depth") == 0.0
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
