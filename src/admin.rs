@@ -11,8 +11,8 @@ use crate::address::{self, AddressError};
 use crate::app::App;
 use crate::mail::{LinkMail, MailError};
 use crate::requestlog::{Entry, Event, LogError};
-use crate::store::{NewLink, StoreError, owner_id};
-use crate::token::{Claims, TokenError};
+use crate::store::{StoreError, owner_id};
+use crate::token::TokenError;
 
 /// The longest lifetime an operator may give a link.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -73,18 +73,7 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
             MAX_TTL.as_secs() / 86_400
         )));
     }
-    let claims = Claims::new(&document.id, app.now(), ttl.as_secs());
-    let owner = owner_id(address.as_ref());
-    app.backends
-        .store
-        .insert(&NewLink {
-            jti: &claims.jti,
-            doc: &document.id,
-            ttl,
-            attempts: app.config.download_attempts,
-            owner: Some(&owner),
-        })
-        .await?;
+    let claims = app.new_link(document, address.as_ref(), ttl).await?;
     let url = format!("{}/d/{}", app.config.public_url, app.codec.sign(&claims)?);
     let minted = Minted {
         url,

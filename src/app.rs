@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use sha2::{Digest, Sha256};
 use tokio_util::task::TaskTracker;
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Document};
 use crate::config::{
     Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_REDIS_URL,
     ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL,
@@ -28,10 +28,11 @@ use crate::ratelimit::RateLimiter;
 use crate::ratelimit::memory::MemoryLimiter;
 use crate::ratelimit::shared::RedisLimiter;
 use crate::requestlog::{JsonLinesLog, RequestLog};
-use crate::store::TokenStore;
 use crate::store::memory::MemoryStore;
 use crate::store::observed::ObservedStore;
 use crate::store::shared::RedisStore;
+use crate::store::{NewLink, StoreError, TokenStore, owner_id};
+use crate::token::Claims;
 use crate::token::TokenCodec;
 
 /// How long a download's claim on its link survives without renewal: a replica that dies
@@ -268,6 +269,27 @@ impl App {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
+    }
+
+    /// Mints a link to `document` for `address`, living `ttl`, and records it in the token store.
+    pub async fn new_link(
+        &self,
+        document: &Document,
+        address: &str,
+        ttl: Duration,
+    ) -> Result<Claims, StoreError> {
+        let claims = Claims::new(&document.id, self.now(), ttl.as_secs());
+        self.backends
+            .store
+            .insert(&NewLink {
+                jti: &claims.jti,
+                doc: &document.id,
+                ttl,
+                attempts: self.config.download_attempts,
+                owner: Some(&owner_id(address)),
+            })
+            .await?;
+        Ok(claims)
     }
 
     /// How an address appears in diagnostic logs.

@@ -26,8 +26,6 @@ use crate::mail::LinkMail;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, Key, Scope};
 use crate::requestlog::{Entry, Event};
-use crate::store::{NewLink, owner_id};
-use crate::token::Claims;
 use crate::units::humanize;
 
 /// The outcome of a request answered `202` without a mail: its address is over its limit.
@@ -168,17 +166,7 @@ async fn request_link(
     enforce(app, &Key::global(Scope::Mail), limits.mail).await?;
 
     let ttl = app.config.token_ttl;
-    let claims = Claims::new(&document.id, app.now(), ttl.as_secs());
-    app.backends
-        .store
-        .insert(&NewLink {
-            jti: &claims.jti,
-            doc: &document.id,
-            ttl,
-            attempts: app.config.download_attempts,
-            owner: Some(&owner_id(address.as_ref())),
-        })
-        .await?;
+    let claims = app.new_link(document, address.as_ref(), ttl).await?;
     entry.jti = Some(claims.jti.clone());
     let mail = LinkMail {
         to: address,

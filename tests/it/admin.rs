@@ -107,15 +107,7 @@ async fn an_operator_mints_a_link_that_downloads_and_can_mail_it() {
     assert!((now() + 7190..=now() + 7200).contains(&expires), "{minted}");
     assert!(app.outbox().is_empty(), "not sent unless asked");
 
-    let body = app
-        .client
-        .get(url)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = app.download(url).await;
     assert_eq!(body.len(), RESUME_LEN);
 
     let (status, sent) = json_of(
@@ -334,15 +326,7 @@ async fn the_command_line_mints_and_revokes_against_the_running_service() {
     assert_eq!(code, 0, "{err}");
     let link = out.trim();
     assert!(link.starts_with(&format!("{}/d/", app.base)), "{out}");
-    let body = app
-        .client
-        .get(link)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = app.download(link).await;
     assert_eq!(body.len(), RESUME_LEN);
 
     // Revoked by id: the server refuses it; revoking again finds nothing.

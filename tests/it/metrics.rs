@@ -47,15 +47,7 @@ async fn a_journey_moves_each_counter_by_exactly_what_happened() {
     let link = app.link("jane.metrics@example.org", "resume").await;
     let refused = app.request_link("not an address", "resume").await;
     assert_eq!(refused.status(), 400);
-    let body = app
-        .client
-        .get(&link)
-        .send()
-        .await
-        .unwrap()
-        .bytes()
-        .await
-        .unwrap();
+    let body = app.download(&link).await;
     assert_eq!(body.len(), RESUME_LEN);
     let used = app.client.get(&link).send().await.unwrap();
     assert_eq!(used.status(), 410);

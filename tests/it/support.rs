@@ -279,6 +279,12 @@ impl TestApp {
         (claims, format!("{}/d/{token}", self.base))
     }
 
+    /// GETs `url` and returns the whole body, whatever the status.
+    pub async fn download(&self, url: &str) -> Vec<u8> {
+        let response = self.client.get(url).send().await.unwrap();
+        response.bytes().await.unwrap().to_vec()
+    }
+
     /// The `.eml` files in the outbox.
     pub fn outbox(&self) -> Vec<PathBuf> {
         match std::fs::read_dir(self.path("outbox")) {
