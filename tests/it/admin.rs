@@ -347,6 +347,40 @@ async fn the_command_line_mints_and_revokes_against_the_running_service() {
     assert_eq!(code, 0, "{err}");
     let minted: Value = serde_json::from_str(&out).unwrap();
     let jti = minted["jti"].as_str().unwrap();
+
+    // Each action leaves an audit line: the link by its jti prefix, never the token or address.
+    let audited = [
+        ("DOCGATE_LOG", "info"),
+        ("DOCGATE_LOG_FORMAT", "json"),
+        ("DOCGATE_REDIS_URL", url.as_str()),
+    ];
+    let (code, out, log) = cli(dir, &audited, &["revoke", jti]);
+    assert_eq!(code, 0, "{log}");
+    let audit: Vec<Value> = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|l| l["target"] == "audit" || l["action"].is_string())
+        .collect();
+    assert_eq!(audit.len(), 1, "{log}");
+    assert_eq!(audit[0]["action"], "revoke");
+    assert_eq!(audit[0]["link"], &jti[..6]);
+    assert!(!log.contains(jti) && !log.contains("jane@"), "{log}");
+    assert_eq!(out.trim(), format!("revoked {jti}"));
+    let (code, out, _) = cli(
+        dir,
+        &env,
+        &[
+            "link",
+            "--email",
+            "jane@example.org",
+            "--document",
+            "resume",
+            "--json",
+        ],
+    );
+    assert_eq!(code, 0);
+    let minted: Value = serde_json::from_str(&out).unwrap();
+    let jti = minted["jti"].as_str().unwrap();
     let (code, out, _) = cli(dir, &env, &["revoke", jti]);
     assert_eq!((code, out.trim()), (0, format!("revoked {jti}").as_str()));
     let url = minted["url"].as_str().unwrap();
