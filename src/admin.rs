@@ -102,8 +102,14 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
                 title: document.title.clone(),
             })
             .await?;
+        if !app.backends.mailer.queues() {
+            crate::metrics::Metrics::count(&app.metrics.mail, "sent");
+        }
     }
-    app.backends.requests.record(&entry).await?;
+    // The link exists (and may be mailed): a lost log line must not make the operator retry.
+    if let Err(e) = app.backends.requests.record(&entry).await {
+        tracing::warn!(cause = %e, "request log entry lost");
+    }
     tracing::info!(
         target: "audit",
         action = "mint",

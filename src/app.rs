@@ -13,7 +13,7 @@ use tokio_util::task::TaskTracker;
 use crate::catalog::{Catalog, Document};
 use crate::config::{
     Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_REDIS_URL,
-    ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL,
+    ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL, Secret,
 };
 use crate::mail::direct::DirectSmtp;
 use crate::mail::outbox::FileOutbox;
@@ -234,7 +234,12 @@ impl App {
         };
         let mut hasher = Sha256::new();
         hasher.update(b"docgate log pseudonyms\0");
-        hasher.update(config.token.signing_secret().expose());
+        hasher.update(
+            config
+                .token
+                .signing_secret()
+                .map_or(&[][..], Secret::expose),
+        );
         Ok(Self {
             pseudonym_key: hasher.finalize().into(),
             config,

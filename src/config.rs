@@ -163,12 +163,13 @@ impl TokenKeys {
         }
     }
 
-    /// The secret of the signing key.
-    pub fn signing_secret(&self) -> &Secret {
+    /// The secret of the signing key; `None` if `signing` names no listed key (configuration
+    /// never builds such a set).
+    pub fn signing_secret(&self) -> Option<&Secret> {
         self.keys
             .iter()
             .find(|(kid, _)| *kid == self.signing)
-            .map_or(&self.keys[0].1, |(_, secret)| secret)
+            .map(|(_, secret)| secret)
     }
 }
 
@@ -584,12 +585,14 @@ fn parse_token_keys(
     let text = std::str::from_utf8(list.expose())
         .map_err(|_| ConfigError::hidden(ENV_TOKEN_KEYS, "is not UTF-8 text"))?;
     let mut keys: Vec<(String, Secret)> = Vec::new();
-    for (n, entry) in text
-        .split(['\n', ','])
+    let entries = text
+        .lines()
         .map(str::trim)
-        .filter(|e| !e.is_empty() && !e.starts_with('#'))
-        .enumerate()
-    {
+        .filter(|line| !line.starts_with('#'))
+        .flat_map(|line| line.split(','))
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    for (n, entry) in entries.enumerate() {
         let Some((kid, secret)) = entry.split_once('=') else {
             return Err(ConfigError::hidden(
                 ENV_TOKEN_KEYS,
@@ -729,7 +732,7 @@ mod tests {
         assert_eq!(config.public_url, "http://localhost:8080");
         assert_eq!(config.token_ttl, Duration::from_secs(900));
         assert!(config.token.generated);
-        assert_eq!(config.token.signing_secret().expose().len(), 32);
+        assert_eq!(config.token.signing_secret().unwrap().expose().len(), 32);
         assert_eq!(config.download_attempts, 3);
         assert_eq!(config.documents_dir, PathBuf::from("./documents"));
         assert_eq!(config.catalog, PathBuf::from("./catalog.toml"));
@@ -851,7 +854,7 @@ mod tests {
         .unwrap();
         assert!(!config.token.generated);
         assert_eq!(
-            config.token.signing_secret().expose(),
+            config.token.signing_secret().unwrap().expose(),
             b"0123456789abcdef0123456789abcdef"
         );
 
@@ -883,15 +886,24 @@ mod tests {
         let kids: Vec<&str> = config.token.keys.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(kids, ["2026-11", "2026-05"]);
         assert_eq!(config.token.signing, "2026-11", "the first key signs");
-        assert_eq!(config.token.signing_secret().expose(), KEY_B.as_bytes());
+        assert_eq!(
+            config.token.signing_secret().unwrap().expose(),
+            KEY_B.as_bytes()
+        );
 
         let config = Config::from_source(&source(&[
-            (ENV_TOKEN_KEYS, &format!("old={KEY_A},new={KEY_B}")),
+            (
+                ENV_TOKEN_KEYS,
+                &format!("# old, then new\nold={KEY_A},new={KEY_B}"),
+            ),
             (ENV_TOKEN_SIGNING_KID, "new"),
         ]))
         .unwrap();
         assert_eq!(config.token.signing, "new");
-        assert_eq!(config.token.signing_secret().expose(), KEY_B.as_bytes());
+        assert_eq!(
+            config.token.signing_secret().unwrap().expose(),
+            KEY_B.as_bytes()
+        );
 
         // The single secret stays a verify-only key beside the list, so moving to a list
         // breaks no link.

@@ -56,8 +56,9 @@ use mail::queue::Sender;
 use shutdown::Signal;
 use token::TokenCodec;
 
-/// How long a shutdown waits for the mail sender to finish the delivery in progress.
-const SENDER_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+/// How long a shutdown waits, after the drain, for the admin listener, the background work
+/// (claim releases, request log lines) and the mail sender's delivery in progress.
+const FINISH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// The running service: the shared state, and the background work beside the HTTP server.
 pub struct Service {
@@ -69,7 +70,10 @@ pub struct Service {
 /// Builds the service on the backends the configuration names.
 pub async fn build(config: Config) -> Result<Service, ConfigError> {
     let catalog = App::load_catalog(&config)?;
-    let codec = Arc::new(TokenCodec::new(&config.token));
+    let codec = Arc::new(
+        TokenCodec::new(&config.token)
+            .map_err(|e| ConfigError::hidden(config::ENV_TOKEN_SIGNING_KID, e))?,
+    );
     let built = Backends::from_config(&config, codec.clone()).await?;
     Ok(Service {
         app: Arc::new(App::new(config, catalog, codec, built.backends).await?),
@@ -89,7 +93,9 @@ impl Service {
         listeners: Listeners,
         shutdown: impl Future<Output = Signal>,
     ) -> std::io::Result<()> {
+        let stop = CancellationToken::new();
         let app = self.app.clone();
+        let stopping = stop.clone();
         let shutdown = async move {
             let signal = shutdown.await;
             app.start_draining();
@@ -101,8 +107,10 @@ impl Service {
                 );
                 tokio::time::sleep(delay).await;
             }
+            // The sender hands its jobs back and the admin listener drains while downloads do,
+            // so the whole stop fits in the delay plus the drain timeout.
+            stopping.cancel();
         };
-        let stop = CancellationToken::new();
         let metrics = self.app.metrics.clone();
         let sender = self.sender.map(|sender| {
             let sender = sender.with_metrics(metrics);
@@ -118,24 +126,23 @@ impl Service {
         ));
         let result = http::serve(self.app, listeners.public, shutdown).await;
         stop.cancel();
-        match admin.await {
-            Ok(Err(e)) => tracing::warn!(cause = %e, "the admin listener failed"),
-            Err(e) => tracing::warn!(cause = %e, "the admin listener panicked"),
-            Ok(Ok(())) => {}
-        }
         tasks.close();
-        if tokio::time::timeout(SENDER_STOP_TIMEOUT, tasks.wait())
-            .await
-            .is_err()
-        {
-            tracing::warn!("background work (claim releases, request log) did not finish in time");
-        }
-        if let Some(task) = sender
-            && tokio::time::timeout(SENDER_STOP_TIMEOUT, task)
-                .await
-                .is_err()
-        {
-            tracing::warn!("the mail sender did not stop in time; its job will be taken over");
+        let finish = async {
+            match admin.await {
+                Ok(Err(e)) => tracing::warn!(cause = %e, "the admin listener failed"),
+                Err(e) => tracing::warn!(cause = %e, "the admin listener panicked"),
+                Ok(Ok(())) => {}
+            }
+            tasks.wait().await;
+            if let Some(task) = sender {
+                let _ = task.await;
+            }
+        };
+        if tokio::time::timeout(FINISH_TIMEOUT, finish).await.is_err() {
+            tracing::warn!(
+                "background work (claim releases, request log, the mail sender) did not finish \
+                 in time; queued mail is taken over by another replica"
+            );
         }
         result
     }

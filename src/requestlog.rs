@@ -122,14 +122,15 @@ impl RequestLog for JsonLinesLog {
     }
 
     async fn recent(&self, limit: usize, offset: usize) -> Result<Vec<Entry>, LogError> {
-        let text = tokio::fs::read_to_string(&self.path)
+        let bytes = tokio::fs::read(&self.path)
             .await
             .map_err(|e| LogError::Unavailable(e.to_string()))?;
-        // A line being appended right now may be incomplete: it is skipped, not an error.
-        Ok(text
-            .lines()
+        // A line being appended right now, or cut by a crash, may be incomplete (even mid
+        // character): it is skipped, not an error.
+        Ok(bytes
+            .split(|&b| b == b'\n')
             .rev()
-            .filter_map(|line| serde_json::from_str(line).ok())
+            .filter_map(|line| serde_json::from_slice(line).ok())
             .skip(offset)
             .take(limit)
             .collect())
@@ -139,6 +140,7 @@ impl RequestLog for JsonLinesLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     #[tokio::test]
     async fn entries_append_as_json_lines() {
@@ -170,5 +172,14 @@ mod tests {
         assert_eq!(newest[0].outcome, "completed");
         assert_eq!(log.recent(10, 1).await.unwrap(), vec![entry]);
         assert!(log.recent(10, 2).await.unwrap().is_empty());
+
+        // A torn last line (a crash mid-write, mid-character) is skipped.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap()
+            .write_all(b"{\"at\":\"x\",\"email\":\"j\xc3")
+            .unwrap();
+        assert_eq!(log.recent(10, 0).await.unwrap().len(), 2);
     }
 }

@@ -101,30 +101,32 @@ impl std::fmt::Debug for TokenCodec {
 
 impl TokenCodec {
     /// A codec for these keys: each verifies tokens carrying its `kid`, the signing one signs.
-    pub fn new(keys: &TokenKeys) -> Self {
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.algorithms = vec![Algorithm::HS256];
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "iss"]);
-        // Time is checked in `verify` against the caller's clock, with our leeway.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.leeway = LEEWAY_SECS;
-        Self {
-            encoding: EncodingKey::from_secret(keys.signing_secret().expose()),
+    /// Fails when the signing `kid` names no listed key.
+    pub fn new(keys: &TokenKeys) -> Result<Self, TokenError> {
+        let signing = keys
+            .signing_secret()
+            .ok_or(TokenError::Invalid("the signing kid names no listed key"))?;
+        Ok(Self {
+            encoding: EncodingKey::from_secret(signing.expose()),
             decoding: keys
                 .keys
                 .iter()
                 .map(|(kid, secret)| (kid.clone(), DecodingKey::from_secret(secret.expose())))
                 .collect(),
             signing_kid: keys.signing.clone(),
-            validation,
-        }
+            validation: validation(),
+        })
     }
 
     /// A codec with one key, its `kid` derived from the secret.
     pub fn single(secret: &Secret) -> Self {
-        Self::new(&TokenKeys::single(secret.clone()))
+        let kid = key_id(secret);
+        Self {
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: HashMap::from([(kid.clone(), DecodingKey::from_secret(secret.expose()))]),
+            signing_kid: kid,
+            validation: validation(),
+        }
     }
 
     /// The `kid` new tokens are signed with.
@@ -174,6 +176,19 @@ impl TokenCodec {
         }
         Ok(claims)
     }
+}
+
+/// What the library checks: HS256 only, our issuer, `exp` and `iss` present. Time is checked in
+/// `verify` against the caller's clock, with our leeway.
+fn validation() -> Validation {
+    let mut validation = Validation::new(Algorithm::HS256);
+    validation.algorithms = vec![Algorithm::HS256];
+    validation.set_issuer(&[ISSUER]);
+    validation.set_required_spec_claims(&["exp", "iss"]);
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.leeway = LEEWAY_SECS;
+    validation
 }
 
 fn describe(kind: &ErrorKind) -> &'static str {
@@ -276,11 +291,11 @@ mod tests {
             signing: signing.to_owned(),
             generated: false,
         };
-        let before = TokenCodec::new(&keys(&[("old", &old)], "old"));
+        let before = TokenCodec::new(&keys(&[("old", &old)], "old")).unwrap();
         let old_token = before.sign(&Claims::new("resume", NOW, 900)).unwrap();
 
         // Step 1: both listed, the new one signs.
-        let during = TokenCodec::new(&keys(&[("new", &new), ("old", &old)], "new"));
+        let during = TokenCodec::new(&keys(&[("new", &new), ("old", &old)], "new")).unwrap();
         assert!(during.verify(&old_token, NOW).is_ok());
         let new_token = during.sign(&Claims::new("resume", NOW, 900)).unwrap();
         assert_eq!(segments(&new_token)[0]["kid"], "new");
@@ -290,7 +305,8 @@ mod tests {
         );
 
         // Step 2: the old key removed.
-        let after = TokenCodec::new(&keys(&[("new", &new)], "new"));
+        let after = TokenCodec::new(&keys(&[("new", &new)], "new")).unwrap();
+        assert!(TokenCodec::new(&keys(&[("new", &new)], "old")).is_err());
         assert!(after.verify(&new_token, NOW).is_ok());
         assert!(matches!(
             after.verify(&old_token, NOW),

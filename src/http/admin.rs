@@ -86,9 +86,12 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     let Some(expected) = &app.config.admin_token else {
         return false;
     };
+    // The scheme is case-insensitive (RFC 9110 §11.1).
     let Some(given) = headers
         .get(header::AUTHORIZATION)
-        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .map(|v| v.as_bytes())
+        .filter(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case(b"bearer "))
+        .map(|v| &v[7..])
     else {
         return false;
     };

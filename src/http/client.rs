@@ -19,16 +19,17 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
         return peer;
     }
     let mut client = peer;
-    // Every entry of every line, rightmost first. A line that is not text is one garbage
-    // entry: it stops the walk like any other, never hiding what lies to its left.
-    let lines: Vec<Option<&str>> = headers
+    // Every entry of every line, rightmost first. An entry that is not text (a byte over 0x7f)
+    // is garbage: it stops the walk like any other, never hiding what lies to its left, and
+    // never hiding the entries to its right that a proxy appended on the same line.
+    let lines: Vec<&[u8]> = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
-        .map(|v| v.to_str().ok())
+        .map(|v| v.as_bytes())
         .collect();
-    let hops = lines.iter().rev().flat_map(|line| match line {
-        Some(text) => text.rsplit(',').map(parse_hop).collect::<Vec<_>>(),
-        None => vec![None],
+    let hops = lines.iter().rev().flat_map(|line| {
+        line.rsplit(|&b| b == b',')
+            .map(|entry| std::str::from_utf8(entry).ok().and_then(parse_hop))
     });
     for hop in hops {
         match hop {
@@ -131,8 +132,17 @@ mod tests {
         assert_eq!(ip, "2001:db8::1".parse::<IpAddr>().unwrap());
         let ip = client_ip(peer, &headers(&["[2001:db8::2]"]), &trusted);
         assert_eq!(ip, "2001:db8::2".parse::<IpAddr>().unwrap());
-        // A line that is not text is garbage and stops the walk at the last good address (here
-        // the peer): what the client wrote to its left is not reached.
+        // An entry that is not text is garbage and stops the walk: what the client wrote to its
+        // left is not reached, and what the proxy appended to its right still counts.
+        let mut map = headers(&["1.2.3.4"]);
+        map.append(
+            &X_FORWARDED_FOR,
+            http::HeaderValue::from_bytes(b"\x80, 198.51.100.7").unwrap(),
+        );
+        assert_eq!(
+            client_ip(peer, &map, &trusted),
+            "198.51.100.7".parse::<IpAddr>().unwrap()
+        );
         let mut map = headers(&["1.2.3.4"]);
         map.append(
             &X_FORWARDED_FOR,
@@ -140,7 +150,7 @@ mod tests {
         );
         assert_eq!(
             client_ip(peer, &map, &trusted),
-            "10.0.0.2".parse::<IpAddr>().unwrap()
+            "10.0.0.9".parse::<IpAddr>().unwrap()
         );
     }
 

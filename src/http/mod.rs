@@ -116,9 +116,9 @@ where
         // them the connection is closed with GOAWAY. The h2 release in use also bounds
         // CONTINUATION frames by the header list size.
         .max_pending_accept_reset_streams(20)
-        .max_local_error_reset_streams(256)
-        .keep_alive_interval(Duration::from_secs(20))
-        .keep_alive_timeout(Duration::from_secs(20));
+        .max_local_error_reset_streams(256);
+    // No keep-alive PINGs: they would count as traffic and keep an idle (or stalled) HTTP/2
+    // connection alive past the idle deadline, which is what finds dead peers here.
     let deadlines = conn::Deadlines {
         write: limits.write_timeout,
         idle: limits.idle_timeout,

@@ -1,8 +1,8 @@
 //! `POST /api/download-requests`: a visitor asks for a document by email.
 //!
 //! The order of checks is the order of cost: the client's rate limit, the content type, the body
-//! size (4 KiB, checked against `Content-Length` and again while reading), the fields, the address's
-//! rate limit, the service-wide mail ceiling. Only then is a link minted, recorded in the token
+//! size (4 KiB, checked against `Content-Length` and again while reading), the fields, the
+//! service-wide mail ceiling, the address's rate limit. Only then is a link minted, recorded in the token
 //! store and mailed. The answer never holds the token or the link: they travel by mail only.
 //!
 //! The answer never tells whether an address will receive mail: an address over its own limit
@@ -148,22 +148,23 @@ async fn request_link(
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
     entry.email = Some(address.to_string());
 
+    // The service-wide ceiling first: it says nothing about the address, so it may answer `429`
+    // (and checked first, it answers alike whether or not the address is over its own limit).
+    enforce(app, &Key::global(Scope::Mail), limits.mail).await?;
     // Over the address's limit, the answer is the same `202` as for a mail sent: the endpoint
     // must not tell anyone whether an address gets mail, and an inbox cannot be bombed
     // through it either way.
     let per_email = Key::email(Scope::RequestPerEmail, address.as_ref());
     if let Decision::Limited { .. } = limit(app, &per_email, limits.request_per_email).await? {
+        app.metrics.limited(Scope::RequestPerEmail);
         tracing::info!(
             email = %app.pseudonym(address.as_ref()),
             document = %document.id,
             "link not mailed: the address is over its limit"
         );
-        app.metrics.limited(Scope::RequestPerEmail);
         entry.outcome = NOT_SENT.to_owned();
         return Ok(accepted(app.config.token_ttl, html));
     }
-    // The service-wide ceiling says nothing about the address, so it may answer `429`.
-    enforce(app, &Key::global(Scope::Mail), limits.mail).await?;
 
     let ttl = app.config.token_ttl;
     let claims = app.new_link(document, address.as_ref(), ttl).await?;

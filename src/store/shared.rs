@@ -120,6 +120,20 @@ end
 return 1
 ";
 
+/// Withdraws every link in an owner's index, in one step: a link added while it runs is either
+/// revoked or stays indexed. KEYS[1] the index; ARGV[1] the token key prefix.
+const OWNER_REVOKE: &str = "
+local jtis = redis.call('SMEMBERS', KEYS[1])
+local revoked = 0
+for _, jti in ipairs(jtis) do
+  revoked = revoked + redis.call('DEL', ARGV[1] .. jti)
+end
+if #jtis > 0 then
+  redis.call('SREM', KEYS[1], unpack(jtis))
+end
+return revoked
+";
+
 /// The Redis token store.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -132,6 +146,7 @@ pub struct RedisStore {
     complete: Script,
     release: Script,
     owner_add: Script,
+    owner_revoke: Script,
 }
 
 impl RedisStore {
@@ -146,6 +161,7 @@ impl RedisStore {
             complete: Script::new(COMPLETE),
             release: Script::new(RELEASE),
             owner_add: Script::new(OWNER_ADD),
+            owner_revoke: Script::new(OWNER_REVOKE),
         }
     }
 
@@ -365,26 +381,12 @@ impl TokenStore for RedisStore {
 
     async fn revoke_owner(&self, owner: &str) -> Result<u64, StoreError> {
         let mut conn = self.conn.clone();
-        let key = self.owner_key(owner);
-        let jtis: Vec<String> = redis::cmd("SMEMBERS")
-            .arg(&key)
-            .query_async(&mut conn)
+        self.owner_revoke
+            .key(self.owner_key(owner))
+            .arg(format!("{}token:", self.prefix))
+            .invoke_async(&mut conn)
             .await
-            .map_err(unavailable)?;
-        if jtis.is_empty() {
-            return Ok(0);
-        }
-        let keys: Vec<String> = jtis.iter().map(|jti| self.token_key(jti)).collect();
-        let (revoked,): (u64,) = redis::pipe()
-            .cmd("DEL")
-            .arg(&keys)
-            .cmd("DEL")
-            .arg(&key)
-            .ignore()
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(revoked)
+            .map_err(unavailable)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -297,6 +297,13 @@ async fn the_request_log_reads_newest_first_in_pages() {
     assert_eq!(status, 400, "{body}");
     let (status, _) = json_of(call(&app, Method::POST, "/admin/requests")).await;
     assert_eq!(status, 405);
+
+    // The scheme is case-insensitive.
+    let lower = app
+        .client
+        .get(format!("{}/admin/requests", app.admin_base))
+        .header("Authorization", format!("bearer {TOKEN}"));
+    assert_eq!(lower.send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]

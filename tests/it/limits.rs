@@ -593,3 +593,59 @@ async fn http2_rapid_reset_ends_the_connection() {
         "a cancelled stream spent the link: {state:?}"
     );
 }
+
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_at_the_idle_timeout() {
+    let app = TestApp::with(&[("DOCGATE_IDLE_TIMEOUT", "1s")]).await;
+    let mut client = h2_connect(&app).await;
+    let (status, _) = h2_get(&mut client, &format!("{}/healthz", app.base), &[])
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    let mut closed = None;
+    // Nothing is sent either way (no keep-alive PINGs keep it alive).
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if h2_get(&mut client, &format!("{}/healthz", app.base), &[])
+            .await
+            .is_err()
+        {
+            closed = Some(started.elapsed());
+            break;
+        }
+        // A request is traffic: wait the full timeout again before the next probe.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+    }
+    let closed = closed.expect("an idle HTTP/2 connection stayed open");
+    assert!(closed < Duration::from_secs(10), "{closed:?}");
+}
+
+#[tokio::test]
+async fn with_the_mail_ceiling_reached_every_address_gets_the_same_429() {
+    let app = TestApp::with(&[
+        ("DOCGATE_LIMIT_MAIL", "2/h"),
+        ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h"),
+    ])
+    .await;
+    let statuses = [
+        app.request_link("over@example.org", "resume")
+            .await
+            .status(),
+        app.request_link("over@example.org", "resume")
+            .await
+            .status(),
+        app.request_link("fresh@example.org", "resume")
+            .await
+            .status(),
+        app.request_link("over@example.org", "resume")
+            .await
+            .status(),
+    ];
+    assert_eq!(
+        statuses.map(|s| s.as_u16()),
+        [202, 202, 429, 429],
+        "once the ceiling is reached, an address over its own limit is refused like any other"
+    );
+    assert_eq!(app.outbox().len(), 1);
+}

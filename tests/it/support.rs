@@ -170,7 +170,7 @@ impl TestApp {
         }
         let config = Config::from_source(&env).unwrap();
         let catalog = App::load_catalog(&config).unwrap();
-        let codec = Arc::new(TokenCodec::new(&config.token));
+        let codec = Arc::new(TokenCodec::new(&config.token).unwrap());
         let built = Backends::from_config(&config, codec.clone()).await.unwrap();
         let memory_store = built.memory_store.clone();
         let app = Arc::new(
