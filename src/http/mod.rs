@@ -254,7 +254,8 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
 
 /// The size of a request's head as sent: request line and header fields.
 fn head_len<B>(req: &Request<B>) -> usize {
-    let line = req.method().as_str().len() + req.uri().to_string().len() + 11;
+    let target = req.uri().path_and_query().map_or(1, |p| p.as_str().len());
+    let line = req.method().as_str().len() + target + 11;
     req.headers()
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 4)
