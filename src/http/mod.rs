@@ -50,6 +50,11 @@ pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 /// The most response data queued for one HTTP/1 connection's socket.
 const MAX_QUEUED: usize = crate::objects::CHUNK_SIZE;
 
+/// The most unsent bytes a connection's kernel buffer holds before the socket stops being
+/// writable.
+#[cfg(any(target_os = "linux", target_os = "android"))]
+const NOTSENT_LOWAT: u32 = 128 * 1024;
+
 /// hyper's own default for the header count: below it, headers are parsed on the stack.
 const HYPER_DEFAULT_MAX_HEADERS: usize = 100;
 
@@ -149,6 +154,15 @@ where
                 };
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(cause = %e, "TCP_NODELAY not set");
+                }
+                // Keep little unsent data in the kernel: the socket turns writable as soon as a
+                // slow client takes a little, so the write deadline measures the client's
+                // progress, not how long a large send buffer takes to drain.
+                #[cfg(any(target_os = "linux", target_os = "android"))]
+                if let Err(e) =
+                    socket2::SockRef::from(&stream).set_tcp_notsent_lowat(NOTSENT_LOWAT)
+                {
+                    tracing::debug!(cause = %e, "TCP_NOTSENT_LOWAT not set");
                 }
                 let app = app.clone();
                 let service = tower::service_fn(move |req: Request<Incoming>| {

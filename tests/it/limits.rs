@@ -649,3 +649,32 @@ async fn with_the_mail_ceiling_reached_every_address_gets_the_same_429() {
     );
     assert_eq!(app.outbox().len(), 1);
 }
+
+#[tokio::test]
+async fn a_slow_reader_that_keeps_reading_is_not_cut_off() {
+    let app = TestApp::with(&[("DOCGATE_WRITE_TIMEOUT", "3s")]).await;
+    let (claims, link) = app.mint("big").await;
+    let path = &link[app.base.len()..];
+    let mut conn = TcpStream::connect(app.addr).await.unwrap();
+    conn.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    // About 160 KB/s for 5 s: slow, but never stalled as long as the write timeout.
+    let mut received = 0usize;
+    let mut chunk = vec![0u8; 16 * 1024];
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut chunk))
+            .await
+            .expect("the server went quiet")
+            .unwrap();
+        assert!(n > 0, "cut off after {received} bytes");
+        received += n;
+    }
+    assert!(received > 200 * 1024, "{received}");
+    assert_eq!(
+        app.store().peek(&claims.jti).await.unwrap(),
+        LinkState::InFlight,
+        "still downloading"
+    );
+}
