@@ -336,23 +336,22 @@ async fn the_command_line_mints_and_revokes_against_the_running_service() {
     let body = app.download(link).await;
     assert_eq!(body.len(), RESUME_LEN);
 
-    // Revoked by id: the server refuses it; revoking again finds nothing.
-    let (code, out, err) = cli(
-        dir,
-        &env,
-        &[
+    // `--json` prints the link's id as well.
+    let mint_json = |extra: &[&str]| -> Value {
+        let mut args = vec![
             "link",
             "--email",
             "jane@example.org",
             "--document",
             "resume",
             "--json",
-            "--ttl",
-            "1h",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
-    let minted: Value = serde_json::from_str(&out).unwrap();
+        ];
+        args.extend_from_slice(extra);
+        let (code, out, err) = cli(dir, &env, &args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(&out).unwrap()
+    };
+    let minted = mint_json(&["--ttl", "1h"]);
     let jti = minted["jti"].as_str().unwrap();
 
     // Each action leaves an audit line: the link by its jti prefix, never the token or address.
@@ -373,20 +372,9 @@ async fn the_command_line_mints_and_revokes_against_the_running_service() {
     assert_eq!(audit[0]["link"], &jti[..6]);
     assert!(!log.contains(jti) && !log.contains("jane@"), "{log}");
     assert_eq!(out.trim(), format!("revoked {jti}"));
-    let (code, out, _) = cli(
-        dir,
-        &env,
-        &[
-            "link",
-            "--email",
-            "jane@example.org",
-            "--document",
-            "resume",
-            "--json",
-        ],
-    );
-    assert_eq!(code, 0);
-    let minted: Value = serde_json::from_str(&out).unwrap();
+
+    // Revoked by id: the server refuses it; revoking again finds nothing.
+    let minted = mint_json(&[]);
     let jti = minted["jti"].as_str().unwrap();
     let (code, out, _) = cli(dir, &env, &["revoke", jti]);
     assert_eq!((code, out.trim()), (0, format!("revoked {jti}").as_str()));
