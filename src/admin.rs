@@ -94,17 +94,12 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
     entry.document = Some(document.id.clone());
     entry.jti = Some(claims.jti.clone());
     if request.send {
-        app.backends
-            .mailer
-            .send(&LinkMail {
-                to: address,
-                claims: claims.clone(),
-                title: document.title.clone(),
-            })
-            .await?;
-        if !app.backends.mailer.queues() {
-            crate::metrics::Metrics::count(&app.metrics.mail, "sent");
-        }
+        app.send_mail(&LinkMail {
+            to: address,
+            claims: claims.clone(),
+            title: document.title.clone(),
+        })
+        .await?;
     }
     // The link exists (and may be mailed): a lost log line must not make the operator retry.
     if let Err(e) = app.backends.requests.record(&entry).await {

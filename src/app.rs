@@ -18,7 +18,7 @@ use crate::config::{
 use crate::mail::direct::DirectSmtp;
 use crate::mail::outbox::FileOutbox;
 use crate::mail::queue::{RedisOutbox, Sender, SenderSettings};
-use crate::mail::{Composer, MailError, Mailer, smtp};
+use crate::mail::{Composer, LinkMail, MailError, Mailer, smtp};
 use crate::metrics::Metrics;
 use crate::objects::dir::DirSource;
 use crate::objects::observed::ObservedObjects;
@@ -274,6 +274,16 @@ impl App {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
+    }
+
+    /// Sends (or queues) a link mail. A mail delivered now is counted here; a queued one is
+    /// counted by the sender when it delivers.
+    pub async fn send_mail(&self, mail: &LinkMail) -> Result<(), MailError> {
+        self.backends.mailer.send(mail).await?;
+        if !self.backends.mailer.queues() {
+            Metrics::count(&self.metrics.mail, "sent");
+        }
+        Ok(())
     }
 
     /// Mints a link to `document` for `address`, living `ttl`, and records it in the token store.

@@ -174,10 +174,7 @@ async fn request_link(
         claims,
         title: document.title.clone(),
     };
-    app.backends.mailer.send(&mail).await?;
-    if !app.backends.mailer.queues() {
-        Metrics::count(&app.metrics.mail, "sent");
-    }
+    app.send_mail(&mail).await?;
     tracing::info!(
         email = %app.pseudonym(mail.to.as_ref()),
         document = %document.id,
