@@ -60,7 +60,11 @@ enum Command {
     /// DOCGATE_REDIS_URL). A download in flight stops within a second.
     Revoke {
         /// The link's id, as the admin API, the request log or `docgate link --json` shows it.
-        #[arg(required_unless_present = "email", conflicts_with = "email")]
+        #[arg(
+            required_unless_present = "email",
+            conflicts_with = "email",
+            allow_hyphen_values = true
+        )]
         jti: Option<String>,
         /// Withdraw every usable link made for this address instead.
         #[arg(long)]
