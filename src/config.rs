@@ -38,6 +38,7 @@ pub const ENV_DOCUMENTS_DIR: &str = "DOCGATE_DOCUMENTS_DIR";
 pub const ENV_CATALOG: &str = "DOCGATE_CATALOG";
 pub const ENV_OUTBOX_DIR: &str = "DOCGATE_OUTBOX_DIR";
 pub const ENV_REQUEST_LOG: &str = "DOCGATE_REQUEST_LOG";
+pub const ENV_REQUEST_LOG_RETENTION: &str = "DOCGATE_REQUEST_LOG_RETENTION";
 pub const ENV_MAIL_FROM: &str = "DOCGATE_MAIL_FROM";
 pub const ENV_MAIL_REPLY_TO: &str = "DOCGATE_MAIL_REPLY_TO";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
@@ -280,8 +281,13 @@ pub struct Config {
     pub catalog: PathBuf,
     /// Where the embedded mailer writes `.eml` files.
     pub outbox_dir: PathBuf,
-    /// The owner's request log (JSON lines) in embedded mode.
+    /// The owner's request log (JSON lines) in embedded mode; with Redis the log is in Redis
+    /// and this file is not written.
     pub request_log: PathBuf,
+    /// True when `DOCGATE_REQUEST_LOG` was set, so startup can say it is unused with Redis.
+    pub request_log_set: bool,
+    /// How long request log entries are kept; `None`: until erased.
+    pub request_log_retention: Option<Duration>,
     pub mail_from: Mailbox,
     pub mail_reply_to: Option<Mailbox>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -419,6 +425,8 @@ impl Config {
             catalog: env.path(ENV_CATALOG, "./catalog.toml"),
             outbox_dir: env.path(ENV_OUTBOX_DIR, "./outbox"),
             request_log: env.path(ENV_REQUEST_LOG, "./requests.jsonl"),
+            request_log_set: env.get(ENV_REQUEST_LOG).is_some(),
+            request_log_retention: env.optional(ENV_REQUEST_LOG_RETENTION, parse_retention)?,
             mail_from: env.parse(ENV_MAIL_FROM, "docgate <noreply@localhost>", |v| {
                 v.parse::<Mailbox>()
             })?,
@@ -646,6 +654,15 @@ fn parse_delay(value: &str) -> Result<Duration, String> {
     parse_duration(value).map_err(|e| e.to_string())
 }
 
+/// How long request log entries are kept: from an hour to 100 years.
+fn parse_retention(value: &str) -> Result<Duration, String> {
+    let keep = parse_duration(value).map_err(|e| e.to_string())?;
+    if keep < Duration::from_secs(3600) || keep > Duration::from_secs(36_500 * 86_400) {
+        return Err("expected from 1h to 36500d, e.g. 90d".to_owned());
+    }
+    Ok(keep)
+}
+
 /// A whole number from `min` to `max`.
 fn parse_count(value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
@@ -740,6 +757,22 @@ mod tests {
         assert_eq!(config.mail_from.to_string(), "docgate <noreply@localhost>");
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.log_format, LogFormat::Text);
+        assert!(!config.request_log_set);
+        assert_eq!(config.request_log_retention, None, "kept until erased");
+    }
+
+    #[test]
+    fn request_log_settings_are_read() {
+        let config = Config::from_source(&source(&[
+            (ENV_REQUEST_LOG, "/var/lib/docgate/requests.jsonl"),
+            (ENV_REQUEST_LOG_RETENTION, "90d"),
+        ]))
+        .unwrap();
+        assert!(config.request_log_set);
+        assert_eq!(
+            config.request_log_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
     }
 
     #[test]
@@ -771,6 +804,21 @@ mod tests {
             ),
             (ENV_MAIL_FROM, "not an address", "DOCGATE_MAIL_FROM="),
             (ENV_LOG_FORMAT, "xml", "expected text or json"),
+            (
+                ENV_REQUEST_LOG_RETENTION,
+                "90",
+                "DOCGATE_REQUEST_LOG_RETENTION=90 is not valid",
+            ),
+            (
+                ENV_REQUEST_LOG_RETENTION,
+                "30m",
+                "expected from 1h to 36500d",
+            ),
+            (
+                ENV_REQUEST_LOG_RETENTION,
+                "36501d",
+                "expected from 1h to 36500d",
+            ),
             (
                 ENV_REDIS_URL,
                 "http://localhost",

@@ -22,5 +22,6 @@ mod metrics;
 mod objects_contract;
 mod process;
 mod production;
+mod requestlog_contract;
 mod s3;
 mod store_contract;
