@@ -39,6 +39,7 @@ pub const ENV_CATALOG: &str = "DOCGATE_CATALOG";
 pub const ENV_OUTBOX_DIR: &str = "DOCGATE_OUTBOX_DIR";
 pub const ENV_REQUEST_LOG: &str = "DOCGATE_REQUEST_LOG";
 pub const ENV_REQUEST_LOG_RETENTION: &str = "DOCGATE_REQUEST_LOG_RETENTION";
+pub const ENV_PRIVACY_URL: &str = "DOCGATE_PRIVACY_URL";
 pub const ENV_MAIL_FROM: &str = "DOCGATE_MAIL_FROM";
 pub const ENV_MAIL_REPLY_TO: &str = "DOCGATE_MAIL_REPLY_TO";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
@@ -288,6 +289,8 @@ pub struct Config {
     pub request_log_set: bool,
     /// How long request log entries are kept; `None`: until erased.
     pub request_log_retention: Option<Duration>,
+    /// The privacy notice a link request must agree to (`consent`); `None`: no consent asked.
+    pub privacy_url: Option<String>,
     pub mail_from: Mailbox,
     pub mail_reply_to: Option<Mailbox>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -427,6 +430,7 @@ impl Config {
             request_log: env.path(ENV_REQUEST_LOG, "./requests.jsonl"),
             request_log_set: env.get(ENV_REQUEST_LOG).is_some(),
             request_log_retention: env.optional(ENV_REQUEST_LOG_RETENTION, parse_retention)?,
+            privacy_url: env.optional(ENV_PRIVACY_URL, parse_page_url)?,
             mail_from: env.parse(ENV_MAIL_FROM, "docgate <noreply@localhost>", |v| {
                 v.parse::<Mailbox>()
             })?,
@@ -663,6 +667,17 @@ fn parse_retention(value: &str) -> Result<Duration, String> {
     Ok(keep)
 }
 
+/// An absolute `http://` or `https://` URL of a page, kept as written.
+fn parse_page_url(value: &str) -> Result<String, &'static str> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| "expected an absolute http:// or https:// URL")?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http" | "https"), Some(_)) => Ok(value.to_owned()),
+        _ => Err("expected an absolute http:// or https:// URL"),
+    }
+}
+
 /// A whole number from `min` to `max`.
 fn parse_count(value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
@@ -759,19 +774,25 @@ mod tests {
         assert_eq!(config.log_format, LogFormat::Text);
         assert!(!config.request_log_set);
         assert_eq!(config.request_log_retention, None, "kept until erased");
+        assert_eq!(config.privacy_url, None, "no consent asked");
     }
 
     #[test]
-    fn request_log_settings_are_read() {
+    fn privacy_settings_are_read() {
         let config = Config::from_source(&source(&[
             (ENV_REQUEST_LOG, "/var/lib/docgate/requests.jsonl"),
             (ENV_REQUEST_LOG_RETENTION, "90d"),
+            (ENV_PRIVACY_URL, "https://example.com/privacy#requests"),
         ]))
         .unwrap();
         assert!(config.request_log_set);
         assert_eq!(
             config.request_log_retention,
             Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(
+            config.privacy_url.as_deref(),
+            Some("https://example.com/privacy#requests")
         );
     }
 
@@ -819,6 +840,12 @@ mod tests {
                 "36501d",
                 "expected from 1h to 36500d",
             ),
+            (
+                ENV_PRIVACY_URL,
+                "/privacy",
+                "DOCGATE_PRIVACY_URL=/privacy is not valid",
+            ),
+            (ENV_PRIVACY_URL, "mailto:dpo@example.com", "absolute http"),
             (
                 ENV_REDIS_URL,
                 "http://localhost",

@@ -7,6 +7,10 @@
 //!
 //! The answer never tells whether an address will receive mail: an address over its own limit
 //! gets the same `202` as one that is mailed (the owner's request log says which).
+//!
+//! Besides `email` and `document`, a request may carry `name` and `company` (recorded for the
+//! owner) and `consent`; with `DOCGATE_PRIVACY_URL` set, a request without `consent` agreeing
+//! is refused (`400`, no mail).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -34,11 +38,79 @@ const NOT_SENT: &str = "not_sent_address_limit";
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 4096;
 
+/// The most characters of a name or company.
+pub const MAX_TEXT: usize = 100;
+
 /// The request's fields, from JSON or a form. Missing fields are reported, unknown ones ignored.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct Fields {
     pub email: Option<String>,
     pub document: Option<String>,
+    /// The visitor's name, optional.
+    pub name: Option<String>,
+    /// The visitor's company, optional.
+    pub company: Option<String>,
+    /// Agreement to the privacy notice: JSON `true`/`false`, or a form value where `true`,
+    /// `on` (a checked checkbox), `yes` and `1` agree (any case) and anything else does not.
+    /// `None` when absent or `null`.
+    #[serde(default, deserialize_with = "consent")]
+    pub consent: Option<bool>,
+}
+
+/// Reads `consent` from a JSON boolean, a string (forms carry nothing else) or `null`.
+fn consent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    struct Consent;
+    impl<'de> serde::de::Visitor<'de> for Consent {
+        type Value = Option<bool>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a boolean or a string")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            Ok(Some(
+                ["true", "on", "yes", "1"]
+                    .iter()
+                    .any(|yes| v.eq_ignore_ascii_case(yes)),
+            ))
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    deserializer.deserialize_any(Consent)
+}
+
+/// An optional free-text field (name, company) as recorded: trimmed, `None` when empty; refused
+/// over [`MAX_TEXT`] characters or with control or bidirectional-override characters (they
+/// would break or disguise the owner's view of it).
+pub fn optional_text(value: Option<&str>) -> Result<Option<String>, String> {
+    let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > MAX_TEXT {
+        return Err(format!("Use at most {MAX_TEXT} characters."));
+    }
+    let hidden =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(hidden) {
+        return Err("Remove line breaks and other control characters.".to_owned());
+    }
+    Ok(Some(text.to_owned()))
 }
 
 /// Decodes a link request's body: a form when `form`, else a JSON object. Pure, so the fuzz
@@ -141,6 +213,24 @@ async fn request_link(
     if document_id.is_empty() {
         errors.insert("document", vec!["Choose a document.".to_owned()]);
     }
+    for (field, value, recorded) in [
+        ("name", &fields.name, &mut entry.name),
+        ("company", &fields.company, &mut entry.company),
+    ] {
+        match optional_text(value.as_deref()) {
+            Ok(text) => *recorded = text,
+            Err(e) => {
+                errors.insert(field, vec![e]);
+            }
+        }
+    }
+    entry.consent = fields.consent;
+    if app.config.privacy_url.is_some() && fields.consent != Some(true) {
+        errors.insert(
+            "consent",
+            vec!["Agree to the privacy notice to get the link.".to_owned()],
+        );
+    }
     let address = match address {
         Some(address) if errors.is_empty() => address,
         _ => return Err(Error::Invalid(errors)),
@@ -214,5 +304,53 @@ fn content_kind(headers: &HeaderMap) -> Result<bool, Error> {
         "application/json" => Ok(false),
         "application/x-www-form-urlencoded" => Ok(true),
         _ => Err(Error::UnsupportedMediaType),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consent_reads_from_json_and_forms() {
+        let json = |body: &str| decode_fields(false, body.as_bytes()).map(|f| f.consent);
+        assert_eq!(json(r#"{"consent": true}"#).unwrap(), Some(true));
+        assert_eq!(json(r#"{"consent": false}"#).unwrap(), Some(false));
+        assert_eq!(json(r#"{"consent": null}"#).unwrap(), None);
+        assert_eq!(json(r#"{}"#).unwrap(), None);
+        assert_eq!(json(r#"{"consent": "yes"}"#).unwrap(), Some(true));
+        assert!(json(r#"{"consent": 1}"#).is_err());
+        assert!(json(r#"{"consent": [true]}"#).is_err());
+
+        let form = |body: &str| decode_fields(true, body.as_bytes()).unwrap().consent;
+        for yes in ["on", "ON", "true", "yes", "1", "%20Yes%20"] {
+            assert_eq!(form(&format!("consent={yes}")), Some(true), "{yes}");
+        }
+        for no in ["off", "no", "0", "", "false", "y"] {
+            assert_eq!(form(&format!("consent={no}")), Some(false), "{no}");
+        }
+        assert_eq!(form("email=a%40example.org"), None);
+        assert!(decode_fields(true, b"consent=on&consent=on").is_err());
+    }
+
+    #[test]
+    fn names_and_companies_are_trimmed_and_bounded() {
+        assert_eq!(optional_text(None), Ok(None));
+        assert_eq!(optional_text(Some("  \t ")), Ok(None));
+        assert_eq!(
+            optional_text(Some("  Jane Doe\n")),
+            Ok(Some("Jane Doe".to_owned()))
+        );
+        let longest = "é".repeat(MAX_TEXT);
+        assert_eq!(optional_text(Some(&longest)), Ok(Some(longest.clone())));
+        assert!(optional_text(Some(&format!("{longest}x"))).is_err());
+        for bad in [
+            "Jane\nBcc: x",
+            "Jane\u{0}",
+            "\u{1b}[31mJane",
+            "Jane \u{202E}eoD",
+        ] {
+            assert!(optional_text(Some(bad)).is_err(), "{bad:?}");
+        }
     }
 }
