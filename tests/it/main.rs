@@ -20,6 +20,7 @@ mod mail_http;
 mod mail_queue;
 mod metrics;
 mod objects_contract;
+mod privacy;
 mod process;
 mod production;
 mod requestlog_contract;
