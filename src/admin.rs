@@ -1,6 +1,7 @@
 //! Operator actions on links: mint one (and mail it, or hand it over), revoke one by its `jti` or
-//! every link of one address, read the owner's request log. The admin API (`http::admin`) and the
-//! command line (`docgate link`, `docgate revoke`) both call these, so they behave alike.
+//! every link of one address, read the owner's request log, export or erase one person's entries
+//! in it. The admin API (`http::admin`) and the command line (`docgate link`, `docgate revoke`,
+//! `docgate requests`) both call these, so they behave alike.
 //!
 //! Every action writes one `audit` log line: what was done, to which link (`jti` prefix) or
 //! person (pseudonym), never an address or a token in clear.
@@ -152,12 +153,55 @@ pub async fn revoke_address(app: &App, email: &str) -> Result<u64, AdminError> {
     Ok(revoked)
 }
 
+/// Every request log entry of the person at `email`, newest first: their link requests, and the
+/// downloads and opens of the links made for them.
+pub async fn export_person(app: &App, email: &str) -> Result<Vec<Entry>, AdminError> {
+    let address = address::validate(email)?;
+    let entries = app
+        .backends
+        .requests
+        .person(&owner_id(address.as_ref()))
+        .await?;
+    tracing::info!(
+        target: "audit",
+        action = "export_person",
+        email = %app.pseudonym(address.as_ref()),
+        returned = entries.len(),
+        "admin action"
+    );
+    Ok(entries)
+}
+
+/// Deletes every request log entry of the person at `email` (those [`export_person`] returns),
+/// and forgets which links were theirs; returns how many entries there were.
+pub async fn erase_person(app: &App, email: &str) -> Result<u64, AdminError> {
+    let address = address::validate(email)?;
+    let erased = app
+        .backends
+        .requests
+        .erase(&owner_id(address.as_ref()))
+        .await?;
+    tracing::info!(
+        target: "audit",
+        action = "erase_person",
+        email = %app.pseudonym(address.as_ref()),
+        erased,
+        "admin action"
+    );
+    Ok(erased)
+}
+
 /// One link request as the owner reads it: who asked for what and when, and what became of the
 /// link.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RequestRow {
     /// The address as given (refused requests may have none).
     pub email: Option<String>,
+    /// The name and company given with the request.
+    pub name: Option<String>,
+    pub company: Option<String>,
+    /// Whether the request agreed to the privacy notice, when it said either way.
+    pub consent: Option<bool>,
     pub document: Option<String>,
     /// RFC 3339, UTC.
     pub asked_at: String,
@@ -172,6 +216,20 @@ pub struct RequestRow {
     pub download: Option<String>,
     /// How many downloads of the link were tried.
     pub download_attempts: u32,
+    /// Each fetch of the link that did not download (its confirmation page), oldest first: a
+    /// mail scanner shows as an open seconds after sending, from a data centre's address.
+    pub opened: Vec<Opened>,
+}
+
+/// One fetch of a link that did not download it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Opened {
+    /// RFC 3339, UTC.
+    pub at: String,
+    pub user_agent: Option<String>,
+    /// Seconds from the link's making (about when it was mailed) to the fetch.
+    pub after_send_secs: Option<u64>,
+    pub client_ip: std::net::IpAddr,
 }
 
 /// The newest `limit` link requests, newest first, after skipping the `offset` newest, each
@@ -199,6 +257,22 @@ fn join(entries: &[Entry], limit: usize, offset: usize) -> Vec<RequestRow> {
     use std::collections::HashMap;
     // Newest first: the first download seen for a jti is its latest.
     let mut downloads: HashMap<&str, (Option<&str>, &str, u32)> = HashMap::new();
+    // Oldest first.
+    let mut opens: HashMap<&str, Vec<Opened>> = HashMap::new();
+    for entry in entries
+        .iter()
+        .rev()
+        .filter(|e| e.event == Event::LinkOpened)
+    {
+        if let Some(jti) = entry.jti.as_deref() {
+            opens.entry(jti).or_default().push(Opened {
+                at: entry.at.clone(),
+                user_agent: entry.user_agent.clone(),
+                after_send_secs: entry.after_send_secs,
+                client_ip: entry.client_ip,
+            });
+        }
+    }
     for entry in entries.iter().filter(|e| e.event == Event::Download) {
         let Some(jti) = entry.jti.as_deref() else {
             continue;
@@ -218,6 +292,9 @@ fn join(entries: &[Entry], limit: usize, offset: usize) -> Vec<RequestRow> {
             let download = e.jti.as_deref().and_then(|jti| downloads.get(jti));
             RequestRow {
                 email: e.email.clone(),
+                name: e.name.clone(),
+                company: e.company.clone(),
+                consent: e.consent,
                 document: e.document.clone(),
                 asked_at: e.at.clone(),
                 outcome: e.outcome.clone(),
@@ -226,6 +303,11 @@ fn join(entries: &[Entry], limit: usize, offset: usize) -> Vec<RequestRow> {
                 downloaded_at: download.and_then(|d| d.0.map(str::to_owned)),
                 download: download.map(|d| d.1.to_owned()),
                 download_attempts: download.map_or(0, |d| d.2),
+                opened: e
+                    .jti
+                    .as_deref()
+                    .and_then(|jti| opens.remove(jti))
+                    .unwrap_or_default(),
             }
         })
         .collect()

@@ -27,6 +27,7 @@ use crate::objects::{ObjectError, ObjectSource};
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::memory::MemoryLimiter;
 use crate::ratelimit::shared::RedisLimiter;
+use crate::requestlog::shared::RedisLog;
 use crate::requestlog::{JsonLinesLog, RequestLog};
 use crate::store::memory::MemoryStore;
 use crate::store::observed::ObservedStore;
@@ -62,7 +63,8 @@ pub struct Built {
 
 impl Backends {
     /// Each boundary's implementation as configured, chosen independently: Redis for the store and
-    /// limiter when `DOCGATE_REDIS_URL` is set (else in process); the S3 bucket when
+    /// limiter and the request log when `DOCGATE_REDIS_URL` is set (else in process, and the
+    /// log in `DOCGATE_REQUEST_LOG`); the S3 bucket when
     /// `DOCGATE_S3_BUCKET` is set (else the documents directory); for mail, SMTP through the
     /// durable Redis queue when both are set, SMTP directly without Redis, else the file outbox.
     pub async fn from_config(
@@ -149,13 +151,28 @@ impl Backends {
                     None,
                 ),
             };
-        let requests = JsonLinesLog::open(&config.request_log).await.map_err(|e| {
-            ConfigError::value(
-                ENV_REQUEST_LOG,
-                &config.request_log.display().to_string(),
-                e,
-            )
-        })?;
+        // With Redis the log is shared by every replica there; the file is not written.
+        let requests: Arc<dyn RequestLog> = match (&config.redis, &redis_conn) {
+            (Some(redis), Some(conn)) => {
+                if config.request_log_set {
+                    tracing::info!(
+                        "the request log is kept in Redis: DOCGATE_REQUEST_LOG is not written"
+                    );
+                }
+                Arc::new(RedisLog::new(
+                    conn.clone(),
+                    &redis.prefix,
+                    config.request_log_retention,
+                ))
+            }
+            _ => Arc::new(JsonLinesLog::open(&config.request_log).await.map_err(|e| {
+                ConfigError::value(
+                    ENV_REQUEST_LOG,
+                    &config.request_log.display().to_string(),
+                    e,
+                )
+            })?),
+        };
 
         Ok(Built {
             backends: Backends {
@@ -163,7 +180,7 @@ impl Backends {
                 limiter,
                 objects,
                 mailer,
-                requests: Arc::new(requests),
+                requests,
             },
             memory_store,
             sender,

@@ -38,6 +38,8 @@ pub const ENV_DOCUMENTS_DIR: &str = "DOCGATE_DOCUMENTS_DIR";
 pub const ENV_CATALOG: &str = "DOCGATE_CATALOG";
 pub const ENV_OUTBOX_DIR: &str = "DOCGATE_OUTBOX_DIR";
 pub const ENV_REQUEST_LOG: &str = "DOCGATE_REQUEST_LOG";
+pub const ENV_REQUEST_LOG_RETENTION: &str = "DOCGATE_REQUEST_LOG_RETENTION";
+pub const ENV_PRIVACY_URL: &str = "DOCGATE_PRIVACY_URL";
 pub const ENV_MAIL_FROM: &str = "DOCGATE_MAIL_FROM";
 pub const ENV_MAIL_REPLY_TO: &str = "DOCGATE_MAIL_REPLY_TO";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
@@ -61,7 +63,6 @@ pub const ENV_CONFIRM_PAGE: &str = "DOCGATE_CONFIRM_PAGE";
 pub const ENV_DISPOSITION: &str = "DOCGATE_DISPOSITION";
 pub const ENV_CORS_ORIGINS: &str = "DOCGATE_CORS_ORIGINS";
 pub const ENV_REDOWNLOAD_GRACE: &str = "DOCGATE_REDOWNLOAD_GRACE";
-pub const ENV_PRIVACY_URL: &str = "DOCGATE_PRIVACY_URL";
 
 /// The shortest admin token accepted, in bytes.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -210,8 +211,6 @@ pub struct Recipients {
     /// After a completed download, the same client network may fetch the document once more for
     /// this long (a phone's download manager fetches twice). Zero: never.
     pub redownload_grace: Duration,
-    /// The privacy notice: when set, the form links it and a link request needs consent.
-    pub privacy_url: Option<String>,
 }
 
 /// Per-client limits, each a GCRA rate.
@@ -312,8 +311,15 @@ pub struct Config {
     pub catalog: PathBuf,
     /// Where the embedded mailer writes `.eml` files.
     pub outbox_dir: PathBuf,
-    /// The owner's request log (JSON lines) in embedded mode.
+    /// The owner's request log (JSON lines) in embedded mode; with Redis the log is in Redis
+    /// and this file is not written.
     pub request_log: PathBuf,
+    /// True when `DOCGATE_REQUEST_LOG` was set, so startup can say it is unused with Redis.
+    pub request_log_set: bool,
+    /// How long request log entries are kept; `None`: until erased.
+    pub request_log_retention: Option<Duration>,
+    /// The privacy notice a link request must agree to (`consent`); `None`: no consent asked.
+    pub privacy_url: Option<String>,
     pub mail_from: Mailbox,
     pub mail_reply_to: Option<Mailbox>,
     /// Peers whose `X-Forwarded-For` is believed.
@@ -466,6 +472,9 @@ impl Config {
             catalog: env.path(ENV_CATALOG, "./catalog.toml"),
             outbox_dir: env.path(ENV_OUTBOX_DIR, "./outbox"),
             request_log: env.path(ENV_REQUEST_LOG, "./requests.jsonl"),
+            request_log_set: env.get(ENV_REQUEST_LOG).is_some(),
+            request_log_retention: env.optional(ENV_REQUEST_LOG_RETENTION, parse_retention)?,
+            privacy_url: env.optional(ENV_PRIVACY_URL, parse_page_url)?,
             mail_from: env.parse(ENV_MAIL_FROM, "docgate <noreply@localhost>", |v| {
                 v.parse::<Mailbox>()
             })?,
@@ -504,7 +513,6 @@ impl Config {
                 })?,
                 cors_origins: env.parse(ENV_CORS_ORIGINS, "", parse_origins)?,
                 redownload_grace: env.parse(ENV_REDOWNLOAD_GRACE, "60s", parse_delay)?,
-                privacy_url: env.optional(ENV_PRIVACY_URL, parse_public_url)?,
             },
             log_filter,
             log_format,
@@ -739,6 +747,26 @@ fn parse_origins(value: &str) -> Result<Vec<String>, String> {
         .collect()
 }
 
+/// How long request log entries are kept: from an hour to 100 years.
+fn parse_retention(value: &str) -> Result<Duration, String> {
+    let keep = parse_duration(value).map_err(|e| e.to_string())?;
+    if keep < Duration::from_secs(3600) || keep > Duration::from_secs(36_500 * 86_400) {
+        return Err("expected from 1h to 36500d, e.g. 90d".to_owned());
+    }
+    Ok(keep)
+}
+
+/// An absolute `http://` or `https://` URL of a page, kept as written.
+fn parse_page_url(value: &str) -> Result<String, &'static str> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| "expected an absolute http:// or https:// URL")?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http" | "https"), Some(_)) => Ok(value.to_owned()),
+        _ => Err("expected an absolute http:// or https:// URL"),
+    }
+}
+
 /// A whole number from `min` to `max`.
 fn parse_count(value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
@@ -838,6 +866,9 @@ mod tests {
         assert!(config.recipients.cors_origins.is_empty());
         assert_eq!(config.recipients.redownload_grace, Duration::from_secs(60));
         assert_eq!(config.public_origin(), "http://localhost:8080");
+        assert!(!config.request_log_set);
+        assert_eq!(config.request_log_retention, None, "kept until erased");
+        assert_eq!(config.privacy_url, None, "no consent asked");
     }
 
     #[test]
@@ -862,6 +893,25 @@ mod tests {
         );
         assert_eq!(r.redownload_grace, Duration::ZERO);
         assert_eq!(config.public_origin(), "https://docs.example.com");
+    }
+
+    #[test]
+    fn privacy_settings_are_read() {
+        let config = Config::from_source(&source(&[
+            (ENV_REQUEST_LOG, "/var/lib/docgate/requests.jsonl"),
+            (ENV_REQUEST_LOG_RETENTION, "90d"),
+            (ENV_PRIVACY_URL, "https://example.com/privacy#requests"),
+        ]))
+        .unwrap();
+        assert!(config.request_log_set);
+        assert_eq!(
+            config.request_log_retention,
+            Some(Duration::from_secs(90 * 86_400))
+        );
+        assert_eq!(
+            config.privacy_url.as_deref(),
+            Some("https://example.com/privacy#requests")
+        );
     }
 
     #[test]
@@ -901,6 +951,27 @@ mod tests {
                 "is not an origin",
             ),
             (ENV_CORS_ORIGINS, "example.com", "is not an origin"),
+            (
+                ENV_REQUEST_LOG_RETENTION,
+                "90",
+                "DOCGATE_REQUEST_LOG_RETENTION=90 is not valid",
+            ),
+            (
+                ENV_REQUEST_LOG_RETENTION,
+                "30m",
+                "expected from 1h to 36500d",
+            ),
+            (
+                ENV_REQUEST_LOG_RETENTION,
+                "36501d",
+                "expected from 1h to 36500d",
+            ),
+            (
+                ENV_PRIVACY_URL,
+                "/privacy",
+                "DOCGATE_PRIVACY_URL=/privacy is not valid",
+            ),
+            (ENV_PRIVACY_URL, "mailto:dpo@example.com", "absolute http"),
             (
                 ENV_REDIS_URL,
                 "http://localhost",

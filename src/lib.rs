@@ -12,8 +12,10 @@
 //! - [`objects`]: document bytes, streamed in chunks, behind `ObjectSource`.
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
 //! - [`mail`]: composing the link mail and delivering it, behind `Mailer`.
-//! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`.
-//! - [`admin`]: operator actions (mint, revoke, read the request log) for the admin API and CLI.
+//! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`;
+//!   export, erasure and retention of it.
+//! - [`admin`]: operator actions (mint, revoke, read, export or erase the request log) for the
+//!   admin API and CLI.
 //! - [`app`]: the shared state, and the choice of implementation behind each trait.
 //! - [`http`]: the hyper server, routes, response bodies, and the one error-to-response mapping.
 //! - [`metrics`]: the Prometheus metrics served on the admin listener.
@@ -119,6 +121,11 @@ impl Service {
             let stop = stop.clone();
             tokio::spawn(async move { sender.run(stop.cancelled_owned()).await })
         });
+        // Retention: entries past it are deleted now and every hour.
+        let sweeper = self.app.config.request_log_retention.map(|keep| {
+            let log = self.app.backends.requests.clone();
+            tokio::spawn(requestlog::sweep(log, keep, stop.clone()))
+        });
         let tasks = self.app.tasks.clone();
         let admin = tokio::spawn(http::serve_with(
             self.app.clone(),
@@ -137,6 +144,9 @@ impl Service {
             }
             tasks.wait().await;
             if let Some(task) = sender {
+                let _ = task.await;
+            }
+            if let Some(task) = sweeper {
                 let _ = task.await;
             }
         };

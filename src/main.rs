@@ -60,16 +60,44 @@ enum Command {
     /// DOCGATE_REDIS_URL). A download in flight stops within a second.
     Revoke {
         /// The link's id, as the admin API, the request log or `docgate link --json` shows it.
-        #[arg(required_unless_present = "email", conflicts_with = "email")]
+        #[arg(
+            required_unless_present = "email",
+            conflicts_with = "email",
+            allow_hyphen_values = true
+        )]
         jti: Option<String>,
         /// Withdraw every usable link made for this address instead.
         #[arg(long)]
         email: Option<String>,
     },
+    /// Export or erase one person's entries in the owner's request log (needs
+    /// DOCGATE_REDIS_URL: the log the running service shares).
+    Requests {
+        #[command(subcommand)]
+        command: RequestsCommand,
+    },
     /// Inspect and retry the durable mail queue (needs DOCGATE_REDIS_URL).
     Mail {
         #[command(subcommand)]
         command: MailCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum RequestsCommand {
+    /// Print every entry of one person, newest first, one JSON object per line: their link
+    /// requests, and the downloads and opens of the links made for them.
+    Export {
+        /// The person's address (any case).
+        #[arg(long)]
+        email: String,
+    },
+    /// Delete every entry of one person (what `export` prints), and stop joining later uses of
+    /// their links to them; print how many entries were deleted.
+    Erase {
+        /// The person's address (any case).
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -135,6 +163,12 @@ fn main() -> ExitCode {
             Command::Revoke { jti, email } => {
                 operate(config, Operation::Revoke { jti, email }).await
             }
+            Command::Requests {
+                command: RequestsCommand::Export { email },
+            } => operate(config, Operation::Export { email }).await,
+            Command::Requests {
+                command: RequestsCommand::Erase { email },
+            } => operate(config, Operation::Erase { email }).await,
         }
     })
 }
@@ -189,8 +223,14 @@ fn parse_ttl(value: &str) -> Result<std::time::Duration, String> {
     docgate::units::parse_duration(value).map_err(|e| e.to_string())
 }
 
-/// What an operator asked the command line to do to links.
+/// What an operator asked the command line to do to links or the request log.
 enum Operation {
+    Export {
+        email: String,
+    },
+    Erase {
+        email: String,
+    },
     Link {
         request: Mint,
         json: bool,
@@ -205,8 +245,9 @@ enum Operation {
 async fn operate(config: Config, operation: Operation) -> ExitCode {
     if config.redis.is_none() {
         eprintln!(
-            "docgate: links live in the running service's store; set DOCGATE_REDIS_URL (and the \
-             same token keys) to mint or revoke from the command line, or use the admin API"
+            "docgate: links and the request log live in the running service's store; set \
+             DOCGATE_REDIS_URL (and the same token keys) to act on them from the command line, \
+             or use the admin API"
         );
         return ExitCode::from(EXIT_CONFIG);
     }
@@ -260,6 +301,22 @@ async fn operate(config: Config, operation: Operation) -> ExitCode {
             Err(e) => failed(e),
         },
         Operation::Revoke { .. } => ExitCode::from(EXIT_CONFIG),
+        Operation::Export { email } => match admin::export_person(&app, &email).await {
+            Ok(entries) => {
+                for entry in entries {
+                    println!("{}", serde_json::json!(entry));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        },
+        Operation::Erase { email } => match admin::erase_person(&app, &email).await {
+            Ok(n) => {
+                println!("erased {n} entries");
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        },
     };
     app.tasks.close();
     app.tasks.wait().await;

@@ -823,19 +823,71 @@ fn json_value() -> impl Strategy<Value = Value> {
         any::<f64>().prop_map(Value::from),
         any::<String>().prop_map(Value::String),
         "(email|document|@|a){0,3}".prop_map(Value::String),
+        "(true|on|yes|1|no| )".prop_map(Value::String),
     ];
     leaf.prop_recursive(3, 16, 4, |inner| {
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
-            prop::collection::btree_map("email|document|.{0,6}", inner, 0..4)
+            prop::collection::btree_map("email|document|name|company|consent|.{0,6}", inner, 0..4)
                 .prop_map(|m| Value::Object(m.into_iter().collect())),
         ]
     })
 }
 
-/// Keys other than the two fields.
+/// The fields a link request reads; any other key is ignored.
+const FIELDS: [&str; 5] = ["email", "document", "name", "company", "consent"];
+
+/// Keys other than the fields.
 fn extra_key() -> impl Strategy<Value = String> {
-    any::<String>().prop_filter("not a field", |k| k != "email" && k != "document")
+    any::<String>().prop_filter("not a field", |k| !FIELDS.contains(&k.as_str()))
+}
+
+/// What a `consent` string means: agreement for `true`, `on`, `yes`, `1` in any case.
+fn agrees(value: &str) -> bool {
+    let value = value.trim().to_ascii_lowercase();
+    matches!(value.as_str(), "true" | "on" | "yes" | "1")
+}
+
+/// The fields a JSON object gives, or `None` when it must be refused: text fields are strings
+/// or `null`, `consent` a boolean, a string or `null`.
+fn json_model(object: &serde_json::Map<String, Value>) -> Option<Fields> {
+    let text = |name: &str| match object.get(name) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(_) => None,
+    };
+    let consent = match object.get("consent") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) => Some(agrees(s)),
+        Some(_) => return None,
+    };
+    Some(Fields {
+        email: text("email")?,
+        document: text("document")?,
+        name: text("name")?,
+        company: text("company")?,
+        consent,
+    })
+}
+
+/// The fields a form gives, or `None` when a field repeats (refused).
+fn form_model(pairs: &[(String, String)]) -> Option<Fields> {
+    let value = |name: &str| {
+        let mut values = pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone());
+        let first = values.next();
+        values.next().is_none().then_some(first)
+    };
+    Some(Fields {
+        email: value("email")?,
+        document: value("document")?,
+        name: value("name")?,
+        company: value("company")?,
+        consent: value("consent")?.map(|v| agrees(&v)),
+    })
 }
 
 /// A field as a client could send it: absent, `null`, or a string.
@@ -886,38 +938,27 @@ fn body_bytes() -> impl Strategy<Value = Vec<u8>> {
 proptest! {
     #![proptest_config(config(2000))]
 
-    /// Arbitrary bytes never panic. A JSON body is accepted only when it is an object, and then
-    /// its fields are the object's `email` and `document` strings; a form body is accepted only
-    /// with at most one of each field, and then they are its values.
+    /// Arbitrary bytes never panic. A JSON body is accepted only when it is an object whose
+    /// `email`, `document`, `name` and `company` are strings (or `null`, or absent) and whose
+    /// `consent` is a boolean or a string, and then the fields are those values; a form body is
+    /// accepted only with at most one of each field, and then they are its values.
     #[test]
     fn bodies_decode_to_what_they_carry(bytes in body_bytes()) {
         let json = decode_fields(false, &bytes);
-        match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(object)) => {
-                let field = |name: &str| match object.get(name) {
-                    None | Some(Value::Null) => Ok(None),
-                    Some(Value::String(s)) => Ok(Some(s.clone())),
-                    Some(_) => Err(()),
-                };
-                match (field("email"), field("document")) {
-                    (Ok(email), Ok(document)) => {
-                        prop_assert_eq!(setup(json)?, Fields { email, document });
-                    }
-                    _ => prop_assert!(is_body_error(&json), "{json:?}"),
-                }
-            }
-            _ => prop_assert!(is_body_error(&json), "{json:?}"),
+        let expected = match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(object)) => json_model(&object),
+            _ => None,
+        };
+        match expected {
+            Some(fields) => prop_assert_eq!(setup(json)?, fields),
+            None => prop_assert!(is_body_error(&json), "{json:?}"),
         }
 
         let form = decode_fields(true, &bytes);
         let pairs: Vec<(String, String)> = setup(serde_urlencoded::from_bytes(&bytes))?;
-        let values = |name: &str| pairs.iter().filter(|(k, _)| k == name).map(|(_, v)| v.clone()).collect::<Vec<_>>();
-        let (emails, documents) = (values("email"), values("document"));
-        if emails.len() > 1 || documents.len() > 1 {
-            prop_assert!(is_body_error(&form), "{form:?}");
-        } else {
-            let fields = Fields { email: emails.into_iter().next(), document: documents.into_iter().next() };
-            prop_assert_eq!(setup(form)?, fields);
+        match form_model(&pairs) {
+            Some(fields) => prop_assert_eq!(setup(form)?, fields),
+            None => prop_assert!(is_body_error(&form), "{form:?}"),
         }
     }
 
@@ -944,7 +985,7 @@ proptest! {
         }
         let object = Value::Object(object);
         let bytes = setup(if pretty { serde_json::to_vec_pretty(&object) } else { serde_json::to_vec(&object) })?;
-        let expected = Fields { email: email.expected(), document: document.expected() };
+        let expected = Fields { email: email.expected(), document: document.expected(), ..Fields::default() };
         prop_assert_eq!(setup(decode_fields(false, &bytes))?, expected);
     }
 
@@ -965,7 +1006,7 @@ proptest! {
             }
         }
         let body = setup(serde_urlencoded::to_string(&pairs))?;
-        prop_assert_eq!(setup(decode_fields(true, body.as_bytes()))?, Fields { email, document });
+        prop_assert_eq!(setup(decode_fields(true, body.as_bytes()))?, Fields { email, document, ..Fields::default() });
     }
 
     /// Arrays (even of two strings, which serde would read as the struct's fields in order),
@@ -1010,4 +1051,48 @@ fn models_agree_with_known_answers() {
     assert_eq!(model_range(Spec::Bounded(2, 9), 3), Some((2, 3)));
     assert_eq!(model_range(Spec::From(3), 3), None);
     assert_eq!(model_range(Spec::Suffix(0), 3), None);
+}
+
+/// The body models are not vacuous: they accept, refuse and read `consent` as the decoder does
+/// on known bodies.
+#[test]
+fn body_models_agree_with_known_answers() {
+    let object = |v: Value| v.as_object().cloned().unwrap();
+    let jane =
+        json!({"email": "j@example.org", "document": "resume", "name": "Jane", "consent": "On"});
+    let expected = Fields {
+        email: Some("j@example.org".to_owned()),
+        document: Some("resume".to_owned()),
+        name: Some("Jane".to_owned()),
+        company: None,
+        consent: Some(true),
+    };
+    assert_eq!(json_model(&object(jane.clone())), Some(expected));
+    assert_eq!(
+        decode_fields(false, jane.to_string().as_bytes()).ok(),
+        json_model(&object(jane))
+    );
+    for refused in [
+        json!({"consent": 1}),
+        json!({"company": []}),
+        json!({"name": false}),
+    ] {
+        assert_eq!(json_model(&object(refused.clone())), None, "{refused}");
+        assert!(is_body_error(&decode_fields(
+            false,
+            refused.to_string().as_bytes()
+        )));
+    }
+    let pairs = |body: &str| serde_urlencoded::from_str::<Vec<(String, String)>>(body).unwrap();
+    let form = "consent=no&company=Acme";
+    assert_eq!(
+        form_model(&pairs(form)).map(|f| (f.consent, f.company)),
+        Some((Some(false), Some("Acme".to_owned())))
+    );
+    assert_eq!(
+        decode_fields(true, form.as_bytes()).ok(),
+        form_model(&pairs(form))
+    );
+    assert_eq!(form_model(&pairs("name=a&name=b")), None);
+    assert!(is_body_error(&decode_fields(true, b"name=a&name=b")));
 }

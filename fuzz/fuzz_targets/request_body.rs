@@ -2,8 +2,10 @@
 //! as JSON and as a form.
 //!
 //! Input: the body. Checks, for both decodings: no panic; JSON is accepted only as an object
-//! whose `email` and `document` are strings, `null` or absent, and then gives exactly those; a
-//! form is accepted unless a field is repeated, and then gives exactly its values.
+//! whose `email`, `document`, `name` and `company` are strings, `null` or absent and whose
+//! `consent` is a boolean, a string, `null` or absent, and then gives exactly those; a form is
+//! accepted unless a field is repeated, and then gives exactly its values (`consent` agreeing
+//! for `true`, `on`, `yes`, `1` in any case).
 
 #![no_main]
 
@@ -16,26 +18,58 @@ fn is_body_error(result: &Result<Fields, Error>) -> bool {
     matches!(result, Err(Error::Invalid(problems)) if problems.contains_key("body"))
 }
 
+/// What a `consent` string means.
+fn agrees(value: &str) -> bool {
+    let value = value.trim().to_ascii_lowercase();
+    matches!(value.as_str(), "true" | "on" | "yes" | "1")
+}
+
+fn json_model(data: &[u8]) -> Option<Fields> {
+    let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(data) else {
+        return None;
+    };
+    let text = |name: &str| match object.get(name) {
+        None | Some(Value::Null) => Some(None),
+        Some(Value::String(s)) => Some(Some(s.clone())),
+        Some(_) => None,
+    };
+    let consent = match object.get("consent") {
+        None | Some(Value::Null) => None,
+        Some(Value::Bool(b)) => Some(*b),
+        Some(Value::String(s)) => Some(agrees(s)),
+        Some(_) => return None,
+    };
+    Some(Fields {
+        email: text("email")?,
+        document: text("document")?,
+        name: text("name")?,
+        company: text("company")?,
+        consent,
+    })
+}
+
+fn form_model(pairs: &[(String, String)]) -> Option<Fields> {
+    let value = |name: &str| {
+        let mut values = pairs
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.clone());
+        let first = values.next();
+        values.next().is_none().then_some(first)
+    };
+    Some(Fields {
+        email: value("email")?,
+        document: value("document")?,
+        name: value("name")?,
+        company: value("company")?,
+        consent: value("consent")?.map(|v| agrees(&v)),
+    })
+}
+
 fuzz_target!(|data: &[u8]| {
     let json = decode_fields(false, data);
-    let expected = match serde_json::from_slice::<Value>(data) {
-        Ok(Value::Object(object)) => {
-            let field = |name: &str| match object.get(name) {
-                None | Some(Value::Null) => Some(None),
-                Some(Value::String(s)) => Some(Some(s.clone())),
-                Some(_) => None,
-            };
-            field("email").zip(field("document"))
-        }
-        _ => None,
-    };
-    match expected {
-        Some((email, document)) => {
-            assert!(
-                matches!(&json, Ok(f) if *f == Fields { email, document }),
-                "{json:?}"
-            );
-        }
+    match json_model(data) {
+        Some(fields) => assert!(matches!(&json, Ok(f) if *f == fields), "{json:?}"),
         None => assert!(is_body_error(&json), "{json:?}"),
     }
 
@@ -44,21 +78,8 @@ fuzz_target!(|data: &[u8]| {
         Ok(pairs) => pairs,
         Err(e) => panic!("form pairs never fail to decode: {e}"),
     };
-    let values = |name: &str| -> Vec<String> {
-        pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-            .collect()
-    };
-    let (emails, documents) = (values("email"), values("document"));
-    if emails.len() > 1 || documents.len() > 1 {
-        assert!(is_body_error(&form), "{form:?}");
-    } else {
-        let fields = Fields {
-            email: emails.into_iter().next(),
-            document: documents.into_iter().next(),
-        };
-        assert!(matches!(&form, Ok(f) if *f == fields), "{form:?}");
+    match form_model(&pairs) {
+        Some(fields) => assert!(matches!(&form, Ok(f) if *f == fields), "{form:?}"),
+        None => assert!(is_body_error(&form), "{form:?}"),
     }
 });

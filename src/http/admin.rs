@@ -7,7 +7,9 @@
 //! | `POST /admin/links` `{"email", "document", "ttl"?, "send"?}` | `201 {"url", "jti", "expires_at"}` |
 //! | `DELETE /admin/tokens/{jti}` | `204`; `404` when no usable link has that id |
 //! | `POST /admin/revocations` `{"email"}` | `200 {"revoked": n}`: every usable link of the address |
-//! | `GET /admin/requests?limit=N&offset=M` | `200 {"entries": [...], "next_offset"}`: link requests newest first, each joined with its link's downloads |
+//! | `GET /admin/requests?limit=N&offset=M` | `200 {"entries": [...], "next_offset"}`: link requests newest first, each joined with its link's downloads and opens |
+//! | `GET /admin/people?email=E` | `200 {"entries": [...]}`: every request log entry of one person, newest first |
+//! | `POST /admin/erasures` `{"email"}` | `200 {"erased": n}`: those entries deleted, their links no longer joined to them |
 //!
 //! The token is compared in constant time (digests of both sides, so not even its length
 //! leaks); with `DOCGATE_ADMIN_TOKEN` unset every admin route answers `401`.
@@ -64,6 +66,10 @@ async fn route(app: &App, req: Request<Incoming>, path: &str) -> Result<Response
         ("/admin/revocations", _) => Err(Error::MethodNotAllowed { allow: "POST" }),
         ("/admin/requests", Method::GET) => requests(app, req.uri().query()).await,
         ("/admin/requests", _) => Err(Error::MethodNotAllowed { allow: "GET" }),
+        ("/admin/people", Method::GET) => export_person(app, req.uri().query()).await,
+        ("/admin/people", _) => Err(Error::MethodNotAllowed { allow: "GET" }),
+        ("/admin/erasures", Method::POST) => erase_person(app, req).await,
+        ("/admin/erasures", _) => Err(Error::MethodNotAllowed { allow: "POST" }),
         (p, Method::DELETE) if p.starts_with("/admin/tokens/") => {
             let jti = &p["/admin/tokens/".len()..];
             if admin::revoke(app, jti).await? {
@@ -143,12 +149,12 @@ async fn mint(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RevokeBody {
+struct EmailBody {
     email: String,
 }
 
 async fn revoke_address(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error> {
-    let request: RevokeBody = body(req).await?;
+    let request: EmailBody = body(req).await?;
     let revoked = admin::revoke_address(app, &request.email).await?;
     Ok(json(
         StatusCode::OK,
@@ -173,6 +179,34 @@ async fn requests(app: &App, query: Option<&str>) -> Result<Response<Body>, Erro
     Ok(json(
         StatusCode::OK,
         &serde_json::json!({ "entries": entries, "next_offset": next }),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Person {
+    email: Option<String>,
+}
+
+async fn export_person(app: &App, query: Option<&str>) -> Result<Response<Body>, Error> {
+    let person: Person = serde_urlencoded::from_str(query.unwrap_or(""))
+        .map_err(|_| Error::invalid("query", "Use ?email=<address>, once."))?;
+    let email = person
+        .email
+        .ok_or_else(|| Error::invalid("email", "Give the person's address: ?email=<address>."))?;
+    let entries = admin::export_person(app, &email).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "entries": entries }),
+    ))
+}
+
+async fn erase_person(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error> {
+    let request: EmailBody = body(req).await?;
+    let erased = admin::erase_person(app, &request.email).await?;
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "erased": erased }),
     ))
 }
 

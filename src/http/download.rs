@@ -250,25 +250,13 @@ async fn confirm_page(
         expires,
     });
     app.metrics.link_pages.inc();
-    let mut entry = Entry::now(Event::LinkOpened, client, "page_shown");
-    entry.document = Some(document.id.clone());
-    entry.jti = Some(claims.jti.clone());
-    entry.user_agent = headers
+    let user_agent = headers
         .get(header::USER_AGENT)
-        .map(|v| printable(v.as_bytes(), 200));
-    entry.after_send_secs = Some(now.saturating_sub(claims.iat));
+        .map(|v| String::from_utf8_lossy(v.as_bytes()));
+    let entry = Entry::link_opened(client, claims, now, user_agent.as_deref());
     spawn_record(&app.tasks, app.backends.requests.clone(), entry);
     tracing::debug!(link = claims.jti_prefix(), "confirm page shown");
     Ok(page.response(StatusCode::OK, &[]))
-}
-
-/// At most `max` characters of a header, control characters dropped.
-fn printable(bytes: &[u8], max: usize) -> String {
-    String::from_utf8_lossy(bytes)
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(max)
-        .collect()
 }
 
 /// Counts a `GET` refused before its first byte, by error code.

@@ -58,7 +58,7 @@ pub fn for_document(app: &App, document: &Document) -> Form {
 
 fn base(app: &App) -> Form {
     Form {
-        privacy_url: app.config.recipients.privacy_url.clone(),
+        privacy_url: app.config.privacy_url.clone(),
         ..Form::default()
     }
 }

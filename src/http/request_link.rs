@@ -7,6 +7,10 @@
 //!
 //! The answer never tells whether an address will receive mail: an address over its own limit
 //! gets the same `202` as one that is mailed (the owner's request log says which).
+//!
+//! Besides `email` and `document`, a request may carry `name` and `company` (recorded for the
+//! owner) and `consent`; with `DOCGATE_PRIVACY_URL` set, a request without `consent` agreeing
+//! is refused (`400`, no mail).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -23,6 +27,7 @@ use super::form;
 use super::{enforce, limit};
 use crate::address;
 use crate::app::App;
+use crate::catalog::Document;
 use crate::mail::LinkMail;
 use crate::metrics::Metrics;
 use crate::pages;
@@ -37,11 +42,79 @@ const NOT_SENT: &str = "not_sent_address_limit";
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 4096;
 
+/// The most characters of a name or company.
+pub const MAX_TEXT: usize = 100;
+
 /// The request's fields, from JSON or a form. Missing fields are reported, unknown ones ignored.
 #[derive(Debug, Default, Deserialize, PartialEq, Eq)]
 pub struct Fields {
     pub email: Option<String>,
     pub document: Option<String>,
+    /// The visitor's name, optional.
+    pub name: Option<String>,
+    /// The visitor's company, optional.
+    pub company: Option<String>,
+    /// Agreement to the privacy notice: JSON `true`/`false`, or a form value where `true`,
+    /// `on` (a checked checkbox), `yes` and `1` agree (any case) and anything else does not.
+    /// `None` when absent or `null`.
+    #[serde(default, deserialize_with = "consent")]
+    pub consent: Option<bool>,
+}
+
+/// Reads `consent` from a JSON boolean, a string (forms carry nothing else) or `null`.
+fn consent<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Option<bool>, D::Error> {
+    struct Consent;
+    impl<'de> serde::de::Visitor<'de> for Consent {
+        type Value = Option<bool>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("a boolean or a string")
+        }
+
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(Some(v))
+        }
+
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            let v = v.trim();
+            Ok(Some(
+                ["true", "on", "yes", "1"]
+                    .iter()
+                    .any(|yes| v.eq_ignore_ascii_case(yes)),
+            ))
+        }
+
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    deserializer.deserialize_any(Consent)
+}
+
+/// An optional free-text field (name, company) as recorded: trimmed, `None` when empty; refused
+/// over [`MAX_TEXT`] characters or with control or bidirectional-override characters (they
+/// would break or disguise the owner's view of it).
+pub fn optional_text(value: Option<&str>) -> Result<Option<String>, String> {
+    let Some(text) = value.map(str::trim).filter(|t| !t.is_empty()) else {
+        return Ok(None);
+    };
+    if text.chars().count() > MAX_TEXT {
+        return Err(format!("Use at most {MAX_TEXT} characters."));
+    }
+    let hidden =
+        |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
+    if text.chars().any(hidden) {
+        return Err("Remove line breaks and other control characters.".to_owned());
+    }
+    Ok(Some(text.to_owned()))
 }
 
 /// Decodes a link request's body: a form when `form`, else a JSON object. Pure, so the fuzz
@@ -77,16 +150,7 @@ pub async fn handle(
     let mut entry = Entry::now(Event::LinkRequested, client, "");
     let mut typed = None;
     let result = request_link(app, req, client, html, &mut entry, &mut typed).await;
-    let outcome = match &result {
-        Ok(_) if entry.outcome == NOT_SENT => NOT_SENT,
-        Ok(_) => "sent",
-        Err(e) => e.code(),
-    };
-    entry.outcome = outcome.to_owned();
-    Metrics::count(&app.metrics.link_requests, outcome);
-    if let Err(e) = app.backends.requests.record(&entry).await {
-        tracing::warn!(cause = %e, "request log entry lost");
-    }
+    record(app, &mut entry, result.as_ref().err()).await;
     match (result, typed) {
         // A person's form without script: the form again, as typed, each problem by its field.
         (Err(Error::Invalid(errors)), Some(fields)) if html => Ok(form_again(app, fields, errors)),
@@ -109,6 +173,9 @@ fn form_again(
         None => form::all_documents(app),
     };
     form.email = fields.email.unwrap_or_default();
+    form.name = fields.name.unwrap_or_default();
+    form.company = fields.company.unwrap_or_default();
+    form.consent = fields.consent == Some(true);
     form.errors = errors
         .into_iter()
         .map(|(field, messages)| (field.to_owned(), messages))
@@ -172,6 +239,24 @@ async fn request_link(
     if document_id.is_empty() {
         errors.insert("document", vec!["Choose a document.".to_owned()]);
     }
+    for (field, value, recorded) in [
+        ("name", &fields.name, &mut entry.name),
+        ("company", &fields.company, &mut entry.company),
+    ] {
+        match optional_text(value.as_deref()) {
+            Ok(text) => *recorded = text,
+            Err(e) => {
+                errors.insert(field, vec![e]);
+            }
+        }
+    }
+    entry.consent = fields.consent;
+    if app.config.privacy_url.is_some() && fields.consent != Some(true) {
+        errors.insert(
+            "consent",
+            vec!["Agree to the privacy notice to get the link.".to_owned()],
+        );
+    }
     let address = match address {
         Some(address) if errors.is_empty() => address,
         _ => {
@@ -181,7 +266,20 @@ async fn request_link(
     };
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
     entry.email = Some(address.to_string());
+    mail_link(app, document, address, entry).await?;
+    Ok(accepted(app.config.token_ttl, html))
+}
 
+/// Mints a link to `document` for `address` and mails it, within the service-wide mail ceiling
+/// (`429` beyond it) and the address's own limit (beyond it nothing is sent, and `entry` says so:
+/// the caller answers alike). Records the new link's `jti` in `entry`.
+pub async fn mail_link(
+    app: &App,
+    document: &Document,
+    address: lettre::Address,
+    entry: &mut Entry,
+) -> Result<(), Error> {
+    let limits = &app.config.limits;
     // The service-wide ceiling first: it says nothing about the address, so it may answer `429`
     // (and checked first, it answers alike whether or not the address is over its own limit).
     enforce(app, &Key::global(Scope::Mail), limits.mail).await?;
@@ -197,7 +295,7 @@ async fn request_link(
             "link not mailed: the address is over its limit"
         );
         entry.outcome = NOT_SENT.to_owned();
-        return Ok(accepted(app.config.token_ttl, html));
+        return Ok(());
     }
 
     let ttl = app.config.token_ttl;
@@ -215,8 +313,21 @@ async fn request_link(
         link = mail.claims.jti_prefix(),
         "link mailed"
     );
+    Ok(())
+}
 
-    Ok(accepted(ttl, html))
+/// Records a link request's `entry`, answered or refused with `failure`, and counts it.
+pub async fn record(app: &App, entry: &mut Entry, failure: Option<&Error>) {
+    let outcome = match failure {
+        None if entry.outcome == NOT_SENT => NOT_SENT,
+        None => "sent",
+        Some(e) => e.code(),
+    };
+    entry.outcome = outcome.to_owned();
+    Metrics::count(&app.metrics.link_requests, outcome);
+    if let Err(e) = app.backends.requests.record(entry).await {
+        tracing::warn!(cause = %e, "request log entry lost");
+    }
 }
 
 /// `202` with the message naming the link's real lifetime.
@@ -248,5 +359,53 @@ fn content_kind(headers: &HeaderMap) -> Result<bool, Error> {
         "application/json" => Ok(false),
         "application/x-www-form-urlencoded" => Ok(true),
         _ => Err(Error::UnsupportedMediaType),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn consent_reads_from_json_and_forms() {
+        let json = |body: &str| decode_fields(false, body.as_bytes()).map(|f| f.consent);
+        assert_eq!(json(r#"{"consent": true}"#).unwrap(), Some(true));
+        assert_eq!(json(r#"{"consent": false}"#).unwrap(), Some(false));
+        assert_eq!(json(r#"{"consent": null}"#).unwrap(), None);
+        assert_eq!(json(r#"{}"#).unwrap(), None);
+        assert_eq!(json(r#"{"consent": "yes"}"#).unwrap(), Some(true));
+        assert!(json(r#"{"consent": 1}"#).is_err());
+        assert!(json(r#"{"consent": [true]}"#).is_err());
+
+        let form = |body: &str| decode_fields(true, body.as_bytes()).unwrap().consent;
+        for yes in ["on", "ON", "true", "yes", "1", "%20Yes%20"] {
+            assert_eq!(form(&format!("consent={yes}")), Some(true), "{yes}");
+        }
+        for no in ["off", "no", "0", "", "false", "y"] {
+            assert_eq!(form(&format!("consent={no}")), Some(false), "{no}");
+        }
+        assert_eq!(form("email=a%40example.org"), None);
+        assert!(decode_fields(true, b"consent=on&consent=on").is_err());
+    }
+
+    #[test]
+    fn names_and_companies_are_trimmed_and_bounded() {
+        assert_eq!(optional_text(None), Ok(None));
+        assert_eq!(optional_text(Some("  \t ")), Ok(None));
+        assert_eq!(
+            optional_text(Some("  Jane Doe\n")),
+            Ok(Some("Jane Doe".to_owned()))
+        );
+        let longest = "é".repeat(MAX_TEXT);
+        assert_eq!(optional_text(Some(&longest)), Ok(Some(longest.clone())));
+        assert!(optional_text(Some(&format!("{longest}x"))).is_err());
+        for bad in [
+            "Jane\nBcc: x",
+            "Jane\u{0}",
+            "\u{1b}[31mJane",
+            "Jane \u{202E}eoD",
+        ] {
+            assert!(optional_text(Some(bad)).is_err(), "{bad:?}");
+        }
     }
 }

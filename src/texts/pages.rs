@@ -60,6 +60,10 @@ pub const EXPIRED: &str =
 pub const RENEW_BUTTON: &str = "Email me a new link";
 pub const RENEW_HINT: &str = "We'll send it to the address this link was sent to.";
 pub const RENEW_ASK_ADDRESS: &str = "Enter your address to get a new link to the same document:";
+/// After the expired page's button: where the new link went, and for how long it works.
+pub fn renewed(masked_address: &str, lifetime: &str) -> String {
+    format!("We sent a new link to {masked_address}. It expires in {lifetime}.")
+}
 
 pub const USED_TITLE: &str = "This link has already been used";
 pub const USED: &str =

@@ -469,6 +469,11 @@ async fn every_outcome_has_a_page_and_a_json_answer() {
         body.contains("name=\"document\" value=\"resume\""),
         "{body}"
     );
+    assert!(
+        body.contains("Enter your address to get a new link"),
+        "{body}"
+    );
+    assert!(app.outbox().is_empty(), "no address known: nothing sent");
 
     // Too many requests: when to come back.
     let limited = TestApp::with(&[("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1/h")]).await;
@@ -674,4 +679,73 @@ async fn the_form_asks_for_consent_when_a_privacy_notice_is_configured() {
         body.contains("href=\"https://example.com/privacy\""),
         "{body}"
     );
+}
+
+#[tokio::test]
+async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
+    let app = TestApp::start().await;
+    // A link that was requested by Jane and has since expired.
+    let expired = Claims::new("lebenslauf", now() - 2000, 900);
+    let mut entry =
+        docgate::requestlog::Entry::now(Event::LinkRequested, "192.0.2.1".parse().unwrap(), "sent");
+    entry.email = Some("jane@example.org".to_owned());
+    entry.document = Some("lebenslauf".to_owned());
+    entry.jti = Some(expired.jti.clone());
+    app.app.backends.requests.record(&entry).await.unwrap();
+    let link = format!("{}/d/{}", app.base, sign(&app, &expired));
+
+    let (status, _, body) = html(click(&app, &link).body("renew=1").send().await.unwrap()).await;
+    assert_eq!(status, 202, "{body}");
+    assert_eq!(page_name(&body), "request-sent");
+    assert!(
+        body.contains("We sent a new link to j•••@example.org. It expires in 15 minutes."),
+        "{body}"
+    );
+    assert!(
+        !body.contains("jane@"),
+        "the page does not show the address"
+    );
+    let mails = app.outbox();
+    assert_eq!(mails.len(), 1);
+    let mail = Mail::read(&mails[0]);
+    assert_eq!(mail.to, "jane@example.org");
+    assert_ne!(token_of(&mail.link), token_of(&link));
+    let response = app.client.get(&mail.link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"Lebenslauf J_rgen M_ller.pdf\"; \
+         filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
+    );
+
+    // The owner's log has the new request, for the same person.
+    let log = app.wait_for_log(3).await;
+    let renewed = log
+        .iter()
+        .filter(|e| e.event == Event::LinkRequested && e.outcome == "sent")
+        .filter(|e| e.jti.as_deref() != Some(expired.jti.as_str()))
+        .collect::<Vec<_>>();
+    assert_eq!(renewed.len(), 1, "{log:?}");
+    assert_eq!(renewed[0].email.as_deref(), Some("jane@example.org"));
+    assert_eq!(renewed[0].document.as_deref(), Some("lebenslauf"));
+
+    // The same limits as any request: the address's own limit holds (a silent no).
+    let strict = TestApp::with(&[("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h")]).await;
+    strict.app.backends.requests.record(&entry).await.unwrap();
+    let link = format!("{}/d/{}", strict.base, sign(&strict, &expired));
+    for _ in 0..3 {
+        let response = click(&strict, &link).body("renew=1").send().await.unwrap();
+        assert_eq!(response.status(), 202);
+    }
+    assert_eq!(
+        strict.outbox().len(),
+        1,
+        "one mail, however often the button is pressed"
+    );
+
+    // A link that is not expired is not renewed: the button's POST downloads it.
+    let (_, live) = app.mint("resume").await;
+    let response = click(&app, &live).body("renew=1").send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
 }

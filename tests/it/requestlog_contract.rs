@@ -1,0 +1,425 @@
+//! The request log contract, written once and run against both implementations: the JSON-lines
+//! file and Redis (a real `redis-server` per test). Each case gets a log of its own (a file of its
+//! own, or a prefix of its own on the test's server).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use docgate::config::{RedisConfig, Secret};
+use docgate::requestlog::shared::RedisLog;
+use docgate::requestlog::{Entry, Event, JsonLinesLog, RequestLog};
+use docgate::store::owner_id;
+use docgate::store::shared::connect;
+use docgate::token::Claims;
+use redis::Commands;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::servers::RedisServer;
+
+const DAY: i64 = 86_400;
+
+/// Where the logs under test live.
+enum Backend {
+    File(tempfile::TempDir),
+    Redis(RedisServer),
+}
+
+impl Backend {
+    /// A fresh, empty log named `case`, keeping entries for `keep` where the implementation
+    /// trims on write (Redis).
+    async fn log(&self, case: &str, keep: Option<Duration>) -> Arc<dyn RequestLog> {
+        match self {
+            Backend::File(dir) => Arc::new(
+                JsonLinesLog::open(&dir.path().join(format!("{case}.jsonl")))
+                    .await
+                    .unwrap(),
+            ),
+            Backend::Redis(server) => {
+                let config = RedisConfig {
+                    url: Secret::new(server.url().into_bytes()),
+                    prefix: format!("{case}:"),
+                };
+                Arc::new(RedisLog::new(
+                    connect(&config).unwrap(),
+                    &config.prefix,
+                    keep,
+                ))
+            }
+        }
+    }
+}
+
+/// Runs every case.
+async fn contract(backend: &Backend) {
+    records_and_pages_newest_first(backend.log("pages", None).await.as_ref()).await;
+    new_fields_round_trip(backend.log("fields", None).await.as_ref()).await;
+    retention_purges_exactly_the_old_ones(backend.log("retention", None).await.as_ref()).await;
+    one_persons_entries_are_found_by_address(backend.log("export", None).await.as_ref()).await;
+    erasure_removes_exactly_one_person(backend.log("erase", None).await.as_ref()).await;
+    a_links_requester_is_found_until_erased(backend.log("requester", None).await.as_ref()).await;
+}
+
+async fn a_links_requester_is_found_until_erased(log: &dyn RequestLog) {
+    let (jane, joe, nobody) = people();
+    record_all(log, &chronological(&[&jane, &joe, &nobody])).await;
+    let requester = |jti: &'static str| async move { log.requester(jti).await.unwrap() };
+    assert_eq!(
+        requester("jti-jane-1").await.as_deref(),
+        Some("Jane@Example.org")
+    );
+    assert_eq!(
+        requester("jti-jane-2").await.as_deref(),
+        Some("jane@example.org")
+    );
+    assert_eq!(
+        requester("jti-joe").await.as_deref(),
+        Some("joe@example.org")
+    );
+    assert_eq!(
+        requester("jti-stranger").await,
+        None,
+        "a download names nobody"
+    );
+    assert_eq!(requester("jti-unknown").await, None);
+    log.erase(&owner_id("jane@example.org")).await.unwrap();
+    assert_eq!(requester("jti-jane-1").await, None, "erased");
+    assert_eq!(
+        requester("jti-joe").await.as_deref(),
+        Some("joe@example.org")
+    );
+}
+
+#[tokio::test]
+async fn the_file_log_meets_the_contract() {
+    contract(&Backend::File(tempfile::tempdir().unwrap())).await;
+}
+
+#[tokio::test]
+async fn the_redis_log_meets_the_contract() {
+    contract(&Backend::Redis(RedisServer::start())).await;
+}
+
+/// RFC 3339 for `secs_ago` seconds before now.
+fn ago(secs_ago: i64) -> String {
+    (OffsetDateTime::now_utc() - time::Duration::seconds(secs_ago))
+        .format(&Rfc3339)
+        .unwrap()
+}
+
+fn ip(last: u8) -> IpAddr {
+    IpAddr::from([192, 0, 2, last])
+}
+
+fn request(at: &str, email: &str, jti: Option<&str>) -> Entry {
+    let mut entry = Entry::now(Event::LinkRequested, ip(1), "sent");
+    entry.at = at.to_owned();
+    entry.email = Some(email.to_owned());
+    entry.document = Some("resume".to_owned());
+    entry.jti = jti.map(str::to_owned);
+    entry
+}
+
+fn download(at: &str, jti: &str) -> Entry {
+    let mut entry = Entry::now(Event::Download, ip(2), "completed");
+    entry.at = at.to_owned();
+    entry.document = Some("resume".to_owned());
+    entry.jti = Some(jti.to_owned());
+    entry
+}
+
+fn opened(at: &str, jti: &str, user_agent: &str, after: u64) -> Entry {
+    let claims = Claims {
+        jti: jti.to_owned(),
+        doc: "resume".to_owned(),
+        iat: 1_000,
+        exp: 1_900,
+        iss: "docgate".to_owned(),
+    };
+    let mut entry = Entry::link_opened(ip(3), &claims, 1_000 + after, Some(user_agent));
+    entry.at = at.to_owned();
+    entry
+}
+
+async fn record_all(log: &dyn RequestLog, entries: &[Entry]) {
+    for entry in entries {
+        log.record(entry).await.unwrap();
+    }
+}
+
+fn newest_first(entries: &[Entry]) -> Vec<Entry> {
+    entries.iter().rev().cloned().collect()
+}
+
+async fn records_and_pages_newest_first(log: &dyn RequestLog) {
+    assert!(log.recent(10, 0).await.unwrap().is_empty());
+    let entries: Vec<Entry> = (0..5)
+        .map(|n| request(&ago(50 - n), &format!("p{n}@example.org"), None))
+        .collect();
+    record_all(log, &entries).await;
+    let all = newest_first(&entries);
+    assert_eq!(log.recent(2, 0).await.unwrap(), all[..2]);
+    assert_eq!(log.recent(2, 2).await.unwrap(), all[2..4]);
+    assert_eq!(log.recent(2, 4).await.unwrap(), all[4..]);
+    assert!(log.recent(2, 5).await.unwrap().is_empty());
+    assert!(log.recent(0, 0).await.unwrap().is_empty());
+    assert!(log.recent(1, usize::MAX).await.unwrap().is_empty());
+    assert_eq!(log.recent(usize::MAX, 0).await.unwrap(), all);
+    assert_eq!(log.recent(usize::MAX, 3).await.unwrap(), all[3..]);
+
+    // Entries of the same second keep the order they were recorded in.
+    let now = ago(0);
+    let same: Vec<Entry> = (0..3)
+        .map(|n| request(&now, &format!("q{n}@example.org"), None))
+        .collect();
+    record_all(log, &same).await;
+    assert_eq!(log.recent(3, 0).await.unwrap(), newest_first(&same));
+}
+
+async fn new_fields_round_trip(log: &dyn RequestLog) {
+    let mut asked = request(&ago(60), "jane@example.org", Some("jti-fields"));
+    asked.name = Some("Jane Doe".to_owned());
+    asked.company = Some("Doe & Daughters, Ltd.".to_owned());
+    asked.consent = Some(true);
+    let mut refused = request(&ago(50), "joe@example.org", None);
+    refused.consent = Some(false);
+    refused.outcome = "invalid_request".to_owned();
+    let open = opened(
+        &ago(40),
+        "jti-fields",
+        "Mozilla/5.0 (compatible; scanner)",
+        3,
+    );
+    record_all(log, &[asked.clone(), refused.clone(), open.clone()]).await;
+
+    let read = log.recent(10, 0).await.unwrap();
+    assert_eq!(read, [open.clone(), refused, asked]);
+    assert_eq!(read[0].event, Event::LinkOpened);
+    assert_eq!(read[0].after_send_secs, Some(3));
+    assert_eq!(
+        read[0].user_agent.as_deref(),
+        Some("Mozilla/5.0 (compatible; scanner)")
+    );
+    let json = serde_json::to_value(&read[0]).unwrap();
+    assert_eq!(json["event"], "link_opened");
+    assert_eq!(json["after_send_secs"], 3);
+    let json = serde_json::to_value(&read[2]).unwrap();
+    assert_eq!(
+        (&json["name"], &json["company"], &json["consent"]),
+        (
+            &"Jane Doe".into(),
+            &"Doe & Daughters, Ltd.".into(),
+            &true.into()
+        )
+    );
+    assert!(
+        serde_json::to_value(&read[1])
+            .unwrap()
+            .get("user_agent")
+            .is_none(),
+        "absent fields are left out"
+    );
+}
+
+async fn retention_purges_exactly_the_old_ones(log: &dyn RequestLog) {
+    let entries = [
+        request(&ago(10 * DAY), "old@example.org", Some("jti-old")),
+        download(&ago(9 * DAY), "jti-old"),
+        request(&ago(5 * DAY), "old@example.org", Some("jti-mid")),
+        request(&ago(DAY), "new@example.org", Some("jti-new")),
+        download(&ago(3600), "jti-new"),
+    ];
+    record_all(log, &entries).await;
+    let cutoff = |days: i64| OffsetDateTime::now_utc() - time::Duration::seconds(days * DAY);
+
+    assert_eq!(log.purge_older_than(cutoff(11)).await.unwrap(), 0);
+    assert_eq!(log.purge_older_than(cutoff(7)).await.unwrap(), 2);
+    assert_eq!(
+        log.purge_older_than(cutoff(7)).await.unwrap(),
+        0,
+        "idempotent"
+    );
+    assert_eq!(
+        log.recent(10, 0).await.unwrap(),
+        newest_first(&entries[2..])
+    );
+    assert_eq!(
+        log.person(&owner_id("old@example.org")).await.unwrap(),
+        [entries[2].clone()],
+        "a person's purged entries are gone from their export too"
+    );
+
+    // An entry exactly at the cutoff is kept.
+    let exact = OffsetDateTime::parse(&entries[2].at, &Rfc3339).unwrap();
+    assert_eq!(log.purge_older_than(exact).await.unwrap(), 0);
+    assert_eq!(
+        log.purge_older_than(exact + time::Duration::seconds(1))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        log.recent(10, 0).await.unwrap(),
+        newest_first(&entries[3..])
+    );
+}
+
+/// Jane asks twice (in two spellings of her address), downloads one link, has the other
+/// opened; Joe asks once and downloads; a stranger's link is downloaded with no request.
+fn people() -> (Vec<Entry>, Vec<Entry>, Vec<Entry>) {
+    let jane = vec![
+        request(&ago(100), "Jane@Example.org", Some("jti-jane-1")),
+        request(&ago(90), "jane@example.org", None),
+        request(&ago(80), "jane@example.org", Some("jti-jane-2")),
+        opened(&ago(77), "jti-jane-2", "scanner/1.0", 3),
+        download(&ago(60), "jti-jane-1"),
+    ];
+    let joe = vec![
+        request(&ago(95), "joe@example.org", Some("jti-joe")),
+        download(&ago(70), "jti-joe"),
+    ];
+    let nobody = vec![download(&ago(65), "jti-stranger")];
+    (jane, joe, nobody)
+}
+
+/// Everything in time order.
+fn chronological(groups: &[&[Entry]]) -> Vec<Entry> {
+    let mut all: Vec<Entry> = groups.iter().flat_map(|g| g.iter().cloned()).collect();
+    all.sort_by(|a, b| a.at.cmp(&b.at));
+    all
+}
+
+async fn one_persons_entries_are_found_by_address(log: &dyn RequestLog) {
+    let (jane, joe, nobody) = people();
+    record_all(log, &chronological(&[&jane, &joe, &nobody])).await;
+
+    let found = log.person(&owner_id("JANE@example.org")).await.unwrap();
+    assert_eq!(found, newest_first(&chronological(&[&jane])));
+    let found = log.person(&owner_id("joe@example.org")).await.unwrap();
+    assert_eq!(found, newest_first(&joe));
+    assert!(
+        log.person(&owner_id("nobody@example.org"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn erasure_removes_exactly_one_person(log: &dyn RequestLog) {
+    let (jane, joe, nobody) = people();
+    record_all(log, &chronological(&[&jane, &joe, &nobody])).await;
+    let owner = owner_id("jane@example.org");
+
+    assert_eq!(log.erase(&owner).await.unwrap(), jane.len() as u64);
+    assert!(log.person(&owner).await.unwrap().is_empty());
+    assert_eq!(
+        log.recent(usize::MAX, 0).await.unwrap(),
+        newest_first(&chronological(&[&joe, &nobody])),
+        "everyone else's entries are untouched"
+    );
+    assert_eq!(
+        log.person(&owner_id("joe@example.org")).await.unwrap(),
+        newest_first(&joe)
+    );
+    assert_eq!(log.erase(&owner).await.unwrap(), 0);
+
+    // Later uses of her old links are recorded, but not joined to her.
+    let late = [
+        download(&ago(10), "jti-jane-1"),
+        opened(&ago(5), "jti-jane-2", "curl/8", 600),
+    ];
+    record_all(log, &late).await;
+    assert!(log.person(&owner).await.unwrap().is_empty());
+    assert_eq!(log.recent(2, 0).await.unwrap(), newest_first(&late));
+    assert_eq!(log.erase(&owner).await.unwrap(), 0);
+
+    // She may ask again: a new request is hers again, and only it.
+    let again = request(&ago(1), "jane@example.org", Some("jti-jane-3"));
+    log.record(&again).await.unwrap();
+    assert_eq!(log.person(&owner).await.unwrap(), [again]);
+}
+
+#[tokio::test]
+async fn redis_keys_are_what_the_module_says_and_writes_trim_retention() {
+    let server = RedisServer::start();
+    let mut conn = server.client();
+    let backend = Backend::Redis(server);
+    let keep = Duration::from_secs(30 * DAY as u64);
+    let forever = backend.log("docgate", None).await;
+    let kept = backend.log("docgate", Some(keep)).await;
+
+    // Entries past retention, written by a log that keeps everything.
+    let old: Vec<Entry> = (0..150)
+        .map(|n| download(&ago(40 * DAY + n), &format!("jti-old-{n}")))
+        .rev()
+        .collect();
+    record_all(forever.as_ref(), &old).await;
+    let count = |conn: &mut redis::Connection| -> (u64, u64) {
+        (
+            conn.hlen("docgate:log:entries").unwrap(),
+            conn.zcard("docgate:log:index").unwrap(),
+        )
+    };
+    assert_eq!(count(&mut conn), (150, 150));
+
+    // Each write trims at most 100 of the oldest past retention.
+    let asked = request(&ago(0), "Jane@Example.org", Some("jti-jane"));
+    kept.record(&asked).await.unwrap();
+    assert_eq!(count(&mut conn), (51, 51));
+    kept.record(&download(&ago(0), "jti-jane")).await.unwrap();
+    assert_eq!(count(&mut conn), (2, 2));
+    assert_eq!(
+        kept.recent(10, 0).await.unwrap().len(),
+        2,
+        "only the entries within retention remain"
+    );
+
+    let owner = owner_id("jane@example.org");
+    let person = format!("docgate:log:person:{owner}");
+    let ids: Vec<String> = conn.zrange(&person, 0, -1).unwrap();
+    assert_eq!(ids.len(), 2, "her request and her link's download");
+    assert!(
+        ids.iter()
+            .all(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit()))
+    );
+    let json: String = conn.hget("docgate:log:entries", &ids[0]).unwrap();
+    assert_eq!(serde_json::from_str::<Entry>(&json).unwrap(), asked);
+    let owner_of: String = conn.get("docgate:log:link:jti-jane").unwrap();
+    assert_eq!(owner_of, owner);
+    let seq: u64 = conn.get("docgate:log:seq").unwrap();
+    assert_eq!(seq, 152);
+    let keep_ms = keep.as_millis() as i64;
+    for key in [person.as_str(), "docgate:log:link:jti-jane"] {
+        let ttl: i64 = conn.pttl(key).unwrap();
+        assert!(keep_ms - 60_000 < ttl && ttl <= keep_ms, "{key}: {ttl}");
+    }
+    let ttl: i64 = conn.pttl("docgate:log:entries").unwrap();
+    assert_eq!(ttl, -1, "the log itself is trimmed, not expired");
+    // Without retention nothing expires.
+    forever
+        .record(&request(&ago(0), "joe@example.org", Some("jti-joe")))
+        .await
+        .unwrap();
+    let ttl: i64 = conn.pttl("docgate:log:link:jti-joe").unwrap();
+    assert_eq!(ttl, -1);
+
+    // Erasure leaves no key naming her or her links.
+    assert_eq!(kept.erase(&owner).await.unwrap(), 2);
+    let mut left: Vec<String> = redis::cmd("KEYS")
+        .arg("docgate:*")
+        .query(&mut conn)
+        .unwrap();
+    left.sort();
+    let joe = format!("docgate:log:person:{}", owner_id("joe@example.org"));
+    assert_eq!(
+        left,
+        [
+            "docgate:log:entries",
+            "docgate:log:index",
+            "docgate:log:link:jti-joe",
+            joe.as_str(),
+            "docgate:log:seq",
+        ]
+    );
+}
