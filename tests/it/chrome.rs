@@ -69,32 +69,55 @@ const FLAGS: &[&str] = &[
     "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
 ];
 
-/// The Chromium binary: `DOCGATE_CHROMIUM` if set, else Debian's binary itself (not its
-/// `/usr/bin/chromium` wrapper, which adds extensions and API keys), else one on `PATH`.
-/// Panics, saying how to install it, when there is none: the browser tests must not pass
-/// without a browser.
+/// Debian's browser binary itself, not its `/usr/bin/chromium` wrapper (which adds extensions,
+/// flags and API keys of its own).
+const DEBIAN_CHROMIUM: &str = "/usr/lib/chromium/chromium";
+
+/// The Chromium binary: `DOCGATE_CHROMIUM` if set, else Debian's, else one on `PATH`. Panics,
+/// saying how to install it, when there is none: the browser tests must not pass without a
+/// browser.
 pub fn chromium_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("DOCGATE_CHROMIUM") {
-        return PathBuf::from(path);
+    find_chromium(
+        std::env::var_os("DOCGATE_CHROMIUM"),
+        &[Path::new(DEBIAN_CHROMIUM)],
+        &std::env::var_os("PATH").unwrap_or_default(),
+    )
+    .unwrap_or_else(|why| panic!("{why}"))
+}
+
+/// [`chromium_binary`]'s search, on given inputs.
+fn find_chromium(
+    chosen: Option<std::ffi::OsString>,
+    known: &[&Path],
+    path: &std::ffi::OsStr,
+) -> Result<PathBuf, String> {
+    if let Some(chosen) = chosen {
+        let chosen = PathBuf::from(chosen);
+        return if chosen.is_file() {
+            Ok(chosen)
+        } else {
+            Err(format!(
+                "DOCGATE_CHROMIUM names {}, which is not a file",
+                chosen.display()
+            ))
+        };
     }
-    let direct = Path::new("/usr/lib/chromium/chromium");
-    if direct.is_file() {
-        return direct.to_owned();
+    if let Some(known) = known.iter().find(|p| p.is_file()) {
+        return Ok(known.to_path_buf());
     }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for dir in std::env::split_paths(&path) {
+    for dir in std::env::split_paths(path) {
         for name in ["chromium", "chromium-browser", "google-chrome"] {
             let candidate = dir.join(name);
             if candidate.is_file() {
-                return candidate;
+                return Ok(candidate);
             }
         }
     }
-    panic!(
-        "the browser tests need Chromium, and none was found (not /usr/lib/chromium/chromium, \
-         nor chromium on PATH). Install it with `apt-get install -y --no-install-recommends \
-         chromium` (./scripts/test does), or point DOCGATE_CHROMIUM at a Chrome binary."
-    );
+    Err(format!(
+        "the browser tests need Chromium, and there is none ({DEBIAN_CHROMIUM} is missing and \
+         no chromium is on PATH). Install it with `apt-get install -y --no-install-recommends \
+         chromium` (./scripts/test does), or set DOCGATE_CHROMIUM to a Chrome binary."
+    ))
 }
 
 /// One CDP event.
@@ -642,6 +665,60 @@ impl Page {
         self.call("Input.insertText", json!({ "text": text })).await;
     }
 
+    /// Presses and releases one key (`Enter`, `Tab`, `ArrowDown`, `ArrowUp`, `Space`).
+    pub async fn press(&self, key: &str) {
+        let (code, key_code, text) = match key {
+            "Enter" => ("Enter", 13, "\r"),
+            "Tab" => ("Tab", 9, ""),
+            "ArrowDown" => ("ArrowDown", 40, ""),
+            "ArrowUp" => ("ArrowUp", 38, ""),
+            "Space" => ("Space", 32, " "),
+            _ => panic!("no key code for {key}"),
+        };
+        let key_name = if key == "Space" { " " } else { key };
+        let mut down = json!({
+            "type": if text.is_empty() { "rawKeyDown" } else { "keyDown" },
+            "key": key_name,
+            "code": code,
+            "windowsVirtualKeyCode": key_code,
+        });
+        if !text.is_empty() {
+            down["text"] = text.into();
+        }
+        self.call("Input.dispatchKeyEvent", down).await;
+        self.call(
+            "Input.dispatchKeyEvent",
+            json!({ "type": "keyUp", "key": key_name, "code": code, "windowsVirtualKeyCode": key_code }),
+        )
+        .await;
+    }
+
+    /// Picks the option whose value is `value` in the `<select>` matching `selector` with the
+    /// keyboard: focus, then arrow keys.
+    pub async fn select(&self, selector: &str, value: &str) {
+        let count = self
+            .eval(&format!(
+                "(() => {{ const e = document.querySelector({}); if (!e) return null; e.focus(); \
+                 return e.options.length; }})()",
+                js(selector)
+            ))
+            .await
+            .as_u64()
+            .unwrap_or_else(|| panic!("no <select> matches {selector}"));
+        for direction in ["ArrowDown", "ArrowUp"] {
+            for _ in 0..=count {
+                let now = self
+                    .eval(&format!("document.querySelector({}).value", js(selector)))
+                    .await;
+                if now == value {
+                    return;
+                }
+                self.press(direction).await;
+            }
+        }
+        panic!("{selector} has no option {value}");
+    }
+
     /// Waits (bounded) until a JavaScript condition holds.
     pub async fn wait_until(&self, condition: &str) {
         let deadline = Instant::now() + TIMEOUT;
@@ -815,4 +892,46 @@ fn crc32(bytes: &[u8]) -> u32 {
         }
     }
     !crc
+}
+
+#[test]
+fn without_chromium_the_browser_tests_fail_saying_how_to_install_it() {
+    let empty = tempfile::tempdir().unwrap();
+    let missing = empty.path().join("chromium");
+    let why = find_chromium(None, &[&missing], empty.path().as_os_str()).unwrap_err();
+    assert!(
+        why.contains("apt-get install -y --no-install-recommends chromium"),
+        "{why}"
+    );
+    let why = find_chromium(Some(missing.clone().into()), &[], "".as_ref()).unwrap_err();
+    assert!(why.contains("DOCGATE_CHROMIUM"), "{why}");
+    std::fs::write(&missing, "").unwrap();
+    assert_eq!(
+        find_chromium(None, &[], empty.path().as_os_str()),
+        Ok(missing)
+    );
+}
+
+#[test]
+fn png_checks_find_cut_and_corrupt_images() {
+    // A 1x1 PNG, as Chromium would write it.
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut chunk = |kind: &[u8], data: &[u8]| {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = png.len();
+        png.extend_from_slice(kind);
+        png.extend_from_slice(data);
+        let crc = crc32(&png[start..]);
+        png.extend_from_slice(&crc.to_be_bytes());
+    };
+    chunk(b"IHDR", &[0, 0, 0, 1, 0, 0, 0, 1, 8, 6, 0, 0, 0]);
+    chunk(b"IDAT", &[0x78, 0x9c, 0x63, 0x60, 0, 0, 0, 2, 0, 1]);
+    chunk(b"IEND", &[]);
+    assert_eq!(png_size(&png), (1, 1));
+    assert_eq!(crc32(b"123456789"), 0xCBF4_3926, "the CRC-32 check value");
+    let cut = png[..png.len() - 12].to_vec();
+    assert!(std::panic::catch_unwind(|| png_size(&cut)).is_err());
+    let mut corrupt = png.clone();
+    corrupt[40] ^= 1;
+    assert!(std::panic::catch_unwind(|| png_size(&corrupt)).is_err());
 }

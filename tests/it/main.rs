@@ -25,4 +25,5 @@ mod objects_contract;
 mod process;
 mod production;
 mod s3;
+mod scanner;
 mod store_contract;
