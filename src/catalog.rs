@@ -47,8 +47,32 @@ pub struct Document {
     pub filename: String,
     /// How the document is named in mails.
     pub title: String,
-    /// The `Content-Type` served: from the catalog, or guessed from the filename.
+    /// The `Content-Type` from the catalog, or else guessed from the filename.
     pub content_type: String,
+    /// Whether the catalog set `content_type`: then it wins over the type the store keeps.
+    pub content_type_set: bool,
+}
+
+impl Document {
+    /// The `Content-Type` to serve: the catalog's when set, else the store's when it names a
+    /// specific, well-formed type, else the one guessed from the filename.
+    pub fn content_type_for<'a>(&'a self, stored: Option<&'a str>) -> &'a str {
+        if self.content_type_set {
+            return &self.content_type;
+        }
+        match stored.map(str::trim) {
+            Some(t)
+                if !t.is_empty()
+                    && t.parse::<mime_guess::mime::Mime>().is_ok()
+                    && !t.starts_with("application/octet-stream")
+                    && !t.starts_with("binary/octet-stream")
+                    && t.bytes().all(|b| b.is_ascii_graphic() || b == b' ') =>
+            {
+                t
+            }
+            _ => &self.content_type,
+        }
+    }
 }
 
 /// The validated catalog.
@@ -97,6 +121,7 @@ impl Catalog {
             check_key(&entry.key).map_err(|reason| field("key", reason))?;
             check_filename(&entry.filename).map_err(|reason| field("filename", reason))?;
             check_text(&entry.title, 200).map_err(|reason| field("title", reason))?;
+            let content_type_set = entry.content_type.is_some();
             let content_type = match entry.content_type {
                 Some(ct) => {
                     ct.parse::<mime_guess::mime::Mime>()
@@ -115,6 +140,7 @@ impl Catalog {
                     filename: entry.filename,
                     title: entry.title,
                     content_type,
+                    content_type_set,
                 },
             );
         }
@@ -226,8 +252,29 @@ mod tests {
         let resume = catalog.get("resume").unwrap();
         assert_eq!(resume.key, "resume/Jane_Doe_Resume.pdf");
         assert_eq!(resume.content_type, "application/pdf");
+        assert_eq!(resume.content_type_for(None), "application/pdf");
+        assert_eq!(
+            resume.content_type_for(Some("application/x-pdf")),
+            "application/x-pdf"
+        );
+        assert_eq!(
+            resume.content_type_for(Some("binary/octet-stream")),
+            "application/pdf"
+        );
+        assert_eq!(
+            resume.content_type_for(Some("not a type")),
+            "application/pdf"
+        );
         assert_eq!(
             catalog.get("notes").unwrap().content_type,
+            "text/plain; charset=utf-8"
+        );
+        // Set in the catalog: it wins over the store's.
+        assert_eq!(
+            catalog
+                .get("notes")
+                .unwrap()
+                .content_type_for(Some("application/pdf")),
             "text/plain; charset=utf-8"
         );
         assert_eq!(catalog.iter().count(), 2);

@@ -57,6 +57,11 @@ pub const ENV_MAX_HEADERS: &str = "DOCGATE_MAX_HEADERS";
 pub const ENV_H2_MAX_STREAMS: &str = "DOCGATE_H2_MAX_STREAMS";
 pub const ENV_LOG: &str = "DOCGATE_LOG";
 pub const ENV_LOG_FORMAT: &str = "DOCGATE_LOG_FORMAT";
+pub const ENV_CONFIRM_PAGE: &str = "DOCGATE_CONFIRM_PAGE";
+pub const ENV_DISPOSITION: &str = "DOCGATE_DISPOSITION";
+pub const ENV_CORS_ORIGINS: &str = "DOCGATE_CORS_ORIGINS";
+pub const ENV_REDOWNLOAD_GRACE: &str = "DOCGATE_REDOWNLOAD_GRACE";
+pub const ENV_PRIVACY_URL: &str = "DOCGATE_PRIVACY_URL";
 
 /// The shortest admin token accepted, in bytes.
 pub const MIN_ADMIN_TOKEN_LEN: usize = 16;
@@ -182,6 +187,33 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a browser is told to handle a document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disposition {
+    /// Save it (`Content-Disposition: attachment`).
+    Attachment,
+    /// Show it in the browser where it can (a PDF opens in the viewer), with the same filename
+    /// when saved.
+    Inline,
+}
+
+/// What recipients' browsers meet: the confirm page, how documents open, who may embed the form.
+#[derive(Debug, Clone)]
+pub struct Recipients {
+    /// A browser's `GET` of a link shows a page with a Download button; only its `POST` (or a
+    /// non-browser `GET`, or a resume) streams. Keeps mail scanners from spending links.
+    pub confirm_page: bool,
+    pub disposition: Disposition,
+    /// Origins (`https://www.example.com`) whose pages may post link requests with script
+    /// (CORS) and embed the request form in a frame.
+    pub cors_origins: Vec<String>,
+    /// After a completed download, the same client network may fetch the document once more for
+    /// this long (a phone's download manager fetches twice). Zero: never.
+    pub redownload_grace: Duration,
+    /// The privacy notice: when set, the form links it and a link request needs consent.
+    pub privacy_url: Option<String>,
+}
+
 /// Per-client limits, each a GCRA rate.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -295,12 +327,27 @@ pub struct Config {
     /// accepted, before the listener closes.
     pub shutdown_delay: Duration,
     pub http: HttpLimits,
+    pub recipients: Recipients,
     /// A `tracing` filter directive, e.g. `info` or `docgate=debug`.
     pub log_filter: String,
     pub log_format: LogFormat,
 }
 
 impl Config {
+    /// The origin of [`Config::public_url`] (`https://docs.example.com`), as a browser names it in
+    /// `Origin`.
+    pub fn public_origin(&self) -> String {
+        match self.public_url.parse::<http::Uri>() {
+            Ok(uri) => format!(
+                "{}://{}",
+                uri.scheme_str().unwrap_or("http"),
+                uri.authority().map_or("", |a| a.as_str())
+            )
+            .to_ascii_lowercase(),
+            Err(_) => self.public_url.clone(),
+        }
+    }
+
     /// Reads and validates every variable. The first bad one is reported.
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let env = Reader(source);
@@ -448,6 +495,17 @@ impl Config {
             download_attempts,
             drain_timeout: env.parse(ENV_DRAIN_TIMEOUT, "30s", parse_duration)?,
             shutdown_delay: env.parse(ENV_SHUTDOWN_DELAY, "5s", parse_delay)?,
+            recipients: Recipients {
+                confirm_page: env.parse(ENV_CONFIRM_PAGE, "on", parse_switch)?,
+                disposition: env.parse(ENV_DISPOSITION, "attachment", |v| match v {
+                    "attachment" => Ok(Disposition::Attachment),
+                    "inline" => Ok(Disposition::Inline),
+                    _ => Err("expected attachment or inline"),
+                })?,
+                cors_origins: env.parse(ENV_CORS_ORIGINS, "", parse_origins)?,
+                redownload_grace: env.parse(ENV_REDOWNLOAD_GRACE, "60s", parse_delay)?,
+                privacy_url: env.optional(ENV_PRIVACY_URL, parse_public_url)?,
+            },
             log_filter,
             log_format,
         })
@@ -646,6 +704,41 @@ fn parse_delay(value: &str) -> Result<Duration, String> {
     parse_duration(value).map_err(|e| e.to_string())
 }
 
+/// `on`/`off` (also `true`/`false`, `yes`/`no`, `1`/`0`).
+fn parse_switch(value: &str) -> Result<bool, &'static str> {
+    match value.to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" => Ok(true),
+        "off" | "false" | "no" | "0" => Ok(false),
+        _ => Err("expected on or off"),
+    }
+}
+
+/// Comma-separated origins: `scheme://host[:port]`, no path. Returned as browsers send them in
+/// `Origin` (lowercase, no trailing slash).
+fn parse_origins(value: &str) -> Result<Vec<String>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|origin| {
+            let bad = || format!("{origin:?} is not an origin like https://www.example.com");
+            let uri: http::Uri = origin.parse().map_err(|_| bad())?;
+            let scheme = uri.scheme_str().filter(|s| matches!(*s, "http" | "https"));
+            let (Some(scheme), Some(authority)) = (scheme, uri.authority()) else {
+                return Err(bad());
+            };
+            let path = uri.path_and_query().map_or("", |p| p.as_str());
+            if !matches!(path, "" | "/") || authority.as_str().contains('@') {
+                return Err(bad());
+            }
+            Ok(format!(
+                "{scheme}://{}",
+                authority.as_str().to_ascii_lowercase()
+            ))
+        })
+        .collect()
+}
+
 /// A whole number from `min` to `max`.
 fn parse_count(value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
@@ -740,6 +833,35 @@ mod tests {
         assert_eq!(config.mail_from.to_string(), "docgate <noreply@localhost>");
         assert!(config.trusted_proxies.is_empty());
         assert_eq!(config.log_format, LogFormat::Text);
+        assert!(config.recipients.confirm_page);
+        assert_eq!(config.recipients.disposition, Disposition::Attachment);
+        assert!(config.recipients.cors_origins.is_empty());
+        assert_eq!(config.recipients.redownload_grace, Duration::from_secs(60));
+        assert_eq!(config.public_origin(), "http://localhost:8080");
+    }
+
+    #[test]
+    fn recipient_settings_parse() {
+        let config = Config::from_source(&source(&[
+            (ENV_CONFIRM_PAGE, "off"),
+            (ENV_DISPOSITION, "inline"),
+            (
+                ENV_CORS_ORIGINS,
+                "https://www.Example.com, http://localhost:3000/",
+            ),
+            (ENV_REDOWNLOAD_GRACE, "0s"),
+            (ENV_PUBLIC_URL, "https://Docs.example.com/base/"),
+        ]))
+        .unwrap();
+        let r = &config.recipients;
+        assert!(!r.confirm_page);
+        assert_eq!(r.disposition, Disposition::Inline);
+        assert_eq!(
+            r.cors_origins,
+            ["https://www.example.com", "http://localhost:3000"]
+        );
+        assert_eq!(r.redownload_grace, Duration::ZERO);
+        assert_eq!(config.public_origin(), "https://docs.example.com");
     }
 
     #[test]
@@ -771,6 +893,14 @@ mod tests {
             ),
             (ENV_MAIL_FROM, "not an address", "DOCGATE_MAIL_FROM="),
             (ENV_LOG_FORMAT, "xml", "expected text or json"),
+            (ENV_CONFIRM_PAGE, "maybe", "expected on or off"),
+            (ENV_DISPOSITION, "download", "expected attachment or inline"),
+            (
+                ENV_CORS_ORIGINS,
+                "https://example.com/path",
+                "is not an origin",
+            ),
+            (ENV_CORS_ORIGINS, "example.com", "is not an origin"),
             (
                 ENV_REDIS_URL,
                 "http://localhost",

@@ -35,12 +35,14 @@ pub mod http;
 pub mod mail;
 pub mod metrics;
 pub mod objects;
+pub mod pages;
 pub mod range;
 pub mod ratelimit;
 pub mod requestlog;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod texts;
 pub mod token;
 pub mod units;
 

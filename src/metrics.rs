@@ -5,7 +5,8 @@
 //! error code, an outcome, a route): never an address, a token or a path a client chose.
 //!
 //! The funnel reads left to right: `docgate_link_requests_total{outcome="sent"}` (mailed),
-//! `docgate_downloads_started_total`, `docgate_downloads_total{outcome="completed"}`; each step's
+//! `docgate_link_pages_total` (a link's confirm page opened: by its recipient, or by a mail
+//! scanner), `docgate_downloads_started_total`, `docgate_downloads_total{outcome="completed"}`; each step's
 //! failures carry their reason in the same families.
 
 use std::time::Duration;
@@ -50,6 +51,8 @@ pub struct Metrics {
     /// Link requests by outcome: `sent`, `not_sent_address_limit`, or the error code.
     pub link_requests: Family<Label, Counter>,
     /// Downloads that claimed their link and started streaming.
+    /// Confirm pages shown for a link (`GET` from a browser or a mail scanner; nothing spent).
+    pub link_pages: Counter,
     pub downloads_started: Counter,
     /// Finished downloads by outcome: `completed`, `partial`, `interrupted`, `failed`.
     pub downloads: Family<Label, Counter>,
@@ -99,6 +102,12 @@ impl Metrics {
             "link_requests",
             "Link requests, by outcome (sent, not_sent_address_limit, or the error code)",
             link_requests.clone(),
+        );
+        let link_pages = Counter::default();
+        registry.register(
+            "link_pages",
+            "Confirm pages shown for a link, before any download: opened by a person or a mail scanner",
+            link_pages.clone(),
         );
         let downloads_started = Counter::default();
         registry.register(
@@ -228,6 +237,7 @@ impl Metrics {
         Self {
             registry,
             link_requests,
+            link_pages,
             downloads_started,
             downloads,
             download_refusals,

@@ -23,6 +23,9 @@ pub enum Event {
     LinkRequested,
     /// A download of a link, started or refused.
     Download,
+    /// A link's confirm page was fetched: by the person before they click, or by a mail scanner
+    /// or link preview that never clicks.
+    LinkOpened,
 }
 
 /// One line of the log.
@@ -42,6 +45,13 @@ pub struct Entry {
     /// The link's id, joining a request to its downloads.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub jti: Option<String>,
+    /// Who fetched a link's page (for [`Event::LinkOpened`]), truncated.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub user_agent: Option<String>,
+    /// Seconds between the link's minting and this fetch: a fetch within seconds of sending is
+    /// usually a mail scanner.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub after_send_secs: Option<u64>,
 }
 
 impl Entry {
@@ -58,6 +68,8 @@ impl Entry {
             client_ip,
             outcome: outcome.to_owned(),
             jti: None,
+            user_agent: None,
+            after_send_secs: None,
         }
     }
 }

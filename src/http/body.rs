@@ -380,6 +380,9 @@ mod tests {
         async fn release(&self, _: &str, _: &Lease, _: bool) -> Result<(), StoreError> {
             Ok(())
         }
+        async fn rearm(&self, _: &str, _: &str, _: Duration) -> Result<bool, StoreError> {
+            Ok(false)
+        }
         async fn revoke(&self, _: &str) -> Result<bool, StoreError> {
             Ok(false)
         }

@@ -1,6 +1,14 @@
-//! `GET` and `HEAD /d/{token}`: a recipient follows the link from the mail.
+//! `GET`, `POST` and `HEAD /d/{token}`: a recipient follows the link from the mail.
 //!
-//! `GET` verifies the token, claims the link in the token store (one atomic step: exactly one of
+//! With the confirm page on (the default), a browser's `GET` of a link that nothing has started
+//! yet gets a page naming the document, its size and the link's expiry, with a Download button
+//! that posts back to the same address. Mail scanners and link previews fetch links with `GET`
+//! and browser-like headers before the person does; they see the page and spend nothing (their
+//! fetch is recorded for the owner). The `POST`, a `GET` from a non-browser client (`curl`, a
+//! download manager), a `Range` resume, and any `GET` after a download of the link has started
+//! stream the bytes. `POST` from the expired page (`renew=1`) asks for a new link instead.
+//!
+//! Streaming verifies the token, claims the link in the token store (one atomic step: exactly one of
 //! several racing clients wins), opens the object with the requested range, and streams it through
 //! a [`DownloadBody`] that spends the link only when the last byte goes out. A failure before the
 //! first byte releases the claim with a refund, so it costs the recipient nothing. `HEAD` answers
@@ -9,8 +17,10 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::BodyExt;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio_util::task::TaskTracker;
@@ -20,13 +30,17 @@ use super::error::Error;
 use super::{Body, empty, enforce};
 use crate::app::{App, LEASE_TTL, RENEW_EVERY};
 use crate::catalog::Document;
+use crate::config::Disposition;
 use crate::metrics::Metrics;
 use crate::objects::ObjectMeta;
+use crate::pages;
 use crate::range::{ByteRange, RangeRequest};
 use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event, RequestLog};
-use crate::store::{Claim as Claimed, Lease};
+use crate::store::{Claim as Claimed, Lease, LinkState};
+use crate::texts::pages as texts;
 use crate::token::{Claims, TokenError};
+use crate::units::{self, humanize};
 
 /// RFC 8187 `attr-char`: everything else in `filename*` is percent-encoded.
 const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
@@ -43,19 +57,43 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'|')
     .remove(b'~');
 
-/// Handles a download. `link` receives the `jti` prefix of a genuine token, for the access log.
+/// The largest body a `POST /d/{token}` may carry: the confirm page's form sends none, the expired
+/// page's one field.
+const MAX_POST_BODY: usize = 1024;
+
+/// What a request to a link asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ask {
+    /// `HEAD`: what a `GET` would get, nothing claimed.
+    Head,
+    /// `GET`: the confirm page for a browser (while the confirm page is on and nothing has been
+    /// started yet), else the bytes.
+    Get,
+    /// `POST` from the confirm page: the bytes.
+    Download,
+    /// `POST` from the expired page: a new link, mailed to the same address.
+    Renew,
+}
+
+/// Handles a request to a link. `link` receives the `jti` prefix of a genuine token, for the
+/// access log. Errors are answered here, where the link's document is known, so its page can
+/// offer to ask for that document again.
 pub async fn handle(
     app: &App,
     req: Request<Incoming>,
     client: IpAddr,
     link: &mut Option<String>,
-) -> Result<Response<Body>, Error> {
+    html: bool,
+) -> Response<Body> {
+    let mut document = None;
     let head = req.method() == Method::HEAD;
-    let result = download(app, req, client, link, head).await;
-    if let Err(e) = &result {
-        refused(app, head, e);
+    match download(app, req, client, link, &mut document).await {
+        Ok(response) => response,
+        Err(e) => {
+            refused(app, head, &e);
+            e.into_response_for(html, document.as_deref())
+        }
     }
-    result
 }
 
 async fn download(
@@ -63,7 +101,7 @@ async fn download(
     req: Request<Incoming>,
     client: IpAddr,
     link: &mut Option<String>,
-    head: bool,
+    document_id: &mut Option<String>,
 ) -> Result<Response<Body>, Error> {
     enforce(
         app,
@@ -72,13 +110,31 @@ async fn download(
     )
     .await?;
 
-    let token = req.uri().path().strip_prefix("/d/").unwrap_or("");
+    let (parts, body) = req.into_parts();
+    let ask = match parts.method {
+        Method::HEAD => Ask::Head,
+        Method::POST => {
+            check_same_site(app, &parts.headers)?;
+            if posted_renewal(body).await? {
+                Ask::Renew
+            } else {
+                Ask::Download
+            }
+        }
+        _ => Ask::Get,
+    };
+
+    let token = parts.uri.path().strip_prefix("/d/").unwrap_or("");
     let token = token.strip_suffix('/').unwrap_or(token);
     let claims = match app.codec.verify(token, app.now()) {
         Ok(claims) => claims,
         Err(TokenError::Expired(claims)) => {
             *link = Some(claims.jti_prefix().to_owned());
-            if !head {
+            *document_id = Some(claims.doc.clone());
+            if ask == Ask::Renew {
+                return super::renew::handle(app, &claims, client).await;
+            }
+            if ask != Ask::Head {
                 record(app, &claims, client, "link_expired");
             }
             return Err(Error::Expired);
@@ -86,22 +142,133 @@ async fn download(
         Err(e) => return Err(e.into()),
     };
     *link = Some(claims.jti_prefix().to_owned());
+    *document_id = Some(claims.doc.clone());
 
     let Some(document) = app.catalog.get(&claims.doc) else {
         return Err(Error::DocumentGone);
     };
-    let header = |name| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let range = RangeRequest::from_headers(header(header::RANGE), header(header::IF_RANGE));
 
-    let result = if head {
-        head_response(app, &claims, document, range.as_ref()).await
-    } else {
-        get_response(app, &claims, document, range.as_ref(), client).await
+    let result = match ask {
+        Ask::Head => head_response(app, &claims, document, range.as_ref()).await,
+        Ask::Get if range.is_none() && wants_page(app, &parts.headers) => {
+            match app.backends.store.peek(&claims.jti).await? {
+                // Nothing started yet: this is the person before their click, or a mail scanner
+                // or link preview that never clicks. Neither spends anything.
+                LinkState::Ready { started: 0 } => {
+                    confirm_page(app, &claims, document, &parts.headers, client).await
+                }
+                // A download of it has begun (a resume, or a phone's download manager fetching
+                // what the page's button started), or it is spent, withdrawn or in flight:
+                // the download path answers.
+                _ => get_response(app, &claims, document, None, client, ask).await,
+            }
+        }
+        Ask::Get | Ask::Download | Ask::Renew => {
+            get_response(app, &claims, document, range.as_ref(), client, ask).await
+        }
     };
-    if let (Err(e), false) = (&result, head) {
+    if let (Err(e), false) = (&result, ask == Ask::Head) {
         record(app, &claims, client, e.code());
     }
     result
+}
+
+/// True when the confirm page is on and the request is a browser navigating to the link (or a
+/// scanner posing as one): `Sec-Fetch-Mode: navigate`, or, from clients that do not send
+/// `Sec-Fetch-*`, an `Accept` that prefers HTML. `curl`, `wget` and download managers send
+/// neither and get the bytes.
+fn wants_page(app: &App, headers: &HeaderMap) -> bool {
+    if !app.config.recipients.confirm_page {
+        return false;
+    }
+    match headers.get("sec-fetch-mode") {
+        Some(mode) => mode.as_bytes().eq_ignore_ascii_case(b"navigate"),
+        None => super::client::wants_html(headers),
+    }
+}
+
+/// Refuses a `POST` another site made: its `Origin` is another origin than the public URL's, or
+/// `Sec-Fetch-Site` says cross-site. Clients that send neither (older browsers, scripts) pass:
+/// the token in the path is the credential; this keeps other pages from spending it for the
+/// person. `Origin: null` is what browsers send under `Referrer-Policy: no-referrer`.
+fn check_same_site(app: &App, headers: &HeaderMap) -> Result<(), Error> {
+    if let Some(site) = headers.get("sec-fetch-site") {
+        let site = site.as_bytes();
+        if !(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none")) {
+            return Err(Error::CrossSite);
+        }
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        if origin != "null" && !origin.eq_ignore_ascii_case(&app.config.public_origin()) {
+            return Err(Error::CrossSite);
+        }
+    }
+    Ok(())
+}
+
+/// Reads a link's `POST` body (a form): `true` when it asks for a new link (`renew=1`).
+async fn posted_renewal(body: Incoming) -> Result<bool, Error> {
+    let bytes = Limited::new(body, MAX_POST_BODY)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<LengthLimitError>() {
+                Error::TooLarge
+            } else {
+                Error::invalid("body", "The request body could not be read.")
+            }
+        })?
+        .to_bytes();
+    let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+        .map_err(|_| Error::invalid("body", "The form data could not be decoded."))?;
+    Ok(fields
+        .iter()
+        .any(|(name, value)| name == "renew" && value == "1"))
+}
+
+/// The confirm page: what the link gives, and a button that downloads it.
+async fn confirm_page(
+    app: &App,
+    claims: &Claims,
+    document: &Document,
+    headers: &HeaderMap,
+    client: IpAddr,
+) -> Result<Response<Body>, Error> {
+    let meta = app.backends.objects.head(&document.key).await?;
+    let now = app.now();
+    let expires = texts::expires_in(
+        &humanize(Duration::from_secs(claims.exp.saturating_sub(now).max(1))),
+        &units::clock(claims.exp, now),
+    );
+    let page = pages::confirm(&pages::Confirm {
+        title: &document.title,
+        filename: &document.filename,
+        size: units::size(meta.size),
+        expires,
+    });
+    app.metrics.link_pages.inc();
+    let mut entry = Entry::now(Event::LinkOpened, client, "page_shown");
+    entry.document = Some(document.id.clone());
+    entry.jti = Some(claims.jti.clone());
+    entry.user_agent = headers
+        .get(header::USER_AGENT)
+        .map(|v| printable(v.as_bytes(), 200));
+    entry.after_send_secs = Some(now.saturating_sub(claims.iat));
+    spawn_record(&app.tasks, app.backends.requests.clone(), entry);
+    tracing::debug!(link = claims.jti_prefix(), "confirm page shown");
+    Ok(page.response(StatusCode::OK, &[]))
+}
+
+/// At most `max` characters of a header, control characters dropped.
+fn printable(bytes: &[u8], max: usize) -> String {
+    String::from_utf8_lossy(bytes)
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(max)
+        .collect()
 }
 
 /// Counts a `GET` refused before its first byte, by error code.
@@ -127,7 +294,13 @@ async fn head_response(
         None => None,
     };
     let mut response = Response::new(empty());
-    headers(&mut response, document, &meta, selected);
+    headers(
+        &mut response,
+        document,
+        &meta,
+        selected,
+        app.config.recipients.disposition,
+    );
     Ok(response)
 }
 
@@ -137,10 +310,18 @@ async fn get_response(
     document: &Document,
     range: Option<&RangeRequest>,
     client: IpAddr,
+    ask: Ask,
 ) -> Result<Response<Body>, Error> {
     let store = &app.backends.store;
-    let lease = Lease::new(LEASE_TTL);
-    let attempt = match store.claim(&claims.jti, &lease).await? {
+    // The client network, hashed (the store keeps no address): a download started by the confirm
+    // page's button may be fetched again by the same network's download manager.
+    let network = crate::store::owner_id(Key::ip(Scope::DownloadPerIp, client).as_str());
+    let lease = match ask {
+        Ask::Download => Lease::held_by(LEASE_TTL, &network),
+        _ => Lease::new(LEASE_TTL),
+    };
+    let again = (ask == Ask::Get).then_some(network.as_str());
+    let attempt = match claim(app, &claims.jti, &lease, again).await? {
         Claimed::Granted { attempt } => attempt,
         Claimed::Refused(state) => return Err(Error::for_state(state).unwrap_or(Error::Revoked)),
     };
@@ -176,7 +357,13 @@ async fn get_response(
     let len = object.len();
     let spends = object.reaches_end();
     let mut response = Response::new(empty());
-    headers(&mut response, document, &object.meta, object.range);
+    headers(
+        &mut response,
+        document,
+        &object.meta,
+        object.range,
+        app.config.recipients.disposition,
+    );
     let body = DownloadBody::new(
         object.body,
         len,
@@ -193,21 +380,62 @@ async fn get_response(
     Ok(response.map(|_| body.boxed_unsync()))
 }
 
+/// How long a request waits for another download of the same link to let go (a browser handing a
+/// download over to its download manager cancels the first fetch just before the second).
+const IN_FLIGHT_WAIT: Duration = Duration::from_millis(1500);
+const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
+
+/// Claims the link for a download. A link in flight is waited for, briefly. For a `GET` from
+/// `again` (a client network), a link that a confirm-page download from the same network
+/// completed moments ago is re-armed once: a phone's download manager fetches again what its
+/// browser has just fetched. Plain `GET`s never arm this, so racing clients still get exactly one
+/// body.
+async fn claim(app: &App, jti: &str, lease: &Lease, again: Option<&str>) -> Result<Claimed, Error> {
+    let store = &app.backends.store;
+    let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+    let mut rearmed = false;
+    loop {
+        match store.claim(jti, lease).await? {
+            Claimed::Refused(LinkState::InFlight) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(IN_FLIGHT_POLL).await;
+            }
+            Claimed::Refused(LinkState::Used)
+                if !rearmed
+                    && let Some(network) = again
+                    && store
+                        .rearm(jti, network, app.config.recipients.redownload_grace)
+                        .await? =>
+            {
+                tracing::debug!(
+                    link = &jti[..jti.len().min(6)],
+                    "link re-armed for a second fetch"
+                );
+                rearmed = true;
+            }
+            answer => return Ok(answer),
+        }
+    }
+}
+
 /// Status and headers for a document (or a range of it).
 fn headers(
     response: &mut Response<Body>,
     document: &Document,
     meta: &ObjectMeta,
     range: Option<ByteRange>,
+    disposition: Disposition,
 ) {
     let len = range.map_or(meta.size, |r| r.len());
     let headers = response.headers_mut();
     let value = |s: &str| HeaderValue::try_from(s).unwrap_or(HeaderValue::from_static(""));
-    headers.insert(header::CONTENT_TYPE, value(&document.content_type));
+    headers.insert(
+        header::CONTENT_TYPE,
+        value(document.content_type_for(meta.content_type.as_deref())),
+    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
     headers.insert(
         header::CONTENT_DISPOSITION,
-        value(&content_disposition(&document.filename)),
+        value(&content_disposition(&document.filename, disposition)),
     );
     headers.insert(header::ETAG, value(&meta.etag));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
@@ -221,9 +449,9 @@ fn headers(
     }
 }
 
-/// `attachment` with an ASCII `filename` for old clients and the exact UTF-8 name in
-/// `filename*` (RFC 6266, RFC 8187).
-pub fn content_disposition(filename: &str) -> String {
+/// `attachment` (or `inline`) with an ASCII `filename` for old clients and the exact UTF-8 name
+/// in `filename*` (RFC 6266, RFC 8187): browsers and `curl -OJ` prefer the latter.
+pub fn content_disposition(filename: &str, disposition: Disposition) -> String {
     let fallback: String = filename
         .chars()
         .map(|c| {
@@ -235,7 +463,11 @@ pub fn content_disposition(filename: &str) -> String {
         })
         .collect();
     let encoded = utf8_percent_encode(filename, ATTR_CHAR);
-    format!("attachment; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
+    let kind = match disposition {
+        Disposition::Attachment => "attachment",
+        Disposition::Inline => "inline",
+    };
+    format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
 /// Records a refused download of a genuine link in the owner's request log.
@@ -262,13 +494,17 @@ mod tests {
     #[test]
     fn filenames_are_encoded_for_every_client() {
         assert_eq!(
-            content_disposition("Jane_Doe_Resume.pdf"),
+            content_disposition("Jane_Doe_Resume.pdf", Disposition::Attachment),
             "attachment; filename=\"Jane_Doe_Resume.pdf\"; filename*=UTF-8''Jane_Doe_Resume.pdf"
         );
         assert_eq!(
-            content_disposition("Lebenslauf Jürgen \"JM\".pdf"),
+            content_disposition("Lebenslauf Jürgen \"JM\".pdf", Disposition::Attachment),
             "attachment; filename=\"Lebenslauf J_rgen _JM_.pdf\"; \
              filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20%22JM%22.pdf"
+        );
+        assert_eq!(
+            content_disposition("a b.pdf", Disposition::Inline),
+            "inline; filename=\"a b.pdf\"; filename*=UTF-8''a%20b.pdf"
         );
     }
 }

@@ -2,8 +2,8 @@
 //!
 //! Handlers return [`Error`]; backend errors convert into it with `From`, keeping their cause for
 //! the log and never for the client. [`Error::into_response`] picks the status, a stable error
-//! code and a human message, and renders JSON for API clients or a short HTML page for a person
-//! in a browser. 5xx causes are logged at `warn`, 4xx at `debug`.
+//! code and a human message, and renders JSON for API clients or a page (see [`crate::pages`]) for a
+//! person in a browser. 5xx causes are logged at `warn`, 4xx at `debug`.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,10 +15,13 @@ use crate::admin::AdminError;
 use crate::html::escape;
 use crate::mail::MailError;
 use crate::objects::ObjectError;
+use crate::pages::{self, Page};
 use crate::range::Unsatisfiable;
 use crate::ratelimit::LimitError;
 use crate::store::{LinkState, StoreError};
+use crate::texts::pages as t;
 use crate::token::TokenError;
+use crate::units::humanize;
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +46,9 @@ pub enum Error {
     UnknownLink,
     #[error("unsupported content type")]
     UnsupportedMediaType,
+    /// A download posted from another site (`Origin` or `Sec-Fetch-Site` say so).
+    #[error("cross-site download request")]
+    CrossSite,
     #[error("malformed or tampered link")]
     BadToken(&'static str),
     #[error("link expired")]
@@ -155,6 +161,7 @@ impl Error {
             Error::TooLarge | Error::BodyNotAllowed => StatusCode::PAYLOAD_TOO_LARGE,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
+            Error::CrossSite => StatusCode::FORBIDDEN,
             Error::UnknownLink => StatusCode::NOT_FOUND,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Expired | Error::Used | Error::Revoked => StatusCode::GONE,
@@ -180,6 +187,7 @@ impl Error {
             Error::Unauthorized => "unauthorized",
             Error::UnknownLink => "unknown_link",
             Error::UnsupportedMediaType => "unsupported_media_type",
+            Error::CrossSite => "cross_site_request",
             Error::BadToken(_) => "invalid_link",
             Error::Expired => "link_expired",
             Error::Used => "link_used",
@@ -198,60 +206,45 @@ impl Error {
     /// What a person is told: what happened and what to do next.
     pub fn message(&self) -> String {
         match self {
-            Error::Invalid(_) => "Some fields are missing or invalid.".to_owned(),
-            Error::UnknownDocument => "There is no such document.".to_owned(),
-            Error::TooLarge => "The request body is larger than 4 KiB.".to_owned(),
-            Error::BodyNotAllowed => "This request takes no body.".to_owned(),
-            Error::HeadersTooLarge => "The request headers are too large.".to_owned(),
-            Error::Unauthorized => {
-                "Send Authorization: Bearer <DOCGATE_ADMIN_TOKEN>; the admin API is off while it is unset."
-                    .to_owned()
+            Error::Invalid(_) => t::INVALID_FIELDS.to_owned(),
+            Error::UnknownDocument => t::UNKNOWN_DOCUMENT.to_owned(),
+            Error::TooLarge => t::TOO_LARGE.to_owned(),
+            Error::BodyNotAllowed => t::BODY_NOT_ALLOWED.to_owned(),
+            Error::HeadersTooLarge => t::HEADERS_TOO_LARGE.to_owned(),
+            Error::Unauthorized => t::UNAUTHORIZED.to_owned(),
+            Error::UnknownLink => t::UNKNOWN_LINK.to_owned(),
+            Error::UnsupportedMediaType => t::UNSUPPORTED_MEDIA_TYPE.to_owned(),
+            Error::CrossSite => t::CROSS_SITE.to_owned(),
+            Error::BadToken(_) => t::INVALID.to_owned(),
+            Error::Expired => t::EXPIRED.to_owned(),
+            Error::Used => t::USED.to_owned(),
+            Error::Revoked => t::REVOKED.to_owned(),
+            Error::InFlight => t::IN_FLIGHT.to_owned(),
+            Error::DocumentGone => t::DOCUMENT_GONE.to_owned(),
+            Error::Range { .. } => t::RANGE.to_owned(),
+            Error::RateLimited { retry_after } => {
+                let wait = retry_secs(*retry_after);
+                let now = crate::units::unix_now();
+                t::rate_limited(&t::expires_in(
+                    &humanize(Duration::from_secs(wait)),
+                    &crate::units::clock(now + wait, now),
+                ))
             }
-            Error::UnknownLink => "No usable link has this id.".to_owned(),
-            Error::UnsupportedMediaType => {
-                "Send application/json or application/x-www-form-urlencoded.".to_owned()
-            }
-            Error::BadToken(_) => {
-                "This download link is not valid. Check that you copied the whole link from the mail."
-                    .to_owned()
-            }
-            Error::Expired => {
-                "This download link has expired. Ask for the document again to get a new link."
-                    .to_owned()
-            }
-            Error::Used => {
-                "This download link has already been used. Ask for the document again to get a new link."
-                    .to_owned()
-            }
-            Error::Revoked => {
-                "This download link has been withdrawn. Ask for the document again if you still need it."
-                    .to_owned()
-            }
-            Error::InFlight => {
-                "This link is being downloaded right now. Wait for that download to finish or fail, then try again."
-                    .to_owned()
-            }
-            Error::DocumentGone => "This document is no longer available.".to_owned(),
-            Error::Range { .. } => "The requested byte range is outside the document.".to_owned(),
-            Error::RateLimited { retry_after } => format!(
-                "Too many requests. Try again in {}.",
-                crate::units::humanize(Duration::from_secs(retry_secs(*retry_after)))
-            ),
-            Error::NotFound => "There is nothing at this address.".to_owned(),
-            Error::MethodNotAllowed { allow } => format!("Use {allow} here."),
-            Error::StoreUnavailable(_) | Error::MailUnavailable(_) => {
-                "The service is temporarily unavailable. Your link has not been used; try again in a minute."
-                    .to_owned()
-            }
-            Error::ObjectStore(_) => {
-                "The document could not be fetched. Your link has not been used; try again in a minute."
-                    .to_owned()
-            }
+            Error::NotFound => t::NOT_FOUND.to_owned(),
+            Error::MethodNotAllowed { allow } => t::method_not_allowed(allow),
+            Error::StoreUnavailable(_) | Error::MailUnavailable(_) => t::UNAVAILABLE.to_owned(),
+            Error::ObjectStore(_) => t::UPSTREAM.to_owned(),
         }
     }
 
-    /// The response, as JSON or (for a browser) HTML.
+    /// The response, as JSON or (for a browser) an HTML page.
     pub fn into_response(self, html: bool) -> Response<Body> {
+        self.into_response_for(html, None)
+    }
+
+    /// The response, where the request concerned `document` (a link's): its page offers to ask
+    /// for that document again.
+    pub fn into_response_for(self, html: bool, document: Option<&str>) -> Response<Body> {
         let status = self.status();
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), code = self.code(), cause = %self, "request failed");
@@ -261,11 +254,7 @@ impl Error {
 
         let message = self.message();
         let mut response = if html {
-            let details: Vec<&str> = match &self {
-                Error::Invalid(fields) => fields.values().flatten().map(String::as_str).collect(),
-                _ => Vec::new(),
-            };
-            html_page(status, self.title(), &message, &details)
+            self.page(&message, document).response(status, &[])
         } else {
             let mut body = serde_json::json!({ "error": self.code(), "message": message });
             if let Error::Invalid(fields) = &self {
@@ -304,19 +293,44 @@ impl Error {
         response
     }
 
+    /// The page a person sees for this error.
+    fn page(&self, message: &str, document: Option<&str>) -> Page {
+        let ask_again = || {
+            document
+                .map(|id| pages::button_link(&format!("/request/{id}"), t::ASK_AGAIN))
+                .unwrap_or_default()
+        };
+        let extra = match self {
+            Error::Expired => pages::renew_button(),
+            Error::Used | Error::Revoked | Error::DocumentGone => ask_again(),
+            Error::Invalid(fields) => {
+                let items: String = fields
+                    .values()
+                    .flatten()
+                    .map(|d| format!("<li>{}</li>", escape(d)))
+                    .collect();
+                format!("<ul>{items}</ul>")
+            }
+            _ => String::new(),
+        };
+        pages::outcome(self.code(), self.title(), message, extra)
+    }
+
     fn title(&self) -> &'static str {
         match self {
-            Error::Expired => "Link expired",
-            Error::Used => "Link already used",
-            Error::Revoked => "Link withdrawn",
-            Error::BadToken(_) => "Invalid link",
-            Error::InFlight => "Download in progress",
-            Error::RateLimited { .. } => "Too many requests",
-            Error::DocumentGone | Error::UnknownDocument => "Document unavailable",
+            Error::Expired => t::EXPIRED_TITLE,
+            Error::Used => t::USED_TITLE,
+            Error::Revoked => t::REVOKED_TITLE,
+            Error::BadToken(_) => t::INVALID_TITLE,
+            Error::InFlight => t::IN_FLIGHT_TITLE,
+            Error::RateLimited { .. } => t::RATE_LIMITED_TITLE,
+            Error::DocumentGone | Error::UnknownDocument => t::DOCUMENT_GONE_TITLE,
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) | Error::ObjectStore(_) => {
-                "Temporarily unavailable"
+                t::UNAVAILABLE_TITLE
             }
-            _ => "Request not accepted",
+            Error::NotFound => t::NOT_FOUND_TITLE,
+            Error::CrossSite => t::FORBIDDEN_TITLE,
+            _ => t::NOT_ACCEPTED_TITLE,
         }
     }
 }
@@ -333,48 +347,6 @@ pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-/// A short, self-contained HTML page: a title, a sentence, and optionally a list of details.
-pub fn html_page(
-    status: StatusCode,
-    title: &str,
-    message: &str,
-    details: &[&str],
-) -> Response<Body> {
-    let list = if details.is_empty() {
-        String::new()
-    } else {
-        let items: String = details
-            .iter()
-            .map(|d| format!("<li>{}</li>", escape(d)))
-            .collect();
-        format!("<ul>{items}</ul>")
-    };
-    let page = format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"robots\" content=\"noindex\">\
-         <title>{title}</title>\
-         <style>body{{font-family:system-ui,sans-serif;max-width:34rem;margin:3rem auto;\
-         padding:0 1rem;line-height:1.5;color:#222;background:#fff}}\
-         @media (prefers-color-scheme:dark){{body{{color:#eee;background:#181818}}}}</style>\
-         </head><body><h1>{title}</h1><p>{message}</p>{list}</body></html>\n",
-        title = escape(title),
-        message = escape(message),
-    );
-    let mut response = Response::new(full(page));
-    *response.status_mut() = status;
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
     );
     response
 }

@@ -4,8 +4,9 @@
 //! Each connection is watched by a [`GracefulShutdown`], so on SIGTERM the listener closes and
 //! in-flight downloads run to completion (bounded by the drain timeout).
 //!
-//! Handlers live one file per route family: [`request_link`] (`POST /api/download-requests`),
-//! [`download`] (`GET`/`HEAD /d/{token}`), [`health`]. They return `Result<Response, Error>`;
+//! Handlers live one file per route family: [`form`] (`GET /`, `GET /request/{document}`, and
+//! CORS), [`request_link`] (`POST /api/download-requests`), [`download`] (`GET`/`POST`/`HEAD
+//! /d/{token}`, with [`renew`] for the expired page's button), [`health`]. They return `Result<Response, Error>`;
 //! [`error`] renders every failure.
 
 pub mod admin;
@@ -14,7 +15,9 @@ pub mod client;
 pub mod conn;
 pub mod download;
 pub mod error;
+pub mod form;
 pub mod health;
+pub mod renew;
 pub mod request_link;
 
 use std::convert::Infallible;
@@ -213,8 +216,15 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
     let result = match (path.as_str(), &method) {
         _ if head_len(&req) > app.config.http.max_header_bytes => Err(Error::HeadersTooLarge),
         ("/api/download-requests", &Method::POST) => {
-            request_link::handle(&app, req, client, html).await
+            let origin = form::cors::allowed(&app, req.headers()).map(str::to_owned);
+            let response = request_link::handle(&app, req, client, html).await;
+            let mut response = response.unwrap_or_else(|e| e.into_response(html));
+            if let Some(origin) = origin {
+                form::cors::allow(&mut response, &origin);
+            }
+            Ok(response)
         }
+        ("/api/download-requests", &Method::OPTIONS) => form::cors::preflight(&app, req.headers()),
         // Only link requests carry a body.
         (p, &Method::GET | &Method::HEAD)
             if !req.body().is_end_stream()
@@ -223,10 +233,18 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
             Err(Error::BodyNotAllowed)
         }
         ("/api/download-requests", _) => Err(Error::MethodNotAllowed { allow: "POST" }),
-        (p, &Method::GET | &Method::HEAD) if p.starts_with("/d/") => {
-            download::handle(&app, req, client, &mut link).await
+        (p, &Method::GET | &Method::HEAD | &Method::POST) if p.starts_with("/d/") => {
+            Ok(download::handle(&app, req, client, &mut link, html).await)
         }
-        (p, _) if p.starts_with("/d/") => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
+        (p, _) if p.starts_with("/d/") => Err(Error::MethodNotAllowed {
+            allow: "GET, HEAD, POST",
+        }),
+        (p, &Method::GET | &Method::HEAD) if p == "/" || p.starts_with("/request/") => {
+            form::handle(&app, p)
+        }
+        (p, _) if p == "/" || p.starts_with("/request/") => {
+            Err(Error::MethodNotAllowed { allow: "GET, HEAD" })
+        }
         ("/healthz", &Method::GET | &Method::HEAD) => Ok(health::live()),
         ("/readyz", &Method::GET | &Method::HEAD) => Ok(health::ready(&app).await),
         ("/healthz" | "/readyz", _) => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
@@ -303,6 +321,7 @@ fn family(path: &str) -> &'static str {
         "/api/download-requests" => "link_request",
         "/healthz" | "/readyz" => "health",
         p if p.starts_with("/d/") => "download",
+        p if p == "/" || p.starts_with("/request/") => "form",
         _ => "other",
     }
 }

@@ -18,14 +18,17 @@ use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::Body;
-use super::error::{Error, html_page, json};
+use super::error::{Error, json};
+use super::form;
 use super::{enforce, limit};
 use crate::address;
 use crate::app::App;
 use crate::mail::LinkMail;
 use crate::metrics::Metrics;
+use crate::pages;
 use crate::ratelimit::{Decision, Key, Scope};
 use crate::requestlog::{Entry, Event};
+use crate::texts::pages as texts;
 use crate::units::humanize;
 
 /// The outcome of a request answered `202` without a mail: its address is over its limit.
@@ -72,7 +75,8 @@ pub async fn handle(
     html: bool,
 ) -> Result<Response<Body>, Error> {
     let mut entry = Entry::now(Event::LinkRequested, client, "");
-    let result = request_link(app, req, client, html, &mut entry).await;
+    let mut typed = None;
+    let result = request_link(app, req, client, html, &mut entry, &mut typed).await;
     let outcome = match &result {
         Ok(_) if entry.outcome == NOT_SENT => NOT_SENT,
         Ok(_) => "sent",
@@ -83,7 +87,33 @@ pub async fn handle(
     if let Err(e) = app.backends.requests.record(&entry).await {
         tracing::warn!(cause = %e, "request log entry lost");
     }
-    result
+    match (result, typed) {
+        // A person's form without script: the form again, as typed, each problem by its field.
+        (Err(Error::Invalid(errors)), Some(fields)) if html => Ok(form_again(app, fields, errors)),
+        (result, _) => result,
+    }
+}
+
+/// The request form as it was sent, with `errors` beside their fields (`400`).
+fn form_again(
+    app: &App,
+    fields: Fields,
+    errors: BTreeMap<&'static str, Vec<String>>,
+) -> Response<Body> {
+    let document = fields
+        .document
+        .as_deref()
+        .and_then(|id| app.catalog.get(id.trim()));
+    let mut form = match document {
+        Some(document) => form::for_document(app, document),
+        None => form::all_documents(app),
+    };
+    form.email = fields.email.unwrap_or_default();
+    form.errors = errors
+        .into_iter()
+        .map(|(field, messages)| (field.to_owned(), messages))
+        .collect();
+    form::render(app, &form, StatusCode::BAD_REQUEST)
 }
 
 async fn request_link(
@@ -92,6 +122,7 @@ async fn request_link(
     client: IpAddr,
     html: bool,
     entry: &mut Entry,
+    typed: &mut Option<Fields>,
 ) -> Result<Response<Body>, Error> {
     let limits = &app.config.limits;
     enforce(
@@ -143,7 +174,10 @@ async fn request_link(
     }
     let address = match address {
         Some(address) if errors.is_empty() => address,
-        _ => return Err(Error::Invalid(errors)),
+        _ => {
+            *typed = Some(fields);
+            return Err(Error::Invalid(errors));
+        }
     };
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
     entry.email = Some(address.to_string());
@@ -187,9 +221,9 @@ async fn request_link(
 
 /// `202` with the message naming the link's real lifetime.
 fn accepted(ttl: Duration, html: bool) -> Response<Body> {
-    let message = format!("Check your inbox: the link expires in {}.", humanize(ttl));
+    let message = texts::request_sent(&humanize(ttl));
     if html {
-        html_page(StatusCode::ACCEPTED, "Check your inbox", &message, &[])
+        pages::request_sent(&message, "/").response(StatusCode::ACCEPTED, &[])
     } else {
         json(
             StatusCode::ACCEPTED,

@@ -65,6 +65,7 @@ impl DirSource {
         let meta = ObjectMeta {
             size: metadata.len(),
             etag: format!("\"{:x}-{:x}\"", modified, metadata.len()),
+            content_type: None,
         };
         Ok((file, meta))
     }

@@ -32,6 +32,8 @@ pub struct ObjectMeta {
     pub size: u64,
     /// A strong validator, quoted (`"..."`): it changes whenever the bytes do.
     pub etag: String,
+    /// The media type the store keeps with the object, if any (S3's `Content-Type`).
+    pub content_type: Option<String>,
 }
 
 /// An object's bytes, chunk by chunk. An `Err` item means the transfer broke.

@@ -241,7 +241,11 @@ impl ObjectSource for S3Source {
                     .e_tag()
                     .map(quoted)
                     .ok_or_else(|| ObjectError::Unavailable(invalid("HeadObject", "an ETag")))?;
-                Ok(ObjectMeta { size, etag })
+                Ok(ObjectMeta {
+                    size,
+                    etag,
+                    content_type: output.content_type().map(str::to_owned),
+                })
             }
             Err(e) if status(&e) == Some(404) => Err(ObjectError::NotFound),
             Err(e) => Err(ObjectError::Unavailable(failure("HeadObject", &e))),
@@ -440,8 +444,13 @@ fn object(output: GetObjectOutput) -> Result<Object, io::Error> {
     if length.is_some_and(|n| n != len) {
         return Err(invalid("GetObject", "a Content-Length matching its range"));
     }
+    let content_type = output.content_type().map(str::to_owned);
     Ok(Object {
-        meta: ObjectMeta { size, etag },
+        meta: ObjectMeta {
+            size,
+            etag,
+            content_type,
+        },
         range,
         body: chunks(output.body, len),
     })

@@ -28,7 +28,7 @@ struct Inner {
     links: HashMap<String, Record>,
     /// Spent links, by `jti`, kept until they would have expired so a late click hears "used"
     /// rather than "revoked".
-    spent: HashMap<String, Instant>,
+    spent: HashMap<String, Spent>,
     /// When expired entries were last removed.
     last_sweep: Instant,
 }
@@ -42,6 +42,17 @@ struct Record {
     lease: Option<(String, Instant)>,
     /// Whom the link was made for.
     owner: Option<String>,
+    /// Usable again after a completed download (see [`TokenStore::rearm`]), and how long the
+    /// first completion's spent record was to be kept.
+    rearmed: Option<Instant>,
+}
+
+#[derive(Debug)]
+struct Spent {
+    until: Instant,
+    /// For a completed download: who completed it, and when.
+    completed: Option<(String, Instant)>,
+    rearmed: bool,
 }
 
 impl Record {
@@ -103,7 +114,7 @@ impl Inner {
     }
 
     fn state(&mut self, jti: &str, now: Instant) -> LinkState {
-        let spent = self.spent.get(jti).is_some_and(|&until| until > now);
+        let spent = self.spent.get(jti).is_some_and(|s| s.until > now);
         match self.record(jti, now) {
             Some(r) if r.live_lease(now).is_some() => LinkState::InFlight,
             Some(r) if r.started >= r.attempts => LinkState::Used,
@@ -113,9 +124,19 @@ impl Inner {
         }
     }
 
-    fn spend(&mut self, jti: &str) {
+    /// Spends a link; `completed_by` names the network whose download completed it.
+    fn spend(&mut self, jti: &str, completed_by: Option<(&str, Instant)>) {
         if let Some(record) = self.links.remove(jti) {
-            self.spent.insert(jti.to_owned(), record.expires);
+            let spent = Spent {
+                until: record
+                    .rearmed
+                    .map_or(record.expires, |u| u.max(record.expires)),
+                completed: completed_by
+                    .filter(|(holder, _)| !holder.is_empty())
+                    .map(|(holder, at)| (holder.to_owned(), at)),
+                rearmed: record.rearmed.is_some(),
+            };
+            self.spent.insert(jti.to_owned(), spent);
         }
     }
 
@@ -124,7 +145,7 @@ impl Inner {
             return;
         }
         self.links.retain(|_, r| r.expires > now);
-        self.spent.retain(|_, until| *until > now);
+        self.spent.retain(|_, s| s.until > now);
         self.last_sweep = now;
     }
 }
@@ -143,6 +164,7 @@ impl TokenStore for MemoryStore {
                 attempts: link.attempts,
                 lease: None,
                 owner: link.owner.map(str::to_owned),
+                rearmed: None,
             },
         );
         Ok(())
@@ -190,7 +212,7 @@ impl TokenStore for MemoryStore {
         let mut inner = self.lock();
         match inner.record(jti, now) {
             Some(record) if record.holds(lease, now) => {
-                inner.spend(jti);
+                inner.spend(jti, Some((&lease.holder, now)));
                 Ok(true)
             }
             _ => Ok(false),
@@ -211,9 +233,45 @@ impl TokenStore for MemoryStore {
             _ => false,
         };
         if spent {
-            inner.spend(jti);
+            inner.spend(jti, None);
         }
         Ok(())
+    }
+
+    async fn rearm(&self, jti: &str, holder: &str, window: Duration) -> Result<bool, StoreError> {
+        let now = Instant::now();
+        let mut inner = self.lock();
+        if holder.is_empty() || inner.record(jti, now).is_some() {
+            return Ok(false);
+        }
+        let Some(spent) = inner.spent.get_mut(jti) else {
+            return Ok(false);
+        };
+        let eligible = !spent.rearmed
+            && spent.until > now
+            && spent
+                .completed
+                .as_ref()
+                .is_some_and(|(by, at)| by == holder && now.duration_since(*at) < window);
+        if !eligible {
+            return Ok(false);
+        }
+        let expires = spent.completed.as_ref().map_or(now, |(_, at)| *at + window);
+        let until = spent.until;
+        // Kept (marked) so that if the re-armed link expires unused, a click still hears "used".
+        spent.rearmed = true;
+        inner.links.insert(
+            jti.to_owned(),
+            Record {
+                expires,
+                started: 0,
+                attempts: 1,
+                lease: None,
+                owner: None,
+                rearmed: Some(until),
+            },
+        );
+        Ok(true)
     }
 
     async fn revoke(&self, jti: &str) -> Result<bool, StoreError> {

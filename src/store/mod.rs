@@ -48,13 +48,23 @@ pub struct Lease {
     pub id: String,
     /// How long the claim survives without renewal.
     pub ttl: Duration,
+    /// The client network downloading (see [`Lease::held_by`]); empty when unknown. A download
+    /// that completes remembers it, so the same network may [`TokenStore::rearm`] the link.
+    pub holder: String,
 }
 
 impl Lease {
     pub fn new(ttl: Duration) -> Self {
+        Self::held_by(ttl, "")
+    }
+
+    /// A lease for a download by `holder`: a client network, as the rate limiter names it (an
+    /// IPv4 address, an IPv6 /64). No address of a person.
+    pub fn held_by(ttl: Duration, holder: &str) -> Self {
         Self {
             id: crate::token::new_jti(),
             ttl,
+            holder: holder.to_owned(),
         }
     }
 }
@@ -113,6 +123,13 @@ pub trait TokenStore: Send + Sync + 'static {
     /// `refund` the attempt is not counted (the failure was ours, not the client's). A link whose
     /// attempts are all used up is spent.
     async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError>;
+
+    /// Makes a link that a download by `holder` completed less than `window` ago usable for one
+    /// more download, for the rest of that window; once per link. A phone's download manager
+    /// fetches a file again right after the browser did. `false` when that does not apply: the
+    /// link is in any other state, was completed by another network or too long ago, or was
+    /// re-armed already.
+    async fn rearm(&self, jti: &str, holder: &str, window: Duration) -> Result<bool, StoreError>;
 
     /// Withdraws a link: no download of it starts any more, and one in flight stops at its next
     /// renewal. `false` when there was no such usable link.

@@ -5,6 +5,8 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 
 use super::{Claim, Lease, LinkState, NewLink, StoreError, TokenStore};
@@ -59,6 +61,11 @@ impl TokenStore for ObservedStore {
 
     async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError> {
         self.timed("release", self.inner.release(jti, lease, refund))
+            .await
+    }
+
+    async fn rearm(&self, jti: &str, holder: &str, window: Duration) -> Result<bool, StoreError> {
+        self.timed("rearm", self.inner.rearm(jti, holder, window))
             .await
     }
 

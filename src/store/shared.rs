@@ -27,8 +27,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use redis::Script;
 use redis::aio::ConnectionManager;
-use redis::{Script, Value};
 
 use super::{Claim, Lease, LinkState, NewLink, StoreError, TokenStore};
 use crate::config::RedisConfig;
@@ -82,13 +82,37 @@ if redis.call('PTTL', KEYS[1]) < lease_ms then redis.call('PEXPIRE', KEYS[1], le
 return 1
 ";
 
-/// Spends the link if the lease is still held (KEYS[1]; ARGV = lease id). 1 spent, 0 lost.
+/// Spends the link if the lease is still held, and leaves the spent marker naming who completed
+/// it and when (for [`TokenStore::rearm`]). KEYS[1] token key, KEYS[2] spent key; ARGV = lease
+/// id, holder, spent marker ttl ms. 1 spent, 0 lost.
 const COMPLETE: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until')
+local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'rearmed')
 if h[1] ~= ARGV[1] or tonumber(h[2] or 0) <= now then return 0 end
 redis.call('DEL', KEYS[1])
+local rearmed = '0'
+if h[3] then rearmed = '1' end
+redis.call('SET', KEYS[2], ARGV[2] .. '|' .. now .. '|' .. rearmed, 'PX', ARGV[3])
+return 1
+";
+
+/// Makes a link completed by the same holder less than a window ago usable once more, for the
+/// rest of the window. KEYS[1] token key, KEYS[2] spent key; ARGV = holder, window ms.
+/// 1 re-armed, 0 not.
+const REARM: &str = r"
+if ARGV[1] == '' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local v = redis.call('GET', KEYS[2])
+if not v then return 0 end
+local holder, at, rearmed = string.match(v, '^(.*)|(%d+)|([01])$')
+if holder ~= ARGV[1] or rearmed ~= '0' then return 0 end
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local left = tonumber(at) + tonumber(ARGV[2]) - now
+if left <= 0 then return 0 end
+redis.call('SET', KEYS[2], holder .. '|' .. at .. '|1', 'KEEPTTL')
+redis.call('HSET', KEYS[1], 'started', 0, 'attempts', 1, 'rearmed', 1)
+redis.call('PEXPIRE', KEYS[1], left)
 return 1
 ";
 
@@ -145,6 +169,7 @@ pub struct RedisStore {
     renew: Script,
     complete: Script,
     release: Script,
+    rearm: Script,
     owner_add: Script,
     owner_revoke: Script,
 }
@@ -160,6 +185,7 @@ impl RedisStore {
             renew: Script::new(RENEW),
             complete: Script::new(COMPLETE),
             release: Script::new(RELEASE),
+            rearm: Script::new(REARM),
             owner_add: Script::new(OWNER_ADD),
             owner_revoke: Script::new(OWNER_REVOKE),
         }
@@ -316,41 +342,34 @@ impl TokenStore for RedisStore {
 
     async fn complete(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        let invocation = {
-            let mut invocation = self.complete.prepare_invoke();
-            invocation.key(self.token_key(jti)).arg(&lease.id);
-            invocation
-        };
-        // One round trip: the completion and the spent marker together. The marker is only a
-        // message for late clicks; if the completion fails it is removed again below.
-        let mut pipe = redis::pipe();
-        pipe.invoke_script(&invocation)
-            .cmd("SET")
-            .arg(self.spent_key(jti))
-            .arg(1)
-            .arg("PX")
+        let spent: i64 = self
+            .complete
+            .key(self.token_key(jti))
+            .key(self.spent_key(jti))
+            .arg(&lease.id)
+            .arg(&lease.holder)
             .arg(millis(self.spent_ttl))
-            .ignore();
-        let reply: Result<(i64,), _> = pipe.query_async(&mut conn).await;
-        let spent = match reply {
-            Ok((spent,)) => spent,
-            Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                invocation
-                    .load_async(&mut conn)
-                    .await
-                    .map_err(unavailable)?;
-                let (spent,): (i64,) = pipe.query_async(&mut conn).await.map_err(unavailable)?;
-                spent
-            }
-            Err(e) => return Err(unavailable(e)),
-        };
-        if spent != 1 {
-            let _: Result<Value, _> = redis::cmd("DEL")
-                .arg(self.spent_key(jti))
-                .query_async(&mut conn)
-                .await;
-        }
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
         Ok(spent == 1)
+    }
+
+    async fn rearm(&self, jti: &str, holder: &str, window: Duration) -> Result<bool, StoreError> {
+        if holder.is_empty() || window.is_zero() {
+            return Ok(false);
+        }
+        let mut conn = self.conn.clone();
+        let rearmed: i64 = self
+            .rearm
+            .key(self.token_key(jti))
+            .key(self.spent_key(jti))
+            .arg(holder)
+            .arg(millis(window))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(rearmed == 1)
     }
 
     async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError> {

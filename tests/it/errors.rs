@@ -505,16 +505,16 @@ async fn other_methods_and_routes_are_refused() {
             "POST",
         ),
         (
-            "POST a download link",
-            reqwest::Method::POST,
+            "PUT a download link",
+            reqwest::Method::PUT,
             format!("/d/{}", token_of(&link)),
-            "GET, HEAD",
+            "GET, HEAD, POST",
         ),
         (
             "DELETE a download link",
             reqwest::Method::DELETE,
             format!("/d/{}", token_of(&link)),
-            "GET, HEAD",
+            "GET, HEAD, POST",
         ),
     ];
     for (name, method, path, allow) in cases {
@@ -851,8 +851,14 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
         "{name}: {}",
         sent.body
     );
+    // The code names the page for scripts and styles only; a person never reads it.
     assert!(
-        !sent.body.contains("link_used"),
+        sent.body.contains("<body data-page=\"link_used\">"),
+        "{name}"
+    );
+    assert_eq!(
+        sent.body.matches("link_used").count(),
+        1,
         "{name}: no error codes for people"
     );
 
@@ -909,12 +915,19 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
         "{name}"
     );
     assert!(sent.header("content-security-policy").is_some(), "{name}");
+    // The form again, as typed, with the problem beside its field.
     assert!(
         sent.body.contains(
-            "<li>Disposable email addresses are not accepted; use a permanent address.</li>"
+            "<p id=\"email-error\" class=\"error\" aria-live=\"polite\">Disposable email \
+             addresses are not accepted; use a permanent address.</p>"
         ),
         "{name}: the page says what is wrong with the field: {}",
         sent.body
     );
+    assert!(
+        sent.body.contains("value=\"someone@mailinator.com\""),
+        "{name}: what was typed is kept"
+    );
+    assert!(sent.body.contains("aria-invalid=\"true\""), "{name}");
     assert!(app.outbox().is_empty(), "{name}");
 }

@@ -1,0 +1,107 @@
+//! What the pages and the API's messages say. Placeholders are filled by small functions, so a
+//! translation changes words, not code.
+
+/// The `lang` of every page.
+pub const LANG: &str = "en";
+
+// --- The request form ---------------------------------------------------------------------
+
+pub const FORM_TITLE: &str = "Request a document";
+/// Names the one document a `/request/{document}` form is for.
+pub fn form_heading(title: &str) -> String {
+    format!("Get “{title}”")
+}
+pub const FORM_INTRO: &str =
+    "Enter your email address and we'll send you a download link. The link works once.";
+pub const FORM_DOCUMENT: &str = "Document";
+pub const FORM_EMAIL: &str = "Email address";
+pub const FORM_EMAIL_HINT: &str = "The link goes to this address only.";
+pub const FORM_NAME: &str = "Your name";
+pub const FORM_COMPANY: &str = "Company";
+pub const FORM_OPTIONAL: &str = "(optional)";
+/// The consent checkbox's label; the privacy notice is linked after it.
+pub const FORM_CONSENT: &str = "I agree that my address and the details above are stored to send me this link and to let the owner know who asked.";
+pub const FORM_PRIVACY_LINK: &str = "Privacy notice";
+pub const FORM_SUBMIT: &str = "Email me the link";
+pub const FORM_SENDING: &str = "Sending…";
+/// Shown by the form's script when the service cannot be reached.
+pub const FORM_NETWORK_ERROR: &str =
+    "The request could not be sent. Check your connection and try again.";
+/// The `202` answer, naming the link's real lifetime.
+pub fn request_sent(lifetime: &str) -> String {
+    format!("Check your inbox: the link expires in {lifetime}.")
+}
+pub const SENT_TITLE: &str = "Check your inbox";
+pub const SENT_HINT: &str =
+    "If nothing arrives within a few minutes, look in your spam folder, or ask again.";
+pub const SENT_AGAIN: &str = "Ask for another document";
+
+// --- The confirm page ---------------------------------------------------------------------
+
+/// The confirm page's heading.
+pub fn confirm_heading(title: &str) -> String {
+    format!("Download “{title}”")
+}
+pub const CONFIRM_FILE: &str = "File";
+pub const CONFIRM_SIZE: &str = "Size";
+pub const CONFIRM_EXPIRES: &str = "Link expires";
+pub const CONFIRM_BUTTON: &str = "Download";
+pub const CONFIRM_NOTE: &str = "This link works for one download. If the download is cut off, open the link again to resume it.";
+/// "in 12 minutes, at 14:32 UTC" (with the date when it is not today).
+pub fn expires_in(lifetime: &str, at: &str) -> String {
+    format!("in {lifetime}, at {at}")
+}
+
+// --- Outcome pages and API messages ---------------------------------------------------------
+
+pub const EXPIRED_TITLE: &str = "This link has expired";
+pub const EXPIRED: &str =
+    "This download link has expired. Ask for the document again to get a new link.";
+pub const RENEW_BUTTON: &str = "Email me a new link";
+pub const RENEW_HINT: &str = "We'll send it to the address this link was sent to.";
+pub const RENEW_ASK_ADDRESS: &str = "Enter your address to get a new link to the same document:";
+
+pub const USED_TITLE: &str = "This link has already been used";
+pub const USED: &str =
+    "This download link has already been used. Ask for the document again to get a new link.";
+pub const REVOKED_TITLE: &str = "This link has been withdrawn";
+pub const REVOKED: &str =
+    "This download link has been withdrawn. Ask for the document again if you still need it.";
+pub const INVALID_TITLE: &str = "This link is not valid";
+pub const INVALID: &str = "This download link is not valid. Open it again from the mail, or check that you copied the whole link: mail programs sometimes split long links.";
+pub const IN_FLIGHT_TITLE: &str = "Download in progress";
+pub const IN_FLIGHT: &str = "This link is being downloaded right now. Wait for that download to finish or fail, then try again.";
+pub const RATE_LIMITED_TITLE: &str = "Too many requests";
+/// When to come back: "in 2 minutes, at 14:35 UTC".
+pub fn rate_limited(when: &str) -> String {
+    format!("Too many requests came from your network. Try again {when}.")
+}
+pub const UNAVAILABLE_TITLE: &str = "Temporarily unavailable";
+pub const UNAVAILABLE: &str =
+    "The service is temporarily unavailable. Your link has not been used; try again in a minute.";
+pub const UPSTREAM: &str =
+    "The document could not be fetched. Your link has not been used; try again in a minute.";
+pub const DOCUMENT_GONE_TITLE: &str = "Document unavailable";
+pub const DOCUMENT_GONE: &str = "This document is no longer available.";
+pub const UNKNOWN_DOCUMENT: &str = "There is no such document.";
+pub const NOT_FOUND_TITLE: &str = "Page not found";
+pub const NOT_FOUND: &str = "There is nothing at this address.";
+pub const FORBIDDEN_TITLE: &str = "Request not accepted";
+pub const CROSS_SITE: &str = "This download must be started from its own page. Open the link from the mail again and press Download.";
+pub const NOT_ACCEPTED_TITLE: &str = "Request not accepted";
+pub const INVALID_FIELDS: &str = "Some fields are missing or invalid.";
+pub const TOO_LARGE: &str = "The request body is larger than 4 KiB.";
+pub const BODY_NOT_ALLOWED: &str = "This request takes no body.";
+pub const HEADERS_TOO_LARGE: &str = "The request headers are too large.";
+pub const UNAUTHORIZED: &str =
+    "Send Authorization: Bearer <DOCGATE_ADMIN_TOKEN>; the admin API is off while it is unset.";
+pub const UNKNOWN_LINK: &str = "No usable link has this id.";
+pub const UNSUPPORTED_MEDIA_TYPE: &str =
+    "Send application/json or application/x-www-form-urlencoded.";
+pub const RANGE: &str = "The requested byte range is outside the document.";
+/// "Use GET, HEAD here."
+pub fn method_not_allowed(allow: &str) -> String {
+    format!("Use {allow} here.")
+}
+pub const ASK_AGAIN: &str = "Ask for the document again";
+pub const HOME: &str = "Request a document";
