@@ -34,6 +34,12 @@ async fn check_page(page: &Page, name: &str) -> String {
         1,
         "{name}: one <h1>"
     );
+    assert_eq!(
+        page.eval("document.documentElement.scrollWidth <= window.innerWidth")
+            .await,
+        true,
+        "{name}: wider than the screen"
+    );
     let problems = page.console_problems();
     assert!(
         problems.is_empty(),
@@ -146,10 +152,12 @@ async fn journey(javascript: bool, start: Start, document: &str, filename: &str,
     check_page(&page, "confirm").await;
     let title = app.app.catalog.get(document).unwrap().title.clone();
     let shown = page.text("body").await;
-    assert!(
-        shown.contains(&title),
-        "the confirm page names {title}: {shown}"
-    );
+    for what in [title.as_str(), filename, "expires"] {
+        assert!(
+            shown.contains(what),
+            "the confirm page shows {what}: {shown}"
+        );
+    }
     assert!(page.exists("form#download-form").await);
     assert!(
         browser.downloaded().is_empty(),
@@ -162,14 +170,19 @@ async fn journey(javascript: bool, start: Start, document: &str, filename: &str,
     assert_eq!(sha256(&got), sha256(bytes), "the bytes of {filename}");
     assert_eq!(browser.downloaded(), [filename], "exactly one file");
 
-    // The link is spent: opening it again says so.
+    // Opening the link again at once, from the same network, fetches the document once more
+    // (what a phone's download manager does after its browser's click); after that the link is
+    // spent, and says so.
+    let mark = browser.mark();
+    page.goto_download(&mail.link).await;
+    let (name, again) = browser.wait_for_next_download(mark).await;
+    assert_eq!(name, filename);
+    assert_eq!(sha256(&again), sha256(bytes), "the second fetch");
     assert_eq!(page.goto(&mail.link).await, 410);
     check_page(&page, "link_used").await;
-    let log = app.wait_for_log(2).await;
-    assert!(
-        log.iter().any(|e| e.outcome == "completed"),
-        "the owner's log has the download: {log:?}"
-    );
+    let log = app.wait_for_log(4).await;
+    let completed = log.iter().filter(|e| e.outcome == "completed").count();
+    assert_eq!(completed, 2, "the owner's log has both downloads: {log:?}");
 }
 
 #[tokio::test]
@@ -218,6 +231,34 @@ async fn the_journey_from_the_index_without_javascript() {
         &content(1, RESUME_LEN),
     )
     .await;
+}
+
+#[tokio::test]
+async fn an_expired_link_asks_again_in_one_click() {
+    let app = TestApp::start().await;
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    page.set_javascript(false).await;
+    let expired = Claims::new("lebenslauf", now() - 3600, 900);
+    let expired = format!("{}/d/{}", app.base, app.app.codec.sign(&expired).unwrap());
+    assert_eq!(page.goto(&expired).await, 410);
+    check_page(&page, "link_expired").await;
+
+    // The click leads to the form for the same document, which asks for the address.
+    assert_eq!(page.click_and_wait("#renew").await, 200);
+    check_page(&page, "request-form").await;
+    assert_eq!(
+        page.attr("input[name=document]", "value").await.as_deref(),
+        Some("lebenslauf")
+    );
+    page.type_into("#email", VISITOR).await;
+    page.click_and_wait("#submit").await;
+    check_page(&page, "request-sent").await;
+    let mail = wait_for_mail(&app, 1).await;
+    assert_eq!(mail.to, VISITOR);
+    assert_eq!(page.goto(&mail.link).await, 200);
+    check_page(&page, "confirm").await;
+    assert!(page.text("h1").await.contains("Jürgen's Lebenslauf"));
 }
 
 #[tokio::test]
@@ -349,9 +390,7 @@ async fn screenshots_of_the_outcome_pages() {
         shoot(&page, "link-expired", viewport).await;
 
         let (_, used) = app.mint("resume").await;
-        let response = app.client.post(&used).send().await.unwrap();
-        assert_eq!(response.status(), 200);
-        response.bytes().await.unwrap();
+        assert_eq!(app.download(&used).await.len(), RESUME_LEN);
         app.wait_for_head(&used, 410).await;
         assert_eq!(page.goto(&used).await, 410);
         check_page(&page, "link_used").await;

@@ -400,11 +400,67 @@ impl Browser {
             }
             if Instant::now() >= deadline {
                 panic!(
-                    "{name} was not downloaded within {TIMEOUT:?}; the directory holds {names:?}"
+                    "{name} was not downloaded within {TIMEOUT:?}; the directory holds {names:?}; \
+                     the browser said {:#?}",
+                    self.download_events()
                 );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// How many events have arrived so far: a mark for [`Browser::wait_for_next_download`].
+    pub fn mark(&self) -> usize {
+        self.conn.mark()
+    }
+
+    /// Waits (bounded) for the next download begun after `mark` to complete, as the browser
+    /// reports it (a download of a name already there replaces it); returns its suggested name
+    /// and its bytes.
+    pub async fn wait_for_next_download(&self, mark: usize) -> (String, Vec<u8>) {
+        let (at, begun) = self
+            .conn
+            .wait_event(mark, "a download to begin", |e| {
+                e.method == "Browser.downloadWillBegin"
+            })
+            .await;
+        let guid = begun.params["guid"].clone();
+        let (_, done) = self
+            .conn
+            .wait_event(at, "the download to end", |e| {
+                e.method == "Browser.downloadProgress"
+                    && e.params["guid"] == guid
+                    && e.params["state"] != "inProgress"
+            })
+            .await;
+        assert_eq!(
+            done.params["state"],
+            "completed",
+            "{:#?}",
+            self.download_events()
+        );
+        let path = done.params["filePath"].as_str().unwrap();
+        let name = begun.params["suggestedFilename"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        (name, std::fs::read(path).unwrap())
+    }
+
+    /// What the browser reported about downloads (`Browser.downloadWillBegin` and the final
+    /// `Browser.downloadProgress` of each), for failure messages.
+    pub fn download_events(&self) -> Vec<Value> {
+        self.conn
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| {
+                e.method == "Browser.downloadWillBegin"
+                    || (e.method == "Browser.downloadProgress" && e.params["state"] != "inProgress")
+            })
+            .map(|e| json!({ "event": e.method, "params": e.params }))
+            .collect()
     }
 
     /// The names in the download directory.
@@ -504,13 +560,13 @@ impl Page {
     pub async fn goto(&self, url: &str) -> u16 {
         let mark = self.mark();
         let navigated = self.call("Page.navigate", json!({ "url": url })).await;
-        if let Some(error) = navigated.get("errorText").and_then(Value::as_str) {
-            panic!("opening {url}: {error}");
-        }
         assert_eq!(
             navigated["isDownload"], false,
             "{url} started a download, not a page"
         );
+        if let Some(error) = navigated.get("errorText").and_then(Value::as_str) {
+            panic!("opening {url}: {error}");
+        }
         self.wait_for_load(mark).await
     }
 
