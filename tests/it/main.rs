@@ -24,6 +24,7 @@ mod metrics;
 mod objects_contract;
 mod process;
 mod production;
+mod recipients;
 mod s3;
 mod scanner;
 mod store_contract;

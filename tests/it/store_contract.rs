@@ -69,7 +69,63 @@ async fn store_contract(store: Arc<dyn TokenStore>) {
     unknown_links_are_revoked(store.as_ref()).await;
     operators_revoke_one_link_or_all_of_one_person(store.as_ref()).await;
     leases_and_links_expire(store.as_ref()).await;
+    a_completed_link_is_rearmed_once_for_its_network(store.as_ref()).await;
     racing_claims_have_one_winner(store).await;
+}
+
+async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore) {
+    let window = Duration::from_secs(60);
+    let jti = insert(store, LINK_TTL, 3).await;
+    // Not while usable, nor for an unnamed network.
+    assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
+    let by_a = Lease::held_by(Duration::from_secs(10), "net-a");
+    assert!(matches!(
+        store.claim(&jti, &by_a).await.unwrap(),
+        Claim::Granted { attempt: 1 }
+    ));
+    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(!store.rearm(&jti, "", window).await.unwrap());
+    assert!(!store.rearm(&jti, "net-b", window).await.unwrap());
+    assert!(store.rearm(&jti, "net-a", window).await.unwrap());
+    assert_eq!(
+        store.peek(&jti).await.unwrap(),
+        LinkState::Ready { started: 0 }
+    );
+    // One more download, and only one: a cut-off one spends it too.
+    let again = Lease::held_by(Duration::from_secs(10), "net-a");
+    assert!(matches!(
+        store.claim(&jti, &again).await.unwrap(),
+        Claim::Granted { attempt: 1 }
+    ));
+    store.release(&jti, &again, false).await.unwrap();
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
+    assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
+
+    // Completed by a download without a network (a script's GET): never re-armed.
+    let jti = insert(store, LINK_TTL, 3).await;
+    let anonymous = lease();
+    store.claim(&jti, &anonymous).await.unwrap();
+    assert!(store.complete(&jti, &anonymous).await.unwrap());
+    assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
+
+    // Too late: the window has passed.
+    let jti = insert(store, LINK_TTL, 3).await;
+    let by_a = Lease::held_by(Duration::from_secs(10), "net-a");
+    store.claim(&jti, &by_a).await.unwrap();
+    assert!(store.complete(&jti, &by_a).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    assert!(
+        !store
+            .rearm(&jti, "net-a", Duration::from_millis(100))
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
+
+    // Revoked links stay revoked.
+    let jti = insert(store, LINK_TTL, 3).await;
+    assert!(store.revoke(&jti).await.unwrap());
+    assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
 }
 
 async fn a_completed_download_spends_the_link(store: &dyn TokenStore) {

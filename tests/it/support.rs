@@ -449,12 +449,23 @@ pub struct PartialGet {
 
 impl PartialGet {
     pub async fn start(app: &TestApp, link: &str, extra: &[(&str, &str)], want: usize) -> Self {
+        Self::send(app, "GET", link, extra, want).await
+    }
+
+    /// As [`PartialGet::start`], with another method (`POST` from the confirm page).
+    pub async fn send(
+        app: &TestApp,
+        method: &str,
+        link: &str,
+        extra: &[(&str, &str)],
+        want: usize,
+    ) -> Self {
         let path = &link[app.base.len()..];
         let socket = TcpSocket::new_v4().unwrap();
         // A small receive window, so the server cannot push the whole document into buffers.
         socket.set_recv_buffer_size(16 * 1024).unwrap();
         let mut conn = socket.connect(app.addr).await.unwrap();
-        let mut request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n", app.addr);
+        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", app.addr);
         for (k, v) in extra {
             request.push_str(&format!("{k}: {v}\r\n"));
         }
