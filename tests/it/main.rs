@@ -1,6 +1,7 @@
 //! docgate's integration tests: one binary, one module per area. Every test starts its own server
 //! on a free loopback port and talks to it over real HTTP.
 
+mod chrome;
 mod probe;
 mod s3_server;
 mod servers;
@@ -8,6 +9,7 @@ mod smtp_server;
 mod support;
 
 mod admin;
+mod browser;
 mod bucket;
 mod check;
 mod downloads;
@@ -26,4 +28,5 @@ mod production;
 mod recipients;
 mod requestlog_contract;
 mod s3;
+mod scanner;
 mod store_contract;
