@@ -332,10 +332,11 @@ pub async fn record(app: &App, entry: &mut Entry, failure: Option<&Error>) {
 
 /// `202` with the message naming the link's real lifetime.
 fn accepted(ttl: Duration, html: bool) -> Response<Body> {
-    let message = texts::request_sent(&humanize(ttl));
     if html {
+        let message = texts::sent_body(&humanize(ttl));
         pages::request_sent(&message, "/").response(StatusCode::ACCEPTED, &[])
     } else {
+        let message = texts::request_sent(&humanize(ttl));
         json(
             StatusCode::ACCEPTED,
             &serde_json::json!({ "message": message }),

@@ -32,6 +32,10 @@ pub fn request_sent(lifetime: &str) -> String {
     format!("Check your inbox: the link expires in {lifetime}.")
 }
 pub const SENT_TITLE: &str = "Check your inbox";
+/// The "check your inbox" page's first sentence, naming the link's real lifetime.
+pub fn sent_body(lifetime: &str) -> String {
+    format!("We've emailed you a download link. It works once and expires in {lifetime}.")
+}
 pub const SENT_HINT: &str =
     "If nothing arrives within a few minutes, look in your spam folder, or ask again.";
 pub const SENT_AGAIN: &str = "Ask for another document";

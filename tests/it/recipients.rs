@@ -593,7 +593,9 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
     assert_eq!(status, 202);
     assert_eq!(page_name(&body), "request-sent");
     assert!(
-        body.contains("Check your inbox: the link expires in 15 minutes."),
+        body.contains(
+            "emailed you a download link. It works once and expires in 15 minutes."
+        ),
         "{body}"
     );
     assert_eq!(app.outbox().len(), 1);
