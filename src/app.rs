@@ -108,12 +108,7 @@ impl Backends {
                 }
             };
 
-        let composer = Composer {
-            codec,
-            public_url: config.public_url.clone(),
-            from: config.mail_from.clone(),
-            reply_to: config.mail_reply_to.clone(),
-        };
+        let composer = Composer::from_config(config, codec);
         let smtp_error = |e: MailError| ConfigError::hidden(ENV_SMTP_URL, e);
         let (mailer, sender): (Arc<dyn Mailer>, Option<Sender>) =
             match (&config.smtp, &config.redis, &redis_conn) {
@@ -305,6 +300,38 @@ impl App {
             })
             .await?;
         Ok(claims)
+    }
+
+    /// The link mail for `claims`, with the document's size when the object store tells it
+    /// within two seconds (the mail leaves the size out otherwise).
+    pub async fn link_mail(
+        &self,
+        to: lettre::Address,
+        claims: Claims,
+        document: &Document,
+    ) -> LinkMail {
+        let head = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.backends.objects.head(&document.key),
+        )
+        .await;
+        let size = match head {
+            Ok(Ok(meta)) => Some(meta.size),
+            Ok(Err(e)) => {
+                tracing::info!(document = %document.id, cause = %e, "size left out of the mail");
+                None
+            }
+            Err(_) => {
+                tracing::info!(document = %document.id, "size left out of the mail: the object store is slow");
+                None
+            }
+        };
+        LinkMail {
+            to,
+            claims,
+            title: document.title.clone(),
+            size,
+        }
     }
 
     /// How an address appears in diagnostic logs.

@@ -15,6 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use lettre::message::Mailbox;
 
+use crate::mail::SubjectTemplate;
 use crate::units::{Rate, parse_duration, parse_rate};
 
 pub const ENV_LISTEN: &str = "DOCGATE_LISTEN";
@@ -40,6 +41,8 @@ pub const ENV_OUTBOX_DIR: &str = "DOCGATE_OUTBOX_DIR";
 pub const ENV_REQUEST_LOG: &str = "DOCGATE_REQUEST_LOG";
 pub const ENV_MAIL_FROM: &str = "DOCGATE_MAIL_FROM";
 pub const ENV_MAIL_REPLY_TO: &str = "DOCGATE_MAIL_REPLY_TO";
+pub const ENV_MAIL_SUBJECT: &str = "DOCGATE_MAIL_SUBJECT";
+pub const ENV_MAIL_LIST_UNSUBSCRIBE: &str = "DOCGATE_MAIL_LIST_UNSUBSCRIBE";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
 pub const ENV_LIMIT_REQUEST_PER_IP: &str = "DOCGATE_LIMIT_REQUEST_PER_IP";
 pub const ENV_LIMIT_REQUEST_PER_EMAIL: &str = "DOCGATE_LIMIT_REQUEST_PER_EMAIL";
@@ -284,6 +287,10 @@ pub struct Config {
     pub request_log: PathBuf,
     pub mail_from: Mailbox,
     pub mail_reply_to: Option<Mailbox>,
+    /// The link mail's subject, with `{title}` for the document's title.
+    pub mail_subject: SubjectTemplate,
+    /// `List-Unsubscribe` of the link mail (a `mailto:` or `https:` URL); `None`: no such header.
+    pub mail_list_unsubscribe: Option<String>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Limits,
@@ -387,6 +394,12 @@ impl Config {
             token => token,
         };
 
+        let mail_subject = match env.get(ENV_MAIL_SUBJECT) {
+            None => SubjectTemplate::default(),
+            Some(value) => SubjectTemplate::parse(&value).map_err(|e| {
+                ConfigError::value(ENV_MAIL_SUBJECT, &value.escape_debug().to_string(), e)
+            })?,
+        };
         let download_attempts =
             env.parse(ENV_DOWNLOAD_ATTEMPTS, "3", |v| match v.parse::<u32>() {
                 Ok(n) if (1..=100).contains(&n) => Ok(n),
@@ -423,6 +436,9 @@ impl Config {
                 v.parse::<Mailbox>()
             })?,
             mail_reply_to: env.optional(ENV_MAIL_REPLY_TO, |v| v.parse::<Mailbox>())?,
+            mail_subject,
+            mail_list_unsubscribe: env
+                .optional(ENV_MAIL_LIST_UNSUBSCRIBE, parse_list_unsubscribe)?,
             trusted_proxies: env.parse(ENV_TRUSTED_PROXIES, "", parse_cidrs)?,
             limits: Limits {
                 request_per_ip: env.parse(ENV_LIMIT_REQUEST_PER_IP, "30/h", parse_rate)?,
@@ -627,6 +643,31 @@ fn parse_token_keys(
         return Err(ConfigError::hidden(ENV_TOKEN_KEYS, "lists no key"));
     }
     Ok(keys)
+}
+
+/// A `mailto:` address or an `https:` URL, as `List-Unsubscribe` carries it between `<` `>`.
+fn parse_list_unsubscribe(value: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "expected a mailto: or https: URL";
+    let plain = value.len() <= 1000
+        && value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | ',' | '"'));
+    if !plain {
+        return Err("expected a URL of printable ASCII without spaces, '<', '>', ',' or '\"'");
+    }
+    if let Some(rest) = value.strip_prefix("mailto:") {
+        let address = rest.split('?').next().unwrap_or_default();
+        address
+            .parse::<lettre::Address>()
+            .map_err(|_| "expected mailto: followed by an address")?;
+        return Ok(value.to_owned());
+    }
+    match value.parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {
+            Ok(value.to_owned())
+        }
+        _ => Err(EXPECTED),
+    }
 }
 
 fn random_secret() -> Secret {
@@ -952,6 +993,80 @@ mod tests {
             (ENV_TOKEN_KEYS, &format!("a={KEY_A}")),
         ]));
         assert!(err.is_ok(), "a key list is a shared key");
+    }
+
+    #[test]
+    fn mail_settings_are_read() {
+        let config = Config::from_source(&source(&[])).unwrap();
+        assert_eq!(config.mail_subject, SubjectTemplate::default());
+        assert_eq!(config.mail_list_unsubscribe, None);
+
+        let config = Config::from_source(&source(&[
+            (ENV_MAIL_SUBJECT, "Your copy of {title}"),
+            (
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "https://example.com/unsubscribe?l=1",
+            ),
+        ]))
+        .unwrap();
+        assert_eq!(config.mail_subject.render("X"), "Your copy of X");
+        assert_eq!(
+            config.mail_list_unsubscribe.as_deref(),
+            Some("https://example.com/unsubscribe?l=1")
+        );
+        assert!(
+            Config::from_source(&source(&[(
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "mailto:unsubscribe@example.com?subject=stop"
+            )]))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_mail_settings_name_the_variable() {
+        /// The settings, the variable named, and what the message says.
+        type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                vec![(ENV_MAIL_SUBJECT, "Link for {document}")],
+                ENV_MAIL_SUBJECT,
+                "unknown placeholder {document}",
+            ),
+            (
+                vec![(ENV_MAIL_SUBJECT, "Link\r\nBcc: x@example.org")],
+                ENV_MAIL_SUBJECT,
+                "Bcc",
+            ),
+            (
+                vec![(ENV_MAIL_SUBJECT, "Link\nfor {title}")],
+                ENV_MAIL_SUBJECT,
+                "one line",
+            ),
+            (
+                vec![(ENV_MAIL_LIST_UNSUBSCRIBE, "http://example.com/u")],
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "mailto: or https:",
+            ),
+            (
+                vec![(ENV_MAIL_LIST_UNSUBSCRIBE, "mailto:nobody")],
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "followed by an address",
+            ),
+            (
+                vec![(ENV_MAIL_LIST_UNSUBSCRIBE, "https://example.com/u>, <x")],
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "without spaces",
+            ),
+        ];
+        for (pairs, name, expected) in cases {
+            let err = Config::from_source(&source(&pairs)).unwrap_err();
+            let line = err.to_string();
+            assert_eq!(err.name, name, "{line}");
+            assert!(line.contains(expected), "{line:?} lacks {expected:?}");
+            assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
+            assert!(!line.contains("hunter2"), "{line:?}");
+        }
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! - [`objects`]: document bytes, streamed in chunks, behind `ObjectSource`.
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
 //! - [`mail`]: composing the link mail and delivering it, behind `Mailer`.
+//! - [`texts`]: every text a person reads (the mails' wording), for translators.
 //! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`.
 //! - [`admin`]: operator actions (mint, revoke, read the request log) for the admin API and CLI.
 //! - [`app`]: the shared state, and the choice of implementation behind each trait.
@@ -41,6 +42,7 @@ pub mod requestlog;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
+pub mod texts;
 pub mod token;
 pub mod units;
 

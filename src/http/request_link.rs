@@ -22,7 +22,6 @@ use super::error::{Error, html_page, json};
 use super::{enforce, limit};
 use crate::address;
 use crate::app::App;
-use crate::mail::LinkMail;
 use crate::metrics::Metrics;
 use crate::ratelimit::{Decision, Key, Scope};
 use crate::requestlog::{Entry, Event};
@@ -169,11 +168,7 @@ async fn request_link(
     let ttl = app.config.token_ttl;
     let claims = app.new_link(document, address.as_ref(), ttl).await?;
     entry.jti = Some(claims.jti.clone());
-    let mail = LinkMail {
-        to: address,
-        claims,
-        title: document.title.clone(),
-    };
+    let mail = app.link_mail(address, claims, document).await;
     app.send_mail(&mail).await?;
     tracing::info!(
         email = %app.pseudonym(mail.to.as_ref()),

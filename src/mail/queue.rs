@@ -10,7 +10,8 @@
 //!
 //! - `<prefix>mail:queue`: a stream of jobs waiting or being delivered. Fields: `jti`, `doc`,
 //!   `iat`, `exp` (the link's claims, enough to sign it; seconds since the epoch), `to` (the
-//!   address), `title` (the document's title), `enqueued-at` (ms since the epoch), `attempts`
+//!   address), `title` (the document's title), `size` (its bytes, when known), `enqueued-at`
+//!   (ms since the epoch), `attempts`
 //!   (delivery attempts so far), and on a retried job `last-error` (what failed, without the
 //!   server's text). No token, no link. Consumer group `senders`; each [`Sender`] is a consumer
 //!   named `<host>-<pid>-<random>`. `XLEN` counts the jobs, `XPENDING <key> senders` the ones a
@@ -115,6 +116,7 @@ const F_IAT: &str = "iat";
 const F_EXP: &str = "exp";
 const F_TO: &str = "to";
 const F_TITLE: &str = "title";
+const F_SIZE: &str = "size";
 const F_ENQUEUED: &str = "enqueued-at";
 const F_ATTEMPTS: &str = "attempts";
 const F_LAST_ERROR: &str = "last-error";
@@ -187,7 +189,7 @@ const REVIVE: &str = r"
 local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #e == 0 then return 0 end
 local f = e[1][2]
-local keep = {jti = true, doc = true, iat = true, exp = true, to = true, title = true}
+local keep = {jti = true, doc = true, iat = true, exp = true, to = true, title = true, size = true}
 keep['enqueued-at'] = true
 local out = {}
 local seen = 0
@@ -527,6 +529,7 @@ impl Mailer for RedisOutbox {
             exp: mail.claims.exp,
             to: mail.to.to_string(),
             title: mail.title.clone(),
+            size: mail.size,
             enqueued_at: now_ms(),
             attempts: 0,
             last_error: None,
@@ -989,6 +992,8 @@ struct Job {
     exp: u64,
     to: String,
     title: String,
+    /// The document's size in bytes, when known.
+    size: Option<u64>,
     enqueued_at: u64,
     attempts: u32,
     last_error: Option<String>,
@@ -1005,6 +1010,7 @@ impl Job {
             exp: number(F_EXP, "no valid exp")?,
             to: text(F_TO, "no recipient")?,
             title: text(F_TITLE, "no title")?,
+            size: fields.number(F_SIZE),
             enqueued_at: fields.number(F_ENQUEUED).unwrap_or(0),
             attempts: fields
                 .number(F_ATTEMPTS)
@@ -1034,6 +1040,7 @@ impl Job {
                 iss: ISSUER.to_owned(),
             },
             title: self.title.clone(),
+            size: self.size,
         })
     }
 
@@ -1051,6 +1058,10 @@ impl Job {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if let Some(size) = self.size {
+            // After `title`: the fields keep their documented order.
+            fields.insert(6, (F_SIZE.to_owned(), size.to_string()));
+        }
         if let Some(error) = &self.last_error {
             fields.push((F_LAST_ERROR.to_owned(), error.clone()));
         }
@@ -1176,6 +1187,7 @@ mod tests {
             exp: 1_800_000_900,
             to: "visitor@example.org".to_owned(),
             title: "Jane's resume".to_owned(),
+            size: Some(307_200),
             enqueued_at: 1_800_000_000_123,
             attempts: 2,
             last_error: Some("SMTP timeout".to_owned()),
@@ -1201,6 +1213,7 @@ mod tests {
                 "exp",
                 "to",
                 "title",
+                "size",
                 "enqueued-at",
                 "attempts",
                 "last-error"
@@ -1209,6 +1222,7 @@ mod tests {
         let mail = back.mail().unwrap();
         assert_eq!(mail.claims.iss, ISSUER);
         assert_eq!(mail.to.to_string(), "visitor@example.org");
+        assert_eq!(mail.size, Some(307_200));
         assert_eq!(job.jti_prefix(), "abcdef");
     }
 

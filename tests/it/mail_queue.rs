@@ -39,12 +39,11 @@ fn codec() -> Arc<TokenCodec> {
 }
 
 fn composer() -> Composer {
-    Composer {
-        codec: codec(),
-        public_url: PUBLIC_URL.to_owned(),
-        from: "Jane Doe <noreply@example.com>".parse().unwrap(),
-        reply_to: None,
-    }
+    Composer::new(
+        codec(),
+        PUBLIC_URL,
+        "Jane Doe <noreply@example.com>".parse().unwrap(),
+    )
 }
 
 fn transport(url: &str) -> smtp::SmtpTransport {
@@ -74,6 +73,7 @@ fn mail_issued(iat: u64, ttl: u64) -> LinkMail {
         to: "visitor@example.org".parse().unwrap(),
         claims: Claims::new("resume", iat, ttl),
         title: "Jane Doe's resume".to_owned(),
+        size: None,
     }
 }
 
