@@ -43,6 +43,9 @@ pub const ENV_MAIL_FROM: &str = "DOCGATE_MAIL_FROM";
 pub const ENV_MAIL_REPLY_TO: &str = "DOCGATE_MAIL_REPLY_TO";
 pub const ENV_MAIL_SUBJECT: &str = "DOCGATE_MAIL_SUBJECT";
 pub const ENV_MAIL_LIST_UNSUBSCRIBE: &str = "DOCGATE_MAIL_LIST_UNSUBSCRIBE";
+pub const ENV_OWNER_EMAIL: &str = "DOCGATE_OWNER_EMAIL";
+pub const ENV_OWNER_WEBHOOK_URL: &str = "DOCGATE_OWNER_WEBHOOK_URL";
+pub const ENV_OWNER_WEBHOOK_SECRET: &str = "DOCGATE_OWNER_WEBHOOK_SECRET";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
 pub const ENV_LIMIT_REQUEST_PER_IP: &str = "DOCGATE_LIMIT_REQUEST_PER_IP";
 pub const ENV_LIMIT_REQUEST_PER_EMAIL: &str = "DOCGATE_LIMIT_REQUEST_PER_EMAIL";
@@ -257,6 +260,41 @@ pub struct SmtpConfig {
     pub url: Secret,
 }
 
+/// Telling the document's owner of completed downloads (see `crate::notify`).
+#[derive(Debug, Clone, Default)]
+pub struct OwnerNotices {
+    /// `DOCGATE_OWNER_EMAIL`: who gets a mail per completed download.
+    pub email: Option<Mailbox>,
+    /// `DOCGATE_OWNER_WEBHOOK_URL` and its secret: a signed POST per completed download.
+    pub webhook: Option<WebhookConfig>,
+}
+
+impl OwnerNotices {
+    /// True when the owner is told of downloads one way or another.
+    pub fn enabled(&self) -> bool {
+        self.email.is_some() || self.webhook.is_some()
+    }
+}
+
+/// The owner's webhook.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// An `http://` or `https://` URL; its path or query may hold a token, so it is never shown.
+    pub url: http::Uri,
+    /// Keys the HMAC-SHA256 signature of each request.
+    pub secret: Secret,
+}
+
+/// Shows the host only: the path or query may hold a token.
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("host", &self.url.host().unwrap_or_default())
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -291,6 +329,8 @@ pub struct Config {
     pub mail_subject: SubjectTemplate,
     /// `List-Unsubscribe` of the link mail (a `mailto:` or `https:` URL); `None`: no such header.
     pub mail_list_unsubscribe: Option<String>,
+    /// Who learns of completed downloads, and how.
+    pub owner: OwnerNotices,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Limits,
@@ -400,6 +440,11 @@ impl Config {
                 ConfigError::value(ENV_MAIL_SUBJECT, &value.escape_debug().to_string(), e)
             })?,
         };
+        let owner = OwnerNotices {
+            email: env.optional(ENV_OWNER_EMAIL, |v| v.parse::<Mailbox>())?,
+            webhook: webhook(&env)?,
+        };
+
         let download_attempts =
             env.parse(ENV_DOWNLOAD_ATTEMPTS, "3", |v| match v.parse::<u32>() {
                 Ok(n) if (1..=100).contains(&n) => Ok(n),
@@ -439,6 +484,7 @@ impl Config {
             mail_subject,
             mail_list_unsubscribe: env
                 .optional(ENV_MAIL_LIST_UNSUBSCRIBE, parse_list_unsubscribe)?,
+            owner,
             trusted_proxies: env.parse(ENV_TRUSTED_PROXIES, "", parse_cidrs)?,
             limits: Limits {
                 request_per_ip: env.parse(ENV_LIMIT_REQUEST_PER_IP, "30/h", parse_rate)?,
@@ -643,6 +689,50 @@ fn parse_token_keys(
         return Err(ConfigError::hidden(ENV_TOKEN_KEYS, "lists no key"));
     }
     Ok(keys)
+}
+
+/// The owner's webhook: the URL and its secret (at least [`MIN_SECRET_LEN`] bytes), both or
+/// neither. Errors never show the URL, which may hold a token.
+fn webhook<S: Source>(env: &Reader<'_, S>) -> Result<Option<WebhookConfig>, ConfigError> {
+    let secret = env.secret(ENV_OWNER_WEBHOOK_SECRET)?;
+    let Some(url) = env.get(ENV_OWNER_WEBHOOK_URL) else {
+        if secret.is_some() {
+            return Err(ConfigError::hidden(
+                ENV_OWNER_WEBHOOK_SECRET,
+                "needs DOCGATE_OWNER_WEBHOOK_URL as well",
+            ));
+        }
+        return Ok(None);
+    };
+    let url =
+        parse_webhook_url(url.trim()).map_err(|e| ConfigError::hidden(ENV_OWNER_WEBHOOK_URL, e))?;
+    let Some(secret) = secret else {
+        return Err(ConfigError::hidden(
+            ENV_OWNER_WEBHOOK_SECRET,
+            "is required with DOCGATE_OWNER_WEBHOOK_URL: it signs every request",
+        ));
+    };
+    let len = secret.expose().len();
+    if len < MIN_SECRET_LEN {
+        return Err(ConfigError::hidden(
+            ENV_OWNER_WEBHOOK_SECRET,
+            format!("must be at least {MIN_SECRET_LEN} bytes, got {len}"),
+        ));
+    }
+    Ok(Some(WebhookConfig { url, secret }))
+}
+
+fn parse_webhook_url(value: &str) -> Result<http::Uri, &'static str> {
+    const EXPECTED: &str = "expected an http:// or https:// URL";
+    let uri: http::Uri = value.parse().map_err(|_| EXPECTED)?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => {}
+        _ => return Err(EXPECTED),
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err("must not hold a user or password: put a token in the path or query");
+    }
+    Ok(uri)
 }
 
 /// A `mailto:` address or an `https:` URL, as `List-Unsubscribe` carries it between `<` `>`.
@@ -996,23 +1086,42 @@ mod tests {
     }
 
     #[test]
-    fn mail_settings_are_read() {
+    fn mail_and_owner_settings_are_read() {
         let config = Config::from_source(&source(&[])).unwrap();
         assert_eq!(config.mail_subject, SubjectTemplate::default());
         assert_eq!(config.mail_list_unsubscribe, None);
+        assert!(!config.owner.enabled());
 
+        let secret = "w".repeat(32);
         let config = Config::from_source(&source(&[
             (ENV_MAIL_SUBJECT, "Your copy of {title}"),
             (
                 ENV_MAIL_LIST_UNSUBSCRIBE,
                 "https://example.com/unsubscribe?l=1",
             ),
+            (ENV_OWNER_EMAIL, "Jane Doe <jane@example.com>"),
+            (
+                ENV_OWNER_WEBHOOK_URL,
+                "https://hooks.example.com/docgate?token=hunter2",
+            ),
+            (ENV_OWNER_WEBHOOK_SECRET, &secret),
         ]))
         .unwrap();
         assert_eq!(config.mail_subject.render("X"), "Your copy of X");
         assert_eq!(
             config.mail_list_unsubscribe.as_deref(),
             Some("https://example.com/unsubscribe?l=1")
+        );
+        assert_eq!(
+            config.owner.email.as_ref().unwrap().email.to_string(),
+            "jane@example.com"
+        );
+        let webhook = config.owner.webhook.as_ref().unwrap();
+        assert_eq!(webhook.url.host(), Some("hooks.example.com"));
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains(&secret),
+            "{debug}"
         );
         assert!(
             Config::from_source(&source(&[(
@@ -1024,7 +1133,8 @@ mod tests {
     }
 
     #[test]
-    fn bad_mail_settings_name_the_variable() {
+    fn bad_mail_and_owner_settings_name_the_variable() {
+        let secret = "w".repeat(32);
         /// The settings, the variable named, and what the message says.
         type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
         let cases: Vec<Case<'_>> = vec![
@@ -1057,6 +1167,48 @@ mod tests {
                 vec![(ENV_MAIL_LIST_UNSUBSCRIBE, "https://example.com/u>, <x")],
                 ENV_MAIL_LIST_UNSUBSCRIBE,
                 "without spaces",
+            ),
+            (
+                vec![(ENV_OWNER_EMAIL, "jane at example")],
+                ENV_OWNER_EMAIL,
+                "DOCGATE_OWNER_EMAIL=jane at example",
+            ),
+            (
+                vec![(ENV_OWNER_WEBHOOK_URL, "https://hooks.example.com/x")],
+                ENV_OWNER_WEBHOOK_SECRET,
+                "is required with DOCGATE_OWNER_WEBHOOK_URL",
+            ),
+            (
+                vec![(ENV_OWNER_WEBHOOK_SECRET, &secret)],
+                ENV_OWNER_WEBHOOK_SECRET,
+                "needs DOCGATE_OWNER_WEBHOOK_URL",
+            ),
+            (
+                vec![
+                    (ENV_OWNER_WEBHOOK_URL, "ftp://hooks.example.com/hunter2"),
+                    (ENV_OWNER_WEBHOOK_SECRET, &secret),
+                ],
+                ENV_OWNER_WEBHOOK_URL,
+                "expected an http:// or https:// URL",
+            ),
+            (
+                vec![
+                    (
+                        ENV_OWNER_WEBHOOK_URL,
+                        "https://user:hunter2@hooks.example.com/",
+                    ),
+                    (ENV_OWNER_WEBHOOK_SECRET, &secret),
+                ],
+                ENV_OWNER_WEBHOOK_URL,
+                "must not hold a user or password",
+            ),
+            (
+                vec![
+                    (ENV_OWNER_WEBHOOK_URL, "https://hooks.example.com/"),
+                    (ENV_OWNER_WEBHOOK_SECRET, "hunter2"),
+                ],
+                ENV_OWNER_WEBHOOK_SECRET,
+                "must be at least 32 bytes, got 7",
             ),
         ];
         for (pairs, name, expected) in cases {

@@ -11,7 +11,8 @@
 //! - [`ratelimit`]: GCRA rate limits per client IP and per address, behind `RateLimiter`.
 //! - [`objects`]: document bytes, streamed in chunks, behind `ObjectSource`.
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
-//! - [`mail`]: composing the link mail and delivering it, behind `Mailer`.
+//! - [`mail`]: composing the link mail and the owner's notice, delivering them, behind `Mailer`.
+//! - [`notify`]: telling the owner of completed downloads (mail, signed webhook).
 //! - [`texts`]: every text a person reads (the mails' wording), for translators.
 //! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`.
 //! - [`admin`]: operator actions (mint, revoke, read the request log) for the admin API and CLI.
@@ -35,6 +36,7 @@ pub mod html;
 pub mod http;
 pub mod mail;
 pub mod metrics;
+pub mod notify;
 pub mod objects;
 pub mod range;
 pub mod ratelimit;

@@ -166,8 +166,12 @@ async fn get_response(
     let requests = app.backends.requests.clone();
     let tasks = app.tasks.clone();
     let link = claims.jti_prefix().to_owned();
+    let notice = app.download_notice(claims, document, client);
     let on_finish = Box::new(move |outcome: Outcome| {
         tracing::info!(link = %link, outcome = outcome.as_str(), "download ended");
+        if let (Outcome::Completed, Some(notice)) = (outcome, notice) {
+            notice.send();
+        }
         metrics.download_finished(outcome.as_str(), started.elapsed());
         entry.outcome = outcome.as_str().to_owned();
         spawn_record(&tasks, requests, entry);

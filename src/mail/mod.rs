@@ -1,4 +1,4 @@
-//! The link mail: composing it, and handing it to a [`Mailer`].
+//! Mail: composing the link mail and the owner's notice, and handing them to a [`Mailer`].
 //!
 //! A [`LinkMail`] holds what is needed to *sign* the link, not the link itself: the token is made
 //! from the claims only when the message is composed for delivery, so a queue of pending mails
@@ -7,6 +7,10 @@
 //! HTML laid out with tables and inline styles only (no images, no external assets, a button
 //! that is a coloured table cell, at most 600 px wide) so Outlook, Gmail and Apple Mail render
 //! it alike. Every word of it comes from [`crate::texts::mail`].
+//!
+//! The same outbox carries the owner's notices of completed downloads ([`crate::notify`]):
+//! [`Mailer::notify`] queues them beside the link mails, or delivers them at once where there is
+//! no queue.
 //!
 //! Implementations: [`outbox::FileOutbox`] (embedded: `.eml` files in a directory),
 //! [`queue::RedisOutbox`] (the durable queue in Redis, delivered by [`queue::Sender`]) and
@@ -28,6 +32,8 @@ use time::OffsetDateTime;
 
 use crate::config::Config;
 use crate::html::escape;
+use crate::notify::webhook::Webhook;
+use crate::notify::{Download, Notice};
 use crate::texts::{fill, mail as texts};
 use crate::token::{Claims, TokenCodec};
 
@@ -55,11 +61,15 @@ pub enum MailError {
     Delivery(String),
 }
 
-/// Delivers link mails.
+/// Delivers link mails and the owner's notices.
 #[async_trait]
 pub trait Mailer: Send + Sync + 'static {
     /// Sends (or durably queues) the mail. `Ok` means it will reach the recipient's server.
     async fn send(&self, mail: &LinkMail) -> Result<(), MailError>;
+
+    /// Queues an owner's notice with the link mails, or, for a mailer without a queue, delivers
+    /// it now with a few retries (which may take a minute: callers run it in the background).
+    async fn notify(&self, notice: &Notice) -> Result<(), MailError>;
 
     /// True when `send` only queues and a sender delivers later (and counts the delivery).
     fn queues(&self) -> bool {
@@ -273,6 +283,48 @@ impl Composer {
             )
             .map_err(|e| MailError::Compose(e.to_string()))
     }
+
+    /// The owner's notice of a completed download, to `to` (plain text). Its `Reply-To` is the
+    /// address the link was mailed to, when known, so the owner can answer that person.
+    pub fn compose_notice(&self, to: &Mailbox, download: &Download) -> Result<Message, MailError> {
+        let (time, date) = clock(download.downloaded_at);
+        let when = fill(texts::NOTICE_WHEN, &[("date", &date), ("time", &time)]);
+        let body = fill(
+            texts::NOTICE_BODY,
+            &[
+                ("title", &download.title),
+                ("document", &download.doc),
+                ("when", &when),
+                (
+                    "email",
+                    download.email.as_deref().unwrap_or(texts::NOTICE_NO_EMAIL),
+                ),
+                ("ip", &download.client_ip.to_string()),
+                ("jti", &download.jti),
+                ("site", &self.site()),
+            ],
+        );
+        let requester = download
+            .email
+            .as_deref()
+            .and_then(|e| e.parse::<Address>().ok())
+            .map(|a| Mailbox::new(None, a));
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(to.clone())
+            .subject(fill(texts::NOTICE_SUBJECT, &[("title", &download.title)]))
+            .message_id(None);
+        if let Some(reply_to) = requester.or_else(|| self.reply_to.clone()) {
+            builder = builder.reply_to(reply_to);
+        }
+        builder
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(body),
+            )
+            .map_err(|e| MailError::Compose(e.to_string()))
+    }
 }
 
 /// The pieces of the HTML part, each already escaped (or markup).
@@ -425,6 +477,17 @@ impl Header for ListUnsubscribePost {
     }
 }
 
+/// Without a queue: calls the owner's webhook now, with a few retries.
+async fn call_webhook(webhook: Option<&Webhook>, download: &Download) -> Result<(), MailError> {
+    let webhook = webhook.ok_or_else(|| {
+        MailError::Delivery("no webhook is configured (DOCGATE_OWNER_WEBHOOK_URL)".to_owned())
+    })?;
+    webhook
+        .deliver_with_retries(download)
+        .await
+        .map_err(|e| MailError::Delivery(e.to_string()))
+}
+
 /// Seconds since the epoch.
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now()
@@ -434,6 +497,8 @@ pub(crate) fn now_secs() -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use mail_parser::MessageParser;
 
     use super::*;
@@ -653,6 +718,68 @@ mod tests {
         assert_eq!(
             message.header_raw("List-Unsubscribe-Post").map(str::trim),
             Some("List-Unsubscribe=One-Click")
+        );
+    }
+
+    #[test]
+    fn the_owner_notice_names_the_download_and_replies_to_the_requester() {
+        let composer = composer();
+        let download = Download {
+            event_id: "evt".to_owned(),
+            jti: "RFh7c-qE3xpy8Mq1eLNCUskc".to_owned(),
+            doc: "resume".to_owned(),
+            title: "Jane Doe's resume".to_owned(),
+            email: Some("visitor@example.org".to_owned()),
+            downloaded_at: EXP + 5,
+            client_ip: IpAddr::from([192, 0, 2, 7]),
+        };
+        let owner: Mailbox = "Jane Doe <jane@example.com>".parse().unwrap();
+        let raw = composer
+            .compose_notice(&owner, &download)
+            .unwrap()
+            .formatted();
+        let message = MessageParser::default().parse(&raw).unwrap();
+        assert_eq!(message.subject(), Some("Jane Doe's resume was downloaded"));
+        assert_eq!(
+            message.to().unwrap().first().unwrap().address(),
+            Some("jane@example.com")
+        );
+        assert_eq!(
+            message.reply_to().unwrap().first().unwrap().address(),
+            Some("visitor@example.org")
+        );
+        let text = message.body_text(0).unwrap();
+        for expected in [
+            "Jane Doe's resume was downloaded completely.",
+            "Document: Jane Doe's resume (resume)",
+            "When: 24 November 2026 at 14:32 UTC",
+            "Link requested by: visitor@example.org",
+            "Downloaded from: 192.0.2.7",
+            "Link id: RFh7c-qE3xpy8Mq1eLNCUskc",
+            "docs.example.com",
+        ] {
+            assert!(text.contains(expected), "{expected:?} missing from\n{text}");
+        }
+
+        let unknown = Download {
+            email: None,
+            ..download
+        };
+        let raw = composer
+            .compose_notice(&owner, &unknown)
+            .unwrap()
+            .formatted();
+        let message = MessageParser::default().parse(&raw).unwrap();
+        assert!(
+            message
+                .body_text(0)
+                .unwrap()
+                .contains("Link requested by: unknown")
+        );
+        assert_eq!(
+            message.reply_to().unwrap().first().unwrap().address(),
+            Some("jane@example.com"),
+            "the configured Reply-To otherwise"
         );
     }
 

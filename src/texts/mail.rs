@@ -1,4 +1,5 @@
-//! The texts of docgate's mails: the link mail a visitor gets.
+//! The texts of docgate's mails: the link mail a visitor gets, and the notice the document's
+//! owner gets when a download completes.
 //!
 //! A translation replaces the strings below (and [`MONTHS`], the unit words and
 //! [`DECIMAL_SEPARATOR`]); nothing else in docgate holds mail wording. Placeholders in braces are
@@ -44,6 +45,39 @@ pub const FALLBACK: &str = "If the button does not work, copy this address into 
 /// (`docs.example.com`).
 pub const WHY: &str = "Someone \u{2014} hopefully you \u{2014} asked for {title} at {site} with \
 this address. If it wasn't you, ignore this mail; no more mail will be sent.";
+
+// ---------------------------------------------------------------------------------------------
+// The owner's notice of a completed download.
+
+/// `{title}`: the document's title.
+pub const NOTICE_SUBJECT: &str = "{title} was downloaded";
+
+/// The notice's body (plain text). `{title}`, `{document}` (the catalog id), `{when}`
+/// ([`NOTICE_WHEN`]), `{email}` (the address the link was mailed to, or [`NOTICE_NO_EMAIL`]),
+/// `{ip}` (the downloading client's address), `{jti}` (the link's id, as in the request log) and
+/// `{site}` (the public host).
+pub const NOTICE_BODY: &str = "\
+Hello,
+
+{title} was downloaded completely.
+
+Document: {title} ({document})
+When: {when}
+Link requested by: {email}
+Downloaded from: {ip}
+Link id: {jti}
+
+The link is now spent.
+
+You get this notice because {site} is set up to tell this address of every completed download.
+";
+
+/// In place of the address when none was kept for the link (e.g. it was made before owner
+/// notices were turned on).
+pub const NOTICE_NO_EMAIL: &str = "unknown";
+
+/// `{date}`: [`DATE`]; `{time}`: [`TIME`].
+pub const NOTICE_WHEN: &str = "{date} at {time}";
 
 // ---------------------------------------------------------------------------------------------
 // Dates, durations and sizes.

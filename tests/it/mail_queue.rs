@@ -231,6 +231,7 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
     assert_eq!(
         names,
         [
+            "kind",
             "jti",
             "doc",
             "iat",
@@ -249,7 +250,8 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
             "{name} holds the link"
         );
     }
-    assert_eq!(fields[0].1, mail.claims.jti);
+    assert_eq!(fields[0].1, "link");
+    assert_eq!(fields[1].1, mail.claims.jti);
 
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     wait_for_messages(&sink, 1).await;

@@ -19,6 +19,7 @@ mod mail_contract;
 mod mail_http;
 mod mail_queue;
 mod metrics;
+mod notify;
 mod objects_contract;
 mod process;
 mod production;
