@@ -235,6 +235,35 @@ impl Webhook {
     }
 }
 
+/// What `docgate check` does: resolves the webhook's host and opens a TCP connection to it
+/// within [`CONNECT_TIMEOUT`], without sending anything (a request would be an event).
+pub async fn probe(url: &Uri) -> Result<(), WebhookError> {
+    let host = url
+        .host()
+        .ok_or_else(|| WebhookError::Setup("the URL has no host".to_owned()))?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let port = url
+        .port_u16()
+        .unwrap_or(if url.scheme_str() == Some("https") {
+            443
+        } else {
+            80
+        });
+    match tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        tokio::net::TcpStream::connect((host, port)),
+    )
+    .await
+    {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(WebhookError::Unreachable(e.to_string())),
+        Err(_) => Err(WebhookError::Unreachable(format!(
+            "no connection within {}s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
 /// An error and its causes, joined: hyper-util's own text is only "client error (Connect)".
 fn causes(error: &(dyn std::error::Error + 'static)) -> String {
     let mut text = error.to_string();

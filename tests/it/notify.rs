@@ -757,3 +757,45 @@ async fn a_link_mail_queued_by_an_older_docgate_is_still_delivered() {
     stop.cancel();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn check_says_how_the_owner_is_told_and_reaches_the_webhook_host() {
+    let receiver = Receiver::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path());
+    let config = |url: &str| {
+        let mut env: std::collections::HashMap<String, String> =
+            fixture_env(dir.path(), "http://localhost:8080", SECRET)
+                .into_iter()
+                .collect();
+        for (k, v) in [
+            ("DOCGATE_OWNER_EMAIL", OWNER),
+            ("DOCGATE_OWNER_WEBHOOK_URL", url),
+            ("DOCGATE_OWNER_WEBHOOK_SECRET", HOOK_SECRET),
+        ] {
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        docgate::config::Config::from_source(&env).unwrap()
+    };
+    let lines = docgate::check::run(config(&receiver.url)).await.unwrap();
+    let line = lines.iter().find(|l| l.name == "owner notices").unwrap();
+    assert_eq!(
+        line.to_string(),
+        "owner notices: ok (mail to the owner; webhook host 127.0.0.1 takes connections)"
+    );
+    assert!(receiver.received().is_empty(), "check sends no event");
+
+    let closed = format!("http://127.0.0.1:{}/hooks?token={HOOK_TOKEN}", free_port());
+    let lines = docgate::check::run(config(&closed)).await.unwrap();
+    let line = lines.iter().find(|l| l.name == "owner notices").unwrap();
+    assert!(!line.ok, "{line}");
+    let text = line.to_string();
+    assert!(
+        text.contains("webhook host 127.0.0.1: the webhook could not be reached"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(HOOK_TOKEN) && !text.contains(OWNER),
+        "{text}"
+    );
+}
