@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use crate::address::{self, AddressError};
 use crate::app::App;
-use crate::mail::{LinkMail, MailError};
+use crate::mail::MailError;
 use crate::requestlog::{Entry, Event, LogError};
 use crate::store::{StoreError, owner_id};
 use crate::token::TokenError;
@@ -95,12 +95,8 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
     entry.document = Some(document.id.clone());
     entry.jti = Some(claims.jti.clone());
     if request.send {
-        app.send_mail(&LinkMail {
-            to: address,
-            claims: claims.clone(),
-            title: document.title.clone(),
-        })
-        .await?;
+        let mail = app.link_mail(address, claims.clone(), document).await;
+        app.send_mail(&mail).await?;
     }
     // The link exists (and may be mailed): a lost log line must not make the operator retry.
     if let Err(e) = app.backends.requests.record(&entry).await {

@@ -12,14 +12,17 @@ use tokio_util::task::TaskTracker;
 
 use crate::catalog::{Catalog, Document};
 use crate::config::{
-    Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_REDIS_URL,
-    ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL, Secret,
+    Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_OWNER_WEBHOOK_URL,
+    ENV_REDIS_URL, ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL, Secret,
 };
 use crate::mail::direct::DirectSmtp;
 use crate::mail::outbox::FileOutbox;
 use crate::mail::queue::{RedisOutbox, Sender, SenderSettings};
 use crate::mail::{Composer, LinkMail, MailError, Mailer, smtp};
 use crate::metrics::Metrics;
+use crate::notify::requesters::{MemoryRequesters, RedisRequesters};
+use crate::notify::webhook::Webhook;
+use crate::notify::{Pending, REQUESTER_GRACE, Requesters};
 use crate::objects::dir::DirSource;
 use crate::objects::observed::ObservedObjects;
 use crate::objects::s3::S3Source;
@@ -50,6 +53,9 @@ pub struct Backends {
     pub objects: Arc<dyn ObjectSource>,
     pub mailer: Arc<dyn Mailer>,
     pub requests: Arc<dyn RequestLog>,
+    /// The address each live link was made for, kept only while the owner is notified of
+    /// downloads (`crate::notify`); `None` otherwise.
+    pub requesters: Option<Arc<dyn Requesters>>,
 }
 
 /// The backends the configuration asks for, with the embedded store kept for inspection.
@@ -110,11 +116,12 @@ impl Backends {
                 }
             };
 
-        let composer = Composer {
-            codec,
-            public_url: config.public_url.clone(),
-            from: config.mail_from.clone(),
-            reply_to: config.mail_reply_to.clone(),
+        let composer = Composer::from_config(config, codec);
+        let webhook = match &config.owner.webhook {
+            Some(webhook) => Some(
+                Webhook::new(webhook).map_err(|e| ConfigError::hidden(ENV_OWNER_WEBHOOK_URL, e))?,
+            ),
+            None => None,
         };
         let smtp_error = |e: MailError| ConfigError::hidden(ENV_SMTP_URL, e);
         let (mailer, sender): (Arc<dyn Mailer>, Option<Sender>) =
@@ -130,26 +137,39 @@ impl Backends {
                         smtp::transport(smtp).map_err(smtp_error)?,
                         composer,
                         SenderSettings::default(),
-                    );
+                    )
+                    .with_webhook(webhook);
                     (Arc::new(outbox), Some(sender))
                 }
                 (Some(smtp), _, _) => (
-                    Arc::new(DirectSmtp::new(
-                        smtp::transport(smtp).map_err(smtp_error)?,
-                        composer,
-                    )),
+                    Arc::new(
+                        DirectSmtp::new(smtp::transport(smtp).map_err(smtp_error)?, composer)
+                            .with_webhook(webhook),
+                    ),
                     None,
                 ),
                 (None, _, _) => (
-                    Arc::new(FileOutbox::new(&config.outbox_dir, composer).map_err(|e| {
-                        ConfigError::value(
-                            ENV_OUTBOX_DIR,
-                            &config.outbox_dir.display().to_string(),
-                            e,
-                        )
-                    })?),
+                    Arc::new(
+                        FileOutbox::new(&config.outbox_dir, composer)
+                            .map_err(|e| {
+                                ConfigError::value(
+                                    ENV_OUTBOX_DIR,
+                                    &config.outbox_dir.display().to_string(),
+                                    e,
+                                )
+                            })?
+                            .with_webhook(webhook),
+                    ),
                     None,
                 ),
+            };
+        let requesters: Option<Arc<dyn Requesters>> =
+            match (config.owner.enabled(), &config.redis, &redis_conn) {
+                (false, _, _) => None,
+                (true, Some(redis), Some(conn)) => {
+                    Some(Arc::new(RedisRequesters::new(conn.clone(), &redis.prefix)))
+                }
+                (true, _, _) => Some(Arc::new(MemoryRequesters::new())),
             };
         // With Redis the log is shared by every replica there; the file is not written.
         let requests: Arc<dyn RequestLog> = match (&config.redis, &redis_conn) {
@@ -181,6 +201,7 @@ impl Backends {
                 objects,
                 mailer,
                 requests,
+                requesters,
             },
             memory_store,
             sender,
@@ -321,7 +342,71 @@ impl App {
                 owner: Some(&owner_id(address)),
             })
             .await?;
+        if let Some(requesters) = &self.backends.requesters {
+            // The link works without it; only the owner's notice would lack the address.
+            if let Err(e) = requesters
+                .remember(&claims.jti, address, ttl.saturating_add(REQUESTER_GRACE))
+                .await
+            {
+                tracing::warn!(link = claims.jti_prefix(), cause = %e, "requester's address not kept for the owner's notice");
+            }
+        }
         Ok(claims)
+    }
+
+    /// The link mail for `claims`, with the document's size when the object store tells it
+    /// within two seconds (the mail leaves the size out otherwise).
+    pub async fn link_mail(
+        &self,
+        to: lettre::Address,
+        claims: Claims,
+        document: &Document,
+    ) -> LinkMail {
+        let head = tokio::time::timeout(
+            Duration::from_secs(2),
+            self.backends.objects.head(&document.key),
+        )
+        .await;
+        let size = match head {
+            Ok(Ok(meta)) => Some(meta.size),
+            Ok(Err(e)) => {
+                tracing::info!(document = %document.id, cause = %e, "size left out of the mail");
+                None
+            }
+            Err(_) => {
+                tracing::info!(document = %document.id, "size left out of the mail: the object store is slow");
+                None
+            }
+        };
+        LinkMail {
+            to,
+            claims,
+            title: document.title.clone(),
+            size,
+        }
+    }
+
+    /// What to tell the owner if this download of `document` completes; `None` when no
+    /// notification is configured. `http::download` sends it on `Outcome::Completed` only.
+    pub fn download_notice(
+        &self,
+        claims: &Claims,
+        document: &Document,
+        client: std::net::IpAddr,
+    ) -> Option<Pending> {
+        let owner = &self.config.owner;
+        owner.enabled().then(|| Pending {
+            jti: claims.jti.clone(),
+            doc: document.id.clone(),
+            title: document.title.clone(),
+            client_ip: client,
+            owner: owner.email.clone(),
+            webhook: owner.webhook.is_some(),
+            requesters: self.backends.requesters.clone(),
+            mailer: self.backends.mailer.clone(),
+            metrics: self.metrics.clone(),
+            tasks: self.tasks.clone(),
+        })
     }
 
     /// How an address appears in diagnostic logs.

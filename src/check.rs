@@ -2,7 +2,8 @@
 //!
 //! Beyond "it answers", each check looks for the misconfigurations that silently break the gate:
 //! a Redis that may evict docgate's keys (an evicted token key revokes a link, an evicted limit key
-//! lets a client start over), a catalog document missing from the store.
+//! lets a client start over), a catalog document missing from the store. When the owner is told
+//! of downloads, one more line says how, and whether the webhook's host takes connections.
 
 use std::fmt;
 
@@ -92,7 +93,36 @@ pub async fn run(config: Config) -> Result<Vec<Line>, ConfigError> {
             },
         },
     });
+    if let Some(line) = notices_line(&app.config).await {
+        lines.push(line);
+    }
     Ok(lines)
+}
+
+/// How the owner learns of downloads, when at all: the webhook's host must take a TCP
+/// connection (nothing is sent: a request would be an event). Never shows the URL's path or
+/// query, nor the owner's address.
+async fn notices_line(config: &Config) -> Option<Line> {
+    let owner = &config.owner;
+    if !owner.enabled() {
+        return None;
+    }
+    let mut ok = true;
+    let mut parts = Vec::new();
+    if owner.email.is_some() {
+        parts.push("mail to the owner".to_owned());
+    }
+    if let Some(webhook) = &owner.webhook {
+        let host = webhook.url.host().unwrap_or_default();
+        match crate::notify::webhook::probe(&webhook.url).await {
+            Ok(()) => parts.push(format!("webhook host {host} takes connections")),
+            Err(e) => {
+                ok = false;
+                parts.push(format!("webhook host {host}: {e}"));
+            }
+        }
+    }
+    Some(line("owner notices", ok, parts.join("; ")))
 }
 
 async fn store_line(app: &App, what: &str) -> Line {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use lettre::message::Mailbox;
 
+use crate::mail::SubjectTemplate;
 use crate::units::{Rate, parse_duration, parse_rate};
 
 pub const ENV_LISTEN: &str = "DOCGATE_LISTEN";
@@ -42,6 +43,11 @@ pub const ENV_REQUEST_LOG_RETENTION: &str = "DOCGATE_REQUEST_LOG_RETENTION";
 pub const ENV_PRIVACY_URL: &str = "DOCGATE_PRIVACY_URL";
 pub const ENV_MAIL_FROM: &str = "DOCGATE_MAIL_FROM";
 pub const ENV_MAIL_REPLY_TO: &str = "DOCGATE_MAIL_REPLY_TO";
+pub const ENV_MAIL_SUBJECT: &str = "DOCGATE_MAIL_SUBJECT";
+pub const ENV_MAIL_LIST_UNSUBSCRIBE: &str = "DOCGATE_MAIL_LIST_UNSUBSCRIBE";
+pub const ENV_OWNER_EMAIL: &str = "DOCGATE_OWNER_EMAIL";
+pub const ENV_OWNER_WEBHOOK_URL: &str = "DOCGATE_OWNER_WEBHOOK_URL";
+pub const ENV_OWNER_WEBHOOK_SECRET: &str = "DOCGATE_OWNER_WEBHOOK_SECRET";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
 pub const ENV_LIMIT_REQUEST_PER_IP: &str = "DOCGATE_LIMIT_REQUEST_PER_IP";
 pub const ENV_LIMIT_REQUEST_PER_EMAIL: &str = "DOCGATE_LIMIT_REQUEST_PER_EMAIL";
@@ -285,6 +291,41 @@ pub struct SmtpConfig {
     pub url: Secret,
 }
 
+/// Telling the document's owner of completed downloads (see `crate::notify`).
+#[derive(Debug, Clone, Default)]
+pub struct OwnerNotices {
+    /// `DOCGATE_OWNER_EMAIL`: who gets a mail per completed download.
+    pub email: Option<Mailbox>,
+    /// `DOCGATE_OWNER_WEBHOOK_URL` and its secret: a signed POST per completed download.
+    pub webhook: Option<WebhookConfig>,
+}
+
+impl OwnerNotices {
+    /// True when the owner is told of downloads one way or another.
+    pub fn enabled(&self) -> bool {
+        self.email.is_some() || self.webhook.is_some()
+    }
+}
+
+/// The owner's webhook.
+#[derive(Clone)]
+pub struct WebhookConfig {
+    /// An `http://` or `https://` URL; its path or query may hold a token, so it is never shown.
+    pub url: http::Uri,
+    /// Keys the HMAC-SHA256 signature of each request.
+    pub secret: Secret,
+}
+
+/// Shows the host only: the path or query may hold a token.
+impl fmt::Debug for WebhookConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookConfig")
+            .field("host", &self.url.host().unwrap_or_default())
+            .field("secret", &self.secret)
+            .finish()
+    }
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -322,6 +363,12 @@ pub struct Config {
     pub privacy_url: Option<String>,
     pub mail_from: Mailbox,
     pub mail_reply_to: Option<Mailbox>,
+    /// The link mail's subject, with `{title}` for the document's title.
+    pub mail_subject: SubjectTemplate,
+    /// `List-Unsubscribe` of the link mail (a `mailto:` or `https:` URL); `None`: no such header.
+    pub mail_list_unsubscribe: Option<String>,
+    /// Who learns of completed downloads, and how.
+    pub owner: OwnerNotices,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     pub limits: Limits,
@@ -440,6 +487,17 @@ impl Config {
             token => token,
         };
 
+        let mail_subject = match env.get(ENV_MAIL_SUBJECT) {
+            None => SubjectTemplate::default(),
+            Some(value) => SubjectTemplate::parse(&value).map_err(|e| {
+                ConfigError::value(ENV_MAIL_SUBJECT, &value.escape_debug().to_string(), e)
+            })?,
+        };
+        let owner = OwnerNotices {
+            email: env.optional(ENV_OWNER_EMAIL, |v| v.parse::<Mailbox>())?,
+            webhook: webhook(&env)?,
+        };
+
         let download_attempts =
             env.parse(ENV_DOWNLOAD_ATTEMPTS, "3", |v| match v.parse::<u32>() {
                 Ok(n) if (1..=100).contains(&n) => Ok(n),
@@ -479,6 +537,10 @@ impl Config {
                 v.parse::<Mailbox>()
             })?,
             mail_reply_to: env.optional(ENV_MAIL_REPLY_TO, |v| v.parse::<Mailbox>())?,
+            mail_subject,
+            mail_list_unsubscribe: env
+                .optional(ENV_MAIL_LIST_UNSUBSCRIBE, parse_list_unsubscribe)?,
+            owner,
             trusted_proxies: env.parse(ENV_TRUSTED_PROXIES, "", parse_cidrs)?,
             limits: Limits {
                 request_per_ip: env.parse(ENV_LIMIT_REQUEST_PER_IP, "30/h", parse_rate)?,
@@ -693,6 +755,75 @@ fn parse_token_keys(
         return Err(ConfigError::hidden(ENV_TOKEN_KEYS, "lists no key"));
     }
     Ok(keys)
+}
+
+/// The owner's webhook: the URL and its secret (at least [`MIN_SECRET_LEN`] bytes), both or
+/// neither. Errors never show the URL, which may hold a token.
+fn webhook<S: Source>(env: &Reader<'_, S>) -> Result<Option<WebhookConfig>, ConfigError> {
+    let secret = env.secret(ENV_OWNER_WEBHOOK_SECRET)?;
+    let Some(url) = env.get(ENV_OWNER_WEBHOOK_URL) else {
+        if secret.is_some() {
+            return Err(ConfigError::hidden(
+                ENV_OWNER_WEBHOOK_SECRET,
+                "needs DOCGATE_OWNER_WEBHOOK_URL as well",
+            ));
+        }
+        return Ok(None);
+    };
+    let url =
+        parse_webhook_url(url.trim()).map_err(|e| ConfigError::hidden(ENV_OWNER_WEBHOOK_URL, e))?;
+    let Some(secret) = secret else {
+        return Err(ConfigError::hidden(
+            ENV_OWNER_WEBHOOK_SECRET,
+            "is required with DOCGATE_OWNER_WEBHOOK_URL: it signs every request",
+        ));
+    };
+    let len = secret.expose().len();
+    if len < MIN_SECRET_LEN {
+        return Err(ConfigError::hidden(
+            ENV_OWNER_WEBHOOK_SECRET,
+            format!("must be at least {MIN_SECRET_LEN} bytes, got {len}"),
+        ));
+    }
+    Ok(Some(WebhookConfig { url, secret }))
+}
+
+fn parse_webhook_url(value: &str) -> Result<http::Uri, &'static str> {
+    const EXPECTED: &str = "expected an http:// or https:// URL";
+    let uri: http::Uri = value.parse().map_err(|_| EXPECTED)?;
+    match (uri.scheme_str(), uri.host()) {
+        (Some("http" | "https"), Some(host)) if !host.is_empty() => {}
+        _ => return Err(EXPECTED),
+    }
+    if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+        return Err("must not hold a user or password: put a token in the path or query");
+    }
+    Ok(uri)
+}
+
+/// A `mailto:` address or an `https:` URL, as `List-Unsubscribe` carries it between `<` `>`.
+fn parse_list_unsubscribe(value: &str) -> Result<String, &'static str> {
+    const EXPECTED: &str = "expected a mailto: or https: URL";
+    let plain = value.len() <= 1000
+        && value
+            .chars()
+            .all(|c| c.is_ascii_graphic() && !matches!(c, '<' | '>' | ',' | '"'));
+    if !plain {
+        return Err("expected a URL of printable ASCII without spaces, '<', '>', ',' or '\"'");
+    }
+    if let Some(rest) = value.strip_prefix("mailto:") {
+        let address = rest.split('?').next().unwrap_or_default();
+        address
+            .parse::<lettre::Address>()
+            .map_err(|_| "expected mailto: followed by an address")?;
+        return Ok(value.to_owned());
+    }
+    match value.parse::<http::Uri>() {
+        Ok(uri) if uri.scheme_str() == Some("https") && uri.host().is_some() => {
+            Ok(value.to_owned())
+        }
+        _ => Err(EXPECTED),
+    }
 }
 
 fn random_secret() -> Secret {
@@ -1153,6 +1284,142 @@ mod tests {
             (ENV_TOKEN_KEYS, &format!("a={KEY_A}")),
         ]));
         assert!(err.is_ok(), "a key list is a shared key");
+    }
+
+    #[test]
+    fn mail_and_owner_settings_are_read() {
+        let config = Config::from_source(&source(&[])).unwrap();
+        assert_eq!(config.mail_subject, SubjectTemplate::default());
+        assert_eq!(config.mail_list_unsubscribe, None);
+        assert!(!config.owner.enabled());
+
+        let secret = "w".repeat(32);
+        let config = Config::from_source(&source(&[
+            (ENV_MAIL_SUBJECT, "Your copy of {title}"),
+            (
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "https://example.com/unsubscribe?l=1",
+            ),
+            (ENV_OWNER_EMAIL, "Jane Doe <jane@example.com>"),
+            (
+                ENV_OWNER_WEBHOOK_URL,
+                "https://hooks.example.com/docgate?token=hunter2",
+            ),
+            (ENV_OWNER_WEBHOOK_SECRET, &secret),
+        ]))
+        .unwrap();
+        assert_eq!(config.mail_subject.render("X"), "Your copy of X");
+        assert_eq!(
+            config.mail_list_unsubscribe.as_deref(),
+            Some("https://example.com/unsubscribe?l=1")
+        );
+        assert_eq!(
+            config.owner.email.as_ref().unwrap().email.to_string(),
+            "jane@example.com"
+        );
+        let webhook = config.owner.webhook.as_ref().unwrap();
+        assert_eq!(webhook.url.host(), Some("hooks.example.com"));
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("hunter2") && !debug.contains(&secret),
+            "{debug}"
+        );
+        assert!(
+            Config::from_source(&source(&[(
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "mailto:unsubscribe@example.com?subject=stop"
+            )]))
+            .is_ok()
+        );
+    }
+
+    #[test]
+    fn bad_mail_and_owner_settings_name_the_variable() {
+        let secret = "w".repeat(32);
+        /// The settings, the variable named, and what the message says.
+        type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+        let cases: Vec<Case<'_>> = vec![
+            (
+                vec![(ENV_MAIL_SUBJECT, "Link for {document}")],
+                ENV_MAIL_SUBJECT,
+                "unknown placeholder {document}",
+            ),
+            (
+                vec![(ENV_MAIL_SUBJECT, "Link\r\nBcc: x@example.org")],
+                ENV_MAIL_SUBJECT,
+                "Bcc",
+            ),
+            (
+                vec![(ENV_MAIL_SUBJECT, "Link\nfor {title}")],
+                ENV_MAIL_SUBJECT,
+                "one line",
+            ),
+            (
+                vec![(ENV_MAIL_LIST_UNSUBSCRIBE, "http://example.com/u")],
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "mailto: or https:",
+            ),
+            (
+                vec![(ENV_MAIL_LIST_UNSUBSCRIBE, "mailto:nobody")],
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "followed by an address",
+            ),
+            (
+                vec![(ENV_MAIL_LIST_UNSUBSCRIBE, "https://example.com/u>, <x")],
+                ENV_MAIL_LIST_UNSUBSCRIBE,
+                "without spaces",
+            ),
+            (
+                vec![(ENV_OWNER_EMAIL, "jane at example")],
+                ENV_OWNER_EMAIL,
+                "DOCGATE_OWNER_EMAIL=jane at example",
+            ),
+            (
+                vec![(ENV_OWNER_WEBHOOK_URL, "https://hooks.example.com/x")],
+                ENV_OWNER_WEBHOOK_SECRET,
+                "is required with DOCGATE_OWNER_WEBHOOK_URL",
+            ),
+            (
+                vec![(ENV_OWNER_WEBHOOK_SECRET, &secret)],
+                ENV_OWNER_WEBHOOK_SECRET,
+                "needs DOCGATE_OWNER_WEBHOOK_URL",
+            ),
+            (
+                vec![
+                    (ENV_OWNER_WEBHOOK_URL, "ftp://hooks.example.com/hunter2"),
+                    (ENV_OWNER_WEBHOOK_SECRET, &secret),
+                ],
+                ENV_OWNER_WEBHOOK_URL,
+                "expected an http:// or https:// URL",
+            ),
+            (
+                vec![
+                    (
+                        ENV_OWNER_WEBHOOK_URL,
+                        "https://user:hunter2@hooks.example.com/",
+                    ),
+                    (ENV_OWNER_WEBHOOK_SECRET, &secret),
+                ],
+                ENV_OWNER_WEBHOOK_URL,
+                "must not hold a user or password",
+            ),
+            (
+                vec![
+                    (ENV_OWNER_WEBHOOK_URL, "https://hooks.example.com/"),
+                    (ENV_OWNER_WEBHOOK_SECRET, "hunter2"),
+                ],
+                ENV_OWNER_WEBHOOK_SECRET,
+                "must be at least 32 bytes, got 7",
+            ),
+        ];
+        for (pairs, name, expected) in cases {
+            let err = Config::from_source(&source(&pairs)).unwrap_err();
+            let line = err.to_string();
+            assert_eq!(err.name, name, "{line}");
+            assert!(line.contains(expected), "{line:?} lacks {expected:?}");
+            assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
+            assert!(!line.contains("hunter2"), "{line:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,10 @@
 //! - [`ratelimit`]: GCRA rate limits per client IP and per address, behind `RateLimiter`.
 //! - [`objects`]: document bytes, streamed in chunks, behind `ObjectSource`.
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
-//! - [`mail`]: composing the link mail and delivering it, behind `Mailer`.
+//! - [`mail`]: composing the link mail and the owner's notice, delivering them, behind `Mailer`.
+//! - [`notify`]: telling the owner of completed downloads (mail, signed webhook).
+//! - [`texts`]: every text a person reads (the mails', the pages', the API's), for translators.
+//! - [`pages`]: the HTML a person sees: request form, confirm page, outcome pages.
 //! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`;
 //!   export, erasure and retention of it.
 //! - [`admin`]: operator actions (mint, revoke, read, export or erase the request log) for the
@@ -36,6 +39,7 @@ pub mod html;
 pub mod http;
 pub mod mail;
 pub mod metrics;
+pub mod notify;
 pub mod objects;
 pub mod pages;
 pub mod range;

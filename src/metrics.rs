@@ -38,6 +38,14 @@ pub struct Response {
     pub status: u16,
 }
 
+/// An owner's notice: how it went, by channel.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct Notified {
+    /// `mail` or `webhook`.
+    pub channel: &'static str,
+    pub outcome: &'static str,
+}
+
 /// The build's identity, as an info metric.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Build {
@@ -80,6 +88,9 @@ pub struct Metrics {
     pub mail_queue_depth: Gauge,
     /// Mails in the dead letters (refreshed at each scrape).
     pub mail_dead_letters: Gauge,
+    /// Owner's notices of completed downloads by channel and outcome: `sent`, `retried`,
+    /// `dead_lettered`, `expired`, `dropped` (never queued, or given up without a queue).
+    pub notifications: Family<Notified, Counter>,
 }
 
 /// One label naming a store operation.
@@ -195,6 +206,12 @@ impl Metrics {
             "Mails in the dead letters, waiting for an operator",
             mail_dead_letters.clone(),
         );
+        let notifications = Family::<Notified, Counter>::default();
+        registry.register(
+            "notifications",
+            "Owner's notices of completed downloads, by channel (mail, webhook) and outcome (sent, retried, dead_lettered, expired, dropped)",
+            notifications.clone(),
+        );
         registry.register(
             "build",
             "The running build",
@@ -211,6 +228,11 @@ impl Metrics {
         }
         for outcome in ["sent", "retried", "dead_lettered", "expired"] {
             let _ = mail.get_or_create(&Label { outcome });
+        }
+        for channel in ["mail", "webhook"] {
+            for outcome in ["sent", "retried", "dead_lettered", "expired", "dropped"] {
+                let _ = notifications.get_or_create(&Notified { channel, outcome });
+            }
         }
         for operation in [
             "insert",
@@ -252,7 +274,15 @@ impl Metrics {
             mail,
             mail_queue_depth,
             mail_dead_letters,
+            notifications,
         }
+    }
+
+    /// Counts one owner's notice on `channel` under `outcome`.
+    pub fn notified(&self, channel: &'static str, outcome: &'static str) {
+        self.notifications
+            .get_or_create(&Notified { channel, outcome })
+            .inc();
     }
 
     /// Counts a failed operation of the store or the limiter.
@@ -334,6 +364,7 @@ mod tests {
             "docgate_downloads_total{outcome=\"completed\"} 1",
             "docgate_downloads_total{outcome=\"failed\"} 0",
             "docgate_mail_total{outcome=\"dead_lettered\"} 0",
+            "docgate_notifications_total{channel=\"webhook\",outcome=\"dropped\"} 0",
             "docgate_store_errors_total{operation=\"claim\"} 0",
             "docgate_rate_limited_total{limit=\"mail\"} 0",
             "docgate_downloads_in_flight 0",

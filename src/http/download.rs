@@ -38,9 +38,8 @@ use crate::range::{ByteRange, RangeRequest};
 use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event, RequestLog};
 use crate::store::{Claim as Claimed, Lease, LinkState};
-use crate::texts::pages as texts;
+use crate::texts::measures;
 use crate::token::{Claims, TokenError};
-use crate::units::{self, humanize};
 
 /// RFC 8187 `attr-char`: everything else in `filename*` is percent-encoded.
 const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
@@ -239,14 +238,11 @@ async fn confirm_page(
 ) -> Result<Response<Body>, Error> {
     let meta = app.backends.objects.head(&document.key).await?;
     let now = app.now();
-    let expires = texts::expires_in(
-        &humanize(Duration::from_secs(claims.exp.saturating_sub(now).max(1))),
-        &units::clock(claims.exp, now),
-    );
+    let expires = measures::expires(claims.exp, now);
     let page = pages::confirm(&pages::Confirm {
         title: &document.title,
         filename: &document.filename,
-        size: units::size(meta.size),
+        size: measures::size(meta.size),
         expires,
     });
     app.metrics.link_pages.inc();
@@ -335,8 +331,12 @@ async fn get_response(
     let requests = app.backends.requests.clone();
     let tasks = app.tasks.clone();
     let link = claims.jti_prefix().to_owned();
+    let notice = app.download_notice(claims, document, client);
     let on_finish = Box::new(move |outcome: Outcome| {
         tracing::info!(link = %link, outcome = outcome.as_str(), "download ended");
+        if let (Outcome::Completed, Some(notice)) = (outcome, notice) {
+            notice.send();
+        }
         metrics.download_finished(outcome.as_str(), started.elapsed());
         entry.outcome = outcome.as_str().to_owned();
         spawn_record(&tasks, requests, entry);

@@ -19,9 +19,9 @@ use crate::pages::{self, Page};
 use crate::range::Unsatisfiable;
 use crate::ratelimit::LimitError;
 use crate::store::{LinkState, StoreError};
+use crate::texts::measures;
 use crate::texts::pages as t;
 use crate::token::TokenError;
-use crate::units::humanize;
 
 /// A failed request.
 #[derive(Debug, thiserror::Error)]
@@ -225,10 +225,7 @@ impl Error {
             Error::RateLimited { retry_after } => {
                 let wait = retry_secs(*retry_after);
                 let now = crate::units::unix_now();
-                t::rate_limited(&t::expires_in(
-                    &humanize(Duration::from_secs(wait)),
-                    &crate::units::clock(now + wait, now),
-                ))
+                t::rate_limited(&measures::expires(now + wait, now))
             }
             Error::NotFound => t::NOT_FOUND.to_owned(),
             Error::MethodNotAllowed { allow } => t::method_not_allowed(allow),

@@ -19,9 +19,9 @@ use crate::app::App;
 use crate::pages;
 use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event};
+use crate::texts::measures::duration;
 use crate::texts::pages as texts;
 use crate::token::Claims;
-use crate::units::humanize;
 
 /// Answers a renewal of the expired link `claims`.
 pub async fn handle(app: &App, claims: &Claims, client: IpAddr) -> Result<Response<Body>, Error> {
@@ -52,7 +52,7 @@ pub async fn handle(app: &App, claims: &Claims, client: IpAddr) -> Result<Respon
     let result = mail_link(app, document, address, &mut entry).await;
     record(app, &mut entry, result.as_ref().err()).await;
     result?;
-    let message = texts::renewed(&masked, &humanize(app.config.token_ttl));
+    let message = texts::renewed(&masked, &duration(app.config.token_ttl.as_secs()));
     Ok(
         pages::request_sent(&message, &format!("/request/{}", document.id))
             .response(StatusCode::ACCEPTED, &[]),

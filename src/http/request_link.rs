@@ -28,13 +28,12 @@ use super::{enforce, limit};
 use crate::address;
 use crate::app::App;
 use crate::catalog::Document;
-use crate::mail::LinkMail;
 use crate::metrics::Metrics;
 use crate::pages;
 use crate::ratelimit::{Decision, Key, Scope};
 use crate::requestlog::{Entry, Event};
+use crate::texts::measures::duration;
 use crate::texts::pages as texts;
-use crate::units::humanize;
 
 /// The outcome of a request answered `202` without a mail: its address is over its limit.
 const NOT_SENT: &str = "not_sent_address_limit";
@@ -301,11 +300,7 @@ pub async fn mail_link(
     let ttl = app.config.token_ttl;
     let claims = app.new_link(document, address.as_ref(), ttl).await?;
     entry.jti = Some(claims.jti.clone());
-    let mail = LinkMail {
-        to: address,
-        claims,
-        title: document.title.clone(),
-    };
+    let mail = app.link_mail(address, claims, document).await;
     app.send_mail(&mail).await?;
     tracing::info!(
         email = %app.pseudonym(mail.to.as_ref()),
@@ -333,10 +328,10 @@ pub async fn record(app: &App, entry: &mut Entry, failure: Option<&Error>) {
 /// `202` with the message naming the link's real lifetime.
 fn accepted(ttl: Duration, html: bool) -> Response<Body> {
     if html {
-        let message = texts::sent_body(&humanize(ttl));
+        let message = texts::sent_body(&duration(ttl.as_secs()));
         pages::request_sent(&message, "/").response(StatusCode::ACCEPTED, &[])
     } else {
-        let message = texts::request_sent(&humanize(ttl));
+        let message = texts::request_sent(&duration(ttl.as_secs()));
         json(
             StatusCode::ACCEPTED,
             &serde_json::json!({ "message": message }),

@@ -1,18 +1,28 @@
 //! The production mailer: a durable mail queue in Redis Streams, and the [`Sender`] that delivers
-//! it over SMTP.
+//! it over SMTP (and to the owner's webhook).
 //!
 //! [`RedisOutbox::send`] appends the job to a stream and returns once Redis acknowledged the
 //! write, so a `202` means the mail is queued outside the process. A [`Sender`] per replica reads
 //! the stream as a member of one consumer group, signs the link and composes the message only
 //! then, hands it to the SMTP server, and removes the job once the server accepted it.
 //!
+//! The owner's notices of completed downloads ([`crate::notify`]) are jobs of the same queue,
+//! queued by [`RedisOutbox::notify`]: a mail to the owner goes over the same SMTP server, a
+//! webhook notice is a signed `POST` ([`crate::notify::webhook`]). Retries, dead letters,
+//! metrics and crash recovery are the same for every kind of job.
+//!
 //! # Keys (an operator reads them with `redis-cli`)
 //!
-//! - `<prefix>mail:queue`: a stream of jobs waiting or being delivered. Fields: `jti`, `doc`,
-//!   `iat`, `exp` (the link's claims, enough to sign it; seconds since the epoch), `to` (the
-//!   address), `title` (the document's title), `enqueued-at` (ms since the epoch), `attempts`
+//! - `<prefix>mail:queue`: a stream of jobs waiting or being delivered. Every job has `kind`
+//!   (`link`, `owner-mail` or `webhook`; a job without it, queued by an older docgate, is a link
+//!   mail), `jti`, `doc`, `title` (the document's title), `exp` (seconds since the epoch: when
+//!   the job is no longer worth delivering), `enqueued-at` (ms since the epoch), `attempts`
 //!   (delivery attempts so far), and on a retried job `last-error` (what failed, without the
-//!   server's text). No token, no link. Consumer group `senders`; each [`Sender`] is a consumer
+//!   server's text). A link mail adds `iat` (with `jti`, `doc` and `exp`, the link's claims:
+//!   enough to sign it), `to` (the address) and `size` (the document's bytes, when known); no
+//!   token, no link. A notice adds `event-id`, `email` (the address the link was made for, when
+//!   known), `downloaded-at` (seconds), `client-ip`, and for `owner-mail` `to` (the owner); its
+//!   `exp` is three days after the download. Consumer group `senders`; each [`Sender`] is a consumer
 //!   named `<host>-<pid>-<random>`. `XLEN` counts the jobs, `XPENDING <key> senders` the ones a
 //!   sender is delivering. A delivered job is acknowledged and deleted in one step, so the stream
 //!   holds only undelivered mail.
@@ -27,7 +37,8 @@
 //!   again (with its original link, unless it has expired).
 //!
 //! A job's life: `queue` (read by one sender) → delivered (acknowledged and deleted) |
-//! transient failure → `retry` → due → `queue` | 5xx, expired or unreadable → `dead`. Each
+//! transient failure → `retry` → due → `queue` | 5xx (a webhook: 3xx or 4xx but 408 and 429),
+//! expired or unreadable → `dead`. Each
 //! transition is one Lua script that first acknowledges the entry (`XACK`) and does nothing if
 //! it was not pending any more, so a job is moved at most once even if two senders raced for it.
 //! Scripts touch several keys: on Redis Cluster, give the prefix a hash tag (`{docgate}:`).
@@ -42,7 +53,8 @@
 //! - accepted (2xx): `XACK` + `XDEL`. Only now: nothing is acknowledged before the SMTP server
 //!   accepted the message. If Redis does not answer, the acknowledgement is retried before the
 //!   sender reads anything else.
-//! - 5xx: to `dead` as `rejected`, with the reply.
+//! - 5xx: to `dead` as `rejected`, with the reply. A webhook's `3xx` (redirects are not followed)
+//!   or `4xx` other than `408` and `429` likewise, with the status.
 //! - anything else: to `retry`, due after [`SenderSettings::backoff_base`] doubling per attempt up
 //!   to [`SenderSettings::backoff_cap`] (1 s, 2 s, 4 s, … 5 min by default).
 //!
@@ -70,16 +82,18 @@
 //! A 5xx caused by the server's own configuration (`530` authentication required, `554` relay
 //! denied) dead-letters every mail until it is fixed; list and retry them then.
 //!
-//! Logs name a job by the first 6 characters of its `jti`; never the address, the link, or the
-//! server's reply text (which often echoes the address).
+//! Logs name a job by the first 6 characters of its `jti` and its kind; never an address, the
+//! link, the webhook's URL, or the server's reply text (which often echoes the address).
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use lettre::{Address, AsyncTransport};
+use lettre::message::Mailbox;
+use lettre::{Address, AsyncTransport, Message};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 use redis::{RedisError, Script, Value};
@@ -88,6 +102,8 @@ use serde::Serialize;
 use super::smtp::{Failure, SmtpTransport, classify, describe};
 use super::{Composer, LinkMail, MailError, Mailer};
 use crate::metrics::Metrics;
+use crate::notify::webhook::Webhook;
+use crate::notify::{Download, Notice};
 use crate::token::{Claims, ISSUER};
 
 /// The consumer group every sender joins.
@@ -108,13 +124,19 @@ const CONSUMER_GC_IDLE: Duration = Duration::from_secs(3600);
 /// How long a stopping sender spends handing its jobs back.
 const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The job fields written by [`RedisOutbox::send`], in order.
+/// The job fields written by [`RedisOutbox::send`] and [`RedisOutbox::notify`].
+const F_KIND: &str = "kind";
 const F_JTI: &str = "jti";
 const F_DOC: &str = "doc";
 const F_IAT: &str = "iat";
 const F_EXP: &str = "exp";
 const F_TO: &str = "to";
 const F_TITLE: &str = "title";
+const F_SIZE: &str = "size";
+const F_EVENT_ID: &str = "event-id";
+const F_EMAIL: &str = "email";
+const F_DOWNLOADED: &str = "downloaded-at";
+const F_CLIENT_IP: &str = "client-ip";
 const F_ENQUEUED: &str = "enqueued-at";
 const F_ATTEMPTS: &str = "attempts";
 const F_LAST_ERROR: &str = "last-error";
@@ -181,26 +203,34 @@ redis.call('XADD', KEYS[1], '*', unpack(e[1][2]))
 return 1
 ";
 
-/// A dead letter back to the queue: KEYS = dead, queue; ARGV[1] = id.
+/// A dead letter back to the queue: KEYS = dead, queue; ARGV[1] = id. The dead letter's own
+/// fields are dropped, the job's kept; `attempts` starts again at 0.
 /// Returns 0 not found, 1 queued, 2 expired (left in place), 3 unreadable (left in place).
 const REVIVE: &str = r"
 local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #e == 0 then return 0 end
 local f = e[1][2]
-local keep = {jti = true, doc = true, iat = true, exp = true, to = true, title = true}
-keep['enqueued-at'] = true
+local drop = {cause = true, detail = true, attempts = true, raw = true}
+drop['failed-at'] = true
+drop['last-error'] = true
 local out = {}
-local seen = 0
-local exp = nil
+local have = {}
 for i = 1, #f, 2 do
-  if keep[f[i]] then
+  if not drop[f[i]] then
     table.insert(out, f[i])
     table.insert(out, f[i + 1])
-    seen = seen + 1
+    have[f[i]] = f[i + 1]
   end
-  if f[i] == 'exp' then exp = tonumber(f[i + 1]) end
 end
-if seen < 6 or exp == nil then return 3 end
+local need = {'jti', 'doc', 'iat', 'exp', 'to', 'title'}
+if (have['kind'] or 'link') ~= 'link' then
+  need = {'jti', 'doc', 'exp', 'title', 'event-id', 'downloaded-at', 'client-ip'}
+end
+for _, k in ipairs(need) do
+  if have[k] == nil then return 3 end
+end
+local exp = tonumber(have['exp'])
+if exp == nil then return 3 end
 local t = redis.call('TIME')
 if exp <= tonumber(t[1]) then return 2 end
 table.insert(out, 'attempts')
@@ -257,14 +287,21 @@ pub struct DeadLetter {
     pub id: String,
     /// `rejected` (5xx), `expired` or `invalid`.
     pub cause: String,
-    /// The server's reply for `rejected`; what was wrong for `invalid`.
+    /// The server's reply for `rejected` (a webhook's status); what was wrong for `invalid`.
     pub detail: String,
+    /// `link`, `owner-mail` or `webhook`.
+    pub kind: String,
     pub jti: String,
     pub doc: String,
-    /// The recipient. Operators only: never logged.
+    /// The recipient (the owner, for `owner-mail`; empty for `webhook`). Operators only: never
+    /// logged.
     pub to: String,
+    /// A notice's requester address, when known. Operators only: never logged.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     pub title: String,
-    /// The link's expiry, seconds since the epoch.
+    /// When the job stopped being worth delivering (a link mail: the link's expiry), seconds
+    /// since the epoch.
     pub exp: u64,
     /// Delivery attempts made.
     pub attempts: u32,
@@ -357,9 +394,11 @@ impl RedisOutbox {
                     id: entry.id.clone(),
                     cause: fields.text(F_CAUSE),
                     detail: fields.text(F_DETAIL),
+                    kind: fields.get(F_KIND).unwrap_or(Kind::Link.tag()).to_owned(),
                     jti: fields.text(F_JTI),
                     doc: fields.text(F_DOC),
                     to: fields.text(F_TO),
+                    email: fields.get(F_EMAIL).map(str::to_owned),
                     title: fields.text(F_TITLE),
                     exp: fields.number(F_EXP).unwrap_or(0),
                     attempts: fields
@@ -373,8 +412,9 @@ impl RedisOutbox {
             .collect())
     }
 
-    /// Queues a dead letter again, unless its link has expired. Its original link is mailed: the
-    /// link record in the token store must still exist for it to work.
+    /// Queues a dead letter again, unless it has expired (a link mail: its link). A link mail
+    /// carries its original link: the link record in the token store must still exist for it to
+    /// work.
     pub async fn retry_dead_letter(&self, id: &str) -> Result<Revival, MailError> {
         let mut conn = self.conn.clone();
         let code: i64 = self
@@ -520,27 +560,36 @@ impl Mailer for RedisOutbox {
     }
 
     async fn send(&self, mail: &LinkMail) -> Result<(), MailError> {
-        let job = Job {
-            jti: mail.claims.jti.clone(),
-            doc: mail.claims.doc.clone(),
-            iat: mail.claims.iat,
-            exp: mail.claims.exp,
-            to: mail.to.to_string(),
-            title: mail.title.clone(),
-            enqueued_at: now_ms(),
-            attempts: 0,
-            last_error: None,
-        };
+        let job = Job::new(Item::Link(mail.clone()));
+        let id = self.add(&job).await?;
+        tracing::info!(jti = job.jti_prefix(), id, "mail queued");
+        Ok(())
+    }
+
+    async fn notify(&self, notice: &Notice) -> Result<(), MailError> {
+        let job = Job::new(Item::Notice(notice.clone()));
+        let id = self.add(&job).await?;
+        tracing::info!(
+            jti = job.jti_prefix(),
+            kind = job.kind().tag(),
+            id,
+            "download notice queued"
+        );
+        Ok(())
+    }
+}
+
+impl RedisOutbox {
+    /// Appends a job to the stream; its id once Redis acknowledged the write.
+    async fn add(&self, job: &Job) -> Result<String, MailError> {
         let mut conn = self.conn.clone();
         let mut command = redis::cmd("XADD");
         command.arg(&self.keys.queue).arg("*").arg(job.fields());
         let add = command.query_async::<String>(&mut conn);
-        let id = tokio::time::timeout(ENQUEUE_TIMEOUT, add)
+        tokio::time::timeout(ENQUEUE_TIMEOUT, add)
             .await
             .map_err(|_| MailError::Delivery("mail queue: Redis did not answer".to_owned()))?
-            .map_err(|e| MailError::Delivery(format!("mail queue: {e}")))?;
-        tracing::info!(jti = job.jti_prefix(), id, "mail queued");
-        Ok(())
+            .map_err(|e| MailError::Delivery(format!("mail queue: {e}")))
     }
 }
 
@@ -589,6 +638,8 @@ pub struct Sender {
     client: redis::Client,
     transport: SmtpTransport,
     composer: Composer,
+    /// The owner's webhook, for `webhook` jobs; without one they are dead-lettered as `invalid`.
+    webhook: Option<Webhook>,
     settings: SenderSettings,
     consumer: String,
     metrics: Option<Arc<Metrics>>,
@@ -621,10 +672,16 @@ impl Sender {
             client,
             transport,
             composer,
+            webhook: None,
             settings,
             consumer: consumer_name(),
             metrics: None,
         }
+    }
+
+    /// Delivers `webhook` jobs to `webhook`.
+    pub fn with_webhook(self, webhook: Option<Webhook>) -> Self {
+        Self { webhook, ..self }
     }
 
     /// Counts deliveries in `metrics`.
@@ -635,9 +692,13 @@ impl Sender {
         }
     }
 
-    fn count(&self, outcome: &'static str) {
+    /// Counts a link mail in `docgate_mail_total`, a notice in `docgate_notifications_total`.
+    fn count(&self, kind: Kind, outcome: &'static str) {
         if let Some(metrics) = &self.metrics {
-            Metrics::count(&metrics.mail, outcome);
+            match kind.channel() {
+                None => Metrics::count(&metrics.mail, outcome),
+                Some(channel) => metrics.notified(channel, outcome),
+            }
         }
     }
 
@@ -820,71 +881,72 @@ impl Sender {
             Ok(job) => job,
             Err(why) => {
                 tracing::warn!(id, why, "unreadable mail job moved to the dead letters");
+                let kind = fields
+                    .get(F_KIND)
+                    .and_then(Kind::from_tag)
+                    .unwrap_or(Kind::Link);
                 let mut dead = fields.0;
                 dead.extend(dead_fields("invalid", why, 0));
                 if self.outbox.bury(&id, &dead).await? {
-                    self.count("dead_lettered");
+                    self.count(kind, "dead_lettered");
                 }
                 return Ok(());
             }
         };
         let jti = job.jti_prefix().to_owned();
+        let kind = job.kind();
 
-        if job.exp <= now_secs() {
+        if job.exp() <= now_secs() {
             if self
                 .outbox
                 .bury(&id, &job.dead_fields("expired", "", job.attempts))
                 .await?
             {
-                self.count("expired");
+                self.count(kind, "expired");
                 tracing::warn!(
                     jti,
+                    kind = kind.tag(),
                     attempts = job.attempts,
-                    "link expired before its mail was delivered: not sent"
+                    "{}",
+                    match kind {
+                        Kind::Link => "link expired before its mail was delivered: not sent",
+                        _ => "download notice not delivered in time: not sent",
+                    }
                 );
             }
             return Ok(());
         }
-        let message = match job.mail().and_then(|mail| self.composer.compose(&mail)) {
-            Ok(message) => message,
-            Err(e) => {
-                tracing::warn!(jti, error = %e, "mail not composable: moved to the dead letters");
+
+        let attempt = job.attempts.saturating_add(1);
+        let error = match self.attempt(&job).await {
+            Attempt::Delivered => {
+                state.unacked.push(id);
+                let queued_ms = now_ms().saturating_sub(job.enqueued_at);
+                tracing::info!(jti, kind = kind.tag(), attempt, queued_ms, "mail delivered");
+                self.count(kind, "sent");
+                return self.flush_acks(state).await;
+            }
+            Attempt::Invalid(why) => {
+                tracing::warn!(jti, kind = kind.tag(), error = %why, "mail not composable: moved to the dead letters");
                 if self
                     .outbox
-                    .bury(
-                        &id,
-                        &job.dead_fields("invalid", &e.to_string(), job.attempts),
-                    )
+                    .bury(&id, &job.dead_fields("invalid", &why, job.attempts))
                     .await?
                 {
-                    self.count("dead_lettered");
+                    self.count(kind, "dead_lettered");
                 }
                 return Ok(());
             }
-        };
-
-        let attempt = job.attempts.saturating_add(1);
-        let sent =
-            tokio::time::timeout(self.settings.delivery_timeout, self.transport.send(message))
-                .await;
-        let error = match sent {
-            Ok(Ok(_)) => {
-                state.unacked.push(id);
-                let queued_ms = now_ms().saturating_sub(job.enqueued_at);
-                tracing::info!(jti, attempt, queued_ms, "mail delivered");
-                self.count("sent");
-                return self.flush_acks(state).await;
-            }
-            Ok(Err(e)) if classify(&e) == Failure::Permanent => {
+            Attempt::Rejected { detail, error } => {
                 if self
                     .outbox
-                    .bury(&id, &job.dead_fields("rejected", &e.to_string(), attempt))
+                    .bury(&id, &job.dead_fields("rejected", &detail, attempt))
                     .await?
                 {
-                    self.count("dead_lettered");
-                    let error = describe(&e);
+                    self.count(kind, "dead_lettered");
                     tracing::warn!(
                         jti,
+                        kind = kind.tag(),
                         attempt,
                         error,
                         "mail refused: moved to the dead letters"
@@ -892,13 +954,9 @@ impl Sender {
                 }
                 return Ok(());
             }
-            Ok(Err(e)) => describe(&e),
-            Err(_) => format!(
-                "delivery timed out after {}s",
-                self.settings.delivery_timeout.as_secs()
-            ),
+            Attempt::Failed(error) => error,
         };
-        let left = Duration::from_secs(job.exp.saturating_sub(now_secs()));
+        let left = Duration::from_secs(job.exp().saturating_sub(now_secs()));
         let delay = self.settings.backoff(attempt).min(left);
         let retry = Job {
             attempts: attempt,
@@ -906,9 +964,10 @@ impl Sender {
             ..job
         };
         if self.outbox.reschedule(&id, &retry.fields(), delay).await? {
-            self.count("retried");
+            self.count(kind, "retried");
             tracing::warn!(
                 jti,
+                kind = kind.tag(),
                 attempt,
                 error,
                 retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
@@ -916,6 +975,64 @@ impl Sender {
             );
         }
         Ok(())
+    }
+
+    /// One delivery attempt of `job`, bounded by the delivery timeout.
+    async fn attempt(&self, job: &Job) -> Attempt {
+        let message = match &job.item {
+            Item::Link(mail) => self.composer.compose(mail),
+            Item::Notice(Notice::OwnerMail { to, download }) => {
+                self.composer.compose_notice(to, download)
+            }
+            Item::Notice(Notice::Webhook(download)) => return self.call(download).await,
+        };
+        match message {
+            Ok(message) => self.mail(message).await,
+            Err(e) => Attempt::Invalid(e.to_string()),
+        }
+    }
+
+    /// Hands `message` to the SMTP server.
+    async fn mail(&self, message: Message) -> Attempt {
+        let sent =
+            tokio::time::timeout(self.settings.delivery_timeout, self.transport.send(message))
+                .await;
+        match sent {
+            Ok(Ok(_)) => Attempt::Delivered,
+            // The reply text is kept in the dead letter for the operator, never logged.
+            Ok(Err(e)) if classify(&e) == Failure::Permanent => Attempt::Rejected {
+                detail: e.to_string(),
+                error: describe(&e),
+            },
+            Ok(Err(e)) => Attempt::Failed(describe(&e)),
+            Err(_) => Attempt::Failed(self.timed_out()),
+        }
+    }
+
+    /// Posts a notice to the owner's webhook.
+    async fn call(&self, download: &Download) -> Attempt {
+        let Some(webhook) = &self.webhook else {
+            return Attempt::Invalid(
+                "no webhook is configured (DOCGATE_OWNER_WEBHOOK_URL)".to_owned(),
+            );
+        };
+        match tokio::time::timeout(self.settings.delivery_timeout, webhook.deliver(download)).await
+        {
+            Ok(Ok(())) => Attempt::Delivered,
+            Ok(Err(e)) if e.is_permanent() => Attempt::Rejected {
+                detail: e.to_string(),
+                error: e.to_string(),
+            },
+            Ok(Err(e)) => Attempt::Failed(e.to_string()),
+            Err(_) => Attempt::Failed(self.timed_out()),
+        }
+    }
+
+    fn timed_out(&self) -> String {
+        format!(
+            "delivery timed out after {}s",
+            self.settings.delivery_timeout.as_secs()
+        )
     }
 
     /// On stop: acknowledgements first, then every job still pending under this consumer back to
@@ -980,31 +1097,133 @@ impl Sender {
     }
 }
 
-/// One queued mail, as stored.
+/// What one attempt came to.
+enum Attempt {
+    Delivered,
+    /// The job cannot be delivered as it stands (not composable, nowhere to send it).
+    Invalid(String),
+    /// Refused for good: `detail` for the dead letter (may hold the server's text), `error` for
+    /// the log.
+    Rejected {
+        detail: String,
+        error: String,
+    },
+    /// Worth another attempt; what failed, safe to log.
+    Failed(String),
+}
+
+/// The kinds of job, by their `kind` field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Link,
+    OwnerMail,
+    Webhook,
+}
+
+impl Kind {
+    fn tag(self) -> &'static str {
+        match self {
+            Kind::Link => "link",
+            Kind::OwnerMail => "owner-mail",
+            Kind::Webhook => "webhook",
+        }
+    }
+
+    fn from_tag(tag: &str) -> Option<Self> {
+        [Kind::Link, Kind::OwnerMail, Kind::Webhook]
+            .into_iter()
+            .find(|k| k.tag() == tag)
+    }
+
+    /// The `channel` label of a notice in `docgate_notifications_total`; `None` for a link mail.
+    fn channel(self) -> Option<&'static str> {
+        match self {
+            Kind::Link => None,
+            Kind::OwnerMail => Some("mail"),
+            Kind::Webhook => Some("webhook"),
+        }
+    }
+}
+
+/// What a job delivers.
+#[derive(Debug, Clone)]
+enum Item {
+    Link(LinkMail),
+    Notice(Notice),
+}
+
+/// One queued job, as stored.
 #[derive(Debug, Clone)]
 struct Job {
-    jti: String,
-    doc: String,
-    iat: u64,
-    exp: u64,
-    to: String,
-    title: String,
+    item: Item,
+    /// When it was queued, ms since the epoch.
     enqueued_at: u64,
     attempts: u32,
     last_error: Option<String>,
 }
 
 impl Job {
+    /// A job queued now.
+    fn new(item: Item) -> Self {
+        Self {
+            item,
+            enqueued_at: now_ms(),
+            attempts: 0,
+            last_error: None,
+        }
+    }
+
     fn parse(fields: &Fields) -> Result<Self, &'static str> {
         let text = |name, why| fields.get(name).map(str::to_owned).ok_or(why);
         let number = |name, why| fields.number(name).ok_or(why);
+        // Jobs queued before notices existed have no `kind`: they are link mails.
+        let kind = match fields.get(F_KIND) {
+            None => Kind::Link,
+            Some(tag) => Kind::from_tag(tag).ok_or("unknown kind")?,
+        };
+        let item = match kind {
+            Kind::Link => {
+                let to: Address = text(F_TO, "no recipient")?
+                    .parse()
+                    .map_err(|_| "the recipient is not an address")?;
+                Item::Link(LinkMail {
+                    to,
+                    // The claims are exactly those of the link the request recorded.
+                    claims: Claims {
+                        jti: text(F_JTI, "no jti")?,
+                        doc: text(F_DOC, "no doc")?,
+                        iat: number(F_IAT, "no valid iat")?,
+                        exp: number(F_EXP, "no valid exp")?,
+                        iss: ISSUER.to_owned(),
+                    },
+                    title: text(F_TITLE, "no title")?,
+                    size: fields.number(F_SIZE),
+                })
+            }
+            Kind::OwnerMail | Kind::Webhook => {
+                let download = Download {
+                    event_id: text(F_EVENT_ID, "no event id")?,
+                    jti: text(F_JTI, "no jti")?,
+                    doc: text(F_DOC, "no doc")?,
+                    title: text(F_TITLE, "no title")?,
+                    email: fields.get(F_EMAIL).map(str::to_owned),
+                    downloaded_at: number(F_DOWNLOADED, "no valid downloaded-at")?,
+                    client_ip: text(F_CLIENT_IP, "no client ip")?
+                        .parse::<IpAddr>()
+                        .map_err(|_| "the client ip is not an IP address")?,
+                };
+                if kind == Kind::Webhook {
+                    Item::Notice(Notice::Webhook(download))
+                } else {
+                    let to: Mailbox = text(F_TO, "no recipient")?
+                        .parse()
+                        .map_err(|_| "the recipient is not an address")?;
+                    Item::Notice(Notice::OwnerMail { to, download })
+                }
+            }
+        };
         Ok(Self {
-            jti: text(F_JTI, "no jti")?,
-            doc: text(F_DOC, "no doc")?,
-            iat: number(F_IAT, "no valid iat")?,
-            exp: number(F_EXP, "no valid exp")?,
-            to: text(F_TO, "no recipient")?,
-            title: text(F_TITLE, "no title")?,
+            item,
             enqueued_at: fields.number(F_ENQUEUED).unwrap_or(0),
             attempts: fields
                 .number(F_ATTEMPTS)
@@ -1014,47 +1233,80 @@ impl Job {
         })
     }
 
-    fn jti_prefix(&self) -> &str {
-        self.jti.get(..6).unwrap_or(&self.jti)
+    fn kind(&self) -> Kind {
+        match &self.item {
+            Item::Link(_) => Kind::Link,
+            Item::Notice(Notice::OwnerMail { .. }) => Kind::OwnerMail,
+            Item::Notice(Notice::Webhook(_)) => Kind::Webhook,
+        }
     }
 
-    /// The mail to compose: the claims are exactly those of the link the request recorded.
-    fn mail(&self) -> Result<LinkMail, MailError> {
-        let to: Address = self
-            .to
-            .parse()
-            .map_err(|_| MailError::Compose("the recipient is not an address".to_owned()))?;
-        Ok(LinkMail {
-            to,
-            claims: Claims {
-                jti: self.jti.clone(),
-                doc: self.doc.clone(),
-                iat: self.iat,
-                exp: self.exp,
-                iss: ISSUER.to_owned(),
-            },
-            title: self.title.clone(),
-        })
+    fn jti(&self) -> &str {
+        match &self.item {
+            Item::Link(mail) => &mail.claims.jti,
+            Item::Notice(notice) => &notice.download().jti,
+        }
+    }
+
+    fn jti_prefix(&self) -> &str {
+        let jti = self.jti();
+        jti.get(..6).unwrap_or(jti)
+    }
+
+    /// When the job stops being worth delivering, seconds since the epoch: a link mail's link
+    /// expires; a notice is [`crate::notify::NOTICE_LIFETIME`] old.
+    fn exp(&self) -> u64 {
+        match &self.item {
+            Item::Link(mail) => mail.claims.exp,
+            Item::Notice(notice) => notice.download().expires_at(),
+        }
     }
 
     fn fields(&self) -> Vec<(String, String)> {
-        let mut fields: Vec<(String, String)> = [
-            (F_JTI, self.jti.clone()),
-            (F_DOC, self.doc.clone()),
-            (F_IAT, self.iat.to_string()),
-            (F_EXP, self.exp.to_string()),
-            (F_TO, self.to.clone()),
-            (F_TITLE, self.title.clone()),
+        let mut fields: Vec<(&str, String)> = vec![(F_KIND, self.kind().tag().to_owned())];
+        match &self.item {
+            Item::Link(mail) => {
+                fields.extend([
+                    (F_JTI, mail.claims.jti.clone()),
+                    (F_DOC, mail.claims.doc.clone()),
+                    (F_IAT, mail.claims.iat.to_string()),
+                    (F_EXP, mail.claims.exp.to_string()),
+                    (F_TO, mail.to.to_string()),
+                    (F_TITLE, mail.title.clone()),
+                ]);
+                if let Some(size) = mail.size {
+                    fields.push((F_SIZE, size.to_string()));
+                }
+            }
+            Item::Notice(notice) => {
+                let download = notice.download();
+                fields.extend([
+                    (F_EVENT_ID, download.event_id.clone()),
+                    (F_JTI, download.jti.clone()),
+                    (F_DOC, download.doc.clone()),
+                    (F_TITLE, download.title.clone()),
+                ]);
+                if let Some(email) = &download.email {
+                    fields.push((F_EMAIL, email.clone()));
+                }
+                fields.extend([
+                    (F_DOWNLOADED, download.downloaded_at.to_string()),
+                    (F_CLIENT_IP, download.client_ip.to_string()),
+                    (F_EXP, self.exp().to_string()),
+                ]);
+                if let Notice::OwnerMail { to, .. } = notice {
+                    fields.push((F_TO, to.to_string()));
+                }
+            }
+        }
+        fields.extend([
             (F_ENQUEUED, self.enqueued_at.to_string()),
             (F_ATTEMPTS, self.attempts.to_string()),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v))
-        .collect();
+        ]);
         if let Some(error) = &self.last_error {
-            fields.push((F_LAST_ERROR.to_owned(), error.clone()));
+            fields.push((F_LAST_ERROR, error.clone()));
         }
-        fields
+        fields.into_iter().map(|(k, v)| (k.to_owned(), v)).collect()
     }
 
     fn dead_fields(&self, cause: &str, detail: &str, attempts: u32) -> Vec<(String, String)> {
@@ -1170,16 +1422,38 @@ mod tests {
 
     fn job() -> Job {
         Job {
-            jti: "abcdefghijklmnopqrstuv".to_owned(),
-            doc: "resume".to_owned(),
-            iat: 1_800_000_000,
-            exp: 1_800_000_900,
-            to: "visitor@example.org".to_owned(),
-            title: "Jane's resume".to_owned(),
+            item: Item::Link(LinkMail {
+                to: "visitor@example.org".parse().unwrap(),
+                claims: Claims {
+                    jti: "abcdefghijklmnopqrstuv".to_owned(),
+                    doc: "resume".to_owned(),
+                    iat: 1_800_000_000,
+                    exp: 1_800_000_900,
+                    iss: ISSUER.to_owned(),
+                },
+                title: "Jane's resume".to_owned(),
+                size: Some(307_200),
+            }),
             enqueued_at: 1_800_000_000_123,
             attempts: 2,
             last_error: Some("SMTP timeout".to_owned()),
         }
+    }
+
+    fn download() -> Download {
+        Download {
+            event_id: "evt-1".to_owned(),
+            jti: "abcdefghijklmnopqrstuv".to_owned(),
+            doc: "resume".to_owned(),
+            title: "Jane's resume".to_owned(),
+            email: Some("visitor@example.org".to_owned()),
+            downloaded_at: 1_800_000_100,
+            client_ip: IpAddr::from([192, 0, 2, 7]),
+        }
+    }
+
+    fn names(fields: &Fields) -> Vec<&str> {
+        fields.0.iter().map(|(k, _)| k.as_str()).collect()
     }
 
     #[test]
@@ -1187,29 +1461,92 @@ mod tests {
         let job = job();
         let fields = Fields(job.fields());
         let back = Job::parse(&fields).unwrap();
-        assert_eq!(back.jti, job.jti);
-        assert_eq!(back.exp, job.exp);
+        assert_eq!(back.exp(), 1_800_000_900);
         assert_eq!(back.attempts, 2);
         assert_eq!(back.enqueued_at, job.enqueued_at);
-        let names: Vec<&str> = fields.0.iter().map(|(k, _)| k.as_str()).collect();
         assert_eq!(
-            names,
+            names(&fields),
             [
+                "kind",
                 "jti",
                 "doc",
                 "iat",
                 "exp",
                 "to",
                 "title",
+                "size",
                 "enqueued-at",
                 "attempts",
                 "last-error"
             ]
         );
-        let mail = back.mail().unwrap();
+        let Item::Link(mail) = back.item else {
+            panic!("a link mail");
+        };
         assert_eq!(mail.claims.iss, ISSUER);
+        assert_eq!(mail.claims.jti, "abcdefghijklmnopqrstuv");
         assert_eq!(mail.to.to_string(), "visitor@example.org");
+        assert_eq!(mail.size, Some(307_200));
         assert_eq!(job.jti_prefix(), "abcdef");
+    }
+
+    #[test]
+    fn a_job_queued_before_kinds_existed_is_a_link_mail() {
+        let mut fields = job().fields();
+        fields.retain(|(k, _)| k != "kind" && k != "size");
+        let back = Job::parse(&Fields(fields)).unwrap();
+        assert_eq!(back.kind(), Kind::Link);
+        let Item::Link(mail) = back.item else {
+            panic!("a link mail");
+        };
+        assert_eq!(mail.size, None);
+    }
+
+    #[test]
+    fn notices_round_trip_and_carry_no_iat() {
+        let owner: Mailbox = "Jane Doe <jane@example.com>".parse().unwrap();
+        for notice in [
+            Notice::OwnerMail {
+                to: owner,
+                download: download(),
+            },
+            Notice::Webhook(download()),
+        ] {
+            let job = Job::new(Item::Notice(notice.clone()));
+            let fields = Fields(job.fields());
+            // Without `iat`, a sender of an older docgate dead-letters a notice rather than
+            // mailing it as a link.
+            assert_eq!(fields.get("iat"), None);
+            assert_eq!(
+                fields.get("exp"),
+                Some((1_800_000_100 + 3 * 24 * 3600).to_string().as_str())
+            );
+            let back = Job::parse(&fields).unwrap();
+            let Item::Notice(parsed) = back.item else {
+                panic!("a notice");
+            };
+            assert_eq!(parsed, notice);
+        }
+        let job = Job::new(Item::Notice(Notice::Webhook(Download {
+            email: None,
+            ..download()
+        })));
+        let fields = Fields(job.fields());
+        assert_eq!(
+            names(&fields),
+            [
+                "kind",
+                "event-id",
+                "jti",
+                "doc",
+                "title",
+                "downloaded-at",
+                "client-ip",
+                "exp",
+                "enqueued-at",
+                "attempts"
+            ]
+        );
     }
 
     #[test]
@@ -1217,6 +1554,11 @@ mod tests {
         let mut fields = job().fields();
         fields.retain(|(k, _)| k != "exp");
         assert_eq!(Job::parse(&Fields(fields)).unwrap_err(), "no valid exp");
+        let mut fields = Job::new(Item::Notice(Notice::Webhook(download()))).fields();
+        fields.retain(|(k, _)| k != "client-ip");
+        assert_eq!(Job::parse(&Fields(fields)).unwrap_err(), "no client ip");
+        let fields = vec![("kind".to_owned(), "fax".to_owned())];
+        assert_eq!(Job::parse(&Fields(fields)).unwrap_err(), "unknown kind");
     }
 
     #[test]

@@ -51,10 +51,6 @@ pub const CONFIRM_SIZE: &str = "Size";
 pub const CONFIRM_EXPIRES: &str = "Link expires";
 pub const CONFIRM_BUTTON: &str = "Download";
 pub const CONFIRM_NOTE: &str = "This link works for one download. If the download is cut off, open the link again to resume it.";
-/// "in 12 minutes, at 14:32 UTC" (with the date when it is not today).
-pub fn expires_in(lifetime: &str, at: &str) -> String {
-    format!("in {lifetime}, at {at}")
-}
 
 // --- Outcome pages and API messages ---------------------------------------------------------
 

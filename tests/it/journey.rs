@@ -100,11 +100,7 @@ async fn a_plain_html_form_post_works_too() {
     );
     assert!(response.headers().contains_key("content-security-policy"));
     let page = response.text().await.unwrap();
-    assert!(
-        page.contains(
-            "emailed you a download link. It works once and expires in 15 minutes."
-        )
-    );
+    assert!(page.contains("emailed you a download link. It works once and expires in 15 minutes."));
     assert_eq!(Mail::read(&app.outbox()[0]).to, "form.user@example.org");
 }
 

@@ -19,12 +19,11 @@ use crate::smtp_server::SmtpSink;
 use crate::support::{Mail, SECRET, now, token_of};
 
 fn composer() -> Composer {
-    Composer {
-        codec: Arc::new(TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec()))),
-        public_url: "https://docs.example.com".to_owned(),
-        from: "Jane Doe <noreply@example.com>".parse().unwrap(),
-        reply_to: None,
-    }
+    Composer::new(
+        Arc::new(TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec()))),
+        "https://docs.example.com",
+        "Jane Doe <noreply@example.com>".parse().unwrap(),
+    )
 }
 
 /// Sends two mails through `mailer` and checks what `delivered` finds.
@@ -41,6 +40,7 @@ async fn mailer_contract(mailer: &dyn Mailer, delivered: impl Fn() -> Vec<PathBu
                 to: to.parse().unwrap(),
                 claims: claims.clone(),
                 title: title.to_owned(),
+                size: Some(1_234_567),
             })
             .await
             .unwrap();
@@ -67,6 +67,7 @@ async fn mailer_contract(mailer: &dyn Mailer, delivered: impl Fn() -> Vec<PathBu
         assert_eq!(mail.subject, format!("Your download link for {title}"));
         assert!(mail.link.starts_with("https://docs.example.com/d/"));
         assert!(mail.html.contains(&format!("href=\"{}\"", mail.link)));
+        assert!(mail.text.contains(&format!("{title} (1.2 MB)")));
         let verified = codec.verify(token_of(&mail.link), now()).unwrap();
         assert_eq!(verified, claims, "the link carries exactly the claims sent");
     }

@@ -39,12 +39,11 @@ fn codec() -> Arc<TokenCodec> {
 }
 
 fn composer() -> Composer {
-    Composer {
-        codec: codec(),
-        public_url: PUBLIC_URL.to_owned(),
-        from: "Jane Doe <noreply@example.com>".parse().unwrap(),
-        reply_to: None,
-    }
+    Composer::new(
+        codec(),
+        PUBLIC_URL,
+        "Jane Doe <noreply@example.com>".parse().unwrap(),
+    )
 }
 
 fn transport(url: &str) -> smtp::SmtpTransport {
@@ -74,6 +73,7 @@ fn mail_issued(iat: u64, ttl: u64) -> LinkMail {
         to: "visitor@example.org".parse().unwrap(),
         claims: Claims::new("resume", iat, ttl),
         title: "Jane Doe's resume".to_owned(),
+        size: None,
     }
 }
 
@@ -231,6 +231,7 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
     assert_eq!(
         names,
         [
+            "kind",
             "jti",
             "doc",
             "iat",
@@ -249,7 +250,8 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
             "{name} holds the link"
         );
     }
-    assert_eq!(fields[0].1, mail.claims.jti);
+    assert_eq!(fields[0].1, "link");
+    assert_eq!(fields[1].1, mail.claims.jti);
 
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     wait_for_messages(&sink, 1).await;

@@ -21,6 +21,7 @@ mod mail_contract;
 mod mail_http;
 mod mail_queue;
 mod metrics;
+mod notify;
 mod objects_contract;
 mod privacy;
 mod process;

@@ -67,8 +67,8 @@ async fn a_browser_sees_the_confirm_page_and_only_its_button_downloads() {
         "{body}"
     );
     assert!(body.contains("Jane_Doe_Resume.pdf"));
-    assert!(body.contains("<dd>307 KB</dd>"), "the size: {body}");
-    let expiry = docgate::units::clock(claims.exp, now());
+    assert!(body.contains("<dd>307 kB</dd>"), "the size: {body}");
+    let expiry = docgate::texts::measures::clock(claims.exp).0;
     assert!(
         body.contains(&format!("in 15 minutes, at {expiry}"))
             || body.contains(&format!("in 14 minutes, at {expiry}")),
@@ -483,7 +483,7 @@ async fn every_outcome_has_a_page_and_a_json_answer() {
     assert_eq!(status, 429);
     assert_eq!(page_name(&body), "rate_limited");
     let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
-    let at = docgate::units::clock(now() + wait, now());
+    let at = docgate::texts::measures::clock(now() + wait).0;
     assert!(
         body.contains("Try again in 59 minutes")
             || body.contains("Try again in 1 hour")
@@ -593,9 +593,7 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
     assert_eq!(status, 202);
     assert_eq!(page_name(&body), "request-sent");
     assert!(
-        body.contains(
-            "emailed you a download link. It works once and expires in 15 minutes."
-        ),
+        body.contains("emailed you a download link. It works once and expires in 15 minutes."),
         "{body}"
     );
     assert_eq!(app.outbox().len(), 1);

@@ -1,0 +1,801 @@
+//! Owner notifications of completed downloads, with real parts: docgate over real HTTP, a real
+//! `redis-server` and SMTP server (aiosmtpd), and a webhook receiver that is a small hyper server
+//! on a loopback port, which checks each request's signature with the shared secret.
+
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use docgate::config::{Secret, SmtpConfig, WebhookConfig};
+use docgate::mail::direct::DirectSmtp;
+use docgate::mail::queue::{RedisOutbox, Revival, Sender, SenderSettings};
+use docgate::mail::{Composer, Mailer, smtp};
+use docgate::metrics::Metrics;
+use docgate::notify::webhook::Webhook;
+use docgate::notify::{Download, Notice};
+use docgate::token::{Claims, TokenCodec};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::servers::{RedisServer, free_port};
+use crate::smtp_server::SmtpSink;
+use crate::support::{
+    BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, fixture_env, now, token_of,
+    write_fixtures,
+};
+
+/// Signs the webhook's requests.
+const HOOK_SECRET: &str = "hook-secret-0123456789abcdef0123456789";
+/// A token in the webhook's URL, as receivers often use: it must never be logged.
+const HOOK_TOKEN: &str = "hook-url-token-5f1c";
+const VISITOR: &str = "visitor@example.org";
+const OWNER: &str = "owner@example.com";
+
+// ---------------------------------------------------------------------------------------------
+// The webhook receiver.
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    path_and_query: String,
+    headers: http::HeaderMap,
+    body: Vec<u8>,
+    at: Instant,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("no {name} header"))
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    /// Checks `Docgate-Signature` against the body with the shared secret (aws-lc-rs's HMAC, not
+    /// docgate's code) and that it was signed just now; returns its timestamp.
+    fn verify(&self) -> u64 {
+        let signature = self.header("docgate-signature");
+        let (t, v1) = signature
+            .split_once(',')
+            .and_then(|(t, v1)| Some((t.strip_prefix("t=")?, v1.strip_prefix("v1=")?)))
+            .unwrap_or_else(|| panic!("malformed signature {signature:?}"));
+        let tag: Vec<u8> = (0..v1.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&v1[i..i + 2], 16).unwrap())
+            .collect();
+        let mut signed = format!("{t}.").into_bytes();
+        signed.extend_from_slice(&self.body);
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, HOOK_SECRET.as_bytes());
+        aws_lc_rs::hmac::verify(&key, &signed, &tag).expect("the signature verifies");
+        let t: u64 = t.parse().unwrap();
+        assert!(now().abs_diff(t) <= 30, "signed at {t}, now {}", now());
+        t
+    }
+}
+
+/// A webhook receiver answering `statuses` in turn, then `200`.
+struct Receiver {
+    url: String,
+    received: Arc<Mutex<Vec<Received>>>,
+    task: JoinHandle<()>,
+}
+
+impl Receiver {
+    async fn start(statuses: &[u16]) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let statuses: Arc<Vec<u16>> = Arc::new(statuses.to_vec());
+        let seen = received.clone();
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let seen = seen.clone();
+                let statuses = statuses.clone();
+                let service = service_fn(move |req: Request<Incoming>| {
+                    let seen = seen.clone();
+                    let statuses = statuses.clone();
+                    async move {
+                        let (parts, body) = req.into_parts();
+                        let body = body.collect().await.unwrap().to_bytes().to_vec();
+                        let n = {
+                            let mut seen = seen.lock().unwrap();
+                            seen.push(Received {
+                                path_and_query: parts
+                                    .uri
+                                    .path_and_query()
+                                    .map(ToString::to_string)
+                                    .unwrap_or_default(),
+                                headers: parts.headers,
+                                body,
+                                at: Instant::now(),
+                            });
+                            seen.len()
+                        };
+                        let status = statuses.get(n - 1).copied().unwrap_or(200);
+                        Ok::<_, Infallible>(
+                            Response::builder()
+                                .status(status)
+                                .body(Full::new(Bytes::from_static(b"thanks")))
+                                .unwrap(),
+                        )
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Self {
+            url: format!("http://{addr}/hooks/docgate?token={HOOK_TOKEN}"),
+            received,
+            task,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// Waits (bounded) for `n` requests.
+    async fn wait_for(&self, n: usize) -> Vec<Received> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let received = self.received();
+            if received.len() >= n {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{n} webhook requests never came; got {}",
+                received.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn config(&self) -> WebhookConfig {
+        WebhookConfig {
+            url: self.url.parse().unwrap(),
+            secret: Secret::new(HOOK_SECRET.as_bytes().to_vec()),
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The real binary, its logs in a file.
+
+/// A `docgate serve` child process, killed on drop; its stderr (JSON logs at `debug`) goes to a
+/// file, read whole by [`Child::logs`].
+struct Child {
+    child: std::process::Child,
+    logs: std::path::PathBuf,
+}
+
+impl Child {
+    fn spawn(dir: &std::path::Path, env: &[(String, String)]) -> Self {
+        let logs = dir.join("stderr.log");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_docgate"));
+        command
+            .arg("serve")
+            .current_dir(dir)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&logs).unwrap());
+        Self {
+            child: command.spawn().expect("the docgate binary starts"),
+            logs,
+        }
+    }
+
+    fn logs(&self) -> String {
+        std::fs::read_to_string(&self.logs).unwrap_or_default()
+    }
+}
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+/// A delivered owner's notice, parsed.
+struct NoticeMail {
+    to: String,
+    reply_to: Option<String>,
+    subject: String,
+    text: String,
+}
+
+fn notice_mails(paths: &[std::path::PathBuf]) -> Vec<NoticeMail> {
+    paths
+        .iter()
+        .filter_map(|path| {
+            let raw = std::fs::read(path).unwrap();
+            let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+            let to = message.to()?.first()?.address()?.to_owned();
+            (to == OWNER).then(|| NoticeMail {
+                to,
+                reply_to: message
+                    .reply_to()
+                    .and_then(|r| r.first())
+                    .and_then(|a| a.address())
+                    .map(str::to_owned),
+                subject: message.subject().unwrap_or_default().to_owned(),
+                text: message.body_text(0).unwrap_or_default().into_owned(),
+            })
+        })
+        .collect()
+}
+
+fn codec() -> TokenCodec {
+    TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec()))
+}
+
+fn composer() -> Composer {
+    Composer::new(
+        Arc::new(codec()),
+        "https://docs.example.com",
+        "Jane Doe <noreply@example.com>".parse().unwrap(),
+    )
+}
+
+fn download() -> Download {
+    Download {
+        event_id: docgate::token::new_jti(),
+        jti: docgate::token::new_jti(),
+        doc: "resume".to_owned(),
+        title: "Jane Doe's resume".to_owned(),
+        email: Some(VISITOR.to_owned()),
+        downloaded_at: now(),
+        client_ip: IpAddr::from([192, 0, 2, 7]),
+    }
+}
+
+/// Short waits, so retries happen within a test's patience.
+fn settings() -> SenderSettings {
+    SenderSettings {
+        backoff_base: Duration::from_millis(100),
+        backoff_cap: Duration::from_millis(400),
+        block: Duration::from_millis(200),
+        claim_idle: Duration::from_secs(10),
+        delivery_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A queue on `redis` and its sender, delivering to `sink` and `webhook`, counting in `metrics`.
+async fn queue(
+    redis: &RedisServer,
+    sink: &SmtpSink,
+    webhook: Option<Webhook>,
+    metrics: Arc<Metrics>,
+) -> (
+    RedisOutbox,
+    tokio_util::sync::CancellationToken,
+    JoinHandle<()>,
+) {
+    let outbox = RedisOutbox::new(
+        docgate::store::shared::connect(&docgate::config::RedisConfig {
+            url: Secret::new(redis.url().into_bytes()),
+            prefix: "docgate:".to_owned(),
+        })
+        .unwrap(),
+        "docgate:",
+    );
+    let sender = Sender::new(
+        outbox.clone(),
+        redis::Client::open(redis.url()).unwrap(),
+        smtp::transport(&SmtpConfig {
+            url: Secret::new(sink.url().into_bytes()),
+        })
+        .unwrap(),
+        composer(),
+        settings(),
+    )
+    .with_webhook(webhook)
+    .with_metrics(metrics);
+    let stop = tokio_util::sync::CancellationToken::new();
+    let task = tokio::spawn(sender.run(stop.clone().cancelled_owned()));
+    (outbox, stop, task)
+}
+
+fn series(metrics: &Metrics, name: &str) -> f64 {
+    metrics
+        .render()
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not rendered"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tests.
+
+#[tokio::test]
+async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_without_logging_addresses()
+ {
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start();
+    let receiver = Receiver::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path());
+    let secret_file = dir.path().join("webhook-secret");
+    std::fs::write(&secret_file, format!("{HOOK_SECRET}\n")).unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let mut env = fixture_env(dir.path(), &base, SECRET);
+    for (k, v) in [
+        ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+        ("DOCGATE_REDIS_URL", redis.url()),
+        ("DOCGATE_SMTP_URL", sink.url()),
+        ("DOCGATE_OWNER_EMAIL", format!("Jane Doe <{OWNER}>")),
+        ("DOCGATE_OWNER_WEBHOOK_URL", receiver.url.clone()),
+        (
+            "DOCGATE_OWNER_WEBHOOK_SECRET_FILE",
+            secret_file.display().to_string(),
+        ),
+        ("DOCGATE_LOG", "docgate=debug".to_owned()),
+        ("DOCGATE_LOG_FORMAT", "json".to_owned()),
+    ] {
+        env.retain(|(name, _)| name != k);
+        env.push((k.to_owned(), v));
+    }
+    let docgate = Child::spawn(dir.path(), &env);
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .map_or(true, |r| r.status() != 200)
+    {
+        assert!(
+            Instant::now() < deadline,
+            "docgate did not start:\n{}",
+            docgate.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The link mail, with the document's size and the expiry in words.
+    let asked = client
+        .post(format!("{base}/api/download-requests"))
+        .json(&serde_json::json!({ "email": VISITOR, "document": "resume" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 202);
+    let mail = Mail::read(&sink.delivered(1).await[0]);
+    assert_eq!(mail.to, VISITOR);
+    assert!(
+        mail.text.contains("Jane Doe's resume (307 kB)"),
+        "{}",
+        mail.text
+    );
+    assert!(
+        mail.text.contains("expires in 15 minutes, at "),
+        "{}",
+        mail.text
+    );
+    assert!(mail.html.contains(&format!("href=\"{}\"", mail.link)));
+    let claims: Claims = codec().verify(token_of(&mail.link), now()).unwrap();
+
+    // Where the notice's address comes from: a record beside the link, living as long as the
+    // link plus a day. The token has none.
+    let key = format!("docgate:requester:{}", claims.jti);
+    let mut conn = redis.client();
+    let kept: Option<String> = redis::cmd("GET").arg(&key).query(&mut conn).unwrap();
+    assert_eq!(kept.as_deref(), Some(VISITOR));
+    let ttl: i64 = redis::cmd("PTTL").arg(&key).query(&mut conn).unwrap();
+    assert!(ttl > 24 * 3600 * 1000, "{ttl}");
+
+    let started = now();
+    let body = client.get(&mail.link).send().await.unwrap();
+    assert_eq!(body.status(), 200);
+    assert_eq!(body.bytes().await.unwrap().len(), RESUME_LEN);
+
+    // The owner's mail, through the same queue and SMTP server.
+    let delivered = sink.delivered(2).await;
+    let notices = notice_mails(&delivered);
+    assert_eq!(notices.len(), 1);
+    let notice = &notices[0];
+    assert_eq!(notice.to, OWNER);
+    assert_eq!(notice.subject, "Jane Doe's resume was downloaded");
+    assert_eq!(notice.reply_to.as_deref(), Some(VISITOR));
+    for expected in [
+        "Jane Doe's resume was downloaded completely.",
+        "Document: Jane Doe's resume (resume)",
+        &format!("Link requested by: {VISITOR}"),
+        "Downloaded from: 127.0.0.1",
+        &format!("Link id: {}", claims.jti),
+        " UTC",
+    ] {
+        assert!(
+            notice.text.contains(expected),
+            "{expected:?} missing:\n{}",
+            notice.text
+        );
+    }
+
+    // The webhook: signed with the secret from the file, with every field.
+    let received = receiver.wait_for(1).await;
+    let hook = &received[0];
+    assert_eq!(
+        hook.path_and_query,
+        format!("/hooks/docgate?token={HOOK_TOKEN}")
+    );
+    assert_eq!(hook.header("content-type"), "application/json");
+    assert!(hook.header("user-agent").starts_with("docgate/"));
+    hook.verify();
+    let json = hook.json();
+    assert_eq!(json["event"], "document.downloaded");
+    assert_eq!(json["id"], hook.header("docgate-event-id"));
+    assert_eq!(json["document"], "resume");
+    assert_eq!(json["title"], "Jane Doe's resume");
+    assert_eq!(json["email"], VISITOR);
+    assert_eq!(json["client_ip"], "127.0.0.1");
+    assert_eq!(json["jti"], claims.jti.as_str());
+    let at = time::OffsetDateTime::parse(
+        json["downloaded_at"].as_str().unwrap(),
+        &time::format_description::well_known::Rfc3339,
+    )
+    .unwrap()
+    .unix_timestamp();
+    assert!(
+        (i64::try_from(started).unwrap()..=i64::try_from(now()).unwrap() + 1).contains(&at),
+        "{at}"
+    );
+
+    // Taken at completion: the address is no longer kept.
+    let exists: i64 = redis::cmd("EXISTS").arg(&key).query(&mut conn).unwrap();
+    assert_eq!(exists, 0);
+
+    // One notice each, not more, and counted.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 1);
+    assert_eq!(sink.messages().len(), 2);
+    let metrics = client
+        .get(format!("http://127.0.0.1:{admin_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "docgate_notifications_total{channel=\"webhook\",outcome=\"sent\"} 1",
+        "docgate_notifications_total{channel=\"mail\",outcome=\"sent\"} 1",
+        "docgate_mail_total{outcome=\"sent\"} 1",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+
+    // None of the addresses, the webhook's URL token or its secret reached the logs, which did
+    // capture the journey.
+    let logs = docgate.logs();
+    assert!(logs.contains("download notice queued"), "{logs}");
+    assert!(logs.contains("mail delivered"), "{logs}");
+    for secret in [
+        VISITOR,
+        OWNER,
+        HOOK_TOKEN,
+        HOOK_SECRET,
+        token_of(&mail.link),
+    ] {
+        if let Some(at) = logs.find(secret) {
+            let line = logs[..at].rsplit('\n').next().unwrap_or("");
+            panic!("{secret:?} is in the logs: {line}...");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_webhook_answering_500_twice_is_retried_with_backoff_until_it_answers_200() {
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start();
+    let receiver = Receiver::start(&[500, 500]).await;
+    let metrics = Arc::new(Metrics::new());
+    let webhook = Webhook::new(&receiver.config()).unwrap();
+    let (outbox, stop, task) = queue(&redis, &sink, Some(webhook), metrics.clone()).await;
+
+    let download = download();
+    outbox
+        .notify(&Notice::Webhook(download.clone()))
+        .await
+        .unwrap();
+    let received = receiver.wait_for(3).await;
+    // Every attempt is signed anew, and carries the same event id.
+    for hook in &received {
+        hook.verify();
+        assert_eq!(hook.header("docgate-event-id"), download.event_id);
+        assert_eq!(hook.json()["jti"], download.jti.as_str());
+    }
+    // Waits of 100 ms, then 200 ms, between the attempts.
+    assert!(received[1].at - received[0].at >= Duration::from_millis(100));
+    assert!(received[2].at - received[1].at >= Duration::from_millis(200));
+
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(
+        receiver.received().len(),
+        3,
+        "delivered once: no more attempts"
+    );
+    let depth = outbox.queue_depth().await.unwrap();
+    assert_eq!((depth.queued, depth.retrying, depth.dead), (0, 0, 0));
+    assert!(sink.messages().is_empty(), "a webhook notice is no mail");
+    for (outcome, n) in [("retried", 2.0), ("sent", 1.0), ("dead_lettered", 0.0)] {
+        let name =
+            format!("docgate_notifications_total{{channel=\"webhook\",outcome=\"{outcome}\"}}");
+        assert_eq!(series(&metrics, &name), n, "{name}");
+    }
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_webhook_answering_400_is_dead_lettered_at_once_and_an_operator_can_retry_it() {
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start();
+    let receiver = Receiver::start(&[400]).await;
+    let metrics = Arc::new(Metrics::new());
+    let webhook = Webhook::new(&receiver.config()).unwrap();
+    let (outbox, stop, task) = queue(&redis, &sink, Some(webhook), metrics.clone()).await;
+
+    let download = download();
+    outbox
+        .notify(&Notice::Webhook(download.clone()))
+        .await
+        .unwrap();
+    let dead = loop {
+        if let Some(dead) = outbox.dead_letters(10).await.unwrap().pop() {
+            break dead;
+        }
+        assert!(receiver.received().len() <= 1);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(dead.kind, "webhook");
+    assert_eq!(dead.cause, "rejected");
+    assert_eq!(dead.detail, "the webhook answered HTTP 400");
+    assert_eq!(dead.attempts, 1);
+    assert_eq!(dead.jti, download.jti);
+    assert_eq!(dead.email.as_deref(), Some(VISITOR));
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(receiver.received().len(), 1, "a 400 is not retried");
+    assert_eq!(
+        series(
+            &metrics,
+            "docgate_notifications_total{channel=\"webhook\",outcome=\"dead_lettered\"}"
+        ),
+        1.0
+    );
+
+    // The receiver is fixed (it answers 200 from now on): the operator queues the notice again,
+    // and it arrives with its original event id.
+    assert_eq!(
+        outbox.retry_dead_letter(&dead.id).await.unwrap(),
+        Revival::Queued
+    );
+    let received = receiver.wait_for(2).await;
+    received[1].verify();
+    assert_eq!(received[1].header("docgate-event-id"), download.event_id);
+    assert_eq!(received[1].body, received[0].body);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(outbox.dead_letters(10).await.unwrap().is_empty());
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn without_a_queue_an_interrupted_or_partial_download_tells_nobody_and_a_completed_one_does()
+{
+    let receiver = Receiver::start(&[503]).await;
+    let app = TestApp::with(&[
+        ("DOCGATE_OWNER_EMAIL", OWNER),
+        ("DOCGATE_OWNER_WEBHOOK_URL", &receiver.url),
+        ("DOCGATE_OWNER_WEBHOOK_SECRET", HOOK_SECRET),
+    ])
+    .await;
+    let link = app.link(VISITOR, "big").await;
+    let mails = app.outbox().len();
+
+    // Cut off mid-transfer.
+    let partial = PartialGet::start(&app, &link, &[], 1024 * 1024).await;
+    assert_eq!(partial.status, 200);
+    drop(partial);
+    app.wait_for_head(&link, 200).await;
+    // A range short of the end.
+    let range = app
+        .client
+        .get(&link)
+        .header("range", "bytes=0-99")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(range.status(), 206);
+    assert_eq!(range.bytes().await.unwrap().len(), 100);
+    let log = app.wait_for_log(3).await;
+    let mut outcomes: Vec<&str> = log.iter().map(|e| e.outcome.as_str()).collect();
+    outcomes.sort_unstable();
+    assert_eq!(outcomes, ["interrupted", "partial", "sent"]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(app.outbox().len(), mails, "no notice mail");
+    assert!(receiver.received().is_empty(), "no webhook call");
+
+    // Completed: the owner's mail is written to the outbox, and the webhook, answering 503 at
+    // first, is called again a second later.
+    assert_eq!(app.download(&link).await.len(), BIG_LEN);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let notices = loop {
+        let notices = notice_mails(&app.outbox());
+        if !notices.is_empty() || Instant::now() > deadline {
+            break notices;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].subject, "A big file was downloaded");
+    assert!(
+        notices[0]
+            .text
+            .contains(&format!("Link requested by: {VISITOR}"))
+    );
+    let received = receiver.wait_for(2).await;
+    assert!(received[1].at - received[0].at >= Duration::from_millis(900));
+    for hook in &received {
+        hook.verify();
+        assert_eq!(hook.json()["email"], VISITOR);
+        assert_eq!(hook.json()["document"], "big");
+    }
+    assert_eq!(
+        received[0].header("docgate-event-id"),
+        received[1].header("docgate-event-id")
+    );
+    // Counted once the delivery returned, just after the receiver answered.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let sent = "docgate_notifications_total{channel=\"webhook\",outcome=\"sent\"}";
+    while series(&app.app.metrics, sent) < 1.0 {
+        assert!(Instant::now() < deadline, "{sent} never counted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_link_minted_without_an_address_is_reported_with_the_address_unknown() {
+    let receiver = Receiver::start(&[]).await;
+    let app = TestApp::with(&[
+        ("DOCGATE_OWNER_WEBHOOK_URL", &receiver.url),
+        ("DOCGATE_OWNER_WEBHOOK_SECRET", HOOK_SECRET),
+    ])
+    .await;
+    // Recorded straight in the store, as before notifications were turned on.
+    let (claims, link) = app.mint("resume").await;
+    assert_eq!(app.download(&link).await.len(), RESUME_LEN);
+    let received = receiver.wait_for(1).await;
+    received[0].verify();
+    assert_eq!(received[0].json()["email"], Value::Null);
+    assert_eq!(received[0].json()["jti"], claims.jti.as_str());
+}
+
+#[tokio::test]
+async fn direct_smtp_sends_the_owner_s_mail() {
+    let sink = SmtpSink::start();
+    let transport = smtp::transport(&SmtpConfig {
+        url: Secret::new(sink.url().into_bytes()),
+    })
+    .unwrap();
+    let mailer = DirectSmtp::new(transport, composer());
+    let download = download();
+    mailer
+        .notify(&Notice::OwnerMail {
+            to: OWNER.parse().unwrap(),
+            download: download.clone(),
+        })
+        .await
+        .unwrap();
+    let notices = notice_mails(&sink.delivered(1).await);
+    assert_eq!(notices.len(), 1);
+    assert_eq!(notices[0].subject, "Jane Doe's resume was downloaded");
+    assert!(notices[0].text.contains("Downloaded from: 192.0.2.7"));
+    assert!(notices[0].text.contains(&download.jti));
+}
+
+#[tokio::test]
+async fn a_link_mail_queued_by_an_older_docgate_is_still_delivered() {
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start();
+    let claims = Claims::new("resume", now(), 900);
+    // The fields an older docgate wrote: no `kind`, no `size`.
+    let _: String = redis::cmd("XADD")
+        .arg("docgate:mail:queue")
+        .arg("*")
+        .arg(&[
+            ("jti", claims.jti.as_str()),
+            ("doc", "resume"),
+            ("iat", &claims.iat.to_string()),
+            ("exp", &claims.exp.to_string()),
+            ("to", VISITOR),
+            ("title", "Jane Doe's resume"),
+            ("enqueued-at", "0"),
+            ("attempts", "0"),
+        ])
+        .query(&mut redis.client())
+        .unwrap();
+    let (_outbox, stop, task) = queue(&redis, &sink, None, Arc::new(Metrics::new())).await;
+    let mail = Mail::read(&sink.delivered(1).await[0]);
+    assert_eq!(mail.to, VISITOR);
+    assert_eq!(codec().verify(token_of(&mail.link), now()).unwrap(), claims);
+    assert!(
+        mail.text.contains("download Jane Doe's resume."),
+        "no size: none told"
+    );
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test]
+async fn check_says_how_the_owner_is_told_and_reaches_the_webhook_host() {
+    let receiver = Receiver::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path());
+    let config = |url: &str| {
+        let mut env: std::collections::HashMap<String, String> =
+            fixture_env(dir.path(), "http://localhost:8080", SECRET)
+                .into_iter()
+                .collect();
+        for (k, v) in [
+            ("DOCGATE_OWNER_EMAIL", OWNER),
+            ("DOCGATE_OWNER_WEBHOOK_URL", url),
+            ("DOCGATE_OWNER_WEBHOOK_SECRET", HOOK_SECRET),
+        ] {
+            env.insert(k.to_owned(), v.to_owned());
+        }
+        docgate::config::Config::from_source(&env).unwrap()
+    };
+    let lines = docgate::check::run(config(&receiver.url)).await.unwrap();
+    let line = lines.iter().find(|l| l.name == "owner notices").unwrap();
+    assert_eq!(
+        line.to_string(),
+        "owner notices: ok (mail to the owner; webhook host 127.0.0.1 takes connections)"
+    );
+    assert!(receiver.received().is_empty(), "check sends no event");
+
+    let closed = format!("http://127.0.0.1:{}/hooks?token={HOOK_TOKEN}", free_port());
+    let lines = docgate::check::run(config(&closed)).await.unwrap();
+    let line = lines.iter().find(|l| l.name == "owner notices").unwrap();
+    assert!(!line.ok, "{line}");
+    let text = line.to_string();
+    assert!(
+        text.contains("webhook host 127.0.0.1: the webhook could not be reached"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(HOOK_TOKEN) && !text.contains(OWNER),
+        "{text}"
+    );
+}
