@@ -20,9 +20,8 @@ use crate::mail::outbox::FileOutbox;
 use crate::mail::queue::{RedisOutbox, Sender, SenderSettings};
 use crate::mail::{Composer, LinkMail, MailError, Mailer, smtp};
 use crate::metrics::Metrics;
-use crate::notify::requesters::{MemoryRequesters, RedisRequesters};
+use crate::notify::Pending;
 use crate::notify::webhook::Webhook;
-use crate::notify::{Pending, REQUESTER_GRACE, Requesters};
 use crate::objects::dir::DirSource;
 use crate::objects::observed::ObservedObjects;
 use crate::objects::s3::S3Source;
@@ -53,9 +52,6 @@ pub struct Backends {
     pub objects: Arc<dyn ObjectSource>,
     pub mailer: Arc<dyn Mailer>,
     pub requests: Arc<dyn RequestLog>,
-    /// The address each live link was made for, kept only while the owner is notified of
-    /// downloads (`crate::notify`); `None` otherwise.
-    pub requesters: Option<Arc<dyn Requesters>>,
 }
 
 /// The backends the configuration asks for, with the embedded store kept for inspection.
@@ -163,14 +159,6 @@ impl Backends {
                     None,
                 ),
             };
-        let requesters: Option<Arc<dyn Requesters>> =
-            match (config.owner.enabled(), &config.redis, &redis_conn) {
-                (false, _, _) => None,
-                (true, Some(redis), Some(conn)) => {
-                    Some(Arc::new(RedisRequesters::new(conn.clone(), &redis.prefix)))
-                }
-                (true, _, _) => Some(Arc::new(MemoryRequesters::new())),
-            };
         // With Redis the log is shared by every replica there; the file is not written.
         let requests: Arc<dyn RequestLog> = match (&config.redis, &redis_conn) {
             (Some(redis), Some(conn)) => {
@@ -201,7 +189,6 @@ impl Backends {
                 objects,
                 mailer,
                 requests,
-                requesters,
             },
             memory_store,
             sender,
@@ -342,15 +329,6 @@ impl App {
                 owner: Some(&owner_id(address)),
             })
             .await?;
-        if let Some(requesters) = &self.backends.requesters {
-            // The link works without it; only the owner's notice would lack the address.
-            if let Err(e) = requesters
-                .remember(&claims.jti, address, ttl.saturating_add(REQUESTER_GRACE))
-                .await
-            {
-                tracing::warn!(link = claims.jti_prefix(), cause = %e, "requester's address not kept for the owner's notice");
-            }
-        }
         Ok(claims)
     }
 
@@ -402,7 +380,7 @@ impl App {
             client_ip: client,
             owner: owner.email.clone(),
             webhook: owner.webhook.is_some(),
-            requesters: self.backends.requesters.clone(),
+            requests: self.backends.requests.clone(),
             mailer: self.backends.mailer.clone(),
             metrics: self.metrics.clone(),
             tasks: self.tasks.clone(),

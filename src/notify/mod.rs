@@ -6,15 +6,11 @@
 //! # Where the requester's address comes from
 //!
 //! The token holds no personal data and the token store keeps only a hash of the address, yet
-//! the owner is to learn who downloaded. So while notifications are configured, minting a link
-//! (`App::new_link`) also records the address the link is made for in [`Requesters`], keyed by
-//! the link's `jti`: `<prefix>requester:<jti>` in Redis, a map in process otherwise. The record
-//! lives as long as the link plus [`REQUESTER_GRACE`] (a download that started before the link
-//! expired may finish after it), and a completed download *takes* it (reads and deletes it in
-//! one step). So the address is kept apart from the token and the link record, for no longer
-//! than the link can be used, and never when notifications are off. It is never logged. A link
-//! minted while notifications were off, or whose record was lost, is reported with the address
-//! unknown.
+//! the owner is to learn who downloaded. The owner's request log already records the address
+//! each link was requested (or minted) for, with the link's `jti`: a completed download looks it
+//! up there ([`crate::requestlog::RequestLog::requester`]). So the address is kept in one place
+//! only, under the log's retention, and erasing a person from the log also stops later notices
+//! from naming them: such a download is reported with the address unknown. It is never logged.
 //!
 //! # Delivery
 //!
@@ -28,7 +24,6 @@
 //! cannot be handed over is logged (by the link's `jti` prefix, never an address) and counted as
 //! `docgate_notifications_total{outcome="dropped"}`.
 
-pub mod requesters;
 pub mod webhook;
 
 use std::fmt;
@@ -41,10 +36,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::mail::{Mailer, now_secs};
 use crate::metrics::Metrics;
-pub use requesters::Requesters;
-
-/// How long past its link's expiry the requester's address is kept for the notice.
-pub const REQUESTER_GRACE: Duration = Duration::from_secs(24 * 3600);
+use crate::requestlog::RequestLog;
 
 /// A notice not delivered this long after its download is given up (`expired`).
 pub const NOTICE_LIFETIME: Duration = Duration::from_secs(3 * 24 * 3600);
@@ -130,7 +122,7 @@ pub struct Pending {
     pub(crate) owner: Option<Mailbox>,
     /// Whether `DOCGATE_OWNER_WEBHOOK_URL` is set.
     pub(crate) webhook: bool,
-    pub(crate) requesters: Option<Arc<dyn Requesters>>,
+    pub(crate) requests: Arc<dyn RequestLog>,
     pub(crate) mailer: Arc<dyn Mailer>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) tasks: TaskTracker,
@@ -145,15 +137,12 @@ impl Pending {
 
     async fn deliver(self) {
         let link = self.jti.get(..6).unwrap_or(&self.jti).to_owned();
-        let email = match &self.requesters {
-            Some(requesters) => match requesters.take(&self.jti).await {
-                Ok(email) => email,
-                Err(e) => {
-                    tracing::warn!(link, cause = %e, "requester's address not read: the notice names nobody");
-                    None
-                }
-            },
-            None => None,
+        let email = match self.requests.requester(&self.jti).await {
+            Ok(email) => email,
+            Err(e) => {
+                tracing::warn!(link, cause = %e, "requester's address not read: the notice names nobody");
+                None
+            }
         };
         let download = Download {
             event_id: crate::token::new_jti(),
