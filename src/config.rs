@@ -401,6 +401,16 @@ impl Config {
         }
     }
 
+    /// The path of [`Config::public_url`] (`/docs` for `https://example.com/docs`; empty at the
+    /// root): where the pages' own links point, behind a proxy that strips it.
+    pub fn public_path(&self) -> &str {
+        let after_scheme = self
+            .public_url
+            .split_once("://")
+            .map_or(self.public_url.as_str(), |(_, rest)| rest);
+        after_scheme.find('/').map_or("", |i| &after_scheme[i..])
+    }
+
     /// Reads and validates every variable. The first bad one is reported.
     pub fn from_source(source: &impl Source) -> Result<Self, ConfigError> {
         let env = Reader(source);
@@ -997,6 +1007,7 @@ mod tests {
         assert!(config.recipients.cors_origins.is_empty());
         assert_eq!(config.recipients.redownload_grace, Duration::from_secs(60));
         assert_eq!(config.public_origin(), "http://localhost:8080");
+        assert_eq!(config.public_path(), "");
         assert!(!config.request_log_set);
         assert_eq!(config.request_log_retention, None, "kept until erased");
         assert_eq!(config.privacy_url, None, "no consent asked");
@@ -1024,6 +1035,7 @@ mod tests {
         );
         assert_eq!(r.redownload_grace, Duration::ZERO);
         assert_eq!(config.public_origin(), "https://docs.example.com");
+        assert_eq!(config.public_path(), "/base");
     }
 
     #[test]

@@ -90,7 +90,8 @@ pub async fn handle(
         Ok(response) => response,
         Err(e) => {
             refused(app, head, &e);
-            e.into_response_for(html, document.as_deref())
+            let form = document.map(|id| format!("{}/request/{id}", app.config.public_path()));
+            e.into_response_for(html, form.as_deref())
         }
     }
 }
@@ -131,7 +132,8 @@ async fn download(
             *link = Some(claims.jti_prefix().to_owned());
             *document_id = Some(claims.doc.clone());
             if ask == Ask::Renew {
-                return super::renew::handle(app, &claims, client).await;
+                let html = super::client::wants_html(&parts.headers);
+                return Ok(super::renew::handle(app, &claims, client, html).await);
             }
             if ask != Ask::Head {
                 record(app, &claims, client, "link_expired");
@@ -188,20 +190,23 @@ fn wants_page(app: &App, headers: &HeaderMap) -> bool {
     }
 }
 
-/// Refuses a `POST` another site made: its `Origin` is another origin than the public URL's, or
-/// `Sec-Fetch-Site` says cross-site. Clients that send neither (older browsers, scripts) pass:
-/// the token in the path is the credential; this keeps other pages from spending it for the
-/// person. `Origin: null` is what browsers send under `Referrer-Policy: no-referrer`.
+/// Refuses a `POST` another site made: `Sec-Fetch-Site` says another site, or `Origin` names
+/// another origin than the public URL's. Clients that send neither (scripts) pass: the token in
+/// the path is the credential; this keeps other pages from spending it for the person. Pages are
+/// served with `Referrer-Policy: same-origin`, so their own posts carry their origin; `Origin:
+/// null` (a sandboxed frame, a `data:` page, a browser hiding where a post came from) passes only
+/// where `Sec-Fetch-Site` vouches for it.
 fn check_same_site(app: &App, headers: &HeaderMap) -> Result<(), Error> {
-    if let Some(site) = headers.get("sec-fetch-site") {
-        let site = site.as_bytes();
-        if !(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none")) {
-            return Err(Error::CrossSite);
-        }
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    if let Some(site) = site
+        && !(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none"))
+    {
+        return Err(Error::CrossSite);
     }
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
-        if origin != "null" && !origin.eq_ignore_ascii_case(&app.config.public_origin()) {
+        let vouched_null = origin == "null" && site.is_some();
+        if !vouched_null && !origin.eq_ignore_ascii_case(&app.config.public_origin()) {
             return Err(Error::CrossSite);
         }
     }
@@ -300,10 +305,7 @@ async fn get_response(
     // The client network, hashed (the store keeps no address): a download started by the confirm
     // page's button may be fetched again by the same network's download manager.
     let network = crate::store::owner_id(Key::ip(Scope::DownloadPerIp, client).as_str());
-    let lease = match ask {
-        Ask::Download => Lease::held_by(LEASE_TTL, &network),
-        _ => Lease::new(LEASE_TTL),
-    };
+    let lease = Lease::held_by(LEASE_TTL, &network, ask == Ask::Download);
     let again = (ask == Ask::Get).then_some(network.as_str());
     let attempt = match claim(app, &claims.jti, &lease, again).await? {
         Claimed::Granted { attempt } => attempt,

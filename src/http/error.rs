@@ -239,9 +239,9 @@ impl Error {
         self.into_response_for(html, None)
     }
 
-    /// The response, where the request concerned `document` (a link's): its page offers to ask
-    /// for that document again.
-    pub fn into_response_for(self, html: bool, document: Option<&str>) -> Response<Body> {
+    /// The response, where the request concerned a link's document: its page offers to ask for
+    /// that document again at `ask_again` (the document's form).
+    pub fn into_response_for(self, html: bool, ask_again: Option<&str>) -> Response<Body> {
         let status = self.status();
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), code = self.code(), cause = %self, "request failed");
@@ -251,7 +251,7 @@ impl Error {
 
         let message = self.message();
         let mut response = if html {
-            self.page(&message, document).response(status, &[])
+            self.page(&message, ask_again).response(status, &[])
         } else {
             let mut body = serde_json::json!({ "error": self.code(), "message": message });
             if let Error::Invalid(fields) = &self {
@@ -291,10 +291,10 @@ impl Error {
     }
 
     /// The page a person sees for this error.
-    fn page(&self, message: &str, document: Option<&str>) -> Page {
+    fn page(&self, message: &str, ask_again: Option<&str>) -> Page {
         let ask_again = || {
-            document
-                .map(|id| pages::button_link(&format!("/request/{id}"), t::ASK_AGAIN))
+            ask_again
+                .map(|href| pages::button_link(href, t::ASK_AGAIN))
                 .unwrap_or_default()
         };
         let extra = match self {

@@ -59,6 +59,7 @@ pub fn for_document(app: &App, document: &Document) -> Form {
 fn base(app: &App) -> Form {
     Form {
         privacy_url: app.config.privacy_url.clone(),
+        base: app.config.public_path().to_owned(),
         ..Form::default()
     }
 }

@@ -1,11 +1,15 @@
 //! `POST /d/{token}` with `renew=1`: the expired page's one-click "email me a new link".
 //!
 //! The expired link's signature is still checked, so only a genuine link asks. A new link to the
-//! same document goes to the address the expired one was requested for (found in the owner's
-//! request log by the link's `jti`), never to anyone else, and under the same limits as any link
-//! request: per client, per address, and the service-wide mail ceiling. Where the address is not
-//! known any more (erased, purged, or the link was minted by an operator without a request), the
-//! person gets the request form for the document instead.
+//! same document goes to the address the expired one was requested or minted for (found in the
+//! owner's request log by the link's `jti`), never to anyone else, and under the same limits as
+//! any link request: per client, per address, and the service-wide mail ceiling. Whether the old
+//! link was revoked does not matter: the request form would mail that address just the same.
+//! Where the address is not known any more (the person was erased, or their entries passed the
+//! retention), the person gets the request form for the document instead.
+//!
+//! Every renewal that mails (or is refused) is a link request in the owner's log and the
+//! `docgate_link_requests_total` metric, like one made with the form.
 
 use std::net::IpAddr;
 
@@ -23,15 +27,44 @@ use crate::texts::measures::duration;
 use crate::texts::pages as texts;
 use crate::token::Claims;
 
-/// Answers a renewal of the expired link `claims`.
-pub async fn handle(app: &App, claims: &Claims, client: IpAddr) -> Result<Response<Body>, Error> {
-    let document = app.catalog.get(&claims.doc).ok_or(Error::DocumentGone)?;
+/// Answers a renewal of the expired link `claims`, as a page (`html`) or JSON.
+pub async fn handle(app: &App, claims: &Claims, client: IpAddr, html: bool) -> Response<Body> {
+    let mut entry = Entry::now(Event::LinkRequested, client, "");
+    entry.document = Some(claims.doc.clone());
+    match renew(app, claims, client, &mut entry).await {
+        Ok(Renewal::AskAddress(response)) => response,
+        Ok(Renewal::Sent(response)) => {
+            record(app, &mut entry, None).await;
+            response
+        }
+        Err(e) => {
+            record(app, &mut entry, Some(&e)).await;
+            let form = format!("{}/request/{}", app.config.public_path(), claims.doc);
+            e.into_response_for(html, Some(&form))
+        }
+    }
+}
+
+enum Renewal {
+    /// No address on record: the form, for the person to type theirs (no request made yet).
+    AskAddress(Response<Body>),
+    /// Mailed (or, over the address's limit, answered alike): "check your inbox".
+    Sent(Response<Body>),
+}
+
+async fn renew(
+    app: &App,
+    claims: &Claims,
+    client: IpAddr,
+    entry: &mut Entry,
+) -> Result<Renewal, Error> {
     enforce(
         app,
         &Key::ip(Scope::RequestPerIp, client),
         app.config.limits.request_per_ip,
     )
     .await?;
+    let document = app.catalog.get(&claims.doc).ok_or(Error::DocumentGone)?;
     let known = app
         .backends
         .requests
@@ -42,21 +75,22 @@ pub async fn handle(app: &App, claims: &Claims, client: IpAddr) -> Result<Respon
     let Some(address) = known else {
         let mut form = form::for_document(app, document);
         form.intro = Some(texts::RENEW_ASK_ADDRESS.to_owned());
-        return Ok(form::render(app, &form, StatusCode::OK));
+        return Ok(Renewal::AskAddress(form::render(
+            app,
+            &form,
+            StatusCode::OK,
+        )));
     };
 
-    let mut entry = Entry::now(Event::LinkRequested, client, "");
     entry.email = Some(address.to_string());
-    entry.document = Some(document.id.clone());
     let masked = mask(address.as_ref());
-    let result = mail_link(app, document, address, &mut entry).await;
-    record(app, &mut entry, result.as_ref().err()).await;
-    result?;
+    mail_link(app, document, address, entry).await?;
     let message = texts::renewed(&masked, &duration(app.config.token_ttl.as_secs()));
-    Ok(
-        pages::request_sent(&message, &format!("/request/{}", document.id))
-            .response(StatusCode::ACCEPTED, &[]),
-    )
+    let back = format!("{}/request/{}", app.config.public_path(), document.id);
+    Ok(Renewal::Sent(
+        pages::request_sent(&message, &back)
+            .response(StatusCode::ACCEPTED, &app.config.recipients.cors_origins),
+    ))
 }
 
 /// An address as the page shows it, enough to recognise, not to harvest: `j•••@example.com`.

@@ -14,7 +14,6 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Duration;
 
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
@@ -266,7 +265,7 @@ async fn request_link(
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
     entry.email = Some(address.to_string());
     mail_link(app, document, address, entry).await?;
-    Ok(accepted(app.config.token_ttl, html))
+    Ok(accepted(app, html))
 }
 
 /// Mints a link to `document` for `address` and mails it, within the service-wide mail ceiling
@@ -325,16 +324,18 @@ pub async fn record(app: &App, entry: &mut Entry, failure: Option<&Error>) {
     }
 }
 
-/// `202` with the message naming the link's real lifetime.
-fn accepted(ttl: Duration, html: bool) -> Response<Body> {
+/// `202` with the message naming the link's real lifetime: for a person, a page (framable by the
+/// sites that embed the form) with a way back to the form.
+fn accepted(app: &App, html: bool) -> Response<Body> {
+    let lifetime = duration(app.config.token_ttl.as_secs());
     if html {
-        let message = texts::sent_body(&duration(ttl.as_secs()));
-        pages::request_sent(&message, "/").response(StatusCode::ACCEPTED, &[])
+        let back = format!("{}/", app.config.public_path());
+        pages::request_sent(&texts::sent_body(&lifetime), &back)
+            .response(StatusCode::ACCEPTED, &app.config.recipients.cors_origins)
     } else {
-        let message = texts::request_sent(&duration(ttl.as_secs()));
         json(
             StatusCode::ACCEPTED,
-            &serde_json::json!({ "message": message }),
+            &serde_json::json!({ "message": texts::request_sent(&lifetime) }),
         )
     }
 }

@@ -31,17 +31,16 @@ fn sha256_source(text: &str) -> String {
 }
 
 /// The policy of every page: nothing but its own inline style (by hash), forms posting to this
-/// origin only, never framed.
+/// origin only. `frame-ancestors` is added per response.
 static POLICY: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "default-src 'none'; style-src {}; img-src data:; form-action 'self'; base-uri 'none'; \
-         frame-ancestors 'none'",
+        "default-src 'none'; style-src {}; img-src data:; form-action 'self'; base-uri 'none'",
         sha256_source(STYLE)
     )
 });
 
 /// The policy of the request form: as [`POLICY`], plus its script (by hash) and requests to this
-/// origin. `frame-ancestors` is filled per response.
+/// origin.
 static FORM_POLICY: LazyLock<String> = LazyLock::new(|| {
     format!(
         "default-src 'none'; style-src {}; script-src {}; connect-src 'self'; img-src data:; \
@@ -76,7 +75,7 @@ impl Page {
             "<!DOCTYPE html>\n<html lang=\"{lang}\"><head><meta charset=\"utf-8\">\
              <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
              <meta name=\"robots\" content=\"noindex, nofollow\">\
-             <meta name=\"referrer\" content=\"no-referrer\">\
+             <meta name=\"referrer\" content=\"same-origin\">\
              <title>{title}</title><style>{STYLE}</style></head>\n\
              <body data-page=\"{name}\"><main><div class=\"card\">\n<h1>{title}</h1>\n{content}\n\
              </div></main>{script}</body></html>\n",
@@ -88,20 +87,18 @@ impl Page {
     }
 
     /// The page as a response with `status`. `frame_ancestors` lists origins allowed to embed it
-    /// (the request form only); every other page refuses to be framed.
+    /// (the request form and the answers to it, for the sites that embed it); with none, it
+    /// refuses to be framed.
     pub fn response(&self, status: StatusCode, frame_ancestors: &[String]) -> Response<Body> {
         let mut response = Response::new(full(self.render()));
         *response.status_mut() = status;
-        let policy = if self.script {
-            let ancestors = if frame_ancestors.is_empty() {
-                "'none'".to_owned()
-            } else {
-                frame_ancestors.join(" ")
-            };
-            format!("{}; frame-ancestors {ancestors}", *FORM_POLICY)
+        let ancestors = if frame_ancestors.is_empty() {
+            "'none'".to_owned()
         } else {
-            POLICY.clone()
+            frame_ancestors.join(" ")
         };
+        let base = if self.script { &*FORM_POLICY } else { &*POLICY };
+        let policy = format!("{base}; frame-ancestors {ancestors}");
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -115,6 +112,12 @@ impl Page {
             HeaderValue::from_static("noindex, nofollow"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // A page's own form posts carry its origin (`no-referrer` would make it `null`); other
+        // sites still learn nothing, not even the origin.
+        headers.insert(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("same-origin"),
+        );
         if frame_ancestors.is_empty() {
             headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         }
@@ -223,6 +226,8 @@ pub struct Form {
     pub heading: Option<String>,
     /// An introduction replacing the default one.
     pub intro: Option<String>,
+    /// The path docgate is served under (`/docs`), or empty: prefixes the form's action.
+    pub base: String,
 }
 
 impl Form {
@@ -344,11 +349,12 @@ impl Form {
             (" class=\"bad\"", general)
         };
         let content = format!(
-            "{intro}\n<form id=\"request-form\" method=\"post\" action=\"/api/download-requests\" \
+            "{intro}\n<form id=\"request-form\" method=\"post\" action=\"{base}/api/download-requests\" \
              data-sending=\"{sending}\" data-network-error=\"{network}\" novalidate>\n{fields}\
              <button id=\"submit\" class=\"wide\" type=\"submit\">{submit}</button>\n\
              <p id=\"status\" role=\"status\"{status_class}>{status}</p></form>\n{hint}",
             intro = para(self.intro.as_deref().unwrap_or(t::FORM_INTRO)),
+            base = escape(&self.base),
             sending = escape(t::FORM_SENDING),
             network = escape(t::FORM_NETWORK_ERROR),
             submit = t::FORM_SUBMIT,

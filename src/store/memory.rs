@@ -45,6 +45,8 @@ struct Record {
     /// Usable again after a completed download (see [`TokenStore::rearm`]), and how long the
     /// first completion's spent record was to be kept.
     rearmed: Option<Instant>,
+    /// The one network that may claim it, for a re-armed link.
+    only: Option<String>,
 }
 
 #[derive(Debug)]
@@ -52,7 +54,10 @@ struct Spent {
     until: Instant,
     /// For a completed download: who completed it, and when.
     completed: Option<(String, Instant)>,
+    /// Its second fetch is used up, or was revoked.
     rearmed: bool,
+    /// Whom the link was made for.
+    owner: Option<String>,
 }
 
 impl Record {
@@ -65,6 +70,15 @@ impl Record {
 
     fn holds(&self, lease: &Lease, now: Instant) -> bool {
         self.live_lease(now) == Some(lease.id.as_str())
+    }
+}
+
+impl Spent {
+    /// Takes away a completed link's second fetch; `true` if it still had one.
+    fn disarm(&mut self) -> bool {
+        let armed = self.completed.is_some() && !self.rearmed;
+        self.rearmed = true;
+        armed
     }
 }
 
@@ -135,6 +149,7 @@ impl Inner {
                     .filter(|(holder, _)| !holder.is_empty())
                     .map(|(holder, at)| (holder.to_owned(), at)),
                 rearmed: record.rearmed.is_some(),
+                owner: record.owner,
             };
             self.spent.insert(jti.to_owned(), spent);
         }
@@ -165,6 +180,7 @@ impl TokenStore for MemoryStore {
                 lease: None,
                 owner: link.owner.map(str::to_owned),
                 rearmed: None,
+                only: None,
             },
         );
         Ok(())
@@ -184,6 +200,13 @@ impl TokenStore for MemoryStore {
         let Some(record) = inner.record(jti, now) else {
             return Ok(Claim::Refused(LinkState::Revoked));
         };
+        if record
+            .only
+            .as_ref()
+            .is_some_and(|only| *only != lease.holder)
+        {
+            return Ok(Claim::Refused(LinkState::Used));
+        }
         record.started += 1;
         let deadline = now + lease.ttl;
         record.lease = Some((lease.id.clone(), deadline));
@@ -212,7 +235,12 @@ impl TokenStore for MemoryStore {
         let mut inner = self.lock();
         match inner.record(jti, now) {
             Some(record) if record.holds(lease, now) => {
-                inner.spend(jti, Some((&lease.holder, now)));
+                let holder = if lease.arms {
+                    lease.holder.as_str()
+                } else {
+                    ""
+                };
+                inner.spend(jti, Some((holder, now)));
                 Ok(true)
             }
             _ => Ok(false),
@@ -228,7 +256,7 @@ impl TokenStore for MemoryStore {
                 if refund {
                     record.started = record.started.saturating_sub(1);
                 }
-                record.started >= record.attempts
+                record.started >= record.attempts || record.rearmed.is_some()
             }
             _ => false,
         };
@@ -258,6 +286,7 @@ impl TokenStore for MemoryStore {
         }
         let expires = spent.completed.as_ref().map_or(now, |(_, at)| *at + window);
         let until = spent.until;
+        let owner = spent.owner.clone();
         // Kept (marked) so that if the re-armed link expires unused, a click still hears "used".
         spent.rearmed = true;
         inner.links.insert(
@@ -267,8 +296,9 @@ impl TokenStore for MemoryStore {
                 started: 0,
                 attempts: 1,
                 lease: None,
-                owner: None,
+                owner,
                 rearmed: Some(until),
+                only: Some(holder.to_owned()),
             },
         );
         Ok(true)
@@ -279,7 +309,8 @@ impl TokenStore for MemoryStore {
         let mut inner = self.lock();
         let live = inner.record(jti, now).is_some();
         inner.links.remove(jti);
-        Ok(live)
+        let disarmed = inner.spent.get_mut(jti).is_some_and(Spent::disarm);
+        Ok(live || disarmed)
     }
 
     async fn revoke_owner(&self, owner: &str) -> Result<u64, StoreError> {
@@ -289,6 +320,11 @@ impl TokenStore for MemoryStore {
         inner
             .links
             .retain(|_, r| r.expires <= now || r.owner.as_deref() != Some(owner));
+        for spent in inner.spent.values_mut() {
+            if spent.owner.as_deref() == Some(owner) {
+                spent.disarm();
+            }
+        }
         Ok((before - inner.links.len()) as u64)
     }
 

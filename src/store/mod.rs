@@ -48,23 +48,27 @@ pub struct Lease {
     pub id: String,
     /// How long the claim survives without renewal.
     pub ttl: Duration,
-    /// The client network downloading (see [`Lease::held_by`]); empty when unknown. A download
-    /// that completes remembers it, so the same network may [`TokenStore::rearm`] the link.
+    /// The client network downloading, hashed (see [`Lease::held_by`]); empty when unknown. A
+    /// re-armed link may only be claimed by its network.
     pub holder: String,
+    /// Whether completing this download lets the same network fetch the link once more
+    /// ([`TokenStore::rearm`]): a download started by the confirm page's button.
+    pub arms: bool,
 }
 
 impl Lease {
     pub fn new(ttl: Duration) -> Self {
-        Self::held_by(ttl, "")
+        Self::held_by(ttl, "", false)
     }
 
     /// A lease for a download by `holder`: a client network, as the rate limiter names it (an
-    /// IPv4 address, an IPv6 /64). No address of a person.
-    pub fn held_by(ttl: Duration, holder: &str) -> Self {
+    /// IPv4 address, an IPv6 /64), hashed: no address of a person. `arms`: see [`Lease::arms`].
+    pub fn held_by(ttl: Duration, holder: &str, arms: bool) -> Self {
         Self {
             id: crate::token::new_jti(),
             ttl,
             holder: holder.to_owned(),
+            arms,
         }
     }
 }
@@ -124,14 +128,16 @@ pub trait TokenStore: Send + Sync + 'static {
     /// attempts are all used up is spent.
     async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError>;
 
-    /// Makes a link that a download by `holder` completed less than `window` ago usable for one
-    /// more download, for the rest of that window; once per link. A phone's download manager
+    /// Makes a link that a confirm-page download by `holder` completed less than `window` ago
+    /// usable for one more download by `holder` only, for the rest of that window; once per link.
+    /// Any end of that download (complete, cut off, failed) spends it again. A phone's download manager
     /// fetches a file again right after the browser did. `false` when that does not apply: the
     /// link is in any other state, was completed by another network or too long ago, or was
     /// re-armed already.
     async fn rearm(&self, jti: &str, holder: &str, window: Duration) -> Result<bool, StoreError>;
 
-    /// Withdraws a link: no download of it starts any more, and one in flight stops at its next
+    /// Withdraws a link: no download of it starts any more (nor its second fetch after a
+    /// completed download), and one in flight stops at its next
     /// renewal. `false` when there was no such usable link.
     async fn revoke(&self, jti: &str) -> Result<bool, StoreError>;
 

@@ -8,16 +8,20 @@
 //!   limit), and while a download streams `lease` (its random id) and `lease_until` (Redis server
 //!   time, ms). `DEL` revokes the link: no download starts, and one in flight stops within about
 //!   a second (its next lease renewal fails).
-//! - `<prefix>spent:<jti>`: `1` once a link is spent (downloaded, or out of attempts), for
-//!   `DOCGATE_TOKEN_TTL`, so a late click hears "used" rather than "revoked".
+//! - `<prefix>spent:<jti>`: set once a link is spent, for `DOCGATE_TOKEN_TTL`, so a late click
+//!   hears "used" rather than "revoked". `1` when it ran out of attempts; `<network>|<ms>|<0|1>`
+//!   when a download completed it: the (hashed) client network of a confirm-page download that
+//!   may fetch it once more ([`TokenStore::rearm`]; empty for other downloads), when, and whether
+//!   that second fetch is used up (or revoked). A re-armed `token:` hash has `rearmed` and `only`
+//!   (the one network that may claim it) and is spent by any end of its download.
 //!
 //! # Atomicity
 //!
-//! Claim, renew, complete and release are each one Lua script on the one `token:` key (so Redis
-//! Cluster can run them), reading the server's clock (`TIME`) for lease deadlines so replicas'
-//! clocks don't matter. A download costs two round trips: the claim, and the completion (pipelined
-//! with the `spent:` marker). Lease renewals (one per second) only happen for downloads that last
-//! longer than that.
+//! Claim, renew, complete, release, re-arm and revoke are each one Lua script, reading the
+//! server's clock (`TIME`) for lease deadlines so replicas' clocks don't matter. Complete, re-arm
+//! and revoke touch a link's `token:` and `spent:` keys together: on Redis Cluster the prefix needs
+//! a hash tag (`{docgate}:`). A download costs two round trips: the claim, and the completion.
+//! Lease renewals (one per second) only happen for downloads that last longer than that.
 //!
 //! # Failing closed
 //!
@@ -52,10 +56,13 @@ pub fn connect(config: &RedisConfig) -> Result<ConnectionManager, redis::RedisEr
     ConnectionManager::new_lazy_with_config(client, settings)
 }
 
-/// Starts a download (KEYS[1] = token key; ARGV = lease id, lease ms).
-/// Returns {1, attempt} granted, {0} gone, {2} in flight, {3} out of attempts.
+/// Starts a download (KEYS[1] = token key; ARGV = lease id, lease ms, the client's network).
+/// Returns {1, attempt} granted, {0} gone, {2} in flight, {3} out of attempts (or re-armed for
+/// another network).
 const CLAIM: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
+local only = redis.call('HGET', KEYS[1], 'only')
+if only and only ~= ARGV[3] then return {3} end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local lease_ms = tonumber(ARGV[2])
@@ -111,13 +118,14 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local left = tonumber(at) + tonumber(ARGV[2]) - now
 if left <= 0 then return 0 end
 redis.call('SET', KEYS[2], holder .. '|' .. at .. '|1', 'KEEPTTL')
-redis.call('HSET', KEYS[1], 'started', 0, 'attempts', 1, 'rearmed', 1)
+redis.call('HSET', KEYS[1], 'started', 0, 'attempts', 1, 'rearmed', 1, 'only', ARGV[1])
 redis.call('PEXPIRE', KEYS[1], left)
 return 1
 ";
 
 /// Ends a download without spending (KEYS[1]; ARGV = lease id, refund 0/1).
-/// Returns 0 not held, 1 released, 2 released and now out of attempts (key deleted).
+/// Returns 0 not held, 1 released, 2 released and now spent (out of attempts, or a re-armed
+/// link's one more download: key deleted).
 const RELEASE: &str = r"
 local h = redis.call('HMGET', KEYS[1], 'lease', 'started', 'attempts')
 if h[1] ~= ARGV[1] then return 0 end
@@ -127,7 +135,7 @@ if ARGV[2] == '1' and started > 0 then
   redis.call('HSET', KEYS[1], 'started', started)
 end
 redis.call('HDEL', KEYS[1], 'lease', 'lease_until')
-if started >= (tonumber(h[3]) or 1) then
+if started >= (tonumber(h[3]) or 1) or redis.call('HEXISTS', KEYS[1], 'rearmed') == 1 then
   redis.call('DEL', KEYS[1])
   return 2
 end
@@ -144,13 +152,33 @@ end
 return 1
 ";
 
+/// Disarms a completed link's second fetch (its `spent:` marker); 1 if there was one to disarm.
+const DISARM: &str = "
+local function disarm(key)
+  local v = redis.call('GET', key)
+  if not v then return 0 end
+  local holder, at, used = string.match(v, '^(.*)|(%d+)|([01])$')
+  if not holder or holder == '' or used == '1' then return 0 end
+  redis.call('SET', key, holder .. '|' .. at .. '|1', 'KEEPTTL')
+  return 1
+end
+";
+
+/// Withdraws a link, and its second fetch after a completed download. KEYS[1] token key, KEYS[2]
+/// spent key. Returns how many of the two there were.
+const REVOKE: &str = "
+return redis.call('DEL', KEYS[1]) + disarm(KEYS[2])
+";
+
 /// Withdraws every link in an owner's index, in one step: a link added while it runs is either
-/// revoked or stays indexed. KEYS[1] the index; ARGV[1] the token key prefix.
+/// revoked or stays indexed. KEYS[1] the index; ARGV[1] the token key prefix, ARGV[2] the spent
+/// key prefix.
 const OWNER_REVOKE: &str = "
 local jtis = redis.call('SMEMBERS', KEYS[1])
 local revoked = 0
 for _, jti in ipairs(jtis) do
   revoked = revoked + redis.call('DEL', ARGV[1] .. jti)
+  disarm(ARGV[2] .. jti)
 end
 if #jtis > 0 then
   redis.call('SREM', KEYS[1], unpack(jtis))
@@ -171,6 +199,7 @@ pub struct RedisStore {
     release: Script,
     rearm: Script,
     owner_add: Script,
+    revoke: Script,
     owner_revoke: Script,
 }
 
@@ -187,7 +216,8 @@ impl RedisStore {
             release: Script::new(RELEASE),
             rearm: Script::new(REARM),
             owner_add: Script::new(OWNER_ADD),
-            owner_revoke: Script::new(OWNER_REVOKE),
+            revoke: Script::new(&format!("{DISARM}{REVOKE}")),
+            owner_revoke: Script::new(&format!("{DISARM}{OWNER_REVOKE}")),
         }
     }
 
@@ -314,6 +344,7 @@ impl TokenStore for RedisStore {
             .key(self.token_key(jti))
             .arg(&lease.id)
             .arg(millis(lease.ttl))
+            .arg(&lease.holder)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -347,7 +378,11 @@ impl TokenStore for RedisStore {
             .key(self.token_key(jti))
             .key(self.spent_key(jti))
             .arg(&lease.id)
-            .arg(&lease.holder)
+            .arg(if lease.arms {
+                lease.holder.as_str()
+            } else {
+                ""
+            })
             .arg(millis(self.spent_ttl))
             .invoke_async(&mut conn)
             .await
@@ -390,9 +425,10 @@ impl TokenStore for RedisStore {
 
     async fn revoke(&self, jti: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
-        redis::cmd("DEL")
-            .arg(self.token_key(jti))
-            .query_async::<u64>(&mut conn)
+        self.revoke
+            .key(self.token_key(jti))
+            .key(self.spent_key(jti))
+            .invoke_async::<u64>(&mut conn)
             .await
             .map(|n| n > 0)
             .map_err(unavailable)
@@ -403,6 +439,7 @@ impl TokenStore for RedisStore {
         self.owner_revoke
             .key(self.owner_key(owner))
             .arg(format!("{}token:", self.prefix))
+            .arg(format!("{}spent:", self.prefix))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)

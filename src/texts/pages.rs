@@ -81,8 +81,7 @@ pub fn rate_limited(when: &str) -> String {
     format!("Too many requests came from your network. Try again {when}.")
 }
 pub const UNAVAILABLE_TITLE: &str = "Temporarily unavailable";
-pub const UNAVAILABLE: &str =
-    "The service is temporarily unavailable. Your link has not been used; try again in a minute.";
+pub const UNAVAILABLE: &str = "The service is temporarily unavailable. Nothing was used up: a link you have still works. Try again in a minute.";
 pub const UPSTREAM: &str =
     "The document could not be fetched. Your link has not been used; try again in a minute.";
 pub const DOCUMENT_GONE_TITLE: &str = "Document unavailable";

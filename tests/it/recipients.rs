@@ -78,6 +78,8 @@ async fn a_browser_sees_the_confirm_page_and_only_its_button_downloads() {
     assert!(body.contains("<button id=\"download\""));
     assert!(body.contains("<meta name=\"robots\" content=\"noindex, nofollow\">"));
     assert_eq!(headers["x-robots-tag"], "noindex, nofollow");
+    // Its own form posts carry its origin; no other site learns even that.
+    assert_eq!(headers["referrer-policy"], "same-origin");
     assert_eq!(headers["cache-control"], "no-store");
     let csp = headers["content-security-policy"].to_str().unwrap();
     assert!(
@@ -153,38 +155,36 @@ async fn mail_scanners_that_fetch_and_follow_everything_spend_nothing() {
         assert_eq!(response.status(), 200, "{ua}");
         let body = response.text().await.unwrap();
         assert_eq!(page_name(&body), "confirm", "{ua}");
-        // Follow every link and resource on the page, as a scanner does; submit nothing.
-        for attr in ["href=\"", "src=\"", "action=\""] {
-            for part in body.split(attr).skip(1) {
-                let target = &part[..part.find('"').unwrap()];
-                let url = match target {
-                    "" => link.clone(),
-                    t if t.starts_with('/') => format!("{}{t}", app.base),
-                    t => t.to_owned(),
-                };
-                assert!(url.starts_with(&app.base), "only our own origin: {url}");
-                let followed = app
-                    .client
-                    .get(&url)
-                    .header("user-agent", ua)
-                    .header("accept", "text/html")
-                    .send()
-                    .await
-                    .unwrap();
-                assert!(followed.status().as_u16() < 500, "{url}");
-            }
+        // Nothing on the page to follow (no stylesheet, image, script or link), and the form
+        // posts back to the link itself: a scanner that follows everything can only look again.
+        for attr in [" href=", " src=", " action="] {
+            assert!(!body.contains(attr), "{ua}: {attr} on the confirm page");
         }
+        let again = app
+            .client
+            .get(&link)
+            .header("user-agent", ua)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 200, "{ua}");
+        assert_eq!(page_name(&again.text().await.unwrap()), "confirm");
         let head = app.client.head(&link).send().await.unwrap();
         assert_eq!(head.status(), 200);
     }
     assert_eq!(state(&app, &claims).await, LinkState::Ready { started: 0 });
     let opened = app
-        .wait_for_log(scanners.len())
+        .wait_for_log(2 * scanners.len())
         .await
         .into_iter()
         .filter(|e| e.event == Event::LinkOpened)
         .count();
-    assert_eq!(opened, scanners.len(), "every pre-click fetch is recorded");
+    assert_eq!(
+        opened,
+        2 * scanners.len(),
+        "every pre-click fetch is recorded"
+    );
 
     // The person's click still downloads the whole document.
     let response = click(&app, &link).send().await.unwrap();
@@ -201,7 +201,7 @@ async fn mail_scanners_that_fetch_and_follow_everything_spend_nothing() {
         .await
         .unwrap();
     assert!(
-        metrics.contains(&format!("docgate_link_pages_total {}", scanners.len())),
+        metrics.contains(&format!("docgate_link_pages_total {}", 2 * scanners.len())),
         "{metrics}"
     );
 }
@@ -341,6 +341,14 @@ async fn a_download_posted_from_another_site_is_refused_and_spends_nothing() {
         ("cross-site", vec![("sec-fetch-site", "cross-site")]),
         ("same-site", vec![("sec-fetch-site", "same-site")]),
         ("foreign origin", vec![("origin", "https://evil.example")]),
+        (
+            "foreign origin, same-origin claimed",
+            vec![
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        ),
+        ("null origin, unvouched", vec![("origin", "null")]),
     ];
     for (name, headers) in cases {
         let mut request = app.client.post(&link).header("accept", "application/json");
@@ -512,7 +520,7 @@ async fn with_the_token_store_down_a_person_reads_that_nothing_was_spent() {
     let (status, headers, body) = html(navigate(&app, &link).send().await.unwrap()).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(page_name(&body), "service_unavailable");
-    assert!(body.contains("Your link has not been used"), "{body}");
+    assert!(body.contains("a link you have still works"), "{body}");
     assert_eq!(headers["retry-after"], "30");
     let sent = send(
         &app,
@@ -633,6 +641,20 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
     assert_eq!(posted.status(), 202);
     assert_eq!(posted.headers()["access-control-allow-origin"], site);
     assert_eq!(posted.headers()["vary"], "origin");
+    // The framed form without script: its answer page may be framed by the same sites.
+    let answered = embedded
+        .client
+        .post(&endpoint)
+        .header("accept", BROWSER_ACCEPT)
+        .form(&[("email", "jane@example.org"), ("document", "resume")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 202);
+    let csp = answered.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(csp.ends_with(&format!("frame-ancestors {site}")), "{csp}");
 
     // An origin not listed: no preflight, and its script cannot read the answer.
     let stranger = "https://evil.example";
@@ -743,9 +765,74 @@ async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
         "one mail, however often the button is pressed"
     );
 
+    // Refused renewals are link requests refused: in the owner's log and the request metrics,
+    // never counted as download refusals.
+    let tight = TestApp::with(&[("DOCGATE_LIMIT_REQUEST_PER_IP", "1/h")]).await;
+    tight.app.backends.requests.record(&entry).await.unwrap();
+    let link = format!("{}/d/{}", tight.base, sign(&tight, &expired));
+    let first = click(&tight, &link).body("renew=1").send().await.unwrap();
+    assert_eq!(first.status(), 202);
+    let (status, _, body) = html(click(&tight, &link).body("renew=1").send().await.unwrap()).await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(page_name(&body), "rate_limited");
+    let log = tight.wait_for_log(3).await;
+    assert!(
+        log.iter()
+            .any(|e| e.event == Event::LinkRequested && e.outcome == "rate_limited"),
+        "{log:?}"
+    );
+    let metrics = tight
+        .client
+        .get(format!("{}/metrics", tight.admin_base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("docgate_link_requests_total{outcome=\"rate_limited\"} 1"),
+        "{metrics}"
+    );
+    assert!(
+        !metrics.contains("docgate_download_refusals_total{outcome=\"rate_limited\"} 1"),
+        "{metrics}"
+    );
+
     // A link that is not expired is not renewed: the button's POST downloads it.
     let (_, live) = app.mint("resume").await;
     let response = click(&app, &live).body("renew=1").send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+}
+
+#[tokio::test]
+async fn behind_a_path_prefix_the_pages_link_under_it() {
+    let app = TestApp::start().await;
+    let prefixed = TestApp::with(&[("DOCGATE_PUBLIC_URL", "https://docs.example.com/docs")]).await;
+    let (_, _, body) = html(
+        navigate(&prefixed, &format!("{}/", prefixed.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(
+        body.contains("action=\"/docs/api/download-requests\""),
+        "{body}"
+    );
+    let (_, link) = prefixed.mint("resume").await;
+    prefixed.download(&link).await;
+    let (status, _, body) = html(navigate(&prefixed, &link).send().await.unwrap()).await;
+    assert_eq!(status, 410);
+    assert!(body.contains("href=\"/docs/request/resume\""), "{body}");
+    // At the root, no prefix.
+    let (_, _, body) = html(
+        navigate(&app, &format!("{}/", app.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert!(body.contains("action=\"/api/download-requests\""), "{body}");
 }

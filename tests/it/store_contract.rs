@@ -75,10 +75,11 @@ async fn store_contract(store: Arc<dyn TokenStore>) {
 
 async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore) {
     let window = Duration::from_secs(60);
+    let ttl = Duration::from_secs(10);
     let jti = insert(store, LINK_TTL, 3).await;
     // Not while usable, nor for an unnamed network.
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
-    let by_a = Lease::held_by(Duration::from_secs(10), "net-a");
+    let by_a = Lease::held_by(ttl, "net-a", true);
     assert!(matches!(
         store.claim(&jti, &by_a).await.unwrap(),
         Claim::Granted { attempt: 1 }
@@ -91,26 +92,37 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
         store.peek(&jti).await.unwrap(),
         LinkState::Ready { started: 0 }
     );
-    // One more download, and only one: a cut-off one spends it too.
-    let again = Lease::held_by(Duration::from_secs(10), "net-a");
+    // Only that network may claim it.
+    let by_b = Lease::held_by(ttl, "net-b", false);
+    assert_eq!(
+        store.claim(&jti, &by_b).await.unwrap(),
+        Claim::Refused(LinkState::Used)
+    );
+    // One more download, and only one: even a refunded failure spends it.
+    let again = Lease::held_by(ttl, "net-a", false);
     assert!(matches!(
         store.claim(&jti, &again).await.unwrap(),
         Claim::Granted { attempt: 1 }
     ));
-    store.release(&jti, &again, false).await.unwrap();
+    store.release(&jti, &again, true).await.unwrap();
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
+    let late = Lease::held_by(ttl, "net-a", false);
+    assert_eq!(
+        store.claim(&jti, &late).await.unwrap(),
+        Claim::Refused(LinkState::Used)
+    );
 
-    // Completed by a download without a network (a script's GET): never re-armed.
+    // Completed by a download that does not arm (a script's GET): never re-armed.
     let jti = insert(store, LINK_TTL, 3).await;
-    let anonymous = lease();
-    store.claim(&jti, &anonymous).await.unwrap();
-    assert!(store.complete(&jti, &anonymous).await.unwrap());
+    let plain = Lease::held_by(ttl, "net-a", false);
+    store.claim(&jti, &plain).await.unwrap();
+    assert!(store.complete(&jti, &plain).await.unwrap());
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
 
     // Too late: the window has passed.
     let jti = insert(store, LINK_TTL, 3).await;
-    let by_a = Lease::held_by(Duration::from_secs(10), "net-a");
+    let by_a = Lease::held_by(ttl, "net-a", true);
     store.claim(&jti, &by_a).await.unwrap();
     assert!(store.complete(&jti, &by_a).await.unwrap());
     tokio::time::sleep(Duration::from_millis(120)).await;
@@ -122,9 +134,29 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     );
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
 
-    // Revoked links stay revoked.
+    // Revoked before or after its completion: no second fetch.
     let jti = insert(store, LINK_TTL, 3).await;
     assert!(store.revoke(&jti).await.unwrap());
+    assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
+    let jti = insert(store, LINK_TTL, 3).await;
+    let by_a = Lease::held_by(ttl, "net-a", true);
+    store.claim(&jti, &by_a).await.unwrap();
+    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(
+        store.revoke(&jti).await.unwrap(),
+        "its second fetch was withdrawn"
+    );
+    assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
+    assert!(
+        !store.revoke(&jti).await.unwrap(),
+        "nothing left to withdraw"
+    );
+    // ... and so is every link of one person.
+    let jti = insert_for(store, LINK_TTL, 3, Some("owner-z")).await;
+    let by_a = Lease::held_by(ttl, "net-a", true);
+    store.claim(&jti, &by_a).await.unwrap();
+    assert!(store.complete(&jti, &by_a).await.unwrap());
+    store.revoke_owner("owner-z").await.unwrap();
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
 }
 
