@@ -439,16 +439,18 @@ fn headers(
     }
 }
 
-/// `attachment` (or `inline`) with an ASCII `filename` for old clients and the exact UTF-8 name
-/// in `filename*` (RFC 6266, RFC 8187): browsers and `curl -OJ` prefer the latter.
+/// `attachment` (or `inline`) with the name twice (RFC 6266): exact in `filename*` (RFC 8187,
+/// UTF-8, percent-encoded), which browsers prefer; and in `filename` as UTF-8 bytes in a quoted
+/// string with `"` and `\` replaced, for clients that read only that one (`curl -OJ` saves it
+/// as is, so a UTF-8 file system gets the right name).
 pub fn content_disposition(filename: &str, disposition: Disposition) -> String {
     let fallback: String = filename
         .chars()
         .map(|c| {
-            if c.is_ascii_graphic() && c != '"' && c != '\\' || c == ' ' {
-                c
-            } else {
+            if c == '"' || c == '\\' || c.is_control() {
                 '_'
+            } else {
+                c
             }
         })
         .collect();
@@ -489,7 +491,7 @@ mod tests {
         );
         assert_eq!(
             content_disposition("Lebenslauf Jürgen \"JM\".pdf", Disposition::Attachment),
-            "attachment; filename=\"Lebenslauf J_rgen _JM_.pdf\"; \
+            "attachment; filename=\"Lebenslauf Jürgen _JM_.pdf\"; \
              filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20%22JM%22.pdf"
         );
         assert_eq!(

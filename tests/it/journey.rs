@@ -112,10 +112,35 @@ async fn non_ascii_filenames_follow_rfc_6266() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-disposition"],
-        "attachment; filename=\"Lebenslauf J_rgen M_ller.pdf\"; \
+        "attachment; filename=\"Lebenslauf Jürgen Müller.pdf\"; \
          filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
     );
     assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
+
+    // curl -OJ saves it under its own name, spaces and umlauts included.
+    let link = app.link("visitor@example.org", "lebenslauf").await;
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new("curl")
+        .current_dir(dir.path())
+        .args(["--silent", "--show-error", "--fail", "-O", "-J", &link])
+        .output()
+        .await
+        .expect("curl is installed");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let saved = dir.path().join("Lebenslauf Jürgen Müller.pdf");
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        std::fs::read(&saved).ok(),
+        Some(content(2, 4096)),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]

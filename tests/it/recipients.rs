@@ -397,7 +397,7 @@ async fn with_the_confirm_page_off_a_browser_gets_the_bytes_inline_when_asked() 
     assert_eq!(response.headers()["content-type"], "application/pdf");
     assert_eq!(
         response.headers()["content-disposition"],
-        "inline; filename=\"Lebenslauf J_rgen M_ller.pdf\"; \
+        "inline; filename=\"Lebenslauf Jürgen Müller.pdf\"; \
          filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
     );
     response.bytes().await.unwrap();
@@ -736,7 +736,7 @@ async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-disposition"],
-        "attachment; filename=\"Lebenslauf J_rgen M_ller.pdf\"; \
+        "attachment; filename=\"Lebenslauf Jürgen Müller.pdf\"; \
          filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
     );
 
