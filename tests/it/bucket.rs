@@ -213,3 +213,29 @@ async fn a_body_that_breaks_halfway_is_a_truncated_transfer_and_the_link_survive
         sha256(&content(3, BIG_LEN))
     );
 }
+
+#[tokio::test]
+async fn the_content_type_comes_from_the_catalog_else_the_bucket_else_the_filename() {
+    let s3 = S3Server::start().await;
+    seed(&s3).await;
+    // `big.bin` has no type in the catalog and none to guess from its name: the bucket's wins.
+    s3.put_typed("big.bin", &content(3, 1000), "application/zip")
+        .await;
+    // The resume's PDF is stored with a generic type: the name's guess wins over it.
+    s3.put_typed(
+        "resume/Jane_Doe_Resume.pdf",
+        &content(1, RESUME_LEN),
+        "binary/octet-stream",
+    )
+    .await;
+    let app = on_bucket(&s3.endpoint(), &[]).await;
+    for (document, expected) in [("big", "application/zip"), ("resume", "application/pdf")] {
+        let (_, link) = app.mint(document).await;
+        let head = app.client.head(&link).send().await.unwrap();
+        assert_eq!(head.headers()["content-type"], expected, "{document}: HEAD");
+        let response = app.client.get(&link).send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        assert_eq!(response.headers()["content-type"], expected, "{document}");
+        response.bytes().await.unwrap();
+    }
+}

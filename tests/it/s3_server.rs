@@ -111,6 +111,19 @@ impl S3Server {
         output.e_tag().unwrap().to_owned()
     }
 
+    /// Stores `bytes` at `key` with a `Content-Type`.
+    pub async fn put_typed(&self, key: &str, bytes: &[u8], content_type: &str) {
+        self.admin
+            .put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .content_type(content_type)
+            .body(bytes.to_vec().into())
+            .send()
+            .await
+            .unwrap();
+    }
+
     /// docgate's configuration for this server's bucket, reached at `endpoint`.
     pub fn config_at(&self, endpoint: &str) -> S3Config {
         S3Config {
