@@ -242,6 +242,17 @@ impl Error {
     /// The response, where the request concerned a link's document: its page offers to ask for
     /// that document again at `ask_again` (the document's form).
     pub fn into_response_for(self, html: bool, ask_again: Option<&str>) -> Response<Body> {
+        self.into_response_framed(html, ask_again, &[])
+    }
+
+    /// As [`Error::into_response_for`], with a page that `frame_ancestors` may frame (the
+    /// answers to the request form, for the sites that embed it).
+    pub fn into_response_framed(
+        self,
+        html: bool,
+        ask_again: Option<&str>,
+        frame_ancestors: &[String],
+    ) -> Response<Body> {
         let status = self.status();
         if status.is_server_error() {
             tracing::warn!(status = status.as_u16(), code = self.code(), cause = %self, "request failed");
@@ -251,7 +262,8 @@ impl Error {
 
         let message = self.message();
         let mut response = if html {
-            self.page(&message, ask_again).response(status, &[])
+            self.page(&message, ask_again)
+                .response(status, frame_ancestors)
         } else {
             let mut body = serde_json::json!({ "error": self.code(), "message": message });
             if let Error::Invalid(fields) = &self {

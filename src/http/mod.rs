@@ -218,7 +218,9 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
         ("/api/download-requests", &Method::POST) => {
             let origin = form::cors::allowed(&app, req.headers()).map(str::to_owned);
             let response = request_link::handle(&app, req, client, html).await;
-            let mut response = response.unwrap_or_else(|e| e.into_response(html));
+            let frame_ancestors = &app.config.recipients.cors_origins;
+            let mut response =
+                response.unwrap_or_else(|e| e.into_response_framed(html, None, frame_ancestors));
             if let Some(origin) = origin {
                 form::cors::allow(&mut response, &origin);
             }

@@ -655,6 +655,20 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
         .to_str()
         .unwrap();
     assert!(csp.ends_with(&format!("frame-ancestors {site}")), "{csp}");
+    // So may its error pages.
+    let refused = embedded
+        .client
+        .post(&endpoint)
+        .header("accept", BROWSER_ACCEPT)
+        .form(&[("email", "jane@example.org"), ("document", "nope")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 404);
+    let csp = refused.headers()["content-security-policy"]
+        .to_str()
+        .unwrap();
+    assert!(csp.ends_with(&format!("frame-ancestors {site}")), "{csp}");
 
     // An origin not listed: no preflight, and its script cannot read the answer.
     let stranger = "https://evil.example";
