@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio_util::task::TaskTracker;
@@ -215,17 +215,7 @@ fn check_same_site(app: &App, headers: &HeaderMap) -> Result<(), Error> {
 
 /// Reads a link's `POST` body (a form): `true` when it asks for a new link (`renew=1`).
 async fn posted_renewal(body: Incoming) -> Result<bool, Error> {
-    let bytes = Limited::new(body, MAX_POST_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<LengthLimitError>() {
-                Error::TooLarge
-            } else {
-                Error::invalid("body", "The request body could not be read.")
-            }
-        })?
-        .to_bytes();
+    let bytes = super::read_body(body, MAX_POST_BODY).await?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
         .map_err(|_| Error::invalid("body", "The form data could not be decoded."))?;
     Ok(fields

@@ -68,6 +68,21 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
+/// Reads a request body of at most `max` bytes: `413` beyond it, `400` when it cannot be read.
+pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Error> {
+    let collected = http_body_util::Limited::new(body, max)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                Error::TooLarge
+            } else {
+                Error::invalid("body", "The request body could not be read.")
+            }
+        })?;
+    Ok(collected.to_bytes())
+}
+
 /// An empty body.
 pub fn empty() -> Body {
     http_body_util::Empty::new()

@@ -16,7 +16,6 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use http::{HeaderMap, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
@@ -206,17 +205,7 @@ async fn request_link(
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(Error::TooLarge);
     }
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<LengthLimitError>() {
-                Error::TooLarge
-            } else {
-                Error::invalid("body", "The request body could not be read.")
-            }
-        })?
-        .to_bytes();
+    let bytes = super::read_body(req.into_body(), MAX_BODY).await?;
 
     let fields = decode_fields(form, &bytes)?;
     entry.email = fields.email.as_ref().map(|e| e.chars().take(320).collect());
