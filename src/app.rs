@@ -5,7 +5,7 @@
 //! [`Backends`], from the configuration.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use tokio_util::task::TaskTracker;
@@ -296,9 +296,7 @@ impl App {
 
     /// Seconds since the Unix epoch: the time tokens are minted and checked at.
     pub fn now(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs())
+        crate::units::unix_now()
     }
 
     /// Sends (or queues) a link mail. A mail delivered now is counted here; a queued one is

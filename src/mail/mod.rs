@@ -22,7 +22,6 @@ pub mod queue;
 pub mod smtp;
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
@@ -36,6 +35,7 @@ use crate::notify::{Download, Notice};
 use crate::texts::measures::{clock, expires};
 use crate::texts::{fill, mail as texts};
 use crate::token::{Claims, TokenCodec};
+use crate::units::unix_now;
 
 /// The longest subject template accepted, in characters.
 pub const MAX_SUBJECT_LEN: usize = 200;
@@ -199,7 +199,7 @@ impl Composer {
 
     /// The link mail, composed now.
     pub fn compose(&self, mail: &LinkMail) -> Result<Message, MailError> {
-        self.compose_at(mail, now_secs())
+        self.compose_at(mail, unix_now())
     }
 
     /// The link mail as composed at `now` (seconds since the epoch): the expiry is told relative
@@ -439,13 +439,6 @@ async fn call_webhook(webhook: Option<&Webhook>, download: &Download) -> Result<
         .deliver_with_retries(download)
         .await
         .map_err(|e| MailError::Delivery(e.to_string()))
-}
-
-/// Seconds since the epoch.
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

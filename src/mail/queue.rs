@@ -105,6 +105,7 @@ use crate::metrics::Metrics;
 use crate::notify::webhook::Webhook;
 use crate::notify::{Download, Notice};
 use crate::token::{Claims, ISSUER};
+use crate::units::unix_now;
 
 /// The consumer group every sender joins.
 pub const GROUP: &str = "senders";
@@ -896,7 +897,7 @@ impl Sender {
         let jti = job.jti_prefix().to_owned();
         let kind = job.kind();
 
-        if job.exp() <= now_secs() {
+        if job.exp() <= unix_now() {
             if self
                 .outbox
                 .bury(&id, &job.dead_fields("expired", "", job.attempts))
@@ -956,7 +957,7 @@ impl Sender {
             }
             Attempt::Failed(error) => error,
         };
-        let left = Duration::from_secs(job.exp().saturating_sub(now_secs()));
+        let left = Duration::from_secs(job.exp().saturating_sub(unix_now()));
         let delay = self.settings.backoff(attempt).min(left);
         let retry = Job {
             attempts: attempt,
@@ -1393,12 +1394,6 @@ fn consumer_name() -> String {
 
 fn unavailable(e: RedisError) -> MailError {
     MailError::Delivery(format!("mail queue: {e}"))
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
 }
 
 fn now_ms() -> u64 {

@@ -34,9 +34,10 @@ use std::time::Duration;
 use lettre::message::Mailbox;
 use tokio_util::task::TaskTracker;
 
-use crate::mail::{Mailer, now_secs};
+use crate::mail::Mailer;
 use crate::metrics::Metrics;
 use crate::requestlog::RequestLog;
+use crate::units::unix_now;
 
 /// A notice not delivered this long after its download is given up (`expired`).
 pub const NOTICE_LIFETIME: Duration = Duration::from_secs(3 * 24 * 3600);
@@ -150,7 +151,7 @@ impl Pending {
             doc: self.doc.clone(),
             title: self.title.clone(),
             email,
-            downloaded_at: now_secs(),
+            downloaded_at: unix_now(),
             client_ip: self.client_ip,
         };
         let mut notices = Vec::new();

@@ -40,7 +40,7 @@ use serde::Serialize;
 
 use super::Download;
 use crate::config::{Secret, WebhookConfig};
-use crate::mail::now_secs;
+use crate::units::unix_now;
 
 /// The event every notice reports.
 pub const EVENT: &str = "document.downloaded";
@@ -187,7 +187,7 @@ impl Webhook {
     /// One attempt: signs the body now and posts it. `Ok` on a `2xx` answer.
     pub async fn deliver(&self, download: &Download) -> Result<(), WebhookError> {
         let body = body(download);
-        let signature = signature(self.secret.expose(), now_secs(), &body);
+        let signature = signature(self.secret.expose(), unix_now(), &body);
         let request = Request::post(self.url.clone())
             .header(header::CONTENT_TYPE, "application/json")
             .header(
