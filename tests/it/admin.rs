@@ -7,20 +7,21 @@ use serde_json::{Value, json};
 use crate::servers::RedisServer;
 use crate::support::{Mail, RESUME_LEN, TestApp, cli, now};
 
-const TOKEN: &str = "admin-token-0123456789abcdef";
+pub const TOKEN: &str = "admin-token-0123456789abcdef";
 
 async fn admin_app() -> TestApp {
     TestApp::with(&[("DOCGATE_ADMIN_TOKEN", TOKEN)]).await
 }
 
-fn call(app: &TestApp, method: Method, path: &str) -> RequestBuilder {
+/// An admin API request with the right bearer token.
+pub fn call(app: &TestApp, method: Method, path: &str) -> RequestBuilder {
     app.client
         .request(method, format!("{}{path}", app.admin_base))
         .bearer_auth(TOKEN)
 }
 
 /// Sends and returns the status and the JSON body (`Null` when empty).
-async fn json_of(request: RequestBuilder) -> (u16, Value) {
+pub async fn json_of(request: RequestBuilder) -> (u16, Value) {
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     let text = response.text().await.unwrap();

@@ -7,33 +7,14 @@ use std::time::Duration;
 use docgate::requestlog::{Entry, Event};
 use docgate::store::owner_id;
 use docgate::token::Claims;
-use reqwest::{Method, RequestBuilder};
+use reqwest::Method;
 use serde_json::{Value, json};
 
+use crate::admin::{TOKEN, call, json_of};
 use crate::servers::RedisServer;
 use crate::support::{RESUME_LEN, TestApp, cli, now};
 
-const TOKEN: &str = "admin-token-0123456789abcdef";
 const REQUESTS: &str = "/api/download-requests";
-
-fn call(app: &TestApp, method: Method, path: &str) -> RequestBuilder {
-    app.client
-        .request(method, format!("{}{path}", app.admin_base))
-        .bearer_auth(TOKEN)
-}
-
-/// Sends and returns the status and the JSON body (`Null` when empty).
-async fn json_of(request: RequestBuilder) -> (u16, Value) {
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    let body = if text.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-    };
-    (status, body)
-}
 
 /// POSTs a JSON link request.
 async fn ask(app: &TestApp, body: Value) -> (u16, Value) {
