@@ -9,7 +9,7 @@ use crate::smtp_server::SmtpSink;
 use crate::support::{Mail, RESUME_LEN, TestApp, token_of};
 
 /// Scrapes `/metrics` into `series → value` (`name{labels}` as written).
-async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
+pub async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
     let response = app
         .client
         .get(format!("{}/metrics", app.admin_base))

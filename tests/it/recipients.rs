@@ -6,6 +6,7 @@ use docgate::requestlog::Event;
 use docgate::store::LinkState;
 use docgate::token::Claims;
 
+use crate::metrics::scrape;
 use crate::probe::{BROWSER_ACCEPT, assert_error, send, sign, state};
 use crate::servers::RedisServer;
 use crate::support::*;
@@ -191,18 +192,10 @@ async fn mail_scanners_that_fetch_and_follow_everything_spend_nothing() {
     assert_eq!(response.status(), 200);
     let bytes = response.bytes().await.unwrap();
     assert_eq!(sha256(&bytes), sha256(&content(1, RESUME_LEN)));
-    let metrics = app
-        .client
-        .get(format!("{}/metrics", app.admin_base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(&format!("docgate_link_pages_total {}", 2 * scanners.len())),
-        "{metrics}"
+    let (_, series) = scrape(&app).await;
+    assert_eq!(
+        series["docgate_link_pages_total"],
+        (2 * scanners.len()) as f64
     );
 }
 
@@ -795,22 +788,17 @@ async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
             .any(|e| e.event == Event::LinkRequested && e.outcome == "rate_limited"),
         "{log:?}"
     );
-    let metrics = tight
-        .client
-        .get(format!("{}/metrics", tight.admin_base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("docgate_link_requests_total{outcome=\"rate_limited\"} 1"),
-        "{metrics}"
+    let (_, series) = scrape(&tight).await;
+    assert_eq!(
+        series["docgate_link_requests_total{outcome=\"rate_limited\"}"],
+        1.0
     );
-    assert!(
-        !metrics.contains("docgate_download_refusals_total{outcome=\"rate_limited\"} 1"),
-        "{metrics}"
+    assert_eq!(
+        series
+            .get("docgate_download_refusals_total{outcome=\"rate_limited\"}")
+            .copied()
+            .unwrap_or(0.0),
+        0.0
     );
 
     // A link that is not expired is not renewed: the button's POST downloads it.
