@@ -86,7 +86,7 @@ pub async fn handle(
 ) -> Response<Body> {
     let mut document = None;
     let head = req.method() == Method::HEAD;
-    match download(app, req, client, link, &mut document).await {
+    match download(app, req, client, html, link, &mut document).await {
         Ok(response) => response,
         Err(e) => {
             refused(app, head, &e);
@@ -100,6 +100,7 @@ async fn download(
     app: &App,
     req: Request<Incoming>,
     client: IpAddr,
+    html: bool,
     link: &mut Option<String>,
     document_id: &mut Option<String>,
 ) -> Result<Response<Body>, Error> {
@@ -132,7 +133,6 @@ async fn download(
             *link = Some(claims.jti_prefix().to_owned());
             *document_id = Some(claims.doc.clone());
             if ask == Ask::Renew {
-                let html = super::client::wants_html(&parts.headers);
                 return Ok(super::renew::handle(app, &claims, client, html).await);
             }
             if ask != Ask::Head {
