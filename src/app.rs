@@ -167,19 +167,22 @@ impl Backends {
                         "the request log is kept in Redis: DOCGATE_REQUEST_LOG is not written"
                     );
                 }
-                Arc::new(RedisLog::new(
-                    conn.clone(),
-                    &redis.prefix,
-                    config.request_log_retention,
-                ))
-            }
-            _ => Arc::new(JsonLinesLog::open(&config.request_log).await.map_err(|e| {
-                ConfigError::value(
-                    ENV_REQUEST_LOG,
-                    &config.request_log.display().to_string(),
-                    e,
+                Arc::new(
+                    RedisLog::new(conn.clone(), &redis.prefix, config.request_log_retention)
+                        .with_max_entries(config.request_log_max_entries),
                 )
-            })?),
+            }
+            _ => Arc::new(
+                JsonLinesLog::open_with(&config.request_log, config.request_log_max_entries)
+                    .await
+                    .map_err(|e| {
+                        ConfigError::value(
+                            ENV_REQUEST_LOG,
+                            &config.request_log.display().to_string(),
+                            e,
+                        )
+                    })?,
+            ),
         };
 
         Ok(Built {

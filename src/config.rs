@@ -40,6 +40,7 @@ pub const ENV_CATALOG: &str = "DOCGATE_CATALOG";
 pub const ENV_OUTBOX_DIR: &str = "DOCGATE_OUTBOX_DIR";
 pub const ENV_REQUEST_LOG: &str = "DOCGATE_REQUEST_LOG";
 pub const ENV_REQUEST_LOG_RETENTION: &str = "DOCGATE_REQUEST_LOG_RETENTION";
+pub const ENV_REQUEST_LOG_MAX_ENTRIES: &str = "DOCGATE_REQUEST_LOG_MAX_ENTRIES";
 pub const ENV_PRIVACY_URL: &str = "DOCGATE_PRIVACY_URL";
 pub const ENV_MAIL_FROM: &str = "DOCGATE_MAIL_FROM";
 pub const ENV_MAIL_REPLY_TO: &str = "DOCGATE_MAIL_REPLY_TO";
@@ -357,8 +358,11 @@ pub struct Config {
     pub request_log: PathBuf,
     /// True when `DOCGATE_REQUEST_LOG` was set, so startup can say it is unused with Redis.
     pub request_log_set: bool,
-    /// How long request log entries are kept; `None`: until erased.
+    /// How long request log entries are kept (default 90 days); `None` (`off`): until erased
+    /// or evicted.
     pub request_log_retention: Option<Duration>,
+    /// The most request log entries kept; each one past it evicts the oldest.
+    pub request_log_max_entries: usize,
     /// The privacy notice a link request must agree to (`consent`); `None`: no consent asked.
     pub privacy_url: Option<String>,
     pub mail_from: Mailbox,
@@ -541,7 +545,10 @@ impl Config {
             outbox_dir: env.path(ENV_OUTBOX_DIR, "./outbox"),
             request_log: env.path(ENV_REQUEST_LOG, "./requests.jsonl"),
             request_log_set: env.get(ENV_REQUEST_LOG).is_some(),
-            request_log_retention: env.optional(ENV_REQUEST_LOG_RETENTION, parse_retention)?,
+            request_log_retention: env.parse(ENV_REQUEST_LOG_RETENTION, "90d", parse_retention)?,
+            request_log_max_entries: env.parse(ENV_REQUEST_LOG_MAX_ENTRIES, "100000", |v| {
+                parse_count(v, 100, 100_000_000)
+            })?,
             privacy_url: env.optional(ENV_PRIVACY_URL, parse_page_url)?,
             mail_from: env.parse(ENV_MAIL_FROM, "docgate <noreply@localhost>", |v| {
                 v.parse::<Mailbox>()
@@ -889,12 +896,16 @@ fn parse_origins(value: &str) -> Result<Vec<String>, String> {
 }
 
 /// How long request log entries are kept: from an hour to 100 years.
-fn parse_retention(value: &str) -> Result<Duration, String> {
+/// A retention from 1 hour to 100 years, or `off` (or `0`): kept until erased or evicted.
+fn parse_retention(value: &str) -> Result<Option<Duration>, String> {
+    if value.eq_ignore_ascii_case("off") || value == "0" {
+        return Ok(None);
+    }
     let keep = parse_duration(value).map_err(|e| e.to_string())?;
     if keep < Duration::from_secs(3600) || keep > Duration::from_secs(36_500 * 86_400) {
-        return Err("expected from 1h to 36500d, e.g. 90d".to_owned());
+        return Err("expected from 1h to 36500d, e.g. 90d, or off".to_owned());
     }
-    Ok(keep)
+    Ok(Some(keep))
 }
 
 /// An absolute `http://` or `https://` URL of a page, kept as written.
@@ -1009,7 +1020,12 @@ mod tests {
         assert_eq!(config.public_origin(), "http://localhost:8080");
         assert_eq!(config.public_path(), "");
         assert!(!config.request_log_set);
-        assert_eq!(config.request_log_retention, None, "kept until erased");
+        assert_eq!(
+            config.request_log_retention,
+            Some(Duration::from_secs(90 * 86_400)),
+            "storage limitation: 90 days unless configured"
+        );
+        assert_eq!(config.request_log_max_entries, 100_000);
         assert_eq!(config.privacy_url, None, "no consent asked");
     }
 
@@ -1055,6 +1071,18 @@ mod tests {
             config.privacy_url.as_deref(),
             Some("https://example.com/privacy#requests")
         );
+        for off in ["off", "OFF", "0"] {
+            let config = Config::from_source(&source(&[
+                (ENV_REQUEST_LOG_RETENTION, off),
+                (ENV_REQUEST_LOG_MAX_ENTRIES, "500"),
+            ]))
+            .unwrap();
+            assert_eq!(
+                config.request_log_retention, None,
+                "{off}: kept until evicted"
+            );
+            assert_eq!(config.request_log_max_entries, 500);
+        }
     }
 
     #[test]
@@ -1098,6 +1126,16 @@ mod tests {
                 ENV_REQUEST_LOG_RETENTION,
                 "90",
                 "DOCGATE_REQUEST_LOG_RETENTION=90 is not valid",
+            ),
+            (
+                ENV_REQUEST_LOG_MAX_ENTRIES,
+                "99",
+                "DOCGATE_REQUEST_LOG_MAX_ENTRIES=99 is not valid: expected a whole number from 100",
+            ),
+            (
+                ENV_REQUEST_LOG_MAX_ENTRIES,
+                "lots",
+                "DOCGATE_REQUEST_LOG_MAX_ENTRIES=lots is not valid",
             ),
             (
                 ENV_REQUEST_LOG_RETENTION,

@@ -452,7 +452,9 @@ pub fn content_disposition(filename: &str, disposition: Disposition) -> String {
     format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
 
-/// Records a refused download of a genuine link in the owner's request log.
+/// Records a refused download of a genuine link in the owner's request log: a note, stored only
+/// within its link's and its person's bounds ([`crate::requestlog::NOTES_PER_LINK`]), and always
+/// counted in `docgate_download_refusals_total`.
 fn record(app: &App, claims: &Claims, client: IpAddr, outcome: &str) {
     let mut entry = Entry::now(Event::Download, client, outcome);
     entry.document = Some(claims.doc.clone());

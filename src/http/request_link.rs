@@ -137,7 +137,8 @@ pub fn decode_fields(form: bool, bytes: &[u8]) -> Result<Fields, Error> {
     }
 }
 
-/// Handles one link request and records it in the owner's request log, whatever its outcome.
+/// Handles one link request: counts it whatever its outcome, and records it in the owner's
+/// request log when it was answered (see [`record`]).
 pub async fn handle(
     app: &App,
     req: Request<Incoming>,
@@ -299,7 +300,11 @@ pub async fn mail_link(
     Ok(())
 }
 
-/// Records a link request's `entry`, answered or refused with `failure`, and counts it.
+/// Counts a link request, answered or refused with `failure`, and records an answered one's
+/// `entry` in the owner's request log. A refusal (`429`, `413`, `415`, `400`, `404`, `403`, ...)
+/// is only counted: anyone can send those at will, and they name nobody the owner could act on.
+/// A failed write of the log is a warning, never the request's failure: with Redis full, link
+/// requests go on.
 pub async fn record(app: &App, entry: &mut Entry, failure: Option<&Error>) {
     let outcome = match failure {
         None if entry.outcome == NOT_SENT => NOT_SENT,
@@ -308,6 +313,9 @@ pub async fn record(app: &App, entry: &mut Entry, failure: Option<&Error>) {
     };
     entry.outcome = outcome.to_owned();
     Metrics::count(&app.metrics.link_requests, outcome);
+    if failure.is_some() {
+        return;
+    }
     if let Err(e) = app.backends.requests.record(entry).await {
         tracing::warn!(cause = %e, "request log entry lost");
     }

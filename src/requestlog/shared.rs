@@ -37,50 +37,86 @@ use redis::Script;
 use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
 
-use super::{Entry, LogError, RequestLog, cutoff, unavailable};
+use super::{
+    DEFAULT_MAX_ENTRIES, Entry, LogError, NOTES_PER_LINK, PER_PERSON_PER_HOUR, RequestLog, cutoff,
+    unavailable,
+};
 
 /// The most oldest entries one write deletes when they are past retention.
 const TRIM_ON_WRITE: usize = 100;
+/// How long a link's notes count lives without retention: a year.
+const NOTES_TTL_FOREVER: u64 = 365 * 86_400 * 1000;
 /// The most entries one purge step deletes.
 const PURGE_BATCH: usize = 1000;
 /// The most entries read in one `HMGET`.
 const READ_BATCH: usize = 500;
 
-/// Records one entry. KEYS: entries, index, seq. ARGV: the JSON, its time (ms), its owner or
-/// '', its jti or '', the person key prefix, the link key prefix, how long to keep (ms, '0':
-/// forever), the retention cutoff (ms, '': none), the trim batch. Returns the entry's id.
+/// Records one entry, within the log's bounds. KEYS: entries, index, seq. ARGV: the JSON, its
+/// time (ms), its owner or '', its jti or '', the person key prefix, the link key prefix, how
+/// long to keep (ms, '0': forever), the retention cutoff (ms, '': none), the trim batch, '1' for
+/// a note (else '0'), the notes key prefix, the notes per link, the entries per person per hour,
+/// the most entries, how long a link's notes count lives (ms). Returns the entry's id, or ''
+/// when the entry was a note past its bounds and is not stored.
 const RECORD: &str = r"
-local id = string.format('%016d', redis.call('INCR', KEYS[3]))
-redis.call('HSET', KEYS[1], id, ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[2], id)
 local owner, jti, keep, cutoff = ARGV[3], ARGV[4], tonumber(ARGV[7]), ARGV[8]
-if jti ~= '' then
-  local link = ARGV[6] .. jti
-  if owner ~= '' then
-    if keep > 0 then
-      redis.call('SET', link, owner, 'PX', keep)
-    else
-      redis.call('SET', link, owner)
-    end
-  else
-    owner = redis.call('GET', link) or ''
+local at, batch = tonumber(ARGV[2]), tonumber(ARGV[9])
+local named = owner ~= ''
+if jti ~= '' and not named then
+  owner = redis.call('GET', ARGV[6] .. jti) or ''
+end
+local person = ARGV[5] .. owner
+if ARGV[10] == '1' then
+  if jti ~= '' and tonumber(redis.call('GET', ARGV[11] .. jti) or '0') >= tonumber(ARGV[12]) then
+    return ''
+  end
+  if owner ~= '' and redis.call('ZCOUNT', person, '(' .. (at - 3600000), '+inf') >= tonumber(ARGV[13]) then
+    return ''
+  end
+  if jti ~= '' then
+    redis.call('INCR', ARGV[11] .. jti)
+    redis.call('PEXPIRE', ARGV[11] .. jti, ARGV[15])
   end
 end
+local id = string.format('%016d', redis.call('INCR', KEYS[3]))
+redis.call('HSET', KEYS[1], id, ARGV[1])
+redis.call('ZADD', KEYS[2], at, id)
+if jti ~= '' and named then
+  local link = ARGV[6] .. jti
+  if keep > 0 then
+    redis.call('SET', link, owner, 'PX', keep)
+  else
+    redis.call('SET', link, owner)
+  end
+end
+local function drop(old)
+  if #old == 0 then
+    return
+  end
+  for _, old_id in ipairs(old) do
+    local json = redis.call('HGET', KEYS[1], old_id)
+    local ok, entry = pcall(cjson.decode, json or '')
+    if ok and type(entry) == 'table' and entry.event == 'link_requested' and type(entry.jti) == 'string' then
+      redis.call('DEL', ARGV[6] .. entry.jti)
+    end
+  end
+  redis.call('HDEL', KEYS[1], unpack(old))
+  redis.call('ZREM', KEYS[2], unpack(old))
+end
+if cutoff ~= '' then
+  drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, batch))
+end
+local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[14])
+if over > 0 then
+  drop(redis.call('ZRANGE', KEYS[2], 0, math.min(over, batch) - 1))
+end
 if owner ~= '' then
-  local person = ARGV[5] .. owner
-  redis.call('ZADD', person, ARGV[2], id)
-  if cutoff ~= '' then
-    redis.call('ZREMRANGEBYSCORE', person, '-inf', '(' .. cutoff)
+  redis.call('ZADD', person, at, id)
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if oldest[2] then
+    redis.call('ZREMRANGEBYSCORE', person, '-inf', '(' .. oldest[2])
   end
   if keep > 0 then
     redis.call('PEXPIRE', person, keep)
-  end
-end
-if cutoff ~= '' then
-  local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, tonumber(ARGV[9]))
-  if #old > 0 then
-    redis.call('HDEL', KEYS[1], unpack(old))
-    redis.call('ZREM', KEYS[2], unpack(old))
   end
 end
 return id
@@ -125,22 +161,33 @@ pub struct RedisLog {
     prefix: String,
     /// `DOCGATE_REQUEST_LOG_RETENTION`; `None`: entries are kept until erased.
     keep: Option<Duration>,
+    /// `DOCGATE_REQUEST_LOG_MAX_ENTRIES`.
+    max_entries: usize,
     record: Script,
     purge: Script,
     erase: Script,
 }
 
 impl RedisLog {
-    /// A log over `conn`, its keys under `prefix`, keeping entries for `keep` (or forever).
+    /// A log over `conn`, its keys under `prefix`, keeping entries for `keep` (or forever),
+    /// at most [`DEFAULT_MAX_ENTRIES`] of them.
     pub fn new(conn: ConnectionManager, prefix: &str, keep: Option<Duration>) -> Self {
         Self {
             conn,
             prefix: prefix.to_owned(),
             keep,
+            max_entries: DEFAULT_MAX_ENTRIES,
             record: Script::new(RECORD),
             purge: Script::new(PURGE),
             erase: Script::new(ERASE),
         }
+    }
+
+    /// The same log keeping at most `max_entries` (at least 1): each write past it evicts the
+    /// oldest.
+    pub fn with_max_entries(mut self, max_entries: usize) -> Self {
+        self.max_entries = max_entries.max(1);
+        self
     }
 
     /// `<prefix>log:entries`
@@ -166,6 +213,11 @@ impl RedisLog {
     /// `<prefix>log:link:<jti>`
     pub fn link_key(&self, jti: &str) -> String {
         format!("{}log:link:{jti}", self.prefix)
+    }
+
+    /// `<prefix>log:notes:<jti>`
+    pub fn notes_key(&self, jti: &str) -> String {
+        format!("{}log:notes:{jti}", self.prefix)
     }
 
     /// The entries with these ids, in their order; ids whose entry is gone are skipped.
@@ -212,6 +264,8 @@ impl RequestLog for RedisLog {
             .and_then(|keep| cutoff(now, keep))
             .map(|t| millis_of(t).to_string())
             .unwrap_or_default();
+        // A link's notes count lives as long as its entries may.
+        let notes_ttl = if keep > 0 { keep } else { NOTES_TTL_FOREVER };
         let mut conn = self.conn.clone();
         self.record
             .key(self.entries_key())
@@ -226,6 +280,12 @@ impl RequestLog for RedisLog {
             .arg(keep)
             .arg(cutoff)
             .arg(TRIM_ON_WRITE)
+            .arg(if entry.is_note() { "1" } else { "0" })
+            .arg(self.notes_key(""))
+            .arg(NOTES_PER_LINK)
+            .arg(PER_PERSON_PER_HOUR)
+            .arg(self.max_entries)
+            .arg(notes_ttl)
             .invoke_async::<String>(&mut conn)
             .await
             .map(drop)
