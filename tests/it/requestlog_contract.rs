@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use docgate::config::{RedisConfig, Secret};
 use docgate::requestlog::shared::RedisLog;
-use docgate::requestlog::{Entry, Event, JsonLinesLog, RequestLog};
+use docgate::requestlog::{
+    DEFAULT_MAX_ENTRIES, Entry, Event, JsonLinesLog, NOTES_PER_LINK, PER_PERSON_PER_HOUR,
+    RequestLog,
+};
 use docgate::store::owner_id;
 use docgate::store::shared::connect;
 use docgate::token::Claims;
@@ -30,9 +33,14 @@ impl Backend {
     /// A fresh, empty log named `case`, keeping entries for `keep` where the implementation
     /// trims on write (Redis).
     async fn log(&self, case: &str, keep: Option<Duration>) -> Arc<dyn RequestLog> {
+        self.capped(case, keep, DEFAULT_MAX_ENTRIES).await
+    }
+
+    /// [`log`](Self::log), keeping at most `max` entries.
+    async fn capped(&self, case: &str, keep: Option<Duration>, max: usize) -> Arc<dyn RequestLog> {
         match self {
             Backend::File(dir) => Arc::new(
-                JsonLinesLog::open(&dir.path().join(format!("{case}.jsonl")))
+                JsonLinesLog::open_with(&dir.path().join(format!("{case}.jsonl")), max)
                     .await
                     .unwrap(),
             ),
@@ -41,11 +49,10 @@ impl Backend {
                     url: Secret::new(server.url().into_bytes()),
                     prefix: format!("{case}:"),
                 };
-                Arc::new(RedisLog::new(
-                    connect(&config).unwrap(),
-                    &config.prefix,
-                    keep,
-                ))
+                Arc::new(
+                    RedisLog::new(connect(&config).unwrap(), &config.prefix, keep)
+                        .with_max_entries(max),
+                )
             }
         }
     }
@@ -59,6 +66,157 @@ async fn contract(backend: &Backend) {
     one_persons_entries_are_found_by_address(backend.log("export", None).await.as_ref()).await;
     erasure_removes_exactly_one_person(backend.log("erase", None).await.as_ref()).await;
     a_links_requester_is_found_until_erased(backend.log("requester", None).await.as_ref()).await;
+    the_cap_evicts_the_oldest_first(backend.capped("cap", None, 5).await.as_ref()).await;
+    notes_are_bounded_per_link(backend.log("per-link", None).await.as_ref()).await;
+    notes_are_bounded_per_person(backend.log("per-person", None).await.as_ref()).await;
+}
+
+/// Past the cap each entry evicts the oldest, with what it joined: an evicted link request no
+/// longer names its link's requester, nor joins the link's later uses to them.
+async fn the_cap_evicts_the_oldest_first(log: &dyn RequestLog) {
+    let (jane, joe, nobody) = people();
+    let all = chronological(&[&jane, &joe, &nobody]);
+    assert_eq!(all.len(), 8);
+    record_all(log, &all).await;
+    assert_eq!(
+        log.recent(usize::MAX, 0).await.unwrap(),
+        newest_first(&all[3..]),
+        "the 5 newest are kept"
+    );
+    assert_eq!(log.requester("jti-jane-1").await.unwrap(), None, "evicted");
+    assert_eq!(log.requester("jti-joe").await.unwrap(), None, "evicted");
+    assert_eq!(
+        log.requester("jti-jane-2").await.unwrap().as_deref(),
+        Some("jane@example.org")
+    );
+    // Her first link's download came after its request was evicted: it names nobody.
+    let owner = owner_id("jane@example.org");
+    assert_eq!(log.person(&owner).await.unwrap(), newest_first(&all[3..5]));
+
+    // One write more, one entry fewer: the oldest.
+    let later = download(&ago(1), "jti-joe");
+    log.record(&later).await.unwrap();
+    let mut expected = all[4..].to_vec();
+    expected.push(later);
+    assert_eq!(
+        log.recent(usize::MAX, 0).await.unwrap(),
+        newest_first(&expected)
+    );
+    assert_eq!(
+        log.person(&owner_id("joe@example.org")).await.unwrap(),
+        [all[5].clone()],
+        "Joe's download was joined to him while his request was kept; the later one is not"
+    );
+    // Many writes more: still the cap.
+    for n in 0..20 {
+        log.record(&request(&ago(0), &format!("p{n}@example.org"), None))
+            .await
+            .unwrap();
+    }
+    let left = log.recent(usize::MAX, 0).await.unwrap();
+    assert_eq!(left.len(), 5);
+    assert_eq!(left[0].email.as_deref(), Some("p19@example.org"));
+    assert_eq!(left[4].email.as_deref(), Some("p15@example.org"));
+    assert_eq!(
+        log.erase(&owner).await.unwrap(),
+        0,
+        "nothing of hers is left"
+    );
+}
+
+/// Opens of a link and refused downloads of it are kept up to [`NOTES_PER_LINK`]; downloads
+/// that started are always kept.
+async fn notes_are_bounded_per_link(log: &dyn RequestLog) {
+    let asked = request(&ago(100), "jane@example.org", Some("jti-noisy"));
+    log.record(&asked).await.unwrap();
+    for n in 0..3 {
+        log.record(&opened(&ago(90 - n), "jti-noisy", "scanner/1.0", 3))
+            .await
+            .unwrap();
+    }
+    for n in 0..10 {
+        let mut refused = download(&ago(80 - n), "jti-noisy");
+        refused.outcome = "link_expired".to_owned();
+        log.record(&refused).await.unwrap();
+    }
+    log.record(&opened(&ago(60), "jti-noisy", "scanner/1.0", 40))
+        .await
+        .unwrap();
+    let done = download(&ago(50), "jti-noisy");
+    log.record(&done).await.unwrap();
+    // Another link's notes have their own budget.
+    let other = opened(&ago(40), "jti-other", "curl/8", 5);
+    log.record(&other).await.unwrap();
+
+    let all = log.recent(usize::MAX, 0).await.unwrap();
+    assert_eq!(all.len(), 1 + NOTES_PER_LINK + 1 + 1, "{all:#?}");
+    assert_eq!(all[0], other);
+    assert_eq!(all[1], done, "a started download is always stored");
+    assert_eq!(*all.last().unwrap(), asked);
+    let outcomes: Vec<&str> = all[2..all.len() - 1]
+        .iter()
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(
+        outcomes,
+        ["link_expired", "link_expired", "opened", "opened", "opened"],
+        "the first notes are kept"
+    );
+    assert_eq!(
+        log.person(&owner_id("jane@example.org"))
+            .await
+            .unwrap()
+            .len(),
+        1 + NOTES_PER_LINK + 1
+    );
+}
+
+/// One address asked for again and again (from anywhere): at most [`PER_PERSON_PER_HOUR`] of
+/// its entries in an hour are stored, except the requests that made a link.
+async fn notes_are_bounded_per_person(log: &dyn RequestLog) {
+    let unsent = |secs_ago: i64, email: &str| {
+        let mut entry = request(&ago(secs_ago), email, None);
+        entry.outcome = "not_sent_address_limit".to_owned();
+        entry
+    };
+    for n in 0..50 {
+        log.record(&unsent(1000 - n, "victim@example.org"))
+            .await
+            .unwrap();
+    }
+    let victim = owner_id("victim@example.org");
+    assert_eq!(
+        log.person(&victim).await.unwrap().len(),
+        PER_PERSON_PER_HOUR
+    );
+    // A request that made a link is stored past the bound; another address is not affected.
+    let sent = request(&ago(900), "Victim@example.org", Some("jti-victim"));
+    log.record(&sent).await.unwrap();
+    log.record(&unsent(900, "other@example.org")).await.unwrap();
+    assert_eq!(log.person(&victim).await.unwrap()[0], sent);
+    assert_eq!(
+        log.person(&victim).await.unwrap().len(),
+        PER_PERSON_PER_HOUR + 1
+    );
+    assert_eq!(
+        log.person(&owner_id("other@example.org"))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    // An hour on, the person has a budget again.
+    log.record(&unsent(-3700, "victim@example.org"))
+        .await
+        .unwrap();
+    assert_eq!(
+        log.person(&victim).await.unwrap().len(),
+        PER_PERSON_PER_HOUR + 2
+    );
+    assert_eq!(
+        log.recent(usize::MAX, 0).await.unwrap().len(),
+        PER_PERSON_PER_HOUR + 3
+    );
 }
 
 async fn a_links_requester_is_found_until_erased(log: &dyn RequestLog) {
