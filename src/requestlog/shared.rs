@@ -14,19 +14,34 @@
 //!   token store's `owner:` index). It holds their link requests and the downloads and opens of
 //!   the links made for them, so exporting or erasing one person needs no scan.
 //! - `<prefix>log:link:<jti>`: the `<owner>` a link was made for, written with its link request,
-//!   so a download or an open recorded later (by any replica) joins that person.
+//!   so a download or an open recorded later (by any replica) joins that person; deleted with
+//!   that link request.
+//! - `<prefix>log:owners`: a hash, entry id → the `<owner>` it belongs to, so an entry leaving
+//!   the log (evicted, purged) leaves its person's index too.
+//! - `<prefix>log:notes:<jti>`: how many notes ([`Entry::is_note`]: opens, refused downloads)
+//!   of a link are stored, at most [`NOTES_PER_LINK`]; it lives as long as the retention (a year
+//!   with retention off).
+//!
+//! # Bounds
+//!
+//! Every write is one script that checks the bounds before storing: a note past its link's
+//! [`NOTES_PER_LINK`] or its person's [`PER_PERSON_PER_HOUR`] is not stored (the script returns
+//! no id). Past `DOCGATE_REQUEST_LOG_MAX_ENTRIES` entries, each write evicts the oldest (by
+//! time), up to 100 at a time, with their owner, their person's index entry and the link owner
+//! their link request wrote. The keys that remain per person and per link exist only while one
+//! of their entries does (or, for the notes count, until it expires).
 //!
 //! # Retention
 //!
-//! With `DOCGATE_REQUEST_LOG_RETENTION` set, every write also deletes up to 100 of the oldest
-//! entries past it (so the log stays trimmed however often [`RequestLog::purge_older_than`]
-//! runs), a person's index and a link's owner expire that long after their last write, and a
-//! person's index drops the ids of expired entries when they are next written.
+//! With `DOCGATE_REQUEST_LOG_RETENTION` set (the default: 90 days), every write also deletes up
+//! to 100 of the oldest entries past it (so the log stays trimmed however often
+//! [`RequestLog::purge_older_than`] runs), and a person's index and a link's owner expire that
+//! long after their last write.
 //!
 //! # Atomicity
 //!
 //! Recording, purging and erasing are each one Lua script. They touch several keys (the entry
-//! hash, the index, a person's index, a link's owner), some named from the others' contents as
+//! hash, the index, the owners, a person's index, a link's owner and notes), some named from the others' contents as
 //! the token store's revocation of one person's links does; on Redis Cluster give the prefix a
 //! hash tag (`{docgate}:`) so they share a slot, as the mail queue needs too.
 
@@ -51,12 +66,38 @@ const PURGE_BATCH: usize = 1000;
 /// The most entries read in one `HMGET`.
 const READ_BATCH: usize = 500;
 
-/// Records one entry, within the log's bounds. KEYS: entries, index, seq. ARGV: the JSON, its
-/// time (ms), its owner or '', its jti or '', the person key prefix, the link key prefix, how
-/// long to keep (ms, '0': forever), the retention cutoff (ms, '': none), the trim batch, '1' for
-/// a note (else '0'), the notes key prefix, the notes per link, the entries per person per hour,
-/// the most entries, how long a link's notes count lives (ms). Returns the entry's id, or ''
-/// when the entry was a note past its bounds and is not stored.
+/// Lua shared by the scripts: `drop(ids, owners, people, links)` deletes these entries (KEYS[1]:
+/// entries, KEYS[2]: index), takes them out of their person's index (`owners`: the owners hash,
+/// `people`: the person key prefix) and forgets the links their link requests made (`links`:
+/// the link key prefix). Returns how many entries were deleted.
+const DROP: &str = r"
+local function drop(old, owners, people, links)
+  if #old == 0 then
+    return 0
+  end
+  for _, old_id in ipairs(old) do
+    local json = redis.call('HGET', KEYS[1], old_id)
+    local ok, entry = pcall(cjson.decode, json or '')
+    if ok and type(entry) == 'table' and entry.event == 'link_requested' and type(entry.jti) == 'string' then
+      redis.call('DEL', links .. entry.jti)
+    end
+    local owner = redis.call('HGET', owners, old_id)
+    if owner then
+      redis.call('ZREM', people .. owner, old_id)
+    end
+  end
+  redis.call('HDEL', owners, unpack(old))
+  redis.call('ZREM', KEYS[2], unpack(old))
+  return redis.call('HDEL', KEYS[1], unpack(old))
+end
+";
+
+/// Records one entry, within the log's bounds. KEYS: entries, index, seq, owners. ARGV: the
+/// JSON, its time (ms), its owner or '', its jti or '', the person key prefix, the link key
+/// prefix, how long to keep (ms, '0': forever), the retention cutoff (ms, '': none), the trim
+/// batch, '1' for a note (else '0'), the notes key prefix, the notes per link, the entries per
+/// person per hour, the most entries, how long a link's notes count lives (ms). Returns the
+/// entry's id, or '' when the entry was a note past its bounds and is not stored.
 const RECORD: &str = r"
 local owner, jti, keep, cutoff = ARGV[3], ARGV[4], tonumber(ARGV[7]), ARGV[8]
 local at, batch = tonumber(ARGV[2]), tonumber(ARGV[9])
@@ -88,54 +129,38 @@ if jti ~= '' and named then
     redis.call('SET', link, owner)
   end
 end
-local function drop(old)
-  if #old == 0 then
-    return
-  end
-  for _, old_id in ipairs(old) do
-    local json = redis.call('HGET', KEYS[1], old_id)
-    local ok, entry = pcall(cjson.decode, json or '')
-    if ok and type(entry) == 'table' and entry.event == 'link_requested' and type(entry.jti) == 'string' then
-      redis.call('DEL', ARGV[6] .. entry.jti)
-    end
-  end
-  redis.call('HDEL', KEYS[1], unpack(old))
-  redis.call('ZREM', KEYS[2], unpack(old))
+if owner ~= '' then
+  redis.call('HSET', KEYS[4], id, owner)
+  redis.call('ZADD', person, at, id)
 end
 if cutoff ~= '' then
-  drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, batch))
+  drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, batch), KEYS[4], ARGV[5], ARGV[6])
 end
 local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[14])
 if over > 0 then
-  drop(redis.call('ZRANGE', KEYS[2], 0, math.min(over, batch) - 1))
+  drop(redis.call('ZRANGE', KEYS[2], 0, math.min(over, batch) - 1), KEYS[4], ARGV[5], ARGV[6])
 end
 if owner ~= '' then
-  redis.call('ZADD', person, at, id)
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   if oldest[2] then
     redis.call('ZREMRANGEBYSCORE', person, '-inf', '(' .. oldest[2])
   end
-  if keep > 0 then
+  if keep > 0 and redis.call('EXISTS', person) == 1 then
     redis.call('PEXPIRE', person, keep)
   end
 end
 return id
 ";
 
-/// Deletes the oldest entries before a time. KEYS: entries, index. ARGV: the cutoff (ms), the
-/// batch. Returns how many were deleted.
+/// Deletes the oldest entries before a time. KEYS: entries, index, owners. ARGV: the cutoff
+/// (ms), the batch, the person key prefix, the link key prefix. Returns how many were deleted.
 const PURGE: &str = r"
-local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-if #old > 0 then
-  redis.call('HDEL', KEYS[1], unpack(old))
-  redis.call('ZREM', KEYS[2], unpack(old))
-end
-return #old
+return drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2])), KEYS[3], ARGV[3], ARGV[4])
 ";
 
-/// Erases one person. KEYS: entries, index, their index. ARGV[1]: the link key prefix. Deletes
-/// their entries, the owner of every link those entries name, and their index, in one step.
-/// Returns how many entries were deleted.
+/// Erases one person. KEYS: entries, index, their index, owners. ARGV[1]: the link key prefix.
+/// Deletes their entries, the owner of every link those entries name, and their index, in one
+/// step. Returns how many entries were deleted.
 const ERASE: &str = r"
 local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
 local erased = 0
@@ -149,6 +174,7 @@ for _, id in ipairs(ids) do
     erased = erased + redis.call('HDEL', KEYS[1], id)
   end
   redis.call('ZREM', KEYS[2], id)
+  redis.call('HDEL', KEYS[4], id)
 end
 redis.call('DEL', KEYS[3])
 return erased
@@ -177,8 +203,8 @@ impl RedisLog {
             prefix: prefix.to_owned(),
             keep,
             max_entries: DEFAULT_MAX_ENTRIES,
-            record: Script::new(RECORD),
-            purge: Script::new(PURGE),
+            record: Script::new(&format!("{DROP}{RECORD}")),
+            purge: Script::new(&format!("{DROP}{PURGE}")),
             erase: Script::new(ERASE),
         }
     }
@@ -198,6 +224,11 @@ impl RedisLog {
     /// `<prefix>log:index`
     pub fn index_key(&self) -> String {
         format!("{}log:index", self.prefix)
+    }
+
+    /// `<prefix>log:owners`
+    pub fn owners_key(&self) -> String {
+        format!("{}log:owners", self.prefix)
     }
 
     /// `<prefix>log:seq`
@@ -271,6 +302,7 @@ impl RequestLog for RedisLog {
             .key(self.entries_key())
             .key(self.index_key())
             .key(self.seq_key())
+            .key(self.owners_key())
             .arg(json)
             .arg(at)
             .arg(entry.owner().unwrap_or_default())
@@ -343,6 +375,7 @@ impl RequestLog for RedisLog {
             .key(self.entries_key())
             .key(self.index_key())
             .key(self.person_key(owner))
+            .key(self.owners_key())
             .arg(self.link_key(""))
             .invoke_async(&mut conn)
             .await
@@ -357,8 +390,11 @@ impl RequestLog for RedisLog {
                 .purge
                 .key(self.entries_key())
                 .key(self.index_key())
+                .key(self.owners_key())
                 .arg(millis_of(cutoff))
                 .arg(PURGE_BATCH)
+                .arg(self.person_key(""))
+                .arg(self.link_key(""))
                 .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;

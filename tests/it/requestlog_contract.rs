@@ -576,6 +576,7 @@ async fn redis_keys_are_what_the_module_says_and_writes_trim_retention() {
             "docgate:log:entries",
             "docgate:log:index",
             "docgate:log:link:jti-joe",
+            "docgate:log:owners",
             joe.as_str(),
             "docgate:log:seq",
         ]

@@ -293,6 +293,17 @@ async fn the_redis_log_stays_under_its_cap_under_a_flood() {
     let entries: u64 = conn.hlen("docgate:log:entries").unwrap();
     let index: u64 = conn.zcard("docgate:log:index").unwrap();
     assert_eq!((entries, index), (CAP as u64, CAP as u64));
+    // Evicted entries left their person's index too.
+    let people: u64 = log_keys_after
+        .iter()
+        .filter(|k| k.starts_with("docgate:log:person:"))
+        .map(|k| conn.zcard::<_, u64>(k).unwrap())
+        .sum();
+    let owners: u64 = conn.hlen("docgate:log:owners").unwrap();
+    assert!(
+        people <= owners && owners <= CAP as u64,
+        "{people} {owners}"
+    );
     // The log's keys: the entries, their index and counter, one index per person (the victims),
     // one owner per link made, one notes count per link used.
     assert!(
