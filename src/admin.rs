@@ -228,6 +228,9 @@ pub struct Opened {
     pub client_ip: std::net::IpAddr,
 }
 
+/// How many log entries [`requests`] reads at a time.
+const READ_PAGE: usize = 500;
+
 /// The newest `limit` link requests, newest first, after skipping the `offset` newest, each
 /// joined with what became of its link.
 pub async fn requests(
@@ -235,7 +238,26 @@ pub async fn requests(
     limit: usize,
     offset: usize,
 ) -> Result<Vec<RequestRow>, AdminError> {
-    let entries = app.backends.requests.recent(usize::MAX, 0).await?;
+    // Newest first, a page at a time, until the rows asked for are in: a link's downloads and
+    // opens are newer than its request, so they are read too.
+    let want = offset.saturating_add(limit);
+    let (mut entries, mut asked) = (Vec::new(), 0);
+    loop {
+        let page = app
+            .backends
+            .requests
+            .recent(READ_PAGE, entries.len())
+            .await?;
+        let last = page.len() < READ_PAGE;
+        asked += page
+            .iter()
+            .filter(|e| e.event == Event::LinkRequested)
+            .count();
+        entries.extend(page);
+        if last || asked >= want {
+            break;
+        }
+    }
     let rows = join(&entries, limit, offset);
     tracing::info!(
         target: "audit",

@@ -11,9 +11,17 @@
 //! `DOCGATE_REQUEST_LOG_RETENTION` are deleted ([`purge_older_than`](RequestLog::purge_older_than),
 //! run by [`sweep`] at startup and every hour).
 //!
-//! Implementations: [`JsonLinesLog`] (embedded: one JSON object per line, appended to a file;
-//! erasure and retention rewrite the file atomically) and [`shared::RedisLog`] (Redis, shared by
-//! every replica; its keys are listed in that module).
+//! It owns the log's bounds, so no client grows it without limit: a refused link request is never
+//! recorded (the caller only counts it); a [note](Entry::is_note) (an open of a link, a refused
+//! download of it, a link request that made no link) is stored only while its link has fewer than
+//! [`NOTES_PER_LINK`] and its person fewer than [`PER_PERSON_PER_HOUR`] entries in the hour; and
+//! past `DOCGATE_REQUEST_LOG_MAX_ENTRIES` ([`DEFAULT_MAX_ENTRIES`]) each write evicts the oldest
+//! entry. A note past its bounds is dropped silently: metrics count every one.
+//!
+//! Implementations: [`JsonLinesLog`] (embedded: one JSON object per line, appended to a file,
+//! with an in-memory index so no question reads the whole file; erasure, retention and
+//! compaction rewrite the file atomically) and [`shared::RedisLog`] (Redis, shared by every
+//! replica; its keys are listed in that module).
 
 pub mod shared;
 
@@ -435,7 +443,7 @@ struct State {
     index: Index,
 }
 
-/// A JSON-lines file, opened for appending, with an in-memory [`Index`] of its lines.
+/// A JSON-lines file, opened for appending, with an in-memory index of its lines.
 ///
 /// Questions (`recent`, `person`, `requester`) read only the lines they answer with, by offset.
 /// At most `max_entries` lines are live: each append past it evicts the oldest, and once the
