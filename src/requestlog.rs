@@ -301,11 +301,14 @@ struct Index {
 }
 
 impl Index {
-    /// Reads the file at `path` in one streaming pass. Unreadable lines (torn by a crash) are
-    /// skipped; a rewrite drops them.
+    /// Reads the file at `path` in one streaming pass, as long as it is now (a device that never
+    /// ends, `/dev/full`, reads as empty). Unreadable lines (torn by a crash) are skipped; a
+    /// rewrite drops them.
     async fn scan(path: &Path) -> std::io::Result<Self> {
-        use tokio::io::AsyncBufReadExt;
-        let mut reader = tokio::io::BufReader::new(tokio::fs::File::open(path).await?);
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt};
+        let file = tokio::fs::File::open(path).await?;
+        let len = file.metadata().await?.len();
+        let mut reader = tokio::io::BufReader::new(file.take(len));
         let mut index = Self::default();
         let mut buf = Vec::new();
         loop {
@@ -906,6 +909,54 @@ mod tests {
             .await
             .unwrap();
         assert!(log.person(&owner).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_full_log_evicts_the_oldest_compacts_and_reopens_alike() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("requests.jsonl");
+        let log = JsonLinesLog::open_with(&path, 3).await.unwrap();
+        let entries: Vec<Entry> = (0..10)
+            .map(|n| {
+                request(
+                    &format!("2026-01-01T00:00:{n:02}Z"),
+                    &format!("p{n}@example.com"),
+                    &format!("j{n}"),
+                )
+            })
+            .collect();
+        for (n, entry) in entries.iter().enumerate() {
+            log.record(entry).await.unwrap();
+            let lines = std::fs::read_to_string(&path).unwrap().lines().count();
+            assert!(lines <= 2 * 3 + 1, "after {n}: {lines} lines");
+        }
+        let newest: Vec<Entry> = entries[7..].iter().rev().cloned().collect();
+        assert_eq!(log.recent(10, 0).await.unwrap(), newest);
+        assert_eq!(log.requester("j6").await.unwrap(), None, "evicted");
+        assert_eq!(
+            log.requester("j9").await.unwrap().as_deref(),
+            Some("p9@example.com")
+        );
+        assert!(
+            log.person(&owner_id("p0@example.com"))
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        drop(log);
+
+        // Reopened: the same entries, found again by one pass over the file.
+        let log = JsonLinesLog::open_with(&path, 3).await.unwrap();
+        assert_eq!(log.recent(10, 0).await.unwrap(), newest);
+        assert_eq!(log.requester("j6").await.unwrap(), None);
+        assert_eq!(
+            log.person(&owner_id("p8@example.com")).await.unwrap(),
+            [entries[8].clone()]
+        );
+        drop(log);
+        // A smaller cap evicts at once.
+        let log = JsonLinesLog::open_with(&path, 2).await.unwrap();
+        assert_eq!(log.recent(10, 0).await.unwrap(), newest[..2]);
     }
 
     #[test]

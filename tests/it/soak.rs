@@ -319,3 +319,30 @@ async fn the_redis_log_stays_under_its_cap_under_a_flood() {
     let entries: u64 = conn.hlen("docgate:log:entries").unwrap();
     assert_eq!(entries, CAP as u64);
 }
+
+/// A request log that cannot be written (a full disk: `/dev/full` answers every write with
+/// `ENOSPC`) loses entries, with a warning, not requests: the link is mailed and downloads.
+#[tokio::test]
+async fn a_full_disk_loses_log_entries_not_requests() {
+    assert!(
+        std::path::Path::new("/dev/full").exists(),
+        "Linux has /dev/full"
+    );
+    let app = TestApp::with(&[("DOCGATE_REQUEST_LOG", "/dev/full")]).await;
+    let link = app.link("jane@example.org", "resume").await;
+    let response = app.client.get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert!(
+        app.app
+            .backends
+            .requests
+            .recent(10, 0)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing could be stored"
+    );
+    let (_, series) = scrape(&app).await;
+    assert_eq!(series["docgate_link_requests_total{outcome=\"sent\"}"], 1.0);
+}
