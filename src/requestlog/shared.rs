@@ -158,9 +158,9 @@ const PURGE: &str = r"
 return drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2])), KEYS[3], ARGV[3], ARGV[4])
 ";
 
-/// Erases one person. KEYS: entries, index, their index, owners. ARGV[1]: the link key prefix.
-/// Deletes their entries, the owner of every link those entries name, and their index, in one
-/// step. Returns how many entries were deleted.
+/// Erases one person. KEYS: entries, index, their index, owners. ARGV: the link key prefix, the
+/// notes key prefix. Deletes their entries, the owner and the notes count of every link those
+/// entries name, and their index, in one step. Returns how many entries were deleted.
 const ERASE: &str = r"
 local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
 local erased = 0
@@ -169,7 +169,7 @@ for _, id in ipairs(ids) do
   if json then
     local ok, entry = pcall(cjson.decode, json)
     if ok and type(entry) == 'table' and type(entry.jti) == 'string' then
-      redis.call('DEL', ARGV[1] .. entry.jti)
+      redis.call('DEL', ARGV[1] .. entry.jti, ARGV[2] .. entry.jti)
     end
     erased = erased + redis.call('HDEL', KEYS[1], id)
   end
@@ -377,6 +377,7 @@ impl RequestLog for RedisLog {
             .key(self.person_key(owner))
             .key(self.owners_key())
             .arg(self.link_key(""))
+            .arg(self.notes_key(""))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)

@@ -562,8 +562,17 @@ async fn redis_keys_are_what_the_module_says_and_writes_trim_retention() {
     let ttl: i64 = conn.pttl("docgate:log:link:jti-joe").unwrap();
     assert_eq!(ttl, -1);
 
+    // An open of her link: a note, counted per link.
+    kept.record(&opened(&ago(0), "jti-jane", "scanner/1.0", 3))
+        .await
+        .unwrap();
+    let notes: u64 = conn.get("docgate:log:notes:jti-jane").unwrap();
+    assert_eq!(notes, 1);
+    let owners: u64 = conn.hlen("docgate:log:owners").unwrap();
+    assert_eq!(owners, 4, "her three entries and Joe's request");
+
     // Erasure leaves no key naming her or her links.
-    assert_eq!(kept.erase(&owner).await.unwrap(), 2);
+    assert_eq!(kept.erase(&owner).await.unwrap(), 3);
     let mut left: Vec<String> = redis::cmd("KEYS")
         .arg("docgate:*")
         .query(&mut conn)
