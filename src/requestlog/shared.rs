@@ -120,7 +120,7 @@ if ARGV[10] == '1' then
 end
 local id = string.format('%016d', redis.call('INCR', KEYS[3]))
 redis.call('HSET', KEYS[1], id, ARGV[1])
-redis.call('ZADD', KEYS[2], at, id)
+redis.call('ZADD', KEYS[2], ARGV[2], id)
 if jti ~= '' and named then
   local link = ARGV[6] .. jti
   if keep > 0 then
@@ -131,7 +131,7 @@ if jti ~= '' and named then
 end
 if owner ~= '' then
   redis.call('HSET', KEYS[4], id, owner)
-  redis.call('ZADD', person, at, id)
+  redis.call('ZADD', person, ARGV[2], id)
 end
 if cutoff ~= '' then
   drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, batch), KEYS[4], ARGV[5], ARGV[6])
