@@ -39,6 +39,7 @@ async fn soak_app(extra: &[(&str, &str)]) -> TestApp {
         ("DOCGATE_TRUSTED_PROXIES", "127.0.0.0/8"),
         ("DOCGATE_LIMIT_REQUEST_PER_IP", "10/h"),
         ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h"),
+        ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "10/h"),
     ];
     env.extend_from_slice(extra);
     TestApp::with(&env).await
@@ -144,7 +145,9 @@ async fn check_log(app: &TestApp, posts: usize) -> Vec<Entry> {
     assert_eq!(log.len(), CAP, "the log is full, not over");
     let mut per_person = HashMap::<String, usize>::new();
     let mut per_link = HashMap::<String, usize>::new();
+    let mut per_client = HashMap::<std::net::IpAddr, usize>::new();
     for entry in &log {
+        *per_client.entry(entry.client_ip).or_default() += 1;
         match entry.event {
             Event::LinkRequested => {
                 assert!(
@@ -166,6 +169,10 @@ async fn check_log(app: &TestApp, posts: usize) -> Vec<Entry> {
         per_link.values().all(|n| *n <= NOTES_PER_LINK),
         "{per_link:?}"
     );
+    // A client stores at most what its rate limits let through (10 link requests and 10
+    // downloads an hour here); the client far past its limit stored nothing.
+    assert!(per_client.values().all(|n| *n <= 20), "{per_client:?}");
+    assert!(!per_client.contains_key(&"192.0.2.99".parse().unwrap()));
 
     // Every refusal is counted.
     let (_, series) = scrape(app).await;
