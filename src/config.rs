@@ -26,6 +26,8 @@ pub const ENV_TOKEN_SECRET: &str = "DOCGATE_TOKEN_SECRET";
 pub const ENV_TOKEN_KEYS: &str = "DOCGATE_TOKEN_KEYS";
 pub const ENV_TOKEN_SIGNING_KID: &str = "DOCGATE_TOKEN_SIGNING_KID";
 pub const ENV_TOKEN_TTL: &str = "DOCGATE_TOKEN_TTL";
+pub const ENV_PSEUDONYM_KEY: &str = "DOCGATE_PSEUDONYM_KEY";
+pub const ENV_PSEUDONYM_KEY_PREVIOUS: &str = "DOCGATE_PSEUDONYM_KEY_PREVIOUS";
 pub const ENV_REDIS_URL: &str = "DOCGATE_REDIS_URL";
 pub const ENV_REDIS_PREFIX: &str = "DOCGATE_REDIS_PREFIX";
 pub const ENV_S3_BUCKET: &str = "DOCGATE_S3_BUCKET";
@@ -326,6 +328,17 @@ impl fmt::Debug for WebhookConfig {
     }
 }
 
+/// The keys of [`crate::pseudonym::Pseudonyms`]: every identifier docgate stores or logs for an
+/// address or a client network is an HMAC under `current`; `previous` keys are only looked up.
+#[derive(Debug, Clone)]
+pub struct PseudonymKeys {
+    pub current: Secret,
+    pub previous: Vec<Secret>,
+    /// True when no key was configured: a random one for this process (embedded mode only,
+    /// where nothing keyed by it outlives the process).
+    pub generated: bool,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -338,6 +351,8 @@ pub struct Config {
     /// Base of the links put in mails, without a trailing slash.
     pub public_url: String,
     pub token: TokenKeys,
+    /// Keys the identifiers of addresses and networks that are stored or logged.
+    pub pseudonyms: PseudonymKeys,
     /// How long a link lives.
     pub token_ttl: Duration,
     /// The production token store; `None`: the embedded in-process store.
@@ -483,6 +498,7 @@ impl Config {
         };
 
         let token = token_keys(&env, redis.is_some())?;
+        let pseudonyms = pseudonym_keys(&env, redis.is_some())?;
 
         let admin_token = match env.secret(ENV_ADMIN_TOKEN)? {
             Some(token) if token.expose().len() < MIN_ADMIN_TOKEN_LEN => {
@@ -532,6 +548,7 @@ impl Config {
             admin_token,
             public_url: env.parse(ENV_PUBLIC_URL, "http://localhost:8080", parse_public_url)?,
             token,
+            pseudonyms,
             redis,
             s3,
             smtp,
@@ -712,6 +729,63 @@ fn token_keys<S: Source>(env: &Reader<'_, S>, shared: bool) -> Result<TokenKeys,
         signing,
         generated: false,
     })
+}
+
+/// `DOCGATE_PSEUDONYM_KEY` and the previous keys still looked up,
+/// `DOCGATE_PSEUDONYM_KEY_PREVIOUS` (one per line or separated by commas).
+fn pseudonym_keys<S: Source>(
+    env: &Reader<'_, S>,
+    shared: bool,
+) -> Result<PseudonymKeys, ConfigError> {
+    let check_len = |name: &str, secret: &Secret| {
+        let len = secret.expose().len();
+        if len < MIN_SECRET_LEN {
+            return Err(ConfigError::hidden(
+                name,
+                format!("must be at least {MIN_SECRET_LEN} bytes, got {len}"),
+            ));
+        }
+        Ok(())
+    };
+    let previous = match env.secret(ENV_PSEUDONYM_KEY_PREVIOUS)? {
+        Some(list) => {
+            let text = String::from_utf8_lossy(list.expose()).into_owned();
+            let keys: Vec<Secret> = text
+                .split([',', '\n'])
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| Secret::new(k.as_bytes().to_vec()))
+                .collect();
+            for key in &keys {
+                check_len(ENV_PSEUDONYM_KEY_PREVIOUS, key)?;
+            }
+            keys
+        }
+        None => Vec::new(),
+    };
+    match env.secret(ENV_PSEUDONYM_KEY)? {
+        Some(current) => {
+            check_len(ENV_PSEUDONYM_KEY, &current)?;
+            Ok(PseudonymKeys {
+                current,
+                previous,
+                generated: false,
+            })
+        }
+        None if shared => Err(ConfigError::hidden(
+            ENV_PSEUDONYM_KEY,
+            "is required with DOCGATE_REDIS_URL: every replica must name a person or a network the same way in Redis",
+        )),
+        None if !previous.is_empty() => Err(ConfigError::hidden(
+            ENV_PSEUDONYM_KEY_PREVIOUS,
+            "needs DOCGATE_PSEUDONYM_KEY as well",
+        )),
+        None => Ok(PseudonymKeys {
+            current: random_secret(),
+            previous,
+            generated: true,
+        }),
+    }
 }
 
 /// `kid=secret` entries, one per line or separated by commas; blank lines and `#` comments are
@@ -1142,6 +1216,7 @@ mod tests {
         let config = Config::from_source(&source(&[
             (ENV_REDIS_URL, "redis://:hunter2@redis:6379/0"),
             (ENV_TOKEN_SECRET, "0123456789abcdef0123456789abcdef"),
+            (ENV_PSEUDONYM_KEY, "pseudonyms-0123456789abcdef012345"),
             (ENV_S3_BUCKET, "private-docs"),
             (ENV_S3_ENDPOINT, "http://127.0.0.1:9000/"),
             (ENV_AWS_ACCESS_KEY_ID, "AKIDEXAMPLE"),
@@ -1294,8 +1369,75 @@ mod tests {
         let err = Config::from_source(&source(&[
             (ENV_REDIS_URL, "redis://localhost"),
             (ENV_TOKEN_KEYS, &format!("a={KEY_A}")),
+            (ENV_PSEUDONYM_KEY, KEY_B),
         ]));
         assert!(err.is_ok(), "a key list is a shared key");
+    }
+
+    #[test]
+    fn the_pseudonym_key_is_required_with_redis_and_random_without() {
+        let embedded = Config::from_source(&source(&[])).unwrap();
+        assert!(embedded.pseudonyms.generated);
+        assert_eq!(embedded.pseudonyms.current.expose().len(), 32);
+
+        let shared = [
+            (ENV_REDIS_URL, "redis://localhost"),
+            (ENV_TOKEN_SECRET, KEY_A),
+        ];
+        let err = Config::from_source(&source(&shared)).unwrap_err();
+        assert_eq!(err.name, ENV_PSEUDONYM_KEY);
+        assert!(
+            err.to_string()
+                .contains("is required with DOCGATE_REDIS_URL")
+        );
+
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = shared.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_source(&source(&pairs))
+        };
+        let config = with(&[(ENV_PSEUDONYM_KEY, KEY_B)]).unwrap();
+        assert!(!config.pseudonyms.generated);
+        assert_eq!(config.pseudonyms.current.expose(), KEY_B.as_bytes());
+        assert!(config.pseudonyms.previous.is_empty());
+        assert!(
+            !format!("{config:?}").contains(KEY_B),
+            "the key is never printed"
+        );
+
+        let rotated = with(&[
+            (ENV_PSEUDONYM_KEY, KEY_B),
+            (
+                ENV_PSEUDONYM_KEY_PREVIOUS,
+                "0123456789abcdef0123456789abcdef, cccccccccccccccccccccccccccccccc",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(rotated.pseudonyms.previous.len(), 2);
+
+        for (extra, name, expected) in [
+            (
+                &[(ENV_PSEUDONYM_KEY, "short")][..],
+                ENV_PSEUDONYM_KEY,
+                "must be at least 32 bytes, got 5",
+            ),
+            (
+                &[
+                    (ENV_PSEUDONYM_KEY, KEY_B),
+                    (ENV_PSEUDONYM_KEY_PREVIOUS, "short"),
+                ][..],
+                ENV_PSEUDONYM_KEY_PREVIOUS,
+                "must be at least 32 bytes, got 5",
+            ),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert_eq!(err.name, name);
+            let line = err.to_string();
+            assert!(line.contains(expected), "{line}");
+            assert!(!line.contains("short"), "{line}");
+        }
+        let err = Config::from_source(&source(&[(ENV_PSEUDONYM_KEY_PREVIOUS, KEY_A)])).unwrap_err();
+        assert_eq!(err.name, ENV_PSEUDONYM_KEY_PREVIOUS);
     }
 
     #[test]

@@ -22,7 +22,9 @@
 //! - [`app`]: the shared state, and the choice of implementation behind each trait.
 //! - [`http`]: the hyper server, routes, response bodies, and the one error-to-response mapping.
 //! - [`metrics`]: the Prometheus metrics served on the admin listener.
-//! - [`telemetry`]: logging setup and pseudonyms for personal data in logs.
+//! - [`pseudonym`]: the keyed identifiers (HMAC) of addresses and networks that are stored or
+//!   logged.
+//! - [`telemetry`]: logging setup, and redaction of personal data in logs.
 //! - [`check`]: `docgate check`, reaching every backend and looking for dangerous settings.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
 //! - [`units`], [`html`]: small shared helpers.
@@ -42,6 +44,7 @@ pub mod metrics;
 pub mod notify;
 pub mod objects;
 pub mod pages;
+pub mod pseudonym;
 pub mod range;
 pub mod ratelimit;
 pub mod requestlog;

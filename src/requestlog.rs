@@ -5,7 +5,7 @@
 //! learns who asked and who downloaded. It is written only here, to a place the owner controls,
 //! and never to stdout.
 //!
-//! It owns the entries' lifecycle too: one person's entries (found by [`owner_id`] of their
+//! It owns the entries' lifecycle too: one person's entries (found by [`Pseudonyms::person`] of their
 //! address: their link requests, and the downloads and opens of the links made for them, joined
 //! by `jti`) can be exported and erased, and entries older than
 //! `DOCGATE_REQUEST_LOG_RETENTION` are deleted ([`purge_older_than`](RequestLog::purge_older_than),
@@ -31,7 +31,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::owner_id;
+use crate::pseudonym::Pseudonyms;
 use crate::token::Claims;
 
 /// The most characters of a `User-Agent` kept in a [`Event::LinkOpened`] entry.
@@ -131,9 +131,9 @@ impl Entry {
         OffsetDateTime::parse(&self.at, &Rfc3339).ok()
     }
 
-    /// The person the entry names by address ([`owner_id`] of it), if it names one.
-    pub fn owner(&self) -> Option<String> {
-        self.email.as_deref().map(|email| owner_id(email.trim()))
+    /// The person the entry names by address ([`Pseudonyms::person`] of it), if it names one.
+    pub fn owner(&self, ids: &Pseudonyms) -> Option<String> {
+        self.email.as_deref().map(|email| ids.person(email))
     }
 }
 
@@ -163,7 +163,7 @@ pub trait RequestLog: Send + Sync + 'static {
     /// Up to `limit` entries, newest first, after skipping the `offset` newest.
     async fn recent(&self, limit: usize, offset: usize) -> Result<Vec<Entry>, LogError>;
 
-    /// Every entry of one person (`owner`: [`owner_id`] of their address), newest first: the
+    /// Every entry of one person (`owner`: [`Pseudonyms::person`] of their address), newest first: the
     /// entries naming their address, and the downloads and opens of the links made for them.
     async fn person(&self, owner: &str) -> Result<Vec<Entry>, LogError>;
 
@@ -221,10 +221,10 @@ fn unavailable(e: impl std::fmt::Display) -> LogError {
 
 /// For each entry, whether it belongs to `owner`: it names their address, or it has no address
 /// and its link was made for them (a link request of theirs names its `jti`).
-fn belongs_to(entries: &[Entry], owner: &str) -> Vec<bool> {
+fn belongs_to(entries: &[Entry], owner: &str, ids: &Pseudonyms) -> Vec<bool> {
     let named: Vec<bool> = entries
         .iter()
-        .map(|e| e.owner().is_some_and(|o| o == owner))
+        .map(|e| e.owner(ids).is_some_and(|o| o == owner))
         .collect();
     let links: HashSet<&str> = entries
         .iter()
@@ -251,12 +251,14 @@ fn belongs_to(entries: &[Entry], owner: &str) -> Vec<bool> {
 pub struct JsonLinesLog {
     path: PathBuf,
     file: Mutex<tokio::fs::File>,
+    /// Names the person of an entry, to find one person's entries.
+    ids: Arc<Pseudonyms>,
 }
 
 impl JsonLinesLog {
     /// Opens (creating) the file at `path`, and its directory. A file whose last line was torn
     /// by a crash gets a line end first, so the next entry starts a line of its own.
-    pub async fn open(path: &Path) -> std::io::Result<Self> {
+    pub async fn open(path: &Path, ids: Arc<Pseudonyms>) -> std::io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await?;
         }
@@ -268,6 +270,7 @@ impl JsonLinesLog {
         Ok(Self {
             path: path.to_owned(),
             file: Mutex::new(file),
+            ids,
         })
     }
 
@@ -366,7 +369,7 @@ impl RequestLog for JsonLinesLog {
 
     async fn person(&self, owner: &str) -> Result<Vec<Entry>, LogError> {
         let entries = self.entries().await?;
-        let theirs = belongs_to(&entries, owner);
+        let theirs = belongs_to(&entries, owner, &self.ids);
         let mut found: Vec<Entry> = entries
             .into_iter()
             .zip(theirs)
@@ -377,7 +380,8 @@ impl RequestLog for JsonLinesLog {
     }
 
     async fn erase(&self, owner: &str) -> Result<u64, LogError> {
-        self.rewrite(|entries| belongs_to(entries, owner)).await
+        self.rewrite(|entries| belongs_to(entries, owner, &self.ids))
+            .await
     }
 
     async fn purge_older_than(&self, cutoff: OffsetDateTime) -> Result<u64, LogError> {
@@ -396,6 +400,10 @@ impl RequestLog for JsonLinesLog {
 mod tests {
     use super::*;
     use std::io::Write;
+
+    fn ids() -> Arc<Pseudonyms> {
+        Arc::new(Pseudonyms::with_key(b"request log tests"))
+    }
 
     fn entry(event: Event, at: &str, outcome: &str) -> Entry {
         let mut entry = Entry::now(event, "192.0.2.1".parse().unwrap(), outcome);
@@ -425,7 +433,7 @@ mod tests {
     async fn entries_append_as_json_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs/requests.jsonl");
-        let log = JsonLinesLog::open(&path).await.unwrap();
+        let log = JsonLinesLog::open(&path, ids()).await.unwrap();
         let mut entry = Entry::now(Event::LinkRequested, "192.0.2.1".parse().unwrap(), "sent");
         entry.email = Some("jane@example.com".to_owned());
         entry.document = Some("resume".to_owned());
@@ -471,7 +479,7 @@ mod tests {
         text.extend_from_slice(b"\n{\"at\":\"2026-01-02T00:00:00Z\",\"email\":\"jo");
         std::fs::write(&path, text).unwrap();
 
-        let log = JsonLinesLog::open(&path).await.unwrap();
+        let log = JsonLinesLog::open(&path, ids()).await.unwrap();
         let new = download("2026-01-03T00:00:00Z", "j1");
         log.record(&new).await.unwrap();
         assert_eq!(log.recent(10, 0).await.unwrap(), [new.clone(), old.clone()]);
@@ -492,7 +500,7 @@ mod tests {
     async fn retention_rewrites_the_file_without_the_old_entries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requests.jsonl");
-        let log = JsonLinesLog::open(&path).await.unwrap();
+        let log = JsonLinesLog::open(&path, ids()).await.unwrap();
         let entries = [
             request("2025-01-01T10:00:00Z", "old@example.com", "j1"),
             download("2025-01-01T10:05:00.5Z", "j1"),
@@ -542,7 +550,7 @@ mod tests {
     async fn erasure_removes_one_persons_requests_and_the_uses_of_their_links() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requests.jsonl");
-        let log = JsonLinesLog::open(&path).await.unwrap();
+        let log = JsonLinesLog::open(&path, ids()).await.unwrap();
         let claims = Claims {
             jti: "j1".to_owned(),
             doc: "resume".to_owned(),
@@ -579,7 +587,7 @@ mod tests {
         assert_eq!(jane[2].user_agent.as_deref(), Some("Mozilla/5.0(scanner)"));
         assert_eq!(jane[2].after_send_secs, Some(3));
 
-        let owner = owner_id("jane@example.com");
+        let owner = ids().person("jane@example.com");
         let mut expected = jane.to_vec();
         expected.reverse();
         assert_eq!(log.person(&owner).await.unwrap(), expected);

@@ -292,9 +292,9 @@ async fn get_response(
     ask: Ask,
 ) -> Result<Response<Body>, Error> {
     let store = &app.backends.store;
-    // The client network, hashed (the store keeps no address): a download started by the confirm
+    // The client network, keyed (the store keeps no address): a download started by the confirm
     // page's button may be fetched again by the same network's download manager.
-    let network = crate::store::owner_id(Key::ip(Scope::DownloadPerIp, client).as_str());
+    let network = app.pseudonyms.network(client);
     let lease = Lease::held_by(LEASE_TTL, &network, ask == Ask::Download);
     let again = (ask == Ask::Get).then_some(network.as_str());
     let attempt = match claim(app, &claims.jti, &lease, again).await? {

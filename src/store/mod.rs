@@ -29,16 +29,10 @@ pub struct NewLink<'a> {
     pub ttl: Duration,
     /// How many downloads may start before one completes.
     pub attempts: u32,
-    /// Who the link was made for, as [`owner_id`] of the address: lets an operator revoke every
-    /// link of one person at once. No address in clear.
+    /// Who the link was made for, as [`Pseudonyms::person`](crate::pseudonym::Pseudonyms::person)
+    /// of the address: lets an operator revoke every link of one person at once. No address in
+    /// clear, and no hash anyone could recompute without the key.
     pub owner: Option<&'a str>,
-}
-
-/// The store's id for the person an address names: a hash of its lowercased form.
-pub fn owner_id(address: &str) -> String {
-    use sha2::{Digest, Sha256};
-    let digest = Sha256::digest(address.to_lowercase().as_bytes());
-    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A claim on a link held by one download while it streams.
@@ -48,7 +42,7 @@ pub struct Lease {
     pub id: String,
     /// How long the claim survives without renewal.
     pub ttl: Duration,
-    /// The client network downloading, hashed (see [`Lease::held_by`]); empty when unknown. A
+    /// The client network downloading, keyed (see [`Lease::held_by`]); empty when unknown. A
     /// re-armed link may only be claimed by its network.
     pub holder: String,
     /// Whether completing this download lets the same network fetch the link once more
@@ -62,7 +56,8 @@ impl Lease {
     }
 
     /// A lease for a download by `holder`: a client network, as the rate limiter names it (an
-    /// IPv4 address, an IPv6 /64), hashed: no address of a person. `arms`: see [`Lease::arms`].
+    /// IPv4 address, an IPv6 /64), as [`Pseudonyms::network`](crate::pseudonym::Pseudonyms::network)
+    /// names it: no address of a person. `arms`: see [`Lease::arms`].
     pub fn held_by(ttl: Duration, holder: &str, arms: bool) -> Self {
         Self {
             id: crate::token::new_jti(),
@@ -141,7 +136,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// renewal. `false` when there was no such usable link.
     async fn revoke(&self, jti: &str) -> Result<bool, StoreError>;
 
-    /// Withdraws every usable link made for `owner` (see [`owner_id`]); returns how many.
+    /// Withdraws every usable link made for `owner` (see [`NewLink::owner`]); returns how many.
     async fn revoke_owner(&self, owner: &str) -> Result<u64, StoreError>;
 
     /// Answers when the store is reachable (for `/readyz`).

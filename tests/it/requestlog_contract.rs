@@ -6,10 +6,10 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{owner_id, pseudonyms};
 use docgate::config::{RedisConfig, Secret};
 use docgate::requestlog::shared::RedisLog;
 use docgate::requestlog::{Entry, Event, JsonLinesLog, RequestLog};
-use docgate::store::owner_id;
 use docgate::store::shared::connect;
 use docgate::token::Claims;
 use redis::Commands;
@@ -32,9 +32,12 @@ impl Backend {
     async fn log(&self, case: &str, keep: Option<Duration>) -> Arc<dyn RequestLog> {
         match self {
             Backend::File(dir) => Arc::new(
-                JsonLinesLog::open(&dir.path().join(format!("{case}.jsonl")))
-                    .await
-                    .unwrap(),
+                JsonLinesLog::open(
+                    &dir.path().join(format!("{case}.jsonl")),
+                    Arc::new(pseudonyms()),
+                )
+                .await
+                .unwrap(),
             ),
             Backend::Redis(server) => {
                 let config = RedisConfig {
@@ -45,6 +48,7 @@ impl Backend {
                     connect(&config).unwrap(),
                     &config.prefix,
                     keep,
+                    Arc::new(pseudonyms()),
                 ))
             }
         }

@@ -10,7 +10,9 @@ use docgate::ratelimit::shared::RedisLimiter;
 use docgate::ratelimit::{Decision, Key, RateLimiter, Scope};
 use docgate::store::memory::MemoryStore;
 use docgate::store::shared::{RedisStore, connect};
-use docgate::store::{Claim, Lease, LinkState, NewLink, TokenStore, owner_id};
+use docgate::store::{Claim, Lease, LinkState, NewLink, TokenStore};
+
+use crate::support::{owner_id, pseudonyms};
 use docgate::token::new_jti;
 use docgate::units::parse_rate;
 
@@ -376,7 +378,12 @@ async fn memory_limiter_meets_the_contract() {
 async fn redis_limiter_meets_the_contract() {
     let server = RedisServer::start();
     let conn = connect(&redis_config(&server)).unwrap();
-    limiter_contract(Arc::new(RedisLimiter::new(conn, "docgate:"))).await;
+    limiter_contract(Arc::new(RedisLimiter::new(
+        conn,
+        "docgate:",
+        Arc::new(pseudonyms()),
+    )))
+    .await;
 }
 
 #[tokio::test]
