@@ -144,3 +144,59 @@ async fn redis_holds_no_bare_hash_of_an_address_or_a_network() {
         assert!(!key.contains("example.org"), "{key}");
     }
 }
+
+#[tokio::test]
+async fn after_a_key_rotation_lookups_find_what_the_old_key_indexed() {
+    const NEW_KEY: &str = "rotated-pseudonym-key-0123456789abcdef";
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let jane = "jane@example.org";
+
+    let before = TestApp::with(&[("DOCGATE_REDIS_URL", &url)]).await;
+    before.link(jane, "resume").await;
+    let rotated = TestApp::with(&[
+        ("DOCGATE_REDIS_URL", &url),
+        ("DOCGATE_PSEUDONYM_KEY", NEW_KEY),
+        ("DOCGATE_PSEUDONYM_KEY_PREVIOUS", PSEUDONYM_KEY),
+    ])
+    .await;
+    rotated.link(jane, "resume").await;
+    let after = TestApp::with(&[
+        ("DOCGATE_REDIS_URL", &url),
+        ("DOCGATE_PSEUDONYM_KEY", NEW_KEY),
+    ])
+    .await;
+
+    // New identifiers use the new key only.
+    let mut conn = redis.client();
+    let new_id = docgate::pseudonym::Pseudonyms::with_key(NEW_KEY.as_bytes()).person(jane);
+    let old_id = owner_id(jane);
+    let links = |id: &str, conn: &mut redis::Connection| -> usize {
+        conn.smembers::<_, Vec<String>>(format!("docgate:owner:{id}"))
+            .unwrap()
+            .len()
+    };
+    assert_eq!(links(&new_id, &mut conn), 1);
+    assert_eq!(links(&old_id, &mut conn), 1);
+
+    // Without the previous key, only what the new key indexed is found...
+    let found = docgate::admin::export_person(&after.app, jane)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1);
+    // ...with it, both; and revoking by address withdraws both links.
+    let found = docgate::admin::export_person(&rotated.app, jane)
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 2);
+    assert!(found[0].at >= found[1].at, "newest first");
+    let revoked = docgate::admin::revoke_address(&rotated.app, "Jane@Example.org")
+        .await
+        .unwrap();
+    assert_eq!(revoked, 2);
+    let erased = docgate::admin::erase_person(&rotated.app, jane)
+        .await
+        .unwrap();
+    assert_eq!(erased, 2);
+    assert_eq!(links(&new_id, &mut conn) + links(&old_id, &mut conn), 0);
+}
