@@ -669,26 +669,29 @@ impl<S: Source> Reader<'_, S> {
     }
 }
 
+/// Refuses a secret shorter than [`MIN_SECRET_LEN`]; `what` names it within the variable (`key
+/// "a" `), and the error never shows it.
+fn check_secret_len(name: &str, what: &str, secret: &Secret) -> Result<(), ConfigError> {
+    let len = secret.expose().len();
+    if len < MIN_SECRET_LEN {
+        return Err(ConfigError::hidden(
+            name,
+            format!("{what}must be at least {MIN_SECRET_LEN} bytes, got {len}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The token keys from `DOCGATE_TOKEN_KEYS`, `DOCGATE_TOKEN_SECRET` (a verify-only key beside
 /// the list when both are set, so a deployment moves from one to the other without breaking
 /// links), and `DOCGATE_TOKEN_SIGNING_KID`.
 fn token_keys<S: Source>(env: &Reader<'_, S>, shared: bool) -> Result<TokenKeys, ConfigError> {
-    let check_len = |name: &str, what: &str, secret: &Secret| {
-        let len = secret.expose().len();
-        if len < MIN_SECRET_LEN {
-            return Err(ConfigError::hidden(
-                name,
-                format!("{what}must be at least {MIN_SECRET_LEN} bytes, got {len}"),
-            ));
-        }
-        Ok(())
-    };
     let mut keys = match env.secret(ENV_TOKEN_KEYS)? {
-        Some(list) => parse_token_keys(&list, check_len)?,
+        Some(list) => parse_token_keys(&list, check_secret_len)?,
         None => Vec::new(),
     };
     if let Some(secret) = env.secret(ENV_TOKEN_SECRET)? {
-        check_len(ENV_TOKEN_SECRET, "", &secret)?;
+        check_secret_len(ENV_TOKEN_SECRET, "", &secret)?;
         let single = TokenKeys::single(secret);
         if keys.iter().any(|(kid, _)| *kid == single.signing) {
             return Err(ConfigError::hidden(
@@ -737,16 +740,7 @@ fn pseudonym_keys<S: Source>(
     env: &Reader<'_, S>,
     shared: bool,
 ) -> Result<PseudonymKeys, ConfigError> {
-    let check_len = |name: &str, secret: &Secret| {
-        let len = secret.expose().len();
-        if len < MIN_SECRET_LEN {
-            return Err(ConfigError::hidden(
-                name,
-                format!("must be at least {MIN_SECRET_LEN} bytes, got {len}"),
-            ));
-        }
-        Ok(())
-    };
+    let check_len = |name: &str, secret: &Secret| check_secret_len(name, "", secret);
     let previous = match env.secret(ENV_PSEUDONYM_KEY_PREVIOUS)? {
         Some(list) => {
             let text = String::from_utf8_lossy(list.expose()).into_owned();

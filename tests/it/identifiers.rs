@@ -78,14 +78,8 @@ async fn redis_holds_no_bare_hash_of_an_address_or_a_network() {
     let link = Mail::read(&mails[0]).link;
     // The confirm page's button: the completed link remembers the network it may be fetched
     // again from.
-    let response = app
-        .client
-        .post(&link)
+    let response = crate::recipients::click(&app, &link)
         .header("x-forwarded-for", CLIENT)
-        .header("origin", "null")
-        .header("sec-fetch-mode", "navigate")
-        .header("sec-fetch-site", "same-origin")
-        .header("content-type", "application/x-www-form-urlencoded")
         .send()
         .await
         .unwrap();
