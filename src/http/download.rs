@@ -37,7 +37,7 @@ use crate::pages;
 use crate::range::{ByteRange, RangeRequest};
 use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event, RequestLog};
-use crate::store::{Claim as Claimed, Lease, LinkState};
+use crate::store::{Claim as Claimed, Lease, LinkState, Sent};
 use crate::texts::measures;
 use crate::token::{Claims, TokenError};
 
@@ -305,7 +305,10 @@ async fn get_response(
     let object = match app.backends.objects.open(&document.key, range).await {
         Ok(object) => object,
         Err(e) => {
-            if let Err(release) = store.release(&claims.jti, &lease, true).await {
+            if let Err(release) = store
+                .release(&claims.jti, &lease, Sent::default(), true)
+                .await
+            {
                 tracing::warn!(cause = %release, "could not release a claim after a failed open");
             }
             return Err(e.into());
@@ -352,6 +355,7 @@ async fn get_response(
             store: store.clone(),
             jti: claims.jti.clone(),
             lease,
+            size: object.meta.size,
             tasks: app.tasks.clone(),
         },
         RENEW_EVERY,

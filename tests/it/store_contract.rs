@@ -10,7 +10,7 @@ use docgate::ratelimit::shared::RedisLimiter;
 use docgate::ratelimit::{Decision, Key, RateLimiter, Scope};
 use docgate::store::memory::MemoryStore;
 use docgate::store::shared::{RedisStore, connect};
-use docgate::store::{Claim, Lease, LinkState, NewLink, TokenStore, owner_id};
+use docgate::store::{Claim, Lease, LinkState, NewLink, Sent, TokenStore, owner_id};
 use docgate::token::new_jti;
 use docgate::units::parse_rate;
 
@@ -84,7 +84,7 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
         store.claim(&jti, &by_a).await.unwrap(),
         Claim::Granted { attempt: 1 }
     ));
-    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(store.complete(&jti, &by_a, Sent::default()).await.unwrap());
     assert!(!store.rearm(&jti, "", window).await.unwrap());
     assert!(!store.rearm(&jti, "net-b", window).await.unwrap());
     assert!(store.rearm(&jti, "net-a", window).await.unwrap());
@@ -104,7 +104,10 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
         store.claim(&jti, &again).await.unwrap(),
         Claim::Granted { attempt: 1 }
     ));
-    store.release(&jti, &again, true).await.unwrap();
+    store
+        .release(&jti, &again, Sent::default(), true)
+        .await
+        .unwrap();
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
     let late = Lease::held_by(ttl, "net-a", false);
@@ -117,14 +120,14 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     let jti = insert(store, LINK_TTL, 3).await;
     let plain = Lease::held_by(ttl, "net-a", false);
     store.claim(&jti, &plain).await.unwrap();
-    assert!(store.complete(&jti, &plain).await.unwrap());
+    assert!(store.complete(&jti, &plain, Sent::default()).await.unwrap());
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
 
     // Too late: the window has passed.
     let jti = insert(store, LINK_TTL, 3).await;
     let by_a = Lease::held_by(ttl, "net-a", true);
     store.claim(&jti, &by_a).await.unwrap();
-    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(store.complete(&jti, &by_a, Sent::default()).await.unwrap());
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert!(
         !store
@@ -141,7 +144,7 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     let jti = insert(store, LINK_TTL, 3).await;
     let by_a = Lease::held_by(ttl, "net-a", true);
     store.claim(&jti, &by_a).await.unwrap();
-    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(store.complete(&jti, &by_a, Sent::default()).await.unwrap());
     assert!(
         store.revoke(&jti).await.unwrap(),
         "its second fetch was withdrawn"
@@ -155,7 +158,7 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     let jti = insert_for(store, LINK_TTL, 3, Some("owner-z")).await;
     let by_a = Lease::held_by(ttl, "net-a", true);
     store.claim(&jti, &by_a).await.unwrap();
-    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(store.complete(&jti, &by_a, Sent::default()).await.unwrap());
     store.revoke_owner("owner-z").await.unwrap();
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
 }
@@ -176,8 +179,8 @@ async fn a_completed_download_spends_the_link(store: &dyn TokenStore) {
         store.claim(&jti, &lease()).await.unwrap(),
         Claim::Refused(LinkState::InFlight)
     );
-    assert!(store.renew(&jti, &l).await.unwrap());
-    assert!(store.complete(&jti, &l).await.unwrap());
+    assert!(store.renew(&jti, &l, Sent::default()).await.unwrap());
+    assert!(store.complete(&jti, &l, Sent::default()).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
     assert_eq!(
         store.claim(&jti, &lease()).await.unwrap(),
@@ -193,7 +196,10 @@ async fn cut_offs_count_until_attempts_run_out(store: &dyn TokenStore) {
             store.claim(&jti, &l).await.unwrap(),
             Claim::Granted { attempt }
         );
-        store.release(&jti, &l, false).await.unwrap();
+        store
+            .release(&jti, &l, Sent::default(), false)
+            .await
+            .unwrap();
     }
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
     assert_eq!(
@@ -210,7 +216,10 @@ async fn refunds_do_not_count(store: &dyn TokenStore) {
             store.claim(&jti, &l).await.unwrap(),
             Claim::Granted { attempt: 1 }
         );
-        store.release(&jti, &l, true).await.unwrap();
+        store
+            .release(&jti, &l, Sent::default(), true)
+            .await
+            .unwrap();
     }
     assert_eq!(
         store.peek(&jti).await.unwrap(),
@@ -223,11 +232,24 @@ async fn only_the_holder_settles(store: &dyn TokenStore) {
     let holder = lease();
     store.claim(&jti, &holder).await.unwrap();
     let stranger = lease();
-    assert!(!store.renew(&jti, &stranger).await.unwrap());
-    assert!(!store.complete(&jti, &stranger).await.unwrap());
-    store.release(&jti, &stranger, false).await.unwrap();
+    assert!(!store.renew(&jti, &stranger, Sent::default()).await.unwrap());
+    assert!(
+        !store
+            .complete(&jti, &stranger, Sent::default())
+            .await
+            .unwrap()
+    );
+    store
+        .release(&jti, &stranger, Sent::default(), false)
+        .await
+        .unwrap();
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::InFlight);
-    assert!(store.complete(&jti, &holder).await.unwrap());
+    assert!(
+        store
+            .complete(&jti, &holder, Sent::default())
+            .await
+            .unwrap()
+    );
 }
 
 async fn unknown_links_are_revoked(store: &dyn TokenStore) {
@@ -258,7 +280,7 @@ async fn operators_revoke_one_link_or_all_of_one_person(store: &dyn TokenStore) 
         Claim::Granted { .. }
     ));
     assert_eq!(store.revoke_owner(&jane).await.unwrap(), 2);
-    assert!(!store.renew(&first, &lease).await.unwrap());
+    assert!(!store.renew(&first, &lease, Sent::default()).await.unwrap());
     for jti in [&first, &second] {
         assert_eq!(store.peek(jti).await.unwrap(), LinkState::Revoked);
     }
@@ -282,9 +304,9 @@ async fn leases_and_links_expire(store: &dyn TokenStore) {
         Claim::Granted { attempt: 2 },
         "a dead holder's lease lapses"
     );
-    assert!(!store.renew(&jti, &short).await.unwrap());
-    assert!(!store.complete(&jti, &short).await.unwrap());
-    assert!(store.complete(&jti, &next).await.unwrap());
+    assert!(!store.renew(&jti, &short, Sent::default()).await.unwrap());
+    assert!(!store.complete(&jti, &short, Sent::default()).await.unwrap());
+    assert!(store.complete(&jti, &next, Sent::default()).await.unwrap());
 
     let brief = insert(store, Duration::from_millis(300), 3).await;
     let streaming = insert(store, Duration::from_millis(300), 3).await;
@@ -293,10 +315,15 @@ async fn leases_and_links_expire(store: &dyn TokenStore) {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(store.peek(&brief).await.unwrap(), LinkState::Revoked);
     assert!(
-        store.renew(&streaming, &l).await.unwrap(),
+        store.renew(&streaming, &l, Sent::default()).await.unwrap(),
         "a download in flight keeps its link alive"
     );
-    assert!(store.complete(&streaming, &l).await.unwrap());
+    assert!(
+        store
+            .complete(&streaming, &l, Sent::default())
+            .await
+            .unwrap()
+    );
 }
 
 async fn racing_claims_have_one_winner(store: Arc<dyn TokenStore>) {
@@ -405,8 +432,8 @@ async fn redis_keys_are_what_the_readme_says() {
     // An operator revokes with DEL: the holder's next renewal fails, nothing new starts.
     let deleted: i64 = redis::cmd("DEL").arg(&key).query(&mut redis).unwrap();
     assert_eq!(deleted, 1);
-    assert!(!store.renew(&jti, &l).await.unwrap());
-    assert!(!store.complete(&jti, &l).await.unwrap());
+    assert!(!store.renew(&jti, &l, Sent::default()).await.unwrap());
+    assert!(!store.complete(&jti, &l, Sent::default()).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
     let spent: i64 = redis::cmd("EXISTS")
         .arg(format!("docgate:spent:{jti}"))
