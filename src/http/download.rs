@@ -10,8 +10,10 @@
 //!
 //! Streaming verifies the token, claims the link in the token store (one atomic step: exactly one of
 //! several racing clients wins), opens the object with the requested range, and streams it through
-//! a [`DownloadBody`] that spends the link only when the last byte goes out. A failure before the
-//! first byte releases the claim with a refund, so it costs the recipient nothing. `HEAD` answers
+//! a [`DownloadBody`] that spends the link only when the last byte goes out, or when the bytes the
+//! link's downloads have sent in all reach the document's size (the store counts them: one link,
+//! one copy). A failure before the first byte releases the claim with a refund, so it costs the
+//! recipient nothing. `HEAD` answers
 //! what a `GET` would get now without claiming anything.
 
 use std::net::IpAddr;
