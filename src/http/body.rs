@@ -97,7 +97,7 @@ struct Guard {
 impl Guard {
     /// What this download has sent so far, plus `more` about to go out.
     fn report(&self, more: u64) -> Sent {
-        sent(&self.claim, &self.sent, more)
+        sent_so_far(&self.claim, &self.sent, more)
     }
 
     fn finish(&mut self, outcome: Outcome) {
@@ -285,10 +285,10 @@ impl HttpBody for DownloadBody {
     }
 }
 
-/// What a download holding `claim` has sent so far (`sent`), plus `more` about to go out.
-fn sent(claim: &Claim, sent: &AtomicU64, more: u64) -> Sent {
+/// What a download holding `claim` has sent so far (`counter`), plus `more` about to go out.
+fn sent_so_far(claim: &Claim, counter: &AtomicU64, more: u64) -> Sent {
     Sent::new(
-        sent.load(Ordering::Relaxed).saturating_add(more),
+        counter.load(Ordering::Relaxed).saturating_add(more),
         claim.size,
     )
 }
@@ -305,7 +305,7 @@ async fn renew(
     let mut last_renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
-        let report = sent(&claim, &bytes, 0);
+        let report = sent_so_far(&claim, &bytes, 0);
         match claim.store.renew(&claim.jti, &claim.lease, report).await {
             Ok(true) => last_renewed = tokio::time::Instant::now(),
             Ok(false) => {
@@ -470,5 +470,133 @@ mod tests {
         assert_eq!(bytes.len(), 3000);
         assert_eq!(bytes[2999], 2);
         assert_eq!(*outcome.lock().unwrap(), Some(Outcome::Completed));
+    }
+
+    /// A store that remembers every byte report it gets.
+    #[derive(Default)]
+    struct Reports(std::sync::Mutex<Vec<(&'static str, Sent)>>);
+
+    impl Reports {
+        fn of(&self, operation: &str) -> Vec<Sent> {
+            let reports = self.0.lock().unwrap();
+            reports
+                .iter()
+                .filter(|(op, _)| *op == operation)
+                .map(|(_, sent)| *sent)
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl TokenStore for Reports {
+        async fn insert(&self, _: &NewLink<'_>) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn peek(&self, _: &str) -> Result<LinkState, StoreError> {
+            Ok(LinkState::InFlight)
+        }
+        async fn claim(&self, _: &str, _: &Lease) -> Result<Claimed, StoreError> {
+            Ok(Claimed::Granted { attempt: 1 })
+        }
+        async fn renew(&self, _: &str, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
+            self.0.lock().unwrap().push(("renew", sent));
+            Ok(true)
+        }
+        async fn complete(&self, _: &str, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
+            self.0.lock().unwrap().push(("complete", sent));
+            Ok(true)
+        }
+        async fn release(&self, _: &str, _: &Lease, sent: Sent, _: bool) -> Result<(), StoreError> {
+            self.0.lock().unwrap().push(("release", sent));
+            Ok(())
+        }
+        async fn rearm(&self, _: &str, _: &str, _: Duration) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn revoke(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn revoke_owner(&self, _: &str) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn reported_body(
+        store: Arc<Reports>,
+        chunks: ByteStream,
+        len: u64,
+        spends: bool,
+    ) -> DownloadBody {
+        DownloadBody::new(
+            chunks,
+            len,
+            spends,
+            Claim {
+                store,
+                jti: "jti".to_owned(),
+                lease: Lease::new(Duration::from_secs(10)),
+                size: 3000,
+                tasks: TaskTracker::new(),
+            },
+            Duration::from_millis(5),
+            Box::new(|_| {}),
+        )
+    }
+
+    #[tokio::test]
+    async fn renewals_and_the_release_report_the_bytes_sent_so_far() {
+        let store = Arc::new(Reports::default());
+        // Two chunks, then a source that stalls: the client has 2000 bytes when it gives up.
+        let chunks: Vec<std::io::Result<Bytes>> =
+            (0..2u8).map(|i| Ok(Bytes::from(vec![i; 1000]))).collect();
+        let chunks = futures_util::StreamExt::chain(
+            futures_util::stream::iter(chunks),
+            futures_util::stream::pending(),
+        );
+        let mut body = reported_body(store.clone(), Box::pin(chunks), 3000, true);
+        for _ in 0..2 {
+            let frame = body.frame().await.unwrap().unwrap();
+            assert_eq!(frame.into_data().unwrap().len(), 1000);
+        }
+        let mut renewed = Vec::new();
+        for _ in 0..200 {
+            renewed = store.of("renew");
+            if !renewed.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(renewed.last(), Some(&Sent::new(2000, 3000)));
+        drop(body);
+        for _ in 0..200 {
+            if !store.of("release").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(store.of("release"), [Sent::new(2000, 3000)]);
+        assert!(store.of("complete").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_settlement_reports_everything_the_body_sends() {
+        let chunks = || {
+            let chunks: Vec<std::io::Result<Bytes>> =
+                (0..3u8).map(|i| Ok(Bytes::from(vec![i; 1000]))).collect();
+            Box::pin(futures_util::stream::iter(chunks))
+        };
+        let store = Arc::new(Reports::default());
+        let body = reported_body(store.clone(), chunks(), 3000, true);
+        assert_eq!(body.collect().await.unwrap().to_bytes().len(), 3000);
+        assert_eq!(store.of("complete"), [Sent::new(3000, 3000)]);
+
+        // A range that stops short of the end: released with all of its bytes.
+        let store = Arc::new(Reports::default());
+        let body = reported_body(store.clone(), chunks(), 2500, false);
+        assert_eq!(body.collect().await.unwrap().to_bytes().len(), 2500);
+        assert_eq!(store.of("release"), [Sent::new(2500, 3000)]);
     }
 }
