@@ -10,8 +10,10 @@
 //!
 //! Streaming verifies the token, claims the link in the token store (one atomic step: exactly one of
 //! several racing clients wins), opens the object with the requested range, and streams it through
-//! a [`DownloadBody`] that spends the link only when the last byte goes out. A failure before the
-//! first byte releases the claim with a refund, so it costs the recipient nothing. `HEAD` answers
+//! a [`DownloadBody`] that spends the link only when the last byte goes out, or when the bytes the
+//! link's downloads have sent in all reach the document's size (the store counts them: one link,
+//! one copy). A failure before the first byte releases the claim with a refund, so it costs the
+//! recipient nothing. `HEAD` answers
 //! what a `GET` would get now without claiming anything.
 
 use std::net::IpAddr;
@@ -37,7 +39,7 @@ use crate::pages;
 use crate::range::{ByteRange, RangeRequest};
 use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event, RequestLog};
-use crate::store::{Claim as Claimed, Lease, LinkState};
+use crate::store::{Claim as Claimed, Lease, LinkState, Sent};
 use crate::texts::measures;
 use crate::token::{Claims, TokenError};
 
@@ -305,7 +307,10 @@ async fn get_response(
     let object = match app.backends.objects.open(&document.key, range).await {
         Ok(object) => object,
         Err(e) => {
-            if let Err(release) = store.release(&claims.jti, &lease, true).await {
+            if let Err(release) = store
+                .release(&claims.jti, &lease, Sent::default(), true)
+                .await
+            {
                 tracing::warn!(cause = %release, "could not release a claim after a failed open");
             }
             return Err(e.into());
@@ -352,6 +357,7 @@ async fn get_response(
             store: store.clone(),
             jti: claims.jti.clone(),
             lease,
+            size: object.meta.size,
             tasks: app.tasks.clone(),
         },
         RENEW_EVERY,

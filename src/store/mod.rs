@@ -1,7 +1,8 @@
 //! The token store: the single-use state of every link, behind [`TokenStore`].
 //!
 //! A link is *usable* from the moment it is minted until one download of it completes, it is
-//! revoked, it expires, or [`NewLink::attempts`] downloads of it have started without completing.
+//! revoked, it expires, [`NewLink::attempts`] downloads of it have started without completing, or
+//! the bytes its downloads have sent in all cover the document (see [`Sent`]).
 //! A download holds a [`Lease`] on its link while bytes flow: a second download of the same link is
 //! refused (`InFlight`) until the lease is completed, released, or expires because the replica
 //! holding it died. Every operation is one atomic step in the store, so two racing clients can
@@ -68,6 +69,27 @@ impl Lease {
     }
 }
 
+/// What one download has sent so far, reported with every renewal and at its end: the store
+/// counts the bytes each link has delivered and spends the link once they cover the document.
+///
+/// `bytes` is the download's running total, never a delta, so a report that is retried or
+/// arrives twice cannot count twice. A claim is only granted while the link's total is below the
+/// size, and one download sends at most the document, so a link delivers less than twice the
+/// document in all.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Bytes this download has handed to the client so far.
+    pub bytes: u64,
+    /// The whole document's size; 0 when unknown (nothing was sent), which counts nothing.
+    pub size: u64,
+}
+
+impl Sent {
+    pub fn new(bytes: u64, size: u64) -> Self {
+        Self { bytes, size }
+    }
+}
+
 /// What a download of a link would meet now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LinkState {
@@ -75,7 +97,8 @@ pub enum LinkState {
     Ready { started: u32 },
     /// Another download of it is streaming.
     InFlight,
-    /// Spent: downloaded completely, or out of attempts.
+    /// Spent: downloaded completely, out of attempts, or its downloads have sent as many bytes as
+    /// the document has.
     Used,
     /// Unknown to the store: revoked by an operator (or never recorded).
     Revoked,
@@ -107,25 +130,37 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn peek(&self, jti: &str) -> Result<LinkState, StoreError>;
 
     /// Starts a download: counts an attempt and takes the lease, unless the link is in flight,
-    /// spent or unknown. While leased, the record lives at least as long as the lease.
+    /// spent or unknown. While leased, the record lives at least as long as the lease. The bytes
+    /// last reported by a lease that expired unreleased (its replica died) count here.
     async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError>;
 
-    /// Extends a held lease. `false` when the lease is no longer held (revoked, or expired and
-    /// taken by another download): the download must stop.
-    async fn renew(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError>;
+    /// Extends a held lease and records what the download has `sent` so far (the link is not
+    /// spent while it streams, even when its total passes the size). `false` when the lease is no
+    /// longer held (revoked, or expired and taken by another download): the download must stop.
+    async fn renew(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError>;
 
-    /// Ends a download that delivered the document's last byte: the link is spent. `false` when
-    /// the lease was no longer held, in which case the last bytes must not be sent.
-    async fn complete(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError>;
+    /// Ends a download that delivered the document's last byte (`sent` is all it sends): the link
+    /// is spent. `false` when the lease was no longer held, in which case the last bytes must not
+    /// be sent.
+    async fn complete(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError>;
 
-    /// Ends a download that did not deliver the last byte (cut off, or a partial range). With
-    /// `refund` the attempt is not counted (the failure was ours, not the client's). A link whose
-    /// attempts are all used up is spent.
-    async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError>;
+    /// Ends a download that did not deliver the last byte (cut off, or a partial range), adding
+    /// what it `sent` to the link's total. With `refund` neither the attempt nor its bytes count
+    /// (the failure was ours, not the client's). A link whose attempts are all used up, or whose
+    /// total covers the document, is spent.
+    async fn release(
+        &self,
+        jti: &str,
+        lease: &Lease,
+        sent: Sent,
+        refund: bool,
+    ) -> Result<(), StoreError>;
 
     /// Makes a link that a confirm-page download by `holder` completed less than `window` ago
     /// usable for one more download by `holder` only, for the rest of that window; once per link.
-    /// Any end of that download (complete, cut off, failed) spends it again. A phone's download manager
+    /// Any end of that download (complete, cut off, failed) spends it again. Only a link whose
+    /// downloads had sent no more than the document when it completed is re-armed, so with its
+    /// second fetch a link delivers at most twice the document. A phone's download manager
     /// fetches a file again right after the browser did. `false` when that does not apply: the
     /// link is in any other state, was completed by another network or too long ago, or was
     /// re-armed already.

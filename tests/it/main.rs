@@ -12,6 +12,7 @@ mod admin;
 mod browser;
 mod bucket;
 mod check;
+mod copies;
 mod downloads;
 mod errors;
 mod hostile;
