@@ -51,6 +51,7 @@ pub const ENV_OWNER_WEBHOOK_SECRET: &str = "DOCGATE_OWNER_WEBHOOK_SECRET";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
 pub const ENV_LIMIT_REQUEST_PER_IP: &str = "DOCGATE_LIMIT_REQUEST_PER_IP";
 pub const ENV_LIMIT_REQUEST_PER_EMAIL: &str = "DOCGATE_LIMIT_REQUEST_PER_EMAIL";
+pub const ENV_LIMIT_REQUEST_PER_DOMAIN: &str = "DOCGATE_LIMIT_REQUEST_PER_DOMAIN";
 pub const ENV_LIMIT_DOWNLOAD_PER_IP: &str = "DOCGATE_LIMIT_DOWNLOAD_PER_IP";
 pub const ENV_DOWNLOAD_ATTEMPTS: &str = "DOCGATE_DOWNLOAD_ATTEMPTS";
 pub const ENV_LIMIT_MAIL: &str = "DOCGATE_LIMIT_MAIL";
@@ -224,8 +225,10 @@ pub struct Recipients {
 pub struct Limits {
     /// Link requests per client IP (IPv6: per /64).
     pub request_per_ip: Rate,
-    /// Link requests per email address.
+    /// Link requests per mailbox (`address::mailbox`: case, `+tag` and Gmail's dots folded).
     pub request_per_email: Rate,
+    /// Link requests per recipient domain (`address::budget_domain`; shared providers exempt).
+    pub request_per_domain: Rate,
     /// Download attempts per client IP (IPv6: per /64), bad links included.
     pub download_per_ip: Rate,
     /// Link mails sent by the whole service, whoever asks: a ceiling on what docgate can be made
@@ -555,6 +558,7 @@ impl Config {
             limits: Limits {
                 request_per_ip: env.parse(ENV_LIMIT_REQUEST_PER_IP, "30/h", parse_rate)?,
                 request_per_email: env.parse(ENV_LIMIT_REQUEST_PER_EMAIL, "5/h", parse_rate)?,
+                request_per_domain: env.parse(ENV_LIMIT_REQUEST_PER_DOMAIN, "30/h", parse_rate)?,
                 download_per_ip: env.parse(ENV_LIMIT_DOWNLOAD_PER_IP, "60/m", parse_rate)?,
                 mail: env.parse(ENV_LIMIT_MAIL, "120/m", parse_rate)?,
             },
@@ -1077,6 +1081,11 @@ mod tests {
                 ENV_LIMIT_REQUEST_PER_IP,
                 "ten",
                 "DOCGATE_LIMIT_REQUEST_PER_IP=ten",
+            ),
+            (
+                ENV_LIMIT_REQUEST_PER_DOMAIN,
+                "0/h",
+                "DOCGATE_LIMIT_REQUEST_PER_DOMAIN=0/h",
             ),
             (ENV_DOWNLOAD_ATTEMPTS, "0", "DOCGATE_DOWNLOAD_ATTEMPTS=0"),
             (
