@@ -4,6 +4,7 @@
 //! one.
 
 use crate::metrics::scrape;
+use crate::servers::RedisServer;
 use crate::support::{Mail, TestApp};
 
 const REQUESTS: &str = "/api/download-requests";
@@ -33,13 +34,9 @@ fn outcomes(app: &TestApp) -> Vec<String> {
     app.request_log().into_iter().map(|e| e.outcome).collect()
 }
 
-#[tokio::test]
-async fn every_spelling_of_one_mailbox_shares_its_budget() {
-    let app = TestApp::with(&[
-        ("DOCGATE_TRUSTED_PROXIES", "127.0.0.1/32"),
-        ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h"),
-    ])
-    .await;
+/// Asks for one address in each spelling, each from another client, on a server with these
+/// settings: one mail per mailbox, to the address as typed, and one answer for all.
+async fn spellings_share_a_budget(app: &TestApp) {
     let spellings = [
         // One mailbox at any domain: case and `+tag` fold.
         "a+1@example.org",
@@ -55,7 +52,7 @@ async fn every_spelling_of_one_mailbox_shares_its_budget() {
     ];
     let mut bodies = Vec::new();
     for (i, email) in spellings.into_iter().enumerate() {
-        let response = ask(&app, &format!("198.51.100.{i}"), email).await;
+        let response = ask(app, &format!("198.51.100.{i}"), email).await;
         assert_eq!(response.status(), 202, "{email}");
         bodies.push(response.text().await.unwrap());
     }
@@ -64,7 +61,7 @@ async fn every_spelling_of_one_mailbox_shares_its_budget() {
         "every answer is the same"
     );
     assert_eq!(
-        mailed_to(&app),
+        mailed_to(app),
         [
             "a+1@example.org",
             "a.b@gmail.com",
@@ -73,6 +70,17 @@ async fn every_spelling_of_one_mailbox_shares_its_budget() {
         ],
         "one mail per mailbox, to the address as typed"
     );
+}
+
+const SPELLING_LIMITS: [(&str, &str); 2] = [
+    ("DOCGATE_TRUSTED_PROXIES", "127.0.0.1/32"),
+    ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h"),
+];
+
+#[tokio::test]
+async fn every_spelling_of_one_mailbox_shares_its_budget() {
+    let app = TestApp::with(&SPELLING_LIMITS).await;
+    spellings_share_a_budget(&app).await;
     assert_eq!(
         outcomes(&app),
         [
@@ -87,6 +95,16 @@ async fn every_spelling_of_one_mailbox_shares_its_budget() {
         ]
     );
     assert_eq!(app.store().live_links(), 4, "no link minted for the others");
+}
+
+#[tokio::test]
+async fn every_spelling_of_one_mailbox_shares_its_budget_in_redis() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let mut settings = SPELLING_LIMITS.to_vec();
+    settings.push(("DOCGATE_REDIS_URL", &url));
+    let app = TestApp::with(&settings).await;
+    spellings_share_a_budget(&app).await;
 }
 
 #[tokio::test]
