@@ -1,7 +1,7 @@
 //! `POST /api/download-requests`: a visitor asks for a document by email.
 //!
 //! The order of checks is the order of cost: the page it comes from (a browser on another site's
-//! page is refused `403` before anything is counted, recorded or sent), the client's rate limit,
+//! page is refused `403` before it spends any budget or is recorded), the client's rate limit,
 //! the content type, the body size (4 KiB, checked against `Content-Length` and again while
 //! reading), the fields, the service-wide mail ceiling, the mailbox's budget (`address::mailbox`:
 //! every spelling of one inbox shares it), the recipient domain's budget. Only then is a link
@@ -146,7 +146,8 @@ pub fn decode_fields(form: bool, bytes: &[u8]) -> Result<Fields, Error> {
     }
 }
 
-/// Handles one link request and records it in the owner's request log, whatever its outcome.
+/// Handles one link request and records it in the owner's request log, whatever its outcome once
+/// it is known not to come from another site's page (those are only counted).
 pub async fn handle(
     app: &App,
     req: Request<Incoming>,
