@@ -391,15 +391,20 @@ pub struct Config {
 
 impl Config {
     /// The origin of [`Config::public_url`] (`https://docs.example.com`), as a browser names it in
-    /// `Origin`.
+    /// `Origin`: without the scheme's default port (`https://docs.example.com:443` is named
+    /// `https://docs.example.com`).
     pub fn public_origin(&self) -> String {
         match self.public_url.parse::<http::Uri>() {
-            Ok(uri) => format!(
-                "{}://{}",
-                uri.scheme_str().unwrap_or("http"),
-                uri.authority().map_or("", |a| a.as_str())
-            )
-            .to_ascii_lowercase(),
+            Ok(uri) => {
+                let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+                let host = uri.host().unwrap_or("");
+                let default = if scheme == "https" { 443 } else { 80 };
+                match uri.port_u16() {
+                    Some(port) if port != default => format!("{scheme}://{host}:{port}"),
+                    _ => format!("{scheme}://{host}"),
+                }
+                .to_ascii_lowercase()
+            }
             Err(_) => self.public_url.clone(),
         }
     }
@@ -1040,6 +1045,18 @@ mod tests {
         assert_eq!(r.redownload_grace, Duration::ZERO);
         assert_eq!(config.public_origin(), "https://docs.example.com");
         assert_eq!(config.public_path(), "/base");
+        for (url, origin) in [
+            ("https://docs.example.com:443/x", "https://docs.example.com"),
+            ("http://Docs.Example.com:80", "http://docs.example.com"),
+            (
+                "https://docs.example.com:8443",
+                "https://docs.example.com:8443",
+            ),
+            ("http://[::1]:8080/", "http://[::1]:8080"),
+        ] {
+            let config = Config::from_source(&source(&[(ENV_PUBLIC_URL, url)])).unwrap();
+            assert_eq!(config.public_origin(), origin, "{url}");
+        }
     }
 
     #[test]
