@@ -212,6 +212,8 @@ pub struct App {
     /// shutdown so nothing is lost when the process exits.
     pub tasks: TaskTracker,
     pub metrics: Arc<Metrics>,
+    /// How long mailed link requests took lately, copied by the unmailed ones.
+    pub pacing: crate::pacing::Pacing,
     /// Set once shutdown has begun: readiness answers `503` from then on.
     draining: std::sync::atomic::AtomicBool,
     /// The keyed identifiers of addresses and networks that are stored or logged.
@@ -271,6 +273,7 @@ impl App {
             backends,
             tasks: TaskTracker::new(),
             metrics,
+            pacing: crate::pacing::Pacing::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
         })
     }

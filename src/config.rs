@@ -53,6 +53,7 @@ pub const ENV_OWNER_WEBHOOK_SECRET: &str = "DOCGATE_OWNER_WEBHOOK_SECRET";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
 pub const ENV_LIMIT_REQUEST_PER_IP: &str = "DOCGATE_LIMIT_REQUEST_PER_IP";
 pub const ENV_LIMIT_REQUEST_PER_EMAIL: &str = "DOCGATE_LIMIT_REQUEST_PER_EMAIL";
+pub const ENV_LIMIT_REQUEST_PER_DOMAIN: &str = "DOCGATE_LIMIT_REQUEST_PER_DOMAIN";
 pub const ENV_LIMIT_DOWNLOAD_PER_IP: &str = "DOCGATE_LIMIT_DOWNLOAD_PER_IP";
 pub const ENV_DOWNLOAD_ATTEMPTS: &str = "DOCGATE_DOWNLOAD_ATTEMPTS";
 pub const ENV_LIMIT_MAIL: &str = "DOCGATE_LIMIT_MAIL";
@@ -226,8 +227,10 @@ pub struct Recipients {
 pub struct Limits {
     /// Link requests per client IP (IPv6: per /64).
     pub request_per_ip: Rate,
-    /// Link requests per email address.
+    /// Link requests per mailbox (`address::mailbox`: case, `+tag` and Gmail's dots folded).
     pub request_per_email: Rate,
+    /// Link requests per recipient domain (`address::budget_domain`; shared providers exempt).
+    pub request_per_domain: Rate,
     /// Download attempts per client IP (IPv6: per /64), bad links included.
     pub download_per_ip: Rate,
     /// Link mails sent by the whole service, whoever asks: a ceiling on what docgate can be made
@@ -403,15 +406,20 @@ pub struct Config {
 
 impl Config {
     /// The origin of [`Config::public_url`] (`https://docs.example.com`), as a browser names it in
-    /// `Origin`.
+    /// `Origin`: without the scheme's default port (`https://docs.example.com:443` is named
+    /// `https://docs.example.com`).
     pub fn public_origin(&self) -> String {
         match self.public_url.parse::<http::Uri>() {
-            Ok(uri) => format!(
-                "{}://{}",
-                uri.scheme_str().unwrap_or("http"),
-                uri.authority().map_or("", |a| a.as_str())
-            )
-            .to_ascii_lowercase(),
+            Ok(uri) => {
+                let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+                let host = uri.host().unwrap_or("");
+                let default = if scheme == "https" { 443 } else { 80 };
+                match uri.port_u16() {
+                    Some(port) if port != default => format!("{scheme}://{host}:{port}"),
+                    _ => format!("{scheme}://{host}"),
+                }
+                .to_ascii_lowercase()
+            }
             Err(_) => self.public_url.clone(),
         }
     }
@@ -572,6 +580,7 @@ impl Config {
             limits: Limits {
                 request_per_ip: env.parse(ENV_LIMIT_REQUEST_PER_IP, "30/h", parse_rate)?,
                 request_per_email: env.parse(ENV_LIMIT_REQUEST_PER_EMAIL, "5/h", parse_rate)?,
+                request_per_domain: env.parse(ENV_LIMIT_REQUEST_PER_DOMAIN, "30/h", parse_rate)?,
                 download_per_ip: env.parse(ENV_LIMIT_DOWNLOAD_PER_IP, "60/m", parse_rate)?,
                 mail: env.parse(ENV_LIMIT_MAIL, "120/m", parse_rate)?,
             },
@@ -1104,6 +1113,18 @@ mod tests {
         assert_eq!(r.redownload_grace, Duration::ZERO);
         assert_eq!(config.public_origin(), "https://docs.example.com");
         assert_eq!(config.public_path(), "/base");
+        for (url, origin) in [
+            ("https://docs.example.com:443/x", "https://docs.example.com"),
+            ("http://Docs.Example.com:80", "http://docs.example.com"),
+            (
+                "https://docs.example.com:8443",
+                "https://docs.example.com:8443",
+            ),
+            ("http://[::1]:8080/", "http://[::1]:8080"),
+        ] {
+            let config = Config::from_source(&source(&[(ENV_PUBLIC_URL, url)])).unwrap();
+            assert_eq!(config.public_origin(), origin, "{url}");
+        }
     }
 
     #[test]
@@ -1145,6 +1166,11 @@ mod tests {
                 ENV_LIMIT_REQUEST_PER_IP,
                 "ten",
                 "DOCGATE_LIMIT_REQUEST_PER_IP=ten",
+            ),
+            (
+                ENV_LIMIT_REQUEST_PER_DOMAIN,
+                "0/h",
+                "DOCGATE_LIMIT_REQUEST_PER_DOMAIN=0/h",
             ),
             (ENV_DOWNLOAD_ATTEMPTS, "0", "DOCGATE_DOWNLOAD_ATTEMPTS=0"),
             (

@@ -8,7 +8,9 @@
 //! - [`token`]: signing and verifying link tokens (JWT, HS256). Pure: no I/O, no clock.
 //! - [`address`]: email address validation (syntax, domain, disposable providers).
 //! - [`store`]: the single-use state of links, behind the `TokenStore` trait.
-//! - [`ratelimit`]: GCRA rate limits per client IP and per address, behind `RateLimiter`.
+//! - [`ratelimit`]: GCRA rate limits per client IP, per mailbox and per domain, behind
+//!   `RateLimiter`.
+//! - [`pacing`]: unmailed link requests answered in the time mailed ones take.
 //! - [`objects`]: document bytes, streamed in chunks, behind `ObjectSource`.
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
 //! - [`mail`]: composing the link mail and the owner's notice, delivering them, behind `Mailer`.
@@ -43,6 +45,7 @@ pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod objects;
+pub mod pacing;
 pub mod pages;
 pub mod pseudonym;
 pub mod range;

@@ -193,26 +193,16 @@ fn wants_page(app: &App, headers: &HeaderMap) -> bool {
 }
 
 /// Refuses a `POST` another site made: `Sec-Fetch-Site` says another site, or `Origin` names
-/// another origin than the public URL's. Clients that send neither (scripts) pass: the token in
-/// the path is the credential; this keeps other pages from spending it for the person. Pages are
-/// served with `Referrer-Policy: same-origin`, so their own posts carry their origin; `Origin:
-/// null` (a sandboxed frame, a `data:` page, a browser hiding where a post came from) passes only
-/// where `Sec-Fetch-Site` vouches for it.
+/// another origin than the public URL's ([`super::client::from_own_site`]). Clients that send
+/// neither (scripts) pass: the token in the path is the credential; this keeps other pages from
+/// spending it for the person. Pages are served with `Referrer-Policy: same-origin`, so their own
+/// posts carry their origin.
 fn check_same_site(app: &App, headers: &HeaderMap) -> Result<(), Error> {
-    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
-    if let Some(site) = site
-        && !(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none"))
-    {
-        return Err(Error::CrossSite);
+    if super::client::from_own_site(headers, &app.config.public_origin(), &[]) {
+        Ok(())
+    } else {
+        Err(Error::CrossSite)
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        let vouched_null = origin == "null" && site.is_some();
-        if !vouched_null && !origin.eq_ignore_ascii_case(&app.config.public_origin()) {
-            return Err(Error::CrossSite);
-        }
-    }
-    Ok(())
 }
 
 /// Reads a link's `POST` body (a form): `true` when it asks for a new link (`renew=1`).

@@ -41,6 +41,8 @@ pub enum LimitError {
 pub enum Scope {
     RequestPerIp,
     RequestPerEmail,
+    /// Link requests per recipient domain: a sprayer cannot mail one company's inboxes.
+    RequestPerDomain,
     DownloadPerIp,
     /// Every link mail the service sends, whoever asked.
     Mail,
@@ -52,6 +54,7 @@ impl Scope {
         match self {
             Scope::RequestPerIp => "req-ip",
             Scope::RequestPerEmail => "req-email",
+            Scope::RequestPerDomain => "req-domain",
             Scope::DownloadPerIp => "dl-ip",
             Scope::Mail => "mail",
         }
@@ -79,6 +82,11 @@ impl Key {
         let digest = Sha256::digest(address.to_lowercase().as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
         Self::new(scope, format!("{}:{hex}", scope.tag()), false)
+    }
+
+    /// The key for a recipient domain, hashed like an address: a personal domain names its owner.
+    pub fn domain(scope: Scope, domain: &str) -> Self {
+        Self::email(scope, domain)
     }
 
     /// The one key of a limit on the whole service.
@@ -196,6 +204,9 @@ mod tests {
         assert_eq!(key, Key::email(Scope::RequestPerEmail, "jane@example.com"));
         assert!(!key.as_str().contains("jane"));
         assert!(!key.as_str().contains("example"));
+        let domain = Key::domain(Scope::RequestPerDomain, "example.com");
+        assert!(domain.as_str().starts_with("req-domain:"));
+        assert!(!domain.as_str().contains("example"));
     }
 
     #[test]

@@ -61,6 +61,7 @@ async fn redis_holds_no_bare_hash_of_an_address_or_a_network() {
         ("DOCGATE_LIMIT_REQUEST_PER_IP", "10/h"),
         ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "10/h"),
         ("DOCGATE_LIMIT_MAIL", "10/h"),
+        ("DOCGATE_LIMIT_REQUEST_PER_DOMAIN", "10/h"),
     ])
     .await;
     let ask = || {
@@ -101,22 +102,28 @@ async fn redis_holds_no_bare_hash_of_an_address_or_a_network() {
     assert!(stored.contains("rl:req-email:"), "{stored}");
     assert!(stored.contains("rl:dl-ip:"), "{stored}");
     assert!(stored.contains("rl:mail:all"), "{stored}");
+    assert!(stored.contains("rl:req-domain:"), "{stored}");
 
     // No bare hash of anything naming the person or the client, in any form docgate ever
     // hashed it, in keys or values.
     let lowered = TYPED.to_lowercase();
-    let email_key = {
-        // The limiter's in-process form of an address key.
-        let digest = sha256(lowered.as_bytes());
-        format!("req-email:{}", &digest[..32])
+    let mailbox = "jane.doe@example.org";
+    // The limiter's in-process form of a mailbox or domain key.
+    let in_process = |scope: &str, subject: &str| {
+        let digest = sha256(subject.as_bytes());
+        format!("{scope}:{}", &digest[..32])
     };
     let named = [
         TYPED.to_owned(),
         lowered.clone(),
+        mailbox.to_owned(),
+        "example.org".to_owned(),
         CLIENT.to_owned(),
         format!("req-ip:{CLIENT}"),
         format!("dl-ip:{CLIENT}"),
-        email_key,
+        in_process("req-email", &lowered),
+        in_process("req-email", mailbox),
+        in_process("req-domain", "example.org"),
     ];
     for input in &named {
         let bare = sha256(input.as_bytes());

@@ -17,6 +17,7 @@ mod downloads;
 mod errors;
 mod hostile;
 mod identifiers;
+mod inboxes;
 mod journey;
 mod limits;
 mod mail_contract;

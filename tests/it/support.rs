@@ -136,6 +136,7 @@ pub fn fixture_env(dir: &Path, public_url: &str, secret: &str) -> Vec<(String, S
         ("DOCGATE_REQUEST_LOG", path("requests.jsonl")),
         ("DOCGATE_LIMIT_REQUEST_PER_IP", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1000/s".to_owned()),
+        ("DOCGATE_LIMIT_REQUEST_PER_DOMAIN", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_MAIL", "1000/s".to_owned()),
         ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
