@@ -213,6 +213,7 @@ start_docgate() {
         DOCGATE_PUBLIC_URL="http://127.0.0.1:$P_DOCGATE"
         DOCGATE_REDIS_URL="redis://127.0.0.1:$P_REDIS/"
         DOCGATE_TOKEN_SECRET="$SECRET"
+        DOCGATE_PSEUDONYM_KEY="bench-pseudonym-key-0123456789abcdef"
         DOCGATE_DOWNLOAD_ATTEMPTS=1
         DOCGATE_LIMIT_DOWNLOAD_PER_IP=1000000/s
         DOCGATE_LOG="${BENCH_DOCGATE_LOG:-warn}"

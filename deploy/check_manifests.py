@@ -401,6 +401,8 @@ def check_secret_files(b: Bundle) -> None:
     files = {k: v for k, v in env.items() if k.endswith("_FILE")}
     require("DOCGATE_TOKEN_KEYS_FILE" in files or "DOCGATE_TOKEN_SECRET_FILE" in files,
             "no token key file: replicas would each sign with a random key")
+    require("DOCGATE_PSEUDONYM_KEY_FILE" in files,
+            "no pseudonym key file: docgate refuses to start with Redis without DOCGATE_PSEUDONYM_KEY")
     for var, path in files.items():
         found = b.mount_for(path)
         require(found is not None, f"{var}={path} is on no volume")

@@ -20,6 +20,36 @@ use lettre::Address;
 /// The longest address accepted (RFC 5321's path limit less the angle brackets).
 const MAX_LEN: usize = 254;
 
+/// Providers known to ignore dots in the local part (`j.a.n.e@gmail.com` is `jane@gmail.com`),
+/// each with the domain its mailboxes are counted under: Gmail's two domains are one set of
+/// mailboxes. Only providers that document this; elsewhere `a.b@` and `ab@` may be two people.
+pub const DOT_BLIND_PROVIDERS: &[(&str, &str)] =
+    &[("gmail.com", "gmail.com"), ("googlemail.com", "gmail.com")];
+
+/// Domains shared by millions of unrelated people, exempt from the per-domain budget: a budget
+/// on `gmail.com` would let one sprayer silence every Gmail user. Their mailboxes keep their
+/// own budget, and the per-client and service-wide limits still apply.
+pub const SHARED_PROVIDERS: &[&str] = &[
+    "gmail.com",
+    "googlemail.com",
+    "outlook.com",
+    "hotmail.com",
+    "live.com",
+    "msn.com",
+    "yahoo.com",
+    "icloud.com",
+    "me.com",
+    "aol.com",
+    "proton.me",
+    "protonmail.com",
+    "gmx.de",
+    "gmx.net",
+    "web.de",
+    "yandex.ru",
+    "mail.ru",
+    "qq.com",
+];
+
 /// Why an address was refused. The display text is shown to the person who typed it.
 #[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum AddressError {
@@ -66,6 +96,40 @@ pub fn validate(raw: &str) -> Result<Address, AddressError> {
         return Err(AddressError::Disposable);
     }
     Ok(address)
+}
+
+/// The mailbox `address` reaches, as one string for counting: the same for every spelling that
+/// lands in the same inbox. The local part is lowercased (every provider worth the name treats it
+/// case-insensitively), a `+tag` subaddress is removed (for every domain: `a+1@` and `a@` are one
+/// inbox wherever subaddressing exists, and elsewhere `+` is too rare to matter), and at
+/// [`DOT_BLIND_PROVIDERS`] dots are removed and the domain mapped to its canonical one. The
+/// domain is lowercased ASCII (punycode, as [`validate`] left it). A part that would become empty
+/// is kept as it was, so the result is always an address and `mailbox` of it is itself.
+pub fn mailbox(address: &Address) -> String {
+    let domain = address.domain().to_ascii_lowercase();
+    let (domain, dot_blind) = match DOT_BLIND_PROVIDERS.iter().find(|(d, _)| *d == domain) {
+        Some((_, canonical)) => ((*canonical).to_owned(), true),
+        None => (domain, false),
+    };
+    let lower = address.user().to_lowercase();
+    let mut local = match lower.split_once('+') {
+        Some((base, _)) if !base.is_empty() => base.to_owned(),
+        _ => lower,
+    };
+    if dot_blind {
+        let undotted: String = local.chars().filter(|&c| c != '.').collect();
+        if !undotted.is_empty() {
+            local = undotted;
+        }
+    }
+    format!("{local}@{domain}")
+}
+
+/// The domain whose per-domain budget `address` spends: its domain lowercased (ASCII, punycode),
+/// or `None` for [`SHARED_PROVIDERS`], which have no such budget.
+pub fn budget_domain(address: &Address) -> Option<String> {
+    let domain = address.domain().to_ascii_lowercase();
+    (!SHARED_PROVIDERS.contains(&domain.as_str())).then_some(domain)
 }
 
 /// True when `domain` or one of its parent domains is a disposable mail provider.
@@ -159,6 +223,63 @@ mod tests {
                 "{bad:?}: {result:?}"
             );
         }
+    }
+
+    fn mailbox_of(raw: &str) -> String {
+        mailbox(&validate(raw).unwrap())
+    }
+
+    #[test]
+    fn spellings_of_one_inbox_are_one_mailbox() {
+        for same in [
+            "a@example.org",
+            "A@example.org",
+            "a+1@example.org",
+            "A+x+y@EXAMPLE.org",
+        ] {
+            assert_eq!(mailbox_of(same), "a@example.org", "{same}");
+        }
+        for same in [
+            "ab@gmail.com",
+            "a.b@gmail.com",
+            "A.B+x@googlemail.com",
+            "A.b@GMAIL.com",
+        ] {
+            assert_eq!(mailbox_of(same), "ab@gmail.com", "{same}");
+        }
+        assert_eq!(
+            mailbox_of("Jürgen@Bücher.Example"),
+            "jürgen@xn--bcher-kva.example"
+        );
+    }
+
+    #[test]
+    fn different_inboxes_stay_apart() {
+        assert_ne!(mailbox_of("a.b@example.org"), mailbox_of("ab@example.org"));
+        assert_ne!(mailbox_of("a@example.org"), mailbox_of("a@example.com"));
+        assert_ne!(mailbox_of("a-1@example.org"), mailbox_of("a@example.org"));
+        // Only the part before the first `+` is the mailbox; with nothing before it, the whole.
+        assert_eq!(mailbox_of("+tag@example.org"), "+tag@example.org");
+        assert_eq!(
+            mailbox_of(mailbox_of("+tag@example.org").as_str()),
+            "+tag@example.org"
+        );
+    }
+
+    #[test]
+    fn shared_providers_have_no_domain_budget() {
+        let domain = |raw: &str| budget_domain(&validate(raw).unwrap());
+        assert_eq!(domain("Jane@Example.ORG"), Some("example.org".to_owned()));
+        assert_eq!(
+            domain("jane@Bücher.example"),
+            Some("xn--bcher-kva.example".to_owned())
+        );
+        assert_eq!(domain("jane@GMail.com"), None);
+        assert_eq!(domain("jane@googlemail.com"), None);
+        assert_eq!(
+            domain("jane@mail.gmail.com.example"),
+            Some("mail.gmail.com.example".to_owned())
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::address::{self, AddressError};
 use crate::app::App;
 use crate::mail::MailError;
 use crate::requestlog::{Entry, Event, LogError};
-use crate::store::{StoreError, owner_id};
+use crate::store::StoreError;
 use crate::token::TokenError;
 
 /// The longest lifetime an operator may give a link.
@@ -134,11 +134,12 @@ pub async fn revoke(app: &App, jti: &str) -> Result<bool, AdminError> {
 /// Withdraws every usable link made for `email`; returns how many there were.
 pub async fn revoke_address(app: &App, email: &str) -> Result<u64, AdminError> {
     let address = address::validate(email)?;
-    let revoked = app
-        .backends
-        .store
-        .revoke_owner(&owner_id(address.as_ref()))
-        .await?;
+    // Under the current key and every previous one still looked up: links minted before a
+    // rotation of DOCGATE_PSEUDONYM_KEY are indexed under the old id.
+    let mut revoked = 0;
+    for owner in app.pseudonyms.people(address.as_ref()) {
+        revoked += app.backends.store.revoke_owner(&owner).await?;
+    }
     tracing::info!(
         target: "audit",
         action = "revoke_address",
@@ -153,11 +154,12 @@ pub async fn revoke_address(app: &App, email: &str) -> Result<u64, AdminError> {
 /// downloads and opens of the links made for them.
 pub async fn export_person(app: &App, email: &str) -> Result<Vec<Entry>, AdminError> {
     let address = address::validate(email)?;
-    let entries = app
-        .backends
-        .requests
-        .person(&owner_id(address.as_ref()))
-        .await?;
+    let mut entries = Vec::new();
+    for owner in app.pseudonyms.people(address.as_ref()) {
+        entries.extend(app.backends.requests.person(&owner).await?);
+    }
+    // Newest first across the keys (RFC 3339 UTC times sort as text).
+    entries.sort_by(|a, b| b.at.cmp(&a.at));
     tracing::info!(
         target: "audit",
         action = "export_person",
@@ -172,11 +174,10 @@ pub async fn export_person(app: &App, email: &str) -> Result<Vec<Entry>, AdminEr
 /// and forgets which links were theirs; returns how many entries there were.
 pub async fn erase_person(app: &App, email: &str) -> Result<u64, AdminError> {
     let address = address::validate(email)?;
-    let erased = app
-        .backends
-        .requests
-        .erase(&owner_id(address.as_ref()))
-        .await?;
+    let mut erased = 0;
+    for owner in app.pseudonyms.people(address.as_ref()) {
+        erased += app.backends.requests.erase(&owner).await?;
+    }
     tracing::info!(
         target: "audit",
         action = "erase_person",

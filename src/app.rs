@@ -7,13 +7,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio_util::task::TaskTracker;
 
 use crate::catalog::{Catalog, Document};
 use crate::config::{
     Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_OWNER_WEBHOOK_URL,
-    ENV_REDIS_URL, ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL, Secret,
+    ENV_REDIS_URL, ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL,
 };
 use crate::mail::direct::DirectSmtp;
 use crate::mail::outbox::FileOutbox;
@@ -26,6 +25,7 @@ use crate::objects::dir::DirSource;
 use crate::objects::observed::ObservedObjects;
 use crate::objects::s3::S3Source;
 use crate::objects::{ObjectError, ObjectSource};
+use crate::pseudonym::Pseudonyms;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::memory::MemoryLimiter;
 use crate::ratelimit::shared::RedisLimiter;
@@ -34,7 +34,7 @@ use crate::requestlog::{JsonLinesLog, RequestLog};
 use crate::store::memory::MemoryStore;
 use crate::store::observed::ObservedStore;
 use crate::store::shared::RedisStore;
-use crate::store::{NewLink, StoreError, TokenStore, owner_id};
+use crate::store::{NewLink, StoreError, TokenStore};
 use crate::token::Claims;
 use crate::token::TokenCodec;
 
@@ -88,6 +88,7 @@ impl Backends {
             })?),
         };
 
+        let ids = Arc::new(Pseudonyms::new(&config.pseudonyms));
         let redis_conn = match &config.redis {
             Some(redis) => Some(
                 crate::store::shared::connect(redis)
@@ -103,7 +104,7 @@ impl Backends {
                         &redis.prefix,
                         config.token_ttl,
                     )),
-                    Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix)),
+                    Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix, ids.clone())),
                     None,
                 ),
                 _ => {
@@ -168,12 +169,17 @@ impl Backends {
                     );
                 }
                 Arc::new(
-                    RedisLog::new(conn.clone(), &redis.prefix, config.request_log_retention)
-                        .with_max_entries(config.request_log_max_entries),
+                    RedisLog::new(
+                        conn.clone(),
+                        &redis.prefix,
+                        config.request_log_retention,
+                        ids,
+                    )
+                    .with_max_entries(config.request_log_max_entries),
                 )
             }
             _ => Arc::new(
-                JsonLinesLog::open_with(&config.request_log, config.request_log_max_entries)
+                JsonLinesLog::open_with(&config.request_log, ids, config.request_log_max_entries)
                     .await
                     .map_err(|e| {
                         ConfigError::value(
@@ -209,10 +215,12 @@ pub struct App {
     /// shutdown so nothing is lost when the process exits.
     pub tasks: TaskTracker,
     pub metrics: Arc<Metrics>,
+    /// How long mailed link requests took lately, copied by the unmailed ones.
+    pub pacing: crate::pacing::Pacing,
     /// Set once shutdown has begun: readiness answers `503` from then on.
     draining: std::sync::atomic::AtomicBool,
-    /// Keys the pseudonyms of addresses in logs.
-    pseudonym_key: [u8; 32],
+    /// The keyed identifiers of addresses and networks that are stored or logged.
+    pub pseudonyms: Pseudonyms,
 }
 
 impl App {
@@ -260,22 +268,15 @@ impl App {
             objects: Arc::new(ObservedObjects::new(backends.objects, metrics.clone())),
             ..backends
         };
-        let mut hasher = Sha256::new();
-        hasher.update(b"docgate log pseudonyms\0");
-        hasher.update(
-            config
-                .token
-                .signing_secret()
-                .map_or(&[][..], Secret::expose),
-        );
         Ok(Self {
-            pseudonym_key: hasher.finalize().into(),
+            pseudonyms: Pseudonyms::new(&config.pseudonyms),
             config,
             catalog,
             codec,
             backends,
             tasks: TaskTracker::new(),
             metrics,
+            pacing: crate::pacing::Pacing::new(),
             draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
@@ -327,7 +328,7 @@ impl App {
                 doc: &document.id,
                 ttl,
                 attempts: self.config.download_attempts,
-                owner: Some(&owner_id(address)),
+                owner: Some(&self.pseudonyms.person(address)),
             })
             .await?;
         Ok(claims)
@@ -390,6 +391,6 @@ impl App {
 
     /// How an address appears in diagnostic logs.
     pub fn pseudonym(&self, address: &str) -> String {
-        crate::telemetry::pseudonym(&self.pseudonym_key, address)
+        self.pseudonyms.log(address)
     }
 }

@@ -26,6 +26,8 @@ pub const ENV_TOKEN_SECRET: &str = "DOCGATE_TOKEN_SECRET";
 pub const ENV_TOKEN_KEYS: &str = "DOCGATE_TOKEN_KEYS";
 pub const ENV_TOKEN_SIGNING_KID: &str = "DOCGATE_TOKEN_SIGNING_KID";
 pub const ENV_TOKEN_TTL: &str = "DOCGATE_TOKEN_TTL";
+pub const ENV_PSEUDONYM_KEY: &str = "DOCGATE_PSEUDONYM_KEY";
+pub const ENV_PSEUDONYM_KEY_PREVIOUS: &str = "DOCGATE_PSEUDONYM_KEY_PREVIOUS";
 pub const ENV_REDIS_URL: &str = "DOCGATE_REDIS_URL";
 pub const ENV_REDIS_PREFIX: &str = "DOCGATE_REDIS_PREFIX";
 pub const ENV_S3_BUCKET: &str = "DOCGATE_S3_BUCKET";
@@ -52,6 +54,7 @@ pub const ENV_OWNER_WEBHOOK_SECRET: &str = "DOCGATE_OWNER_WEBHOOK_SECRET";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
 pub const ENV_LIMIT_REQUEST_PER_IP: &str = "DOCGATE_LIMIT_REQUEST_PER_IP";
 pub const ENV_LIMIT_REQUEST_PER_EMAIL: &str = "DOCGATE_LIMIT_REQUEST_PER_EMAIL";
+pub const ENV_LIMIT_REQUEST_PER_DOMAIN: &str = "DOCGATE_LIMIT_REQUEST_PER_DOMAIN";
 pub const ENV_LIMIT_DOWNLOAD_PER_IP: &str = "DOCGATE_LIMIT_DOWNLOAD_PER_IP";
 pub const ENV_DOWNLOAD_ATTEMPTS: &str = "DOCGATE_DOWNLOAD_ATTEMPTS";
 pub const ENV_LIMIT_MAIL: &str = "DOCGATE_LIMIT_MAIL";
@@ -225,8 +228,10 @@ pub struct Recipients {
 pub struct Limits {
     /// Link requests per client IP (IPv6: per /64).
     pub request_per_ip: Rate,
-    /// Link requests per email address.
+    /// Link requests per mailbox (`address::mailbox`: case, `+tag` and Gmail's dots folded).
     pub request_per_email: Rate,
+    /// Link requests per recipient domain (`address::budget_domain`; shared providers exempt).
+    pub request_per_domain: Rate,
     /// Download attempts per client IP (IPv6: per /64), bad links included.
     pub download_per_ip: Rate,
     /// Link mails sent by the whole service, whoever asks: a ceiling on what docgate can be made
@@ -327,6 +332,17 @@ impl fmt::Debug for WebhookConfig {
     }
 }
 
+/// The keys of [`crate::pseudonym::Pseudonyms`]: every identifier docgate stores or logs for an
+/// address or a client network is an HMAC under `current`; `previous` keys are only looked up.
+#[derive(Debug, Clone)]
+pub struct PseudonymKeys {
+    pub current: Secret,
+    pub previous: Vec<Secret>,
+    /// True when no key was configured: a random one for this process (embedded mode only,
+    /// where nothing keyed by it outlives the process).
+    pub generated: bool,
+}
+
 /// The validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -339,6 +355,8 @@ pub struct Config {
     /// Base of the links put in mails, without a trailing slash.
     pub public_url: String,
     pub token: TokenKeys,
+    /// Keys the identifiers of addresses and networks that are stored or logged.
+    pub pseudonyms: PseudonymKeys,
     /// How long a link lives.
     pub token_ttl: Duration,
     /// The production token store; `None`: the embedded in-process store.
@@ -392,15 +410,20 @@ pub struct Config {
 
 impl Config {
     /// The origin of [`Config::public_url`] (`https://docs.example.com`), as a browser names it in
-    /// `Origin`.
+    /// `Origin`: without the scheme's default port (`https://docs.example.com:443` is named
+    /// `https://docs.example.com`).
     pub fn public_origin(&self) -> String {
         match self.public_url.parse::<http::Uri>() {
-            Ok(uri) => format!(
-                "{}://{}",
-                uri.scheme_str().unwrap_or("http"),
-                uri.authority().map_or("", |a| a.as_str())
-            )
-            .to_ascii_lowercase(),
+            Ok(uri) => {
+                let scheme = uri.scheme_str().unwrap_or("http").to_ascii_lowercase();
+                let host = uri.host().unwrap_or("");
+                let default = if scheme == "https" { 443 } else { 80 };
+                match uri.port_u16() {
+                    Some(port) if port != default => format!("{scheme}://{host}:{port}"),
+                    _ => format!("{scheme}://{host}"),
+                }
+                .to_ascii_lowercase()
+            }
             Err(_) => self.public_url.clone(),
         }
     }
@@ -487,6 +510,7 @@ impl Config {
         };
 
         let token = token_keys(&env, redis.is_some())?;
+        let pseudonyms = pseudonym_keys(&env, redis.is_some())?;
 
         let admin_token = match env.secret(ENV_ADMIN_TOKEN)? {
             Some(token) if token.expose().len() < MIN_ADMIN_TOKEN_LEN => {
@@ -536,6 +560,7 @@ impl Config {
             admin_token,
             public_url: env.parse(ENV_PUBLIC_URL, "http://localhost:8080", parse_public_url)?,
             token,
+            pseudonyms,
             redis,
             s3,
             smtp,
@@ -562,6 +587,7 @@ impl Config {
             limits: Limits {
                 request_per_ip: env.parse(ENV_LIMIT_REQUEST_PER_IP, "30/h", parse_rate)?,
                 request_per_email: env.parse(ENV_LIMIT_REQUEST_PER_EMAIL, "5/h", parse_rate)?,
+                request_per_domain: env.parse(ENV_LIMIT_REQUEST_PER_DOMAIN, "30/h", parse_rate)?,
                 download_per_ip: env.parse(ENV_LIMIT_DOWNLOAD_PER_IP, "60/m", parse_rate)?,
                 mail: env.parse(ENV_LIMIT_MAIL, "120/m", parse_rate)?,
             },
@@ -659,26 +685,29 @@ impl<S: Source> Reader<'_, S> {
     }
 }
 
+/// Refuses a secret shorter than [`MIN_SECRET_LEN`]; `what` names it within the variable (`key
+/// "a" `), and the error never shows it.
+fn check_secret_len(name: &str, what: &str, secret: &Secret) -> Result<(), ConfigError> {
+    let len = secret.expose().len();
+    if len < MIN_SECRET_LEN {
+        return Err(ConfigError::hidden(
+            name,
+            format!("{what}must be at least {MIN_SECRET_LEN} bytes, got {len}"),
+        ));
+    }
+    Ok(())
+}
+
 /// The token keys from `DOCGATE_TOKEN_KEYS`, `DOCGATE_TOKEN_SECRET` (a verify-only key beside
 /// the list when both are set, so a deployment moves from one to the other without breaking
 /// links), and `DOCGATE_TOKEN_SIGNING_KID`.
 fn token_keys<S: Source>(env: &Reader<'_, S>, shared: bool) -> Result<TokenKeys, ConfigError> {
-    let check_len = |name: &str, what: &str, secret: &Secret| {
-        let len = secret.expose().len();
-        if len < MIN_SECRET_LEN {
-            return Err(ConfigError::hidden(
-                name,
-                format!("{what}must be at least {MIN_SECRET_LEN} bytes, got {len}"),
-            ));
-        }
-        Ok(())
-    };
     let mut keys = match env.secret(ENV_TOKEN_KEYS)? {
-        Some(list) => parse_token_keys(&list, check_len)?,
+        Some(list) => parse_token_keys(&list, check_secret_len)?,
         None => Vec::new(),
     };
     if let Some(secret) = env.secret(ENV_TOKEN_SECRET)? {
-        check_len(ENV_TOKEN_SECRET, "", &secret)?;
+        check_secret_len(ENV_TOKEN_SECRET, "", &secret)?;
         let single = TokenKeys::single(secret);
         if keys.iter().any(|(kid, _)| *kid == single.signing) {
             return Err(ConfigError::hidden(
@@ -719,6 +748,54 @@ fn token_keys<S: Source>(env: &Reader<'_, S>, shared: bool) -> Result<TokenKeys,
         signing,
         generated: false,
     })
+}
+
+/// `DOCGATE_PSEUDONYM_KEY` and the previous keys still looked up,
+/// `DOCGATE_PSEUDONYM_KEY_PREVIOUS` (one per line or separated by commas).
+fn pseudonym_keys<S: Source>(
+    env: &Reader<'_, S>,
+    shared: bool,
+) -> Result<PseudonymKeys, ConfigError> {
+    let check_len = |name: &str, secret: &Secret| check_secret_len(name, "", secret);
+    let previous = match env.secret(ENV_PSEUDONYM_KEY_PREVIOUS)? {
+        Some(list) => {
+            let text = String::from_utf8_lossy(list.expose()).into_owned();
+            let keys: Vec<Secret> = text
+                .split([',', '\n'])
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(|k| Secret::new(k.as_bytes().to_vec()))
+                .collect();
+            for key in &keys {
+                check_len(ENV_PSEUDONYM_KEY_PREVIOUS, key)?;
+            }
+            keys
+        }
+        None => Vec::new(),
+    };
+    match env.secret(ENV_PSEUDONYM_KEY)? {
+        Some(current) => {
+            check_len(ENV_PSEUDONYM_KEY, &current)?;
+            Ok(PseudonymKeys {
+                current,
+                previous,
+                generated: false,
+            })
+        }
+        None if shared => Err(ConfigError::hidden(
+            ENV_PSEUDONYM_KEY,
+            "is required with DOCGATE_REDIS_URL: every replica must name a person or a network the same way in Redis",
+        )),
+        None if !previous.is_empty() => Err(ConfigError::hidden(
+            ENV_PSEUDONYM_KEY_PREVIOUS,
+            "needs DOCGATE_PSEUDONYM_KEY as well",
+        )),
+        None => Ok(PseudonymKeys {
+            current: random_secret(),
+            previous,
+            generated: true,
+        }),
+    }
 }
 
 /// `kid=secret` entries, one per line or separated by commas; blank lines and `#` comments are
@@ -1052,6 +1129,18 @@ mod tests {
         assert_eq!(r.redownload_grace, Duration::ZERO);
         assert_eq!(config.public_origin(), "https://docs.example.com");
         assert_eq!(config.public_path(), "/base");
+        for (url, origin) in [
+            ("https://docs.example.com:443/x", "https://docs.example.com"),
+            ("http://Docs.Example.com:80", "http://docs.example.com"),
+            (
+                "https://docs.example.com:8443",
+                "https://docs.example.com:8443",
+            ),
+            ("http://[::1]:8080/", "http://[::1]:8080"),
+        ] {
+            let config = Config::from_source(&source(&[(ENV_PUBLIC_URL, url)])).unwrap();
+            assert_eq!(config.public_origin(), origin, "{url}");
+        }
     }
 
     #[test]
@@ -1105,6 +1194,11 @@ mod tests {
                 ENV_LIMIT_REQUEST_PER_IP,
                 "ten",
                 "DOCGATE_LIMIT_REQUEST_PER_IP=ten",
+            ),
+            (
+                ENV_LIMIT_REQUEST_PER_DOMAIN,
+                "0/h",
+                "DOCGATE_LIMIT_REQUEST_PER_DOMAIN=0/h",
             ),
             (ENV_DOWNLOAD_ATTEMPTS, "0", "DOCGATE_DOWNLOAD_ATTEMPTS=0"),
             (
@@ -1180,6 +1274,7 @@ mod tests {
         let config = Config::from_source(&source(&[
             (ENV_REDIS_URL, "redis://:hunter2@redis:6379/0"),
             (ENV_TOKEN_SECRET, "0123456789abcdef0123456789abcdef"),
+            (ENV_PSEUDONYM_KEY, "pseudonyms-0123456789abcdef012345"),
             (ENV_S3_BUCKET, "private-docs"),
             (ENV_S3_ENDPOINT, "http://127.0.0.1:9000/"),
             (ENV_AWS_ACCESS_KEY_ID, "AKIDEXAMPLE"),
@@ -1332,8 +1427,75 @@ mod tests {
         let err = Config::from_source(&source(&[
             (ENV_REDIS_URL, "redis://localhost"),
             (ENV_TOKEN_KEYS, &format!("a={KEY_A}")),
+            (ENV_PSEUDONYM_KEY, KEY_B),
         ]));
         assert!(err.is_ok(), "a key list is a shared key");
+    }
+
+    #[test]
+    fn the_pseudonym_key_is_required_with_redis_and_random_without() {
+        let embedded = Config::from_source(&source(&[])).unwrap();
+        assert!(embedded.pseudonyms.generated);
+        assert_eq!(embedded.pseudonyms.current.expose().len(), 32);
+
+        let shared = [
+            (ENV_REDIS_URL, "redis://localhost"),
+            (ENV_TOKEN_SECRET, KEY_A),
+        ];
+        let err = Config::from_source(&source(&shared)).unwrap_err();
+        assert_eq!(err.name, ENV_PSEUDONYM_KEY);
+        assert!(
+            err.to_string()
+                .contains("is required with DOCGATE_REDIS_URL")
+        );
+
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs = shared.to_vec();
+            pairs.extend_from_slice(extra);
+            Config::from_source(&source(&pairs))
+        };
+        let config = with(&[(ENV_PSEUDONYM_KEY, KEY_B)]).unwrap();
+        assert!(!config.pseudonyms.generated);
+        assert_eq!(config.pseudonyms.current.expose(), KEY_B.as_bytes());
+        assert!(config.pseudonyms.previous.is_empty());
+        assert!(
+            !format!("{config:?}").contains(KEY_B),
+            "the key is never printed"
+        );
+
+        let rotated = with(&[
+            (ENV_PSEUDONYM_KEY, KEY_B),
+            (
+                ENV_PSEUDONYM_KEY_PREVIOUS,
+                "0123456789abcdef0123456789abcdef, cccccccccccccccccccccccccccccccc",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(rotated.pseudonyms.previous.len(), 2);
+
+        for (extra, name, expected) in [
+            (
+                &[(ENV_PSEUDONYM_KEY, "short")][..],
+                ENV_PSEUDONYM_KEY,
+                "must be at least 32 bytes, got 5",
+            ),
+            (
+                &[
+                    (ENV_PSEUDONYM_KEY, KEY_B),
+                    (ENV_PSEUDONYM_KEY_PREVIOUS, "short"),
+                ][..],
+                ENV_PSEUDONYM_KEY_PREVIOUS,
+                "must be at least 32 bytes, got 5",
+            ),
+        ] {
+            let err = with(extra).unwrap_err();
+            assert_eq!(err.name, name);
+            let line = err.to_string();
+            assert!(line.contains(expected), "{line}");
+            assert!(!line.contains("short"), "{line}");
+        }
+        let err = Config::from_source(&source(&[(ENV_PSEUDONYM_KEY_PREVIOUS, KEY_A)])).unwrap_err();
+        assert_eq!(err.name, ENV_PSEUDONYM_KEY_PREVIOUS);
     }
 
     #[test]

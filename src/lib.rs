@@ -8,7 +8,9 @@
 //! - [`token`]: signing and verifying link tokens (JWT, HS256). Pure: no I/O, no clock.
 //! - [`address`]: email address validation (syntax, domain, disposable providers).
 //! - [`store`]: the single-use state of links, behind the `TokenStore` trait.
-//! - [`ratelimit`]: GCRA rate limits per client IP and per address, behind `RateLimiter`.
+//! - [`ratelimit`]: GCRA rate limits per client IP, per mailbox and per domain, behind
+//!   `RateLimiter`.
+//! - [`pacing`]: unmailed link requests answered in the time mailed ones take.
 //! - [`objects`]: document bytes, streamed in chunks, behind `ObjectSource`.
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
 //! - [`mail`]: composing the link mail and the owner's notice, delivering them, behind `Mailer`.
@@ -22,7 +24,9 @@
 //! - [`app`]: the shared state, and the choice of implementation behind each trait.
 //! - [`http`]: the hyper server, routes, response bodies, and the one error-to-response mapping.
 //! - [`metrics`]: the Prometheus metrics served on the admin listener.
-//! - [`telemetry`]: logging setup and pseudonyms for personal data in logs.
+//! - [`pseudonym`]: the keyed identifiers (HMAC) of addresses and networks that are stored or
+//!   logged.
+//! - [`telemetry`]: logging setup, and redaction of personal data in logs.
 //! - [`check`]: `docgate check`, reaching every backend and looking for dangerous settings.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
 //! - [`units`], [`html`]: small shared helpers.
@@ -41,7 +45,9 @@ pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod objects;
+pub mod pacing;
 pub mod pages;
+pub mod pseudonym;
 pub mod range;
 pub mod ratelimit;
 pub mod requestlog;

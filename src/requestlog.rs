@@ -5,7 +5,7 @@
 //! learns who asked and who downloaded. It is written only here, to a place the owner controls,
 //! and never to stdout.
 //!
-//! It owns the entries' lifecycle too: one person's entries (found by [`owner_id`] of their
+//! It owns the entries' lifecycle too: one person's entries (found by [`Pseudonyms::person`] of their
 //! address: their link requests, and the downloads and opens of the links made for them, joined
 //! by `jti`) can be exported and erased, and entries older than
 //! `DOCGATE_REQUEST_LOG_RETENTION` are deleted ([`purge_older_than`](RequestLog::purge_older_than),
@@ -39,7 +39,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::store::owner_id;
+use crate::pseudonym::Pseudonyms;
 use crate::token::Claims;
 
 /// The most characters of a `User-Agent` kept in a [`Event::LinkOpened`] entry.
@@ -168,9 +168,9 @@ impl Entry {
         }
     }
 
-    /// The person the entry names by address ([`owner_id`] of it), if it names one.
-    pub fn owner(&self) -> Option<String> {
-        self.email.as_deref().map(|email| owner_id(email.trim()))
+    /// The person the entry names by address ([`Pseudonyms::person`] of it), if it names one.
+    pub fn owner(&self, ids: &Pseudonyms) -> Option<String> {
+        self.email.as_deref().map(|email| ids.person(email))
     }
 }
 
@@ -200,7 +200,7 @@ pub trait RequestLog: Send + Sync + 'static {
     /// Up to `limit` entries, newest first, after skipping the `offset` newest.
     async fn recent(&self, limit: usize, offset: usize) -> Result<Vec<Entry>, LogError>;
 
-    /// Every entry of one person (`owner`: [`owner_id`] of their address), newest first: the
+    /// Every entry of one person (`owner`: [`Pseudonyms::person`] of their address), newest first: the
     /// entries naming their address, and the downloads and opens of the links made for them.
     async fn person(&self, owner: &str) -> Result<Vec<Entry>, LogError>;
 
@@ -281,8 +281,10 @@ struct Line {
 ///
 /// Lines are numbered in file order; the live ones are `lines`, numbered from `first`. Evicted
 /// lines are always the oldest, so they form the start of the file, before `lines[0]`.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Index {
+    /// Names the person of an entry.
+    ids: Arc<Pseudonyms>,
     lines: VecDeque<Line>,
     /// The number of `lines[0]`.
     first: u64,
@@ -304,12 +306,22 @@ impl Index {
     /// Reads the file at `path` in one streaming pass, as long as it is now (a device that never
     /// ends, `/dev/full`, reads as empty). Unreadable lines (torn by a crash) are skipped; a
     /// rewrite drops them.
-    async fn scan(path: &Path) -> std::io::Result<Self> {
+    async fn scan(path: &Path, ids: Arc<Pseudonyms>) -> std::io::Result<Self> {
         use tokio::io::{AsyncBufReadExt, AsyncReadExt};
         let file = tokio::fs::File::open(path).await?;
         let len = file.metadata().await?.len();
         let mut reader = tokio::io::BufReader::new(file.take(len));
-        let mut index = Self::default();
+        let mut index = Self {
+            ids,
+            lines: VecDeque::new(),
+            first: 0,
+            dead: 0,
+            end: 0,
+            requests: HashMap::new(),
+            owners: HashMap::new(),
+            people: HashMap::new(),
+            notes: HashMap::new(),
+        };
         let mut buf = Vec::new();
         loop {
             buf.clear();
@@ -336,7 +348,7 @@ impl Index {
     /// The person `entry` belongs to: the one its address names, or for an entry without one,
     /// the one its link was made for.
     fn owner_of(&self, entry: &Entry) -> Option<Arc<str>> {
-        match (entry.owner(), entry.jti.as_deref()) {
+        match (entry.owner(&self.ids), entry.jti.as_deref()) {
             (Some(owner), _) => Some(owner.into()),
             (None, Some(jti)) => self.owners.get(jti).cloned(),
             (None, None) => None,
@@ -385,7 +397,7 @@ impl Index {
             if request {
                 self.requests.insert(jti.clone(), n);
             }
-            if let (Some(owner), true) = (&owner, entry.owner().is_some()) {
+            if let (Some(owner), true) = (&owner, entry.email.is_some()) {
                 self.owners.insert(jti.clone(), owner.clone());
             }
             if note {
@@ -463,18 +475,24 @@ pub struct JsonLinesLog {
     /// `DOCGATE_REQUEST_LOG_MAX_ENTRIES`.
     max_entries: usize,
     state: Mutex<State>,
+    /// Names the person of an entry, to find one person's entries.
+    ids: Arc<Pseudonyms>,
 }
 
 impl JsonLinesLog {
     /// Opens (creating) the file at `path`, and its directory, keeping at most
     /// [`DEFAULT_MAX_ENTRIES`]. A file whose last line was torn by a crash gets a line end
     /// first, so the next entry starts a line of its own.
-    pub async fn open(path: &Path) -> std::io::Result<Self> {
-        Self::open_with(path, DEFAULT_MAX_ENTRIES).await
+    pub async fn open(path: &Path, ids: Arc<Pseudonyms>) -> std::io::Result<Self> {
+        Self::open_with(path, ids, DEFAULT_MAX_ENTRIES).await
     }
 
     /// [`open`](Self::open), keeping at most `max_entries` (at least 1).
-    pub async fn open_with(path: &Path, max_entries: usize) -> std::io::Result<Self> {
+    pub async fn open_with(
+        path: &Path,
+        ids: Arc<Pseudonyms>,
+        max_entries: usize,
+    ) -> std::io::Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await?;
         }
@@ -484,12 +502,13 @@ impl JsonLinesLog {
             file.flush().await?;
         }
         let max_entries = max_entries.max(1);
-        let mut index = Index::scan(path).await?;
+        let mut index = Index::scan(path, ids.clone()).await?;
         index.evict_to(max_entries);
         Ok(Self {
             path: path.to_owned(),
             max_entries,
             state: Mutex::new(State { file, index }),
+            ids,
         })
     }
 
@@ -601,7 +620,7 @@ impl JsonLinesLog {
         let replaced = async {
             tokio::fs::rename(&temporary, &self.path).await?;
             let file = Self::append_to(&self.path).await?;
-            let index = Index::scan(&self.path).await?;
+            let index = Index::scan(&self.path, self.ids.clone()).await?;
             Ok::<_, std::io::Error>((file, index))
         }
         .await;
@@ -709,6 +728,10 @@ mod tests {
     use super::*;
     use std::io::Write;
 
+    fn ids() -> Arc<Pseudonyms> {
+        Arc::new(Pseudonyms::with_key(b"request log tests"))
+    }
+
     fn entry(event: Event, at: &str, outcome: &str) -> Entry {
         let mut entry = Entry::now(event, "192.0.2.1".parse().unwrap(), outcome);
         entry.at = at.to_owned();
@@ -737,7 +760,7 @@ mod tests {
     async fn entries_append_as_json_lines() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("logs/requests.jsonl");
-        let log = JsonLinesLog::open(&path).await.unwrap();
+        let log = JsonLinesLog::open(&path, ids()).await.unwrap();
         let mut entry = Entry::now(Event::LinkRequested, "192.0.2.1".parse().unwrap(), "sent");
         entry.email = Some("jane@example.com".to_owned());
         entry.document = Some("resume".to_owned());
@@ -783,7 +806,7 @@ mod tests {
         text.extend_from_slice(b"\n{\"at\":\"2026-01-02T00:00:00Z\",\"email\":\"jo");
         std::fs::write(&path, text).unwrap();
 
-        let log = JsonLinesLog::open(&path).await.unwrap();
+        let log = JsonLinesLog::open(&path, ids()).await.unwrap();
         let new = download("2026-01-03T00:00:00Z", "j1");
         log.record(&new).await.unwrap();
         assert_eq!(log.recent(10, 0).await.unwrap(), [new.clone(), old.clone()]);
@@ -804,7 +827,7 @@ mod tests {
     async fn retention_rewrites_the_file_without_the_old_entries() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requests.jsonl");
-        let log = JsonLinesLog::open(&path).await.unwrap();
+        let log = JsonLinesLog::open(&path, ids()).await.unwrap();
         let entries = [
             request("2025-01-01T10:00:00Z", "old@example.com", "j1"),
             download("2025-01-01T10:05:00.5Z", "j1"),
@@ -854,7 +877,7 @@ mod tests {
     async fn erasure_removes_one_persons_requests_and_the_uses_of_their_links() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requests.jsonl");
-        let log = JsonLinesLog::open(&path).await.unwrap();
+        let log = JsonLinesLog::open(&path, ids()).await.unwrap();
         let claims = Claims {
             jti: "j1".to_owned(),
             doc: "resume".to_owned(),
@@ -891,7 +914,7 @@ mod tests {
         assert_eq!(jane[2].user_agent.as_deref(), Some("Mozilla/5.0(scanner)"));
         assert_eq!(jane[2].after_send_secs, Some(3));
 
-        let owner = owner_id("jane@example.com");
+        let owner = ids().person("jane@example.com");
         let mut expected = jane.to_vec();
         expected.reverse();
         assert_eq!(log.person(&owner).await.unwrap(), expected);
@@ -915,7 +938,7 @@ mod tests {
     async fn a_full_log_evicts_the_oldest_compacts_and_reopens_alike() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("requests.jsonl");
-        let log = JsonLinesLog::open_with(&path, 3).await.unwrap();
+        let log = JsonLinesLog::open_with(&path, ids(), 3).await.unwrap();
         let entries: Vec<Entry> = (0..10)
             .map(|n| {
                 request(
@@ -938,7 +961,7 @@ mod tests {
             Some("p9@example.com")
         );
         assert!(
-            log.person(&owner_id("p0@example.com"))
+            log.person(&ids().person("p0@example.com"))
                 .await
                 .unwrap()
                 .is_empty()
@@ -946,16 +969,16 @@ mod tests {
         drop(log);
 
         // Reopened: the same entries, found again by one pass over the file.
-        let log = JsonLinesLog::open_with(&path, 3).await.unwrap();
+        let log = JsonLinesLog::open_with(&path, ids(), 3).await.unwrap();
         assert_eq!(log.recent(10, 0).await.unwrap(), newest);
         assert_eq!(log.requester("j6").await.unwrap(), None);
         assert_eq!(
-            log.person(&owner_id("p8@example.com")).await.unwrap(),
+            log.person(&ids().person("p8@example.com")).await.unwrap(),
             [entries[8].clone()]
         );
         drop(log);
         // A smaller cap evicts at once.
-        let log = JsonLinesLog::open_with(&path, 2).await.unwrap();
+        let log = JsonLinesLog::open_with(&path, ids(), 2).await.unwrap();
         assert_eq!(log.recent(10, 0).await.unwrap(), newest[..2]);
     }
 

@@ -2,14 +2,13 @@
 //! lines must not carry in clear.
 //!
 //! Architecture invariant: no log line, at any level, holds an email address, a token or a secret.
-//! Addresses appear as [`pseudonym`]s (stable per address and key, not reversible without the
-//! key), links as the first characters of their `jti`, routes under `/d/` as `/d/<redacted>`.
+//! Addresses appear as [`crate::pseudonym::Pseudonyms::log`] pseudonyms (stable per address and
+//! key, not reversible without the key), links as the first characters of their `jti`, routes under `/d/` as `/d/<redacted>`.
 //! Panics are logged through the same subscriber, their message passed through [`redact`]
 //! first, so not even a bug's message can carry personal data or a token to the logs.
 
 use std::io::IsTerminal;
 
-use sha2::{Digest, Sha256};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::LogFormat;
@@ -94,16 +93,6 @@ fn looks_like_token(word: &str) -> bool {
         })
 }
 
-/// A short, stable stand-in for an email address in logs: `e:` and 12 hex digits of a keyed hash.
-pub fn pseudonym(key: &[u8], address: &str) -> String {
-    let mut hasher = Sha256::new();
-    hasher.update(key);
-    hasher.update(address.to_lowercase().as_bytes());
-    let digest = hasher.finalize();
-    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-    format!("e:{hex}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,6 +116,8 @@ mod tests {
 
     #[test]
     fn pseudonyms_are_stable_and_hide_the_address() {
+        use crate::pseudonym::Pseudonyms;
+        let pseudonym = |key: &[u8], address: &str| Pseudonyms::with_key(key).log(address);
         let a = pseudonym(b"key", "Jane@Example.com");
         assert_eq!(a, pseudonym(b"key", "jane@example.com"));
         assert_ne!(a, pseudonym(b"other key", "jane@example.com"));

@@ -5,6 +5,8 @@
 //! a download are only ever sent by the download that spent the link), and if it is dropped before
 //! that (the client went away, the source broke) it releases the claim so the link can be resumed.
 //! A background task renews the claim while bytes flow and cuts the stream if the link is revoked.
+//! Every renewal and the final release or completion report the bytes handed to the client so far
+//! (a running total), so the store can spend a link once its downloads have covered the document.
 //!
 //! [`Logged`] writes the access log line when a response body is finished or dropped, with the
 //! bytes actually sent.
@@ -12,6 +14,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -23,7 +26,7 @@ use tokio_util::task::TaskTracker;
 
 use super::{AccessLine, Body, BoxError};
 use crate::objects::ByteStream;
-use crate::store::{Lease, StoreError, TokenStore};
+use crate::store::{Lease, Sent, StoreError, TokenStore};
 
 /// How a download ended, for the owner's request log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,6 +60,8 @@ pub struct Claim {
     pub store: Arc<dyn TokenStore>,
     pub jti: String,
     pub lease: Lease,
+    /// The whole document's size, reported to the store with the bytes sent.
+    pub size: u64,
     /// Where the release of an unsettled claim runs, so shutdown waits for it.
     pub tasks: TaskTracker,
 }
@@ -80,6 +85,8 @@ pub struct DownloadBody {
 /// Releases the claim and reports the outcome if the body is dropped unsettled.
 struct Guard {
     claim: Arc<Claim>,
+    /// Bytes handed to the client so far, shared with the heartbeat that reports them.
+    sent: Arc<AtomicU64>,
     settled: bool,
     /// Set when the failure is ours, so the attempt is not counted against the link.
     refund: bool,
@@ -88,6 +95,11 @@ struct Guard {
 }
 
 impl Guard {
+    /// What this download has sent so far, plus `more` about to go out.
+    fn report(&self, more: u64) -> Sent {
+        sent_so_far(&self.claim, &self.sent, more)
+    }
+
     fn finish(&mut self, outcome: Outcome) {
         self.settled = true;
         if let Some(report) = self.on_finish.take() {
@@ -104,9 +116,11 @@ impl Drop for Guard {
         }
         let claim = self.claim.clone();
         let refund = self.refund;
+        let sent = self.report(0);
         if tokio::runtime::Handle::try_current().is_ok() {
             self.claim.tasks.spawn(async move {
-                if let Err(e) = claim.store.release(&claim.jti, &claim.lease, refund).await {
+                let released = claim.store.release(&claim.jti, &claim.lease, sent, refund);
+                if let Err(e) = released.await {
                     // The lease expires on its own; the link is usable again after it.
                     tracing::warn!(cause = %e, "could not release a download's claim");
                 }
@@ -132,8 +146,14 @@ impl DownloadBody {
         on_finish: OnFinish,
     ) -> Self {
         let claim = Arc::new(claim);
+        let sent = Arc::new(AtomicU64::new(0));
         let revoked = CancellationToken::new();
-        let heartbeat = tokio::spawn(renew(claim.clone(), renew_every, revoked.clone()));
+        let heartbeat = tokio::spawn(renew(
+            claim.clone(),
+            sent.clone(),
+            renew_every,
+            revoked.clone(),
+        ));
         Self {
             stream,
             remaining: len,
@@ -143,6 +163,7 @@ impl DownloadBody {
             revoked: Box::pin(revoked.cancelled_owned()),
             guard: Guard {
                 claim,
+                sent,
                 settled: false,
                 refund: false,
                 heartbeat: heartbeat.abort_handle(),
@@ -151,17 +172,30 @@ impl DownloadBody {
         }
     }
 
+    /// The held final chunk, counted as sent.
+    fn take_held(&mut self) -> Option<Result<Frame<Bytes>, BoxError>> {
+        let chunk = self.held.take()?;
+        self.guard
+            .sent
+            .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        Some(Ok(Frame::data(chunk)))
+    }
+
     fn start_settling(&mut self) {
         // The claim is being settled: renewing it any more can only race the settlement.
         self.guard.heartbeat.abort();
         let claim = self.guard.claim.clone();
+        // Everything this download sends, the held chunk included.
+        let sent = self
+            .guard
+            .report(self.held.as_ref().map_or(0, |c| c.len() as u64));
         self.settling = Some(if self.spends {
-            Box::pin(async move { claim.store.complete(&claim.jti, &claim.lease).await })
+            Box::pin(async move { claim.store.complete(&claim.jti, &claim.lease, sent).await })
         } else {
             Box::pin(async move {
                 claim
                     .store
-                    .release(&claim.jti, &claim.lease, false)
+                    .release(&claim.jti, &claim.lease, sent, false)
                     .await
                     .map(|()| true)
             })
@@ -179,7 +213,7 @@ impl HttpBody for DownloadBody {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.get_mut();
         if this.guard.settled {
-            return Poll::Ready(this.held.take().map(|chunk| Ok(Frame::data(chunk))));
+            return Poll::Ready(this.take_held());
         }
         // Once settling has begun, its answer is authoritative: a completion deletes the link's
         // record, and a lease renewal that lands after it would read that as a revocation.
@@ -197,7 +231,7 @@ impl HttpBody for DownloadBody {
                         } else {
                             Outcome::Partial
                         });
-                        Poll::Ready(this.held.take().map(|chunk| Ok(Frame::data(chunk))))
+                        Poll::Ready(this.take_held())
                     }
                     // Revoked, or the lease lapsed and another download took the link: the
                     // last bytes belong to nobody now.
@@ -225,6 +259,9 @@ impl HttpBody for DownloadBody {
                         this.held = Some(chunk);
                         continue;
                     }
+                    this.guard
+                        .sent
+                        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
                     return Poll::Ready(Some(Ok(Frame::data(chunk))));
                 }
                 Some(Err(e)) => {
@@ -248,13 +285,28 @@ impl HttpBody for DownloadBody {
     }
 }
 
-/// Renews the claim every `every`; cancels `revoked` when the claim is gone, or when the store has
-/// been unreachable for so long that the lease may have lapsed.
-async fn renew(claim: Arc<Claim>, every: Duration, revoked: CancellationToken) {
+/// What a download holding `claim` has sent so far (`counter`), plus `more` about to go out.
+fn sent_so_far(claim: &Claim, counter: &AtomicU64, more: u64) -> Sent {
+    Sent::new(
+        counter.load(Ordering::Relaxed).saturating_add(more),
+        claim.size,
+    )
+}
+
+/// Renews the claim every `every`, reporting the bytes `sent` so far; cancels `revoked` when the
+/// claim is gone, or when the store has been unreachable for so long that the lease may have
+/// lapsed.
+async fn renew(
+    claim: Arc<Claim>,
+    bytes: Arc<AtomicU64>,
+    every: Duration,
+    revoked: CancellationToken,
+) {
     let mut last_renewed = tokio::time::Instant::now();
     loop {
         tokio::time::sleep(every).await;
-        match claim.store.renew(&claim.jti, &claim.lease).await {
+        let report = sent_so_far(&claim, &bytes, 0);
+        match claim.store.renew(&claim.jti, &claim.lease, report).await {
             Ok(true) => last_renewed = tokio::time::Instant::now(),
             Ok(false) => {
                 tracing::info!("link revoked or claim lost during a download: stopping it");
@@ -369,15 +421,15 @@ mod tests {
         async fn claim(&self, _: &str, _: &Lease) -> Result<Claimed, StoreError> {
             Ok(Claimed::Granted { attempt: 1 })
         }
-        async fn renew(&self, _: &str, _: &Lease) -> Result<bool, StoreError> {
+        async fn renew(&self, _: &str, _: &Lease, _: Sent) -> Result<bool, StoreError> {
             Ok(!self.completing.load(Ordering::SeqCst))
         }
-        async fn complete(&self, _: &str, _: &Lease) -> Result<bool, StoreError> {
+        async fn complete(&self, _: &str, _: &Lease, _: Sent) -> Result<bool, StoreError> {
             self.completing.store(true, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
             Ok(true)
         }
-        async fn release(&self, _: &str, _: &Lease, _: bool) -> Result<(), StoreError> {
+        async fn release(&self, _: &str, _: &Lease, _: Sent, _: bool) -> Result<(), StoreError> {
             Ok(())
         }
         async fn rearm(&self, _: &str, _: &str, _: Duration) -> Result<bool, StoreError> {
@@ -408,6 +460,7 @@ mod tests {
                 store: Arc::new(SlowCompletion::default()),
                 jti: "jti".to_owned(),
                 lease: Lease::new(Duration::from_secs(10)),
+                size: 3000,
                 tasks: TaskTracker::new(),
             },
             Duration::from_millis(5),
@@ -417,5 +470,133 @@ mod tests {
         assert_eq!(bytes.len(), 3000);
         assert_eq!(bytes[2999], 2);
         assert_eq!(*outcome.lock().unwrap(), Some(Outcome::Completed));
+    }
+
+    /// A store that remembers every byte report it gets.
+    #[derive(Default)]
+    struct Reports(std::sync::Mutex<Vec<(&'static str, Sent)>>);
+
+    impl Reports {
+        fn of(&self, operation: &str) -> Vec<Sent> {
+            let reports = self.0.lock().unwrap();
+            reports
+                .iter()
+                .filter(|(op, _)| *op == operation)
+                .map(|(_, sent)| *sent)
+                .collect()
+        }
+    }
+
+    #[async_trait]
+    impl TokenStore for Reports {
+        async fn insert(&self, _: &NewLink<'_>) -> Result<(), StoreError> {
+            Ok(())
+        }
+        async fn peek(&self, _: &str) -> Result<LinkState, StoreError> {
+            Ok(LinkState::InFlight)
+        }
+        async fn claim(&self, _: &str, _: &Lease) -> Result<Claimed, StoreError> {
+            Ok(Claimed::Granted { attempt: 1 })
+        }
+        async fn renew(&self, _: &str, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
+            self.0.lock().unwrap().push(("renew", sent));
+            Ok(true)
+        }
+        async fn complete(&self, _: &str, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
+            self.0.lock().unwrap().push(("complete", sent));
+            Ok(true)
+        }
+        async fn release(&self, _: &str, _: &Lease, sent: Sent, _: bool) -> Result<(), StoreError> {
+            self.0.lock().unwrap().push(("release", sent));
+            Ok(())
+        }
+        async fn rearm(&self, _: &str, _: &str, _: Duration) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn revoke(&self, _: &str) -> Result<bool, StoreError> {
+            Ok(false)
+        }
+        async fn revoke_owner(&self, _: &str) -> Result<u64, StoreError> {
+            Ok(0)
+        }
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
+        }
+    }
+
+    fn reported_body(
+        store: Arc<Reports>,
+        chunks: ByteStream,
+        len: u64,
+        spends: bool,
+    ) -> DownloadBody {
+        DownloadBody::new(
+            chunks,
+            len,
+            spends,
+            Claim {
+                store,
+                jti: "jti".to_owned(),
+                lease: Lease::new(Duration::from_secs(10)),
+                size: 3000,
+                tasks: TaskTracker::new(),
+            },
+            Duration::from_millis(5),
+            Box::new(|_| {}),
+        )
+    }
+
+    #[tokio::test]
+    async fn renewals_and_the_release_report_the_bytes_sent_so_far() {
+        let store = Arc::new(Reports::default());
+        // Two chunks, then a source that stalls: the client has 2000 bytes when it gives up.
+        let chunks: Vec<std::io::Result<Bytes>> =
+            (0..2u8).map(|i| Ok(Bytes::from(vec![i; 1000]))).collect();
+        let chunks = futures_util::StreamExt::chain(
+            futures_util::stream::iter(chunks),
+            futures_util::stream::pending(),
+        );
+        let mut body = reported_body(store.clone(), Box::pin(chunks), 3000, true);
+        for _ in 0..2 {
+            let frame = body.frame().await.unwrap().unwrap();
+            assert_eq!(frame.into_data().unwrap().len(), 1000);
+        }
+        let mut renewed = Vec::new();
+        for _ in 0..200 {
+            renewed = store.of("renew");
+            if !renewed.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(renewed.last(), Some(&Sent::new(2000, 3000)));
+        drop(body);
+        for _ in 0..200 {
+            if !store.of("release").is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(store.of("release"), [Sent::new(2000, 3000)]);
+        assert!(store.of("complete").is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_settlement_reports_everything_the_body_sends() {
+        let chunks = || {
+            let chunks: Vec<std::io::Result<Bytes>> =
+                (0..3u8).map(|i| Ok(Bytes::from(vec![i; 1000]))).collect();
+            Box::pin(futures_util::stream::iter(chunks))
+        };
+        let store = Arc::new(Reports::default());
+        let body = reported_body(store.clone(), chunks(), 3000, true);
+        assert_eq!(body.collect().await.unwrap().to_bytes().len(), 3000);
+        assert_eq!(store.of("complete"), [Sent::new(3000, 3000)]);
+
+        // A range that stops short of the end: released with all of its bytes.
+        let store = Arc::new(Reports::default());
+        let body = reported_body(store.clone(), chunks(), 2500, false);
+        assert_eq!(body.collect().await.unwrap().to_bytes().len(), 2500);
+        assert_eq!(store.of("release"), [Sent::new(2500, 3000)]);
     }
 }

@@ -1,9 +1,10 @@
-//! Who is asking: the client's IP address, and whether it wants HTML or JSON.
+//! Who is asking: the client's IP address, whether it wants HTML or JSON, and which site's page
+//! a browser sent the request from.
 
 use std::net::{IpAddr, SocketAddr};
 
 use http::HeaderMap;
-use http::header::{ACCEPT, HeaderName};
+use http::header::{ACCEPT, HeaderName, ORIGIN};
 use ipnet::IpNet;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
@@ -89,9 +90,81 @@ pub fn wants_html(headers: &HeaderMap) -> bool {
     html > json
 }
 
+/// True unless a browser says the request comes from a page of another site than docgate's own
+/// (`public_origin`) or one of `also` (origins allowed to post, `DOCGATE_CORS_ORIGINS`).
+///
+/// `Origin` decides when present: docgate's origin or one of `also` passes (docgate's own only
+/// with a same-origin `Sec-Fetch-Site`, when that is sent too), any other refuses. `Origin: null`
+/// (a sandboxed frame, a `data:` page, a browser hiding where a post came from) passes only where
+/// `Sec-Fetch-Site` vouches for it: `same-origin` or `none`. Without `Origin`, `Sec-Fetch-Site`
+/// decides: `same-origin` and `none` (the person typed or bookmarked it) pass; `cross-site` and
+/// `same-site` refuse, since a sibling subdomain may host anyone's pages (a site docgate trusts
+/// goes in `also`, and every browser that sends `Sec-Fetch-Site` sends `Origin` on a `POST`).
+/// A client that sends neither is not a browser on someone else's page, and passes.
+pub fn from_own_site(headers: &HeaderMap, public_origin: &str, also: &[String]) -> bool {
+    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
+    let vouched = site
+        .is_none_or(|s| s.eq_ignore_ascii_case(b"same-origin") || s.eq_ignore_ascii_case(b"none"));
+    match headers.get(ORIGIN).map(|v| v.to_str().unwrap_or("")) {
+        Some("null") => site.is_some() && vouched,
+        Some(origin) if origin.eq_ignore_ascii_case(public_origin) => vouched,
+        Some(origin) => also.iter().any(|o| o.eq_ignore_ascii_case(origin)),
+        None => vouched,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn origin_decides_then_fetch_site() {
+        let own = "https://docs.example.com";
+        let also = vec!["https://jane.example".to_owned()];
+        let check = |pairs: &[(&str, &str)], also: &[String]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    value.parse().unwrap(),
+                );
+            }
+            from_own_site(&map, own, also)
+        };
+        let fs = "sec-fetch-site";
+        // Browsers on docgate's own pages, and clients that are no browser.
+        assert!(check(&[], &[]));
+        assert!(check(&[("origin", own), (fs, "same-origin")], &[]));
+        assert!(check(&[("origin", "HTTPS://Docs.Example.com")], &[]));
+        assert!(check(&[(fs, "same-origin")], &[]));
+        assert!(check(&[(fs, "none")], &[]));
+        assert!(check(&[("origin", "null"), (fs, "same-origin")], &[]));
+        // Another site's page.
+        assert!(!check(
+            &[("origin", "https://evil.example"), (fs, "cross-site")],
+            &[]
+        ));
+        assert!(!check(&[("origin", "https://evil.example")], &[]));
+        assert!(!check(&[(fs, "cross-site")], &[]));
+        assert!(!check(&[(fs, "same-site")], &[]));
+        assert!(!check(&[("origin", own), (fs, "cross-site")], &[]));
+        assert!(!check(&[("origin", "null")], &[]));
+        assert!(!check(&[("origin", "null"), (fs, "cross-site")], &[]));
+        // An allowed origin, whatever site it is.
+        assert!(check(
+            &[("origin", "https://jane.example"), (fs, "cross-site")],
+            &also
+        ));
+        assert!(!check(
+            &[("origin", "https://jane.example"), (fs, "cross-site")],
+            &[]
+        ));
+        assert!(!check(
+            &[("origin", "https://jane.example.evil"), (fs, "cross-site")],
+            &also
+        ));
+        assert!(!check(&[("origin", "null"), (fs, "cross-site")], &also));
+    }
 
     fn headers(xff: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();

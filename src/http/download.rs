@@ -10,8 +10,10 @@
 //!
 //! Streaming verifies the token, claims the link in the token store (one atomic step: exactly one of
 //! several racing clients wins), opens the object with the requested range, and streams it through
-//! a [`DownloadBody`] that spends the link only when the last byte goes out. A failure before the
-//! first byte releases the claim with a refund, so it costs the recipient nothing. `HEAD` answers
+//! a [`DownloadBody`] that spends the link only when the last byte goes out, or when the bytes the
+//! link's downloads have sent in all reach the document's size (the store counts them: one link,
+//! one copy). A failure before the first byte releases the claim with a refund, so it costs the
+//! recipient nothing. `HEAD` answers
 //! what a `GET` would get now without claiming anything.
 
 use std::net::IpAddr;
@@ -37,7 +39,7 @@ use crate::pages;
 use crate::range::{ByteRange, RangeRequest};
 use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event, RequestLog};
-use crate::store::{Claim as Claimed, Lease, LinkState};
+use crate::store::{Claim as Claimed, Lease, LinkState, Sent};
 use crate::texts::measures;
 use crate::token::{Claims, TokenError};
 
@@ -191,26 +193,16 @@ fn wants_page(app: &App, headers: &HeaderMap) -> bool {
 }
 
 /// Refuses a `POST` another site made: `Sec-Fetch-Site` says another site, or `Origin` names
-/// another origin than the public URL's. Clients that send neither (scripts) pass: the token in
-/// the path is the credential; this keeps other pages from spending it for the person. Pages are
-/// served with `Referrer-Policy: same-origin`, so their own posts carry their origin; `Origin:
-/// null` (a sandboxed frame, a `data:` page, a browser hiding where a post came from) passes only
-/// where `Sec-Fetch-Site` vouches for it.
+/// another origin than the public URL's ([`super::client::from_own_site`]). Clients that send
+/// neither (scripts) pass: the token in the path is the credential; this keeps other pages from
+/// spending it for the person. Pages are served with `Referrer-Policy: same-origin`, so their own
+/// posts carry their origin.
 fn check_same_site(app: &App, headers: &HeaderMap) -> Result<(), Error> {
-    let site = headers.get("sec-fetch-site").map(|v| v.as_bytes());
-    if let Some(site) = site
-        && !(site.eq_ignore_ascii_case(b"same-origin") || site.eq_ignore_ascii_case(b"none"))
-    {
-        return Err(Error::CrossSite);
+    if super::client::from_own_site(headers, &app.config.public_origin(), &[]) {
+        Ok(())
+    } else {
+        Err(Error::CrossSite)
     }
-    if let Some(origin) = headers.get(header::ORIGIN) {
-        let origin = origin.to_str().unwrap_or("");
-        let vouched_null = origin == "null" && site.is_some();
-        if !vouched_null && !origin.eq_ignore_ascii_case(&app.config.public_origin()) {
-            return Err(Error::CrossSite);
-        }
-    }
-    Ok(())
 }
 
 /// Reads a link's `POST` body (a form): `true` when it asks for a new link (`renew=1`).
@@ -292,9 +284,9 @@ async fn get_response(
     ask: Ask,
 ) -> Result<Response<Body>, Error> {
     let store = &app.backends.store;
-    // The client network, hashed (the store keeps no address): a download started by the confirm
+    // The client network, keyed (the store keeps no address): a download started by the confirm
     // page's button may be fetched again by the same network's download manager.
-    let network = crate::store::owner_id(Key::ip(Scope::DownloadPerIp, client).as_str());
+    let network = app.pseudonyms.network(client);
     let lease = Lease::held_by(LEASE_TTL, &network, ask == Ask::Download);
     let again = (ask == Ask::Get).then_some(network.as_str());
     let attempt = match claim(app, &claims.jti, &lease, again).await? {
@@ -305,7 +297,10 @@ async fn get_response(
     let object = match app.backends.objects.open(&document.key, range).await {
         Ok(object) => object,
         Err(e) => {
-            if let Err(release) = store.release(&claims.jti, &lease, true).await {
+            if let Err(release) = store
+                .release(&claims.jti, &lease, Sent::default(), true)
+                .await
+            {
                 tracing::warn!(cause = %release, "could not release a claim after a failed open");
             }
             return Err(e.into());
@@ -352,6 +347,7 @@ async fn get_response(
             store: store.clone(),
             jti: claims.jti.clone(),
             lease,
+            size: object.meta.size,
             tasks: app.tasks.clone(),
         },
         RENEW_EVERY,

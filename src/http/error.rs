@@ -49,6 +49,10 @@ pub enum Error {
     /// A download posted from another site (`Origin` or `Sec-Fetch-Site` say so).
     #[error("cross-site download request")]
     CrossSite,
+    /// A link request another site's page made (`Origin` or `Sec-Fetch-Site` say so), or a CORS
+    /// preflight from an origin not in `DOCGATE_CORS_ORIGINS`.
+    #[error("cross-site link request")]
+    CrossSiteRequest,
     #[error("malformed or tampered link")]
     BadToken(&'static str),
     #[error("link expired")]
@@ -161,7 +165,7 @@ impl Error {
             Error::TooLarge | Error::BodyNotAllowed => StatusCode::PAYLOAD_TOO_LARGE,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::CrossSite => StatusCode::FORBIDDEN,
+            Error::CrossSite | Error::CrossSiteRequest => StatusCode::FORBIDDEN,
             Error::UnknownLink => StatusCode::NOT_FOUND,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Expired | Error::Used | Error::Revoked => StatusCode::GONE,
@@ -187,7 +191,7 @@ impl Error {
             Error::Unauthorized => "unauthorized",
             Error::UnknownLink => "unknown_link",
             Error::UnsupportedMediaType => "unsupported_media_type",
-            Error::CrossSite => "cross_site_request",
+            Error::CrossSite | Error::CrossSiteRequest => "cross_site_request",
             Error::BadToken(_) => "invalid_link",
             Error::Expired => "link_expired",
             Error::Used => "link_used",
@@ -215,6 +219,7 @@ impl Error {
             Error::UnknownLink => t::UNKNOWN_LINK.to_owned(),
             Error::UnsupportedMediaType => t::UNSUPPORTED_MEDIA_TYPE.to_owned(),
             Error::CrossSite => t::CROSS_SITE.to_owned(),
+            Error::CrossSiteRequest => t::CROSS_SITE_REQUEST.to_owned(),
             Error::BadToken(_) => t::INVALID.to_owned(),
             Error::Expired => t::EXPIRED.to_owned(),
             Error::Used => t::USED.to_owned(),
@@ -338,7 +343,7 @@ impl Error {
                 t::UNAVAILABLE_TITLE
             }
             Error::NotFound => t::NOT_FOUND_TITLE,
-            Error::CrossSite => t::FORBIDDEN_TITLE,
+            Error::CrossSite | Error::CrossSiteRequest => t::FORBIDDEN_TITLE,
             _ => t::NOT_ACCEPTED_TITLE,
         }
     }

@@ -88,7 +88,7 @@ pub mod cors {
     /// Answers a preflight (`OPTIONS /api/download-requests`): allowed origins may `POST` JSON or
     /// a form; any other origin is refused.
     pub fn preflight(app: &App, headers: &HeaderMap) -> Result<Response<Body>, Error> {
-        let origin = allowed(app, headers).ok_or(Error::CrossSite)?;
+        let origin = allowed(app, headers).ok_or(Error::CrossSiteRequest)?;
         let mut response = Response::new(super::super::empty());
         *response.status_mut() = StatusCode::NO_CONTENT;
         allow(&mut response, origin);

@@ -1,12 +1,16 @@
 //! `POST /api/download-requests`: a visitor asks for a document by email.
 //!
-//! The order of checks is the order of cost: the client's rate limit, the content type, the body
-//! size (4 KiB, checked against `Content-Length` and again while reading), the fields, the
-//! service-wide mail ceiling, the address's rate limit. Only then is a link minted, recorded in the token
-//! store and mailed. The answer never holds the token or the link: they travel by mail only.
+//! The order of checks is the order of cost: the page it comes from (a browser on another site's
+//! page is refused `403` before it spends any budget or is recorded), the client's rate limit,
+//! the content type, the body size (4 KiB, checked against `Content-Length` and again while
+//! reading), the fields, the service-wide mail ceiling, the mailbox's budget (`address::mailbox`:
+//! every spelling of one inbox shares it), the recipient domain's budget. Only then is a link
+//! minted, recorded in the token store and mailed. The answer never holds the token or the link:
+//! they travel by mail only.
 //!
-//! The answer never tells whether an address will receive mail: an address over its own limit
-//! gets the same `202` as one that is mailed (the owner's request log says which).
+//! The answer never tells whether an address will receive mail: an address (or domain) over its
+//! budget gets the same `202` as one that is mailed, after as long ([`crate::pacing`]); the
+//! owner's request log says which.
 //!
 //! Besides `email` and `document`, a request may carry `name` and `company` (recorded for the
 //! owner) and `consent`; with `DOCGATE_PRIVACY_URL` set, a request without `consent` agreeing
@@ -14,12 +18,14 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::time::Instant;
 
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 use serde::Deserialize;
 
 use super::Body;
+use super::client;
 use super::error::{Error, json};
 use super::form;
 use super::{enforce, limit};
@@ -33,8 +39,11 @@ use crate::requestlog::{Entry, Event};
 use crate::texts::measures::duration;
 use crate::texts::pages as texts;
 
-/// The outcome of a request answered `202` without a mail: its address is over its limit.
-const NOT_SENT: &str = "not_sent_address_limit";
+/// The outcome of a request answered `202` without a mail: its mailbox is over its budget.
+const NOT_SENT_ADDRESS: &str = "not_sent_address_limit";
+
+/// The outcome of a request answered `202` without a mail: its domain is over its budget.
+const NOT_SENT_DOMAIN: &str = "not_sent_domain_limit";
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 4096;
@@ -138,13 +147,26 @@ pub fn decode_fields(form: bool, bytes: &[u8]) -> Result<Fields, Error> {
 }
 
 /// Handles one link request: counts it whatever its outcome, and records it in the owner's
-/// request log when it was answered (see [`record`]).
+/// request log when it was answered (see [`record`]); one from another site's page is refused
+/// before anything else, and only counted.
 pub async fn handle(
     app: &App,
     req: Request<Incoming>,
     client: IpAddr,
     html: bool,
 ) -> Result<Response<Body>, Error> {
+    // Another site's page may not make its visitors' browsers ask for links: refused before the
+    // client's budget, the request log or anything else is touched.
+    let recipients = &app.config.recipients;
+    if !client::from_own_site(
+        req.headers(),
+        &app.config.public_origin(),
+        &recipients.cors_origins,
+    ) {
+        let refused = Error::CrossSiteRequest;
+        Metrics::count(&app.metrics.link_requests, refused.code());
+        return Err(refused);
+    }
     let mut entry = Entry::now(Event::LinkRequested, client, "");
     let mut typed = None;
     let result = request_link(app, req, client, html, &mut entry, &mut typed).await;
@@ -259,8 +281,9 @@ async fn request_link(
 }
 
 /// Mints a link to `document` for `address` and mails it, within the service-wide mail ceiling
-/// (`429` beyond it) and the address's own limit (beyond it nothing is sent, and `entry` says so:
-/// the caller answers alike). Records the new link's `jti` in `entry`.
+/// (`429` beyond it) and the budgets of its mailbox and domain (beyond them nothing is sent, and
+/// `entry` says so: the caller answers alike, and this returns only after as long as a mail takes).
+/// Records the new link's `jti` in `entry`.
 pub async fn mail_link(
     app: &App,
     document: &Document,
@@ -271,18 +294,19 @@ pub async fn mail_link(
     // The service-wide ceiling first: it says nothing about the address, so it may answer `429`
     // (and checked first, it answers alike whether or not the address is over its own limit).
     enforce(app, &Key::global(Scope::Mail), limits.mail).await?;
-    // Over the address's limit, the answer is the same `202` as for a mail sent: the endpoint
-    // must not tell anyone whether an address gets mail, and an inbox cannot be bombed
-    // through it either way.
-    let per_email = Key::email(Scope::RequestPerEmail, address.as_ref());
-    if let Decision::Limited { .. } = limit(app, &per_email, limits.request_per_email).await? {
-        app.metrics.limited(Scope::RequestPerEmail);
+    // Over a budget, the answer is the same `202` as for a mail sent, after as long: the endpoint
+    // must not tell anyone whether an address gets mail, and an inbox cannot be bombed through it
+    // either way.
+    let started = Instant::now();
+    if let Some(outcome) = over_budget(app, &address).await? {
         tracing::info!(
             email = %app.pseudonym(address.as_ref()),
             document = %document.id,
-            "link not mailed: the address is over its limit"
+            outcome,
+            "link not mailed: over its budget"
         );
-        entry.outcome = NOT_SENT.to_owned();
+        entry.outcome = outcome.to_owned();
+        app.pacing.wait_like_mailed(started).await;
         return Ok(());
     }
 
@@ -291,6 +315,7 @@ pub async fn mail_link(
     entry.jti = Some(claims.jti.clone());
     let mail = app.link_mail(address, claims, document).await;
     app.send_mail(&mail).await?;
+    app.pacing.record(started.elapsed());
     tracing::info!(
         email = %app.pseudonym(mail.to.as_ref()),
         document = %document.id,
@@ -300,6 +325,27 @@ pub async fn mail_link(
     Ok(())
 }
 
+/// The budget `address` is over, as the request's outcome, or `None` when it may be mailed. The
+/// mailbox's budget is counted first, so one address asked for again and again spends only its
+/// own; the domain's (none for shared providers) only when the mailbox's allowed it.
+async fn over_budget(app: &App, address: &lettre::Address) -> Result<Option<&'static str>, Error> {
+    let limits = &app.config.limits;
+    let per_mailbox = Key::email(Scope::RequestPerEmail, &address::mailbox(address));
+    if let Decision::Limited { .. } = limit(app, &per_mailbox, limits.request_per_email).await? {
+        app.metrics.limited(Scope::RequestPerEmail);
+        return Ok(Some(NOT_SENT_ADDRESS));
+    }
+    if let Some(domain) = address::budget_domain(address) {
+        let per_domain = Key::domain(Scope::RequestPerDomain, &domain);
+        if let Decision::Limited { .. } = limit(app, &per_domain, limits.request_per_domain).await?
+        {
+            app.metrics.limited(Scope::RequestPerDomain);
+            return Ok(Some(NOT_SENT_DOMAIN));
+        }
+    }
+    Ok(None)
+}
+
 /// Counts a link request, answered or refused with `failure`, and records an answered one's
 /// `entry` in the owner's request log. A refusal (`429`, `413`, `415`, `400`, `404`, `403`, ...)
 /// is only counted: anyone can send those at will, and they name nobody the owner could act on.
@@ -307,8 +353,10 @@ pub async fn mail_link(
 /// requests go on.
 pub async fn record(app: &App, entry: &mut Entry, failure: Option<&Error>) {
     let outcome = match failure {
-        None if entry.outcome == NOT_SENT => NOT_SENT,
-        None => "sent",
+        None => [NOT_SENT_ADDRESS, NOT_SENT_DOMAIN]
+            .into_iter()
+            .find(|o| *o == entry.outcome)
+            .unwrap_or("sent"),
         Some(e) => e.code(),
     };
     entry.outcome = outcome.to_owned();

@@ -41,6 +41,8 @@ pub enum LimitError {
 pub enum Scope {
     RequestPerIp,
     RequestPerEmail,
+    /// Link requests per recipient domain: a sprayer cannot mail one company's inboxes.
+    RequestPerDomain,
     DownloadPerIp,
     /// Every link mail the service sends, whoever asked.
     Mail,
@@ -52,6 +54,7 @@ impl Scope {
         match self {
             Scope::RequestPerIp => "req-ip",
             Scope::RequestPerEmail => "req-email",
+            Scope::RequestPerDomain => "req-domain",
             Scope::DownloadPerIp => "dl-ip",
             Scope::Mail => "mail",
         }
@@ -63,38 +66,51 @@ impl Scope {
 pub struct Key {
     scope: Scope,
     text: String,
+    /// A limit on the whole service: its key names nobody.
+    global: bool,
 }
 
 impl Key {
     /// The key for a client IP: IPv4 (and IPv4-mapped IPv6) per address, IPv6 per /64.
     pub fn ip(scope: Scope, ip: IpAddr) -> Self {
-        let subject = match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-                Some(v4) => v4.to_string(),
-                None => {
-                    let s = v6.segments();
-                    format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-                }
-            },
-        };
-        Self::new(scope, format!("{}:{subject}", scope.tag()))
+        let subject = crate::pseudonym::network_of(ip);
+        Self::new(scope, format!("{}:{subject}", scope.tag()), false)
     }
 
     /// The key for an email address: a hash of its lowercased form.
     pub fn email(scope: Scope, address: &str) -> Self {
         let digest = Sha256::digest(address.to_lowercase().as_bytes());
         let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-        Self::new(scope, format!("{}:{hex}", scope.tag()))
+        Self::new(scope, format!("{}:{hex}", scope.tag()), false)
+    }
+
+    /// The key for a recipient domain, hashed like an address: a personal domain names its owner.
+    pub fn domain(scope: Scope, domain: &str) -> Self {
+        Self::email(scope, domain)
     }
 
     /// The one key of a limit on the whole service.
     pub fn global(scope: Scope) -> Self {
-        Self::new(scope, format!("{}:all", scope.tag()))
+        Self::new(scope, format!("{}:all", scope.tag()), true)
     }
 
-    fn new(scope: Scope, text: String) -> Self {
-        Self { scope, text }
+    fn new(scope: Scope, text: String, global: bool) -> Self {
+        Self {
+            scope,
+            text,
+            global,
+        }
+    }
+
+    /// The key as a shared store keeps it: `<scope>:<HMAC of the subject>` (a limit on the
+    /// whole service keeps its plain name), so no address or network is stored in clear or as
+    /// a hash anyone can recompute.
+    pub fn stored(&self, ids: &crate::pseudonym::Pseudonyms) -> String {
+        if self.global {
+            return self.text.clone();
+        }
+        let tag = self.scope.tag();
+        format!("{tag}:{}", ids.limit_subject(tag, &self.text))
     }
 
     pub fn scope(&self) -> Scope {
@@ -188,5 +204,26 @@ mod tests {
         assert_eq!(key, Key::email(Scope::RequestPerEmail, "jane@example.com"));
         assert!(!key.as_str().contains("jane"));
         assert!(!key.as_str().contains("example"));
+        let domain = Key::domain(Scope::RequestPerDomain, "example.com");
+        assert!(domain.as_str().starts_with("req-domain:"));
+        assert!(!domain.as_str().contains("example"));
+    }
+
+    #[test]
+    fn stored_keys_are_keyed_and_global_ones_plain() {
+        let ids = crate::pseudonym::Pseudonyms::with_key(b"limit tests");
+        let other = crate::pseudonym::Pseudonyms::with_key(b"another key");
+        let ip = Key::ip(Scope::RequestPerIp, "192.0.2.7".parse().unwrap());
+        let stored = ip.stored(&ids);
+        assert!(stored.starts_with("req-ip:"), "{stored}");
+        assert!(!stored.contains("192.0.2.7"));
+        assert_ne!(stored, ip.stored(&other));
+        let email = Key::email(Scope::RequestPerEmail, "jane@example.com");
+        assert!(
+            !email
+                .stored(&ids)
+                .contains(&email.as_str()["req-email:".len()..])
+        );
+        assert_eq!(Key::global(Scope::Mail).stored(&ids), "mail:all");
     }
 }

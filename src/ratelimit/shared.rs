@@ -1,6 +1,7 @@
 //! The production rate limiter: GCRA in Redis, one Lua script per check on one key.
 //!
-//! Key: `<prefix>rl:<scope>:<subject>` (an IP, an IPv6 /64, or a hash of an address) holding
+//! Key: `<prefix>rl:<scope>:<subject>` (a keyed HMAC of the IP, IPv6 /64 or address, see
+//! [`Key::stored`]; `mail:all` for the service-wide ceiling) holding
 //! the theoretical arrival time in microseconds of Redis server time, expiring once it has
 //! passed. The script is [`super::gcra`] transcribed; both are tested against the same cases.
 //!
@@ -11,7 +12,10 @@ use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
+use std::sync::Arc;
+
 use super::{Decision, Key, LimitError, RateLimiter};
+use crate::pseudonym::Pseudonyms;
 use crate::units::Rate;
 
 /// KEYS[1] = limit key; ARGV = emission interval µs, period µs.
@@ -36,11 +40,13 @@ pub struct RedisLimiter {
     conn: ConnectionManager,
     prefix: String,
     script: Script,
+    ids: Arc<Pseudonyms>,
 }
 
 impl RedisLimiter {
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: ConnectionManager, prefix: &str, ids: Arc<Pseudonyms>) -> Self {
         Self {
+            ids,
             conn,
             prefix: prefix.to_owned(),
             script: Script::new(GCRA),
@@ -55,7 +61,7 @@ impl RateLimiter for RedisLimiter {
         let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let reply: (i64, i64) = self
             .script
-            .key(format!("{}rl:{}", self.prefix, key.as_str()))
+            .key(format!("{}rl:{}", self.prefix, key.stored(&self.ids)))
             .arg(micros(rate.interval()))
             .arg(micros(rate.period))
             .invoke_async(&mut conn)

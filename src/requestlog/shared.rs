@@ -10,7 +10,7 @@
 //! - `<prefix>log:seq`: the counter entry ids come from (ids are its value, zero-padded to 16
 //!   digits, so entries of the same millisecond keep their order).
 //! - `<prefix>log:person:<owner>`: a sorted set of one person's entry ids, by time; `<owner>` is
-//!   [`owner_id`](crate::store::owner_id) of their address (a hash of it lowercased, as in the
+//!   [`Pseudonyms::person`](crate::pseudonym::Pseudonyms::person) of their address (a keyed HMAC of it lowercased, as in the
 //!   token store's `owner:` index). It holds their link requests and the downloads and opens of
 //!   the links made for them, so exporting or erasing one person needs no scan.
 //! - `<prefix>log:link:<jti>`: the `<owner>` a link was made for, written with its link request,
@@ -45,6 +45,7 @@
 //! the token store's revocation of one person's links does; on Redis Cluster give the prefix a
 //! hash tag (`{docgate}:`) so they share a slot, as the mail queue needs too.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -56,6 +57,7 @@ use super::{
     DEFAULT_MAX_ENTRIES, Entry, LogError, NOTES_PER_LINK, PER_PERSON_PER_HOUR, RequestLog, cutoff,
     unavailable,
 };
+use crate::pseudonym::Pseudonyms;
 
 /// The most oldest entries one write deletes when they are past retention.
 const TRIM_ON_WRITE: usize = 100;
@@ -192,13 +194,21 @@ pub struct RedisLog {
     record: Script,
     purge: Script,
     erase: Script,
+    /// Names the person of an entry in the per-person index.
+    ids: Arc<Pseudonyms>,
 }
 
 impl RedisLog {
     /// A log over `conn`, its keys under `prefix`, keeping entries for `keep` (or forever),
     /// at most [`DEFAULT_MAX_ENTRIES`] of them.
-    pub fn new(conn: ConnectionManager, prefix: &str, keep: Option<Duration>) -> Self {
+    pub fn new(
+        conn: ConnectionManager,
+        prefix: &str,
+        keep: Option<Duration>,
+        ids: Arc<Pseudonyms>,
+    ) -> Self {
         Self {
+            ids,
             conn,
             prefix: prefix.to_owned(),
             keep,
@@ -305,7 +315,7 @@ impl RequestLog for RedisLog {
             .key(self.owners_key())
             .arg(json)
             .arg(at)
-            .arg(entry.owner().unwrap_or_default())
+            .arg(entry.owner(&self.ids).unwrap_or_default())
             .arg(entry.jti.as_deref().unwrap_or(""))
             .arg(self.person_key(""))
             .arg(self.link_key(""))

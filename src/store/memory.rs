@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{Claim, Lease, LinkState, NewLink, StoreError, TokenStore};
+use super::{Claim, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
 
 /// How often expired records are swept out, at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -47,6 +47,12 @@ struct Record {
     rearmed: Option<Instant>,
     /// The one network that may claim it, for a re-armed link.
     only: Option<String>,
+    /// Bytes sent by the downloads that have ended (refunded ones excepted).
+    delivered: u64,
+    /// The running total last reported by the current (or last, unreleased) lease.
+    lease_sent: u64,
+    /// The document's size, as the downloads reported it; 0 until one did.
+    size: u64,
 }
 
 #[derive(Debug)]
@@ -70,6 +76,19 @@ impl Record {
 
     fn holds(&self, lease: &Lease, now: Instant) -> bool {
         self.live_lease(now) == Some(lease.id.as_str())
+    }
+
+    /// Records a report of the current lease's running total.
+    fn report(&mut self, sent: Sent) {
+        self.lease_sent = self.lease_sent.max(sent.bytes);
+        if sent.size > 0 {
+            self.size = sent.size;
+        }
+    }
+
+    /// Whether the bytes sent in all cover the document.
+    fn covered(&self) -> bool {
+        self.size > 0 && self.delivered.saturating_add(self.lease_sent) >= self.size
     }
 }
 
@@ -131,7 +150,7 @@ impl Inner {
         let spent = self.spent.get(jti).is_some_and(|s| s.until > now);
         match self.record(jti, now) {
             Some(r) if r.live_lease(now).is_some() => LinkState::InFlight,
-            Some(r) if r.started >= r.attempts => LinkState::Used,
+            Some(r) if r.started >= r.attempts || r.covered() => LinkState::Used,
             Some(r) => LinkState::Ready { started: r.started },
             None if spent => LinkState::Used,
             None => LinkState::Revoked,
@@ -181,6 +200,9 @@ impl TokenStore for MemoryStore {
                 owner: link.owner.map(str::to_owned),
                 rearmed: None,
                 only: None,
+                delivered: 0,
+                lease_sent: 0,
+                size: 0,
             },
         );
         Ok(())
@@ -207,6 +229,9 @@ impl TokenStore for MemoryStore {
         {
             return Ok(Claim::Refused(LinkState::Used));
         }
+        // What an expired lease last reported counts: its holder died after sending that much.
+        record.delivered = record.delivered.saturating_add(record.lease_sent);
+        record.lease_sent = 0;
         record.started += 1;
         let deadline = now + lease.ttl;
         record.lease = Some((lease.id.clone(), deadline));
@@ -216,11 +241,12 @@ impl TokenStore for MemoryStore {
         })
     }
 
-    async fn renew(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+    async fn renew(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         match inner.record(jti, now) {
             Some(record) if record.holds(lease, now) => {
+                record.report(sent);
                 let deadline = now + lease.ttl;
                 record.lease = Some((lease.id.clone(), deadline));
                 record.expires = record.expires.max(deadline);
@@ -230,12 +256,16 @@ impl TokenStore for MemoryStore {
         }
     }
 
-    async fn complete(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+    async fn complete(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         match inner.record(jti, now) {
             Some(record) if record.holds(lease, now) => {
-                let holder = if lease.arms {
+                record.report(sent);
+                // A second fetch only while the link has delivered no more than the document.
+                let within = record.size == 0
+                    || record.delivered.saturating_add(record.lease_sent) <= record.size;
+                let holder = if lease.arms && within {
                     lease.holder.as_str()
                 } else {
                     ""
@@ -247,7 +277,13 @@ impl TokenStore for MemoryStore {
         }
     }
 
-    async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        jti: &str,
+        lease: &Lease,
+        sent: Sent,
+        refund: bool,
+    ) -> Result<(), StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         let spent = match inner.record(jti, now) {
@@ -255,8 +291,12 @@ impl TokenStore for MemoryStore {
                 record.lease = None;
                 if refund {
                     record.started = record.started.saturating_sub(1);
+                } else {
+                    record.report(sent);
+                    record.delivered = record.delivered.saturating_add(record.lease_sent);
                 }
-                record.started >= record.attempts || record.rearmed.is_some()
+                record.lease_sent = 0;
+                record.started >= record.attempts || record.rearmed.is_some() || record.covered()
             }
             _ => false,
         };
@@ -299,6 +339,10 @@ impl TokenStore for MemoryStore {
                 owner,
                 rearmed: Some(until),
                 only: Some(holder.to_owned()),
+                // Its own budget: one more download, of at most the document.
+                delivered: 0,
+                lease_sent: 0,
+                size: 0,
             },
         );
         Ok(true)
@@ -371,7 +415,7 @@ mod tests {
             store.claim("a", &lease()).await.unwrap(),
             Claim::Refused(LinkState::InFlight)
         );
-        assert!(store.complete("a", &l).await.unwrap());
+        assert!(store.complete("a", &l, Sent::default()).await.unwrap());
         assert_eq!(store.peek("a").await.unwrap(), LinkState::Used);
         assert_eq!(
             store.claim("a", &lease()).await.unwrap(),
@@ -390,7 +434,10 @@ mod tests {
                 store.claim("a", &l).await.unwrap(),
                 Claim::Granted { attempt }
             );
-            store.release("a", &l, false).await.unwrap();
+            store
+                .release("a", &l, Sent::default(), false)
+                .await
+                .unwrap();
         }
         assert_eq!(store.peek("a").await.unwrap(), LinkState::Used);
     }
@@ -405,7 +452,7 @@ mod tests {
                 store.claim("a", &l).await.unwrap(),
                 Claim::Granted { attempt: 1 }
             );
-            store.release("a", &l, true).await.unwrap();
+            store.release("a", &l, Sent::default(), true).await.unwrap();
         }
         assert_eq!(
             store.peek("a").await.unwrap(),
@@ -425,10 +472,10 @@ mod tests {
             store.claim("a", &second).await.unwrap(),
             Claim::Granted { attempt: 2 }
         );
-        assert!(!store.renew("a", &first).await.unwrap());
-        assert!(!store.complete("a", &first).await.unwrap());
-        assert!(store.renew("a", &second).await.unwrap());
-        assert!(store.complete("a", &second).await.unwrap());
+        assert!(!store.renew("a", &first, Sent::default()).await.unwrap());
+        assert!(!store.complete("a", &first, Sent::default()).await.unwrap());
+        assert!(store.renew("a", &second, Sent::default()).await.unwrap());
+        assert!(store.complete("a", &second, Sent::default()).await.unwrap());
     }
 
     #[tokio::test(start_paused = true)]
@@ -442,10 +489,10 @@ mod tests {
         tokio::time::advance(Duration::from_secs(6)).await;
         assert_eq!(store.peek("a").await.unwrap(), LinkState::Revoked);
         assert!(
-            store.renew("b", &l).await.unwrap(),
+            store.renew("b", &l, Sent::default()).await.unwrap(),
             "the lease keeps b alive"
         );
-        assert!(store.complete("b", &l).await.unwrap());
+        assert!(store.complete("b", &l, Sent::default()).await.unwrap());
     }
 
     #[tokio::test(start_paused = true)]

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Claim, Lease, LinkState, NewLink, StoreError, TokenStore};
+use super::{Claim, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
 use crate::metrics::Metrics;
 
 /// Wraps a store with metrics.
@@ -50,17 +50,24 @@ impl TokenStore for ObservedStore {
         self.timed("claim", self.inner.claim(jti, lease)).await
     }
 
-    async fn renew(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
-        self.timed("renew", self.inner.renew(jti, lease)).await
-    }
-
-    async fn complete(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
-        self.timed("complete", self.inner.complete(jti, lease))
+    async fn renew(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        self.timed("renew", self.inner.renew(jti, lease, sent))
             .await
     }
 
-    async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError> {
-        self.timed("release", self.inner.release(jti, lease, refund))
+    async fn complete(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        self.timed("complete", self.inner.complete(jti, lease, sent))
+            .await
+    }
+
+    async fn release(
+        &self,
+        jti: &str,
+        lease: &Lease,
+        sent: Sent,
+        refund: bool,
+    ) -> Result<(), StoreError> {
+        self.timed("release", self.inner.release(jti, lease, sent, refund))
             .await
     }
 

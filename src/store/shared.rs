@@ -5,8 +5,11 @@
 //! - `<prefix>token:<jti>`: a hash that exists exactly while the link is usable or being
 //!   downloaded, expiring with the link (`PTTL` = the link's remaining life, extended to cover a
 //!   lease in progress). Fields: `doc` (catalog id), `started` (downloads begun), `attempts` (the
-//!   limit), and while a download streams `lease` (its random id) and `lease_until` (Redis server
-//!   time, ms). `DEL` revokes the link: no download starts, and one in flight stops within about
+//!   limit), `delivered` (bytes sent by the downloads that have ended, refunded ones excepted),
+//!   `size` (the document's size, as the downloads report it), and while a download streams
+//!   `lease` (its random id), `lease_until` (Redis server time, ms) and `lease_sent` (the running
+//!   total its last report gave; counted by the next claim if the lease expires unreleased). A
+//!   link whose `delivered` reaches `size` is spent. `DEL` revokes the link: no download starts, and one in flight stops within about
 //!   a second (its next lease renewal fails).
 //! - `<prefix>spent:<jti>`: set once a link is spent, for `DOCGATE_TOKEN_TTL`, so a late click
 //!   hears "used" rather than "revoked". `1` when it ran out of attempts; `<network>|<ms>|<0|1>`
@@ -34,7 +37,7 @@ use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use super::{Claim, Lease, LinkState, NewLink, StoreError, TokenStore};
+use super::{Claim, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
 use crate::config::RedisConfig;
 
 /// How long a command may wait for Redis's answer before the request fails closed.
@@ -57,8 +60,9 @@ pub fn connect(config: &RedisConfig) -> Result<ConnectionManager, redis::RedisEr
 }
 
 /// Starts a download (KEYS[1] = token key; ARGV = lease id, lease ms, the client's network).
-/// Returns {1, attempt} granted, {0} gone, {2} in flight, {3} out of attempts (or re-armed for
-/// another network).
+/// Returns {1, attempt} granted, {0} gone, {2} in flight, {3} out of attempts, its bytes cover
+/// the document (or re-armed for another network). An expired lease's last reported bytes are
+/// added to `delivered`.
 const CLAIM: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local only = redis.call('HGET', KEYS[1], 'only')
@@ -66,41 +70,63 @@ if only and only ~= ARGV[3] then return {3} end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local lease_ms = tonumber(ARGV[2])
-local h = redis.call('HMGET', KEYS[1], 'started', 'attempts', 'lease', 'lease_until')
+local h = redis.call('HMGET', KEYS[1], 'started', 'attempts', 'lease', 'lease_until',
+  'delivered', 'lease_sent', 'size')
 local started = tonumber(h[1]) or 0
 local attempts = tonumber(h[2]) or 1
 if h[3] and tonumber(h[4] or 0) > now then return {2} end
-if started >= attempts then return {3} end
+local delivered = (tonumber(h[5]) or 0) + (tonumber(h[6]) or 0)
+local size = tonumber(h[7]) or 0
+if started >= attempts or (size > 0 and delivered >= size) then return {3} end
 started = started + 1
-redis.call('HSET', KEYS[1], 'started', started, 'lease', ARGV[1], 'lease_until', now + lease_ms)
+redis.call('HSET', KEYS[1], 'started', started, 'lease', ARGV[1], 'lease_until', now + lease_ms,
+  'delivered', string.format('%d', delivered), 'lease_sent', 0)
 if redis.call('PTTL', KEYS[1]) < lease_ms then redis.call('PEXPIRE', KEYS[1], lease_ms) end
 return {1, started}
 ";
 
-/// Extends a held lease (KEYS[1]; ARGV = lease id, lease ms). 1 held, 0 lost.
+/// A Lua function that records what a lease's download has sent so far (its running total, and
+/// the document's size or 0): the larger of this and the last report, so a retried report counts
+/// once. Prepended to the scripts that renew or settle a lease.
+const REPORT: &str = r"
+local function report(key, sent, size)
+  local before = tonumber(redis.call('HGET', key, 'lease_sent')) or 0
+  if tonumber(sent) > before then redis.call('HSET', key, 'lease_sent', sent) end
+  if tonumber(size) > 0 then redis.call('HSET', key, 'size', size) end
+end
+";
+
+/// Extends a held lease (KEYS[1]; ARGV = lease id, lease ms, bytes sent, size). 1 held, 0 lost.
 const RENEW: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local lease_ms = tonumber(ARGV[2])
 local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until')
 if h[1] ~= ARGV[1] or tonumber(h[2] or 0) <= now then return 0 end
+report(KEYS[1], ARGV[3], ARGV[4])
 redis.call('HSET', KEYS[1], 'lease_until', now + lease_ms)
 if redis.call('PTTL', KEYS[1]) < lease_ms then redis.call('PEXPIRE', KEYS[1], lease_ms) end
 return 1
 ";
 
 /// Spends the link if the lease is still held, and leaves the spent marker naming who completed
-/// it and when (for [`TokenStore::rearm`]). KEYS[1] token key, KEYS[2] spent key; ARGV = lease
-/// id, holder, spent marker ttl ms. 1 spent, 0 lost.
+/// it and when (for [`TokenStore::rearm`]; nobody when the link's downloads sent more than the
+/// document in all). KEYS[1] token key, KEYS[2] spent key; ARGV = lease id, holder, spent marker
+/// ttl ms, bytes sent, size. 1 spent, 0 lost.
 const COMPLETE: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'rearmed')
 if h[1] ~= ARGV[1] or tonumber(h[2] or 0) <= now then return 0 end
+report(KEYS[1], ARGV[4], ARGV[5])
+local b = redis.call('HMGET', KEYS[1], 'delivered', 'lease_sent', 'size')
+local size = tonumber(b[3]) or 0
+local holder = ARGV[2]
+if size > 0 and (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) > size then holder = '' end
 redis.call('DEL', KEYS[1])
 local rearmed = '0'
 if h[3] then rearmed = '1' end
-redis.call('SET', KEYS[2], ARGV[2] .. '|' .. now .. '|' .. rearmed, 'PX', ARGV[3])
+redis.call('SET', KEYS[2], holder .. '|' .. now .. '|' .. rearmed, 'PX', ARGV[3])
 return 1
 ";
 
@@ -123,19 +149,30 @@ redis.call('PEXPIRE', KEYS[1], left)
 return 1
 ";
 
-/// Ends a download without spending (KEYS[1]; ARGV = lease id, refund 0/1).
-/// Returns 0 not held, 1 released, 2 released and now spent (out of attempts, or a re-armed
-/// link's one more download: key deleted).
+/// Ends a download without spending (KEYS[1]; ARGV = lease id, refund 0/1, bytes sent, size):
+/// adds its bytes to `delivered`, unless refunded. Returns 0 not held, 1 released, 2 released and
+/// now spent (out of attempts, its bytes cover the document, or a re-armed link's one more
+/// download: key deleted).
 const RELEASE: &str = r"
 local h = redis.call('HMGET', KEYS[1], 'lease', 'started', 'attempts')
 if h[1] ~= ARGV[1] then return 0 end
 local started = tonumber(h[2]) or 0
-if ARGV[2] == '1' and started > 0 then
-  started = started - 1
-  redis.call('HSET', KEYS[1], 'started', started)
+if ARGV[2] == '1' then
+  if started > 0 then
+    started = started - 1
+    redis.call('HSET', KEYS[1], 'started', started)
+  end
+else
+  report(KEYS[1], ARGV[3], ARGV[4])
 end
+local b = redis.call('HMGET', KEYS[1], 'delivered', 'lease_sent', 'size')
+local delivered = tonumber(b[1]) or 0
+if ARGV[2] ~= '1' then delivered = delivered + (tonumber(b[2]) or 0) end
+local size = tonumber(b[3]) or 0
+redis.call('HSET', KEYS[1], 'delivered', string.format('%d', delivered), 'lease_sent', 0)
 redis.call('HDEL', KEYS[1], 'lease', 'lease_until')
-if started >= (tonumber(h[3]) or 1) or redis.call('HEXISTS', KEYS[1], 'rearmed') == 1 then
+if started >= (tonumber(h[3]) or 1) or (size > 0 and delivered >= size)
+  or redis.call('HEXISTS', KEYS[1], 'rearmed') == 1 then
   redis.call('DEL', KEYS[1])
   return 2
 end
@@ -211,9 +248,9 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             spent_ttl,
             claim: Script::new(CLAIM),
-            renew: Script::new(RENEW),
-            complete: Script::new(COMPLETE),
-            release: Script::new(RELEASE),
+            renew: Script::new(&format!("{REPORT}{RENEW}")),
+            complete: Script::new(&format!("{REPORT}{COMPLETE}")),
+            release: Script::new(&format!("{REPORT}{RELEASE}")),
             rearm: Script::new(REARM),
             owner_add: Script::new(OWNER_ADD),
             revoke: Script::new(&format!("{DISARM}{REVOKE}")),
@@ -271,6 +308,15 @@ fn unavailable(e: redis::RedisError) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
+/// Whether a link's bytes cover the document: what ended downloads delivered plus what the last
+/// lease reported, against the size (unknown: no).
+fn covered(delivered: Option<u64>, lease_sent: Option<u64>, size: Option<u64>) -> bool {
+    let total = delivered
+        .unwrap_or(0)
+        .saturating_add(lease_sent.unwrap_or(0));
+    size.is_some_and(|size| size > 0 && total >= size)
+}
+
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
@@ -316,7 +362,14 @@ impl TokenStore for RedisStore {
         let (fields, time): (Vec<Option<String>>, (u64, u64)) = redis::pipe()
             .cmd("HMGET")
             .arg(self.token_key(jti))
-            .arg(&["started", "attempts", "lease_until"])
+            .arg(&[
+                "started",
+                "attempts",
+                "lease_until",
+                "delivered",
+                "lease_sent",
+                "size",
+            ])
             .cmd("TIME")
             .query_async(&mut conn)
             .await
@@ -328,7 +381,7 @@ impl TokenStore for RedisStore {
         let now_ms = time.0 * 1000 + time.1 / 1000;
         Ok(if number(2).is_some_and(|until| until > now_ms) {
             LinkState::InFlight
-        } else if started >= attempts {
+        } else if started >= attempts || covered(number(3), number(4), number(5)) {
             LinkState::Used
         } else {
             LinkState::Ready {
@@ -358,20 +411,22 @@ impl TokenStore for RedisStore {
         })
     }
 
-    async fn renew(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+    async fn renew(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let held: i64 = self
             .renew
             .key(self.token_key(jti))
             .arg(&lease.id)
             .arg(millis(lease.ttl))
+            .arg(sent.bytes)
+            .arg(sent.size)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(held == 1)
     }
 
-    async fn complete(&self, jti: &str, lease: &Lease) -> Result<bool, StoreError> {
+    async fn complete(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         let mut conn = self.conn.clone();
         let spent: i64 = self
             .complete
@@ -384,6 +439,8 @@ impl TokenStore for RedisStore {
                 ""
             })
             .arg(millis(self.spent_ttl))
+            .arg(sent.bytes)
+            .arg(sent.size)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
@@ -407,13 +464,21 @@ impl TokenStore for RedisStore {
         Ok(rearmed == 1)
     }
 
-    async fn release(&self, jti: &str, lease: &Lease, refund: bool) -> Result<(), StoreError> {
+    async fn release(
+        &self,
+        jti: &str,
+        lease: &Lease,
+        sent: Sent,
+        refund: bool,
+    ) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let outcome: i64 = self
             .release
             .key(self.token_key(jti))
             .arg(&lease.id)
             .arg(if refund { "1" } else { "0" })
+            .arg(sent.bytes)
+            .arg(sent.size)
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;

@@ -91,6 +91,7 @@ pub const NOT_FOUND_TITLE: &str = "Page not found";
 pub const NOT_FOUND: &str = "There is nothing at this address.";
 pub const FORBIDDEN_TITLE: &str = "Request not accepted";
 pub const CROSS_SITE: &str = "This download must be started from its own page. Open the link from the mail again and press Download.";
+pub const CROSS_SITE_REQUEST: &str = "Links are sent only to requests made on this site's own page. Open the request form here and ask again.";
 pub const NOT_ACCEPTED_TITLE: &str = "Request not accepted";
 pub const INVALID_FIELDS: &str = "Some fields are missing or invalid.";
 pub const TOO_LARGE: &str = "The request body is larger than 4 KiB.";

@@ -4,8 +4,8 @@
 
 use std::time::Duration;
 
+use crate::support::owner_id;
 use docgate::requestlog::{Entry, Event};
-use docgate::store::owner_id;
 use docgate::token::Claims;
 use reqwest::Method;
 use serde_json::{Value, json};

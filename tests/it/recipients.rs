@@ -25,7 +25,7 @@ fn navigate(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
 }
 
 /// The confirm page's Download button, as Chrome posts it under `Referrer-Policy: no-referrer`.
-fn click(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
+pub fn click(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
     app.client
         .post(url)
         .header("accept", BROWSER_ACCEPT)

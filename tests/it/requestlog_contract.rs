@@ -6,13 +6,13 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::{owner_id, pseudonyms};
 use docgate::config::{RedisConfig, Secret};
 use docgate::requestlog::shared::RedisLog;
 use docgate::requestlog::{
     DEFAULT_MAX_ENTRIES, Entry, Event, JsonLinesLog, NOTES_PER_LINK, PER_PERSON_PER_HOUR,
     RequestLog,
 };
-use docgate::store::owner_id;
 use docgate::store::shared::connect;
 use docgate::token::Claims;
 use redis::Commands;
@@ -40,9 +40,13 @@ impl Backend {
     async fn capped(&self, case: &str, keep: Option<Duration>, max: usize) -> Arc<dyn RequestLog> {
         match self {
             Backend::File(dir) => Arc::new(
-                JsonLinesLog::open_with(&dir.path().join(format!("{case}.jsonl")), max)
-                    .await
-                    .unwrap(),
+                JsonLinesLog::open_with(
+                    &dir.path().join(format!("{case}.jsonl")),
+                    Arc::new(pseudonyms()),
+                    max,
+                )
+                .await
+                .unwrap(),
             ),
             Backend::Redis(server) => {
                 let config = RedisConfig {
@@ -50,8 +54,13 @@ impl Backend {
                     prefix: format!("{case}:"),
                 };
                 Arc::new(
-                    RedisLog::new(connect(&config).unwrap(), &config.prefix, keep)
-                        .with_max_entries(max),
+                    RedisLog::new(
+                        connect(&config).unwrap(),
+                        &config.prefix,
+                        keep,
+                        Arc::new(pseudonyms()),
+                    )
+                    .with_max_entries(max),
                 )
             }
         }

@@ -10,7 +10,9 @@ use docgate::ratelimit::shared::RedisLimiter;
 use docgate::ratelimit::{Decision, Key, RateLimiter, Scope};
 use docgate::store::memory::MemoryStore;
 use docgate::store::shared::{RedisStore, connect};
-use docgate::store::{Claim, Lease, LinkState, NewLink, TokenStore, owner_id};
+use docgate::store::{Claim, Lease, LinkState, NewLink, Sent, TokenStore};
+
+use crate::support::{owner_id, pseudonyms};
 use docgate::token::new_jti;
 use docgate::units::parse_rate;
 
@@ -70,6 +72,11 @@ async fn store_contract(store: Arc<dyn TokenStore>) {
     operators_revoke_one_link_or_all_of_one_person(store.as_ref()).await;
     leases_and_links_expire(store.as_ref()).await;
     a_completed_link_is_rearmed_once_for_its_network(store.as_ref()).await;
+    bytes_sent_in_all_spend_the_link_once_they_cover_the_document(store.as_ref()).await;
+    a_failure_of_ours_refunds_its_bytes(store.as_ref()).await;
+    a_download_passing_the_size_streams_on_until_it_ends(store.as_ref()).await;
+    a_dead_holders_reported_bytes_count(store.as_ref()).await;
+    only_a_link_that_delivered_one_copy_is_rearmed(store.as_ref()).await;
     racing_claims_have_one_winner(store).await;
 }
 
@@ -84,7 +91,7 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
         store.claim(&jti, &by_a).await.unwrap(),
         Claim::Granted { attempt: 1 }
     ));
-    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(store.complete(&jti, &by_a, Sent::default()).await.unwrap());
     assert!(!store.rearm(&jti, "", window).await.unwrap());
     assert!(!store.rearm(&jti, "net-b", window).await.unwrap());
     assert!(store.rearm(&jti, "net-a", window).await.unwrap());
@@ -104,7 +111,10 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
         store.claim(&jti, &again).await.unwrap(),
         Claim::Granted { attempt: 1 }
     ));
-    store.release(&jti, &again, true).await.unwrap();
+    store
+        .release(&jti, &again, Sent::default(), true)
+        .await
+        .unwrap();
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
     let late = Lease::held_by(ttl, "net-a", false);
@@ -117,14 +127,14 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     let jti = insert(store, LINK_TTL, 3).await;
     let plain = Lease::held_by(ttl, "net-a", false);
     store.claim(&jti, &plain).await.unwrap();
-    assert!(store.complete(&jti, &plain).await.unwrap());
+    assert!(store.complete(&jti, &plain, Sent::default()).await.unwrap());
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
 
     // Too late: the window has passed.
     let jti = insert(store, LINK_TTL, 3).await;
     let by_a = Lease::held_by(ttl, "net-a", true);
     store.claim(&jti, &by_a).await.unwrap();
-    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(store.complete(&jti, &by_a, Sent::default()).await.unwrap());
     tokio::time::sleep(Duration::from_millis(120)).await;
     assert!(
         !store
@@ -141,7 +151,7 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     let jti = insert(store, LINK_TTL, 3).await;
     let by_a = Lease::held_by(ttl, "net-a", true);
     store.claim(&jti, &by_a).await.unwrap();
-    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(store.complete(&jti, &by_a, Sent::default()).await.unwrap());
     assert!(
         store.revoke(&jti).await.unwrap(),
         "its second fetch was withdrawn"
@@ -155,9 +165,186 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     let jti = insert_for(store, LINK_TTL, 3, Some("owner-z")).await;
     let by_a = Lease::held_by(ttl, "net-a", true);
     store.claim(&jti, &by_a).await.unwrap();
-    assert!(store.complete(&jti, &by_a).await.unwrap());
+    assert!(store.complete(&jti, &by_a, Sent::default()).await.unwrap());
     store.revoke_owner("owner-z").await.unwrap();
     assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
+}
+
+/// The document size the byte-accounting cases report.
+const SIZE: u64 = 1000;
+
+fn sent(bytes: u64) -> Sent {
+    Sent::new(bytes, SIZE)
+}
+
+async fn bytes_sent_in_all_spend_the_link_once_they_cover_the_document(store: &dyn TokenStore) {
+    // Attempts to spare: only the bytes spend this link.
+    let jti = insert(store, LINK_TTL, 10).await;
+    let first = lease();
+    assert_eq!(
+        store.claim(&jti, &first).await.unwrap(),
+        Claim::Granted { attempt: 1 }
+    );
+    // Reports are running totals: a repeated or a smaller one counts nothing more.
+    for bytes in [300, 600, 600, 500] {
+        assert!(store.renew(&jti, &first, sent(bytes)).await.unwrap());
+    }
+    store.release(&jti, &first, sent(600), false).await.unwrap();
+    // A release retried after the fact counts nothing: the lease is no longer held.
+    store.release(&jti, &first, sent(600), false).await.unwrap();
+    assert_eq!(
+        store.peek(&jti).await.unwrap(),
+        LinkState::Ready { started: 1 }
+    );
+    let second = lease();
+    assert_eq!(
+        store.claim(&jti, &second).await.unwrap(),
+        Claim::Granted { attempt: 2 }
+    );
+    store
+        .release(&jti, &second, sent(399), false)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.peek(&jti).await.unwrap(),
+        LinkState::Ready { started: 2 },
+        "999 bytes of 1000 in all"
+    );
+    let third = lease();
+    assert_eq!(
+        store.claim(&jti, &third).await.unwrap(),
+        Claim::Granted { attempt: 3 }
+    );
+    store.release(&jti, &third, sent(1), false).await.unwrap();
+    assert_eq!(
+        store.peek(&jti).await.unwrap(),
+        LinkState::Used,
+        "the bytes cover the document"
+    );
+    assert_eq!(
+        store.claim(&jti, &lease()).await.unwrap(),
+        Claim::Refused(LinkState::Used)
+    );
+    assert!(
+        !store
+            .rearm(&jti, "net-a", Duration::from_secs(60))
+            .await
+            .unwrap()
+    );
+}
+
+async fn a_failure_of_ours_refunds_its_bytes(store: &dyn TokenStore) {
+    let jti = insert(store, LINK_TTL, 10).await;
+    let failed = lease();
+    store.claim(&jti, &failed).await.unwrap();
+    assert!(store.renew(&jti, &failed, sent(900)).await.unwrap());
+    store.release(&jti, &failed, sent(950), true).await.unwrap();
+    assert_eq!(
+        store.peek(&jti).await.unwrap(),
+        LinkState::Ready { started: 0 }
+    );
+    let next = lease();
+    assert_eq!(
+        store.claim(&jti, &next).await.unwrap(),
+        Claim::Granted { attempt: 1 }
+    );
+    store.release(&jti, &next, sent(999), false).await.unwrap();
+    assert_eq!(
+        store.peek(&jti).await.unwrap(),
+        LinkState::Ready { started: 1 },
+        "the refunded download's bytes did not count"
+    );
+}
+
+async fn a_download_passing_the_size_streams_on_until_it_ends(store: &dyn TokenStore) {
+    let jti = insert(store, LINK_TTL, 10).await;
+    let cut = lease();
+    store.claim(&jti, &cut).await.unwrap();
+    store.release(&jti, &cut, sent(900), false).await.unwrap();
+    // A whole download after a cut-off one: the link's total passes the size on the way, and
+    // the download keeps its lease until it delivers the last byte.
+    let whole = lease();
+    assert_eq!(
+        store.claim(&jti, &whole).await.unwrap(),
+        Claim::Granted { attempt: 2 }
+    );
+    assert!(store.renew(&jti, &whole, sent(500)).await.unwrap());
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::InFlight);
+    assert!(store.complete(&jti, &whole, sent(SIZE)).await.unwrap());
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
+}
+
+/// Real time, kept short: leases of 300 ms.
+async fn a_dead_holders_reported_bytes_count(store: &dyn TokenStore) {
+    let short = || Lease::new(Duration::from_millis(300));
+    let most = insert(store, LINK_TTL, 10).await;
+    let all = insert(store, LINK_TTL, 10).await;
+    let (dying_most, dying_all) = (short(), short());
+    store.claim(&most, &dying_most).await.unwrap();
+    store.claim(&all, &dying_all).await.unwrap();
+    assert!(store.renew(&most, &dying_most, sent(700)).await.unwrap());
+    assert!(store.renew(&all, &dying_all, sent(SIZE)).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(400)).await;
+
+    // Its holder died having sent all of it: spent.
+    assert_eq!(store.peek(&all).await.unwrap(), LinkState::Used);
+    assert_eq!(
+        store.claim(&all, &lease()).await.unwrap(),
+        Claim::Refused(LinkState::Used)
+    );
+    // Its holder died having sent 700: 300 more spend it.
+    assert_eq!(
+        store.peek(&most).await.unwrap(),
+        LinkState::Ready { started: 1 }
+    );
+    let next = lease();
+    assert_eq!(
+        store.claim(&most, &next).await.unwrap(),
+        Claim::Granted { attempt: 2 }
+    );
+    assert!(!store.renew(&most, &dying_most, sent(800)).await.unwrap());
+    store.release(&most, &next, sent(300), false).await.unwrap();
+    assert_eq!(store.peek(&most).await.unwrap(), LinkState::Used);
+}
+
+async fn only_a_link_that_delivered_one_copy_is_rearmed(store: &dyn TokenStore) {
+    let window = Duration::from_secs(60);
+    let ttl = Duration::from_secs(10);
+    // A clean download from the button: one copy, and the second fetch makes two.
+    let jti = insert(store, LINK_TTL, 3).await;
+    let by_a = Lease::held_by(ttl, "net-a", true);
+    store.claim(&jti, &by_a).await.unwrap();
+    assert!(store.renew(&jti, &by_a, sent(600)).await.unwrap());
+    assert!(store.complete(&jti, &by_a, sent(SIZE)).await.unwrap());
+    assert!(store.rearm(&jti, "net-a", window).await.unwrap());
+    let again = Lease::held_by(ttl, "net-a", false);
+    assert!(matches!(
+        store.claim(&jti, &again).await.unwrap(),
+        Claim::Granted { .. }
+    ));
+    assert!(store.complete(&jti, &again, sent(SIZE)).await.unwrap());
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
+
+    // Completed after a cut-off download: more than one copy already, no second fetch.
+    let jti = insert(store, LINK_TTL, 3).await;
+    let cut = Lease::held_by(ttl, "net-a", true);
+    store.claim(&jti, &cut).await.unwrap();
+    store.release(&jti, &cut, sent(400), false).await.unwrap();
+    let by_a = Lease::held_by(ttl, "net-a", true);
+    store.claim(&jti, &by_a).await.unwrap();
+    assert!(store.complete(&jti, &by_a, sent(SIZE)).await.unwrap());
+    assert!(!store.rearm(&jti, "net-a", window).await.unwrap());
+    assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
+
+    // A resume that completes what was cut off delivered one copy in all: re-armed.
+    let jti = insert(store, LINK_TTL, 3).await;
+    let cut = Lease::held_by(ttl, "net-a", true);
+    store.claim(&jti, &cut).await.unwrap();
+    store.release(&jti, &cut, sent(400), false).await.unwrap();
+    let rest = Lease::held_by(ttl, "net-a", true);
+    store.claim(&jti, &rest).await.unwrap();
+    assert!(store.complete(&jti, &rest, sent(600)).await.unwrap());
+    assert!(store.rearm(&jti, "net-a", window).await.unwrap());
 }
 
 async fn a_completed_download_spends_the_link(store: &dyn TokenStore) {
@@ -176,8 +363,8 @@ async fn a_completed_download_spends_the_link(store: &dyn TokenStore) {
         store.claim(&jti, &lease()).await.unwrap(),
         Claim::Refused(LinkState::InFlight)
     );
-    assert!(store.renew(&jti, &l).await.unwrap());
-    assert!(store.complete(&jti, &l).await.unwrap());
+    assert!(store.renew(&jti, &l, Sent::default()).await.unwrap());
+    assert!(store.complete(&jti, &l, Sent::default()).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
     assert_eq!(
         store.claim(&jti, &lease()).await.unwrap(),
@@ -193,7 +380,10 @@ async fn cut_offs_count_until_attempts_run_out(store: &dyn TokenStore) {
             store.claim(&jti, &l).await.unwrap(),
             Claim::Granted { attempt }
         );
-        store.release(&jti, &l, false).await.unwrap();
+        store
+            .release(&jti, &l, Sent::default(), false)
+            .await
+            .unwrap();
     }
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
     assert_eq!(
@@ -210,7 +400,10 @@ async fn refunds_do_not_count(store: &dyn TokenStore) {
             store.claim(&jti, &l).await.unwrap(),
             Claim::Granted { attempt: 1 }
         );
-        store.release(&jti, &l, true).await.unwrap();
+        store
+            .release(&jti, &l, Sent::default(), true)
+            .await
+            .unwrap();
     }
     assert_eq!(
         store.peek(&jti).await.unwrap(),
@@ -223,11 +416,24 @@ async fn only_the_holder_settles(store: &dyn TokenStore) {
     let holder = lease();
     store.claim(&jti, &holder).await.unwrap();
     let stranger = lease();
-    assert!(!store.renew(&jti, &stranger).await.unwrap());
-    assert!(!store.complete(&jti, &stranger).await.unwrap());
-    store.release(&jti, &stranger, false).await.unwrap();
+    assert!(!store.renew(&jti, &stranger, Sent::default()).await.unwrap());
+    assert!(
+        !store
+            .complete(&jti, &stranger, Sent::default())
+            .await
+            .unwrap()
+    );
+    store
+        .release(&jti, &stranger, Sent::default(), false)
+        .await
+        .unwrap();
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::InFlight);
-    assert!(store.complete(&jti, &holder).await.unwrap());
+    assert!(
+        store
+            .complete(&jti, &holder, Sent::default())
+            .await
+            .unwrap()
+    );
 }
 
 async fn unknown_links_are_revoked(store: &dyn TokenStore) {
@@ -258,7 +464,7 @@ async fn operators_revoke_one_link_or_all_of_one_person(store: &dyn TokenStore) 
         Claim::Granted { .. }
     ));
     assert_eq!(store.revoke_owner(&jane).await.unwrap(), 2);
-    assert!(!store.renew(&first, &lease).await.unwrap());
+    assert!(!store.renew(&first, &lease, Sent::default()).await.unwrap());
     for jti in [&first, &second] {
         assert_eq!(store.peek(jti).await.unwrap(), LinkState::Revoked);
     }
@@ -282,9 +488,9 @@ async fn leases_and_links_expire(store: &dyn TokenStore) {
         Claim::Granted { attempt: 2 },
         "a dead holder's lease lapses"
     );
-    assert!(!store.renew(&jti, &short).await.unwrap());
-    assert!(!store.complete(&jti, &short).await.unwrap());
-    assert!(store.complete(&jti, &next).await.unwrap());
+    assert!(!store.renew(&jti, &short, Sent::default()).await.unwrap());
+    assert!(!store.complete(&jti, &short, Sent::default()).await.unwrap());
+    assert!(store.complete(&jti, &next, Sent::default()).await.unwrap());
 
     let brief = insert(store, Duration::from_millis(300), 3).await;
     let streaming = insert(store, Duration::from_millis(300), 3).await;
@@ -293,10 +499,15 @@ async fn leases_and_links_expire(store: &dyn TokenStore) {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert_eq!(store.peek(&brief).await.unwrap(), LinkState::Revoked);
     assert!(
-        store.renew(&streaming, &l).await.unwrap(),
+        store.renew(&streaming, &l, Sent::default()).await.unwrap(),
         "a download in flight keeps its link alive"
     );
-    assert!(store.complete(&streaming, &l).await.unwrap());
+    assert!(
+        store
+            .complete(&streaming, &l, Sent::default())
+            .await
+            .unwrap()
+    );
 }
 
 async fn racing_claims_have_one_winner(store: Arc<dyn TokenStore>) {
@@ -376,7 +587,12 @@ async fn memory_limiter_meets_the_contract() {
 async fn redis_limiter_meets_the_contract() {
     let server = RedisServer::start();
     let conn = connect(&redis_config(&server)).unwrap();
-    limiter_contract(Arc::new(RedisLimiter::new(conn, "docgate:"))).await;
+    limiter_contract(Arc::new(RedisLimiter::new(
+        conn,
+        "docgate:",
+        Arc::new(pseudonyms()),
+    )))
+    .await;
 }
 
 #[tokio::test]
@@ -402,11 +618,41 @@ async fn redis_keys_are_what_the_readme_says() {
     assert_eq!(fields["lease"], l.id);
     assert!(fields.contains_key("lease_until"));
 
+    // The bytes a link's downloads have sent: the lease's running total while it streams, added
+    // to `delivered` when it ends.
+    let counted = insert(store.as_ref(), LINK_TTL, 3).await;
+    let counted_key = format!("docgate:token:{counted}");
+    let streaming = lease();
+    store.claim(&counted, &streaming).await.unwrap();
+    assert!(
+        store
+            .renew(&counted, &streaming, Sent::new(100, 1000))
+            .await
+            .unwrap()
+    );
+    let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&counted_key)
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(fields["lease_sent"], "100");
+    assert_eq!(fields["size"], "1000");
+    store
+        .release(&counted, &streaming, Sent::new(250, 1000), false)
+        .await
+        .unwrap();
+    let fields: std::collections::HashMap<String, String> = redis::cmd("HGETALL")
+        .arg(&counted_key)
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(fields["delivered"], "250");
+    assert_eq!(fields["lease_sent"], "0");
+    assert!(!fields.contains_key("lease"));
+
     // An operator revokes with DEL: the holder's next renewal fails, nothing new starts.
     let deleted: i64 = redis::cmd("DEL").arg(&key).query(&mut redis).unwrap();
     assert_eq!(deleted, 1);
-    assert!(!store.renew(&jti, &l).await.unwrap());
-    assert!(!store.complete(&jti, &l).await.unwrap());
+    assert!(!store.renew(&jti, &l, Sent::default()).await.unwrap());
+    assert!(!store.complete(&jti, &l, Sent::default()).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
     let spent: i64 = redis::cmd("EXISTS")
         .arg(format!("docgate:spent:{jti}"))

@@ -22,6 +22,18 @@ use tokio::task::JoinHandle;
 
 /// The signing secret every test server uses, so tests can forge and inspect tokens.
 pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
+/// The key of the test servers' identifiers of people and networks (`DOCGATE_PSEUDONYM_KEY`).
+pub const PSEUDONYM_KEY: &str = "test-pseudonyms-0123456789abcdef01234";
+
+/// The identifiers a test server stores for people and networks.
+pub fn pseudonyms() -> docgate::pseudonym::Pseudonyms {
+    docgate::pseudonym::Pseudonyms::with_key(PSEUDONYM_KEY.as_bytes())
+}
+
+/// The id a test server's owner index and request log keep for the person at `address`.
+pub fn owner_id(address: &str) -> String {
+    pseudonyms().person(address)
+}
 /// Size of the `resume` document.
 pub const RESUME_LEN: usize = 300 * 1024;
 /// Size of the `big` document: larger than loopback socket buffers, so a client that stops
@@ -117,12 +129,14 @@ pub fn fixture_env(dir: &Path, public_url: &str, secret: &str) -> Vec<(String, S
     [
         ("DOCGATE_PUBLIC_URL", public_url.to_owned()),
         ("DOCGATE_TOKEN_SECRET", secret.to_owned()),
+        ("DOCGATE_PSEUDONYM_KEY", PSEUDONYM_KEY.to_owned()),
         ("DOCGATE_CATALOG", path("catalog.toml")),
         ("DOCGATE_DOCUMENTS_DIR", path("documents")),
         ("DOCGATE_OUTBOX_DIR", path("outbox")),
         ("DOCGATE_REQUEST_LOG", path("requests.jsonl")),
         ("DOCGATE_LIMIT_REQUEST_PER_IP", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1000/s".to_owned()),
+        ("DOCGATE_LIMIT_REQUEST_PER_DOMAIN", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_MAIL", "1000/s".to_owned()),
         ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
