@@ -206,6 +206,10 @@ pub struct App {
     /// shutdown so nothing is lost when the process exits.
     pub tasks: TaskTracker,
     pub metrics: Arc<Metrics>,
+    /// Downloads streaming now, in all and per client: the concurrent download caps.
+    pub downloads: crate::http::admission::Downloads,
+    /// The readiness probe's short cache.
+    pub readiness: crate::http::health::Readiness,
     /// Set once shutdown has begun: readiness answers `503` from then on.
     draining: std::sync::atomic::AtomicBool,
     /// Keys the pseudonyms of addresses in logs.
@@ -265,6 +269,10 @@ impl App {
                 .signing_secret()
                 .map_or(&[][..], Secret::expose),
         );
+        let downloads = crate::http::admission::Downloads::new(
+            config.http.max_downloads,
+            config.http.max_downloads_per_ip,
+        );
         Ok(Self {
             pseudonym_key: hasher.finalize().into(),
             config,
@@ -273,6 +281,8 @@ impl App {
             backends,
             tasks: TaskTracker::new(),
             metrics,
+            downloads,
+            readiness: crate::http::health::Readiness::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
         })
     }
