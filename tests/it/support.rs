@@ -512,6 +512,19 @@ impl PartialGet {
 }
 
 impl PartialGet {
+    /// One read of at most `max` body bytes, as a slow reader takes them; returns how many
+    /// arrived (0 when the connection ended).
+    pub async fn read_some(&mut self, max: usize) -> usize {
+        let mut chunk = vec![0u8; max];
+        match self._conn.read(&mut chunk).await {
+            Ok(n) => {
+                self.body.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// Reads up to `n` more body bytes (fewer if the server ends or cuts the transfer); returns
     /// how many arrived.
     pub async fn read_more(&mut self, n: usize) -> usize {
