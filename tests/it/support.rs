@@ -125,6 +125,9 @@ pub fn fixture_env(dir: &Path, public_url: &str, secret: &str) -> Vec<(String, S
         ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_MAIL", "1000/s".to_owned()),
+        // Every test client connects from 127.0.0.1.
+        ("DOCGATE_MAX_CONNECTIONS_PER_IP", "100000".to_owned()),
+        ("DOCGATE_MAX_DOWNLOADS_PER_IP", "100000".to_owned()),
         ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
         ("DOCGATE_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
     ]
