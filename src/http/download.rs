@@ -8,11 +8,14 @@
 //! download manager), a `Range` resume, and any `GET` after a download of the link has started
 //! stream the bytes. `POST` from the expired page (`renew=1`) asks for a new link instead.
 //!
-//! Streaming verifies the token, claims the link in the token store (one atomic step: exactly one of
-//! several racing clients wins), opens the object with the requested range, and streams it through
-//! a [`DownloadBody`] that spends the link only when the last byte goes out. A failure before the
-//! first byte releases the claim with a refund, so it costs the recipient nothing. `HEAD` answers
-//! what a `GET` would get now without claiming anything.
+//! Streaming verifies the token, takes a place in the concurrent download caps (`503`/`429` when
+//! full, before anything is claimed; see [`super::admission`]), claims the link in the token store
+//! (one atomic step: exactly one of several racing clients wins), opens the object with the
+//! requested range, and streams it through a [`DownloadBody`] that spends the link only when the
+//! last byte goes out, under a [`Paced`] that holds the cap's place and cuts a client reading
+//! below the minimum rate. A failure before the first byte releases the claim with a refund, so
+//! it costs the recipient nothing. `HEAD` answers what a `GET` would get now without claiming
+//! anything.
 
 use std::net::IpAddr;
 use std::sync::Arc;

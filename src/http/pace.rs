@@ -8,7 +8,8 @@
 //! object source (or the store) at the check is not held against the client.
 //!
 //! When the floor is missed the connection is cut through its [`Cutter`] (hyper may not be
-//! polling the body at all while the client's window is full), and the body fails if polled. The
+//! polling the body at all while the client's window is full; on HTTP/2 the whole connection
+//! goes, as with the write deadline), and the body fails if polled. The
 //! dropped download body releases its claim as a started attempt (the client's doing, not ours)
 //! and frees its object stream.
 
@@ -145,5 +146,75 @@ async fn watch(progress: Arc<Progress>, pacing: Pacing, cutter: Option<Cutter>) 
             cutter.cut();
         }
         return;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+
+    use futures_util::{Stream, StreamExt};
+    use http_body_util::{BodyExt, StreamBody};
+
+    use super::*;
+    use crate::http::admission::Downloads;
+
+    type Frames = Pin<Box<dyn Stream<Item = Result<Frame<Bytes>, BoxError>> + Send>>;
+
+    const PACING: Pacing = Pacing {
+        min_rate: 1000,
+        window: Duration::from_secs(1),
+    };
+
+    fn paced(frames: Frames) -> Paced<StreamBody<Frames>> {
+        let slot = Downloads::new(1, 1)
+            .admit("192.0.2.1".parse().unwrap())
+            .unwrap();
+        Paced::new(StreamBody::new(frames), slot, Some(PACING), None)
+    }
+
+    fn chunks(n: usize) -> Frames {
+        futures_util::stream::iter((0..n).map(|_| Ok(Frame::data(Bytes::from(vec![1u8; 600])))))
+            .boxed()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_taking_less_than_the_floor_is_cut() {
+        let mut body = paced(chunks(100));
+        // 600 bytes a second against a floor of 1000.
+        for _ in 0..3 {
+            body.frame().await.unwrap().unwrap();
+            tokio::time::sleep(Duration::from_millis(999)).await;
+        }
+        let cut = loop {
+            match body.frame().await {
+                Some(Ok(_)) => tokio::time::sleep(Duration::from_millis(999)).await,
+                Some(Err(e)) => break e,
+                None => panic!("never cut"),
+            }
+        };
+        assert_eq!(cut.to_string(), "the client read the download too slowly");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_at_the_floor_and_a_slow_source_are_not_cut() {
+        // Two chunks a second: 1200 bytes, over the floor.
+        let mut body = paced(chunks(20));
+        let mut got = 0;
+        while let Some(frame) = body.frame().await {
+            got += frame.unwrap().into_data().unwrap().len();
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        assert_eq!(got, 20 * 600);
+
+        // The source takes 5 s per chunk: docgate waits on its own backend, not on the client.
+        let slow = futures_util::stream::iter(0..3)
+            .then(|_| async {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                Ok(Frame::data(Bytes::from_static(b"late")))
+            })
+            .boxed();
+        let body = paced(slow).collect().await.unwrap().to_bytes();
+        assert_eq!(body.len(), 12);
     }
 }
