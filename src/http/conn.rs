@@ -12,7 +12,9 @@
 //!   which the two deadlines alone do not catch, since each write of a slow reader progresses.
 //!
 //! hyper then drops the connection and every response body on it, which releases their claims:
-//! the links stay usable. The deadlines are checked lazily: I/O only records the time of the last
+//! the links stay usable. A connection cut for its client's slowness (not an idle one) is
+//! [`Reset`]: closed with a TCP reset, so the kernel drops what is still queued for the client at
+//! once instead of trickling it out to the reader that was cut. The deadlines are checked lazily: I/O only records the time of the last
 //! progress, and a single timer per connection re-arms itself when it fires early.
 
 use std::io;
@@ -85,6 +87,23 @@ impl Cutter {
     }
 }
 
+/// A socket that can be set to close with a reset, discarding what is still queued.
+pub trait Reset {
+    fn reset_on_close(&self);
+}
+
+impl Reset for tokio::net::TcpStream {
+    fn reset_on_close(&self) {
+        if let Err(e) = socket2::SockRef::from(self).set_linger(Some(Duration::ZERO)) {
+            tracing::debug!(cause = %e, "SO_LINGER not set");
+        }
+    }
+}
+
+impl Reset for tokio::io::DuplexStream {
+    fn reset_on_close(&self) {}
+}
+
 /// A socket whose I/O fails with `TimedOut` when a [`Deadlines`] passes or its [`Cutter`] cuts.
 #[derive(Debug)]
 pub struct Guarded<T> {
@@ -119,6 +138,15 @@ impl<T> Guarded<T> {
     fn progressed(&mut self) {
         self.last_progress = Instant::now();
     }
+}
+
+impl<T: Reset> Guarded<T> {
+    /// `Err` once the connection has been cut, which also resets it.
+    fn cut(&self) -> io::Result<()> {
+        self.cutter
+            .check()
+            .inspect_err(|_| self.inner.reset_on_close())
+    }
 
     /// The earliest deadline now in force.
     fn deadline(&self) -> Instant {
@@ -133,7 +161,7 @@ impl<T> Guarded<T> {
     /// wake this task at the next one.
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
         self.cutter.register(cx.waker());
-        self.cutter.check()?;
+        self.cut()?;
         loop {
             let deadline = self.deadline();
             if Instant::now() >= deadline {
@@ -141,6 +169,7 @@ impl<T> Guarded<T> {
                     .write_blocked_since
                     .is_some_and(|since| Instant::now() >= since + self.deadlines.write)
                 {
+                    self.inner.reset_on_close();
                     "the client stopped reading"
                 } else {
                     "the connection was idle"
@@ -157,7 +186,7 @@ impl<T> Guarded<T> {
     }
 }
 
-impl<T> Guarded<T> {
+impl<T: Reset> Guarded<T> {
     /// Accounts for one write attempt: progress, or a pending write that may have timed out.
     fn wrote(
         &mut self,
@@ -179,13 +208,13 @@ impl<T> Guarded<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+impl<T: AsyncRead + Reset + Unpin> AsyncRead for Guarded<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        self.cutter.check()?;
+        self.cut()?;
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
@@ -202,13 +231,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+impl<T: AsyncWrite + Reset + Unpin> AsyncWrite for Guarded<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        self.cutter.check()?;
+        self.cut()?;
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.wrote(cx, poll)
     }
@@ -218,7 +247,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        self.cutter.check()?;
+        self.cut()?;
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.wrote(cx, poll)
     }
