@@ -9,9 +9,8 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::time::Instant;
-
 use http::{Response, StatusCode};
+use tokio::time::Instant;
 
 use super::Body;
 use super::error::json;
