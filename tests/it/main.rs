@@ -33,4 +33,5 @@ mod recipients;
 mod requestlog_contract;
 mod s3;
 mod scanner;
+mod slow;
 mod store_contract;
