@@ -246,20 +246,29 @@ def check_workload(b: Bundle) -> None:
     require(selector_matches(sel, b.pod_labels()), "the Deployment's selector misses its own pods")
 
 
+PROBES = {"readinessProbe": ("/readyz",), "livenessProbe": ("/healthz",),
+          "startupProbe": ("/healthz", "/readyz")}
+
+
 @k8s_check("probes")
 def check_probes(b: Bundle) -> None:
     c = b.container()
-    http = b.container_port("http")
-    require(http is not None, "no container port named 'http'")
-    wanted = {"readinessProbe": ("/readyz",), "livenessProbe": ("/healthz",),
-              "startupProbe": ("/healthz", "/readyz")}
-    for probe, paths in wanted.items():
+    for probe, paths in PROBES.items():
         get = (c.get(probe) or {}).get("httpGet")
         require(get is not None, f"{probe} is not an httpGet probe")
         require(get.get("path") in paths, f"{probe} asks {get.get('path')!r}, not {' or '.join(paths)}")
-        port = get.get("port")
-        require(port == "http" or port == http["containerPort"],
-                f"{probe} probes port {port!r}, not the public port 'http'")
+
+
+@k8s_check("probe-port")
+def check_probe_port(b: Bundle) -> None:
+    """The probes ask the admin listener, which a flood of the public port cannot reach."""
+    c = b.container()
+    admin = b.container_port("admin")
+    require(admin is not None, "no container port named 'admin'")
+    for probe in PROBES:
+        port = ((c.get(probe) or {}).get("httpGet") or {}).get("port")
+        require(port == "admin" or port == admin["containerPort"],
+                f"{probe} probes port {port!r}, not the admin port 'admin'")
 
 
 @k8s_check("listeners")
@@ -320,12 +329,36 @@ def check_ingress_streaming(b: Bundle) -> None:
         require(ing["spec"].get("ingressClassName") == "nginx", "ingressClassName is not nginx")
         notes = ing["metadata"].get("annotations") or {}
         prefix = "nginx.ingress.kubernetes.io/"
-        for key in ("proxy-buffering", "proxy-request-buffering"):
-            require(notes.get(prefix + key) == "off", f"{prefix}{key} is not \"off\": downloads would be buffered")
-        require(notes.get(prefix + "proxy-body-size"), f"{prefix}proxy-body-size is not set")
+        require(notes.get(prefix + "proxy-buffering") == "off",
+                f"{prefix}proxy-buffering is not \"off\": downloads would be buffered")
         for key in ("proxy-read-timeout", "proxy-send-timeout"):
             value = notes.get(prefix + key, "60")
             require(value.isdigit() and int(value) >= 300, f"{prefix}{key}={value}: under 300 s")
+
+
+def parse_size(text: str) -> int:
+    """An nginx size: `8k`, `1m`, `512`."""
+    match = re.fullmatch(r"(\d+)([kKmM]?)", text.strip())
+    if not match:
+        raise Problem(f"size {text!r} is not nginx's N, Nk or Nm")
+    return int(match[1]) * {"": 1, "k": 1024, "m": 1024 * 1024}[match[2].lower()]
+
+
+@k8s_check("ingress-slow-clients")
+def check_ingress_slow_clients(b: Bundle) -> None:
+    """Slow clients spend the ingress's buffers, not docgate's connections."""
+    for ing in b.of_kind("Ingress"):
+        notes = ing["metadata"].get("annotations") or {}
+        prefix = "nginx.ingress.kubernetes.io/"
+        require(notes.get(prefix + "proxy-request-buffering") == "on",
+                f"{prefix}proxy-request-buffering is not \"on\": slow request bodies would reach docgate")
+        limit = notes.get(prefix + "limit-connections", "")
+        require(limit.isdigit() and int(limit) > 0,
+                f"{prefix}limit-connections={limit!r}: no per-client connection limit at the ingress")
+        size = notes.get(prefix + "proxy-body-size")
+        require(size, f"{prefix}proxy-body-size is not set")
+        require(0 < parse_size(size) <= 64 * 1024,
+                f"{prefix}proxy-body-size={size}: bodies are at most 4 KiB, not over 64k")
 
 
 @k8s_check("shutdown")
@@ -1011,6 +1044,8 @@ def _np(b):
 K8S_MUTATIONS = {
     "workload": ("image :latest", lambda b: _docgate(b).update(image="docgate:latest")),
     "probes": ("readiness on /healthz", lambda b: _docgate(b)["readinessProbe"]["httpGet"].update(path="/healthz")),
+    "probe-port": ("liveness on the public port",
+                   lambda b: _docgate(b)["livenessProbe"]["httpGet"].update(port="http")),
     "listeners": ("DOCGATE_LISTEN on 8081", lambda b: _set_env(b, "DOCGATE_LISTEN", "0.0.0.0:8081")),
     "service": ("http targets 8080 by number",
                 lambda b: b.service()["spec"]["ports"][0].update(targetPort=8080)),
@@ -1020,6 +1055,9 @@ K8S_MUTATIONS = {
     "ingress-streaming": ("proxy buffering left on",
                           lambda b: b.get("Ingress", "docgate")["metadata"]["annotations"]
                           .pop("nginx.ingress.kubernetes.io/proxy-buffering")),
+    "ingress-slow-clients": ("request buffering off",
+                             lambda b: b.get("Ingress", "docgate")["metadata"]["annotations"]
+                             .update({"nginx.ingress.kubernetes.io/proxy-request-buffering": "off"})),
     "shutdown": ("grace 30s", lambda b: pod_spec(b.deployment()).update(terminationGracePeriodSeconds=30)),
     "security-context": ("writable root", lambda b: _docgate(b)["securityContext"].update(readOnlyRootFilesystem=False)),
     "writable-paths": ("no data volume", lambda b: _docgate(b).update(

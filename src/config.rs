@@ -64,6 +64,12 @@ pub const ENV_HEADER_READ_TIMEOUT: &str = "DOCGATE_HEADER_READ_TIMEOUT";
 pub const ENV_IDLE_TIMEOUT: &str = "DOCGATE_IDLE_TIMEOUT";
 pub const ENV_WRITE_TIMEOUT: &str = "DOCGATE_WRITE_TIMEOUT";
 pub const ENV_MAX_CONNECTIONS: &str = "DOCGATE_MAX_CONNECTIONS";
+pub const ENV_MAX_CONNECTIONS_PER_IP: &str = "DOCGATE_MAX_CONNECTIONS_PER_IP";
+pub const ENV_BODY_TIMEOUT: &str = "DOCGATE_BODY_TIMEOUT";
+pub const ENV_MAX_DOWNLOADS: &str = "DOCGATE_MAX_DOWNLOADS";
+pub const ENV_MAX_DOWNLOADS_PER_IP: &str = "DOCGATE_MAX_DOWNLOADS_PER_IP";
+pub const ENV_DOWNLOAD_MIN_RATE: &str = "DOCGATE_DOWNLOAD_MIN_RATE";
+pub const ENV_DOWNLOAD_RATE_WINDOW: &str = "DOCGATE_DOWNLOAD_RATE_WINDOW";
 pub const ENV_MAX_HEADER_BYTES: &str = "DOCGATE_MAX_HEADER_BYTES";
 pub const ENV_MAX_HEADERS: &str = "DOCGATE_MAX_HEADERS";
 pub const ENV_H2_MAX_STREAMS: &str = "DOCGATE_H2_MAX_STREAMS";
@@ -252,6 +258,21 @@ pub struct HttpLimits {
     pub write_timeout: Duration,
     /// Connections served at once; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// Connections served at once from one peer address (IPv6: one /64); a connection over it
+    /// is closed unread. Peers in the trusted proxies are exempt.
+    pub max_connections_per_ip: usize,
+    /// How long a request body (a link request, a link's `POST`, an admin call) may take to
+    /// arrive in full once its head has: `408` beyond.
+    pub body_timeout: Duration,
+    /// Downloads streaming at once in this process: `503` beyond.
+    pub max_downloads: usize,
+    /// Downloads streaming at once for one client (IPv6: one /64): `429` beyond.
+    pub max_downloads_per_ip: usize,
+    /// The least a download must move while docgate waits for its client, in bytes per second
+    /// averaged over `download_rate_window`; `None`: no floor.
+    pub download_min_rate: Option<u64>,
+    /// The window `download_min_rate` is measured over.
+    pub download_rate_window: Duration,
     /// The largest request head (request line and headers), in bytes: `431` beyond.
     pub max_header_bytes: usize,
     /// The most header fields in one request: `431` beyond.
@@ -598,6 +619,17 @@ impl Config {
                 max_connections: env.parse(ENV_MAX_CONNECTIONS, "4096", |v| {
                     parse_count(v, 1, 1_000_000)
                 })?,
+                max_connections_per_ip: env.parse(ENV_MAX_CONNECTIONS_PER_IP, "64", |v| {
+                    parse_count(v, 1, 1_000_000)
+                })?,
+                body_timeout: env.parse(ENV_BODY_TIMEOUT, "5s", parse_duration)?,
+                max_downloads: env
+                    .parse(ENV_MAX_DOWNLOADS, "1024", |v| parse_count(v, 1, 1_000_000))?,
+                max_downloads_per_ip: env.parse(ENV_MAX_DOWNLOADS_PER_IP, "8", |v| {
+                    parse_count(v, 1, 1_000_000)
+                })?,
+                download_min_rate: env.parse(ENV_DOWNLOAD_MIN_RATE, "4KiB/s", parse_byte_rate)?,
+                download_rate_window: env.parse(ENV_DOWNLOAD_RATE_WINDOW, "60s", parse_duration)?,
                 max_header_bytes: env.parse(ENV_MAX_HEADER_BYTES, "16384", |v| {
                     parse_count(v, 1024, 65_536)
                 })?,
@@ -997,6 +1029,32 @@ fn parse_page_url(value: &str) -> Result<String, &'static str> {
 }
 
 /// A whole number from `min` to `max`.
+/// A transfer rate: `off`, or bytes per second as `N`, `NKiB` or `NMiB`, optionally followed
+/// by `/s` (`4KiB/s`).
+fn parse_byte_rate(value: &str) -> Result<Option<u64>, &'static str> {
+    const WHY: &str = "expected off or bytes per second, e.g. 4KiB/s, 512/s or 1MiB/s";
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    let value = value.strip_suffix("/s").unwrap_or(value).trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| WHY)?;
+    let scale = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" => 1024,
+        "MiB" => 1024 * 1024,
+        _ => return Err(WHY),
+    };
+    match number.checked_mul(scale) {
+        Some(0) => Err("must be greater than zero (or off)"),
+        Some(n) => Ok(Some(n)),
+        None => Err(WHY),
+    }
+}
+
 fn parse_count(value: &str, min: usize, max: usize) -> Result<usize, String> {
     match value.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(n),
@@ -1631,6 +1689,40 @@ mod tests {
             assert!(line.contains(expected), "{line:?} lacks {expected:?}");
             assert!(!line.contains('\n') && !line.contains('\r'), "{line:?}");
             assert!(!line.contains("hunter2"), "{line:?}");
+        }
+    }
+
+    #[test]
+    fn slow_client_limits_parse_and_bad_ones_name_the_variable() {
+        let config = Config::from_source(&source(&[])).unwrap();
+        assert_eq!(config.http.body_timeout, Duration::from_secs(5));
+        assert_eq!(config.http.max_connections_per_ip, 64);
+        assert_eq!(config.http.max_downloads, 1024);
+        assert_eq!(config.http.max_downloads_per_ip, 8);
+        assert_eq!(config.http.download_min_rate, Some(4096));
+        assert_eq!(config.http.download_rate_window, Duration::from_secs(60));
+        let config = Config::from_source(&source(&[
+            (ENV_DOWNLOAD_MIN_RATE, "off"),
+            (ENV_BODY_TIMEOUT, "2s"),
+        ]))
+        .unwrap();
+        assert_eq!(config.http.download_min_rate, None);
+        assert_eq!(config.http.body_timeout, Duration::from_secs(2));
+        for (value, rate) in [("512", 512), ("512/s", 512), ("1MiB/s", 1 << 20)] {
+            let config = Config::from_source(&source(&[(ENV_DOWNLOAD_MIN_RATE, value)])).unwrap();
+            assert_eq!(config.http.download_min_rate, Some(rate), "{value}");
+        }
+        for (name, value) in [
+            (ENV_DOWNLOAD_MIN_RATE, "0"),
+            (ENV_DOWNLOAD_MIN_RATE, "4 kB/s"),
+            (ENV_BODY_TIMEOUT, "0s"),
+            (ENV_MAX_CONNECTIONS_PER_IP, "0"),
+            (ENV_MAX_DOWNLOADS, "none"),
+            (ENV_MAX_DOWNLOADS_PER_IP, "0"),
+            (ENV_DOWNLOAD_RATE_WINDOW, "60"),
+        ] {
+            let err = Config::from_source(&source(&[(name, value)])).unwrap_err();
+            assert!(err.to_string().starts_with(name), "{name}={value}: {err}");
         }
     }
 

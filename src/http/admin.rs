@@ -4,6 +4,7 @@
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /metrics` | the exposition (no token needed) |
+//! | `GET /healthz`, `GET /readyz` | as on the public listener (no token needed): the Kubernetes probes |
 //! | `POST /admin/links` `{"email", "document", "ttl"?, "send"?}` | `201 {"url", "jti", "expires_at"}` |
 //! | `DELETE /admin/tokens/{jti}` | `204`; `404` when no usable link has that id |
 //! | `POST /admin/revocations` `{"email"}` | `200 {"revoked": n}`: every usable link of the address |
@@ -18,7 +19,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -26,7 +26,7 @@ use subtle::ConstantTimeEq;
 
 use super::error::{Error, json};
 use super::request_link::MAX_BODY;
-use super::{Body, empty, full};
+use super::{Body, empty, full, read_body};
 use crate::admin::{self, Mint};
 use crate::app::App;
 use crate::metrics;
@@ -41,6 +41,13 @@ pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> 
     let result = if path == "/metrics" {
         match *req.method() {
             Method::GET | Method::HEAD => Ok(scrape(&app).await),
+            _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
+        }
+    } else if path == "/healthz" || path == "/readyz" {
+        // The probes' own place: a flood of the public port does not reach it.
+        match (req.method(), path.as_str()) {
+            (&Method::GET | &Method::HEAD, "/healthz") => Ok(super::health::live()),
+            (&Method::GET | &Method::HEAD, _) => Ok(super::health::ready(&app).await),
             _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
         }
     } else if !path.starts_with("/admin/") {
@@ -106,13 +113,9 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     given.ct_eq(&expected).into()
 }
 
-/// Reads a JSON object body of at most [`MAX_BODY`] bytes.
-async fn body<T: for<'de> Deserialize<'de>>(req: Request<Incoming>) -> Result<T, Error> {
-    let bytes = Limited::new(req.into_body(), MAX_BODY)
-        .collect()
-        .await
-        .map_err(|_| Error::TooLarge)?
-        .to_bytes();
+/// Reads a JSON object body of at most [`MAX_BODY`] bytes, arriving within the body deadline.
+async fn body<T: for<'de> Deserialize<'de>>(app: &App, req: Request<Incoming>) -> Result<T, Error> {
+    let bytes = read_body(req.into_body(), MAX_BODY, app.config.http.body_timeout).await?;
     serde_json::from_slice(&bytes)
         .map_err(|e| Error::invalid("body", &format!("Send a JSON object: {e}.")))
 }
@@ -129,7 +132,7 @@ struct MintBody {
 }
 
 async fn mint(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error> {
-    let request: MintBody = body(req).await?;
+    let request: MintBody = body(app, req).await?;
     let ttl = match &request.ttl {
         Some(ttl) => Some(parse_duration(ttl).map_err(|e| Error::invalid("ttl", &e.to_string()))?),
         None => None,
@@ -154,7 +157,7 @@ struct EmailBody {
 }
 
 async fn revoke_address(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error> {
-    let request: EmailBody = body(req).await?;
+    let request: EmailBody = body(app, req).await?;
     let revoked = admin::revoke_address(app, &request.email).await?;
     Ok(json(
         StatusCode::OK,
@@ -202,7 +205,7 @@ async fn export_person(app: &App, query: Option<&str>) -> Result<Response<Body>,
 }
 
 async fn erase_person(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error> {
-    let request: EmailBody = body(req).await?;
+    let request: EmailBody = body(app, req).await?;
     let erased = admin::erase_person(app, &request.email).await?;
     Ok(json(
         StatusCode::OK,

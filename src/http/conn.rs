@@ -8,13 +8,20 @@
 //! - a write has been pending (the client's receive window is full) for the write timeout, or
 //! - no byte has moved in either direction for the idle timeout.
 //!
+//! - or its [`Cutter`] has been used: a download on it moved too slowly (see [`super::pace`]),
+//!   which the two deadlines alone do not catch, since each write of a slow reader progresses.
+//!
 //! hyper then drops the connection and every response body on it, which releases their claims:
-//! the links stay usable. The deadlines are checked lazily: I/O only records the time of the last
+//! the links stay usable. A connection cut for its client's slowness (not an idle one) is
+//! [`Reset`]: closed with a TCP reset, so the kernel drops what is still queued for the client at
+//! once instead of trickling it out to the reader that was cut. The deadlines are checked lazily: I/O only records the time of the last
 //! progress, and a single timer per connection re-arms itself when it fires early.
 
 use std::io;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -29,11 +36,80 @@ pub struct Deadlines {
     pub idle: Duration,
 }
 
-/// A socket whose I/O fails with `TimedOut` when a [`Deadlines`] passes.
+/// Cuts one connection from outside its I/O: handed to the connection's requests (as a request
+/// extension), so a response body that finds its client too slow can end the connection even
+/// while hyper is not polling that body.
+#[derive(Debug, Clone, Default)]
+pub struct Cutter(Arc<CutState>);
+
+#[derive(Debug, Default)]
+struct CutState {
+    cut: AtomicBool,
+    /// The connection task, woken by a cut.
+    waker: Mutex<Option<Waker>>,
+}
+
+impl Cutter {
+    /// Fails the connection's I/O from now on, and wakes it so it finds out.
+    pub fn cut(&self) {
+        self.0.cut.store(true, Ordering::Release);
+        let waker = self
+            .0
+            .waker
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
+    fn is_cut(&self) -> bool {
+        self.0.cut.load(Ordering::Acquire)
+    }
+
+    fn register(&self, waker: &Waker) {
+        let mut slot = self.0.waker.lock().unwrap_or_else(PoisonError::into_inner);
+        if !slot.as_ref().is_some_and(|w| w.will_wake(waker)) {
+            *slot = Some(waker.clone());
+        }
+    }
+
+    /// `Err` once cut.
+    fn check(&self) -> io::Result<()> {
+        if self.is_cut() {
+            return Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "a download on the connection was too slow",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A socket that can be set to close with a reset, discarding what is still queued.
+pub trait Reset {
+    fn reset_on_close(&self);
+}
+
+impl Reset for tokio::net::TcpStream {
+    fn reset_on_close(&self) {
+        if let Err(e) = socket2::SockRef::from(self).set_linger(Some(Duration::ZERO)) {
+            tracing::debug!(cause = %e, "SO_LINGER not set");
+        }
+    }
+}
+
+impl Reset for tokio::io::DuplexStream {
+    fn reset_on_close(&self) {}
+}
+
+/// A socket whose I/O fails with `TimedOut` when a [`Deadlines`] passes or its [`Cutter`] cuts.
 #[derive(Debug)]
 pub struct Guarded<T> {
     inner: T,
     deadlines: Deadlines,
+    cutter: Cutter,
     /// When a byte last moved either way.
     last_progress: Instant,
     /// Since when a write has been pending, if one is.
@@ -50,11 +126,26 @@ impl<T> Guarded<T> {
             last_progress: now,
             write_blocked_since: None,
             timer: Box::pin(tokio::time::sleep_until(now + deadlines.idle)),
+            cutter: Cutter::default(),
         }
+    }
+
+    /// The handle that cuts this connection.
+    pub fn cutter(&self) -> Cutter {
+        self.cutter.clone()
     }
 
     fn progressed(&mut self) {
         self.last_progress = Instant::now();
+    }
+}
+
+impl<T: Reset> Guarded<T> {
+    /// `Err` once the connection has been cut, which also resets it.
+    fn cut(&self) -> io::Result<()> {
+        self.cutter
+            .check()
+            .inspect_err(|_| self.inner.reset_on_close())
     }
 
     /// The earliest deadline now in force.
@@ -69,6 +160,8 @@ impl<T> Guarded<T> {
     /// Called when I/O is pending: `Err` once a deadline has passed, else the timer is armed to
     /// wake this task at the next one.
     fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        self.cutter.register(cx.waker());
+        self.cut()?;
         loop {
             let deadline = self.deadline();
             if Instant::now() >= deadline {
@@ -76,6 +169,7 @@ impl<T> Guarded<T> {
                     .write_blocked_since
                     .is_some_and(|since| Instant::now() >= since + self.deadlines.write)
                 {
+                    self.inner.reset_on_close();
                     "the client stopped reading"
                 } else {
                     "the connection was idle"
@@ -92,7 +186,7 @@ impl<T> Guarded<T> {
     }
 }
 
-impl<T> Guarded<T> {
+impl<T: Reset> Guarded<T> {
     /// Accounts for one write attempt: progress, or a pending write that may have timed out.
     fn wrote(
         &mut self,
@@ -114,12 +208,13 @@ impl<T> Guarded<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
+impl<T: AsyncRead + Reset + Unpin> AsyncRead for Guarded<T> {
     fn poll_read(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        self.cut()?;
         let before = buf.filled().len();
         match Pin::new(&mut self.inner).poll_read(cx, buf) {
             Poll::Ready(result) => {
@@ -136,12 +231,13 @@ impl<T: AsyncRead + Unpin> AsyncRead for Guarded<T> {
     }
 }
 
-impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
+impl<T: AsyncWrite + Reset + Unpin> AsyncWrite for Guarded<T> {
     fn poll_write(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        self.cut()?;
         let poll = Pin::new(&mut self.inner).poll_write(cx, buf);
         self.wrote(cx, poll)
     }
@@ -151,6 +247,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Guarded<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
+        self.cut()?;
         let poll = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         self.wrote(cx, poll)
     }
@@ -217,6 +314,28 @@ mod tests {
         guarded.shutdown().await.unwrap();
         drop(guarded);
         assert_eq!(reader.await.unwrap(), 8 * 1024);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cut_wakes_a_blocked_connection_and_fails_its_io() {
+        let (near, _far) = tokio::io::duplex(1024);
+        let mut guarded = Guarded::new(near, DEADLINES);
+        let cutter = guarded.cutter();
+        let started = Instant::now();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            cutter.cut();
+        });
+        let err = loop {
+            if let Err(e) = guarded.write(&[0u8; 4096]).await {
+                break e;
+            }
+        };
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+        assert_eq!(err.to_string(), "a download on the connection was too slow");
+        assert_eq!(started.elapsed(), Duration::from_secs(2));
+        let mut buf = [0u8; 4];
+        assert!(guarded.read(&mut buf).await.is_err(), "reads fail too");
     }
 
     #[tokio::test(start_paused = true)]

@@ -8,13 +8,15 @@
 //! download manager), a `Range` resume, and any `GET` after a download of the link has started
 //! stream the bytes. `POST` from the expired page (`renew=1`) asks for a new link instead.
 //!
-//! Streaming verifies the token, claims the link in the token store (one atomic step: exactly one of
-//! several racing clients wins), opens the object with the requested range, and streams it through
-//! a [`DownloadBody`] that spends the link only when the last byte goes out, or when the bytes the
-//! link's downloads have sent in all reach the document's size (the store counts them: one link,
-//! one copy). A failure before the first byte releases the claim with a refund, so it costs the
-//! recipient nothing. `HEAD` answers
-//! what a `GET` would get now without claiming anything.
+//! Streaming verifies the token, takes a place in the concurrent download caps (`503`/`429` when
+//! full, before anything is claimed; see [`super::admission`]), claims the link in the token store
+//! (one atomic step: exactly one of several racing clients wins), opens the object with the
+//! requested range, and streams it through a [`DownloadBody`] that spends the link only when the
+//! last byte goes out, or when the bytes the link's downloads have sent in all reach the
+//! document's size (the store counts them: one link, one copy), under a [`Paced`] that holds the
+//! cap's place and cuts a client reading below the minimum rate. A failure before the first byte
+//! releases the claim with a refund, so it costs the recipient nothing. `HEAD` answers what a
+//! `GET` would get now without claiming anything.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -27,8 +29,11 @@ use hyper::body::Incoming;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio_util::task::TaskTracker;
 
+use super::admission::Full;
 use super::body::{Claim, DownloadBody, Outcome};
+use super::conn::Cutter;
 use super::error::Error;
+use super::pace::{Paced, Pacing};
 use super::{Body, empty, enforce};
 use crate::app::{App, LEASE_TTL, RENEW_EVERY};
 use crate::catalog::Document;
@@ -118,7 +123,7 @@ async fn download(
         Method::HEAD => Ask::Head,
         Method::POST => {
             check_same_site(app, &parts.headers)?;
-            if posted_renewal(body).await? {
+            if posted_renewal(body, app.config.http.body_timeout).await? {
                 Ask::Renew
             } else {
                 Ask::Download
@@ -152,6 +157,7 @@ async fn download(
     };
     let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
     let range = RangeRequest::from_headers(header(header::RANGE), header(header::IF_RANGE));
+    let cutter = parts.extensions.get::<Cutter>().cloned();
 
     let result = match ask {
         Ask::Head => head_response(app, &claims, document, range.as_ref()).await,
@@ -165,11 +171,11 @@ async fn download(
                 // A download of it has begun (a resume, or a phone's download manager fetching
                 // what the page's button started), or it is spent, withdrawn or in flight:
                 // the download path answers.
-                _ => get_response(app, &claims, document, None, client, ask).await,
+                _ => get_response(app, &claims, document, None, client, ask, cutter).await,
             }
         }
         Ask::Get | Ask::Download | Ask::Renew => {
-            get_response(app, &claims, document, range.as_ref(), client, ask).await
+            get_response(app, &claims, document, range.as_ref(), client, ask, cutter).await
         }
     };
     if let (Err(e), false) = (&result, ask == Ask::Head) {
@@ -206,8 +212,8 @@ fn check_same_site(app: &App, headers: &HeaderMap) -> Result<(), Error> {
 }
 
 /// Reads a link's `POST` body (a form): `true` when it asks for a new link (`renew=1`).
-async fn posted_renewal(body: Incoming) -> Result<bool, Error> {
-    let bytes = super::read_body(body, MAX_POST_BODY).await?;
+async fn posted_renewal(body: Incoming, deadline: Duration) -> Result<bool, Error> {
+    let bytes = super::read_body(body, MAX_POST_BODY, deadline).await?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
         .map_err(|_| Error::invalid("body", "The form data could not be decoded."))?;
     Ok(fields
@@ -282,8 +288,18 @@ async fn get_response(
     range: Option<&RangeRequest>,
     client: IpAddr,
     ask: Ask,
+    cutter: Option<Cutter>,
 ) -> Result<Response<Body>, Error> {
     let store = &app.backends.store;
+    // Before anything is claimed: a refusal here spends nothing.
+    let slot = app.downloads.admit(client).map_err(|full| match full {
+        Full::Client => Error::TooManyDownloads {
+            retry_after: DOWNLOADS_FULL_RETRY,
+        },
+        Full::Process => Error::Busy {
+            retry_after: DOWNLOADS_FULL_RETRY,
+        },
+    })?;
     // The client network, keyed (the store keeps no address): a download started by the confirm
     // page's button may be fetched again by the same network's download manager.
     let network = app.pseudonyms.network(client);
@@ -353,8 +369,17 @@ async fn get_response(
         RENEW_EVERY,
         on_finish,
     );
+    let limits = &app.config.http;
+    let pacing = limits.download_min_rate.map(|min_rate| Pacing {
+        min_rate,
+        window: limits.download_rate_window,
+    });
+    let body = Paced::new(body, slot, pacing, cutter);
     Ok(response.map(|_| body.boxed_unsync()))
 }
+
+/// The wait suggested when the concurrent download caps are full (`Retry-After`).
+const DOWNLOADS_FULL_RETRY: Duration = Duration::from_secs(10);
 
 /// How long a request waits for another download of the same link to let go (a browser handing a
 /// download over to its download manager cancels the first fetch just before the second).

@@ -38,6 +38,9 @@ pub enum Error {
     BodyNotAllowed,
     #[error("request headers too large")]
     HeadersTooLarge,
+    /// The request body did not arrive in full within the body deadline.
+    #[error("request body too slow")]
+    BodyTimeout,
     /// An admin request without the right bearer token (or with the admin API off).
     #[error("unauthorized")]
     Unauthorized,
@@ -70,6 +73,12 @@ pub enum Error {
     Range { size: u64 },
     #[error("rate limited")]
     RateLimited { retry_after: Duration },
+    /// The client already has as many downloads streaming as it may.
+    #[error("too many concurrent downloads from one client")]
+    TooManyDownloads { retry_after: Duration },
+    /// This process already streams as many downloads as it may.
+    #[error("too many concurrent downloads")]
+    Busy { retry_after: Duration },
     #[error("no such route")]
     NotFound,
     #[error("method not allowed")]
@@ -164,6 +173,7 @@ impl Error {
             Error::UnknownDocument | Error::DocumentGone | Error::NotFound => StatusCode::NOT_FOUND,
             Error::TooLarge | Error::BodyNotAllowed => StatusCode::PAYLOAD_TOO_LARGE,
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
             Error::CrossSite | Error::CrossSiteRequest => StatusCode::FORBIDDEN,
             Error::UnknownLink => StatusCode::NOT_FOUND,
@@ -171,7 +181,10 @@ impl Error {
             Error::Expired | Error::Used | Error::Revoked => StatusCode::GONE,
             Error::InFlight => StatusCode::CONFLICT,
             Error::Range { .. } => StatusCode::RANGE_NOT_SATISFIABLE,
-            Error::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Error::RateLimited { .. } | Error::TooManyDownloads { .. } => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
+            Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -188,6 +201,7 @@ impl Error {
             Error::TooLarge => "body_too_large",
             Error::BodyNotAllowed => "body_not_allowed",
             Error::HeadersTooLarge => "headers_too_large",
+            Error::BodyTimeout => "body_timeout",
             Error::Unauthorized => "unauthorized",
             Error::UnknownLink => "unknown_link",
             Error::UnsupportedMediaType => "unsupported_media_type",
@@ -200,6 +214,8 @@ impl Error {
             Error::DocumentGone => "document_unavailable",
             Error::Range { .. } => "range_not_satisfiable",
             Error::RateLimited { .. } => "rate_limited",
+            Error::TooManyDownloads { .. } => "too_many_downloads",
+            Error::Busy { .. } => "server_busy",
             Error::NotFound => "not_found",
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) => "service_unavailable",
@@ -215,6 +231,7 @@ impl Error {
             Error::TooLarge => t::TOO_LARGE.to_owned(),
             Error::BodyNotAllowed => t::BODY_NOT_ALLOWED.to_owned(),
             Error::HeadersTooLarge => t::HEADERS_TOO_LARGE.to_owned(),
+            Error::BodyTimeout => t::BODY_TIMEOUT.to_owned(),
             Error::Unauthorized => t::UNAUTHORIZED.to_owned(),
             Error::UnknownLink => t::UNKNOWN_LINK.to_owned(),
             Error::UnsupportedMediaType => t::UNSUPPORTED_MEDIA_TYPE.to_owned(),
@@ -232,6 +249,8 @@ impl Error {
                 let now = crate::units::unix_now();
                 t::rate_limited(&measures::expires(now + wait, now))
             }
+            Error::TooManyDownloads { .. } => t::TOO_MANY_DOWNLOADS.to_owned(),
+            Error::Busy { .. } => t::BUSY.to_owned(),
             Error::NotFound => t::NOT_FOUND.to_owned(),
             Error::MethodNotAllowed { allow } => t::method_not_allowed(allow),
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) => t::UNAVAILABLE.to_owned(),
@@ -279,11 +298,17 @@ impl Error {
 
         let headers = response.headers_mut();
         match self {
-            Error::RateLimited { retry_after } => {
+            Error::RateLimited { retry_after }
+            | Error::TooManyDownloads { retry_after }
+            | Error::Busy { retry_after } => {
                 headers.insert(
                     header::RETRY_AFTER,
                     HeaderValue::from(retry_secs(retry_after)),
                 );
+            }
+            // The rest of the body may still be on its way: the connection cannot be reused.
+            Error::BodyTimeout => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
             Error::MethodNotAllowed { allow } => {
                 headers.insert(header::ALLOW, HeaderValue::from_static(allow));
@@ -337,7 +362,8 @@ impl Error {
             Error::Revoked => t::REVOKED_TITLE,
             Error::BadToken(_) => t::INVALID_TITLE,
             Error::InFlight => t::IN_FLIGHT_TITLE,
-            Error::RateLimited { .. } => t::RATE_LIMITED_TITLE,
+            Error::RateLimited { .. } | Error::TooManyDownloads { .. } => t::RATE_LIMITED_TITLE,
+            Error::Busy { .. } => t::BUSY_TITLE,
             Error::DocumentGone | Error::UnknownDocument => t::DOCUMENT_GONE_TITLE,
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) | Error::ObjectStore(_) => {
                 t::UNAVAILABLE_TITLE

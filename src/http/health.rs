@@ -1,10 +1,16 @@
-//! `GET /healthz` (the process serves) and `GET /readyz` (its backends answer).
+//! `GET /healthz` (the process serves) and `GET /readyz` (its backends answer), on both listeners:
+//! the Kubernetes probes use the admin listener, which a flood of the public port cannot reach.
+//!
+//! Readiness answers from [`Readiness`], a short cache: concurrent callers share one in-flight
+//! check, so however many ask, the backends see at most one token store `PING` and one object
+//! store check per [`READY_CACHE`].
 
 use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
 use http::{Response, StatusCode};
+use tokio::time::Instant;
 
 use super::Body;
 use super::error::json;
@@ -12,6 +18,42 @@ use crate::app::App;
 
 /// How long a readiness probe waits for each backend.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How long one readiness check answers for.
+pub const READY_CACHE: Duration = Duration::from_secs(1);
+
+/// The last readiness check and when it ended.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    last: tokio::sync::Mutex<Option<(Instant, Checks)>>,
+}
+
+/// Which backends answered.
+#[derive(Debug, Clone, Copy)]
+struct Checks {
+    store: bool,
+    objects: bool,
+}
+
+impl Readiness {
+    /// The last check if it is younger than [`READY_CACHE`], else a new one. Callers arriving
+    /// while a check runs wait for it (the lock is held across it) and share its answer.
+    async fn checks(&self, app: &App) -> Checks {
+        let mut last = self.last.lock().await;
+        if let Some((at, checks)) = *last
+            && at.elapsed() < READY_CACHE
+        {
+            return checks;
+        }
+        let (store, objects) = tokio::join!(
+            probe("token store", app.backends.store.ping()),
+            probe("object store", app.backends.objects.ping()),
+        );
+        let checks = Checks { store, objects };
+        *last = Some((Instant::now(), checks));
+        checks
+    }
+}
 
 /// Liveness: answering at all is the check.
 pub fn live() -> Response<Body> {
@@ -27,10 +69,7 @@ pub async fn ready(app: &App) -> Response<Body> {
             &serde_json::json!({ "status": "draining" }),
         );
     }
-    let (store, objects) = tokio::join!(
-        probe("token store", app.backends.store.ping()),
-        probe("object store", app.backends.objects.ping()),
-    );
+    let Checks { store, objects } = app.readiness.checks(app).await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let status = if store && objects {
         StatusCode::OK

@@ -10,6 +10,7 @@
 //! [`error`] renders every failure.
 
 pub mod admin;
+pub mod admission;
 pub mod body;
 pub mod client;
 pub mod conn;
@@ -17,6 +18,7 @@ pub mod download;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod pace;
 pub mod renew;
 pub mod request_link;
 
@@ -42,6 +44,7 @@ use tokio::sync::Semaphore;
 use crate::app::App;
 use crate::ratelimit::{Decision, Key};
 use crate::units::Rate;
+use admission::PeerConnections;
 use body::Logged;
 use error::Error;
 
@@ -68,18 +71,21 @@ pub fn full(bytes: impl Into<Bytes>) -> Body {
         .boxed_unsync()
 }
 
-/// Reads a request body of at most `max` bytes: `413` beyond it, `400` when it cannot be read.
-pub async fn read_body(body: Incoming, max: usize) -> Result<Bytes, Error> {
-    let collected = http_body_util::Limited::new(body, max)
-        .collect()
-        .await
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                Error::TooLarge
-            } else {
-                Error::invalid("body", "The request body could not be read.")
-            }
-        })?;
+/// Reads a request body of at most `max` bytes that arrives in full within `deadline`: `413`
+/// beyond the size, `408` past the deadline (a client trickling its body cannot hold the
+/// connection), `400` when it cannot be read.
+pub async fn read_body(body: Incoming, max: usize, deadline: Duration) -> Result<Bytes, Error> {
+    let collected =
+        tokio::time::timeout(deadline, http_body_util::Limited::new(body, max).collect())
+            .await
+            .map_err(|_| Error::BodyTimeout)?
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    Error::TooLarge
+                } else {
+                    Error::invalid("body", "The request body could not be read.")
+                }
+            })?;
     Ok(collected.to_bytes())
 }
 
@@ -97,7 +103,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    serve_with(app, listener, shutdown, handle).await
+    // Anyone may connect here: one peer holds at most its share of the connections (the
+    // trusted proxies excepted, every client comes through them).
+    let peers = PeerConnections::new(
+        app.config.http.max_connections_per_ip,
+        app.config.trusted_proxies.clone(),
+    );
+    serve_on(app, listener, shutdown, handle, Some(peers)).await
 }
 
 /// Serves `listener` with `handler` under the configured connection limits, until `shutdown`
@@ -107,6 +119,21 @@ pub async fn serve_with<H, F>(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     handler: H,
+) -> std::io::Result<()>
+where
+    H: Fn(Arc<App>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
+    serve_on(app, listener, shutdown, handler, None).await
+}
+
+/// Serves `listener`, with `peers` capping each peer's connections when given.
+async fn serve_on<H, F>(
+    app: Arc<App>,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+    handler: H,
+    peers: Option<PeerConnections>,
 ) -> std::io::Result<()>
 where
     H: Fn(Arc<App>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
@@ -170,6 +197,16 @@ where
                         continue;
                     }
                 };
+                // Over its peer's share: closed before a byte of it is read, its place in the
+                // global cap given back at once.
+                let slot = match peers.as_ref().map(|peers| peers.admit(peer.ip())) {
+                    Some(None) => {
+                        tracing::debug!(client_ip = %peer.ip(), "connection refused: too many from this peer");
+                        continue;
+                    }
+                    Some(Some(slot)) => slot,
+                    None => None,
+                };
                 if let Err(e) = stream.set_nodelay(true) {
                     tracing::debug!(cause = %e, "TCP_NODELAY not set");
                 }
@@ -183,12 +220,15 @@ where
                     tracing::debug!(cause = %e, "TCP_NOTSENT_LOWAT not set");
                 }
                 let app = app.clone();
-                let service = tower::service_fn(move |req: Request<Incoming>| {
+                let guarded = conn::Guarded::new(stream, deadlines);
+                let cutter = guarded.cutter();
+                let service = tower::service_fn(move |mut req: Request<Incoming>| {
                     let app = app.clone();
+                    req.extensions_mut().insert(cutter.clone());
                     async move { Ok::<_, Infallible>(handler(app, peer, req).await) }
                 });
                 let conn = builder.serve_connection_with_upgrades(
-                    TokioIo::new(conn::Guarded::new(stream, deadlines)),
+                    TokioIo::new(guarded),
                     TowerToHyperService::new(service),
                 );
                 let conn = graceful.watch(conn.into_owned());
@@ -196,6 +236,7 @@ where
                     if let Err(e) = conn.await {
                         tracing::debug!(cause = %e, "connection ended with an error");
                     }
+                    drop(slot);
                     drop(permit);
                 });
             }

@@ -228,7 +228,7 @@ async fn request_link(
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(Error::TooLarge);
     }
-    let bytes = super::read_body(req.into_body(), MAX_BODY).await?;
+    let bytes = super::read_body(req.into_body(), MAX_BODY, app.config.http.body_timeout).await?;
 
     let fields = decode_fields(form, &bytes)?;
     entry.email = fields.email.as_ref().map(|e| e.chars().take(320).collect());

@@ -97,6 +97,11 @@ pub const INVALID_FIELDS: &str = "Some fields are missing or invalid.";
 pub const TOO_LARGE: &str = "The request body is larger than 4 KiB.";
 pub const BODY_NOT_ALLOWED: &str = "This request takes no body.";
 pub const HEADERS_TOO_LARGE: &str = "The request headers are too large.";
+pub const BODY_TIMEOUT: &str =
+    "The request body took too long to arrive. Check your connection and send it again.";
+pub const BUSY_TITLE: &str = "Busy right now";
+pub const BUSY: &str = "Too many downloads are running right now. Nothing was used up: your link still works. Try again in a few seconds.";
+pub const TOO_MANY_DOWNLOADS: &str = "Your network already has as many downloads running as it may. Nothing was used up: let one finish, then try again.";
 pub const UNAUTHORIZED: &str =
     "Send Authorization: Bearer <DOCGATE_ADMIN_TOKEN>; the admin API is off while it is unset.";
 pub const UNKNOWN_LINK: &str = "No usable link has this id.";

@@ -33,5 +33,6 @@ mod recipients;
 mod requestlog_contract;
 mod s3;
 mod scanner;
+mod slow;
 mod soak;
 mod store_contract;

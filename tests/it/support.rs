@@ -139,6 +139,9 @@ pub fn fixture_env(dir: &Path, public_url: &str, secret: &str) -> Vec<(String, S
         ("DOCGATE_LIMIT_REQUEST_PER_DOMAIN", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
         ("DOCGATE_LIMIT_MAIL", "1000/s".to_owned()),
+        // Every test client connects from 127.0.0.1.
+        ("DOCGATE_MAX_CONNECTIONS_PER_IP", "100000".to_owned()),
+        ("DOCGATE_MAX_DOWNLOADS_PER_IP", "100000".to_owned()),
         ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
         ("DOCGATE_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
     ]
@@ -526,6 +529,19 @@ impl PartialGet {
 }
 
 impl PartialGet {
+    /// One read of at most `max` body bytes, as a slow reader takes them; returns how many
+    /// arrived (0 when the connection ended).
+    pub async fn read_some(&mut self, max: usize) -> usize {
+        let mut chunk = vec![0u8; max];
+        match self._conn.read(&mut chunk).await {
+            Ok(n) => {
+                self.body.extend_from_slice(&chunk[..n]);
+                n
+            }
+            Err(_) => 0,
+        }
+    }
+
     /// Reads up to `n` more body bytes (fewer if the server ends or cuts the transfer); returns
     /// how many arrived.
     pub async fn read_more(&mut self, n: usize) -> usize {
