@@ -75,6 +75,10 @@ pub enum Error {
     StoreUnavailable(String),
     #[error("mail unavailable: {0}")]
     MailUnavailable(String),
+    /// A failure that retrying cannot fix (a mail that cannot be composed): `500`, never the
+    /// `503` "try again in a minute" of an outage.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("object store failed: {0}")]
     ObjectStore(String),
 }
@@ -93,7 +97,11 @@ impl From<LimitError> for Error {
 
 impl From<MailError> for Error {
     fn from(e: MailError) -> Self {
-        Error::MailUnavailable(e.to_string())
+        match e {
+            // The same mail would fail to compose again: not an outage.
+            MailError::Compose(_) => Error::Internal(e.to_string()),
+            MailError::Delivery(_) => Error::MailUnavailable(e.to_string()),
+        }
     }
 }
 
@@ -173,6 +181,7 @@ impl Error {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Error::ObjectStore(_) => StatusCode::BAD_GATEWAY,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -200,6 +209,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) => "service_unavailable",
             Error::ObjectStore(_) => "upstream_error",
+            Error::Internal(_) => "internal",
         }
     }
 
@@ -231,6 +241,7 @@ impl Error {
             Error::MethodNotAllowed { allow } => t::method_not_allowed(allow),
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) => t::UNAVAILABLE.to_owned(),
             Error::ObjectStore(_) => t::UPSTREAM.to_owned(),
+            Error::Internal(_) => t::INTERNAL.to_owned(),
         }
     }
 
@@ -339,6 +350,7 @@ impl Error {
             }
             Error::NotFound => t::NOT_FOUND_TITLE,
             Error::CrossSite => t::FORBIDDEN_TITLE,
+            Error::Internal(_) => t::INTERNAL_TITLE,
             _ => t::NOT_ACCEPTED_TITLE,
         }
     }
