@@ -56,12 +56,11 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'|')
     .remove(b'~');
 
-/// The `Content-Security-Policy` of every download (`200`, `206`, `HEAD`): the sandbox alone.
-/// `default-src 'none'` was weighed and left out: it would also stop an inline HTML document
-/// from loading images, but its `object-src 'none'` risks blanking Chromium's PDF viewer, which
-/// `DOCGATE_DISPOSITION=inline` is for; the sandbox already gives the document an opaque origin
-/// and no script.
-pub const DOWNLOAD_CSP: &str = "sandbox";
+/// The `Content-Security-Policy` of every download (`200`, `206`, `HEAD`): the sandbox gives an
+/// HTML or SVG document opened inline an opaque origin and no script, forms, popups or plugins;
+/// `default-src 'none'` stops it loading anything either (no tracking pixel, no style from
+/// elsewhere). Chromium's PDF viewer still opens a PDF served `inline` under it (tested).
+pub const DOWNLOAD_CSP: &str = "default-src 'none'; sandbox";
 
 /// The largest body a `POST /d/{token}` may carry: the confirm page's form sends none, the expired
 /// page's one field.
@@ -428,8 +427,8 @@ fn headers(
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     // The bytes are the owner's, not docgate's: an HTML or SVG document opened inline runs in a
-    // unique opaque origin with no script, forms, popups or plugins, so it cannot act on
-    // docgate's origin (its forms, its cookies, other links). `nosniff` keeps the declared type.
+    // unique opaque origin with no script and loads nothing, so it cannot act on docgate's
+    // origin (its forms, its cookies, other links). `nosniff` keeps the declared type.
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(DOWNLOAD_CSP),

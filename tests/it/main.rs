@@ -15,6 +15,7 @@ mod check;
 mod downloads;
 mod errors;
 mod hostile;
+mod inert;
 mod journey;
 mod limits;
 mod mail_contract;
