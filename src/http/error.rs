@@ -371,3 +371,27 @@ pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
     );
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mail_that_cannot_be_composed_is_a_500_not_an_outage() {
+        let error = Error::from(MailError::Compose("secret detail of the cause".to_owned()));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.code(), "internal");
+        assert!(!error.message().contains("minute"), "{}", error.message());
+        let response = error.into_response(false);
+        assert_eq!(response.status(), 500);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+
+        // A delivery failure is still the outage it is: 503, try again.
+        let error = Error::from(MailError::Delivery("server down".to_owned()));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = error.into_response(false);
+        assert!(response.headers().get(header::RETRY_AFTER).is_some());
+        let page = Error::Internal(String::new()).into_response(true);
+        assert_eq!(page.status(), 500);
+    }
+}
