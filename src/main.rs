@@ -185,12 +185,16 @@ async fn serve(mut config: Config) -> ExitCode {
                 config.admin_token = Some(secret.clone());
                 Some((path, secret))
             }
+            // A convenience for the command line, not a reason to refuse to serve: without it
+            // the admin API stays off, as with no token before.
             Err(e) => {
-                eprintln!(
-                    "docgate: cannot write the admin credential {}: {e}",
-                    path.display()
+                tracing::warn!(
+                    path = %path.display(),
+                    cause = %e,
+                    "admin credential not written: the command line cannot reach this service \
+                     (set DOCGATE_ADMIN_TOKEN to use it)"
                 );
-                return ExitCode::from(EXIT_CONFIG);
+                None
             }
         }
     } else {
