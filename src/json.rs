@@ -11,7 +11,7 @@ use std::cell::Cell;
 use std::fmt;
 
 use serde::Deserializer;
-use serde::de::{DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::de::{DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 /// Why a JSON text was refused.
@@ -32,14 +32,16 @@ pub fn from_slice(bytes: &[u8]) -> Result<Value, JsonError> {
     let parsed = Strict(&duplicate)
         .deserialize(&mut deserializer)
         .and_then(|value| deserializer.end().map(|()| value));
+    // A repeated key is reported only for a text that is JSON throughout: the parse goes on
+    // past it, so broken text after a repeated key is a syntax error, as serde_json says.
     match parsed {
+        Ok(_) if duplicate.get() => Err(JsonError::DuplicateKey),
         Ok(value) => Ok(value),
-        Err(_) if duplicate.get() => Err(JsonError::DuplicateKey),
         Err(_) => Err(JsonError::Syntax),
     }
 }
 
-/// Builds a [`Value`], setting the flag (and failing) at the first repeated key.
+/// Builds a [`Value`], setting the flag at a repeated key (the value read is then dropped).
 #[derive(Clone, Copy)]
 struct Strict<'a>(&'a Cell<bool>);
 
@@ -105,12 +107,12 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
+            let value = map.next_value_seed(self)?;
             if object.contains_key(&key) {
                 self.0.set(true);
-                return Err(A::Error::custom("duplicate key"));
+            } else {
+                object.insert(key, value);
             }
-            let value = map.next_value_seed(self)?;
-            object.insert(key, value);
         }
         Ok(Value::Object(object))
     }
@@ -168,5 +170,13 @@ mod tests {
         }
         let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
         assert_eq!(from_slice(deep.as_bytes()), Err(JsonError::Syntax));
+        // Found by the `json` fuzz target: a repeated key, then broken text. Not JSON at all.
+        assert_eq!(
+            from_slice(
+                b"{\"email\": \"a@example.org\", \"email\": \"b@example.org\", \"document\"\xC6 \"resume\"}"
+            ),
+            Err(JsonError::Syntax)
+        );
+        assert_eq!(from_slice(br#"{"a": 1, "a": 2} x"#), Err(JsonError::Syntax));
     }
 }
