@@ -361,6 +361,16 @@ def check_ingress_slow_clients(b: Bundle) -> None:
                 f"{prefix}proxy-body-size={size}: bodies are at most 4 KiB, not over 64k")
 
 
+@k8s_check("ingress-access-log")
+def check_ingress_access_log(b: Bundle) -> None:
+    # The controller would log the request URI, and /d/<token> is a live link.
+    for ing in b.of_kind("Ingress"):
+        notes = ing["metadata"].get("annotations") or {}
+        key = "nginx.ingress.kubernetes.io/enable-access-log"
+        require(notes.get(key) == "false",
+                f"{key} is not \"false\": the ingress would log live links")
+
+
 @k8s_check("shutdown")
 def check_shutdown(b: Bundle) -> None:
     spec = pod_spec(b.deployment())
@@ -1058,6 +1068,9 @@ K8S_MUTATIONS = {
     "ingress-slow-clients": ("request buffering off",
                              lambda b: b.get("Ingress", "docgate")["metadata"]["annotations"]
                              .update({"nginx.ingress.kubernetes.io/proxy-request-buffering": "off"})),
+    "ingress-access-log": ("access log left on",
+                           lambda b: b.get("Ingress", "docgate")["metadata"]["annotations"]
+                           .pop("nginx.ingress.kubernetes.io/enable-access-log")),
     "shutdown": ("grace 30s", lambda b: pod_spec(b.deployment()).update(terminationGracePeriodSeconds=30)),
     "security-context": ("writable root", lambda b: _docgate(b)["securityContext"].update(readOnlyRootFilesystem=False)),
     "writable-paths": ("no data volume", lambda b: _docgate(b).update(

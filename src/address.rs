@@ -1,5 +1,9 @@
 //! Email address validation for link requests: syntax by lettre's RFC 5322 parser, policy here.
 //!
+//! What docgate cannot mail it refuses here, at the door: an address lettre parses but cannot
+//! turn into a `To` header and an SMTP envelope (a quoted local part such as `"john doe"@`) is
+//! [`AddressError::Unmailable`], so it never reaches the mail composer.
+//!
 //! An address is accepted when lettre parses it, it fits in 254 bytes, its domain is a domain name
 //! with at least one dot (not an IP literal, not `localhost`), and neither the domain nor any parent
 //! of it is on the `mailchecker` list of disposable mail providers. The list is loaded into a hash
@@ -15,7 +19,8 @@ use std::collections::HashSet;
 use std::str::FromStr;
 use std::sync::OnceLock;
 
-use lettre::Address;
+use lettre::message::Mailbox;
+use lettre::{Address, Message};
 
 /// The longest address accepted (RFC 5321's path limit less the angle brackets).
 const MAX_LEN: usize = 254;
@@ -63,6 +68,9 @@ pub enum AddressError {
     NotADomain,
     #[error("Disposable email addresses are not accepted; use a permanent address.")]
     Disposable,
+    /// The parser accepts it, but no mail can be addressed to it (a quoted local part).
+    #[error("{}", crate::texts::pages::ADDRESS_UNMAILABLE)]
+    Unmailable,
 }
 
 /// Validates an address as typed (surrounding white space is ignored).
@@ -94,6 +102,9 @@ pub fn validate(raw: &str) -> Result<Address, AddressError> {
     }
     if is_disposable(&domain) {
         return Err(AddressError::Disposable);
+    }
+    if !mailable(&address) {
+        return Err(AddressError::Unmailable);
     }
     Ok(address)
 }
@@ -130,6 +141,27 @@ pub fn mailbox(address: &Address) -> String {
 pub fn budget_domain(address: &Address) -> Option<String> {
     let domain = address.domain().to_ascii_lowercase();
     (!SHARED_PROVIDERS.contains(&domain.as_str())).then_some(domain)
+}
+
+/// True when a mail can be addressed to `address` exactly as the mail composer does it: an
+/// unquoted local part (RFC 5322's quoted strings, `"john doe"@`, are valid syntax that lettre
+/// parses but does not write back into a header or an SMTP envelope faithfully), a `To` mailbox
+/// that reads back as the same address, and a message lettre builds with an envelope for it.
+fn mailable(address: &Address) -> bool {
+    if address.user().contains(['"', '\\', ' ']) {
+        return false;
+    }
+    let mailbox = Mailbox::new(None, address.clone());
+    let reread = mailbox.to_string().parse::<Mailbox>();
+    if !reread.is_ok_and(|m| m.email == *address) {
+        return false;
+    }
+    Message::builder()
+        .from(mailbox.clone())
+        .to(mailbox)
+        .subject("check")
+        .body(String::new())
+        .is_ok_and(|message| message.envelope().to() == std::slice::from_ref(address))
 }
 
 /// True when `domain` or one of its parent domains is a disposable mail provider.
@@ -188,6 +220,41 @@ mod tests {
         }
         let long = format!("{}@example.com", "a".repeat(250));
         assert_eq!(validate(&long), Err(AddressError::TooLong));
+    }
+
+    #[test]
+    fn addresses_no_mail_can_carry_are_refused() {
+        for bad in [
+            "\"john doe\"@example.com",
+            "\"john\"@example.com",
+            "\"john\\\"doe\"@example.com",
+            "\"a@b\"@example.com",
+            "\"\"@example.com",
+            "\"john.doe\".x@example.com",
+        ] {
+            let result = validate(bad);
+            assert!(
+                matches!(
+                    result,
+                    Err(AddressError::Unmailable | AddressError::Invalid)
+                ),
+                "{bad:?}: {result:?}"
+            );
+        }
+        assert_eq!(
+            validate("\"john doe\"@example.com"),
+            Err(AddressError::Unmailable)
+        );
+        // Every accepted address builds a message with itself as the only recipient.
+        for ok in [
+            "jane@example.com",
+            "o'brien@example.ie",
+            "a+b=c@example.org",
+            "jürgen@xn--bcher-kva.example",
+        ] {
+            let address = validate(ok).unwrap();
+            assert!(mailable(&address), "{ok}");
+        }
     }
 
     #[test]

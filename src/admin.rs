@@ -3,8 +3,13 @@
 //! in it. The admin API (`http::admin`) and the command line (`docgate link`, `docgate revoke`,
 //! `docgate requests`) both call these, so they behave alike.
 //!
+//! On embedded defaults the command line cannot reach the service's memory; it calls the admin
+//! API instead, through [`remote`].
+//!
 //! Every action writes one `audit` log line: what was done, to which link (`jti` prefix) or
 //! person (pseudonym), never an address or a token in clear.
+
+pub mod remote;
 
 use std::time::Duration;
 

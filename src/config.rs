@@ -73,6 +73,7 @@ pub const ENV_DOWNLOAD_RATE_WINDOW: &str = "DOCGATE_DOWNLOAD_RATE_WINDOW";
 pub const ENV_MAX_HEADER_BYTES: &str = "DOCGATE_MAX_HEADER_BYTES";
 pub const ENV_MAX_HEADERS: &str = "DOCGATE_MAX_HEADERS";
 pub const ENV_H2_MAX_STREAMS: &str = "DOCGATE_H2_MAX_STREAMS";
+pub const ENV_H2C: &str = "DOCGATE_H2C";
 pub const ENV_LOG: &str = "DOCGATE_LOG";
 pub const ENV_LOG_FORMAT: &str = "DOCGATE_LOG_FORMAT";
 pub const ENV_CONFIRM_PAGE: &str = "DOCGATE_CONFIRM_PAGE";
@@ -279,6 +280,8 @@ pub struct HttpLimits {
     pub max_headers: usize,
     /// Concurrent streams on one HTTP/2 connection.
     pub h2_max_streams: u32,
+    /// HTTP/2 cleartext (prior knowledge) on the public listener; off: HTTP/1.1 only.
+    pub h2c: bool,
 }
 
 /// The Redis token store, rate limiter and mail queue.
@@ -637,6 +640,7 @@ impl Config {
                 h2_max_streams: env.parse(ENV_H2_MAX_STREAMS, "100", |v| {
                     parse_count(v, 1, 10_000).map(|n| n as u32)
                 })?,
+                h2c: env.parse(ENV_H2C, "off", parse_switch)?,
             },
             download_attempts,
             drain_timeout: env.parse(ENV_DRAIN_TIMEOUT, "30s", parse_duration)?,

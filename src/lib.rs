@@ -29,6 +29,7 @@
 //! - [`telemetry`]: logging setup, and redaction of personal data in logs.
 //! - [`check`]: `docgate check`, reaching every backend and looking for dangerous settings.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
+//! - [`json`]: JSON read from clients, refusing objects that repeat a key.
 //! - [`units`], [`html`]: small shared helpers.
 
 #![forbid(unsafe_code)]
@@ -41,6 +42,7 @@ pub mod check;
 pub mod config;
 pub mod html;
 pub mod http;
+pub mod json;
 pub mod mail;
 pub mod metrics;
 pub mod notify;
@@ -142,6 +144,8 @@ impl Service {
             listeners.admin,
             stop.clone().cancelled_owned(),
             http::admin::handle,
+            // The admin listener speaks HTTP/1.1 only: Prometheus, probes and the CLI use it.
+            false,
         ));
         let result = http::serve(self.app, listeners.public, shutdown).await;
         stop.cancel();

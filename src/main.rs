@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use docgate::admin::remote::{self, Remote, RemoteError};
 use docgate::admin::{self, AdminError, Mint};
 use docgate::config::{Config, Environment};
 use docgate::mail::queue::{RedisOutbox, Revival};
@@ -24,7 +25,9 @@ const EXIT_DATA: u8 = 65;
     version,
     about,
     after_help = "Exit codes: 0 success; 64 bad configuration or usage; 65 no such item, or \
-                  invalid input; 69 a backend cannot be reached or failed a check."
+                  invalid input; 69 a backend cannot be reached or failed a check, or (link, \
+                  revoke, requests on embedded defaults) no running docgate answers at \
+                  DOCGATE_ADMIN_LISTEN."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -37,8 +40,8 @@ enum Command {
     Serve,
     /// Validate the configuration and reach every backend, one line each; exit non-zero on failure.
     Check,
-    /// Mint a link to a document for an address and print it (needs DOCGATE_REDIS_URL: the
-    /// link lives in the store the running service shares).
+    /// Mint a link to a document for an address and print it. With DOCGATE_REDIS_URL, in the
+    /// shared store; on embedded defaults, through the running service's admin API.
     Link {
         /// The recipient's address.
         #[arg(long)]
@@ -56,8 +59,8 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Withdraw a link by its id (the jti), or every link of one address (needs
-    /// DOCGATE_REDIS_URL). A download in flight stops within a second.
+    /// Withdraw a link by its id (the jti), or every link of one address (in the shared store,
+    /// or through the running service's admin API). A download in flight stops within a second.
     Revoke {
         /// The link's id, as the admin API, the request log or `docgate link --json` shows it.
         #[arg(
@@ -70,8 +73,8 @@ enum Command {
         #[arg(long)]
         email: Option<String>,
     },
-    /// Export or erase one person's entries in the owner's request log (needs
-    /// DOCGATE_REDIS_URL: the log the running service shares).
+    /// Export or erase one person's entries in the owner's request log (in Redis, or through the
+    /// running service's admin API).
     Requests {
         #[command(subcommand)]
         command: RequestsCommand,
@@ -173,10 +176,39 @@ fn main() -> ExitCode {
     })
 }
 
-async fn serve(config: Config) -> ExitCode {
+async fn serve(mut config: Config) -> ExitCode {
+    // Embedded defaults without an admin token: a per-start credential for the command line.
+    let credential = if config.redis.is_none() && config.admin_token.is_none() {
+        let path = remote::credential_path(&config);
+        match remote::write_credential(&path) {
+            Ok(secret) => {
+                config.admin_token = Some(secret.clone());
+                Some((path, secret))
+            }
+            // A convenience for the command line, not a reason to refuse to serve: without it
+            // the admin API stays off, as with no token before.
+            Err(e) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    cause = %e,
+                    "admin credential not written: the command line cannot reach this service \
+                     (set DOCGATE_ADMIN_TOKEN to use it)"
+                );
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let forget = || {
+        if let Some((path, secret)) = &credential {
+            remote::remove_credential(path, secret);
+        }
+    };
     let service = match docgate::build(config).await {
         Ok(service) => service,
         Err(e) => {
+            forget();
             eprintln!("docgate: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
@@ -185,10 +217,17 @@ async fn serve(config: Config) -> ExitCode {
     let listeners = match docgate::bind(&app.config).await {
         Ok(listeners) => listeners,
         Err(e) => {
+            forget();
             eprintln!("docgate: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
+    if let Some((path, _)) = &credential {
+        tracing::info!(
+            path = %path.display(),
+            "admin credential for the command line written (readable by this user only)"
+        );
+    }
     if app.config.token.generated {
         tracing::warn!(
             "neither DOCGATE_TOKEN_SECRET nor DOCGATE_TOKEN_KEYS is set: using a random key for this run; links stop working when docgate restarts"
@@ -210,7 +249,9 @@ async fn serve(config: Config) -> ExitCode {
         "docgate serving"
     );
     drop(app);
-    match service.run(listeners, docgate::shutdown::signal()).await {
+    let result = service.run(listeners, docgate::shutdown::signal()).await;
+    forget();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(cause = %e, "server failed");
@@ -244,12 +285,8 @@ enum Operation {
 /// Runs an operator action against the configured store, as the admin API would.
 async fn operate(config: Config, operation: Operation) -> ExitCode {
     if config.redis.is_none() {
-        eprintln!(
-            "docgate: links and the request log live in the running service's store; set \
-             DOCGATE_REDIS_URL (and the same token keys) to act on them from the command line, \
-             or use the admin API"
-        );
-        return ExitCode::from(EXIT_CONFIG);
+        // The links and the request log live in the running service: ask it.
+        return operate_remote(&config, operation).await;
     }
     let service = match docgate::build(config).await {
         Ok(service) => service,
@@ -321,6 +358,111 @@ async fn operate(config: Config, operation: Operation) -> ExitCode {
     app.tasks.close();
     app.tasks.wait().await;
     code
+}
+
+/// Runs an operator action through the running service's admin API (embedded defaults).
+async fn operate_remote(config: &Config, operation: Operation) -> ExitCode {
+    let remote = match Remote::from_config(config) {
+        Ok(remote) => remote,
+        Err(e) => return remote_failed(&e),
+    };
+    let (method, path, body) = match &operation {
+        Operation::Link { request, .. } => {
+            let mut body = serde_json::json!({
+                "email": request.email,
+                "document": request.document,
+                "send": request.send,
+            });
+            if let Some(ttl) = request.ttl {
+                body["ttl"] = format!("{}s", ttl.as_secs()).into();
+            }
+            (http::Method::POST, "/admin/links".to_owned(), Some(body))
+        }
+        Operation::Revoke { jti: Some(jti), .. } => {
+            if !docgate::token::is_valid_jti(jti) {
+                eprintln!(
+                    "docgate: {}",
+                    AdminError::BadJti(jti.chars().take(80).collect())
+                );
+                return ExitCode::from(EXIT_DATA);
+            }
+            (http::Method::DELETE, format!("/admin/tokens/{jti}"), None)
+        }
+        Operation::Revoke {
+            email: Some(email), ..
+        } => (
+            http::Method::POST,
+            "/admin/revocations".to_owned(),
+            Some(serde_json::json!({ "email": email })),
+        ),
+        Operation::Revoke { .. } => return ExitCode::from(EXIT_CONFIG),
+        Operation::Export { email } => {
+            let query = serde_urlencoded::to_string([("email", email)]).unwrap_or_default();
+            (http::Method::GET, format!("/admin/people?{query}"), None)
+        }
+        Operation::Erase { email } => (
+            http::Method::POST,
+            "/admin/erasures".to_owned(),
+            Some(serde_json::json!({ "email": email })),
+        ),
+    };
+    let answer = match remote.call(method, &path, body.as_ref()).await {
+        Ok(answer) => answer,
+        Err(e) => return remote_failed(&e),
+    };
+    let status = answer.status;
+    if status.is_success() {
+        match operation {
+            Operation::Link { json: true, .. } => println!("{}", answer.body),
+            Operation::Link { .. } => println!("{}", answer.body["url"].as_str().unwrap_or("")),
+            Operation::Revoke { jti: Some(jti), .. } => println!("revoked {jti}"),
+            Operation::Revoke { .. } => println!("revoked {} links", answer.body["revoked"]),
+            Operation::Export { .. } => {
+                for entry in answer.body["entries"].as_array().into_iter().flatten() {
+                    println!("{entry}");
+                }
+            }
+            Operation::Erase { .. } => println!("erased {} entries", answer.body["erased"]),
+        }
+        return ExitCode::SUCCESS;
+    }
+    match (&operation, status) {
+        (Operation::Revoke { jti: Some(jti), .. }, http::StatusCode::NOT_FOUND) => {
+            eprintln!("docgate: no usable link has the id {jti}");
+            ExitCode::from(EXIT_DATA)
+        }
+        (Operation::Link { request, .. }, http::StatusCode::NOT_FOUND) => {
+            eprintln!(
+                "docgate: {}",
+                AdminError::UnknownDocument(request.document.clone())
+            );
+            ExitCode::from(EXIT_DATA)
+        }
+        (_, http::StatusCode::UNAUTHORIZED) => {
+            eprintln!(
+                "docgate: the service at DOCGATE_ADMIN_LISTEN refused the admin credential: \
+                 give the command line the service's DOCGATE_ADMIN_TOKEN"
+            );
+            ExitCode::from(EXIT_CONFIG)
+        }
+        (_, status) if status.is_client_error() => {
+            eprintln!("docgate: {}", answer.message());
+            ExitCode::from(EXIT_DATA)
+        }
+        _ => {
+            eprintln!("docgate: the running service failed: {}", answer.message());
+            ExitCode::from(EXIT_UNAVAILABLE)
+        }
+    }
+}
+
+/// One line for an admin API that could not be asked, and its exit code.
+fn remote_failed(e: &RemoteError) -> ExitCode {
+    eprintln!("docgate: {e}");
+    match e {
+        RemoteError::NoPort(_) => ExitCode::from(EXIT_CONFIG),
+        _ => ExitCode::from(EXIT_UNAVAILABLE),
+    }
 }
 
 async fn check(config: Config) -> ExitCode {

@@ -149,6 +149,7 @@ impl TokenCodec {
         if token.bytes().filter(|&b| b == b'.').count() != 2 {
             return Err(TokenError::Invalid("not three segments"));
         }
+        check_header(token)?;
         let header =
             jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("bad header"))?;
         if header.alg != Algorithm::HS256 {
@@ -175,6 +176,26 @@ impl TokenCodec {
             return Err(TokenError::Expired(Box::new(claims)));
         }
         Ok(claims)
+    }
+}
+
+/// The JOSE header as JSON, before the library reads it: an object with no key named twice
+/// (RFC 7515 §4) and no `crit`. A `crit` lists extensions the verifier must understand or refuse
+/// the token (§4.1.11); docgate understands none, so any `crit`, whatever its value, is refused.
+pub fn check_header(token: &str) -> Result<(), TokenError> {
+    let segment = token.split('.').next().unwrap_or_default();
+    let bytes = URL_SAFE_NO_PAD
+        .decode(segment)
+        .map_err(|_| TokenError::Invalid("bad header"))?;
+    match crate::json::from_slice(&bytes) {
+        Ok(serde_json::Value::Object(header)) if header.contains_key("crit") => {
+            Err(TokenError::Invalid("critical header extension"))
+        }
+        Ok(serde_json::Value::Object(_)) => Ok(()),
+        Err(crate::json::JsonError::DuplicateKey) => {
+            Err(TokenError::Invalid("header parameter named twice"))
+        }
+        _ => Err(TokenError::Invalid("bad header")),
     }
 }
 
@@ -365,6 +386,59 @@ mod tests {
     }
 
     #[test]
+    fn a_crit_header_is_refused_whatever_its_value() {
+        let codec = codec(SECRET);
+        let kid = key_id(&Secret::new(SECRET.to_vec()));
+        let claims = format!(
+            r#"{{"jti":"abcdefghijklmnopqrstuvwx","doc":"resume","iat":{NOW},"exp":{},"iss":"docgate"}}"#,
+            NOW + 900
+        );
+        for crit in [
+            r#"["exp"]"#,
+            r#"["b64"]"#,
+            r#"["x-unknown"]"#,
+            "[]",
+            "null",
+            r#""kid""#,
+            "{}",
+            "false",
+        ] {
+            let header = format!(r#"{{"alg":"HS256","kid":"{kid}","crit":{crit},"b64":true}}"#);
+            let token = forge(&header, &claims, SECRET);
+            assert!(
+                matches!(
+                    codec.verify(&token, NOW),
+                    Err(TokenError::Invalid("critical header extension"))
+                ),
+                "{header}"
+            );
+            // Refused before the signature matters: signed with another key, the same answer.
+            let token = forge(&header, &claims, b"another secret that is long enough!!");
+            assert!(
+                matches!(
+                    codec.verify(&token, NOW),
+                    Err(TokenError::Invalid("critical header extension"))
+                ),
+                "{header}"
+            );
+        }
+        // Our own tokens carry none.
+        let token = codec.sign(&Claims::new("resume", NOW, 900)).unwrap();
+        assert!(check_header(&token).is_ok());
+        assert!(segments(&token)[0].get("crit").is_none());
+    }
+
+    #[test]
+    fn a_header_that_is_not_one_json_object_is_refused() {
+        for header in ["[]", "\"HS256\"", "{", r#"{"alg":"HS256"}x"#] {
+            let token = format!("{}.e30.sig", URL_SAFE_NO_PAD.encode(header));
+            assert!(check_header(&token).is_err(), "{header}");
+        }
+        assert!(check_header("!!!.e30.sig").is_err());
+        assert!(check_header("e30=.e30.sig").is_err());
+    }
+
+    #[test]
     fn forged_headers_and_claims_are_invalid() {
         let codec = codec(SECRET);
         let kid = key_id(&Secret::new(SECRET.to_vec()));
@@ -406,6 +480,10 @@ mod tests {
             (good_header.clone(), future_iat),
             (good_header.clone(), wrong_iss),
             (good_header.clone(), claims(r#","email":"a@b.c""#)),
+            (
+                format!(r#"{{"alg":"HS256","kid":"{kid}","kid":"{kid}"}}"#),
+                claims(""),
+            ),
         ];
         for (header, claims) in cases {
             let token = forge(&header, &claims, SECRET);

@@ -1,5 +1,7 @@
-//! Property tests for the four parsers that face the internet: link tokens (`/d/{token}`), the
-//! `Range` header, `X-Forwarded-For`, and the link-request body.
+//! Property tests for the parsers that face the internet: link tokens (`/d/{token}`, a `crit`
+//! header refused), the `Range` header, `X-Forwarded-For`, the link-request body (a repeated
+//! JSON key or form field refused), the address check (what passes can be mailed), and the
+//! `Content-Disposition` built from a filename (printable ASCII, the exact name in `filename*`).
 //!
 //! Anyone can send these bytes, so beyond "never panics" each property checks what the parser
 //! promises: a token verifies only when it is byte-for-byte one we signed; a resolved range lies
@@ -983,6 +985,11 @@ fn json_model(object: &serde_json::Map<String, Value>) -> Option<Fields> {
 
 /// The fields a form gives, or `None` when a field repeats (refused).
 fn form_model(pairs: &[(String, String)]) -> Option<Fields> {
+    // Any name given twice refuses the form, whether docgate reads that field or not.
+    let mut names = std::collections::HashSet::new();
+    if !pairs.iter().all(|(name, _)| names.insert(name.as_str())) {
+        return None;
+    }
     let value = |name: &str| {
         let mut values = pairs
             .iter()
@@ -1056,7 +1063,7 @@ proptest! {
     fn bodies_decode_to_what_they_carry(bytes in body_bytes()) {
         let json = decode_fields(false, &bytes);
         let expected = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(object)) => json_model(&object),
+            Ok(Value::Object(object)) if !repeats_a_key(&bytes) => json_model(&object),
             _ => None,
         };
         match expected {
@@ -1108,7 +1115,11 @@ proptest! {
         extras in prop::collection::vec((extra_key(), any::<String>()), 0..4),
         order in any::<Index>(),
     ) {
-        let mut pairs = extras;
+        let mut pairs: Vec<(String, String)> = extras
+            .into_iter()
+            .collect::<std::collections::BTreeMap<_, _>>()
+            .into_iter()
+            .collect();
         for (name, value) in [("email", &email), ("document", &document)] {
             if let Some(value) = value {
                 let at = order.index(pairs.len() + 1);
@@ -1135,6 +1146,181 @@ proptest! {
         let bytes = value.to_string().into_bytes();
         let result = decode_fields(false, &bytes);
         prop_assert!(is_body_error(&result), "{value} gave {result:?}");
+    }
+}
+
+/// Counts every member of every object in a JSON text, repeated keys included (serde_json's
+/// `Value` keeps one of two): a model of "some object repeats a key" independent of
+/// `docgate::json`.
+struct Members;
+
+impl<'de> serde::de::DeserializeSeed<'de> for Members {
+    type Value = usize;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Members {
+    type Value = usize;
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_unit<E>(self) -> Result<usize, E> {
+        Ok(0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut n = 0;
+        while let Some(inner) = seq.next_element_seed(Members)? {
+            n += inner;
+        }
+        Ok(n)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
+        let mut n = 0;
+        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
+            n += 1 + map.next_value_seed(Members)?;
+        }
+        Ok(n)
+    }
+}
+
+fn members_of(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => items.iter().map(members_of).sum(),
+        Value::Object(object) => object.len() + object.values().map(members_of).sum::<usize>(),
+        _ => 0,
+    }
+}
+
+/// True when `bytes` is JSON in which some object names a key twice.
+fn repeats_a_key(bytes: &[u8]) -> bool {
+    use serde::de::DeserializeSeed;
+    let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
+        return false;
+    };
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    Members
+        .deserialize(&mut deserializer)
+        .is_ok_and(|all| all > members_of(&value))
+}
+
+/// A JSON text with one key of one object repeated (at any depth).
+fn with_a_repeated_key() -> impl Strategy<Value = Vec<u8>> {
+    (
+        json_value(),
+        any::<String>(),
+        json_value(),
+        json_value(),
+        any::<Index>(),
+    )
+        .prop_map(|(inner, key, first, second, depth)| {
+            let key = Value::String(key).to_string();
+            let object = format!("{{{key}: {first}, \"x\": {inner}, {key}: {second}}}");
+            match depth.index(3) {
+                0 => object,
+                1 => format!("[1, {object}]"),
+                _ => format!("{{\"email\": \"a@example.org\", \"nested\": {object}}}"),
+            }
+            .into_bytes()
+        })
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    /// `docgate::json` reads what serde_json reads, value for value, unless an object repeats a
+    /// key: then it refuses, and so does the link request body.
+    #[test]
+    fn strict_json_is_serde_json_without_repeated_keys(bytes in body_bytes()) {
+        let ours = docgate::json::from_slice(&bytes);
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(value) if repeats_a_key(&bytes) => {
+                prop_assert_eq!(ours, Err(docgate::json::JsonError::DuplicateKey), "{}", value);
+            }
+            Ok(value) => prop_assert_eq!(ours, Ok(value)),
+            Err(_) => prop_assert_eq!(ours, Err(docgate::json::JsonError::Syntax)),
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_anywhere_is_refused(bytes in with_a_repeated_key()) {
+        prop_assert!(repeats_a_key(&bytes));
+        prop_assert_eq!(docgate::json::from_slice(&bytes), Err(docgate::json::JsonError::DuplicateKey));
+        let result = decode_fields(false, &bytes);
+        prop_assert!(is_body_error(&result), "{result:?}");
+    }
+
+    /// A genuinely signed token whose header carries `crit`, whatever its value and whatever else
+    /// the header holds, is refused as invalid.
+    #[test]
+    fn a_crit_header_never_verifies((claims, now) in claims_and_now(), crit in json_value(), typ in any::<bool>()) {
+        let mut header = json!({ "alg": "HS256", "kid": CODEC.signing_kid(), "crit": crit });
+        if typ {
+            header["typ"] = "JWT".into();
+        }
+        let token = setup(sign_parts(
+            &URL_SAFE_NO_PAD.encode(header.to_string()),
+            &URL_SAFE_NO_PAD.encode(setup(serde_json::to_string(&claims))?),
+            SECRET,
+            Algorithm::HS256,
+        ).ok_or("signing failed"))?;
+        let result = CODEC.verify(&token, now);
+        prop_assert!(is_invalid(&result), "{result:?}");
+    }
+
+    /// The `Content-Disposition` of any filename is printable ASCII; its plain `filename` is a
+    /// quoted string with no quote or backslash inside; `filename*` decodes to the exact name.
+    #[test]
+    fn content_disposition_is_ascii_and_carries_the_exact_name(name in prop_oneof![
+        any::<String>(),
+        "[a-zA-Z0-9 äöüßÄÖÜéèçñøåłž€\"\\_.-]{0,40}",
+    ]) {
+        for disposition in [docgate::config::Disposition::Attachment, docgate::config::Disposition::Inline] {
+            let value = docgate::http::download::content_disposition(&name, disposition);
+            prop_assert!(value.bytes().all(|b| (b' '..=b'~').contains(&b)), "{value:?}");
+            prop_assert!(HeaderValue::from_str(&value).is_ok());
+            let (_, rest) = value.split_once("; filename=\"").ok_or_else(|| TestCaseError::fail("no filename"))?;
+            let (plain, star) = rest.split_once("\"; filename*=UTF-8''").ok_or_else(|| TestCaseError::fail("no filename*"))?;
+            prop_assert!(!plain.contains(['"', '\\']), "{plain:?}");
+            let decoded = setup(percent_encoding::percent_decode_str(star).decode_utf8())?;
+            prop_assert_eq!(decoded.as_ref(), name.as_str());
+        }
+    }
+
+    /// Every address accepted can be mailed: lettre builds a message to it whose envelope holds
+    /// exactly that address, its local part is unquoted, and it validates to itself again.
+    #[test]
+    fn accepted_addresses_can_be_mailed(raw in prop_oneof![
+        any::<String>(),
+        "\"?[a-zA-Z0-9 .+_'\"\\\\ü-]{1,12}\"?@[a-z0-9ü-]{1,8}\\.(com|org|example)",
+    ]) {
+        if let Ok(address) = docgate::address::validate(&raw) {
+            prop_assert!(!address.user().contains(['"', '\\', ' ']), "{address}");
+            let mailbox = lettre::message::Mailbox::new(None, address.clone());
+            let message = setup(lettre::Message::builder()
+                .from(mailbox.clone())
+                .to(mailbox)
+                .subject("x")
+                .body(String::new()))?;
+            prop_assert_eq!(message.envelope().to(), std::slice::from_ref(&address));
+            prop_assert_eq!(docgate::address::validate(address.as_ref()), Ok(address.clone()));
+        }
     }
 }
 

@@ -3,9 +3,9 @@
 //!
 //! Input: the body. Checks, for both decodings: no panic; JSON is accepted only as an object
 //! whose `email`, `document`, `name` and `company` are strings, `null` or absent and whose
-//! `consent` is a boolean, a string, `null` or absent, and then gives exactly those; a form is
-//! accepted unless a field is repeated, and then gives exactly its values (`consent` agreeing
-//! for `true`, `on`, `yes`, `1` in any case).
+//! `consent` is a boolean, a string, `null` or absent, and no object in it repeats a key, and
+//! then gives exactly those; a form is accepted unless a name is repeated, and then gives exactly
+//! its values (`consent` agreeing for `true`, `on`, `yes`, `1` in any case).
 
 #![no_main]
 
@@ -28,6 +28,10 @@ fn json_model(data: &[u8]) -> Option<Fields> {
     let Ok(Value::Object(object)) = serde_json::from_slice::<Value>(data) else {
         return None;
     };
+    // A repeated key refuses the body (the `json` target checks that detection on its own).
+    if docgate::json::from_slice(data).is_err() {
+        return None;
+    }
     let text = |name: &str| match object.get(name) {
         None | Some(Value::Null) => Some(None),
         Some(Value::String(s)) => Some(Some(s.clone())),
@@ -49,6 +53,11 @@ fn json_model(data: &[u8]) -> Option<Fields> {
 }
 
 fn form_model(pairs: &[(String, String)]) -> Option<Fields> {
+    // Any name given twice refuses the form, whether docgate reads that field or not.
+    let mut names = std::collections::HashSet::new();
+    if !pairs.iter().all(|(name, _)| names.insert(name.as_str())) {
+        return None;
+    }
     let value = |name: &str| {
         let mut values = pairs
             .iter()

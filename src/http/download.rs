@@ -63,6 +63,12 @@ const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'|')
     .remove(b'~');
 
+/// The `Content-Security-Policy` of every download (`200`, `206`, `HEAD`): the sandbox gives an
+/// HTML or SVG document opened inline an opaque origin and no script, forms, popups or plugins;
+/// `default-src 'none'` stops it loading anything either (no tracking pixel, no style from
+/// elsewhere). Chromium's PDF viewer still opens a PDF served `inline` under it (tested).
+pub const DOWNLOAD_CSP: &str = "default-src 'none'; sandbox";
+
 /// The largest body a `POST /d/{token}` may carry: the confirm page's form sends none, the expired
 /// page's one field.
 const MAX_POST_BODY: usize = 1024;
@@ -441,6 +447,17 @@ fn headers(
     headers.insert(header::ETAG, value(&meta.etag));
     headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    // The bytes are the owner's, not docgate's: an HTML or SVG document opened inline runs in a
+    // unique opaque origin with no script and loads nothing, so it cannot act on docgate's
+    // origin (its forms, its cookies, other links). `nosniff` keeps the declared type.
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(DOWNLOAD_CSP),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     if let Some(range) = range {
         headers.insert(
             header::CONTENT_RANGE,
@@ -451,20 +468,11 @@ fn headers(
 }
 
 /// `attachment` (or `inline`) with the name twice (RFC 6266): exact in `filename*` (RFC 8187,
-/// UTF-8, percent-encoded), which browsers prefer; and in `filename` as UTF-8 bytes in a quoted
-/// string with `"` and `\` replaced, for clients that read only that one (`curl -OJ` saves it
-/// as is, so a UTF-8 file system gets the right name).
+/// UTF-8, percent-encoded), which browsers prefer; and in `filename` as the ASCII fallback of
+/// appendix D, for clients that read only that one (`curl -OJ`): see [`ascii_filename`]. The
+/// whole value is printable ASCII, whatever the name.
 pub fn content_disposition(filename: &str, disposition: Disposition) -> String {
-    let fallback: String = filename
-        .chars()
-        .map(|c| {
-            if c == '"' || c == '\\' || c.is_control() {
-                '_'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let fallback = ascii_filename(filename);
     let encoded = utf8_percent_encode(filename, ATTR_CHAR);
     let kind = match disposition {
         Disposition::Attachment => "attachment",
@@ -472,6 +480,23 @@ pub fn content_disposition(filename: &str, disposition: Disposition) -> String {
     };
     format!("{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}")
 }
+
+/// A filename's ASCII stand-in, safe inside a quoted string: letters transliterated by
+/// `deunicode` (`Zoë Müller` → `Zoe Muller`, `ß` → `ss`, other scripts to their usual Latin
+/// spelling), and anything else that is not printable ASCII, and `"` and `\`, replaced by `_`.
+/// A header carrying raw UTF-8 bytes is read as ISO-8859-1 by many clients (`Zoë` arrives as
+/// `ZoÃ«`) and refused by some proxies.
+pub fn ascii_filename(filename: &str) -> String {
+    deunicode::deunicode_with_tofu(filename, "_")
+        .chars()
+        .map(|c| match c {
+            '"' | '\\' => '_',
+            ' '..='~' => c,
+            _ => '_',
+        })
+        .collect()
+}
+
 
 /// Records a refused download of a genuine link in the owner's request log: a note, stored only
 /// within its link's and its person's bounds ([`crate::requestlog::NOTES_PER_LINK`]), and always
@@ -504,12 +529,51 @@ mod tests {
         );
         assert_eq!(
             content_disposition("Lebenslauf Jürgen \"JM\".pdf", Disposition::Attachment),
-            "attachment; filename=\"Lebenslauf Jürgen _JM_.pdf\"; \
+            "attachment; filename=\"Lebenslauf Jurgen _JM_.pdf\"; \
              filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20%22JM%22.pdf"
+        );
+        assert_eq!(
+            content_disposition("Zoë Müller - Lebenslauf.pdf", Disposition::Attachment),
+            "attachment; filename=\"Zoe Muller - Lebenslauf.pdf\"; \
+             filename*=UTF-8''Zo%C3%AB%20M%C3%BCller%20-%20Lebenslauf.pdf"
         );
         assert_eq!(
             content_disposition("a b.pdf", Disposition::Inline),
             "inline; filename=\"a b.pdf\"; filename*=UTF-8''a%20b.pdf"
         );
+    }
+
+    #[test]
+    fn the_plain_filename_is_an_ascii_transliteration() {
+        for (name, ascii) in [
+            ("Zoë Müller - Lebenslauf.pdf", "Zoe Muller - Lebenslauf.pdf"),
+            ("Straße.pdf", "Strasse.pdf"),
+            ("Ångström Æsir Øre.pdf", "Angstrom AEsir Ore.pdf"),
+            ("Čapek Łódź.pdf", "Capek Lodz.pdf"),
+            ("a\\b\"c.pdf", "a_b_c.pdf"),
+            ("tab\there.pdf", "tab_here.pdf"),
+            ("plain-ASCII_name (1).pdf", "plain-ASCII_name (1).pdf"),
+        ] {
+            assert_eq!(ascii_filename(name), ascii, "{name}");
+        }
+        for name in [
+            "履歴書.pdf",
+            "Résumé 😀.pdf",
+            "\u{202E}fdp.exe",
+            "\u{10FFFF}",
+        ] {
+            let ascii = ascii_filename(name);
+            assert!(
+                ascii.bytes().all(|b| (b' '..=b'~').contains(&b)),
+                "{name}: {ascii:?}"
+            );
+            assert!(!ascii.contains(['"', '\\']), "{name}: {ascii:?}");
+            let header = content_disposition(name, Disposition::Inline);
+            assert!(HeaderValue::try_from(header.as_str()).is_ok(), "{header}");
+            assert!(
+                header.bytes().all(|b| (b' '..=b'~').contains(&b)),
+                "{header}"
+            );
+        }
     }
 }

@@ -88,6 +88,10 @@ pub enum Error {
     StoreUnavailable(String),
     #[error("mail unavailable: {0}")]
     MailUnavailable(String),
+    /// A failure that retrying cannot fix (a mail that cannot be composed): `500`, never the
+    /// `503` "try again in a minute" of an outage.
+    #[error("internal error: {0}")]
+    Internal(String),
     #[error("object store failed: {0}")]
     ObjectStore(String),
 }
@@ -106,7 +110,11 @@ impl From<LimitError> for Error {
 
 impl From<MailError> for Error {
     fn from(e: MailError) -> Self {
-        Error::MailUnavailable(e.to_string())
+        match e {
+            // The same mail would fail to compose again: not an outage.
+            MailError::Compose(_) => Error::Internal(e.to_string()),
+            MailError::Delivery(_) => Error::MailUnavailable(e.to_string()),
+        }
     }
 }
 
@@ -190,6 +198,7 @@ impl Error {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Error::ObjectStore(_) => StatusCode::BAD_GATEWAY,
+            Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
@@ -220,6 +229,7 @@ impl Error {
             Error::MethodNotAllowed { .. } => "method_not_allowed",
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) => "service_unavailable",
             Error::ObjectStore(_) => "upstream_error",
+            Error::Internal(_) => "internal",
         }
     }
 
@@ -255,6 +265,7 @@ impl Error {
             Error::MethodNotAllowed { allow } => t::method_not_allowed(allow),
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) => t::UNAVAILABLE.to_owned(),
             Error::ObjectStore(_) => t::UPSTREAM.to_owned(),
+            Error::Internal(_) => t::INTERNAL.to_owned(),
         }
     }
 
@@ -370,6 +381,7 @@ impl Error {
             }
             Error::NotFound => t::NOT_FOUND_TITLE,
             Error::CrossSite | Error::CrossSiteRequest => t::FORBIDDEN_TITLE,
+            Error::Internal(_) => t::INTERNAL_TITLE,
             _ => t::NOT_ACCEPTED_TITLE,
         }
     }
@@ -389,4 +401,28 @@ pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
         HeaderValue::from_static("application/json"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_mail_that_cannot_be_composed_is_a_500_not_an_outage() {
+        let error = Error::from(MailError::Compose("secret detail of the cause".to_owned()));
+        assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(error.code(), "internal");
+        assert!(!error.message().contains("minute"), "{}", error.message());
+        let response = error.into_response(false);
+        assert_eq!(response.status(), 500);
+        assert!(response.headers().get(header::RETRY_AFTER).is_none());
+
+        // A delivery failure is still the outage it is: 503, try again.
+        let error = Error::from(MailError::Delivery("server down".to_owned()));
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let response = error.into_response(false);
+        assert!(response.headers().get(header::RETRY_AFTER).is_some());
+        let page = Error::Internal(String::new()).into_response(true);
+        assert_eq!(page.status(), 500);
+    }
 }

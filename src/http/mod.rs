@@ -1,6 +1,8 @@
 //! The public HTTP listener: accepting connections, routing, security headers and the access log.
 //!
-//! Built directly on hyper 1.x through hyper-util's auto (HTTP/1.1 + HTTP/2) connection builder.
+//! Built directly on hyper 1.x through hyper-util's auto connection builder: HTTP/1.1, and HTTP/2
+//! cleartext with prior knowledge only when `DOCGATE_H2C` is on (behind an ingress the hop is
+//! HTTP/1.1, and a public h2c endpoint only widens what a client can make the server hold).
 //! Each connection is watched by a [`GracefulShutdown`], so on SIGTERM the listener closes and
 //! in-flight downloads run to completion (bounded by the drain timeout).
 //!
@@ -109,22 +111,24 @@ pub async fn serve(
         app.config.http.max_connections_per_ip,
         app.config.trusted_proxies.clone(),
     );
-    serve_on(app, listener, shutdown, handle, Some(peers)).await
+    let h2c = app.config.http.h2c;
+    serve_on(app, listener, shutdown, handle, Some(peers), h2c).await
 }
 
 /// Serves `listener` with `handler` under the configured connection limits, until `shutdown`
-/// resolves; then drains.
+/// resolves; then drains. HTTP/1.1 only, unless `h2c`: then HTTP/2 with prior knowledge too.
 pub async fn serve_with<H, F>(
     app: Arc<App>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     handler: H,
+    h2c: bool,
 ) -> std::io::Result<()>
 where
     H: Fn(Arc<App>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    serve_on(app, listener, shutdown, handler, None).await
+    serve_on(app, listener, shutdown, handler, None, h2c).await
 }
 
 /// Serves `listener`, with `peers` capping each peer's connections when given.
@@ -134,6 +138,7 @@ async fn serve_on<H, F>(
     shutdown: impl Future<Output = ()>,
     handler: H,
     peers: Option<PeerConnections>,
+    h2c: bool,
 ) -> std::io::Result<()>
 where
     H: Fn(Arc<App>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
@@ -141,6 +146,10 @@ where
 {
     let limits = app.config.http;
     let mut builder = auto::Builder::new(TokioExecutor::new());
+    // Without h2c, a client's HTTP/2 preface is not an HTTP/1 request: the connection is closed.
+    if !h2c {
+        builder = builder.http1_only();
+    }
     let mut http1 = builder.http1();
     http1
         // hyper applies the header read timeout only with a timer; it also bounds how long an
@@ -227,7 +236,9 @@ where
                     req.extensions_mut().insert(cutter.clone());
                     async move { Ok::<_, Infallible>(handler(app, peer, req).await) }
                 });
-                let conn = builder.serve_connection_with_upgrades(
+                // No upgrades: nothing docgate serves switches protocols (and the `_with_upgrades`
+                // variant ignores `http1_only`).
+                let conn = builder.serve_connection(
                     TokioIo::new(guarded),
                     TowerToHyperService::new(service),
                 );

@@ -94,6 +94,14 @@ pub const CROSS_SITE: &str = "This download must be started from its own page. O
 pub const CROSS_SITE_REQUEST: &str = "Links are sent only to requests made on this site's own page. Open the request form here and ask again.";
 pub const NOT_ACCEPTED_TITLE: &str = "Request not accepted";
 pub const INVALID_FIELDS: &str = "Some fields are missing or invalid.";
+/// A link request naming one field twice (in JSON or a form).
+pub const DUPLICATE_FIELD: &str = "A field appears more than once: send each field once.";
+/// An address the parser accepts but no mail could be addressed to (a quoted local part).
+pub const ADDRESS_UNMAILABLE: &str =
+    "This address cannot receive our mail; use an address without quotes or spaces.";
+pub const INTERNAL_TITLE: &str = "Something went wrong";
+/// A failure that retrying will not fix (a mail that cannot be composed).
+pub const INTERNAL: &str = "Something went wrong on our side and was logged. Trying again will not help; please contact the site's owner.";
 pub const TOO_LARGE: &str = "The request body is larger than 4 KiB.";
 pub const BODY_NOT_ALLOWED: &str = "This request takes no body.";
 pub const HEADERS_TOO_LARGE: &str = "The request headers are too large.";

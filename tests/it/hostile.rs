@@ -181,9 +181,21 @@ fn link_request_rows() -> Vec<Case> {
         case("JSON declared Latin-1, a Latin-1 byte",   Fields(&["body"]), |n| post(Some("application/json; charset=iso-8859-1"), raw_email(n, b"\xFC"))),
         // Observed: the first Content-Type decides; a JSON body read as a form has no fields.
         case("two Content-Types, form first",           Fields(&["document", "email"]), |n| http("POST", REQUESTS, &[AS_FORM, AS_JSON], Some(&valid(n)))),
-        // Duplicated fields: a form refuses them; JSON keeps the last one (see `accepted_rows`).
+        // Duplicated fields: refused in a form and in JSON, at any depth (one of the two would
+        // silently win, and a filter in front may have checked the other).
         case("email twice in a form",                   Fields(&["body"]), |n| post(FORM, form(&[("email", &addr(n)), ("email", &evil(n)), ("document", "resume")]))),
-        case("document twice in JSON, the last unknown", Error(404, UNKNOWN), |n| post(JSON, format!(r#"{{"email": "{}", "document": "resume", "document": "../etc/passwd"}}"#, addr(n)))),
+        case("document twice in a form",                Fields(&["body"]), |n| post(FORM, form(&[("email", &addr(n)), ("document", "resume"), ("document", "resume")]))),
+        case("email twice in JSON",                     Fields(&["body"]), |n| post(JSON, format!(r#"{{"email": "{}", "email": "{}", "document": "resume"}}"#, addr(n), evil(n)))),
+        case("email twice in JSON, the same address",   Fields(&["body"]), |n| post(JSON, format!(r#"{{"email": "{0}", "document": "resume", "email": "{0}"}}"#, addr(n)))),
+        case("email twice, one spelt with an escape",   Fields(&["body"]), |n| post(JSON, format!(r#"{{"email": "{}", "\u0065mail": "{}", "document": "resume"}}"#, addr(n), evil(n)))),
+        case("document twice in JSON, the last unknown", Fields(&["body"]), |n| post(JSON, format!(r#"{{"email": "{}", "document": "resume", "document": "../etc/passwd"}}"#, addr(n)))),
+        case("an ignored field twice in JSON",          Fields(&["body"]), |n| post(JSON, format!(r#"{{"email": "{}", "document": "resume", "pad": 1, "pad": 2}}"#, addr(n)))),
+        case("a key twice in a nested object",          Fields(&["body"]), |n| post(JSON, format!(r#"{{"email": "{}", "document": "resume", "x": {{"y": 1, "y": 2}}}}"#, addr(n)))),
+        // Addresses the parser accepts but no mail can be addressed to: refused at the door.
+        case("a quoted local part with a space",        Fields(&["email"]), |n| post(JSON, ask(format!("\"visitor {n}\"@example.org")))),
+        case("a quoted local part",                     Fields(&["email"]), |n| post(JSON, ask(format!("\"visitor-{n}\"@example.org")))),
+        case("a quoted local part, form",               Fields(&["email"]), |n| post(FORM, ask_form(&format!("\"visitor {n}\"@example.org")))),
+        case("a quoted local part with an escaped quote", Fields(&["email"]), |n| post(JSON, ask(format!("\"visitor\\\"{n}\"@example.org")))),
         // Unicode addresses that are not addresses (valid ones: `accepted_rows`).
         case("right-to-left override in the address",   Fields(&["email"]), |n| post(JSON, ask(format!("visitor-{n}\u{202E}gro@example.org")))),
         case("invalid UTF-8 in a form's email",         Fields(&["email"]), |n| post(FORM, format!("email=visitor-{n}%FF%40example.org&document=resume"))),
@@ -229,8 +241,8 @@ fn accepted_rows() -> Vec<Case> {
     vec![
         mailed("upper-case JSON type with parameters",  |n| (addr(n), post(Some("APPLICATION/JSON ; Charset=\"UTF-8\"; q=x"), valid(n)))),
         mailed("mixed-case form type with a charset",   |n| (addr(n), post(Some("Application/X-WWW-Form-Urlencoded;charset=utf-8"), ask_form(&addr(n))))),
-        // Observed: a duplicated JSON key keeps its last value (serde_json's map); only it is mailed.
-        mailed("email twice in JSON",                   |n| (format!("second-{n}@example.org"), post(JSON, format!(r#"{{"email": "first-{n}@example.org", "email": "second-{n}@example.org", "document": "resume"}}"#)))),
+        // Keys differing only in case are different keys: `Email` is ignored, not a duplicate.
+        mailed("email and Email in JSON",               |n| (addr(n), post(JSON, format!(r#"{{"email": "{}", "Email": "{}", "document": "resume"}}"#, addr(n), evil(n))))),
         // A non-ASCII local part is valid (RFC 6531): mailed as is, with SMTPUTF8 where sent by SMTP.
         mailed("non-ASCII local part",                  |n| (format!("jürgen-{n}@example.com"), post(JSON, ask(format!("jürgen-{n}@example.com"))))),
         mailed("non-ASCII local part, form",            |n| (format!("zoë-{n}@example.com"), post(FORM, ask_form(&format!("zoë-{n}@example.com"))))),
@@ -266,6 +278,15 @@ fn token_rows(app: &TestApp, victim: &Claims, token: &str) -> Vec<Case> {
         invalid_link("an unknown kid",                      signed(&edit(&header, "kid", Some("0123456789abcdef".into())), &claims)),
         invalid_link("a kid that is a path",                signed(&edit(&header, "kid", Some("../../etc/passwd".into())), &claims)),
         invalid_link("no kid",                              signed(&edit(&header, "kid", None), &claims)),
+        // RFC 7515 §4.1.11: a `crit` names extensions the verifier must understand; docgate
+        // understands none, so any `crit` is refused, before the signature matters.
+        invalid_link("crit naming exp",                     signed(&edit(&header, "crit", Some(json!(["exp"]))), &claims)),
+        invalid_link("crit naming b64, b64 false",          signed(&edit(&edit(&header, "crit", Some(json!(["b64"]))), "b64", Some(false.into())), &claims)),
+        invalid_link("crit empty",                          signed(&edit(&header, "crit", Some(json!([]))), &claims)),
+        invalid_link("crit null",                           signed(&edit(&header, "crit", Some(Value::Null)), &claims)),
+        invalid_link("crit, signed with another key",       forge(&edit(&header, "crit", Some(json!(["x"]))), &claims, Algorithm::HS256, b"another secret that is long enough!!")),
+        invalid_link("kid twice in the header",             forge_raw(&format!(r#"{{"alg":"HS256","kid":"0123456789abcdef","kid":{}}}"#, header["kid"]), &claims, ours)),
+        invalid_link("alg twice, none then HS256",          forge_raw(&format!(r#"{{"alg":"none","alg":"HS256","kid":{}}}"#, header["kid"]), &claims, ours)),
         case("expired", Error(410, "link_expired"), |_| get(&format!("/d/{expired}"), &[])).secret(&expired),
         invalid_link("issued an hour from now",             ours_with(Claims { iat: now + 3600, exp: now + 4500, ..victim.clone() })),
         invalid_link("expiring before it is issued",        ours_with(Claims { iat: now, exp: now - 1, ..victim.clone() })),
@@ -1009,6 +1030,18 @@ fn forge(header: &Value, claims: &Value, alg: Algorithm, key: &[u8]) -> String {
     let input = format!("{}.{}", b64(&header.to_string()), b64(&claims.to_string()));
     let signature =
         jsonwebtoken::crypto::sign(input.as_bytes(), &EncodingKey::from_secret(key), alg).unwrap();
+    format!("{input}.{signature}")
+}
+
+/// A token with this header text as is (so it may repeat a key), signed HS256 with `key`.
+fn forge_raw(header: &str, claims: &Value, key: &[u8]) -> String {
+    let input = format!("{}.{}", b64(header), b64(&claims.to_string()));
+    let signature = jsonwebtoken::crypto::sign(
+        input.as_bytes(),
+        &EncodingKey::from_secret(key),
+        Algorithm::HS256,
+    )
+    .unwrap();
     format!("{input}.{signature}")
 }
 

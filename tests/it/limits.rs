@@ -530,6 +530,7 @@ async fn h2_get(
 #[tokio::test]
 async fn http2_advertises_its_limits_streams_downloads_and_refuses_big_header_lists() {
     let app = TestApp::with(&[
+        ("DOCGATE_H2C", "on"),
         ("DOCGATE_H2_MAX_STREAMS", "2"),
         ("DOCGATE_MAX_HEADER_BYTES", "4096"),
     ])
@@ -564,8 +565,74 @@ async fn http2_advertises_its_limits_streams_downloads_and_refuses_big_header_li
 }
 
 #[tokio::test]
-async fn http2_rapid_reset_ends_the_connection() {
+async fn http2_cleartext_is_refused_by_default_while_http1_is_served() {
     let app = TestApp::start().await;
+    let (claims, link) = app.mint("resume").await;
+    // An HTTP/2 client with prior knowledge: its preface is no HTTP/1 request, so the
+    // connection ends before any response (the handshake or the first request fails).
+    let tcp = TcpStream::connect(app.addr).await.unwrap();
+    let answered = tokio::time::timeout(Duration::from_secs(10), async {
+        let (client, connection) = h2::client::handshake(tcp).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        let mut client = client;
+        h2_get(&mut client, &format!("{}/healthz", app.base), &[]).await
+    })
+    .await
+    .expect("the server neither answered nor closed the connection");
+    assert!(
+        answered.is_err(),
+        "an h2c request was answered: {answered:?}"
+    );
+    for uri in [format!("{}/healthz", app.base), link.clone()] {
+        let mut client =
+            match h2::client::handshake(TcpStream::connect(app.addr).await.unwrap()).await {
+                Ok((client, connection)) => {
+                    tokio::spawn(async move {
+                        let _ = connection.await;
+                    });
+                    client
+                }
+                Err(_) => continue,
+            };
+        assert!(h2_get(&mut client, &uri, &[]).await.is_err(), "{uri}");
+    }
+    // Nothing was spent, and HTTP/1.1 on the same listener serves the health check and the link.
+    assert_eq!(
+        app.store().peek(&claims.jti).await.unwrap(),
+        LinkState::Ready { started: 0 }
+    );
+    let health = app
+        .client
+        .get(format!("{}/healthz", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.version(), reqwest::Version::HTTP_11);
+    let body = app.download(&link).await;
+    assert_eq!(sha256(&body), sha256(&content(1, RESUME_LEN)));
+
+    // The admin listener speaks HTTP/1.1 only, whatever DOCGATE_H2C says.
+    let on = TestApp::with(&[("DOCGATE_H2C", "on")]).await;
+    let admin: std::net::SocketAddr = on.admin_base["http://".len()..].parse().unwrap();
+    let refused = tokio::time::timeout(Duration::from_secs(10), async {
+        let (mut client, connection) =
+            h2::client::handshake(TcpStream::connect(admin).await.unwrap()).await?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        h2_get(&mut client, &format!("{}/metrics", on.admin_base), &[]).await
+    })
+    .await
+    .expect("the admin listener neither answered nor closed the connection");
+    assert!(refused.is_err(), "h2c on the admin listener: {refused:?}");
+}
+
+#[tokio::test]
+async fn http2_rapid_reset_ends_the_connection() {
+    let app = TestApp::with(&[("DOCGATE_H2C", "on")]).await;
     let (claims, link) = app.mint("big").await;
     let client = h2_connect(&app).await;
     // Open streams and cancel each at once (CVE-2023-44487). The server must not keep serving
@@ -601,7 +668,7 @@ async fn http2_rapid_reset_ends_the_connection() {
 
 #[tokio::test]
 async fn an_idle_http2_connection_is_closed_at_the_idle_timeout() {
-    let app = TestApp::with(&[("DOCGATE_IDLE_TIMEOUT", "1s")]).await;
+    let app = TestApp::with(&[("DOCGATE_H2C", "on"), ("DOCGATE_IDLE_TIMEOUT", "1s")]).await;
     let mut client = h2_connect(&app).await;
     let (status, _) = h2_get(&mut client, &format!("{}/healthz", app.base), &[])
         .await

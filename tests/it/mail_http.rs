@@ -148,7 +148,7 @@ async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-disposition"],
-        "attachment; filename=\"Lebenslauf Jürgen Müller.pdf\"; \
+        "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
          filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
     );
     assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));

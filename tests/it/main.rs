@@ -18,6 +18,7 @@ mod errors;
 mod hostile;
 mod identifiers;
 mod inboxes;
+mod inert;
 mod journey;
 mod limits;
 mod mail_contract;
