@@ -497,7 +497,6 @@ pub fn ascii_filename(filename: &str) -> String {
         .collect()
 }
 
-
 /// Records a refused download of a genuine link in the owner's request log: a note, stored only
 /// within its link's and its person's bounds ([`crate::requestlog::NOTES_PER_LINK`]), and always
 /// counted in `docgate_download_refusals_total`.
