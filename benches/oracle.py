@@ -113,6 +113,7 @@ def run(mode, binary, work, n, warmup):
         "DOCGATE_ADMIN_LISTEN": f"127.0.0.1:{admin}",
         "DOCGATE_PUBLIC_URL": f"http://127.0.0.1:{port}",
         "DOCGATE_TOKEN_SECRET": SECRET,
+        "DOCGATE_PSEUDONYM_KEY": "oracle-benchmark-pseudonyms-0123456789",
         "DOCGATE_CATALOG": os.path.join(base, "catalog.toml"),
         "DOCGATE_DOCUMENTS_DIR": os.path.join(base, "documents"),
         "DOCGATE_OUTBOX_DIR": os.path.join(base, "outbox"),
