@@ -6,8 +6,10 @@
 //! work would show in the response time, and anyone could tell which addresses get mail.
 //!
 //! [`Pacing`] keeps the durations of the last [`SAMPLES`] mailed requests of this process (from
-//! the first budget check to the mail handed over) and makes an unmailed request wait, from its
-//! own first budget check, for one of them drawn at random. The unmailed answers then follow the
+//! the first budget check to the end of everything the request does: the mail handed over and the
+//! owner's request log written) and makes an unmailed request wait, from its own first budget
+//! check and after its own request log write, until one of them drawn at random has passed. The
+//! request's [`Timing`] carries its start to [`Pacing::settle`], which its handler calls last. The unmailed answers then follow the
 //! mailed ones' distribution, whatever makes them slow (Redis, the object store, direct SMTP),
 //! and the mailed path itself waits for nothing. Before the process has mailed anything there is
 //! nothing to copy and nothing to compare against, so no wait.
@@ -23,6 +25,32 @@ pub const SAMPLES: usize = 128;
 /// millisecond ticks at or after a deadline, which alone would add about a millisecond to every
 /// copied duration, as much as the mailed path takes on a fast store.
 const TIMER_SLACK: Duration = Duration::from_millis(2);
+
+/// A link request past the service-wide mail ceiling: when its budget checks began, and whether
+/// it mailed.
+#[derive(Debug, Clone, Copy)]
+pub struct Timing {
+    started: Instant,
+    mailed: bool,
+}
+
+impl Timing {
+    /// A request that mailed a link, its budget checks begun at `started`.
+    pub fn mailed(started: Instant) -> Self {
+        Self {
+            started,
+            mailed: true,
+        }
+    }
+
+    /// A request over a budget, answered alike without a mail.
+    pub fn unmailed(started: Instant) -> Self {
+        Self {
+            started,
+            mailed: false,
+        }
+    }
+}
 
 /// The recent durations of the mailed path.
 #[derive(Debug, Default)]
@@ -40,6 +68,16 @@ struct Recent {
 impl Pacing {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Ends a request's timed part, once it has done everything but answer: a mailed request's
+    /// duration is remembered; an unmailed one waits until a drawn mailed duration has passed.
+    pub async fn settle(&self, timing: Timing) {
+        if timing.mailed {
+            self.record(timing.started.elapsed());
+        } else {
+            self.wait_like_mailed(timing.started).await;
+        }
     }
 
     /// Remembers how long one mailed request took.

@@ -20,6 +20,7 @@ use super::request_link::{mail_link, record};
 use super::{Body, enforce, form};
 use crate::address;
 use crate::app::App;
+use crate::pacing::Timing;
 use crate::pages;
 use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event};
@@ -33,8 +34,9 @@ pub async fn handle(app: &App, claims: &Claims, client: IpAddr, html: bool) -> R
     entry.document = Some(claims.doc.clone());
     match renew(app, claims, client, &mut entry).await {
         Ok(Renewal::AskAddress(response)) => response,
-        Ok(Renewal::Sent(response)) => {
+        Ok(Renewal::Sent(response, timing)) => {
             record(app, &mut entry, None).await;
+            app.pacing.settle(timing).await;
             response
         }
         Err(e) => {
@@ -48,8 +50,9 @@ pub async fn handle(app: &App, claims: &Claims, client: IpAddr, html: bool) -> R
 enum Renewal {
     /// No address on record: the form, for the person to type theirs (no request made yet).
     AskAddress(Response<Body>),
-    /// Mailed (or, over the address's limit, answered alike): "check your inbox".
-    Sent(Response<Body>),
+    /// Mailed (or, over the address's limit, answered alike): "check your inbox", once the
+    /// request is settled with the pacing.
+    Sent(Response<Body>, Timing),
 }
 
 async fn renew(
@@ -84,12 +87,13 @@ async fn renew(
 
     entry.email = Some(address.to_string());
     let masked = mask(address.as_ref());
-    mail_link(app, document, address, entry).await?;
+    let timing = mail_link(app, document, address, entry).await?;
     let message = texts::renewed(&masked, &duration(app.config.token_ttl.as_secs()));
     let back = format!("{}/request/{}", app.config.public_path(), document.id);
     Ok(Renewal::Sent(
         pages::request_sent(&message, &back)
             .response(StatusCode::ACCEPTED, &app.config.recipients.cors_origins),
+        timing,
     ))
 }
 

@@ -33,6 +33,7 @@ use crate::address;
 use crate::app::App;
 use crate::catalog::Document;
 use crate::metrics::Metrics;
+use crate::pacing::Timing;
 use crate::pages;
 use crate::ratelimit::{Decision, Key, Scope};
 use crate::requestlog::{Entry, Event};
@@ -180,8 +181,13 @@ pub async fn handle(
     }
     let mut entry = Entry::now(Event::LinkRequested, client, "");
     let mut typed = None;
-    let result = request_link(app, req, client, html, &mut entry, &mut typed).await;
+    let mut timing = None;
+    let result = request_link(app, req, client, html, &mut entry, &mut typed, &mut timing).await;
     record(app, &mut entry, result.as_ref().err()).await;
+    // Last, after the request log: a mailed and an unmailed request take as long in all.
+    if let Some(timing) = timing {
+        app.pacing.settle(timing).await;
+    }
     match (result, typed) {
         // A person's form without script: the form again, as typed, each problem by its field.
         (Err(Error::Invalid(errors)), Some(fields)) if html => Ok(form_again(app, fields, errors)),
@@ -221,6 +227,7 @@ async fn request_link(
     html: bool,
     entry: &mut Entry,
     typed: &mut Option<Fields>,
+    timing: &mut Option<Timing>,
 ) -> Result<Response<Body>, Error> {
     let limits = &app.config.limits;
     enforce(
@@ -287,20 +294,21 @@ async fn request_link(
     };
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
     entry.email = Some(address.to_string());
-    mail_link(app, document, address, entry).await?;
+    *timing = Some(mail_link(app, document, address, entry).await?);
     Ok(accepted(app, html))
 }
 
 /// Mints a link to `document` for `address` and mails it, within the service-wide mail ceiling
 /// (`429` beyond it) and the budgets of its mailbox and domain (beyond them nothing is sent, and
-/// `entry` says so: the caller answers alike, and this returns only after as long as a mail takes).
-/// Records the new link's `jti` in `entry`.
+/// `entry` says so: the caller answers alike, after [`Pacing::settle`](crate::pacing::Pacing::settle)
+/// with the returned [`Timing`], called once the request log is written). Records the new link's
+/// `jti` in `entry`.
 pub async fn mail_link(
     app: &App,
     document: &Document,
     address: lettre::Address,
     entry: &mut Entry,
-) -> Result<(), Error> {
+) -> Result<Timing, Error> {
     let limits = &app.config.limits;
     // The service-wide ceiling first: it says nothing about the address, so it may answer `429`
     // (and checked first, it answers alike whether or not the address is over its own limit).
@@ -317,8 +325,7 @@ pub async fn mail_link(
             "link not mailed: over its budget"
         );
         entry.outcome = outcome.to_owned();
-        app.pacing.wait_like_mailed(started).await;
-        return Ok(());
+        return Ok(Timing::unmailed(started));
     }
 
     let ttl = app.config.token_ttl;
@@ -326,14 +333,13 @@ pub async fn mail_link(
     entry.jti = Some(claims.jti.clone());
     let mail = app.link_mail(address, claims, document).await;
     app.send_mail(&mail).await?;
-    app.pacing.record(started.elapsed());
     tracing::info!(
         email = %app.pseudonym(mail.to.as_ref()),
         document = %document.id,
         link = mail.claims.jti_prefix(),
         "link mailed"
     );
-    Ok(())
+    Ok(Timing::mailed(started))
 }
 
 /// The budget `address` is over, as the request's outcome, or `None` when it may be mailed. The
