@@ -456,6 +456,9 @@ impl Index {
 struct State {
     file: tokio::fs::File,
     index: Index,
+    /// A failed append left part of a line that could not be taken back: the next append starts
+    /// with a line end, so its entry is a line of its own.
+    torn: bool,
 }
 
 /// A JSON-lines file, opened for appending, with an in-memory index of its lines.
@@ -507,7 +510,11 @@ impl JsonLinesLog {
         Ok(Self {
             path: path.to_owned(),
             max_entries,
-            state: Mutex::new(State { file, index }),
+            state: Mutex::new(State {
+                file,
+                index,
+                torn: false,
+            }),
             ids,
         })
     }
@@ -583,7 +590,7 @@ impl JsonLinesLog {
             let mut reader = tokio::io::BufReader::new(source);
             let (mut at, mut next) = (start, 0usize);
             let mut buf = Vec::new();
-            while let Some(line) = index.lines.get(next) {
+            while next < index.lines.len() {
                 buf.clear();
                 let read = reader.read_until(b'\n', &mut buf).await?;
                 if read == 0 {
@@ -591,6 +598,15 @@ impl JsonLinesLog {
                 }
                 let offset = at;
                 at += read as u64;
+                // Index lines starting before this file line are not in the file as lines of
+                // their own (a torn write swallowed them): passed over, so one of them cannot
+                // stall the walk and drop every live line after it.
+                while index.lines.get(next).is_some_and(|l| l.offset < offset) {
+                    next += 1;
+                }
+                let Some(line) = index.lines.get(next) else {
+                    break;
+                };
                 if line.offset != offset {
                     // Not a live line: torn, unreadable.
                     continue;
@@ -648,19 +664,28 @@ impl RequestLog for JsonLinesLog {
         if !state.index.admits(entry, OffsetDateTime::now_utc()) {
             return Ok(());
         }
+        let lead: &[u8] = if state.torn { b"\n" } else { b"" };
         let offset = state.index.end;
         let written = async {
+            state.file.write_all(lead).await?;
             state.file.write_all(&line).await?;
             state.file.flush().await
         }
         .await;
         if let Err(e) = written {
-            // Whatever part went out is a torn line, skipped by readers; appends go on after it.
-            if let Ok(meta) = tokio::fs::metadata(&self.path).await {
-                state.index.end = meta.len();
+            // Whatever part went out is taken back, so the next entry starts a line of its own;
+            // if it cannot be (the file is not ours to truncate), the next append ends it first.
+            if state.file.set_len(offset).await.is_ok() {
+                state.index.end = offset;
+            } else {
+                if let Ok(meta) = tokio::fs::metadata(&self.path).await {
+                    state.index.end = meta.len();
+                }
+                state.torn = true;
             }
             return Err(unavailable(e));
         }
+        state.torn = false;
         // Appends go to the file's end, wherever that is now.
         let len = line.len() as u64;
         let end = match state.file.metadata().await {
@@ -795,6 +820,56 @@ mod tests {
             .write_all(b"{\"at\":\"x\",\"email\":\"j\xc3")
             .unwrap();
         assert_eq!(log.recent(10, 0).await.unwrap().len(), 2);
+    }
+
+    /// Part of a line left by a failed append that could not be taken back (`torn`), or, as
+    /// before that was handled, not even marked: neither loses the entries written after it,
+    /// when read, nor when the file is rewritten.
+    #[tokio::test]
+    async fn entries_after_a_failed_append_survive_a_rewrite() {
+        for marked in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("requests.jsonl");
+            let log = JsonLinesLog::open(&path, ids()).await.unwrap();
+            let old = request("2020-01-01T00:00:00Z", "old@example.com", "j0");
+            let a = request("2026-01-01T00:00:00Z", "a@example.com", "j1");
+            log.record(&old).await.unwrap();
+            log.record(&a).await.unwrap();
+            // What a write cut off mid-line leaves behind.
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(&path)
+                .unwrap()
+                .write_all(b"{\"at\":\"2026-01-01T00:00:01Z\",\"ema")
+                .unwrap();
+            {
+                let mut state = log.state.lock().await;
+                state.index.end = std::fs::metadata(&path).unwrap().len();
+                state.torn = marked;
+            }
+            let b = request("2026-01-02T00:00:00Z", "b@example.com", "j2");
+            let c = request("2026-01-03T00:00:00Z", "c@example.com", "j3");
+            log.record(&b).await.unwrap();
+            log.record(&c).await.unwrap();
+
+            let cutoff = OffsetDateTime::parse("2021-01-01T00:00:00Z", &Rfc3339).unwrap();
+            assert_eq!(log.purge_older_than(cutoff).await.unwrap(), 1, "{marked}");
+            let kept: Vec<Entry> = std::fs::read_to_string(&path)
+                .unwrap()
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect();
+            let want = if marked {
+                vec![a.clone(), b.clone(), c.clone()]
+            } else {
+                // Unmarked, b shares the torn line and is lost with it; c is not.
+                vec![a.clone(), c.clone()]
+            };
+            assert_eq!(kept, want, "marked: {marked}");
+            let mut newest_first = want.clone();
+            newest_first.reverse();
+            assert_eq!(log.recent(10, 0).await.unwrap(), newest_first);
+        }
     }
 
     #[tokio::test]
