@@ -105,11 +105,13 @@ impl PeerConnections {
     /// Admits a connection from `peer`: `None` when its network already holds as many
     /// connections as it may.
     pub fn admit(&self, peer: IpAddr) -> Option<ConnectionSlot> {
-        let peer = network(peer);
-        if self.exempt.iter().any(|net| net.contains(&peer)) {
+        // The trusted list is checked on the address itself (an IPv4-mapped one as IPv4), not
+        // its /64: a proxy listed as one IPv6 address is exempt too.
+        let address = peer.to_canonical();
+        if self.exempt.iter().any(|net| net.contains(&address)) {
             return Some(None);
         }
-        self.per_peer.take(peer).map(Some)
+        self.per_peer.take(network(peer)).map(Some)
     }
 }
 
@@ -190,6 +192,26 @@ mod tests {
         let proxied: Vec<_> = (0..10).map(|_| peers.admit(ip("10.1.2.3"))).collect();
         assert!(proxied.iter().all(|slot| matches!(slot, Some(None))));
         assert_eq!(peers.per_peer.held(), 0, "nothing left counted");
+    }
+
+    #[test]
+    fn proxies_listed_by_one_address_are_exempt_in_either_family() {
+        let peers = PeerConnections::new(
+            2,
+            vec![
+                "2001:db8::10/128".parse().unwrap(),
+                "10.0.0.5/32".parse().unwrap(),
+            ],
+        );
+        for proxy in ["2001:db8::10", "10.0.0.5", "::ffff:10.0.0.5"] {
+            let held: Vec<_> = (0..5).map(|_| peers.admit(ip(proxy))).collect();
+            assert!(held.iter().all(Option::is_some), "{proxy}");
+        }
+        // Its /64 neighbours are not the proxy: capped.
+        let a = peers.admit(ip("2001:db8::11")).unwrap();
+        let b = peers.admit(ip("2001:db8::12")).unwrap();
+        assert!(peers.admit(ip("2001:db8::13")).is_none());
+        drop((a, b));
     }
 
     #[test]
