@@ -178,37 +178,25 @@ fn main() -> ExitCode {
 
 async fn serve(mut config: Config) -> ExitCode {
     // Embedded defaults without an admin token: a per-start credential for the command line.
-    let credential = if config.redis.is_none() && config.admin_token.is_none() {
-        let path = remote::credential_path(&config);
-        match remote::write_credential(&path) {
+    // The file is written only once the listeners are bound: a second service failing to start
+    // here never replaces or removes the running one's.
+    let mut credential = if config.redis.is_none() && config.admin_token.is_none() {
+        match remote::new_credential() {
             Ok(secret) => {
                 config.admin_token = Some(secret.clone());
-                Some((path, secret))
+                Some((remote::credential_path(&config), secret))
             }
-            // A convenience for the command line, not a reason to refuse to serve: without it
-            // the admin API stays off, as with no token before.
             Err(e) => {
-                tracing::warn!(
-                    path = %path.display(),
-                    cause = %e,
-                    "admin credential not written: the command line cannot reach this service \
-                     (set DOCGATE_ADMIN_TOKEN to use it)"
-                );
+                tracing::warn!(cause = %e, "admin credential not made: the admin API stays off");
                 None
             }
         }
     } else {
         None
     };
-    let forget = || {
-        if let Some((path, secret)) = &credential {
-            remote::remove_credential(path, secret);
-        }
-    };
     let service = match docgate::build(config).await {
         Ok(service) => service,
         Err(e) => {
-            forget();
             eprintln!("docgate: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
@@ -217,17 +205,33 @@ async fn serve(mut config: Config) -> ExitCode {
     let listeners = match docgate::bind(&app.config).await {
         Ok(listeners) => listeners,
         Err(e) => {
-            forget();
             eprintln!("docgate: {e}");
             return ExitCode::from(EXIT_CONFIG);
         }
     };
-    if let Some((path, _)) = &credential {
-        tracing::info!(
-            path = %path.display(),
-            "admin credential for the command line written (readable by this user only)"
-        );
+    if let Some((path, secret)) = &credential {
+        match remote::write_credential(path, secret) {
+            Ok(()) => tracing::info!(
+                path = %path.display(),
+                "admin credential for the command line written (readable by this user only)"
+            ),
+            // A convenience for the command line, not a reason to refuse to serve.
+            Err(e) => {
+                tracing::warn!(
+                    path = %path.display(),
+                    cause = %e,
+                    "admin credential not written: the command line cannot reach this service \
+                     (set DOCGATE_ADMIN_TOKEN to use it)"
+                );
+                credential = None;
+            }
+        }
     }
+    let forget = || {
+        if let Some((path, secret)) = &credential {
+            remote::remove_credential(path, secret);
+        }
+    };
     if app.config.token.generated {
         tracing::warn!(
             "neither DOCGATE_TOKEN_SECRET nor DOCGATE_TOKEN_KEYS is set: using a random key for this run; links stop working when docgate restarts"

@@ -71,12 +71,18 @@ pub fn credential_path(config: &Config) -> PathBuf {
         .join(CREDENTIAL_FILE)
 }
 
-/// Makes a fresh random credential and writes it to `path`, readable by this user only
-/// (written to a new file beside it, then renamed over any old one).
-pub fn write_credential(path: &Path) -> std::io::Result<Secret> {
+/// A fresh random credential.
+pub fn new_credential() -> std::io::Result<Secret> {
     let mut bytes = [0u8; CREDENTIAL_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| std::io::Error::other(e.to_string()))?;
-    let token = URL_SAFE_NO_PAD.encode(bytes);
+    Ok(Secret::new(URL_SAFE_NO_PAD.encode(bytes).into_bytes()))
+}
+
+/// Writes `credential` to `path`, readable by this user only (written to a new file beside it,
+/// then renamed over any old one). Called once the service's listeners are bound, so a second
+/// service that fails to start never replaces (or removes) a running one's credential.
+pub fn write_credential(path: &Path, credential: &Secret) -> std::io::Result<()> {
+    let token = credential.expose();
     let temporary = path.with_extension(format!("tmp{}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
@@ -84,13 +90,13 @@ pub fn write_credential(path: &Path) -> std::io::Result<Secret> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let written = options
         .open(&temporary)
-        .and_then(|mut file| std::io::Write::write_all(&mut file, token.as_bytes()))
+        .and_then(|mut file| std::io::Write::write_all(&mut file, token))
         .and_then(|()| std::fs::rename(&temporary, path));
     if let Err(e) = written {
         let _ = std::fs::remove_file(&temporary);
         return Err(e);
     }
-    Ok(Secret::new(token.into_bytes()))
+    Ok(())
 }
 
 /// Removes the credential file at `path` if it still holds `credential` (a newer service may
@@ -239,7 +245,8 @@ mod tests {
     fn the_credential_is_random_private_and_removed_only_by_its_owner() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(CREDENTIAL_FILE);
-        let first = write_credential(&path).unwrap();
+        let first = new_credential().unwrap();
+        write_credential(&path, &first).unwrap();
         assert_eq!(first.expose().len(), 43);
         #[cfg(unix)]
         {
@@ -247,7 +254,8 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
-        let second = write_credential(&path).unwrap();
+        let second = new_credential().unwrap();
+        write_credential(&path, &second).unwrap();
         assert_ne!(first.expose(), second.expose());
         assert_eq!(std::fs::read(&path).unwrap(), second.expose());
         remove_credential(&path, &first);

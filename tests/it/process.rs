@@ -1071,6 +1071,20 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
     assert_eq!(code, 64, "{out} {err}");
     assert!(out.is_empty() && err.lines().count() == 1, "{err}");
 
+    // A second service started on the same address fails, and leaves the running one's
+    // credential as it was: the command line still reaches the running service.
+    let held = std::fs::read(&credential).unwrap();
+    let mut second = env.clone();
+    second.insert(
+        "DOCGATE_LISTEN".to_owned(),
+        server.base.trim_start_matches("http://").to_owned(),
+    );
+    let (code, _, err) = run_cli(dir.path(), &second, &["serve"]);
+    assert_eq!(code, 64, "{err}");
+    assert_eq!(std::fs::read(&credential).unwrap(), held);
+    let (code, _, err) = run_cli(dir.path(), &cli, &["revoke", &jti]);
+    assert_eq!(code, 65, "still reached, the link already withdrawn: {err}");
+
     // Stopped, the service takes its credential with it; the command line says so in one line.
     server.process.terminate();
     assert!(server.process.exit(EXIT).await.success());
