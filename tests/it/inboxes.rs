@@ -361,3 +361,58 @@ async fn mailed_and_unmailed_answers_are_identical_byte_for_byte() {
         ]
     );
 }
+
+/// Calls of one Redis command so far (`INFO commandstats`).
+fn calls(redis: &RedisServer, command: &str) -> u64 {
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut redis.client())
+        .unwrap();
+    info.lines()
+        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
+        .and_then(|rest| rest.split(',').next())
+        .map_or(0, |n| n.parse().unwrap())
+}
+
+#[tokio::test]
+async fn a_fresh_replica_makes_a_mails_round_trips_for_an_address_spent_elsewhere() {
+    // Two replicas sharing budgets: the first spends the address's; the second has mailed
+    // nothing, so it has no mailed duration to copy and makes the mail's round trips instead
+    // (the token store's among them: a `PING` stands in for handing the mail over).
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let settings = [
+        ("DOCGATE_REDIS_URL", url.as_str()),
+        ("DOCGATE_TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h"),
+    ];
+    let warm = TestApp::with(&settings).await;
+    let fresh = TestApp::with(&settings).await;
+    assert_eq!(
+        ask(&warm, "198.51.100.1", "jane@example.org")
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(mailed_to(&warm), ["jane@example.org"]);
+
+    // On the replica that mailed, an unmailed request copies a mailed duration: no round trip.
+    let before = calls(&redis, "ping");
+    assert_eq!(
+        ask(&warm, "198.51.100.2", "jane@example.org")
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(calls(&redis, "ping"), before);
+    // On the fresh one, the round trips of a mail, and still no mail.
+    assert_eq!(
+        ask(&fresh, "198.51.100.3", "jane@example.org")
+            .await
+            .status(),
+        202
+    );
+    assert_eq!(calls(&redis, "ping"), before + 1);
+    assert!(fresh.outbox().is_empty());
+    assert_eq!(mailed_to(&warm), ["jane@example.org"]);
+}
