@@ -216,6 +216,11 @@ start_docgate() {
         DOCGATE_PSEUDONYM_KEY="bench-pseudonym-key-0123456789abcdef"
         DOCGATE_DOWNLOAD_ATTEMPTS=1
         DOCGATE_LIMIT_DOWNLOAD_PER_IP=1000000/s
+        # wrk's connections all come from 127.0.0.1: lift the per-client caps a real deployment
+        # keeps, and the global one, so they measure the download path, not admission.
+        DOCGATE_MAX_CONNECTIONS_PER_IP=1000000
+        DOCGATE_MAX_DOWNLOADS_PER_IP=1000000
+        DOCGATE_MAX_DOWNLOADS=1000000
         DOCGATE_LOG="${BENCH_DOCGATE_LOG:-warn}"
         DOCGATE_CATALOG="$WORK/catalog.toml"
         DOCGATE_DOCUMENTS_DIR="$WORK/docs"
