@@ -181,14 +181,7 @@ async fn resume_after_95_percent(on_redis: bool) {
     drop(first);
     app.wait_for_head(&link, 200).await;
 
-    let rest = app
-        .client
-        .get(&link)
-        .header("range", format!("bytes={}-", got.len()))
-        .header("if-range", &etag)
-        .send()
-        .await
-        .unwrap();
+    let rest = app.resume(&link, got.len(), &etag).await;
     assert_eq!(rest.status(), 206);
     let rest = rest.bytes().await.unwrap();
     assert_eq!(got.len() + rest.len(), BIG_LEN, "one copy in all");

@@ -23,14 +23,7 @@ async fn a_cut_off_download_can_be_resumed_with_range() {
     // The link survives the cut-off.
     app.wait_for_head(&link, 200).await;
 
-    let rest = app
-        .client
-        .get(&link)
-        .header("range", format!("bytes={}-", got.len()))
-        .header("if-range", &etag)
-        .send()
-        .await
-        .unwrap();
+    let rest = app.resume(&link, got.len(), &etag).await;
     assert_eq!(rest.status(), 206);
     assert_eq!(
         rest.headers()["content-range"],

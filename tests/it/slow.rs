@@ -305,36 +305,41 @@ async fn stalled_downloads_fill_the_caps_and_the_next_is_refused_without_spendin
     let (_, second_link) = app.mint("big").await;
     let (refused, refused_link) = app.mint("big").await;
     let as_client = |ip: &'static str| [("X-Forwarded-For", ip)];
+    // The refused link asked for by `ip`: the status, whether `Retry-After` says when, and the code.
+    let ask_refused = |ip: &'static str| {
+        let request = app
+            .client
+            .get(&refused_link)
+            .header("X-Forwarded-For", ip)
+            .send();
+        async move {
+            let response = request.await.unwrap();
+            let status = response.status().as_u16();
+            let waits = retry_after(&response) >= 1;
+            let body: serde_json::Value = response.json().await.unwrap();
+            (
+                status,
+                waits,
+                body["error"].as_str().unwrap_or_default().to_owned(),
+            )
+        }
+    };
 
     // Client A stalls one download: its own cap is full.
     let a = PartialGet::start(&app, &first_link, &as_client("198.51.100.1"), 1024).await;
     assert_eq!(a.status, 200);
-    let response = app
-        .client
-        .get(&refused_link)
-        .header("X-Forwarded-For", "198.51.100.1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 429);
-    assert!(retry_after(&response) >= 1);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "too_many_downloads");
+    assert_eq!(
+        ask_refused("198.51.100.1").await,
+        (429, true, "too_many_downloads".to_owned())
+    );
 
     // Client B stalls another: the process's cap is full, for everyone.
     let b = PartialGet::start(&app, &second_link, &as_client("198.51.100.2"), 1024).await;
     assert_eq!(b.status, 200);
-    let response = app
-        .client
-        .get(&refused_link)
-        .header("X-Forwarded-For", "198.51.100.3")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 503);
-    assert!(retry_after(&response) >= 1);
-    let body: serde_json::Value = response.json().await.unwrap();
-    assert_eq!(body["error"], "server_busy");
+    assert_eq!(
+        ask_refused("198.51.100.3").await,
+        (503, true, "server_busy".to_owned())
+    );
 
     // Neither refusal touched the link they asked for.
     assert_eq!(

@@ -302,6 +302,18 @@ impl TestApp {
         response.bytes().await.unwrap().to_vec()
     }
 
+    /// Resumes a cut-off download of `url` from byte `from`, as a client holding its `etag` does
+    /// (`Range: bytes=<from>-` with `If-Range`).
+    pub async fn resume(&self, url: &str, from: usize, etag: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .header("range", format!("bytes={from}-"))
+            .header("if-range", etag)
+            .send()
+            .await
+            .unwrap()
+    }
+
     /// The `.eml` files in the outbox.
     pub fn outbox(&self) -> Vec<PathBuf> {
         match std::fs::read_dir(self.path("outbox")) {
