@@ -14,7 +14,7 @@
 //! Architecture invariant: nothing else in docgate hashes an address or a network to store or log
 //! it. This module does no I/O.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 
 use aws_lc_rs::hmac;
 
@@ -112,17 +112,23 @@ impl Pseudonyms {
     }
 }
 
-/// A client network as text: IPv4 (and IPv4-mapped IPv6) per address, IPv6 per /64.
-pub fn network_of(client: IpAddr) -> String {
+/// The network a client is counted and named as: its IPv4 address (IPv4-mapped IPv6 included),
+/// or the /64 of its IPv6 address (one host usually holds a whole /64).
+pub fn network(client: IpAddr) -> IpAddr {
     match client {
-        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V4(v4) => IpAddr::V4(v4),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => v4.to_string(),
-            None => {
-                let s = v6.segments();
-                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
-            }
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
         },
+    }
+}
+
+/// [`network`] as text: `192.0.2.7`, or `2001:db8:1:2::/64`.
+pub fn network_of(client: IpAddr) -> String {
+    match network(client) {
+        IpAddr::V4(v4) => v4.to_string(),
+        IpAddr::V6(v6) => format!("{v6}/64"),
     }
 }
 

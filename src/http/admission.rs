@@ -8,22 +8,12 @@
 //! the /64 of an IPv6 address (one host usually holds a whole /64).
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The network a client is counted as: its IPv4 address (IPv4-mapped IPv6 included), or the /64
-/// of its IPv6 address.
-pub fn network(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V4(v4) => IpAddr::V4(v4),
-        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
-            Some(v4) => IpAddr::V4(v4),
-            None => IpAddr::V6(Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
-        },
-    }
-}
+use crate::pseudonym::network;
 
 type Counts = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
@@ -111,7 +101,7 @@ impl PeerConnections {
         if self.exempt.iter().any(|net| net.contains(&address)) {
             return Some(None);
         }
-        self.per_peer.take(network(peer)).map(Some)
+        self.per_peer.take(peer).map(Some)
     }
 }
 
