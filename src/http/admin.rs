@@ -43,13 +43,9 @@ pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> 
             Method::GET | Method::HEAD => Ok(scrape(&app).await),
             _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
         }
-    } else if path == "/healthz" || path == "/readyz" {
+    } else if let Some(probe) = super::health::route(&app, req.method(), &path).await {
         // The probes' own place: a flood of the public port does not reach it.
-        match (req.method(), path.as_str()) {
-            (&Method::GET | &Method::HEAD, "/healthz") => Ok(super::health::live()),
-            (&Method::GET | &Method::HEAD, _) => Ok(super::health::ready(&app).await),
-            _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
-        }
+        probe
     } else if !path.starts_with("/admin/") {
         Err(Error::NotFound)
     } else if !authorized(&app, req.headers()) {

@@ -9,11 +9,11 @@ use std::fmt::Display;
 use std::future::Future;
 use std::time::Duration;
 
-use http::{Response, StatusCode};
+use http::{Method, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::Body;
-use super::error::json;
+use super::error::{Error, json};
 use crate::app::App;
 
 /// How long a readiness probe waits for each backend.
@@ -52,6 +52,21 @@ impl Readiness {
         let checks = Checks { store, objects };
         *last = Some((Instant::now(), checks));
         checks
+    }
+}
+
+/// Answers a probe path on either listener: `None` for any other path.
+pub async fn route(
+    app: &App,
+    method: &Method,
+    path: &str,
+) -> Option<Result<Response<Body>, Error>> {
+    let get = matches!(*method, Method::GET | Method::HEAD);
+    match path {
+        "/healthz" if get => Some(Ok(live())),
+        "/readyz" if get => Some(Ok(ready(app).await)),
+        "/healthz" | "/readyz" => Some(Err(Error::MethodNotAllowed { allow: "GET, HEAD" })),
+        _ => None,
     }
 }
 

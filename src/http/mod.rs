@@ -314,10 +314,9 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
         (p, _) if p == "/" || p.starts_with("/request/") => {
             Err(Error::MethodNotAllowed { allow: "GET, HEAD" })
         }
-        ("/healthz", &Method::GET | &Method::HEAD) => Ok(health::live()),
-        ("/readyz", &Method::GET | &Method::HEAD) => Ok(health::ready(&app).await),
-        ("/healthz" | "/readyz", _) => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
-        _ => Err(Error::NotFound),
+        (p, method) => health::route(&app, method, p)
+            .await
+            .unwrap_or(Err(Error::NotFound)),
     };
     let mut response = result.unwrap_or_else(|e| e.into_response(html));
 
