@@ -56,7 +56,7 @@ impl Outcome {
 pub type OnFinish = Box<dyn FnOnce(Outcome) + Send>;
 
 /// A download's hold on its link.
-pub struct Claim {
+pub struct HeldClaim {
     pub store: Arc<dyn TokenStore>,
     pub jti: String,
     pub lease: Lease,
@@ -84,7 +84,7 @@ pub struct DownloadBody {
 
 /// Releases the claim and reports the outcome if the body is dropped unsettled.
 struct Guard {
-    claim: Arc<Claim>,
+    claim: Arc<HeldClaim>,
     /// Bytes handed to the client so far, shared with the heartbeat that reports them.
     sent: Arc<AtomicU64>,
     settled: bool,
@@ -141,7 +141,7 @@ impl DownloadBody {
         stream: ByteStream,
         len: u64,
         spends: bool,
-        claim: Claim,
+        claim: HeldClaim,
         renew_every: Duration,
         on_finish: OnFinish,
     ) -> Self {
@@ -286,7 +286,7 @@ impl HttpBody for DownloadBody {
 }
 
 /// What a download holding `claim` has sent so far (`counter`), plus `more` about to go out.
-fn sent_so_far(claim: &Claim, counter: &AtomicU64, more: u64) -> Sent {
+fn sent_so_far(claim: &HeldClaim, counter: &AtomicU64, more: u64) -> Sent {
     Sent::new(
         counter.load(Ordering::Relaxed).saturating_add(more),
         claim.size,
@@ -297,7 +297,7 @@ fn sent_so_far(claim: &Claim, counter: &AtomicU64, more: u64) -> Sent {
 /// claim is gone, or when the store has been unreachable for so long that the lease may have
 /// lapsed.
 async fn renew(
-    claim: Arc<Claim>,
+    claim: Arc<HeldClaim>,
     bytes: Arc<AtomicU64>,
     every: Duration,
     revoked: CancellationToken,
@@ -401,7 +401,7 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
-    use crate::store::{Claim as Claimed, LinkState, NewLink};
+    use crate::store::{ClaimOutcome, LinkState, NewLink};
 
     /// A store whose completion is slow and whose record is gone as soon as completion begins,
     /// as in Redis, where the completion script deletes the key.
@@ -418,8 +418,8 @@ mod tests {
         async fn peek(&self, _: &str) -> Result<LinkState, StoreError> {
             Ok(LinkState::InFlight)
         }
-        async fn claim(&self, _: &str, _: &Lease) -> Result<Claimed, StoreError> {
-            Ok(Claimed::Granted { attempt: 1 })
+        async fn claim(&self, _: &str, _: &Lease) -> Result<ClaimOutcome, StoreError> {
+            Ok(ClaimOutcome::Granted { attempt: 1 })
         }
         async fn renew(&self, _: &str, _: &Lease, _: Sent) -> Result<bool, StoreError> {
             Ok(!self.completing.load(Ordering::SeqCst))
@@ -456,7 +456,7 @@ mod tests {
             Box::pin(futures_util::stream::iter(chunks)),
             3000,
             true,
-            Claim {
+            HeldClaim {
                 store: Arc::new(SlowCompletion::default()),
                 jti: "jti".to_owned(),
                 lease: Lease::new(Duration::from_secs(10)),
@@ -495,8 +495,8 @@ mod tests {
         async fn peek(&self, _: &str) -> Result<LinkState, StoreError> {
             Ok(LinkState::InFlight)
         }
-        async fn claim(&self, _: &str, _: &Lease) -> Result<Claimed, StoreError> {
-            Ok(Claimed::Granted { attempt: 1 })
+        async fn claim(&self, _: &str, _: &Lease) -> Result<ClaimOutcome, StoreError> {
+            Ok(ClaimOutcome::Granted { attempt: 1 })
         }
         async fn renew(&self, _: &str, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
             self.0.lock().unwrap().push(("renew", sent));
@@ -534,7 +534,7 @@ mod tests {
             chunks,
             len,
             spends,
-            Claim {
+            HeldClaim {
                 store,
                 jti: "jti".to_owned(),
                 lease: Lease::new(Duration::from_secs(10)),

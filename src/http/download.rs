@@ -30,10 +30,11 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio_util::task::TaskTracker;
 
 use super::admission::Full;
-use super::body::{Claim, DownloadBody, Outcome};
+use super::body::{DownloadBody, HeldClaim, Outcome};
 use super::conn::Cutter;
 use super::error::Error;
 use super::pace::{Paced, Pacing};
+use super::page::PageResponse;
 use super::{Body, empty, enforce};
 use crate::app::{App, LEASE_TTL, RENEW_EVERY};
 use crate::catalog::Document;
@@ -44,7 +45,7 @@ use crate::pages;
 use crate::range::{ByteRange, RangeRequest};
 use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event, RequestLog};
-use crate::store::{Claim as Claimed, Lease, LinkState, Sent};
+use crate::store::{ClaimOutcome, Lease, LinkState, Sent};
 use crate::texts::measures;
 use crate::token::{Claims, TokenError};
 
@@ -312,8 +313,10 @@ async fn get_response(
     let lease = Lease::held_by(LEASE_TTL, &network, ask == Ask::Download);
     let again = (ask == Ask::Get).then_some(network.as_str());
     let attempt = match claim(app, &claims.jti, &lease, again).await? {
-        Claimed::Granted { attempt } => attempt,
-        Claimed::Refused(state) => return Err(Error::for_state(state).unwrap_or(Error::Revoked)),
+        ClaimOutcome::Granted { attempt } => attempt,
+        ClaimOutcome::Refused(state) => {
+            return Err(Error::for_state(state).unwrap_or(Error::Revoked));
+        }
     };
 
     let object = match app.backends.objects.open(&document.key, range).await {
@@ -365,7 +368,7 @@ async fn get_response(
         object.body,
         len,
         spends,
-        Claim {
+        HeldClaim {
             store: store.clone(),
             jti: claims.jti.clone(),
             lease,
@@ -397,16 +400,23 @@ const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
 /// completed moments ago is re-armed once: a phone's download manager fetches again what its
 /// browser has just fetched. Plain `GET`s never arm this, so racing clients still get exactly one
 /// body.
-async fn claim(app: &App, jti: &str, lease: &Lease, again: Option<&str>) -> Result<Claimed, Error> {
+async fn claim(
+    app: &App,
+    jti: &str,
+    lease: &Lease,
+    again: Option<&str>,
+) -> Result<ClaimOutcome, Error> {
     let store = &app.backends.store;
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
     let mut rearmed = false;
     loop {
         match store.claim(jti, lease).await? {
-            Claimed::Refused(LinkState::InFlight) if tokio::time::Instant::now() < deadline => {
+            ClaimOutcome::Refused(LinkState::InFlight)
+                if tokio::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(IN_FLIGHT_POLL).await;
             }
-            Claimed::Refused(LinkState::Used)
+            ClaimOutcome::Refused(LinkState::Used)
                 if !rearmed
                     && let Some(network) = again
                     && store

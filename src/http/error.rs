@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use super::{Body, full};
+use super::page::PageResponse;
+use super::{Body, BoxError, full};
 use crate::admin::AdminError;
 use crate::html::escape;
 use crate::mail::MailError;
@@ -83,9 +84,10 @@ pub enum Error {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
-    /// Single use cannot be enforced: the token store or limiter is down.
+    /// Single use cannot be enforced: the token store or limiter is down. The cause is kept
+    /// for the log.
     #[error("token store unavailable: {0}")]
-    StoreUnavailable(String),
+    StoreUnavailable(#[source] BoxError),
     #[error("mail unavailable: {0}")]
     MailUnavailable(String),
     /// A failure that retrying cannot fix (a mail that cannot be composed): `500`, never the
@@ -93,18 +95,18 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
     #[error("object store failed: {0}")]
-    ObjectStore(String),
+    ObjectStore(#[source] std::io::Error),
 }
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::StoreUnavailable(e.to_string())
+        Error::StoreUnavailable(Box::new(e))
     }
 }
 
 impl From<LimitError> for Error {
     fn from(e: LimitError) -> Self {
-        Error::StoreUnavailable(e.to_string())
+        Error::StoreUnavailable(Box::new(e))
     }
 }
 
@@ -123,7 +125,7 @@ impl From<ObjectError> for Error {
         match e {
             ObjectError::NotFound => Error::DocumentGone,
             ObjectError::Range(r) => Error::Range { size: r.size },
-            ObjectError::Unavailable(cause) => Error::ObjectStore(cause.to_string()),
+            ObjectError::Unavailable(cause) => Error::ObjectStore(cause),
         }
     }
 }
@@ -143,7 +145,7 @@ impl From<AdminError> for Error {
             AdminError::BadJti(_) => Error::invalid("jti", "Not a link id."),
             AdminError::Store(e) => e.into(),
             AdminError::Mail(e) => e.into(),
-            AdminError::Log(e) => Error::StoreUnavailable(e.to_string()),
+            AdminError::Log(e) => Error::StoreUnavailable(Box::new(e)),
             AdminError::Token(e) => e.into(),
         }
     }
@@ -154,7 +156,7 @@ impl From<TokenError> for Error {
         match e {
             TokenError::Expired(_) => Error::Expired,
             TokenError::Invalid(why) => Error::BadToken(why),
-            TokenError::Signing(cause) => Error::StoreUnavailable(cause.to_string()),
+            TokenError::Signing(cause) => Error::StoreUnavailable(Box::new(cause)),
         }
     }
 }

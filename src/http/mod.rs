@@ -21,6 +21,7 @@ pub mod error;
 pub mod form;
 pub mod health;
 pub mod pace;
+pub mod page;
 pub mod renew;
 pub mod request_link;
 

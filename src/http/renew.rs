@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use http::{Response, StatusCode};
 
 use super::error::Error;
+use super::page::PageResponse;
 use super::request_link::{mail_link, record};
 use super::{Body, enforce, form};
 use crate::address;
@@ -73,7 +74,7 @@ async fn renew(
         .requests
         .requester(&claims.jti)
         .await
-        .map_err(|e| Error::StoreUnavailable(e.to_string()))?
+        .map_err(|e| Error::StoreUnavailable(Box::new(e)))?
         .and_then(|email| address::validate(&email).ok());
     let Some(address) = known else {
         let mut form = form::for_document(app, document);

@@ -28,6 +28,7 @@ use super::Body;
 use super::client;
 use super::error::{Error, json};
 use super::form;
+use super::page::PageResponse;
 use super::{enforce, limit};
 use crate::address;
 use crate::app::App;

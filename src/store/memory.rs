@@ -11,7 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{Claim, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
+use super::{ClaimOutcome, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
 
 /// How often expired records are swept out, at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -212,22 +212,22 @@ impl TokenStore for MemoryStore {
         Ok(self.lock().state(jti, Instant::now()))
     }
 
-    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError> {
+    async fn claim(&self, jti: &str, lease: &Lease) -> Result<ClaimOutcome, StoreError> {
         let now = Instant::now();
         let mut inner = self.lock();
         match inner.state(jti, now) {
             LinkState::Ready { .. } => {}
-            other => return Ok(Claim::Refused(other)),
+            other => return Ok(ClaimOutcome::Refused(other)),
         }
         let Some(record) = inner.record(jti, now) else {
-            return Ok(Claim::Refused(LinkState::Revoked));
+            return Ok(ClaimOutcome::Refused(LinkState::Revoked));
         };
         if record
             .only
             .as_ref()
             .is_some_and(|only| *only != lease.holder)
         {
-            return Ok(Claim::Refused(LinkState::Used));
+            return Ok(ClaimOutcome::Refused(LinkState::Used));
         }
         // What an expired lease last reported counts: its holder died after sending that much.
         record.delivered = record.delivered.saturating_add(record.lease_sent);
@@ -236,7 +236,7 @@ impl TokenStore for MemoryStore {
         let deadline = now + lease.ttl;
         record.lease = Some((lease.id.clone(), deadline));
         record.expires = record.expires.max(deadline);
-        Ok(Claim::Granted {
+        Ok(ClaimOutcome::Granted {
             attempt: record.started,
         })
     }
@@ -408,18 +408,18 @@ mod tests {
         let l = lease();
         assert_eq!(
             store.claim("a", &l).await.unwrap(),
-            Claim::Granted { attempt: 1 }
+            ClaimOutcome::Granted { attempt: 1 }
         );
         assert_eq!(store.peek("a").await.unwrap(), LinkState::InFlight);
         assert_eq!(
             store.claim("a", &lease()).await.unwrap(),
-            Claim::Refused(LinkState::InFlight)
+            ClaimOutcome::Refused(LinkState::InFlight)
         );
         assert!(store.complete("a", &l, Sent::default()).await.unwrap());
         assert_eq!(store.peek("a").await.unwrap(), LinkState::Used);
         assert_eq!(
             store.claim("a", &lease()).await.unwrap(),
-            Claim::Refused(LinkState::Used)
+            ClaimOutcome::Refused(LinkState::Used)
         );
         assert_eq!(store.live_links(), 0);
     }
@@ -432,7 +432,7 @@ mod tests {
             let l = lease();
             assert_eq!(
                 store.claim("a", &l).await.unwrap(),
-                Claim::Granted { attempt }
+                ClaimOutcome::Granted { attempt }
             );
             store
                 .release("a", &l, Sent::default(), false)
@@ -450,7 +450,7 @@ mod tests {
             let l = lease();
             assert_eq!(
                 store.claim("a", &l).await.unwrap(),
-                Claim::Granted { attempt: 1 }
+                ClaimOutcome::Granted { attempt: 1 }
             );
             store.release("a", &l, Sent::default(), true).await.unwrap();
         }
@@ -470,7 +470,7 @@ mod tests {
         let second = lease();
         assert_eq!(
             store.claim("a", &second).await.unwrap(),
-            Claim::Granted { attempt: 2 }
+            ClaimOutcome::Granted { attempt: 2 }
         );
         assert!(!store.renew("a", &first, Sent::default()).await.unwrap());
         assert!(!store.complete("a", &first, Sent::default()).await.unwrap());
@@ -501,7 +501,7 @@ mod tests {
         assert_eq!(store.peek("x").await.unwrap(), LinkState::Revoked);
         assert_eq!(
             store.claim("x", &lease()).await.unwrap(),
-            Claim::Refused(LinkState::Revoked)
+            ClaimOutcome::Refused(LinkState::Revoked)
         );
     }
 
@@ -517,7 +517,7 @@ mod tests {
             .collect();
         let mut granted = 0;
         for task in tasks {
-            if matches!(task.await.unwrap(), Claim::Granted { .. }) {
+            if matches!(task.await.unwrap(), ClaimOutcome::Granted { .. }) {
                 granted += 1;
             }
         }

@@ -106,7 +106,7 @@ pub enum LinkState {
 
 /// The answer to a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
+pub enum ClaimOutcome {
     /// The caller holds the lease; this is download number `attempt` (from 1).
     Granted { attempt: u32 },
     /// Refused: the link is in another state.
@@ -117,7 +117,7 @@ pub enum Claim {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("token store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The single-use state of links.
@@ -132,7 +132,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Starts a download: counts an attempt and takes the lease, unless the link is in flight,
     /// spent or unknown. While leased, the record lives at least as long as the lease. The bytes
     /// last reported by a lease that expired unreleased (its replica died) count here.
-    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError>;
+    async fn claim(&self, jti: &str, lease: &Lease) -> Result<ClaimOutcome, StoreError>;
 
     /// Extends a held lease and records what the download has `sent` so far (the link is not
     /// spent while it streams, even when its total passes the size). `false` when the lease is no

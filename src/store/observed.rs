@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Claim, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
+use super::{ClaimOutcome, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
 use crate::metrics::Metrics;
 
 /// Wraps a store with metrics.
@@ -46,7 +46,7 @@ impl TokenStore for ObservedStore {
         self.timed("peek", self.inner.peek(jti)).await
     }
 
-    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError> {
+    async fn claim(&self, jti: &str, lease: &Lease) -> Result<ClaimOutcome, StoreError> {
         self.timed("claim", self.inner.claim(jti, lease)).await
     }
 

@@ -37,7 +37,7 @@ use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use super::{Claim, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
+use super::{ClaimOutcome, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
 use crate::config::RedisConfig;
 
 /// How long a command may wait for Redis's answer before the request fails closed.
@@ -305,7 +305,7 @@ impl RedisStore {
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Unavailable(Box::new(e))
 }
 
 /// Whether a link's bytes cover the document: what ended downloads delivered plus what the last
@@ -390,7 +390,7 @@ impl TokenStore for RedisStore {
         })
     }
 
-    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError> {
+    async fn claim(&self, jti: &str, lease: &Lease) -> Result<ClaimOutcome, StoreError> {
         let mut conn = self.conn.clone();
         let reply: Vec<i64> = self
             .claim
@@ -402,12 +402,12 @@ impl TokenStore for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(match reply.as_slice() {
-            [1, attempt] => Claim::Granted {
+            [1, attempt] => ClaimOutcome::Granted {
                 attempt: u32::try_from(*attempt).unwrap_or(u32::MAX),
             },
-            [2] => Claim::Refused(LinkState::InFlight),
-            [3] => Claim::Refused(LinkState::Used),
-            _ => Claim::Refused(self.gone(jti).await?),
+            [2] => ClaimOutcome::Refused(LinkState::InFlight),
+            [3] => ClaimOutcome::Refused(LinkState::Used),
+            _ => ClaimOutcome::Refused(self.gone(jti).await?),
         })
     }
 
