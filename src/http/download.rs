@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -35,7 +36,7 @@ use super::conn::Cutter;
 use super::error::Error;
 use super::pace::{Paced, Pacing};
 use super::page::PageResponse;
-use super::{Body, empty, enforce};
+use super::{Body, State, empty, enforce};
 use crate::app::{App, LEASE_TTL, RENEW_EVERY};
 use crate::catalog::Document;
 use crate::config::Disposition;
@@ -88,45 +89,109 @@ enum Ask {
     Renew,
 }
 
-/// Handles a request to a link. `link` receives the `jti` prefix of a genuine token, for the
-/// access log. Errors are answered here, where the link's document is known, so its page can
-/// offer to ask for that document again.
-pub async fn handle(
-    app: &App,
-    req: Request<Incoming>,
-    client: IpAddr,
-    link: &mut Option<String>,
-    html: bool,
-) -> Response<Body> {
-    let mut document = None;
-    let head = req.method() == Method::HEAD;
-    match download(app, req, client, html, link, &mut document).await {
-        Ok(response) => response,
-        Err(e) => {
-            refused(app, head, &e);
-            let form = document.map(|id| format!("{}/request/{id}", app.config.public_path()));
-            e.into_response_for(html, form.as_deref())
+/// A link, as far as a request to it learned it: its token was genuine (expired or not). The
+/// router puts it in the access log and offers its document again on the error page.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The link's id; the access log shows only its first characters.
+    pub jti: String,
+    /// The catalog id of the document it grants.
+    pub document: String,
+}
+
+impl Link {
+    fn of(claims: &Claims) -> Self {
+        Self {
+            jti: claims.jti.clone(),
+            document: claims.doc.clone(),
         }
     }
 }
 
-async fn download(
-    app: &App,
+/// A request to a link, answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub response: Response<Body>,
+    pub link: Link,
+}
+
+/// A request to a link, refused: the error, and the link when its token was genuine. The router
+/// renders it.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub link: Option<Link>,
+}
+
+/// Handles a request to a link, in the order of the request flow: the per-IP limit, what is
+/// asked, the token, then what the link gives now (`HEAD`'s headers, the confirm page, or the
+/// bytes). A refusal is counted (but for `HEAD`) and, once the token proved genuine, noted in
+/// the owner's request log; the router renders it.
+pub async fn handle(
+    state: &State,
     req: Request<Incoming>,
     client: IpAddr,
-    html: bool,
-    link: &mut Option<String>,
-    document_id: &mut Option<String>,
-) -> Result<Response<Body>, Error> {
+) -> Result<Answer, Failure> {
+    let app = &state.app;
+    let head = req.method() == Method::HEAD;
+    let refuse = |error: Error, link: Option<Link>| {
+        if !head {
+            Metrics::count(&app.metrics.download_refusals, error.code());
+        }
+        Failure { error, link }
+    };
+
     enforce(
         app,
         &Key::ip(Scope::DownloadPerIp, client),
         app.config.limits.download_per_ip,
     )
-    .await?;
+    .await
+    .map_err(|e| refuse(e, None))?;
 
     let (parts, body) = req.into_parts();
-    let ask = match parts.method {
+    let ask = asked(app, &parts, body)
+        .await
+        .map_err(|e| refuse(e, None))?;
+
+    let claims = match app.codec.verify(token(&parts), app.now()) {
+        Ok(claims) => claims,
+        Err(TokenError::Expired(claims)) => {
+            let link = Link::of(&claims);
+            if ask == Ask::Renew {
+                // A new link for the same document: answered, or refused, as a link request.
+                return match super::renew::handle(app, &claims, client).await {
+                    Ok(response) => Ok(Answer { response, link }),
+                    Err(error) => Err(Failure {
+                        error,
+                        link: Some(link),
+                    }),
+                };
+            }
+            if !head {
+                record(app, &claims, client, "link_expired");
+            }
+            return Err(refuse(Error::Expired, Some(link)));
+        }
+        Err(e) => return Err(refuse(e.into(), None)),
+    };
+
+    let link = Link::of(&claims);
+    match answer(state, &parts, &claims, ask, client).await {
+        Ok(response) => Ok(Answer { response, link }),
+        Err(error) => {
+            if !head {
+                record(app, &claims, client, error.code());
+            }
+            Err(refuse(error, Some(link)))
+        }
+    }
+}
+
+/// What the request asks for: `HEAD`, `GET`, or a `POST` (from this site only) whose form asks
+/// for the bytes or, from the expired page, for a new link.
+async fn asked(app: &App, parts: &Parts, body: Incoming) -> Result<Ask, Error> {
+    Ok(match parts.method {
         Method::HEAD => Ask::Head,
         Method::POST => {
             check_same_site(app, &parts.headers)?;
@@ -137,28 +202,25 @@ async fn download(
             }
         }
         _ => Ask::Get,
-    };
+    })
+}
 
+/// The token in the path (`/d/{token}`, a trailing `/` allowed).
+fn token(parts: &Parts) -> &str {
     let token = parts.uri.path().strip_prefix("/d/").unwrap_or("");
-    let token = token.strip_suffix('/').unwrap_or(token);
-    let claims = match app.codec.verify(token, app.now()) {
-        Ok(claims) => claims,
-        Err(TokenError::Expired(claims)) => {
-            *link = Some(claims.jti_prefix().to_owned());
-            *document_id = Some(claims.doc.clone());
-            if ask == Ask::Renew {
-                return Ok(super::renew::handle(app, &claims, client, html).await);
-            }
-            if ask != Ask::Head {
-                record(app, &claims, client, "link_expired");
-            }
-            return Err(Error::Expired);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    *link = Some(claims.jti_prefix().to_owned());
-    *document_id = Some(claims.doc.clone());
+    token.strip_suffix('/').unwrap_or(token)
+}
 
+/// What a genuine, unexpired link gives now: `HEAD`'s headers; for a browser's `GET` of a link
+/// nothing has started yet, the confirm page; else the bytes.
+async fn answer(
+    state: &State,
+    parts: &Parts,
+    claims: &Claims,
+    ask: Ask,
+    client: IpAddr,
+) -> Result<Response<Body>, Error> {
+    let app = &state.app;
     let Some(document) = app.catalog.get(&claims.doc) else {
         return Err(Error::DocumentGone);
     };
@@ -166,29 +228,25 @@ async fn download(
     let range = RangeRequest::from_headers(header(header::RANGE), header(header::IF_RANGE));
     let cutter = parts.extensions.get::<Cutter>().cloned();
 
-    let result = match ask {
-        Ask::Head => head_response(app, &claims, document, range.as_ref()).await,
+    match ask {
+        Ask::Head => head_response(app, claims, document, range.as_ref()).await,
         Ask::Get if range.is_none() && wants_page(app, &parts.headers) => {
             match app.backends.store.peek(&claims.jti).await? {
                 // Nothing started yet: this is the person before their click, or a mail scanner
                 // or link preview that never clicks. Neither spends anything.
                 LinkState::Ready { started: 0 } => {
-                    confirm_page(app, &claims, document, &parts.headers, client).await
+                    confirm_page(app, claims, document, &parts.headers, client).await
                 }
                 // A download of it has begun (a resume, or a phone's download manager fetching
                 // what the page's button started), or it is spent, withdrawn or in flight:
                 // the download path answers.
-                _ => get_response(app, &claims, document, None, client, ask, cutter).await,
+                _ => get_response(state, claims, document, None, client, ask, cutter).await,
             }
         }
         Ask::Get | Ask::Download | Ask::Renew => {
-            get_response(app, &claims, document, range.as_ref(), client, ask, cutter).await
+            get_response(state, claims, document, range.as_ref(), client, ask, cutter).await
         }
-    };
-    if let (Err(e), false) = (&result, ask == Ask::Head) {
-        record(app, &claims, client, e.code());
     }
-    result
 }
 
 /// True when the confirm page is on and the request is a browser navigating to the link (or a
@@ -255,13 +313,6 @@ async fn confirm_page(
     Ok(page.response(StatusCode::OK, &[]))
 }
 
-/// Counts a `GET` refused before its first byte, by error code.
-fn refused(app: &App, head: bool, error: &Error) {
-    if !head {
-        Metrics::count(&app.metrics.download_refusals, error.code());
-    }
-}
-
 async fn head_response(
     app: &App,
     claims: &Claims,
@@ -289,7 +340,7 @@ async fn head_response(
 }
 
 async fn get_response(
-    app: &App,
+    state: &State,
     claims: &Claims,
     document: &Document,
     range: Option<&RangeRequest>,
@@ -297,9 +348,10 @@ async fn get_response(
     ask: Ask,
     cutter: Option<Cutter>,
 ) -> Result<Response<Body>, Error> {
+    let app = &state.app;
     let store = &app.backends.store;
     // Before anything is claimed: a refusal here spends nothing.
-    let slot = app.downloads.admit(client).map_err(|full| match full {
+    let slot = state.downloads.admit(client).map_err(|full| match full {
         Full::Client => Error::TooManyDownloads {
             retry_after: DOWNLOADS_FULL_RETRY,
         },

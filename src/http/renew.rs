@@ -29,21 +29,21 @@ use crate::texts::measures::duration;
 use crate::texts::pages as texts;
 use crate::token::Claims;
 
-/// Answers a renewal of the expired link `claims`, as a page (`html`) or JSON.
-pub async fn handle(app: &App, claims: &Claims, client: IpAddr, html: bool) -> Response<Body> {
+/// Answers a renewal of the expired link `claims`. A refusal is recorded as a link request; the
+/// router renders it (a page or JSON), offering the document's form again.
+pub async fn handle(app: &App, claims: &Claims, client: IpAddr) -> Result<Response<Body>, Error> {
     let mut entry = Entry::now(Event::LinkRequested, client, "");
     entry.document = Some(claims.doc.clone());
     match renew(app, claims, client, &mut entry).await {
-        Ok(Renewal::AskAddress(response)) => response,
+        Ok(Renewal::AskAddress(response)) => Ok(response),
         Ok(Renewal::Sent(response, timing)) => {
             record(app, &mut entry, None).await;
             app.pacing.settle(timing).await;
-            response
+            Ok(response)
         }
         Err(e) => {
             record(app, &mut entry, Some(&e)).await;
-            let form = format!("{}/request/{}", app.config.public_path(), claims.doc);
-            e.into_response_for(html, Some(&form))
+            Err(e)
         }
     }
 }
