@@ -18,7 +18,7 @@ use crate::app::App;
 use crate::mail::MailError;
 use crate::requestlog::{Entry, Event, LogError};
 use crate::store::StoreError;
-use crate::token::TokenError;
+use crate::token::{Jti, TokenError};
 
 /// The longest lifetime an operator may give a link.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -83,7 +83,7 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
     let url = format!("{}/d/{}", app.config.public_url, app.codec.sign(&claims)?);
     let minted = Minted {
         url,
-        jti: claims.jti.clone(),
+        jti: claims.jti.as_str().to_owned(),
         expires_at: rfc3339(claims.exp),
     };
     let pseudonym = app.pseudonym(address.as_ref());
@@ -98,7 +98,7 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
     );
     entry.email = Some(address.to_string());
     entry.document = Some(document.id.clone());
-    entry.jti = Some(claims.jti.clone());
+    entry.jti = Some(claims.jti.as_str().to_owned());
     if request.send {
         let mail = app.link_mail(address, claims.clone(), document).await;
         app.send_mail(&mail).await?;
@@ -122,14 +122,14 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
 
 /// Withdraws one link. `false` when no usable link had that id.
 pub async fn revoke(app: &App, jti: &str) -> Result<bool, AdminError> {
-    if !crate::token::is_valid_jti(jti) {
+    let Some(jti) = Jti::parse(jti) else {
         return Err(AdminError::BadJti(jti.chars().take(80).collect()));
-    }
-    let revoked = app.backends.store.revoke(jti).await?;
+    };
+    let revoked = app.backends.store.revoke(&jti).await?;
     tracing::info!(
         target: "audit",
         action = "revoke",
-        link = jti.get(..6).unwrap_or(jti),
+        link = jti.short(),
         revoked,
         "admin action"
     );

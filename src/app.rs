@@ -376,7 +376,7 @@ impl App {
     ) -> Option<Pending> {
         let owner = &self.config.owner;
         owner.enabled().then(|| Pending {
-            jti: claims.jti.clone(),
+            jti: claims.jti.as_str().to_owned(),
             doc: document.id.clone(),
             title: document.title.clone(),
             client_ip: client,

@@ -144,7 +144,7 @@ impl Entry {
     ) -> Self {
         let mut entry = Self::now(Event::LinkOpened, client_ip, "opened");
         entry.document = Some(claims.doc.clone());
-        entry.jti = Some(claims.jti.clone());
+        entry.jti = Some(claims.jti.as_str().to_owned());
         entry.user_agent = user_agent.map(clean_user_agent);
         entry.after_send_secs = Some(now.saturating_sub(claims.iat));
         entry
@@ -954,7 +954,7 @@ mod tests {
         let path = dir.path().join("requests.jsonl");
         let log = JsonLinesLog::open(&path, ids()).await.unwrap();
         let claims = Claims {
-            jti: "j1".to_owned(),
+            jti: "j1".into(),
             doc: "resume".to_owned(),
             iat: 1_000,
             exp: 1_900,

@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use super::{AccessLine, Body, BoxError};
 use crate::objects::ByteStream;
 use crate::store::{Lease, Sent, StoreError, TokenStore};
+use crate::token::Jti;
 
 /// How a download ended, for the owner's request log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +59,7 @@ pub type OnFinish = Box<dyn FnOnce(Outcome) + Send>;
 /// A download's hold on its link.
 pub struct HeldClaim {
     pub store: Arc<dyn TokenStore>,
-    pub jti: String,
+    pub jti: Jti,
     pub lease: Lease,
     /// The whole document's size, reported to the store with the bytes sent.
     pub size: u64,
@@ -387,7 +388,7 @@ impl Drop for Logged {
             complete,
             duration_ms = line.started.elapsed().as_secs_f64() * 1000.0,
             client_ip = %line.client,
-            link = line.link.as_deref(),
+            link = line.link.as_ref().map(Jti::short),
             "request"
         );
     }
@@ -402,6 +403,7 @@ mod tests {
 
     use super::*;
     use crate::store::{ClaimOutcome, LinkState, NewLink};
+    use crate::token::Jti;
 
     /// A store whose completion is slow and whose record is gone as soon as completion begins,
     /// as in Redis, where the completion script deletes the key.
@@ -415,27 +417,27 @@ mod tests {
         async fn insert(&self, _: &NewLink<'_>) -> Result<(), StoreError> {
             Ok(())
         }
-        async fn peek(&self, _: &str) -> Result<LinkState, StoreError> {
+        async fn peek(&self, _: &Jti) -> Result<LinkState, StoreError> {
             Ok(LinkState::InFlight)
         }
-        async fn claim(&self, _: &str, _: &Lease) -> Result<ClaimOutcome, StoreError> {
+        async fn claim(&self, _: &Jti, _: &Lease) -> Result<ClaimOutcome, StoreError> {
             Ok(ClaimOutcome::Granted { attempt: 1 })
         }
-        async fn renew(&self, _: &str, _: &Lease, _: Sent) -> Result<bool, StoreError> {
+        async fn renew(&self, _: &Jti, _: &Lease, _: Sent) -> Result<bool, StoreError> {
             Ok(!self.completing.load(Ordering::SeqCst))
         }
-        async fn complete(&self, _: &str, _: &Lease, _: Sent) -> Result<bool, StoreError> {
+        async fn complete(&self, _: &Jti, _: &Lease, _: Sent) -> Result<bool, StoreError> {
             self.completing.store(true, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
             Ok(true)
         }
-        async fn release(&self, _: &str, _: &Lease, _: Sent, _: bool) -> Result<(), StoreError> {
+        async fn release(&self, _: &Jti, _: &Lease, _: Sent, _: bool) -> Result<(), StoreError> {
             Ok(())
         }
-        async fn rearm(&self, _: &str, _: &str, _: Duration) -> Result<bool, StoreError> {
+        async fn rearm(&self, _: &Jti, _: &str, _: Duration) -> Result<bool, StoreError> {
             Ok(false)
         }
-        async fn revoke(&self, _: &str) -> Result<bool, StoreError> {
+        async fn revoke(&self, _: &Jti) -> Result<bool, StoreError> {
             Ok(false)
         }
         async fn revoke_owner(&self, _: &str) -> Result<u64, StoreError> {
@@ -458,7 +460,7 @@ mod tests {
             true,
             HeldClaim {
                 store: Arc::new(SlowCompletion::default()),
-                jti: "jti".to_owned(),
+                jti: Jti::from("jti"),
                 lease: Lease::new(Duration::from_secs(10)),
                 size: 3000,
                 tasks: TaskTracker::new(),
@@ -492,28 +494,28 @@ mod tests {
         async fn insert(&self, _: &NewLink<'_>) -> Result<(), StoreError> {
             Ok(())
         }
-        async fn peek(&self, _: &str) -> Result<LinkState, StoreError> {
+        async fn peek(&self, _: &Jti) -> Result<LinkState, StoreError> {
             Ok(LinkState::InFlight)
         }
-        async fn claim(&self, _: &str, _: &Lease) -> Result<ClaimOutcome, StoreError> {
+        async fn claim(&self, _: &Jti, _: &Lease) -> Result<ClaimOutcome, StoreError> {
             Ok(ClaimOutcome::Granted { attempt: 1 })
         }
-        async fn renew(&self, _: &str, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        async fn renew(&self, _: &Jti, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
             self.0.lock().unwrap().push(("renew", sent));
             Ok(true)
         }
-        async fn complete(&self, _: &str, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        async fn complete(&self, _: &Jti, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
             self.0.lock().unwrap().push(("complete", sent));
             Ok(true)
         }
-        async fn release(&self, _: &str, _: &Lease, sent: Sent, _: bool) -> Result<(), StoreError> {
+        async fn release(&self, _: &Jti, _: &Lease, sent: Sent, _: bool) -> Result<(), StoreError> {
             self.0.lock().unwrap().push(("release", sent));
             Ok(())
         }
-        async fn rearm(&self, _: &str, _: &str, _: Duration) -> Result<bool, StoreError> {
+        async fn rearm(&self, _: &Jti, _: &str, _: Duration) -> Result<bool, StoreError> {
             Ok(false)
         }
-        async fn revoke(&self, _: &str) -> Result<bool, StoreError> {
+        async fn revoke(&self, _: &Jti) -> Result<bool, StoreError> {
             Ok(false)
         }
         async fn revoke_owner(&self, _: &str) -> Result<u64, StoreError> {
@@ -536,7 +538,7 @@ mod tests {
             spends,
             HeldClaim {
                 store,
-                jti: "jti".to_owned(),
+                jti: Jti::from("jti"),
                 lease: Lease::new(Duration::from_secs(10)),
                 size: 3000,
                 tasks: TaskTracker::new(),

@@ -48,7 +48,7 @@ use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event, RequestLog};
 use crate::store::{ClaimOutcome, Lease, LinkState, Sent};
 use crate::texts::measures;
-use crate::token::{Claims, TokenError};
+use crate::token::{Claims, Jti, TokenError};
 
 /// RFC 8187 `attr-char`: everything else in `filename*` is percent-encoded.
 const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
@@ -93,8 +93,8 @@ enum Ask {
 /// router puts it in the access log and offers its document again on the error page.
 #[derive(Debug, Clone)]
 pub struct Link {
-    /// The link's id; the access log shows only its first characters.
-    pub jti: String,
+    /// The link's id; logs show only its first characters (its `Display`).
+    pub jti: Jti,
     /// The catalog id of the document it grants.
     pub document: String,
 }
@@ -309,7 +309,7 @@ async fn confirm_page(
         .map(|v| String::from_utf8_lossy(v.as_bytes()));
     let entry = Entry::link_opened(client, claims, now, user_agent.as_deref());
     spawn_record(&app.tasks, app.backends.requests.clone(), entry);
-    tracing::debug!(link = claims.jti_prefix(), "confirm page shown");
+    tracing::debug!(link = claims.jti.short(), "confirm page shown");
     Ok(page.response(StatusCode::OK, &[]))
 }
 
@@ -383,7 +383,7 @@ async fn get_response(
             return Err(e.into());
         }
     };
-    tracing::debug!(link = claims.jti_prefix(), attempt, "download started");
+    tracing::debug!(link = claims.jti.short(), attempt, "download started");
     let metrics = app.metrics.clone();
     metrics.downloads_started.inc();
     metrics.downloads_in_flight.inc();
@@ -391,10 +391,10 @@ async fn get_response(
 
     let mut entry = Entry::now(Event::Download, client, "");
     entry.document = Some(document.id.clone());
-    entry.jti = Some(claims.jti.clone());
+    entry.jti = Some(claims.jti.as_str().to_owned());
     let requests = app.backends.requests.clone();
     let tasks = app.tasks.clone();
-    let link = claims.jti_prefix().to_owned();
+    let link = claims.jti.clone();
     let notice = app.download_notice(claims, document, client);
     let on_finish = Box::new(move |outcome: Outcome| {
         tracing::info!(link = %link, outcome = outcome.as_str(), "download ended");
@@ -454,7 +454,7 @@ const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
 /// body.
 async fn claim(
     app: &App,
-    jti: &str,
+    jti: &Jti,
     lease: &Lease,
     again: Option<&str>,
 ) -> Result<ClaimOutcome, Error> {
@@ -475,10 +475,7 @@ async fn claim(
                         .rearm(jti, network, app.config.recipients.redownload_grace)
                         .await? =>
             {
-                tracing::debug!(
-                    link = &jti[..jti.len().min(6)],
-                    "link re-armed for a second fetch"
-                );
+                tracing::debug!(link = jti.short(), "link re-armed for a second fetch");
                 rearmed = true;
             }
             answer => return Ok(answer),
@@ -565,7 +562,7 @@ pub fn ascii_filename(filename: &str) -> String {
 fn record(app: &App, claims: &Claims, client: IpAddr, outcome: &str) {
     let mut entry = Entry::now(Event::Download, client, outcome);
     entry.document = Some(claims.doc.clone());
-    entry.jti = Some(claims.jti.clone());
+    entry.jti = Some(claims.jti.as_str().to_owned());
     spawn_record(&app.tasks, app.backends.requests.clone(), entry);
 }
 

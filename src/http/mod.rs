@@ -399,9 +399,7 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
                 route,
                 status: status.as_u16(),
                 client,
-                link: context
-                    .link
-                    .map(|link| link.jti.get(..6).unwrap_or(&link.jti).to_owned()),
+                link: context.link.map(|link| link.jti),
                 started,
             },
         )
@@ -462,7 +460,7 @@ pub struct AccessLine {
     pub route: String,
     pub status: u16,
     pub client: IpAddr,
-    /// The `jti` prefix, for download routes with a genuine token.
-    pub link: Option<String>,
+    /// The link, for download routes with a genuine token (logged by its first characters).
+    pub link: Option<crate::token::Jti>,
     pub started: Instant,
 }

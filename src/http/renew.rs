@@ -72,7 +72,7 @@ async fn renew(
     let known = app
         .backends
         .requests
-        .requester(&claims.jti)
+        .requester(claims.jti.as_str())
         .await
         .map_err(|e| Error::StoreUnavailable(Box::new(e)))?
         .and_then(|email| address::validate(&email).ok());

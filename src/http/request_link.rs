@@ -334,7 +334,7 @@ pub async fn mail_link(
 
     let ttl = app.config.token_ttl;
     let claims = app.new_link(document, address.as_ref(), ttl).await?;
-    entry.jti = Some(claims.jti.clone());
+    entry.jti = Some(claims.jti.as_str().to_owned());
     let mail = app.link_mail(address, claims, document).await;
     app.send_mail(&mail).await?;
     tracing::info!(
@@ -352,7 +352,11 @@ pub async fn mail_link(
 /// through Redis may be spent on other replicas, and a fresh one would otherwise answer an
 /// over-budget address at once. Their failures do not matter: only their time does.
 async fn round_trips_of_a_mail(app: &App, document: &Document) {
-    let _ = app.backends.store.peek(&crate::token::new_jti()).await;
+    let _ = app
+        .backends
+        .store
+        .peek(&crate::token::Jti::generate())
+        .await;
     let _ = tokio::time::timeout(
         std::time::Duration::from_secs(2),
         app.backends.objects.head(&document.key),

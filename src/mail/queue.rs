@@ -1191,7 +1191,7 @@ impl Job {
                     to,
                     // The claims are exactly those of the link the request recorded.
                     claims: Claims {
-                        jti: text(F_JTI, "no jti")?,
+                        jti: text(F_JTI, "no jti")?.into(),
                         doc: text(F_DOC, "no doc")?,
                         iat: number(F_IAT, "no valid iat")?,
                         exp: number(F_EXP, "no valid exp")?,
@@ -1244,7 +1244,7 @@ impl Job {
 
     fn jti(&self) -> &str {
         match &self.item {
-            Item::Link(mail) => &mail.claims.jti,
+            Item::Link(mail) => mail.claims.jti.as_str(),
             Item::Notice(notice) => &notice.download().jti,
         }
     }
@@ -1268,7 +1268,7 @@ impl Job {
         match &self.item {
             Item::Link(mail) => {
                 fields.extend([
-                    (F_JTI, mail.claims.jti.clone()),
+                    (F_JTI, mail.claims.jti.as_str().to_owned()),
                     (F_DOC, mail.claims.doc.clone()),
                     (F_IAT, mail.claims.iat.to_string()),
                     (F_EXP, mail.claims.exp.to_string()),
@@ -1420,7 +1420,7 @@ mod tests {
             item: Item::Link(LinkMail {
                 to: "visitor@example.org".parse().unwrap(),
                 claims: Claims {
-                    jti: "abcdefghijklmnopqrstuv".to_owned(),
+                    jti: "abcdefghijklmnopqrstuv".into(),
                     doc: "resume".to_owned(),
                     iat: 1_800_000_000,
                     exp: 1_800_000_900,

@@ -13,7 +13,7 @@ use docgate::store::shared::{RedisStore, connect};
 use docgate::store::{ClaimOutcome, Lease, LinkState, NewLink, Sent, TokenStore};
 
 use crate::support::{owner_id, pseudonyms};
-use docgate::token::new_jti;
+use docgate::token::Jti;
 use docgate::units::parse_rate;
 
 use crate::servers::RedisServer;
@@ -33,7 +33,7 @@ fn redis_store(server: &RedisServer) -> Arc<dyn TokenStore> {
     Arc::new(RedisStore::new(conn, "docgate:", LINK_TTL))
 }
 
-async fn insert(store: &dyn TokenStore, ttl: Duration, attempts: u32) -> String {
+async fn insert(store: &dyn TokenStore, ttl: Duration, attempts: u32) -> Jti {
     insert_for(store, ttl, attempts, None).await
 }
 
@@ -42,8 +42,8 @@ async fn insert_for(
     ttl: Duration,
     attempts: u32,
     owner: Option<&str>,
-) -> String {
-    let jti = new_jti();
+) -> Jti {
+    let jti = Jti::generate();
     store
         .insert(&NewLink {
             jti: &jti,
@@ -437,7 +437,7 @@ async fn only_the_holder_settles(store: &dyn TokenStore) {
 }
 
 async fn unknown_links_are_revoked(store: &dyn TokenStore) {
-    let jti = new_jti();
+    let jti = Jti::generate();
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
     assert_eq!(
         store.claim(&jti, &lease()).await.unwrap(),
@@ -601,7 +601,7 @@ async fn redis_keys_are_what_the_readme_says() {
     let store = redis_store(&server);
     let jti = insert(store.as_ref(), LINK_TTL, 3).await;
     let mut redis = server.client();
-    let key = format!("docgate:token:{jti}");
+    let key = format!("docgate:token:{}", jti.as_str());
     let fields: std::collections::HashMap<String, String> =
         redis::cmd("HGETALL").arg(&key).query(&mut redis).unwrap();
     assert_eq!(fields["doc"], "resume");
@@ -621,7 +621,7 @@ async fn redis_keys_are_what_the_readme_says() {
     // The bytes a link's downloads have sent: the lease's running total while it streams, added
     // to `delivered` when it ends.
     let counted = insert(store.as_ref(), LINK_TTL, 3).await;
-    let counted_key = format!("docgate:token:{counted}");
+    let counted_key = format!("docgate:token:{}", counted.as_str());
     let streaming = lease();
     store.claim(&counted, &streaming).await.unwrap();
     assert!(
@@ -655,7 +655,7 @@ async fn redis_keys_are_what_the_readme_says() {
     assert!(!store.complete(&jti, &l, Sent::default()).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
     let spent: i64 = redis::cmd("EXISTS")
-        .arg(format!("docgate:spent:{jti}"))
+        .arg(format!("docgate:spent:{}", jti.as_str()))
         .query(&mut redis)
         .unwrap();
     assert_eq!(spent, 0, "a failed completion leaves no spent marker");
