@@ -8,8 +8,11 @@
 //!
 //! Handlers live one file per route family: [`form`] (`GET /`, `GET /request/{document}`, and
 //! CORS), [`request_link`] (`POST /api/download-requests`), [`download`] (`GET`/`POST`/`HEAD
-//! /d/{token}`, with [`renew`] for the expired page's button), [`health`]. They return `Result<Response, Error>`;
-//! [`error`] renders every failure.
+//! /d/{token}`, with [`renew`] for the expired page's button), [`health`]. They return
+//! `Result<Response, Error>` (the download handler its [`download::Answer`] or
+//! [`download::Failure`], each with the link it learned); the router renders every failure
+//! through [`error`], with that context, and writes the access log. [`State`] is what the
+//! server holds: the service plus the download caps and the readiness cache.
 
 pub mod admin;
 pub mod admission;
