@@ -410,6 +410,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn backend_errors_keep_their_cause_and_say_the_same() {
+        use std::error::Error as _;
+
+        let cause = std::io::Error::other("connection refused");
+        let error = Error::from(StoreError::Unavailable(Box::new(cause)));
+        assert_eq!(
+            error.to_string(),
+            "token store unavailable: token store unavailable: connection refused"
+        );
+        let store = error.source().expect("the store's error is kept");
+        assert_eq!(
+            store.source().map(ToString::to_string).as_deref(),
+            Some("connection refused")
+        );
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        let error = Error::from(ObjectError::Unavailable(std::io::Error::other("timed out")));
+        assert_eq!(error.to_string(), "object store failed: timed out");
+        assert_eq!(
+            error.source().map(ToString::to_string).as_deref(),
+            Some("timed out")
+        );
+        assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+        // The client reads neither cause.
+        let body = error.message();
+        assert!(!body.contains("timed out"), "{body}");
+    }
+
+    #[test]
     fn a_mail_that_cannot_be_composed_is_a_500_not_an_outage() {
         let error = Error::from(MailError::Compose("secret detail of the cause".to_owned()));
         assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
