@@ -141,6 +141,13 @@ impl TokenCodec {
         jsonwebtoken::encode(&header, claims, &self.encoding).map_err(TokenError::Signing)
     }
 
+    /// The link for these claims under `public_url` (`https://docs.example.com/d/<token>`): the
+    /// one place a link's URL is formatted, for the mail and for an operator alike.
+    pub fn url(&self, public_url: &str, claims: &Claims) -> Result<String, TokenError> {
+        let token = self.sign(claims)?;
+        Ok(format!("{}/d/{token}", public_url.trim_end_matches('/')))
+    }
+
     /// Verifies a token at time `now` and returns its claims.
     pub fn verify(&self, token: &str, now: u64) -> Result<Claims, TokenError> {
         if token.len() > MAX_TOKEN_LEN {
