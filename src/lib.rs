@@ -30,6 +30,7 @@
 //!   logged.
 //! - [`telemetry`]: logging setup, and redaction of personal data in logs.
 //! - [`check`]: `docgate check`, reaching every backend and looking for dangerous settings.
+//! - [`cli`]: the `docgate` command's arguments and subcommands, and what they print.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
 //! - [`json`]: JSON read from clients, refusing objects that repeat a key.
 //! - [`units`], [`html`]: small shared helpers.
@@ -41,6 +42,7 @@ pub mod admin;
 pub mod app;
 pub mod catalog;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod html;
 pub mod http;
