@@ -500,4 +500,21 @@ mod tests {
             );
         }
     }
+
+    #[test]
+    fn a_links_url_carries_its_token_under_the_public_url() {
+        let codec = codec(&[7; 32]);
+        let claims = Claims::new("resume", NOW, 900);
+        for base in [
+            "https://docs.example.com/get",
+            "https://docs.example.com/get/",
+        ] {
+            let url = codec.url(base, &claims).unwrap();
+            let token = url
+                .strip_prefix("https://docs.example.com/get/d/")
+                .unwrap_or_else(|| panic!("{url}"));
+            assert_eq!(token, codec.sign(&claims).unwrap());
+            assert_eq!(codec.verify(token, NOW).unwrap(), claims);
+        }
+    }
 }

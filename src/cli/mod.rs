@@ -136,10 +136,11 @@ pub enum MailCommand {
     },
 }
 
-/// Runs every subcommand but `serve` (which `main.rs` wires), printing its output.
+/// Runs a subcommand, printing its output, and returns its exit code. Serving is the binary's
+/// own wiring (`main.rs` builds and runs the service): `Command::Serve` is not run here, and is
+/// answered as a usage error.
 pub async fn run(config: Config, command: Command) -> ExitCode {
     match command {
-        // Serving is the binary's own wiring, not a command-line action.
         Command::Serve => ExitCode::from(EXIT_CONFIG),
         Command::Check => check::run(config).await,
         Command::Mail { command } => mail::run(config, command).await,
@@ -172,4 +173,94 @@ pub async fn run(config: Config, command: Command) -> ExitCode {
 
 fn parse_ttl(value: &str) -> Result<std::time::Duration, String> {
     crate::units::parse_duration(value).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Option<Command>, clap::Error> {
+        Cli::try_parse_from(std::iter::once("docgate").chain(args.iter().copied()))
+            .map(|cli| cli.command)
+    }
+
+    #[test]
+    fn the_arguments_are_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_subcommand_serves() {
+        assert!(parse(&[]).unwrap().is_none());
+        assert!(matches!(parse(&["serve"]).unwrap(), Some(Command::Serve)));
+    }
+
+    #[test]
+    fn link_reads_its_flags_and_a_lifetime() {
+        let link = ["link", "--email", "a@example.org", "--document", "resume"];
+        match parse(&[&link[..], &["--ttl", "2h", "--send", "--json"]].concat()).unwrap() {
+            Some(Command::Link {
+                email,
+                document,
+                ttl,
+                send,
+                json,
+            }) => {
+                assert_eq!(
+                    (email.as_str(), document.as_str()),
+                    ("a@example.org", "resume")
+                );
+                assert_eq!(ttl, Some(std::time::Duration::from_secs(7200)));
+                assert!(send && json);
+            }
+            _ => panic!("not a link command"),
+        }
+        match parse(&link).unwrap() {
+            Some(Command::Link {
+                ttl, send, json, ..
+            }) => assert!(ttl.is_none() && !send && !json),
+            _ => panic!("not a link command"),
+        }
+        assert!(parse(&[&link[..], &["--ttl", "soon"]].concat()).is_err());
+        assert!(parse(&["link", "--email", "a@example.org"]).is_err());
+    }
+
+    #[test]
+    fn revoke_takes_a_link_id_or_an_address_not_both() {
+        assert!(parse(&["revoke"]).is_err());
+        assert!(parse(&["revoke", "abc", "--email", "a@example.org"]).is_err());
+        // A jti may begin with a hyphen (base64url).
+        match parse(&["revoke", "-Abc_1"]).unwrap() {
+            Some(Command::Revoke { jti, email }) => {
+                assert_eq!(jti.as_deref(), Some("-Abc_1"));
+                assert!(email.is_none());
+            }
+            _ => panic!("not a revoke command"),
+        }
+        match parse(&["revoke", "--email", "a@example.org"]).unwrap() {
+            Some(Command::Revoke { jti, email }) => {
+                assert!(jti.is_none());
+                assert_eq!(email.as_deref(), Some("a@example.org"));
+            }
+            _ => panic!("not a revoke command"),
+        }
+    }
+
+    #[test]
+    fn mail_dead_letters_shows_twenty_unless_told() {
+        for (args, want) in [
+            (&["mail", "dead-letters"][..], 20),
+            (&["mail", "dead-letters", "--limit", "3"][..], 3),
+        ] {
+            match parse(args).unwrap() {
+                Some(Command::Mail {
+                    command: MailCommand::DeadLetters { limit },
+                }) => assert_eq!(limit, want),
+                _ => panic!("not a dead-letters command"),
+            }
+        }
+        assert!(parse(&["requests", "export"]).is_err());
+    }
 }
