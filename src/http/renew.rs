@@ -17,14 +17,12 @@ use http::{Response, StatusCode};
 
 use super::error::Error;
 use super::page::PageResponse;
-use super::request_link::{mail_link, record};
 use super::{Body, enforce, form};
 use crate::address;
 use crate::app::App;
-use crate::pacing::Timing;
+use crate::link::LinkRequest;
 use crate::pages;
 use crate::ratelimit::{Key, Scope};
-use crate::requestlog::{Entry, Event};
 use crate::texts::measures::duration;
 use crate::texts::pages as texts;
 use crate::token::Claims;
@@ -32,17 +30,16 @@ use crate::token::Claims;
 /// Answers a renewal of the expired link `claims`. A refusal is recorded as a link request; the
 /// router renders it (a page or JSON), offering the document's form again.
 pub async fn handle(app: &App, claims: &Claims, client: IpAddr) -> Result<Response<Body>, Error> {
-    let mut entry = Entry::now(Event::LinkRequested, client, "");
-    entry.document = Some(claims.doc.clone());
-    match renew(app, claims, client, &mut entry).await {
+    let mut request = LinkRequest::new(client);
+    request.entry.document = Some(claims.doc.clone());
+    match renew(app, claims, client, &mut request).await {
         Ok(Renewal::AskAddress(response)) => Ok(response),
-        Ok(Renewal::Sent(response, timing)) => {
-            record(app, &mut entry, None).await;
-            app.pacing.settle(timing).await;
+        Ok(Renewal::Sent(response)) => {
+            request.finish(app, None).await;
             Ok(response)
         }
         Err(e) => {
-            record(app, &mut entry, Some(&e)).await;
+            request.finish(app, Some(e.code())).await;
             Err(e)
         }
     }
@@ -52,15 +49,15 @@ enum Renewal {
     /// No address on record: the form, for the person to type theirs (no request made yet).
     AskAddress(Response<Body>),
     /// Mailed (or, over the address's limit, answered alike): "check your inbox", once the
-    /// request is settled with the pacing.
-    Sent(Response<Body>, Timing),
+    /// request is finished (recorded, and settled with the pacing).
+    Sent(Response<Body>),
 }
 
 async fn renew(
     app: &App,
     claims: &Claims,
     client: IpAddr,
-    entry: &mut Entry,
+    request: &mut LinkRequest,
 ) -> Result<Renewal, Error> {
     enforce(
         app,
@@ -86,15 +83,13 @@ async fn renew(
         )));
     };
 
-    entry.email = Some(address.to_string());
     let masked = mask(address.as_ref());
-    let timing = mail_link(app, document, address, entry).await?;
+    request.mail(app, document, address).await?;
     let message = texts::renewed(&masked, &duration(app.config.token_ttl.as_secs()));
     let back = format!("{}/request/{}", app.config.public_path(), document.id);
     Ok(Renewal::Sent(
         pages::request_sent(&message, &back)
             .response(StatusCode::ACCEPTED, &app.config.recipients.cors_origins),
-        timing,
     ))
 }
 
