@@ -88,7 +88,7 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
     tracing::info!(
         target: "audit",
         action = "mint",
-        link = claims.jti_prefix(),
+        link = claims.jti.short(),
         email = %pseudonym,
         document = %document.id,
         ttl_secs = ttl.as_secs(),

@@ -127,7 +127,7 @@ impl LinkRequest {
         tracing::info!(
             email = %app.pseudonym(mail.to.as_ref()),
             document = %document.id,
-            link = mail.claims.jti_prefix(),
+            link = mail.claims.jti.short(),
             "link mailed"
         );
         self.timing = Some(Timing::mailed(started));

@@ -142,7 +142,8 @@ impl Claims {
         self.exp.saturating_sub(now)
     }
 
-    /// The first characters of the `jti`: enough to find a link in logs, too few to be one.
+    /// The first characters of the `jti`: enough to find a link in logs, too few to be one. The
+    /// same as `self.jti.short()` (or `Display`), which new code uses.
     pub fn jti_prefix(&self) -> &str {
         self.jti.short()
     }
