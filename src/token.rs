@@ -79,6 +79,13 @@ impl From<&str> for Jti {
     }
 }
 
+/// The whole id.
+impl From<Jti> for String {
+    fn from(jti: Jti) -> Self {
+        jti.0
+    }
+}
+
 impl std::fmt::Display for Jti {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.short())
