@@ -54,11 +54,9 @@ pub struct Backends {
     pub requests: Arc<dyn RequestLog>,
 }
 
-/// The backends the configuration asks for, with the embedded store kept for inspection.
+/// The backends the configuration asks for, and the work to run beside them.
 pub struct Built {
     pub backends: Backends,
-    /// The in-process store, when it is the one in use.
-    pub memory_store: Option<Arc<MemoryStore>>,
     /// The mail queue's sender, to run beside the server, when mail goes through Redis.
     pub sender: Option<Sender>,
 }
@@ -96,7 +94,7 @@ impl Backends {
             ),
             None => None,
         };
-        let (store, limiter, memory_store): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>, _) =
+        let (store, limiter): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>) =
             match (&config.redis, &redis_conn) {
                 (Some(redis), Some(conn)) => (
                     Arc::new(RedisStore::new(
@@ -105,12 +103,8 @@ impl Backends {
                         config.token_ttl,
                     )),
                     Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix, ids.clone())),
-                    None,
                 ),
-                _ => {
-                    let store = Arc::new(MemoryStore::new());
-                    (store.clone(), Arc::new(MemoryLimiter::new()), Some(store))
-                }
+                _ => (Arc::new(MemoryStore::new()), Arc::new(MemoryLimiter::new())),
             };
 
         let composer = Composer::from_config(config, codec);
@@ -199,7 +193,6 @@ impl Backends {
                 mailer,
                 requests,
             },
-            memory_store,
             sender,
         })
     }

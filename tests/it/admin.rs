@@ -4,7 +4,7 @@
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::{Mail, RESUME_LEN, TestApp, cli, now};
 
 pub const TOKEN: &str = "admin-token-0123456789abcdef";

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use docgate::token::Claims;
 
-use crate::chrome::{Browser, Page, Viewport, png_size};
-use crate::servers::RedisServer;
+use crate::support::chrome::{Browser, Page, Viewport, png_size};
+use crate::support::redis::RedisServer;
 use crate::support::*;
 
 const VISITOR: &str = "visitor@example.org";

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use docgate::store::{LinkState, TokenStore};
 
-use crate::s3_server::{ACCESS_KEY, BUCKET, ChaosProxy, REGION, S3Server, SECRET_KEY};
-use crate::servers::RedisServer;
+use crate::support::chaos::ChaosProxy;
+use crate::support::redis::RedisServer;
+use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
 use crate::support::*;
 
 /// Puts the fixture documents in the bucket under their catalog keys.

@@ -4,7 +4,7 @@
 
 use docgate::store::LinkState;
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::*;
 
 /// A docgate on the embedded store, or on a Redis server of its own (returned, to keep it alive).

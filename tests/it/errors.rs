@@ -9,7 +9,7 @@ use docgate::config::Secret;
 use docgate::store::LinkState;
 use docgate::token::{Claims, TokenCodec};
 
-use crate::probe::*;
+use crate::support::probe::*;
 use crate::support::*;
 
 /// A `Retry-After` of whole seconds within `range`.

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::probe::*;
+use crate::support::probe::*;
 use crate::support::*;
 
 /// How long a connection may stay silent before the answer is taken as complete.

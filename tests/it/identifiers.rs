@@ -4,9 +4,9 @@
 //! no address or client network as a bare hash anyone could recompute, and the keyed ids where
 //! they belong.
 
-use redis::Commands;
+use ::redis::{self, Commands};
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::*;
 
 const CLIENT: &str = "198.51.100.7";

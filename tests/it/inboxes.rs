@@ -4,7 +4,7 @@
 //! one.
 
 use crate::metrics::scrape;
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::{Mail, TestApp};
 
 const REQUESTS: &str = "/api/download-requests";

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::chrome::Browser;
+use crate::support::chrome::Browser;
 use crate::support::*;
 
 /// A page whose script, if it ran, would change the title and reach docgate's API.

@@ -9,7 +9,7 @@ use docgate::store::{LinkState, TokenStore};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::{BIG_LEN, PartialGet, RESUME_LEN, TestApp, content, retry_after, sha256};
 
 const REQUESTS: &str = "/api/download-requests";

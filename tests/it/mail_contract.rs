@@ -14,8 +14,8 @@ use docgate::mail::queue::{RedisOutbox, Sender, SenderSettings};
 use docgate::mail::{Composer, LinkMail, Mailer, smtp};
 use docgate::token::{Claims, TokenCodec};
 
-use crate::servers::RedisServer;
-use crate::smtp_server::SmtpSink;
+use crate::support::redis::RedisServer;
+use crate::support::smtp::SmtpSink;
 use crate::support::{Mail, SECRET, now, token_of};
 
 fn composer() -> Composer {

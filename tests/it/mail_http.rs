@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::servers::RedisServer;
-use crate::smtp_server::SmtpSink;
+use crate::support::redis::RedisServer;
+use crate::support::smtp::SmtpSink;
 use crate::support::*;
 
 fn settings<'a>(redis: &'a str, smtp: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -115,7 +115,7 @@ async fn without_redis_smtp_is_direct_and_a_refusal_is_503() {
 
 #[tokio::test]
 async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
-    use crate::s3_server::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
+    use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
     let redis = RedisServer::start();
     let sink = SmtpSink::start();
     let s3 = S3Server::start().await;

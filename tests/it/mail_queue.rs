@@ -16,8 +16,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::servers::RedisServer;
-use crate::smtp_server::SmtpSink;
+use crate::support::redis::RedisServer;
+use crate::support::smtp::SmtpSink;
 use crate::support::{SECRET, now};
 
 const PREFIX: &str = "docgate:";

@@ -1,11 +1,7 @@
 //! docgate's integration tests: one binary, one module per area. Every test starts its own server
-//! on a free loopback port and talks to it over real HTTP.
+//! on a free loopback port and talks to it over real HTTP. The harness (a docgate per test, the
+//! real Redis, SMTP, S3 and Chromium beside it) lives in [`support`].
 
-mod chrome;
-mod probe;
-mod s3_server;
-mod servers;
-mod smtp_server;
 mod support;
 
 mod admin;

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::servers::RedisServer;
-use crate::smtp_server::SmtpSink;
+use crate::support::redis::RedisServer;
+use crate::support::smtp::SmtpSink;
 use crate::support::{Mail, RESUME_LEN, TestApp, token_of};
 
 /// Scrapes `/metrics` into `series → value` (`name{labels}` as written).

@@ -25,12 +25,13 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::servers::{RedisServer, free_port};
-use crate::smtp_server::SmtpSink;
+use crate::support::binary::Docgate;
+use crate::support::smtp::SmtpSink;
 use crate::support::{
     BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, fixture_env, now, token_of,
     write_fixtures,
 };
+use crate::support::{free_port, redis::RedisServer};
 
 /// Signs the webhook's requests.
 const HOOK_SECRET: &str = "hook-secret-0123456789abcdef0123456789";
@@ -182,47 +183,6 @@ impl Drop for Receiver {
 }
 
 // ---------------------------------------------------------------------------------------------
-// The real binary, its logs in a file.
-
-/// A `docgate serve` child process, killed on drop; its stderr (JSON logs at `debug`) goes to a
-/// file, read whole by [`Child::logs`].
-struct Child {
-    child: std::process::Child,
-    logs: std::path::PathBuf,
-}
-
-impl Child {
-    fn spawn(dir: &std::path::Path, env: &[(String, String)]) -> Self {
-        let logs = dir.join("stderr.log");
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_docgate"));
-        command
-            .arg("serve")
-            .current_dir(dir)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&logs).unwrap());
-        Self {
-            child: command.spawn().expect("the docgate binary starts"),
-            logs,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.logs).unwrap_or_default()
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
 // Helpers.
 
 /// A delivered owner's notice, parsed.
@@ -366,7 +326,7 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         env.retain(|(name, _)| name != k);
         env.push((k.to_owned(), v));
     }
-    let docgate = Child::spawn(dir.path(), &env);
+    let docgate = Docgate::spawn(dir.path(), env.clone(), &["serve"]);
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(20);
     while client
@@ -378,7 +338,7 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         assert!(
             Instant::now() < deadline,
             "docgate did not start:\n{}",
-            docgate.logs()
+            docgate.stderr.text()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -505,7 +465,7 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
 
     // None of the addresses, the webhook's URL token or its secret reached the logs, which did
     // capture the journey.
-    let logs = docgate.logs();
+    let logs = docgate.stderr.text();
     assert!(logs.contains("download notice queued"), "{logs}");
     assert!(logs.contains("mail delivered"), "{logs}");
     for secret in [

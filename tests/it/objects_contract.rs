@@ -10,7 +10,7 @@ use docgate::objects::{CHUNK_SIZE, Object, ObjectError, ObjectSource};
 use docgate::range::{ByteRange, RangeRequest, Unsatisfiable};
 use futures_util::TryStreamExt;
 
-use crate::s3_server::S3Server;
+use crate::support::s3::S3Server;
 use crate::support::{content, sha256};
 
 /// The key of the known object.

@@ -11,7 +11,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::admin::{TOKEN, call, json_of};
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::{RESUME_LEN, TestApp, cli, now};
 
 const REQUESTS: &str = "/api/download-requests";

@@ -1,19 +1,15 @@
 //! The real `docgate` binary as a child process: bad configuration at startup, what its logs
 //! hold, memory while streaming a big file, and draining in-flight downloads on SIGTERM.
 //!
-//! Every child runs in its own temporary directory with a cleared environment (only `PATH` kept),
-//! listens on a free loopback port (`DOCGATE_LISTEN=127.0.0.1:0`, the port read from its startup
-//! log line), has its output read on background threads so no pipe fills, and is killed when its
-//! guard drops, whichever way the test ends. Every wait is bounded.
+//! Every child ([`Docgate`]) runs in its own temporary directory with a cleared environment, listens
+//! on a free loopback port (`DOCGATE_LISTEN=127.0.0.1:0`, the port read from its startup log line)
+//! and is killed when its guard drops, whichever way the test ends. Every wait is bounded.
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use docgate::config::Secret;
@@ -21,9 +17,8 @@ use docgate::token::TokenCodec;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::support::binary::{self, Docgate, admin_addr, strip_ansi};
 use crate::support::{self, Mail};
-
-const BIN: &str = env!("CARGO_BIN_EXE_docgate");
 /// The signing secret of the children that serve.
 const SECRET: &str = "process-secret-Q7wX2mZk9pLr4vTb8nYc3hJd";
 /// The base of links in mails. Unknown before the port is, so tests put the real address in.
@@ -36,128 +31,9 @@ const MIB: usize = 1024 * 1024;
 
 type Env = BTreeMap<String, String>;
 
-/// One output stream of a child, read to its end on a background thread.
-#[derive(Clone, Default)]
-struct Captured {
-    bytes: Arc<Mutex<Vec<u8>>>,
-    done: Arc<AtomicBool>,
-}
-
-impl Captured {
-    fn read_from(pipe: impl Read + Send + 'static) -> Self {
-        let captured = Self::default();
-        let sink = captured.clone();
-        std::thread::spawn(move || {
-            let mut reader = BufReader::new(pipe);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line) {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => sink.bytes.lock().unwrap().extend_from_slice(&line),
-                }
-            }
-            sink.done.store(true, Ordering::SeqCst);
-        });
-        captured
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes.lock().unwrap()).into_owned()
-    }
-
-    fn done(&self) -> bool {
-        self.done.load(Ordering::SeqCst)
-    }
-}
-
-/// A running `docgate`, killed and reaped on drop.
-struct Process {
-    child: Child,
-    stdout: Captured,
-    stderr: Captured,
-}
-
-impl Process {
-    fn spawn(dir: &Path, env: &Env, args: &[&str]) -> Self {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .current_dir(dir)
-            .env_clear()
-            .envs(env)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if let Some(path) = std::env::var_os("PATH") {
-            command.env("PATH", path);
-        }
-        let mut child = command.spawn().expect("the docgate binary starts");
-        let stdout = Captured::read_from(child.stdout.take().unwrap());
-        let stderr = Captured::read_from(child.stderr.take().unwrap());
-        Self {
-            child,
-            stdout,
-            stderr,
-        }
-    }
-
-    fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// Sends SIGTERM, as Kubernetes does to stop a pod.
-    fn terminate(&mut self) {
-        assert!(
-            self.child.try_wait().unwrap().is_none(),
-            "docgate exited before SIGTERM; stderr:\n{}",
-            self.stderr.text()
-        );
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.pid().to_string())
-            .status()
-            .expect("kill runs");
-        assert!(status.success(), "kill -TERM failed: {status}");
-    }
-
-    /// Waits (bounded) for the child to exit, and for its output to be read to the end.
-    async fn exit(&mut self, within: Duration) -> ExitStatus {
-        let deadline = Instant::now() + within;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docgate did not exit within {within:?}; stderr so far:\n{}",
-                self.stderr.text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while !(self.stdout.done() && self.stderr.done()) {
-            assert!(
-                Instant::now() < deadline,
-                "docgate's output pipes stayed open after it exited"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        status
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        // Already reaped: std knows, and neither call touches another process.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// A `docgate serve` child that has logged its listening address.
 struct Server {
-    process: Process,
+    process: Docgate,
     addr: SocketAddr,
     /// `http://127.0.0.1:PORT`
     base: String,
@@ -167,25 +43,8 @@ struct Server {
 
 impl Server {
     async fn start(dir: &Path, env: &Env) -> Self {
-        let mut process = Process::spawn(dir, env, &["serve"]);
-        let deadline = Instant::now() + STARTUP;
-        let addr = loop {
-            if let Some(addr) = listen_addr(&process.stderr.text()) {
-                break addr;
-            }
-            if let Some(status) = process.child.try_wait().unwrap() {
-                panic!(
-                    "docgate exited ({status}) before serving; stderr:\n{}",
-                    process.stderr.text()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "docgate did not log \"docgate serving\" within {STARTUP:?}; stderr:\n{}",
-                process.stderr.text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
+        let mut process = Docgate::spawn(dir, env, &["serve"]);
+        let addr = process.serving(STARTUP).await;
         assert!(addr.ip().is_loopback(), "listening on {addr}");
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -257,46 +116,6 @@ fn serve_env(dir: &Path) -> Env {
     env
 }
 
-/// The address in the `docgate serving` log line, in either log format.
-fn listen_addr(log: &str) -> Option<SocketAddr> {
-    log.lines().find_map(|line| {
-        if let Ok(value) = serde_json::from_str::<serde_json::Value>(line) {
-            if value["message"] != "docgate serving" {
-                return None;
-            }
-            return value["listen"].as_str()?.parse().ok();
-        }
-        let line = strip_ansi(line);
-        if !line.contains("docgate serving") {
-            return None;
-        }
-        line.split_whitespace()
-            .find_map(|word| word.strip_prefix("listen="))?
-            .parse()
-            .ok()
-    })
-}
-
-/// `text` without ANSI escape sequences (the text log format colours its output).
-fn strip_ansi(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut chars = text.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if ('@'..='~').contains(&c) {
-                        break;
-                    }
-                }
-            }
-            continue;
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// Writes `len` deterministic pseudo-random bytes to `path` in 1 MiB chunks; returns their SHA-256.
 fn write_document(path: &Path, len: usize, seed: u64) -> String {
     let mut file = File::create(path).unwrap();
@@ -359,7 +178,7 @@ fn memory(pid: u32) -> Memory {
 /// Starts `docgate` (no subcommand: `serve` is the default) and checks that it refuses to start:
 /// exit code 64 and exactly one line on stderr, naming `var`. Returns stderr and stdout.
 async fn refused_startup(dir: &Path, env: &Env, var: &str, shown: &str) -> (String, String) {
-    let mut process = Process::spawn(dir, env, &[]);
+    let mut process = Docgate::spawn(dir, env, &[]);
     let status = process.exit(EXIT).await;
     let stderr = process.stderr.text();
     let stdout = process.stdout.text();
@@ -476,7 +295,7 @@ async fn bad_configuration_stops_startup_with_one_line_naming_the_variable() {
     let mut env = serve_env(root);
     env.remove("DOCGATE_TOKEN_SECRET");
     env.insert("DOCGATE_TOKEN_SECRET_FILE".to_owned(), path("token-secret"));
-    let mut process = Process::spawn(root, &env, &["check"]);
+    let mut process = Docgate::spawn(root, &env, &["check"]);
     let status = process.exit(EXIT).await;
     let stdout = process.stdout.text();
     let stderr = process.stderr.text();
@@ -870,7 +689,7 @@ async fn sigterm_turns_readiness_off_then_refuses_connections_and_drains_the_dow
 /// exactly one of them gets the whole document.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fifty_clients_racing_across_two_processes_get_one_download() {
-    let redis = crate::servers::RedisServer::start();
+    let redis = crate::support::redis::RedisServer::start();
     let dir = tempfile::tempdir().unwrap();
     support::write_fixtures(dir.path());
     let mut env = serve_env(dir.path());
@@ -931,32 +750,6 @@ fn statuses(results: &[(u16, usize, String)]) -> Vec<u16> {
     results.iter().map(|(s, _, _)| *s).collect()
 }
 
-/// The admin address in the `docgate serving` log line (JSON logs).
-fn admin_addr(log: &str) -> Option<SocketAddr> {
-    log.lines().find_map(|line| {
-        let value = serde_json::from_str::<serde_json::Value>(line).ok()?;
-        if value["message"] != "docgate serving" {
-            return None;
-        }
-        value["admin"].as_str()?.parse().ok()
-    })
-}
-
-/// Runs the binary once in `dir` with exactly `env`; returns its exit code, stdout and stderr.
-fn run_cli(dir: &Path, env: &Env, args: &[&str]) -> (i32, String, String) {
-    let mut command = Command::new(BIN);
-    command.args(args).current_dir(dir).env_clear().envs(env);
-    if let Some(path) = std::env::var_os("PATH") {
-        command.env("PATH", path);
-    }
-    let output = command.output().expect("the docgate binary runs");
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
-}
-
 #[tokio::test]
 async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_service() {
     let dir = tempfile::tempdir().unwrap();
@@ -983,7 +776,7 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
     };
 
     // A link printed by `docgate link` downloads.
-    let (code, out, err) = run_cli(
+    let (code, out, err) = binary::run(
         dir.path(),
         &cli,
         &["link", "--email", "cli@example.org", "--document", "resume"],
@@ -998,7 +791,7 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
     assert!(server.mails().is_empty(), "no mail without --send");
 
     // `docgate revoke <jti>` withdraws one: 410 afterwards, and a second revoke finds nothing.
-    let (code, out, err) = run_cli(
+    let (code, out, err) = binary::run(
         dir.path(),
         &cli,
         &[
@@ -1017,19 +810,19 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
     let jti = minted["jti"].as_str().unwrap().to_owned();
     let url = token_url(minted["url"].as_str().unwrap());
     assert_eq!(server.client.head(&url).send().await.unwrap().status(), 200);
-    let (code, out, err) = run_cli(dir.path(), &cli, &["revoke", &jti]);
+    let (code, out, err) = binary::run(dir.path(), &cli, &["revoke", &jti]);
     assert_eq!(
         (code, out.trim()),
         (0, format!("revoked {jti}").as_str()),
         "{err}"
     );
     assert_eq!(server.client.get(&url).send().await.unwrap().status(), 410);
-    let (code, out, err) = run_cli(dir.path(), &cli, &["revoke", &jti]);
+    let (code, out, err) = binary::run(dir.path(), &cli, &["revoke", &jti]);
     assert_eq!(code, 65, "{out} {err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 
     // `--send` mails it, as a visitor's request would; `revoke --email` withdraws every link.
-    let (code, _, err) = run_cli(
+    let (code, _, err) = binary::run(
         dir.path(),
         &cli,
         &[
@@ -1045,11 +838,12 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
     let mails = server.mails();
     assert_eq!(mails.len(), 1);
     assert_eq!(Mail::read(&mails[0]).to, "sent@example.org");
-    let (code, out, err) = run_cli(dir.path(), &cli, &["revoke", "--email", "Sent@Example.org"]);
+    let (code, out, err) =
+        binary::run(dir.path(), &cli, &["revoke", "--email", "Sent@Example.org"]);
     assert_eq!((code, out.trim()), (0, "revoked 1 links"), "{err}");
 
     // Refusals are one line with a documented code: a bad address, a wrong credential.
-    let (code, out, err) = run_cli(
+    let (code, out, err) = binary::run(
         dir.path(),
         &cli,
         &[
@@ -1067,7 +861,7 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
         "DOCGATE_ADMIN_TOKEN".to_owned(),
         "not-the-service-token-0123456789".to_owned(),
     );
-    let (code, out, err) = run_cli(dir.path(), &wrong, &["revoke", &jti]);
+    let (code, out, err) = binary::run(dir.path(), &wrong, &["revoke", &jti]);
     assert_eq!(code, 64, "{out} {err}");
     assert!(out.is_empty() && err.lines().count() == 1, "{err}");
 
@@ -1079,17 +873,17 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
         "DOCGATE_LISTEN".to_owned(),
         server.base.trim_start_matches("http://").to_owned(),
     );
-    let (code, _, err) = run_cli(dir.path(), &second, &["serve"]);
+    let (code, _, err) = binary::run(dir.path(), &second, &["serve"]);
     assert_eq!(code, 64, "{err}");
     assert_eq!(std::fs::read(&credential).unwrap(), held);
-    let (code, _, err) = run_cli(dir.path(), &cli, &["revoke", &jti]);
+    let (code, _, err) = binary::run(dir.path(), &cli, &["revoke", &jti]);
     assert_eq!(code, 65, "still reached, the link already withdrawn: {err}");
 
     // Stopped, the service takes its credential with it; the command line says so in one line.
     server.process.terminate();
     assert!(server.process.exit(EXIT).await.success());
     assert!(!credential.exists(), "the credential outlived the service");
-    let (code, out, err) = run_cli(
+    let (code, out, err) = binary::run(
         dir.path(),
         &cli,
         &["link", "--email", "cli@example.org", "--document", "resume"],
@@ -1104,7 +898,7 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
         "DOCGATE_ADMIN_TOKEN".to_owned(),
         "a-configured-admin-token-0123456789".to_owned(),
     );
-    let (code, _, err) = run_cli(dir.path(), &configured, &["revoke", &jti]);
+    let (code, _, err) = binary::run(dir.path(), &configured, &["revoke", &jti]);
     assert_eq!(code, 69, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("no running docgate"), "{err}");

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::servers::RedisServer;
+// The client crate, not `support::redis`.
+use ::redis;
+
+use crate::support::redis::RedisServer;
 use crate::support::*;
 
 async fn on_redis(server: &RedisServer) -> TestApp {

@@ -9,7 +9,8 @@ use docgate::objects::{CHUNK_SIZE, Object, ObjectError, ObjectSource};
 use docgate::range::{ByteRange, RangeRequest, Unsatisfiable};
 use futures_util::StreamExt;
 
-use crate::s3_server::{BUCKET, ChaosProxy, PUBLIC_PREFIX, S3Server};
+use crate::support::chaos::ChaosProxy;
+use crate::support::s3::{BUCKET, PUBLIC_PREFIX, S3Server};
 use crate::support::{content, sha256};
 
 const KEY: &str = "resume/Jane_Doe_Resume.pdf";

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::admin::TOKEN;
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::{BIG_LEN, PartialGet, TestApp, content, retry_after, sha256};
 
 /// A connection to `to` from the loopback address `from` (any 127.0.0.0/8 address is local).

@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 
+use ::redis::{self, Commands};
 use docgate::requestlog::{Entry, Event, NOTES_PER_LINK, PER_PERSON_PER_HOUR};
 use docgate::token::Claims;
-use redis::Commands;
 use tokio::task::JoinSet;
 
 use crate::metrics::scrape;
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::*;
 
 /// The log's cap in these tests (the smallest the configuration accepts).

@@ -1,7 +1,22 @@
 //! The test harness: a docgate server per test, in process, on a free loopback port, with its own
 //! documents, outbox, request log and store; and helpers to read what it mailed and logged.
+//!
+//! Beside it, one file per real server a test may own: [`redis`], [`smtp`], [`s3`], the
+//! fault-injecting [`chaos`] proxy, headless [`chrome`], and the docgate [`binary`] itself; the
+//! child processes among them share [`process`]. [`probe`] holds the error-path suites' checks.
 
 #![allow(dead_code)]
+
+pub mod binary;
+pub mod chaos;
+pub mod chrome;
+pub mod probe;
+pub mod process;
+pub mod redis;
+pub mod s3;
+pub mod smtp;
+
+pub use process::free_port;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -9,11 +24,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use docgate::app::{App, Backends};
+use docgate::app::App;
 use docgate::config::Config;
 use docgate::requestlog::Entry;
 use docgate::store::memory::MemoryStore;
-use docgate::token::{Claims, TokenCodec};
+use docgate::token::Claims;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -74,22 +89,13 @@ pub fn content(seed: u8, len: usize) -> Vec<u8> {
 /// Runs the `docgate` binary with `args`, on the fixtures in `dir` and these settings; returns
 /// its exit code, stdout and stderr.
 pub fn cli(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_docgate"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in fixture_env(dir, "http://localhost:8080", SECRET) {
-        command.env(k, v);
-    }
+    let mut all: HashMap<String, String> = fixture_env(dir, "http://localhost:8080", SECRET)
+        .into_iter()
+        .collect();
     for (k, v) in env {
-        command.env(k, v);
+        all.insert((*k).to_owned(), (*v).to_owned());
     }
-    let output = command.args(args).output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
+    binary::run(dir, all, args)
 }
 
 /// The whole seconds of a response's `Retry-After`.
@@ -186,21 +192,19 @@ impl TestApp {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
         let config = Config::from_source(&env).unwrap();
-        let catalog = App::load_catalog(&config).unwrap();
-        let codec = Arc::new(TokenCodec::new(&config.token).unwrap());
-        let built = Backends::from_config(&config, codec.clone()).await.unwrap();
-        let memory_store = built.memory_store.clone();
-        let app = Arc::new(
-            App::new(config, catalog, codec, built.backends)
-                .await
-                .unwrap(),
-        );
+        // The test holds the embedded store to inspect it; on Redis the configured store stays.
+        let memory_store = config.redis.is_none().then(|| Arc::new(MemoryStore::new()));
+        let embedded = memory_store.clone();
+        let service = docgate::build_with(config, move |backends| {
+            if let Some(store) = embedded {
+                backends.store = store;
+            }
+        })
+        .await
+        .unwrap();
+        let app = service.app.clone();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_base = format!("http://{}", admin.local_addr().unwrap());
-        let service = docgate::Service {
-            app: app.clone(),
-            sender: built.sender,
-        };
 
         let (tx, rx) = oneshot::channel::<docgate::shutdown::Signal>();
         let task = tokio::spawn(async move {

@@ -21,7 +21,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,9 +29,11 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::process::{ChildStdin, ChildStdout};
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
+
+use super::process::ChildProcess;
 
 /// The longest any single wait in this module lasts: a command's answer, a page load, a download.
 pub const TIMEOUT: Duration = Duration::from_secs(30);
@@ -278,7 +280,8 @@ async fn read_messages(conn: Arc<Conn>, stdout: ChildStdout) {
 /// A headless Chromium owned by one test.
 pub struct Browser {
     conn: Arc<Conn>,
-    child: Child,
+    /// Dropped after `reader`: kills the browser's whole process group.
+    process: ChildProcess,
     reader: JoinHandle<()>,
     /// Holds `profile/`, `downloads/`, `home/` and `chromium.log`.
     root: tempfile::TempDir,
@@ -311,15 +314,13 @@ impl Browser {
             .env_remove("XDG_CACHE_HOME")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .process_group(0)
-            .kill_on_drop(true);
-        let mut child = command
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {}: {e}", binary.display()));
+            .stderr(std::fs::File::create(&log).unwrap());
+        let mut process = ChildProcess::spawn_group(&mut command, &binary.display().to_string());
+        let stdin = ChildStdin::from_std(process.child().stdin.take().unwrap()).unwrap();
+        let stdout = ChildStdout::from_std(process.child().stdout.take().unwrap()).unwrap();
         let (bumps, _) = watch::channel(0);
         let conn = Arc::new(Conn {
-            stdin: tokio::sync::Mutex::new(child.stdin.take().unwrap()),
+            stdin: tokio::sync::Mutex::new(stdin),
             next_id: AtomicU64::new(1),
             pending: Mutex::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
@@ -327,10 +328,10 @@ impl Browser {
             closed: AtomicBool::new(false),
             log,
         });
-        let reader = tokio::spawn(read_messages(conn.clone(), child.stdout.take().unwrap()));
+        let reader = tokio::spawn(read_messages(conn.clone(), stdout));
         let browser = Self {
             conn,
-            child,
+            process,
             reader,
             root,
         };
@@ -485,15 +486,6 @@ fn list_dir(dir: &Path) -> Vec<String> {
 impl Drop for Browser {
     fn drop(&mut self) {
         self.reader.abort();
-        // The whole process group: the browser and its renderer, GPU and utility processes.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-KILL", "--", &format!("-{pid}")])
-                .stderr(Stdio::null())
-                .status();
-        }
-        let _ = self.child.start_kill();
-        let _ = self.child.try_wait();
     }
 }
 
