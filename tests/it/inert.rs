@@ -129,7 +129,7 @@ async fn a_script_inside_a_served_html_document_does_not_run_in_a_browser() {
     // would be 415): none arrived. The page is loaded, so a script would have sent it by now;
     // a few looks bound the check.
     for _ in 0..5 {
-        let (_, series) = crate::metrics::scrape(&app).await;
+        let (_, series) = crate::support::scrape(&app).await;
         let asked: f64 = series
             .iter()
             .filter(|(name, _)| name.starts_with("docgate_link_requests_total"))

@@ -36,7 +36,7 @@ async fn the_journey_with_mail_over_smtp() {
         app.client.get(&mail.link).send().await.unwrap().status(),
         410
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    mail_drained(&app).await;
     assert_eq!(sink.messages().len(), 1, "sent once");
 }
 
@@ -49,7 +49,12 @@ async fn with_smtp_down_the_request_is_accepted_and_mailed_once_it_is_back() {
 
     let response = app.request_link("visitor@example.org", "resume").await;
     assert_eq!(response.status(), 202, "queued durably, not sent yet");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The sender has met the outage: the mail waits for a retry.
+    eventually("a failed attempt", Duration::from_secs(15), || async {
+        let (_, series) = scrape(&app).await;
+        (series.get("docgate_mail_total{outcome=\"retried\"}") >= Some(&1.0)).then_some(())
+    })
+    .await;
     sink.restart();
     let mails = sink.delivered(1).await;
     let link = Mail::read(&mails[0]).link;
@@ -73,7 +78,7 @@ async fn mail_queued_before_a_restart_is_delivered_once_after_it() {
     sink.restart();
     let second = TestApp::with(&settings(&redis_url, &smtp_url)).await;
     let mails = sink.delivered(3).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    mail_drained(&second).await;
     assert_eq!(sink.messages().len(), 3, "each mail once");
     let mut recipients: Vec<String> = mails.iter().map(|m| Mail::read(m).to).collect();
     recipients.sort();

@@ -2,7 +2,6 @@
 //! (aiosmtpd), each on a free loopback port per test.
 
 use std::collections::HashSet;
-use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,7 @@ use tokio::task::JoinHandle;
 
 use crate::support::redis::RedisServer;
 use crate::support::smtp::SmtpSink;
-use crate::support::{SECRET, now};
+use crate::support::{SECRET, drained, eventually, now};
 
 const PREFIX: &str = "docgate:";
 const PUBLIC_URL: &str = "https://docs.example.com";
@@ -129,22 +128,6 @@ impl Running {
     async fn crash(self) {
         self.task.abort();
         assert!(self.task.await.unwrap_err().is_cancelled());
-    }
-}
-
-/// Polls `check` every 20 ms until it yields a value; panics after `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -273,7 +256,7 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
 
     // Delivered once, acknowledged and deleted: the stream holds only undelivered mail.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(sink.events(), ["rcpt 250", "data 250"]);
     let depth = outbox.queue_depth().await.unwrap();
@@ -308,7 +291,7 @@ async fn with_smtp_down_the_mail_is_queued_and_delivered_once_the_server_is_back
 
     sink.restart();
     wait_for_messages(&sink, 1).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1, "delivered once");
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     assert!(outbox.dead_letters(10).await.unwrap().is_empty());
@@ -338,7 +321,7 @@ async fn a_permanent_rejection_lands_in_the_dead_letters_and_an_operator_can_ret
     assert_eq!(dead.exp, mail.claims.exp);
 
     // Not retried: a 5xx is final.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert_eq!(sink.events(), ["rcpt 550"]);
     assert!(sink.messages().is_empty());
     let depth = outbox.queue_depth().await.unwrap();
@@ -351,7 +334,7 @@ async fn a_permanent_rejection_lands_in_the_dead_letters_and_an_operator_can_ret
         Revival::Queued
     );
     wait_for_messages(&sink, 1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     assert!(outbox.dead_letters(10).await.unwrap().is_empty());
@@ -383,7 +366,7 @@ async fn a_transient_rejection_is_retried_with_backoff_until_accepted() {
 
     sink.control("");
     wait_for_messages(&sink, 1).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     assert!(outbox.dead_letters(10).await.unwrap().is_empty());
@@ -443,7 +426,7 @@ async fn a_restart_mid_queue_delivers_each_mail_exactly_once() {
     let sender = Running::spawn(&second, &redis, &sink, settings());
     wait_for_messages(&sink, 20).await;
     assert!(restarted.elapsed() < Duration::from_secs(8));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&second).await;
     let delivered: Vec<Claims> = sink.messages().iter().map(|p| claims_of(p)).collect();
     assert_eq!(delivered.len(), 20, "each mail exactly once");
     let delivered_jtis: HashSet<String> = delivered.into_iter().map(|c| c.jti).collect();
@@ -491,7 +474,7 @@ async fn a_crashed_sender_s_mail_is_taken_over_and_delivered_once() {
         },
     );
     wait_for_messages(&sink, 1).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drained(&second).await;
     assert_eq!(sink.messages().len(), 1, "delivered once");
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     assert_eq!(pending(&redis), 0);
@@ -544,7 +527,7 @@ async fn a_link_that_expires_while_its_mail_is_retried_is_not_sent() {
     assert!(dead.attempts >= 1);
     assert!(sink.events().iter().any(|e| e == "rcpt 451"));
     sink.control("");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert!(
         sink.messages().is_empty(),
         "an expired link is never mailed"
@@ -575,7 +558,20 @@ async fn the_sender_resumes_after_a_redis_outage() {
     let sink = SmtpSink::start();
     let outbox = outbox(&redis).await;
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The sender has made its consumer group: the outage takes it away.
+    eventually(
+        "the sender's consumer group",
+        Duration::from_secs(5),
+        || async {
+            redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(format!("{PREFIX}mail:queue"))
+                .query::<Vec<redis::Value>>(&mut redis.client())
+                .is_ok_and(|groups| !groups.is_empty())
+                .then_some(())
+        },
+    )
+    .await;
     // The restarted server has lost everything, consumer group included.
     redis.restart();
     let mail = mail();
@@ -593,7 +589,7 @@ async fn the_sender_resumes_after_a_redis_outage() {
         || async { (!sink.messages().is_empty()).then_some(()) },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     sender.stop().await;

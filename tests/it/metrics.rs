@@ -6,32 +6,7 @@ use std::time::Duration;
 
 use crate::support::redis::RedisServer;
 use crate::support::smtp::SmtpSink;
-use crate::support::{Mail, RESUME_LEN, TestApp, token_of};
-
-/// Scrapes `/metrics` into `series → value` (`name{labels}` as written).
-pub async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.admin_base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/openmetrics-text"),
-    );
-    let text = response.text().await.unwrap();
-    let series = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| l.rsplit_once(' '))
-        .map(|(series, value)| (series.to_owned(), value.parse().unwrap()))
-        .collect();
-    (text, series)
-}
+use crate::support::{Mail, RESUME_LEN, TestApp, scrape, token_of};
 
 fn value(series: &BTreeMap<String, f64>, name: &str) -> f64 {
     series.get(name).copied().unwrap_or(0.0)

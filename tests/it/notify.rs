@@ -28,8 +28,8 @@ use tokio::task::JoinHandle;
 use crate::support::binary::Docgate;
 use crate::support::smtp::SmtpSink;
 use crate::support::{
-    BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, fixture_env, now, token_of,
-    write_fixtures,
+    BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, drained, drained_at, fixture_env, now,
+    token_of, write_fixtures,
 };
 use crate::support::{free_port, redis::RedisServer};
 
@@ -443,8 +443,8 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         "{at}"
     );
 
-    // One notice each, not more, and counted.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // One notice each, not more, and counted: nothing is left in the queue to send.
+    drained_at(&client, &format!("http://127.0.0.1:{admin_port}")).await;
     assert_eq!(receiver.received().len(), 1);
     assert_eq!(sink.messages().len(), 2);
     let metrics = client
@@ -507,7 +507,7 @@ async fn a_webhook_answering_500_twice_is_retried_with_backoff_until_it_answers_
     assert!(received[1].at - received[0].at >= Duration::from_millis(100));
     assert!(received[2].at - received[1].at >= Duration::from_millis(200));
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert_eq!(
         receiver.received().len(),
         3,
@@ -552,7 +552,7 @@ async fn a_webhook_answering_400_is_dead_lettered_at_once_and_an_operator_can_re
     assert_eq!(dead.attempts, 1);
     assert_eq!(dead.jti, download.jti);
     assert_eq!(dead.email.as_deref(), Some(VISITOR));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert_eq!(receiver.received().len(), 1, "a 400 is not retried");
     assert_eq!(
         series(
@@ -572,7 +572,7 @@ async fn a_webhook_answering_400_is_dead_lettered_at_once_and_an_operator_can_re
     received[1].verify();
     assert_eq!(received[1].header("docgate-event-id"), download.event_id);
     assert_eq!(received[1].body, received[0].body);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    drained(&outbox).await;
     assert!(outbox.dead_letters(10).await.unwrap().is_empty());
     stop.cancel();
     task.await.unwrap();
@@ -610,7 +610,7 @@ async fn without_a_queue_an_interrupted_or_partial_download_tells_nobody_and_a_c
     let mut outcomes: Vec<&str> = log.iter().map(|e| e.outcome.as_str()).collect();
     outcomes.sort_unstable();
     assert_eq!(outcomes, ["interrupted", "partial", "sent"]);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.idle().await;
     assert_eq!(app.outbox().len(), mails, "no notice mail");
     assert!(receiver.received().is_empty(), "no webhook call");
 

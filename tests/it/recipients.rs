@@ -6,9 +6,9 @@ use docgate::requestlog::{Event, NOTES_PER_LINK};
 use docgate::store::LinkState;
 use docgate::token::Claims;
 
-use crate::metrics::scrape;
 use crate::support::probe::{BROWSER_ACCEPT, assert_error, send, sign, state};
 use crate::support::redis::RedisServer;
+use crate::support::scrape;
 use crate::support::*;
 
 const CHROME_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";

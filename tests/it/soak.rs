@@ -11,8 +11,8 @@ use docgate::requestlog::{Entry, Event, NOTES_PER_LINK, PER_PERSON_PER_HOUR};
 use docgate::token::Claims;
 use tokio::task::JoinSet;
 
-use crate::metrics::scrape;
 use crate::support::redis::RedisServer;
+use crate::support::scrape;
 use crate::support::*;
 
 /// The log's cap in these tests (the smallest the configuration accepts).

@@ -18,7 +18,7 @@ pub mod smtp;
 
 pub use process::free_port;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -96,6 +96,94 @@ pub fn cli(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, Str
         all.insert((*k).to_owned(), (*v).to_owned());
     }
     binary::run(dir, all, args)
+}
+
+/// Scrapes a test server's `/metrics` into `series → value` (`name{labels}` as written).
+pub async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
+    scrape_at(&app.client, &app.admin_base).await
+}
+
+/// Scrapes the `/metrics` of the admin listener at `admin_base` (`http://127.0.0.1:PORT`).
+pub async fn scrape_at(
+    client: &reqwest::Client,
+    admin_base: &str,
+) -> (String, BTreeMap<String, f64>) {
+    let response = client
+        .get(format!("{admin_base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+    );
+    let text = response.text().await.unwrap();
+    let series = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(series, value)| (series.to_owned(), value.parse().unwrap()))
+        .collect();
+    (text, series)
+}
+
+/// Waits (bounded by `limit`) until `check` gives a value, polling every 20 ms; panics naming
+/// `what` when it never does. Tests wait on an observable state with it, never on a sleep.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (bounded) until the mail queue at `outbox` holds nothing queued or scheduled for a retry:
+/// every job is delivered and deleted, or dead-lettered, so no further send can happen. Returns
+/// the depth, dead letters included.
+pub async fn drained(
+    outbox: &docgate::mail::queue::RedisOutbox,
+) -> docgate::mail::queue::QueueDepth {
+    eventually(
+        "the mail queue to drain",
+        Duration::from_secs(15),
+        || async {
+            let depth = outbox.queue_depth().await.unwrap();
+            (depth.queued == 0 && depth.retrying == 0).then_some(depth)
+        },
+    )
+    .await
+}
+
+/// Waits (bounded) until a test server's mail queue (`docgate_mail_queue_depth`, read from
+/// Redis at each scrape) is empty: every mail is delivered and deleted, or dead-lettered.
+pub async fn mail_drained(app: &TestApp) {
+    drained_at(&app.client, &app.admin_base).await;
+}
+
+/// As [`mail_drained`], for the admin listener at `admin_base`.
+pub async fn drained_at(client: &reqwest::Client, admin_base: &str) {
+    eventually(
+        "the mail queue to drain",
+        Duration::from_secs(15),
+        || async {
+            let (_, series) = scrape_at(client, admin_base).await;
+            (series.get("docgate_mail_queue_depth") == Some(&0.0)).then_some(())
+        },
+    )
+    .await;
 }
 
 /// The whole seconds of a response's `Retry-After`.
@@ -361,6 +449,17 @@ impl TestApp {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("{url} never answered HEAD with {status}");
+    }
+
+    /// Waits (bounded) until the work finished requests left behind (claim releases, request log
+    /// entries, owner's notices) is done: whatever they were going to send has been sent.
+    pub async fn idle(&self) {
+        eventually(
+            "the requests' background work",
+            Duration::from_secs(10),
+            || async { self.app.tasks.is_empty().then_some(()) },
+        )
+        .await;
     }
 
     /// Waits (bounded) until the request log has `n` entries (download entries are written just
