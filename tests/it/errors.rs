@@ -347,64 +347,44 @@ async fn bodies_over_4_kib_are_refused_however_they_are_sent() {
         body
     };
 
-    let name = "5 KiB with Content-Length";
-    let sent = send(
-        &app,
-        name,
-        app.client
-            .post(format!("{}{REQUESTS}", app.base))
-            .header("content-type", "application/json")
-            .body(padded(5 * 1024)),
-    )
-    .await;
-    assert_error(name, &sent, 413, "body_too_large");
-    assert_untouched(&app, name, 1, &sentinel).await;
-
-    let name = "5 KiB chunked, no Content-Length";
     let chunks: Vec<Result<Vec<u8>, std::io::Error>> = padded(5 * 1024)
         .into_bytes()
         .chunks(1024)
         .map(|c| Ok(c.to_vec()))
         .collect();
-    let sent = send(
-        &app,
-        name,
-        app.client
-            .post(format!("{}{REQUESTS}", app.base))
-            .header("content-type", "application/json")
-            .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
-                chunks,
-            ))),
-    )
-    .await;
-    assert_error(name, &sent, 413, "body_too_large");
-    assert_untouched(&app, name, 1, &sentinel).await;
-
-    let name = "5 KiB form with Content-Length";
-    let sent = send(
-        &app,
-        name,
-        app.client
-            .post(format!("{}{REQUESTS}", app.base))
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(format!(
+    let refused: [(&str, &str, reqwest::Body); 3] = [
+        (
+            "5 KiB with Content-Length",
+            "application/json",
+            padded(5 * 1024).into(),
+        ),
+        (
+            "5 KiB chunked, no Content-Length",
+            "application/json",
+            reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)),
+        ),
+        (
+            "5 KiB form with Content-Length",
+            "application/x-www-form-urlencoded",
+            format!(
                 "email=visitor%40example.org&document=resume&pad={}",
                 "x".repeat(5 * 1024)
-            )),
-    )
-    .await;
-    assert_error(name, &sent, 413, "body_too_large");
-    assert_untouched(&app, name, 1, &sentinel).await;
+            )
+            .into(),
+        ),
+    ];
+    for (name, content_type, body) in refused {
+        let sent = send(&app, name, post(&app, REQUESTS, content_type, body)).await;
+        assert_error(name, &sent, 413, "body_too_large");
+        assert_untouched(&app, name, 1, &sentinel).await;
+    }
 
     // The limit is "over 4 KiB": exactly 4 KiB is a normal request.
     let name = "exactly 4 KiB";
     let sent = send(
         &app,
         name,
-        app.client
-            .post(format!("{}{REQUESTS}", app.base))
-            .header("content-type", "application/json")
-            .body(padded(4096)),
+        post(&app, REQUESTS, "application/json", padded(4096)),
     )
     .await;
     assert_eq!(sent.status, 202, "{name}: {:?}", sent.body);

@@ -2,14 +2,12 @@
 //! (aiosmtpd), each on a free loopback port per test.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use docgate::config::{Secret, SmtpConfig};
 use docgate::mail::queue::{RedisOutbox, Revival, Sender, SenderSettings};
 use docgate::mail::smtp::{self, Failure};
-use docgate::mail::{Composer, LinkMail, MailError, Mailer};
-use docgate::token::{Claims, TokenCodec};
+use docgate::mail::{LinkMail, MailError, Mailer};
+use docgate::token::Claims;
 use lettre::AsyncTransport;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::oneshot;
@@ -17,40 +15,10 @@ use tokio::task::JoinHandle;
 
 use crate::support::redis::RedisServer;
 use crate::support::smtp::SmtpSink;
-use crate::support::{SECRET, drained, eventually, now};
+use crate::support::mail::{PUBLIC_URL, codec, composer, settings, transport};
+use crate::support::{Mail, drained, eventually, now};
 
 const PREFIX: &str = "docgate:";
-const PUBLIC_URL: &str = "https://docs.example.com";
-
-/// Short waits, so retries and take-overs happen within a test's patience.
-fn settings() -> SenderSettings {
-    SenderSettings {
-        backoff_base: Duration::from_millis(100),
-        backoff_cap: Duration::from_millis(400),
-        block: Duration::from_millis(200),
-        claim_idle: Duration::from_secs(10),
-        delivery_timeout: Duration::from_secs(5),
-    }
-}
-
-fn codec() -> Arc<TokenCodec> {
-    Arc::new(TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec())))
-}
-
-fn composer() -> Composer {
-    Composer::new(
-        codec(),
-        PUBLIC_URL,
-        "Jane Doe <noreply@example.com>".parse().unwrap(),
-    )
-}
-
-fn transport(url: &str) -> smtp::SmtpTransport {
-    smtp::transport(&SmtpConfig {
-        url: Secret::new(url.as_bytes().to_vec()),
-    })
-    .unwrap()
-}
 
 async fn manager(redis: &RedisServer) -> ConnectionManager {
     let config = ConnectionManagerConfig::new()
@@ -140,45 +108,9 @@ async fn wait_for_messages(sink: &SmtpSink, n: usize) {
     .await;
 }
 
-/// A delivered message, parsed.
-struct Delivered {
-    from: String,
-    from_name: Option<String>,
-    to: String,
-    subject: String,
-    text: String,
-    html: String,
-    link: String,
-}
-
-fn read(path: &std::path::Path) -> Delivered {
-    let raw = std::fs::read(path).unwrap();
-    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
-    let from = message.from().unwrap().first().unwrap();
-    let text = message.body_text(0).unwrap().into_owned();
-    let start = text.find(PUBLIC_URL).expect("a link in the text part");
-    let link = text[start..].split_whitespace().next().unwrap().to_owned();
-    Delivered {
-        from: from.address().unwrap().to_owned(),
-        from_name: from.name().map(str::to_owned),
-        to: message
-            .to()
-            .unwrap()
-            .first()
-            .unwrap()
-            .address()
-            .unwrap()
-            .to_owned(),
-        subject: message.subject().unwrap().to_owned(),
-        html: message.body_html(0).unwrap().into_owned(),
-        text,
-        link,
-    }
-}
-
 /// The claims of a delivered message's link, verified with the shared secret.
 fn claims_of(path: &std::path::Path) -> Claims {
-    let delivered = read(path);
+    let delivered = Mail::read(path);
     let token = delivered.link.rsplit_once("/d/").unwrap().1;
     codec().verify(token, now()).unwrap()
 }
@@ -238,7 +170,7 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
 
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     wait_for_messages(&sink, 1).await;
-    let delivered = read(&sink.messages()[0]);
+    let delivered = Mail::read(&sink.messages()[0]);
     assert_eq!(delivered.from, "noreply@example.com");
     assert_eq!(delivered.from_name.as_deref(), Some("Jane Doe"));
     assert_eq!(delivered.to, "visitor@example.org");

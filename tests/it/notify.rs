@@ -8,14 +8,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use docgate::config::{Secret, SmtpConfig, WebhookConfig};
+use docgate::config::{Secret, WebhookConfig};
 use docgate::mail::direct::DirectSmtp;
-use docgate::mail::queue::{RedisOutbox, Revival, Sender, SenderSettings};
-use docgate::mail::{Composer, Mailer, smtp};
+use docgate::mail::queue::{RedisOutbox, Revival, Sender};
+use docgate::mail::Mailer;
 use docgate::metrics::Metrics;
 use docgate::notify::webhook::Webhook;
 use docgate::notify::{Download, Notice};
-use docgate::token::{Claims, TokenCodec};
+use docgate::token::Claims;
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -26,6 +26,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::support::binary::Docgate;
+use crate::support::mail::{codec, composer, settings, transport};
 use crate::support::smtp::SmtpSink;
 use crate::support::{
     BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, drained, drained_at, fixture_env, now,
@@ -214,18 +215,6 @@ fn notice_mails(paths: &[std::path::PathBuf]) -> Vec<NoticeMail> {
         .collect()
 }
 
-fn codec() -> TokenCodec {
-    TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec()))
-}
-
-fn composer() -> Composer {
-    Composer::new(
-        Arc::new(codec()),
-        "https://docs.example.com",
-        "Jane Doe <noreply@example.com>".parse().unwrap(),
-    )
-}
-
 fn download() -> Download {
     Download {
         event_id: docgate::token::new_jti(),
@@ -235,17 +224,6 @@ fn download() -> Download {
         email: Some(VISITOR.to_owned()),
         downloaded_at: now(),
         client_ip: IpAddr::from([192, 0, 2, 7]),
-    }
-}
-
-/// Short waits, so retries happen within a test's patience.
-fn settings() -> SenderSettings {
-    SenderSettings {
-        backoff_base: Duration::from_millis(100),
-        backoff_cap: Duration::from_millis(400),
-        block: Duration::from_millis(200),
-        claim_idle: Duration::from_secs(10),
-        delivery_timeout: Duration::from_secs(5),
     }
 }
 
@@ -271,10 +249,7 @@ async fn queue(
     let sender = Sender::new(
         outbox.clone(),
         redis::Client::open(redis.url()).unwrap(),
-        smtp::transport(&SmtpConfig {
-            url: Secret::new(sink.url().into_bytes()),
-        })
-        .unwrap(),
+        transport(&sink.url()),
         composer(),
         settings(),
     )
@@ -672,11 +647,7 @@ async fn a_link_minted_without_an_address_is_reported_with_the_address_unknown()
 #[tokio::test]
 async fn direct_smtp_sends_the_owner_s_mail() {
     let sink = SmtpSink::start();
-    let transport = smtp::transport(&SmtpConfig {
-        url: Secret::new(sink.url().into_bytes()),
-    })
-    .unwrap();
-    let mailer = DirectSmtp::new(transport, composer());
+    let mailer = DirectSmtp::new(transport(&sink.url()), composer());
     let download = download();
     mailer
         .notify(&Notice::OwnerMail {

@@ -77,16 +77,16 @@ async fn consent_is_required_when_a_privacy_notice_is_set() {
     assert_eq!(status, 202, "{answer}");
     // A plain HTML form's checked checkbox posts `on`.
     let response = app
-        .client
-        .post(format!("{}{REQUESTS}", app.base))
-        .form(&[
-            ("email", "joe@example.org"),
-            ("document", "resume"),
-            ("consent", "on"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            REQUESTS,
+            &[
+                ("email", "joe@example.org"),
+                ("document", "resume"),
+                ("consent", "on"),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(response.status(), 202);
     assert_eq!(app.outbox().len(), 2);
 
@@ -157,17 +157,17 @@ async fn names_and_companies_are_checked_and_shown_to_the_owner() {
     .await;
     assert_eq!(status, 202);
     let response = app
-        .client
-        .post(format!("{}{REQUESTS}", app.base))
-        .form(&[
-            ("email", "joe@example.org"),
-            ("document", "resume"),
-            ("name", "Joe"),
-            ("company", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            REQUESTS,
+            &[
+                ("email", "joe@example.org"),
+                ("document", "resume"),
+                ("name", "Joe"),
+                ("company", ""),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(response.status(), 202);
 
     let rows = request_rows(&app).await;

@@ -61,23 +61,12 @@ impl Server {
     }
 
     async fn request_link(&self, email: &str, document: &str) -> reqwest::Response {
-        self.client
-            .post(format!("{}/api/download-requests", self.base))
-            .json(&serde_json::json!({ "email": email, "document": document }))
-            .send()
-            .await
-            .unwrap()
+        support::request_link(&self.client, &self.base, email, document).await
     }
 
     /// The `.eml` files in the outbox.
     fn mails(&self) -> Vec<PathBuf> {
-        match std::fs::read_dir(&self.outbox) {
-            Ok(entries) => entries
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+        support::eml_files(&self.outbox)
     }
 
     /// Asks for `document` as `email`; returns the path of the one new mail and the link in it,

@@ -10,6 +10,7 @@
 pub mod binary;
 pub mod chaos;
 pub mod chrome;
+pub mod mail;
 pub mod probe;
 pub mod process;
 pub mod redis;
@@ -345,14 +346,61 @@ impl TestApp {
         }
     }
 
+    /// `target` as a URL: a path (`/api/...`) is on this server, a URL stays as it is.
+    pub fn url(&self, target: &str) -> String {
+        if target.starts_with('/') {
+            format!("{}{target}", self.base)
+        } else {
+            target.to_owned()
+        }
+    }
+
+    /// GETs `target` (a path or a URL) with these headers.
+    pub async fn get_with(&self, target: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(self.url(target));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// GETs part of `target`: `Range: <range>` (e.g. `bytes=0-99`).
+    pub async fn get_range(&self, target: &str, range: &str) -> reqwest::Response {
+        self.get_with(target, &[("range", range)]).await
+    }
+
+    /// POSTs `form` (URL-encoded) to `target` with these headers; with
+    /// `("accept", BROWSER_ACCEPT)` it is a plain HTML form posted by a browser.
+    pub async fn post_form(
+        &self,
+        target: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(target)).form(form);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// POSTs `json` to `target` with these headers, as a script does.
+    pub async fn post_json(
+        &self,
+        target: &str,
+        json: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(target)).json(json);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.unwrap()
+    }
+
     /// POSTs a JSON link request.
     pub async fn request_link(&self, email: &str, document: &str) -> reqwest::Response {
-        self.client
-            .post(format!("{}/api/download-requests", self.base))
-            .json(&serde_json::json!({ "email": email, "document": document }))
-            .send()
-            .await
-            .unwrap()
+        request_link(&self.client, &self.base, email, document).await
     }
 
     /// Asks for `document` as `email` and returns the link from the mail it produced.
@@ -408,13 +456,7 @@ impl TestApp {
 
     /// The `.eml` files in the outbox.
     pub fn outbox(&self) -> Vec<PathBuf> {
-        match std::fs::read_dir(self.path("outbox")) {
-            Ok(entries) => entries
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+        eml_files(&self.path("outbox"))
     }
 
     /// The owner's request log, parsed.
@@ -484,6 +526,32 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(docgate::shutdown::Signal::Interrupt);
         }
+    }
+}
+
+/// POSTs a JSON link request to the service at `base`, as a script does.
+pub async fn request_link(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    document: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/api/download-requests"))
+        .json(&serde_json::json!({ "email": email, "document": document }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The `.eml` files in an outbox directory (none if it does not exist yet).
+pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 

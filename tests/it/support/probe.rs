@@ -40,6 +40,19 @@ impl Sent {
     }
 }
 
+/// A POST of `body` to `target` (a path or a URL), typed `content_type`.
+pub fn post(
+    app: &TestApp,
+    target: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
+    app.client
+        .post(app.url(target))
+        .header("content-type", content_type)
+        .body(body)
+}
+
 /// Sends `request`, reads the whole response and checks it leaks nothing about storage.
 pub async fn send(app: &TestApp, name: &str, request: reqwest::RequestBuilder) -> Sent {
     let response = request

@@ -1,0 +1,51 @@
+//! The mail pipeline's parts as tests assemble them without a server (the queue's and the owner's
+//! notice suites): the token codec on the test secret, the composer, an SMTP transport to a sink,
+//! and sender settings with short waits.
+
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use docgate::config::{Secret, SmtpConfig};
+use docgate::mail::queue::SenderSettings;
+use docgate::mail::{Composer, smtp};
+use docgate::token::TokenCodec;
+
+use super::SECRET;
+
+/// The base of the links in these mails.
+pub const PUBLIC_URL: &str = "https://docs.example.com";
+
+/// Signs and verifies with the test secret.
+pub fn codec() -> Arc<TokenCodec> {
+    Arc::new(TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec())))
+}
+
+/// Composes mails with links under [`PUBLIC_URL`], from Jane Doe.
+pub fn composer() -> Composer {
+    Composer::new(
+        codec(),
+        PUBLIC_URL,
+        "Jane Doe <noreply@example.com>".parse().unwrap(),
+    )
+}
+
+/// A plain SMTP transport to `url` (a sink's).
+pub fn transport(url: &str) -> smtp::SmtpTransport {
+    smtp::transport(&SmtpConfig {
+        url: Secret::new(url.as_bytes().to_vec()),
+    })
+    .unwrap()
+}
+
+/// Short waits, so retries and take-overs happen within a test's patience.
+pub fn settings() -> SenderSettings {
+    SenderSettings {
+        backoff_base: Duration::from_millis(100),
+        backoff_cap: Duration::from_millis(400),
+        block: Duration::from_millis(200),
+        claim_idle: Duration::from_secs(10),
+        delivery_timeout: Duration::from_secs(5),
+    }
+}
