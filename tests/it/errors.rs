@@ -732,7 +732,7 @@ async fn an_unsatisfiable_range_is_416_and_leaves_the_link_usable() {
         let sent = send(
             &app,
             &name,
-            app.client.get(&link).header("range", "bytes=999999999-"),
+            get(&app, &link, &[("range", "bytes=999999999-")]),
         )
         .await;
         assert_error(&name, &sent, 416, "range_not_satisfiable");
@@ -751,9 +751,7 @@ async fn an_unsatisfiable_range_is_416_and_leaves_the_link_usable() {
     let sent = send(
         &app,
         name,
-        app.client
-            .get(&link)
-            .header("range", format!("bytes={RESUME_LEN}-")),
+        get(&app, &link, &[("range", &format!("bytes={RESUME_LEN}-"))]),
     )
     .await;
     assert_error(name, &sent, 416, "range_not_satisfiable");
@@ -807,12 +805,7 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
     assert_downloads_resume(&app, "first download", &link).await;
 
     let name = "410 for a browser";
-    let sent = send(
-        &app,
-        name,
-        app.client.get(&link).header("accept", BROWSER_ACCEPT),
-    )
-    .await;
+    let sent = send(&app, name, get(&app, &link, &[("accept", BROWSER_ACCEPT)])).await;
     assert_eq!(sent.status, 410, "{name}");
     assert!(
         sent.header("content-type")
@@ -850,7 +843,7 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
     let sent = send(
         &app,
         name,
-        app.client.get(&link).header("accept", "application/json"),
+        get(&app, &link, &[("accept", "application/json")]),
     )
     .await;
     assert_error(name, &sent, 410, "link_used");
@@ -859,9 +852,7 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
     let sent = send(
         &app,
         name,
-        app.client
-            .get(format!("{}/d/abc", app.base))
-            .header("accept", BROWSER_ACCEPT),
+        get(&app, "/d/abc", &[("accept", BROWSER_ACCEPT)]),
     )
     .await;
     assert_eq!(sent.status, 400, "{name}");

@@ -13,9 +13,9 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::support::mail::{PUBLIC_URL, codec, composer, settings, transport};
 use crate::support::redis::RedisServer;
 use crate::support::smtp::SmtpSink;
-use crate::support::mail::{PUBLIC_URL, codec, composer, settings, transport};
 use crate::support::{Mail, drained, eventually, now};
 
 const PREFIX: &str = "docgate:";

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use docgate::config::{Secret, WebhookConfig};
+use docgate::mail::Mailer;
 use docgate::mail::direct::DirectSmtp;
 use docgate::mail::queue::{RedisOutbox, Revival, Sender};
-use docgate::mail::Mailer;
 use docgate::metrics::Metrics;
 use docgate::notify::webhook::Webhook;
 use docgate::notify::{Download, Notice};

@@ -6,7 +6,7 @@ use docgate::requestlog::{Event, NOTES_PER_LINK};
 use docgate::store::LinkState;
 use docgate::token::Claims;
 
-use crate::support::probe::{BROWSER_ACCEPT, assert_error, send, sign, state};
+use crate::support::probe::{BROWSER_ACCEPT, REQUESTS, assert_error, send, sign, state};
 use crate::support::redis::RedisServer;
 use crate::support::scrape;
 use crate::support::*;
@@ -34,6 +34,28 @@ pub fn click(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
         .header("sec-fetch-mode", "navigate")
         .header("sec-fetch-site", "same-origin")
         .header("content-type", "application/x-www-form-urlencoded")
+}
+
+/// A CORS preflight of a link request from a page on `origin`.
+async fn cors_preflight(
+    app: &TestApp,
+    origin: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut request = app
+        .client
+        .request(reqwest::Method::OPTIONS, app.url(REQUESTS))
+        .header("origin", origin)
+        .header("access-control-request-method", "POST");
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request.send().await.unwrap()
+}
+
+/// Jane's link request, as a script sends it.
+fn jane() -> serde_json::Value {
+    serde_json::json!({"email": "jane@example.org", "document": "resume"})
 }
 
 /// `data-page` of an HTML answer.
@@ -589,13 +611,12 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
 
     // Posted without script: a page, and the mail.
     let (status, _, body) = html(
-        app.client
-            .post(format!("{}/api/download-requests", app.base))
-            .header("accept", BROWSER_ACCEPT)
-            .form(&[("email", "jane@example.org"), ("document", "resume")])
-            .send()
-            .await
-            .unwrap(),
+        app.post_form(
+            REQUESTS,
+            &[("email", "jane@example.org"), ("document", "resume")],
+            &[("accept", BROWSER_ACCEPT)],
+        )
+        .await,
     )
     .await;
     assert_eq!(status, 202);
@@ -617,69 +638,41 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
         .to_owned();
     assert!(csp.contains(&format!("frame-ancestors {site}")), "{csp}");
     assert!(!response.headers().contains_key("x-frame-options"));
-    let endpoint = format!("{}/api/download-requests", embedded.base);
-    let preflight = embedded
-        .client
-        .request(reqwest::Method::OPTIONS, &endpoint)
-        .header("origin", site)
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .send()
-        .await
-        .unwrap();
+    let preflight = cors_preflight(
+        &embedded,
+        site,
+        &[("access-control-request-headers", "content-type")],
+    )
+    .await;
     assert_eq!(preflight.status(), 204);
     assert_eq!(preflight.headers()["access-control-allow-origin"], site);
     assert_eq!(preflight.headers()["access-control-allow-methods"], "POST");
     let posted = embedded
-        .client
-        .post(&endpoint)
-        .header("origin", site)
-        .json(&serde_json::json!({"email": "jane@example.org", "document": "resume"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(REQUESTS, &jane(), &[("origin", site)])
+        .await;
     assert_eq!(posted.status(), 202);
     assert_eq!(posted.headers()["access-control-allow-origin"], site);
     assert_eq!(posted.headers()["vary"], "origin");
-    // The framed form without script: its answer page may be framed by the same sites.
-    let answered = embedded
-        .client
-        .post(&endpoint)
-        .header("accept", BROWSER_ACCEPT)
-        .form(&[("email", "jane@example.org"), ("document", "resume")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answered.status(), 202);
-    let csp = answered.headers()["content-security-policy"]
-        .to_str()
-        .unwrap();
-    assert!(csp.ends_with(&format!("frame-ancestors {site}")), "{csp}");
-    // So may its error pages.
-    let refused = embedded
-        .client
-        .post(&endpoint)
-        .header("accept", BROWSER_ACCEPT)
-        .form(&[("email", "jane@example.org"), ("document", "nope")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 404);
-    let csp = refused.headers()["content-security-policy"]
-        .to_str()
-        .unwrap();
-    assert!(csp.ends_with(&format!("frame-ancestors {site}")), "{csp}");
+    // The framed form without script: its answer page may be framed by the same sites, and so
+    // may its error pages.
+    for (document, status) in [("resume", 202), ("nope", 404)] {
+        let answered = embedded
+            .post_form(
+                REQUESTS,
+                &[("email", "jane@example.org"), ("document", document)],
+                &[("accept", BROWSER_ACCEPT)],
+            )
+            .await;
+        assert_eq!(answered.status(), status);
+        let csp = answered.headers()["content-security-policy"]
+            .to_str()
+            .unwrap();
+        assert!(csp.ends_with(&format!("frame-ancestors {site}")), "{csp}");
+    }
 
     // An origin not listed: no preflight, and its script cannot read the answer.
     let stranger = "https://evil.example";
-    let preflight = embedded
-        .client
-        .request(reqwest::Method::OPTIONS, &endpoint)
-        .header("origin", stranger)
-        .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
+    let preflight = cors_preflight(&embedded, stranger, &[]).await;
     assert_eq!(preflight.status(), 403);
     assert!(
         !preflight
@@ -687,13 +680,8 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
             .contains_key("access-control-allow-origin")
     );
     let posted = embedded
-        .client
-        .post(&endpoint)
-        .header("origin", stranger)
-        .json(&serde_json::json!({"email": "jane@example.org", "document": "resume"}))
-        .send()
-        .await
-        .unwrap();
+        .post_json(REQUESTS, &jane(), &[("origin", stranger)])
+        .await;
     assert!(!posted.headers().contains_key("access-control-allow-origin"));
 }
 

@@ -40,6 +40,15 @@ impl Sent {
     }
 }
 
+/// A GET of `target` (a path or a URL) with these headers.
+pub fn get(app: &TestApp, target: &str, headers: &[(&str, &str)]) -> reqwest::RequestBuilder {
+    let mut request = app.client.get(app.url(target));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request
+}
+
 /// A POST of `body` to `target` (a path or a URL), typed `content_type`.
 pub fn post(
     app: &TestApp,
