@@ -79,7 +79,7 @@ async fn redis_holds_no_bare_hash_of_an_address_or_a_network() {
     let link = Mail::read(&mails[0]).link;
     // The confirm page's button: the completed link remembers the network it may be fetched
     // again from.
-    let response = crate::recipients::click(&app, &link)
+    let response = crate::support::probe::click(&app, &link)
         .header("x-forwarded-for", CLIENT)
         .send()
         .await

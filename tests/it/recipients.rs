@@ -6,35 +6,13 @@ use docgate::requestlog::{Event, NOTES_PER_LINK};
 use docgate::store::LinkState;
 use docgate::token::Claims;
 
-use crate::support::probe::{BROWSER_ACCEPT, REQUESTS, assert_error, send, sign, state};
+use crate::support::probe::{
+    BROWSER_ACCEPT, CHROME_UA, REQUESTS, assert_error, click, get_as_browser, html, navigate,
+    page_name, send, sign, state,
+};
 use crate::support::redis::RedisServer;
 use crate::support::scrape;
 use crate::support::*;
-
-const CHROME_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
-
-/// A browser's navigation to `url`, as Chrome sends it.
-fn navigate(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
-    app.client
-        .get(url)
-        .header("accept", BROWSER_ACCEPT)
-        .header("user-agent", CHROME_UA)
-        .header("sec-fetch-mode", "navigate")
-        .header("sec-fetch-site", "none")
-        .header("sec-fetch-dest", "document")
-}
-
-/// The confirm page's Download button, as Chrome posts it under `Referrer-Policy: no-referrer`.
-pub fn click(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
-    app.client
-        .post(url)
-        .header("accept", BROWSER_ACCEPT)
-        .header("user-agent", CHROME_UA)
-        .header("origin", "null")
-        .header("sec-fetch-mode", "navigate")
-        .header("sec-fetch-site", "same-origin")
-        .header("content-type", "application/x-www-form-urlencoded")
-}
 
 /// A CORS preflight of a link request from a page on `origin`.
 async fn cors_preflight(
@@ -58,25 +36,12 @@ fn jane() -> serde_json::Value {
     serde_json::json!({"email": "jane@example.org", "document": "resume"})
 }
 
-/// `data-page` of an HTML answer.
-fn page_name(body: &str) -> &str {
-    let at = body.find("<body data-page=\"").expect("a page") + 17;
-    let end = body[at..].find('"').unwrap();
-    &body[at..at + end]
-}
-
-async fn html(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, String) {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.text().await.unwrap())
-}
-
 #[tokio::test]
 async fn a_browser_sees_the_confirm_page_and_only_its_button_downloads() {
     let app = TestApp::start().await;
     let (claims, link) = app.mint("resume").await;
 
-    let (status, headers, body) = html(navigate(&app, &link).send().await.unwrap()).await;
+    let (status, headers, body) = get_as_browser(&app, &link).await;
     assert_eq!(status, 200, "{body}");
     assert!(
         headers["content-type"]
@@ -136,7 +101,7 @@ async fn a_browser_sees_the_confirm_page_and_only_its_button_downloads() {
     let second = navigate(&app, &link).send().await.unwrap();
     assert_eq!(second.status(), 200);
     assert_eq!(second.bytes().await.unwrap().len(), RESUME_LEN);
-    let (status, _, body) = html(navigate(&app, &link).send().await.unwrap()).await;
+    let (status, _, body) = get_as_browser(&app, &link).await;
     assert_eq!(status, 410);
     assert_eq!(page_name(&body), "link_used");
     assert!(body.contains("href=\"/request/resume\""), "{body}");
@@ -456,7 +421,7 @@ async fn every_outcome_has_a_page_and_a_json_answer() {
         (&invalid_link, 400, "invalid_link", "This link is not valid"),
     ];
     for (link, status, code, title) in cases {
-        let (got, headers, body) = html(navigate(&app, link).send().await.unwrap()).await;
+        let (got, headers, body) = get_as_browser(&app, link).await;
         assert_eq!(got, status, "{code}: {body}");
         assert_eq!(page_name(&body), code);
         assert!(
@@ -479,7 +444,7 @@ async fn every_outcome_has_a_page_and_a_json_answer() {
     }
 
     // The expired page offers a new link for the same document in one click.
-    let (_, _, body) = html(navigate(&app, &expired_link).send().await.unwrap()).await;
+    let (_, _, body) = get_as_browser(&app, &expired_link).await;
     assert!(
         body.contains("<form id=\"renew-form\" method=\"post\">"),
         "{body}"
@@ -509,7 +474,7 @@ async fn every_outcome_has_a_page_and_a_json_answer() {
     let limited = TestApp::with(&[("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1/h")]).await;
     let (_, link) = limited.mint("resume").await;
     limited.download(&link).await;
-    let (status, headers, body) = html(navigate(&limited, &link).send().await.unwrap()).await;
+    let (status, headers, body) = get_as_browser(&limited, &link).await;
     assert_eq!(status, 429);
     assert_eq!(page_name(&body), "rate_limited");
     let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
@@ -539,7 +504,7 @@ async fn with_the_token_store_down_a_person_reads_that_nothing_was_spent() {
     let app = TestApp::with(&[("DOCGATE_REDIS_URL", &redis.url())]).await;
     let (_, link) = app.mint("resume").await;
     redis.stop();
-    let (status, headers, body) = html(navigate(&app, &link).send().await.unwrap()).await;
+    let (status, headers, body) = get_as_browser(&app, &link).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(page_name(&body), "service_unavailable");
     assert!(body.contains("a link you have still works"), "{body}");
@@ -558,13 +523,7 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
     let app = TestApp::start().await;
 
     // Every document on offer, at `/`.
-    let (status, headers, body) = html(
-        navigate(&app, &format!("{}/", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, headers, body) = get_as_browser(&app, "/").await;
     assert_eq!(status, 200);
     assert_eq!(page_name(&body), "request-form");
     assert!(
@@ -586,26 +545,14 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
     assert_eq!(headers["x-frame-options"], "DENY");
 
     // One document at `/request/{id}`; an unknown one is a 404 page.
-    let (status, _, body) = html(
-        navigate(&app, &format!("{}/request/resume", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = get_as_browser(&app, "/request/resume").await;
     assert_eq!(status, 200);
     assert!(
         body.contains("<h1>Get “Jane Doe&#39;s resume”</h1>"),
         "{body}"
     );
     assert!(body.contains("type=\"hidden\" id=\"document\" name=\"document\" value=\"resume\""));
-    let (status, _, body) = html(
-        navigate(&app, &format!("{}/request/nope", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, _, body) = get_as_browser(&app, "/request/nope").await;
     assert_eq!(status, 404);
     assert_eq!(page_name(&body), "unknown_document");
 
@@ -688,13 +635,7 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
 #[tokio::test]
 async fn the_form_asks_for_consent_when_a_privacy_notice_is_configured() {
     let app = TestApp::with(&[("DOCGATE_PRIVACY_URL", "https://example.com/privacy")]).await;
-    let (_, _, body) = html(
-        navigate(&app, &format!("{}/", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, _, body) = get_as_browser(&app, "/").await;
     assert!(
         body.contains("id=\"consent\" name=\"consent\" type=\"checkbox\""),
         "{body}"
@@ -803,29 +744,17 @@ async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
 async fn behind_a_path_prefix_the_pages_link_under_it() {
     let app = TestApp::start().await;
     let prefixed = TestApp::with(&[("DOCGATE_PUBLIC_URL", "https://docs.example.com/docs")]).await;
-    let (_, _, body) = html(
-        navigate(&prefixed, &format!("{}/", prefixed.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, _, body) = get_as_browser(&prefixed, "/").await;
     assert!(
         body.contains("action=\"/docs/api/download-requests\""),
         "{body}"
     );
     let (_, link) = prefixed.mint("resume").await;
     prefixed.download(&link).await;
-    let (status, _, body) = html(navigate(&prefixed, &link).send().await.unwrap()).await;
+    let (status, _, body) = get_as_browser(&prefixed, &link).await;
     assert_eq!(status, 410);
     assert!(body.contains("href=\"/docs/request/resume\""), "{body}");
     // At the root, no prefix.
-    let (_, _, body) = html(
-        navigate(&app, &format!("{}/", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (_, _, body) = get_as_browser(&app, "/").await;
     assert!(body.contains("action=\"/api/download-requests\""), "{body}");
 }

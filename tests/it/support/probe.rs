@@ -197,3 +197,49 @@ pub const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
 pub fn b64(json: &str) -> String {
     URL_SAFE_NO_PAD.encode(json)
 }
+
+pub const CHROME_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
+
+/// A browser's navigation to `url`, as Chrome sends it.
+pub fn navigate(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
+    app.client
+        .get(app.url(url))
+        .header("accept", BROWSER_ACCEPT)
+        .header("user-agent", CHROME_UA)
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-site", "none")
+        .header("sec-fetch-dest", "document")
+}
+
+/// The confirm page's Download button, as Chrome posts it under `Referrer-Policy: no-referrer`.
+pub fn click(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
+    app.client
+        .post(url)
+        .header("accept", BROWSER_ACCEPT)
+        .header("user-agent", CHROME_UA)
+        .header("origin", "null")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+}
+
+/// `data-page` of an HTML answer.
+pub fn page_name(body: &str) -> &str {
+    let at = body.find("<body data-page=\"").expect("a page") + 17;
+    let end = body[at..].find('"').unwrap();
+    &body[at..at + end]
+}
+
+pub async fn html(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, String) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+/// GETs `target` (a path or a URL) as a browser navigating to it; the status, headers and page.
+pub async fn get_as_browser(
+    app: &TestApp,
+    target: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    html(navigate(app, target).send().await.unwrap()).await
+}
