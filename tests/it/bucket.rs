@@ -92,13 +92,7 @@ async fn ranges_and_resumes_pass_through_to_the_bucket() {
     seed(&s3).await;
     let app = on_bucket(&s3.endpoint(), &[]).await;
     let (_, link) = app.mint("resume").await;
-    let first = app
-        .client
-        .get(&link)
-        .header("range", "bytes=0-999")
-        .send()
-        .await
-        .unwrap();
+    let first = app.get_range(&link, "bytes=0-999").await;
     assert_eq!(first.status(), 206);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     assert_eq!(

@@ -24,13 +24,7 @@ async fn state(app: &TestApp, jti: &str) -> LinkState {
 
 /// GETs `link` with `Range: bytes={range}`: the status and the body.
 async fn get_range(app: &TestApp, link: &str, range: &str) -> (u16, Vec<u8>) {
-    let response = app
-        .client
-        .get(link)
-        .header("range", format!("bytes={range}"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_range(link, &format!("bytes={range}")).await;
     let status = response.status().as_u16();
     (status, response.bytes().await.unwrap().to_vec())
 }
@@ -176,10 +170,7 @@ async fn resume_after_95_percent(on_redis: bool) {
     let whole = content(3, BIG_LEN);
 
     let first = PartialGet::start(&app, &link, &[], BIG_LEN * 95 / 100).await;
-    let etag = first.header("etag").unwrap().to_owned();
-    let got = first.body.clone();
-    drop(first);
-    app.wait_for_head(&link, 200).await;
+    let (etag, got) = app.cut_off(first, &link).await;
 
     let rest = app.resume(&link, got.len(), &etag).await;
     assert_eq!(rest.status(), 206);

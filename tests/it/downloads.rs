@@ -16,12 +16,8 @@ async fn a_cut_off_download_can_be_resumed_with_range() {
         first.header("content-length"),
         Some(BIG_LEN.to_string().as_str())
     );
-    let etag = first.header("etag").unwrap().to_owned();
-    let got = first.body.clone();
-    drop(first);
-
     // The link survives the cut-off.
-    app.wait_for_head(&link, 200).await;
+    let (etag, got) = app.cut_off(first, &link).await;
 
     let rest = app.resume(&link, got.len(), &etag).await;
     assert_eq!(rest.status(), 206);
@@ -153,13 +149,7 @@ async fn head_never_consumes() {
 async fn a_range_short_of_the_end_counts_a_start_but_does_not_spend() {
     let app = TestApp::with(&[("DOCGATE_DOWNLOAD_ATTEMPTS", "2")]).await;
     let (claims, link) = app.mint("resume").await;
-    let part = app
-        .client
-        .get(&link)
-        .header("range", "bytes=0-99")
-        .send()
-        .await
-        .unwrap();
+    let part = app.get_range(&link, "bytes=0-99").await;
     assert_eq!(part.status(), 206);
     assert_eq!(part.bytes().await.unwrap().as_ref(), &content(1, 100)[..]);
     assert_eq!(
@@ -169,13 +159,7 @@ async fn a_range_short_of_the_end_counts_a_start_but_does_not_spend() {
         docgate::store::LinkState::Ready { started: 1 }
     );
     // The second (last) start delivers the last byte and spends the link.
-    let rest = app
-        .client
-        .get(&link)
-        .header("range", "bytes=100-")
-        .send()
-        .await
-        .unwrap();
+    let rest = app.get_range(&link, "bytes=100-").await;
     assert_eq!(rest.status(), 206);
     assert_eq!(
         rest.bytes().await.unwrap().as_ref(),
@@ -205,13 +189,7 @@ async fn a_stale_if_range_gets_the_whole_document() {
 async fn several_ranges_get_the_whole_document() {
     let app = TestApp::start().await;
     let (_, link) = app.mint("resume").await;
-    let response = app
-        .client
-        .get(&link)
-        .header("range", "bytes=0-9,20-29")
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_range(&link, "bytes=0-9,20-29").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
 }

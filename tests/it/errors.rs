@@ -806,16 +806,7 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
 
     let name = "410 for a browser";
     let sent = send(&app, name, get(&app, &link, &[("accept", BROWSER_ACCEPT)])).await;
-    assert_eq!(sent.status, 410, "{name}");
-    assert!(
-        sent.header("content-type")
-            .is_some_and(|t| t.starts_with("text/html")),
-        "{name}: {:?}",
-        sent.headers
-    );
-    let csp = sent
-        .header("content-security-policy")
-        .unwrap_or_else(|| panic!("{name}: no CSP"));
+    let csp = assert_page(name, &sent, 410);
     assert!(csp.contains("default-src 'none'"), "{name}: {csp}");
     assert!(sent.body.starts_with("<!DOCTYPE html>"), "{name}");
     assert!(
@@ -855,13 +846,7 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
         get(&app, "/d/abc", &[("accept", BROWSER_ACCEPT)]),
     )
     .await;
-    assert_eq!(sent.status, 400, "{name}");
-    assert!(
-        sent.header("content-type")
-            .is_some_and(|t| t.starts_with("text/html")),
-        "{name}"
-    );
-    assert!(sent.header("content-security-policy").is_some(), "{name}");
+    assert_page(name, &sent, 400);
     assert!(
         sent.body.contains("copied the whole link"),
         "{name}: {}",
@@ -879,13 +864,7 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
             .form(&[("email", "someone@mailinator.com"), ("document", "resume")]),
     )
     .await;
-    assert_eq!(sent.status, 400, "{name}");
-    assert!(
-        sent.header("content-type")
-            .is_some_and(|t| t.starts_with("text/html")),
-        "{name}"
-    );
-    assert!(sent.header("content-security-policy").is_some(), "{name}");
+    assert_page(name, &sent, 400);
     // The form again, as typed, with the problem beside its field.
     assert!(
         sent.body.contains(

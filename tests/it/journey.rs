@@ -111,13 +111,7 @@ async fn non_ascii_filenames_follow_rfc_6266() {
     let app = TestApp::start().await;
     let link = app.link("visitor@example.org", "lebenslauf").await;
     let response = app.client.get(&link).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-disposition"],
-        "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
-         filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
-    );
-    assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
+    assert_lebenslauf(response).await;
 
     // curl -OJ reads only the plain `filename`, which is ASCII (RFC 6266 appendix D): it saves
     // the transliterated name. Browsers read `filename*` and save the exact one (browser.rs).

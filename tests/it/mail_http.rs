@@ -150,13 +150,7 @@ async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
     let mail = Mail::read(&sink.delivered(1).await[0]);
     assert_eq!(mail.subject, "Your download link for Jürgen's Lebenslauf");
     let response = app.client.get(&mail.link).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-disposition"],
-        "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
-         filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
-    );
-    assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
+    assert_lebenslauf(response).await;
     let again = app.client.get(&mail.link).send().await.unwrap();
     assert_eq!(again.status(), 410);
     let (status, _) = app.readyz().await;

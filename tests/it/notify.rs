@@ -572,13 +572,7 @@ async fn without_a_queue_an_interrupted_or_partial_download_tells_nobody_and_a_c
     drop(partial);
     app.wait_for_head(&link, 200).await;
     // A range short of the end.
-    let range = app
-        .client
-        .get(&link)
-        .header("range", "bytes=0-99")
-        .send()
-        .await
-        .unwrap();
+    let range = app.get_range(&link, "bytes=0-99").await;
     assert_eq!(range.status(), 206);
     assert_eq!(range.bytes().await.unwrap().len(), 100);
     let log = app.wait_for_log(3).await;

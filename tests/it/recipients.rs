@@ -679,8 +679,7 @@ async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-disposition"],
-        "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
-         filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
+        LEBENSLAUF_DISPOSITION
     );
 
     // The owner's log has the new request, for the same person.

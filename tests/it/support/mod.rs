@@ -73,6 +73,21 @@ filename = "big.bin"
 title = "A big file"
 "#;
 
+/// The `lebenslauf` download's `Content-Disposition`: an ASCII `filename` for old clients, the
+/// exact one in `filename*` (RFC 6266).
+pub const LEBENSLAUF_DISPOSITION: &str = "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
+     filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf";
+
+/// Checks a whole download of `lebenslauf`: `200`, its disposition, its bytes.
+pub async fn assert_lebenslauf(response: reqwest::Response) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        LEBENSLAUF_DISPOSITION
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
+}
+
 /// Deterministic document bytes: distinct per document and position.
 pub fn content(seed: u8, len: usize) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
@@ -440,6 +455,16 @@ impl TestApp {
     pub async fn download(&self, url: &str) -> Vec<u8> {
         let response = self.client.get(url).send().await.unwrap();
         response.bytes().await.unwrap().to_vec()
+    }
+
+    /// Cuts the download `first` of `link` off (closes its connection) and waits until the link is
+    /// free again; returns the download's ETag and the body bytes that arrived before the cut.
+    pub async fn cut_off(&self, first: PartialGet, link: &str) -> (String, Vec<u8>) {
+        let etag = first.header("etag").unwrap().to_owned();
+        let got = first.body.clone();
+        drop(first);
+        self.wait_for_head(link, 200).await;
+        (etag, got)
     }
 
     /// Resumes a cut-off download of `url` from byte `from`, as a client holding its `etag` does

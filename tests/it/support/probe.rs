@@ -40,6 +40,20 @@ impl Sent {
     }
 }
 
+/// An HTML page for a person: `status`, `text/html`, with a CSP; returns the CSP.
+pub fn assert_page(name: &str, sent: &Sent, status: u16) -> String {
+    assert_eq!(sent.status, status, "{name}");
+    assert!(
+        sent.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{name}: {:?}",
+        sent.headers
+    );
+    sent.header("content-security-policy")
+        .unwrap_or_else(|| panic!("{name}: no CSP"))
+        .to_owned()
+}
+
 /// A GET of `target` (a path or a URL) with these headers.
 pub fn get(app: &TestApp, target: &str, headers: &[(&str, &str)]) -> reqwest::RequestBuilder {
     let mut request = app.client.get(app.url(target));
