@@ -84,8 +84,7 @@ async fn redis_holds_no_bare_hash_of_an_address_or_a_network() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(response).await;
     app.wait_for_head(&link, 410).await;
 
     let stored = everything_in(&redis);

@@ -128,20 +128,27 @@ async fn range_beyond_the_end_is_unsatisfiable(source: &dyn ObjectSource, bytes:
 }
 
 async fn if_range_with_its_own_etag_applies_the_range(source: &dyn ObjectSource, bytes: &[u8]) {
-    let etag = source.head(KEY).await.unwrap().etag;
+    assert_if_range_applies(source, KEY, bytes, "bytes=100-199", 100, 199).await;
+}
+
+/// `If-Range` with the current ETag of the object at `key`: the range `spec` (`start..=end`) of
+/// its `bytes` is served.
+pub async fn assert_if_range_applies(
+    source: &dyn ObjectSource,
+    key: &str,
+    bytes: &[u8],
+    spec: &str,
+    start: u64,
+    end: u64,
+) {
+    let etag = source.head(key).await.unwrap().etag;
     let object = source
-        .open(KEY, Some(&range("bytes=100-199", Some(&etag))))
+        .open(key, Some(&range(spec, Some(&etag))))
         .await
         .unwrap();
-    assert_eq!(
-        object.range,
-        Some(ByteRange {
-            start: 100,
-            end: 199
-        })
-    );
+    assert_eq!(object.range, Some(ByteRange { start, end }));
     assert_eq!(object.meta.etag, etag);
-    assert_eq!(read_all(object).await, bytes[100..200]);
+    assert_eq!(read_all(object).await, bytes[start as usize..=end as usize]);
 }
 
 async fn if_range_with_another_etag_gives_the_whole_object(

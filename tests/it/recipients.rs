@@ -99,8 +99,7 @@ async fn a_browser_sees_the_confirm_page_and_only_its_button_downloads() {
     // Right after, the same network may fetch it once more (see the phone test); after that,
     // opening the mail's link again shows it was used, and how to get a new one.
     let second = navigate(&app, &link).send().await.unwrap();
-    assert_eq!(second.status(), 200);
-    assert_eq!(second.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(second).await;
     let (status, _, body) = get_as_browser(&app, &link).await;
     assert_eq!(status, 410);
     assert_eq!(page_name(&body), "link_used");
@@ -207,8 +206,7 @@ async fn scripts_resumes_and_a_started_download_stream_without_the_page() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(response).await;
 
     // A browser resuming with Range gets the bytes.
     let (_, link) = app.mint("resume").await;
@@ -255,8 +253,7 @@ async fn a_phones_download_manager_fetches_again_right_after_the_button() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(response).await;
     assert_eq!(state(&app, &claims).await, LinkState::Used);
 
     // Another network does not get it.
@@ -367,8 +364,7 @@ async fn a_download_posted_from_another_site_is_refused_and_spends_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(response).await;
 }
 
 #[tokio::test]
@@ -735,8 +731,7 @@ async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
     // A link that is not expired is not renewed: the button's POST downloads it.
     let (_, live) = app.mint("resume").await;
     let response = click(&app, &live).body("renew=1").send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(response).await;
 }
 
 #[tokio::test]

@@ -78,6 +78,12 @@ title = "A big file"
 pub const LEBENSLAUF_DISPOSITION: &str = "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
      filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf";
 
+/// Checks a whole download of `resume`: `200` and all its bytes.
+pub async fn assert_whole_resume(response: reqwest::Response) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+}
+
 /// Checks a whole download of `lebenslauf`: `200`, its disposition, its bytes.
 pub async fn assert_lebenslauf(response: reqwest::Response) {
     assert_eq!(response.status(), 200);
