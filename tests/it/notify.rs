@@ -496,75 +496,60 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
 
 #[tokio::test]
 async fn a_webhook_answering_500_twice_is_retried_with_backoff_until_it_answers_200() {
-    let HookQueue {
-        _redis,
-        sink,
-        receiver,
-        metrics,
-        outbox,
-        stop,
-        task,
-        download,
-    } = HookQueue::notify(&[500, 500]).await;
-    let received = receiver.wait_for(3).await;
+    let queued = HookQueue::notify(&[500, 500]).await;
+    let received = queued.receiver.wait_for(3).await;
     // Every attempt is signed anew, and carries the same event id.
     for hook in &received {
         hook.verify();
-        assert_eq!(hook.header("docgate-event-id"), download.event_id);
-        assert_eq!(hook.json()["jti"], download.jti.as_str());
+        assert_eq!(hook.header("docgate-event-id"), queued.download.event_id);
+        assert_eq!(hook.json()["jti"], queued.download.jti.as_str());
     }
     // Waits of 100 ms, then 200 ms, between the attempts.
     assert!(received[1].at - received[0].at >= Duration::from_millis(100));
     assert!(received[2].at - received[1].at >= Duration::from_millis(200));
 
-    drained(&outbox).await;
+    drained(&queued.outbox).await;
     assert_eq!(
-        receiver.received().len(),
+        queued.receiver.received().len(),
         3,
         "delivered once: no more attempts"
     );
-    let depth = outbox.queue_depth().await.unwrap();
+    let depth = queued.outbox.queue_depth().await.unwrap();
     assert_eq!((depth.queued, depth.retrying, depth.dead), (0, 0, 0));
-    assert!(sink.messages().is_empty(), "a webhook notice is no mail");
+    assert!(
+        queued.sink.messages().is_empty(),
+        "a webhook notice is no mail"
+    );
     for (outcome, n) in [("retried", 2.0), ("sent", 1.0), ("dead_lettered", 0.0)] {
         let name =
             format!("docgate_notifications_total{{channel=\"webhook\",outcome=\"{outcome}\"}}");
-        assert_eq!(series(&metrics, &name), n, "{name}");
+        assert_eq!(series(&queued.metrics, &name), n, "{name}");
     }
-    stop.cancel();
-    task.await.unwrap();
+    queued.stop.cancel();
+    queued.task.await.unwrap();
 }
 
 #[tokio::test]
 async fn a_webhook_answering_400_is_dead_lettered_at_once_and_an_operator_can_retry_it() {
-    let HookQueue {
-        _redis,
-        sink: _sink,
-        receiver,
-        metrics,
-        outbox,
-        stop,
-        task,
-        download,
-    } = HookQueue::notify(&[400]).await;
+    let queued = HookQueue::notify(&[400]).await;
     let dead = loop {
-        if let Some(dead) = outbox.dead_letters(10).await.unwrap().pop() {
+        if let Some(dead) = queued.outbox.dead_letters(10).await.unwrap().pop() {
             break dead;
         }
-        assert!(receiver.received().len() <= 1);
+        assert!(queued.receiver.received().len() <= 1);
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     assert_eq!(dead.kind, "webhook");
     assert_eq!(dead.cause, "rejected");
     assert_eq!(dead.detail, "the webhook answered HTTP 400");
     assert_eq!(dead.attempts, 1);
-    assert_eq!(dead.jti, download.jti);
+    assert_eq!(dead.jti, queued.download.jti);
     assert_eq!(dead.email.as_deref(), Some(VISITOR));
-    drained(&outbox).await;
-    assert_eq!(receiver.received().len(), 1, "a 400 is not retried");
+    drained(&queued.outbox).await;
+    assert_eq!(queued.receiver.received().len(), 1, "a 400 is not retried");
     assert_eq!(
         series(
-            &metrics,
+            &queued.metrics,
             "docgate_notifications_total{channel=\"webhook\",outcome=\"dead_lettered\"}"
         ),
         1.0
@@ -573,17 +558,20 @@ async fn a_webhook_answering_400_is_dead_lettered_at_once_and_an_operator_can_re
     // The receiver is fixed (it answers 200 from now on): the operator queues the notice again,
     // and it arrives with its original event id.
     assert_eq!(
-        outbox.retry_dead_letter(&dead.id).await.unwrap(),
+        queued.outbox.retry_dead_letter(&dead.id).await.unwrap(),
         Revival::Queued
     );
-    let received = receiver.wait_for(2).await;
+    let received = queued.receiver.wait_for(2).await;
     received[1].verify();
-    assert_eq!(received[1].header("docgate-event-id"), download.event_id);
+    assert_eq!(
+        received[1].header("docgate-event-id"),
+        queued.download.event_id
+    );
     assert_eq!(received[1].body, received[0].body);
-    drained(&outbox).await;
-    assert!(outbox.dead_letters(10).await.unwrap().is_empty());
-    stop.cancel();
-    task.await.unwrap();
+    drained(&queued.outbox).await;
+    assert!(queued.outbox.dead_letters(10).await.unwrap().is_empty());
+    queued.stop.cancel();
+    queued.task.await.unwrap();
 }
 
 #[tokio::test]

@@ -179,7 +179,17 @@ async fn if_range_with_another_etag_gives_the_whole_object(
 }
 
 async fn missing_key_is_not_found(source: &dyn ObjectSource, _bytes: &[u8]) {
-    for key in ["contract/missing.pdf", "missing.pdf"] {
+    assert_not_found(
+        source,
+        &["contract/missing.pdf", "missing.pdf"],
+        "bytes=0-9",
+    )
+    .await;
+}
+
+/// Each of `keys` is not found, whether headed, opened, or opened for the range `spec`.
+pub async fn assert_not_found(source: &dyn ObjectSource, keys: &[&str], spec: &str) {
+    for key in keys {
         assert!(
             matches!(source.head(key).await, Err(ObjectError::NotFound)),
             "{key}"
@@ -190,7 +200,7 @@ async fn missing_key_is_not_found(source: &dyn ObjectSource, _bytes: &[u8]) {
         );
         assert!(
             matches!(
-                source.open(key, Some(&range("bytes=0-9", None))).await,
+                source.open(key, Some(&range(spec, None))).await,
                 Err(ObjectError::NotFound)
             ),
             "{key}"

@@ -9,7 +9,7 @@ use docgate::objects::{CHUNK_SIZE, Object, ObjectError, ObjectSource};
 use docgate::range::{ByteRange, RangeRequest, Unsatisfiable};
 use futures_util::StreamExt;
 
-use crate::objects_contract::assert_if_range_applies;
+use crate::objects_contract::{assert_if_range_applies, assert_not_found};
 use crate::support::chaos::ChaosProxy;
 use crate::support::s3::{BUCKET, PUBLIC_PREFIX, S3Server};
 use crate::support::{content, sha256};
@@ -164,27 +164,16 @@ async fn if_range_with_a_weak_tag_or_a_date_serves_everything() {
 #[tokio::test]
 async fn missing_keys_are_not_found() {
     let (_server, source, _) = serving(10).await;
-    for key in [
-        "missing.pdf",
-        "resume/other.pdf",
-        "resume/Jane_Doe_Resume.pdf.old",
-    ] {
-        assert!(
-            matches!(source.head(key).await, Err(ObjectError::NotFound)),
-            "{key}"
-        );
-        assert!(
-            matches!(source.open(key, None).await, Err(ObjectError::NotFound)),
-            "{key}"
-        );
-        assert!(
-            matches!(
-                source.open(key, Some(&range("bytes=0-1", None))).await,
-                Err(ObjectError::NotFound)
-            ),
-            "{key}"
-        );
-    }
+    assert_not_found(
+        &source,
+        &[
+            "missing.pdf",
+            "resume/other.pdf",
+            "resume/Jane_Doe_Resume.pdf.old",
+        ],
+        "bytes=0-1",
+    )
+    .await;
 }
 
 #[tokio::test]
