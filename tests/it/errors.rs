@@ -72,6 +72,25 @@ fn invalid(
     }
 }
 
+/// A request refused as a whole (no field messages): `status` with one of `codes`.
+fn refused(
+    name: &'static str,
+    content_type: Option<&'static str>,
+    body: Vec<u8>,
+    status: u16,
+    codes: &'static [&'static str],
+) -> Case {
+    Case {
+        name,
+        content_type,
+        body,
+        status,
+        codes,
+        fields: &[],
+        mentions: "",
+    }
+}
+
 fn bad_email(name: &'static str, email: &str, mentions: &'static str) -> Case {
     invalid(
         name,
@@ -80,6 +99,53 @@ fn bad_email(name: &'static str, email: &str, mentions: &'static str) -> Case {
         &["email"],
         mentions,
     )
+}
+
+/// Sends one refused link request; checks its answer and that nothing else happened.
+async fn check_refused(app: &TestApp, sentinel: &Claims, case: Case) {
+    let name = case.name;
+    let mut request = app
+        .client
+        .post(format!("{}{REQUESTS}", app.base))
+        .body(case.body);
+    if let Some(content_type) = case.content_type {
+        request = request.header("content-type", content_type);
+    }
+    let sent = send(app, name, request).await;
+    assert_eq!(sent.status, case.status, "{name}: {:?}", sent.body);
+    let body = sent.json(name);
+    let code = body["error"].as_str().unwrap_or_default();
+    assert!(case.codes.contains(&code), "{name}: code in {body}");
+    assert_error(name, &sent, case.status, code);
+
+    if case.status == 400 {
+        let errors = body["errors"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{name}: no errors object in {body}"));
+        let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
+        assert_eq!(fields, case.fields, "{name}: fields in {body}");
+        for (field, messages) in errors {
+            let messages = messages
+                .as_array()
+                .unwrap_or_else(|| panic!("{name}: errors.{field} is not an array"));
+            assert!(!messages.is_empty(), "{name}: errors.{field} is empty");
+            assert!(
+                messages
+                    .iter()
+                    .all(|m| m.as_str().is_some_and(|m| m.len() > 5)),
+                "{name}: errors.{field} = {messages:?}"
+            );
+        }
+        let first = errors[case.fields[0]][0].as_str().unwrap().to_lowercase();
+        assert!(
+            first.contains(&case.mentions.to_lowercase()),
+            "{name}: {first:?} should mention {:?}",
+            case.mentions
+        );
+    } else {
+        assert!(body.get("errors").is_none(), "{name}: {body}");
+    }
+    assert_untouched(app, name, 1, sentinel).await;
 }
 
 #[tokio::test]
@@ -180,101 +246,49 @@ async fn refused_link_requests_send_nothing_and_mint_nothing() {
             "disposable",
         ),
         // Documents.
-        Case {
-            name: "unknown document",
-            content_type: JSON,
-            body: json(serde_json::json!({ "email": "visitor@example.org", "document": "nope" })),
-            status: 404,
-            codes: &["unknown_document"],
-            fields: &[],
-            mentions: "",
-        },
-        Case {
-            name: "unknown document (form)",
-            content_type: FORM,
-            body: form(&[("email", "visitor@example.org"), ("document", "nope")]),
-            status: 404,
-            codes: &["unknown_document"],
-            fields: &[],
-            mentions: "",
-        },
+        refused(
+            "unknown document",
+            JSON,
+            json(serde_json::json!({ "email": "visitor@example.org", "document": "nope" })),
+            404,
+            &["unknown_document"],
+        ),
+        refused(
+            "unknown document (form)",
+            FORM,
+            form(&[("email", "visitor@example.org"), ("document", "nope")]),
+            404,
+            &["unknown_document"],
+        ),
         // Content types.
-        Case {
-            name: "text/plain",
-            content_type: Some("text/plain"),
-            body: json(serde_json::json!({ "email": "visitor@example.org", "document": "resume" })),
-            status: 415,
-            codes: &["unsupported_media_type"],
-            fields: &[],
-            mentions: "",
-        },
-        Case {
-            name: "no content type",
-            content_type: None,
-            body: json(serde_json::json!({ "email": "visitor@example.org", "document": "resume" })),
-            status: 415,
-            codes: &["unsupported_media_type"],
-            fields: &[],
-            mentions: "",
-        },
-        Case {
-            name: "multipart/form-data",
-            content_type: Some("multipart/form-data; boundary=XyZ"),
-            body: b"--XyZ\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n\
+        refused(
+            "text/plain",
+            Some("text/plain"),
+            json(serde_json::json!({ "email": "visitor@example.org", "document": "resume" })),
+            415,
+            &["unsupported_media_type"],
+        ),
+        refused(
+            "no content type",
+            None,
+            json(serde_json::json!({ "email": "visitor@example.org", "document": "resume" })),
+            415,
+            &["unsupported_media_type"],
+        ),
+        refused(
+            "multipart/form-data",
+            Some("multipart/form-data; boundary=XyZ"),
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"email\"\r\n\r\n\
                     visitor@example.org\r\n--XyZ\r\nContent-Disposition: form-data; \
                     name=\"document\"\r\n\r\nresume\r\n--XyZ--\r\n"
                 .to_vec(),
-            status: 415,
-            codes: &["unsupported_media_type"],
-            fields: &[],
-            mentions: "",
-        },
+            415,
+            &["unsupported_media_type"],
+        ),
     ];
 
     for case in cases {
-        let name = case.name;
-        let mut request = app
-            .client
-            .post(format!("{}{REQUESTS}", app.base))
-            .body(case.body);
-        if let Some(content_type) = case.content_type {
-            request = request.header("content-type", content_type);
-        }
-        let sent = send(&app, name, request).await;
-        assert_eq!(sent.status, case.status, "{name}: {:?}", sent.body);
-        let body = sent.json(name);
-        let code = body["error"].as_str().unwrap_or_default();
-        assert!(case.codes.contains(&code), "{name}: code in {body}");
-        assert_error(name, &sent, case.status, code);
-
-        if case.status == 400 {
-            let errors = body["errors"]
-                .as_object()
-                .unwrap_or_else(|| panic!("{name}: no errors object in {body}"));
-            let fields: Vec<&str> = errors.keys().map(String::as_str).collect();
-            assert_eq!(fields, case.fields, "{name}: fields in {body}");
-            for (field, messages) in errors {
-                let messages = messages
-                    .as_array()
-                    .unwrap_or_else(|| panic!("{name}: errors.{field} is not an array"));
-                assert!(!messages.is_empty(), "{name}: errors.{field} is empty");
-                assert!(
-                    messages
-                        .iter()
-                        .all(|m| m.as_str().is_some_and(|m| m.len() > 5)),
-                    "{name}: errors.{field} = {messages:?}"
-                );
-            }
-            let first = errors[case.fields[0]][0].as_str().unwrap().to_lowercase();
-            assert!(
-                first.contains(&case.mentions.to_lowercase()),
-                "{name}: {first:?} should mention {:?}",
-                case.mentions
-            );
-        } else {
-            assert!(body.get("errors").is_none(), "{name}: {body}");
-        }
-        assert_untouched(&app, name, 1, &sentinel).await;
+        check_refused(&app, &sentinel, case).await;
     }
 
     // Path traversal in the document id: refused, and the file it points at is not read.
