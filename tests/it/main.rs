@@ -17,6 +17,7 @@ mod inboxes;
 mod inert;
 mod journey;
 mod limits;
+mod link_errors;
 mod mail_contract;
 mod mail_http;
 mod mail_queue;

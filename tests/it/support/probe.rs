@@ -257,3 +257,18 @@ pub async fn get_as_browser(
 ) -> (u16, reqwest::header::HeaderMap, String) {
     html(navigate(app, target).send().await.unwrap()).await
 }
+
+/// A `Retry-After` of whole seconds within `range`.
+pub fn assert_retry_after(name: &str, sent: &Sent, range: std::ops::RangeInclusive<u64>) -> u64 {
+    let value = sent
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("{name}: no Retry-After: {:?}", sent.headers));
+    let secs: u64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: Retry-After {value:?} is not whole seconds"));
+    assert!(
+        range.contains(&secs),
+        "{name}: Retry-After {secs} not in {range:?}"
+    );
+    secs
+}
