@@ -12,6 +12,7 @@ mod copies;
 mod downloads;
 mod errors;
 mod hostile;
+mod http2;
 mod identifiers;
 mod inboxes;
 mod inert;
