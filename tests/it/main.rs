@@ -29,6 +29,7 @@ mod privacy;
 mod process;
 mod production;
 mod recipients;
+mod request_form;
 mod requestlog_contract;
 mod s3;
 mod scanner;
