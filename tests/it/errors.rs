@@ -370,7 +370,7 @@ async fn bodies_over_4_kib_are_refused_however_they_are_sent() {
         ),
     ];
     for (name, content_type, body) in refused {
-        let sent = send(&app, name, post(&app, REQUESTS, content_type, body)).await;
+        let sent = send(&app, name, post_request(&app, REQUESTS, content_type, body)).await;
         assert_error(name, &sent, 413, "body_too_large");
         assert_untouched(&app, name, 1, &sentinel).await;
     }
@@ -380,7 +380,7 @@ async fn bodies_over_4_kib_are_refused_however_they_are_sent() {
     let sent = send(
         &app,
         name,
-        post(&app, REQUESTS, "application/json", padded(4096)),
+        post_request(&app, REQUESTS, "application/json", padded(4096)),
     )
     .await;
     assert_eq!(sent.status, 202, "{name}: {:?}", sent.body);

@@ -209,7 +209,7 @@ async fn an_unsatisfiable_range_is_416_and_leaves_the_link_usable() {
         let sent = send(
             &app,
             &name,
-            get(&app, &link, &[("range", "bytes=999999999-")]),
+            get_request(&app, &link, &[("range", "bytes=999999999-")]),
         )
         .await;
         assert_error(&name, &sent, 416, "range_not_satisfiable");
@@ -228,7 +228,7 @@ async fn an_unsatisfiable_range_is_416_and_leaves_the_link_usable() {
     let sent = send(
         &app,
         name,
-        get(&app, &link, &[("range", &format!("bytes={RESUME_LEN}-"))]),
+        get_request(&app, &link, &[("range", &format!("bytes={RESUME_LEN}-"))]),
     )
     .await;
     assert_error(name, &sent, 416, "range_not_satisfiable");
@@ -282,7 +282,12 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
     assert_downloads_resume(&app, "first download", &link).await;
 
     let name = "410 for a browser";
-    let sent = send(&app, name, get(&app, &link, &[("accept", BROWSER_ACCEPT)])).await;
+    let sent = send(
+        &app,
+        name,
+        get_request(&app, &link, &[("accept", BROWSER_ACCEPT)]),
+    )
+    .await;
     let csp = assert_page(name, &sent, 410);
     assert!(csp.contains("default-src 'none'"), "{name}: {csp}");
     assert!(sent.body.starts_with("<!DOCTYPE html>"), "{name}");
@@ -311,7 +316,7 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
     let sent = send(
         &app,
         name,
-        get(&app, &link, &[("accept", "application/json")]),
+        get_request(&app, &link, &[("accept", "application/json")]),
     )
     .await;
     assert_error(name, &sent, 410, "link_used");
@@ -320,7 +325,7 @@ async fn a_person_gets_a_page_and_a_script_gets_json() {
     let sent = send(
         &app,
         name,
-        get(&app, "/d/abc", &[("accept", BROWSER_ACCEPT)]),
+        get_request(&app, "/d/abc", &[("accept", BROWSER_ACCEPT)]),
     )
     .await;
     assert_page(name, &sent, 400);

@@ -55,7 +55,11 @@ pub fn assert_page(name: &str, sent: &Sent, status: u16) -> String {
 }
 
 /// A GET of `target` (a path or a URL) with these headers.
-pub fn get(app: &TestApp, target: &str, headers: &[(&str, &str)]) -> reqwest::RequestBuilder {
+pub fn get_request(
+    app: &TestApp,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
     let mut request = app.client.get(app.url(target));
     for (k, v) in headers {
         request = request.header(*k, *v);
@@ -64,7 +68,7 @@ pub fn get(app: &TestApp, target: &str, headers: &[(&str, &str)]) -> reqwest::Re
 }
 
 /// A POST of `body` to `target` (a path or a URL), typed `content_type`.
-pub fn post(
+pub fn post_request(
     app: &TestApp,
     target: &str,
     content_type: &str,
