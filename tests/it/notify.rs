@@ -1,14 +1,12 @@
 //! Owner notifications of completed downloads, with real parts: docgate over real HTTP, a real
-//! `redis-server` and SMTP server (aiosmtpd), and a webhook receiver that is a small hyper server
-//! on a loopback port, which checks each request's signature with the shared secret.
+//! `redis-server` and SMTP server (aiosmtpd), and a webhook receiver (`support::webhook`) that
+//! checks each request's signature with the shared secret.
 
-use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use docgate::config::{Secret, WebhookConfig};
+use docgate::config::Secret;
 use docgate::mail::Mailer;
 use docgate::mail::direct::DirectSmtp;
 use docgate::mail::queue::{RedisOutbox, Revival, Sender};
@@ -16,172 +14,21 @@ use docgate::metrics::Metrics;
 use docgate::notify::webhook::Webhook;
 use docgate::notify::{Download, Notice};
 use docgate::token::Claims;
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::support::binary::Docgate;
 use crate::support::mail::{codec, composer, settings, transport};
 use crate::support::smtp::SmtpSink;
+use crate::support::webhook::{HOOK_SECRET, HOOK_TOKEN, Receiver};
 use crate::support::{
     BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, assert_whole_resume, drained,
     drained_at, fixture_env, now, token_of, write_fixtures,
 };
 use crate::support::{free_port, redis::RedisServer};
 
-/// Signs the webhook's requests.
-const HOOK_SECRET: &str = "hook-secret-0123456789abcdef0123456789";
-/// A token in the webhook's URL, as receivers often use: it must never be logged.
-const HOOK_TOKEN: &str = "hook-url-token-5f1c";
 const VISITOR: &str = "visitor@example.org";
 const OWNER: &str = "owner@example.com";
-
-// ---------------------------------------------------------------------------------------------
-// The webhook receiver.
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    path_and_query: String,
-    headers: http::HeaderMap,
-    body: Vec<u8>,
-    at: Instant,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("no {name} header"))
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-
-    /// Checks `Docgate-Signature` against the body with the shared secret (aws-lc-rs's HMAC, not
-    /// docgate's code) and that it was signed just now; returns its timestamp.
-    fn verify(&self) -> u64 {
-        let signature = self.header("docgate-signature");
-        let (t, v1) = signature
-            .split_once(',')
-            .and_then(|(t, v1)| Some((t.strip_prefix("t=")?, v1.strip_prefix("v1=")?)))
-            .unwrap_or_else(|| panic!("malformed signature {signature:?}"));
-        let tag: Vec<u8> = (0..v1.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&v1[i..i + 2], 16).unwrap())
-            .collect();
-        let mut signed = format!("{t}.").into_bytes();
-        signed.extend_from_slice(&self.body);
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, HOOK_SECRET.as_bytes());
-        aws_lc_rs::hmac::verify(&key, &signed, &tag).expect("the signature verifies");
-        let t: u64 = t.parse().unwrap();
-        assert!(now().abs_diff(t) <= 30, "signed at {t}, now {}", now());
-        t
-    }
-}
-
-/// A webhook receiver answering `statuses` in turn, then `200`.
-struct Receiver {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start(statuses: &[u16]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let statuses: Arc<Vec<u16>> = Arc::new(statuses.to_vec());
-        let seen = received.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                let statuses = statuses.clone();
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let seen = seen.clone();
-                    let statuses = statuses.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.unwrap().to_bytes().to_vec();
-                        let n = {
-                            let mut seen = seen.lock().unwrap();
-                            seen.push(Received {
-                                path_and_query: parts
-                                    .uri
-                                    .path_and_query()
-                                    .map(ToString::to_string)
-                                    .unwrap_or_default(),
-                                headers: parts.headers,
-                                body,
-                                at: Instant::now(),
-                            });
-                            seen.len()
-                        };
-                        let status = statuses.get(n - 1).copied().unwrap_or(200);
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from_static(b"thanks")))
-                                .unwrap(),
-                        )
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            url: format!("http://{addr}/hooks/docgate?token={HOOK_TOKEN}"),
-            received,
-            task,
-        }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Waits (bounded) for `n` requests.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let received = self.received();
-            if received.len() >= n {
-                return received;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{n} webhook requests never came; got {}",
-                received.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn config(&self) -> WebhookConfig {
-        WebhookConfig {
-            url: self.url.parse().unwrap(),
-            secret: Secret::new(HOOK_SECRET.as_bytes().to_vec()),
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.

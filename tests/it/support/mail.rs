@@ -1,9 +1,11 @@
-//! The mail pipeline's parts as tests assemble them without a server (the queue's and the owner's
-//! notice suites): the token codec on the test secret, the composer, an SMTP transport to a sink,
-//! and sender settings with short waits.
+//! Mails as tests read them ([`Mail`], parsed as MIME from an outbox or an SMTP sink), and the mail
+//! pipeline's parts as tests assemble them without a server (the queue's and the owner's notice
+//! suites): the token codec on the test secret, the composer, an SMTP transport to a sink, and
+//! sender settings with short waits.
 
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -47,5 +49,49 @@ pub fn settings() -> SenderSettings {
         block: Duration::from_millis(200),
         claim_idle: Duration::from_secs(10),
         delivery_timeout: Duration::from_secs(5),
+    }
+}
+
+/// A mail from the outbox, parsed as MIME.
+#[derive(Debug)]
+pub struct Mail {
+    pub from_name: Option<String>,
+    pub from: String,
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    /// The download link, as found in the plain-text part.
+    pub link: String,
+}
+
+impl Mail {
+    pub fn read(path: &Path) -> Self {
+        let raw = std::fs::read(path).unwrap();
+        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
+        let from = message.from().unwrap().first().unwrap();
+        let text = message.body_text(0).unwrap().into_owned();
+        let html = message.body_html(0).unwrap().into_owned();
+        let start = text
+            .find("https://")
+            .or_else(|| text.find("http://"))
+            .expect("a link in the text part");
+        let link = text[start..].split_whitespace().next().unwrap().to_owned();
+        Self {
+            from_name: from.name().map(str::to_owned),
+            from: from.address().unwrap().to_owned(),
+            to: message
+                .to()
+                .unwrap()
+                .first()
+                .unwrap()
+                .address()
+                .unwrap()
+                .to_owned(),
+            subject: message.subject().unwrap().to_owned(),
+            text,
+            html,
+            link,
+        }
     }
 }

@@ -11,12 +11,16 @@ pub mod binary;
 pub mod chaos;
 pub mod chrome;
 pub mod mail;
+pub mod partial;
 pub mod probe;
 pub mod process;
 pub mod redis;
 pub mod s3;
 pub mod smtp;
+pub mod webhook;
 
+pub use mail::Mail;
+pub use partial::PartialGet;
 pub use process::free_port;
 
 use std::collections::{BTreeMap, HashMap};
@@ -31,8 +35,7 @@ use docgate::requestlog::Entry;
 use docgate::store::memory::MemoryStore;
 use docgate::token::Claims;
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -619,157 +622,7 @@ pub fn now() -> u64 {
         .as_secs()
 }
 
-/// A mail from the outbox, parsed as MIME.
-#[derive(Debug)]
-pub struct Mail {
-    pub from_name: Option<String>,
-    pub from: String,
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    /// The download link, as found in the plain-text part.
-    pub link: String,
-}
-
-impl Mail {
-    pub fn read(path: &Path) -> Self {
-        let raw = std::fs::read(path).unwrap();
-        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
-        let from = message.from().unwrap().first().unwrap();
-        let text = message.body_text(0).unwrap().into_owned();
-        let html = message.body_html(0).unwrap().into_owned();
-        let start = text
-            .find("https://")
-            .or_else(|| text.find("http://"))
-            .expect("a link in the text part");
-        let link = text[start..].split_whitespace().next().unwrap().to_owned();
-        Self {
-            from_name: from.name().map(str::to_owned),
-            from: from.address().unwrap().to_owned(),
-            to: message
-                .to()
-                .unwrap()
-                .first()
-                .unwrap()
-                .address()
-                .unwrap()
-                .to_owned(),
-            subject: message.subject().unwrap().to_owned(),
-            text,
-            html,
-            link,
-        }
-    }
-}
-
 /// The token part of a link.
 pub fn token_of(link: &str) -> &str {
     link.rsplit_once("/d/").unwrap().1
-}
-
-/// A raw HTTP/1.1 GET that reads the headers and at least `want` body bytes, then stops reading
-/// and hands back the open connection (drop it to cut the download off).
-pub struct PartialGet {
-    pub status: u16,
-    headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// Held open until the test drops it: that is the cut-off.
-    _conn: TcpStream,
-}
-
-impl PartialGet {
-    pub async fn start(app: &TestApp, link: &str, extra: &[(&str, &str)], want: usize) -> Self {
-        Self::send(app, "GET", link, extra, want).await
-    }
-
-    /// As [`PartialGet::start`], with another method (`POST` from the confirm page).
-    pub async fn send(
-        app: &TestApp,
-        method: &str,
-        link: &str,
-        extra: &[(&str, &str)],
-        want: usize,
-    ) -> Self {
-        let path = &link[app.base.len()..];
-        let socket = TcpSocket::new_v4().unwrap();
-        // A small receive window, so the server cannot push the whole document into buffers.
-        socket.set_recv_buffer_size(16 * 1024).unwrap();
-        let mut conn = socket.connect(app.addr).await.unwrap();
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", app.addr);
-        for (k, v) in extra {
-            request.push_str(&format!("{k}: {v}\r\n"));
-        }
-        request.push_str("\r\n");
-        conn.write_all(request.as_bytes()).await.unwrap();
-
-        let mut buf = Vec::new();
-        let mut chunk = vec![0u8; 16 * 1024];
-        let head_end = loop {
-            let n = conn.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed before the headers");
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-        };
-        let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap()[9..12].parse().unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(": "))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-            .collect();
-        let mut body = buf[head_end..].to_vec();
-        while body.len() < want {
-            let n = conn.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed early");
-            body.extend_from_slice(&chunk[..n]);
-        }
-        Self {
-            status,
-            headers,
-            body,
-            _conn: conn,
-        }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl PartialGet {
-    /// One read of at most `max` body bytes, as a slow reader takes them; returns how many
-    /// arrived (0 when the connection ended).
-    pub async fn read_some(&mut self, max: usize) -> usize {
-        let mut chunk = vec![0u8; max];
-        match self._conn.read(&mut chunk).await {
-            Ok(n) => {
-                self.body.extend_from_slice(&chunk[..n]);
-                n
-            }
-            Err(_) => 0,
-        }
-    }
-
-    /// Reads up to `n` more body bytes (fewer if the server ends or cuts the transfer); returns
-    /// how many arrived.
-    pub async fn read_more(&mut self, n: usize) -> usize {
-        let mut chunk = vec![0u8; 16 * 1024];
-        let mut got = 0;
-        while got < n {
-            match self._conn.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(k) => {
-                    got += k;
-                    self.body.extend_from_slice(&chunk[..k]);
-                }
-            }
-        }
-        got
-    }
 }
