@@ -404,7 +404,7 @@ proptest! {
 
 /// The models above must not be vacuous: each property's interesting branch is reachable.
 #[test]
-pub(crate) fn models_agree_with_known_answers() {
+fn models_agree_with_known_answers() {
     let trusted: Vec<IpNet> = ["10.0.0.0/8"]
         .iter()
         .filter_map(|s| s.parse().ok())
@@ -430,7 +430,7 @@ pub(crate) fn models_agree_with_known_answers() {
 /// The body models are not vacuous: they accept, refuse and read `consent` as the decoder does
 /// on known bodies.
 #[test]
-pub(crate) fn body_models_agree_with_known_answers() {
+fn body_models_agree_with_known_answers() {
     let object = |v: Value| v.as_object().cloned().unwrap();
     let jane =
         json!({"email": "j@example.org", "document": "resume", "name": "Jane", "consent": "On"});

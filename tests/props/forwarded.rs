@@ -238,7 +238,7 @@ proptest! {
 /// hides the lines to its left, which the client wrote, nor the entries a proxy appended to its
 /// right. (Found by this property: such a line used to be skipped whole.)
 #[test]
-pub(crate) fn client_ip_stops_at_unreadable_lines() {
+fn client_ip_stops_at_unreadable_lines() {
     let config = config(2000);
     let mut runner = proptest::test_runner::TestRunner::new(config);
     let strategy = (peer(), xff_lines(true), trusted_nets());

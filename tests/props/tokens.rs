@@ -296,7 +296,7 @@ proptest! {
 /// The padding in `long_tokens_are_refused` straddles the limit for the smallest and the
 /// largest claims, so both branches of that property run.
 #[test]
-pub(crate) fn long_token_padding_straddles_the_limit() -> Result<(), TestCaseError> {
+fn long_token_padding_straddles_the_limit() -> Result<(), TestCaseError> {
     for (len, digits) in [(1, 1), (64, u64::MAX / 4)] {
         let claims = Claims {
             jti: "j".repeat(len.max(16)),
