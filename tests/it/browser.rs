@@ -349,7 +349,7 @@ async fn screenshots_of_the_confirm_page_light_and_dark() {
     );
     shoot(&page, "confirm-dark", Viewport::Phone).await;
     assert!(browser.downloaded().is_empty(), "looking downloads nothing");
-    let head = app.client.head(&link).send().await.unwrap();
+    let head = app.head(&link).await;
     assert_eq!(head.status(), 200, "the link is still usable");
 }
 
@@ -414,7 +414,7 @@ async fn screenshots_of_too_many_requests() {
     let guess = format!("{}/d/not-a-link", app.base);
     let mut limited = false;
     for _ in 0..10 {
-        if app.client.get(&guess).send().await.unwrap().status() == 429 {
+        if app.get(&guess).await.status() == 429 {
             limited = true;
             break;
         }

@@ -138,7 +138,7 @@ async fn cut_at_95_percent(on_redis: bool) {
     // Two attempts of three started, but the bytes cover the document: spent.
     app.wait_for_head(&link, 410).await;
     assert_eq!(state(&app, &claims.jti).await, LinkState::Used);
-    let third = app.client.get(&link).send().await.unwrap();
+    let third = app.get(&link).await;
     assert_eq!(third.status(), 410);
     let body: serde_json::Value = third.json().await.unwrap();
     assert_eq!(body["error"], "link_used");
@@ -178,7 +178,7 @@ async fn resume_after_95_percent(on_redis: bool) {
     assert_eq!(got.len() + rest.len(), BIG_LEN, "one copy in all");
     assert_eq!(sha256(&[got, rest.to_vec()].concat()), sha256(&whole));
     assert_eq!(state(&app, &claims.jti).await, LinkState::Used);
-    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 410);
+    assert_eq!(app.get(&link).await.status(), 410);
 }
 
 #[tokio::test]
@@ -268,10 +268,10 @@ async fn second_fetch(on_redis: bool) {
     clicked.read_more(BIG_LEN - clicked.body.len()).await;
     assert_eq!(clicked.body.len(), BIG_LEN);
     app.wait_for_head(&link, 410).await;
-    let again = app.client.get(&link).send().await.unwrap();
+    let again = app.get(&link).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.bytes().await.unwrap().len(), BIG_LEN);
-    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 410);
+    assert_eq!(app.get(&link).await.status(), 410);
 
     // Cut off at 95 %, then clicked again to the end: almost two copies already, so no more.
     let (claims, link) = app.mint("big").await;
@@ -285,7 +285,7 @@ async fn second_fetch(on_redis: bool) {
     assert_eq!(clicked.body.len(), BIG_LEN);
     app.wait_for_head(&link, 410).await;
     assert_eq!(state(&app, &claims.jti).await, LinkState::Used);
-    let again = app.client.get(&link).send().await.unwrap();
+    let again = app.get(&link).await;
     assert_eq!(again.status(), 410);
 }
 

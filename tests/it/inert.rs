@@ -67,7 +67,7 @@ async fn html_and_svg_served_inline_carry_the_sandbox_policy_on_every_download_r
         ("image", "image/svg+xml", IMAGE),
     ] {
         let (_, link) = app.mint(document).await;
-        let head = app.client.head(&link).send().await.unwrap();
+        let head = app.head(&link).await;
         let partial = app
             .client
             .get(&link)
@@ -78,7 +78,7 @@ async fn html_and_svg_served_inline_carry_the_sandbox_policy_on_every_download_r
         assert_eq!(partial.status(), 206, "{document}");
         let partial_headers = headers_of(&partial);
         assert_eq!(partial.bytes().await.unwrap(), body.as_bytes()[..10]);
-        let whole = app.client.get(&link).send().await.unwrap();
+        let whole = app.get(&link).await;
         assert_eq!(whole.status(), 200, "{document}");
         let whole_headers = headers_of(&whole);
         assert_eq!(whole.text().await.unwrap(), body);

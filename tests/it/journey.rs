@@ -36,7 +36,7 @@ async fn ask_read_the_mail_download_once() {
         "the token travels by mail only"
     );
 
-    let response = app.client.get(&mail.link).send().await.unwrap();
+    let response = app.get(&mail.link).await;
     assert_eq!(response.status(), 200);
     let h = response.headers().clone();
     assert_eq!(h["content-type"], "application/pdf");
@@ -54,7 +54,7 @@ async fn ask_read_the_mail_download_once() {
     let bytes = response.bytes().await.unwrap();
     assert_eq!(sha256(&bytes), sha256(&content(1, RESUME_LEN)));
 
-    let again = app.client.get(&mail.link).send().await.unwrap();
+    let again = app.get(&mail.link).await;
     assert_eq!(again.status(), 410);
     let body: serde_json::Value = again.json().await.unwrap();
     assert_eq!(body["error"], "link_used");
@@ -110,7 +110,7 @@ async fn a_plain_html_form_post_works_too() {
 async fn non_ascii_filenames_follow_rfc_6266() {
     let app = TestApp::start().await;
     let link = app.link("visitor@example.org", "lebenslauf").await;
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_lebenslauf(response).await;
 
     // curl -OJ reads only the plain `filename`, which is ASCII (RFC 6266 appendix D): it saves

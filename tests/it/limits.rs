@@ -120,7 +120,7 @@ async fn a_client_that_stops_reading_is_cut_off_and_the_link_stays_usable() {
     drop(stalled);
 
     // The recipient retries and gets the whole document.
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.unwrap();
     assert_eq!(body.len(), BIG_LEN);
@@ -298,7 +298,7 @@ async fn guessed_tokens_count_against_the_client() {
             .unwrap();
         assert_eq!(response.status(), 400, "{guess}");
     }
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_eq!(response.status(), 429, "the guesses used the budget");
     assert!(response.headers().contains_key("retry-after"));
     assert_eq!(

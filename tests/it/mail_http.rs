@@ -26,16 +26,13 @@ async fn the_journey_with_mail_over_smtp() {
     assert_eq!(mail.subject, "Your download link for Jane Doe's resume");
     assert!(app.outbox().is_empty(), "no file outbox in SMTP mode");
 
-    let download = app.client.get(&mail.link).send().await.unwrap();
+    let download = app.get(&mail.link).await;
     assert_eq!(download.status(), 200);
     assert_eq!(
         sha256(&download.bytes().await.unwrap()),
         sha256(&content(1, RESUME_LEN))
     );
-    assert_eq!(
-        app.client.get(&mail.link).send().await.unwrap().status(),
-        410
-    );
+    assert_eq!(app.get(&mail.link).await.status(), 410);
     mail_drained(&app).await;
     assert_eq!(sink.messages().len(), 1, "sent once");
 }
@@ -58,7 +55,7 @@ async fn with_smtp_down_the_request_is_accepted_and_mailed_once_it_is_back() {
     sink.restart();
     let mails = sink.delivered(1).await;
     let link = Mail::read(&mails[0]).link;
-    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 200);
+    assert_eq!(app.get(&link).await.status(), 200);
 }
 
 #[tokio::test]
@@ -94,7 +91,7 @@ async fn mail_queued_before_a_restart_is_delivered_once_after_it() {
     let link = Mail::read(&mails[0])
         .link
         .replace(&first.base, &second.base);
-    assert_eq!(second.client.get(&link).send().await.unwrap().status(), 200);
+    assert_eq!(second.get(&link).await.status(), 200);
 }
 
 #[tokio::test]
@@ -149,9 +146,9 @@ async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
     );
     let mail = Mail::read(&sink.delivered(1).await[0]);
     assert_eq!(mail.subject, "Your download link for Jürgen's Lebenslauf");
-    let response = app.client.get(&mail.link).send().await.unwrap();
+    let response = app.get(&mail.link).await;
     assert_lebenslauf(response).await;
-    let again = app.client.get(&mail.link).send().await.unwrap();
+    let again = app.get(&mail.link).await;
     assert_eq!(again.status(), 410);
     let (status, _) = app.readyz().await;
     assert_eq!(status, 200);
@@ -204,10 +201,7 @@ async fn an_operator_lists_and_retries_dead_letters_with_the_cli() {
     assert_eq!(code, 0, "{out}");
     let mail = Mail::read(&sink.delivered(1).await[0]);
     assert_eq!(mail.to, "visitor@example.org");
-    assert_eq!(
-        app.client.get(&mail.link).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(app.get(&mail.link).await.status(), 200);
     let (code, _) = mail_cli(app.dir.path(), &redis_url, &["retry", &id]);
     assert_eq!(code, 65, "a dead letter is retried once");
 }

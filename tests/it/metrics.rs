@@ -24,7 +24,7 @@ async fn a_journey_moves_each_counter_by_exactly_what_happened() {
     assert_eq!(refused.status(), 400);
     let body = app.download(&link).await;
     assert_eq!(body.len(), RESUME_LEN);
-    let used = app.client.get(&link).send().await.unwrap();
+    let used = app.get(&link).await;
     assert_eq!(used.status(), 410);
     let forged = app
         .client
@@ -119,11 +119,7 @@ async fn rate_limit_refusals_are_counted_by_limit() {
         app.request_link("same@example.org", "resume").await;
     }
     for _ in 0..2 {
-        app.client
-            .get(format!("{}/d/a.b.c", app.base))
-            .send()
-            .await
-            .unwrap();
+        app.get(&format!("{}/d/a.b.c", app.base)).await;
     }
     let (text, series) = scrape(&app).await;
     assert_eq!(
@@ -193,7 +189,7 @@ async fn store_object_and_mail_metrics_follow_a_production_journey() {
     assert_eq!(value(&series, "docgate_mail_queue_depth"), 0.0);
     assert_eq!(value(&series, "docgate_mail_dead_letters"), 0.0);
 
-    let body = app.client.get(&mail.link).send().await.unwrap();
+    let body = app.get(&mail.link).await;
     assert_eq!(body.bytes().await.unwrap().len(), RESUME_LEN);
     let (text, series) = scrape(&app).await;
     for operation in ["insert", "claim", "complete"] {
@@ -211,7 +207,7 @@ async fn store_object_and_mail_metrics_follow_a_production_journey() {
 
     // Redis gone: requests fail closed, and each failure is counted.
     redis.stop();
-    let refused = app.client.get(&mail.link).send().await.unwrap();
+    let refused = app.get(&mail.link).await;
     assert_eq!(refused.status(), 503);
     let (text, series) = scrape(&app).await;
     let errors: f64 = series

@@ -135,7 +135,7 @@ async fn mail_scanners_that_fetch_and_follow_everything_spend_nothing() {
             .unwrap();
         assert_eq!(again.status(), 200, "{ua}");
         assert_eq!(page_name(&again.text().await.unwrap()), "confirm");
-        let head = app.client.head(&link).send().await.unwrap();
+        let head = app.head(&link).await;
         assert_eq!(head.status(), 200);
     }
     assert_eq!(state(&app, &claims).await, LinkState::Ready { started: 0 });
@@ -291,7 +291,7 @@ async fn a_phones_download_manager_fetches_again_right_after_the_button() {
     let response = click(&strict, &link).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap();
-    let again = strict.client.get(&link).send().await.unwrap();
+    let again = strict.get(&link).await;
     assert_eq!(again.status(), 410);
 }
 

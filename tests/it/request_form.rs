@@ -93,7 +93,7 @@ async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origi
     let site = "https://www.example.com";
     let embedded = TestApp::with(&[("DOCGATE_CORS_ORIGINS", site)]).await;
     let form = format!("{}/request/resume", embedded.base);
-    let response = embedded.client.get(&form).send().await.unwrap();
+    let response = embedded.get(&form).await;
     let csp = response.headers()["content-security-policy"]
         .to_str()
         .unwrap()
@@ -190,7 +190,7 @@ async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
     let mail = Mail::read(&mails[0]);
     assert_eq!(mail.to, "jane@example.org");
     assert_ne!(token_of(&mail.link), token_of(&link));
-    let response = app.client.get(&mail.link).send().await.unwrap();
+    let response = app.get(&mail.link).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.headers()["content-disposition"],

@@ -285,7 +285,7 @@ async fn slow_reader_is_cut(backend: &[(&str, &str)]) -> TestApp {
     drop(slow);
 
     // A client at a normal speed downloads the whole document.
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.unwrap();
     assert_eq!(body.len(), BIG_LEN);

@@ -208,7 +208,7 @@ async fn check_log(app: &TestApp, posts: usize) -> Vec<Entry> {
 /// A person asks, gets the mail, downloads: served, and stored.
 async fn real_request_still_works(app: &TestApp) {
     let link = app.link("real.person@example.org", "resume").await;
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_whole_resume(response).await;
     for _ in 0..200 {
         let newest = app.app.backends.requests.recent(2, 0).await.unwrap();
@@ -336,7 +336,7 @@ async fn a_full_disk_loses_log_entries_not_requests() {
     );
     let app = TestApp::with(&[("DOCGATE_REQUEST_LOG", "/dev/full")]).await;
     let link = app.link("jane@example.org", "resume").await;
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_whole_resume(response).await;
     assert!(
         app.app

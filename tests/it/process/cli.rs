@@ -35,7 +35,7 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
     );
     assert_eq!(code, 0, "{err}");
     let url = token_url(out.trim());
-    let response = server.client.get(&url).send().await.unwrap();
+    let response = server.get(&url).await;
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.unwrap();
     assert_eq!(body.len(), support::RESUME_LEN);
@@ -61,14 +61,14 @@ async fn on_embedded_defaults_the_cli_mints_and_revokes_through_the_running_serv
     let minted: serde_json::Value = serde_json::from_str(&out).unwrap();
     let jti = minted["jti"].as_str().unwrap().to_owned();
     let url = token_url(minted["url"].as_str().unwrap());
-    assert_eq!(server.client.head(&url).send().await.unwrap().status(), 200);
+    assert_eq!(server.head(&url).await.status(), 200);
     let (code, out, err) = binary::run(dir.path(), &cli, &["revoke", &jti]);
     assert_eq!(
         (code, out.trim()),
         (0, format!("revoked {jti}").as_str()),
         "{err}"
     );
-    assert_eq!(server.client.get(&url).send().await.unwrap().status(), 410);
+    assert_eq!(server.get(&url).await.status(), 410);
     let (code, out, err) = binary::run(dir.path(), &cli, &["revoke", &jti]);
     assert_eq!(code, 65, "{out} {err}");
     assert_eq!(err.lines().count(), 1, "{err}");

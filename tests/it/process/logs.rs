@@ -68,14 +68,14 @@ async fn logs_hold_no_personal_data_or_secrets(format: &str) {
         .expect("the mailed token verifies with the configured secret");
     let jti = claims.jti.clone();
 
-    let response = server.client.get(&url).send().await.unwrap();
+    let response = server.get(&url).await;
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.unwrap();
     assert_eq!(
         support::sha256(&body),
         support::sha256(&support::content(1, support::RESUME_LEN))
     );
-    let again = server.client.get(&url).send().await.unwrap();
+    let again = server.get(&url).await;
     assert_eq!(again.status(), 410);
     let _ = again.bytes().await;
     let garbage = server

@@ -66,6 +66,14 @@ impl Server {
         }
     }
 
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.client.get(url).send().await.unwrap()
+    }
+
+    async fn head(&self, url: &str) -> reqwest::Response {
+        self.client.head(url).send().await.unwrap()
+    }
+
     async fn request_link(&self, email: &str, document: &str) -> reqwest::Response {
         support::request_link(&self.client, &self.base, email, document).await
     }

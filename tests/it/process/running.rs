@@ -28,7 +28,7 @@ async fn memory_stays_bounded_while_streaming_a_big_file() {
     let before = memory(pid);
 
     let (_, url) = server.link("reader@example.org", "huge").await;
-    let response = server.client.get(&url).send().await.unwrap();
+    let response = server.get(&url).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         response.content_length(),
@@ -119,10 +119,7 @@ async fn sigterm_turns_readiness_off_then_refuses_connections_and_drains_the_dow
     let mut server = Server::start(root, &env).await;
     let (_, url) = server.link("patient@example.org", "drain").await;
     let readyz = format!("http://{}/readyz", server.addr);
-    assert_eq!(
-        server.client.get(&readyz).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(server.get(&readyz).await.status(), 200);
 
     let (first_bytes, arrived) = tokio::sync::oneshot::channel::<()>();
     let client = server.client.clone();
@@ -167,7 +164,7 @@ async fn sigterm_turns_readiness_off_then_refuses_connections_and_drains_the_dow
     // Readiness turns 503 at once, on a new connection: the listener still accepts.
     let mut draining = None;
     for _ in 0..50 {
-        let response = server.client.get(&readyz).send().await.unwrap();
+        let response = server.get(&readyz).await;
         if response.status() == 503 {
             draining = Some(response.json::<serde_json::Value>().await.unwrap());
             break;

@@ -379,6 +379,16 @@ impl TestApp {
         }
     }
 
+    /// GETs `target` (a path or a URL).
+    pub async fn get(&self, target: &str) -> reqwest::Response {
+        self.client.get(self.url(target)).send().await.unwrap()
+    }
+
+    /// HEADs `target` (a path or a URL): what a GET would get now, spending nothing.
+    pub async fn head(&self, target: &str) -> reqwest::Response {
+        self.client.head(self.url(target)).send().await.unwrap()
+    }
+
     /// GETs `target` (a path or a URL) with these headers.
     pub async fn get_with(&self, target: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         let mut request = self.client.get(self.url(target));
