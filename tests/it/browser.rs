@@ -76,18 +76,15 @@ async fn shoot(page: &Page, name: &str, viewport: Viewport) {
 
 /// Waits (bounded) until the outbox holds `n` mails; returns the newest.
 async fn wait_for_mail(app: &TestApp, n: usize) -> Mail {
-    for _ in 0..200 {
-        let mails = app.outbox();
-        if mails.len() >= n {
-            let newest = mails
-                .iter()
-                .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-                .unwrap();
-            return Mail::read(newest);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the outbox never held {n} mails");
+    eventually(
+        &format!("{n} mails in the outbox"),
+        Duration::from_secs(10),
+        || async {
+            let mails = app.outbox();
+            (mails.len() >= n).then(|| Mail::read(newest(&mails)))
+        },
+    )
+    .await
 }
 
 /// Where a journey starts.

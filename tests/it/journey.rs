@@ -173,14 +173,11 @@ async fn health_and_readiness() {
     // The documents directory disappears: not ready once the last answer (cached for a second)
     // has aged, and the body names no path.
     std::fs::rename(app.path("documents"), app.path("moved")).unwrap();
-    let mut answer = app.readyz().await;
-    for _ in 0..30 {
-        if answer.0 != 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        answer = app.readyz().await;
-    }
+    let answer = eventually("readiness to notice", Duration::from_secs(5), || async {
+        let answer = app.readyz().await;
+        (answer.0 != 200).then_some(answer)
+    })
+    .await;
     let (status, body) = answer;
     assert_eq!(status, 503);
     let text = body.to_string();

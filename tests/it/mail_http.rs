@@ -176,16 +176,12 @@ async fn an_operator_lists_and_retries_dead_letters_with_the_cli() {
         202
     );
 
-    let mut letters = String::new();
-    for _ in 0..100 {
+    let letters = eventually("a dead letter", Duration::from_secs(5), || async {
         let (code, out) = mail_cli(app.dir.path(), &redis_url, &["dead-letters"]);
         assert_eq!(code, 0);
-        if !out.is_empty() {
-            letters = out;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (!out.is_empty()).then_some(out)
+    })
+    .await;
     let letter: serde_json::Value = serde_json::from_str(letters.lines().next().unwrap()).unwrap();
     assert_eq!(letter["cause"], "rejected");
     assert_eq!(letter["to"], "visitor@example.org");

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::support::redis::RedisServer;
 use crate::support::smtp::SmtpSink;
-use crate::support::{Mail, RESUME_LEN, TestApp, scrape, token_of};
+use crate::support::{Mail, RESUME_LEN, TestApp, eventually, scrape, token_of};
 
 fn value(series: &BTreeMap<String, f64>, name: &str) -> f64 {
     series.get(name).copied().unwrap_or(0.0)
@@ -35,15 +35,12 @@ async fn a_journey_moves_each_counter_by_exactly_what_happened() {
     assert_eq!(forged.status(), 400);
 
     // The download's end is recorded as its body finishes: wait for it, boundedly.
-    let mut after = BTreeMap::new();
-    let mut text = String::new();
-    for _ in 0..100 {
-        (text, after) = scrape(&app).await;
-        if value(&after, "docgate_downloads_total{outcome=\"completed\"}") > 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (text, after) = eventually("the download's end", Duration::from_secs(5), || async {
+        let (text, after) = scrape(&app).await;
+        (value(&after, "docgate_downloads_total{outcome=\"completed\"}") > 0.0)
+            .then_some((text, after))
+    })
+    .await;
     let expected = [
         ("docgate_link_requests_total{outcome=\"sent\"}", 1.0),
         (
@@ -159,14 +156,11 @@ async fn store_object_and_mail_metrics_follow_a_production_journey() {
             .status(),
         202
     );
-    let mut series = BTreeMap::new();
-    for _ in 0..100 {
-        (_, series) = scrape(&app).await;
-        if value(&series, "docgate_mail_total{outcome=\"retried\"}") >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let series = eventually("a retried mail", Duration::from_secs(5), || async {
+        let (_, series) = scrape(&app).await;
+        (value(&series, "docgate_mail_total{outcome=\"retried\"}") >= 1.0).then_some(series)
+    })
+    .await;
     assert!(value(&series, "docgate_mail_total{outcome=\"retried\"}") >= 1.0);
     assert_eq!(value(&series, "docgate_mail_queue_depth"), 1.0);
     assert_eq!(value(&series, "docgate_mail_total{outcome=\"sent\"}"), 0.0);
@@ -176,15 +170,13 @@ async fn store_object_and_mail_metrics_follow_a_production_journey() {
     let mail = Mail::read(&sink.delivered(1).await[0]);
     // The delivery is counted when the server accepts it, and leaves the queue when Redis has
     // its acknowledgement, a moment later.
-    for _ in 0..100 {
-        (_, series) = scrape(&app).await;
-        if value(&series, "docgate_mail_total{outcome=\"sent\"}") >= 1.0
-            && value(&series, "docgate_mail_queue_depth") == 0.0
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let series = eventually("the delivery counted", Duration::from_secs(5), || async {
+        let (_, series) = scrape(&app).await;
+        (value(&series, "docgate_mail_total{outcome=\"sent\"}") >= 1.0
+            && value(&series, "docgate_mail_queue_depth") == 0.0)
+            .then_some(series)
+    })
+    .await;
     assert_eq!(value(&series, "docgate_mail_total{outcome=\"sent\"}"), 1.0);
     assert_eq!(value(&series, "docgate_mail_queue_depth"), 0.0);
     assert_eq!(value(&series, "docgate_mail_dead_letters"), 0.0);

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use docgate::config::Secret;
 use docgate::mail::Mailer;
@@ -23,7 +23,7 @@ use crate::support::smtp::SmtpSink;
 use crate::support::webhook::{HOOK_SECRET, HOOK_TOKEN, Receiver};
 use crate::support::{
     BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, assert_whole_resume, drained,
-    drained_at, fixture_env, now, token_of, write_fixtures,
+    drained_at, eventually, fixture_env, now, token_of, write_fixtures,
 };
 use crate::support::{free_port, redis::RedisServer};
 
@@ -186,22 +186,11 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         env.retain(|(name, _)| name != k);
         env.push((k.to_owned(), v));
     }
-    let docgate = Docgate::spawn(dir.path(), env.clone(), &["serve"]);
+    let mut docgate = Docgate::spawn(dir.path(), env.clone(), &["serve"]);
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .map_or(true, |r| r.status() != 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "docgate did not start:\n{}",
-            docgate.stderr.text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    docgate.serving(Duration::from_secs(20)).await;
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
 
     // The link mail, with the document's size and the expiry in words.
     let asked = client
@@ -454,14 +443,11 @@ async fn without_a_queue_an_interrupted_or_partial_download_tells_nobody_and_a_c
     // Completed: the owner's mail is written to the outbox, and the webhook, answering 503 at
     // first, is called again a second later.
     assert_eq!(app.download(&link).await.len(), BIG_LEN);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let notices = loop {
+    let notices = eventually("the owner's notice", Duration::from_secs(10), || async {
         let notices = notice_mails(&app.outbox());
-        if !notices.is_empty() || Instant::now() > deadline {
-            break notices;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        (!notices.is_empty()).then_some(notices)
+    })
+    .await;
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].subject, "A big file was downloaded");
     assert!(
@@ -481,12 +467,11 @@ async fn without_a_queue_an_interrupted_or_partial_download_tells_nobody_and_a_c
         received[1].header("docgate-event-id")
     );
     // Counted once the delivery returned, just after the receiver answered.
-    let deadline = Instant::now() + Duration::from_secs(5);
     let sent = "docgate_notifications_total{channel=\"webhook\",outcome=\"sent\"}";
-    while series(&app.app.metrics, sent) < 1.0 {
-        assert!(Instant::now() < deadline, "{sent} never counted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(sent, Duration::from_secs(5), || async {
+        (series(&app.app.metrics, sent) >= 1.0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use crate::admin::{TOKEN, call, json_of};
 use crate::support::redis::RedisServer;
-use crate::support::{RESUME_LEN, TestApp, cli, now};
+use crate::support::{RESUME_LEN, TestApp, cli, eventually, now};
 
 const REQUESTS: &str = "/api/download-requests";
 
@@ -30,14 +30,15 @@ async fn ask(app: &TestApp, body: Value) -> (u16, Value) {
 /// recorded just after their response ends).
 async fn wait_for_person(app: &TestApp, email: &str, n: usize) -> Vec<Entry> {
     let owner = owner_id(email);
-    for _ in 0..200 {
-        let entries = app.app.backends.requests.person(&owner).await.unwrap();
-        if entries.len() >= n {
-            return entries;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{email} never had {n} entries");
+    eventually(
+        &format!("{n} entries of {email}"),
+        Duration::from_secs(5),
+        || async {
+            let entries = app.app.backends.requests.person(&owner).await.unwrap();
+            (entries.len() >= n).then_some(entries)
+        },
+    )
+    .await
 }
 
 /// The emails of the rows `GET /admin/requests` shows.
@@ -496,14 +497,11 @@ async fn entries_past_retention_are_deleted_at_startup() {
         ("DOCGATE_REQUEST_LOG_RETENTION", "365d"),
     ])
     .await;
-    let mut left = Vec::new();
-    for _ in 0..200 {
-        left = app.app.backends.requests.recent(10, 0).await.unwrap();
-        if left.len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let left = eventually("the sweep at startup", Duration::from_secs(5), || async {
+        let left = app.app.backends.requests.recent(10, 0).await.unwrap();
+        (left.len() == 1).then_some(left)
+    })
+    .await;
     assert_eq!(left, [recent]);
     assert!(!std::fs::read_to_string(&path).unwrap().contains("old@"));
 }

@@ -98,15 +98,13 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
     assert_eq!(body["checks"]["token_store"], "unavailable");
 
     server.restart();
-    let mut ready = false;
-    for _ in 0..100 {
-        if app.readyz().await.0 == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "ready again once Redis is back, without a restart");
+    // Ready again once Redis is back, without a restart.
+    eventually(
+        "readiness once Redis is back",
+        Duration::from_secs(15),
+        || async { (app.readyz().await.0 == 200).then_some(()) },
+    )
+    .await;
     let link = app.link("visitor@example.org", "resume").await;
     let response = app.get(&link).await;
     assert_whole_resume(response).await;
@@ -203,15 +201,13 @@ async fn a_hung_redis_times_out_into_503_and_recovers() {
     assert_eq!(app.readyz().await.0, 503);
 
     server.resume();
-    let mut recovered = false;
-    for _ in 0..100 {
-        if app.head(&link).await.status() == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the link works again once Redis answers");
+    // The link works again once Redis answers.
+    eventually(
+        "the link once Redis answers",
+        Duration::from_secs(15),
+        || async { (app.head(&link).await.status() == 200).then_some(()) },
+    )
+    .await;
     let download = app.get(&link).await;
     assert_whole_resume(download).await;
 }

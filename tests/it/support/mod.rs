@@ -444,11 +444,7 @@ impl TestApp {
         assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
         let mails = self.outbox();
         assert_eq!(mails.len(), before + 1, "exactly one new mail");
-        let newest = mails
-            .iter()
-            .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-            .unwrap();
-        Mail::read(newest).link
+        Mail::read(newest(&mails)).link
     }
 
     /// A fresh link for `document`, signed and recorded directly (no mail).
@@ -537,12 +533,22 @@ impl TestApp {
         panic!("{url} never answered HEAD with {status}");
     }
 
+    /// Waits (bounded) until the link `jti` is no longer claimed by a download (a claim is released
+    /// just after its connection closes); returns its state then.
+    pub async fn released(&self, jti: &str) -> docgate::store::LinkState {
+        eventually("the claim's release", Duration::from_secs(5), || async {
+            let state = self.app.backends.store.peek(jti).await.unwrap();
+            (state != docgate::store::LinkState::InFlight).then_some(state)
+        })
+        .await
+    }
+
     /// Waits (bounded) until the work finished requests left behind (claim releases, request log
     /// entries, owner's notices) is done: whatever they were going to send has been sent.
     pub async fn idle(&self) {
         eventually(
             "the requests' background work",
-            Duration::from_secs(10),
+            Duration::from_secs(15),
             || async { self.app.tasks.is_empty().then_some(()) },
         )
         .await;
@@ -585,6 +591,14 @@ pub async fn request_link(
         .json(&serde_json::json!({ "email": email, "document": document }))
         .send()
         .await
+        .unwrap()
+}
+
+/// The most recently written of `files`.
+pub fn newest(files: &[PathBuf]) -> &Path {
+    files
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
         .unwrap()
 }
 
