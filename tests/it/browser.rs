@@ -456,13 +456,11 @@ async fn the_console_check_catches_a_csp_violation() {
         "document.body.insertAdjacentHTML('beforeend', '<img src=\"http://127.0.0.1:9/x.png\">')",
     )
     .await;
-    for _ in 0..100 {
-        if !page.console_problems().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let problems = page.console_problems();
+    let problems = eventually("a console problem", Duration::from_secs(5), || async {
+        let problems = page.console_problems();
+        (!problems.is_empty()).then_some(problems)
+    })
+    .await;
     assert!(
         problems
             .iter()

@@ -56,13 +56,12 @@ pub(super) async fn assert_logs_are_captured(app: &TestApp) {
     let path = format!("/probe-{}", nonce());
     let reply = exchange(app, &get(&path, &[])).await;
     assert_eq!(reply.answer.map(|a| a.sent.status), Some(404));
-    for _ in 0..100 {
-        if logs().contains(&path) {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("the access log line for {path} was never captured");
+    eventually(
+        &format!("the access log line for {path}"),
+        Duration::from_secs(5),
+        || async { logs().contains(&path).then_some(()) },
+    )
+    .await;
 }
 
 /// No input split a log line: every line is one JSON object.

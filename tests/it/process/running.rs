@@ -162,16 +162,19 @@ async fn sigterm_turns_readiness_off_then_refuses_connections_and_drains_the_dow
     server.process.terminate();
 
     // Readiness turns 503 at once, on a new connection: the listener still accepts.
-    let mut draining = None;
-    for _ in 0..50 {
-        let response = server.get(&readyz).await;
-        if response.status() == 503 {
-            draining = Some(response.json::<serde_json::Value>().await.unwrap());
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let draining = draining.expect("readiness never turned 503 after SIGTERM");
+    let draining = support::eventually(
+        "readiness to turn 503 after SIGTERM",
+        Duration::from_secs(2),
+        || async {
+            let response = server.get(&readyz).await;
+            if response.status() == 503 {
+                Some(response.json::<serde_json::Value>().await.unwrap())
+            } else {
+                None
+            }
+        },
+    )
+    .await;
     assert_eq!(draining["status"], "draining");
     assert!(terminated.elapsed() < DELAY, "readiness turned too late");
 
