@@ -3,7 +3,7 @@
 //! The driver is hand-rolled on purpose. Chromium started with `--remote-debugging-pipe` reads
 //! CDP commands from its fd 3 and writes answers and events to its fd 4, each one JSON object
 //! ended by a NUL byte (the transport Puppeteer uses by default). That needs no websocket, no
-//! port and no HTTP client: this file, `serde_json` and `tokio`, which the tests build anyway, so
+//! port and no HTTP client: these files, `serde_json` and `tokio`, which the tests build anyway, so
 //! the browser tests add no crate and no compile time. The alternatives weighed: `chromiumoxide`
 //! (generated bindings for the whole protocol, about 110k lines in `chromiumoxide_cdp`, plus
 //! `async-tungstenite` and `reqwest` 0.13 beside our 0.12, a duplicate `deny.toml` refuses) and
