@@ -15,7 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use lettre::message::Mailbox;
 
-use crate::mail::SubjectTemplate;
+use crate::texts::subject::SubjectTemplate;
 use crate::units::{Rate, parse_duration, parse_rate};
 
 pub const ENV_LISTEN: &str = "DOCGATE_LISTEN";

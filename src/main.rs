@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use docgate::admin::remote::{self, Remote, RemoteError};
 use docgate::admin::{self, AdminError, Mint};
 use docgate::config::{Config, Environment};
-use docgate::mail::queue::{RedisOutbox, Revival};
+use docgate::outbox::queue::{RedisOutbox, Revival};
 
 /// Exit code for a bad configuration (`EX_USAGE` from sysexits.h).
 const EXIT_CONFIG: u8 = 64;
