@@ -321,7 +321,7 @@ pub struct SmtpConfig {
     pub url: Secret,
 }
 
-/// Telling the document's owner of completed downloads (see `crate::notify`).
+/// Telling the document's owner of completed downloads (see the `notify` module).
 #[derive(Debug, Clone, Default)]
 pub struct OwnerNotices {
     /// `DOCGATE_OWNER_EMAIL`: who gets a mail per completed download.

@@ -1,4 +1,4 @@
-//! Mail: composing the link mail and the owner's notice, and handing them to a [`Mailer`].
+//! Mail: composing the link mail and the owner's notice, and the SMTP transport they go out by.
 //!
 //! A [`LinkMail`] holds what is needed to *sign* the link, not the link itself: the token is made
 //! from the claims only when the message is composed for delivery, so a queue of pending mails
@@ -9,7 +9,7 @@
 //! it alike. Every word of it comes from [`crate::texts::mail`].
 //!
 //! The same [`Composer`] writes the owner's notice of a completed download
-//! ([`crate::notify::Download`]). Delivering either is the outbox's work ([`crate::outbox`]):
+//! ([`crate::notify::Download`]). Delivering either is the outbox's work (the `outbox` module):
 //! this module only builds messages and holds the SMTP transport ([`smtp`]) they go out by.
 
 mod error;

@@ -8,7 +8,7 @@
 //! The token holds no personal data and the token store keeps only a hash of the address, yet
 //! the owner is to learn who downloaded. The owner's request log already records the address
 //! each link was requested (or minted) for, with the link's `jti`: a completed download looks it
-//! up there ([`crate::requestlog::RequestLog::requester`]). So the address is kept in one place
+//! up there (the request log's `requester`). So the address is kept in one place
 //! only, under the log's retention, and erasing a person from the log also stops later notices
 //! from naming them: such a download is reported with the address unknown. It is never logged.
 //!
@@ -16,7 +16,7 @@
 //!
 //! This module says *what* the owner learns ([`Download`]) and how the webhook is signed and
 //! called ([`webhook`]); it does not decide when. A completed download hands its notices to the
-//! outbox as jobs ([`crate::outbox::notice::Pending`]), where they get the link mails' delivery:
+//! outbox as jobs (the outbox's `notice::Pending`), where they get the link mails' delivery:
 //! with Redis and SMTP the durable queue (retries, dead letters, metrics, crash recovery), without
 //! it a delivery now with a few retries in the background, which a stopping process loses.
 
