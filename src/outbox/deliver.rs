@@ -104,7 +104,7 @@ impl Deliverer {
     }
 
     /// True when messages go to an SMTP server (not to files).
-    pub fn is_smtp(&self) -> bool {
+    pub(super) fn is_smtp(&self) -> bool {
         matches!(self.transport, Transport::Smtp(_))
     }
 

@@ -100,3 +100,77 @@ impl Outbox for Direct {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::config::Secret;
+    use crate::mail::{Composer, DeliveryError, LinkMail};
+    use crate::metrics::Metrics;
+    use crate::notify::Download;
+    use crate::token::{Claims, TokenCodec};
+    use crate::units::unix_now;
+
+    fn series(metrics: &Metrics, name: &str) -> String {
+        metrics
+            .render()
+            .lines()
+            .find(|line| line.starts_with(name))
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn a_job_written_to_the_directory_is_counted_once_and_a_webhook_without_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let metrics = Arc::new(Metrics::new());
+        let composer = Composer::new(
+            Arc::new(TokenCodec::single(&Secret::new(vec![7; 32]))),
+            "https://docs.example.com",
+            "docgate <noreply@example.com>".parse().unwrap(),
+        );
+        let outbox = Direct::new(
+            Deliverer::files(dir.path(), composer)
+                .unwrap()
+                .with_metrics(metrics.clone()),
+        );
+        let sent = "docgate_mail_total{outcome=\"sent\"}";
+        assert_eq!(series(&metrics, sent), format!("{sent} 0"));
+
+        let link = Job::Link(LinkMail {
+            to: "visitor@example.org".parse().unwrap(),
+            claims: Claims::new("resume", unix_now(), 900),
+            title: "Jane Doe's resume".to_owned(),
+            size: None,
+        });
+        outbox.submit(&link).await.unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(series(&metrics, sent), format!("{sent} 1"));
+
+        let notice = Job::Webhook(Download {
+            event_id: "evt-1".to_owned(),
+            jti: "abcdefghijklmnopqrstuv".to_owned(),
+            doc: "resume".to_owned(),
+            title: "Jane Doe's resume".to_owned(),
+            email: None,
+            downloaded_at: unix_now(),
+            client_ip: IpAddr::from([192, 0, 2, 7]),
+        });
+        let err = outbox.submit(&notice).await.unwrap_err();
+        assert!(
+            matches!(err, MailError::Delivery(DeliveryError::NoWebhook)),
+            "{err}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "mail could not be delivered: no webhook is configured (DOCGATE_OWNER_WEBHOOK_URL)"
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        assert_eq!(series(&metrics, sent), format!("{sent} 1"));
+        let webhook_sent = "docgate_notifications_total{channel=\"webhook\",outcome=\"sent\"}";
+        assert_eq!(series(&metrics, webhook_sent), format!("{webhook_sent} 0"));
+    }
+}

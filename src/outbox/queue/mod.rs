@@ -7,8 +7,8 @@
 //! for every kind of job. The keys, a job's life, the restart and crash behaviour and the
 //! guarantees are told for operators in `docs/operations.md`, section "The mail queue".
 //!
-//! - [`codec`]: a job as the stream's fields, and back;
-//! - [`scripts`]: the Lua scripts that move a job between the queue, the retry set and the dead
+//! - `codec`: a job as the stream's fields, and back;
+//! - `scripts`: the Lua scripts that move a job between the queue, the retry set and the dead
 //!   letters, each atomically;
 //! - [`sender`]: the consumer loop;
 //! - [`operator`]: depth, dead letters, and queuing one again.
