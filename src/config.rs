@@ -15,7 +15,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 use lettre::message::Mailbox;
 
-use crate::mail::SubjectTemplate;
+use crate::texts::subject::SubjectTemplate;
 use crate::units::{Rate, parse_duration, parse_rate};
 
 pub const ENV_LISTEN: &str = "DOCGATE_LISTEN";
@@ -321,7 +321,7 @@ pub struct SmtpConfig {
     pub url: Secret,
 }
 
-/// Telling the document's owner of completed downloads (see `crate::notify`).
+/// Telling the document's owner of completed downloads (see the `notify` module).
 #[derive(Debug, Clone, Default)]
 pub struct OwnerNotices {
     /// `DOCGATE_OWNER_EMAIL`: who gets a mail per completed download.

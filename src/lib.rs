@@ -13,8 +13,10 @@
 //! - [`pacing`]: unmailed link requests answered in the time mailed ones take.
 //! - [`objects`]: document bytes, streamed in chunks, behind `ObjectSource`.
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
-//! - [`mail`]: composing the link mail and the owner's notice, delivering them, behind `Mailer`.
-//! - [`notify`]: telling the owner of completed downloads (mail, signed webhook).
+//! - [`mail`]: composing the link mail and the owner's notice; the SMTP transport.
+//! - [`notify`]: what the owner learns of a completed download; the signed webhook.
+//! - [`outbox`]: every mail and webhook call as a job behind `Outbox`, delivered now or through
+//!   the durable Redis queue, by one `Deliverer`.
 //! - [`texts`]: every text a person reads (the mails', the pages', the API's), for translators.
 //! - [`pages`]: the HTML a person sees: request form, confirm page, outcome pages.
 //! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`;
@@ -52,6 +54,7 @@ pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod objects;
+pub mod outbox;
 pub mod pacing;
 pub mod pages;
 pub mod pseudonym;
@@ -73,7 +76,7 @@ use tokio_util::sync::CancellationToken;
 
 use app::{App, Backends};
 use config::{Config, ConfigError, ENV_ADMIN_LISTEN, ENV_LISTEN};
-use mail::queue::Sender;
+use outbox::queue::Sender;
 use shutdown::Signal;
 use token::TokenCodec;
 
@@ -132,9 +135,7 @@ impl Service {
             // so the whole stop fits in the delay plus the drain timeout.
             stopping.cancel();
         };
-        let metrics = self.app.metrics.clone();
         let sender = self.sender.map(|sender| {
-            let sender = sender.with_metrics(metrics);
             let stop = stop.clone();
             tokio::spawn(async move { sender.run(stop.cancelled_owned()).await })
         });

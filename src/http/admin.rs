@@ -211,7 +211,7 @@ async fn erase_person(app: &App, req: Request<Incoming>) -> Result<Response<Body
 
 /// The metrics exposition, with the mail queue's gauges refreshed.
 async fn scrape(app: &App) -> Response<Body> {
-    match app.backends.mailer.backlog().await {
+    match app.backends.outbox.depth().await {
         Ok(Some(depth)) => {
             let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             app.metrics

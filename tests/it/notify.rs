@@ -9,12 +9,13 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use docgate::config::{Secret, SmtpConfig, WebhookConfig};
-use docgate::mail::direct::DirectSmtp;
-use docgate::mail::queue::{RedisOutbox, Revival, Sender, SenderSettings};
-use docgate::mail::{Composer, Mailer, smtp};
+use docgate::mail::{Composer, smtp};
 use docgate::metrics::Metrics;
+use docgate::notify::Download;
 use docgate::notify::webhook::Webhook;
-use docgate::notify::{Download, Notice};
+use docgate::outbox::direct::Direct;
+use docgate::outbox::queue::{RedisOutbox, Revival, Sender, SenderSettings};
+use docgate::outbox::{Deliverer, Job, Outbox};
 use docgate::token::{Claims, TokenCodec};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
@@ -311,15 +312,17 @@ async fn queue(
     let sender = Sender::new(
         outbox.clone(),
         redis::Client::open(redis.url()).unwrap(),
-        smtp::transport(&SmtpConfig {
-            url: Secret::new(sink.url().into_bytes()),
-        })
-        .unwrap(),
-        composer(),
+        Deliverer::smtp(
+            smtp::transport(&SmtpConfig {
+                url: Secret::new(sink.url().into_bytes()),
+            })
+            .unwrap(),
+            composer(),
+        )
+        .with_webhook(webhook)
+        .with_metrics(metrics),
         settings(),
-    )
-    .with_webhook(webhook)
-    .with_metrics(metrics);
+    );
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(sender.run(stop.clone().cancelled_owned()));
     (outbox, stop, task)
@@ -533,7 +536,7 @@ async fn a_webhook_answering_500_twice_is_retried_with_backoff_until_it_answers_
 
     let download = download();
     outbox
-        .notify(&Notice::Webhook(download.clone()))
+        .submit(&Job::Webhook(download.clone()))
         .await
         .unwrap();
     let received = receiver.wait_for(3).await;
@@ -576,7 +579,7 @@ async fn a_webhook_answering_400_is_dead_lettered_at_once_and_an_operator_can_re
 
     let download = download();
     outbox
-        .notify(&Notice::Webhook(download.clone()))
+        .submit(&Job::Webhook(download.clone()))
         .await
         .unwrap();
     let dead = loop {
@@ -716,10 +719,10 @@ async fn direct_smtp_sends_the_owner_s_mail() {
         url: Secret::new(sink.url().into_bytes()),
     })
     .unwrap();
-    let mailer = DirectSmtp::new(transport, composer());
+    let mailer = Direct::new(Deliverer::smtp(transport, composer()));
     let download = download();
     mailer
-        .notify(&Notice::OwnerMail {
+        .submit(&Job::OwnerMail {
             to: OWNER.parse().unwrap(),
             download: download.clone(),
         })
