@@ -17,7 +17,7 @@ use crate::config::{
 use crate::mail::direct::DirectSmtp;
 use crate::mail::outbox::FileOutbox;
 use crate::mail::queue::{RedisOutbox, Sender, SenderSettings};
-use crate::mail::{Composer, LinkMail, MailError, Mailer, smtp};
+use crate::mail::{Composer, MailError, Mailer, smtp};
 use crate::metrics::Metrics;
 use crate::notify::Pending;
 use crate::notify::webhook::Webhook;
@@ -31,10 +31,10 @@ use crate::ratelimit::memory::MemoryLimiter;
 use crate::ratelimit::shared::RedisLimiter;
 use crate::requestlog::shared::RedisLog;
 use crate::requestlog::{JsonLinesLog, RequestLog};
+use crate::store::TokenStore;
 use crate::store::memory::MemoryStore;
 use crate::store::observed::ObservedStore;
 use crate::store::shared::RedisStore;
-use crate::store::{NewLink, StoreError, TokenStore};
 use crate::token::Claims;
 use crate::token::TokenCodec;
 
@@ -311,69 +311,6 @@ impl App {
     /// Seconds since the Unix epoch: the time tokens are minted and checked at.
     pub fn now(&self) -> u64 {
         crate::units::unix_now()
-    }
-
-    /// Sends (or queues) a link mail. A mail delivered now is counted here; a queued one is
-    /// counted by the sender when it delivers.
-    pub async fn send_mail(&self, mail: &LinkMail) -> Result<(), MailError> {
-        self.backends.mailer.send(mail).await?;
-        if !self.backends.mailer.queues() {
-            Metrics::count(&self.metrics.mail, "sent");
-        }
-        Ok(())
-    }
-
-    /// Mints a link to `document` for `address`, living `ttl`, and records it in the token store.
-    pub async fn new_link(
-        &self,
-        document: &Document,
-        address: &str,
-        ttl: Duration,
-    ) -> Result<Claims, StoreError> {
-        let claims = Claims::new(&document.id, self.now(), ttl.as_secs());
-        self.backends
-            .store
-            .insert(&NewLink {
-                jti: &claims.jti,
-                doc: &document.id,
-                ttl,
-                attempts: self.config.download_attempts,
-                owner: Some(&self.pseudonyms.person(address)),
-            })
-            .await?;
-        Ok(claims)
-    }
-
-    /// The link mail for `claims`, with the document's size when the object store tells it
-    /// within two seconds (the mail leaves the size out otherwise).
-    pub async fn link_mail(
-        &self,
-        to: lettre::Address,
-        claims: Claims,
-        document: &Document,
-    ) -> LinkMail {
-        let head = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.backends.objects.head(&document.key),
-        )
-        .await;
-        let size = match head {
-            Ok(Ok(meta)) => Some(meta.size),
-            Ok(Err(e)) => {
-                tracing::info!(document = %document.id, cause = %e, "size left out of the mail");
-                None
-            }
-            Err(_) => {
-                tracing::info!(document = %document.id, "size left out of the mail: the object store is slow");
-                None
-            }
-        };
-        LinkMail {
-            to,
-            claims,
-            title: document.title.clone(),
-            size,
-        }
     }
 
     /// What to tell the owner if this download of `document` completes; `None` when no

@@ -20,6 +20,8 @@
 //! - [`pages`]: the HTML a person sees: request form, confirm page, outcome pages.
 //! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`;
 //!   export, erasure and retention of it.
+//! - [`link`]: issuing a link (a person's request within the limits, or an operator's mint),
+//!   mailed or handed over, with its request log entry.
 //! - [`admin`]: operator actions (mint, revoke, read, export or erase the request log) for the
 //!   admin API and CLI.
 //! - [`app`]: the shared state, and the choice of implementation behind each trait.
@@ -29,6 +31,7 @@
 //!   logged.
 //! - [`telemetry`]: logging setup, and redaction of personal data in logs.
 //! - [`check`]: `docgate check`, reaching every backend and looking for dangerous settings.
+//! - [`cli`]: the `docgate` command's arguments and subcommands, and what they print.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
 //! - [`json`]: JSON read from clients, refusing objects that repeat a key.
 //! - [`units`], [`html`]: small shared helpers.
@@ -40,10 +43,12 @@ pub mod admin;
 pub mod app;
 pub mod catalog;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod html;
 pub mod http;
 pub mod json;
+pub mod link;
 pub mod mail;
 pub mod metrics;
 pub mod notify;

@@ -13,6 +13,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use super::{Body, full};
 use crate::admin::AdminError;
 use crate::html::escape;
+use crate::link::LinkError;
 use crate::mail::MailError;
 use crate::objects::ObjectError;
 use crate::pages::{self, Page};
@@ -142,9 +143,20 @@ impl From<AdminError> for Error {
             AdminError::Ttl(why) => Error::invalid("ttl", &why),
             AdminError::BadJti(_) => Error::invalid("jti", t::NOT_A_LINK_ID),
             AdminError::Store(e) => e.into(),
-            AdminError::Mail(e) => e.into(),
+            AdminError::Link(e) => e.into(),
             AdminError::Log(e) => Error::StoreUnavailable(e.to_string()),
-            AdminError::Token(e) => e.into(),
+        }
+    }
+}
+
+impl From<LinkError> for Error {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::RateLimited { retry_after } => Error::RateLimited { retry_after },
+            LinkError::Limiter(e) => e.into(),
+            LinkError::Store(e) => e.into(),
+            LinkError::Mail(e) => e.into(),
+            LinkError::Token(e) => e.into(),
         }
     }
 }

@@ -177,11 +177,9 @@ impl Composer {
 
     /// The link the mail carries.
     pub fn link(&self, claims: &Claims) -> Result<String, MailError> {
-        let token = self
-            .codec
-            .sign(claims)
-            .map_err(|e| MailError::Compose(e.to_string()))?;
-        Ok(format!("{}/d/{token}", self.public_url))
+        self.codec
+            .url(&self.public_url, claims)
+            .map_err(|e| MailError::Compose(e.to_string()))
     }
 
     /// The public host the links point to (`docs.example.com`, with its port if it has one),
