@@ -47,8 +47,8 @@ pub use recipients::{Disposition, Recipients};
 
 use crate::mail::SubjectTemplate;
 use crate::pseudonym::PseudonymKeys;
-/// Named here too for code outside the crate (the tests) that builds configuration values;
-/// docgate's own modules name `crate::secret::Secret`.
+/// Named here too for tests that build configuration values; the product's modules name
+/// `crate::secret::Secret`.
 pub use crate::secret::Secret;
 use crate::telemetry::LogFormat;
 use crate::token::TokenKeys;
