@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`config`]: every environment variable, parsed and validated once at startup.
+//! - [`secret`]: bytes never printed (keys, passwords, URLs with credentials).
 //! - [`catalog`]: the documents on offer (`catalog.toml`), ids, keys and filenames checked.
 //! - [`token`]: signing and verifying link tokens (JWT, HS256). Pure: no I/O, no clock.
 //! - [`address`]: email address validation (syntax, domain, disposable providers).
@@ -61,6 +62,7 @@ pub mod pseudonym;
 pub mod range;
 pub mod ratelimit;
 pub mod requestlog;
+pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;

@@ -141,7 +141,7 @@ impl From<AdminError> for Error {
             AdminError::Address(e) => Error::invalid("email", &e.to_string()),
             AdminError::UnknownDocument(_) => Error::UnknownDocument,
             AdminError::Ttl(why) => Error::invalid("ttl", &why),
-            AdminError::BadJti(_) => Error::invalid("jti", "Not a link id."),
+            AdminError::BadJti(_) => Error::invalid("jti", t::NOT_A_LINK_ID),
             AdminError::Store(e) => e.into(),
             AdminError::Link(e) => e.into(),
             AdminError::Log(e) => Error::StoreUnavailable(e.to_string()),

@@ -343,7 +343,7 @@ mod tests {
     use mail_parser::MessageParser;
 
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     /// 14:32:00 UTC on 24 November 2026.
     const EXP: u64 = 1_795_530_720;

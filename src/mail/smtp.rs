@@ -115,7 +115,7 @@ pub async fn test_connection(transport: &SmtpTransport) -> Result<(), MailError>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     fn config(url: &str) -> SmtpConfig {
         SmtpConfig {

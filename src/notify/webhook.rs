@@ -39,7 +39,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 
 use super::Download;
-use crate::config::{Secret, WebhookConfig};
+use crate::config::WebhookConfig;
+use crate::secret::Secret;
 use crate::units::unix_now;
 
 /// The event every notice reports.

@@ -107,7 +107,7 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
     use crate::mail::{Composer, DeliveryError, LinkMail};
     use crate::metrics::Metrics;
     use crate::notify::Download;
