@@ -15,10 +15,9 @@ use std::time::Duration;
 
 use crate::address::{self, AddressError};
 use crate::app::App;
-use crate::mail::MailError;
+use crate::link::{self, Issued, LinkError};
 use crate::requestlog::{Entry, Event, LogError};
 use crate::store::StoreError;
-use crate::token::TokenError;
 
 /// The longest lifetime an operator may give a link.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -36,12 +35,11 @@ pub enum AdminError {
     BadJti(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The link could not be issued.
     #[error(transparent)]
-    Mail(#[from] MailError),
+    Link(#[from] LinkError),
     #[error(transparent)]
     Log(#[from] LogError),
-    #[error(transparent)]
-    Token(#[from] TokenError),
 }
 
 /// A link to make.
@@ -65,7 +63,7 @@ pub struct Minted {
 }
 
 /// Makes a link as an operator asked: same validation, store record and request log as a
-/// visitor's request, without the rate limits.
+/// visitor's request, without the rate limits ([`link::hand_over`]).
 pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
     let address = address::validate(&request.email)?;
     let document = app
@@ -79,34 +77,13 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
             MAX_TTL.as_secs() / 86_400
         )));
     }
-    let claims = app.new_link(document, address.as_ref(), ttl).await?;
-    let url = format!("{}/d/{}", app.config.public_url, app.codec.sign(&claims)?);
+    let pseudonym = app.pseudonym(address.as_ref());
+    let Issued { claims, url } = link::hand_over(app, document, address, ttl, request.send).await?;
     let minted = Minted {
         url,
         jti: claims.jti.clone(),
         expires_at: rfc3339(claims.exp),
     };
-    let pseudonym = app.pseudonym(address.as_ref());
-    let mut entry = Entry::now(
-        Event::LinkRequested,
-        std::net::IpAddr::from([127, 0, 0, 1]),
-        if request.send {
-            "admin_sent"
-        } else {
-            "admin_minted"
-        },
-    );
-    entry.email = Some(address.to_string());
-    entry.document = Some(document.id.clone());
-    entry.jti = Some(claims.jti.clone());
-    if request.send {
-        let mail = app.link_mail(address, claims.clone(), document).await;
-        app.send_mail(&mail).await?;
-    }
-    // The link exists (and may be mailed): a lost log line must not make the operator retry.
-    if let Err(e) = app.backends.requests.record(&entry).await {
-        tracing::warn!(cause = %e, "request log entry lost");
-    }
     tracing::info!(
         target: "audit",
         action = "mint",

@@ -14,27 +14,27 @@ use crate::config::{
     Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_OWNER_WEBHOOK_URL,
     ENV_REDIS_URL, ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL,
 };
-use crate::mail::direct::DirectSmtp;
-use crate::mail::outbox::FileOutbox;
-use crate::mail::queue::{RedisOutbox, Sender, SenderSettings};
-use crate::mail::{Composer, LinkMail, MailError, Mailer, smtp};
+use crate::mail::{Composer, MailError, smtp};
 use crate::metrics::Metrics;
-use crate::notify::Pending;
 use crate::notify::webhook::Webhook;
 use crate::objects::dir::DirSource;
 use crate::objects::observed::ObservedObjects;
 use crate::objects::s3::S3Source;
 use crate::objects::{ObjectError, ObjectSource};
+use crate::outbox::direct::Direct;
+use crate::outbox::notice::Pending;
+use crate::outbox::queue::{RedisOutbox, Sender, SenderSettings};
+use crate::outbox::{Deliverer, Outbox};
 use crate::pseudonym::Pseudonyms;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::memory::MemoryLimiter;
 use crate::ratelimit::shared::RedisLimiter;
 use crate::requestlog::shared::RedisLog;
 use crate::requestlog::{JsonLinesLog, RequestLog};
+use crate::store::TokenStore;
 use crate::store::memory::MemoryStore;
 use crate::store::observed::ObservedStore;
 use crate::store::shared::RedisStore;
-use crate::store::{NewLink, StoreError, TokenStore};
 use crate::token::Claims;
 use crate::token::TokenCodec;
 
@@ -50,8 +50,11 @@ pub struct Backends {
     pub store: Arc<dyn TokenStore>,
     pub limiter: Arc<dyn RateLimiter>,
     pub objects: Arc<dyn ObjectSource>,
-    pub mailer: Arc<dyn Mailer>,
+    /// Where mails and the owner's webhook calls are submitted.
+    pub outbox: Arc<dyn Outbox>,
     pub requests: Arc<dyn RequestLog>,
+    /// The service's metrics: the outbox's deliverer counts into them from the start.
+    pub metrics: Arc<Metrics>,
 }
 
 /// The backends the configuration asks for, and the work to run beside them.
@@ -107,6 +110,7 @@ impl Backends {
                 _ => (Arc::new(MemoryStore::new()), Arc::new(MemoryLimiter::new())),
             };
 
+        let metrics = Arc::new(Metrics::new());
         let composer = Composer::from_config(config, codec);
         let webhook = match &config.owner.webhook {
             Some(webhook) => Some(
@@ -115,44 +119,27 @@ impl Backends {
             None => None,
         };
         let smtp_error = |e: MailError| ConfigError::hidden(ENV_SMTP_URL, e);
-        let (mailer, sender): (Arc<dyn Mailer>, Option<Sender>) =
+        let deliverer = match &config.smtp {
+            Some(smtp) => Deliverer::smtp(smtp::transport(smtp).map_err(smtp_error)?, composer),
+            None => Deliverer::files(&config.outbox_dir, composer).map_err(|e| {
+                ConfigError::value(ENV_OUTBOX_DIR, &config.outbox_dir.display().to_string(), e)
+            })?,
+        }
+        .with_webhook(webhook)
+        .with_metrics(metrics.clone());
+        // Jobs wait in the Redis stream when there is SMTP to deliver them to; else nowhere.
+        let (outbox, sender): (Arc<dyn Outbox>, Option<Sender>) =
             match (&config.smtp, &config.redis, &redis_conn) {
-                (Some(smtp), Some(redis), Some(conn)) => {
+                (Some(_), Some(redis), Some(conn)) => {
                     let outbox = RedisOutbox::new(conn.clone(), &redis.prefix);
                     let url = String::from_utf8_lossy(redis.url.expose()).into_owned();
                     let client = redis::Client::open(url)
                         .map_err(|e| ConfigError::hidden(ENV_REDIS_URL, e))?;
-                    let sender = Sender::new(
-                        outbox.clone(),
-                        client,
-                        smtp::transport(smtp).map_err(smtp_error)?,
-                        composer,
-                        SenderSettings::default(),
-                    )
-                    .with_webhook(webhook);
+                    let sender =
+                        Sender::new(outbox.clone(), client, deliverer, SenderSettings::default());
                     (Arc::new(outbox), Some(sender))
                 }
-                (Some(smtp), _, _) => (
-                    Arc::new(
-                        DirectSmtp::new(smtp::transport(smtp).map_err(smtp_error)?, composer)
-                            .with_webhook(webhook),
-                    ),
-                    None,
-                ),
-                (None, _, _) => (
-                    Arc::new(
-                        FileOutbox::new(&config.outbox_dir, composer)
-                            .map_err(|e| {
-                                ConfigError::value(
-                                    ENV_OUTBOX_DIR,
-                                    &config.outbox_dir.display().to_string(),
-                                    e,
-                                )
-                            })?
-                            .with_webhook(webhook),
-                    ),
-                    None,
-                ),
+                _ => (Arc::new(Direct::new(deliverer)), None),
             };
         // With Redis the log is shared by every replica there; the file is not written.
         let requests: Arc<dyn RequestLog> = match (&config.redis, &redis_conn) {
@@ -190,8 +177,9 @@ impl Backends {
                 store,
                 limiter,
                 objects,
-                mailer,
+                outbox,
                 requests,
+                metrics,
             },
             sender,
         })
@@ -259,7 +247,7 @@ impl App {
                 }
             }
         }
-        let metrics = Arc::new(Metrics::new());
+        let metrics = backends.metrics.clone();
         let backends = Backends {
             store: Arc::new(ObservedStore::new(backends.store, metrics.clone())),
             objects: Arc::new(ObservedObjects::new(backends.objects, metrics.clone())),
@@ -306,69 +294,6 @@ impl App {
         crate::units::unix_now()
     }
 
-    /// Sends (or queues) a link mail. A mail delivered now is counted here; a queued one is
-    /// counted by the sender when it delivers.
-    pub async fn send_mail(&self, mail: &LinkMail) -> Result<(), MailError> {
-        self.backends.mailer.send(mail).await?;
-        if !self.backends.mailer.queues() {
-            Metrics::count(&self.metrics.mail, "sent");
-        }
-        Ok(())
-    }
-
-    /// Mints a link to `document` for `address`, living `ttl`, and records it in the token store.
-    pub async fn new_link(
-        &self,
-        document: &Document,
-        address: &str,
-        ttl: Duration,
-    ) -> Result<Claims, StoreError> {
-        let claims = Claims::new(&document.id, self.now(), ttl.as_secs());
-        self.backends
-            .store
-            .insert(&NewLink {
-                jti: &claims.jti,
-                doc: &document.id,
-                ttl,
-                attempts: self.config.download_attempts,
-                owner: Some(&self.pseudonyms.person(address)),
-            })
-            .await?;
-        Ok(claims)
-    }
-
-    /// The link mail for `claims`, with the document's size when the object store tells it
-    /// within two seconds (the mail leaves the size out otherwise).
-    pub async fn link_mail(
-        &self,
-        to: lettre::Address,
-        claims: Claims,
-        document: &Document,
-    ) -> LinkMail {
-        let head = tokio::time::timeout(
-            Duration::from_secs(2),
-            self.backends.objects.head(&document.key),
-        )
-        .await;
-        let size = match head {
-            Ok(Ok(meta)) => Some(meta.size),
-            Ok(Err(e)) => {
-                tracing::info!(document = %document.id, cause = %e, "size left out of the mail");
-                None
-            }
-            Err(_) => {
-                tracing::info!(document = %document.id, "size left out of the mail: the object store is slow");
-                None
-            }
-        };
-        LinkMail {
-            to,
-            claims,
-            title: document.title.clone(),
-            size,
-        }
-    }
-
     /// What to tell the owner if this download of `document` completes; `None` when no
     /// notification is configured. `http::download` sends it on `Outcome::Completed` only.
     pub fn download_notice(
@@ -386,7 +311,7 @@ impl App {
             owner: owner.email.clone(),
             webhook: owner.webhook.is_some(),
             requests: self.backends.requests.clone(),
-            mailer: self.backends.mailer.clone(),
+            outbox: self.backends.outbox.clone(),
             metrics: self.metrics.clone(),
             tasks: self.tasks.clone(),
         })

@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`config`]: every environment variable, parsed and validated once at startup.
+//! - [`secret`]: bytes never printed (keys, passwords, URLs with credentials).
 //! - [`catalog`]: the documents on offer (`catalog.toml`), ids, keys and filenames checked.
 //! - [`token`]: signing and verifying link tokens (JWT, HS256). Pure: no I/O, no clock.
 //! - [`address`]: email address validation (syntax, domain, disposable providers).
@@ -13,12 +14,16 @@
 //! - [`pacing`]: unmailed link requests answered in the time mailed ones take.
 //! - [`objects`]: document bytes, streamed in chunks, behind `ObjectSource`.
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
-//! - [`mail`]: composing the link mail and the owner's notice, delivering them, behind `Mailer`.
-//! - [`notify`]: telling the owner of completed downloads (mail, signed webhook).
+//! - [`mail`]: composing the link mail and the owner's notice; the SMTP transport.
+//! - [`notify`]: what the owner learns of a completed download; the signed webhook.
+//! - [`outbox`]: every mail and webhook call as a job behind `Outbox`, delivered now or through
+//!   the durable Redis queue, by one `Deliverer`.
 //! - [`texts`]: every text a person reads (the mails', the pages', the API's), for translators.
 //! - [`pages`]: the HTML a person sees: request form, confirm page, outcome pages.
 //! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`;
 //!   export, erasure and retention of it.
+//! - [`link`]: issuing a link (a person's request within the limits, or an operator's mint),
+//!   mailed or handed over, with its request log entry.
 //! - [`admin`]: operator actions (mint, revoke, read, export or erase the request log) for the
 //!   admin API and CLI.
 //! - [`app`]: the shared state, and the choice of implementation behind each trait.
@@ -28,6 +33,7 @@
 //!   logged.
 //! - [`telemetry`]: logging setup, and redaction of personal data in logs.
 //! - [`check`]: `docgate check`, reaching every backend and looking for dangerous settings.
+//! - [`cli`]: the `docgate` command's arguments and subcommands, and what they print.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
 //! - [`json`]: JSON read from clients, refusing objects that repeat a key.
 //! - [`units`], [`html`]: small shared helpers.
@@ -39,20 +45,24 @@ pub mod admin;
 pub mod app;
 pub mod catalog;
 pub mod check;
+pub mod cli;
 pub mod config;
 pub mod html;
 pub mod http;
 pub mod json;
+pub mod link;
 pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod objects;
+pub mod outbox;
 pub mod pacing;
 pub mod pages;
 pub mod pseudonym;
 pub mod range;
 pub mod ratelimit;
 pub mod requestlog;
+pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
@@ -68,7 +78,7 @@ use tokio_util::sync::CancellationToken;
 
 use app::{App, Backends};
 use config::{Config, ConfigError, ENV_ADMIN_LISTEN, ENV_LISTEN};
-use mail::queue::Sender;
+use outbox::queue::Sender;
 use shutdown::Signal;
 use token::TokenCodec;
 
@@ -138,9 +148,7 @@ impl Service {
             // so the whole stop fits in the delay plus the drain timeout.
             stopping.cancel();
         };
-        let metrics = self.app.metrics.clone();
         let sender = self.sender.map(|sender| {
-            let sender = sender.with_metrics(metrics);
             let stop = stop.clone();
             tokio::spawn(async move { sender.run(stop.cancelled_owned()).await })
         });

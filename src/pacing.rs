@@ -13,7 +13,7 @@
 //! mailed ones' distribution, whatever makes them slow (Redis, the object store, direct SMTP),
 //! and the mailed path itself waits for nothing. Before the process has mailed anything there is
 //! nothing to copy: an unmailed request then makes the mailed path's round trips itself, without
-//! their effects (`http::request_link`), since with budgets shared through Redis a fresh replica
+//! their effects ([`crate::link`]), since with budgets shared through Redis a fresh replica
 //! may meet addresses other replicas spent.
 
 use std::sync::Mutex;

@@ -19,7 +19,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Secret, TokenKeys};
+mod keys;
+
+pub use keys::TokenKeys;
+
+use crate::secret::Secret;
 
 /// The `iss` claim of every token.
 pub const ISSUER: &str = "docgate";
@@ -139,6 +143,13 @@ impl TokenCodec {
         let mut header = Header::new(Algorithm::HS256);
         header.kid = Some(self.signing_kid.clone());
         jsonwebtoken::encode(&header, claims, &self.encoding).map_err(TokenError::Signing)
+    }
+
+    /// The link for these claims under `public_url` (`https://docs.example.com/d/<token>`): the
+    /// one place a link's URL is formatted, for the mail and for an operator alike.
+    pub fn url(&self, public_url: &str, claims: &Claims) -> Result<String, TokenError> {
+        let token = self.sign(claims)?;
+        Ok(format!("{}/d/{token}", public_url.trim_end_matches('/')))
     }
 
     /// Verifies a token at time `now` and returns its claims.
@@ -491,6 +502,23 @@ mod tests {
                 matches!(codec.verify(&token, NOW), Err(TokenError::Invalid(_))),
                 "{header} {claims}"
             );
+        }
+    }
+
+    #[test]
+    fn a_links_url_carries_its_token_under_the_public_url() {
+        let codec = codec(&[7; 32]);
+        let claims = Claims::new("resume", NOW, 900);
+        for base in [
+            "https://docs.example.com/get",
+            "https://docs.example.com/get/",
+        ] {
+            let url = codec.url(base, &claims).unwrap();
+            let token = url
+                .strip_prefix("https://docs.example.com/get/d/")
+                .unwrap_or_else(|| panic!("{url}"));
+            assert_eq!(token, codec.sign(&claims).unwrap());
+            assert_eq!(codec.verify(token, NOW).unwrap(), claims);
         }
     }
 }

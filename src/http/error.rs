@@ -13,6 +13,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 use super::{Body, full};
 use crate::admin::AdminError;
 use crate::html::escape;
+use crate::link::LinkError;
 use crate::mail::MailError;
 use crate::objects::ObjectError;
 use crate::pages::{self, Page};
@@ -140,11 +141,22 @@ impl From<AdminError> for Error {
             AdminError::Address(e) => Error::invalid("email", &e.to_string()),
             AdminError::UnknownDocument(_) => Error::UnknownDocument,
             AdminError::Ttl(why) => Error::invalid("ttl", &why),
-            AdminError::BadJti(_) => Error::invalid("jti", "Not a link id."),
+            AdminError::BadJti(_) => Error::invalid("jti", t::NOT_A_LINK_ID),
             AdminError::Store(e) => e.into(),
-            AdminError::Mail(e) => e.into(),
+            AdminError::Link(e) => e.into(),
             AdminError::Log(e) => Error::StoreUnavailable(e.to_string()),
-            AdminError::Token(e) => e.into(),
+        }
+    }
+}
+
+impl From<LinkError> for Error {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::RateLimited { retry_after } => Error::RateLimited { retry_after },
+            LinkError::Limiter(e) => e.into(),
+            LinkError::Store(e) => e.into(),
+            LinkError::Mail(e) => e.into(),
+            LinkError::Token(e) => e.into(),
         }
     }
 }
@@ -409,7 +421,9 @@ mod tests {
 
     #[test]
     fn a_mail_that_cannot_be_composed_is_a_500_not_an_outage() {
-        let error = Error::from(MailError::Compose("secret detail of the cause".to_owned()));
+        let error = Error::from(MailError::Compose(
+            crate::token::TokenError::Invalid("secret detail of the cause").into(),
+        ));
         assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(error.code(), "internal");
         assert!(!error.message().contains("minute"), "{}", error.message());
@@ -418,7 +432,9 @@ mod tests {
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
 
         // A delivery failure is still the outage it is: 503, try again.
-        let error = Error::from(MailError::Delivery("server down".to_owned()));
+        let error = Error::from(MailError::Delivery(
+            crate::mail::DeliveryError::QueueTimeout,
+        ));
         assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
         let response = error.into_response(false);
         assert!(response.headers().get(header::RETRY_AFTER).is_some());

@@ -16,31 +16,28 @@ use std::net::IpAddr;
 use http::{Response, StatusCode};
 
 use super::error::Error;
-use super::request_link::{mail_link, record};
 use super::{Body, enforce, form};
 use crate::address;
 use crate::app::App;
-use crate::pacing::Timing;
+use crate::link::LinkRequest;
 use crate::pages;
 use crate::ratelimit::{Key, Scope};
-use crate::requestlog::{Entry, Event};
 use crate::texts::measures::duration;
 use crate::texts::pages as texts;
 use crate::token::Claims;
 
 /// Answers a renewal of the expired link `claims`, as a page (`html`) or JSON.
 pub async fn handle(app: &App, claims: &Claims, client: IpAddr, html: bool) -> Response<Body> {
-    let mut entry = Entry::now(Event::LinkRequested, client, "");
-    entry.document = Some(claims.doc.clone());
-    match renew(app, claims, client, &mut entry).await {
+    let mut request = LinkRequest::new(client);
+    request.entry.document = Some(claims.doc.clone());
+    match renew(app, claims, client, &mut request).await {
         Ok(Renewal::AskAddress(response)) => response,
-        Ok(Renewal::Sent(response, timing)) => {
-            record(app, &mut entry, None).await;
-            app.pacing.settle(timing).await;
+        Ok(Renewal::Sent(response)) => {
+            request.finish(app, None).await;
             response
         }
         Err(e) => {
-            record(app, &mut entry, Some(&e)).await;
+            request.finish(app, Some(e.code())).await;
             let form = format!("{}/request/{}", app.config.public_path(), claims.doc);
             e.into_response_for(html, Some(&form))
         }
@@ -51,15 +48,15 @@ enum Renewal {
     /// No address on record: the form, for the person to type theirs (no request made yet).
     AskAddress(Response<Body>),
     /// Mailed (or, over the address's limit, answered alike): "check your inbox", once the
-    /// request is settled with the pacing.
-    Sent(Response<Body>, Timing),
+    /// request is finished (recorded, and settled with the pacing).
+    Sent(Response<Body>),
 }
 
 async fn renew(
     app: &App,
     claims: &Claims,
     client: IpAddr,
-    entry: &mut Entry,
+    request: &mut LinkRequest,
 ) -> Result<Renewal, Error> {
     enforce(
         app,
@@ -85,15 +82,13 @@ async fn renew(
         )));
     };
 
-    entry.email = Some(address.to_string());
     let masked = mask(address.as_ref());
-    let timing = mail_link(app, document, address, entry).await?;
+    request.mail(app, document, address).await?;
     let message = texts::renewed(&masked, &duration(app.config.token_ttl.as_secs()));
     let back = format!("{}/request/{}", app.config.public_path(), document.id);
     Ok(Renewal::Sent(
         pages::request_sent(&message, &back)
             .response(StatusCode::ACCEPTED, &app.config.recipients.cors_origins),
-        timing,
     ))
 }
 

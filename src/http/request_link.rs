@@ -18,7 +18,6 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::time::Instant;
 
 use http::{HeaderMap, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
@@ -26,25 +25,16 @@ use serde::Deserialize;
 
 use super::Body;
 use super::client;
+use super::enforce;
 use super::error::{Error, json};
 use super::form;
-use super::{enforce, limit};
 use crate::address;
 use crate::app::App;
-use crate::catalog::Document;
-use crate::metrics::Metrics;
-use crate::pacing::Timing;
+use crate::link::{self, LinkRequest};
 use crate::pages;
-use crate::ratelimit::{Decision, Key, Scope};
-use crate::requestlog::{Entry, Event};
+use crate::ratelimit::{Key, Scope};
 use crate::texts::measures::duration;
 use crate::texts::pages as texts;
-
-/// The outcome of a request answered `202` without a mail: its mailbox is over its budget.
-const NOT_SENT_ADDRESS: &str = "not_sent_address_limit";
-
-/// The outcome of a request answered `202` without a mail: its domain is over its budget.
-const NOT_SENT_DOMAIN: &str = "not_sent_domain_limit";
 
 /// The largest request body accepted.
 pub const MAX_BODY: usize = 4096;
@@ -114,12 +104,12 @@ pub fn optional_text(value: Option<&str>) -> Result<Option<String>, String> {
         return Ok(None);
     };
     if text.chars().count() > MAX_TEXT {
-        return Err(format!("Use at most {MAX_TEXT} characters."));
+        return Err(texts::text_too_long(MAX_TEXT));
     }
     let hidden =
         |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
     if text.chars().any(hidden) {
-        return Err("Remove line breaks and other control characters.".to_owned());
+        return Err(texts::TEXT_CONTROL.to_owned());
     }
     Ok(Some(text.to_owned()))
 }
@@ -128,7 +118,7 @@ pub fn optional_text(value: Option<&str>) -> Result<Option<String>, String> {
 /// refused in either (`400`). Pure, so the fuzz targets can drive it with arbitrary bytes.
 pub fn decode_fields(form: bool, bytes: &[u8]) -> Result<Fields, Error> {
     if form {
-        let undecodable = |_| Error::invalid("body", "The form data could not be decoded.");
+        let undecodable = |_| Error::invalid("body", texts::FORM_UNDECODABLE);
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_bytes(bytes).map_err(undecodable)?;
         let mut names = std::collections::HashSet::new();
@@ -139,12 +129,7 @@ pub fn decode_fields(form: bool, bytes: &[u8]) -> Result<Fields, Error> {
     }
     // Only an object: serde's derived `Deserialize` would also build the struct from an array of
     // its fields in order.
-    let not_an_object = || {
-        Error::invalid(
-            "body",
-            "Send a JSON object with string fields \"email\" and \"document\".",
-        )
-    };
+    let not_an_object = || Error::invalid("body", texts::JSON_FIELDS);
     // A key named twice is refused: one of the two would silently win, and a filter in front
     // of docgate may have checked the other.
     match crate::json::from_slice(bytes) {
@@ -159,8 +144,8 @@ pub fn decode_fields(form: bool, bytes: &[u8]) -> Result<Fields, Error> {
 }
 
 /// Handles one link request: counts it whatever its outcome, and records it in the owner's
-/// request log when it was answered (see [`record`]); one from another site's page is refused
-/// before anything else, and only counted.
+/// request log when it was answered (see [`LinkRequest::finish`]); one from another site's page
+/// is refused before anything else, and only counted.
 pub async fn handle(
     app: &App,
     req: Request<Incoming>,
@@ -176,18 +161,15 @@ pub async fn handle(
         &recipients.cors_origins,
     ) {
         let refused = Error::CrossSiteRequest;
-        Metrics::count(&app.metrics.link_requests, refused.code());
+        link::refused(app, refused.code());
         return Err(refused);
     }
-    let mut entry = Entry::now(Event::LinkRequested, client, "");
+    let mut request = LinkRequest::new(client);
     let mut typed = None;
-    let mut timing = None;
-    let result = request_link(app, req, client, html, &mut entry, &mut typed, &mut timing).await;
-    record(app, &mut entry, result.as_ref().err()).await;
-    // Last, after the request log: a mailed and an unmailed request take as long in all.
-    if let Some(timing) = timing {
-        app.pacing.settle(timing).await;
-    }
+    let result = request_link(app, req, client, html, &mut request, &mut typed).await;
+    request
+        .finish(app, result.as_ref().err().map(Error::code))
+        .await;
     match (result, typed) {
         // A person's form without script: the form again, as typed, each problem by its field.
         (Err(Error::Invalid(errors)), Some(fields)) if html => Ok(form_again(app, fields, errors)),
@@ -225,10 +207,10 @@ async fn request_link(
     req: Request<Incoming>,
     client: IpAddr,
     html: bool,
-    entry: &mut Entry,
+    request: &mut LinkRequest,
     typed: &mut Option<Fields>,
-    timing: &mut Option<Timing>,
 ) -> Result<Response<Body>, Error> {
+    let entry = &mut request.entry;
     let limits = &app.config.limits;
     enforce(
         app,
@@ -265,7 +247,7 @@ async fn request_link(
     };
     let document_id = fields.document.as_deref().map(str::trim).unwrap_or("");
     if document_id.is_empty() {
-        errors.insert("document", vec!["Choose a document.".to_owned()]);
+        errors.insert("document", vec![texts::DOCUMENT_MISSING.to_owned()]);
     }
     for (field, value, recorded) in [
         ("name", &fields.name, &mut entry.name),
@@ -280,10 +262,7 @@ async fn request_link(
     }
     entry.consent = fields.consent;
     if app.config.privacy_url.is_some() && fields.consent != Some(true) {
-        errors.insert(
-            "consent",
-            vec!["Agree to the privacy notice to get the link.".to_owned()],
-        );
+        errors.insert("consent", vec![texts::CONSENT_REQUIRED.to_owned()]);
     }
     let address = match address {
         Some(address) if errors.is_empty() => address,
@@ -293,115 +272,8 @@ async fn request_link(
         }
     };
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
-    entry.email = Some(address.to_string());
-    *timing = Some(mail_link(app, document, address, entry).await?);
+    request.mail(app, document, address).await?;
     Ok(accepted(app, html))
-}
-
-/// Mints a link to `document` for `address` and mails it, within the service-wide mail ceiling
-/// (`429` beyond it) and the budgets of its mailbox and domain (beyond them nothing is sent, and
-/// `entry` says so: the caller answers alike, after [`Pacing::settle`](crate::pacing::Pacing::settle)
-/// with the returned [`Timing`], called once the request log is written). Records the new link's
-/// `jti` in `entry`.
-pub async fn mail_link(
-    app: &App,
-    document: &Document,
-    address: lettre::Address,
-    entry: &mut Entry,
-) -> Result<Timing, Error> {
-    let limits = &app.config.limits;
-    // The service-wide ceiling first: it says nothing about the address, so it may answer `429`
-    // (and checked first, it answers alike whether or not the address is over its own limit).
-    enforce(app, &Key::global(Scope::Mail), limits.mail).await?;
-    // Over a budget, the answer is the same `202` as for a mail sent, after as long: the endpoint
-    // must not tell anyone whether an address gets mail, and an inbox cannot be bombed through it
-    // either way.
-    let started = Instant::now();
-    if let Some(outcome) = over_budget(app, &address).await? {
-        tracing::info!(
-            email = %app.pseudonym(address.as_ref()),
-            document = %document.id,
-            outcome,
-            "link not mailed: over its budget"
-        );
-        entry.outcome = outcome.to_owned();
-        if app.pacing.draw().is_none() {
-            round_trips_of_a_mail(app, document).await;
-        }
-        return Ok(Timing::unmailed(started));
-    }
-
-    let ttl = app.config.token_ttl;
-    let claims = app.new_link(document, address.as_ref(), ttl).await?;
-    entry.jti = Some(claims.jti.clone());
-    let mail = app.link_mail(address, claims, document).await;
-    app.send_mail(&mail).await?;
-    tracing::info!(
-        email = %app.pseudonym(mail.to.as_ref()),
-        document = %document.id,
-        link = mail.claims.jti_prefix(),
-        "link mailed"
-    );
-    Ok(Timing::mailed(started))
-}
-
-/// The round trips a mailed request makes (the link recorded in the token store, the document's
-/// size asked of the object store, the mail handed to the outbox), made without their effects,
-/// for an unmailed request on a replica with no mailed duration to copy yet: budgets shared
-/// through Redis may be spent on other replicas, and a fresh one would otherwise answer an
-/// over-budget address at once. Their failures do not matter: only their time does.
-async fn round_trips_of_a_mail(app: &App, document: &Document) {
-    let _ = app.backends.store.peek(&crate::token::new_jti()).await;
-    let _ = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        app.backends.objects.head(&document.key),
-    )
-    .await;
-    let _ = app.backends.store.ping().await;
-}
-
-/// The budget `address` is over, as the request's outcome, or `None` when it may be mailed. The
-/// mailbox's budget is counted first, so one address asked for again and again spends only its
-/// own; the domain's (none for shared providers) only when the mailbox's allowed it.
-async fn over_budget(app: &App, address: &lettre::Address) -> Result<Option<&'static str>, Error> {
-    let limits = &app.config.limits;
-    let per_mailbox = Key::email(Scope::RequestPerEmail, &address::mailbox(address));
-    if let Decision::Limited { .. } = limit(app, &per_mailbox, limits.request_per_email).await? {
-        app.metrics.limited(Scope::RequestPerEmail);
-        return Ok(Some(NOT_SENT_ADDRESS));
-    }
-    if let Some(domain) = address::budget_domain(address) {
-        let per_domain = Key::domain(Scope::RequestPerDomain, &domain);
-        if let Decision::Limited { .. } = limit(app, &per_domain, limits.request_per_domain).await?
-        {
-            app.metrics.limited(Scope::RequestPerDomain);
-            return Ok(Some(NOT_SENT_DOMAIN));
-        }
-    }
-    Ok(None)
-}
-
-/// Counts a link request, answered or refused with `failure`, and records an answered one's
-/// `entry` in the owner's request log. A refusal (`429`, `413`, `415`, `400`, `404`, `403`, ...)
-/// is only counted: anyone can send those at will, and they name nobody the owner could act on.
-/// A failed write of the log is a warning, never the request's failure: with Redis full, link
-/// requests go on.
-pub async fn record(app: &App, entry: &mut Entry, failure: Option<&Error>) {
-    let outcome = match failure {
-        None => [NOT_SENT_ADDRESS, NOT_SENT_DOMAIN]
-            .into_iter()
-            .find(|o| *o == entry.outcome)
-            .unwrap_or("sent"),
-        Some(e) => e.code(),
-    };
-    entry.outcome = outcome.to_owned();
-    Metrics::count(&app.metrics.link_requests, outcome);
-    if failure.is_some() {
-        return;
-    }
-    if let Err(e) = app.backends.requests.record(entry).await {
-        tracing::warn!(cause = %e, "request log entry lost");
-    }
 }
 
 /// `202` with the message naming the link's real lifetime: for a person, a page (framable by the

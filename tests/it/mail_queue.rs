@@ -4,9 +4,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use docgate::mail::queue::{RedisOutbox, Revival, Sender, SenderSettings};
 use docgate::mail::smtp::{self, Failure};
-use docgate::mail::{LinkMail, MailError, Mailer};
+use docgate::mail::{LinkMail, MailError};
+use docgate::outbox::queue::{RedisOutbox, Revival, Sender, SenderSettings};
+use docgate::outbox::{Deliverer, Job, Outbox};
 use docgate::token::Claims;
 use lettre::AsyncTransport;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -65,8 +66,7 @@ impl Running {
         let sender = Sender::new(
             outbox.clone(),
             redis::Client::open(redis.url()).unwrap(),
-            transport(&sink.url()),
-            composer(),
+            Deliverer::smtp(transport(&sink.url()), composer()),
             settings,
         );
         let consumer = sender.consumer().to_owned();
@@ -131,7 +131,7 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
     let sink = SmtpSink::start();
     let outbox = outbox(&redis).await;
     let mail = mail();
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
 
     // What the queue holds: what is needed to sign the link, not the link.
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
@@ -205,7 +205,10 @@ async fn with_smtp_down_the_mail_is_queued_and_delivered_once_the_server_is_back
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
 
     let mail = mail();
-    outbox.send(&mail).await.expect("queued while SMTP is down");
+    outbox
+        .submit(&Job::Link(mail.clone()))
+        .await
+        .expect("queued while SMTP is down");
     // At least one attempt failed and the job waits for its retry.
     eventually("a failed attempt", Duration::from_secs(5), || async {
         let depth = outbox.queue_depth().await.unwrap();
@@ -238,7 +241,7 @@ async fn a_permanent_rejection_lands_in_the_dead_letters_and_an_operator_can_ret
     let outbox = outbox(&redis).await;
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     let mail = mail();
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
 
     let dead = eventually("a dead letter", Duration::from_secs(5), || async {
         outbox.dead_letters(10).await.unwrap().pop()
@@ -286,7 +289,7 @@ async fn a_transient_rejection_is_retried_with_backoff_until_accepted() {
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     let mail = mail();
     let started = Instant::now();
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
 
     eventually("three refused attempts", Duration::from_secs(5), || async {
         (sink.events().iter().filter(|e| *e == "data 451").count() >= 3).then_some(())
@@ -318,7 +321,7 @@ async fn a_restart_mid_queue_delivers_each_mail_exactly_once() {
     for _ in 0..20 {
         let mail = mail();
         jtis.insert(mail.claims.jti.clone());
-        first.send(&mail).await.unwrap();
+        first.submit(&Job::Link(mail.clone())).await.unwrap();
     }
     let sender = Running::spawn(&first, &redis, &sink, settings());
     let consumer = sender.consumer.clone();
@@ -378,7 +381,7 @@ async fn a_crashed_sender_s_mail_is_taken_over_and_delivered_once() {
     let first = outbox(&redis).await;
     let crashing = Running::spawn(&first, &redis, &sink, settings());
     let mail = mail();
-    first.send(&mail).await.unwrap();
+    first.submit(&Job::Link(mail.clone())).await.unwrap();
     eventually("the delivery to start", Duration::from_secs(5), || async {
         sink.events()
             .contains(&"rcpt-wait".to_owned())
@@ -421,7 +424,7 @@ async fn an_expired_link_is_not_mailed_but_dead_lettered() {
     let sink = SmtpSink::start();
     let outbox = outbox(&redis).await;
     let mail = mail_issued(now() - 120, 119);
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
 
     let dead = eventually("a dead letter", Duration::from_secs(5), || async {
@@ -449,7 +452,7 @@ async fn a_link_that_expires_while_its_mail_is_retried_is_not_sent() {
     let outbox = outbox(&redis).await;
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     let mail = mail_issued(now(), 2);
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
 
     let dead = eventually("a dead letter", Duration::from_secs(8), || async {
         outbox.dead_letters(10).await.unwrap().pop()
@@ -475,7 +478,7 @@ async fn with_redis_down_send_fails_quickly() {
     let outbox = outbox(&redis).await;
     redis.stop();
     let started = Instant::now();
-    let err = outbox.send(&mail()).await.unwrap_err();
+    let err = outbox.submit(&Job::Link(mail())).await.unwrap_err();
     assert!(matches!(err, MailError::Delivery(_)), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -510,7 +513,7 @@ async fn the_sender_resumes_after_a_redis_outage() {
     eventually(
         "Redis to accept the mail again",
         Duration::from_secs(10),
-        || async { outbox.send(&mail).await.ok() },
+        || async { outbox.submit(&Job::Link(mail.clone())).await.ok() },
     )
     .await;
     // The sender backs off up to 10 s between failed rounds while Redis is down; on a loaded

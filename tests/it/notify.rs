@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docgate::config::Secret;
-use docgate::mail::Mailer;
-use docgate::mail::direct::DirectSmtp;
-use docgate::mail::queue::{RedisOutbox, Revival, Sender};
 use docgate::metrics::Metrics;
+use docgate::notify::Download;
 use docgate::notify::webhook::Webhook;
-use docgate::notify::{Download, Notice};
+use docgate::outbox::direct::Direct;
+use docgate::outbox::queue::{RedisOutbox, Revival, Sender};
+use docgate::outbox::{Deliverer, Job, Outbox};
 use docgate::token::Claims;
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -96,12 +96,11 @@ async fn queue(
     let sender = Sender::new(
         outbox.clone(),
         redis::Client::open(redis.url()).unwrap(),
-        transport(&sink.url()),
-        composer(),
+        Deliverer::smtp(transport(&sink.url()), composer())
+            .with_webhook(webhook)
+            .with_metrics(metrics),
         settings(),
-    )
-    .with_webhook(webhook)
-    .with_metrics(metrics);
+    );
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(sender.run(stop.clone().cancelled_owned()));
     (outbox, stop, task)
@@ -129,7 +128,7 @@ impl HookQueue {
         let (outbox, stop, task) = queue(&redis, &sink, Some(webhook), metrics.clone()).await;
         let download = download();
         outbox
-            .notify(&Notice::Webhook(download.clone()))
+            .submit(&Job::Webhook(download.clone()))
             .await
             .unwrap();
         Self {
@@ -494,10 +493,10 @@ async fn a_link_minted_without_an_address_is_reported_with_the_address_unknown()
 #[tokio::test]
 async fn direct_smtp_sends_the_owner_s_mail() {
     let sink = SmtpSink::start();
-    let mailer = DirectSmtp::new(transport(&sink.url()), composer());
+    let mailer = Direct::new(Deliverer::smtp(transport(&sink.url()), composer()));
     let download = download();
     mailer
-        .notify(&Notice::OwnerMail {
+        .submit(&Job::OwnerMail {
             to: OWNER.parse().unwrap(),
             download: download.clone(),
         })

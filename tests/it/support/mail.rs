@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docgate::config::{Secret, SmtpConfig};
-use docgate::mail::queue::SenderSettings;
 use docgate::mail::{Composer, smtp};
+use docgate::outbox::queue::SenderSettings;
 use docgate::token::TokenCodec;
 
 use super::SECRET;

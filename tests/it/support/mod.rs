@@ -179,8 +179,8 @@ where
 /// every job is delivered and deleted, or dead-lettered, so no further send can happen. Returns
 /// the depth, dead letters included.
 pub async fn drained(
-    outbox: &docgate::mail::queue::RedisOutbox,
-) -> docgate::mail::queue::QueueDepth {
+    outbox: &docgate::outbox::queue::RedisOutbox,
+) -> docgate::outbox::queue::QueueDepth {
     eventually(
         "the mail queue to drain",
         Duration::from_secs(15),

@@ -1,0 +1,331 @@
+//! Issuing a link: the one way a link comes to exist, whoever asks for it.
+//!
+//! A link is issued by recording its claims in the token store (with its owner's pseudonym, so
+//! it can be revoked by address), then either mailed to its address (the link mail names the
+//! document's size when the object store tells it in time) or handed over as a URL, or both.
+//! Every link request and every mint is written to the owner's request log; a lost entry is a
+//! warning, never the request's failure.
+//!
+//! Two callers:
+//! - a person's request ([`LinkRequest`]: the request form and API in `http::request_link`, the
+//!   expired page's renewal in `http::renew`): within the service-wide mail ceiling (`429`
+//!   beyond it) and the budgets of the mailbox and the recipient's domain (beyond those, nothing
+//!   is mailed and the request is answered alike, paced by [`crate::pacing`]), counted in
+//!   `docgate_link_requests_total`;
+//! - an operator's mint ([`hand_over`]: `crate::admin::mint`, for the admin API and
+//!   `docgate link`): without limits, the URL returned, mailed on request.
+//!
+//! Failures are a [`LinkError`], mapped to HTTP in `http::error`. The link's URL is formatted
+//! by [`TokenCodec::url`](crate::token::TokenCodec::url), here and in the mail alike.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use crate::address;
+use crate::app::App;
+use crate::catalog::Document;
+use crate::mail::{LinkMail, MailError};
+use crate::metrics::Metrics;
+use crate::outbox::Job;
+use crate::pacing::Timing;
+use crate::ratelimit::{Decision, Key, LimitError, Scope};
+use crate::requestlog::{Entry, Event};
+use crate::store::{NewLink, StoreError};
+use crate::token::{Claims, TokenError};
+use crate::units::Rate;
+
+/// The outcome of a request answered `202` without a mail: its mailbox is over its budget.
+pub const NOT_SENT_ADDRESS: &str = "not_sent_address_limit";
+
+/// The outcome of a request answered `202` without a mail: its domain is over its budget.
+pub const NOT_SENT_DOMAIN: &str = "not_sent_domain_limit";
+
+/// Why a link was not issued.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkError {
+    /// The service-wide mail ceiling is reached: ask again after `retry_after`.
+    #[error("rate limited")]
+    RateLimited { retry_after: Duration },
+    /// The rate limiter cannot be asked.
+    #[error(transparent)]
+    Limiter(#[from] LimitError),
+    /// The link cannot be recorded in the token store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The link mail was not handed over.
+    #[error(transparent)]
+    Mail(#[from] MailError),
+    /// The link cannot be signed.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+}
+
+/// A person's request for a link (the request form or API, or the expired page's renewal), as
+/// the owner's request log and the pacing see it: the caller fills in what the person gave in
+/// [`LinkRequest::entry`], asks [`LinkRequest::mail`] once the input is valid, and ends with
+/// [`LinkRequest::finish`].
+#[derive(Debug)]
+pub struct LinkRequest {
+    /// The request's entry in the owner's request log, written by [`LinkRequest::finish`].
+    pub entry: Entry,
+    /// Set once the request has been mailed (or answered alike without a mail).
+    timing: Option<Timing>,
+}
+
+impl LinkRequest {
+    /// A request from `client`, begun now.
+    pub fn new(client: IpAddr) -> Self {
+        Self {
+            entry: Entry::now(Event::LinkRequested, client, ""),
+            timing: None,
+        }
+    }
+
+    /// Issues a link to `document` for `address` and mails it, within the service-wide mail
+    /// ceiling ([`LinkError::RateLimited`] beyond it) and the budgets of its mailbox and domain
+    /// (beyond them nothing is issued or sent, and the entry says so: the caller answers alike).
+    /// Records the address and the new link's `jti` in the entry.
+    pub async fn mail(
+        &mut self,
+        app: &App,
+        document: &Document,
+        address: lettre::Address,
+    ) -> Result<(), LinkError> {
+        self.entry.email = Some(address.to_string());
+        let limits = &app.config.limits;
+        // The service-wide ceiling first: it says nothing about the address, so it may answer
+        // `429` (and checked first, it answers alike whether or not the address is over its own
+        // limit).
+        if let Decision::Limited { retry_after } =
+            limit(app, &Key::global(Scope::Mail), limits.mail).await?
+        {
+            app.metrics.limited(Scope::Mail);
+            return Err(LinkError::RateLimited { retry_after });
+        }
+        // Over a budget, the answer is the same `202` as for a mail sent, after as long: the
+        // endpoint must not tell anyone whether an address gets mail, and an inbox cannot be
+        // bombed through it either way.
+        let started = Instant::now();
+        if let Some(outcome) = over_budget(app, &address).await? {
+            tracing::info!(
+                email = %app.pseudonym(address.as_ref()),
+                document = %document.id,
+                outcome,
+                "link not mailed: over its budget"
+            );
+            self.entry.outcome = outcome.to_owned();
+            if app.pacing.draw().is_none() {
+                round_trips_of_a_mail(app, document).await;
+            }
+            self.timing = Some(Timing::unmailed(started));
+            return Ok(());
+        }
+
+        let claims = issue(app, document, address.as_ref(), app.config.token_ttl).await?;
+        self.entry.jti = Some(claims.jti.clone());
+        let mail = link_mail(app, address, claims, document).await;
+        send(app, &mail).await?;
+        tracing::info!(
+            email = %app.pseudonym(mail.to.as_ref()),
+            document = %document.id,
+            link = mail.claims.jti_prefix(),
+            "link mailed"
+        );
+        self.timing = Some(Timing::mailed(started));
+        Ok(())
+    }
+
+    /// Ends the request, answered, or refused with the error code `failure`: counts it, records
+    /// an answered one in the owner's request log, then (for a request that got as far as
+    /// [`LinkRequest::mail`]) settles its pacing, so a mailed and an unmailed request take as
+    /// long in all. A refusal (`429`, `413`, `415`, `400`, `404`, ...) is only counted: anyone
+    /// can send those at will, and they name nobody the owner could act on.
+    pub async fn finish(mut self, app: &App, failure: Option<&'static str>) {
+        let outcome = match failure {
+            None => [NOT_SENT_ADDRESS, NOT_SENT_DOMAIN]
+                .into_iter()
+                .find(|o| *o == self.entry.outcome)
+                .unwrap_or("sent"),
+            Some(code) => code,
+        };
+        self.entry.outcome = outcome.to_owned();
+        count(app, outcome);
+        if failure.is_some() {
+            return;
+        }
+        // With Redis full, link requests go on.
+        log(app, &self.entry).await;
+        // Last, after the request log: a mailed and an unmailed request take as long in all.
+        if let Some(timing) = self.timing {
+            app.pacing.settle(timing).await;
+        }
+    }
+}
+
+/// Counts a link request refused before it could be read (another site's page asked): no
+/// request log entry, nothing else.
+pub fn refused(app: &App, code: &'static str) {
+    count(app, code);
+}
+
+/// A link handed over to an operator.
+#[derive(Debug, Clone)]
+pub struct Issued {
+    pub claims: Claims,
+    /// The link itself.
+    pub url: String,
+}
+
+/// Issues a link to `document` for `address`, living `ttl`, for an operator: no limits, the URL
+/// returned, and mailed too when `send` (through the same outbox as a person's request).
+/// Recorded in the owner's request log as `admin_sent` or `admin_minted` from `127.0.0.1`.
+pub async fn hand_over(
+    app: &App,
+    document: &Document,
+    address: lettre::Address,
+    ttl: Duration,
+    send_mail: bool,
+) -> Result<Issued, LinkError> {
+    let claims = issue(app, document, address.as_ref(), ttl).await?;
+    let url = app.codec.url(&app.config.public_url, &claims)?;
+    let mut entry = Entry::now(
+        Event::LinkRequested,
+        IpAddr::from([127, 0, 0, 1]),
+        if send_mail {
+            "admin_sent"
+        } else {
+            "admin_minted"
+        },
+    );
+    entry.email = Some(address.to_string());
+    entry.document = Some(document.id.clone());
+    entry.jti = Some(claims.jti.clone());
+    if send_mail {
+        let mail = link_mail(app, address, claims.clone(), document).await;
+        send(app, &mail).await?;
+    }
+    // The link exists (and may be mailed): a lost log line must not make the operator retry.
+    log(app, &entry).await;
+    Ok(Issued { claims, url })
+}
+
+/// A new link to `document` for `address`, living `ttl`, recorded in the token store.
+async fn issue(
+    app: &App,
+    document: &Document,
+    address: &str,
+    ttl: Duration,
+) -> Result<Claims, StoreError> {
+    let claims = Claims::new(&document.id, app.now(), ttl.as_secs());
+    app.backends
+        .store
+        .insert(&NewLink {
+            jti: &claims.jti,
+            doc: &document.id,
+            ttl,
+            attempts: app.config.download_attempts,
+            owner: Some(&app.pseudonyms.person(address)),
+        })
+        .await?;
+    Ok(claims)
+}
+
+/// The link mail for `claims`, with the document's size when the object store tells it within
+/// two seconds (the mail leaves the size out otherwise).
+async fn link_mail(
+    app: &App,
+    to: lettre::Address,
+    claims: Claims,
+    document: &Document,
+) -> LinkMail {
+    let head = tokio::time::timeout(
+        Duration::from_secs(2),
+        app.backends.objects.head(&document.key),
+    )
+    .await;
+    let size = match head {
+        Ok(Ok(meta)) => Some(meta.size),
+        Ok(Err(e)) => {
+            tracing::info!(document = %document.id, cause = %e, "size left out of the mail");
+            None
+        }
+        Err(_) => {
+            tracing::info!(document = %document.id, "size left out of the mail: the object store is slow");
+            None
+        }
+    };
+    LinkMail {
+        to,
+        claims,
+        title: document.title.clone(),
+        size,
+    }
+}
+
+/// Submits a link mail to the outbox: the one place a link mail is handed over. The outbox's
+/// deliverer counts it when it goes out, now or from the queue.
+async fn send(app: &App, mail: &LinkMail) -> Result<(), MailError> {
+    app.backends.outbox.submit(&Job::Link(mail.clone())).await
+}
+
+/// Writes `entry` to the owner's request log; a failure is a warning only.
+async fn log(app: &App, entry: &Entry) {
+    if let Err(e) = app.backends.requests.record(entry).await {
+        tracing::warn!(cause = %e, "request log entry lost");
+    }
+}
+
+/// Counts a link request with its outcome in `docgate_link_requests_total`.
+fn count(app: &App, outcome: &'static str) {
+    Metrics::count(&app.metrics.link_requests, outcome);
+}
+
+/// The round trips a mailed request makes (the link recorded in the token store, the document's
+/// size asked of the object store, the mail handed to the outbox), made without their effects,
+/// for an unmailed request on a replica with no mailed duration to copy yet: budgets shared
+/// through Redis may be spent on other replicas, and a fresh one would otherwise answer an
+/// over-budget address at once. Their failures do not matter: only their time does.
+async fn round_trips_of_a_mail(app: &App, document: &Document) {
+    let _ = app.backends.store.peek(&crate::token::new_jti()).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(2),
+        app.backends.objects.head(&document.key),
+    )
+    .await;
+    let _ = app.backends.store.ping().await;
+}
+
+/// The budget `address` is over, as the request's outcome, or `None` when it may be mailed. The
+/// mailbox's budget is counted first, so one address asked for again and again spends only its
+/// own; the domain's (none for shared providers) only when the mailbox's allowed it.
+async fn over_budget(
+    app: &App,
+    address: &lettre::Address,
+) -> Result<Option<&'static str>, LinkError> {
+    let limits = &app.config.limits;
+    let per_mailbox = Key::email(Scope::RequestPerEmail, &address::mailbox(address));
+    if let Decision::Limited { .. } = limit(app, &per_mailbox, limits.request_per_email).await? {
+        app.metrics.limited(Scope::RequestPerEmail);
+        return Ok(Some(NOT_SENT_ADDRESS));
+    }
+    if let Some(domain) = address::budget_domain(address) {
+        let per_domain = Key::domain(Scope::RequestPerDomain, &domain);
+        if let Decision::Limited { .. } = limit(app, &per_domain, limits.request_per_domain).await?
+        {
+            app.metrics.limited(Scope::RequestPerDomain);
+            return Ok(Some(NOT_SENT_DOMAIN));
+        }
+    }
+    Ok(None)
+}
+
+/// Counts one request against `key` (a limiter that cannot be asked is counted as a store error).
+async fn limit(app: &App, key: &Key, rate: Rate) -> Result<Decision, LimitError> {
+    app.backends
+        .limiter
+        .check(key, rate)
+        .await
+        .inspect_err(|_| {
+            app.metrics.store_error("rate_limit");
+        })
+}
