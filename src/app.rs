@@ -57,11 +57,9 @@ pub struct Backends {
     pub metrics: Arc<Metrics>,
 }
 
-/// The backends the configuration asks for, with the embedded store kept for inspection.
+/// The backends the configuration asks for, and the work to run beside them.
 pub struct Built {
     pub backends: Backends,
-    /// The in-process store, when it is the one in use.
-    pub memory_store: Option<Arc<MemoryStore>>,
     /// The mail queue's sender, to run beside the server, when mail goes through Redis.
     pub sender: Option<Sender>,
 }
@@ -99,7 +97,7 @@ impl Backends {
             ),
             None => None,
         };
-        let (store, limiter, memory_store): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>, _) =
+        let (store, limiter): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>) =
             match (&config.redis, &redis_conn) {
                 (Some(redis), Some(conn)) => (
                     Arc::new(RedisStore::new(
@@ -108,12 +106,8 @@ impl Backends {
                         config.token_ttl,
                     )),
                     Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix, ids.clone())),
-                    None,
                 ),
-                _ => {
-                    let store = Arc::new(MemoryStore::new());
-                    (store.clone(), Arc::new(MemoryLimiter::new()), Some(store))
-                }
+                _ => (Arc::new(MemoryStore::new()), Arc::new(MemoryLimiter::new())),
             };
 
         let metrics = Arc::new(Metrics::new());
@@ -187,7 +181,6 @@ impl Backends {
                 requests,
                 metrics,
             },
-            memory_store,
             sender,
         })
     }

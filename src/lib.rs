@@ -95,12 +95,23 @@ pub struct Service {
 
 /// Builds the service on the backends the configuration names.
 pub async fn build(config: Config) -> Result<Service, ConfigError> {
+    build_with(config, |_| {}).await
+}
+
+/// As [`build`], letting the caller change the configured backends before the service is
+/// assembled: an embedder (the tests) puts in an implementation it holds a handle to, e.g. its
+/// own [`store::memory::MemoryStore`] to inspect.
+pub async fn build_with(
+    config: Config,
+    adjust: impl FnOnce(&mut Backends),
+) -> Result<Service, ConfigError> {
     let catalog = App::load_catalog(&config)?;
     let codec = Arc::new(
         TokenCodec::new(&config.token)
             .map_err(|e| ConfigError::hidden(config::ENV_TOKEN_SIGNING_KID, e))?,
     );
-    let built = Backends::from_config(&config, codec.clone()).await?;
+    let mut built = Backends::from_config(&config, codec.clone()).await?;
+    adjust(&mut built.backends);
     Ok(Service {
         app: Arc::new(App::new(config, catalog, codec, built.backends).await?),
         sender: built.sender,

@@ -107,10 +107,10 @@ mod tests {
     use std::sync::Arc;
 
     use super::*;
-    use crate::secret::Secret;
     use crate::mail::{Composer, DeliveryError, LinkMail};
     use crate::metrics::Metrics;
     use crate::notify::Download;
+    use crate::secret::Secret;
     use crate::token::{Claims, TokenCodec};
     use crate::units::unix_now;
 

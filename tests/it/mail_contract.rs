@@ -14,9 +14,9 @@ use docgate::outbox::queue::{RedisOutbox, Sender, SenderSettings};
 use docgate::outbox::{Deliverer, Job, Outbox};
 use docgate::token::{Claims, TokenCodec};
 
-use crate::servers::RedisServer;
-use crate::smtp_server::SmtpSink;
-use crate::support::{Mail, SECRET, now, token_of};
+use crate::support::redis::RedisServer;
+use crate::support::smtp::SmtpSink;
+use crate::support::{Mail, SECRET, eventually, now, token_of};
 
 fn composer() -> Composer {
     Composer::new(
@@ -47,14 +47,11 @@ async fn mailer_contract(mailer: &dyn Outbox, delivered: impl Fn() -> Vec<PathBu
         sent.push((to, claims, title));
     }
 
-    let mut mails = Vec::new();
-    for _ in 0..200 {
-        mails = delivered();
-        if mails.len() >= sent.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let mails = eventually("every message", Duration::from_secs(10), || async {
+        let mails = delivered();
+        (mails.len() >= sent.len()).then_some(mails)
+    })
+    .await;
     assert_eq!(mails.len(), sent.len(), "one message per send");
     let mails: Vec<Mail> = mails.iter().map(|p| Mail::read(p)).collect();
     for (to, claims, title) in sent {
