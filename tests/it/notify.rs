@@ -367,13 +367,15 @@ async fn a_webhook_answering_500_twice_is_retried_with_backoff_until_it_answers_
 #[tokio::test]
 async fn a_webhook_answering_400_is_dead_lettered_at_once_and_an_operator_can_retry_it() {
     let queued = HookQueue::notify(&[400]).await;
-    let dead = loop {
-        if let Some(dead) = queued.outbox.dead_letters(10).await.unwrap().pop() {
-            break dead;
-        }
-        assert!(queued.receiver.received().len() <= 1);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let dead = eventually(
+        "the webhook's dead letter",
+        Duration::from_secs(10),
+        || async {
+            assert!(queued.receiver.received().len() <= 1);
+            queued.outbox.dead_letters(10).await.unwrap().pop()
+        },
+    )
+    .await;
     assert_eq!(dead.kind, "webhook");
     assert_eq!(dead.cause, "rejected");
     assert_eq!(dead.detail, "the webhook answered HTTP 400");

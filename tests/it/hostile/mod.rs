@@ -74,12 +74,16 @@ async fn forged_and_damaged_tokens_are_invalid_links_and_consume_nothing() {
     let sentinel = app.mint("resume").await;
     // A genuine, recorded link whose claims the forgeries reuse: accepting one would spend it.
     // Its token holds a '-' or '_', so that the standard-alphabet row differs from it.
-    let (victim, link) = loop {
+    // Bounded: about one token in a hundred has neither, so 64 tries all failing never happens.
+    let mut found = None;
+    for _ in 0..64 {
         let (claims, link) = app.mint("resume").await;
         if token_of(&link).contains(['-', '_']) {
-            break (claims, link);
+            found = Some((claims, link));
+            break;
         }
-    };
+    }
+    let (victim, link) = found.expect("a token with '-' or '_' among 64 minted");
     run(&app, &sentinel, token_rows(&app, &victim, token_of(&link))).await;
     assert_eq!(state(&app, &victim).await, LinkState::Ready { started: 0 });
     assert_downloads_resume(&app, "the link the forgeries copied", &link).await;
