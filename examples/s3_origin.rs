@@ -1,6 +1,6 @@
 //! A standalone S3-protocol origin for the download benchmark (`benches/download.sh`): s3s-fs
 //! serving a directory on a loopback port, with fixed credentials, like the integration tests'
-//! in-process server (`tests/it/s3_server.rs`) but as a process of its own.
+//! in-process server (`tests/it/support/s3.rs`) but as a process of its own.
 //!
 //! ```sh
 //! cargo run --release --example s3_origin -- --root /tmp/origin --seed /tmp/files

@@ -58,15 +58,15 @@ pub const SHARED_PROVIDERS: &[&str] = &[
 /// Why an address was refused. The display text is shown to the person who typed it.
 #[derive(Debug, Clone, Copy, thiserror::Error, PartialEq, Eq)]
 pub enum AddressError {
-    #[error("Enter your email address.")]
+    #[error("{}", crate::texts::pages::EMAIL_MISSING)]
     Missing,
-    #[error("This email address is too long.")]
+    #[error("{}", crate::texts::pages::EMAIL_TOO_LONG)]
     TooLong,
-    #[error("This is not a valid email address.")]
+    #[error("{}", crate::texts::pages::EMAIL_INVALID)]
     Invalid,
-    #[error("Use an address at a domain name such as example.com.")]
+    #[error("{}", crate::texts::pages::EMAIL_NOT_A_DOMAIN)]
     NotADomain,
-    #[error("Disposable email addresses are not accepted; use a permanent address.")]
+    #[error("{}", crate::texts::pages::EMAIL_DISPOSABLE)]
     Disposable,
     /// The parser accepts it, but no mail can be addressed to it (a quoted local part).
     #[error("{}", crate::texts::pages::ADDRESS_UNMAILABLE)]

@@ -14,17 +14,17 @@ use crate::config::{
     Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_OWNER_WEBHOOK_URL,
     ENV_REDIS_URL, ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL,
 };
-use crate::mail::direct::DirectSmtp;
-use crate::mail::outbox::FileOutbox;
-use crate::mail::queue::{RedisOutbox, Sender, SenderSettings};
-use crate::mail::{Composer, MailError, Mailer, smtp};
+use crate::mail::{Composer, MailError, smtp};
 use crate::metrics::Metrics;
-use crate::notify::Pending;
 use crate::notify::webhook::Webhook;
 use crate::objects::dir::DirSource;
 use crate::objects::observed::ObservedObjects;
 use crate::objects::s3::S3Source;
 use crate::objects::{ObjectError, ObjectSource};
+use crate::outbox::direct::Direct;
+use crate::outbox::notice::Pending;
+use crate::outbox::queue::{RedisOutbox, Sender, SenderSettings};
+use crate::outbox::{Deliverer, Outbox};
 use crate::pseudonym::Pseudonyms;
 use crate::ratelimit::RateLimiter;
 use crate::ratelimit::memory::MemoryLimiter;
@@ -50,15 +50,16 @@ pub struct Backends {
     pub store: Arc<dyn TokenStore>,
     pub limiter: Arc<dyn RateLimiter>,
     pub objects: Arc<dyn ObjectSource>,
-    pub mailer: Arc<dyn Mailer>,
+    /// Where mails and the owner's webhook calls are submitted.
+    pub outbox: Arc<dyn Outbox>,
     pub requests: Arc<dyn RequestLog>,
+    /// The service's metrics: the outbox's deliverer counts into them from the start.
+    pub metrics: Arc<Metrics>,
 }
 
-/// The backends the configuration asks for, with the embedded store kept for inspection.
+/// The backends the configuration asks for, and the work to run beside them.
 pub struct Built {
     pub backends: Backends,
-    /// The in-process store, when it is the one in use.
-    pub memory_store: Option<Arc<MemoryStore>>,
     /// The mail queue's sender, to run beside the server, when mail goes through Redis.
     pub sender: Option<Sender>,
 }
@@ -96,7 +97,7 @@ impl Backends {
             ),
             None => None,
         };
-        let (store, limiter, memory_store): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>, _) =
+        let (store, limiter): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>) =
             match (&config.redis, &redis_conn) {
                 (Some(redis), Some(conn)) => (
                     Arc::new(RedisStore::new(
@@ -105,14 +106,11 @@ impl Backends {
                         config.token_ttl,
                     )),
                     Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix, ids.clone())),
-                    None,
                 ),
-                _ => {
-                    let store = Arc::new(MemoryStore::new());
-                    (store.clone(), Arc::new(MemoryLimiter::new()), Some(store))
-                }
+                _ => (Arc::new(MemoryStore::new()), Arc::new(MemoryLimiter::new())),
             };
 
+        let metrics = Arc::new(Metrics::new());
         let composer = Composer::from_config(config, codec);
         let webhook = match &config.owner.webhook {
             Some(webhook) => Some(
@@ -121,44 +119,27 @@ impl Backends {
             None => None,
         };
         let smtp_error = |e: MailError| ConfigError::hidden(ENV_SMTP_URL, e);
-        let (mailer, sender): (Arc<dyn Mailer>, Option<Sender>) =
+        let deliverer = match &config.smtp {
+            Some(smtp) => Deliverer::smtp(smtp::transport(smtp).map_err(smtp_error)?, composer),
+            None => Deliverer::files(&config.outbox_dir, composer).map_err(|e| {
+                ConfigError::value(ENV_OUTBOX_DIR, &config.outbox_dir.display().to_string(), e)
+            })?,
+        }
+        .with_webhook(webhook)
+        .with_metrics(metrics.clone());
+        // Jobs wait in the Redis stream when there is SMTP to deliver them to; else nowhere.
+        let (outbox, sender): (Arc<dyn Outbox>, Option<Sender>) =
             match (&config.smtp, &config.redis, &redis_conn) {
-                (Some(smtp), Some(redis), Some(conn)) => {
+                (Some(_), Some(redis), Some(conn)) => {
                     let outbox = RedisOutbox::new(conn.clone(), &redis.prefix);
                     let url = String::from_utf8_lossy(redis.url.expose()).into_owned();
                     let client = redis::Client::open(url)
                         .map_err(|e| ConfigError::hidden(ENV_REDIS_URL, e))?;
-                    let sender = Sender::new(
-                        outbox.clone(),
-                        client,
-                        smtp::transport(smtp).map_err(smtp_error)?,
-                        composer,
-                        SenderSettings::default(),
-                    )
-                    .with_webhook(webhook);
+                    let sender =
+                        Sender::new(outbox.clone(), client, deliverer, SenderSettings::default());
                     (Arc::new(outbox), Some(sender))
                 }
-                (Some(smtp), _, _) => (
-                    Arc::new(
-                        DirectSmtp::new(smtp::transport(smtp).map_err(smtp_error)?, composer)
-                            .with_webhook(webhook),
-                    ),
-                    None,
-                ),
-                (None, _, _) => (
-                    Arc::new(
-                        FileOutbox::new(&config.outbox_dir, composer)
-                            .map_err(|e| {
-                                ConfigError::value(
-                                    ENV_OUTBOX_DIR,
-                                    &config.outbox_dir.display().to_string(),
-                                    e,
-                                )
-                            })?
-                            .with_webhook(webhook),
-                    ),
-                    None,
-                ),
+                _ => (Arc::new(Direct::new(deliverer)), None),
             };
         // With Redis the log is shared by every replica there; the file is not written.
         let requests: Arc<dyn RequestLog> = match (&config.redis, &redis_conn) {
@@ -196,10 +177,10 @@ impl Backends {
                 store,
                 limiter,
                 objects,
-                mailer,
+                outbox,
                 requests,
+                metrics,
             },
-            memory_store,
             sender,
         })
     }
@@ -262,7 +243,7 @@ impl App {
                 }
             }
         }
-        let metrics = Arc::new(Metrics::new());
+        let metrics = backends.metrics.clone();
         let backends = Backends {
             store: Arc::new(ObservedStore::new(backends.store, metrics.clone())),
             objects: Arc::new(ObservedObjects::new(backends.objects, metrics.clone())),
@@ -320,7 +301,7 @@ impl App {
             owner: owner.email.clone(),
             webhook: owner.webhook.is_some(),
             requests: self.backends.requests.clone(),
-            mailer: self.backends.mailer.clone(),
+            outbox: self.backends.outbox.clone(),
             metrics: self.metrics.clone(),
             tasks: self.tasks.clone(),
         })

@@ -4,6 +4,7 @@
 //! # Layout
 //!
 //! - [`config`]: every environment variable, parsed and validated once at startup.
+//! - [`secret`]: bytes never printed (keys, passwords, URLs with credentials).
 //! - [`catalog`]: the documents on offer (`catalog.toml`), ids, keys and filenames checked.
 //! - [`token`]: signing and verifying link tokens (JWT, HS256). Pure: no I/O, no clock.
 //! - [`address`]: email address validation (syntax, domain, disposable providers).
@@ -13,8 +14,10 @@
 //! - [`pacing`]: unmailed link requests answered in the time mailed ones take.
 //! - [`objects`]: document bytes, streamed in chunks, behind `ObjectSource`.
 //! - [`range`]: `Range` / `If-Range` parsing and selection.
-//! - [`mail`]: composing the link mail and the owner's notice, delivering them, behind `Mailer`.
-//! - [`notify`]: telling the owner of completed downloads (mail, signed webhook).
+//! - [`mail`]: composing the link mail and the owner's notice; the SMTP transport.
+//! - [`notify`]: what the owner learns of a completed download; the signed webhook.
+//! - [`outbox`]: every mail and webhook call as a job behind `Outbox`, delivered now or through
+//!   the durable Redis queue, by one `Deliverer`.
 //! - [`texts`]: every text a person reads (the mails', the pages', the API's), for translators.
 //! - [`pages`]: the HTML a person sees: request form, confirm page, outcome pages.
 //! - [`requestlog`]: the owner's record of who asked and who downloaded, behind `RequestLog`;
@@ -52,12 +55,14 @@ pub mod mail;
 pub mod metrics;
 pub mod notify;
 pub mod objects;
+pub mod outbox;
 pub mod pacing;
 pub mod pages;
 pub mod pseudonym;
 pub mod range;
 pub mod ratelimit;
 pub mod requestlog;
+pub mod secret;
 pub mod shutdown;
 pub mod store;
 pub mod telemetry;
@@ -73,7 +78,7 @@ use tokio_util::sync::CancellationToken;
 
 use app::{App, Backends};
 use config::{Config, ConfigError, ENV_ADMIN_LISTEN, ENV_LISTEN};
-use mail::queue::Sender;
+use outbox::queue::Sender;
 use shutdown::Signal;
 use token::TokenCodec;
 
@@ -90,12 +95,23 @@ pub struct Service {
 
 /// Builds the service on the backends the configuration names.
 pub async fn build(config: Config) -> Result<Service, ConfigError> {
+    build_with(config, |_| {}).await
+}
+
+/// As [`build`], letting the caller change the configured backends before the service is
+/// assembled: an embedder (the tests) puts in an implementation it holds a handle to, e.g. its
+/// own [`store::memory::MemoryStore`] to inspect.
+pub async fn build_with(
+    config: Config,
+    adjust: impl FnOnce(&mut Backends),
+) -> Result<Service, ConfigError> {
     let catalog = App::load_catalog(&config)?;
     let codec = Arc::new(
         TokenCodec::new(&config.token)
             .map_err(|e| ConfigError::hidden(config::ENV_TOKEN_SIGNING_KID, e))?,
     );
-    let built = Backends::from_config(&config, codec.clone()).await?;
+    let mut built = Backends::from_config(&config, codec.clone()).await?;
+    adjust(&mut built.backends);
     Ok(Service {
         app: Arc::new(App::new(config, catalog, codec, built.backends).await?),
         sender: built.sender,
@@ -132,9 +148,7 @@ impl Service {
             // so the whole stop fits in the delay plus the drain timeout.
             stopping.cancel();
         };
-        let metrics = self.app.metrics.clone();
         let sender = self.sender.map(|sender| {
-            let sender = sender.with_metrics(metrics);
             let stop = stop.clone();
             tokio::spawn(async move { sender.run(stop.cancelled_owned()).await })
         });

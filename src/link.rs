@@ -26,6 +26,7 @@ use crate::app::App;
 use crate::catalog::Document;
 use crate::mail::{LinkMail, MailError};
 use crate::metrics::Metrics;
+use crate::outbox::Job;
 use crate::pacing::Timing;
 use crate::ratelimit::{Decision, Key, LimitError, Scope};
 use crate::requestlog::{Entry, Event};
@@ -261,14 +262,10 @@ async fn link_mail(
     }
 }
 
-/// Sends (or queues) a link mail: the one place a link mail is handed to the mailer. A mail
-/// delivered now is counted here; a queued one is counted by the sender when it delivers.
+/// Submits a link mail to the outbox: the one place a link mail is handed over. The outbox's
+/// deliverer counts it when it goes out, now or from the queue.
 async fn send(app: &App, mail: &LinkMail) -> Result<(), MailError> {
-    app.backends.mailer.send(mail).await?;
-    if !app.backends.mailer.queues() {
-        Metrics::count(&app.metrics.mail, "sent");
-    }
-    Ok(())
+    app.backends.outbox.submit(&Job::Link(mail.clone())).await
 }
 
 /// Writes `entry` to the owner's request log; a failure is a warning only.

@@ -25,6 +25,10 @@ pub struct Label {
     pub outcome: &'static str,
 }
 
+/// The rate limits' names (`ratelimit::Scope::tag`), counted from zero in
+/// `docgate_rate_limited_total`. Metrics names no other module: every layer uses it.
+pub const LIMITS: [&str; 5] = ["req-ip", "req-email", "req-domain", "dl-ip", "mail"];
+
 /// One label naming a rate limit.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct Limit {
@@ -249,14 +253,8 @@ impl Metrics {
         ] {
             let _ = store_errors.get_or_create(&Operation { operation });
         }
-        for scope in [
-            crate::ratelimit::Scope::RequestPerIp,
-            crate::ratelimit::Scope::RequestPerEmail,
-            crate::ratelimit::Scope::RequestPerDomain,
-            crate::ratelimit::Scope::DownloadPerIp,
-            crate::ratelimit::Scope::Mail,
-        ] {
-            let _ = rate_limited.get_or_create(&Limit { limit: scope.tag() });
+        for limit in LIMITS {
+            let _ = rate_limited.get_or_create(&Limit { limit });
         }
         Self {
             registry,
@@ -310,10 +308,13 @@ impl Metrics {
         family.get_or_create(&Label { outcome }).inc();
     }
 
-    /// Counts a request a rate limit refused.
-    pub fn limited(&self, scope: crate::ratelimit::Scope) {
+    /// Counts a request a rate limit refused; `limit` is one of [`LIMITS`] (a
+    /// `ratelimit::Scope` turns into its tag).
+    pub fn limited(&self, limit: impl Into<&'static str>) {
         self.rate_limited
-            .get_or_create(&Limit { limit: scope.tag() })
+            .get_or_create(&Limit {
+                limit: limit.into(),
+            })
             .inc();
     }
 

@@ -18,13 +18,25 @@ use std::net::{IpAddr, Ipv6Addr};
 
 use aws_lc_rs::hmac;
 
-use crate::config::{PseudonymKeys, Secret};
+use crate::secret::Secret;
 
 /// Hex digits of an identifier: 128 bits.
 const ID_BYTES: usize = 16;
 
 /// Hex digits of a log pseudonym: 48 bits, enough to follow one address through the logs.
 const LOG_BYTES: usize = 6;
+
+/// The keys of [`Pseudonyms`], as configuration reads them: every identifier docgate stores or
+/// logs for an address or a client network is an HMAC under `current`; `previous` keys are only
+/// looked up.
+#[derive(Debug, Clone)]
+pub struct PseudonymKeys {
+    pub current: Secret,
+    pub previous: Vec<Secret>,
+    /// True when no key was configured: a random one for this process (embedded mode only,
+    /// where nothing keyed by it outlives the process).
+    pub generated: bool,
+}
 
 /// The keys identifiers are made with: the current one, and the previous ones still looked up.
 pub struct Pseudonyms {

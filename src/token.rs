@@ -19,7 +19,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{Secret, TokenKeys};
+mod keys;
+
+pub use keys::TokenKeys;
+
+use crate::secret::Secret;
 
 /// The `iss` claim of every token.
 pub const ISSUER: &str = "docgate";

@@ -10,7 +10,7 @@
 //!
 //! Lines that are not text (obs-text bytes) are left out of the model comparison: `client_ip`
 //! skips such a line where the documented rule stops at it as garbage (reported; see
-//! `client_ip_stops_at_unreadable_lines` in `tests/props.rs`).
+//! `client_ip_stops_at_unreadable_lines` in `tests/props/forwarded.rs`).
 
 #![no_main]
 

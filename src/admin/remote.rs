@@ -21,7 +21,8 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use crate::config::{Config, Secret};
+use crate::config::Config;
+use crate::secret::Secret;
 
 /// The credential file's name, in the request log's directory.
 pub const CREDENTIAL_FILE: &str = "docgate-admin-token";

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::{EXIT_CONFIG, EXIT_DATA, EXIT_UNAVAILABLE, MailCommand};
 use crate::config::Config;
-use crate::mail::queue::{RedisOutbox, Revival};
+use crate::outbox::queue::{RedisOutbox, Revival};
 
 /// Runs one mail queue command, printing JSON (one object per line for lists).
 pub async fn run(config: Config, command: MailCommand) -> ExitCode {

@@ -9,7 +9,8 @@
 use std::path::PathBuf;
 
 use crate::admin::remote;
-use crate::config::{Config, Secret};
+use crate::config::Config;
+use crate::secret::Secret;
 
 /// This start's admin credential, and the file the command line reads it from.
 pub struct Credential {

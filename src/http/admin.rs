@@ -115,7 +115,7 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
 async fn body<T: for<'de> Deserialize<'de>>(app: &App, req: Request<Incoming>) -> Result<T, Error> {
     let bytes = read_body(req.into_body(), MAX_BODY, app.config.http.body_timeout).await?;
     serde_json::from_slice(&bytes)
-        .map_err(|e| Error::invalid("body", &format!("Send a JSON object: {e}.")))
+        .map_err(|e| Error::invalid("body", &crate::texts::pages::admin_json(&e.to_string())))
 }
 
 #[derive(Deserialize)]
@@ -172,7 +172,7 @@ struct Page {
 
 async fn requests(app: &App, query: Option<&str>) -> Result<Response<Body>, Error> {
     let page: Page = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|_| Error::invalid("query", "Use ?limit=N&offset=M with whole numbers."))?;
+        .map_err(|_| Error::invalid("query", crate::texts::pages::ADMIN_PAGING))?;
     let limit = page.limit.unwrap_or(50).clamp(1, MAX_PAGE);
     let offset = page.offset.unwrap_or(0);
     let entries = admin::requests(app, limit, offset).await?;
@@ -191,10 +191,10 @@ struct Person {
 
 async fn export_person(app: &App, query: Option<&str>) -> Result<Response<Body>, Error> {
     let person: Person = serde_urlencoded::from_str(query.unwrap_or(""))
-        .map_err(|_| Error::invalid("query", "Use ?email=<address>, once."))?;
+        .map_err(|_| Error::invalid("query", crate::texts::pages::ADMIN_EMAIL_QUERY))?;
     let email = person
         .email
-        .ok_or_else(|| Error::invalid("email", "Give the person's address: ?email=<address>."))?;
+        .ok_or_else(|| Error::invalid("email", crate::texts::pages::ADMIN_EMAIL_MISSING))?;
     let entries = admin::export_person(app, &email).await?;
     Ok(json(
         StatusCode::OK,
@@ -213,7 +213,7 @@ async fn erase_person(app: &App, req: Request<Incoming>) -> Result<Response<Body
 
 /// The metrics exposition, with the mail queue's gauges refreshed.
 async fn scrape(app: &App) -> Response<Body> {
-    match app.backends.mailer.backlog().await {
+    match app.backends.outbox.depth().await {
         Ok(Some(depth)) => {
             let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
             app.metrics

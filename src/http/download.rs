@@ -280,7 +280,7 @@ fn check_same_site(app: &App, headers: &HeaderMap) -> Result<(), Error> {
 async fn posted_renewal(body: Incoming, deadline: Duration) -> Result<bool, Error> {
     let bytes = super::read_body(body, MAX_POST_BODY, deadline).await?;
     let fields: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
-        .map_err(|_| Error::invalid("body", "The form data could not be decoded."))?;
+        .map_err(|_| Error::invalid("body", crate::texts::pages::FORM_UNDECODABLE))?;
     Ok(fields
         .iter()
         .any(|(name, value)| name == "renew" && value == "1"))

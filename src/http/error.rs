@@ -143,7 +143,7 @@ impl From<AdminError> for Error {
             AdminError::Address(e) => Error::invalid("email", &e.to_string()),
             AdminError::UnknownDocument(_) => Error::UnknownDocument,
             AdminError::Ttl(why) => Error::invalid("ttl", &why),
-            AdminError::BadJti(_) => Error::invalid("jti", "Not a link id."),
+            AdminError::BadJti(_) => Error::invalid("jti", t::NOT_A_LINK_ID),
             AdminError::Store(e) => e.into(),
             AdminError::Link(e) => e.into(),
             AdminError::Log(e) => Error::StoreUnavailable(Box::new(e)),
@@ -452,7 +452,9 @@ mod tests {
 
     #[test]
     fn a_mail_that_cannot_be_composed_is_a_500_not_an_outage() {
-        let error = Error::from(MailError::Compose("secret detail of the cause".to_owned()));
+        let error = Error::from(MailError::Compose(
+            crate::token::TokenError::Invalid("secret detail of the cause").into(),
+        ));
         assert_eq!(error.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(error.code(), "internal");
         assert!(!error.message().contains("minute"), "{}", error.message());
@@ -461,7 +463,9 @@ mod tests {
         assert!(response.headers().get(header::RETRY_AFTER).is_none());
 
         // A delivery failure is still the outage it is: 503, try again.
-        let error = Error::from(MailError::Delivery("server down".to_owned()));
+        let error = Error::from(MailError::Delivery(
+            crate::mail::DeliveryError::QueueTimeout,
+        ));
         assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
         let response = error.into_response(false);
         assert!(response.headers().get(header::RETRY_AFTER).is_some());

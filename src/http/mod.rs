@@ -91,7 +91,7 @@ pub async fn read_body(body: Incoming, max: usize, deadline: Duration) -> Result
                 if e.is::<http_body_util::LengthLimitError>() {
                     Error::TooLarge
                 } else {
-                    Error::invalid("body", "The request body could not be read.")
+                    Error::invalid("body", crate::texts::pages::BODY_UNREADABLE)
                 }
             })?;
     Ok(collected.to_bytes())

@@ -105,12 +105,12 @@ pub fn optional_text(value: Option<&str>) -> Result<Option<String>, String> {
         return Ok(None);
     };
     if text.chars().count() > MAX_TEXT {
-        return Err(format!("Use at most {MAX_TEXT} characters."));
+        return Err(texts::text_too_long(MAX_TEXT));
     }
     let hidden =
         |c: char| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}');
     if text.chars().any(hidden) {
-        return Err("Remove line breaks and other control characters.".to_owned());
+        return Err(texts::TEXT_CONTROL.to_owned());
     }
     Ok(Some(text.to_owned()))
 }
@@ -119,7 +119,7 @@ pub fn optional_text(value: Option<&str>) -> Result<Option<String>, String> {
 /// refused in either (`400`). Pure, so the fuzz targets can drive it with arbitrary bytes.
 pub fn decode_fields(form: bool, bytes: &[u8]) -> Result<Fields, Error> {
     if form {
-        let undecodable = |_| Error::invalid("body", "The form data could not be decoded.");
+        let undecodable = |_| Error::invalid("body", texts::FORM_UNDECODABLE);
         let pairs: Vec<(String, String)> =
             serde_urlencoded::from_bytes(bytes).map_err(undecodable)?;
         let mut names = std::collections::HashSet::new();
@@ -130,12 +130,7 @@ pub fn decode_fields(form: bool, bytes: &[u8]) -> Result<Fields, Error> {
     }
     // Only an object: serde's derived `Deserialize` would also build the struct from an array of
     // its fields in order.
-    let not_an_object = || {
-        Error::invalid(
-            "body",
-            "Send a JSON object with string fields \"email\" and \"document\".",
-        )
-    };
+    let not_an_object = || Error::invalid("body", texts::JSON_FIELDS);
     // A key named twice is refused: one of the two would silently win, and a filter in front
     // of docgate may have checked the other.
     match crate::json::from_slice(bytes) {
@@ -253,7 +248,7 @@ async fn request_link(
     };
     let document_id = fields.document.as_deref().map(str::trim).unwrap_or("");
     if document_id.is_empty() {
-        errors.insert("document", vec!["Choose a document.".to_owned()]);
+        errors.insert("document", vec![texts::DOCUMENT_MISSING.to_owned()]);
     }
     for (field, value, recorded) in [
         ("name", &fields.name, &mut entry.name),
@@ -268,10 +263,7 @@ async fn request_link(
     }
     entry.consent = fields.consent;
     if app.config.privacy_url.is_some() && fields.consent != Some(true) {
-        errors.insert(
-            "consent",
-            vec!["Agree to the privacy notice to get the link.".to_owned()],
-        );
+        errors.insert("consent", vec![texts::CONSENT_REQUIRED.to_owned()]);
     }
     let address = match address {
         Some(address) if errors.is_empty() => address,

@@ -1,4 +1,4 @@
-//! Mail: composing the link mail and the owner's notice, and handing them to a [`Mailer`].
+//! Mail: composing the link mail and the owner's notice, and the SMTP transport they go out by.
 //!
 //! A [`LinkMail`] holds what is needed to *sign* the link, not the link itself: the token is made
 //! from the claims only when the message is composed for delivery, so a queue of pending mails
@@ -8,40 +8,32 @@
 //! that is a coloured table cell, at most 600 px wide) so Outlook, Gmail and Apple Mail render
 //! it alike. Every word of it comes from [`crate::texts::mail`].
 //!
-//! The same outbox carries the owner's notices of completed downloads ([`crate::notify`]):
-//! [`Mailer::notify`] queues them beside the link mails, or delivers them at once where there is
-//! no queue.
-//!
-//! Implementations: [`outbox::FileOutbox`] (embedded: `.eml` files in a directory),
-//! [`queue::RedisOutbox`] (the durable queue in Redis, delivered by [`queue::Sender`]) and
-//! [`direct::DirectSmtp`] (SMTP without a queue).
+//! The same [`Composer`] writes the owner's notice of a completed download
+//! ([`crate::notify::Download`]). Delivering either is the outbox's work (the `outbox` module):
+//! this module only builds messages and holds the SMTP transport ([`smtp`]) they go out by.
 
-pub mod direct;
-pub mod outbox;
-pub mod queue;
+mod error;
 pub mod smtp;
+
+pub use error::{ComposeError, DeliveryError, MailError};
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use lettre::message::header::{ContentType, Header, HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::{Address, Message};
 
 use crate::config::Config;
 use crate::html::escape;
-use crate::notify::webhook::Webhook;
-use crate::notify::{Download, Notice};
+use crate::notify::Download;
 use crate::texts::measures::{clock, expires};
+use crate::texts::subject::SubjectTemplate;
 use crate::texts::{fill, mail as texts};
 use crate::token::{Claims, TokenCodec};
 use crate::units::unix_now;
 
-/// The longest subject template accepted, in characters.
-pub const MAX_SUBJECT_LEN: usize = 200;
-
 /// A link to mail to one person.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkMail {
     pub to: Address,
     /// The link's claims: signed into the token at composition.
@@ -50,91 +42,6 @@ pub struct LinkMail {
     pub title: String,
     /// The document's size in bytes, when the object store told it; the mail omits it otherwise.
     pub size: Option<u64>,
-}
-
-/// Why a mail was not handed over.
-#[derive(Debug, thiserror::Error)]
-pub enum MailError {
-    #[error("mail could not be composed: {0}")]
-    Compose(String),
-    #[error("mail could not be delivered: {0}")]
-    Delivery(String),
-}
-
-/// Delivers link mails and the owner's notices.
-#[async_trait]
-pub trait Mailer: Send + Sync + 'static {
-    /// Sends (or durably queues) the mail. `Ok` means it will reach the recipient's server.
-    async fn send(&self, mail: &LinkMail) -> Result<(), MailError>;
-
-    /// Queues an owner's notice with the link mails, or, for a mailer without a queue, delivers
-    /// it now with a few retries (which may take a minute: callers run it in the background).
-    async fn notify(&self, notice: &Notice) -> Result<(), MailError>;
-
-    /// True when `send` only queues and a sender delivers later (and counts the delivery).
-    fn queues(&self) -> bool {
-        false
-    }
-
-    /// How much mail waits, for a mailer with a queue.
-    async fn backlog(&self) -> Result<Option<queue::QueueDepth>, MailError> {
-        Ok(None)
-    }
-}
-
-/// The link mail's subject: `DOCGATE_MAIL_SUBJECT`, with `{title}` for the document's title.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SubjectTemplate(String);
-
-impl Default for SubjectTemplate {
-    fn default() -> Self {
-        Self(texts::SUBJECT.to_owned())
-    }
-}
-
-impl SubjectTemplate {
-    /// The placeholders a subject may use.
-    pub const PLACEHOLDERS: [&'static str; 1] = ["title"];
-
-    /// Checks a template: one line, at most [`MAX_SUBJECT_LEN`] characters, and every `{...}`
-    /// a known placeholder.
-    pub fn parse(template: &str) -> Result<Self, String> {
-        if template.contains(['\r', '\n']) {
-            return Err("must be one line (no CR or LF)".to_owned());
-        }
-        if template.chars().any(char::is_control) {
-            return Err("must not contain control characters".to_owned());
-        }
-        let len = template.chars().count();
-        if len > MAX_SUBJECT_LEN {
-            return Err(format!(
-                "must be at most {MAX_SUBJECT_LEN} characters, got {len}"
-            ));
-        }
-        let mut rest = template;
-        while let Some(open) = rest.find(['{', '}']) {
-            if rest[open..].starts_with('}') {
-                return Err("has a '}' without its '{'".to_owned());
-            }
-            let after = &rest[open + 1..];
-            let Some(close) = after.find('}') else {
-                return Err("has a '{' without its '}'".to_owned());
-            };
-            let name = &after[..close];
-            if !Self::PLACEHOLDERS.contains(&name) {
-                return Err(format!(
-                    "unknown placeholder {{{name}}}: the only one is {{title}}"
-                ));
-            }
-            rest = &after[close + 1..];
-        }
-        Ok(Self(template.to_owned()))
-    }
-
-    /// The subject for a document titled `title`.
-    pub fn render(&self, title: &str) -> String {
-        fill(&self.0, &[("title", title)])
-    }
 }
 
 /// Builds messages.
@@ -177,9 +84,10 @@ impl Composer {
 
     /// The link the mail carries.
     pub fn link(&self, claims: &Claims) -> Result<String, MailError> {
-        self.codec
+        Ok(self
+            .codec
             .url(&self.public_url, claims)
-            .map_err(|e| MailError::Compose(e.to_string()))
+            .map_err(ComposeError::from)?)
     }
 
     /// The public host the links point to (`docs.example.com`, with its port if it has one),
@@ -279,7 +187,7 @@ impl Composer {
                             .body(html),
                     ),
             )
-            .map_err(|e| MailError::Compose(e.to_string()))
+            .map_err(|e| ComposeError::from(e).into())
     }
 
     /// The owner's notice of a completed download, to `to` (plain text). Its `Reply-To` is the
@@ -321,7 +229,7 @@ impl Composer {
                     .header(ContentType::TEXT_PLAIN)
                     .body(body),
             )
-            .map_err(|e| MailError::Compose(e.to_string()))
+            .map_err(|e| ComposeError::from(e).into())
     }
 }
 
@@ -428,17 +336,6 @@ impl Header for ListUnsubscribePost {
     }
 }
 
-/// Without a queue: calls the owner's webhook now, with a few retries.
-async fn call_webhook(webhook: Option<&Webhook>, download: &Download) -> Result<(), MailError> {
-    let webhook = webhook.ok_or_else(|| {
-        MailError::Delivery("no webhook is configured (DOCGATE_OWNER_WEBHOOK_URL)".to_owned())
-    })?;
-    webhook
-        .deliver_with_retries(download)
-        .await
-        .map_err(|e| MailError::Delivery(e.to_string()))
-}
-
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
@@ -446,7 +343,7 @@ mod tests {
     use mail_parser::MessageParser;
 
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     /// 14:32:00 UTC on 24 November 2026.
     const EXP: u64 = 1_795_530_720;
@@ -609,29 +506,6 @@ mod tests {
             message.subject(),
             Some("Jane Doe's resume \u{2014} your link from Jane")
         );
-    }
-
-    #[test]
-    fn bad_subject_templates_are_refused_with_the_reason() {
-        for (template, reason) in [
-            ("Your link\r\nBcc: x@example.org", "one line"),
-            ("Your link\nfor {title}", "one line"),
-            ("Your link\tfor {title}", "control characters"),
-            ("Your link for {document}", "unknown placeholder {document}"),
-            ("Your link for {title", "'{' without its '}'"),
-            ("Your link} for {title}", "'}' without its '{'"),
-        ] {
-            let err = SubjectTemplate::parse(template).unwrap_err();
-            assert!(err.contains(reason), "{template:?}: {err}");
-        }
-        let long = "x".repeat(201);
-        assert!(
-            SubjectTemplate::parse(&long)
-                .unwrap_err()
-                .contains("at most 200 characters, got 201")
-        );
-        assert!(SubjectTemplate::parse(&"é".repeat(200)).is_ok());
-        assert!(SubjectTemplate::parse("A fixed subject").is_ok());
     }
 
     #[test]

@@ -22,7 +22,7 @@ use std::time::Duration;
 use lettre::transport::smtp::Error as SmtpError;
 use lettre::{AsyncSmtpTransport, Tokio1Executor};
 
-use super::MailError;
+use super::{DeliveryError, MailError};
 use crate::config::SmtpConfig;
 
 /// Timeout of the TCP/TLS connection and of each SMTP command.
@@ -47,12 +47,11 @@ pub enum Failure {
 /// The transport for `config`'s URL. Must be called within a Tokio runtime: the connection pool
 /// starts its cleanup task there.
 pub fn transport(config: &SmtpConfig) -> Result<SmtpTransport, MailError> {
-    let url = std::str::from_utf8(config.url.expose())
-        .map_err(|_| MailError::Delivery("the SMTP URL is not UTF-8".to_owned()))?;
+    let url =
+        std::str::from_utf8(config.url.expose()).map_err(|_| DeliveryError::SmtpUrlNotUtf8)?;
     let url = lettre_url(url);
     // lettre's errors about a URL name its scheme or TLS mode, never its credentials.
-    let builder = SmtpTransport::from_url(&url)
-        .map_err(|e| MailError::Delivery(format!("bad SMTP URL: {e}")))?;
+    let builder = SmtpTransport::from_url(&url).map_err(DeliveryError::BadSmtpUrl)?;
     Ok(builder.timeout(Some(SMTP_TIMEOUT)).build())
 }
 
@@ -107,21 +106,16 @@ pub fn describe(error: &SmtpError) -> String {
 pub async fn test_connection(transport: &SmtpTransport) -> Result<(), MailError> {
     match tokio::time::timeout(CHECK_TIMEOUT, transport.test_connection()).await {
         Ok(Ok(true)) => Ok(()),
-        Ok(Ok(false)) => Err(MailError::Delivery(
-            "the SMTP server did not answer NOOP".to_owned(),
-        )),
-        Ok(Err(e)) => Err(MailError::Delivery(describe(&e))),
-        Err(_) => Err(MailError::Delivery(format!(
-            "the SMTP server did not answer within {}s",
-            CHECK_TIMEOUT.as_secs()
-        ))),
+        Ok(Ok(false)) => Err(DeliveryError::NoNoop.into()),
+        Ok(Err(e)) => Err(DeliveryError::smtp(e).into()),
+        Err(_) => Err(DeliveryError::NoAnswer(CHECK_TIMEOUT.as_secs()).into()),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
+    use crate::secret::Secret;
 
     fn config(url: &str) -> SmtpConfig {
         SmtpConfig {

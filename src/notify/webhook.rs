@@ -39,7 +39,8 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use serde::Serialize;
 
 use super::Download;
-use crate::config::{Secret, WebhookConfig};
+use crate::config::WebhookConfig;
+use crate::secret::Secret;
 use crate::units::unix_now;
 
 /// The event every notice reports.
@@ -48,12 +49,6 @@ pub const EVENT: &str = "document.downloaded";
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long one whole request may take, up to the answer's status.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// Without a queue: the waits before the retries of a transiently failed delivery.
-pub const DIRECT_RETRY_DELAYS: [Duration; 3] = [
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(30),
-];
 /// The signature header.
 pub const SIGNATURE_HEADER: &str = "docgate-signature";
 /// The event id header.
@@ -67,13 +62,23 @@ pub enum WebhookError {
     Status(u16),
     #[error("the webhook did not answer within {}s", REQUEST_TIMEOUT.as_secs())]
     Timeout,
-    /// No answer: DNS, connection, TLS or protocol failure.
-    #[error("the webhook could not be reached: {0}")]
-    Unreachable(String),
+    /// No answer: DNS, connection, TLS or protocol failure. Shown with its causes: hyper-util's
+    /// own text is only "client error (Connect)".
+    #[error("the webhook could not be reached: {}", causes(.0.as_ref()))]
+    Unreachable(#[source] BoxError),
+    /// `docgate check`: no TCP connection within [`CONNECT_TIMEOUT`].
+    #[error("the webhook could not be reached: no connection within {}s", CONNECT_TIMEOUT.as_secs())]
+    NoConnection,
     /// The client could not be set up, or the request not built.
     #[error("the webhook request could not be made: {0}")]
-    Setup(String),
+    Setup(#[source] BoxError),
+    /// The URL names no host.
+    #[error("the webhook request could not be made: the URL has no host")]
+    NoHost,
 }
+
+/// A cause of any kind.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 impl WebhookError {
     /// True when retrying cannot help: a `3xx` or a `4xx` other than `408` and `429`, or a
@@ -83,8 +88,10 @@ impl WebhookError {
             WebhookError::Status(status) => {
                 (300..500).contains(status) && !matches!(status, 408 | 429)
             }
-            WebhookError::Setup(_) => true,
-            WebhookError::Timeout | WebhookError::Unreachable(_) => false,
+            WebhookError::Setup(_) | WebhookError::NoHost => true,
+            WebhookError::Timeout | WebhookError::Unreachable(_) | WebhookError::NoConnection => {
+                false
+            }
         }
     }
 }
@@ -157,7 +164,7 @@ impl Webhook {
             rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
         let tls = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
-            .map_err(|e| WebhookError::Setup(e.to_string()))?
+            .map_err(|e| WebhookError::Setup(Box::new(e)))?
             .with_root_certificates(roots)
             .with_no_client_auth();
         let mut http = HttpConnector::new();
@@ -197,11 +204,11 @@ impl Webhook {
             .header(EVENT_ID_HEADER, download.event_id.as_str())
             .header(SIGNATURE_HEADER, signature)
             .body(Full::new(Bytes::from(body)))
-            .map_err(|e| WebhookError::Setup(e.to_string()))?;
+            .map_err(|e| WebhookError::Setup(Box::new(e)))?;
         let response = tokio::time::timeout(REQUEST_TIMEOUT, self.client.request(request))
             .await
             .map_err(|_| WebhookError::Timeout)?
-            .map_err(|e| WebhookError::Unreachable(causes(&e)))?;
+            .map_err(|e| WebhookError::Unreachable(Box::new(e)))?;
         let status = response.status().as_u16();
         if response.status().is_success() {
             Ok(())
@@ -209,38 +216,12 @@ impl Webhook {
             Err(WebhookError::Status(status))
         }
     }
-
-    /// Without a queue: [`Self::deliver`], retried after each of [`DIRECT_RETRY_DELAYS`] while
-    /// the failure is transient.
-    pub async fn deliver_with_retries(&self, download: &Download) -> Result<(), WebhookError> {
-        let mut delays = DIRECT_RETRY_DELAYS.iter();
-        loop {
-            match self.deliver(download).await {
-                Ok(()) => return Ok(()),
-                Err(e) if e.is_permanent() => return Err(e),
-                Err(e) => match delays.next() {
-                    Some(delay) => {
-                        tracing::info!(
-                            link = download.jti_prefix(),
-                            cause = %e,
-                            retry_in_ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX),
-                            "webhook delivery failed; retrying"
-                        );
-                        tokio::time::sleep(*delay).await;
-                    }
-                    None => return Err(e),
-                },
-            }
-        }
-    }
 }
 
 /// What `docgate check` does: resolves the webhook's host and opens a TCP connection to it
 /// within [`CONNECT_TIMEOUT`], without sending anything (a request would be an event).
 pub async fn probe(url: &Uri) -> Result<(), WebhookError> {
-    let host = url
-        .host()
-        .ok_or_else(|| WebhookError::Setup("the URL has no host".to_owned()))?;
+    let host = url.host().ok_or(WebhookError::NoHost)?;
     let host = host.trim_start_matches('[').trim_end_matches(']');
     let port = url
         .port_u16()
@@ -256,11 +237,8 @@ pub async fn probe(url: &Uri) -> Result<(), WebhookError> {
     .await
     {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(WebhookError::Unreachable(e.to_string())),
-        Err(_) => Err(WebhookError::Unreachable(format!(
-            "no connection within {}s",
-            CONNECT_TIMEOUT.as_secs()
-        ))),
+        Ok(Err(e)) => Err(WebhookError::Unreachable(Box::new(e))),
+        Err(_) => Err(WebhookError::NoConnection),
     }
 }
 
@@ -336,6 +314,9 @@ mod tests {
             assert!(WebhookError::Status(status).is_permanent(), "{status}");
         }
         assert!(!WebhookError::Timeout.is_permanent());
-        assert!(!WebhookError::Unreachable("refused".to_owned()).is_permanent());
+        assert!(
+            !WebhookError::Unreachable(Box::new(std::io::Error::other("refused"))).is_permanent()
+        );
+        assert!(!WebhookError::NoConnection.is_permanent());
     }
 }

@@ -61,6 +61,13 @@ impl Scope {
     }
 }
 
+/// A scope as the metrics label it is counted under (`Metrics::limited`).
+impl From<Scope> for &'static str {
+    fn from(scope: Scope) -> Self {
+        scope.tag()
+    }
+}
+
 /// A limit key: scope and subject, with no personal data in clear.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Key {
@@ -150,6 +157,29 @@ pub trait RateLimiter: Send + Sync + 'static {
 mod tests {
     use super::*;
     use crate::units::parse_rate;
+
+    #[test]
+    fn every_scope_is_a_metrics_label() {
+        let all = [
+            Scope::RequestPerIp,
+            Scope::RequestPerEmail,
+            Scope::RequestPerDomain,
+            Scope::DownloadPerIp,
+            Scope::Mail,
+        ];
+        // A new scope fails to compile here until it is listed above.
+        for scope in all {
+            match scope {
+                Scope::RequestPerIp
+                | Scope::RequestPerEmail
+                | Scope::RequestPerDomain
+                | Scope::DownloadPerIp
+                | Scope::Mail => {}
+            }
+        }
+        let tags: Vec<&str> = all.into_iter().map(Scope::tag).collect();
+        assert_eq!(tags, crate::metrics::LIMITS);
+    }
 
     #[test]
     fn gcra_admits_a_burst_then_paces() {

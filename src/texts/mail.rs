@@ -3,7 +3,7 @@
 //!
 //! A translation replaces the strings below (and [`MONTHS`], the unit words and
 //! [`DECIMAL_SEPARATOR`]); nothing else in docgate holds mail wording. Placeholders in braces are
-//! filled by `crate::mail` through [`super::fill`]; each text's comment names them. The HTML
+//! filled by the `mail` module through [`super::fill`]; each text's comment names them. The HTML
 //! part escapes a text *before* filling it, so texts hold no markup and need no escaping, and the
 //! plain-text and HTML parts always say the same thing.
 

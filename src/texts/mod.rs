@@ -8,6 +8,7 @@
 pub mod mail;
 pub mod measures;
 pub mod pages;
+pub mod subject;
 
 /// `template` with each `{name}` of `values` replaced by its value, in one pass: a value that
 /// itself contains `{...}` is never filled again. A placeholder without a value stays as written.

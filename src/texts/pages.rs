@@ -96,6 +96,32 @@ pub const NOT_ACCEPTED_TITLE: &str = "Request not accepted";
 pub const INVALID_FIELDS: &str = "Some fields are missing or invalid.";
 /// A link request naming one field twice (in JSON or a form).
 pub const DUPLICATE_FIELD: &str = "A field appears more than once: send each field once.";
+// --- A field's errors, in `{"errors": {"<field>": [...]}}` and beside the form's field ----------
+
+/// `email` left empty.
+pub const EMAIL_MISSING: &str = "Enter your email address.";
+pub const EMAIL_TOO_LONG: &str = "This email address is too long.";
+pub const EMAIL_INVALID: &str = "This is not a valid email address.";
+/// An address at something that is not a domain name (`jane@localhost`, an IP literal).
+pub const EMAIL_NOT_A_DOMAIN: &str = "Use an address at a domain name such as example.com.";
+pub const EMAIL_DISPOSABLE: &str =
+    "Disposable email addresses are not accepted; use a permanent address.";
+/// `document` left empty.
+pub const DOCUMENT_MISSING: &str = "Choose a document.";
+/// `name` or `company` longer than the request form allows.
+pub fn text_too_long(max: usize) -> String {
+    format!("Use at most {max} characters.")
+}
+/// `name` or `company` with a line break, a control or a bidirectional-override character.
+pub const TEXT_CONTROL: &str = "Remove line breaks and other control characters.";
+/// `consent` not given while `DOCGATE_PRIVACY_URL` asks for it.
+pub const CONSENT_REQUIRED: &str = "Agree to the privacy notice to get the link.";
+/// A JSON link request that is not an object of strings.
+pub const JSON_FIELDS: &str = "Send a JSON object with string fields \"email\" and \"document\".";
+/// A form body (a link request, a link's `POST`) that is not `application/x-www-form-urlencoded`.
+pub const FORM_UNDECODABLE: &str = "The form data could not be decoded.";
+/// A request body that broke off or could not be read.
+pub const BODY_UNREADABLE: &str = "The request body could not be read.";
 /// An address the parser accepts but no mail could be addressed to (a quoted local part).
 pub const ADDRESS_UNMAILABLE: &str =
     "This address cannot receive our mail; use an address without quotes or spaces.";
@@ -113,6 +139,21 @@ pub const TOO_MANY_DOWNLOADS: &str = "Your network already has as many downloads
 pub const UNAUTHORIZED: &str =
     "Send Authorization: Bearer <DOCGATE_ADMIN_TOKEN>; the admin API is off while it is unset.";
 pub const UNKNOWN_LINK: &str = "No usable link has this id.";
+
+// --- The admin API's field errors (the owner's page and scripts read them) --------------------
+
+/// A `jti` that is not the form of a link id.
+pub const NOT_A_LINK_ID: &str = "Not a link id.";
+/// An admin call's JSON body that does not decode; `why` is the parser's reason.
+pub fn admin_json(why: &str) -> String {
+    format!("Send a JSON object: {why}.")
+}
+/// `GET /admin/requests` with a `limit` or `offset` that is not a whole number.
+pub const ADMIN_PAGING: &str = "Use ?limit=N&offset=M with whole numbers.";
+/// A person's entries asked for with a query that is not one `email`.
+pub const ADMIN_EMAIL_QUERY: &str = "Use ?email=<address>, once.";
+/// A person's entries asked for without `email`.
+pub const ADMIN_EMAIL_MISSING: &str = "Give the person's address: ?email=<address>.";
 pub const UNSUPPORTED_MEDIA_TYPE: &str =
     "Send application/json or application/x-www-form-urlencoded.";
 pub const RANGE: &str = "The requested byte range is outside the document.";

@@ -4,7 +4,7 @@
 use reqwest::{Method, RequestBuilder};
 use serde_json::{Value, json};
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::{Mail, RESUME_LEN, TestApp, cli, now};
 
 pub const TOKEN: &str = "admin-token-0123456789abcdef";
@@ -224,10 +224,10 @@ async fn an_operator_revokes_one_link_then_every_link_of_one_person() {
     .await;
     assert_eq!((status, body), (200, json!({"revoked": 2})));
     for link in [&jane_1, &jane_2] {
-        assert_eq!(app.client.get(link).send().await.unwrap().status(), 410);
+        assert_eq!(app.get(link).await.status(), 410);
     }
     assert_eq!(
-        app.client.get(&joe).send().await.unwrap().status(),
+        app.get(&joe).await.status(),
         200,
         "another person's link still works"
     );
@@ -249,7 +249,7 @@ async fn the_request_log_reads_newest_first_in_pages() {
     let refused = app.request_link("nobody@mailinator.com", "resume").await;
     assert_eq!(refused.status(), 400);
     // person4 downloads; person3's first try is cut off by an unsatisfiable range, then used.
-    let body = app.client.get(&links[4]).send().await.unwrap();
+    let body = app.get(&links[4]).await;
     assert_eq!(body.bytes().await.unwrap().len(), RESUME_LEN);
     let range = app
         .client
@@ -384,7 +384,7 @@ async fn the_command_line_mints_and_revokes_against_the_running_service() {
     let (code, out, _) = cli(dir, &env, &["revoke", jti]);
     assert_eq!((code, out.trim()), (0, format!("revoked {jti}").as_str()));
     let url = minted["url"].as_str().unwrap();
-    assert_eq!(app.client.get(url).send().await.unwrap().status(), 410);
+    assert_eq!(app.get(url).await.status(), 410);
     let (code, _, err) = cli(dir, &env, &["revoke", jti]);
     assert_eq!(code, 65, "{err}");
 
@@ -394,7 +394,7 @@ async fn the_command_line_mints_and_revokes_against_the_running_service() {
     let (code, out, err) = cli(dir, &env, &["revoke", "--email", "Joe@Example.org"]);
     assert_eq!((code, out.trim()), (0, "revoked 2 links"), "{err}");
     for link in [first, second] {
-        assert_eq!(app.client.get(&link).send().await.unwrap().status(), 410);
+        assert_eq!(app.get(&link).await.status(), 410);
     }
 
     // Errors: bad input, unknown document, no Redis, no arguments.

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use docgate::token::Claims;
 
-use crate::chrome::{Browser, Page, Viewport, png_size};
-use crate::servers::RedisServer;
+use crate::support::chrome::{Browser, Page, Viewport, png_size};
+use crate::support::redis::RedisServer;
 use crate::support::*;
 
 const VISITOR: &str = "visitor@example.org";
@@ -76,18 +76,15 @@ async fn shoot(page: &Page, name: &str, viewport: Viewport) {
 
 /// Waits (bounded) until the outbox holds `n` mails; returns the newest.
 async fn wait_for_mail(app: &TestApp, n: usize) -> Mail {
-    for _ in 0..200 {
-        let mails = app.outbox();
-        if mails.len() >= n {
-            let newest = mails
-                .iter()
-                .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-                .unwrap();
-            return Mail::read(newest);
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the outbox never held {n} mails");
+    eventually(
+        &format!("{n} mails in the outbox"),
+        Duration::from_secs(10),
+        || async {
+            let mails = app.outbox();
+            (mails.len() >= n).then(|| Mail::read(newest(&mails)))
+        },
+    )
+    .await
 }
 
 /// Where a journey starts.
@@ -349,7 +346,7 @@ async fn screenshots_of_the_confirm_page_light_and_dark() {
     );
     shoot(&page, "confirm-dark", Viewport::Phone).await;
     assert!(browser.downloaded().is_empty(), "looking downloads nothing");
-    let head = app.client.head(&link).send().await.unwrap();
+    let head = app.head(&link).await;
     assert_eq!(head.status(), 200, "the link is still usable");
 }
 
@@ -418,7 +415,7 @@ async fn screenshots_of_too_many_requests() {
     let guess = format!("{}/d/not-a-link", app.base);
     let mut limited = false;
     for _ in 0..10 {
-        if app.client.get(&guess).send().await.unwrap().status() == 429 {
+        if app.get(&guess).await.status() == 429 {
             limited = true;
             break;
         }
@@ -463,13 +460,11 @@ async fn the_console_check_catches_a_csp_violation() {
         "document.body.insertAdjacentHTML('beforeend', '<img src=\"http://127.0.0.1:9/x.png\">')",
     )
     .await;
-    for _ in 0..100 {
-        if !page.console_problems().is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let problems = page.console_problems();
+    let problems = eventually("a console problem", Duration::from_secs(5), || async {
+        let problems = page.console_problems();
+        (!problems.is_empty()).then_some(problems)
+    })
+    .await;
     assert!(
         problems
             .iter()

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use docgate::store::{LinkState, TokenStore};
 
-use crate::s3_server::{ACCESS_KEY, BUCKET, ChaosProxy, REGION, S3Server, SECRET_KEY};
-use crate::servers::RedisServer;
+use crate::support::chaos::ChaosProxy;
+use crate::support::redis::RedisServer;
+use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
 use crate::support::*;
 
 /// Puts the fixture documents in the bucket under their catalog keys.
@@ -66,14 +67,14 @@ async fn the_whole_production_journey_on_redis_and_s3() {
     let app = on_bucket(&s3.endpoint(), &[("DOCGATE_REDIS_URL", &url)]).await;
 
     let link = app.link("visitor@example.org", "big").await;
-    let head = app.client.head(&link).send().await.unwrap();
+    let head = app.head(&link).await;
     assert_eq!(head.status(), 200);
     assert_eq!(
         head.headers()["content-length"],
         BIG_LEN.to_string().as_str()
     );
 
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_eq!(response.status(), 200);
     let headers = response.headers().clone();
     assert_eq!(headers["content-length"], BIG_LEN.to_string().as_str());
@@ -82,7 +83,7 @@ async fn the_whole_production_journey_on_redis_and_s3() {
     let body = response.bytes().await.unwrap();
     assert_eq!(sha256(&body), sha256(&content(3, BIG_LEN)));
     assert_no_s3_detail(&everything(&headers, b""), &s3.endpoint());
-    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 410);
+    assert_eq!(app.get(&link).await.status(), 410);
 }
 
 #[tokio::test]
@@ -91,13 +92,7 @@ async fn ranges_and_resumes_pass_through_to_the_bucket() {
     seed(&s3).await;
     let app = on_bucket(&s3.endpoint(), &[]).await;
     let (_, link) = app.mint("resume").await;
-    let first = app
-        .client
-        .get(&link)
-        .header("range", "bytes=0-999")
-        .send()
-        .await
-        .unwrap();
+    let first = app.get_range(&link, "bytes=0-999").await;
     assert_eq!(first.status(), 206);
     let etag = first.headers()["etag"].to_str().unwrap().to_owned();
     assert_eq!(
@@ -116,7 +111,7 @@ async fn ranges_and_resumes_pass_through_to_the_bucket() {
     assert_eq!(rest.status(), 206);
     whole.extend_from_slice(&rest.bytes().await.unwrap());
     assert_eq!(sha256(&whole), sha256(&content(1, RESUME_LEN)));
-    assert_eq!(app.client.head(&link).send().await.unwrap().status(), 410);
+    assert_eq!(app.head(&link).await.status(), 410);
 }
 
 #[tokio::test]
@@ -127,7 +122,7 @@ async fn a_missing_object_is_404_and_costs_nothing() {
     let (claims, link) = app.mint("lebenslauf").await;
     std::fs::remove_file(s3.root().join(BUCKET).join("resume/lebenslauf.pdf")).unwrap();
 
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_eq!(response.status(), 404);
     let headers = response.headers().clone();
     let body = response.bytes().await.unwrap();
@@ -178,7 +173,7 @@ async fn a_body_that_breaks_halfway_is_a_truncated_transfer_and_the_link_survive
     let (claims, link) = app.mint("big").await;
 
     proxy.cut_after(4 * 1024 * 1024);
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_eq!(
         response.status(),
         200,
@@ -195,18 +190,13 @@ async fn a_body_that_breaks_halfway_is_a_truncated_transfer_and_the_link_survive
     );
 
     // The failure was docgate's side: the attempt is refunded once the claim is released.
-    let mut state = LinkState::InFlight;
-    for _ in 0..200 {
-        state = app.store().peek(&claims.jti).await.unwrap();
-        if state != LinkState::InFlight {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    assert_eq!(state, LinkState::Ready { started: 0 });
+    assert_eq!(
+        app.released(&claims.jti).await,
+        LinkState::Ready { started: 0 }
+    );
 
     proxy.cut_after(u64::MAX);
-    let retry = app.client.get(&link).send().await.unwrap();
+    let retry = app.get(&link).await;
     assert_eq!(retry.status(), 200);
     assert_eq!(
         sha256(&retry.bytes().await.unwrap()),
@@ -231,9 +221,9 @@ async fn the_content_type_comes_from_the_catalog_else_the_bucket_else_the_filena
     let app = on_bucket(&s3.endpoint(), &[]).await;
     for (document, expected) in [("big", "application/zip"), ("resume", "application/pdf")] {
         let (_, link) = app.mint(document).await;
-        let head = app.client.head(&link).send().await.unwrap();
+        let head = app.head(&link).await;
         assert_eq!(head.headers()["content-type"], expected, "{document}: HEAD");
-        let response = app.client.get(&link).send().await.unwrap();
+        let response = app.get(&link).await;
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], expected, "{document}");
         response.bytes().await.unwrap();

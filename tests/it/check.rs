@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use docgate::check;
 use docgate::config::Config;
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::{SECRET, fixture_env, write_fixtures};
 
 fn config(dir: &std::path::Path, extra: &[(&str, String)]) -> Config {
@@ -94,7 +94,7 @@ async fn unreachable_redis_fails_the_check() {
 
 #[tokio::test]
 async fn a_catalog_object_anyone_can_read_fails_the_check() {
-    use crate::s3_server::{ACCESS_KEY, BUCKET, PUBLIC_PREFIX, REGION, S3Server, SECRET_KEY};
+    use crate::support::s3::{ACCESS_KEY, BUCKET, PUBLIC_PREFIX, REGION, S3Server, SECRET_KEY};
     let s3 = S3Server::start().await;
     s3.put("resume/Jane_Doe_Resume.pdf", b"private").await;
     s3.put(&format!("{PUBLIC_PREFIX}leaked.pdf"), b"public")
@@ -140,7 +140,7 @@ async fn a_catalog_object_anyone_can_read_fails_the_check() {
 
 #[tokio::test]
 async fn the_smtp_server_is_reached_with_noop() {
-    let mut sink = crate::smtp_server::SmtpSink::start();
+    let mut sink = crate::support::smtp::SmtpSink::start();
     let dir = tempfile::tempdir().unwrap();
     let lines = check::run(config(dir.path(), &[("DOCGATE_SMTP_URL", sink.url())]))
         .await

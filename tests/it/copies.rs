@@ -5,7 +5,7 @@
 use docgate::store::LinkState;
 use docgate::token::Jti;
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::*;
 
 /// A docgate on the embedded store, or on a Redis server of its own (returned, to keep it alive).
@@ -25,13 +25,7 @@ async fn state(app: &TestApp, jti: &Jti) -> LinkState {
 
 /// GETs `link` with `Range: bytes={range}`: the status and the body.
 async fn get_range(app: &TestApp, link: &str, range: &str) -> (u16, Vec<u8>) {
-    let response = app
-        .client
-        .get(link)
-        .header("range", format!("bytes={range}"))
-        .send()
-        .await
-        .unwrap();
+    let response = app.get_range(link, &format!("bytes={range}")).await;
     let status = response.status().as_u16();
     (status, response.bytes().await.unwrap().to_vec())
 }
@@ -145,7 +139,7 @@ async fn cut_at_95_percent(on_redis: bool) {
     // Two attempts of three started, but the bytes cover the document: spent.
     app.wait_for_head(&link, 410).await;
     assert_eq!(state(&app, &claims.jti).await, LinkState::Used);
-    let third = app.client.get(&link).send().await.unwrap();
+    let third = app.get(&link).await;
     assert_eq!(third.status(), 410);
     let body: serde_json::Value = third.json().await.unwrap();
     assert_eq!(body["error"], "link_used");
@@ -177,10 +171,7 @@ async fn resume_after_95_percent(on_redis: bool) {
     let whole = content(3, BIG_LEN);
 
     let first = PartialGet::start(&app, &link, &[], BIG_LEN * 95 / 100).await;
-    let etag = first.header("etag").unwrap().to_owned();
-    let got = first.body.clone();
-    drop(first);
-    app.wait_for_head(&link, 200).await;
+    let (etag, got) = app.cut_off(first, &link).await;
 
     let rest = app.resume(&link, got.len(), &etag).await;
     assert_eq!(rest.status(), 206);
@@ -188,7 +179,7 @@ async fn resume_after_95_percent(on_redis: bool) {
     assert_eq!(got.len() + rest.len(), BIG_LEN, "one copy in all");
     assert_eq!(sha256(&[got, rest.to_vec()].concat()), sha256(&whole));
     assert_eq!(state(&app, &claims.jti).await, LinkState::Used);
-    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 410);
+    assert_eq!(app.get(&link).await.status(), 410);
 }
 
 #[tokio::test]
@@ -224,15 +215,10 @@ async fn source_failure(on_redis: bool) {
     drop(broken);
 
     // The failure was docgate's: neither the attempt nor its bytes count.
-    let mut now = LinkState::InFlight;
-    for _ in 0..200 {
-        now = state(&app, &claims.jti).await;
-        if now != LinkState::InFlight {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    assert_eq!(now, LinkState::Ready { started: 0 });
+    assert_eq!(
+        app.released(&claims.jti).await,
+        LinkState::Ready { started: 0 }
+    );
     if !on_redis {
         let log = app.wait_for_log(1).await;
         assert_eq!(log[0].outcome, "failed");
@@ -278,10 +264,10 @@ async fn second_fetch(on_redis: bool) {
     clicked.read_more(BIG_LEN - clicked.body.len()).await;
     assert_eq!(clicked.body.len(), BIG_LEN);
     app.wait_for_head(&link, 410).await;
-    let again = app.client.get(&link).send().await.unwrap();
+    let again = app.get(&link).await;
     assert_eq!(again.status(), 200);
     assert_eq!(again.bytes().await.unwrap().len(), BIG_LEN);
-    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 410);
+    assert_eq!(app.get(&link).await.status(), 410);
 
     // Cut off at 95 %, then clicked again to the end: almost two copies already, so no more.
     let (claims, link) = app.mint("big").await;
@@ -295,7 +281,7 @@ async fn second_fetch(on_redis: bool) {
     assert_eq!(clicked.body.len(), BIG_LEN);
     app.wait_for_head(&link, 410).await;
     assert_eq!(state(&app, &claims.jti).await, LinkState::Used);
-    let again = app.client.get(&link).send().await.unwrap();
+    let again = app.get(&link).await;
     assert_eq!(again.status(), 410);
 }
 

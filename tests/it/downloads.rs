@@ -16,12 +16,8 @@ async fn a_cut_off_download_can_be_resumed_with_range() {
         first.header("content-length"),
         Some(BIG_LEN.to_string().as_str())
     );
-    let etag = first.header("etag").unwrap().to_owned();
-    let got = first.body.clone();
-    drop(first);
-
     // The link survives the cut-off.
-    app.wait_for_head(&link, 200).await;
+    let (etag, got) = app.cut_off(first, &link).await;
 
     let rest = app.resume(&link, got.len(), &etag).await;
     assert_eq!(rest.status(), 206);
@@ -39,7 +35,7 @@ async fn a_cut_off_download_can_be_resumed_with_range() {
     assert_eq!(sha256(&whole), sha256(&expected));
 
     // The response that delivered the last byte spent the link.
-    let after = app.client.get(&link).send().await.unwrap();
+    let after = app.get(&link).await;
     assert_eq!(after.status(), 410);
     let log = app.wait_for_log(3).await;
     let outcomes: Vec<_> = log.iter().map(|e| e.outcome.as_str()).collect();
@@ -57,7 +53,7 @@ async fn attempts_run_out_after_the_configured_number_of_starts() {
         drop(partial);
         app.wait_for_head(&link, expected_after).await;
     }
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_eq!(response.status(), 410);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "link_used");
@@ -70,16 +66,16 @@ async fn a_second_download_while_one_is_in_flight_gets_409() {
     let first = PartialGet::start(&app, &link, &[], 64 * 1024).await;
     assert_eq!(first.status, 200);
 
-    let second = app.client.get(&link).send().await.unwrap();
+    let second = app.get(&link).await;
     assert_eq!(second.status(), 409);
     let body: serde_json::Value = second.json().await.unwrap();
     assert_eq!(body["error"], "download_in_progress");
-    let head = app.client.head(&link).send().await.unwrap();
+    let head = app.head(&link).await;
     assert_eq!(head.status(), 409, "HEAD tells what a GET would get now");
 
     drop(first);
     app.wait_for_head(&link, 200).await;
-    let third = app.client.get(&link).send().await.unwrap();
+    let third = app.get(&link).await;
     assert_eq!(third.status(), 200);
     assert_eq!(third.bytes().await.unwrap().len(), BIG_LEN);
 }
@@ -112,7 +108,7 @@ async fn head_never_consumes() {
     let app = TestApp::start().await;
     let (_, link) = app.mint("resume").await;
     for _ in 0..5 {
-        let head = app.client.head(&link).send().await.unwrap();
+        let head = app.head(&link).await;
         assert_eq!(head.status(), 200);
         assert_eq!(
             head.headers()["content-length"],
@@ -142,10 +138,9 @@ async fn head_never_consumes() {
     );
     assert_eq!(ranged.headers()["content-length"], "100");
 
-    let get = app.client.get(&link).send().await.unwrap();
-    assert_eq!(get.status(), 200);
-    assert_eq!(get.bytes().await.unwrap().len(), RESUME_LEN);
-    let head = app.client.head(&link).send().await.unwrap();
+    let get = app.get(&link).await;
+    assert_whole_resume(get).await;
+    let head = app.head(&link).await;
     assert_eq!(head.status(), 410);
 }
 
@@ -153,13 +148,7 @@ async fn head_never_consumes() {
 async fn a_range_short_of_the_end_counts_a_start_but_does_not_spend() {
     let app = TestApp::with(&[("DOCGATE_DOWNLOAD_ATTEMPTS", "2")]).await;
     let (claims, link) = app.mint("resume").await;
-    let part = app
-        .client
-        .get(&link)
-        .header("range", "bytes=0-99")
-        .send()
-        .await
-        .unwrap();
+    let part = app.get_range(&link, "bytes=0-99").await;
     assert_eq!(part.status(), 206);
     assert_eq!(part.bytes().await.unwrap().as_ref(), &content(1, 100)[..]);
     assert_eq!(
@@ -169,19 +158,13 @@ async fn a_range_short_of_the_end_counts_a_start_but_does_not_spend() {
         docgate::store::LinkState::Ready { started: 1 }
     );
     // The second (last) start delivers the last byte and spends the link.
-    let rest = app
-        .client
-        .get(&link)
-        .header("range", "bytes=100-")
-        .send()
-        .await
-        .unwrap();
+    let rest = app.get_range(&link, "bytes=100-").await;
     assert_eq!(rest.status(), 206);
     assert_eq!(
         rest.bytes().await.unwrap().as_ref(),
         &content(1, RESUME_LEN)[100..]
     );
-    assert_eq!(app.client.head(&link).send().await.unwrap().status(), 410);
+    assert_eq!(app.head(&link).await.status(), 410);
 }
 
 #[tokio::test]
@@ -205,13 +188,6 @@ async fn a_stale_if_range_gets_the_whole_document() {
 async fn several_ranges_get_the_whole_document() {
     let app = TestApp::start().await;
     let (_, link) = app.mint("resume").await;
-    let response = app
-        .client
-        .get(&link)
-        .header("range", "bytes=0-9,20-29")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    let response = app.get_range(&link, "bytes=0-9,20-29").await;
+    assert_whole_resume(response).await;
 }

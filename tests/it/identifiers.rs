@@ -4,9 +4,9 @@
 //! no address or client network as a bare hash anyone could recompute, and the keyed ids where
 //! they belong.
 
-use redis::Commands;
+use ::redis::{self, Commands};
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::*;
 
 const CLIENT: &str = "198.51.100.7";
@@ -79,13 +79,12 @@ async fn redis_holds_no_bare_hash_of_an_address_or_a_network() {
     let link = Mail::read(&mails[0]).link;
     // The confirm page's button: the completed link remembers the network it may be fetched
     // again from.
-    let response = crate::recipients::click(&app, &link)
+    let response = crate::support::probe::click(&app, &link)
         .header("x-forwarded-for", CLIENT)
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(response).await;
     app.wait_for_head(&link, 410).await;
 
     let stored = everything_in(&redis);

@@ -3,8 +3,8 @@
 //! their visitors' browsers ask for links, and an unmailed request answers exactly like a mailed
 //! one.
 
-use crate::metrics::scrape;
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
+use crate::support::scrape;
 use crate::support::{Mail, TestApp};
 
 const REQUESTS: &str = "/api/download-requests";

@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use crate::chrome::Browser;
+use crate::support::chrome::Browser;
 use crate::support::*;
 
 /// A page whose script, if it ran, would change the title and reach docgate's API.
@@ -67,7 +67,7 @@ async fn html_and_svg_served_inline_carry_the_sandbox_policy_on_every_download_r
         ("image", "image/svg+xml", IMAGE),
     ] {
         let (_, link) = app.mint(document).await;
-        let head = app.client.head(&link).send().await.unwrap();
+        let head = app.head(&link).await;
         let partial = app
             .client
             .get(&link)
@@ -78,7 +78,7 @@ async fn html_and_svg_served_inline_carry_the_sandbox_policy_on_every_download_r
         assert_eq!(partial.status(), 206, "{document}");
         let partial_headers = headers_of(&partial);
         assert_eq!(partial.bytes().await.unwrap(), body.as_bytes()[..10]);
-        let whole = app.client.get(&link).send().await.unwrap();
+        let whole = app.get(&link).await;
         assert_eq!(whole.status(), 200, "{document}");
         let whole_headers = headers_of(&whole);
         assert_eq!(whole.text().await.unwrap(), body);
@@ -129,7 +129,7 @@ async fn a_script_inside_a_served_html_document_does_not_run_in_a_browser() {
     // would be 415): none arrived. The page is loaded, so a script would have sent it by now;
     // a few looks bound the check.
     for _ in 0..5 {
-        let (_, series) = crate::metrics::scrape(&app).await;
+        let (_, series) = crate::support::scrape(&app).await;
         let asked: f64 = series
             .iter()
             .filter(|(name, _)| name.starts_with("docgate_link_requests_total"))

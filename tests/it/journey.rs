@@ -36,7 +36,7 @@ async fn ask_read_the_mail_download_once() {
         "the token travels by mail only"
     );
 
-    let response = app.client.get(&mail.link).send().await.unwrap();
+    let response = app.get(&mail.link).await;
     assert_eq!(response.status(), 200);
     let h = response.headers().clone();
     assert_eq!(h["content-type"], "application/pdf");
@@ -54,7 +54,7 @@ async fn ask_read_the_mail_download_once() {
     let bytes = response.bytes().await.unwrap();
     assert_eq!(sha256(&bytes), sha256(&content(1, RESUME_LEN)));
 
-    let again = app.client.get(&mail.link).send().await.unwrap();
+    let again = app.get(&mail.link).await;
     assert_eq!(again.status(), 410);
     let body: serde_json::Value = again.json().await.unwrap();
     assert_eq!(body["error"], "link_used");
@@ -110,14 +110,8 @@ async fn a_plain_html_form_post_works_too() {
 async fn non_ascii_filenames_follow_rfc_6266() {
     let app = TestApp::start().await;
     let link = app.link("visitor@example.org", "lebenslauf").await;
-    let response = app.client.get(&link).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-disposition"],
-        "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
-         filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
-    );
-    assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
+    let response = app.get(&link).await;
+    assert_lebenslauf(response).await;
 
     // curl -OJ reads only the plain `filename`, which is ASCII (RFC 6266 appendix D): it saves
     // the transliterated name. Browsers read `filename*` and save the exact one (browser.rs).
@@ -179,14 +173,11 @@ async fn health_and_readiness() {
     // The documents directory disappears: not ready once the last answer (cached for a second)
     // has aged, and the body names no path.
     std::fs::rename(app.path("documents"), app.path("moved")).unwrap();
-    let mut answer = app.readyz().await;
-    for _ in 0..30 {
-        if answer.0 != 200 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        answer = app.readyz().await;
-    }
+    let answer = eventually("readiness to notice", Duration::from_secs(5), || async {
+        let answer = app.readyz().await;
+        (answer.0 != 200).then_some(answer)
+    })
+    .await;
     let (status, body) = answer;
     assert_eq!(status, 503);
     let text = body.to_string();

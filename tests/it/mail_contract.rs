@@ -1,5 +1,5 @@
-//! The `Mailer` contract, written once and run against every implementation: the file outbox
-//! (embedded), the durable Redis queue with its SMTP sender, and direct SMTP. `send` answering
+//! The `Outbox` contract, written once and run against every implementation: the file outbox
+//! (embedded), the durable Redis queue with its SMTP sender, and direct SMTP. `submit` answering
 //! `Ok` means the mail reaches the recipient's server: one message, to the right address, with a
 //! genuine link to the right document in both parts and the subject naming the document.
 
@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docgate::config::{RedisConfig, Secret, SmtpConfig};
-use docgate::mail::direct::DirectSmtp;
-use docgate::mail::outbox::FileOutbox;
-use docgate::mail::queue::{RedisOutbox, Sender, SenderSettings};
-use docgate::mail::{Composer, LinkMail, Mailer, smtp};
+use docgate::mail::{Composer, LinkMail, smtp};
+use docgate::outbox::direct::Direct;
+use docgate::outbox::queue::{RedisOutbox, Sender, SenderSettings};
+use docgate::outbox::{Deliverer, Job, Outbox};
 use docgate::token::{Claims, TokenCodec};
 
-use crate::servers::RedisServer;
-use crate::smtp_server::SmtpSink;
-use crate::support::{Mail, SECRET, now, token_of};
+use crate::support::redis::RedisServer;
+use crate::support::smtp::SmtpSink;
+use crate::support::{Mail, SECRET, eventually, now, token_of};
 
 fn composer() -> Composer {
     Composer::new(
@@ -27,7 +27,7 @@ fn composer() -> Composer {
 }
 
 /// Sends two mails through `mailer` and checks what `delivered` finds.
-async fn mailer_contract(mailer: &dyn Mailer, delivered: impl Fn() -> Vec<PathBuf>) {
+async fn mailer_contract(mailer: &dyn Outbox, delivered: impl Fn() -> Vec<PathBuf>) {
     let codec = TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec()));
     let mut sent = Vec::new();
     for (to, doc, title) in [
@@ -36,25 +36,22 @@ async fn mailer_contract(mailer: &dyn Mailer, delivered: impl Fn() -> Vec<PathBu
     ] {
         let claims = Claims::new(doc, now(), 900);
         mailer
-            .send(&LinkMail {
+            .submit(&Job::Link(LinkMail {
                 to: to.parse().unwrap(),
                 claims: claims.clone(),
                 title: title.to_owned(),
                 size: Some(1_234_567),
-            })
+            }))
             .await
             .unwrap();
         sent.push((to, claims, title));
     }
 
-    let mut mails = Vec::new();
-    for _ in 0..200 {
-        mails = delivered();
-        if mails.len() >= sent.len() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    let mails = eventually("every message", Duration::from_secs(10), || async {
+        let mails = delivered();
+        (mails.len() >= sent.len()).then_some(mails)
+    })
+    .await;
     assert_eq!(mails.len(), sent.len(), "one message per send");
     let mails: Vec<Mail> = mails.iter().map(|p| Mail::read(p)).collect();
     for (to, claims, title) in sent {
@@ -82,7 +79,7 @@ fn eml_files(dir: &std::path::Path) -> Vec<PathBuf> {
 #[tokio::test]
 async fn the_file_outbox_meets_the_contract() {
     let dir = tempfile::tempdir().unwrap();
-    let outbox = FileOutbox::new(dir.path(), composer()).unwrap();
+    let outbox = Direct::new(Deliverer::files(dir.path(), composer()).unwrap());
     mailer_contract(&outbox, || eml_files(dir.path())).await;
 }
 
@@ -105,8 +102,7 @@ async fn the_redis_queue_with_its_sender_meets_the_contract() {
     let sender = Sender::new(
         outbox.clone(),
         redis::Client::open(redis.url()).unwrap(),
-        transport,
-        composer(),
+        Deliverer::smtp(transport, composer()),
         SenderSettings::default(),
     );
     let stop = tokio_util::sync::CancellationToken::new();
@@ -123,6 +119,6 @@ async fn direct_smtp_meets_the_contract() {
         url: Secret::new(sink.url().into_bytes()),
     })
     .unwrap();
-    let mailer = DirectSmtp::new(transport, composer());
+    let mailer = Direct::new(Deliverer::smtp(transport, composer()));
     mailer_contract(&mailer, || sink.messages()).await;
 }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use crate::servers::RedisServer;
-use crate::smtp_server::SmtpSink;
+use crate::support::redis::RedisServer;
+use crate::support::smtp::SmtpSink;
 use crate::support::*;
 
 fn settings<'a>(redis: &'a str, smtp: &'a str) -> Vec<(&'a str, &'a str)> {
@@ -26,17 +26,14 @@ async fn the_journey_with_mail_over_smtp() {
     assert_eq!(mail.subject, "Your download link for Jane Doe's resume");
     assert!(app.outbox().is_empty(), "no file outbox in SMTP mode");
 
-    let download = app.client.get(&mail.link).send().await.unwrap();
+    let download = app.get(&mail.link).await;
     assert_eq!(download.status(), 200);
     assert_eq!(
         sha256(&download.bytes().await.unwrap()),
         sha256(&content(1, RESUME_LEN))
     );
-    assert_eq!(
-        app.client.get(&mail.link).send().await.unwrap().status(),
-        410
-    );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(app.get(&mail.link).await.status(), 410);
+    mail_drained(&app).await;
     assert_eq!(sink.messages().len(), 1, "sent once");
 }
 
@@ -49,11 +46,16 @@ async fn with_smtp_down_the_request_is_accepted_and_mailed_once_it_is_back() {
 
     let response = app.request_link("visitor@example.org", "resume").await;
     assert_eq!(response.status(), 202, "queued durably, not sent yet");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The sender has met the outage: the mail waits for a retry.
+    eventually("a failed attempt", Duration::from_secs(15), || async {
+        let (_, series) = scrape(&app).await;
+        (series.get("docgate_mail_total{outcome=\"retried\"}") >= Some(&1.0)).then_some(())
+    })
+    .await;
     sink.restart();
     let mails = sink.delivered(1).await;
     let link = Mail::read(&mails[0]).link;
-    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 200);
+    assert_eq!(app.get(&link).await.status(), 200);
 }
 
 #[tokio::test]
@@ -73,7 +75,7 @@ async fn mail_queued_before_a_restart_is_delivered_once_after_it() {
     sink.restart();
     let second = TestApp::with(&settings(&redis_url, &smtp_url)).await;
     let mails = sink.delivered(3).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    mail_drained(&second).await;
     assert_eq!(sink.messages().len(), 3, "each mail once");
     let mut recipients: Vec<String> = mails.iter().map(|m| Mail::read(m).to).collect();
     recipients.sort();
@@ -89,7 +91,7 @@ async fn mail_queued_before_a_restart_is_delivered_once_after_it() {
     let link = Mail::read(&mails[0])
         .link
         .replace(&first.base, &second.base);
-    assert_eq!(second.client.get(&link).send().await.unwrap().status(), 200);
+    assert_eq!(second.get(&link).await.status(), 200);
 }
 
 #[tokio::test]
@@ -115,7 +117,7 @@ async fn without_redis_smtp_is_direct_and_a_refusal_is_503() {
 
 #[tokio::test]
 async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
-    use crate::s3_server::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
+    use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
     let redis = RedisServer::start();
     let sink = SmtpSink::start();
     let s3 = S3Server::start().await;
@@ -144,15 +146,9 @@ async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
     );
     let mail = Mail::read(&sink.delivered(1).await[0]);
     assert_eq!(mail.subject, "Your download link for Jürgen's Lebenslauf");
-    let response = app.client.get(&mail.link).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-disposition"],
-        "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
-         filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
-    );
-    assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
-    let again = app.client.get(&mail.link).send().await.unwrap();
+    let response = app.get(&mail.link).await;
+    assert_lebenslauf(response).await;
+    let again = app.get(&mail.link).await;
     assert_eq!(again.status(), 410);
     let (status, _) = app.readyz().await;
     assert_eq!(status, 200);
@@ -180,16 +176,12 @@ async fn an_operator_lists_and_retries_dead_letters_with_the_cli() {
         202
     );
 
-    let mut letters = String::new();
-    for _ in 0..100 {
+    let letters = eventually("a dead letter", Duration::from_secs(5), || async {
         let (code, out) = mail_cli(app.dir.path(), &redis_url, &["dead-letters"]);
         assert_eq!(code, 0);
-        if !out.is_empty() {
-            letters = out;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        (!out.is_empty()).then_some(out)
+    })
+    .await;
     let letter: serde_json::Value = serde_json::from_str(letters.lines().next().unwrap()).unwrap();
     assert_eq!(letter["cause"], "rejected");
     assert_eq!(letter["to"], "visitor@example.org");
@@ -205,10 +197,7 @@ async fn an_operator_lists_and_retries_dead_letters_with_the_cli() {
     assert_eq!(code, 0, "{out}");
     let mail = Mail::read(&sink.delivered(1).await[0]);
     assert_eq!(mail.to, "visitor@example.org");
-    assert_eq!(
-        app.client.get(&mail.link).send().await.unwrap().status(),
-        200
-    );
+    assert_eq!(app.get(&mail.link).await.status(), 200);
     let (code, _) = mail_cli(app.dir.path(), &redis_url, &["retry", &id]);
     assert_eq!(code, 65, "a dead letter is retried once");
 }

@@ -2,56 +2,24 @@
 //! (aiosmtpd), each on a free loopback port per test.
 
 use std::collections::HashSet;
-use std::future::Future;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use docgate::config::{Secret, SmtpConfig};
-use docgate::mail::queue::{RedisOutbox, Revival, Sender, SenderSettings};
 use docgate::mail::smtp::{self, Failure};
-use docgate::mail::{Composer, LinkMail, MailError, Mailer};
-use docgate::token::{Claims, TokenCodec};
+use docgate::mail::{LinkMail, MailError};
+use docgate::outbox::queue::{RedisOutbox, Revival, Sender, SenderSettings};
+use docgate::outbox::{Deliverer, Job, Outbox};
+use docgate::token::Claims;
 use lettre::AsyncTransport;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::servers::RedisServer;
-use crate::smtp_server::SmtpSink;
-use crate::support::{SECRET, now};
+use crate::support::mail::{PUBLIC_URL, codec, composer, settings, transport};
+use crate::support::redis::RedisServer;
+use crate::support::smtp::SmtpSink;
+use crate::support::{Mail, drained, eventually, now};
 
 const PREFIX: &str = "docgate:";
-const PUBLIC_URL: &str = "https://docs.example.com";
-
-/// Short waits, so retries and take-overs happen within a test's patience.
-fn settings() -> SenderSettings {
-    SenderSettings {
-        backoff_base: Duration::from_millis(100),
-        backoff_cap: Duration::from_millis(400),
-        block: Duration::from_millis(200),
-        claim_idle: Duration::from_secs(10),
-        delivery_timeout: Duration::from_secs(5),
-    }
-}
-
-fn codec() -> Arc<TokenCodec> {
-    Arc::new(TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec())))
-}
-
-fn composer() -> Composer {
-    Composer::new(
-        codec(),
-        PUBLIC_URL,
-        "Jane Doe <noreply@example.com>".parse().unwrap(),
-    )
-}
-
-fn transport(url: &str) -> smtp::SmtpTransport {
-    smtp::transport(&SmtpConfig {
-        url: Secret::new(url.as_bytes().to_vec()),
-    })
-    .unwrap()
-}
 
 async fn manager(redis: &RedisServer) -> ConnectionManager {
     let config = ConnectionManagerConfig::new()
@@ -98,8 +66,7 @@ impl Running {
         let sender = Sender::new(
             outbox.clone(),
             redis::Client::open(redis.url()).unwrap(),
-            transport(&sink.url()),
-            composer(),
+            Deliverer::smtp(transport(&sink.url()), composer()),
             settings,
         );
         let consumer = sender.consumer().to_owned();
@@ -132,22 +99,6 @@ impl Running {
     }
 }
 
-/// Polls `check` every 20 ms until it yields a value; panics after `limit`.
-async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 async fn wait_for_messages(sink: &SmtpSink, n: usize) {
     eventually(
         &format!("{n} delivered messages"),
@@ -157,45 +108,9 @@ async fn wait_for_messages(sink: &SmtpSink, n: usize) {
     .await;
 }
 
-/// A delivered message, parsed.
-struct Delivered {
-    from: String,
-    from_name: Option<String>,
-    to: String,
-    subject: String,
-    text: String,
-    html: String,
-    link: String,
-}
-
-fn read(path: &std::path::Path) -> Delivered {
-    let raw = std::fs::read(path).unwrap();
-    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
-    let from = message.from().unwrap().first().unwrap();
-    let text = message.body_text(0).unwrap().into_owned();
-    let start = text.find(PUBLIC_URL).expect("a link in the text part");
-    let link = text[start..].split_whitespace().next().unwrap().to_owned();
-    Delivered {
-        from: from.address().unwrap().to_owned(),
-        from_name: from.name().map(str::to_owned),
-        to: message
-            .to()
-            .unwrap()
-            .first()
-            .unwrap()
-            .address()
-            .unwrap()
-            .to_owned(),
-        subject: message.subject().unwrap().to_owned(),
-        html: message.body_html(0).unwrap().into_owned(),
-        text,
-        link,
-    }
-}
-
 /// The claims of a delivered message's link, verified with the shared secret.
 fn claims_of(path: &std::path::Path) -> Claims {
-    let delivered = read(path);
+    let delivered = Mail::read(path);
     let token = delivered.link.rsplit_once("/d/").unwrap().1;
     codec().verify(token, now()).unwrap()
 }
@@ -216,7 +131,7 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
     let sink = SmtpSink::start();
     let outbox = outbox(&redis).await;
     let mail = mail();
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
 
     // What the queue holds: what is needed to sign the link, not the link.
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
@@ -255,7 +170,7 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
 
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     wait_for_messages(&sink, 1).await;
-    let delivered = read(&sink.messages()[0]);
+    let delivered = Mail::read(&sink.messages()[0]);
     assert_eq!(delivered.from, "noreply@example.com");
     assert_eq!(delivered.from_name.as_deref(), Some("Jane Doe"));
     assert_eq!(delivered.to, "visitor@example.org");
@@ -273,7 +188,7 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
 
     // Delivered once, acknowledged and deleted: the stream holds only undelivered mail.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(sink.events(), ["rcpt 250", "data 250"]);
     let depth = outbox.queue_depth().await.unwrap();
@@ -290,7 +205,10 @@ async fn with_smtp_down_the_mail_is_queued_and_delivered_once_the_server_is_back
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
 
     let mail = mail();
-    outbox.send(&mail).await.expect("queued while SMTP is down");
+    outbox
+        .submit(&Job::Link(mail.clone()))
+        .await
+        .expect("queued while SMTP is down");
     // At least one attempt failed and the job waits for its retry.
     eventually("a failed attempt", Duration::from_secs(5), || async {
         let depth = outbox.queue_depth().await.unwrap();
@@ -308,7 +226,7 @@ async fn with_smtp_down_the_mail_is_queued_and_delivered_once_the_server_is_back
 
     sink.restart();
     wait_for_messages(&sink, 1).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1, "delivered once");
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     assert!(outbox.dead_letters(10).await.unwrap().is_empty());
@@ -323,7 +241,7 @@ async fn a_permanent_rejection_lands_in_the_dead_letters_and_an_operator_can_ret
     let outbox = outbox(&redis).await;
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     let mail = mail();
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
 
     let dead = eventually("a dead letter", Duration::from_secs(5), || async {
         outbox.dead_letters(10).await.unwrap().pop()
@@ -338,7 +256,7 @@ async fn a_permanent_rejection_lands_in_the_dead_letters_and_an_operator_can_ret
     assert_eq!(dead.exp, mail.claims.exp);
 
     // Not retried: a 5xx is final.
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert_eq!(sink.events(), ["rcpt 550"]);
     assert!(sink.messages().is_empty());
     let depth = outbox.queue_depth().await.unwrap();
@@ -351,7 +269,7 @@ async fn a_permanent_rejection_lands_in_the_dead_letters_and_an_operator_can_ret
         Revival::Queued
     );
     wait_for_messages(&sink, 1).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     assert!(outbox.dead_letters(10).await.unwrap().is_empty());
@@ -371,7 +289,7 @@ async fn a_transient_rejection_is_retried_with_backoff_until_accepted() {
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     let mail = mail();
     let started = Instant::now();
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
 
     eventually("three refused attempts", Duration::from_secs(5), || async {
         (sink.events().iter().filter(|e| *e == "data 451").count() >= 3).then_some(())
@@ -383,7 +301,7 @@ async fn a_transient_rejection_is_retried_with_backoff_until_accepted() {
 
     sink.control("");
     wait_for_messages(&sink, 1).await;
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     assert!(outbox.dead_letters(10).await.unwrap().is_empty());
@@ -403,7 +321,7 @@ async fn a_restart_mid_queue_delivers_each_mail_exactly_once() {
     for _ in 0..20 {
         let mail = mail();
         jtis.insert(mail.claims.jti.clone());
-        first.send(&mail).await.unwrap();
+        first.submit(&Job::Link(mail.clone())).await.unwrap();
     }
     let sender = Running::spawn(&first, &redis, &sink, settings());
     let consumer = sender.consumer.clone();
@@ -443,7 +361,7 @@ async fn a_restart_mid_queue_delivers_each_mail_exactly_once() {
     let sender = Running::spawn(&second, &redis, &sink, settings());
     wait_for_messages(&sink, 20).await;
     assert!(restarted.elapsed() < Duration::from_secs(8));
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&second).await;
     let delivered: Vec<Claims> = sink.messages().iter().map(|p| claims_of(p)).collect();
     assert_eq!(delivered.len(), 20, "each mail exactly once");
     let delivered_jtis: HashSet<_> = delivered.into_iter().map(|c| c.jti).collect();
@@ -463,7 +381,7 @@ async fn a_crashed_sender_s_mail_is_taken_over_and_delivered_once() {
     let first = outbox(&redis).await;
     let crashing = Running::spawn(&first, &redis, &sink, settings());
     let mail = mail();
-    first.send(&mail).await.unwrap();
+    first.submit(&Job::Link(mail.clone())).await.unwrap();
     eventually("the delivery to start", Duration::from_secs(5), || async {
         sink.events()
             .contains(&"rcpt-wait".to_owned())
@@ -491,7 +409,7 @@ async fn a_crashed_sender_s_mail_is_taken_over_and_delivered_once() {
         },
     );
     wait_for_messages(&sink, 1).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    drained(&second).await;
     assert_eq!(sink.messages().len(), 1, "delivered once");
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     assert_eq!(pending(&redis), 0);
@@ -506,7 +424,7 @@ async fn an_expired_link_is_not_mailed_but_dead_lettered() {
     let sink = SmtpSink::start();
     let outbox = outbox(&redis).await;
     let mail = mail_issued(now() - 120, 119);
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
 
     let dead = eventually("a dead letter", Duration::from_secs(5), || async {
@@ -534,7 +452,7 @@ async fn a_link_that_expires_while_its_mail_is_retried_is_not_sent() {
     let outbox = outbox(&redis).await;
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
     let mail = mail_issued(now(), 2);
-    outbox.send(&mail).await.unwrap();
+    outbox.submit(&Job::Link(mail.clone())).await.unwrap();
 
     let dead = eventually("a dead letter", Duration::from_secs(8), || async {
         outbox.dead_letters(10).await.unwrap().pop()
@@ -544,7 +462,7 @@ async fn a_link_that_expires_while_its_mail_is_retried_is_not_sent() {
     assert!(dead.attempts >= 1);
     assert!(sink.events().iter().any(|e| e == "rcpt 451"));
     sink.control("");
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&outbox).await;
     assert!(
         sink.messages().is_empty(),
         "an expired link is never mailed"
@@ -560,7 +478,7 @@ async fn with_redis_down_send_fails_quickly() {
     let outbox = outbox(&redis).await;
     redis.stop();
     let started = Instant::now();
-    let err = outbox.send(&mail()).await.unwrap_err();
+    let err = outbox.submit(&Job::Link(mail())).await.unwrap_err();
     assert!(matches!(err, MailError::Delivery(_)), "{err}");
     assert!(
         started.elapsed() < Duration::from_secs(5),
@@ -575,14 +493,27 @@ async fn the_sender_resumes_after_a_redis_outage() {
     let sink = SmtpSink::start();
     let outbox = outbox(&redis).await;
     let sender = Running::spawn(&outbox, &redis, &sink, settings());
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The sender has made its consumer group: the outage takes it away.
+    eventually(
+        "the sender's consumer group",
+        Duration::from_secs(5),
+        || async {
+            redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(format!("{PREFIX}mail:queue"))
+                .query::<Vec<redis::Value>>(&mut redis.client())
+                .is_ok_and(|groups| !groups.is_empty())
+                .then_some(())
+        },
+    )
+    .await;
     // The restarted server has lost everything, consumer group included.
     redis.restart();
     let mail = mail();
     eventually(
         "Redis to accept the mail again",
         Duration::from_secs(10),
-        || async { outbox.send(&mail).await.ok() },
+        || async { outbox.submit(&Job::Link(mail.clone())).await.ok() },
     )
     .await;
     // The sender backs off up to 10 s between failed rounds while Redis is down; on a loaded
@@ -593,7 +524,7 @@ async fn the_sender_resumes_after_a_redis_outage() {
         || async { (!sink.messages().is_empty()).then_some(()) },
     )
     .await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    drained(&outbox).await;
     assert_eq!(sink.messages().len(), 1);
     assert_eq!(claims_of(&sink.messages()[0]), mail.claims);
     sender.stop().await;

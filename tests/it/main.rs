@@ -1,11 +1,7 @@
 //! docgate's integration tests: one binary, one module per area. Every test starts its own server
-//! on a free loopback port and talks to it over real HTTP.
+//! on a free loopback port and talks to it over real HTTP. The harness (a docgate per test, the
+//! real Redis, SMTP, S3 and Chromium beside it) lives in [`support`].
 
-mod chrome;
-mod probe;
-mod s3_server;
-mod servers;
-mod smtp_server;
 mod support;
 
 mod admin;
@@ -16,11 +12,13 @@ mod copies;
 mod downloads;
 mod errors;
 mod hostile;
+mod http2;
 mod identifiers;
 mod inboxes;
 mod inert;
 mod journey;
 mod limits;
+mod link_errors;
 mod mail_contract;
 mod mail_http;
 mod mail_queue;
@@ -31,6 +29,7 @@ mod privacy;
 mod process;
 mod production;
 mod recipients;
+mod request_form;
 mod requestlog_contract;
 mod s3;
 mod scanner;

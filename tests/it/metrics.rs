@@ -4,34 +4,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::servers::RedisServer;
-use crate::smtp_server::SmtpSink;
-use crate::support::{Mail, RESUME_LEN, TestApp, token_of};
-
-/// Scrapes `/metrics` into `series → value` (`name{labels}` as written).
-pub async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
-    let response = app
-        .client
-        .get(format!("{}/metrics", app.admin_base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-type"]
-            .to_str()
-            .unwrap()
-            .starts_with("application/openmetrics-text"),
-    );
-    let text = response.text().await.unwrap();
-    let series = text
-        .lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .filter_map(|l| l.rsplit_once(' '))
-        .map(|(series, value)| (series.to_owned(), value.parse().unwrap()))
-        .collect();
-    (text, series)
-}
+use crate::support::redis::RedisServer;
+use crate::support::smtp::SmtpSink;
+use crate::support::{Mail, RESUME_LEN, TestApp, eventually, scrape, token_of};
 
 fn value(series: &BTreeMap<String, f64>, name: &str) -> f64 {
     series.get(name).copied().unwrap_or(0.0)
@@ -49,7 +24,7 @@ async fn a_journey_moves_each_counter_by_exactly_what_happened() {
     assert_eq!(refused.status(), 400);
     let body = app.download(&link).await;
     assert_eq!(body.len(), RESUME_LEN);
-    let used = app.client.get(&link).send().await.unwrap();
+    let used = app.get(&link).await;
     assert_eq!(used.status(), 410);
     let forged = app
         .client
@@ -60,15 +35,12 @@ async fn a_journey_moves_each_counter_by_exactly_what_happened() {
     assert_eq!(forged.status(), 400);
 
     // The download's end is recorded as its body finishes: wait for it, boundedly.
-    let mut after = BTreeMap::new();
-    let mut text = String::new();
-    for _ in 0..100 {
-        (text, after) = scrape(&app).await;
-        if value(&after, "docgate_downloads_total{outcome=\"completed\"}") > 0.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (text, after) = eventually("the download's end", Duration::from_secs(5), || async {
+        let (text, after) = scrape(&app).await;
+        (value(&after, "docgate_downloads_total{outcome=\"completed\"}") > 0.0)
+            .then_some((text, after))
+    })
+    .await;
     let expected = [
         ("docgate_link_requests_total{outcome=\"sent\"}", 1.0),
         (
@@ -144,11 +116,7 @@ async fn rate_limit_refusals_are_counted_by_limit() {
         app.request_link("same@example.org", "resume").await;
     }
     for _ in 0..2 {
-        app.client
-            .get(format!("{}/d/a.b.c", app.base))
-            .send()
-            .await
-            .unwrap();
+        app.get(&format!("{}/d/a.b.c", app.base)).await;
     }
     let (text, series) = scrape(&app).await;
     assert_eq!(
@@ -188,14 +156,11 @@ async fn store_object_and_mail_metrics_follow_a_production_journey() {
             .status(),
         202
     );
-    let mut series = BTreeMap::new();
-    for _ in 0..100 {
-        (_, series) = scrape(&app).await;
-        if value(&series, "docgate_mail_total{outcome=\"retried\"}") >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let series = eventually("a retried mail", Duration::from_secs(5), || async {
+        let (_, series) = scrape(&app).await;
+        (value(&series, "docgate_mail_total{outcome=\"retried\"}") >= 1.0).then_some(series)
+    })
+    .await;
     assert!(value(&series, "docgate_mail_total{outcome=\"retried\"}") >= 1.0);
     assert_eq!(value(&series, "docgate_mail_queue_depth"), 1.0);
     assert_eq!(value(&series, "docgate_mail_total{outcome=\"sent\"}"), 0.0);
@@ -205,20 +170,18 @@ async fn store_object_and_mail_metrics_follow_a_production_journey() {
     let mail = Mail::read(&sink.delivered(1).await[0]);
     // The delivery is counted when the server accepts it, and leaves the queue when Redis has
     // its acknowledgement, a moment later.
-    for _ in 0..100 {
-        (_, series) = scrape(&app).await;
-        if value(&series, "docgate_mail_total{outcome=\"sent\"}") >= 1.0
-            && value(&series, "docgate_mail_queue_depth") == 0.0
-        {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let series = eventually("the delivery counted", Duration::from_secs(5), || async {
+        let (_, series) = scrape(&app).await;
+        (value(&series, "docgate_mail_total{outcome=\"sent\"}") >= 1.0
+            && value(&series, "docgate_mail_queue_depth") == 0.0)
+            .then_some(series)
+    })
+    .await;
     assert_eq!(value(&series, "docgate_mail_total{outcome=\"sent\"}"), 1.0);
     assert_eq!(value(&series, "docgate_mail_queue_depth"), 0.0);
     assert_eq!(value(&series, "docgate_mail_dead_letters"), 0.0);
 
-    let body = app.client.get(&mail.link).send().await.unwrap();
+    let body = app.get(&mail.link).await;
     assert_eq!(body.bytes().await.unwrap().len(), RESUME_LEN);
     let (text, series) = scrape(&app).await;
     for operation in ["insert", "claim", "complete"] {
@@ -236,7 +199,7 @@ async fn store_object_and_mail_metrics_follow_a_production_journey() {
 
     // Redis gone: requests fail closed, and each failure is counted.
     redis.stop();
-    let refused = app.client.get(&mail.link).send().await.unwrap();
+    let refused = app.get(&mail.link).await;
     assert_eq!(refused.status(), 503);
     let (text, series) = scrape(&app).await;
     let errors: f64 = series

@@ -1,226 +1,34 @@
 //! Owner notifications of completed downloads, with real parts: docgate over real HTTP, a real
-//! `redis-server` and SMTP server (aiosmtpd), and a webhook receiver that is a small hyper server
-//! on a loopback port, which checks each request's signature with the shared secret.
+//! `redis-server` and SMTP server (aiosmtpd), and a webhook receiver (`support::webhook`) that
+//! checks each request's signature with the shared secret.
 
-use std::convert::Infallible;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
-use bytes::Bytes;
-use docgate::config::{Secret, SmtpConfig, WebhookConfig};
-use docgate::mail::direct::DirectSmtp;
-use docgate::mail::queue::{RedisOutbox, Revival, Sender, SenderSettings};
-use docgate::mail::{Composer, Mailer, smtp};
+use docgate::config::Secret;
 use docgate::metrics::Metrics;
+use docgate::notify::Download;
 use docgate::notify::webhook::Webhook;
-use docgate::notify::{Download, Notice};
-use docgate::token::{Claims, TokenCodec};
-use http::{Request, Response};
-use http_body_util::{BodyExt, Full};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use docgate::outbox::direct::Direct;
+use docgate::outbox::queue::{RedisOutbox, Revival, Sender};
+use docgate::outbox::{Deliverer, Job, Outbox};
+use docgate::token::Claims;
 use serde_json::Value;
-use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::servers::{RedisServer, free_port};
-use crate::smtp_server::SmtpSink;
+use crate::support::binary::Docgate;
+use crate::support::mail::{codec, composer, settings, transport};
+use crate::support::smtp::SmtpSink;
+use crate::support::webhook::{HOOK_SECRET, HOOK_TOKEN, Receiver};
 use crate::support::{
-    BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, fixture_env, now, token_of,
-    write_fixtures,
+    BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, assert_whole_resume, drained,
+    drained_at, eventually, fixture_env, now, token_of, write_fixtures,
 };
+use crate::support::{free_port, redis::RedisServer};
 
-/// Signs the webhook's requests.
-const HOOK_SECRET: &str = "hook-secret-0123456789abcdef0123456789";
-/// A token in the webhook's URL, as receivers often use: it must never be logged.
-const HOOK_TOKEN: &str = "hook-url-token-5f1c";
 const VISITOR: &str = "visitor@example.org";
 const OWNER: &str = "owner@example.com";
-
-// ---------------------------------------------------------------------------------------------
-// The webhook receiver.
-
-/// One request the receiver got.
-#[derive(Debug, Clone)]
-struct Received {
-    path_and_query: String,
-    headers: http::HeaderMap,
-    body: Vec<u8>,
-    at: Instant,
-}
-
-impl Received {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_else(|| panic!("no {name} header"))
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap()
-    }
-
-    /// Checks `Docgate-Signature` against the body with the shared secret (aws-lc-rs's HMAC, not
-    /// docgate's code) and that it was signed just now; returns its timestamp.
-    fn verify(&self) -> u64 {
-        let signature = self.header("docgate-signature");
-        let (t, v1) = signature
-            .split_once(',')
-            .and_then(|(t, v1)| Some((t.strip_prefix("t=")?, v1.strip_prefix("v1=")?)))
-            .unwrap_or_else(|| panic!("malformed signature {signature:?}"));
-        let tag: Vec<u8> = (0..v1.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&v1[i..i + 2], 16).unwrap())
-            .collect();
-        let mut signed = format!("{t}.").into_bytes();
-        signed.extend_from_slice(&self.body);
-        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, HOOK_SECRET.as_bytes());
-        aws_lc_rs::hmac::verify(&key, &signed, &tag).expect("the signature verifies");
-        let t: u64 = t.parse().unwrap();
-        assert!(now().abs_diff(t) <= 30, "signed at {t}, now {}", now());
-        t
-    }
-}
-
-/// A webhook receiver answering `statuses` in turn, then `200`.
-struct Receiver {
-    url: String,
-    received: Arc<Mutex<Vec<Received>>>,
-    task: JoinHandle<()>,
-}
-
-impl Receiver {
-    async fn start(statuses: &[u16]) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
-        let statuses: Arc<Vec<u16>> = Arc::new(statuses.to_vec());
-        let seen = received.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let seen = seen.clone();
-                let statuses = statuses.clone();
-                let service = service_fn(move |req: Request<Incoming>| {
-                    let seen = seen.clone();
-                    let statuses = statuses.clone();
-                    async move {
-                        let (parts, body) = req.into_parts();
-                        let body = body.collect().await.unwrap().to_bytes().to_vec();
-                        let n = {
-                            let mut seen = seen.lock().unwrap();
-                            seen.push(Received {
-                                path_and_query: parts
-                                    .uri
-                                    .path_and_query()
-                                    .map(ToString::to_string)
-                                    .unwrap_or_default(),
-                                headers: parts.headers,
-                                body,
-                                at: Instant::now(),
-                            });
-                            seen.len()
-                        };
-                        let status = statuses.get(n - 1).copied().unwrap_or(200);
-                        Ok::<_, Infallible>(
-                            Response::builder()
-                                .status(status)
-                                .body(Full::new(Bytes::from_static(b"thanks")))
-                                .unwrap(),
-                        )
-                    }
-                });
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        Self {
-            url: format!("http://{addr}/hooks/docgate?token={HOOK_TOKEN}"),
-            received,
-            task,
-        }
-    }
-
-    fn received(&self) -> Vec<Received> {
-        self.received.lock().unwrap().clone()
-    }
-
-    /// Waits (bounded) for `n` requests.
-    async fn wait_for(&self, n: usize) -> Vec<Received> {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let received = self.received();
-            if received.len() >= n {
-                return received;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{n} webhook requests never came; got {}",
-                received.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn config(&self) -> WebhookConfig {
-        WebhookConfig {
-            url: self.url.parse().unwrap(),
-            secret: Secret::new(HOOK_SECRET.as_bytes().to_vec()),
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// The real binary, its logs in a file.
-
-/// A `docgate serve` child process, killed on drop; its stderr (JSON logs at `debug`) goes to a
-/// file, read whole by [`Child::logs`].
-struct Child {
-    child: std::process::Child,
-    logs: std::path::PathBuf,
-}
-
-impl Child {
-    fn spawn(dir: &std::path::Path, env: &[(String, String)]) -> Self {
-        let logs = dir.join("stderr.log");
-        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_docgate"));
-        command
-            .arg("serve")
-            .current_dir(dir)
-            .env_clear()
-            .envs(env.iter().map(|(k, v)| (k, v)))
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::fs::File::create(&logs).unwrap());
-        Self {
-            child: command.spawn().expect("the docgate binary starts"),
-            logs,
-        }
-    }
-
-    fn logs(&self) -> String {
-        std::fs::read_to_string(&self.logs).unwrap_or_default()
-    }
-}
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
@@ -254,18 +62,6 @@ fn notice_mails(paths: &[std::path::PathBuf]) -> Vec<NoticeMail> {
         .collect()
 }
 
-fn codec() -> TokenCodec {
-    TokenCodec::single(&Secret::new(SECRET.as_bytes().to_vec()))
-}
-
-fn composer() -> Composer {
-    Composer::new(
-        Arc::new(codec()),
-        "https://docs.example.com",
-        "Jane Doe <noreply@example.com>".parse().unwrap(),
-    )
-}
-
 fn download() -> Download {
     Download {
         event_id: docgate::token::new_jti(),
@@ -275,17 +71,6 @@ fn download() -> Download {
         email: Some(VISITOR.to_owned()),
         downloaded_at: now(),
         client_ip: IpAddr::from([192, 0, 2, 7]),
-    }
-}
-
-/// Short waits, so retries happen within a test's patience.
-fn settings() -> SenderSettings {
-    SenderSettings {
-        backoff_base: Duration::from_millis(100),
-        backoff_cap: Duration::from_millis(400),
-        block: Duration::from_millis(200),
-        claim_idle: Duration::from_secs(10),
-        delivery_timeout: Duration::from_secs(5),
     }
 }
 
@@ -311,18 +96,52 @@ async fn queue(
     let sender = Sender::new(
         outbox.clone(),
         redis::Client::open(redis.url()).unwrap(),
-        smtp::transport(&SmtpConfig {
-            url: Secret::new(sink.url().into_bytes()),
-        })
-        .unwrap(),
-        composer(),
+        Deliverer::smtp(transport(&sink.url()), composer())
+            .with_webhook(webhook)
+            .with_metrics(metrics),
         settings(),
-    )
-    .with_webhook(webhook)
-    .with_metrics(metrics);
+    );
     let stop = tokio_util::sync::CancellationToken::new();
     let task = tokio::spawn(sender.run(stop.clone().cancelled_owned()));
     (outbox, stop, task)
+}
+
+/// A webhook notice queued in Redis, its sender running, the receiver answering `statuses` first.
+struct HookQueue {
+    _redis: RedisServer,
+    sink: SmtpSink,
+    receiver: Receiver,
+    metrics: Arc<Metrics>,
+    outbox: RedisOutbox,
+    stop: tokio_util::sync::CancellationToken,
+    task: JoinHandle<()>,
+    download: Download,
+}
+
+impl HookQueue {
+    async fn notify(statuses: &[u16]) -> Self {
+        let redis = RedisServer::start();
+        let sink = SmtpSink::start();
+        let receiver = Receiver::start(statuses).await;
+        let metrics = Arc::new(Metrics::new());
+        let webhook = Webhook::new(&receiver.config()).unwrap();
+        let (outbox, stop, task) = queue(&redis, &sink, Some(webhook), metrics.clone()).await;
+        let download = download();
+        outbox
+            .submit(&Job::Webhook(download.clone()))
+            .await
+            .unwrap();
+        Self {
+            _redis: redis,
+            sink,
+            receiver,
+            metrics,
+            outbox,
+            stop,
+            task,
+            download,
+        }
+    }
 }
 
 fn series(metrics: &Metrics, name: &str) -> f64 {
@@ -366,22 +185,11 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         env.retain(|(name, _)| name != k);
         env.push((k.to_owned(), v));
     }
-    let docgate = Child::spawn(dir.path(), &env);
+    let mut docgate = Docgate::spawn(dir.path(), env.clone(), &["serve"]);
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while client
-        .get(format!("{base}/healthz"))
-        .send()
-        .await
-        .map_or(true, |r| r.status() != 200)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "docgate did not start:\n{}",
-            docgate.logs()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    docgate.serving(Duration::from_secs(20)).await;
+    let health = client.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
 
     // The link mail, with the document's size and the expiry in words.
     let asked = client
@@ -418,7 +226,7 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         "no second copy of the address: {keys:?}"
     );
     let token_fields: Vec<String> = redis::cmd("HVALS")
-        .arg(format!("docgate:token:{}", claims.jti))
+        .arg(format!("docgate:token:{}", claims.jti.as_str()))
         .query(&mut conn)
         .unwrap();
     assert!(
@@ -428,8 +236,7 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
 
     let started = now();
     let body = client.get(&mail.link).send().await.unwrap();
-    assert_eq!(body.status(), 200);
-    assert_eq!(body.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(body).await;
 
     // The owner's mail, through the same queue and SMTP server.
     let delivered = sink.delivered(2).await;
@@ -444,7 +251,7 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         "Document: Jane Doe's resume (resume)",
         &format!("Link requested by: {VISITOR}"),
         "Downloaded from: 127.0.0.1",
-        &format!("Link id: {}", claims.jti),
+        &format!("Link id: {}", claims.jti.as_str()),
         " UTC",
     ] {
         assert!(
@@ -483,8 +290,8 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         "{at}"
     );
 
-    // One notice each, not more, and counted.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // One notice each, not more, and counted: nothing is left in the queue to send.
+    drained_at(&client, &format!("http://127.0.0.1:{admin_port}")).await;
     assert_eq!(receiver.received().len(), 1);
     assert_eq!(sink.messages().len(), 2);
     let metrics = client
@@ -505,7 +312,7 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
 
     // None of the addresses, the webhook's URL token or its secret reached the logs, which did
     // capture the journey.
-    let logs = docgate.logs();
+    let logs = docgate.stderr.text();
     assert!(logs.contains("download notice queued"), "{logs}");
     assert!(logs.contains("mail delivered"), "{logs}");
     for secret in [
@@ -524,79 +331,62 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
 
 #[tokio::test]
 async fn a_webhook_answering_500_twice_is_retried_with_backoff_until_it_answers_200() {
-    let redis = RedisServer::start();
-    let sink = SmtpSink::start();
-    let receiver = Receiver::start(&[500, 500]).await;
-    let metrics = Arc::new(Metrics::new());
-    let webhook = Webhook::new(&receiver.config()).unwrap();
-    let (outbox, stop, task) = queue(&redis, &sink, Some(webhook), metrics.clone()).await;
-
-    let download = download();
-    outbox
-        .notify(&Notice::Webhook(download.clone()))
-        .await
-        .unwrap();
-    let received = receiver.wait_for(3).await;
+    let queued = HookQueue::notify(&[500, 500]).await;
+    let received = queued.receiver.wait_for(3).await;
     // Every attempt is signed anew, and carries the same event id.
     for hook in &received {
         hook.verify();
-        assert_eq!(hook.header("docgate-event-id"), download.event_id);
-        assert_eq!(hook.json()["jti"], download.jti.as_str());
+        assert_eq!(hook.header("docgate-event-id"), queued.download.event_id);
+        assert_eq!(hook.json()["jti"], queued.download.jti.as_str());
     }
     // Waits of 100 ms, then 200 ms, between the attempts.
     assert!(received[1].at - received[0].at >= Duration::from_millis(100));
     assert!(received[2].at - received[1].at >= Duration::from_millis(200));
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    drained(&queued.outbox).await;
     assert_eq!(
-        receiver.received().len(),
+        queued.receiver.received().len(),
         3,
         "delivered once: no more attempts"
     );
-    let depth = outbox.queue_depth().await.unwrap();
+    let depth = queued.outbox.queue_depth().await.unwrap();
     assert_eq!((depth.queued, depth.retrying, depth.dead), (0, 0, 0));
-    assert!(sink.messages().is_empty(), "a webhook notice is no mail");
+    assert!(
+        queued.sink.messages().is_empty(),
+        "a webhook notice is no mail"
+    );
     for (outcome, n) in [("retried", 2.0), ("sent", 1.0), ("dead_lettered", 0.0)] {
         let name =
             format!("docgate_notifications_total{{channel=\"webhook\",outcome=\"{outcome}\"}}");
-        assert_eq!(series(&metrics, &name), n, "{name}");
+        assert_eq!(series(&queued.metrics, &name), n, "{name}");
     }
-    stop.cancel();
-    task.await.unwrap();
+    queued.stop.cancel();
+    queued.task.await.unwrap();
 }
 
 #[tokio::test]
 async fn a_webhook_answering_400_is_dead_lettered_at_once_and_an_operator_can_retry_it() {
-    let redis = RedisServer::start();
-    let sink = SmtpSink::start();
-    let receiver = Receiver::start(&[400]).await;
-    let metrics = Arc::new(Metrics::new());
-    let webhook = Webhook::new(&receiver.config()).unwrap();
-    let (outbox, stop, task) = queue(&redis, &sink, Some(webhook), metrics.clone()).await;
-
-    let download = download();
-    outbox
-        .notify(&Notice::Webhook(download.clone()))
-        .await
-        .unwrap();
-    let dead = loop {
-        if let Some(dead) = outbox.dead_letters(10).await.unwrap().pop() {
-            break dead;
-        }
-        assert!(receiver.received().len() <= 1);
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let queued = HookQueue::notify(&[400]).await;
+    let dead = eventually(
+        "the webhook's dead letter",
+        Duration::from_secs(10),
+        || async {
+            assert!(queued.receiver.received().len() <= 1);
+            queued.outbox.dead_letters(10).await.unwrap().pop()
+        },
+    )
+    .await;
     assert_eq!(dead.kind, "webhook");
     assert_eq!(dead.cause, "rejected");
     assert_eq!(dead.detail, "the webhook answered HTTP 400");
     assert_eq!(dead.attempts, 1);
-    assert_eq!(dead.jti, download.jti);
+    assert_eq!(dead.jti, queued.download.jti);
     assert_eq!(dead.email.as_deref(), Some(VISITOR));
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    assert_eq!(receiver.received().len(), 1, "a 400 is not retried");
+    drained(&queued.outbox).await;
+    assert_eq!(queued.receiver.received().len(), 1, "a 400 is not retried");
     assert_eq!(
         series(
-            &metrics,
+            &queued.metrics,
             "docgate_notifications_total{channel=\"webhook\",outcome=\"dead_lettered\"}"
         ),
         1.0
@@ -605,17 +395,20 @@ async fn a_webhook_answering_400_is_dead_lettered_at_once_and_an_operator_can_re
     // The receiver is fixed (it answers 200 from now on): the operator queues the notice again,
     // and it arrives with its original event id.
     assert_eq!(
-        outbox.retry_dead_letter(&dead.id).await.unwrap(),
+        queued.outbox.retry_dead_letter(&dead.id).await.unwrap(),
         Revival::Queued
     );
-    let received = receiver.wait_for(2).await;
+    let received = queued.receiver.wait_for(2).await;
     received[1].verify();
-    assert_eq!(received[1].header("docgate-event-id"), download.event_id);
+    assert_eq!(
+        received[1].header("docgate-event-id"),
+        queued.download.event_id
+    );
     assert_eq!(received[1].body, received[0].body);
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    assert!(outbox.dead_letters(10).await.unwrap().is_empty());
-    stop.cancel();
-    task.await.unwrap();
+    drained(&queued.outbox).await;
+    assert!(queued.outbox.dead_letters(10).await.unwrap().is_empty());
+    queued.stop.cancel();
+    queued.task.await.unwrap();
 }
 
 #[tokio::test]
@@ -637,34 +430,25 @@ async fn without_a_queue_an_interrupted_or_partial_download_tells_nobody_and_a_c
     drop(partial);
     app.wait_for_head(&link, 200).await;
     // A range short of the end.
-    let range = app
-        .client
-        .get(&link)
-        .header("range", "bytes=0-99")
-        .send()
-        .await
-        .unwrap();
+    let range = app.get_range(&link, "bytes=0-99").await;
     assert_eq!(range.status(), 206);
     assert_eq!(range.bytes().await.unwrap().len(), 100);
     let log = app.wait_for_log(3).await;
     let mut outcomes: Vec<&str> = log.iter().map(|e| e.outcome.as_str()).collect();
     outcomes.sort_unstable();
     assert_eq!(outcomes, ["interrupted", "partial", "sent"]);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    app.idle().await;
     assert_eq!(app.outbox().len(), mails, "no notice mail");
     assert!(receiver.received().is_empty(), "no webhook call");
 
     // Completed: the owner's mail is written to the outbox, and the webhook, answering 503 at
     // first, is called again a second later.
     assert_eq!(app.download(&link).await.len(), BIG_LEN);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let notices = loop {
+    let notices = eventually("the owner's notice", Duration::from_secs(10), || async {
         let notices = notice_mails(&app.outbox());
-        if !notices.is_empty() || Instant::now() > deadline {
-            break notices;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+        (!notices.is_empty()).then_some(notices)
+    })
+    .await;
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].subject, "A big file was downloaded");
     assert!(
@@ -684,12 +468,11 @@ async fn without_a_queue_an_interrupted_or_partial_download_tells_nobody_and_a_c
         received[1].header("docgate-event-id")
     );
     // Counted once the delivery returned, just after the receiver answered.
-    let deadline = Instant::now() + Duration::from_secs(5);
     let sent = "docgate_notifications_total{channel=\"webhook\",outcome=\"sent\"}";
-    while series(&app.app.metrics, sent) < 1.0 {
-        assert!(Instant::now() < deadline, "{sent} never counted");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    eventually(sent, Duration::from_secs(5), || async {
+        (series(&app.app.metrics, sent) >= 1.0).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -712,14 +495,10 @@ async fn a_link_minted_without_an_address_is_reported_with_the_address_unknown()
 #[tokio::test]
 async fn direct_smtp_sends_the_owner_s_mail() {
     let sink = SmtpSink::start();
-    let transport = smtp::transport(&SmtpConfig {
-        url: Secret::new(sink.url().into_bytes()),
-    })
-    .unwrap();
-    let mailer = DirectSmtp::new(transport, composer());
+    let mailer = Direct::new(Deliverer::smtp(transport(&sink.url()), composer()));
     let download = download();
     mailer
-        .notify(&Notice::OwnerMail {
+        .submit(&Job::OwnerMail {
             to: OWNER.parse().unwrap(),
             download: download.clone(),
         })

@@ -10,7 +10,7 @@ use docgate::objects::{CHUNK_SIZE, Object, ObjectError, ObjectSource};
 use docgate::range::{ByteRange, RangeRequest, Unsatisfiable};
 use futures_util::TryStreamExt;
 
-use crate::s3_server::S3Server;
+use crate::support::s3::S3Server;
 use crate::support::{content, sha256};
 
 /// The key of the known object.
@@ -128,20 +128,27 @@ async fn range_beyond_the_end_is_unsatisfiable(source: &dyn ObjectSource, bytes:
 }
 
 async fn if_range_with_its_own_etag_applies_the_range(source: &dyn ObjectSource, bytes: &[u8]) {
-    let etag = source.head(KEY).await.unwrap().etag;
+    assert_if_range_applies(source, KEY, bytes, "bytes=100-199", 100, 199).await;
+}
+
+/// `If-Range` with the current ETag of the object at `key`: the range `spec` (`start..=end`) of
+/// its `bytes` is served.
+pub async fn assert_if_range_applies(
+    source: &dyn ObjectSource,
+    key: &str,
+    bytes: &[u8],
+    spec: &str,
+    start: u64,
+    end: u64,
+) {
+    let etag = source.head(key).await.unwrap().etag;
     let object = source
-        .open(KEY, Some(&range("bytes=100-199", Some(&etag))))
+        .open(key, Some(&range(spec, Some(&etag))))
         .await
         .unwrap();
-    assert_eq!(
-        object.range,
-        Some(ByteRange {
-            start: 100,
-            end: 199
-        })
-    );
+    assert_eq!(object.range, Some(ByteRange { start, end }));
     assert_eq!(object.meta.etag, etag);
-    assert_eq!(read_all(object).await, bytes[100..200]);
+    assert_eq!(read_all(object).await, bytes[start as usize..=end as usize]);
 }
 
 async fn if_range_with_another_etag_gives_the_whole_object(
@@ -172,7 +179,17 @@ async fn if_range_with_another_etag_gives_the_whole_object(
 }
 
 async fn missing_key_is_not_found(source: &dyn ObjectSource, _bytes: &[u8]) {
-    for key in ["contract/missing.pdf", "missing.pdf"] {
+    assert_not_found(
+        source,
+        &["contract/missing.pdf", "missing.pdf"],
+        "bytes=0-9",
+    )
+    .await;
+}
+
+/// Each of `keys` is not found, whether headed, opened, or opened for the range `spec`.
+pub async fn assert_not_found(source: &dyn ObjectSource, keys: &[&str], spec: &str) {
+    for key in keys {
         assert!(
             matches!(source.head(key).await, Err(ObjectError::NotFound)),
             "{key}"
@@ -183,7 +200,7 @@ async fn missing_key_is_not_found(source: &dyn ObjectSource, _bytes: &[u8]) {
         );
         assert!(
             matches!(
-                source.open(key, Some(&range("bytes=0-9", None))).await,
+                source.open(key, Some(&range(spec, None))).await,
                 Err(ObjectError::NotFound)
             ),
             "{key}"

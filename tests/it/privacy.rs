@@ -11,8 +11,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::admin::{TOKEN, call, json_of};
-use crate::servers::RedisServer;
-use crate::support::{RESUME_LEN, TestApp, cli, now};
+use crate::support::redis::RedisServer;
+use crate::support::{RESUME_LEN, TestApp, cli, eventually, now};
 
 const REQUESTS: &str = "/api/download-requests";
 
@@ -30,14 +30,15 @@ async fn ask(app: &TestApp, body: Value) -> (u16, Value) {
 /// recorded just after their response ends).
 async fn wait_for_person(app: &TestApp, email: &str, n: usize) -> Vec<Entry> {
     let owner = owner_id(email);
-    for _ in 0..200 {
-        let entries = app.app.backends.requests.person(&owner).await.unwrap();
-        if entries.len() >= n {
-            return entries;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("{email} never had {n} entries");
+    eventually(
+        &format!("{n} entries of {email}"),
+        Duration::from_secs(5),
+        || async {
+            let entries = app.app.backends.requests.person(&owner).await.unwrap();
+            (entries.len() >= n).then_some(entries)
+        },
+    )
+    .await
 }
 
 /// The emails of the rows `GET /admin/requests` shows.
@@ -77,16 +78,16 @@ async fn consent_is_required_when_a_privacy_notice_is_set() {
     assert_eq!(status, 202, "{answer}");
     // A plain HTML form's checked checkbox posts `on`.
     let response = app
-        .client
-        .post(format!("{}{REQUESTS}", app.base))
-        .form(&[
-            ("email", "joe@example.org"),
-            ("document", "resume"),
-            ("consent", "on"),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            REQUESTS,
+            &[
+                ("email", "joe@example.org"),
+                ("document", "resume"),
+                ("consent", "on"),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(response.status(), 202);
     assert_eq!(app.outbox().len(), 2);
 
@@ -157,17 +158,17 @@ async fn names_and_companies_are_checked_and_shown_to_the_owner() {
     .await;
     assert_eq!(status, 202);
     let response = app
-        .client
-        .post(format!("{}{REQUESTS}", app.base))
-        .form(&[
-            ("email", "joe@example.org"),
-            ("document", "resume"),
-            ("name", "Joe"),
-            ("company", ""),
-        ])
-        .send()
-        .await
-        .unwrap();
+        .post_form(
+            REQUESTS,
+            &[
+                ("email", "joe@example.org"),
+                ("document", "resume"),
+                ("name", "Joe"),
+                ("company", ""),
+            ],
+            &[],
+        )
+        .await;
     assert_eq!(response.status(), 202);
 
     let rows = request_rows(&app).await;
@@ -496,14 +497,11 @@ async fn entries_past_retention_are_deleted_at_startup() {
         ("DOCGATE_REQUEST_LOG_RETENTION", "365d"),
     ])
     .await;
-    let mut left = Vec::new();
-    for _ in 0..200 {
-        left = app.app.backends.requests.recent(10, 0).await.unwrap();
-        if left.len() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let left = eventually("the sweep at startup", Duration::from_secs(5), || async {
+        let left = app.app.backends.requests.recent(10, 0).await.unwrap();
+        (left.len() == 1).then_some(left)
+    })
+    .await;
     assert_eq!(left, [recent]);
     assert!(!std::fs::read_to_string(&path).unwrap().contains("old@"));
 }

@@ -4,7 +4,10 @@
 
 use std::time::{Duration, Instant};
 
-use crate::servers::RedisServer;
+// The client crate, not `support::redis`.
+use ::redis;
+
+use crate::support::redis::RedisServer;
 use crate::support::*;
 
 async fn on_redis(server: &RedisServer) -> TestApp {
@@ -22,7 +25,7 @@ async fn the_journey_works_on_redis() {
     let exists: i64 = redis::cmd("EXISTS").arg(&key).query(&mut redis).unwrap();
     assert_eq!(exists, 1, "the link is recorded under its documented key");
 
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_eq!(response.status(), 200);
     assert_eq!(
         sha256(&response.bytes().await.unwrap()),
@@ -30,7 +33,7 @@ async fn the_journey_works_on_redis() {
     );
     let exists: i64 = redis::cmd("EXISTS").arg(&key).query(&mut redis).unwrap();
     assert_eq!(exists, 0, "a spent link has no key");
-    let again = app.client.get(&link).send().await.unwrap();
+    let again = app.get(&link).await;
     assert_eq!(again.status(), 410);
     let body: serde_json::Value = again.json().await.unwrap();
     assert_eq!(body["error"], "link_used");
@@ -54,7 +57,7 @@ async fn del_revokes_at_once_and_cuts_a_download_in_flight() {
         .unwrap();
     assert_eq!(deleted, 2);
 
-    let response = app.client.get(&idle_link).send().await.unwrap();
+    let response = app.get(&idle_link).await;
     assert_eq!(response.status(), 410);
     let body: serde_json::Value = response.json().await.unwrap();
     assert_eq!(body["error"], "link_revoked");
@@ -67,7 +70,7 @@ async fn del_revokes_at_once_and_cuts_a_download_in_flight() {
     let elapsed = started.elapsed();
     assert!(download.body.len() < BIG_LEN, "read {read} more bytes");
     assert!(elapsed < Duration::from_secs(4), "cut after {elapsed:?}");
-    let head = app.client.head(&busy_link).send().await.unwrap();
+    let head = app.head(&busy_link).await;
     assert_eq!(head.status(), 410);
 }
 
@@ -78,7 +81,7 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
     let (_, link) = app.mint("resume").await;
     server.stop();
 
-    let download = app.client.get(&link).send().await.unwrap();
+    let download = app.get(&link).await;
     assert_eq!(download.status(), 503);
     assert!(download.headers().get("content-disposition").is_none());
     let body = download.bytes().await.unwrap();
@@ -95,19 +98,16 @@ async fn a_redis_outage_fails_closed_and_recovers_without_a_restart() {
     assert_eq!(body["checks"]["token_store"], "unavailable");
 
     server.restart();
-    let mut ready = false;
-    for _ in 0..100 {
-        if app.readyz().await.0 == 200 {
-            ready = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(ready, "ready again once Redis is back, without a restart");
+    // Ready again once Redis is back, without a restart.
+    eventually(
+        "readiness once Redis is back",
+        Duration::from_secs(15),
+        || async { (app.readyz().await.0 == 200).then_some(()) },
+    )
+    .await;
     let link = app.link("visitor@example.org", "resume").await;
-    let response = app.client.get(&link).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    let response = app.get(&link).await;
+    assert_whole_resume(response).await;
 }
 
 #[tokio::test]
@@ -187,7 +187,7 @@ async fn a_hung_redis_times_out_into_503_and_recovers() {
     server.pause();
 
     let started = Instant::now();
-    let download = app.client.get(&link).send().await.unwrap();
+    let download = app.get(&link).await;
     let waited = started.elapsed();
     assert_eq!(download.status(), 503);
     assert!(download.headers().get("content-disposition").is_none());
@@ -201,16 +201,13 @@ async fn a_hung_redis_times_out_into_503_and_recovers() {
     assert_eq!(app.readyz().await.0, 503);
 
     server.resume();
-    let mut recovered = false;
-    for _ in 0..100 {
-        if app.client.head(&link).send().await.unwrap().status() == 200 {
-            recovered = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(recovered, "the link works again once Redis answers");
-    let download = app.client.get(&link).send().await.unwrap();
-    assert_eq!(download.status(), 200);
-    assert_eq!(download.bytes().await.unwrap().len(), RESUME_LEN);
+    // The link works again once Redis answers.
+    eventually(
+        "the link once Redis answers",
+        Duration::from_secs(15),
+        || async { (app.head(&link).await.status() == 200).then_some(()) },
+    )
+    .await;
+    let download = app.get(&link).await;
+    assert_whole_resume(download).await;
 }

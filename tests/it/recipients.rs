@@ -1,60 +1,25 @@
 //! What recipients meet, over real HTTP: the confirm page in front of a link, mail scanners that
-//! fetch it first, the Download button's `POST`, a phone's second fetch, the request form and its
-//! CORS, and a page (or JSON) for every outcome.
+//! fetch it first, the Download button's `POST`, a phone's second fetch, and a page (or JSON) for
+//! every outcome. The request form is in `request_form`.
 
 use docgate::requestlog::{Event, NOTES_PER_LINK};
 use docgate::store::LinkState;
 use docgate::token::Claims;
 
-use crate::metrics::scrape;
-use crate::probe::{BROWSER_ACCEPT, assert_error, send, sign, state};
-use crate::servers::RedisServer;
+use crate::support::probe::{
+    BROWSER_ACCEPT, CHROME_UA, assert_error, click, get_as_browser, html, navigate, page_name,
+    send, sign, state,
+};
+use crate::support::redis::RedisServer;
+use crate::support::scrape;
 use crate::support::*;
-
-const CHROME_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
-
-/// A browser's navigation to `url`, as Chrome sends it.
-fn navigate(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
-    app.client
-        .get(url)
-        .header("accept", BROWSER_ACCEPT)
-        .header("user-agent", CHROME_UA)
-        .header("sec-fetch-mode", "navigate")
-        .header("sec-fetch-site", "none")
-        .header("sec-fetch-dest", "document")
-}
-
-/// The confirm page's Download button, as Chrome posts it under `Referrer-Policy: no-referrer`.
-pub fn click(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
-    app.client
-        .post(url)
-        .header("accept", BROWSER_ACCEPT)
-        .header("user-agent", CHROME_UA)
-        .header("origin", "null")
-        .header("sec-fetch-mode", "navigate")
-        .header("sec-fetch-site", "same-origin")
-        .header("content-type", "application/x-www-form-urlencoded")
-}
-
-/// `data-page` of an HTML answer.
-fn page_name(body: &str) -> &str {
-    let at = body.find("<body data-page=\"").expect("a page") + 17;
-    let end = body[at..].find('"').unwrap();
-    &body[at..at + end]
-}
-
-async fn html(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, String) {
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    (status, headers, response.text().await.unwrap())
-}
 
 #[tokio::test]
 async fn a_browser_sees_the_confirm_page_and_only_its_button_downloads() {
     let app = TestApp::start().await;
     let (claims, link) = app.mint("resume").await;
 
-    let (status, headers, body) = html(navigate(&app, &link).send().await.unwrap()).await;
+    let (status, headers, body) = get_as_browser(&app, &link).await;
     assert_eq!(status, 200, "{body}");
     assert!(
         headers["content-type"]
@@ -112,9 +77,8 @@ async fn a_browser_sees_the_confirm_page_and_only_its_button_downloads() {
     // Right after, the same network may fetch it once more (see the phone test); after that,
     // opening the mail's link again shows it was used, and how to get a new one.
     let second = navigate(&app, &link).send().await.unwrap();
-    assert_eq!(second.status(), 200);
-    assert_eq!(second.bytes().await.unwrap().len(), RESUME_LEN);
-    let (status, _, body) = html(navigate(&app, &link).send().await.unwrap()).await;
+    assert_whole_resume(second).await;
+    let (status, _, body) = get_as_browser(&app, &link).await;
     assert_eq!(status, 410);
     assert_eq!(page_name(&body), "link_used");
     assert!(body.contains("href=\"/request/resume\""), "{body}");
@@ -171,7 +135,7 @@ async fn mail_scanners_that_fetch_and_follow_everything_spend_nothing() {
             .unwrap();
         assert_eq!(again.status(), 200, "{ua}");
         assert_eq!(page_name(&again.text().await.unwrap()), "confirm");
-        let head = app.client.head(&link).send().await.unwrap();
+        let head = app.head(&link).await;
         assert_eq!(head.status(), 200);
     }
     assert_eq!(state(&app, &claims).await, LinkState::Ready { started: 0 });
@@ -220,8 +184,7 @@ async fn scripts_resumes_and_a_started_download_stream_without_the_page() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(response).await;
 
     // A browser resuming with Range gets the bytes.
     let (_, link) = app.mint("resume").await;
@@ -268,8 +231,7 @@ async fn a_phones_download_manager_fetches_again_right_after_the_button() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(response).await;
     assert_eq!(state(&app, &claims).await, LinkState::Used);
 
     // Another network does not get it.
@@ -329,7 +291,7 @@ async fn a_phones_download_manager_fetches_again_right_after_the_button() {
     let response = click(&strict, &link).send().await.unwrap();
     assert_eq!(response.status(), 200);
     response.bytes().await.unwrap();
-    let again = strict.client.get(&link).send().await.unwrap();
+    let again = strict.get(&link).await;
     assert_eq!(again.status(), 410);
 }
 
@@ -380,8 +342,7 @@ async fn a_download_posted_from_another_site_is_refused_and_spends_nothing() {
         .send()
         .await
         .unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    assert_whole_resume(response).await;
 }
 
 #[tokio::test]
@@ -434,7 +395,7 @@ async fn every_outcome_has_a_page_and_a_json_answer() {
         (&invalid_link, 400, "invalid_link", "This link is not valid"),
     ];
     for (link, status, code, title) in cases {
-        let (got, headers, body) = html(navigate(&app, link).send().await.unwrap()).await;
+        let (got, headers, body) = get_as_browser(&app, link).await;
         assert_eq!(got, status, "{code}: {body}");
         assert_eq!(page_name(&body), code);
         assert!(
@@ -457,7 +418,7 @@ async fn every_outcome_has_a_page_and_a_json_answer() {
     }
 
     // The expired page offers a new link for the same document in one click.
-    let (_, _, body) = html(navigate(&app, &expired_link).send().await.unwrap()).await;
+    let (_, _, body) = get_as_browser(&app, &expired_link).await;
     assert!(
         body.contains("<form id=\"renew-form\" method=\"post\">"),
         "{body}"
@@ -487,7 +448,7 @@ async fn every_outcome_has_a_page_and_a_json_answer() {
     let limited = TestApp::with(&[("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1/h")]).await;
     let (_, link) = limited.mint("resume").await;
     limited.download(&link).await;
-    let (status, headers, body) = html(navigate(&limited, &link).send().await.unwrap()).await;
+    let (status, headers, body) = get_as_browser(&limited, &link).await;
     assert_eq!(status, 429);
     assert_eq!(page_name(&body), "rate_limited");
     let wait: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
@@ -517,7 +478,7 @@ async fn with_the_token_store_down_a_person_reads_that_nothing_was_spent() {
     let app = TestApp::with(&[("DOCGATE_REDIS_URL", &redis.url())]).await;
     let (_, link) = app.mint("resume").await;
     redis.stop();
-    let (status, headers, body) = html(navigate(&app, &link).send().await.unwrap()).await;
+    let (status, headers, body) = get_as_browser(&app, &link).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(page_name(&body), "service_unavailable");
     assert!(body.contains("a link you have still works"), "{body}");
@@ -529,315 +490,4 @@ async fn with_the_token_store_down_a_person_reads_that_nothing_was_spent() {
     )
     .await;
     assert_error("503 json", &sent, 503, "service_unavailable");
-}
-
-#[tokio::test]
-async fn the_request_form_works_without_script_and_is_embeddable_by_listed_origins() {
-    let app = TestApp::start().await;
-
-    // Every document on offer, at `/`.
-    let (status, headers, body) = html(
-        navigate(&app, &format!("{}/", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert_eq!(page_name(&body), "request-form");
-    assert!(
-        body.contains("<select id=\"document\" name=\"document\""),
-        "{body}"
-    );
-    for id in ["resume", "lebenslauf", "big"] {
-        assert!(body.contains(&format!("<option value=\"{id}\"")), "{id}");
-    }
-    assert!(body.contains("<label for=\"email\">"), "labelled fields");
-    assert!(body.contains("autocomplete=\"email\""));
-    assert!(
-        !body.contains("id=\"consent\""),
-        "no privacy URL, no consent box"
-    );
-    let csp = headers["content-security-policy"].to_str().unwrap();
-    assert!(csp.contains("script-src 'sha256-"), "{csp}");
-    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
-    assert_eq!(headers["x-frame-options"], "DENY");
-
-    // One document at `/request/{id}`; an unknown one is a 404 page.
-    let (status, _, body) = html(
-        navigate(&app, &format!("{}/request/resume", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 200);
-    assert!(
-        body.contains("<h1>Get “Jane Doe&#39;s resume”</h1>"),
-        "{body}"
-    );
-    assert!(body.contains("type=\"hidden\" id=\"document\" name=\"document\" value=\"resume\""));
-    let (status, _, body) = html(
-        navigate(&app, &format!("{}/request/nope", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 404);
-    assert_eq!(page_name(&body), "unknown_document");
-
-    // Posted without script: a page, and the mail.
-    let (status, _, body) = html(
-        app.client
-            .post(format!("{}/api/download-requests", app.base))
-            .header("accept", BROWSER_ACCEPT)
-            .form(&[("email", "jane@example.org"), ("document", "resume")])
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(status, 202);
-    assert_eq!(page_name(&body), "request-sent");
-    assert!(
-        body.contains("emailed you a download link. It works once and expires in 15 minutes."),
-        "{body}"
-    );
-    assert_eq!(app.outbox().len(), 1);
-
-    // Another site, listed: may frame the form and post with script, reading the answer.
-    let site = "https://www.example.com";
-    let embedded = TestApp::with(&[("DOCGATE_CORS_ORIGINS", site)]).await;
-    let form = format!("{}/request/resume", embedded.base);
-    let response = embedded.client.get(&form).send().await.unwrap();
-    let csp = response.headers()["content-security-policy"]
-        .to_str()
-        .unwrap()
-        .to_owned();
-    assert!(csp.contains(&format!("frame-ancestors {site}")), "{csp}");
-    assert!(!response.headers().contains_key("x-frame-options"));
-    let endpoint = format!("{}/api/download-requests", embedded.base);
-    let preflight = embedded
-        .client
-        .request(reqwest::Method::OPTIONS, &endpoint)
-        .header("origin", site)
-        .header("access-control-request-method", "POST")
-        .header("access-control-request-headers", "content-type")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(preflight.status(), 204);
-    assert_eq!(preflight.headers()["access-control-allow-origin"], site);
-    assert_eq!(preflight.headers()["access-control-allow-methods"], "POST");
-    let posted = embedded
-        .client
-        .post(&endpoint)
-        .header("origin", site)
-        .json(&serde_json::json!({"email": "jane@example.org", "document": "resume"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status(), 202);
-    assert_eq!(posted.headers()["access-control-allow-origin"], site);
-    assert_eq!(posted.headers()["vary"], "origin");
-    // The framed form without script: its answer page may be framed by the same sites.
-    let answered = embedded
-        .client
-        .post(&endpoint)
-        .header("accept", BROWSER_ACCEPT)
-        .form(&[("email", "jane@example.org"), ("document", "resume")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(answered.status(), 202);
-    let csp = answered.headers()["content-security-policy"]
-        .to_str()
-        .unwrap();
-    assert!(csp.ends_with(&format!("frame-ancestors {site}")), "{csp}");
-    // So may its error pages.
-    let refused = embedded
-        .client
-        .post(&endpoint)
-        .header("accept", BROWSER_ACCEPT)
-        .form(&[("email", "jane@example.org"), ("document", "nope")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 404);
-    let csp = refused.headers()["content-security-policy"]
-        .to_str()
-        .unwrap();
-    assert!(csp.ends_with(&format!("frame-ancestors {site}")), "{csp}");
-
-    // An origin not listed: no preflight, and its script cannot read the answer.
-    let stranger = "https://evil.example";
-    let preflight = embedded
-        .client
-        .request(reqwest::Method::OPTIONS, &endpoint)
-        .header("origin", stranger)
-        .header("access-control-request-method", "POST")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(preflight.status(), 403);
-    assert!(
-        !preflight
-            .headers()
-            .contains_key("access-control-allow-origin")
-    );
-    let posted = embedded
-        .client
-        .post(&endpoint)
-        .header("origin", stranger)
-        .json(&serde_json::json!({"email": "jane@example.org", "document": "resume"}))
-        .send()
-        .await
-        .unwrap();
-    assert!(!posted.headers().contains_key("access-control-allow-origin"));
-}
-
-#[tokio::test]
-async fn the_form_asks_for_consent_when_a_privacy_notice_is_configured() {
-    let app = TestApp::with(&[("DOCGATE_PRIVACY_URL", "https://example.com/privacy")]).await;
-    let (_, _, body) = html(
-        navigate(&app, &format!("{}/", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert!(
-        body.contains("id=\"consent\" name=\"consent\" type=\"checkbox\""),
-        "{body}"
-    );
-    assert!(
-        body.contains("href=\"https://example.com/privacy\""),
-        "{body}"
-    );
-}
-
-#[tokio::test]
-async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
-    let app = TestApp::start().await;
-    // A link that was requested by Jane and has since expired.
-    let expired = Claims::new("lebenslauf", now() - 2000, 900);
-    let mut entry =
-        docgate::requestlog::Entry::now(Event::LinkRequested, "192.0.2.1".parse().unwrap(), "sent");
-    entry.email = Some("jane@example.org".to_owned());
-    entry.document = Some("lebenslauf".to_owned());
-    entry.jti = Some(expired.jti.as_str().to_owned());
-    app.app.backends.requests.record(&entry).await.unwrap();
-    let link = format!("{}/d/{}", app.base, sign(&app, &expired));
-
-    let (status, _, body) = html(click(&app, &link).body("renew=1").send().await.unwrap()).await;
-    assert_eq!(status, 202, "{body}");
-    assert_eq!(page_name(&body), "request-sent");
-    assert!(
-        body.contains("We sent a new link to j•••@example.org. It expires in 15 minutes."),
-        "{body}"
-    );
-    assert!(
-        !body.contains("jane@"),
-        "the page does not show the address"
-    );
-    let mails = app.outbox();
-    assert_eq!(mails.len(), 1);
-    let mail = Mail::read(&mails[0]);
-    assert_eq!(mail.to, "jane@example.org");
-    assert_ne!(token_of(&mail.link), token_of(&link));
-    let response = app.client.get(&mail.link).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-disposition"],
-        "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
-         filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf"
-    );
-
-    // The owner's log has the new request, for the same person.
-    let log = app.wait_for_log(3).await;
-    let renewed = log
-        .iter()
-        .filter(|e| e.event == Event::LinkRequested && e.outcome == "sent")
-        .filter(|e| e.jti.as_deref() != Some(expired.jti.as_str()))
-        .collect::<Vec<_>>();
-    assert_eq!(renewed.len(), 1, "{log:?}");
-    assert_eq!(renewed[0].email.as_deref(), Some("jane@example.org"));
-    assert_eq!(renewed[0].document.as_deref(), Some("lebenslauf"));
-
-    // The same limits as any request: the address's own limit holds (a silent no).
-    let strict = TestApp::with(&[("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1/h")]).await;
-    strict.app.backends.requests.record(&entry).await.unwrap();
-    let link = format!("{}/d/{}", strict.base, sign(&strict, &expired));
-    for _ in 0..3 {
-        let response = click(&strict, &link).body("renew=1").send().await.unwrap();
-        assert_eq!(response.status(), 202);
-    }
-    assert_eq!(
-        strict.outbox().len(),
-        1,
-        "one mail, however often the button is pressed"
-    );
-
-    // Refused renewals are link requests refused: counted in the request metrics (not stored),
-    // never counted as download refusals.
-    let tight = TestApp::with(&[("DOCGATE_LIMIT_REQUEST_PER_IP", "1/h")]).await;
-    tight.app.backends.requests.record(&entry).await.unwrap();
-    let link = format!("{}/d/{}", tight.base, sign(&tight, &expired));
-    let first = click(&tight, &link).body("renew=1").send().await.unwrap();
-    assert_eq!(first.status(), 202);
-    let (status, _, body) = html(click(&tight, &link).body("renew=1").send().await.unwrap()).await;
-    assert_eq!(status, 429, "{body}");
-    assert_eq!(page_name(&body), "rate_limited");
-    let log = tight.wait_for_log(2).await;
-    assert!(log.iter().all(|e| e.outcome != "rate_limited"), "{log:?}");
-    let (_, series) = scrape(&tight).await;
-    assert_eq!(
-        series["docgate_link_requests_total{outcome=\"rate_limited\"}"],
-        1.0
-    );
-    assert_eq!(
-        series
-            .get("docgate_download_refusals_total{outcome=\"rate_limited\"}")
-            .copied()
-            .unwrap_or(0.0),
-        0.0
-    );
-
-    // A link that is not expired is not renewed: the button's POST downloads it.
-    let (_, live) = app.mint("resume").await;
-    let response = click(&app, &live).body("renew=1").send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
-}
-
-#[tokio::test]
-async fn behind_a_path_prefix_the_pages_link_under_it() {
-    let app = TestApp::start().await;
-    let prefixed = TestApp::with(&[("DOCGATE_PUBLIC_URL", "https://docs.example.com/docs")]).await;
-    let (_, _, body) = html(
-        navigate(&prefixed, &format!("{}/", prefixed.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert!(
-        body.contains("action=\"/docs/api/download-requests\""),
-        "{body}"
-    );
-    let (_, link) = prefixed.mint("resume").await;
-    prefixed.download(&link).await;
-    let (status, _, body) = html(navigate(&prefixed, &link).send().await.unwrap()).await;
-    assert_eq!(status, 410);
-    assert!(body.contains("href=\"/docs/request/resume\""), "{body}");
-    // At the root, no prefix.
-    let (_, _, body) = html(
-        navigate(&app, &format!("{}/", app.base))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert!(body.contains("action=\"/api/download-requests\""), "{body}");
 }

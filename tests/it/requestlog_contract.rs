@@ -19,7 +19,7 @@ use redis::Commands;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 
 const DAY: i64 = 86_400;
 

@@ -9,7 +9,9 @@ use docgate::objects::{CHUNK_SIZE, Object, ObjectError, ObjectSource};
 use docgate::range::{ByteRange, RangeRequest, Unsatisfiable};
 use futures_util::StreamExt;
 
-use crate::s3_server::{BUCKET, ChaosProxy, PUBLIC_PREFIX, S3Server};
+use crate::objects_contract::{assert_if_range_applies, assert_not_found};
+use crate::support::chaos::ChaosProxy;
+use crate::support::s3::{BUCKET, PUBLIC_PREFIX, S3Server};
 use crate::support::{content, sha256};
 
 const KEY: &str = "resume/Jane_Doe_Resume.pdf";
@@ -116,20 +118,7 @@ async fn ranges_are_served_with_the_whole_size() {
 #[tokio::test]
 async fn if_range_with_the_current_etag_serves_the_range() {
     let (_server, source, bytes) = serving(100_000).await;
-    let etag = source.head(KEY).await.unwrap().etag;
-    let object = source
-        .open(KEY, Some(&range("bytes=40000-", Some(&etag))))
-        .await
-        .unwrap();
-    assert_eq!(
-        object.range,
-        Some(ByteRange {
-            start: 40_000,
-            end: 99_999
-        })
-    );
-    assert_eq!(object.meta.etag, etag);
-    assert_eq!(read_all(object).await, bytes[40_000..]);
+    assert_if_range_applies(&source, KEY, &bytes, "bytes=40000-", 40_000, 99_999).await;
 }
 
 #[tokio::test]
@@ -175,27 +164,16 @@ async fn if_range_with_a_weak_tag_or_a_date_serves_everything() {
 #[tokio::test]
 async fn missing_keys_are_not_found() {
     let (_server, source, _) = serving(10).await;
-    for key in [
-        "missing.pdf",
-        "resume/other.pdf",
-        "resume/Jane_Doe_Resume.pdf.old",
-    ] {
-        assert!(
-            matches!(source.head(key).await, Err(ObjectError::NotFound)),
-            "{key}"
-        );
-        assert!(
-            matches!(source.open(key, None).await, Err(ObjectError::NotFound)),
-            "{key}"
-        );
-        assert!(
-            matches!(
-                source.open(key, Some(&range("bytes=0-1", None))).await,
-                Err(ObjectError::NotFound)
-            ),
-            "{key}"
-        );
-    }
+    assert_not_found(
+        &source,
+        &[
+            "missing.pdf",
+            "resume/other.pdf",
+            "resume/Jane_Doe_Resume.pdf.old",
+        ],
+        "bytes=0-1",
+    )
+    .await;
 }
 
 #[tokio::test]

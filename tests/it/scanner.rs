@@ -178,17 +178,19 @@ async fn scanners_opening_the_link_leave_it_usable_and_are_logged() {
 
 /// The owner's `link_opened` entries of one link, raw; waited for (bounded), at least `n`.
 async fn wait_for_opened(app: &TestApp, jti: &str, n: usize) -> Vec<serde_json::Value> {
-    for _ in 0..200 {
-        let opened: Vec<serde_json::Value> = std::fs::read_to_string(app.path("requests.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|e| e["event"] == "link_opened" && e["jti"] == jti)
-            .collect();
-        if opened.len() >= n {
-            return opened;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("no link_opened entry for {jti} in the owner's log");
+    eventually(
+        &format!("{n} link_opened entries for {jti} in the owner's log"),
+        Duration::from_secs(5),
+        || async {
+            let opened: Vec<serde_json::Value> =
+                std::fs::read_to_string(app.path("requests.jsonl"))
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                    .filter(|e| e["event"] == "link_opened" && e["jti"] == jti)
+                    .collect();
+            (opened.len() >= n).then_some(opened)
+        },
+    )
+    .await
 }

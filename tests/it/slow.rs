@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 
 use crate::admin::TOKEN;
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 use crate::support::{BIG_LEN, PartialGet, TestApp, content, retry_after, sha256};
 
 /// A connection to `to` from the loopback address `from` (any 127.0.0.0/8 address is local).
@@ -285,7 +285,7 @@ async fn slow_reader_is_cut(backend: &[(&str, &str)]) -> TestApp {
     drop(slow);
 
     // A client at a normal speed downloads the whole document.
-    let response = app.client.get(&link).send().await.unwrap();
+    let response = app.get(&link).await;
     assert_eq!(response.status(), 200);
     let body = response.bytes().await.unwrap();
     assert_eq!(body.len(), BIG_LEN);

@@ -6,13 +6,13 @@
 
 use std::collections::HashMap;
 
+use ::redis::{self, Commands};
 use docgate::requestlog::{Entry, Event, NOTES_PER_LINK, PER_PERSON_PER_HOUR};
 use docgate::token::Claims;
-use redis::Commands;
 use tokio::task::JoinSet;
 
-use crate::metrics::scrape;
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
+use crate::support::scrape;
 use crate::support::*;
 
 /// The log's cap in these tests (the smallest the configuration accepts).
@@ -208,21 +208,21 @@ async fn check_log(app: &TestApp, posts: usize) -> Vec<Entry> {
 /// A person asks, gets the mail, downloads: served, and stored.
 async fn real_request_still_works(app: &TestApp) {
     let link = app.link("real.person@example.org", "resume").await;
-    let response = app.client.get(&link).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
-    for _ in 0..200 {
-        let newest = app.app.backends.requests.recent(2, 0).await.unwrap();
-        if newest.len() == 2 && newest[0].outcome == "completed" {
-            assert_eq!(newest[1].email.as_deref(), Some("real.person@example.org"));
-            assert_eq!(newest[1].outcome, "sent");
-            let all = app.app.backends.requests.recent(usize::MAX, 0).await;
-            assert_eq!(all.unwrap().len(), CAP, "still the cap");
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("the real request's download was never recorded");
+    let response = app.get(&link).await;
+    assert_whole_resume(response).await;
+    let newest = eventually(
+        "the real request's download recorded",
+        std::time::Duration::from_secs(5),
+        || async {
+            let newest = app.app.backends.requests.recent(2, 0).await.unwrap();
+            (newest.len() == 2 && newest[0].outcome == "completed").then_some(newest)
+        },
+    )
+    .await;
+    assert_eq!(newest[1].email.as_deref(), Some("real.person@example.org"));
+    assert_eq!(newest[1].outcome, "sent");
+    let all = app.app.backends.requests.recent(usize::MAX, 0).await;
+    assert_eq!(all.unwrap().len(), CAP, "still the cap");
 }
 
 #[tokio::test]
@@ -337,9 +337,8 @@ async fn a_full_disk_loses_log_entries_not_requests() {
     );
     let app = TestApp::with(&[("DOCGATE_REQUEST_LOG", "/dev/full")]).await;
     let link = app.link("jane@example.org", "resume").await;
-    let response = app.client.get(&link).send().await.unwrap();
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+    let response = app.get(&link).await;
+    assert_whole_resume(response).await;
     assert!(
         app.app
             .backends

@@ -16,7 +16,7 @@ use crate::support::{owner_id, pseudonyms};
 use docgate::token::Jti;
 use docgate::units::parse_rate;
 
-use crate::servers::RedisServer;
+use crate::support::redis::RedisServer;
 
 const LINK_TTL: Duration = Duration::from_secs(900);
 

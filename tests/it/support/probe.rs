@@ -40,6 +40,46 @@ impl Sent {
     }
 }
 
+/// An HTML page for a person: `status`, `text/html`, with a CSP; returns the CSP.
+pub fn assert_page(name: &str, sent: &Sent, status: u16) -> String {
+    assert_eq!(sent.status, status, "{name}");
+    assert!(
+        sent.header("content-type")
+            .is_some_and(|t| t.starts_with("text/html")),
+        "{name}: {:?}",
+        sent.headers
+    );
+    sent.header("content-security-policy")
+        .unwrap_or_else(|| panic!("{name}: no CSP"))
+        .to_owned()
+}
+
+/// A GET of `target` (a path or a URL) with these headers.
+pub fn get_request(
+    app: &TestApp,
+    target: &str,
+    headers: &[(&str, &str)],
+) -> reqwest::RequestBuilder {
+    let mut request = app.client.get(app.url(target));
+    for (k, v) in headers {
+        request = request.header(*k, *v);
+    }
+    request
+}
+
+/// A POST of `body` to `target` (a path or a URL), typed `content_type`.
+pub fn post_request(
+    app: &TestApp,
+    target: &str,
+    content_type: &str,
+    body: impl Into<reqwest::Body>,
+) -> reqwest::RequestBuilder {
+    app.client
+        .post(app.url(target))
+        .header("content-type", content_type)
+        .body(body)
+}
+
 /// Sends `request`, reads the whole response and checks it leaks nothing about storage.
 pub async fn send(app: &TestApp, name: &str, request: reqwest::RequestBuilder) -> Sent {
     let response = request
@@ -174,4 +214,65 @@ pub const FORM: Option<&str> = Some("application/x-www-form-urlencoded");
 /// Base64url JSON, for hand-made tokens.
 pub fn b64(json: &str) -> String {
     URL_SAFE_NO_PAD.encode(json)
+}
+
+pub const CHROME_UA: &str = "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36";
+
+/// A browser's navigation to `url`, as Chrome sends it.
+pub fn navigate(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
+    app.client
+        .get(app.url(url))
+        .header("accept", BROWSER_ACCEPT)
+        .header("user-agent", CHROME_UA)
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-site", "none")
+        .header("sec-fetch-dest", "document")
+}
+
+/// The confirm page's Download button, as Chrome posts it under `Referrer-Policy: no-referrer`.
+pub fn click(app: &TestApp, url: &str) -> reqwest::RequestBuilder {
+    app.client
+        .post(url)
+        .header("accept", BROWSER_ACCEPT)
+        .header("user-agent", CHROME_UA)
+        .header("origin", "null")
+        .header("sec-fetch-mode", "navigate")
+        .header("sec-fetch-site", "same-origin")
+        .header("content-type", "application/x-www-form-urlencoded")
+}
+
+/// `data-page` of an HTML answer.
+pub fn page_name(body: &str) -> &str {
+    let at = body.find("<body data-page=\"").expect("a page") + 17;
+    let end = body[at..].find('"').unwrap();
+    &body[at..at + end]
+}
+
+pub async fn html(response: reqwest::Response) -> (u16, reqwest::header::HeaderMap, String) {
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    (status, headers, response.text().await.unwrap())
+}
+
+/// GETs `target` (a path or a URL) as a browser navigating to it; the status, headers and page.
+pub async fn get_as_browser(
+    app: &TestApp,
+    target: &str,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    html(navigate(app, target).send().await.unwrap()).await
+}
+
+/// A `Retry-After` of whole seconds within `range`.
+pub fn assert_retry_after(name: &str, sent: &Sent, range: std::ops::RangeInclusive<u64>) -> u64 {
+    let value = sent
+        .header("retry-after")
+        .unwrap_or_else(|| panic!("{name}: no Retry-After: {:?}", sent.headers));
+    let secs: u64 = value
+        .parse()
+        .unwrap_or_else(|_| panic!("{name}: Retry-After {value:?} is not whole seconds"));
+    assert!(
+        range.contains(&secs),
+        "{name}: Retry-After {secs} not in {range:?}"
+    );
+    secs
 }

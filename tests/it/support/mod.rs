@@ -1,22 +1,41 @@
 //! The test harness: a docgate server per test, in process, on a free loopback port, with its own
 //! documents, outbox, request log and store; and helpers to read what it mailed and logged.
+//!
+//! Beside it, one file per real server a test may own: [`redis`], [`smtp`], [`s3`], the
+//! fault-injecting [`chaos`] proxy, headless [`chrome`], and the docgate [`binary`] itself; the
+//! child processes among them share [`process`]. [`probe`] holds the error-path suites' checks.
 
 #![allow(dead_code)]
 
-use std::collections::HashMap;
+pub mod binary;
+pub mod chaos;
+pub mod chrome;
+pub mod mail;
+pub mod partial;
+pub mod probe;
+pub mod process;
+pub mod redis;
+pub mod s3;
+pub mod smtp;
+pub mod webhook;
+
+pub use mail::Mail;
+pub use partial::PartialGet;
+pub use process::free_port;
+
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use docgate::app::{App, Backends};
+use docgate::app::App;
 use docgate::config::Config;
 use docgate::requestlog::Entry;
 use docgate::store::memory::MemoryStore;
-use docgate::token::{Claims, TokenCodec};
+use docgate::token::{Claims, Jti};
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -57,6 +76,27 @@ filename = "big.bin"
 title = "A big file"
 "#;
 
+/// The `lebenslauf` download's `Content-Disposition`: an ASCII `filename` for old clients, the
+/// exact one in `filename*` (RFC 6266).
+pub const LEBENSLAUF_DISPOSITION: &str = "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
+     filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf";
+
+/// Checks a whole download of `resume`: `200` and all its bytes.
+pub async fn assert_whole_resume(response: reqwest::Response) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
+}
+
+/// Checks a whole download of `lebenslauf`: `200`, its disposition, its bytes.
+pub async fn assert_lebenslauf(response: reqwest::Response) {
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        LEBENSLAUF_DISPOSITION
+    );
+    assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
+}
+
 /// Deterministic document bytes: distinct per document and position.
 pub fn content(seed: u8, len: usize) -> Vec<u8> {
     let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
@@ -74,22 +114,101 @@ pub fn content(seed: u8, len: usize) -> Vec<u8> {
 /// Runs the `docgate` binary with `args`, on the fixtures in `dir` and these settings; returns
 /// its exit code, stdout and stderr.
 pub fn cli(dir: &Path, env: &[(&str, &str)], args: &[&str]) -> (i32, String, String) {
-    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_docgate"));
-    command
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default());
-    for (k, v) in fixture_env(dir, "http://localhost:8080", SECRET) {
-        command.env(k, v);
-    }
+    let mut all: HashMap<String, String> = fixture_env(dir, "http://localhost:8080", SECRET)
+        .into_iter()
+        .collect();
     for (k, v) in env {
-        command.env(k, v);
+        all.insert((*k).to_owned(), (*v).to_owned());
     }
-    let output = command.args(args).output().unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
+    binary::run(dir, all, args)
+}
+
+/// Scrapes a test server's `/metrics` into `series → value` (`name{labels}` as written).
+pub async fn scrape(app: &TestApp) -> (String, BTreeMap<String, f64>) {
+    scrape_at(&app.client, &app.admin_base).await
+}
+
+/// Scrapes the `/metrics` of the admin listener at `admin_base` (`http://127.0.0.1:PORT`).
+pub async fn scrape_at(
+    client: &reqwest::Client,
+    admin_base: &str,
+) -> (String, BTreeMap<String, f64>) {
+    let response = client
+        .get(format!("{admin_base}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("application/openmetrics-text"),
+    );
+    let text = response.text().await.unwrap();
+    let series = text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(series, value)| (series.to_owned(), value.parse().unwrap()))
+        .collect();
+    (text, series)
+}
+
+/// Waits (bounded by `limit`) until `check` gives a value, polling every 20 ms; panics naming
+/// `what` when it never does. Tests wait on an observable state with it, never on a sleep.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits (bounded) until the mail queue at `outbox` holds nothing queued or scheduled for a retry:
+/// every job is delivered and deleted, or dead-lettered, so no further send can happen. Returns
+/// the depth, dead letters included.
+pub async fn drained(
+    outbox: &docgate::outbox::queue::RedisOutbox,
+) -> docgate::outbox::queue::QueueDepth {
+    eventually(
+        "the mail queue to drain",
+        Duration::from_secs(15),
+        || async {
+            let depth = outbox.queue_depth().await.unwrap();
+            (depth.queued == 0 && depth.retrying == 0).then_some(depth)
+        },
     )
+    .await
+}
+
+/// Waits (bounded) until a test server's mail queue (`docgate_mail_queue_depth`, read from
+/// Redis at each scrape) is empty: every mail is delivered and deleted, or dead-lettered.
+pub async fn mail_drained(app: &TestApp) {
+    drained_at(&app.client, &app.admin_base).await;
+}
+
+/// As [`mail_drained`], for the admin listener at `admin_base`.
+pub async fn drained_at(client: &reqwest::Client, admin_base: &str) {
+    eventually(
+        "the mail queue to drain",
+        Duration::from_secs(15),
+        || async {
+            let (_, series) = scrape_at(client, admin_base).await;
+            (series.get("docgate_mail_queue_depth") == Some(&0.0)).then_some(())
+        },
+    )
+    .await;
 }
 
 /// The whole seconds of a response's `Retry-After`.
@@ -186,21 +305,19 @@ impl TestApp {
             env.insert((*k).to_owned(), (*v).to_owned());
         }
         let config = Config::from_source(&env).unwrap();
-        let catalog = App::load_catalog(&config).unwrap();
-        let codec = Arc::new(TokenCodec::new(&config.token).unwrap());
-        let built = Backends::from_config(&config, codec.clone()).await.unwrap();
-        let memory_store = built.memory_store.clone();
-        let app = Arc::new(
-            App::new(config, catalog, codec, built.backends)
-                .await
-                .unwrap(),
-        );
+        // The test holds the embedded store to inspect it; on Redis the configured store stays.
+        let memory_store = config.redis.is_none().then(|| Arc::new(MemoryStore::new()));
+        let embedded = memory_store.clone();
+        let service = docgate::build_with(config, move |backends| {
+            if let Some(store) = embedded {
+                backends.store = store;
+            }
+        })
+        .await
+        .unwrap();
+        let app = service.app.clone();
         let admin = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let admin_base = format!("http://{}", admin.local_addr().unwrap());
-        let service = docgate::Service {
-            app: app.clone(),
-            sender: built.sender,
-        };
 
         let (tx, rx) = oneshot::channel::<docgate::shutdown::Signal>();
         let task = tokio::spawn(async move {
@@ -253,14 +370,71 @@ impl TestApp {
         }
     }
 
+    /// `target` as a URL: a path (`/api/...`) is on this server, a URL stays as it is.
+    pub fn url(&self, target: &str) -> String {
+        if target.starts_with('/') {
+            format!("{}{target}", self.base)
+        } else {
+            target.to_owned()
+        }
+    }
+
+    /// GETs `target` (a path or a URL).
+    pub async fn get(&self, target: &str) -> reqwest::Response {
+        self.client.get(self.url(target)).send().await.unwrap()
+    }
+
+    /// HEADs `target` (a path or a URL): what a GET would get now, spending nothing.
+    pub async fn head(&self, target: &str) -> reqwest::Response {
+        self.client.head(self.url(target)).send().await.unwrap()
+    }
+
+    /// GETs `target` (a path or a URL) with these headers.
+    pub async fn get_with(&self, target: &str, headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut request = self.client.get(self.url(target));
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// GETs part of `target`: `Range: <range>` (e.g. `bytes=0-99`).
+    pub async fn get_range(&self, target: &str, range: &str) -> reqwest::Response {
+        self.get_with(target, &[("range", range)]).await
+    }
+
+    /// POSTs `form` (URL-encoded) to `target` with these headers; with
+    /// `("accept", BROWSER_ACCEPT)` it is a plain HTML form posted by a browser.
+    pub async fn post_form(
+        &self,
+        target: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(target)).form(form);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.unwrap()
+    }
+
+    /// POSTs `json` to `target` with these headers, as a script does.
+    pub async fn post_json(
+        &self,
+        target: &str,
+        json: &serde_json::Value,
+        headers: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut request = self.client.post(self.url(target)).json(json);
+        for (k, v) in headers {
+            request = request.header(*k, *v);
+        }
+        request.send().await.unwrap()
+    }
+
     /// POSTs a JSON link request.
     pub async fn request_link(&self, email: &str, document: &str) -> reqwest::Response {
-        self.client
-            .post(format!("{}/api/download-requests", self.base))
-            .json(&serde_json::json!({ "email": email, "document": document }))
-            .send()
-            .await
-            .unwrap()
+        request_link(&self.client, &self.base, email, document).await
     }
 
     /// Asks for `document` as `email` and returns the link from the mail it produced.
@@ -270,11 +444,7 @@ impl TestApp {
         assert_eq!(response.status(), 202, "{}", response.text().await.unwrap());
         let mails = self.outbox();
         assert_eq!(mails.len(), before + 1, "exactly one new mail");
-        let newest = mails
-            .iter()
-            .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
-            .unwrap();
-        Mail::read(newest).link
+        Mail::read(newest(&mails)).link
     }
 
     /// A fresh link for `document`, signed and recorded directly (no mail).
@@ -302,6 +472,16 @@ impl TestApp {
         response.bytes().await.unwrap().to_vec()
     }
 
+    /// Cuts the download `first` of `link` off (closes its connection) and waits until the link is
+    /// free again; returns the download's ETag and the body bytes that arrived before the cut.
+    pub async fn cut_off(&self, first: PartialGet, link: &str) -> (String, Vec<u8>) {
+        let etag = first.header("etag").unwrap().to_owned();
+        let got = first.body.clone();
+        drop(first);
+        self.wait_for_head(link, 200).await;
+        (etag, got)
+    }
+
     /// Resumes a cut-off download of `url` from byte `from`, as a client holding its `etag` does
     /// (`Range: bytes=<from>-` with `If-Range`).
     pub async fn resume(&self, url: &str, from: usize, etag: &str) -> reqwest::Response {
@@ -316,13 +496,7 @@ impl TestApp {
 
     /// The `.eml` files in the outbox.
     pub fn outbox(&self) -> Vec<PathBuf> {
-        match std::fs::read_dir(self.path("outbox")) {
-            Ok(entries) => entries
-                .map(|e| e.unwrap().path())
-                .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-                .collect(),
-            Err(_) => Vec::new(),
-        }
+        eml_files(&self.path("outbox"))
     }
 
     /// The owner's request log, parsed.
@@ -359,6 +533,27 @@ impl TestApp {
         panic!("{url} never answered HEAD with {status}");
     }
 
+    /// Waits (bounded) until the link `jti` is no longer claimed by a download (a claim is released
+    /// just after its connection closes); returns its state then.
+    pub async fn released(&self, jti: &Jti) -> docgate::store::LinkState {
+        eventually("the claim's release", Duration::from_secs(5), || async {
+            let state = self.app.backends.store.peek(jti).await.unwrap();
+            (state != docgate::store::LinkState::InFlight).then_some(state)
+        })
+        .await
+    }
+
+    /// Waits (bounded) until the work finished requests left behind (claim releases, request log
+    /// entries, owner's notices) is done: whatever they were going to send has been sent.
+    pub async fn idle(&self) {
+        eventually(
+            "the requests' background work",
+            Duration::from_secs(15),
+            || async { self.app.tasks.is_empty().then_some(()) },
+        )
+        .await;
+    }
+
     /// Waits (bounded) until the request log has `n` entries (download entries are written just
     /// after the response ends).
     pub async fn wait_for_log(&self, n: usize) -> Vec<Entry> {
@@ -381,6 +576,40 @@ impl Drop for TestApp {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(docgate::shutdown::Signal::Interrupt);
         }
+    }
+}
+
+/// POSTs a JSON link request to the service at `base`, as a script does.
+pub async fn request_link(
+    client: &reqwest::Client,
+    base: &str,
+    email: &str,
+    document: &str,
+) -> reqwest::Response {
+    client
+        .post(format!("{base}/api/download-requests"))
+        .json(&serde_json::json!({ "email": email, "document": document }))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The most recently written of `files`.
+pub fn newest(files: &[PathBuf]) -> &Path {
+    files
+        .iter()
+        .max_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap())
+        .unwrap()
+}
+
+/// The `.eml` files in an outbox directory (none if it does not exist yet).
+pub fn eml_files(dir: &Path) -> Vec<PathBuf> {
+    match std::fs::read_dir(dir) {
+        Ok(entries) => entries
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
+            .collect(),
+        Err(_) => Vec::new(),
     }
 }
 
@@ -417,157 +646,7 @@ pub fn now() -> u64 {
         .as_secs()
 }
 
-/// A mail from the outbox, parsed as MIME.
-#[derive(Debug)]
-pub struct Mail {
-    pub from_name: Option<String>,
-    pub from: String,
-    pub to: String,
-    pub subject: String,
-    pub text: String,
-    pub html: String,
-    /// The download link, as found in the plain-text part.
-    pub link: String,
-}
-
-impl Mail {
-    pub fn read(path: &Path) -> Self {
-        let raw = std::fs::read(path).unwrap();
-        let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
-        let from = message.from().unwrap().first().unwrap();
-        let text = message.body_text(0).unwrap().into_owned();
-        let html = message.body_html(0).unwrap().into_owned();
-        let start = text
-            .find("https://")
-            .or_else(|| text.find("http://"))
-            .expect("a link in the text part");
-        let link = text[start..].split_whitespace().next().unwrap().to_owned();
-        Self {
-            from_name: from.name().map(str::to_owned),
-            from: from.address().unwrap().to_owned(),
-            to: message
-                .to()
-                .unwrap()
-                .first()
-                .unwrap()
-                .address()
-                .unwrap()
-                .to_owned(),
-            subject: message.subject().unwrap().to_owned(),
-            text,
-            html,
-            link,
-        }
-    }
-}
-
 /// The token part of a link.
 pub fn token_of(link: &str) -> &str {
     link.rsplit_once("/d/").unwrap().1
-}
-
-/// A raw HTTP/1.1 GET that reads the headers and at least `want` body bytes, then stops reading
-/// and hands back the open connection (drop it to cut the download off).
-pub struct PartialGet {
-    pub status: u16,
-    headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-    /// Held open until the test drops it: that is the cut-off.
-    _conn: TcpStream,
-}
-
-impl PartialGet {
-    pub async fn start(app: &TestApp, link: &str, extra: &[(&str, &str)], want: usize) -> Self {
-        Self::send(app, "GET", link, extra, want).await
-    }
-
-    /// As [`PartialGet::start`], with another method (`POST` from the confirm page).
-    pub async fn send(
-        app: &TestApp,
-        method: &str,
-        link: &str,
-        extra: &[(&str, &str)],
-        want: usize,
-    ) -> Self {
-        let path = &link[app.base.len()..];
-        let socket = TcpSocket::new_v4().unwrap();
-        // A small receive window, so the server cannot push the whole document into buffers.
-        socket.set_recv_buffer_size(16 * 1024).unwrap();
-        let mut conn = socket.connect(app.addr).await.unwrap();
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\n", app.addr);
-        for (k, v) in extra {
-            request.push_str(&format!("{k}: {v}\r\n"));
-        }
-        request.push_str("\r\n");
-        conn.write_all(request.as_bytes()).await.unwrap();
-
-        let mut buf = Vec::new();
-        let mut chunk = vec![0u8; 16 * 1024];
-        let head_end = loop {
-            let n = conn.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed before the headers");
-            buf.extend_from_slice(&chunk[..n]);
-            if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-                break pos + 4;
-            }
-        };
-        let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
-        let mut lines = head.split("\r\n");
-        let status = lines.next().unwrap()[9..12].parse().unwrap();
-        let headers = lines
-            .filter_map(|l| l.split_once(": "))
-            .map(|(k, v)| (k.to_ascii_lowercase(), v.to_owned()))
-            .collect();
-        let mut body = buf[head_end..].to_vec();
-        while body.len() < want {
-            let n = conn.read(&mut chunk).await.unwrap();
-            assert!(n > 0, "connection closed early");
-            body.extend_from_slice(&chunk[..n]);
-        }
-        Self {
-            status,
-            headers,
-            body,
-            _conn: conn,
-        }
-    }
-
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-}
-
-impl PartialGet {
-    /// One read of at most `max` body bytes, as a slow reader takes them; returns how many
-    /// arrived (0 when the connection ended).
-    pub async fn read_some(&mut self, max: usize) -> usize {
-        let mut chunk = vec![0u8; max];
-        match self._conn.read(&mut chunk).await {
-            Ok(n) => {
-                self.body.extend_from_slice(&chunk[..n]);
-                n
-            }
-            Err(_) => 0,
-        }
-    }
-
-    /// Reads up to `n` more body bytes (fewer if the server ends or cuts the transfer); returns
-    /// how many arrived.
-    pub async fn read_more(&mut self, n: usize) -> usize {
-        let mut chunk = vec![0u8; 16 * 1024];
-        let mut got = 0;
-        while got < n {
-            match self._conn.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(k) => {
-                    got += k;
-                    self.body.extend_from_slice(&chunk[..k]);
-                }
-            }
-        }
-        got
-    }
 }

@@ -6,46 +6,43 @@
 #![allow(dead_code)]
 
 use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
-use crate::servers::free_port;
+use super::process::Daemon;
 
 /// The interpreter with the `aiosmtpd` module (the `python3` on `PATH` may lack it).
 const PYTHON: &str = "/usr/bin/python3";
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/smtp_sink.py");
+const HINT: &str = "is python3-aiosmtpd installed (scripts/test installs it)?";
 
 /// An SMTP server process for one test.
 pub struct SmtpSink {
     pub port: u16,
+    daemon: Daemon,
     dir: tempfile::TempDir,
-    child: Option<Child>,
 }
 
 impl SmtpSink {
     /// Starts a server that accepts everything.
     pub fn start() -> Self {
-        let mut sink = Self::reserved();
-        for _ in 0..5 {
-            if sink.spawn() {
-                return sink;
-            }
-            sink.port = free_port();
+        let dir = sink_dir();
+        let daemon = Daemon::start("the SMTP sink", HINT, command(dir.path()), accepts);
+        Self {
+            port: daemon.port,
+            daemon,
+            dir,
         }
-        panic!(
-            "the SMTP sink did not start; is python3-aiosmtpd installed (scripts/test installs it)?"
-        );
     }
 
     /// A server with a port but not running yet: an SMTP outage. [`Self::restart`] starts it.
     pub fn reserved() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("mail")).unwrap();
+        let dir = sink_dir();
+        let daemon = Daemon::reserved("the SMTP sink", HINT, command(dir.path()), accepts);
         Self {
-            port: free_port(),
+            port: daemon.port,
+            daemon,
             dir,
-            child: None,
         }
     }
 
@@ -56,23 +53,12 @@ impl SmtpSink {
 
     /// Kills the server (an outage). Messages already saved stay.
     pub fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.daemon.stop();
     }
 
     /// Starts the server (again) on the same port.
     pub fn restart(&mut self) {
-        self.stop();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.spawn() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        panic!("the SMTP sink did not restart on port {}", self.port);
+        self.daemon.restart();
     }
 
     /// Replaces the control file: e.g. `"rcpt 550 5.1.1 No such user"`, `"data 451 4.3.0 Later"`,
@@ -118,37 +104,31 @@ impl SmtpSink {
             .map(str::to_owned)
             .collect()
     }
+}
 
-    /// Spawns the process and waits (bounded) until it accepts connections; false if it exited
-    /// (port taken).
-    fn spawn(&mut self) -> bool {
-        let mut child = Command::new(PYTHON)
+/// The sink's directory: `mail/` for the messages, `control` and `events` beside it.
+fn sink_dir() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("mail")).unwrap();
+    dir
+}
+
+/// The sink's command line for a port, saving into `dir`.
+fn command(dir: &Path) -> impl Fn(u16) -> Command + Send + Sync + 'static {
+    let dir = dir.to_path_buf();
+    move |port| {
+        let mut command = Command::new(PYTHON);
+        command
             .arg(SCRIPT)
-            .arg(self.port.to_string())
-            .arg(self.dir.path())
+            .arg(port.to_string())
+            .arg(&dir)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("/usr/bin/python3 is not installed (scripts/test installs it)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                return false;
-            }
-            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
-                self.child = Some(child);
-                return true;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        false
+            .stderr(Stdio::null());
+        command
     }
 }
 
-impl Drop for SmtpSink {
-    fn drop(&mut self) {
-        self.stop();
-    }
+/// Whether the sink on `port` accepts connections.
+fn accepts(port: u16) -> bool {
+    TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
