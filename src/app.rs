@@ -294,7 +294,7 @@ impl App {
     ) -> Option<Pending> {
         let owner = &self.config.owner;
         owner.enabled().then(|| Pending {
-            jti: claims.jti.as_str().to_owned(),
+            jti: claims.jti.clone(),
             doc: document.id.clone(),
             title: document.title.clone(),
             client_ip: client,

@@ -152,12 +152,6 @@ impl Claims {
     pub fn remaining(&self, now: u64) -> u64 {
         self.exp.saturating_sub(now)
     }
-
-    /// The first characters of the `jti`: enough to find a link in logs, too few to be one. The
-    /// same as `self.jti.short()` (or `Display`), which new code uses.
-    pub fn jti_prefix(&self) -> &str {
-        self.jti.short()
-    }
 }
 
 /// Why a token was refused.
