@@ -18,6 +18,7 @@ use crate::app::App;
 use crate::link::{self, Issued, LinkError};
 use crate::requestlog::{Entry, Event, LogError};
 use crate::store::StoreError;
+use crate::token::Jti;
 
 /// The longest lifetime an operator may give a link.
 pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -81,13 +82,13 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
     let Issued { claims, url } = link::hand_over(app, document, address, ttl, request.send).await?;
     let minted = Minted {
         url,
-        jti: claims.jti.clone(),
+        jti: claims.jti.as_str().to_owned(),
         expires_at: rfc3339(claims.exp),
     };
     tracing::info!(
         target: "audit",
         action = "mint",
-        link = claims.jti_prefix(),
+        link = claims.jti.short(),
         email = %pseudonym,
         document = %document.id,
         ttl_secs = ttl.as_secs(),
@@ -99,14 +100,14 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
 
 /// Withdraws one link. `false` when no usable link had that id.
 pub async fn revoke(app: &App, jti: &str) -> Result<bool, AdminError> {
-    if !crate::token::is_valid_jti(jti) {
+    let Some(jti) = Jti::parse(jti) else {
         return Err(AdminError::BadJti(jti.chars().take(80).collect()));
-    }
-    let revoked = app.backends.store.revoke(jti).await?;
+    };
+    let revoked = app.backends.store.revoke(&jti).await?;
     tracing::info!(
         target: "audit",
         action = "revoke",
-        link = jti.get(..6).unwrap_or(jti),
+        link = jti.short(),
         revoked,
         "admin action"
     );

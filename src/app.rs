@@ -198,10 +198,6 @@ pub struct App {
     pub metrics: Arc<Metrics>,
     /// How long mailed link requests took lately, copied by the unmailed ones.
     pub pacing: crate::pacing::Pacing,
-    /// Downloads streaming now, in all and per client: the concurrent download caps.
-    pub downloads: crate::http::admission::Downloads,
-    /// The readiness probe's short cache.
-    pub readiness: crate::http::health::Readiness,
     /// Set once shutdown has begun: readiness answers `503` from then on.
     draining: std::sync::atomic::AtomicBool,
     /// The keyed identifiers of addresses and networks that are stored or logged.
@@ -253,10 +249,6 @@ impl App {
             objects: Arc::new(ObservedObjects::new(backends.objects, metrics.clone())),
             ..backends
         };
-        let downloads = crate::http::admission::Downloads::new(
-            config.http.max_downloads,
-            config.http.max_downloads_per_ip,
-        );
         Ok(Self {
             pseudonyms: Pseudonyms::new(&config.pseudonyms),
             config,
@@ -266,8 +258,6 @@ impl App {
             tasks: TaskTracker::new(),
             metrics,
             pacing: crate::pacing::Pacing::new(),
-            downloads,
-            readiness: crate::http::health::Readiness::default(),
             draining: std::sync::atomic::AtomicBool::new(false),
         })
     }

@@ -158,15 +158,17 @@ impl Service {
             tokio::spawn(requestlog::sweep(log, keep, stop.clone()))
         });
         let tasks = self.app.tasks.clone();
+        // One server state for both listeners: one set of download caps, one readiness cache.
+        let state = http::State::new(self.app.clone());
         let admin = tokio::spawn(http::serve_with(
-            self.app.clone(),
+            state.clone(),
             listeners.admin,
             stop.clone().cancelled_owned(),
             http::admin::handle,
             // The admin listener speaks HTTP/1.1 only: Prometheus, probes and the CLI use it.
             false,
         ));
-        let result = http::serve(self.app, listeners.public, shutdown).await;
+        let result = http::serve(state, listeners.public, shutdown).await;
         stop.cancel();
         tasks.close();
         let finish = async {

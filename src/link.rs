@@ -122,13 +122,13 @@ impl LinkRequest {
         }
 
         let claims = issue(app, document, address.as_ref(), app.config.token_ttl).await?;
-        self.entry.jti = Some(claims.jti.clone());
+        self.entry.jti = Some(claims.jti.as_str().to_owned());
         let mail = link_mail(app, address, claims, document).await;
         send(app, &mail).await?;
         tracing::info!(
             email = %app.pseudonym(mail.to.as_ref()),
             document = %document.id,
-            link = mail.claims.jti_prefix(),
+            link = mail.claims.jti.short(),
             "link mailed"
         );
         self.timing = Some(Timing::mailed(started));
@@ -199,7 +199,7 @@ pub async fn hand_over(
     );
     entry.email = Some(address.to_string());
     entry.document = Some(document.id.clone());
-    entry.jti = Some(claims.jti.clone());
+    entry.jti = Some(claims.jti.as_str().to_owned());
     if send_mail {
         let mail = link_mail(app, address, claims.clone(), document).await;
         send(app, &mail).await?;
@@ -286,7 +286,11 @@ fn count(app: &App, outcome: &'static str) {
 /// through Redis may be spent on other replicas, and a fresh one would otherwise answer an
 /// over-budget address at once. Their failures do not matter: only their time does.
 async fn round_trips_of_a_mail(app: &App, document: &Document) {
-    let _ = app.backends.store.peek(&crate::token::new_jti()).await;
+    let _ = app
+        .backends
+        .store
+        .peek(&crate::token::Jti::generate())
+        .await;
     let _ = tokio::time::timeout(
         Duration::from_secs(2),
         app.backends.objects.head(&document.key),

@@ -34,12 +34,98 @@ pub const MAX_TOKEN_LEN: usize = 2048;
 /// Random bytes in a `jti` (144 bits).
 const JTI_BYTES: usize = 18;
 
+/// A link's unique id (the token's `jti` claim): the token store's key, what an operator revokes,
+/// what joins the owner's request log.
+///
+/// Serialized as the id itself. Shown (`Display`, `Debug`) as its first [`Jti::SHORT`]
+/// characters, enough to find a link in logs and too few to be one; [`Jti::as_str`] is the whole
+/// id, for the store and the request log.
+#[derive(Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Jti(String);
+
+impl Jti {
+    /// Characters of the id shown in logs.
+    pub const SHORT: usize = 6;
+
+    /// A fresh id: [`JTI_BYTES`] from the OS RNG, base64url without padding.
+    pub fn generate() -> Self {
+        Self(new_jti())
+    }
+
+    /// An id as an operator or a client gave it: `None` unless it has the shape
+    /// [`Jti::generate`] makes ([`is_valid_jti`]).
+    pub fn parse(id: &str) -> Option<Self> {
+        is_valid_jti(id).then(|| Self(id.to_owned()))
+    }
+
+    /// The whole id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first [`Jti::SHORT`] characters: what logs show.
+    pub fn short(&self) -> &str {
+        self.0.get(..Self::SHORT).unwrap_or(&self.0)
+    }
+}
+
+/// An id read back from where docgate stored it (or made up by a test); not checked.
+impl From<String> for Jti {
+    fn from(id: String) -> Self {
+        Self(id)
+    }
+}
+
+impl From<&str> for Jti {
+    fn from(id: &str) -> Self {
+        Self(id.to_owned())
+    }
+}
+
+/// The whole id.
+impl From<Jti> for String {
+    fn from(jti: Jti) -> Self {
+        jti.0
+    }
+}
+
+impl std::fmt::Display for Jti {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.short())
+    }
+}
+
+impl std::fmt::Debug for Jti {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Jti({:?})", self.short())
+    }
+}
+
+impl PartialEq<str> for Jti {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for Jti {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
+impl PartialEq<Jti> for String {
+    fn eq(&self, other: &Jti) -> bool {
+        *self == other.0
+    }
+}
+
 /// What a link grants: one document, for a while. Also the token's claims.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Claims {
     /// The link's unique id: the Redis key suffix, what an operator revokes.
-    pub jti: String,
+    pub jti: Jti,
     /// The catalog id of the document.
     pub doc: String,
     /// Issued at, seconds since the epoch.
@@ -54,7 +140,7 @@ impl Claims {
     /// A new link to `doc`, issued at `now` and living `ttl_secs`, with a fresh random `jti`.
     pub fn new(doc: &str, now: u64, ttl_secs: u64) -> Self {
         Self {
-            jti: new_jti(),
+            jti: Jti::generate(),
             doc: doc.to_owned(),
             iat: now,
             exp: now.saturating_add(ttl_secs),
@@ -65,11 +151,6 @@ impl Claims {
     /// Seconds left before expiry at `now` (zero once expired).
     pub fn remaining(&self, now: u64) -> u64 {
         self.exp.saturating_sub(now)
-    }
-
-    /// The first characters of the `jti`: enough to find a link in logs, too few to be one.
-    pub fn jti_prefix(&self) -> &str {
-        self.jti.get(..6).unwrap_or(&self.jti)
     }
 }
 
@@ -180,7 +261,7 @@ impl TokenCodec {
         if claims.exp < claims.iat {
             return Err(TokenError::Invalid("expires before issued"));
         }
-        if !crate::catalog::is_valid_id(&claims.doc) || !is_valid_jti(&claims.jti) {
+        if !crate::catalog::is_valid_id(&claims.doc) || !is_valid_jti(claims.jti.as_str()) {
             return Err(TokenError::Invalid("bad claim value"));
         }
         if now >= claims.exp.saturating_add(LEEWAY_SECS) {
@@ -234,7 +315,8 @@ fn describe(kind: &ErrorKind) -> &'static str {
     }
 }
 
-/// A fresh `jti`: [`JTI_BYTES`] from the OS RNG, base64url without padding.
+/// A fresh random id: [`JTI_BYTES`] from the OS RNG, base64url without padding. A link's id is a
+/// [`Jti`] ([`Jti::generate`]); leases and webhook events use these too.
 pub fn new_jti() -> String {
     let mut bytes = [0u8; JTI_BYTES];
     // Without the OS RNG no unguessable link can be made; there is no safe fallback.
@@ -296,7 +378,10 @@ mod tests {
     fn a_signed_token_verifies_and_carries_no_personal_data() {
         let codec = codec(SECRET);
         let claims = Claims::new("resume", NOW, 900);
-        assert!(claims.jti.len() >= 22, "at least 128 bits of randomness");
+        assert!(
+            claims.jti.as_str().len() >= 22,
+            "at least 128 bits of randomness"
+        );
         let token = codec.sign(&claims).unwrap();
         assert_eq!(codec.verify(&token, NOW + 10).unwrap(), claims);
         let parts = segments(&token);
@@ -349,6 +434,26 @@ mod tests {
         let (head, _) = new_token.split_once('.').unwrap();
         let (_, rest) = old_token.split_once('.').unwrap();
         assert!(during.verify(&format!("{head}.{rest}"), NOW).is_err());
+    }
+
+    #[test]
+    fn a_jti_shows_its_short_prefix_and_serializes_whole() {
+        let jti = Jti::generate();
+        assert!(is_valid_jti(jti.as_str()));
+        assert_eq!(jti.to_string(), &jti.as_str()[..Jti::SHORT]);
+        assert_eq!(jti.short(), &jti.as_str()[..Jti::SHORT]);
+        assert!(!format!("{jti:?}").contains(jti.as_str()));
+        let json = serde_json::to_string(&jti).unwrap();
+        assert_eq!(json, format!("\"{}\"", jti.as_str()));
+        assert_eq!(serde_json::from_str::<Jti>(&json).unwrap(), jti);
+        assert_eq!(
+            Jti::from("abc").to_string(),
+            "abc",
+            "shorter than the prefix: whole"
+        );
+        assert_eq!(Jti::parse(jti.as_str()), Some(jti));
+        assert_eq!(Jti::parse("x"), None);
+        assert_eq!(Jti::parse("not a jti, it has spaces"), None);
     }
 
     #[test]

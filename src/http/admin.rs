@@ -24,6 +24,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::State;
 use super::error::{Error, json};
 use super::request_link::MAX_BODY;
 use super::{Body, empty, full, read_body};
@@ -36,23 +37,24 @@ use crate::units::parse_duration;
 const MAX_PAGE: usize = 1000;
 
 /// Routes one admin request.
-pub async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let app = &state.app;
     let path = req.uri().path().to_owned();
     let result = if path == "/metrics" {
         match *req.method() {
-            Method::GET | Method::HEAD => Ok(scrape(&app).await),
+            Method::GET | Method::HEAD => Ok(scrape(app).await),
             _ => Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
         }
-    } else if let Some(probe) = super::health::route(&app, req.method(), &path).await {
+    } else if let Some(probe) = super::health::route(&state, req.method(), &path).await {
         // The probes' own place: a flood of the public port does not reach it.
         probe
     } else if !path.starts_with("/admin/") {
         Err(Error::NotFound)
-    } else if !authorized(&app, req.headers()) {
+    } else if !authorized(app, req.headers()) {
         tracing::warn!(target: "audit", client_ip = %peer.ip(), "admin request refused: bad or missing token");
         Err(Error::Unauthorized)
     } else {
-        route(&app, req, &path).await
+        route(app, req, &path).await
     };
     let mut response = result.unwrap_or_else(|e| e.into_response(false));
     response

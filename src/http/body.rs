@@ -27,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use super::{AccessLine, Body, BoxError};
 use crate::objects::ByteStream;
 use crate::store::{Lease, Sent, StoreError, TokenStore};
+use crate::token::Jti;
 
 /// How a download ended, for the owner's request log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,9 +57,9 @@ impl Outcome {
 pub type OnFinish = Box<dyn FnOnce(Outcome) + Send>;
 
 /// A download's hold on its link.
-pub struct Claim {
+pub struct HeldClaim {
     pub store: Arc<dyn TokenStore>,
-    pub jti: String,
+    pub jti: Jti,
     pub lease: Lease,
     /// The whole document's size, reported to the store with the bytes sent.
     pub size: u64,
@@ -84,7 +85,7 @@ pub struct DownloadBody {
 
 /// Releases the claim and reports the outcome if the body is dropped unsettled.
 struct Guard {
-    claim: Arc<Claim>,
+    claim: Arc<HeldClaim>,
     /// Bytes handed to the client so far, shared with the heartbeat that reports them.
     sent: Arc<AtomicU64>,
     settled: bool,
@@ -141,7 +142,7 @@ impl DownloadBody {
         stream: ByteStream,
         len: u64,
         spends: bool,
-        claim: Claim,
+        claim: HeldClaim,
         renew_every: Duration,
         on_finish: OnFinish,
     ) -> Self {
@@ -286,7 +287,7 @@ impl HttpBody for DownloadBody {
 }
 
 /// What a download holding `claim` has sent so far (`counter`), plus `more` about to go out.
-fn sent_so_far(claim: &Claim, counter: &AtomicU64, more: u64) -> Sent {
+fn sent_so_far(claim: &HeldClaim, counter: &AtomicU64, more: u64) -> Sent {
     Sent::new(
         counter.load(Ordering::Relaxed).saturating_add(more),
         claim.size,
@@ -297,7 +298,7 @@ fn sent_so_far(claim: &Claim, counter: &AtomicU64, more: u64) -> Sent {
 /// claim is gone, or when the store has been unreachable for so long that the lease may have
 /// lapsed.
 async fn renew(
-    claim: Arc<Claim>,
+    claim: Arc<HeldClaim>,
     bytes: Arc<AtomicU64>,
     every: Duration,
     revoked: CancellationToken,
@@ -387,7 +388,7 @@ impl Drop for Logged {
             complete,
             duration_ms = line.started.elapsed().as_secs_f64() * 1000.0,
             client_ip = %line.client,
-            link = line.link.as_deref(),
+            link = line.link.as_ref().map(Jti::short),
             "request"
         );
     }
@@ -401,7 +402,8 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
-    use crate::store::{Claim as Claimed, LinkState, NewLink};
+    use crate::store::{ClaimOutcome, LinkState, NewLink};
+    use crate::token::Jti;
 
     /// A store whose completion is slow and whose record is gone as soon as completion begins,
     /// as in Redis, where the completion script deletes the key.
@@ -415,27 +417,27 @@ mod tests {
         async fn insert(&self, _: &NewLink<'_>) -> Result<(), StoreError> {
             Ok(())
         }
-        async fn peek(&self, _: &str) -> Result<LinkState, StoreError> {
+        async fn peek(&self, _: &Jti) -> Result<LinkState, StoreError> {
             Ok(LinkState::InFlight)
         }
-        async fn claim(&self, _: &str, _: &Lease) -> Result<Claimed, StoreError> {
-            Ok(Claimed::Granted { attempt: 1 })
+        async fn claim(&self, _: &Jti, _: &Lease) -> Result<ClaimOutcome, StoreError> {
+            Ok(ClaimOutcome::Granted { attempt: 1 })
         }
-        async fn renew(&self, _: &str, _: &Lease, _: Sent) -> Result<bool, StoreError> {
+        async fn renew(&self, _: &Jti, _: &Lease, _: Sent) -> Result<bool, StoreError> {
             Ok(!self.completing.load(Ordering::SeqCst))
         }
-        async fn complete(&self, _: &str, _: &Lease, _: Sent) -> Result<bool, StoreError> {
+        async fn complete(&self, _: &Jti, _: &Lease, _: Sent) -> Result<bool, StoreError> {
             self.completing.store(true, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
             Ok(true)
         }
-        async fn release(&self, _: &str, _: &Lease, _: Sent, _: bool) -> Result<(), StoreError> {
+        async fn release(&self, _: &Jti, _: &Lease, _: Sent, _: bool) -> Result<(), StoreError> {
             Ok(())
         }
-        async fn rearm(&self, _: &str, _: &str, _: Duration) -> Result<bool, StoreError> {
+        async fn rearm(&self, _: &Jti, _: &str, _: Duration) -> Result<bool, StoreError> {
             Ok(false)
         }
-        async fn revoke(&self, _: &str) -> Result<bool, StoreError> {
+        async fn revoke(&self, _: &Jti) -> Result<bool, StoreError> {
             Ok(false)
         }
         async fn revoke_owner(&self, _: &str) -> Result<u64, StoreError> {
@@ -456,9 +458,9 @@ mod tests {
             Box::pin(futures_util::stream::iter(chunks)),
             3000,
             true,
-            Claim {
+            HeldClaim {
                 store: Arc::new(SlowCompletion::default()),
-                jti: "jti".to_owned(),
+                jti: Jti::from("jti"),
                 lease: Lease::new(Duration::from_secs(10)),
                 size: 3000,
                 tasks: TaskTracker::new(),
@@ -492,28 +494,28 @@ mod tests {
         async fn insert(&self, _: &NewLink<'_>) -> Result<(), StoreError> {
             Ok(())
         }
-        async fn peek(&self, _: &str) -> Result<LinkState, StoreError> {
+        async fn peek(&self, _: &Jti) -> Result<LinkState, StoreError> {
             Ok(LinkState::InFlight)
         }
-        async fn claim(&self, _: &str, _: &Lease) -> Result<Claimed, StoreError> {
-            Ok(Claimed::Granted { attempt: 1 })
+        async fn claim(&self, _: &Jti, _: &Lease) -> Result<ClaimOutcome, StoreError> {
+            Ok(ClaimOutcome::Granted { attempt: 1 })
         }
-        async fn renew(&self, _: &str, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        async fn renew(&self, _: &Jti, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
             self.0.lock().unwrap().push(("renew", sent));
             Ok(true)
         }
-        async fn complete(&self, _: &str, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        async fn complete(&self, _: &Jti, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
             self.0.lock().unwrap().push(("complete", sent));
             Ok(true)
         }
-        async fn release(&self, _: &str, _: &Lease, sent: Sent, _: bool) -> Result<(), StoreError> {
+        async fn release(&self, _: &Jti, _: &Lease, sent: Sent, _: bool) -> Result<(), StoreError> {
             self.0.lock().unwrap().push(("release", sent));
             Ok(())
         }
-        async fn rearm(&self, _: &str, _: &str, _: Duration) -> Result<bool, StoreError> {
+        async fn rearm(&self, _: &Jti, _: &str, _: Duration) -> Result<bool, StoreError> {
             Ok(false)
         }
-        async fn revoke(&self, _: &str) -> Result<bool, StoreError> {
+        async fn revoke(&self, _: &Jti) -> Result<bool, StoreError> {
             Ok(false)
         }
         async fn revoke_owner(&self, _: &str) -> Result<u64, StoreError> {
@@ -534,9 +536,9 @@ mod tests {
             chunks,
             len,
             spends,
-            Claim {
+            HeldClaim {
                 store,
-                jti: "jti".to_owned(),
+                jti: Jti::from("jti"),
                 lease: Lease::new(Duration::from_secs(10)),
                 size: 3000,
                 tasks: TaskTracker::new(),

@@ -23,6 +23,7 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use http::request::Parts;
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
@@ -30,11 +31,12 @@ use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use tokio_util::task::TaskTracker;
 
 use super::admission::Full;
-use super::body::{Claim, DownloadBody, Outcome};
+use super::body::{DownloadBody, HeldClaim, Outcome};
 use super::conn::Cutter;
 use super::error::Error;
 use super::pace::{Paced, Pacing};
-use super::{Body, empty, enforce};
+use super::page::PageResponse;
+use super::{Body, State, empty, enforce};
 use crate::app::{App, LEASE_TTL, RENEW_EVERY};
 use crate::catalog::Document;
 use crate::config::Disposition;
@@ -44,9 +46,9 @@ use crate::pages;
 use crate::range::{ByteRange, RangeRequest};
 use crate::ratelimit::{Key, Scope};
 use crate::requestlog::{Entry, Event, RequestLog};
-use crate::store::{Claim as Claimed, Lease, LinkState, Sent};
+use crate::store::{ClaimOutcome, Lease, LinkState, Sent};
 use crate::texts::measures;
-use crate::token::{Claims, TokenError};
+use crate::token::{Claims, Jti, TokenError};
 
 /// RFC 8187 `attr-char`: everything else in `filename*` is percent-encoded.
 const ATTR_CHAR: &AsciiSet = &NON_ALPHANUMERIC
@@ -87,45 +89,109 @@ enum Ask {
     Renew,
 }
 
-/// Handles a request to a link. `link` receives the `jti` prefix of a genuine token, for the
-/// access log. Errors are answered here, where the link's document is known, so its page can
-/// offer to ask for that document again.
-pub async fn handle(
-    app: &App,
-    req: Request<Incoming>,
-    client: IpAddr,
-    link: &mut Option<String>,
-    html: bool,
-) -> Response<Body> {
-    let mut document = None;
-    let head = req.method() == Method::HEAD;
-    match download(app, req, client, html, link, &mut document).await {
-        Ok(response) => response,
-        Err(e) => {
-            refused(app, head, &e);
-            let form = document.map(|id| format!("{}/request/{id}", app.config.public_path()));
-            e.into_response_for(html, form.as_deref())
+/// A link, as far as a request to it learned it: its token was genuine (expired or not). The
+/// router puts it in the access log and offers its document again on the error page.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The link's id; logs show only its first characters (its `Display`).
+    pub jti: Jti,
+    /// The catalog id of the document it grants.
+    pub document: String,
+}
+
+impl Link {
+    fn of(claims: &Claims) -> Self {
+        Self {
+            jti: claims.jti.clone(),
+            document: claims.doc.clone(),
         }
     }
 }
 
-async fn download(
-    app: &App,
+/// A request to a link, answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub response: Response<Body>,
+    pub link: Link,
+}
+
+/// A request to a link, refused: the error, and the link when its token was genuine. The router
+/// renders it.
+#[derive(Debug)]
+pub struct Failure {
+    pub error: Error,
+    pub link: Option<Link>,
+}
+
+/// Handles a request to a link, in the order of the request flow: the per-IP limit, what is
+/// asked, the token, then what the link gives now (`HEAD`'s headers, the confirm page, or the
+/// bytes). A refusal is counted (but for `HEAD`) and, once the token proved genuine, noted in
+/// the owner's request log; the router renders it.
+pub async fn handle(
+    state: &State,
     req: Request<Incoming>,
     client: IpAddr,
-    html: bool,
-    link: &mut Option<String>,
-    document_id: &mut Option<String>,
-) -> Result<Response<Body>, Error> {
+) -> Result<Answer, Failure> {
+    let app = &state.app;
+    let head = req.method() == Method::HEAD;
+    let refuse = |error: Error, link: Option<Link>| {
+        if !head {
+            Metrics::count(&app.metrics.download_refusals, error.code());
+        }
+        Failure { error, link }
+    };
+
     enforce(
         app,
         &Key::ip(Scope::DownloadPerIp, client),
         app.config.limits.download_per_ip,
     )
-    .await?;
+    .await
+    .map_err(|e| refuse(e, None))?;
 
     let (parts, body) = req.into_parts();
-    let ask = match parts.method {
+    let ask = asked(app, &parts, body)
+        .await
+        .map_err(|e| refuse(e, None))?;
+
+    let claims = match app.codec.verify(token(&parts), app.now()) {
+        Ok(claims) => claims,
+        Err(TokenError::Expired(claims)) => {
+            let link = Link::of(&claims);
+            if ask == Ask::Renew {
+                // A new link for the same document: answered, or refused, as a link request.
+                return match super::renew::handle(app, &claims, client).await {
+                    Ok(response) => Ok(Answer { response, link }),
+                    Err(error) => Err(Failure {
+                        error,
+                        link: Some(link),
+                    }),
+                };
+            }
+            if !head {
+                record(app, &claims, client, "link_expired");
+            }
+            return Err(refuse(Error::Expired, Some(link)));
+        }
+        Err(e) => return Err(refuse(e.into(), None)),
+    };
+
+    let link = Link::of(&claims);
+    match answer(state, &parts, &claims, ask, client).await {
+        Ok(response) => Ok(Answer { response, link }),
+        Err(error) => {
+            if !head {
+                record(app, &claims, client, error.code());
+            }
+            Err(refuse(error, Some(link)))
+        }
+    }
+}
+
+/// What the request asks for: `HEAD`, `GET`, or a `POST` (from this site only) whose form asks
+/// for the bytes or, from the expired page, for a new link.
+async fn asked(app: &App, parts: &Parts, body: Incoming) -> Result<Ask, Error> {
+    Ok(match parts.method {
         Method::HEAD => Ask::Head,
         Method::POST => {
             check_same_site(app, &parts.headers)?;
@@ -136,28 +202,25 @@ async fn download(
             }
         }
         _ => Ask::Get,
-    };
+    })
+}
 
+/// The token in the path (`/d/{token}`, a trailing `/` allowed).
+fn token(parts: &Parts) -> &str {
     let token = parts.uri.path().strip_prefix("/d/").unwrap_or("");
-    let token = token.strip_suffix('/').unwrap_or(token);
-    let claims = match app.codec.verify(token, app.now()) {
-        Ok(claims) => claims,
-        Err(TokenError::Expired(claims)) => {
-            *link = Some(claims.jti_prefix().to_owned());
-            *document_id = Some(claims.doc.clone());
-            if ask == Ask::Renew {
-                return Ok(super::renew::handle(app, &claims, client, html).await);
-            }
-            if ask != Ask::Head {
-                record(app, &claims, client, "link_expired");
-            }
-            return Err(Error::Expired);
-        }
-        Err(e) => return Err(e.into()),
-    };
-    *link = Some(claims.jti_prefix().to_owned());
-    *document_id = Some(claims.doc.clone());
+    token.strip_suffix('/').unwrap_or(token)
+}
 
+/// What a genuine, unexpired link gives now: `HEAD`'s headers; for a browser's `GET` of a link
+/// nothing has started yet, the confirm page; else the bytes.
+async fn answer(
+    state: &State,
+    parts: &Parts,
+    claims: &Claims,
+    ask: Ask,
+    client: IpAddr,
+) -> Result<Response<Body>, Error> {
+    let app = &state.app;
     let Some(document) = app.catalog.get(&claims.doc) else {
         return Err(Error::DocumentGone);
     };
@@ -165,29 +228,25 @@ async fn download(
     let range = RangeRequest::from_headers(header(header::RANGE), header(header::IF_RANGE));
     let cutter = parts.extensions.get::<Cutter>().cloned();
 
-    let result = match ask {
-        Ask::Head => head_response(app, &claims, document, range.as_ref()).await,
+    match ask {
+        Ask::Head => head_response(app, claims, document, range.as_ref()).await,
         Ask::Get if range.is_none() && wants_page(app, &parts.headers) => {
             match app.backends.store.peek(&claims.jti).await? {
                 // Nothing started yet: this is the person before their click, or a mail scanner
                 // or link preview that never clicks. Neither spends anything.
                 LinkState::Ready { started: 0 } => {
-                    confirm_page(app, &claims, document, &parts.headers, client).await
+                    confirm_page(app, claims, document, &parts.headers, client).await
                 }
                 // A download of it has begun (a resume, or a phone's download manager fetching
                 // what the page's button started), or it is spent, withdrawn or in flight:
                 // the download path answers.
-                _ => get_response(app, &claims, document, None, client, ask, cutter).await,
+                _ => get_response(state, claims, document, None, client, ask, cutter).await,
             }
         }
         Ask::Get | Ask::Download | Ask::Renew => {
-            get_response(app, &claims, document, range.as_ref(), client, ask, cutter).await
+            get_response(state, claims, document, range.as_ref(), client, ask, cutter).await
         }
-    };
-    if let (Err(e), false) = (&result, ask == Ask::Head) {
-        record(app, &claims, client, e.code());
     }
-    result
 }
 
 /// True when the confirm page is on and the request is a browser navigating to the link (or a
@@ -250,15 +309,8 @@ async fn confirm_page(
         .map(|v| String::from_utf8_lossy(v.as_bytes()));
     let entry = Entry::link_opened(client, claims, now, user_agent.as_deref());
     spawn_record(&app.tasks, app.backends.requests.clone(), entry);
-    tracing::debug!(link = claims.jti_prefix(), "confirm page shown");
+    tracing::debug!(link = claims.jti.short(), "confirm page shown");
     Ok(page.response(StatusCode::OK, &[]))
-}
-
-/// Counts a `GET` refused before its first byte, by error code.
-fn refused(app: &App, head: bool, error: &Error) {
-    if !head {
-        Metrics::count(&app.metrics.download_refusals, error.code());
-    }
 }
 
 async fn head_response(
@@ -288,7 +340,7 @@ async fn head_response(
 }
 
 async fn get_response(
-    app: &App,
+    state: &State,
     claims: &Claims,
     document: &Document,
     range: Option<&RangeRequest>,
@@ -296,9 +348,10 @@ async fn get_response(
     ask: Ask,
     cutter: Option<Cutter>,
 ) -> Result<Response<Body>, Error> {
+    let app = &state.app;
     let store = &app.backends.store;
     // Before anything is claimed: a refusal here spends nothing.
-    let slot = app.downloads.admit(client).map_err(|full| match full {
+    let slot = state.downloads.admit(client).map_err(|full| match full {
         Full::Client => Error::TooManyDownloads {
             retry_after: DOWNLOADS_FULL_RETRY,
         },
@@ -312,8 +365,10 @@ async fn get_response(
     let lease = Lease::held_by(LEASE_TTL, &network, ask == Ask::Download);
     let again = (ask == Ask::Get).then_some(network.as_str());
     let attempt = match claim(app, &claims.jti, &lease, again).await? {
-        Claimed::Granted { attempt } => attempt,
-        Claimed::Refused(state) => return Err(Error::for_state(state).unwrap_or(Error::Revoked)),
+        ClaimOutcome::Granted { attempt } => attempt,
+        ClaimOutcome::Refused(state) => {
+            return Err(Error::for_state(state).unwrap_or(Error::Revoked));
+        }
     };
 
     let object = match app.backends.objects.open(&document.key, range).await {
@@ -328,7 +383,7 @@ async fn get_response(
             return Err(e.into());
         }
     };
-    tracing::debug!(link = claims.jti_prefix(), attempt, "download started");
+    tracing::debug!(link = claims.jti.short(), attempt, "download started");
     let metrics = app.metrics.clone();
     metrics.downloads_started.inc();
     metrics.downloads_in_flight.inc();
@@ -336,10 +391,10 @@ async fn get_response(
 
     let mut entry = Entry::now(Event::Download, client, "");
     entry.document = Some(document.id.clone());
-    entry.jti = Some(claims.jti.clone());
+    entry.jti = Some(claims.jti.as_str().to_owned());
     let requests = app.backends.requests.clone();
     let tasks = app.tasks.clone();
-    let link = claims.jti_prefix().to_owned();
+    let link = claims.jti.clone();
     let notice = app.download_notice(claims, document, client);
     let on_finish = Box::new(move |outcome: Outcome| {
         tracing::info!(link = %link, outcome = outcome.as_str(), "download ended");
@@ -365,7 +420,7 @@ async fn get_response(
         object.body,
         len,
         spends,
-        Claim {
+        HeldClaim {
             store: store.clone(),
             jti: claims.jti.clone(),
             lease,
@@ -397,26 +452,30 @@ const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
 /// completed moments ago is re-armed once: a phone's download manager fetches again what its
 /// browser has just fetched. Plain `GET`s never arm this, so racing clients still get exactly one
 /// body.
-async fn claim(app: &App, jti: &str, lease: &Lease, again: Option<&str>) -> Result<Claimed, Error> {
+async fn claim(
+    app: &App,
+    jti: &Jti,
+    lease: &Lease,
+    again: Option<&str>,
+) -> Result<ClaimOutcome, Error> {
     let store = &app.backends.store;
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
     let mut rearmed = false;
     loop {
         match store.claim(jti, lease).await? {
-            Claimed::Refused(LinkState::InFlight) if tokio::time::Instant::now() < deadline => {
+            ClaimOutcome::Refused(LinkState::InFlight)
+                if tokio::time::Instant::now() < deadline =>
+            {
                 tokio::time::sleep(IN_FLIGHT_POLL).await;
             }
-            Claimed::Refused(LinkState::Used)
+            ClaimOutcome::Refused(LinkState::Used)
                 if !rearmed
                     && let Some(network) = again
                     && store
                         .rearm(jti, network, app.config.recipients.redownload_grace)
                         .await? =>
             {
-                tracing::debug!(
-                    link = &jti[..jti.len().min(6)],
-                    "link re-armed for a second fetch"
-                );
+                tracing::debug!(link = jti.short(), "link re-armed for a second fetch");
                 rearmed = true;
             }
             answer => return Ok(answer),
@@ -503,7 +562,7 @@ pub fn ascii_filename(filename: &str) -> String {
 fn record(app: &App, claims: &Claims, client: IpAddr, outcome: &str) {
     let mut entry = Entry::now(Event::Download, client, outcome);
     entry.document = Some(claims.doc.clone());
-    entry.jti = Some(claims.jti.clone());
+    entry.jti = Some(claims.jti.as_str().to_owned());
     spawn_record(&app.tasks, app.backends.requests.clone(), entry);
 }
 

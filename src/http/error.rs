@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use http::{HeaderValue, Response, StatusCode, header};
 
-use super::{Body, full};
+use super::page::PageResponse;
+use super::{Body, BoxError, full};
 use crate::admin::AdminError;
 use crate::html::escape;
 use crate::link::LinkError;
@@ -84,9 +85,10 @@ pub enum Error {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
-    /// Single use cannot be enforced: the token store or limiter is down.
+    /// Single use cannot be enforced: the token store or limiter is down. The cause is kept
+    /// for the log.
     #[error("token store unavailable: {0}")]
-    StoreUnavailable(String),
+    StoreUnavailable(#[source] BoxError),
     #[error("mail unavailable: {0}")]
     MailUnavailable(String),
     /// A failure that retrying cannot fix (a mail that cannot be composed): `500`, never the
@@ -94,18 +96,18 @@ pub enum Error {
     #[error("internal error: {0}")]
     Internal(String),
     #[error("object store failed: {0}")]
-    ObjectStore(String),
+    ObjectStore(#[source] std::io::Error),
 }
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
-        Error::StoreUnavailable(e.to_string())
+        Error::StoreUnavailable(Box::new(e))
     }
 }
 
 impl From<LimitError> for Error {
     fn from(e: LimitError) -> Self {
-        Error::StoreUnavailable(e.to_string())
+        Error::StoreUnavailable(Box::new(e))
     }
 }
 
@@ -124,7 +126,7 @@ impl From<ObjectError> for Error {
         match e {
             ObjectError::NotFound => Error::DocumentGone,
             ObjectError::Range(r) => Error::Range { size: r.size },
-            ObjectError::Unavailable(cause) => Error::ObjectStore(cause.to_string()),
+            ObjectError::Unavailable(cause) => Error::ObjectStore(cause),
         }
     }
 }
@@ -144,7 +146,7 @@ impl From<AdminError> for Error {
             AdminError::BadJti(_) => Error::invalid("jti", t::NOT_A_LINK_ID),
             AdminError::Store(e) => e.into(),
             AdminError::Link(e) => e.into(),
-            AdminError::Log(e) => Error::StoreUnavailable(e.to_string()),
+            AdminError::Log(e) => Error::StoreUnavailable(Box::new(e)),
         }
     }
 }
@@ -166,7 +168,7 @@ impl From<TokenError> for Error {
         match e {
             TokenError::Expired(_) => Error::Expired,
             TokenError::Invalid(why) => Error::BadToken(why),
-            TokenError::Signing(cause) => Error::StoreUnavailable(cause.to_string()),
+            TokenError::Signing(cause) => Error::StoreUnavailable(Box::new(cause)),
         }
     }
 }
@@ -418,6 +420,35 @@ pub fn json(status: StatusCode, body: &serde_json::Value) -> Response<Body> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backend_errors_keep_their_cause_and_say_the_same() {
+        use std::error::Error as _;
+
+        let cause = std::io::Error::other("connection refused");
+        let error = Error::from(StoreError::Unavailable(Box::new(cause)));
+        assert_eq!(
+            error.to_string(),
+            "token store unavailable: token store unavailable: connection refused"
+        );
+        let store = error.source().expect("the store's error is kept");
+        assert_eq!(
+            store.source().map(ToString::to_string).as_deref(),
+            Some("connection refused")
+        );
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        let error = Error::from(ObjectError::Unavailable(std::io::Error::other("timed out")));
+        assert_eq!(error.to_string(), "object store failed: timed out");
+        assert_eq!(
+            error.source().map(ToString::to_string).as_deref(),
+            Some("timed out")
+        );
+        assert_eq!(error.status(), StatusCode::BAD_GATEWAY);
+        // The client reads neither cause.
+        let body = error.message();
+        assert!(!body.contains("timed out"), "{body}");
+    }
 
     #[test]
     fn a_mail_that_cannot_be_composed_is_a_500_not_an_outage() {

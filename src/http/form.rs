@@ -10,6 +10,7 @@ use http::{HeaderMap, HeaderValue, Response, StatusCode, header};
 
 use super::Body;
 use super::error::Error;
+use super::page::PageResponse;
 use crate::app::App;
 use crate::catalog::Document;
 use crate::pages::{Choice, Form};

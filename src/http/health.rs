@@ -13,6 +13,7 @@ use http::{Method, Response, StatusCode};
 use tokio::time::Instant;
 
 use super::Body;
+use super::State;
 use super::error::{Error, json};
 use crate::app::App;
 
@@ -57,14 +58,14 @@ impl Readiness {
 
 /// Answers a probe path on either listener: `None` for any other path.
 pub async fn route(
-    app: &App,
+    state: &State,
     method: &Method,
     path: &str,
 ) -> Option<Result<Response<Body>, Error>> {
     let get = matches!(*method, Method::GET | Method::HEAD);
     match path {
         "/healthz" if get => Some(Ok(live())),
-        "/readyz" if get => Some(Ok(ready(app).await)),
+        "/readyz" if get => Some(Ok(ready(state).await)),
         "/healthz" | "/readyz" => Some(Err(Error::MethodNotAllowed { allow: "GET, HEAD" })),
         _ => None,
     }
@@ -77,14 +78,14 @@ pub fn live() -> Response<Body> {
 
 /// Readiness: `200` when the token store and the object source both answer in time, `503`
 /// otherwise. The body says which failed, never why (causes go to the log).
-pub async fn ready(app: &App) -> Response<Body> {
-    if app.is_draining() {
+pub async fn ready(state: &State) -> Response<Body> {
+    if state.app.is_draining() {
         return json(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({ "status": "draining" }),
         );
     }
-    let Checks { store, objects } = app.readiness.checks(app).await;
+    let Checks { store, objects } = state.readiness.checks(&state.app).await;
     let word = |ok: bool| if ok { "ok" } else { "unavailable" };
     let status = if store && objects {
         StatusCode::OK

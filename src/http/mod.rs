@@ -8,8 +8,11 @@
 //!
 //! Handlers live one file per route family: [`form`] (`GET /`, `GET /request/{document}`, and
 //! CORS), [`request_link`] (`POST /api/download-requests`), [`download`] (`GET`/`POST`/`HEAD
-//! /d/{token}`, with [`renew`] for the expired page's button), [`health`]. They return `Result<Response, Error>`;
-//! [`error`] renders every failure.
+//! /d/{token}`, with [`renew`] for the expired page's button), [`health`]. They return
+//! `Result<Response, Error>` (the download handler its [`download::Answer`] or
+//! [`download::Failure`], each with the link it learned); the router renders every failure
+//! through [`error`], with that context, and writes the access log. [`State`] is what the
+//! server holds: the service plus the download caps and the readiness cache.
 
 pub mod admin;
 pub mod admission;
@@ -21,8 +24,10 @@ pub mod error;
 pub mod form;
 pub mod health;
 pub mod pace;
+pub mod page;
 pub mod renew;
 pub mod request_link;
+pub mod state;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -49,6 +54,7 @@ use crate::units::Rate;
 use admission::PeerConnections;
 use body::Logged;
 use error::Error;
+pub use state::State;
 
 /// A boxed error from a response body: the transfer is aborted.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -101,10 +107,11 @@ pub fn empty() -> Body {
 /// Serves the public routes on `listener` until `shutdown` resolves, then drains in-flight
 /// requests for at most the configured drain timeout.
 pub async fn serve(
-    app: Arc<App>,
+    state: Arc<State>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let app = &state.app;
     // Anyone may connect here: one peer holds at most its share of the connections (the
     // trusted proxies excepted, every client comes through them).
     let peers = PeerConnections::new(
@@ -112,28 +119,28 @@ pub async fn serve(
         app.config.trusted_proxies.clone(),
     );
     let h2c = app.config.http.h2c;
-    serve_on(app, listener, shutdown, handle, Some(peers), h2c).await
+    serve_on(state, listener, shutdown, handle, Some(peers), h2c).await
 }
 
 /// Serves `listener` with `handler` under the configured connection limits, until `shutdown`
 /// resolves; then drains. HTTP/1.1 only, unless `h2c`: then HTTP/2 with prior knowledge too.
 pub async fn serve_with<H, F>(
-    app: Arc<App>,
+    state: Arc<State>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     handler: H,
     h2c: bool,
 ) -> std::io::Result<()>
 where
-    H: Fn(Arc<App>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
+    H: Fn(Arc<State>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    serve_on(app, listener, shutdown, handler, None, h2c).await
+    serve_on(state, listener, shutdown, handler, None, h2c).await
 }
 
 /// Serves `listener`, with `peers` capping each peer's connections when given.
 async fn serve_on<H, F>(
-    app: Arc<App>,
+    state: Arc<State>,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
     handler: H,
@@ -141,10 +148,10 @@ async fn serve_on<H, F>(
     h2c: bool,
 ) -> std::io::Result<()>
 where
-    H: Fn(Arc<App>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
+    H: Fn(Arc<State>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    let limits = app.config.http;
+    let limits = state.app.config.http;
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Without h2c, a client's HTTP/2 preface is not an HTTP/1 request: the connection is closed.
     if !h2c {
@@ -228,13 +235,13 @@ where
                 {
                     tracing::debug!(cause = %e, "TCP_NOTSENT_LOWAT not set");
                 }
-                let app = app.clone();
+                let state = state.clone();
                 let guarded = conn::Guarded::new(stream, deadlines);
                 let cutter = guarded.cutter();
                 let service = tower::service_fn(move |mut req: Request<Incoming>| {
-                    let app = app.clone();
+                    let state = state.clone();
                     req.extensions_mut().insert(cutter.clone());
-                    async move { Ok::<_, Infallible>(handler(app, peer, req).await) }
+                    async move { Ok::<_, Infallible>(handler(state, peer, req).await) }
                 });
                 // No upgrades: nothing docgate serves switches protocols (and the `_with_upgrades`
                 // variant ignores `http1_only`).
@@ -257,17 +264,43 @@ where
 
     drop(listener);
     tracing::info!("shutting down: draining in-flight requests");
+    let drain_timeout = state.app.config.drain_timeout;
     tokio::select! {
         () = graceful.shutdown() => tracing::info!("all connections closed"),
-        () = tokio::time::sleep(app.config.drain_timeout) => {
-            tracing::warn!(timeout = ?app.config.drain_timeout, "drain timeout reached; closing remaining connections");
+        () = tokio::time::sleep(drain_timeout) => {
+            tracing::warn!(timeout = ?drain_timeout, "drain timeout reached; closing remaining connections");
         }
     }
     Ok(())
 }
 
-/// Routes one request and wraps its response with the common headers and the access log.
-async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+/// What a route learned besides its result: what its error page needs, and what the access log
+/// names.
+#[derive(Default)]
+struct Context<'a> {
+    /// The link, for a download route whose token was genuine: its document's form is offered
+    /// again on the error page, its id (the first characters) goes in the access log.
+    link: Option<download::Link>,
+    /// Origins that may frame the error page (the answers to the request form).
+    frame_ancestors: &'a [String],
+    /// The origin allowed to read the answer (CORS), for a link request.
+    cors: Option<String>,
+}
+
+impl Context<'_> {
+    fn of_link(link: Option<download::Link>) -> Self {
+        Self {
+            link,
+            ..Self::default()
+        }
+    }
+}
+
+/// Routes one request, renders its error if it failed (the one place errors become responses,
+/// with what the handler learned), and wraps the response with the common headers and the
+/// access log.
+async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> Response<Body> {
+    let app = &state.app;
     let started = Instant::now();
     let method = req.method().clone();
     let client = client::client_ip(peer, req.headers(), &app.config.trusted_proxies);
@@ -279,46 +312,72 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
         path.chars().take(100).collect()
     };
 
-    let mut link = None;
-    let result = match (path.as_str(), &method) {
-        _ if head_len(&req) > app.config.http.max_header_bytes => Err(Error::HeadersTooLarge),
-        ("/api/download-requests", &Method::POST) => {
-            let origin = form::cors::allowed(&app, req.headers()).map(str::to_owned);
-            let response = request_link::handle(&app, req, client, html).await;
-            let frame_ancestors = &app.config.recipients.cors_origins;
-            let mut response =
-                response.unwrap_or_else(|e| e.into_response_framed(html, None, frame_ancestors));
-            if let Some(origin) = origin {
-                form::cors::allow(&mut response, &origin);
-            }
-            Ok(response)
+    let (result, context) = match (path.as_str(), &method) {
+        _ if head_len(&req) > app.config.http.max_header_bytes => {
+            (Err(Error::HeadersTooLarge), Context::default())
         }
-        ("/api/download-requests", &Method::OPTIONS) => form::cors::preflight(&app, req.headers()),
+        ("/api/download-requests", &Method::POST) => {
+            let cors = form::cors::allowed(app, req.headers()).map(str::to_owned);
+            let result = request_link::handle(app, req, client, html).await;
+            let context = Context {
+                frame_ancestors: &app.config.recipients.cors_origins,
+                cors,
+                ..Context::default()
+            };
+            (result, context)
+        }
+        ("/api/download-requests", &Method::OPTIONS) => (
+            form::cors::preflight(app, req.headers()),
+            Context::default(),
+        ),
         // Only link requests carry a body.
         (p, &Method::GET | &Method::HEAD)
             if !req.body().is_end_stream()
                 && (p.starts_with("/d/") || p == "/healthz" || p == "/readyz") =>
         {
-            Err(Error::BodyNotAllowed)
+            (Err(Error::BodyNotAllowed), Context::default())
         }
-        ("/api/download-requests", _) => Err(Error::MethodNotAllowed { allow: "POST" }),
+        ("/api/download-requests", _) => (
+            Err(Error::MethodNotAllowed { allow: "POST" }),
+            Context::default(),
+        ),
         (p, &Method::GET | &Method::HEAD | &Method::POST) if p.starts_with("/d/") => {
-            Ok(download::handle(&app, req, client, &mut link, html).await)
+            match download::handle(&state, req, client).await {
+                Ok(answer) => (Ok(answer.response), Context::of_link(Some(answer.link))),
+                Err(failure) => (Err(failure.error), Context::of_link(failure.link)),
+            }
         }
-        (p, _) if p.starts_with("/d/") => Err(Error::MethodNotAllowed {
-            allow: "GET, HEAD, POST",
-        }),
+        (p, _) if p.starts_with("/d/") => (
+            Err(Error::MethodNotAllowed {
+                allow: "GET, HEAD, POST",
+            }),
+            Context::default(),
+        ),
         (p, &Method::GET | &Method::HEAD) if p == "/" || p.starts_with("/request/") => {
-            form::handle(&app, p)
+            (form::handle(app, p), Context::default())
         }
-        (p, _) if p == "/" || p.starts_with("/request/") => {
-            Err(Error::MethodNotAllowed { allow: "GET, HEAD" })
-        }
-        (p, method) => health::route(&app, method, p)
-            .await
-            .unwrap_or(Err(Error::NotFound)),
+        (p, _) if p == "/" || p.starts_with("/request/") => (
+            Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
+            Context::default(),
+        ),
+        (p, method) => (
+            health::route(&state, method, p)
+                .await
+                .unwrap_or(Err(Error::NotFound)),
+            Context::default(),
+        ),
     };
-    let mut response = result.unwrap_or_else(|e| e.into_response(html));
+    let mut response = result.unwrap_or_else(|e| {
+        // A link's page offers to ask for its document again.
+        let ask_again = context
+            .link
+            .as_ref()
+            .map(|link| format!("{}/request/{}", app.config.public_path(), link.document));
+        e.into_response_framed(html, ask_again.as_deref(), context.frame_ancestors)
+    });
+    if let Some(origin) = &context.cors {
+        form::cors::allow(&mut response, origin);
+    }
 
     let headers = response.headers_mut();
     headers.insert(
@@ -343,7 +402,7 @@ async fn handle(app: Arc<App>, peer: SocketAddr, req: Request<Incoming>) -> Resp
                 route,
                 status: status.as_u16(),
                 client,
-                link,
+                link: context.link.map(|link| link.jti),
                 started,
             },
         )
@@ -404,7 +463,7 @@ pub struct AccessLine {
     pub route: String,
     pub status: u16,
     pub client: IpAddr,
-    /// The `jti` prefix, for download routes with a genuine token.
-    pub link: Option<String>,
+    /// The link, for download routes with a genuine token (logged by its first characters).
+    pub link: Option<crate::token::Jti>,
     pub started: Instant,
 }

@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use http::{Response, StatusCode};
 
 use super::error::Error;
+use super::page::PageResponse;
 use super::{Body, enforce, form};
 use crate::address;
 use crate::app::App;
@@ -26,20 +27,20 @@ use crate::texts::measures::duration;
 use crate::texts::pages as texts;
 use crate::token::Claims;
 
-/// Answers a renewal of the expired link `claims`, as a page (`html`) or JSON.
-pub async fn handle(app: &App, claims: &Claims, client: IpAddr, html: bool) -> Response<Body> {
+/// Answers a renewal of the expired link `claims`. A refusal is recorded as a link request; the
+/// router renders it (a page or JSON), offering the document's form again.
+pub async fn handle(app: &App, claims: &Claims, client: IpAddr) -> Result<Response<Body>, Error> {
     let mut request = LinkRequest::new(client);
     request.entry.document = Some(claims.doc.clone());
     match renew(app, claims, client, &mut request).await {
-        Ok(Renewal::AskAddress(response)) => response,
+        Ok(Renewal::AskAddress(response)) => Ok(response),
         Ok(Renewal::Sent(response)) => {
             request.finish(app, None).await;
-            response
+            Ok(response)
         }
         Err(e) => {
             request.finish(app, Some(e.code())).await;
-            let form = format!("{}/request/{}", app.config.public_path(), claims.doc);
-            e.into_response_for(html, Some(&form))
+            Err(e)
         }
     }
 }
@@ -68,9 +69,9 @@ async fn renew(
     let known = app
         .backends
         .requests
-        .requester(&claims.jti)
+        .requester(claims.jti.as_str())
         .await
-        .map_err(|e| Error::StoreUnavailable(e.to_string()))?
+        .map_err(|e| Error::StoreUnavailable(Box::new(e)))?
         .and_then(|email| address::validate(&email).ok());
     let Some(address) = known else {
         let mut form = form::for_document(app, document);

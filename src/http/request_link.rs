@@ -28,6 +28,7 @@ use super::client;
 use super::enforce;
 use super::error::{Error, json};
 use super::form;
+use super::page::PageResponse;
 use crate::address;
 use crate::app::App;
 use crate::link::{self, LinkRequest};

@@ -206,7 +206,7 @@ impl Composer {
                     download.email.as_deref().unwrap_or(texts::NOTICE_NO_EMAIL),
                 ),
                 ("ip", &download.client_ip.to_string()),
-                ("jti", &download.jti),
+                ("jti", download.jti.as_str()),
                 ("site", &self.site()),
             ],
         );
@@ -544,7 +544,7 @@ mod tests {
         let composer = composer();
         let download = Download {
             event_id: "evt".to_owned(),
-            jti: "RFh7c-qE3xpy8Mq1eLNCUskc".to_owned(),
+            jti: "RFh7c-qE3xpy8Mq1eLNCUskc".into(),
             doc: "resume".to_owned(),
             title: "Jane Doe's resume".to_owned(),
             email: Some("visitor@example.org".to_owned()),

@@ -22,6 +22,7 @@
 
 pub mod webhook;
 
+use crate::token::Jti;
 use std::fmt;
 use std::net::IpAddr;
 use std::time::Duration;
@@ -36,7 +37,7 @@ pub struct Download {
     /// so a receiver can drop a repeat.
     pub event_id: String,
     /// The link's id, as in the request log.
-    pub jti: String,
+    pub jti: Jti,
     /// The document's catalog id.
     pub doc: String,
     /// The document's title.
@@ -54,11 +55,6 @@ impl Download {
     pub fn expires_at(&self) -> u64 {
         self.downloaded_at.saturating_add(NOTICE_LIFETIME.as_secs())
     }
-
-    /// The first characters of the `jti`, for logs.
-    pub fn jti_prefix(&self) -> &str {
-        self.jti.get(..6).unwrap_or(&self.jti)
-    }
 }
 
 /// Never prints the address.
@@ -66,7 +62,7 @@ impl fmt::Debug for Download {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Download")
             .field("event_id", &self.event_id)
-            .field("jti", &self.jti_prefix())
+            .field("jti", &self.jti.short())
             .field("doc", &self.doc)
             .field("email", &self.email.as_ref().map(|_| "<redacted>"))
             .field("downloaded_at", &self.downloaded_at)

@@ -127,7 +127,7 @@ pub fn body(download: &Download) -> Vec<u8> {
         email: download.email.as_deref(),
         downloaded_at,
         client_ip: download.client_ip.to_string(),
-        jti: &download.jti,
+        jti: download.jti.as_str(),
     };
     // A struct of strings always serialises.
     serde_json::to_vec(&payload).unwrap_or_default()
@@ -263,7 +263,7 @@ mod tests {
     fn download() -> Download {
         Download {
             event_id: "evt-1".to_owned(),
-            jti: "RFh7c-qE3xpy8Mq1eLNCUskc".to_owned(),
+            jti: "RFh7c-qE3xpy8Mq1eLNCUskc".into(),
             doc: "resume".to_owned(),
             title: "Jane \"JD\" Doe's resume".to_owned(),
             email: Some("visitor@example.org".to_owned()),

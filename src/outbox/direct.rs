@@ -57,7 +57,7 @@ impl Direct {
 #[async_trait]
 impl Outbox for Direct {
     async fn submit(&self, job: &Job) -> Result<(), MailError> {
-        let link = job.jti_prefix();
+        let link = job.jti().short();
         let kind = job.kind();
         let mut delays = self.delays(kind).iter();
         loop {
@@ -152,7 +152,7 @@ mod tests {
 
         let notice = Job::Webhook(Download {
             event_id: "evt-1".to_owned(),
-            jti: "abcdefghijklmnopqrstuv".to_owned(),
+            jti: "abcdefghijklmnopqrstuv".into(),
             doc: "resume".to_owned(),
             title: "Jane Doe's resume".to_owned(),
             email: None,

@@ -32,6 +32,7 @@ pub use deliver::Deliverer;
 
 use crate::mail::{LinkMail, MailError};
 use crate::notify::Download;
+use crate::token::Jti;
 
 /// Something to deliver.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,17 +55,11 @@ impl Job {
     }
 
     /// The link's id (a notice's: the downloaded link's).
-    pub fn jti(&self) -> &str {
+    pub fn jti(&self) -> &Jti {
         match self {
             Job::Link(mail) => &mail.claims.jti,
             Job::OwnerMail { download, .. } | Job::Webhook(download) => &download.jti,
         }
-    }
-
-    /// The first characters of the `jti`, for logs.
-    pub fn jti_prefix(&self) -> &str {
-        let jti = self.jti();
-        jti.get(..6).unwrap_or(jti)
     }
 
     /// When the job stops being worth delivering, seconds since the epoch: a link mail's link

@@ -17,12 +17,13 @@ use super::{Job, Outbox};
 use crate::metrics::Metrics;
 use crate::notify::Download;
 use crate::requestlog::RequestLog;
+use crate::token::Jti;
 use crate::units::unix_now;
 
 /// What the owner is to be told if a download completes: made when it starts, sent by the
 /// download's end (`http::download`'s `on_finish`) only if its outcome is `Completed`.
 pub struct Pending {
-    pub(crate) jti: String,
+    pub(crate) jti: Jti,
     pub(crate) doc: String,
     pub(crate) title: String,
     pub(crate) client_ip: IpAddr,
@@ -44,8 +45,8 @@ impl Pending {
     }
 
     async fn deliver(self) {
-        let link = self.jti.get(..6).unwrap_or(&self.jti).to_owned();
-        let email = match self.requests.requester(&self.jti).await {
+        let link = self.jti.short();
+        let email = match self.requests.requester(self.jti.as_str()).await {
             Ok(email) => email,
             Err(e) => {
                 tracing::warn!(link, cause = %e, "requester's address not read: the notice names nobody");

@@ -13,11 +13,9 @@ use std::sync::LazyLock;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::{HeaderValue, Response, StatusCode, header};
 use sha2::{Digest, Sha256};
 
 use crate::html::escape;
-use crate::http::{Body, full};
 use crate::texts::pages as t;
 
 const STYLE: &str = include_str!("style.css");
@@ -86,42 +84,17 @@ impl Page {
         )
     }
 
-    /// The page as a response with `status`. `frame_ancestors` lists origins allowed to embed it
+    /// The page's `Content-Security-Policy`. `frame_ancestors` lists origins allowed to embed it
     /// (the request form and the answers to it, for the sites that embed it); with none, it
-    /// refuses to be framed.
-    pub fn response(&self, status: StatusCode, frame_ancestors: &[String]) -> Response<Body> {
-        let mut response = Response::new(full(self.render()));
-        *response.status_mut() = status;
+    /// refuses to be framed. `http` turns a page into a response with it.
+    pub fn policy(&self, frame_ancestors: &[String]) -> String {
         let ancestors = if frame_ancestors.is_empty() {
             "'none'".to_owned()
         } else {
             frame_ancestors.join(" ")
         };
         let base = if self.script { &*FORM_POLICY } else { &*POLICY };
-        let policy = format!("{base}; frame-ancestors {ancestors}");
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        if let Ok(policy) = HeaderValue::try_from(policy) {
-            headers.insert(header::CONTENT_SECURITY_POLICY, policy);
-        }
-        headers.insert(
-            "x-robots-tag",
-            HeaderValue::from_static("noindex, nofollow"),
-        );
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        // A page's own form posts carry its origin (`no-referrer` would make it `null`); other
-        // sites still learn nothing, not even the origin.
-        headers.insert(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("same-origin"),
-        );
-        if frame_ancestors.is_empty() {
-            headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-        }
-        response
+        format!("{base}; frame-ancestors {ancestors}")
     }
 }
 
@@ -407,10 +380,7 @@ mod tests {
         assert!(html.contains("data-page=\"confirm\""));
         assert!(!html.contains("<script"));
 
-        let response = page.response(StatusCode::OK, &[]);
-        let policy = response.headers()[header::CONTENT_SECURITY_POLICY]
-            .to_str()
-            .unwrap();
+        let policy = page.policy(&[]);
         let hash = STANDARD.encode(Sha256::digest(STYLE.as_bytes()));
         assert!(policy.contains(&format!("style-src 'sha256-{hash}'")));
         assert!(!policy.contains("unsafe"));
@@ -445,12 +415,8 @@ mod tests {
         assert!(html.contains("href=\"https://example.com/privacy\""));
         assert!(html.contains("<script>"));
 
-        let framed = page.response(StatusCode::OK, &["https://www.example.com".to_owned()]);
-        let policy = framed.headers()[header::CONTENT_SECURITY_POLICY]
-            .to_str()
-            .unwrap();
+        let policy = page.policy(&["https://www.example.com".to_owned()]);
         assert!(policy.contains("frame-ancestors https://www.example.com"));
         assert!(policy.contains(&sha256_source(SCRIPT)));
-        assert!(!framed.headers().contains_key(header::X_FRAME_OPTIONS));
     }
 }

@@ -143,7 +143,7 @@ impl Entry {
     ) -> Self {
         let mut entry = Self::now(Event::LinkOpened, client_ip, "opened");
         entry.document = Some(claims.doc.clone());
-        entry.jti = Some(claims.jti.clone());
+        entry.jti = Some(claims.jti.as_str().to_owned());
         entry.user_agent = user_agent.map(clean_user_agent);
         entry.after_send_secs = Some(now.saturating_sub(claims.iat));
         entry

@@ -11,7 +11,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::time::Instant;
 
-use super::{Claim, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
+use super::{ClaimOutcome, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
+use crate::token::Jti;
 
 /// How often expired records are swept out, at most.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -191,7 +192,7 @@ impl TokenStore for MemoryStore {
         let mut inner = self.lock();
         inner.sweep(now);
         inner.links.insert(
-            link.jti.to_owned(),
+            link.jti.as_str().to_owned(),
             Record {
                 expires: now + link.ttl,
                 started: 0,
@@ -208,26 +209,28 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
-    async fn peek(&self, jti: &str) -> Result<LinkState, StoreError> {
+    async fn peek(&self, jti: &Jti) -> Result<LinkState, StoreError> {
+        let jti = jti.as_str();
         Ok(self.lock().state(jti, Instant::now()))
     }
 
-    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError> {
+    async fn claim(&self, jti: &Jti, lease: &Lease) -> Result<ClaimOutcome, StoreError> {
+        let jti = jti.as_str();
         let now = Instant::now();
         let mut inner = self.lock();
         match inner.state(jti, now) {
             LinkState::Ready { .. } => {}
-            other => return Ok(Claim::Refused(other)),
+            other => return Ok(ClaimOutcome::Refused(other)),
         }
         let Some(record) = inner.record(jti, now) else {
-            return Ok(Claim::Refused(LinkState::Revoked));
+            return Ok(ClaimOutcome::Refused(LinkState::Revoked));
         };
         if record
             .only
             .as_ref()
             .is_some_and(|only| *only != lease.holder)
         {
-            return Ok(Claim::Refused(LinkState::Used));
+            return Ok(ClaimOutcome::Refused(LinkState::Used));
         }
         // What an expired lease last reported counts: its holder died after sending that much.
         record.delivered = record.delivered.saturating_add(record.lease_sent);
@@ -236,12 +239,13 @@ impl TokenStore for MemoryStore {
         let deadline = now + lease.ttl;
         record.lease = Some((lease.id.clone(), deadline));
         record.expires = record.expires.max(deadline);
-        Ok(Claim::Granted {
+        Ok(ClaimOutcome::Granted {
             attempt: record.started,
         })
     }
 
-    async fn renew(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+    async fn renew(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        let jti = jti.as_str();
         let now = Instant::now();
         let mut inner = self.lock();
         match inner.record(jti, now) {
@@ -256,7 +260,8 @@ impl TokenStore for MemoryStore {
         }
     }
 
-    async fn complete(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+    async fn complete(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        let jti = jti.as_str();
         let now = Instant::now();
         let mut inner = self.lock();
         match inner.record(jti, now) {
@@ -279,11 +284,12 @@ impl TokenStore for MemoryStore {
 
     async fn release(
         &self,
-        jti: &str,
+        jti: &Jti,
         lease: &Lease,
         sent: Sent,
         refund: bool,
     ) -> Result<(), StoreError> {
+        let jti = jti.as_str();
         let now = Instant::now();
         let mut inner = self.lock();
         let spent = match inner.record(jti, now) {
@@ -306,7 +312,8 @@ impl TokenStore for MemoryStore {
         Ok(())
     }
 
-    async fn rearm(&self, jti: &str, holder: &str, window: Duration) -> Result<bool, StoreError> {
+    async fn rearm(&self, jti: &Jti, holder: &str, window: Duration) -> Result<bool, StoreError> {
+        let jti = jti.as_str();
         let now = Instant::now();
         let mut inner = self.lock();
         if holder.is_empty() || inner.record(jti, now).is_some() {
@@ -348,7 +355,8 @@ impl TokenStore for MemoryStore {
         Ok(true)
     }
 
-    async fn revoke(&self, jti: &str) -> Result<bool, StoreError> {
+    async fn revoke(&self, jti: &Jti) -> Result<bool, StoreError> {
+        let jti = jti.as_str();
         let now = Instant::now();
         let mut inner = self.lock();
         let live = inner.record(jti, now).is_some();
@@ -383,7 +391,7 @@ mod tests {
 
     const TTL: Duration = Duration::from_secs(900);
 
-    fn link(jti: &str) -> NewLink<'_> {
+    fn link(jti: &Jti) -> NewLink<'_> {
         NewLink {
             jti,
             doc: "resume",
@@ -400,26 +408,31 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_completed_download_spends_the_link() {
         let store = MemoryStore::new();
-        store.insert(&link("a")).await.unwrap();
+        store.insert(&link(&"a".into())).await.unwrap();
         assert_eq!(
-            store.peek("a").await.unwrap(),
+            store.peek(&"a".into()).await.unwrap(),
             LinkState::Ready { started: 0 }
         );
         let l = lease();
         assert_eq!(
-            store.claim("a", &l).await.unwrap(),
-            Claim::Granted { attempt: 1 }
+            store.claim(&"a".into(), &l).await.unwrap(),
+            ClaimOutcome::Granted { attempt: 1 }
         );
-        assert_eq!(store.peek("a").await.unwrap(), LinkState::InFlight);
+        assert_eq!(store.peek(&"a".into()).await.unwrap(), LinkState::InFlight);
         assert_eq!(
-            store.claim("a", &lease()).await.unwrap(),
-            Claim::Refused(LinkState::InFlight)
+            store.claim(&"a".into(), &lease()).await.unwrap(),
+            ClaimOutcome::Refused(LinkState::InFlight)
         );
-        assert!(store.complete("a", &l, Sent::default()).await.unwrap());
-        assert_eq!(store.peek("a").await.unwrap(), LinkState::Used);
+        assert!(
+            store
+                .complete(&"a".into(), &l, Sent::default())
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.peek(&"a".into()).await.unwrap(), LinkState::Used);
         assert_eq!(
-            store.claim("a", &lease()).await.unwrap(),
-            Claim::Refused(LinkState::Used)
+            store.claim(&"a".into(), &lease()).await.unwrap(),
+            ClaimOutcome::Refused(LinkState::Used)
         );
         assert_eq!(store.live_links(), 0);
     }
@@ -427,35 +440,38 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn cut_off_downloads_count_until_the_attempts_run_out() {
         let store = MemoryStore::new();
-        store.insert(&link("a")).await.unwrap();
+        store.insert(&link(&"a".into())).await.unwrap();
         for attempt in 1..=3 {
             let l = lease();
             assert_eq!(
-                store.claim("a", &l).await.unwrap(),
-                Claim::Granted { attempt }
+                store.claim(&"a".into(), &l).await.unwrap(),
+                ClaimOutcome::Granted { attempt }
             );
             store
-                .release("a", &l, Sent::default(), false)
+                .release(&"a".into(), &l, Sent::default(), false)
                 .await
                 .unwrap();
         }
-        assert_eq!(store.peek("a").await.unwrap(), LinkState::Used);
+        assert_eq!(store.peek(&"a".into()).await.unwrap(), LinkState::Used);
     }
 
     #[tokio::test(start_paused = true)]
     async fn a_refund_does_not_count() {
         let store = MemoryStore::new();
-        store.insert(&link("a")).await.unwrap();
+        store.insert(&link(&"a".into())).await.unwrap();
         for _ in 0..5 {
             let l = lease();
             assert_eq!(
-                store.claim("a", &l).await.unwrap(),
-                Claim::Granted { attempt: 1 }
+                store.claim(&"a".into(), &l).await.unwrap(),
+                ClaimOutcome::Granted { attempt: 1 }
             );
-            store.release("a", &l, Sent::default(), true).await.unwrap();
+            store
+                .release(&"a".into(), &l, Sent::default(), true)
+                .await
+                .unwrap();
         }
         assert_eq!(
-            store.peek("a").await.unwrap(),
+            store.peek(&"a".into()).await.unwrap(),
             LinkState::Ready { started: 0 }
         );
     }
@@ -463,61 +479,86 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_dead_holders_lease_expires() {
         let store = MemoryStore::new();
-        store.insert(&link("a")).await.unwrap();
+        store.insert(&link(&"a".into())).await.unwrap();
         let first = lease();
-        store.claim("a", &first).await.unwrap();
+        store.claim(&"a".into(), &first).await.unwrap();
         tokio::time::advance(Duration::from_secs(11)).await;
         let second = lease();
         assert_eq!(
-            store.claim("a", &second).await.unwrap(),
-            Claim::Granted { attempt: 2 }
+            store.claim(&"a".into(), &second).await.unwrap(),
+            ClaimOutcome::Granted { attempt: 2 }
         );
-        assert!(!store.renew("a", &first, Sent::default()).await.unwrap());
-        assert!(!store.complete("a", &first, Sent::default()).await.unwrap());
-        assert!(store.renew("a", &second, Sent::default()).await.unwrap());
-        assert!(store.complete("a", &second, Sent::default()).await.unwrap());
+        assert!(
+            !store
+                .renew(&"a".into(), &first, Sent::default())
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .complete(&"a".into(), &first, Sent::default())
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .renew(&"a".into(), &second, Sent::default())
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .complete(&"a".into(), &second, Sent::default())
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn links_expire_with_their_ttl_but_not_mid_download() {
         let store = MemoryStore::new();
-        store.insert(&link("a")).await.unwrap();
-        store.insert(&link("b")).await.unwrap();
+        store.insert(&link(&"a".into())).await.unwrap();
+        store.insert(&link(&"b".into())).await.unwrap();
         tokio::time::advance(TTL - Duration::from_secs(5)).await;
         let l = lease();
-        store.claim("b", &l).await.unwrap();
+        store.claim(&"b".into(), &l).await.unwrap();
         tokio::time::advance(Duration::from_secs(6)).await;
-        assert_eq!(store.peek("a").await.unwrap(), LinkState::Revoked);
+        assert_eq!(store.peek(&"a".into()).await.unwrap(), LinkState::Revoked);
         assert!(
-            store.renew("b", &l, Sent::default()).await.unwrap(),
+            store.renew(&"b".into(), &l, Sent::default()).await.unwrap(),
             "the lease keeps b alive"
         );
-        assert!(store.complete("b", &l, Sent::default()).await.unwrap());
+        assert!(
+            store
+                .complete(&"b".into(), &l, Sent::default())
+                .await
+                .unwrap()
+        );
     }
 
     #[tokio::test(start_paused = true)]
     async fn unknown_links_are_revoked() {
         let store = MemoryStore::new();
-        assert_eq!(store.peek("x").await.unwrap(), LinkState::Revoked);
+        assert_eq!(store.peek(&"x".into()).await.unwrap(), LinkState::Revoked);
         assert_eq!(
-            store.claim("x", &lease()).await.unwrap(),
-            Claim::Refused(LinkState::Revoked)
+            store.claim(&"x".into(), &lease()).await.unwrap(),
+            ClaimOutcome::Refused(LinkState::Revoked)
         );
     }
 
     #[tokio::test]
     async fn racing_claims_have_one_winner() {
         let store = std::sync::Arc::new(MemoryStore::new());
-        store.insert(&link("a")).await.unwrap();
+        store.insert(&link(&"a".into())).await.unwrap();
         let tasks: Vec<_> = (0..32)
             .map(|_| {
                 let store = store.clone();
-                tokio::spawn(async move { store.claim("a", &lease()).await.unwrap() })
+                tokio::spawn(async move { store.claim(&"a".into(), &lease()).await.unwrap() })
             })
             .collect();
         let mut granted = 0;
         for task in tasks {
-            if matches!(task.await.unwrap(), Claim::Granted { .. }) {
+            if matches!(task.await.unwrap(), ClaimOutcome::Granted { .. }) {
                 granted += 1;
             }
         }

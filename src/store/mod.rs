@@ -18,12 +18,13 @@ pub mod shared;
 
 use std::time::Duration;
 
+use crate::token::Jti;
 use async_trait::async_trait;
 
 /// A link to record when it is minted.
 #[derive(Debug, Clone)]
 pub struct NewLink<'a> {
-    pub jti: &'a str,
+    pub jti: &'a Jti,
     /// The catalog id of the document, kept so operators can read what a key grants.
     pub doc: &'a str,
     /// How long the link lives; the record expires with it.
@@ -106,7 +107,7 @@ pub enum LinkState {
 
 /// The answer to a claim.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Claim {
+pub enum ClaimOutcome {
     /// The caller holds the lease; this is download number `attempt` (from 1).
     Granted { attempt: u32 },
     /// Refused: the link is in another state.
@@ -117,7 +118,7 @@ pub enum Claim {
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("token store unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The single-use state of links.
@@ -127,22 +128,22 @@ pub trait TokenStore: Send + Sync + 'static {
     async fn insert(&self, link: &NewLink<'_>) -> Result<(), StoreError>;
 
     /// Reports the link's state without changing it (for `HEAD`).
-    async fn peek(&self, jti: &str) -> Result<LinkState, StoreError>;
+    async fn peek(&self, jti: &Jti) -> Result<LinkState, StoreError>;
 
     /// Starts a download: counts an attempt and takes the lease, unless the link is in flight,
     /// spent or unknown. While leased, the record lives at least as long as the lease. The bytes
     /// last reported by a lease that expired unreleased (its replica died) count here.
-    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError>;
+    async fn claim(&self, jti: &Jti, lease: &Lease) -> Result<ClaimOutcome, StoreError>;
 
     /// Extends a held lease and records what the download has `sent` so far (the link is not
     /// spent while it streams, even when its total passes the size). `false` when the lease is no
     /// longer held (revoked, or expired and taken by another download): the download must stop.
-    async fn renew(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError>;
+    async fn renew(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError>;
 
     /// Ends a download that delivered the document's last byte (`sent` is all it sends): the link
     /// is spent. `false` when the lease was no longer held, in which case the last bytes must not
     /// be sent.
-    async fn complete(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError>;
+    async fn complete(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError>;
 
     /// Ends a download that did not deliver the last byte (cut off, or a partial range), adding
     /// what it `sent` to the link's total. With `refund` neither the attempt nor its bytes count
@@ -150,7 +151,7 @@ pub trait TokenStore: Send + Sync + 'static {
     /// total covers the document, is spent.
     async fn release(
         &self,
-        jti: &str,
+        jti: &Jti,
         lease: &Lease,
         sent: Sent,
         refund: bool,
@@ -164,12 +165,12 @@ pub trait TokenStore: Send + Sync + 'static {
     /// fetches a file again right after the browser did. `false` when that does not apply: the
     /// link is in any other state, was completed by another network or too long ago, or was
     /// re-armed already.
-    async fn rearm(&self, jti: &str, holder: &str, window: Duration) -> Result<bool, StoreError>;
+    async fn rearm(&self, jti: &Jti, holder: &str, window: Duration) -> Result<bool, StoreError>;
 
     /// Withdraws a link: no download of it starts any more (nor its second fetch after a
     /// completed download), and one in flight stops at its next
     /// renewal. `false` when there was no such usable link.
-    async fn revoke(&self, jti: &str) -> Result<bool, StoreError>;
+    async fn revoke(&self, jti: &Jti) -> Result<bool, StoreError>;
 
     /// Withdraws every usable link made for `owner` (see [`NewLink::owner`]); returns how many.
     async fn revoke_owner(&self, owner: &str) -> Result<u64, StoreError>;

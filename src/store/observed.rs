@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Claim, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
+use super::{ClaimOutcome, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
 use crate::metrics::Metrics;
+use crate::token::Jti;
 
 /// Wraps a store with metrics.
 pub struct ObservedStore {
@@ -42,27 +43,27 @@ impl TokenStore for ObservedStore {
         self.timed("insert", self.inner.insert(link)).await
     }
 
-    async fn peek(&self, jti: &str) -> Result<LinkState, StoreError> {
+    async fn peek(&self, jti: &Jti) -> Result<LinkState, StoreError> {
         self.timed("peek", self.inner.peek(jti)).await
     }
 
-    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError> {
+    async fn claim(&self, jti: &Jti, lease: &Lease) -> Result<ClaimOutcome, StoreError> {
         self.timed("claim", self.inner.claim(jti, lease)).await
     }
 
-    async fn renew(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+    async fn renew(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         self.timed("renew", self.inner.renew(jti, lease, sent))
             .await
     }
 
-    async fn complete(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+    async fn complete(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         self.timed("complete", self.inner.complete(jti, lease, sent))
             .await
     }
 
     async fn release(
         &self,
-        jti: &str,
+        jti: &Jti,
         lease: &Lease,
         sent: Sent,
         refund: bool,
@@ -71,12 +72,12 @@ impl TokenStore for ObservedStore {
             .await
     }
 
-    async fn rearm(&self, jti: &str, holder: &str, window: Duration) -> Result<bool, StoreError> {
+    async fn rearm(&self, jti: &Jti, holder: &str, window: Duration) -> Result<bool, StoreError> {
         self.timed("rearm", self.inner.rearm(jti, holder, window))
             .await
     }
 
-    async fn revoke(&self, jti: &str) -> Result<bool, StoreError> {
+    async fn revoke(&self, jti: &Jti) -> Result<bool, StoreError> {
         self.timed("revoke", self.inner.revoke(jti)).await
     }
 

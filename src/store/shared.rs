@@ -37,8 +37,9 @@ use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use super::{Claim, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
+use super::{ClaimOutcome, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
 use crate::config::RedisConfig;
+use crate::token::Jti;
 
 /// How long a command may wait for Redis's answer before the request fails closed.
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -305,7 +306,7 @@ impl RedisStore {
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
-    StoreError::Unavailable(e.to_string())
+    StoreError::Unavailable(Box::new(e))
 }
 
 /// Whether a link's bytes cover the document: what ended downloads delivered plus what the last
@@ -325,7 +326,7 @@ fn millis(d: Duration) -> u64 {
 impl TokenStore for RedisStore {
     async fn insert(&self, link: &NewLink<'_>) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
-        let key = self.token_key(link.jti);
+        let key = self.token_key(link.jti.as_str());
         redis::pipe()
             .atomic()
             .hset_multiple(
@@ -348,7 +349,7 @@ impl TokenStore for RedisStore {
             // The index lives as long as its longest-lived link.
             self.owner_add
                 .key(self.owner_key(owner))
-                .arg(link.jti)
+                .arg(link.jti.as_str())
                 .arg(millis(link.ttl))
                 .invoke_async::<()>(&mut conn)
                 .await
@@ -357,7 +358,8 @@ impl TokenStore for RedisStore {
         Ok(())
     }
 
-    async fn peek(&self, jti: &str) -> Result<LinkState, StoreError> {
+    async fn peek(&self, jti: &Jti) -> Result<LinkState, StoreError> {
+        let jti = jti.as_str();
         let mut conn = self.conn.clone();
         let (fields, time): (Vec<Option<String>>, (u64, u64)) = redis::pipe()
             .cmd("HMGET")
@@ -390,7 +392,8 @@ impl TokenStore for RedisStore {
         })
     }
 
-    async fn claim(&self, jti: &str, lease: &Lease) -> Result<Claim, StoreError> {
+    async fn claim(&self, jti: &Jti, lease: &Lease) -> Result<ClaimOutcome, StoreError> {
+        let jti = jti.as_str();
         let mut conn = self.conn.clone();
         let reply: Vec<i64> = self
             .claim
@@ -402,16 +405,17 @@ impl TokenStore for RedisStore {
             .await
             .map_err(unavailable)?;
         Ok(match reply.as_slice() {
-            [1, attempt] => Claim::Granted {
+            [1, attempt] => ClaimOutcome::Granted {
                 attempt: u32::try_from(*attempt).unwrap_or(u32::MAX),
             },
-            [2] => Claim::Refused(LinkState::InFlight),
-            [3] => Claim::Refused(LinkState::Used),
-            _ => Claim::Refused(self.gone(jti).await?),
+            [2] => ClaimOutcome::Refused(LinkState::InFlight),
+            [3] => ClaimOutcome::Refused(LinkState::Used),
+            _ => ClaimOutcome::Refused(self.gone(jti).await?),
         })
     }
 
-    async fn renew(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+    async fn renew(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        let jti = jti.as_str();
         let mut conn = self.conn.clone();
         let held: i64 = self
             .renew
@@ -426,7 +430,8 @@ impl TokenStore for RedisStore {
         Ok(held == 1)
     }
 
-    async fn complete(&self, jti: &str, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+    async fn complete(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
+        let jti = jti.as_str();
         let mut conn = self.conn.clone();
         let spent: i64 = self
             .complete
@@ -447,7 +452,8 @@ impl TokenStore for RedisStore {
         Ok(spent == 1)
     }
 
-    async fn rearm(&self, jti: &str, holder: &str, window: Duration) -> Result<bool, StoreError> {
+    async fn rearm(&self, jti: &Jti, holder: &str, window: Duration) -> Result<bool, StoreError> {
+        let jti = jti.as_str();
         if holder.is_empty() || window.is_zero() {
             return Ok(false);
         }
@@ -466,11 +472,12 @@ impl TokenStore for RedisStore {
 
     async fn release(
         &self,
-        jti: &str,
+        jti: &Jti,
         lease: &Lease,
         sent: Sent,
         refund: bool,
     ) -> Result<(), StoreError> {
+        let jti = jti.as_str();
         let mut conn = self.conn.clone();
         let outcome: i64 = self
             .release
@@ -488,7 +495,8 @@ impl TokenStore for RedisStore {
         Ok(())
     }
 
-    async fn revoke(&self, jti: &str) -> Result<bool, StoreError> {
+    async fn revoke(&self, jti: &Jti) -> Result<bool, StoreError> {
+        let jti = jti.as_str();
         let mut conn = self.conn.clone();
         self.revoke
             .key(self.token_key(jti))

@@ -394,7 +394,11 @@ async fn screenshots_of_the_outcome_pages() {
         shoot(&page, "link-used", viewport).await;
 
         let (claims, revoked) = app.mint("resume").await;
-        assert!(docgate::admin::revoke(&app.app, &claims.jti).await.unwrap());
+        assert!(
+            docgate::admin::revoke(&app.app, claims.jti.as_str())
+                .await
+                .unwrap()
+        );
         assert_eq!(page.goto(&revoked).await, 410);
         check_page(&page, "link_revoked").await;
         shoot(&page, "link-revoked", viewport).await;

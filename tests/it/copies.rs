@@ -3,6 +3,7 @@
 //! it. Every case runs on the embedded store and on a real Redis.
 
 use docgate::store::LinkState;
+use docgate::token::Jti;
 
 use crate::support::redis::RedisServer;
 use crate::support::*;
@@ -18,7 +19,7 @@ async fn docgate(on_redis: bool, settings: &[(&str, &str)]) -> (TestApp, Option<
     (TestApp::with(&all).await, redis)
 }
 
-async fn state(app: &TestApp, jti: &str) -> LinkState {
+async fn state(app: &TestApp, jti: &Jti) -> LinkState {
     app.app.backends.store.peek(jti).await.unwrap()
 }
 

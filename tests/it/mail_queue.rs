@@ -364,7 +364,7 @@ async fn a_restart_mid_queue_delivers_each_mail_exactly_once() {
     drained(&second).await;
     let delivered: Vec<Claims> = sink.messages().iter().map(|p| claims_of(p)).collect();
     assert_eq!(delivered.len(), 20, "each mail exactly once");
-    let delivered_jtis: HashSet<String> = delivered.into_iter().map(|c| c.jti).collect();
+    let delivered_jtis: HashSet<_> = delivered.into_iter().map(|c| c.jti).collect();
     assert_eq!(delivered_jtis, jtis);
     let depth = second.queue_depth().await.unwrap();
     assert_eq!((depth.queued, depth.retrying, depth.dead), (0, 0, 0));

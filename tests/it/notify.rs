@@ -65,7 +65,7 @@ fn notice_mails(paths: &[std::path::PathBuf]) -> Vec<NoticeMail> {
 fn download() -> Download {
     Download {
         event_id: docgate::token::new_jti(),
-        jti: docgate::token::new_jti(),
+        jti: docgate::token::Jti::generate(),
         doc: "resume".to_owned(),
         title: "Jane Doe's resume".to_owned(),
         email: Some(VISITOR.to_owned()),
@@ -226,7 +226,7 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         "no second copy of the address: {keys:?}"
     );
     let token_fields: Vec<String> = redis::cmd("HVALS")
-        .arg(format!("docgate:token:{}", claims.jti))
+        .arg(format!("docgate:token:{}", claims.jti.as_str()))
         .query(&mut conn)
         .unwrap();
     assert!(
@@ -251,7 +251,7 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
         "Document: Jane Doe's resume (resume)",
         &format!("Link requested by: {VISITOR}"),
         "Downloaded from: 127.0.0.1",
-        &format!("Link id: {}", claims.jti),
+        &format!("Link id: {}", claims.jti.as_str()),
         " UTC",
     ] {
         assert!(
@@ -508,7 +508,7 @@ async fn direct_smtp_sends_the_owner_s_mail() {
     assert_eq!(notices.len(), 1);
     assert_eq!(notices[0].subject, "Jane Doe's resume was downloaded");
     assert!(notices[0].text.contains("Downloaded from: 192.0.2.7"));
-    assert!(notices[0].text.contains(&download.jti));
+    assert!(notices[0].text.contains(download.jti.as_str()));
 }
 
 #[tokio::test]

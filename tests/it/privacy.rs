@@ -192,7 +192,7 @@ async fn the_owner_sees_when_a_link_was_opened_before_its_download() {
     let jti = app.request_log()[0].jti.clone().unwrap();
     let fetched = now();
     let claims = Claims {
-        jti,
+        jti: jti.into(),
         doc: "resume".to_owned(),
         iat: fetched - 3,
         exp: fetched + 900,

@@ -170,7 +170,7 @@ async fn the_expired_pages_button_mails_a_new_link_to_the_same_address() {
         docgate::requestlog::Entry::now(Event::LinkRequested, "192.0.2.1".parse().unwrap(), "sent");
     entry.email = Some("jane@example.org".to_owned());
     entry.document = Some("lebenslauf".to_owned());
-    entry.jti = Some(expired.jti.clone());
+    entry.jti = Some(expired.jti.as_str().to_owned());
     app.app.backends.requests.record(&entry).await.unwrap();
     let link = format!("{}/d/{}", app.base, sign(&app, &expired));
 

@@ -298,7 +298,7 @@ fn download(at: &str, jti: &str) -> Entry {
 
 fn opened(at: &str, jti: &str, user_agent: &str, after: u64) -> Entry {
     let claims = Claims {
-        jti: jti.to_owned(),
+        jti: jti.into(),
         doc: "resume".to_owned(),
         iat: 1_000,
         exp: 1_900,

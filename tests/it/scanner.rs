@@ -99,7 +99,13 @@ async fn scanners_opening_the_link_leave_it_usable_and_are_logged() {
     let app = TestApp::start().await;
     for (i, (who, user_agent)) in SCANNERS.iter().enumerate() {
         let link = app.link(&format!("reader{i}@example.org"), "resume").await;
-        let jti = app.app.codec.verify(token_of(&link), now()).unwrap().jti;
+        let jti: String = app
+            .app
+            .codec
+            .verify(token_of(&link), now())
+            .unwrap()
+            .jti
+            .into();
         let client = scanner(user_agent);
 
         // The scanner opens the link as a page...

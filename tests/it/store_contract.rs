@@ -10,10 +10,10 @@ use docgate::ratelimit::shared::RedisLimiter;
 use docgate::ratelimit::{Decision, Key, RateLimiter, Scope};
 use docgate::store::memory::MemoryStore;
 use docgate::store::shared::{RedisStore, connect};
-use docgate::store::{Claim, Lease, LinkState, NewLink, Sent, TokenStore};
+use docgate::store::{ClaimOutcome, Lease, LinkState, NewLink, Sent, TokenStore};
 
 use crate::support::{owner_id, pseudonyms};
-use docgate::token::new_jti;
+use docgate::token::Jti;
 use docgate::units::parse_rate;
 
 use crate::support::redis::RedisServer;
@@ -33,7 +33,7 @@ fn redis_store(server: &RedisServer) -> Arc<dyn TokenStore> {
     Arc::new(RedisStore::new(conn, "docgate:", LINK_TTL))
 }
 
-async fn insert(store: &dyn TokenStore, ttl: Duration, attempts: u32) -> String {
+async fn insert(store: &dyn TokenStore, ttl: Duration, attempts: u32) -> Jti {
     insert_for(store, ttl, attempts, None).await
 }
 
@@ -42,8 +42,8 @@ async fn insert_for(
     ttl: Duration,
     attempts: u32,
     owner: Option<&str>,
-) -> String {
-    let jti = new_jti();
+) -> Jti {
+    let jti = Jti::generate();
     store
         .insert(&NewLink {
             jti: &jti,
@@ -89,7 +89,7 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     let by_a = Lease::held_by(ttl, "net-a", true);
     assert!(matches!(
         store.claim(&jti, &by_a).await.unwrap(),
-        Claim::Granted { attempt: 1 }
+        ClaimOutcome::Granted { attempt: 1 }
     ));
     assert!(store.complete(&jti, &by_a, Sent::default()).await.unwrap());
     assert!(!store.rearm(&jti, "", window).await.unwrap());
@@ -103,13 +103,13 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     let by_b = Lease::held_by(ttl, "net-b", false);
     assert_eq!(
         store.claim(&jti, &by_b).await.unwrap(),
-        Claim::Refused(LinkState::Used)
+        ClaimOutcome::Refused(LinkState::Used)
     );
     // One more download, and only one: even a refunded failure spends it.
     let again = Lease::held_by(ttl, "net-a", false);
     assert!(matches!(
         store.claim(&jti, &again).await.unwrap(),
-        Claim::Granted { attempt: 1 }
+        ClaimOutcome::Granted { attempt: 1 }
     ));
     store
         .release(&jti, &again, Sent::default(), true)
@@ -120,7 +120,7 @@ async fn a_completed_link_is_rearmed_once_for_its_network(store: &dyn TokenStore
     let late = Lease::held_by(ttl, "net-a", false);
     assert_eq!(
         store.claim(&jti, &late).await.unwrap(),
-        Claim::Refused(LinkState::Used)
+        ClaimOutcome::Refused(LinkState::Used)
     );
 
     // Completed by a download that does not arm (a script's GET): never re-armed.
@@ -183,7 +183,7 @@ async fn bytes_sent_in_all_spend_the_link_once_they_cover_the_document(store: &d
     let first = lease();
     assert_eq!(
         store.claim(&jti, &first).await.unwrap(),
-        Claim::Granted { attempt: 1 }
+        ClaimOutcome::Granted { attempt: 1 }
     );
     // Reports are running totals: a repeated or a smaller one counts nothing more.
     for bytes in [300, 600, 600, 500] {
@@ -199,7 +199,7 @@ async fn bytes_sent_in_all_spend_the_link_once_they_cover_the_document(store: &d
     let second = lease();
     assert_eq!(
         store.claim(&jti, &second).await.unwrap(),
-        Claim::Granted { attempt: 2 }
+        ClaimOutcome::Granted { attempt: 2 }
     );
     store
         .release(&jti, &second, sent(399), false)
@@ -213,7 +213,7 @@ async fn bytes_sent_in_all_spend_the_link_once_they_cover_the_document(store: &d
     let third = lease();
     assert_eq!(
         store.claim(&jti, &third).await.unwrap(),
-        Claim::Granted { attempt: 3 }
+        ClaimOutcome::Granted { attempt: 3 }
     );
     store.release(&jti, &third, sent(1), false).await.unwrap();
     assert_eq!(
@@ -223,7 +223,7 @@ async fn bytes_sent_in_all_spend_the_link_once_they_cover_the_document(store: &d
     );
     assert_eq!(
         store.claim(&jti, &lease()).await.unwrap(),
-        Claim::Refused(LinkState::Used)
+        ClaimOutcome::Refused(LinkState::Used)
     );
     assert!(
         !store
@@ -246,7 +246,7 @@ async fn a_failure_of_ours_refunds_its_bytes(store: &dyn TokenStore) {
     let next = lease();
     assert_eq!(
         store.claim(&jti, &next).await.unwrap(),
-        Claim::Granted { attempt: 1 }
+        ClaimOutcome::Granted { attempt: 1 }
     );
     store.release(&jti, &next, sent(999), false).await.unwrap();
     assert_eq!(
@@ -266,7 +266,7 @@ async fn a_download_passing_the_size_streams_on_until_it_ends(store: &dyn TokenS
     let whole = lease();
     assert_eq!(
         store.claim(&jti, &whole).await.unwrap(),
-        Claim::Granted { attempt: 2 }
+        ClaimOutcome::Granted { attempt: 2 }
     );
     assert!(store.renew(&jti, &whole, sent(500)).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::InFlight);
@@ -290,7 +290,7 @@ async fn a_dead_holders_reported_bytes_count(store: &dyn TokenStore) {
     assert_eq!(store.peek(&all).await.unwrap(), LinkState::Used);
     assert_eq!(
         store.claim(&all, &lease()).await.unwrap(),
-        Claim::Refused(LinkState::Used)
+        ClaimOutcome::Refused(LinkState::Used)
     );
     // Its holder died having sent 700: 300 more spend it.
     assert_eq!(
@@ -300,7 +300,7 @@ async fn a_dead_holders_reported_bytes_count(store: &dyn TokenStore) {
     let next = lease();
     assert_eq!(
         store.claim(&most, &next).await.unwrap(),
-        Claim::Granted { attempt: 2 }
+        ClaimOutcome::Granted { attempt: 2 }
     );
     assert!(!store.renew(&most, &dying_most, sent(800)).await.unwrap());
     store.release(&most, &next, sent(300), false).await.unwrap();
@@ -320,7 +320,7 @@ async fn only_a_link_that_delivered_one_copy_is_rearmed(store: &dyn TokenStore) 
     let again = Lease::held_by(ttl, "net-a", false);
     assert!(matches!(
         store.claim(&jti, &again).await.unwrap(),
-        Claim::Granted { .. }
+        ClaimOutcome::Granted { .. }
     ));
     assert!(store.complete(&jti, &again, sent(SIZE)).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
@@ -356,19 +356,19 @@ async fn a_completed_download_spends_the_link(store: &dyn TokenStore) {
     let l = lease();
     assert_eq!(
         store.claim(&jti, &l).await.unwrap(),
-        Claim::Granted { attempt: 1 }
+        ClaimOutcome::Granted { attempt: 1 }
     );
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::InFlight);
     assert_eq!(
         store.claim(&jti, &lease()).await.unwrap(),
-        Claim::Refused(LinkState::InFlight)
+        ClaimOutcome::Refused(LinkState::InFlight)
     );
     assert!(store.renew(&jti, &l, Sent::default()).await.unwrap());
     assert!(store.complete(&jti, &l, Sent::default()).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
     assert_eq!(
         store.claim(&jti, &lease()).await.unwrap(),
-        Claim::Refused(LinkState::Used)
+        ClaimOutcome::Refused(LinkState::Used)
     );
 }
 
@@ -378,7 +378,7 @@ async fn cut_offs_count_until_attempts_run_out(store: &dyn TokenStore) {
         let l = lease();
         assert_eq!(
             store.claim(&jti, &l).await.unwrap(),
-            Claim::Granted { attempt }
+            ClaimOutcome::Granted { attempt }
         );
         store
             .release(&jti, &l, Sent::default(), false)
@@ -388,7 +388,7 @@ async fn cut_offs_count_until_attempts_run_out(store: &dyn TokenStore) {
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Used);
     assert_eq!(
         store.claim(&jti, &lease()).await.unwrap(),
-        Claim::Refused(LinkState::Used)
+        ClaimOutcome::Refused(LinkState::Used)
     );
 }
 
@@ -398,7 +398,7 @@ async fn refunds_do_not_count(store: &dyn TokenStore) {
         let l = lease();
         assert_eq!(
             store.claim(&jti, &l).await.unwrap(),
-            Claim::Granted { attempt: 1 }
+            ClaimOutcome::Granted { attempt: 1 }
         );
         store
             .release(&jti, &l, Sent::default(), true)
@@ -437,11 +437,11 @@ async fn only_the_holder_settles(store: &dyn TokenStore) {
 }
 
 async fn unknown_links_are_revoked(store: &dyn TokenStore) {
-    let jti = new_jti();
+    let jti = Jti::generate();
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
     assert_eq!(
         store.claim(&jti, &lease()).await.unwrap(),
-        Claim::Refused(LinkState::Revoked)
+        ClaimOutcome::Refused(LinkState::Revoked)
     );
 }
 
@@ -461,7 +461,7 @@ async fn operators_revoke_one_link_or_all_of_one_person(store: &dyn TokenStore) 
     let lease = lease();
     assert!(matches!(
         store.claim(&first, &lease).await.unwrap(),
-        Claim::Granted { .. }
+        ClaimOutcome::Granted { .. }
     ));
     assert_eq!(store.revoke_owner(&jane).await.unwrap(), 2);
     assert!(!store.renew(&first, &lease, Sent::default()).await.unwrap());
@@ -485,7 +485,7 @@ async fn leases_and_links_expire(store: &dyn TokenStore) {
     let next = lease();
     assert_eq!(
         store.claim(&jti, &next).await.unwrap(),
-        Claim::Granted { attempt: 2 },
+        ClaimOutcome::Granted { attempt: 2 },
         "a dead holder's lease lapses"
     );
     assert!(!store.renew(&jti, &short, Sent::default()).await.unwrap());
@@ -521,7 +521,7 @@ async fn racing_claims_have_one_winner(store: Arc<dyn TokenStore>) {
         .collect();
     let mut granted = 0;
     for task in tasks {
-        if matches!(task.await.unwrap(), Claim::Granted { .. }) {
+        if matches!(task.await.unwrap(), ClaimOutcome::Granted { .. }) {
             granted += 1;
         }
     }
@@ -601,7 +601,7 @@ async fn redis_keys_are_what_the_readme_says() {
     let store = redis_store(&server);
     let jti = insert(store.as_ref(), LINK_TTL, 3).await;
     let mut redis = server.client();
-    let key = format!("docgate:token:{jti}");
+    let key = format!("docgate:token:{}", jti.as_str());
     let fields: std::collections::HashMap<String, String> =
         redis::cmd("HGETALL").arg(&key).query(&mut redis).unwrap();
     assert_eq!(fields["doc"], "resume");
@@ -621,7 +621,7 @@ async fn redis_keys_are_what_the_readme_says() {
     // The bytes a link's downloads have sent: the lease's running total while it streams, added
     // to `delivered` when it ends.
     let counted = insert(store.as_ref(), LINK_TTL, 3).await;
-    let counted_key = format!("docgate:token:{counted}");
+    let counted_key = format!("docgate:token:{}", counted.as_str());
     let streaming = lease();
     store.claim(&counted, &streaming).await.unwrap();
     assert!(
@@ -655,7 +655,7 @@ async fn redis_keys_are_what_the_readme_says() {
     assert!(!store.complete(&jti, &l, Sent::default()).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
     let spent: i64 = redis::cmd("EXISTS")
-        .arg(format!("docgate:spent:{jti}"))
+        .arg(format!("docgate:spent:{}", jti.as_str()))
         .query(&mut redis)
         .unwrap();
     assert_eq!(spent, 0, "a failed completion leaves no spent marker");

@@ -27,7 +27,7 @@ pub(crate) fn claims_and_now() -> impl Strategy<Value = (Claims, u64)> {
             let now = iat.saturating_sub(LEEWAY_SECS)
                 + at.index(usize::try_from(window).unwrap_or(usize::MAX)) as u64;
             let claims = Claims {
-                jti,
+                jti: jti.into(),
                 doc,
                 iat,
                 exp,
@@ -299,7 +299,7 @@ proptest! {
 fn long_token_padding_straddles_the_limit() -> Result<(), TestCaseError> {
     for (len, digits) in [(1, 1), (64, u64::MAX / 4)] {
         let claims = Claims {
-            jti: "j".repeat(len.max(16)),
+            jti: "j".repeat(len.max(16)).into(),
             doc: "d".repeat(len),
             iat: digits,
             exp: digits,

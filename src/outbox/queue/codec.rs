@@ -75,7 +75,7 @@ impl Entry {
                     to,
                     // The claims are exactly those of the link the request recorded.
                     claims: Claims {
-                        jti: text(F_JTI, "no jti")?,
+                        jti: text(F_JTI, "no jti")?.into(),
                         doc: text(F_DOC, "no doc")?,
                         iat: number(F_IAT, "no valid iat")?,
                         exp: number(F_EXP, "no valid exp")?,
@@ -88,7 +88,7 @@ impl Entry {
             Kind::OwnerMail | Kind::Webhook => {
                 let download = Download {
                     event_id: text(F_EVENT_ID, "no event id")?,
-                    jti: text(F_JTI, "no jti")?,
+                    jti: text(F_JTI, "no jti")?.into(),
                     doc: text(F_DOC, "no doc")?,
                     title: text(F_TITLE, "no title")?,
                     email: fields.get(F_EMAIL).map(str::to_owned),
@@ -123,7 +123,7 @@ impl Entry {
         match &self.job {
             Job::Link(mail) => {
                 fields.extend([
-                    (F_JTI, mail.claims.jti.clone()),
+                    (F_JTI, mail.claims.jti.as_str().to_owned()),
                     (F_DOC, mail.claims.doc.clone()),
                     (F_IAT, mail.claims.iat.to_string()),
                     (F_EXP, mail.claims.exp.to_string()),
@@ -137,7 +137,7 @@ impl Entry {
             Job::OwnerMail { download, .. } | Job::Webhook(download) => {
                 fields.extend([
                     (F_EVENT_ID, download.event_id.clone()),
-                    (F_JTI, download.jti.clone()),
+                    (F_JTI, download.jti.as_str().to_owned()),
                     (F_DOC, download.doc.clone()),
                     (F_TITLE, download.title.clone()),
                 ]);
@@ -247,7 +247,7 @@ mod tests {
             job: Job::Link(LinkMail {
                 to: "visitor@example.org".parse().unwrap(),
                 claims: Claims {
-                    jti: "abcdefghijklmnopqrstuv".to_owned(),
+                    jti: "abcdefghijklmnopqrstuv".into(),
                     doc: "resume".to_owned(),
                     iat: 1_800_000_000,
                     exp: 1_800_000_900,
@@ -265,7 +265,7 @@ mod tests {
     fn download() -> Download {
         Download {
             event_id: "evt-1".to_owned(),
-            jti: "abcdefghijklmnopqrstuv".to_owned(),
+            jti: "abcdefghijklmnopqrstuv".into(),
             doc: "resume".to_owned(),
             title: "Jane's resume".to_owned(),
             email: Some("visitor@example.org".to_owned()),
@@ -309,7 +309,7 @@ mod tests {
         assert_eq!(mail.claims.jti, "abcdefghijklmnopqrstuv");
         assert_eq!(mail.to.to_string(), "visitor@example.org");
         assert_eq!(mail.size, Some(307_200));
-        assert_eq!(job.job.jti_prefix(), "abcdef");
+        assert_eq!(job.job.jti().short(), "abcdef");
     }
 
     #[test]

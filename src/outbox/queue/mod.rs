@@ -107,7 +107,7 @@ impl Outbox for RedisOutbox {
     async fn submit(&self, job: &Job) -> Result<(), MailError> {
         let entry = Entry::new(job.clone());
         let id = self.add(&entry).await?;
-        let jti = job.jti_prefix();
+        let jti = job.jti().short();
         match job.kind().channel() {
             None => tracing::info!(jti, id, "mail queued"),
             Some(_) => tracing::info!(jti, kind = job.kind().tag(), id, "download notice queued"),

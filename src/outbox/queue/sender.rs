@@ -299,7 +299,7 @@ impl Sender {
                 return Ok(());
             }
         };
-        let jti = entry.job.jti_prefix().to_owned();
+        let jti = entry.job.jti().short().to_owned();
         let kind = entry.job.kind();
 
         if entry.job.exp() <= unix_now() {

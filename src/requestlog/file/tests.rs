@@ -207,7 +207,7 @@ async fn erasure_removes_one_persons_requests_and_the_uses_of_their_links() {
     let path = dir.path().join("requests.jsonl");
     let log = JsonLinesLog::open(&path, ids()).await.unwrap();
     let claims = Claims {
-        jti: "j1".to_owned(),
+        jti: "j1".into(),
         doc: "resume".to_owned(),
         iat: 1_000,
         exp: 1_900,

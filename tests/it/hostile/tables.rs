@@ -161,7 +161,7 @@ pub(super) fn token_rows(app: &TestApp, victim: &Claims, token: &str) -> Vec<Cas
         invalid_link("another issuer",                      signed(&header, &claim("iss", Some("someone-else".into())))),
         invalid_link("an extra claim",                      signed(&header, &claim("email", Some("jane@example.com".into())))),
         invalid_link("doc is a path, signed with our key",  ours_with(Claims { doc: "../etc/passwd".to_owned(), ..victim.clone() })),
-        invalid_link("jti too short, signed with our key",  ours_with(Claims { jti: "x".to_owned(), ..victim.clone() })),
+        invalid_link("jti too short, signed with our key",  ours_with(Claims { jti: "x".into(), ..victim.clone() })),
         invalid_link("an extra dot",                        format!("{token}.")),
         invalid_link("extra segments",                      format!("{token}.{s}.{s}")),
         not_a_token("only dots",                            ".."),

@@ -33,7 +33,7 @@ use docgate::app::App;
 use docgate::config::Config;
 use docgate::requestlog::Entry;
 use docgate::store::memory::MemoryStore;
-use docgate::token::Claims;
+use docgate::token::{Claims, Jti};
 use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -535,7 +535,7 @@ impl TestApp {
 
     /// Waits (bounded) until the link `jti` is no longer claimed by a download (a claim is released
     /// just after its connection closes); returns its state then.
-    pub async fn released(&self, jti: &str) -> docgate::store::LinkState {
+    pub async fn released(&self, jti: &Jti) -> docgate::store::LinkState {
         eventually("the claim's release", Duration::from_secs(5), || async {
             let state = self.app.backends.store.peek(jti).await.unwrap();
             (state != docgate::store::LinkState::InFlight).then_some(state)

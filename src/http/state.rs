@@ -1,0 +1,36 @@
+//! What the HTTP layer holds for the running service: the service itself ([`App`]) and the
+//! state only serving needs, the concurrent download caps and the readiness probe's cache.
+//!
+//! One [`State`] per running service, shared by both listeners (`http::serve` and
+//! `http::serve_with` take the same `Arc<State>`), so the download caps count every download of
+//! the process and both listeners' probes share one readiness check.
+
+use std::sync::Arc;
+
+use super::admission::Downloads;
+use super::health::Readiness;
+use crate::app::App;
+
+/// The server's state: the service, plus the download caps and the readiness cache.
+pub struct State {
+    pub app: Arc<App>,
+    /// Downloads streaming now, in all and per client: the concurrent download caps.
+    pub downloads: Downloads,
+    /// The readiness probe's short cache.
+    pub readiness: Readiness,
+}
+
+impl State {
+    /// The server state for `app`, with its configured download caps.
+    pub fn new(app: Arc<App>) -> Arc<Self> {
+        let downloads = Downloads::new(
+            app.config.http.max_downloads,
+            app.config.http.max_downloads_per_ip,
+        );
+        Arc::new(Self {
+            app,
+            downloads,
+            readiness: Readiness::default(),
+        })
+    }
+}
