@@ -1,13 +1,13 @@
-//! The dependency rule, kept by a test: the module map in ARCHITECTURE.md ("Dependency
-//! direction") must match what the code imports, and no module may import its way back to
-//! itself.
+//! The dependency rule, kept by a test: the map in ARCHITECTURE.md ("Dependency direction") must
+//! match what the code imports, and no module may import its way back to itself.
 //!
 //! A module here is a top-level module of the library (`src/<name>.rs` or `src/<name>/`). Its
-//! imports are every `crate::<name>` path in its code: comments, doc comments and test modules
-//! are left out, since they make no dependency of the product. For each module the map names
-//! its layer (a number: higher layers call lower ones) and the modules it uses; the test fails
-//! when the code and the map disagree in either direction, when a module uses one of a higher
-//! layer, and when the imports form a cycle.
+//! imports are every `crate::` path in its code: comments, doc comments and test modules are left
+//! out, since they make no dependency of the product. For each module the map names its layer (a
+//! number: higher layers call lower ones) and the modules it uses; for each implementation of a
+//! boundary (`store::shared`, ...) the modules that may name it. The test fails when the code and
+//! the map disagree in either direction, when a module uses one of a higher layer, when the
+//! imports form a cycle, and when an implementation is named where the map does not allow it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -80,52 +80,97 @@ fn code(text: &str) -> String {
     out
 }
 
-/// The modules `code` names through `crate::`, including inside `use crate::{a, b::c}` groups.
-fn imports(code: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
-    let mut found = BTreeSet::new();
+/// Every path `code` names through `crate::`, as its segments: `use crate::{a, b::{c, d}}` is
+/// `a`, `b::c` and `b::d`.
+fn paths(code: &str) -> Vec<Vec<String>> {
+    let chars: Vec<char> = code.chars().collect();
+    let mut found = Vec::new();
     for (at, _) in code.match_indices("crate::") {
-        let rest = &code[at + "crate::".len()..];
-        if let Some(group) = rest.strip_prefix('{') {
-            // Top-level names of the group: each item's first path segment at depth 0.
-            let mut depth = 0;
-            let mut item_start = true;
-            let mut name = String::new();
-            for c in group.chars() {
-                match c {
-                    '{' => depth += 1,
-                    '}' if depth == 0 => break,
-                    '}' => depth -= 1,
-                    ',' if depth == 0 => item_start = true,
-                    c if item_start && (c.is_alphanumeric() || c == '_') => name.push(c),
-                    _ if item_start && !name.is_empty() => {
-                        found.insert(std::mem::take(&mut name));
-                        item_start = false;
-                    }
-                    _ => {}
-                }
-            }
-            if !name.is_empty() {
-                found.insert(name);
-            }
-        } else {
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_alphanumeric() || *c == '_')
-                .collect();
-            found.insert(name);
-        }
+        // `match_indices` counts bytes; the tree is parsed over chars from the same place.
+        let start = code[..at].chars().count() + "crate::".len();
+        found.extend(tree(&chars, start).0);
     }
-    found.retain(|name| known.contains(name));
     found
 }
 
-/// What the code imports, per top-level module.
-fn actual() -> Graph {
+/// One use-tree starting at `i` (`a::b::C`, `a::{b, c::d}`, `a::b as e`): its paths, and where
+/// it ends.
+fn tree(chars: &[char], mut i: usize) -> (Vec<Vec<String>>, usize) {
+    let skip = |i: &mut usize| {
+        while chars.get(*i).is_some_and(|c| c.is_whitespace()) {
+            *i += 1;
+        }
+    };
+    let mut prefix: Vec<String> = Vec::new();
+    loop {
+        skip(&mut i);
+        if chars.get(i) == Some(&'{') {
+            i += 1;
+            let mut found = Vec::new();
+            loop {
+                skip(&mut i);
+                match chars.get(i) {
+                    None => return (found, i),
+                    Some('}') => return (found, i + 1),
+                    Some(',') => i += 1,
+                    Some(_) => {
+                        let (inner, end) = tree(chars, i);
+                        found.extend(
+                            inner
+                                .into_iter()
+                                .map(|path| [prefix.clone(), path].concat()),
+                        );
+                        i = end;
+                        // `as name` and anything else up to the next item.
+                        while chars.get(i).is_some_and(|c| *c != ',' && *c != '}') {
+                            i += 1;
+                        }
+                    }
+                }
+            }
+        }
+        let name: String = chars[i.min(chars.len())..]
+            .iter()
+            .take_while(|c| c.is_alphanumeric() || **c == '_' || **c == '*')
+            .collect();
+        i += name.chars().count();
+        if name.is_empty() {
+            return (vec![prefix], i);
+        }
+        prefix.push(name);
+        if chars.get(i) == Some(&':') && chars.get(i + 1) == Some(&':') {
+            i += 2;
+        } else {
+            return (vec![prefix], i);
+        }
+    }
+}
+
+/// The modules `code` names through `crate::`.
+fn imports(code: &str, known: &BTreeSet<String>) -> BTreeSet<String> {
+    paths(code)
+        .into_iter()
+        .filter_map(|path| path.into_iter().next())
+        .filter(|name| known.contains(name))
+        .collect()
+}
+
+/// What the code imports: per top-level module, the modules it uses, and the implementation
+/// modules (`store::shared`, a boundary's submodule) it names, each with who names it.
+struct Code {
+    uses: Graph,
+    implementations: Graph,
+}
+
+fn actual(implementations: &BTreeSet<String>) -> Code {
     let known = modules();
     let src = root().join("src");
     let mut files = Vec::new();
     sources(&src, &mut files);
-    let mut graph = Graph::new();
+    let mut code_of = Code {
+        uses: Graph::new(),
+        implementations: Graph::new(),
+    };
     for file in files {
         let relative = file.strip_prefix(&src).expect("under src/");
         let first = relative
@@ -138,45 +183,76 @@ fn actual() -> Graph {
             continue; // lib.rs, main.rs
         }
         let text = std::fs::read_to_string(&file).expect("readable source");
-        let uses = graph.entry(module.to_owned()).or_default();
-        for name in imports(&code(&text), &known) {
+        let code = code(&text);
+        let uses = code_of.uses.entry(module.to_owned()).or_default();
+        for name in imports(&code, &known) {
             if name != module {
                 uses.insert(name);
             }
         }
+        for path in paths(&code) {
+            let [boundary, part, ..] = &path[..] else {
+                continue;
+            };
+            let implementation = format!("{boundary}::{part}");
+            if boundary != module && implementations.contains(&implementation) {
+                code_of
+                    .implementations
+                    .entry(implementation)
+                    .or_default()
+                    .insert(module.to_owned());
+            }
+        }
     }
-    graph
+    code_of
 }
 
-/// The map in ARCHITECTURE.md: module → (layer, uses).
-fn declared() -> BTreeMap<String, (u32, BTreeSet<String>)> {
+/// The map in ARCHITECTURE.md: module → (layer, uses), and implementation → who may name it.
+struct Map {
+    modules: BTreeMap<String, (u32, BTreeSet<String>)>,
+    implementations: Graph,
+}
+
+fn declared() -> Map {
     let doc = std::fs::read_to_string(root().join("ARCHITECTURE.md")).expect("ARCHITECTURE.md");
     let section = doc
         .split("\n## ")
         .find(|s| s.starts_with("Dependency direction"))
         .expect("ARCHITECTURE.md has a \"## Dependency direction\" section");
-    let mut map = BTreeMap::new();
+    let names = |cell: &str| -> BTreeSet<String> {
+        cell.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut map = Map {
+        modules: BTreeMap::new(),
+        implementations: Graph::new(),
+    };
     for line in section.lines().filter(|l| l.starts_with('|')) {
         let cells: Vec<&str> = line.trim_matches('|').split('|').map(str::trim).collect();
-        let [layer, module, uses] = cells[..] else {
-            continue;
-        };
-        let Some(layer) = layer
-            .split_whitespace()
-            .next()
-            .and_then(|n| n.parse::<u32>().ok())
-        else {
-            continue; // the header and its rule
-        };
-        let names = |cell: &str| -> Vec<String> {
-            cell.split('`')
-                .skip(1)
-                .step_by(2)
-                .map(str::to_owned)
-                .collect()
-        };
-        for module in names(module) {
-            map.insert(module, (layer, names(uses).into_iter().collect()));
+        match cells[..] {
+            // | layer | module | uses |
+            [layer, module, uses] => {
+                let Some(layer) = layer
+                    .split_whitespace()
+                    .next()
+                    .and_then(|n| n.parse::<u32>().ok())
+                else {
+                    continue; // the header and its rule
+                };
+                for module in names(module) {
+                    map.modules.insert(module, (layer, names(uses)));
+                }
+            }
+            // | implementation | named by |
+            [implementation, named_by] if implementation.contains("::") => {
+                for implementation in names(implementation) {
+                    map.implementations.insert(implementation, names(named_by));
+                }
+            }
+            _ => {}
         }
     }
     map
@@ -251,25 +327,37 @@ fn list(names: &BTreeSet<String>) -> String {
 
 #[test]
 fn the_module_map_matches_the_code_and_has_no_cycle() {
-    let actual = actual();
-    let declared = declared();
+    let map = declared();
+    let code = actual(&map.implementations.keys().cloned().collect());
     let mut problems = String::new();
 
-    for (module, uses) in &actual {
-        let Some((layer, said)) = declared.get(module) else {
-            let _ = writeln!(problems, "`{module}` is missing from the map (uses {})", list(uses));
+    for (module, uses) in &code.uses {
+        let Some((layer, said)) = map.modules.get(module) else {
+            let _ = writeln!(
+                problems,
+                "`{module}` is missing from the map (uses {})",
+                list(uses)
+            );
             continue;
         };
         let extra: BTreeSet<_> = uses.difference(said).cloned().collect();
         let stale: BTreeSet<_> = said.difference(uses).cloned().collect();
         if !extra.is_empty() {
-            let _ = writeln!(problems, "`{module}` uses {} but the map does not say so", list(&extra));
+            let _ = writeln!(
+                problems,
+                "`{module}` uses {} but the map does not say so",
+                list(&extra)
+            );
         }
         if !stale.is_empty() {
-            let _ = writeln!(problems, "the map says `{module}` uses {}, the code does not", list(&stale));
+            let _ = writeln!(
+                problems,
+                "the map says `{module}` uses {}, the code does not",
+                list(&stale)
+            );
         }
         for used in uses {
-            if let Some((below, _)) = declared.get(used) {
+            if let Some((below, _)) = map.modules.get(used) {
                 if below > layer {
                     let _ = writeln!(
                         problems,
@@ -279,20 +367,58 @@ fn the_module_map_matches_the_code_and_has_no_cycle() {
             }
         }
     }
-    for module in declared.keys() {
-        if !actual.contains_key(module) {
-            let _ = writeln!(problems, "the map names `{module}`, which is no module of the crate");
+    for module in map.modules.keys() {
+        if !code.uses.contains_key(module) {
+            let _ = writeln!(
+                problems,
+                "the map names `{module}`, which is no module of the crate"
+            );
         }
     }
-    for cycle in cycles(&actual) {
+    for cycle in cycles(&code.uses) {
         let _ = writeln!(problems, "cycle between {}", cycle.join(", "));
+    }
+    for (implementation, allowed) in &map.implementations {
+        let path = implementation.replace("::", "/");
+        let src = root().join("src");
+        if !src.join(format!("{path}.rs")).exists() && !src.join(&path).is_dir() {
+            let _ = writeln!(
+                problems,
+                "the map names `{implementation}`, which has no file"
+            );
+        }
+        let named_by = code
+            .implementations
+            .get(implementation)
+            .cloned()
+            .unwrap_or_default();
+        let extra: BTreeSet<_> = named_by.difference(allowed).cloned().collect();
+        let stale: BTreeSet<_> = allowed.difference(&named_by).cloned().collect();
+        if !extra.is_empty() {
+            let _ = writeln!(
+                problems,
+                "`{implementation}` is named by {}: only {} may name it",
+                list(&extra),
+                list(allowed)
+            );
+        }
+        if !stale.is_empty() {
+            let _ = writeln!(
+                problems,
+                "the map says {} names `{implementation}`, the code does not",
+                list(&stale)
+            );
+        }
     }
 
     if !problems.is_empty() {
         let mut table = String::new();
-        for (module, uses) in &actual {
-            let layer = declared.get(module).map_or(0, |(layer, _)| *layer);
+        for (module, uses) in &code.uses {
+            let layer = map.modules.get(module).map_or(0, |(layer, _)| *layer);
             let _ = writeln!(table, "| {layer} | `{module}` | {} |", list(uses));
+        }
+        for (implementation, named_by) in &code.implementations {
+            let _ = writeln!(table, "| `{implementation}` | {} |", list(named_by));
         }
         panic!(
             "ARCHITECTURE.md's dependency map and the code disagree:\n{problems}\n\
@@ -307,7 +433,7 @@ fn imports_are_read_from_code_only() {
     let text = "\
 //! Uses [`crate::e`] in a doc comment only.
 use crate::a::Thing;
-use crate::{b::{One, Two}, c};
+use crate::{b::{One, Two as Three}, c};
 fn f() { crate::d::call(); } // not crate::e either
 #[cfg(test)]
 mod tests {
@@ -316,6 +442,8 @@ mod tests {
 ";
     let found = imports(&code(text), &known);
     assert_eq!(found, ["a", "b", "c", "d"].map(str::to_owned).into());
+    let paths: Vec<String> = paths(&code(text)).iter().map(|p| p.join("::")).collect();
+    assert_eq!(paths, ["a::Thing", "b::One", "b::Two", "c", "d::call"]);
 }
 
 #[test]
