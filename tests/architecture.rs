@@ -357,13 +357,13 @@ fn the_module_map_matches_the_code_and_has_no_cycle() {
             );
         }
         for used in uses {
-            if let Some((below, _)) = map.modules.get(used) {
-                if below > layer {
-                    let _ = writeln!(
-                        problems,
-                        "`{module}` (layer {layer}) uses `{used}` of a higher layer ({below})"
-                    );
-                }
+            if let Some((below, _)) = map.modules.get(used)
+                && below > layer
+            {
+                let _ = writeln!(
+                    problems,
+                    "`{module}` (layer {layer}) uses `{used}` of a higher layer ({below})"
+                );
             }
         }
     }
