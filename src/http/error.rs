@@ -86,11 +86,11 @@ pub enum Error {
     #[error("method not allowed")]
     MethodNotAllowed { allow: &'static str },
     /// Single use cannot be enforced: the token store or limiter is down. The cause is kept
-    /// for the log.
-    #[error("token store unavailable: {0}")]
+    /// for the log, and says which.
+    #[error("{0}")]
     StoreUnavailable(#[source] BoxError),
     #[error("mail unavailable: {0}")]
-    MailUnavailable(String),
+    MailUnavailable(#[source] MailError),
     /// A failure that retrying cannot fix (a mail that cannot be composed): `500`, never the
     /// `503` "try again in a minute" of an outage.
     #[error("internal error: {0}")]
@@ -116,7 +116,7 @@ impl From<MailError> for Error {
         match e {
             // The same mail would fail to compose again: not an outage.
             MailError::Compose(_) => Error::Internal(e.to_string()),
-            MailError::Delivery(_) => Error::MailUnavailable(e.to_string()),
+            MailError::Delivery(_) => Error::MailUnavailable(e),
         }
     }
 }
@@ -429,7 +429,7 @@ mod tests {
         let error = Error::from(StoreError::Unavailable(Box::new(cause)));
         assert_eq!(
             error.to_string(),
-            "token store unavailable: token store unavailable: connection refused"
+            "token store unavailable: connection refused"
         );
         let store = error.source().expect("the store's error is kept");
         assert_eq!(
@@ -448,6 +448,30 @@ mod tests {
         // The client reads neither cause.
         let body = error.message();
         assert!(!body.contains("timed out"), "{body}");
+
+        let error = Error::from(LimitError::Unavailable(Box::new(std::io::Error::other(
+            "connection reset",
+        ))));
+        assert_eq!(
+            error.to_string(),
+            "rate limiter unavailable: connection reset"
+        );
+        let limiter = error.source().expect("the limiter's error is kept");
+        assert_eq!(
+            limiter.source().map(ToString::to_string).as_deref(),
+            Some("connection reset")
+        );
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+
+        let error = Error::from(MailError::Delivery(
+            crate::mail::DeliveryError::QueueTimeout,
+        ));
+        let mail = error.source().expect("the mail error is kept");
+        assert_eq!(
+            mail.to_string(),
+            error.to_string().trim_start_matches("mail unavailable: ")
+        );
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
     }
 
     #[test]

@@ -33,7 +33,7 @@ pub enum Decision {
 #[derive(Debug, thiserror::Error)]
 pub enum LimitError {
     #[error("rate limiter unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Which limit a key belongs to.

@@ -66,7 +66,7 @@ impl RateLimiter for RedisLimiter {
             .arg(micros(rate.period))
             .invoke_async(&mut conn)
             .await
-            .map_err(|e| LimitError::Unavailable(e.to_string()))?;
+            .map_err(|e| LimitError::Unavailable(Box::new(e)))?;
         Ok(match reply {
             (1, _) => Decision::Allowed,
             (_, wait) => Decision::Limited {

@@ -188,7 +188,7 @@ pub fn clean_user_agent(raw: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum LogError {
     #[error("request log unavailable: {0}")]
-    Unavailable(String),
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The owner's request log: appended to by requests, read, exported and erased by operators.
@@ -251,8 +251,8 @@ pub fn cutoff(now: OffsetDateTime, keep: Duration) -> Option<OffsetDateTime> {
     now.checked_sub(time::Duration::try_from(keep).ok()?)
 }
 
-fn unavailable(e: impl std::fmt::Display) -> LogError {
-    LogError::Unavailable(e.to_string())
+fn unavailable(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> LogError {
+    LogError::Unavailable(e.into())
 }
 
 #[cfg(test)]
