@@ -73,9 +73,8 @@ pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
         .ok_or_else(|| AdminError::UnknownDocument(request.document.clone()))?;
     let ttl = request.ttl.unwrap_or(app.config.token_ttl);
     if ttl.is_zero() || ttl > MAX_TTL {
-        return Err(AdminError::Ttl(format!(
-            "must be more than 0 and at most {} days",
-            MAX_TTL.as_secs() / 86_400
+        return Err(AdminError::Ttl(crate::texts::pages::admin_ttl(
+            MAX_TTL.as_secs() / 86_400,
         )));
     }
     let pseudonym = app.pseudonym(address.as_ref());

@@ -154,6 +154,10 @@ pub const ADMIN_PAGING: &str = "Use ?limit=N&offset=M with whole numbers.";
 pub const ADMIN_EMAIL_QUERY: &str = "Use ?email=<address>, once.";
 /// A person's entries asked for without `email`.
 pub const ADMIN_EMAIL_MISSING: &str = "Give the person's address: ?email=<address>.";
+/// A minted link's `ttl` of zero or past the longest a link may live, `max_days`.
+pub fn admin_ttl(max_days: u64) -> String {
+    format!("must be more than 0 and at most {max_days} days")
+}
 pub const UNSUPPORTED_MEDIA_TYPE: &str =
     "Send application/json or application/x-www-form-urlencoded.";
 pub const RANGE: &str = "The requested byte range is outside the document.";
