@@ -715,6 +715,23 @@ def check_redis(b: Bundle) -> str | None:
 
 # ---- Compose ----------------------------------------------------------------------------------
 
+S3_PATTERN = r"seaweedfs|versitygw|garage|minio|s3"
+# Every image the compose stack may run besides docgate's own, with its licence: a new image
+# needs its licence (and that it is maintained) looked at and recorded here first. Redis's own
+# images (source-available since 7.4) and MinIO's (its community edition in maintenance mode,
+# no more images published) are refused outright.
+COMPOSE_IMAGE_LICENCES = {
+    "valkey/valkey": "BSD-3-Clause",
+    "chrislusf/seaweedfs": "Apache-2.0",
+    "amazon/aws-cli": "Apache-2.0",
+    "axllent/mailpit": "MIT",
+}
+REFUSED_IMAGES = (
+    (r"^(docker\.io/)?(library/)?redis(:|@|$)|^(docker\.io/)?redis/",
+     "Redis's images are under a source-available licence: use valkey/valkey"),
+    (r"^(docker\.io/|quay\.io/)?minio/", "MinIO's community images are in maintenance mode: use SeaweedFS"),
+)
+
 def _compose_env(service: dict) -> dict[str, str]:
     env = service.get("environment") or {}
     if isinstance(env, list):
@@ -739,6 +756,30 @@ def _published(service: dict) -> list[tuple[str, int, int]]:
     return out
 
 
+def _docgates(c: dict) -> list[str]:
+    """The services running docgate: `docgate`, and any other of its image (e.g. the cluster
+    profile's)."""
+    services = c["doc"]["services"]
+    image = services[CONTAINER].get("image")
+    return [CONTAINER] + [n for n, s in services.items() if n != CONTAINER and image and s.get("image") == image]
+
+
+def _redis_servers(services: dict) -> list[str]:
+    """The services running a Redis or Valkey server (not the one-shot clients of those images)."""
+    out = []
+    for name, s in services.items():
+        command = s.get("command") or []
+        words = command if isinstance(command, list) else shlex.split(command)
+        if words and re.fullmatch(r"(.*/)?(redis|valkey)-server", str(words[0])):
+            out.append(name)
+    return out
+
+
+def _words(service: dict) -> str:
+    command = service.get("command") or []
+    return " ".join(str(x) for x in (command if isinstance(command, list) else shlex.split(command)))
+
+
 def _service_like(services: dict, pattern: str) -> str | None:
     for name, s in services.items():
         if re.search(pattern, name) or re.search(pattern, s.get("image", "")):
@@ -750,41 +791,50 @@ def _service_like(services: dict, pattern: str) -> str | None:
 def check_compose_services(c: dict) -> None:
     services = c["doc"].get("services") or {}
     require(CONTAINER in services, "no docgate service")
-    for what, pattern in (("Redis", r"redis|valkey"), ("S3", r"minio|s3"), ("mail catcher", r"mailpit|mailhog|smtp")):
+    for what, pattern in (("Redis", r"redis|valkey"), ("S3", S3_PATTERN), ("mail catcher", r"mailpit|mailhog|smtp")):
         require(_service_like({k: v for k, v in services.items() if k != CONTAINER}, pattern),
                 f"no {what} service")
 
 
 @compose_check("compose-build")
 def check_compose_build(c: dict) -> None:
-    s = c["doc"]["services"][CONTAINER]
+    for name in _docgates(c):
+        _check_compose_build(c, name, c["doc"]["services"][name])
+
+
+def _check_compose_build(c: dict, name: str, s: dict) -> None:
     build = s.get("build") or {}
     require(isinstance(build, dict), "docgate's build is not a map with a dockerfile")
     context = os.path.normpath(os.path.join(c["dir"], build.get("context", ".")))
     dockerfile = os.path.join(context, build.get("dockerfile", "Dockerfile"))
     require(os.path.isfile(dockerfile), f"build dockerfile {dockerfile} does not exist")
     require(os.path.isfile(os.path.join(context, "Cargo.toml")), "build context is not the repository root")
-    require(str(s.get("user", "")).split(":")[0] == str(USER_ID), f"docgate does not run as {USER_ID}")
-    require(s.get("read_only") is True, "docgate's root filesystem is writable")
-    require("ALL" in (s.get("cap_drop") or []), "docgate keeps its capabilities")
+    require(str(s.get("user", "")).split(":")[0] == str(USER_ID), f"{name} does not run as {USER_ID}")
+    require(s.get("read_only") is True, f"{name}'s root filesystem is writable")
+    require("ALL" in (s.get("cap_drop") or []), f"{name} keeps its capabilities")
 
 
 @compose_check("compose-depends")
 def check_compose_depends(c: dict) -> None:
+    for name in _docgates(c):
+        _check_compose_depends(c, name)
+
+
+def _check_compose_depends(c: dict, me: str) -> None:
     services = c["doc"]["services"]
-    deps = services[CONTAINER].get("depends_on") or {}
+    deps = services[me].get("depends_on") or {}
     if isinstance(deps, list):
         deps = {d: {"condition": "service_started"} for d in deps}
-    others = {k: v for k, v in services.items() if k != CONTAINER}
-    for what, pattern in (("Redis", r"redis|valkey"), ("S3", r"minio|s3"), ("mail", r"mailpit|mailhog|smtp")):
+    others = {k: v for k, v in services.items() if k not in _docgates(c)}
+    for what, pattern in (("Redis", r"redis|valkey"), ("S3", S3_PATTERN), ("mail", r"mailpit|mailhog|smtp")):
         names = [n for n in deps if n in others and (re.search(pattern, n) or re.search(pattern, others[n].get("image", "")))]
-        require(names, f"docgate does not depend on {what}")
+        require(names, f"{me} does not depend on {what}")
         for n in names:
             condition = (deps[n] or {}).get("condition", "service_started")
             require(condition in ("service_healthy", "service_completed_successfully"),
-                    f"docgate waits for {n} only to start ({condition})")
+                    f"{me} waits for {n} only to start ({condition})")
     for n, dep in deps.items():
-        require(n in services, f"docgate depends on {n!r}, which is not a service")
+        require(n in services, f"{me} depends on {n!r}, which is not a service")
         if (dep or {}).get("condition") == "service_healthy":
             require((services[n].get("healthcheck") or {}).get("test"), f"{n} has no healthcheck to wait for")
 
@@ -792,7 +842,19 @@ def check_compose_depends(c: dict) -> None:
 @compose_check("compose-ports")
 def check_compose_ports(c: dict) -> None:
     services = c["doc"]["services"]
-    s = services[CONTAINER]
+    docgates = _docgates(c)
+    host_ports = [(host, port) for name in services for host, port, _ in _published(services[name])]
+    require(len(host_ports) == len(set(p for _, p in host_ports)), f"a host port is published twice: {host_ports}")
+    for name in docgates:
+        _check_compose_ports(services[name])
+    for name, other in services.items():
+        if name in docgates:
+            continue
+        for host, _, target in _published(other):
+            require(is_loopback(host), f"{name} publishes port {target} on {host}, not 127.0.0.1")
+
+
+def _check_compose_ports(s: dict) -> None:
     env = _compose_env(s)
     _, public = parse_listen(env.get("DOCGATE_LISTEN", DEFAULT_LISTEN))
     admin_host, admin = parse_listen(env.get("DOCGATE_ADMIN_LISTEN", DEFAULT_ADMIN_LISTEN))
@@ -803,11 +865,6 @@ def check_compose_ports(c: dict) -> None:
         if target == admin:
             require(is_loopback(host), f"the admin port is published on {host}, not 127.0.0.1")
     require(not is_loopback(admin_host), "DOCGATE_ADMIN_LISTEN is loopback inside the container: unreachable")
-    for name, other in services.items():
-        if name == CONTAINER:
-            continue
-        for host, _, target in _published(other):
-            require(is_loopback(host), f"{name} publishes port {target} on {host}, not 127.0.0.1")
 
 
 @compose_check("compose-secrets")
@@ -828,24 +885,102 @@ def check_compose_secrets(c: dict) -> None:
                         f"{service_name}: {var}={value} is no secret granted to it")
         for var in _compose_env(s):
             if re.search(r"(SECRET|PASSWORD|TOKEN_KEYS|_URL$)", var) and not var.endswith("_FILE") \
-                    and var not in ("DOCGATE_PUBLIC_URL",):
+                    and var not in ("DOCGATE_PUBLIC_URL", "AWS_ENDPOINT_URL"):
                 raise Problem(f"{service_name}: {var} is set in clear; use {var}_FILE and a secret")
 
 
 @compose_check("compose-redis")
 def check_compose_redis(c: dict) -> None:
     services = c["doc"]["services"]
-    name = _service_like({k: v for k, v in services.items() if k != CONTAINER}, r"redis|valkey")
-    require(name, "no Redis service")
-    command = services[name].get("command") or []
-    words = " ".join(command if isinstance(command, list) else shlex.split(command))
-    require(re.search(r"--maxmemory-policy\s+noeviction\b", words), "Redis maxmemory-policy is not noeviction")
-    require(re.search(r"--appendonly\s+yes\b", words), "Redis has no append-only file")
+    names = _redis_servers(services)
+    require(names, "no Redis service")
+    for name in names:
+        words = _words(services[name])
+        require(re.search(r"--maxmemory-policy\s+noeviction\b", words), f"{name}: maxmemory-policy is not noeviction")
+        require(re.search(r"--appendonly\s+yes\b", words), f"{name}: no append-only file")
+
+
+@compose_check("compose-images")
+def check_compose_images(c: dict) -> str:
+    """Maintained, permissively licensed images, each pinned by a tag."""
+    services = c["doc"]["services"]
+    docgates = _docgates(c)
+    seen = set()
+    for name, s in services.items():
+        if name in docgates:
+            continue
+        image = str(s.get("image", ""))
+        require(image, f"{name} has no image")
+        for pattern, why in REFUSED_IMAGES:
+            require(not re.search(pattern, image), f"{name}: {image}: {why}")
+        repository, _, tag = image.split("@")[0].rpartition(":")
+        require(repository and tag and "/" not in tag, f"{name}: {image} has no tag")
+        require(tag != "latest", f"{name}: {image} is :latest")
+        repository = re.sub(r"^docker\.io/", "", repository)
+        require(repository in COMPOSE_IMAGE_LICENCES,
+                f"{name}: {repository} is not among the images whose licence is recorded "
+                f"(COMPOSE_IMAGE_LICENCES in deploy/check_manifests.py)")
+        seen.add(f"{repository} {COMPOSE_IMAGE_LICENCES[repository]}")
+    return ", ".join(sorted(seen))
+
+
+@compose_check("compose-cluster")
+def check_compose_cluster(c: dict) -> str | None:
+    """The `cluster` profile: at least three cluster-mode nodes, formed by one
+    `--cluster create` naming them all, and a docgate pointed at those nodes."""
+    services = c["doc"]["services"]
+    nodes = [n for n in _redis_servers(services) if re.search(r"--cluster-enabled\s+yes\b", _words(services[n]))]
+    if not nodes:
+        return "no cluster profile"
+    require(len(nodes) >= 3, f"a cluster of {len(nodes)} node(s): a Redis Cluster needs at least three masters")
+    for n in nodes:
+        words = _words(services[n])
+        require(re.search(rf"--cluster-announce-hostname\s+{re.escape(n)}\b", words),
+                f"{n} does not announce its service name: the slot map would name container addresses")
+    creators = [n for n, s in services.items()
+                if "--cluster create" in " ".join(str(x) for x in (s.get("entrypoint") or []) + (s.get("command") or []))]
+    require(len(creators) == 1, f"{len(creators)} services run `--cluster create`, not one")
+    script = " ".join(str(x) for x in (services[creators[0]].get("entrypoint") or []) + (services[creators[0]].get("command") or []))
+    deps = services[creators[0]].get("depends_on") or {}
+    for n in nodes:
+        require(n in script, f"{creators[0]} does not put {n} in the cluster")
+        require((deps.get(n) or {}).get("condition") == "service_healthy", f"{creators[0]} does not wait for {n}")
+    users = [d for d in _docgates(c) if "DOCGATE_REDIS_CLUSTER_URLS_FILE" in _compose_env(services[d])
+             or "DOCGATE_REDIS_CLUSTER_URLS" in _compose_env(services[d])]
+    require(users, "no docgate service uses DOCGATE_REDIS_CLUSTER_URLS")
+    for d in users:
+        env = _compose_env(services[d])
+        require("DOCGATE_REDIS_URL_FILE" not in env and "DOCGATE_REDIS_URL" not in env,
+                f"{d} sets DOCGATE_REDIS_URL beside DOCGATE_REDIS_CLUSTER_URLS: docgate refuses both")
+        require(((services[d].get("depends_on") or {}).get(creators[0]) or {}).get("condition")
+                == "service_completed_successfully", f"{d} does not wait for {creators[0]} to form the cluster")
+        value = env.get("DOCGATE_REDIS_CLUSTER_URLS")
+        if value is None:
+            target = env["DOCGATE_REDIS_CLUSTER_URLS_FILE"][len("/run/secrets/"):]
+            granted = {x if isinstance(x, str) else x.get("target", x["source"]):
+                       x if isinstance(x, str) else x["source"] for x in services[d].get("secrets") or []}
+            spec = (c["doc"].get("secrets") or {}).get(granted.get(target, ""), {})
+            require("file" in spec, f"{d}: the cluster URLs' secret is not a file")
+            value = c.get("secret_text", {}).get(spec["file"])
+            if value is None:
+                value = open(os.path.join(c["dir"], spec["file"]), encoding="utf-8").read()
+        seeds = [u.strip() for u in value.strip().split(",") if u.strip()]
+        hosts = set()
+        for url in seeds:
+            m = re.fullmatch(r"rediss?://(?:[^@/]*@)?([^:/]+)(?::(\d+))?/?", url)
+            require(m, f"{d}: seed {url!r} is not a redis:// or rediss:// URL")
+            hosts.add(m[1])
+        require(hosts <= set(nodes), f"{d}: seeds {sorted(hosts - set(nodes))} are not cluster nodes")
+    return f"{len(nodes)} masters: {', '.join(nodes)}"
 
 
 @compose_check("compose-shutdown")
 def check_compose_shutdown(c: dict) -> None:
-    s = c["doc"]["services"][CONTAINER]
+    for name in _docgates(c):
+        _check_compose_shutdown(c["doc"]["services"][name])
+
+
+def _check_compose_shutdown(s: dict) -> None:
     env = _compose_env(s)
     drain = parse_duration(env.get("DOCGATE_DRAIN_TIMEOUT", DEFAULT_DRAIN))
     delay = parse_duration(env.get("DOCGATE_SHUTDOWN_DELAY", DEFAULT_SHUTDOWN_DELAY))
@@ -857,7 +992,11 @@ def check_compose_shutdown(c: dict) -> None:
 
 @compose_check("compose-files")
 def check_compose_files(c: dict) -> None:
-    s = c["doc"]["services"][CONTAINER]
+    for name in _docgates(c):
+        _check_compose_files(c, c["doc"]["services"][name])
+
+
+def _check_compose_files(c: dict, s: dict) -> None:
     env = _compose_env(s)
     catalog = env.get("DOCGATE_CATALOG", "/etc/docgate/catalog.toml")
     mounts = {}
@@ -1109,12 +1248,16 @@ COMPOSE_MUTATIONS = {
     "compose-services": ("no mail catcher", lambda c: c["doc"]["services"].pop(
         _service_like({k: v for k, v in c["doc"]["services"].items() if k != CONTAINER}, r"mailpit"))),
     "compose-build": ("writable root", lambda c: c["doc"]["services"][CONTAINER].update(read_only=False)),
-    "compose-depends": ("no wait for Redis", lambda c: c["doc"]["services"][CONTAINER]["depends_on"].pop("redis")),
+    "compose-depends": ("no wait for Redis", lambda c: c["doc"]["services"][CONTAINER]["depends_on"].pop("valkey")),
     "compose-ports": ("admin on every interface", lambda c: c["doc"]["services"][CONTAINER].update(
         ports=["8080:8080", "9090:9090"])),
     "compose-secrets": ("undeclared secret", lambda c: c["doc"]["services"][CONTAINER]["secrets"].append("nope")),
-    "compose-redis": ("no AOF", lambda c: _svc(c, r"redis").update(command=["redis-server", "--maxmemory-policy", "noeviction"])),
+    "compose-redis": ("no AOF on a cluster node", lambda c: _svc(c, r"valkey-node-2").update(
+        command=["valkey-server", "--cluster-enabled", "yes", "--maxmemory-policy", "noeviction"])),
     "compose-shutdown": ("10s grace", lambda c: c["doc"]["services"][CONTAINER].update(stop_grace_period="10s")),
+    "compose-images": ("a Redis image", lambda c: _svc(c, r"^valkey$").update(image="redis:7.4-alpine")),
+    "compose-cluster": ("two nodes created", lambda c: c["doc"]["services"]["valkey-cluster-init"].update(
+        entrypoint=[x.replace("valkey-node-3", "") for x in c["doc"]["services"]["valkey-cluster-init"]["entrypoint"]])),
     "compose-files": ("catalog not mounted", lambda c: c["doc"]["services"][CONTAINER].update(
         volumes=[v for v in c["doc"]["services"][CONTAINER]["volumes"] if "catalog" not in v])),
 }
