@@ -46,6 +46,22 @@ MONITORING_NAMESPACE = "monitoring"
 # Egress docgate needs: DNS, Redis (plain and TLS), S3/STS over HTTPS, SMTP submission.
 EGRESS_ALLOWED = {("UDP", 53), ("TCP", 53), ("TCP", 6379), ("TCP", 6380), ("TCP", 443),
                   ("TCP", 587), ("TCP", 465)}
+# Redis Sentinel's port: allowed out only where docgate is configured with Sentinels. (The cluster
+# bus, 16379, is node to node: never docgate's.)
+SENTINEL_PORT = ("TCP", 26379)
+# The three Redis topologies (README.md, "Configuration"): at most one is configured.
+REDIS_TOPOLOGIES = {"standalone": "DOCGATE_REDIS_URL", "cluster": "DOCGATE_REDIS_CLUSTER_URLS",
+                    "sentinel": "DOCGATE_REDIS_SENTINEL_URLS"}
+# Settings the public contract names whose parsing is being added to src/config/: accepted with
+# a note until the source declares them, then checked like every other name. True: a secret
+# (also read from NAME_FILE).
+CONTRACT_NAMES = {"DOCGATE_REDIS_CLUSTER_URLS": True, "DOCGATE_REDIS_SENTINEL_URLS": True,
+                  "DOCGATE_REDIS_SENTINEL_MASTER": False, "DOCGATE_REDIS_CA_FILE": False}
+# Variables ending in _FILE that name a file which is not a secret.
+NOT_SECRET_FILES = {"DOCGATE_REDIS_CA_FILE"}
+# Shortest HTTPRoute timeout that does not cut a slow download (the Ingress waits 600 s between
+# two reads); 0s turns it off.
+ROUTE_TIMEOUT_FLOOR = 600
 
 
 class Problem(Exception):
@@ -116,6 +132,12 @@ class Bundle:
     ha: bool = False
     operator_provided: set[str] = field(default_factory=set)
     extra_egress: set[tuple[str, int]] = field(default_factory=set)
+    # Namespaces the edge's data plane runs in (ingress controller or gateway): the only peers
+    # of the public port.
+    edge: set[str] = field(default_factory=lambda: {INGRESS_NAMESPACE})
+    # DOCGATE_* names docgate reads (string literals in src/), and those it reads as secrets.
+    config_names: set[str] = field(default_factory=set)
+    secret_names: set[str] = field(default_factory=set)
 
     def of_kind(self, kind: str) -> list[dict]:
         return [o for o in self.objects if o.get("kind") == kind]
@@ -304,7 +326,7 @@ def check_ingress_routes(b: Bundle) -> None:
     svc = b.service()
     http_port = next(p for p in svc["spec"]["ports"] if p["name"] == "http")
     ingresses = b.of_kind("Ingress")
-    require(ingresses, "no Ingress")
+    require(ingresses or b.of_kind("HTTPRoute"), "no Ingress and no HTTPRoute: nothing routes to docgate")
     for ing in ingresses:
         backends = [path["backend"] for rule in ing["spec"].get("rules") or []
                     for path in (rule.get("http") or {}).get("paths") or []]
@@ -441,7 +463,7 @@ def check_writable_paths(b: Bundle) -> None:
 @k8s_check("secret-files")
 def check_secret_files(b: Bundle) -> None:
     env = b.env()
-    files = {k: v for k, v in env.items() if k.endswith("_FILE")}
+    files = {k: v for k, v in env.items() if k.endswith("_FILE") and k not in NOT_SECRET_FILES}
     require("DOCGATE_TOKEN_KEYS_FILE" in files or "DOCGATE_TOKEN_SECRET_FILE" in files,
             "no token key file: replicas would each sign with a random key")
     require("DOCGATE_PSEUDONYM_KEY_FILE" in files,
@@ -571,13 +593,13 @@ def check_network_policy(b: Bundle) -> None:
             ports = _np_ports(b, rule)
             sources = _np_sources(rule, "from")
             if ports is None or admin in ports:
-                require(INGRESS_NAMESPACE not in sources and sources <= {MONITORING_NAMESPACE},
+                require(not (sources & b.edge) and sources <= {MONITORING_NAMESPACE},
                         f"the admin port is open to {sorted(sources)}, not only {MONITORING_NAMESPACE}")
             if ports is None or public in ports:
-                require(sources == {INGRESS_NAMESPACE},
-                        f"the public port is open to {sorted(sources)}, not only {INGRESS_NAMESPACE}")
+                require(sources == b.edge,
+                        f"the public port is open to {sorted(sources)}, not only {sorted(b.edge)}")
             require(ports is None or ports <= {public, admin}, f"ingress to ports {sorted(ports or [])}")
-    allowed = EGRESS_ALLOWED | b.extra_egress
+    allowed = EGRESS_ALLOWED | b.extra_egress | ({SENTINEL_PORT} if _topology(b.env()) == "sentinel" else set())
     egress = set()
     for np in policies:
         for rule in np["spec"].get("egress") or []:
@@ -644,15 +666,155 @@ def check_service_monitor(b: Bundle) -> str | None:
 @k8s_check("trusted-proxies")
 def check_trusted_proxies(b: Bundle) -> None:
     value = b.env().get("DOCGATE_TRUSTED_PROXIES", "")
-    if not b.of_kind("Ingress"):
+    if not b.of_kind("Ingress") and not b.of_kind("HTTPRoute"):
         return
-    require(value.strip(), "DOCGATE_TRUSTED_PROXIES is empty behind an ingress: every client would be the ingress")
+    require(value.strip(), "DOCGATE_TRUSTED_PROXIES is empty behind an ingress or gateway: every client "
+                           "would be the proxy")
     for entry in value.split(","):
         try:
             net = ipaddress.ip_network(entry.strip())
         except ValueError:
             raise Problem(f"DOCGATE_TRUSTED_PROXIES entry {entry!r} is not a CIDR") from None
         require(net.prefixlen > 0, f"DOCGATE_TRUSTED_PROXIES trusts {net}: anyone could forge X-Forwarded-For")
+
+
+def _route_timeout(value, where: str) -> float:
+    """A Gateway API duration (`0s`, `600s`, `1h`, `500ms`) in seconds."""
+    m = re.fullmatch(r"((\d{1,5})(h|m|s|ms)){1,4}", str(value))
+    require(m, f"{where} {value!r} is not a Gateway API duration")
+    return parse_duration(str(value))
+
+
+@k8s_check("gateway-route")
+def check_gateway_route(b: Bundle) -> str | None:
+    """The HTTPRoute (a CRD, checked structurally): attached to a Gateway, for the host the
+    links name, to the public port only, with timeouts that let a long download finish."""
+    routes = b.of_kind("HTTPRoute")
+    if not routes:
+        return "none rendered"
+    svc = b.service()
+    http_port = next(p for p in svc["spec"]["ports"] if p["name"] == "http")["port"]
+    public_host = re.sub(r"^[a-z]+://", "", b.env().get("DOCGATE_PUBLIC_URL", "")).split("/")[0].split(":")[0]
+    for route in routes:
+        name = route["metadata"]["name"]
+        require(route.get("apiVersion") == "gateway.networking.k8s.io/v1",
+                f"HTTPRoute {name}: apiVersion {route.get('apiVersion')}, not gateway.networking.k8s.io/v1")
+        spec = route.get("spec") or {}
+        parents = spec.get("parentRefs") or []
+        require(parents, f"HTTPRoute {name} has no parentRefs: no Gateway serves it")
+        for ref in parents:
+            require(ref.get("group", "gateway.networking.k8s.io") == "gateway.networking.k8s.io"
+                    and ref.get("kind", "Gateway") == "Gateway", f"HTTPRoute {name}: parent {ref} is not a Gateway")
+            require(ref.get("name"), f"HTTPRoute {name}: a parentRef without a name")
+            require(b.has("Gateway", ref["name"]),
+                    f"HTTPRoute {name}: Gateway {ref['name']!r} is neither rendered nor operator-provided")
+        hostnames = spec.get("hostnames") or []
+        require(hostnames, f"HTTPRoute {name} has no hostnames: it would take every host of its Gateway")
+        require(public_host in hostnames,
+                f"HTTPRoute {name} serves {hostnames}, not {public_host!r} (DOCGATE_PUBLIC_URL's host, "
+                f"which the links name)")
+        rules = spec.get("rules") or []
+        require(rules, f"HTTPRoute {name} has no rules")
+        for rule in rules:
+            backends = rule.get("backendRefs") or []
+            require(backends, f"HTTPRoute {name}: a rule without backendRefs")
+            for ref in backends:
+                require(ref.get("kind", "Service") == "Service" and ref.get("group", "") == "",
+                        f"HTTPRoute {name} routes to a {ref.get('kind')}, not a Service")
+                require(ref.get("name") == svc["metadata"]["name"], f"HTTPRoute {name} routes to Service {ref.get('name')!r}")
+                require(ref.get("port") == http_port,
+                        f"HTTPRoute {name} routes to port {ref.get('port')!r}, not the public port {http_port}")
+            timeouts = rule.get("timeouts") or {}
+            require("request" in timeouts, f"HTTPRoute {name}: no timeouts.request; the data plane's default "
+                                           f"(15 s for Envoy) would cut long downloads")
+            request = _route_timeout(timeouts["request"], f"HTTPRoute {name}: timeouts.request")
+            require(request == 0 or request >= ROUTE_TIMEOUT_FLOOR,
+                    f"HTTPRoute {name}: timeouts.request {timeouts['request']} would cut downloads (0s, or at least "
+                    f"{ROUTE_TIMEOUT_FLOOR}s)")
+            if "backendRequest" in timeouts:
+                backend = _route_timeout(timeouts["backendRequest"], f"HTTPRoute {name}: timeouts.backendRequest")
+                require(backend == 0 or backend >= ROUTE_TIMEOUT_FLOOR,
+                        f"HTTPRoute {name}: timeouts.backendRequest {timeouts['backendRequest']} would cut downloads")
+                require(request == 0 or (backend != 0 and backend <= request),
+                        f"HTTPRoute {name}: timeouts.backendRequest exceeds timeouts.request")
+    return f"{len(routes)} route(s)"
+
+
+def _topology(env: dict[str, str]) -> str | None:
+    found = [t for t, var in REDIS_TOPOLOGIES.items() if var in env or f"{var}_FILE" in env]
+    return found[0] if len(found) == 1 else None
+
+
+@k8s_check("redis-topology")
+def check_redis_topology(b: Bundle) -> str:
+    """One Redis topology, with what it needs: Sentinel its master's name and port, a private
+    CA its certificate on a volume."""
+    env = b.env()
+    found = [t for t, var in REDIS_TOPOLOGIES.items() if var in env or f"{var}_FILE" in env]
+    require(len(found) <= 1, f"Redis configured as {' and '.join(found)}: docgate refuses more than one topology")
+    topology = found[0] if found else "embedded"
+    if topology == "sentinel":
+        require(env.get("DOCGATE_REDIS_SENTINEL_MASTER", "").strip(),
+                "DOCGATE_REDIS_SENTINEL_URLS without DOCGATE_REDIS_SENTINEL_MASTER")
+    else:
+        require("DOCGATE_REDIS_SENTINEL_MASTER" not in env,
+                f"DOCGATE_REDIS_SENTINEL_MASTER is set, but Redis is {topology}, not sentinel")
+    egress = set()
+    for np in b.of_kind("NetworkPolicy"):
+        if selector_matches(np["spec"].get("podSelector"), b.pod_labels()):
+            for rule in np["spec"].get("egress") or []:
+                egress |= _np_ports(b, rule) or set()
+    if topology == "sentinel":
+        require(SENTINEL_PORT in egress, "Sentinel, but the NetworkPolicy does not allow 26379 out")
+    ca = env.get("DOCGATE_REDIS_CA_FILE")
+    if ca is not None:
+        require(topology not in ("embedded",), "DOCGATE_REDIS_CA_FILE without Redis")
+        found_mount = b.mount_for(ca)
+        require(found_mount is not None, f"DOCGATE_REDIS_CA_FILE={ca} is on no volume")
+        mount, volume = found_mount
+        source = volume.get("configMap") or volume.get("secret")
+        require(source is not None, f"DOCGATE_REDIS_CA_FILE={ca} is on volume {mount['name']}, not a ConfigMap or Secret")
+        kind = "ConfigMap" if "configMap" in volume else "Secret"
+        ref = source.get("name") or source.get("secretName")
+        require(b.has(kind, ref), f"DOCGATE_REDIS_CA_FILE's {kind} {ref!r} is neither rendered nor operator-provided")
+        key = posixpath.relpath(ca, mount["mountPath"])
+        items = source.get("items")
+        if items:
+            require(key in {i["path"] for i in items}, f"DOCGATE_REDIS_CA_FILE: {key!r} is not among the volume's items")
+        rendered = b.get(kind, ref)
+        if rendered is not None and not items:
+            require(key in set(rendered.get("data") or {}) | set(rendered.get("stringData") or {}),
+                    f"DOCGATE_REDIS_CA_FILE: {kind} {ref} has no key {key!r}")
+    return topology + (", private CA" if ca is not None else "")
+
+
+def _unknown_names(names, config_names: set[str], secret_names: set[str]) -> tuple[list[str], list[str]]:
+    """(unknown, pending): DOCGATE_* names docgate does not read, and contract names the source
+    does not declare yet."""
+    unknown, pending = [], []
+    for var in sorted(n for n in names if n.startswith("DOCGATE_")):
+        if var in config_names:
+            continue
+        base = var[:-len("_FILE")] if var.endswith("_FILE") else None
+        if base in config_names:
+            if base not in secret_names:
+                unknown.append(f"{var} (docgate reads {base}, but not from a file)")
+        elif var in CONTRACT_NAMES or CONTRACT_NAMES.get(base):
+            pending.append(var)
+        else:
+            unknown.append(var)
+    return unknown, pending
+
+
+@k8s_check("config-names")
+def check_config_names(b: Bundle) -> str | None:
+    """Every DOCGATE_* variable set is one docgate reads: a misspelt name is silently ignored."""
+    if not b.config_names:
+        return "no source to check against"
+    unknown, pending = _unknown_names(b.env(), b.config_names, b.secret_names)
+    require(not unknown, f"docgate reads no {', '.join(unknown)}")
+    if pending:
+        return f"in the contract, not yet in src/config: {', '.join(pending)}"
 
 
 @k8s_check("catalog")
@@ -974,6 +1136,20 @@ def check_compose_cluster(c: dict) -> str | None:
     return f"{len(nodes)} masters: {', '.join(nodes)}"
 
 
+@compose_check("compose-config-names")
+def check_compose_config_names(c: dict) -> str | None:
+    """Every DOCGATE_* variable a docgate service sets is one docgate reads."""
+    if not c.get("config_names"):
+        return "no source to check against"
+    names = set()
+    for name in _docgates(c):
+        names |= set(_compose_env(c["doc"]["services"][name]))
+    unknown, pending = _unknown_names(names, c["config_names"], c["secret_names"])
+    require(not unknown, f"docgate reads no {', '.join(unknown)}")
+    if pending:
+        return f"in the contract, not yet in src/config: {', '.join(pending)}"
+
+
 @compose_check("compose-shutdown")
 def check_compose_shutdown(c: dict) -> None:
     for name in _docgates(c):
@@ -1228,6 +1404,17 @@ K8S_MUTATIONS = {
                         .update(path="/metric")),
     "trusted-proxies": ("trusts 0.0.0.0/0", lambda b: _settings(b).update(DOCGATE_TRUSTED_PROXIES="0.0.0.0/0")),
 }
+# Checks of what only a bundle on a Redis Cluster has.
+K8S_CLUSTER_MUTATIONS = {
+    "redis-topology": ("a standalone URL beside the cluster's", lambda b: _set_env(
+        b, "DOCGATE_REDIS_URL_FILE", "/run/secrets/docgate/redis-url")),
+    "config-names": ("a misspelt DOCGATE_REDIS_CLUSTER_URL", lambda b: _set_env(b, "DOCGATE_REDIS_CLUSTER_URL", "x")),
+}
+# Checks of what only a bundle behind a Gateway API route has.
+K8S_GATEWAY_MUTATIONS = {
+    "gateway-route": ("a 60s request timeout", lambda b: b.of_kind("HTTPRoute")[0]["spec"]["rules"][0].update(
+        timeouts={"request": "60s"})),
+}
 # Checks of things only a bundle without S3 / with an in-cluster Redis has.
 K8S_LOCAL_MUTATIONS = {
     "catalog": ("document missing from the documents volume",
@@ -1258,6 +1445,8 @@ COMPOSE_MUTATIONS = {
     "compose-images": ("a Redis image", lambda c: _svc(c, r"^valkey$").update(image="redis:7.4-alpine")),
     "compose-cluster": ("two nodes created", lambda c: c["doc"]["services"]["valkey-cluster-init"].update(
         entrypoint=[x.replace("valkey-node-3", "") for x in c["doc"]["services"]["valkey-cluster-init"]["entrypoint"]])),
+    "compose-config-names": ("DOCGATE_SMTP_URLS_FILE", lambda c: c["doc"]["services"][CONTAINER]["environment"]
+                             .update(DOCGATE_SMTP_URLS_FILE="/run/secrets/smtp_url")),
     "compose-files": ("catalog not mounted", lambda c: c["doc"]["services"][CONTAINER].update(
         volumes=[v for v in c["doc"]["services"][CONTAINER]["volumes"] if "catalog" not in v])),
 }
@@ -1276,9 +1465,11 @@ def self_test(bundles, compose, image) -> int:
         return 1
     checks = dict(K8S_CHECKS)
     ha = next((b for b in bundles if b.ha), None)
+    cluster = next((b for b in bundles if _topology(b.env()) == "cluster"), None)
+    gateway = next((b for b in bundles if b.of_kind("HTTPRoute")), None)
     local = next((b for b in bundles if any("redis" in c.get("image", "") for w in b.workloads()
                                             for c in pod_spec(w).get("containers", []))), None)
-    for table, bundle in ((K8S_MUTATIONS, ha), (K8S_LOCAL_MUTATIONS, local)):
+    for table, bundle in ((K8S_MUTATIONS, ha), (K8S_CLUSTER_MUTATIONS, cluster), (K8S_GATEWAY_MUTATIONS, gateway), (K8S_LOCAL_MUTATIONS, local)):
         for name, (what, mutate) in table.items():
             if bundle is None:
                 results.append((f"k8s {name}", what, "no bundle to break"))
@@ -1307,6 +1498,20 @@ def self_test(bundles, compose, image) -> int:
 
 # ---- command line -----------------------------------------------------------------------------
 
+def read_config_names(source: str) -> tuple[set[str], set[str]]:
+    """The DOCGATE_* names docgate's source spells out, and those read through `secret(ENV_*)`
+    (so also from NAME_FILE)."""
+    names, consts, secret_consts = set(), {}, set()
+    for root, _, files in os.walk(source):
+        for f in files:
+            if f.endswith(".rs"):
+                text = open(os.path.join(root, f), encoding="utf-8").read()
+                names |= set(re.findall(r'"(DOCGATE_[A-Z0-9_]+)"', text))
+                consts.update(re.findall(r'const (ENV_[A-Z0-9_]+): &str = "(DOCGATE_[A-Z0-9_]+)"', text))
+                secret_consts |= set(re.findall(r"\bsecret\((ENV_[A-Z0-9_]+)\)", text))
+    return names, {consts[c] for c in secret_consts if c in consts}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--k8s", action="append", default=[], metavar="NAME=RENDERED.yaml")
@@ -1315,6 +1520,9 @@ def main() -> int:
     parser.add_argument("--operator-provided", action="append", default=[], metavar="NAME=Kind/name,...")
     parser.add_argument("--extra-egress", action="append", default=[], metavar="NAME=PORT,...",
                         help="TCP ports a bundle's docgate may also reach (e.g. an in-cluster mail catcher)")
+    parser.add_argument("--edge", action="append", default=[], metavar="NAME=NAMESPACE,...",
+                        help=f"namespaces of a bundle's edge data plane (default {INGRESS_NAMESPACE})")
+    parser.add_argument("--source", metavar="DIR", help="docgate's src/: the DOCGATE_* names it reads")
     parser.add_argument("--compose")
     parser.add_argument("--dockerfile")
     parser.add_argument("--dockerignore")
@@ -1329,14 +1537,17 @@ def main() -> int:
             out.setdefault(name, set()).update(x for x in rest.split(",") if x)
         return out
 
-    provided, extra = per_bundle(args.operator_provided), per_bundle(args.extra_egress)
+    provided, extra, edge = per_bundle(args.operator_provided), per_bundle(args.extra_egress), per_bundle(args.edge)
+    config_names, secret_names = read_config_names(args.source) if args.source else (set(), set())
     bundles = []
     for spec in args.k8s:
         name, _, path = spec.partition("=")
         with open(path, encoding="utf-8") as f:
             objects = [o for o in yaml.safe_load_all(f) if o]
         bundles.append(Bundle(name, objects, ha=name in args.ha, operator_provided=provided.get(name, set()),
-                              extra_egress={("TCP", int(p)) for p in extra.get(name, set())}))
+                              extra_egress={("TCP", int(p)) for p in extra.get(name, set())},
+                              edge=edge.get(name) or {INGRESS_NAMESPACE},
+                              config_names=config_names, secret_names=secret_names))
     image = None
     if args.dockerfile:
         with open(args.dockerfile, encoding="utf-8") as f:
@@ -1351,6 +1562,7 @@ def main() -> int:
     if args.compose:
         with open(args.compose, encoding="utf-8") as f:
             compose = {"doc": yaml.safe_load(f), "dir": os.path.dirname(os.path.abspath(args.compose)),
+                       "config_names": config_names, "secret_names": secret_names,
                        "image_env": dockerfile_env(image["instructions"]) if image else {}}
     if args.self_test:
         return 1 if self_test(bundles, compose, image) else 0
