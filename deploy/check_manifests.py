@@ -4,11 +4,14 @@
 Schemas say a manifest is well formed; these checks say it runs docgate correctly: probes on the
 right paths and port, listeners matching the container ports, a grace period longer than the
 drain, the security context, the NetworkPolicy fencing the admin port, every referenced Secret and
-ConfigMap present, and the same for deploy/compose.yaml and deploy/Dockerfile. One line per check;
-exit status 1 if any fails.
+ConfigMap present, the Ingress or the Gateway API HTTPRoute, one Redis topology with what it needs
+(Sentinel's master name and port, a private CA's certificate), every DOCGATE_* name one docgate
+reads; and the same for deploy/compose.yaml (with its images' licences and its cluster profile)
+and deploy/Dockerfile. One line per check; exit status 1 if any fails.
 
     check_manifests.py --k8s base=base.yaml --ha base \
         --operator-provided base=Secret/docgate-secrets,Secret/docgate-tls \
+        [--edge NAME=gateway-system] --source src \
         --compose deploy/compose.yaml --dockerfile deploy/Dockerfile --dockerignore .dockerignore \
         --cargo-toml Cargo.toml [--self-test]
 
@@ -858,15 +861,21 @@ def check_catalog(b: Bundle) -> str | None:
     return f"{len(documents)} document(s), in the documents volume"
 
 
+def _is_redis_image(image: str) -> bool:
+    return bool(re.match(r"(.*/)?(redis|valkey)(:|@|$)", image))
+
+
 @k8s_check("redis")
 def check_redis(b: Bundle) -> str | None:
     found = False
     for w in b.workloads():
         for c in pod_spec(w).get("containers", []):
-            if not re.match(r"(.*/)?(redis|valkey)(:|@|$)", c.get("image", "")):
+            if not _is_redis_image(c.get("image", "")):
                 continue
             words = " ".join(str(x) for x in (c.get("command") or []) + (c.get("args") or []))
             where = f"{w['kind']}/{w['metadata']['name']}"
+            for pattern, why in REFUSED_IMAGES:
+                require(not re.search(pattern, c["image"]), f"{where}: {c['image']}: {why}")
             require(re.search(r"--maxmemory-policy\s+noeviction\b", words),
                     f"{where}: maxmemory-policy is not noeviction (evictions break single use)")
             require(re.search(r"--appendonly\s+yes\b", words), f"{where}: no append-only file")
@@ -1421,9 +1430,9 @@ K8S_LOCAL_MUTATIONS = {
                 lambda b: next(v for v in pod_spec(b.deployment())["volumes"] if v["name"] == "documents")
                 ["configMap"]["items"][0].update(path="resume/other.pdf")),
     "redis": ("allkeys-lru", lambda b: next(c for w in b.workloads() for c in pod_spec(w)["containers"]
-                                            if "redis" in c["image"]).update(
+                                            if _is_redis_image(c["image"])).update(
         command=[x if x != "noeviction" else "allkeys-lru" for x in next(
-            c for w in b.workloads() for c in pod_spec(w)["containers"] if "redis" in c["image"])["command"]])),
+            c for w in b.workloads() for c in pod_spec(w)["containers"] if _is_redis_image(c["image"]))["command"]])),
 }
 
 
@@ -1467,7 +1476,7 @@ def self_test(bundles, compose, image) -> int:
     ha = next((b for b in bundles if b.ha), None)
     cluster = next((b for b in bundles if _topology(b.env()) == "cluster"), None)
     gateway = next((b for b in bundles if b.of_kind("HTTPRoute")), None)
-    local = next((b for b in bundles if any("redis" in c.get("image", "") for w in b.workloads()
+    local = next((b for b in bundles if any(_is_redis_image(c.get("image", "")) for w in b.workloads()
                                             for c in pod_spec(w).get("containers", []))), None)
     for table, bundle in ((K8S_MUTATIONS, ha), (K8S_CLUSTER_MUTATIONS, cluster), (K8S_GATEWAY_MUTATIONS, gateway), (K8S_LOCAL_MUTATIONS, local)):
         for name, (what, mutate) in table.items():
