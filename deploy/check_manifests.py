@@ -1132,9 +1132,7 @@ def check_compose_cluster(c: dict) -> str | None:
                        x if isinstance(x, str) else x["source"] for x in services[d].get("secrets") or []}
             spec = (c["doc"].get("secrets") or {}).get(granted.get(target, ""), {})
             require("file" in spec, f"{d}: the cluster URLs' secret is not a file")
-            value = c.get("secret_text", {}).get(spec["file"])
-            if value is None:
-                value = open(os.path.join(c["dir"], spec["file"]), encoding="utf-8").read()
+            value = open(os.path.join(c["dir"], spec["file"]), encoding="utf-8").read()
         seeds = [u.strip() for u in value.strip().split(",") if u.strip()]
         hosts = set()
         for url in seeds:
