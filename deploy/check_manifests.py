@@ -801,7 +801,7 @@ def _unknown_names(names, config_names: set[str], secret_names: set[str]) -> tup
         base = var[:-len("_FILE")] if var.endswith("_FILE") else None
         if base in config_names:
             if base not in secret_names:
-                unknown.append(f"{var} (docgate reads {base}, but not from a file)")
+                unknown.append(f"{var} (it reads {base}, but not from a file)")
         elif var in CONTRACT_NAMES or CONTRACT_NAMES.get(base):
             pending.append(var)
         else:
@@ -815,7 +815,7 @@ def check_config_names(b: Bundle) -> str | None:
     if not b.config_names:
         return "no source to check against"
     unknown, pending = _unknown_names(b.env(), b.config_names, b.secret_names)
-    require(not unknown, f"docgate reads no {', '.join(unknown)}")
+    require(not unknown, f"docgate does not read {', '.join(unknown)}")
     if pending:
         return f"in the contract, not yet in src/config: {', '.join(pending)}"
 
@@ -1152,7 +1152,7 @@ def check_compose_config_names(c: dict) -> str | None:
     for name in _docgates(c):
         names |= set(_compose_env(c["doc"]["services"][name]))
     unknown, pending = _unknown_names(names, c["config_names"], c["secret_names"])
-    require(not unknown, f"docgate reads no {', '.join(unknown)}")
+    require(not unknown, f"docgate does not read {', '.join(unknown)}")
     if pending:
         return f"in the contract, not yet in src/config: {', '.join(pending)}"
 
@@ -1417,8 +1417,16 @@ K8S_CLUSTER_MUTATIONS = {
         b, "DOCGATE_REDIS_URL_FILE", "/run/secrets/docgate/redis-url")),
     "config-names": ("a misspelt DOCGATE_REDIS_CLUSTER_URL", lambda b: _set_env(b, "DOCGATE_REDIS_CLUSTER_URL", "x")),
 }
+# Checks of what only a bundle on Sentinel has.
+K8S_SENTINEL_MUTATIONS = {
+    "redis-topology": ("no egress to 26379", lambda b: _np(b).update(
+        egress=[r for r in _np(b)["egress"] if ("TCP", 26379) not in (_np_ports(b, r) or set())])),
+    "config-names": ("DOCGATE_CATALOG_FILE, not a secret", lambda b: _set_env(b, "DOCGATE_CATALOG_FILE", "/x")),
+}
 # Checks of what only a bundle behind a Gateway API route has.
 K8S_GATEWAY_MUTATIONS = {
+    "network-policy": ("the public port still open to ingress-nginx", lambda b: _np(b)["ingress"][0]["from"].append(
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": INGRESS_NAMESPACE}}})),
     "gateway-route": ("a 60s request timeout", lambda b: b.of_kind("HTTPRoute")[0]["spec"]["rules"][0].update(
         timeouts={"request": "60s"})),
 }
@@ -1473,10 +1481,12 @@ def self_test(bundles, compose, image) -> int:
     checks = dict(K8S_CHECKS)
     ha = next((b for b in bundles if b.ha), None)
     cluster = next((b for b in bundles if _topology(b.env()) == "cluster"), None)
+    sentinel = next((b for b in bundles if _topology(b.env()) == "sentinel"), None)
     gateway = next((b for b in bundles if b.of_kind("HTTPRoute")), None)
     local = next((b for b in bundles if any(_is_redis_image(c.get("image", "")) for w in b.workloads()
                                             for c in pod_spec(w).get("containers", []))), None)
-    for table, bundle in ((K8S_MUTATIONS, ha), (K8S_CLUSTER_MUTATIONS, cluster), (K8S_GATEWAY_MUTATIONS, gateway), (K8S_LOCAL_MUTATIONS, local)):
+    for table, bundle in ((K8S_MUTATIONS, ha), (K8S_CLUSTER_MUTATIONS, cluster),
+                          (K8S_SENTINEL_MUTATIONS, sentinel), (K8S_GATEWAY_MUTATIONS, gateway), (K8S_LOCAL_MUTATIONS, local)):
         for name, (what, mutate) in table.items():
             if bundle is None:
                 results.append((f"k8s {name}", what, "no bundle to break"))
