@@ -4,11 +4,14 @@
 Schemas say a manifest is well formed; these checks say it runs docgate correctly: probes on the
 right paths and port, listeners matching the container ports, a grace period longer than the
 drain, the security context, the NetworkPolicy fencing the admin port, every referenced Secret and
-ConfigMap present, and the same for deploy/compose.yaml and deploy/Dockerfile. One line per check;
-exit status 1 if any fails.
+ConfigMap present, the Ingress or the Gateway API HTTPRoute, one Redis topology with what it needs
+(Sentinel's master name and port, a private CA's certificate), every DOCGATE_* name one docgate
+reads; and the same for deploy/compose.yaml (with its images' licences and its cluster profile)
+and deploy/Dockerfile. One line per check; exit status 1 if any fails.
 
     check_manifests.py --k8s base=base.yaml --ha base \
         --operator-provided base=Secret/docgate-secrets,Secret/docgate-tls \
+        [--edge NAME=gateway-system] --source src \
         --compose deploy/compose.yaml --dockerfile deploy/Dockerfile --dockerignore .dockerignore \
         --cargo-toml Cargo.toml [--self-test]
 
@@ -46,6 +49,22 @@ MONITORING_NAMESPACE = "monitoring"
 # Egress docgate needs: DNS, Redis (plain and TLS), S3/STS over HTTPS, SMTP submission.
 EGRESS_ALLOWED = {("UDP", 53), ("TCP", 53), ("TCP", 6379), ("TCP", 6380), ("TCP", 443),
                   ("TCP", 587), ("TCP", 465)}
+# Redis Sentinel's port: allowed out only where docgate is configured with Sentinels. (The cluster
+# bus, 16379, is node to node: never docgate's.)
+SENTINEL_PORT = ("TCP", 26379)
+# The three Redis topologies (README.md, "Configuration"): at most one is configured.
+REDIS_TOPOLOGIES = {"standalone": "DOCGATE_REDIS_URL", "cluster": "DOCGATE_REDIS_CLUSTER_URLS",
+                    "sentinel": "DOCGATE_REDIS_SENTINEL_URLS"}
+# Settings the public contract names whose parsing is being added to src/config/: accepted with
+# a note until the source declares them, then checked like every other name. True: a secret
+# (also read from NAME_FILE).
+CONTRACT_NAMES = {"DOCGATE_REDIS_CLUSTER_URLS": True, "DOCGATE_REDIS_SENTINEL_URLS": True,
+                  "DOCGATE_REDIS_SENTINEL_MASTER": False, "DOCGATE_REDIS_CA_FILE": False}
+# Variables ending in _FILE that name a file which is not a secret.
+NOT_SECRET_FILES = {"DOCGATE_REDIS_CA_FILE"}
+# Shortest HTTPRoute timeout that does not cut a slow download (the Ingress waits 600 s between
+# two reads); 0s turns it off.
+ROUTE_TIMEOUT_FLOOR = 600
 
 
 class Problem(Exception):
@@ -116,6 +135,12 @@ class Bundle:
     ha: bool = False
     operator_provided: set[str] = field(default_factory=set)
     extra_egress: set[tuple[str, int]] = field(default_factory=set)
+    # Namespaces the edge's data plane runs in (ingress controller or gateway): the only peers
+    # of the public port.
+    edge: set[str] = field(default_factory=lambda: {INGRESS_NAMESPACE})
+    # DOCGATE_* names docgate reads (string literals in src/), and those it reads as secrets.
+    config_names: set[str] = field(default_factory=set)
+    secret_names: set[str] = field(default_factory=set)
 
     def of_kind(self, kind: str) -> list[dict]:
         return [o for o in self.objects if o.get("kind") == kind]
@@ -304,7 +329,7 @@ def check_ingress_routes(b: Bundle) -> None:
     svc = b.service()
     http_port = next(p for p in svc["spec"]["ports"] if p["name"] == "http")
     ingresses = b.of_kind("Ingress")
-    require(ingresses, "no Ingress")
+    require(ingresses or b.of_kind("HTTPRoute"), "no Ingress and no HTTPRoute: nothing routes to docgate")
     for ing in ingresses:
         backends = [path["backend"] for rule in ing["spec"].get("rules") or []
                     for path in (rule.get("http") or {}).get("paths") or []]
@@ -441,7 +466,7 @@ def check_writable_paths(b: Bundle) -> None:
 @k8s_check("secret-files")
 def check_secret_files(b: Bundle) -> None:
     env = b.env()
-    files = {k: v for k, v in env.items() if k.endswith("_FILE")}
+    files = {k: v for k, v in env.items() if k.endswith("_FILE") and k not in NOT_SECRET_FILES}
     require("DOCGATE_TOKEN_KEYS_FILE" in files or "DOCGATE_TOKEN_SECRET_FILE" in files,
             "no token key file: replicas would each sign with a random key")
     require("DOCGATE_PSEUDONYM_KEY_FILE" in files,
@@ -571,13 +596,13 @@ def check_network_policy(b: Bundle) -> None:
             ports = _np_ports(b, rule)
             sources = _np_sources(rule, "from")
             if ports is None or admin in ports:
-                require(INGRESS_NAMESPACE not in sources and sources <= {MONITORING_NAMESPACE},
+                require(not (sources & b.edge) and sources <= {MONITORING_NAMESPACE},
                         f"the admin port is open to {sorted(sources)}, not only {MONITORING_NAMESPACE}")
             if ports is None or public in ports:
-                require(sources == {INGRESS_NAMESPACE},
-                        f"the public port is open to {sorted(sources)}, not only {INGRESS_NAMESPACE}")
+                require(sources == b.edge,
+                        f"the public port is open to {sorted(sources)}, not only {sorted(b.edge)}")
             require(ports is None or ports <= {public, admin}, f"ingress to ports {sorted(ports or [])}")
-    allowed = EGRESS_ALLOWED | b.extra_egress
+    allowed = EGRESS_ALLOWED | b.extra_egress | ({SENTINEL_PORT} if _topology(b.env()) == "sentinel" else set())
     egress = set()
     for np in policies:
         for rule in np["spec"].get("egress") or []:
@@ -644,15 +669,155 @@ def check_service_monitor(b: Bundle) -> str | None:
 @k8s_check("trusted-proxies")
 def check_trusted_proxies(b: Bundle) -> None:
     value = b.env().get("DOCGATE_TRUSTED_PROXIES", "")
-    if not b.of_kind("Ingress"):
+    if not b.of_kind("Ingress") and not b.of_kind("HTTPRoute"):
         return
-    require(value.strip(), "DOCGATE_TRUSTED_PROXIES is empty behind an ingress: every client would be the ingress")
+    require(value.strip(), "DOCGATE_TRUSTED_PROXIES is empty behind an ingress or gateway: every client "
+                           "would be the proxy")
     for entry in value.split(","):
         try:
             net = ipaddress.ip_network(entry.strip())
         except ValueError:
             raise Problem(f"DOCGATE_TRUSTED_PROXIES entry {entry!r} is not a CIDR") from None
         require(net.prefixlen > 0, f"DOCGATE_TRUSTED_PROXIES trusts {net}: anyone could forge X-Forwarded-For")
+
+
+def _route_timeout(value, where: str) -> float:
+    """A Gateway API duration (`0s`, `600s`, `1h`, `500ms`) in seconds."""
+    m = re.fullmatch(r"((\d{1,5})(h|m|s|ms)){1,4}", str(value))
+    require(m, f"{where} {value!r} is not a Gateway API duration")
+    return parse_duration(str(value))
+
+
+@k8s_check("gateway-route")
+def check_gateway_route(b: Bundle) -> str | None:
+    """The HTTPRoute (a CRD, checked structurally): attached to a Gateway, for the host the
+    links name, to the public port only, with timeouts that let a long download finish."""
+    routes = b.of_kind("HTTPRoute")
+    if not routes:
+        return "none rendered"
+    svc = b.service()
+    http_port = next(p for p in svc["spec"]["ports"] if p["name"] == "http")["port"]
+    public_host = re.sub(r"^[a-z]+://", "", b.env().get("DOCGATE_PUBLIC_URL", "")).split("/")[0].split(":")[0]
+    for route in routes:
+        name = route["metadata"]["name"]
+        require(route.get("apiVersion") == "gateway.networking.k8s.io/v1",
+                f"HTTPRoute {name}: apiVersion {route.get('apiVersion')}, not gateway.networking.k8s.io/v1")
+        spec = route.get("spec") or {}
+        parents = spec.get("parentRefs") or []
+        require(parents, f"HTTPRoute {name} has no parentRefs: no Gateway serves it")
+        for ref in parents:
+            require(ref.get("group", "gateway.networking.k8s.io") == "gateway.networking.k8s.io"
+                    and ref.get("kind", "Gateway") == "Gateway", f"HTTPRoute {name}: parent {ref} is not a Gateway")
+            require(ref.get("name"), f"HTTPRoute {name}: a parentRef without a name")
+            require(b.has("Gateway", ref["name"]),
+                    f"HTTPRoute {name}: Gateway {ref['name']!r} is neither rendered nor operator-provided")
+        hostnames = spec.get("hostnames") or []
+        require(hostnames, f"HTTPRoute {name} has no hostnames: it would take every host of its Gateway")
+        require(public_host in hostnames,
+                f"HTTPRoute {name} serves {hostnames}, not {public_host!r} (DOCGATE_PUBLIC_URL's host, "
+                f"which the links name)")
+        rules = spec.get("rules") or []
+        require(rules, f"HTTPRoute {name} has no rules")
+        for rule in rules:
+            backends = rule.get("backendRefs") or []
+            require(backends, f"HTTPRoute {name}: a rule without backendRefs")
+            for ref in backends:
+                require(ref.get("kind", "Service") == "Service" and ref.get("group", "") == "",
+                        f"HTTPRoute {name} routes to a {ref.get('kind')}, not a Service")
+                require(ref.get("name") == svc["metadata"]["name"], f"HTTPRoute {name} routes to Service {ref.get('name')!r}")
+                require(ref.get("port") == http_port,
+                        f"HTTPRoute {name} routes to port {ref.get('port')!r}, not the public port {http_port}")
+            timeouts = rule.get("timeouts") or {}
+            require("request" in timeouts, f"HTTPRoute {name}: no timeouts.request; the data plane's default "
+                                           f"(15 s for Envoy) would cut long downloads")
+            request = _route_timeout(timeouts["request"], f"HTTPRoute {name}: timeouts.request")
+            require(request == 0 or request >= ROUTE_TIMEOUT_FLOOR,
+                    f"HTTPRoute {name}: timeouts.request {timeouts['request']} would cut downloads (0s, or at least "
+                    f"{ROUTE_TIMEOUT_FLOOR}s)")
+            if "backendRequest" in timeouts:
+                backend = _route_timeout(timeouts["backendRequest"], f"HTTPRoute {name}: timeouts.backendRequest")
+                require(backend == 0 or backend >= ROUTE_TIMEOUT_FLOOR,
+                        f"HTTPRoute {name}: timeouts.backendRequest {timeouts['backendRequest']} would cut downloads")
+                require(request == 0 or (backend != 0 and backend <= request),
+                        f"HTTPRoute {name}: timeouts.backendRequest exceeds timeouts.request")
+    return f"{len(routes)} route(s)"
+
+
+def _topology(env: dict[str, str]) -> str | None:
+    found = [t for t, var in REDIS_TOPOLOGIES.items() if var in env or f"{var}_FILE" in env]
+    return found[0] if len(found) == 1 else None
+
+
+@k8s_check("redis-topology")
+def check_redis_topology(b: Bundle) -> str:
+    """One Redis topology, with what it needs: Sentinel its master's name and port, a private
+    CA its certificate on a volume."""
+    env = b.env()
+    found = [t for t, var in REDIS_TOPOLOGIES.items() if var in env or f"{var}_FILE" in env]
+    require(len(found) <= 1, f"Redis configured as {' and '.join(found)}: docgate refuses more than one topology")
+    topology = found[0] if found else "embedded"
+    if topology == "sentinel":
+        require(env.get("DOCGATE_REDIS_SENTINEL_MASTER", "").strip(),
+                "DOCGATE_REDIS_SENTINEL_URLS without DOCGATE_REDIS_SENTINEL_MASTER")
+    else:
+        require("DOCGATE_REDIS_SENTINEL_MASTER" not in env,
+                f"DOCGATE_REDIS_SENTINEL_MASTER is set, but Redis is {topology}, not sentinel")
+    egress = set()
+    for np in b.of_kind("NetworkPolicy"):
+        if selector_matches(np["spec"].get("podSelector"), b.pod_labels()):
+            for rule in np["spec"].get("egress") or []:
+                egress |= _np_ports(b, rule) or set()
+    if topology == "sentinel":
+        require(SENTINEL_PORT in egress, "Sentinel, but the NetworkPolicy does not allow 26379 out")
+    ca = env.get("DOCGATE_REDIS_CA_FILE")
+    if ca is not None:
+        require(topology not in ("embedded",), "DOCGATE_REDIS_CA_FILE without Redis")
+        found_mount = b.mount_for(ca)
+        require(found_mount is not None, f"DOCGATE_REDIS_CA_FILE={ca} is on no volume")
+        mount, volume = found_mount
+        source = volume.get("configMap") or volume.get("secret")
+        require(source is not None, f"DOCGATE_REDIS_CA_FILE={ca} is on volume {mount['name']}, not a ConfigMap or Secret")
+        kind = "ConfigMap" if "configMap" in volume else "Secret"
+        ref = source.get("name") or source.get("secretName")
+        require(b.has(kind, ref), f"DOCGATE_REDIS_CA_FILE's {kind} {ref!r} is neither rendered nor operator-provided")
+        key = posixpath.relpath(ca, mount["mountPath"])
+        items = source.get("items")
+        if items:
+            require(key in {i["path"] for i in items}, f"DOCGATE_REDIS_CA_FILE: {key!r} is not among the volume's items")
+        rendered = b.get(kind, ref)
+        if rendered is not None and not items:
+            require(key in set(rendered.get("data") or {}) | set(rendered.get("stringData") or {}),
+                    f"DOCGATE_REDIS_CA_FILE: {kind} {ref} has no key {key!r}")
+    return topology + (", private CA" if ca is not None else "")
+
+
+def _unknown_names(names, config_names: set[str], secret_names: set[str]) -> tuple[list[str], list[str]]:
+    """(unknown, pending): DOCGATE_* names docgate does not read, and contract names the source
+    does not declare yet."""
+    unknown, pending = [], []
+    for var in sorted(n for n in names if n.startswith("DOCGATE_")):
+        if var in config_names:
+            continue
+        base = var[:-len("_FILE")] if var.endswith("_FILE") else None
+        if base in config_names:
+            if base not in secret_names:
+                unknown.append(f"{var} (it reads {base}, but not from a file)")
+        elif var in CONTRACT_NAMES or CONTRACT_NAMES.get(base):
+            pending.append(var)
+        else:
+            unknown.append(var)
+    return unknown, pending
+
+
+@k8s_check("config-names")
+def check_config_names(b: Bundle) -> str | None:
+    """Every DOCGATE_* variable set is one docgate reads: a misspelt name is silently ignored."""
+    if not b.config_names:
+        return "no source to check against"
+    unknown, pending = _unknown_names(b.env(), b.config_names, b.secret_names)
+    require(not unknown, f"docgate does not read {', '.join(unknown)}")
+    if pending:
+        return f"in the contract, not yet in src/config: {', '.join(pending)}"
 
 
 @k8s_check("catalog")
@@ -696,15 +861,21 @@ def check_catalog(b: Bundle) -> str | None:
     return f"{len(documents)} document(s), in the documents volume"
 
 
+def _is_redis_image(image: str) -> bool:
+    return bool(re.match(r"(.*/)?(redis|valkey)(:|@|$)", image))
+
+
 @k8s_check("redis")
 def check_redis(b: Bundle) -> str | None:
     found = False
     for w in b.workloads():
         for c in pod_spec(w).get("containers", []):
-            if not re.match(r"(.*/)?(redis|valkey)(:|@|$)", c.get("image", "")):
+            if not _is_redis_image(c.get("image", "")):
                 continue
             words = " ".join(str(x) for x in (c.get("command") or []) + (c.get("args") or []))
             where = f"{w['kind']}/{w['metadata']['name']}"
+            for pattern, why in REFUSED_IMAGES:
+                require(not re.search(pattern, c["image"]), f"{where}: {c['image']}: {why}")
             require(re.search(r"--maxmemory-policy\s+noeviction\b", words),
                     f"{where}: maxmemory-policy is not noeviction (evictions break single use)")
             require(re.search(r"--appendonly\s+yes\b", words), f"{where}: no append-only file")
@@ -714,6 +885,23 @@ def check_redis(b: Bundle) -> str | None:
 
 
 # ---- Compose ----------------------------------------------------------------------------------
+
+S3_PATTERN = r"seaweedfs|versitygw|garage|minio|s3"
+# Every image the compose stack may run besides docgate's own, with its licence: a new image
+# needs its licence (and that it is maintained) looked at and recorded here first. Redis's own
+# images (source-available since 7.4) and MinIO's (its community edition in maintenance mode,
+# no more images published) are refused outright.
+COMPOSE_IMAGE_LICENCES = {
+    "valkey/valkey": "BSD-3-Clause",
+    "chrislusf/seaweedfs": "Apache-2.0",
+    "amazon/aws-cli": "Apache-2.0",
+    "axllent/mailpit": "MIT",
+}
+REFUSED_IMAGES = (
+    (r"^(docker\.io/)?(library/)?redis(:|@|$)|^(docker\.io/)?redis/",
+     "Redis's images are under a source-available licence: use valkey/valkey"),
+    (r"^(docker\.io/|quay\.io/)?minio/", "MinIO's community images are in maintenance mode: use SeaweedFS"),
+)
 
 def _compose_env(service: dict) -> dict[str, str]:
     env = service.get("environment") or {}
@@ -739,6 +927,30 @@ def _published(service: dict) -> list[tuple[str, int, int]]:
     return out
 
 
+def _docgates(c: dict) -> list[str]:
+    """The services running docgate: `docgate`, and any other of its image (e.g. the cluster
+    profile's)."""
+    services = c["doc"]["services"]
+    image = services[CONTAINER].get("image")
+    return [CONTAINER] + [n for n, s in services.items() if n != CONTAINER and image and s.get("image") == image]
+
+
+def _redis_servers(services: dict) -> list[str]:
+    """The services running a Redis or Valkey server (not the one-shot clients of those images)."""
+    out = []
+    for name, s in services.items():
+        command = s.get("command") or []
+        words = command if isinstance(command, list) else shlex.split(command)
+        if words and re.fullmatch(r"(.*/)?(redis|valkey)-server", str(words[0])):
+            out.append(name)
+    return out
+
+
+def _words(service: dict) -> str:
+    command = service.get("command") or []
+    return " ".join(str(x) for x in (command if isinstance(command, list) else shlex.split(command)))
+
+
 def _service_like(services: dict, pattern: str) -> str | None:
     for name, s in services.items():
         if re.search(pattern, name) or re.search(pattern, s.get("image", "")):
@@ -750,41 +962,50 @@ def _service_like(services: dict, pattern: str) -> str | None:
 def check_compose_services(c: dict) -> None:
     services = c["doc"].get("services") or {}
     require(CONTAINER in services, "no docgate service")
-    for what, pattern in (("Redis", r"redis|valkey"), ("S3", r"minio|s3"), ("mail catcher", r"mailpit|mailhog|smtp")):
+    for what, pattern in (("Redis", r"redis|valkey"), ("S3", S3_PATTERN), ("mail catcher", r"mailpit|mailhog|smtp")):
         require(_service_like({k: v for k, v in services.items() if k != CONTAINER}, pattern),
                 f"no {what} service")
 
 
 @compose_check("compose-build")
 def check_compose_build(c: dict) -> None:
-    s = c["doc"]["services"][CONTAINER]
+    for name in _docgates(c):
+        _check_compose_build(c, name, c["doc"]["services"][name])
+
+
+def _check_compose_build(c: dict, name: str, s: dict) -> None:
     build = s.get("build") or {}
     require(isinstance(build, dict), "docgate's build is not a map with a dockerfile")
     context = os.path.normpath(os.path.join(c["dir"], build.get("context", ".")))
     dockerfile = os.path.join(context, build.get("dockerfile", "Dockerfile"))
     require(os.path.isfile(dockerfile), f"build dockerfile {dockerfile} does not exist")
     require(os.path.isfile(os.path.join(context, "Cargo.toml")), "build context is not the repository root")
-    require(str(s.get("user", "")).split(":")[0] == str(USER_ID), f"docgate does not run as {USER_ID}")
-    require(s.get("read_only") is True, "docgate's root filesystem is writable")
-    require("ALL" in (s.get("cap_drop") or []), "docgate keeps its capabilities")
+    require(str(s.get("user", "")).split(":")[0] == str(USER_ID), f"{name} does not run as {USER_ID}")
+    require(s.get("read_only") is True, f"{name}'s root filesystem is writable")
+    require("ALL" in (s.get("cap_drop") or []), f"{name} keeps its capabilities")
 
 
 @compose_check("compose-depends")
 def check_compose_depends(c: dict) -> None:
+    for name in _docgates(c):
+        _check_compose_depends(c, name)
+
+
+def _check_compose_depends(c: dict, me: str) -> None:
     services = c["doc"]["services"]
-    deps = services[CONTAINER].get("depends_on") or {}
+    deps = services[me].get("depends_on") or {}
     if isinstance(deps, list):
         deps = {d: {"condition": "service_started"} for d in deps}
-    others = {k: v for k, v in services.items() if k != CONTAINER}
-    for what, pattern in (("Redis", r"redis|valkey"), ("S3", r"minio|s3"), ("mail", r"mailpit|mailhog|smtp")):
+    others = {k: v for k, v in services.items() if k not in _docgates(c)}
+    for what, pattern in (("Redis", r"redis|valkey"), ("S3", S3_PATTERN), ("mail", r"mailpit|mailhog|smtp")):
         names = [n for n in deps if n in others and (re.search(pattern, n) or re.search(pattern, others[n].get("image", "")))]
-        require(names, f"docgate does not depend on {what}")
+        require(names, f"{me} does not depend on {what}")
         for n in names:
             condition = (deps[n] or {}).get("condition", "service_started")
             require(condition in ("service_healthy", "service_completed_successfully"),
-                    f"docgate waits for {n} only to start ({condition})")
+                    f"{me} waits for {n} only to start ({condition})")
     for n, dep in deps.items():
-        require(n in services, f"docgate depends on {n!r}, which is not a service")
+        require(n in services, f"{me} depends on {n!r}, which is not a service")
         if (dep or {}).get("condition") == "service_healthy":
             require((services[n].get("healthcheck") or {}).get("test"), f"{n} has no healthcheck to wait for")
 
@@ -792,7 +1013,19 @@ def check_compose_depends(c: dict) -> None:
 @compose_check("compose-ports")
 def check_compose_ports(c: dict) -> None:
     services = c["doc"]["services"]
-    s = services[CONTAINER]
+    docgates = _docgates(c)
+    host_ports = [(host, port) for name in services for host, port, _ in _published(services[name])]
+    require(len(host_ports) == len(set(p for _, p in host_ports)), f"a host port is published twice: {host_ports}")
+    for name in docgates:
+        _check_compose_ports(services[name])
+    for name, other in services.items():
+        if name in docgates:
+            continue
+        for host, _, target in _published(other):
+            require(is_loopback(host), f"{name} publishes port {target} on {host}, not 127.0.0.1")
+
+
+def _check_compose_ports(s: dict) -> None:
     env = _compose_env(s)
     _, public = parse_listen(env.get("DOCGATE_LISTEN", DEFAULT_LISTEN))
     admin_host, admin = parse_listen(env.get("DOCGATE_ADMIN_LISTEN", DEFAULT_ADMIN_LISTEN))
@@ -803,11 +1036,6 @@ def check_compose_ports(c: dict) -> None:
         if target == admin:
             require(is_loopback(host), f"the admin port is published on {host}, not 127.0.0.1")
     require(not is_loopback(admin_host), "DOCGATE_ADMIN_LISTEN is loopback inside the container: unreachable")
-    for name, other in services.items():
-        if name == CONTAINER:
-            continue
-        for host, _, target in _published(other):
-            require(is_loopback(host), f"{name} publishes port {target} on {host}, not 127.0.0.1")
 
 
 @compose_check("compose-secrets")
@@ -828,24 +1056,114 @@ def check_compose_secrets(c: dict) -> None:
                         f"{service_name}: {var}={value} is no secret granted to it")
         for var in _compose_env(s):
             if re.search(r"(SECRET|PASSWORD|TOKEN_KEYS|_URL$)", var) and not var.endswith("_FILE") \
-                    and var not in ("DOCGATE_PUBLIC_URL",):
+                    and var not in ("DOCGATE_PUBLIC_URL", "AWS_ENDPOINT_URL"):
                 raise Problem(f"{service_name}: {var} is set in clear; use {var}_FILE and a secret")
 
 
 @compose_check("compose-redis")
 def check_compose_redis(c: dict) -> None:
     services = c["doc"]["services"]
-    name = _service_like({k: v for k, v in services.items() if k != CONTAINER}, r"redis|valkey")
-    require(name, "no Redis service")
-    command = services[name].get("command") or []
-    words = " ".join(command if isinstance(command, list) else shlex.split(command))
-    require(re.search(r"--maxmemory-policy\s+noeviction\b", words), "Redis maxmemory-policy is not noeviction")
-    require(re.search(r"--appendonly\s+yes\b", words), "Redis has no append-only file")
+    names = _redis_servers(services)
+    require(names, "no Redis service")
+    for name in names:
+        words = _words(services[name])
+        require(re.search(r"--maxmemory-policy\s+noeviction\b", words), f"{name}: maxmemory-policy is not noeviction")
+        require(re.search(r"--appendonly\s+yes\b", words), f"{name}: no append-only file")
+
+
+@compose_check("compose-images")
+def check_compose_images(c: dict) -> str:
+    """Maintained, permissively licensed images, each pinned by a tag."""
+    services = c["doc"]["services"]
+    docgates = _docgates(c)
+    seen = set()
+    for name, s in services.items():
+        if name in docgates:
+            continue
+        image = str(s.get("image", ""))
+        require(image, f"{name} has no image")
+        for pattern, why in REFUSED_IMAGES:
+            require(not re.search(pattern, image), f"{name}: {image}: {why}")
+        repository, _, tag = image.split("@")[0].rpartition(":")
+        require(repository and tag and "/" not in tag, f"{name}: {image} has no tag")
+        require(tag != "latest", f"{name}: {image} is :latest")
+        repository = re.sub(r"^docker\.io/", "", repository)
+        require(repository in COMPOSE_IMAGE_LICENCES,
+                f"{name}: {repository} is not among the images whose licence is recorded "
+                f"(COMPOSE_IMAGE_LICENCES in deploy/check_manifests.py)")
+        seen.add(f"{repository} {COMPOSE_IMAGE_LICENCES[repository]}")
+    return ", ".join(sorted(seen))
+
+
+@compose_check("compose-cluster")
+def check_compose_cluster(c: dict) -> str | None:
+    """The `cluster` profile: at least three cluster-mode nodes, formed by one
+    `--cluster create` naming them all, and a docgate pointed at those nodes."""
+    services = c["doc"]["services"]
+    nodes = [n for n in _redis_servers(services) if re.search(r"--cluster-enabled\s+yes\b", _words(services[n]))]
+    if not nodes:
+        return "no cluster profile"
+    require(len(nodes) >= 3, f"a cluster of {len(nodes)} node(s): a Redis Cluster needs at least three masters")
+    for n in nodes:
+        words = _words(services[n])
+        require(re.search(rf"--cluster-announce-hostname\s+{re.escape(n)}\b", words),
+                f"{n} does not announce its service name: the slot map would name container addresses")
+    creators = [n for n, s in services.items()
+                if "--cluster create" in " ".join(str(x) for x in (s.get("entrypoint") or []) + (s.get("command") or []))]
+    require(len(creators) == 1, f"{len(creators)} services run `--cluster create`, not one")
+    script = " ".join(str(x) for x in (services[creators[0]].get("entrypoint") or []) + (services[creators[0]].get("command") or []))
+    deps = services[creators[0]].get("depends_on") or {}
+    for n in nodes:
+        require(n in script, f"{creators[0]} does not put {n} in the cluster")
+        require((deps.get(n) or {}).get("condition") == "service_healthy", f"{creators[0]} does not wait for {n}")
+    users = [d for d in _docgates(c) if "DOCGATE_REDIS_CLUSTER_URLS_FILE" in _compose_env(services[d])
+             or "DOCGATE_REDIS_CLUSTER_URLS" in _compose_env(services[d])]
+    require(users, "no docgate service uses DOCGATE_REDIS_CLUSTER_URLS")
+    for d in users:
+        env = _compose_env(services[d])
+        require("DOCGATE_REDIS_URL_FILE" not in env and "DOCGATE_REDIS_URL" not in env,
+                f"{d} sets DOCGATE_REDIS_URL beside DOCGATE_REDIS_CLUSTER_URLS: docgate refuses both")
+        require(((services[d].get("depends_on") or {}).get(creators[0]) or {}).get("condition")
+                == "service_completed_successfully", f"{d} does not wait for {creators[0]} to form the cluster")
+        value = env.get("DOCGATE_REDIS_CLUSTER_URLS")
+        if value is None:
+            target = env["DOCGATE_REDIS_CLUSTER_URLS_FILE"][len("/run/secrets/"):]
+            granted = {x if isinstance(x, str) else x.get("target", x["source"]):
+                       x if isinstance(x, str) else x["source"] for x in services[d].get("secrets") or []}
+            spec = (c["doc"].get("secrets") or {}).get(granted.get(target, ""), {})
+            require("file" in spec, f"{d}: the cluster URLs' secret is not a file")
+            value = open(os.path.join(c["dir"], spec["file"]), encoding="utf-8").read()
+        seeds = [u.strip() for u in value.strip().split(",") if u.strip()]
+        hosts = set()
+        for url in seeds:
+            m = re.fullmatch(r"rediss?://(?:[^@/]*@)?([^:/]+)(?::(\d+))?/?", url)
+            require(m, f"{d}: seed {url!r} is not a redis:// or rediss:// URL")
+            hosts.add(m[1])
+        require(hosts <= set(nodes), f"{d}: seeds {sorted(hosts - set(nodes))} are not cluster nodes")
+    return f"{len(nodes)} masters: {', '.join(nodes)}"
+
+
+@compose_check("compose-config-names")
+def check_compose_config_names(c: dict) -> str | None:
+    """Every DOCGATE_* variable a docgate service sets is one docgate reads."""
+    if not c.get("config_names"):
+        return "no source to check against"
+    names = set()
+    for name in _docgates(c):
+        names |= set(_compose_env(c["doc"]["services"][name]))
+    unknown, pending = _unknown_names(names, c["config_names"], c["secret_names"])
+    require(not unknown, f"docgate does not read {', '.join(unknown)}")
+    if pending:
+        return f"in the contract, not yet in src/config: {', '.join(pending)}"
 
 
 @compose_check("compose-shutdown")
 def check_compose_shutdown(c: dict) -> None:
-    s = c["doc"]["services"][CONTAINER]
+    for name in _docgates(c):
+        _check_compose_shutdown(c["doc"]["services"][name])
+
+
+def _check_compose_shutdown(s: dict) -> None:
     env = _compose_env(s)
     drain = parse_duration(env.get("DOCGATE_DRAIN_TIMEOUT", DEFAULT_DRAIN))
     delay = parse_duration(env.get("DOCGATE_SHUTDOWN_DELAY", DEFAULT_SHUTDOWN_DELAY))
@@ -857,7 +1175,11 @@ def check_compose_shutdown(c: dict) -> None:
 
 @compose_check("compose-files")
 def check_compose_files(c: dict) -> None:
-    s = c["doc"]["services"][CONTAINER]
+    for name in _docgates(c):
+        _check_compose_files(c, c["doc"]["services"][name])
+
+
+def _check_compose_files(c: dict, s: dict) -> None:
     env = _compose_env(s)
     catalog = env.get("DOCGATE_CATALOG", "/etc/docgate/catalog.toml")
     mounts = {}
@@ -1089,15 +1411,34 @@ K8S_MUTATIONS = {
                         .update(path="/metric")),
     "trusted-proxies": ("trusts 0.0.0.0/0", lambda b: _settings(b).update(DOCGATE_TRUSTED_PROXIES="0.0.0.0/0")),
 }
+# Checks of what only a bundle on a Redis Cluster has.
+K8S_CLUSTER_MUTATIONS = {
+    "redis-topology": ("a standalone URL beside the cluster's", lambda b: _set_env(
+        b, "DOCGATE_REDIS_URL_FILE", "/run/secrets/docgate/redis-url")),
+    "config-names": ("a misspelt DOCGATE_REDIS_CLUSTER_URL", lambda b: _set_env(b, "DOCGATE_REDIS_CLUSTER_URL", "x")),
+}
+# Checks of what only a bundle on Sentinel has.
+K8S_SENTINEL_MUTATIONS = {
+    "redis-topology": ("no egress to 26379", lambda b: _np(b).update(
+        egress=[r for r in _np(b)["egress"] if ("TCP", 26379) not in (_np_ports(b, r) or set())])),
+    "config-names": ("DOCGATE_CATALOG_FILE, not a secret", lambda b: _set_env(b, "DOCGATE_CATALOG_FILE", "/x")),
+}
+# Checks of what only a bundle behind a Gateway API route has.
+K8S_GATEWAY_MUTATIONS = {
+    "network-policy": ("the public port still open to ingress-nginx", lambda b: _np(b)["ingress"][0]["from"].append(
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": INGRESS_NAMESPACE}}})),
+    "gateway-route": ("a 60s request timeout", lambda b: b.of_kind("HTTPRoute")[0]["spec"]["rules"][0].update(
+        timeouts={"request": "60s"})),
+}
 # Checks of things only a bundle without S3 / with an in-cluster Redis has.
 K8S_LOCAL_MUTATIONS = {
     "catalog": ("document missing from the documents volume",
                 lambda b: next(v for v in pod_spec(b.deployment())["volumes"] if v["name"] == "documents")
                 ["configMap"]["items"][0].update(path="resume/other.pdf")),
     "redis": ("allkeys-lru", lambda b: next(c for w in b.workloads() for c in pod_spec(w)["containers"]
-                                            if "redis" in c["image"]).update(
+                                            if _is_redis_image(c["image"])).update(
         command=[x if x != "noeviction" else "allkeys-lru" for x in next(
-            c for w in b.workloads() for c in pod_spec(w)["containers"] if "redis" in c["image"])["command"]])),
+            c for w in b.workloads() for c in pod_spec(w)["containers"] if _is_redis_image(c["image"]))["command"]])),
 }
 
 
@@ -1109,12 +1450,18 @@ COMPOSE_MUTATIONS = {
     "compose-services": ("no mail catcher", lambda c: c["doc"]["services"].pop(
         _service_like({k: v for k, v in c["doc"]["services"].items() if k != CONTAINER}, r"mailpit"))),
     "compose-build": ("writable root", lambda c: c["doc"]["services"][CONTAINER].update(read_only=False)),
-    "compose-depends": ("no wait for Redis", lambda c: c["doc"]["services"][CONTAINER]["depends_on"].pop("redis")),
+    "compose-depends": ("no wait for Redis", lambda c: c["doc"]["services"][CONTAINER]["depends_on"].pop("valkey")),
     "compose-ports": ("admin on every interface", lambda c: c["doc"]["services"][CONTAINER].update(
         ports=["8080:8080", "9090:9090"])),
     "compose-secrets": ("undeclared secret", lambda c: c["doc"]["services"][CONTAINER]["secrets"].append("nope")),
-    "compose-redis": ("no AOF", lambda c: _svc(c, r"redis").update(command=["redis-server", "--maxmemory-policy", "noeviction"])),
+    "compose-redis": ("no AOF on a cluster node", lambda c: _svc(c, r"valkey-node-2").update(
+        command=["valkey-server", "--cluster-enabled", "yes", "--maxmemory-policy", "noeviction"])),
     "compose-shutdown": ("10s grace", lambda c: c["doc"]["services"][CONTAINER].update(stop_grace_period="10s")),
+    "compose-images": ("a Redis image", lambda c: _svc(c, r"^valkey$").update(image="redis:7.4-alpine")),
+    "compose-cluster": ("two nodes created", lambda c: c["doc"]["services"]["valkey-cluster-init"].update(
+        entrypoint=[x.replace("valkey-node-3", "") for x in c["doc"]["services"]["valkey-cluster-init"]["entrypoint"]])),
+    "compose-config-names": ("DOCGATE_SMTP_URLS_FILE", lambda c: c["doc"]["services"][CONTAINER]["environment"]
+                             .update(DOCGATE_SMTP_URLS_FILE="/run/secrets/smtp_url")),
     "compose-files": ("catalog not mounted", lambda c: c["doc"]["services"][CONTAINER].update(
         volumes=[v for v in c["doc"]["services"][CONTAINER]["volumes"] if "catalog" not in v])),
 }
@@ -1133,9 +1480,13 @@ def self_test(bundles, compose, image) -> int:
         return 1
     checks = dict(K8S_CHECKS)
     ha = next((b for b in bundles if b.ha), None)
-    local = next((b for b in bundles if any("redis" in c.get("image", "") for w in b.workloads()
+    cluster = next((b for b in bundles if _topology(b.env()) == "cluster"), None)
+    sentinel = next((b for b in bundles if _topology(b.env()) == "sentinel"), None)
+    gateway = next((b for b in bundles if b.of_kind("HTTPRoute")), None)
+    local = next((b for b in bundles if any(_is_redis_image(c.get("image", "")) for w in b.workloads()
                                             for c in pod_spec(w).get("containers", []))), None)
-    for table, bundle in ((K8S_MUTATIONS, ha), (K8S_LOCAL_MUTATIONS, local)):
+    for table, bundle in ((K8S_MUTATIONS, ha), (K8S_CLUSTER_MUTATIONS, cluster),
+                          (K8S_SENTINEL_MUTATIONS, sentinel), (K8S_GATEWAY_MUTATIONS, gateway), (K8S_LOCAL_MUTATIONS, local)):
         for name, (what, mutate) in table.items():
             if bundle is None:
                 results.append((f"k8s {name}", what, "no bundle to break"))
@@ -1164,6 +1515,20 @@ def self_test(bundles, compose, image) -> int:
 
 # ---- command line -----------------------------------------------------------------------------
 
+def read_config_names(source: str) -> tuple[set[str], set[str]]:
+    """The DOCGATE_* names docgate's source spells out, and those read through `secret(ENV_*)`
+    (so also from NAME_FILE)."""
+    names, consts, secret_consts = set(), {}, set()
+    for root, _, files in os.walk(source):
+        for f in files:
+            if f.endswith(".rs"):
+                text = open(os.path.join(root, f), encoding="utf-8").read()
+                names |= set(re.findall(r'"(DOCGATE_[A-Z0-9_]+)"', text))
+                consts.update(re.findall(r'const (ENV_[A-Z0-9_]+): &str = "(DOCGATE_[A-Z0-9_]+)"', text))
+                secret_consts |= set(re.findall(r"\bsecret\((ENV_[A-Z0-9_]+)\)", text))
+    return names, {consts[c] for c in secret_consts if c in consts}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--k8s", action="append", default=[], metavar="NAME=RENDERED.yaml")
@@ -1172,6 +1537,9 @@ def main() -> int:
     parser.add_argument("--operator-provided", action="append", default=[], metavar="NAME=Kind/name,...")
     parser.add_argument("--extra-egress", action="append", default=[], metavar="NAME=PORT,...",
                         help="TCP ports a bundle's docgate may also reach (e.g. an in-cluster mail catcher)")
+    parser.add_argument("--edge", action="append", default=[], metavar="NAME=NAMESPACE,...",
+                        help=f"namespaces of a bundle's edge data plane (default {INGRESS_NAMESPACE})")
+    parser.add_argument("--source", metavar="DIR", help="docgate's src/: the DOCGATE_* names it reads")
     parser.add_argument("--compose")
     parser.add_argument("--dockerfile")
     parser.add_argument("--dockerignore")
@@ -1186,14 +1554,17 @@ def main() -> int:
             out.setdefault(name, set()).update(x for x in rest.split(",") if x)
         return out
 
-    provided, extra = per_bundle(args.operator_provided), per_bundle(args.extra_egress)
+    provided, extra, edge = per_bundle(args.operator_provided), per_bundle(args.extra_egress), per_bundle(args.edge)
+    config_names, secret_names = read_config_names(args.source) if args.source else (set(), set())
     bundles = []
     for spec in args.k8s:
         name, _, path = spec.partition("=")
         with open(path, encoding="utf-8") as f:
             objects = [o for o in yaml.safe_load_all(f) if o]
         bundles.append(Bundle(name, objects, ha=name in args.ha, operator_provided=provided.get(name, set()),
-                              extra_egress={("TCP", int(p)) for p in extra.get(name, set())}))
+                              extra_egress={("TCP", int(p)) for p in extra.get(name, set())},
+                              edge=edge.get(name) or {INGRESS_NAMESPACE},
+                              config_names=config_names, secret_names=secret_names))
     image = None
     if args.dockerfile:
         with open(args.dockerfile, encoding="utf-8") as f:
@@ -1208,6 +1579,7 @@ def main() -> int:
     if args.compose:
         with open(args.compose, encoding="utf-8") as f:
             compose = {"doc": yaml.safe_load(f), "dir": os.path.dirname(os.path.abspath(args.compose)),
+                       "config_names": config_names, "secret_names": secret_names,
                        "image_env": dockerfile_env(image["instructions"]) if image else {}}
     if args.self_test:
         return 1 if self_test(bundles, compose, image) else 0
