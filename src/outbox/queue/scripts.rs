@@ -1,5 +1,6 @@
-//! The queue's Lua scripts and their invocation: each move of a job between `mail:queue`,
-//! `mail:retry` and `mail:dead` is one script, run atomically by Redis. A move first acknowledges
+//! The queue's Lua scripts and their invocation: each move of a job between `{mail}:queue`,
+//! `{mail}:retry` and `{mail}:dead` is one script, run atomically by Redis; each declares every
+//! key it touches in `KEYS`, all three under the one hash tag. A move first acknowledges
 //! the entry (`XACK`) and does nothing if it was not pending any more, so a job is moved at most
 //! once even if two senders raced for it.
 
