@@ -20,7 +20,7 @@ use crate::units::Rate;
 
 /// KEYS[1] = limit key; ARGV = emission interval µs, period µs.
 /// Returns {1, 0} allowed, or {0, retry_after µs}.
-const GCRA: &str = r"
+const GCRA: &str = r"#!lua
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local interval = tonumber(ARGV[1])

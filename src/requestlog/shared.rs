@@ -115,7 +115,7 @@ return out
 /// and of the link owner its link request wrote (0: none). An entry is dropped while it is still
 /// stored, its owner is the one read, and it is older than the cutoff or the log is over its cap;
 /// the first that is not ends the step (the entries are oldest first). Returns how many.
-const DROP: &str = r"
+const DROP: &str = r"#!lua flags=allow-oom
 local cutoff, most = ARGV[1], tonumber(ARGV[2])
 local dropped = 0
 for i = 3, #ARGV, 3 do
@@ -147,7 +147,7 @@ return dropped
 /// lives (ms), the retention cutoff (ms, '': none), the most entries. Returns {0} when the link's
 /// owner is no longer the one read (read again and retry), {1, ''} when the entry was a note past
 /// its bounds and is not stored, else {1, its id, 1 when the log needs trimming (else 0)}.
-const RECORD: &str = r"
+const RECORD: &str = r"#!lua
 local owner, jti, keep = ARGV[3], ARGV[4], tonumber(ARGV[5])
 local at = tonumber(ARGV[2])
 local named = ARGV[6] == '1'
@@ -202,7 +202,7 @@ return {1, id, trim}
 /// entry ids read from their index. Deletes each entry still in their index, takes it out of it,
 /// deletes the named link keys, and the index itself once empty. Returns {how many entries were
 /// deleted, how many remain in their index} (entries recorded meanwhile: erase again).
-const ERASE: &str = r"
+const ERASE: &str = r"#!lua flags=allow-oom
 local erased = 0
 for i = 2, #ARGV do
   local id = ARGV[i]

@@ -73,7 +73,7 @@ pub fn connect(config: &RedisConfig) -> Result<ConnectionManager, redis::RedisEr
 /// Returns {1, attempt} granted, {0} gone, {2} in flight, {3} out of attempts, its bytes cover
 /// the document (or re-armed for another network). An expired lease's last reported bytes are
 /// added to `delivered`.
-const CLAIM: &str = r"
+const CLAIM: &str = r"#!lua
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local only = redis.call('HGET', KEYS[1], 'only')
 if only and only ~= ARGV[3] then return {3} end
@@ -143,7 +143,7 @@ return 1
 /// Makes a link completed by the same holder less than a window ago usable once more, for the
 /// rest of the window. KEYS[1] token key, KEYS[2] spent key; ARGV = holder, window ms.
 /// 1 re-armed, 0 not.
-const REARM: &str = r"
+const REARM: &str = r"#!lua
 if ARGV[1] == '' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local v = redis.call('GET', KEYS[2])
 if not v then return 0 end
@@ -191,7 +191,7 @@ return 1
 
 /// Adds a `jti` to an owner's index and keeps the index alive as long as its longest link.
 /// KEYS[1] the index; ARGV: jti, ttl in ms.
-const OWNER_ADD: &str = "
+const OWNER_ADD: &str = "#!lua
 redis.call('SADD', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -200,7 +200,7 @@ return 1
 ";
 
 /// Disarms a completed link's second fetch (its `spent:` marker); 1 if there was one to disarm.
-const DISARM: &str = "
+const DISARM: &str = "#!lua flags=allow-oom
 local function disarm(key)
   local v = redis.call('GET', key)
   if not v then return 0 end
@@ -241,9 +241,9 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             spent_ttl,
             claim: Script::new(CLAIM),
-            renew: Script::new(&format!("{REPORT}{RENEW}")),
-            complete: Script::new(&format!("{REPORT}{COMPLETE}")),
-            release: Script::new(&format!("{REPORT}{RELEASE}")),
+            renew: Script::new(&format!("#!lua{REPORT}{RENEW}")),
+            complete: Script::new(&format!("#!lua{REPORT}{COMPLETE}")),
+            release: Script::new(&format!("#!lua{REPORT}{RELEASE}")),
             rearm: Script::new(REARM),
             owner_add: Script::new(OWNER_ADD),
             revoke: Script::new(&format!("{DISARM}{REVOKE}")),
