@@ -600,3 +600,8 @@ async fn redis_keys_are_what_the_module_says_and_writes_trim_retention() {
         ]
     );
 }
+
+#[tokio::test]
+async fn the_redis_log_keeps_every_script_on_one_slot() {
+    contract(&Backend::Redis(crate::key_layout::slot_checking_redis())).await;
+}

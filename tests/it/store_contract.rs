@@ -700,3 +700,16 @@ async fn an_unreachable_redis_fails_closed_quickly() {
     assert!(answered, "the connection manager reconnects");
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
 }
+
+#[tokio::test]
+async fn redis_store_and_limiter_keep_every_script_on_one_slot() {
+    let server = crate::key_layout::slot_checking_redis();
+    store_contract(redis_store(&server)).await;
+    let conn = connect(&redis_config(&server)).unwrap();
+    limiter_contract(Arc::new(RedisLimiter::new(
+        conn,
+        "docgate:",
+        Arc::new(pseudonyms()),
+    )))
+    .await;
+}
