@@ -118,3 +118,89 @@ async fn the_journey_runs_with_every_script_on_one_slot_and_links_spread_over_sl
             .is_empty()
     );
 }
+
+/// A store over `url` (any user), its keys under `docgate:`.
+async fn store_at(url: &str) -> docgate::store::shared::RedisStore {
+    let client = redis::Client::open(url).unwrap();
+    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    docgate::store::shared::RedisStore::new(conn, "docgate:", Duration::from_secs(900))
+}
+
+#[tokio::test]
+async fn revoking_a_persons_links_reports_a_link_it_could_not_revoke_and_a_retry_finishes() {
+    use docgate::store::{LinkState, NewLink, TokenStore};
+    use docgate::token::Jti;
+
+    let server = RedisServer::start();
+    let store = store_at(&server.url()).await;
+    let owner = owner_id("jane@example.org");
+    let (reachable, unreachable) = (Jti::generate(), Jti::generate());
+    for jti in [&reachable, &unreachable] {
+        store
+            .insert(&NewLink {
+                jti,
+                doc: "resume",
+                ttl: Duration::from_secs(900),
+                attempts: 3,
+                owner: Some(&owner),
+            })
+            .await
+            .unwrap();
+    }
+    // A user that may reach the index and one link's keys only: the other link's revocation
+    // fails, as it would with its master unreachable.
+    let mut conn = server.client();
+    let grant = |jti: &Jti| {
+        [
+            format!("~docgate:token:{{{}}}", jti.as_str()),
+            format!("~docgate:spent:{{{}}}", jti.as_str()),
+        ]
+    };
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "operator", "on", ">operator-password", "+@all"])
+        .arg(format!("~docgate:owner:{{{owner}}}"))
+        .arg(&grant(&reachable))
+        .query(&mut conn)
+        .unwrap();
+    let limited = store_at(&format!(
+        "redis://operator:operator-password@127.0.0.1:{}",
+        server.port
+    ))
+    .await;
+
+    assert!(
+        limited.revoke_owner(&owner).await.is_err(),
+        "a link left live is an error, not a smaller count"
+    );
+    assert_eq!(
+        store.peek(&reachable).await.unwrap(),
+        LinkState::Revoked,
+        "what could be revoked is"
+    );
+    assert!(matches!(
+        store.peek(&unreachable).await.unwrap(),
+        LinkState::Ready { .. }
+    ));
+    let indexed: Vec<String> = redis::cmd("SMEMBERS")
+        .arg(format!("docgate:owner:{{{owner}}}"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(
+        indexed,
+        [unreachable.as_str()],
+        "the failed one stays indexed"
+    );
+
+    let _: () = redis::cmd("ACL")
+        .arg(&["SETUSER", "operator"])
+        .arg(&grant(&unreachable))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(limited.revoke_owner(&owner).await.unwrap(), 1);
+    assert_eq!(store.peek(&unreachable).await.unwrap(), LinkState::Revoked);
+    let left: i64 = redis::cmd("EXISTS")
+        .arg(format!("docgate:owner:{{{owner}}}"))
+        .query(&mut conn)
+        .unwrap();
+    assert_eq!(left, 0, "the index is empty, so gone");
+}
