@@ -274,3 +274,49 @@ async fn an_upgrade_keeps_live_links_queued_mail_and_the_request_log() {
     );
     assert_eq!(sink.messages().len(), 3, "no mail sent twice");
 }
+
+#[tokio::test]
+async fn a_new_name_already_taken_is_reported_and_its_old_key_left() {
+    let server = RedisServer::start();
+    let mut redis = server.client();
+    // An old queue with a job, and a new version's queue created before the migration.
+    let claims = Claims::new("resume", now(), 900);
+    for key in ["docgate:mail:queue", "docgate:{mail}:queue"] {
+        let _: String = redis::cmd("XADD")
+            .arg(key)
+            .arg("*")
+            .arg(job(&claims, "queued@example.org"))
+            .query(&mut redis)
+            .unwrap();
+    }
+    let _: () = redis::cmd("SET")
+        .arg("docgate:mail:other")
+        .arg("x")
+        .query(&mut redis)
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path());
+    let url = server.url();
+    let (code, stdout, stderr) = cli(
+        dir.path(),
+        &[("DOCGATE_REDIS_URL", &url)],
+        &["migrate-keys"],
+    );
+    assert_eq!(code, 65, "{stdout}{stderr}");
+    assert!(
+        stderr.contains("docgate:mail:queue not moved: its new name already exists"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.lines().any(|l| l == "mail queue keys: 1 moved"),
+        "{stdout}"
+    );
+    let lengths: (u64, u64) = redis::pipe()
+        .cmd("XLEN")
+        .arg("docgate:mail:queue")
+        .cmd("XLEN")
+        .arg("docgate:{mail}:queue")
+        .query(&mut redis)
+        .unwrap();
+    assert_eq!(lengths, (1, 1), "neither stream was touched");
+}
