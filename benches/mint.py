@@ -6,7 +6,7 @@ Each link is what docgate itself would mint (src/token.rs, src/store/shared.rs):
 - a JWT signed with HS256 and the known DOCGATE_TOKEN_SECRET; header
   {"alg":"HS256","typ":"JWT","kid":<hex of the first 8 bytes of SHA-256(secret)>}, claims
   {"jti","doc","iat","exp","iss":"docgate"}; jti = 18 random bytes, base64url (24 characters);
-- its Redis record: HSET <prefix>token:<jti> doc <doc> started 0 attempts <n>, PEXPIRE <ttl ms>.
+- its Redis record: HSET <prefix>token:{<jti>} doc <doc> started 0 attempts <n>, PEXPIRE <ttl ms>.
 
 The records go to Redis as one raw RESP stream through `redis-cli --pipe` (or to a file with
 --resp-out); the links' paths (`/d/<token>`, one per line) go to --out, for benches/wrk-links.lua.
@@ -76,7 +76,7 @@ def main() -> int:
         m.update(signing_input)
         token = signing_input + b"." + b64url(m.digest())
         links.append(b"/d/" + token + b"\n")
-        key = args.prefix.encode() + b"token:" + jti.encode()
+        key = args.prefix.encode() + b"token:{" + jti.encode() + b"}"
         stream.append(resp(b"HSET", key, b"doc", doc, b"started", b"0", b"attempts", attempts))
         stream.append(resp(b"PEXPIRE", key, ttl_ms))
     data = b"".join(stream)

@@ -33,6 +33,8 @@
 //!   logged.
 //! - [`telemetry`]: logging setup, and redaction of personal data in logs.
 //! - [`check`]: `docgate check`, reaching every backend and looking for dangerous settings.
+//! - [`migrate`]: `docgate migrate-keys`, moving an older version's Redis keys to the
+//!   hash-tagged layout.
 //! - [`cli`]: the `docgate` command's arguments and subcommands, and what they print.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
 //! - [`json`]: JSON read from clients, refusing objects that repeat a key.
@@ -53,6 +55,7 @@ pub mod json;
 pub mod link;
 pub mod mail;
 pub mod metrics;
+pub mod migrate;
 pub mod notify;
 pub mod objects;
 pub mod outbox;

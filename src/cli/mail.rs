@@ -1,5 +1,6 @@
 //! `docgate mail status|dead-letters|retry`: the durable mail queue in Redis, inspected and
-//! retried by the operator.
+//! retried by the operator; and `docgate migrate-keys`, the upgrade of the keys in Redis (the
+//! queue's among them) to the hash-tagged layout.
 
 use std::process::ExitCode;
 
@@ -62,4 +63,45 @@ pub async fn run(config: Config, command: MailCommand) -> ExitCode {
             Err(e) => unavailable(e),
         },
     }
+}
+
+/// Moves an older version's keys to the hash-tagged layout and prints what moved, one line per
+/// kind of key. Exits 65 when some old key could not move because its new name was taken.
+pub async fn migrate_keys(config: Config) -> ExitCode {
+    let Some(redis) = &config.redis else {
+        eprintln!("docgate: the keys to migrate live in Redis; set DOCGATE_REDIS_URL");
+        return ExitCode::from(EXIT_CONFIG);
+    };
+    let mut conn = match crate::store::shared::connect(redis) {
+        Ok(conn) => conn,
+        Err(e) => {
+            eprintln!("docgate: DOCGATE_REDIS_URL: {e}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    let report = match crate::migrate::migrate_keys(&mut conn, &redis.prefix).await {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!(
+                "docgate: migrating the keys failed (what moved stays moved; run it again): {e}"
+            );
+            return ExitCode::from(EXIT_UNAVAILABLE);
+        }
+    };
+    for (family, moved) in &report.moved {
+        println!("{}: {moved} moved", family.name());
+    }
+    println!("{} keys moved in all", report.total());
+    if report.left.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    for key in &report.left {
+        eprintln!("docgate: {key} not moved: its new name already exists");
+    }
+    eprintln!(
+        "docgate: {} keys left under their old names: was a new docgate started before the \
+         migration? See docs/operations.md, \"Upgrading the key layout\"",
+        report.left.len()
+    );
+    ExitCode::from(EXIT_DATA)
 }

@@ -5,7 +5,8 @@
 //! - [`links`]: `docgate link`, `docgate revoke`, `docgate requests` (operator actions on links
 //!   and the request log, in the shared store or through the running service's admin API);
 //! - [`check`]: `docgate check`;
-//! - [`mail`]: `docgate mail` (the durable mail queue);
+//! - [`mail`]: `docgate mail` (the durable mail queue), and `docgate migrate-keys` (the key
+//!   layout upgrade);
 //! - [`serve`]: the per-start admin credential `docgate serve` leaves for the command line.
 //!
 //! Exit codes follow sysexits.h: [`EXIT_CONFIG`], [`EXIT_DATA`], [`EXIT_UNAVAILABLE`].
@@ -98,6 +99,10 @@ pub enum Command {
         #[command(subcommand)]
         command: MailCommand,
     },
+    /// Move the Redis keys an older docgate wrote to this version's hash-tagged names, keeping
+    /// every live link, queued mail and request log entry; print what moved. Run it with every
+    /// docgate stopped, before the new version starts; running it again moves nothing more.
+    MigrateKeys,
 }
 
 #[derive(Subcommand)]
@@ -144,6 +149,7 @@ pub async fn run(config: Config, command: Command) -> ExitCode {
         Command::Serve => ExitCode::from(EXIT_CONFIG),
         Command::Check => check::run(config).await,
         Command::Mail { command } => mail::run(config, command).await,
+        Command::MigrateKeys => mail::migrate_keys(config).await,
         Command::Link {
             email,
             document,

@@ -4,6 +4,7 @@
 //! [`Key::stored`]; `mail:all` for the service-wide ceiling) holding
 //! the theoretical arrival time in microseconds of Redis server time, expiring once it has
 //! passed. The script is [`super::gcra`] transcribed; both are tested against the same cases.
+//! It touches its one declared key only, so on Redis Cluster each limit lives on any slot.
 //!
 //! If a key is evicted (a `maxmemory-policy` other than `noeviction`), its client's limit starts
 //! over: limits fail open. `docgate check` warns about such a policy.
@@ -20,7 +21,7 @@ use crate::units::Rate;
 
 /// KEYS[1] = limit key; ARGV = emission interval µs, period µs.
 /// Returns {1, 0} allowed, or {0, retry_after µs}.
-const GCRA: &str = r"
+const GCRA: &str = r"#!lua
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]
 local interval = tonumber(ARGV[1])

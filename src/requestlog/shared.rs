@@ -1,32 +1,38 @@
 //! The production request log: every replica's entries in one place, in Redis, so the admin API
 //! and the CLI read the whole service, not one replica.
 //!
-//! # Keys (under `DOCGATE_REDIS_PREFIX`)
+//! # Keys (under `DOCGATE_REDIS_PREFIX`, all with the hash tag `{log}`)
 //!
-//! - `<prefix>log:entries`: a hash, entry id → the entry as JSON (the same object as a line of the
-//!   embedded log file).
-//! - `<prefix>log:index`: a sorted set of every entry id, scored by the entry's time (ms since the
-//!   epoch): the log's order, and what retention trims.
-//! - `<prefix>log:seq`: the counter entry ids come from (ids are its value, zero-padded to 16
+//! - `<prefix>{log}:entries`: a hash, entry id → the entry as JSON (the same object as a line of
+//!   the embedded log file).
+//! - `<prefix>{log}:index`: a sorted set of every entry id, scored by the entry's time (ms since
+//!   the epoch): the log's order, and what retention trims.
+//! - `<prefix>{log}:seq`: the counter entry ids come from (ids are its value, zero-padded to 16
 //!   digits, so entries of the same millisecond keep their order).
-//! - `<prefix>log:person:<owner>`: a sorted set of one person's entry ids, by time; `<owner>` is
-//!   [`Pseudonyms::person`](crate::pseudonym::Pseudonyms::person) of their address (a keyed HMAC of it lowercased, as in the
-//!   token store's `owner:` index). It holds their link requests and the downloads and opens of
-//!   the links made for them, so exporting or erasing one person needs no scan.
-//! - `<prefix>log:link:<jti>`: the `<owner>` a link was made for, written with its link request,
-//!   so a download or an open recorded later (by any replica) joins that person; deleted with
-//!   that link request.
-//! - `<prefix>log:owners`: a hash, entry id → the `<owner>` it belongs to, so an entry leaving
+//! - `<prefix>{log}:person:<owner>`: a sorted set of one person's entry ids, by time; `<owner>`
+//!   is [`Pseudonyms::person`](crate::pseudonym::Pseudonyms::person) of their address (a keyed
+//!   HMAC of it lowercased, as in the token store's `owner:` index). It holds their link requests
+//!   and the downloads and opens of the links made for them, so exporting or erasing one person
+//!   needs no scan.
+//! - `<prefix>{log}:link:<jti>`: the `<owner>` a link was made for, written with its link
+//!   request, so a download or an open recorded later (by any replica) joins that person; deleted
+//!   with that link request.
+//! - `<prefix>{log}:owners`: a hash, entry id → the `<owner>` it belongs to, so an entry leaving
 //!   the log (evicted, purged) leaves its person's index too.
-//! - `<prefix>log:notes:<jti>`: how many notes ([`Entry::is_note`]: opens, refused downloads)
+//! - `<prefix>{log}:notes:<jti>`: how many notes ([`Entry::is_note`]: opens, refused downloads)
 //!   of a link are stored, at most [`NOTES_PER_LINK`]; it lives as long as the retention (a year
 //!   with retention off).
 //!
+//! Every key shares the one tag, so on Redis Cluster the whole log lives in one slot: a write
+//! checks a link's notes and its person's hour, appends to the shared index and evicts the
+//! oldest entries together with their person's index and link owner, and each of those steps is
+//! one script. The log is small (capped) and written once per request, so one shard carries it.
+//!
 //! # Bounds
 //!
-//! Every write is one script that checks the bounds before storing: a note past its link's
+//! Every write checks the bounds before storing (in its script): a note past its link's
 //! [`NOTES_PER_LINK`] or its person's [`PER_PERSON_PER_HOUR`] is not stored (the script returns
-//! no id). Past `DOCGATE_REQUEST_LOG_MAX_ENTRIES` entries, each write evicts the oldest (by
+//! no id). Past `DOCGATE_REQUEST_LOG_MAX_ENTRIES` entries, each write then evicts the oldest (by
 //! time), up to 100 at a time, with their owner, their person's index entry and the link owner
 //! their link request wrote. The keys that remain per person and per link exist only while one
 //! of their entries does (or, for the notes count, until it expires).
@@ -40,10 +46,14 @@
 //!
 //! # Atomicity
 //!
-//! Recording, purging and erasing are each one Lua script. They touch several keys (the entry
-//! hash, the index, the owners, a person's index, a link's owner and notes), some named from the others' contents as
-//! the token store's revocation of one person's links does; on Redis Cluster give the prefix a
-//! hash tag (`{docgate}:`) so they share a slot, as the mail queue needs too.
+//! Every script declares every key it touches in `KEYS`. Recording is one script; a download or
+//! an open first reads its link's owner (to name that person's index), and the script checks it
+//! is still the same. Trimming (on a write, and the purge) reads the oldest entries and their
+//! owners with a read-only script, then drops them with one that names their person's index and
+//! link owner and checks each is still due. Erasing reads the person's index and entries, then
+//! erases them with one script naming every link key they point to; entries recorded meanwhile
+//! are erased in another round, and an erasure that cannot finish fails rather than returning a
+//! partial count.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,8 +69,16 @@ use super::{
 };
 use crate::pseudonym::Pseudonyms;
 
-/// The most oldest entries one write deletes when they are past retention.
+/// The hash tag every key of the log carries, after the prefix: its scripts touch the shared
+/// structures and a person's or a link's keys together, so all live in one Redis Cluster slot.
+const LOG_TAG: &str = "{log}";
+/// The most oldest entries one write deletes when they are past retention or over the cap.
 const TRIM_ON_WRITE: usize = 100;
+/// How many times a write reads a link's owner again when it changed while the write was made.
+const RECORD_TRIES: usize = 3;
+/// The most rounds one erasure makes beyond what the person's index held when it began, when
+/// their entries keep arriving while it runs.
+const ERASE_ROUNDS: usize = 20;
 /// How long a link's notes count lives without retention: a year.
 const NOTES_TTL_FOREVER: u64 = 365 * 86_400 * 1000;
 /// The most entries one purge step deletes.
@@ -68,81 +86,100 @@ const PURGE_BATCH: usize = 1000;
 /// The most entries read in one `HMGET`.
 const READ_BATCH: usize = 500;
 
-/// Lua shared by the scripts: `drop(ids, owners, people, links)` deletes these entries (KEYS[1]:
-/// entries, KEYS[2]: index), takes them out of their person's index (`owners`: the owners hash,
-/// `people`: the person key prefix) and forgets the links their link requests made (`links`:
-/// the link key prefix). Returns how many entries were deleted.
-const DROP: &str = r"
-local function drop(old, owners, people, links)
-  if #old == 0 then
-    return 0
-  end
-  for _, old_id in ipairs(old) do
-    local json = redis.call('HGET', KEYS[1], old_id)
-    local ok, entry = pcall(cjson.decode, json or '')
-    if ok and type(entry) == 'table' and entry.event == 'link_requested' and type(entry.jti) == 'string' then
-      redis.call('DEL', links .. entry.jti)
-    end
-    local owner = redis.call('HGET', owners, old_id)
-    if owner then
-      redis.call('ZREM', people .. owner, old_id)
-    end
-  end
-  redis.call('HDEL', owners, unpack(old))
-  redis.call('ZREM', KEYS[2], unpack(old))
-  return redis.call('HDEL', KEYS[1], unpack(old))
+/// The oldest entries one trim or purge step may drop, and what `drop` needs to name their keys,
+/// read in one snapshot. KEYS: entries, index, owners. ARGV: the cutoff (ms, '': none), the most
+/// entries ('0': no cap), the batch. Returns {id, owner or '', the entry's JSON or ''} per entry:
+/// those older than the cutoff, then those over the cap, oldest first, at most a batch.
+const CANDIDATES: &str = r"#!lua flags=no-writes
+local cutoff, most, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local ids = {}
+if cutoff ~= '' then
+  ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, batch)
 end
+if most > 0 and #ids < batch then
+  local over = redis.call('ZCARD', KEYS[2]) - most
+  if over > #ids then
+    ids = redis.call('ZRANGE', KEYS[2], 0, math.min(over, batch) - 1)
+  end
+end
+local out = {}
+for _, id in ipairs(ids) do
+  table.insert(out, {id, redis.call('HGET', KEYS[3], id) or '', redis.call('HGET', KEYS[1], id) or ''})
+end
+return out
 ";
 
-/// Records one entry, within the log's bounds. KEYS: entries, index, seq, owners. ARGV: the
-/// JSON, its time (ms), its owner or '', its jti or '', the person key prefix, the link key
-/// prefix, how long to keep (ms, '0': forever), the retention cutoff (ms, '': none), the trim
-/// batch, '1' for a note (else '0'), the notes key prefix, the notes per link, the entries per
-/// person per hour, the most entries, how long a link's notes count lives (ms). Returns the
-/// entry's id, or '' when the entry was a note past its bounds and is not stored.
-const RECORD: &str = r"
-local owner, jti, keep, cutoff = ARGV[3], ARGV[4], tonumber(ARGV[7]), ARGV[8]
-local at, batch = tonumber(ARGV[2]), tonumber(ARGV[9])
-local named = owner ~= ''
-if jti ~= '' and not named then
-  owner = redis.call('GET', ARGV[6] .. jti) or ''
-end
-local person = ARGV[5] .. owner
-if ARGV[10] == '1' then
-  if jti ~= '' and tonumber(redis.call('GET', ARGV[11] .. jti) or '0') >= tonumber(ARGV[12]) then
-    return ''
+/// Drops entries read by [`CANDIDATES`], if they are still due. KEYS: entries, index, owners,
+/// then the person and link keys named below. ARGV: the cutoff (ms, '': none), the most entries
+/// ('0': no cap), then per entry its id, the position in KEYS of its person's index (0: none)
+/// and of the link owner its link request wrote (0: none). An entry is dropped while it is still
+/// stored, its owner is the one read, and it is older than the cutoff or the log is over its cap;
+/// the first that is not ends the step (the entries are oldest first). Returns how many.
+const DROP: &str = r"#!lua flags=allow-oom
+local cutoff, most = ARGV[1], tonumber(ARGV[2])
+local dropped = 0
+for i = 3, #ARGV, 3 do
+  local id, person, link = ARGV[i], tonumber(ARGV[i + 1]), tonumber(ARGV[i + 2])
+  local score = redis.call('ZSCORE', KEYS[2], id)
+  if score then
+    local old = cutoff ~= '' and tonumber(score) < tonumber(cutoff)
+    local over = most > 0 and redis.call('ZCARD', KEYS[2]) > most
+    if not old and not over then break end
+    local owner = redis.call('HGET', KEYS[3], id)
+    if person > 0 then
+      if owner then redis.call('ZREM', KEYS[person], id) end
+    end
+    if link > 0 then redis.call('DEL', KEYS[link]) end
+    redis.call('HDEL', KEYS[3], id)
+    redis.call('ZREM', KEYS[2], id)
+    dropped = dropped + redis.call('HDEL', KEYS[1], id)
   end
-  if owner ~= '' and redis.call('ZCOUNT', person, '(' .. (at - 3600000), '+inf') >= tonumber(ARGV[13]) then
-    return ''
+end
+return dropped
+";
+
+/// Records one entry, within the log's bounds. KEYS: entries, index, seq, owners, the person's
+/// index (of the owner below; any key when none), the link's owner and the link's notes count
+/// (any keys when no link). ARGV: the JSON, its time (ms), its owner or '', its jti or '', how
+/// long to keep (ms, '0': forever), '1' when the owner is the entry's own (a link request), else
+/// '0' (then the owner is the one the caller read from the link's owner key), '1' for a note
+/// (else '0'), the notes per link, the entries per person per hour, how long a link's notes count
+/// lives (ms), the retention cutoff (ms, '': none), the most entries. Returns {0} when the link's
+/// owner is no longer the one read (read again and retry), {1, ''} when the entry was a note past
+/// its bounds and is not stored, else {1, its id, 1 when the log needs trimming (else 0)}.
+const RECORD: &str = r"#!lua
+local owner, jti, keep = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local at = tonumber(ARGV[2])
+local named = ARGV[6] == '1'
+if jti ~= '' and not named then
+  if (redis.call('GET', KEYS[6]) or '') ~= owner then return {0} end
+end
+local person = KEYS[5]
+if ARGV[7] == '1' then
+  if jti ~= '' and tonumber(redis.call('GET', KEYS[7]) or '0') >= tonumber(ARGV[8]) then
+    return {1, ''}
+  end
+  if owner ~= '' and redis.call('ZCOUNT', person, '(' .. (at - 3600000), '+inf') >= tonumber(ARGV[9]) then
+    return {1, ''}
   end
   if jti ~= '' then
-    redis.call('INCR', ARGV[11] .. jti)
-    redis.call('PEXPIRE', ARGV[11] .. jti, ARGV[15])
+    redis.call('INCR', KEYS[7])
+    redis.call('PEXPIRE', KEYS[7], ARGV[10])
   end
 end
 local id = string.format('%016d', redis.call('INCR', KEYS[3]))
 redis.call('HSET', KEYS[1], id, ARGV[1])
 redis.call('ZADD', KEYS[2], ARGV[2], id)
 if jti ~= '' and named then
-  local link = ARGV[6] .. jti
   if keep > 0 then
-    redis.call('SET', link, owner, 'PX', keep)
+    redis.call('SET', KEYS[6], owner, 'PX', keep)
   else
-    redis.call('SET', link, owner)
+    redis.call('SET', KEYS[6], owner)
   end
 end
 if owner ~= '' then
   redis.call('HSET', KEYS[4], id, owner)
   redis.call('ZADD', person, ARGV[2], id)
-end
-if cutoff ~= '' then
-  drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. cutoff, 'LIMIT', 0, batch), KEYS[4], ARGV[5], ARGV[6])
-end
-local over = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[14])
-if over > 0 then
-  drop(redis.call('ZRANGE', KEYS[2], 0, math.min(over, batch) - 1), KEYS[4], ARGV[5], ARGV[6])
-end
-if owner ~= '' then
   local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
   if oldest[2] then
     redis.call('ZREMRANGEBYSCORE', person, '-inf', '(' .. oldest[2])
@@ -151,35 +188,37 @@ if owner ~= '' then
     redis.call('PEXPIRE', person, keep)
   end
 end
-return id
-";
-
-/// Deletes the oldest entries before a time. KEYS: entries, index, owners. ARGV: the cutoff
-/// (ms), the batch, the person key prefix, the link key prefix. Returns how many were deleted.
-const PURGE: &str = r"
-return drop(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', '(' .. ARGV[1], 'LIMIT', 0, tonumber(ARGV[2])), KEYS[3], ARGV[3], ARGV[4])
-";
-
-/// Erases one person. KEYS: entries, index, their index, owners. ARGV: the link key prefix, the
-/// notes key prefix. Deletes their entries, the owner and the notes count of every link those
-/// entries name, and their index, in one step. Returns how many entries were deleted.
-const ERASE: &str = r"
-local ids = redis.call('ZRANGE', KEYS[3], 0, -1)
-local erased = 0
-for _, id in ipairs(ids) do
-  local json = redis.call('HGET', KEYS[1], id)
-  if json then
-    local ok, entry = pcall(cjson.decode, json)
-    if ok and type(entry) == 'table' and type(entry.jti) == 'string' then
-      redis.call('DEL', ARGV[1] .. entry.jti, ARGV[2] .. entry.jti)
-    end
-    erased = erased + redis.call('HDEL', KEYS[1], id)
-  end
-  redis.call('ZREM', KEYS[2], id)
-  redis.call('HDEL', KEYS[4], id)
+local trim = 0
+if redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[12]) then trim = 1 end
+if ARGV[11] ~= '' then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  if oldest[2] and tonumber(oldest[2]) < tonumber(ARGV[11]) then trim = 1 end
 end
-redis.call('DEL', KEYS[3])
-return erased
+return {1, id, trim}
+";
+
+/// Erases entries of one person. KEYS: entries, index, their index, owners, then the link owner
+/// and notes count keys of the links those entries name. ARGV: the person's owner, then the
+/// entry ids read from their index. Deletes each entry still in their index, takes it out of it,
+/// deletes the named link keys, and the index itself once empty. Returns {how many entries were
+/// deleted, how many remain in their index} (entries recorded meanwhile: erase again).
+const ERASE: &str = r"#!lua flags=allow-oom
+local erased = 0
+for i = 2, #ARGV do
+  local id = ARGV[i]
+  if redis.call('ZSCORE', KEYS[3], id) then
+    erased = erased + redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    redis.call('HDEL', KEYS[4], id)
+    redis.call('ZREM', KEYS[3], id)
+  end
+end
+for i = 5, #KEYS do
+  redis.call('DEL', KEYS[i])
+end
+local left = redis.call('ZCARD', KEYS[3])
+if left == 0 then redis.call('DEL', KEYS[3]) end
+return {erased, left}
 ";
 
 /// The request log in Redis.
@@ -192,7 +231,8 @@ pub struct RedisLog {
     /// `DOCGATE_REQUEST_LOG_MAX_ENTRIES`.
     max_entries: usize,
     record: Script,
-    purge: Script,
+    candidates: Script,
+    drop: Script,
     erase: Script,
     /// Names the person of an entry in the per-person index.
     ids: Arc<Pseudonyms>,
@@ -213,8 +253,9 @@ impl RedisLog {
             prefix: prefix.to_owned(),
             keep,
             max_entries: DEFAULT_MAX_ENTRIES,
-            record: Script::new(&format!("{DROP}{RECORD}")),
-            purge: Script::new(&format!("{DROP}{PURGE}")),
+            record: Script::new(RECORD),
+            candidates: Script::new(CANDIDATES),
+            drop: Script::new(DROP),
             erase: Script::new(ERASE),
         }
     }
@@ -226,39 +267,96 @@ impl RedisLog {
         self
     }
 
-    /// `<prefix>log:entries`
+    /// `<prefix>{log}:entries`
     pub fn entries_key(&self) -> String {
-        format!("{}log:entries", self.prefix)
+        format!("{}{LOG_TAG}:entries", self.prefix)
     }
 
-    /// `<prefix>log:index`
+    /// `<prefix>{log}:index`
     pub fn index_key(&self) -> String {
-        format!("{}log:index", self.prefix)
+        format!("{}{LOG_TAG}:index", self.prefix)
     }
 
-    /// `<prefix>log:owners`
+    /// `<prefix>{log}:owners`
     pub fn owners_key(&self) -> String {
-        format!("{}log:owners", self.prefix)
+        format!("{}{LOG_TAG}:owners", self.prefix)
     }
 
-    /// `<prefix>log:seq`
+    /// `<prefix>{log}:seq`
     pub fn seq_key(&self) -> String {
-        format!("{}log:seq", self.prefix)
+        format!("{}{LOG_TAG}:seq", self.prefix)
     }
 
-    /// `<prefix>log:person:<owner>`
+    /// `<prefix>{log}:person:<owner>`
     pub fn person_key(&self, owner: &str) -> String {
-        format!("{}log:person:{owner}", self.prefix)
+        format!("{}{LOG_TAG}:person:{owner}", self.prefix)
     }
 
-    /// `<prefix>log:link:<jti>`
+    /// `<prefix>{log}:link:<jti>`
     pub fn link_key(&self, jti: &str) -> String {
-        format!("{}log:link:{jti}", self.prefix)
+        format!("{}{LOG_TAG}:link:{jti}", self.prefix)
     }
 
-    /// `<prefix>log:notes:<jti>`
+    /// `<prefix>{log}:notes:<jti>`
     pub fn notes_key(&self, jti: &str) -> String {
-        format!("{}log:notes:{jti}", self.prefix)
+        format!("{}{LOG_TAG}:notes:{jti}", self.prefix)
+    }
+
+    /// Drops the oldest entries while they are past `cutoff` (ms) or the log is over `most`
+    /// entries (0: no cap), at most `batch` in one step: reads them with their owners, then
+    /// drops them with a script that names each person's index and link owner it touches and
+    /// checks they are still due. Returns how many were dropped in this step.
+    async fn trim(&self, cutoff: Option<i64>, most: usize, batch: usize) -> Result<u64, LogError> {
+        let cutoff = cutoff.map(|c| c.to_string()).unwrap_or_default();
+        let mut conn = self.conn.clone();
+        let due: Vec<(String, String, String)> = self
+            .candidates
+            .key(self.entries_key())
+            .key(self.index_key())
+            .key(self.owners_key())
+            .arg(&cutoff)
+            .arg(most)
+            .arg(batch)
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        if due.is_empty() {
+            return Ok(0);
+        }
+        let mut invocation = self.drop.prepare_invoke();
+        invocation
+            .key(self.entries_key())
+            .key(self.index_key())
+            .key(self.owners_key())
+            .arg(&cutoff)
+            .arg(most);
+        // KEYS positions (1-based) of the person and link keys named so far.
+        let mut next = 4usize;
+        for (id, owner, json) in &due {
+            let person = if owner.is_empty() {
+                0
+            } else {
+                invocation.key(self.person_key(owner));
+                next += 1;
+                next - 1
+            };
+            let link = match serde_json::from_str::<Entry>(json) {
+                Ok(entry) if entry.event == super::Event::LinkRequested => match &entry.jti {
+                    Some(jti) => {
+                        invocation.key(self.link_key(jti));
+                        next += 1;
+                        next - 1
+                    }
+                    None => 0,
+                },
+                _ => 0,
+            };
+            invocation.arg(id).arg(person).arg(link);
+        }
+        invocation
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)
     }
 
     /// The entries with these ids, in their order; ids whose entry is gone are skipped.
@@ -300,38 +398,61 @@ impl RequestLog for RedisLog {
             .and_then(|keep| u64::try_from(keep.as_millis()).ok())
             .filter(|ms| i64::try_from(*ms).is_ok())
             .unwrap_or(0);
-        let cutoff = self
-            .keep
-            .and_then(|keep| cutoff(now, keep))
-            .map(|t| millis_of(t).to_string())
-            .unwrap_or_default();
+        let cutoff = self.keep.and_then(|keep| cutoff(now, keep)).map(millis_of);
         // A link's notes count lives as long as its entries may.
         let notes_ttl = if keep > 0 { keep } else { NOTES_TTL_FOREVER };
+        let jti = entry.jti.as_deref().unwrap_or("");
+        let own = entry.owner(&self.ids);
         let mut conn = self.conn.clone();
-        self.record
-            .key(self.entries_key())
-            .key(self.index_key())
-            .key(self.seq_key())
-            .key(self.owners_key())
-            .arg(json)
-            .arg(at)
-            .arg(entry.owner(&self.ids).unwrap_or_default())
-            .arg(entry.jti.as_deref().unwrap_or(""))
-            .arg(self.person_key(""))
-            .arg(self.link_key(""))
-            .arg(keep)
-            .arg(cutoff)
-            .arg(TRIM_ON_WRITE)
-            .arg(if entry.is_note() { "1" } else { "0" })
-            .arg(self.notes_key(""))
-            .arg(NOTES_PER_LINK)
-            .arg(PER_PERSON_PER_HOUR)
-            .arg(self.max_entries)
-            .arg(notes_ttl)
-            .invoke_async::<String>(&mut conn)
-            .await
-            .map(drop)
-            .map_err(unavailable)
+        for _ in 0..RECORD_TRIES {
+            // An entry without its own owner (a download, an open) joins the person its link
+            // was made for: read it first, so the script names that person's index.
+            let owner = match (&own, jti) {
+                (Some(owner), _) => owner.clone(),
+                (None, "") => String::new(),
+                (None, jti) => redis::cmd("GET")
+                    .arg(self.link_key(jti))
+                    .query_async::<Option<String>>(&mut conn)
+                    .await
+                    .map_err(unavailable)?
+                    .unwrap_or_default(),
+            };
+            let reply: Vec<redis::Value> = self
+                .record
+                .key(self.entries_key())
+                .key(self.index_key())
+                .key(self.seq_key())
+                .key(self.owners_key())
+                .key(self.person_key(&owner))
+                .key(self.link_key(jti))
+                .key(self.notes_key(jti))
+                .arg(&json)
+                .arg(at)
+                .arg(&owner)
+                .arg(jti)
+                .arg(keep)
+                .arg(if own.is_some() { "1" } else { "0" })
+                .arg(if entry.is_note() { "1" } else { "0" })
+                .arg(NOTES_PER_LINK)
+                .arg(PER_PERSON_PER_HOUR)
+                .arg(notes_ttl)
+                .arg(cutoff.map(|c| c.to_string()).unwrap_or_default())
+                .arg(self.max_entries)
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            match reply.as_slice() {
+                [redis::Value::Int(0)] => continue,
+                [_, _, redis::Value::Int(1)] => {
+                    self.trim(cutoff, self.max_entries, TRIM_ON_WRITE).await?;
+                    return Ok(());
+                }
+                _ => return Ok(()),
+            }
+        }
+        Err(unavailable(
+            "a link's owner kept changing while its entry was recorded",
+        ))
     }
 
     async fn recent(&self, limit: usize, offset: usize) -> Result<Vec<Entry>, LogError> {
@@ -379,36 +500,62 @@ impl RequestLog for RedisLog {
         }
     }
 
+    /// Reads the person's index and their entries, then erases them with a script that names
+    /// every link key those entries point to; again while entries recorded meanwhile remain, a
+    /// bounded number of times. An erasure that cannot finish fails rather than counting part.
     async fn erase(&self, owner: &str) -> Result<u64, LogError> {
         let mut conn = self.conn.clone();
-        self.erase
-            .key(self.entries_key())
-            .key(self.index_key())
-            .key(self.person_key(owner))
-            .key(self.owners_key())
-            .arg(self.link_key(""))
-            .arg(self.notes_key(""))
-            .invoke_async(&mut conn)
+        let stored: usize = redis::cmd("ZCARD")
+            .arg(self.person_key(owner))
+            .query_async(&mut conn)
             .await
-            .map_err(unavailable)
-    }
-
-    async fn purge_older_than(&self, cutoff: OffsetDateTime) -> Result<u64, LogError> {
-        let mut conn = self.conn.clone();
-        let mut purged = 0u64;
-        loop {
-            let batch: u64 = self
-                .purge
+            .map_err(unavailable)?;
+        let mut erased = 0u64;
+        for _ in 0..stored / READ_BATCH + ERASE_ROUNDS {
+            let ids: Vec<String> = redis::cmd("ZRANGE")
+                .arg(self.person_key(owner))
+                .arg(0)
+                .arg(READ_BATCH - 1)
+                .query_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
+            let mut jtis: Vec<String> = self
+                .read(&ids)
+                .await?
+                .into_iter()
+                .filter_map(|entry| entry.jti)
+                .collect();
+            jtis.sort_unstable();
+            jtis.dedup();
+            let mut invocation = self.erase.prepare_invoke();
+            invocation
                 .key(self.entries_key())
                 .key(self.index_key())
+                .key(self.person_key(owner))
                 .key(self.owners_key())
-                .arg(millis_of(cutoff))
-                .arg(PURGE_BATCH)
-                .arg(self.person_key(""))
-                .arg(self.link_key(""))
+                .arg(owner)
+                .arg(&ids);
+            for jti in &jtis {
+                invocation.key(self.link_key(jti)).key(self.notes_key(jti));
+            }
+            let (deleted, left): (u64, u64) = invocation
                 .invoke_async(&mut conn)
                 .await
                 .map_err(unavailable)?;
+            erased += deleted;
+            if left == 0 {
+                return Ok(erased);
+            }
+        }
+        Err(unavailable(
+            "the person's entries kept arriving while they were erased; erase again",
+        ))
+    }
+
+    async fn purge_older_than(&self, cutoff: OffsetDateTime) -> Result<u64, LogError> {
+        let mut purged = 0u64;
+        loop {
+            let batch = self.trim(Some(millis_of(cutoff)), 0, PURGE_BATCH).await?;
             purged += batch;
             if batch < PURGE_BATCH as u64 {
                 return Ok(purged);

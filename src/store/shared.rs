@@ -2,7 +2,7 @@
 //!
 //! # Keys (an operator reads and deletes them with `redis-cli`)
 //!
-//! - `<prefix>token:<jti>`: a hash that exists exactly while the link is usable or being
+//! - `<prefix>token:{<jti>}`: a hash that exists exactly while the link is usable or being
 //!   downloaded, expiring with the link (`PTTL` = the link's remaining life, extended to cover a
 //!   lease in progress). Fields: `doc` (catalog id), `started` (downloads begun), `attempts` (the
 //!   limit), `delivered` (bytes sent by the downloads that have ended, refunded ones excepted),
@@ -11,19 +11,28 @@
 //!   total its last report gave; counted by the next claim if the lease expires unreleased). A
 //!   link whose `delivered` reaches `size` is spent. `DEL` revokes the link: no download starts, and one in flight stops within about
 //!   a second (its next lease renewal fails).
-//! - `<prefix>spent:<jti>`: set once a link is spent, for `DOCGATE_TOKEN_TTL`, so a late click
+//! - `<prefix>spent:{<jti>}`: set once a link is spent, for `DOCGATE_TOKEN_TTL`, so a late click
 //!   hears "used" rather than "revoked". `1` when it ran out of attempts; `<network>|<ms>|<0|1>`
 //!   when a download completed it: the (hashed) client network of a confirm-page download that
 //!   may fetch it once more ([`TokenStore::rearm`]; empty for other downloads), when, and whether
 //!   that second fetch is used up (or revoked). A re-armed `token:` hash has `rearmed` and `only`
 //!   (the one network that may claim it) and is spent by any end of its download.
+//! - `<prefix>owner:{<owner>}`: a set of the `jti`s of one person's links (`<owner>` is their
+//!   keyed pseudonym), living as long as the longest of them.
+//!
+//! The `{...}` is a Redis Cluster hash tag: a link's two keys share one slot, and different
+//! links (and owners) spread over every master. The same names are used in every topology.
 //!
 //! # Atomicity
 //!
 //! Claim, renew, complete, release, re-arm and revoke are each one Lua script, reading the
-//! server's clock (`TIME`) for lease deadlines so replicas' clocks don't matter. Complete, re-arm
-//! and revoke touch a link's `token:` and `spent:` keys together: on Redis Cluster the prefix needs
-//! a hash tag (`{docgate}:`). A download costs two round trips: the claim, and the completion.
+//! server's clock (`TIME`) for lease deadlines so replicas' clocks don't matter. Every script
+//! declares every key it touches in `KEYS`; those touching a link's `token:` and `spent:` keys
+//! together are single-slot through the link's hash tag. Revoking every link of one person reads
+//! their index, then revokes each link with its own script (the links live on different masters),
+//! and only then takes the revoked ones out of the index: a link that could not be revoked stays
+//! indexed and the whole operation reports the failure. A download costs two round trips: the
+//! claim, and the completion.
 //! Lease renewals (one per second) only happen for downloads that last longer than that.
 //!
 //! # Failing closed
@@ -64,7 +73,7 @@ pub fn connect(config: &RedisConfig) -> Result<ConnectionManager, redis::RedisEr
 /// Returns {1, attempt} granted, {0} gone, {2} in flight, {3} out of attempts, its bytes cover
 /// the document (or re-armed for another network). An expired lease's last reported bytes are
 /// added to `delivered`.
-const CLAIM: &str = r"
+const CLAIM: &str = r"#!lua
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
 local only = redis.call('HGET', KEYS[1], 'only')
 if only and only ~= ARGV[3] then return {3} end
@@ -134,7 +143,7 @@ return 1
 /// Makes a link completed by the same holder less than a window ago usable once more, for the
 /// rest of the window. KEYS[1] token key, KEYS[2] spent key; ARGV = holder, window ms.
 /// 1 re-armed, 0 not.
-const REARM: &str = r"
+const REARM: &str = r"#!lua
 if ARGV[1] == '' or redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local v = redis.call('GET', KEYS[2])
 if not v then return 0 end
@@ -182,7 +191,7 @@ return 1
 
 /// Adds a `jti` to an owner's index and keeps the index alive as long as its longest link.
 /// KEYS[1] the index; ARGV: jti, ttl in ms.
-const OWNER_ADD: &str = "
+const OWNER_ADD: &str = "#!lua
 redis.call('SADD', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -191,7 +200,7 @@ return 1
 ";
 
 /// Disarms a completed link's second fetch (its `spent:` marker); 1 if there was one to disarm.
-const DISARM: &str = "
+const DISARM: &str = "#!lua flags=allow-oom
 local function disarm(key)
   local v = redis.call('GET', key)
   if not v then return 0 end
@@ -203,25 +212,9 @@ end
 ";
 
 /// Withdraws a link, and its second fetch after a completed download. KEYS[1] token key, KEYS[2]
-/// spent key. Returns how many of the two there were.
+/// spent key. Returns {whether the link was live, whether a second fetch was disarmed}.
 const REVOKE: &str = "
-return redis.call('DEL', KEYS[1]) + disarm(KEYS[2])
-";
-
-/// Withdraws every link in an owner's index, in one step: a link added while it runs is either
-/// revoked or stays indexed. KEYS[1] the index; ARGV[1] the token key prefix, ARGV[2] the spent
-/// key prefix.
-const OWNER_REVOKE: &str = "
-local jtis = redis.call('SMEMBERS', KEYS[1])
-local revoked = 0
-for _, jti in ipairs(jtis) do
-  revoked = revoked + redis.call('DEL', ARGV[1] .. jti)
-  disarm(ARGV[2] .. jti)
-end
-if #jtis > 0 then
-  redis.call('SREM', KEYS[1], unpack(jtis))
-end
-return revoked
+return {redis.call('DEL', KEYS[1]), disarm(KEYS[2])}
 ";
 
 /// The Redis token store.
@@ -238,7 +231,6 @@ pub struct RedisStore {
     rearm: Script,
     owner_add: Script,
     revoke: Script,
-    owner_revoke: Script,
 }
 
 impl RedisStore {
@@ -249,29 +241,41 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             spent_ttl,
             claim: Script::new(CLAIM),
-            renew: Script::new(&format!("{REPORT}{RENEW}")),
-            complete: Script::new(&format!("{REPORT}{COMPLETE}")),
-            release: Script::new(&format!("{REPORT}{RELEASE}")),
+            renew: Script::new(&format!("#!lua{REPORT}{RENEW}")),
+            complete: Script::new(&format!("#!lua{REPORT}{COMPLETE}")),
+            release: Script::new(&format!("#!lua{REPORT}{RELEASE}")),
             rearm: Script::new(REARM),
             owner_add: Script::new(OWNER_ADD),
             revoke: Script::new(&format!("{DISARM}{REVOKE}")),
-            owner_revoke: Script::new(&format!("{DISARM}{OWNER_REVOKE}")),
         }
     }
 
-    /// `<prefix>token:<jti>`
+    /// `<prefix>token:{<jti>}`
     pub fn token_key(&self, jti: &str) -> String {
-        format!("{}token:{jti}", self.prefix)
+        token_key(&self.prefix, jti)
     }
 
-    /// `<prefix>owner:<owner>`: the `jti`s of one person's links.
+    /// `<prefix>owner:{<owner>}`: the `jti`s of one person's links.
     pub fn owner_key(&self, owner: &str) -> String {
-        format!("{}owner:{owner}", self.prefix)
+        owner_key(&self.prefix, owner)
     }
 
-    /// `<prefix>spent:<jti>`
+    /// `<prefix>spent:{<jti>}`
     pub fn spent_key(&self, jti: &str) -> String {
-        format!("{}spent:{jti}", self.prefix)
+        spent_key(&self.prefix, jti)
+    }
+
+    /// Withdraws one link and its second fetch: (whether it was live, whether anything was).
+    async fn revoke_one(&self, jti: &str) -> Result<(bool, bool), StoreError> {
+        let mut conn = self.conn.clone();
+        let (live, disarmed): (u64, u64) = self
+            .revoke
+            .key(self.token_key(jti))
+            .key(self.spent_key(jti))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok((live > 0, live > 0 || disarmed > 0))
     }
 
     async fn is_spent(&self, jti: &str) -> Result<bool, StoreError> {
@@ -303,6 +307,21 @@ impl RedisStore {
             LinkState::Revoked
         })
     }
+}
+
+/// `<prefix>token:{<jti>}`: a link's record, under the link's own hash tag.
+pub fn token_key(prefix: &str, jti: &str) -> String {
+    format!("{prefix}token:{{{jti}}}")
+}
+
+/// `<prefix>spent:{<jti>}`: a spent link's marker, in its record's slot.
+pub fn spent_key(prefix: &str, jti: &str) -> String {
+    format!("{prefix}spent:{{{jti}}}")
+}
+
+/// `<prefix>owner:{<owner>}`: one person's links, under the person's own hash tag.
+pub fn owner_key(prefix: &str, owner: &str) -> String {
+    format!("{prefix}owner:{{{owner}}}")
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
@@ -496,26 +515,45 @@ impl TokenStore for RedisStore {
     }
 
     async fn revoke(&self, jti: &Jti) -> Result<bool, StoreError> {
-        let jti = jti.as_str();
-        let mut conn = self.conn.clone();
-        self.revoke
-            .key(self.token_key(jti))
-            .key(self.spent_key(jti))
-            .invoke_async::<u64>(&mut conn)
-            .await
-            .map(|n| n > 0)
-            .map_err(unavailable)
+        self.revoke_one(jti.as_str()).await.map(|(_, any)| any)
     }
 
+    /// Reads the index, revokes each link by its own script (a link's keys may live on another
+    /// master than the index), then takes the links it revoked out of the index. A link added
+    /// meanwhile stays indexed; one that could not be revoked too, and the call fails, so a retry
+    /// finishes the job rather than a partial count passing for the whole.
     async fn revoke_owner(&self, owner: &str) -> Result<u64, StoreError> {
+        let index = self.owner_key(owner);
         let mut conn = self.conn.clone();
-        self.owner_revoke
-            .key(self.owner_key(owner))
-            .arg(format!("{}token:", self.prefix))
-            .arg(format!("{}spent:", self.prefix))
-            .invoke_async(&mut conn)
+        let jtis: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&index)
+            .query_async(&mut conn)
             .await
-            .map_err(unavailable)
+            .map_err(unavailable)?;
+        let mut revoked = 0u64;
+        let mut done = Vec::with_capacity(jtis.len());
+        let mut failure = None;
+        for jti in jtis {
+            match self.revoke_one(&jti).await {
+                Ok((live, _)) => {
+                    revoked += u64::from(live);
+                    done.push(jti);
+                }
+                Err(e) => failure = Some(e),
+            }
+        }
+        if !done.is_empty() {
+            redis::cmd("SREM")
+                .arg(&index)
+                .arg(&done)
+                .query_async::<()>(&mut conn)
+                .await
+                .map_err(unavailable)?;
+        }
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(revoked),
+        }
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

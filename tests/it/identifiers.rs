@@ -91,8 +91,11 @@ async fn redis_holds_no_bare_hash_of_an_address_or_a_network() {
     let ids = pseudonyms();
     // The keyed ids are there: the scan saw the owner index and the limits.
     let person = ids.person(TYPED);
-    assert!(stored.contains(&format!("owner:{person}")), "{stored}");
-    assert!(stored.contains(&format!("log:person:{person}")), "{stored}");
+    assert!(stored.contains(&format!("owner:{{{person}}}")), "{stored}");
+    assert!(
+        stored.contains(&format!("{{log}}:person:{person}")),
+        "{stored}"
+    );
     assert!(
         stored.contains(&ids.network(CLIENT.parse().unwrap())),
         "the completing network, keyed, in the spent record: {stored}"
@@ -172,7 +175,7 @@ async fn after_a_key_rotation_lookups_find_what_the_old_key_indexed() {
     let new_id = docgate::pseudonym::Pseudonyms::with_key(NEW_KEY.as_bytes()).person(jane);
     let old_id = owner_id(jane);
     let links = |id: &str, conn: &mut redis::Connection| -> usize {
-        conn.smembers::<_, Vec<String>>(format!("docgate:owner:{id}"))
+        conn.smembers::<_, Vec<String>>(format!("docgate:owner:{{{id}}}"))
             .unwrap()
             .len()
     };

@@ -85,7 +85,16 @@ async fn the_file_outbox_meets_the_contract() {
 
 #[tokio::test]
 async fn the_redis_queue_with_its_sender_meets_the_contract() {
-    let redis = RedisServer::start();
+    redis_queue_contract(RedisServer::start()).await;
+}
+
+#[tokio::test]
+async fn the_redis_queue_keeps_every_script_on_one_slot() {
+    redis_queue_contract(crate::key_layout::slot_checking_redis()).await;
+}
+
+/// The durable queue on `redis`, delivered by its sender to an SMTP sink.
+async fn redis_queue_contract(redis: RedisServer) {
     let sink = SmtpSink::start();
     let config = RedisConfig {
         url: Secret::new(redis.url().into_bytes()),

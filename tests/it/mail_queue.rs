@@ -118,7 +118,7 @@ fn claims_of(path: &std::path::Path) -> Claims {
 /// Entries pending in the group, per Redis.
 fn pending(redis: &RedisServer) -> usize {
     let (count, ..): (usize, redis::Value, redis::Value, redis::Value) = redis::cmd("XPENDING")
-        .arg(format!("{PREFIX}mail:queue"))
+        .arg(format!("{PREFIX}{{mail}}:queue"))
         .arg("senders")
         .query(&mut redis.client())
         .unwrap();
@@ -135,7 +135,7 @@ async fn a_queued_mail_is_delivered_once_with_a_signed_link_and_the_queue_holds_
 
     // What the queue holds: what is needed to sign the link, not the link.
     let entries: Vec<(String, Vec<(String, String)>)> = redis::cmd("XRANGE")
-        .arg(format!("{PREFIX}mail:queue"))
+        .arg(format!("{PREFIX}{{mail}}:queue"))
         .arg("-")
         .arg("+")
         .query(&mut redis.client())
@@ -216,7 +216,7 @@ async fn with_smtp_down_the_mail_is_queued_and_delivered_once_the_server_is_back
     })
     .await;
     let retry: Vec<String> = redis::cmd("ZRANGE")
-        .arg(format!("{PREFIX}mail:retry"))
+        .arg(format!("{PREFIX}{{mail}}:retry"))
         .arg(0)
         .arg(-1)
         .query(&mut redis.client())
@@ -335,7 +335,7 @@ async fn a_restart_mid_queue_delivers_each_mail_exactly_once() {
         .arg("COUNT")
         .arg(2)
         .arg("STREAMS")
-        .arg(format!("{PREFIX}mail:queue"))
+        .arg(format!("{PREFIX}{{mail}}:queue"))
         .arg(">")
         .query(&mut redis.client())
         .unwrap();
@@ -349,7 +349,7 @@ async fn a_restart_mid_queue_delivers_each_mail_exactly_once() {
     assert_eq!(pending(&redis), 0);
     let consumers: Vec<redis::Value> = redis::cmd("XINFO")
         .arg("CONSUMERS")
-        .arg(format!("{PREFIX}mail:queue"))
+        .arg(format!("{PREFIX}{{mail}}:queue"))
         .arg("senders")
         .query(&mut redis.client())
         .unwrap();
@@ -500,7 +500,7 @@ async fn the_sender_resumes_after_a_redis_outage() {
         || async {
             redis::cmd("XINFO")
                 .arg("GROUPS")
-                .arg(format!("{PREFIX}mail:queue"))
+                .arg(format!("{PREFIX}{{mail}}:queue"))
                 .query::<Vec<redis::Value>>(&mut redis.client())
                 .is_ok_and(|groups| !groups.is_empty())
                 .then_some(())

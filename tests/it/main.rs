@@ -17,6 +17,8 @@ mod identifiers;
 mod inboxes;
 mod inert;
 mod journey;
+mod key_layout;
+mod key_migration;
 mod limits;
 mod link_errors;
 mod mail_contract;

@@ -518,7 +518,7 @@ async fn a_link_mail_queued_by_an_older_docgate_is_still_delivered() {
     let claims = Claims::new("resume", now(), 900);
     // The fields an older docgate wrote: no `kind`, no `size`.
     let _: String = redis::cmd("XADD")
-        .arg("docgate:mail:queue")
+        .arg("docgate:{mail}:queue")
         .arg("*")
         .arg(&[
             ("jti", claims.jti.as_str()),

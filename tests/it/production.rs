@@ -21,7 +21,7 @@ async fn the_journey_works_on_redis() {
     let link = app.link("visitor@example.org", "resume").await;
     let claims = app.app.codec.verify(token_of(&link), now()).unwrap();
     let mut redis = server.client();
-    let key = format!("docgate:token:{}", claims.jti.as_str());
+    let key = format!("docgate:token:{{{}}}", claims.jti.as_str());
     let exists: i64 = redis::cmd("EXISTS").arg(&key).query(&mut redis).unwrap();
     assert_eq!(exists, 1, "the link is recorded under its documented key");
 
@@ -51,8 +51,8 @@ async fn del_revokes_at_once_and_cuts_a_download_in_flight() {
     assert_eq!(download.status, 200);
 
     let deleted: i64 = redis::cmd("DEL")
-        .arg(format!("docgate:token:{}", idle.jti.as_str()))
-        .arg(format!("docgate:token:{}", busy.jti.as_str()))
+        .arg(format!("docgate:token:{{{}}}", idle.jti.as_str()))
+        .arg(format!("docgate:token:{{{}}}", busy.jti.as_str()))
         .query(&mut redis)
         .unwrap();
     assert_eq!(deleted, 2);
@@ -132,7 +132,7 @@ async fn fifty_clients_racing_across_two_instances_get_one_download() {
     );
     let mut redis = server.client();
     let exists: i64 = redis::cmd("EXISTS")
-        .arg(format!("docgate:token:{}", claims.jti.as_str()))
+        .arg(format!("docgate:token:{{{}}}", claims.jti.as_str()))
         .query(&mut redis)
         .unwrap();
     assert_eq!(exists, 0);

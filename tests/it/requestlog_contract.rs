@@ -524,8 +524,8 @@ async fn redis_keys_are_what_the_module_says_and_writes_trim_retention() {
     record_all(forever.as_ref(), &old).await;
     let count = |conn: &mut redis::Connection| -> (u64, u64) {
         (
-            conn.hlen("docgate:log:entries").unwrap(),
-            conn.zcard("docgate:log:index").unwrap(),
+            conn.hlen("docgate:{log}:entries").unwrap(),
+            conn.zcard("docgate:{log}:index").unwrap(),
         )
     };
     assert_eq!(count(&mut conn), (150, 150));
@@ -543,41 +543,41 @@ async fn redis_keys_are_what_the_module_says_and_writes_trim_retention() {
     );
 
     let owner = owner_id("jane@example.org");
-    let person = format!("docgate:log:person:{owner}");
+    let person = format!("docgate:{{log}}:person:{owner}");
     let ids: Vec<String> = conn.zrange(&person, 0, -1).unwrap();
     assert_eq!(ids.len(), 2, "her request and her link's download");
     assert!(
         ids.iter()
             .all(|id| id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit()))
     );
-    let json: String = conn.hget("docgate:log:entries", &ids[0]).unwrap();
+    let json: String = conn.hget("docgate:{log}:entries", &ids[0]).unwrap();
     assert_eq!(serde_json::from_str::<Entry>(&json).unwrap(), asked);
-    let owner_of: String = conn.get("docgate:log:link:jti-jane").unwrap();
+    let owner_of: String = conn.get("docgate:{log}:link:jti-jane").unwrap();
     assert_eq!(owner_of, owner);
-    let seq: u64 = conn.get("docgate:log:seq").unwrap();
+    let seq: u64 = conn.get("docgate:{log}:seq").unwrap();
     assert_eq!(seq, 152);
     let keep_ms = keep.as_millis() as i64;
-    for key in [person.as_str(), "docgate:log:link:jti-jane"] {
+    for key in [person.as_str(), "docgate:{log}:link:jti-jane"] {
         let ttl: i64 = conn.pttl(key).unwrap();
         assert!(keep_ms - 60_000 < ttl && ttl <= keep_ms, "{key}: {ttl}");
     }
-    let ttl: i64 = conn.pttl("docgate:log:entries").unwrap();
+    let ttl: i64 = conn.pttl("docgate:{log}:entries").unwrap();
     assert_eq!(ttl, -1, "the log itself is trimmed, not expired");
     // Without retention nothing expires.
     forever
         .record(&request(&ago(0), "joe@example.org", Some("jti-joe")))
         .await
         .unwrap();
-    let ttl: i64 = conn.pttl("docgate:log:link:jti-joe").unwrap();
+    let ttl: i64 = conn.pttl("docgate:{log}:link:jti-joe").unwrap();
     assert_eq!(ttl, -1);
 
     // An open of her link: a note, counted per link.
     kept.record(&opened(&ago(0), "jti-jane", "scanner/1.0", 3))
         .await
         .unwrap();
-    let notes: u64 = conn.get("docgate:log:notes:jti-jane").unwrap();
+    let notes: u64 = conn.get("docgate:{log}:notes:jti-jane").unwrap();
     assert_eq!(notes, 1);
-    let owners: u64 = conn.hlen("docgate:log:owners").unwrap();
+    let owners: u64 = conn.hlen("docgate:{log}:owners").unwrap();
     assert_eq!(owners, 4, "her three entries and Joe's request");
 
     // Erasure leaves no key naming her or her links.
@@ -587,16 +587,21 @@ async fn redis_keys_are_what_the_module_says_and_writes_trim_retention() {
         .query(&mut conn)
         .unwrap();
     left.sort();
-    let joe = format!("docgate:log:person:{}", owner_id("joe@example.org"));
+    let joe = format!("docgate:{{log}}:person:{}", owner_id("joe@example.org"));
     assert_eq!(
         left,
         [
-            "docgate:log:entries",
-            "docgate:log:index",
-            "docgate:log:link:jti-joe",
-            "docgate:log:owners",
+            "docgate:{log}:entries",
+            "docgate:{log}:index",
+            "docgate:{log}:link:jti-joe",
+            "docgate:{log}:owners",
             joe.as_str(),
-            "docgate:log:seq",
+            "docgate:{log}:seq",
         ]
     );
+}
+
+#[tokio::test]
+async fn the_redis_log_keeps_every_script_on_one_slot() {
+    contract(&Backend::Redis(crate::key_layout::slot_checking_redis())).await;
 }

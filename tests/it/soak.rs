@@ -263,7 +263,10 @@ fn used_memory(conn: &mut redis::Connection) -> u64 {
 
 /// The request log's keys, and the bytes Redis holds for them (`MEMORY USAGE`).
 fn log_keys(conn: &mut redis::Connection) -> (Vec<String>, u64) {
-    let keys: Vec<String> = redis::cmd("KEYS").arg("docgate:log:*").query(conn).unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("docgate:{log}:*")
+        .query(conn)
+        .unwrap();
     let bytes = keys
         .iter()
         .map(|key| {
@@ -297,16 +300,16 @@ async fn the_redis_log_stays_under_its_cap_under_a_flood() {
          {memory_after} bytes after; the request log: {} keys, {log_bytes} bytes",
         log_keys_after.len()
     );
-    let entries: u64 = conn.hlen("docgate:log:entries").unwrap();
-    let index: u64 = conn.zcard("docgate:log:index").unwrap();
+    let entries: u64 = conn.hlen("docgate:{log}:entries").unwrap();
+    let index: u64 = conn.zcard("docgate:{log}:index").unwrap();
     assert_eq!((entries, index), (CAP as u64, CAP as u64));
     // Evicted entries left their person's index too.
     let people: u64 = log_keys_after
         .iter()
-        .filter(|k| k.starts_with("docgate:log:person:"))
+        .filter(|k| k.starts_with("docgate:{log}:person:"))
         .map(|k| conn.zcard::<_, u64>(k).unwrap())
         .sum();
-    let owners: u64 = conn.hlen("docgate:log:owners").unwrap();
+    let owners: u64 = conn.hlen("docgate:{log}:owners").unwrap();
     assert!(
         people <= owners && owners <= CAP as u64,
         "{people} {owners}"
@@ -323,7 +326,7 @@ async fn the_redis_log_stays_under_its_cap_under_a_flood() {
     );
 
     real_request_still_works(&app).await;
-    let entries: u64 = conn.hlen("docgate:log:entries").unwrap();
+    let entries: u64 = conn.hlen("docgate:{log}:entries").unwrap();
     assert_eq!(entries, CAP as u64);
 }
 

@@ -601,7 +601,7 @@ async fn redis_keys_are_what_the_readme_says() {
     let store = redis_store(&server);
     let jti = insert(store.as_ref(), LINK_TTL, 3).await;
     let mut redis = server.client();
-    let key = format!("docgate:token:{}", jti.as_str());
+    let key = format!("docgate:token:{{{}}}", jti.as_str());
     let fields: std::collections::HashMap<String, String> =
         redis::cmd("HGETALL").arg(&key).query(&mut redis).unwrap();
     assert_eq!(fields["doc"], "resume");
@@ -621,7 +621,7 @@ async fn redis_keys_are_what_the_readme_says() {
     // The bytes a link's downloads have sent: the lease's running total while it streams, added
     // to `delivered` when it ends.
     let counted = insert(store.as_ref(), LINK_TTL, 3).await;
-    let counted_key = format!("docgate:token:{}", counted.as_str());
+    let counted_key = format!("docgate:token:{{{}}}", counted.as_str());
     let streaming = lease();
     store.claim(&counted, &streaming).await.unwrap();
     assert!(
@@ -655,7 +655,7 @@ async fn redis_keys_are_what_the_readme_says() {
     assert!(!store.complete(&jti, &l, Sent::default()).await.unwrap());
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
     let spent: i64 = redis::cmd("EXISTS")
-        .arg(format!("docgate:spent:{}", jti.as_str()))
+        .arg(format!("docgate:spent:{{{}}}", jti.as_str()))
         .query(&mut redis)
         .unwrap();
     assert_eq!(spent, 0, "a failed completion leaves no spent marker");
@@ -664,7 +664,7 @@ async fn redis_keys_are_what_the_readme_says() {
     let owner = owner_id("jane@example.org");
     let jti = insert_for(store.as_ref(), LINK_TTL, 3, Some(&owner)).await;
     let members: Vec<String> = redis::cmd("SMEMBERS")
-        .arg(format!("docgate:owner:{owner}"))
+        .arg(format!("docgate:owner:{{{owner}}}"))
         .query(&mut redis)
         .unwrap();
     assert_eq!(members, [jti]);
@@ -699,4 +699,17 @@ async fn an_unreachable_redis_fails_closed_quickly() {
     }
     assert!(answered, "the connection manager reconnects");
     assert_eq!(store.peek(&jti).await.unwrap(), LinkState::Revoked);
+}
+
+#[tokio::test]
+async fn redis_store_and_limiter_keep_every_script_on_one_slot() {
+    let server = crate::key_layout::slot_checking_redis();
+    store_contract(redis_store(&server)).await;
+    let conn = connect(&redis_config(&server)).unwrap();
+    limiter_contract(Arc::new(RedisLimiter::new(
+        conn,
+        "docgate:",
+        Arc::new(pseudonyms()),
+    )))
+    .await;
 }

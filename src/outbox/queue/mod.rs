@@ -1,11 +1,13 @@
 //! The durable outbox: jobs wait in a Redis stream until a [`Sender`] delivers them.
 //!
-//! [`RedisOutbox::submit`] appends the job to `<prefix>mail:queue` and returns once Redis
+//! [`RedisOutbox::submit`] appends the job to `<prefix>{mail}:queue` and returns once Redis
 //! acknowledged the write, so a `202` means the mail is queued outside the process. A [`Sender`]
 //! per replica reads the stream as a member of one consumer group and hands each job to the
 //! [`crate::outbox::Deliverer`]; retries, dead letters, metrics and crash recovery are the same
 //! for every kind of job. The keys, a job's life, the restart and crash behaviour and the
 //! guarantees are told for operators in `docs/operations.md`, section "The mail queue".
+//! The queue, its retry set and its dead letters share the hash tag `{mail}`, so every move
+//! between them is one script on one Redis Cluster slot.
 //!
 //! - `codec`: a job as the stream's fields, and back;
 //! - `scripts`: the Lua scripts that move a job between the queue, the retry set and the dead
@@ -64,25 +66,25 @@ impl RedisOutbox {
         Self {
             conn,
             keys: Arc::new(Keys {
-                queue: format!("{prefix}mail:queue"),
-                retry: format!("{prefix}mail:retry"),
-                dead: format!("{prefix}mail:dead"),
+                queue: format!("{prefix}{{mail}}:queue"),
+                retry: format!("{prefix}{{mail}}:retry"),
+                dead: format!("{prefix}{{mail}}:dead"),
             }),
             scripts: Arc::new(Scripts::new()),
         }
     }
 
-    /// `<prefix>mail:queue`
+    /// `<prefix>{mail}:queue`
     pub fn queue_key(&self) -> &str {
         &self.keys.queue
     }
 
-    /// `<prefix>mail:retry`
+    /// `<prefix>{mail}:retry`
     pub fn retry_key(&self) -> &str {
         &self.keys.retry
     }
 
-    /// `<prefix>mail:dead`
+    /// `<prefix>{mail}:dead`
     pub fn dead_key(&self) -> &str {
         &self.keys.dead
     }

@@ -14,7 +14,7 @@ use crate::outbox::{Kind, QueueDepth};
 /// A job that will not be delivered, as an operator sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeadLetter {
-    /// The entry's id in `<prefix>mail:dead`: what [`RedisOutbox::retry_dead_letter`] takes.
+    /// The entry's id in `<prefix>{mail}:dead`: what [`RedisOutbox::retry_dead_letter`] takes.
     pub id: String,
     /// `rejected` (5xx), `expired` or `invalid`.
     pub cause: String,

@@ -1,5 +1,6 @@
-//! The queue's Lua scripts and their invocation: each move of a job between `mail:queue`,
-//! `mail:retry` and `mail:dead` is one script, run atomically by Redis. A move first acknowledges
+//! The queue's Lua scripts and their invocation: each move of a job between `{mail}:queue`,
+//! `{mail}:retry` and `{mail}:dead` is one script, run atomically by Redis; each declares every
+//! key it touches in `KEYS`, all three under the one hash tag. A move first acknowledges
 //! the entry (`XACK`) and does nothing if it was not pending any more, so a job is moved at most
 //! once even if two senders raced for it.
 
@@ -15,14 +16,14 @@ const PROMOTE_BATCH: usize = 100;
 pub const DEAD_LETTER_MAX: usize = 10_000;
 
 /// Delivered: KEYS[1] = queue; ARGV = group, id. Returns 1 if it was pending.
-const DONE: &str = r"
+const DONE: &str = r"#!lua flags=allow-oom
 local n = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
 redis.call('XDEL', KEYS[1], ARGV[2])
 return n
 ";
 
 /// Transient failure: KEYS = queue, retry; ARGV = group, id, delay ms, member (JSON fields).
-const RESCHEDULE: &str = r"
+const RESCHEDULE: &str = r"#!lua
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 local t = redis.call('TIME')
@@ -32,7 +33,7 @@ return 1
 ";
 
 /// Will not be sent: KEYS = queue, dead; ARGV = group, id, cap, fields…
-const BURY: &str = r"
+const BURY: &str = r"#!lua
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
 redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[3], '*', unpack(ARGV, 4))
@@ -40,7 +41,7 @@ return 1
 ";
 
 /// Due retries back to the queue: KEYS = retry, queue, dead; ARGV = batch. Returns how many.
-const PROMOTE: &str = r"
+const PROMOTE: &str = r"#!lua
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
@@ -64,7 +65,7 @@ return #due
 ";
 
 /// A stopping sender's job back to the end of the queue: KEYS[1] = queue; ARGV = group, id.
-const HAND_BACK: &str = r"
+const HAND_BACK: &str = r"#!lua
 local e = redis.call('XRANGE', KEYS[1], ARGV[2], ARGV[2])
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return 0 end
 redis.call('XDEL', KEYS[1], ARGV[2])
@@ -76,7 +77,7 @@ return 1
 /// A dead letter back to the queue: KEYS = dead, queue; ARGV[1] = id. The dead letter's own
 /// fields are dropped, the job's kept; `attempts` starts again at 0.
 /// Returns 0 not found, 1 queued, 2 expired (left in place), 3 unreadable (left in place).
-const REVIVE: &str = r"
+const REVIVE: &str = r"#!lua
 local e = redis.call('XRANGE', KEYS[1], ARGV[1], ARGV[1])
 if #e == 0 then return 0 end
 local f = e[1][2]
@@ -112,7 +113,7 @@ return 1
 
 /// Consumers that left without saying so: KEYS[1] = queue; ARGV = group, idle ms, own name.
 /// Atomic, so a consumer is only removed while it has nothing pending.
-const FORGET_CONSUMERS: &str = r"
+const FORGET_CONSUMERS: &str = r"#!lua
 local removed = 0
 for _, c in ipairs(redis.call('XINFO', 'CONSUMERS', KEYS[1], ARGV[1])) do
   local info = {}
