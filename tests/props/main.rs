@@ -44,10 +44,17 @@ mod mailbox;
 mod ranges;
 mod tokens;
 
+/// The independent models the properties compare with, shared with the fuzz targets.
+#[path = "../models/mod.rs"]
+mod models;
+
 use body::*;
-use forwarded::*;
 use ranges::*;
 use tokens::*;
+
+use models::forwarded::{self as xff_model, Hop};
+use models::ranges as range_model;
+use models::request_body as body_model;
 
 /// `cases` cases, and no `proptest-regressions/` files.
 pub(crate) fn config(cases: u32) -> ProptestConfig {
