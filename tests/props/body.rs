@@ -1,5 +1,7 @@
 //! The link-request body (exactly its fields, only from a JSON object or a form, a repeated key
-//! refused), the address check, and the `Content-Disposition` built from a filename.
+//! refused), the address check, and the `Content-Disposition` built from a filename. The body's
+//! model is `tests/models/request_body.rs`, the repeated-key model `tests/models/json.rs` (shared
+//! with the `request_body` and `json` fuzz targets).
 
 use super::*;
 
@@ -286,7 +288,7 @@ proptest! {
     }
 }
 
-/// The models above must not be vacuous: each property's interesting branch is reachable.
+/// The shared models (`tests/models/`) must not be vacuous: each property's interesting branch is reachable.
 #[test]
 fn models_agree_with_known_answers() {
     let trusted: Vec<IpNet> = ["10.0.0.0/8"]

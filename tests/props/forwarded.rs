@@ -1,5 +1,6 @@
 //! `X-Forwarded-For`: the client address follows the documented walk, and never lands on a
-//! trusted proxy while an untrusted hop was seen.
+//! trusted proxy while an untrusted hop was seen. The walk's model is `tests/models/forwarded.rs`
+//! (shared with the `xff` fuzz target).
 
 use super::*;
 

@@ -1,5 +1,6 @@
 //! The `Range` header: never panics, resolves like an independent model, round-trips, and
-//! `If-Range` needs a strong match.
+//! `If-Range` needs a strong match. The model is `tests/models/ranges.rs` (shared with the
+//! `range` fuzz target).
 
 use super::*;
 
