@@ -26,7 +26,7 @@ static CODEC: LazyLock<TokenCodec> =
 
 static CLAIMS: LazyLock<String> = LazyLock::new(|| {
     let claims = Claims {
-        jti: "AAECAwQFBgcICQoLDA0ODxAR".to_owned(),
+        jti: "AAECAwQFBgcICQoLDA0ODxAR".into(),
         doc: "resume".to_owned(),
         iat: 1_800_000_000,
         exp: 1_800_000_900,

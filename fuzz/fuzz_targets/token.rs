@@ -23,7 +23,7 @@ static CODEC: LazyLock<TokenCodec> = LazyLock::new(|| {
 });
 
 static CLAIMS: LazyLock<Claims> = LazyLock::new(|| Claims {
-    jti: "AAECAwQFBgcICQoLDA0ODxAR".to_owned(),
+    jti: "AAECAwQFBgcICQoLDA0ODxAR".into(),
     doc: "resume".to_owned(),
     iat: 1_800_000_000,
     exp: 1_800_000_900,
