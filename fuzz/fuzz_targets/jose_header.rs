@@ -26,7 +26,7 @@ static CODEC: LazyLock<TokenCodec> =
 
 static CLAIMS: LazyLock<String> = LazyLock::new(|| {
     let claims = Claims {
-        jti: "AAECAwQFBgcICQoLDA0ODxAR".to_owned(),
+        jti: "AAECAwQFBgcICQoLDA0ODxAR".into(),
         doc: "resume".to_owned(),
         iat: 1_800_000_000,
         exp: 1_800_000_900,
@@ -54,7 +54,10 @@ fuzz_target!(|header: &[u8]| {
     let crit = object.as_ref().is_some_and(|o| o.contains_key("crit"));
     if object.is_none() || crit || docgate::json::from_slice(header).is_err() {
         assert!(checked.is_err(), "{checked:?}");
-        assert!(matches!(verified, Err(TokenError::Invalid(_))), "{verified:?}");
+        assert!(
+            matches!(verified, Err(TokenError::Invalid(_))),
+            "{verified:?}"
+        );
     }
     if verified.is_ok() {
         let object = object.unwrap_or_default();

@@ -27,7 +27,10 @@ fuzz_target!(|data: &[u8]| {
         .rsplit_once('@')
         .unwrap_or_else(|| panic!("{mailbox:?} has no @"));
     assert!(domain.is_ascii() && !domain.bytes().any(|b| b.is_ascii_uppercase()));
-    assert!(!local.bytes().any(|b| b.is_ascii_uppercase()), "{mailbox:?}");
+    assert!(
+        !local.bytes().any(|b| b.is_ascii_uppercase()),
+        "{mailbox:?}"
+    );
     match address::budget_domain(&typed) {
         Some(budget) => assert_eq!(budget, domain),
         None => assert!(

@@ -5,26 +5,19 @@
 //! decoded). Checks, against objects of several sizes: no panic; what parses is one well-formed
 //! byte range that reads back the same from its canonical form; a selected range lies inside the
 //! object, is non-empty, has the matching `Content-Range`, and equals the RFC 9110 reading of the
-//! spec computed independently in 128 bits.
+//! spec computed independently in 128 bits (the model in `tests/models/ranges.rs`, shared with the
+//! property tests).
 
 #![no_main]
 
 use docgate::range::{self, RangeRequest, Spec};
 use libfuzzer_sys::fuzz_target;
 
+#[path = "../../tests/models/ranges.rs"]
+mod model;
+
 const ETAG: &str = "\"abc\"";
 const SIZES: [u64; 9] = [0, 1, 2, 99, 100, 1000, 1 << 40, u64::MAX - 1, u64::MAX];
-
-/// The bytes a spec selects from an object of `size` bytes, half-open; `None` when none.
-fn model(spec: Spec, size: u64) -> Option<(u128, u128)> {
-    let size = u128::from(size);
-    let (lo, hi) = match spec {
-        Spec::Bounded(first, last) => (u128::from(first), (u128::from(last) + 1).min(size)),
-        Spec::From(first) => (u128::from(first), size),
-        Spec::Suffix(n) => (size.saturating_sub(u128::from(n)), size),
-    };
-    (lo < hi).then_some((lo, hi))
-}
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -57,7 +50,7 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(selected, Ok(None), "{text:?}");
             continue;
         }
-        match (selected, model(request.spec, size)) {
+        match (selected, model::range(request.spec, size)) {
             (Ok(Some(r)), Some((lo, hi))) => {
                 assert!(r.start <= r.end && r.end < size, "{r:?} of {size}");
                 assert!(!r.is_empty());

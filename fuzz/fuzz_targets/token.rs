@@ -18,11 +18,12 @@ use libfuzzer_sys::fuzz_target;
 /// Inside the genuine token's validity.
 const NOW: u64 = 1_800_000_100;
 
-static CODEC: LazyLock<TokenCodec> =
-    LazyLock::new(|| TokenCodec::single(&Secret::new(b"fuzzing secret, 32 bytes or more!".to_vec())));
+static CODEC: LazyLock<TokenCodec> = LazyLock::new(|| {
+    TokenCodec::single(&Secret::new(b"fuzzing secret, 32 bytes or more!".to_vec()))
+});
 
 static CLAIMS: LazyLock<Claims> = LazyLock::new(|| Claims {
-    jti: "AAECAwQFBgcICQoLDA0ODxAR".to_owned(),
+    jti: "AAECAwQFBgcICQoLDA0ODxAR".into(),
     doc: "resume".to_owned(),
     iat: 1_800_000_000,
     exp: 1_800_000_900,

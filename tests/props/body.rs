@@ -1,5 +1,7 @@
 //! The link-request body (exactly its fields, only from a JSON object or a form, a repeated key
-//! refused), the address check, and the `Content-Disposition` built from a filename.
+//! refused), the address check, and the `Content-Disposition` built from a filename. The body's
+//! model is `tests/models/request_body.rs`, the repeated-key model `tests/models/json.rs` (shared
+//! with the `request_body` and `json` fuzz targets).
 
 use super::*;
 
@@ -30,59 +32,6 @@ pub(crate) const FIELDS: [&str; 5] = ["email", "document", "name", "company", "c
 /// Keys other than the fields.
 pub(crate) fn extra_key() -> impl Strategy<Value = String> {
     any::<String>().prop_filter("not a field", |k| !FIELDS.contains(&k.as_str()))
-}
-
-/// What a `consent` string means: agreement for `true`, `on`, `yes`, `1` in any case.
-pub(crate) fn agrees(value: &str) -> bool {
-    let value = value.trim().to_ascii_lowercase();
-    matches!(value.as_str(), "true" | "on" | "yes" | "1")
-}
-
-/// The fields a JSON object gives, or `None` when it must be refused: text fields are strings
-/// or `null`, `consent` a boolean, a string or `null`.
-pub(crate) fn json_model(object: &serde_json::Map<String, Value>) -> Option<Fields> {
-    let text = |name: &str| match object.get(name) {
-        None | Some(Value::Null) => Some(None),
-        Some(Value::String(s)) => Some(Some(s.clone())),
-        Some(_) => None,
-    };
-    let consent = match object.get("consent") {
-        None | Some(Value::Null) => None,
-        Some(Value::Bool(b)) => Some(*b),
-        Some(Value::String(s)) => Some(agrees(s)),
-        Some(_) => return None,
-    };
-    Some(Fields {
-        email: text("email")?,
-        document: text("document")?,
-        name: text("name")?,
-        company: text("company")?,
-        consent,
-    })
-}
-
-/// The fields a form gives, or `None` when a field repeats (refused).
-pub(crate) fn form_model(pairs: &[(String, String)]) -> Option<Fields> {
-    // Any name given twice refuses the form, whether docgate reads that field or not.
-    let mut names = std::collections::HashSet::new();
-    if !pairs.iter().all(|(name, _)| names.insert(name.as_str())) {
-        return None;
-    }
-    let value = |name: &str| {
-        let mut values = pairs
-            .iter()
-            .filter(|(k, _)| k == name)
-            .map(|(_, v)| v.clone());
-        let first = values.next();
-        values.next().is_none().then_some(first)
-    };
-    Some(Fields {
-        email: value("email")?,
-        document: value("document")?,
-        name: value("name")?,
-        company: value("company")?,
-        consent: value("consent")?.map(|v| agrees(&v)),
-    })
 }
 
 /// A field as a client could send it: absent, `null`, or a string.
@@ -141,7 +90,7 @@ proptest! {
     fn bodies_decode_to_what_they_carry(bytes in body_bytes()) {
         let json = decode_fields(false, &bytes);
         let expected = match serde_json::from_slice::<Value>(&bytes) {
-            Ok(Value::Object(object)) if !repeats_a_key(&bytes) => json_model(&object),
+            Ok(Value::Object(object)) if !repeats_a_key(&bytes) => body_model::json(&object),
             _ => None,
         };
         match expected {
@@ -151,7 +100,7 @@ proptest! {
 
         let form = decode_fields(true, &bytes);
         let pairs: Vec<(String, String)> = setup(serde_urlencoded::from_bytes(&bytes))?;
-        match form_model(&pairs) {
+        match body_model::form(&pairs) {
             Some(fields) => prop_assert_eq!(setup(form)?, fields),
             None => prop_assert!(is_body_error(&form), "{form:?}"),
         }
@@ -227,75 +176,12 @@ proptest! {
     }
 }
 
-/// Counts every member of every object in a JSON text, repeated keys included (serde_json's
-/// `Value` keeps one of two): a model of "some object repeats a key" independent of
-/// `docgate::json`.
-pub(crate) struct Members;
-
-impl<'de> serde::de::DeserializeSeed<'de> for Members {
-    type Value = usize;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for Members {
-    type Value = usize;
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("JSON")
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_unit<E>(self) -> Result<usize, E> {
-        Ok(0)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
-        let mut n = 0;
-        while let Some(inner) = seq.next_element_seed(Members)? {
-            n += inner;
-        }
-        Ok(n)
-    }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<usize, A::Error> {
-        let mut n = 0;
-        while map.next_key::<serde::de::IgnoredAny>()?.is_some() {
-            n += 1 + map.next_value_seed(Members)?;
-        }
-        Ok(n)
-    }
-}
-
-pub(crate) fn members_of(value: &Value) -> usize {
-    match value {
-        Value::Array(items) => items.iter().map(members_of).sum(),
-        Value::Object(object) => object.len() + object.values().map(members_of).sum::<usize>(),
-        _ => 0,
-    }
-}
-
 /// True when `bytes` is JSON in which some object names a key twice.
 pub(crate) fn repeats_a_key(bytes: &[u8]) -> bool {
-    use serde::de::DeserializeSeed;
     let Ok(value) = serde_json::from_slice::<Value>(bytes) else {
         return false;
     };
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    Members
-        .deserialize(&mut deserializer)
-        .is_ok_and(|all| all > members_of(&value))
+    models::json::repeats_a_key(bytes, &value).unwrap_or(false)
 }
 
 /// A JSON text with one key of one object repeated (at any depth).
@@ -402,7 +288,7 @@ proptest! {
     }
 }
 
-/// The models above must not be vacuous: each property's interesting branch is reachable.
+/// The shared models (`tests/models/`) must not be vacuous: each property's interesting branch is reachable.
 #[test]
 fn models_agree_with_known_answers() {
     let trusted: Vec<IpNet> = ["10.0.0.0/8"]
@@ -410,9 +296,9 @@ fn models_agree_with_known_answers() {
         .filter_map(|s| s.parse().ok())
         .collect();
     let peer = SocketAddr::from(([10, 0, 0, 2], 5000));
-    let hops = |s: &str| s.split(',').map(model_hop).collect::<Vec<_>>();
+    let hops = |s: &str| s.split(',').map(xff_model::hop).collect::<Vec<_>>();
     let ip = |s: &str| s.parse::<IpAddr>().ok();
-    let client = |s: &str| Some(model_client(peer, &hops(s), &trusted));
+    let client = |s: &str| Some(xff_model::client(peer.ip(), &hops(s), &trusted));
     assert_eq!(
         client("6.6.6.6, 198.51.100.7, 10.0.0.5"),
         ip("198.51.100.7")
@@ -421,10 +307,10 @@ fn models_agree_with_known_answers() {
     assert_eq!(client("10.0.0.9, 10.0.0.7"), ip("10.0.0.9"));
     assert_eq!(client("10.0.0.9, junk"), ip("10.0.0.2"));
     assert_eq!(client("[::ffff:1.2.3.4]:80"), ip("1.2.3.4"));
-    assert_eq!(model_range(Spec::Suffix(5), 3), Some((0, 3)));
-    assert_eq!(model_range(Spec::Bounded(2, 9), 3), Some((2, 3)));
-    assert_eq!(model_range(Spec::From(3), 3), None);
-    assert_eq!(model_range(Spec::Suffix(0), 3), None);
+    assert_eq!(range_model::range(Spec::Suffix(5), 3), Some((0, 3)));
+    assert_eq!(range_model::range(Spec::Bounded(2, 9), 3), Some((2, 3)));
+    assert_eq!(range_model::range(Spec::From(3), 3), None);
+    assert_eq!(range_model::range(Spec::Suffix(0), 3), None);
 }
 
 /// The body models are not vacuous: they accept, refuse and read `consent` as the decoder does
@@ -441,17 +327,21 @@ fn body_models_agree_with_known_answers() {
         company: None,
         consent: Some(true),
     };
-    assert_eq!(json_model(&object(jane.clone())), Some(expected));
+    assert_eq!(body_model::json(&object(jane.clone())), Some(expected));
     assert_eq!(
         decode_fields(false, jane.to_string().as_bytes()).ok(),
-        json_model(&object(jane))
+        body_model::json(&object(jane))
     );
     for refused in [
         json!({"consent": 1}),
         json!({"company": []}),
         json!({"name": false}),
     ] {
-        assert_eq!(json_model(&object(refused.clone())), None, "{refused}");
+        assert_eq!(
+            body_model::json(&object(refused.clone())),
+            None,
+            "{refused}"
+        );
         assert!(is_body_error(&decode_fields(
             false,
             refused.to_string().as_bytes()
@@ -460,13 +350,13 @@ fn body_models_agree_with_known_answers() {
     let pairs = |body: &str| serde_urlencoded::from_str::<Vec<(String, String)>>(body).unwrap();
     let form = "consent=no&company=Acme";
     assert_eq!(
-        form_model(&pairs(form)).map(|f| (f.consent, f.company)),
+        body_model::form(&pairs(form)).map(|f| (f.consent, f.company)),
         Some((Some(false), Some("Acme".to_owned())))
     );
     assert_eq!(
         decode_fields(true, form.as_bytes()).ok(),
-        form_model(&pairs(form))
+        body_model::form(&pairs(form))
     );
-    assert_eq!(form_model(&pairs("name=a&name=b")), None);
+    assert_eq!(body_model::form(&pairs("name=a&name=b")), None);
     assert!(is_body_error(&decode_fields(true, b"name=a&name=b")));
 }

@@ -1,5 +1,6 @@
 //! `X-Forwarded-For`: the client address follows the documented walk, and never lands on a
-//! trusted proxy while an untrusted hop was seen.
+//! trusted proxy while an untrusted hop was seen. The walk's model is `tests/models/forwarded.rs`
+//! (shared with the `xff` fuzz target).
 
 use super::*;
 
@@ -115,77 +116,9 @@ pub(crate) fn header_map(lines: &[Vec<u8>]) -> (HeaderMap, Vec<HeaderValue>) {
     (map, values)
 }
 
-/// One hop as the model reads it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Hop {
-    Addr(IpAddr),
-    Garbage,
-}
-
-/// IPv4-mapped IPv6 as IPv4, by its segments.
-pub(crate) fn model_canonical(ip: IpAddr) -> IpAddr {
-    match ip {
-        IpAddr::V6(v6) => match v6.segments() {
-            [0, 0, 0, 0, 0, 0xffff, hi, lo] => {
-                let [a, b] = hi.to_be_bytes();
-                let [c, d] = lo.to_be_bytes();
-                IpAddr::V4(Ipv4Addr::new(a, b, c, d))
-            }
-            _ => ip,
-        },
-        v4 @ IpAddr::V4(_) => v4,
-    }
-}
-
-/// The documented entry syntax: an address, optionally with a port (IPv6 then in brackets), or
-/// a bracketed IPv6 address without one.
-pub(crate) fn model_hop(text: &str) -> Hop {
-    let text = text.trim();
-    let unbracketed = text.strip_prefix('[').and_then(|t| t.strip_suffix(']'));
-    let ip = unbracketed
-        .unwrap_or(text)
-        .parse::<IpAddr>()
-        .ok()
-        .or_else(|| text.parse::<SocketAddr>().ok().map(|s| s.ip()));
-    ip.map_or(Hop::Garbage, |ip| Hop::Addr(model_canonical(ip)))
-}
-
-/// All hops, left to right. An entry that is not text cannot be read, so it is garbage; the
-/// other entries of its line stay readable.
-pub(crate) fn model_hops(values: &[HeaderValue]) -> Vec<Hop> {
-    values
-        .iter()
-        .flat_map(|v| {
-            v.as_bytes()
-                .split(|&b| b == b',')
-                .map(|entry| std::str::from_utf8(entry).map_or(Hop::Garbage, model_hop))
-                .collect::<Vec<_>>()
-        })
-        .collect()
-}
-
-/// The documented rule, stated positionally: from an untrusted peer, the peer. Otherwise find
-/// the rightmost hop that is garbage or untrusted: an untrusted address is the client; garbage
-/// means the client is the (trusted) hop just right of it, or the peer if there is none. With
-/// no such hop the whole chain is trusted and the client is its leftmost entry.
-pub(crate) fn model_client(peer: SocketAddr, hops: &[Hop], trusted: &[IpNet]) -> IpAddr {
-    let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
-    let peer = model_canonical(peer.ip());
-    if !is_trusted(&peer) {
-        return peer;
-    }
-    let addr = |hop: Option<&Hop>| match hop {
-        Some(Hop::Addr(ip)) => *ip,
-        _ => peer,
-    };
-    match hops
-        .iter()
-        .rposition(|h| !matches!(h, Hop::Addr(ip) if is_trusted(ip)))
-    {
-        Some(k) if hops[k] == Hop::Garbage => addr(hops.get(k + 1)),
-        Some(k) => addr(hops.get(k)),
-        None => addr(hops.first()),
-    }
+/// The hops of the header values, as the model reads them.
+pub(crate) fn header_hops(values: &[HeaderValue]) -> Vec<Hop> {
+    xff_model::hops(values.iter().map(HeaderValue::as_bytes))
 }
 
 proptest! {
@@ -201,8 +134,8 @@ proptest! {
     ) {
         let (map, values) = header_map(&lines);
         let ip = client_ip(peer, &map, &trusted);
-        let peer_ip = model_canonical(peer.ip());
-        let in_header = model_hops(&values).contains(&Hop::Addr(ip));
+        let peer_ip = xff_model::canonical(peer.ip());
+        let in_header = header_hops(&values).contains(&Hop::Addr(ip));
         prop_assert!(ip == peer_ip || in_header, "{ip} from {peer} and {values:?}");
         if !trusted.iter().any(|n| n.contains(&peer_ip)) {
             prop_assert_eq!(ip, peer_ip);
@@ -222,8 +155,8 @@ proptest! {
     ) {
         let (map, values) = header_map(&lines);
         let ip = client_ip(peer, &map, &trusted);
-        let hops = model_hops(&values);
-        prop_assert_eq!(ip, model_client(peer, &hops, &trusted), "{:?}", values);
+        let hops = header_hops(&values);
+        prop_assert_eq!(ip, xff_model::client(peer.ip(), &hops, &trusted), "{:?}", values);
         let is_trusted = |ip: &IpAddr| trusted.iter().any(|n| n.contains(ip));
         if is_trusted(&ip) {
             let right_of_garbage = hops.iter().rev().take_while(|h| **h != Hop::Garbage);
@@ -247,7 +180,7 @@ fn client_ip_stops_at_unreadable_lines() {
         let ip = client_ip(peer, &map, &trusted);
         prop_assert_eq!(
             ip,
-            model_client(peer, &model_hops(&values), &trusted),
+            xff_model::client(peer.ip(), &header_hops(&values), &trusted),
             "{:?}",
             values
         );

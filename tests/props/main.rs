@@ -15,6 +15,10 @@
 //! One module per parser: [`tokens`], [`ranges`], [`mailbox`], [`forwarded`], and [`body`] (the
 //! request body, the address check and the `Content-Disposition`).
 //!
+//! The independent models the properties compare with (the `Range` reading, the
+//! `X-Forwarded-For` walk, the body's fields, repeated JSON keys) live in `tests/models/`, one
+//! file per model, shared with the fuzz targets, which include them the same way.
+//!
 //! The number of cases is bounded so the whole suite runs in seconds on every CI push; `fuzz/`
 //! holds cargo-fuzz targets over the same functions for longer, coverage-guided runs. No failure
 //! persistence file is written: a failure found here is fixed and pinned as a unit test.
@@ -44,10 +48,17 @@ mod mailbox;
 mod ranges;
 mod tokens;
 
+/// The independent models the properties compare with, shared with the fuzz targets.
+#[path = "../models/mod.rs"]
+mod models;
+
 use body::*;
-use forwarded::*;
 use ranges::*;
 use tokens::*;
+
+use models::forwarded::{self as xff_model, Hop};
+use models::ranges as range_model;
+use models::request_body as body_model;
 
 /// `cases` cases, and no `proptest-regressions/` files.
 pub(crate) fn config(cases: u32) -> ProptestConfig {

@@ -1,5 +1,6 @@
 //! The `Range` header: never panics, resolves like an independent model, round-trips, and
-//! `If-Range` needs a strong match.
+//! `If-Range` needs a strong match. The model is `tests/models/ranges.rs` (shared with the
+//! `range` fuzz target).
 
 use super::*;
 
@@ -78,18 +79,6 @@ pub(crate) fn range_header() -> impl Strategy<Value = String> {
     ]
 }
 
-/// The RFC 9110 §14.1.2 reading of a spec, as a half-open interval of byte positions computed in
-/// 128 bits; `None` when it selects no byte of the object.
-pub(crate) fn model_range(spec: Spec, size: u64) -> Option<(u128, u128)> {
-    let size = u128::from(size);
-    let (lo, hi) = match spec {
-        Spec::Bounded(first, last) => (u128::from(first), (u128::from(last) + 1).min(size)),
-        Spec::From(first) => (u128::from(first), size),
-        Spec::Suffix(n) => (size.saturating_sub(u128::from(n)), size),
-    };
-    (lo < hi).then_some((lo, hi))
-}
-
 /// What every resolved range promises.
 pub(crate) fn check_range(r: ByteRange, size: u64) -> Result<(), TestCaseError> {
     prop_assert!(r.start <= r.end && r.end < size, "{r:?} of {size}");
@@ -145,7 +134,7 @@ proptest! {
     #[test]
     fn ranges_resolve_like_the_model(spec in spec(), size in object_size()) {
         let resolved = range::resolve(spec, size);
-        match model_range(spec, size) {
+        match range_model::range(spec, size) {
             Some((lo, hi)) => {
                 let r = setup(resolved)?;
                 check_range(r, size)?;
@@ -162,7 +151,7 @@ proptest! {
         prop_assert_eq!(range::parse(&header), Some(spec), "{:?}", header);
         let request = RangeRequest::from_headers(Some(&header), None);
         let selected = request.map(|r| r.select("\"abc\"", size));
-        let expected = match model_range(spec, size) {
+        let expected = match range_model::range(spec, size) {
             Some((lo, hi)) => Ok(Some((lo, hi))),
             None => Err(range::Unsatisfiable { size }),
         };
