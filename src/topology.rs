@@ -172,7 +172,11 @@ impl ConnectionLike for SharedConnection {
                 Box::pin(async move {
                     let (generation, mut conn) = primary.connection().await?;
                     let result = conn.req_packed_command(cmd).await;
-                    primary.settle(generation, &result);
+                    let lost = match &result {
+                        Err(e) => primary_lost(e),
+                        Ok(value) => demoted(value),
+                    };
+                    primary.settle(generation, lost);
                     result
                 })
             }
@@ -193,7 +197,11 @@ impl ConnectionLike for SharedConnection {
                 Box::pin(async move {
                     let (generation, mut conn) = primary.connection().await?;
                     let result = conn.req_packed_commands(pipeline, offset, count).await;
-                    primary.settle(generation, &result);
+                    let lost = match &result {
+                        Err(e) => primary_lost(e),
+                        Ok(values) => values.iter().any(demoted),
+                    };
+                    primary.settle(generation, lost);
                     result
                 })
             }
@@ -259,12 +267,10 @@ impl SentinelPrimary {
         Ok((generation, conn))
     }
 
-    /// After a command on the connection of `generation`: a failure that says the primary is
-    /// gone or demoted makes the next command look it up again.
-    fn settle<T>(&self, generation: u64, result: &RedisResult<T>) {
-        if let Err(e) = result
-            && primary_lost(e)
-        {
+    /// After a command on the connection of `generation`: when it said the primary is gone or
+    /// demoted, the next command looks it up again.
+    fn settle(&self, generation: u64, lost: bool) {
+        if lost {
             self.forget(Some(generation));
         }
     }
@@ -279,6 +285,13 @@ impl SentinelPrimary {
             *current = None;
         }
     }
+}
+
+/// Whether a reply is the server's error saying it is no longer a writable primary (`READONLY`,
+/// `MASTERDOWN`): the crate hands server errors back as values, the caller turns them into errors.
+fn demoted(value: &Value) -> bool {
+    matches!(value, Value::ServerError(e)
+        if matches!(e.kind(), Some(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)))
 }
 
 /// Whether an error means the connection no longer reaches a primary.

@@ -667,7 +667,9 @@ fn every_redis_mistake_is_one_line_naming_its_variable() {
     std::fs::write(&not_pem, "hello").unwrap();
     let missing = dir.path().join("missing.pem");
     let (not_pem, missing) = (not_pem.display().to_string(), missing.display().to_string());
-    let cases: Vec<(Vec<(&str, &str)>, &str, &str)> = vec![
+    // The variables set, the variable the error names, and what it says.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case> = vec![
         (
             vec![
                 (ENV_REDIS_URL, "redis://a"),

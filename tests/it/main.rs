@@ -36,3 +36,4 @@ mod scanner;
 mod slow;
 mod soak;
 mod store_contract;
+mod topologies;

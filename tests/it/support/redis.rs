@@ -254,7 +254,8 @@ impl SharedRedis for RedisCluster {
 pub const MASTER: &str = "docgate-primary";
 
 /// A real Sentinel setup for one test: a primary, a replica of it, and 1 to 3 Sentinels
-/// (Debian's `redis-sentinel`) monitoring it with a quorum of 1 and a 1 s down-after; ready once
+/// (Debian's `redis-sentinel`) monitoring it with a quorum of 1 and a 5 s down-after (a test
+/// triggers its failover with [`RedisSentinel::failover`], which does not wait); ready once
 /// every Sentinel names the primary and knows the replica. Killed on drop.
 pub struct RedisSentinel {
     /// The primary and the replica, in the roles they started with (a failover swaps them).
@@ -346,11 +347,14 @@ impl RedisSentinel {
     /// Returns at once; [`RedisSentinel::wait_for_primary`] waits for its end.
     pub fn failover(&self) {
         let mut conn = self.sentinels[0].client();
-        let _: () = redis::cmd("SENTINEL")
+        let started: redis::RedisResult<()> = redis::cmd("SENTINEL")
             .arg("FAILOVER")
             .arg(MASTER)
-            .query(&mut conn)
-            .unwrap();
+            .query(&mut conn);
+        // INPROG: the Sentinel started one on its own (the primary was down long enough).
+        if let Err(e) = started {
+            assert!(e.to_string().contains("INPROG"), "SENTINEL FAILOVER: {e}");
+        }
     }
 
     /// Waits (bounded) until every Sentinel announces the server on `port` as the primary, and
@@ -361,6 +365,23 @@ impl RedisSentinel {
                 .iter()
                 .all(|s| self.announced(s.port) == Some(port))
                 && info(port, "replication").contains("role:master")
+        });
+    }
+
+    /// Makes the server on `port` a replica of the one on `primary` (`REPLICAOF`), as a Sentinel
+    /// does to a former primary it sees again; waits (bounded) until it says so.
+    pub fn demote(&self, port: u16, primary: u16) {
+        let mut conn = redis::Client::open(url(port))
+            .unwrap()
+            .get_connection()
+            .unwrap();
+        let _: () = redis::cmd("REPLICAOF")
+            .arg("127.0.0.1")
+            .arg(primary)
+            .query(&mut conn)
+            .unwrap();
+        wait_until("the former primary a replica", FORM, || {
+            info(port, "replication").contains("role:slave")
         });
     }
 
@@ -444,7 +465,7 @@ fn sentinel(primary: u16) -> RedisServer {
             format!(
                 "port {port}\nbind 127.0.0.1\ndir {data}\n\
                  sentinel monitor {MASTER} 127.0.0.1 {primary} 1\n\
-                 sentinel down-after-milliseconds {MASTER} 1000\n\
+                 sentinel down-after-milliseconds {MASTER} 5000\n\
                  sentinel failover-timeout {MASTER} 5000\n\
                  sentinel parallel-syncs {MASTER} 1\n"
             ),
