@@ -85,28 +85,33 @@ async fn the_file_outbox_meets_the_contract() {
 
 #[tokio::test]
 async fn the_redis_queue_with_its_sender_meets_the_contract() {
-    redis_queue_meets_the_contract(&RedisServer::start()).await;
+    redis_queue_meets_the_contract(&RedisServer::start(), "docgate:").await;
 }
 
 #[tokio::test]
 async fn the_redis_queue_on_sentinel_meets_the_contract() {
-    redis_queue_meets_the_contract(&RedisSentinel::start()).await;
+    redis_queue_meets_the_contract(&RedisSentinel::start(), "docgate:").await;
 }
 
 #[tokio::test]
 #[ignore = "the queue's scripts touch several keys: on with the cluster key layout"]
 async fn the_redis_queue_on_a_cluster_meets_the_contract() {
-    redis_queue_meets_the_contract(&RedisCluster::start()).await;
+    redis_queue_meets_the_contract(&RedisCluster::start(), "docgate:").await;
 }
 
-/// The queue on `redis`, with its sender delivering to a real SMTP server.
-async fn redis_queue_meets_the_contract(redis: &impl SharedRedis) {
+/// With every key under one hash tag the queue lives in one slot of the cluster: the sender's
+/// blocking reads (`XREADGROUP BLOCK`) go to that slot's master on a connection of their own.
+#[tokio::test]
+async fn the_redis_queue_on_a_cluster_under_one_hash_tag_meets_the_contract() {
+    redis_queue_meets_the_contract(&RedisCluster::start(), "{docgate}:").await;
+}
+
+/// The queue on `redis`, its keys under `prefix`, with its sender delivering to a real SMTP
+/// server.
+async fn redis_queue_meets_the_contract(redis: &impl SharedRedis, prefix: &str) {
     let sink = SmtpSink::start();
-    let config = redis.config("docgate:");
-    let outbox = RedisOutbox::new(
-        docgate::store::shared::connect(&config).unwrap(),
-        "docgate:",
-    );
+    let config = redis.config(prefix);
+    let outbox = RedisOutbox::new(docgate::store::shared::connect(&config).unwrap(), prefix);
     let transport = smtp::transport(&SmtpConfig {
         url: Secret::new(sink.url().into_bytes()),
     })
