@@ -245,3 +245,37 @@ async fn check_names_the_sentinels_primary_and_fails_without_one() {
         "{store}"
     );
 }
+
+#[tokio::test]
+async fn a_cluster_master_lost_is_replaced_by_its_replica_without_restarting_docgate() {
+    let mut cluster = RedisCluster::with_replicas(true);
+    let app = on_with(&cluster, &[("DOCGATE_TRUSTED_PROXIES", "127.0.0.1/32")]).await;
+    assert_eq!(app.readyz().await.0, 200);
+    let masters = cluster.master_ports();
+    assert_eq!(masters.len(), 3);
+    let lost = masters[0];
+    let index = cluster.nodes.iter().position(|n| n.port == lost).unwrap();
+    cluster.nodes[index].stop();
+
+    // Until its replica takes over (after the node timeout), not ready; then docgate follows the
+    // new slot map, without a restart.
+    readiness(&app, 503).await;
+    cluster.wait_for_failover();
+    readiness(&app, 200).await;
+    let masters = cluster.master_ports();
+    assert_eq!(masters.len(), 3, "a replica was promoted");
+    assert!(!masters.contains(&lost));
+    // Single-key operations on every slot's master answer again: the per-IP limit of link
+    // requests from many networks (their keys fall on every master).
+    for i in 0..30 {
+        let response = app
+            .client
+            .post(app.url("/api/download-requests"))
+            .header("x-forwarded-for", format!("192.0.2.{i}"))
+            .json(&serde_json::json!({"email": "not-an-address", "document": "resume"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400, "the limiter answered");
+    }
+}

@@ -202,6 +202,19 @@ impl RedisCluster {
         cluster
     }
 
+    /// Waits (bounded) until 3 running nodes are masters and every running node says
+    /// `cluster_state:ok`: after a master is lost, its replica has taken over.
+    pub fn wait_for_failover(&self) {
+        wait_until("a replica promoted and cluster_state:ok", FORM, || {
+            let running = || self.nodes.iter().filter(|n| n.daemon.running());
+            running()
+                .filter(|n| info(n.port, "replication").contains("role:master"))
+                .count()
+                == 3
+                && running().all(|n| cluster_info(n.port).contains("cluster_state:ok"))
+        });
+    }
+
     /// The seed nodes docgate is given: every node.
     pub fn urls(&self) -> String {
         self.nodes
