@@ -11,7 +11,7 @@ use ::redis;
 use docgate::check;
 use docgate::config::Config;
 
-use crate::support::redis::{RedisCluster, RedisSentinel, SharedRedis};
+use crate::support::redis::{RedisCluster, RedisSentinel, SharedRedis, TlsRedis};
 use crate::support::*;
 
 async fn on(redis: &impl SharedRedis) -> TestApp {
@@ -278,4 +278,29 @@ async fn a_cluster_master_lost_is_replaced_by_its_replica_without_restarting_doc
             .unwrap();
         assert_eq!(response.status(), 400, "the limiter answered");
     }
+}
+
+#[tokio::test]
+async fn rediss_trusts_the_configured_private_ca_and_only_then() {
+    let redis = TlsRedis::start();
+    let dir = tempfile::tempdir().unwrap();
+    let ca = redis.ca_file.display().to_string();
+    let lines = check::run(config(
+        dir.path(),
+        vec![
+            ("DOCGATE_REDIS_URL", redis.url()),
+            ("DOCGATE_REDIS_CA_FILE", ca),
+        ],
+    ))
+    .await
+    .unwrap();
+    let store = store_line(&lines);
+    assert!(store.ok, "{store}");
+
+    // Without the CA, the public roots do not vouch for the server: nothing is exchanged.
+    let lines = check::run(config(dir.path(), vec![("DOCGATE_REDIS_URL", redis.url())]))
+        .await
+        .unwrap();
+    let store = store_line(&lines);
+    assert!(!store.ok, "{store}");
 }

@@ -94,6 +94,102 @@ impl RedisServer {
     }
 }
 
+/// A standalone server that also listens with TLS, its certificate signed by a private CA of the
+/// test's own (made with `openssl`), valid for `127.0.0.1`.
+pub struct TlsRedis {
+    pub server: RedisServer,
+    /// The TLS port.
+    pub tls_port: u16,
+    /// The PEM file of the CA that signed the server's certificate.
+    pub ca_file: std::path::PathBuf,
+    _certs: tempfile::TempDir,
+}
+
+impl TlsRedis {
+    pub fn start() -> Self {
+        let certs = tempfile::tempdir().unwrap();
+        let path = |name: &str| certs.path().join(name).display().to_string();
+        std::fs::write(
+            path("server.ext"),
+            "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        openssl(&[
+            &["req", "-x509"],
+            &ec[..],
+            &[
+                "-keyout",
+                &path("ca.key"),
+                "-out",
+                &path("ca.pem"),
+                "-days",
+                "2",
+            ],
+            &["-subj", "/CN=docgate test CA"],
+            &["-addext", "basicConstraints=critical,CA:TRUE"],
+            &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ]);
+        openssl(&[
+            &["req"],
+            &ec[..],
+            &["-keyout", &path("server.key"), "-out", &path("server.csr")],
+            &["-subj", "/CN=127.0.0.1"],
+        ]);
+        openssl(&[
+            &["x509", "-req", "-in", &path("server.csr"), "-days", "2"],
+            &[
+                "-CA",
+                &path("ca.pem"),
+                "-CAkey",
+                &path("ca.key"),
+                "-CAcreateserial",
+            ],
+            &["-out", &path("server.pem"), "-extfile", &path("server.ext")],
+        ]);
+        let tls_port = free_port();
+        let server = RedisServer::with_args(&[
+            "--tls-port",
+            &tls_port.to_string(),
+            "--tls-cert-file",
+            &path("server.pem"),
+            "--tls-key-file",
+            &path("server.key"),
+            "--tls-ca-cert-file",
+            &path("ca.pem"),
+            "--tls-auth-clients",
+            "no",
+        ]);
+        Self {
+            server,
+            tls_port,
+            ca_file: certs.path().join("ca.pem"),
+            _certs: certs,
+        }
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT`
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+}
+
+fn openssl(args: &[&[&str]]) {
+    let status = Command::new("openssl")
+        .args(args.iter().flat_map(|a| a.iter()))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("openssl runs");
+    assert!(status.success(), "openssl {args:?}: {status}");
+}
+
 /// A Redis topology a test started: how docgate is configured for it.
 pub trait SharedRedis {
     /// The configuration of a store, limiter, log or queue on it, its keys under `prefix`.
