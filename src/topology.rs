@@ -92,7 +92,10 @@ pub fn connect_with(
             )
         }
         Topology::Sentinel { master, .. } => Inner::Sentinel(Arc::new(SentinelPrimary {
-            sentinels: tokio::sync::Mutex::new(sentinel_client(&urls, master, certs)?),
+            sentinels: tokio::sync::Mutex::new(Lookup {
+                client: sentinel_client(&urls, master, certs)?,
+                failed_at: None,
+            }),
             current: std::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
             settings: AsyncConnectionConfig::new()
@@ -220,7 +223,7 @@ impl ConnectionLike for SharedConnection {
 /// The current primary of a Sentinel-monitored master, found again after a failover.
 struct SentinelPrimary {
     /// Asks the Sentinels; one lookup at a time.
-    sentinels: tokio::sync::Mutex<SentinelClient>,
+    sentinels: tokio::sync::Mutex<Lookup>,
     /// The connection to the primary last found, and its generation (so a failure on an old
     /// connection does not drop a newer one).
     current: std::sync::Mutex<Option<(u64, MultiplexedConnection)>>,
@@ -229,6 +232,17 @@ struct SentinelPrimary {
     /// Bounds a lookup through the Sentinels too.
     response_timeout: Duration,
 }
+
+/// The Sentinels' client, and when its last lookup failed.
+struct Lookup {
+    client: SentinelClient,
+    failed_at: Option<tokio::time::Instant>,
+}
+
+/// After a failed lookup, commands fail at once for this long instead of asking again: while
+/// there is no primary, requests that waited for the lookup in progress do not each wait for one
+/// of their own.
+const LOOKUP_PAUSE: Duration = Duration::from_millis(250);
 
 impl SentinelPrimary {
     fn current(&self) -> Option<(u64, MultiplexedConnection)> {
@@ -240,26 +254,39 @@ impl SentinelPrimary {
         if let Some(current) = self.current() {
             return Ok(current);
         }
-        let mut sentinels = self.sentinels.lock().await;
-        // Another command may have found it while this one waited.
+        let mut lookup = self.sentinels.lock().await;
+        // Another command may have found it, or failed to, while this one waited.
         if let Some(current) = self.current() {
             return Ok(current);
         }
-        let lookup = async {
+        if lookup
+            .failed_at
+            .is_some_and(|at| at.elapsed() < LOOKUP_PAUSE)
+        {
+            return Err(RedisError::from(std::io::Error::new(
+                std::io::ErrorKind::NotConnected,
+                "no primary: the Sentinels named none that answers",
+            )));
+        }
+        let sentinels = &mut lookup.client;
+        let found = async {
             sentinels
                 .async_get_client()
                 .await?
                 .get_multiplexed_async_connection_with_config(&self.settings)
                 .await
         };
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT + self.response_timeout, lookup)
+        let found = tokio::time::timeout(CONNECT_TIMEOUT + self.response_timeout, found)
             .await
             .map_err(|_| {
                 RedisError::from(std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     "no primary found through the Sentinels in time",
                 ))
-            })??;
+            })
+            .and_then(|found| found);
+        lookup.failed_at = found.is_err().then(tokio::time::Instant::now);
+        let conn = found?;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         if let Ok(mut current) = self.current.lock() {
             *current = Some((generation, conn.clone()));
@@ -287,11 +314,19 @@ impl SentinelPrimary {
     }
 }
 
-/// Whether a reply is the server's error saying it is no longer a writable primary (`READONLY`,
-/// `MASTERDOWN`): the crate hands server errors back as values, the caller turns them into errors.
+/// Whether a reply is the server's error saying it is no writable primary now (`READONLY`,
+/// `MASTERDOWN`, `LOADING`): the crate hands server errors back as values, the caller turns them
+/// into errors.
 fn demoted(value: &Value) -> bool {
-    matches!(value, Value::ServerError(e)
-        if matches!(e.kind(), Some(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)))
+    let Value::ServerError(e) = value else {
+        return false;
+    };
+    matches!(
+        e.kind(),
+        Some(
+            ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown | ServerErrorKind::BusyLoading
+        )
+    )
 }
 
 /// Whether an error means the connection no longer reaches a primary.
@@ -302,7 +337,11 @@ fn primary_lost(e: &RedisError) -> bool {
         || e.is_connection_refusal()
         || matches!(
             e.kind(),
-            ErrorKind::Server(ServerErrorKind::ReadOnly | ServerErrorKind::MasterDown)
+            ErrorKind::Server(
+                ServerErrorKind::ReadOnly
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::BusyLoading
+            )
         )
 }
 
