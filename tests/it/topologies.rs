@@ -257,7 +257,7 @@ async fn a_cluster_master_lost_is_replaced_by_its_replica_without_restarting_doc
     // Until its replica takes over (after the node timeout), not ready; then docgate follows the
     // new slot map, without a restart.
     readiness(&app, 503).await;
-    cluster.wait_for_failover();
+    cluster.wait_until_serving();
     readiness(&app, 200).await;
     let masters = cluster.master_ports();
     assert_eq!(masters.len(), 3, "a replica was promoted");
@@ -300,4 +300,22 @@ async fn rediss_trusts_the_configured_private_ca_and_only_then() {
         .unwrap();
     let store = store_line(&lines);
     assert!(!store.ok, "{store}");
+}
+
+#[tokio::test]
+async fn docgate_starts_while_the_cluster_is_down_and_is_ready_once_it_is_up() {
+    let mut cluster = RedisCluster::start();
+    for node in &mut cluster.nodes {
+        node.stop();
+    }
+    let app = on(&cluster).await;
+    let (status, body) = app.readyz().await;
+    assert_eq!(status, 503);
+    assert_eq!(body["checks"]["token_store"], "unavailable");
+    // The nodes come back with their cluster configuration (kept in their directories).
+    for node in &mut cluster.nodes {
+        node.restart();
+    }
+    cluster.wait_until_serving();
+    readiness(&app, 200).await;
 }

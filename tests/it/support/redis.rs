@@ -299,8 +299,9 @@ impl RedisCluster {
     }
 
     /// Waits (bounded) until 3 running nodes are masters and every running node says
-    /// `cluster_state:ok`: after a master is lost, its replica has taken over.
-    pub fn wait_for_failover(&self) {
+    /// `cluster_state:ok`: after a master is lost, its replica has taken over; after a restart,
+    /// the nodes have met again.
+    pub fn wait_until_serving(&self) {
         wait_until("a replica promoted and cluster_state:ok", FORM, || {
             let running = || self.nodes.iter().filter(|n| n.daemon.running());
             running()
