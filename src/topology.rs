@@ -506,7 +506,9 @@ fn cluster_masters(nodes: &str) -> Vec<(String, u16)> {
         let (Some(addr), Some(flags)) = (fields.get(1), fields.get(2)) else {
             continue;
         };
-        if !flags.split(',').any(|f| f == "master") || flags.contains("fail") || fields.len() < 9 {
+        // A master that serves no slot (a failed one whose replica took over) is left out; one
+        // that still serves slots is checked, even if the cluster suspects it (`fail?`).
+        if !flags.split(',').any(|f| f == "master") || fields.len() < 9 {
             continue;
         }
         // `ip:port@cport[,hostname]`
@@ -540,6 +542,7 @@ mod tests {
 a1 127.0.0.1:7001@17001 myself,master - 0 0 1 connected 0-5460
 b2 127.0.0.1:7002@17002 master - 0 0 2 connected 5461-10922
 c3 127.0.0.1:7003@17003 master,fail - 0 0 3 connected
+f6 127.0.0.1:7006@17006 master,fail? - 0 0 6 connected 16000
 d4 127.0.0.1:7004@17004 slave a1 0 0 1 connected
 e5 127.0.0.1:7005@17005,node5.example master - 0 0 5 connected 10923-16383
 ";
@@ -549,6 +552,7 @@ e5 127.0.0.1:7005@17005,node5.example master - 0 0 5 connected 10923-16383
                 ("127.0.0.1".to_owned(), 7001),
                 ("127.0.0.1".to_owned(), 7002),
                 ("127.0.0.1".to_owned(), 7005),
+                ("127.0.0.1".to_owned(), 7006),
             ]
         );
     }
