@@ -12,7 +12,7 @@ use tokio_util::task::TaskTracker;
 use crate::catalog::{Catalog, Document};
 use crate::config::{
     Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_OWNER_WEBHOOK_URL,
-    ENV_REDIS_URL, ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL,
+    ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL,
 };
 use crate::mail::{Composer, MailError, smtp};
 use crate::metrics::Metrics;
@@ -66,7 +66,7 @@ pub struct Built {
 
 impl Backends {
     /// Each boundary's implementation as configured, chosen independently: Redis for the store and
-    /// limiter and the request log when `DOCGATE_REDIS_URL` is set (else in process, and the
+    /// limiter and the request log when Redis is configured (any topology; else in process, and the
     /// log in `DOCGATE_REQUEST_LOG`); the S3 bucket when
     /// `DOCGATE_S3_BUCKET` is set (else the documents directory); for mail, SMTP through the
     /// durable Redis queue when both are set, SMTP directly without Redis, else the file outbox.
@@ -92,8 +92,8 @@ impl Backends {
         let ids = Arc::new(Pseudonyms::new(&config.pseudonyms));
         let redis_conn = match &config.redis {
             Some(redis) => Some(
-                crate::store::shared::connect(redis)
-                    .map_err(|e| ConfigError::hidden(ENV_REDIS_URL, e))?,
+                crate::topology::connect(redis)
+                    .map_err(|e| ConfigError::hidden(redis.topology.variable(), e))?,
             ),
             None => None,
         };
@@ -132,11 +132,12 @@ impl Backends {
             match (&config.smtp, &config.redis, &redis_conn) {
                 (Some(_), Some(redis), Some(conn)) => {
                     let outbox = RedisOutbox::new(conn.clone(), &redis.prefix);
-                    let url = String::from_utf8_lossy(redis.url.expose()).into_owned();
-                    let client = redis::Client::open(url)
-                        .map_err(|e| ConfigError::hidden(ENV_REDIS_URL, e))?;
-                    let sender =
-                        Sender::new(outbox.clone(), client, deliverer, SenderSettings::default());
+                    let sender = Sender::new(
+                        outbox.clone(),
+                        redis.clone(),
+                        deliverer,
+                        SenderSettings::default(),
+                    );
                     (Arc::new(outbox), Some(sender))
                 }
                 _ => (Arc::new(Direct::new(deliverer)), None),

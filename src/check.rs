@@ -8,7 +8,7 @@
 use std::fmt;
 
 use crate::app::App;
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, Topology};
 use crate::objects::ObjectSource;
 
 /// The outcome of one check.
@@ -178,41 +178,84 @@ async fn bucket_line(app: &App, s3: &crate::config::S3Config) -> Line {
     }
 }
 
-/// Reaches Redis and reads its eviction policy: only `noeviction` keeps docgate's keys (all of
-/// which have TTLs, so `volatile-*` policies evict them too).
+/// Reaches every primary of the Redis topology and reads its eviction policy: only `noeviction`
+/// keeps docgate's keys (all of which have TTLs, so `volatile-*` policies evict them too). A
+/// cluster must be in state `ok`; a Sentinel setup must name a primary. The first failure is
+/// reported with the node it concerns.
 async fn redis_line(redis: &crate::config::RedisConfig) -> Line {
-    let mut conn = match crate::store::shared::connect(redis) {
-        Ok(conn) => conn,
-        Err(e) => return line("token store", false, format!("redis: {e}")),
+    let kind = match &redis.topology {
+        Topology::Standalone { .. } => "redis",
+        Topology::Cluster { .. } => "redis cluster",
+        Topology::Sentinel { .. } => "redis sentinel",
     };
-    let info: Result<String, _> = redis::cmd("INFO")
-        .arg("memory")
-        .query_async(&mut conn)
+    let primaries = match crate::topology::primaries(redis).await {
+        Ok(primaries) if !primaries.is_empty() => primaries,
+        Ok(_) => {
+            return line(
+                "token store",
+                false,
+                format!("{kind}: no primary serves slots"),
+            );
+        }
+        Err(e) => return line("token store", false, format!("{kind} unreachable: {e}")),
+    };
+    let settings = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(crate::topology::CONNECT_TIMEOUT))
+        .set_response_timeout(Some(crate::topology::RESPONSE_TIMEOUT));
+    for primary in &primaries {
+        let address = &primary.address;
+        let info: Result<String, redis::RedisError> = async {
+            let mut conn = primary
+                .client
+                .get_multiplexed_async_connection_with_config(&settings)
+                .await?;
+            redis::cmd("INFO")
+                .arg("memory")
+                .query_async(&mut conn)
+                .await
+        }
         .await;
-    match info {
-        Err(e) => line("token store", false, format!("redis unreachable: {e}")),
-        Ok(info) => {
-            let policy = info
-                .lines()
-                .find_map(|l| l.strip_prefix("maxmemory_policy:"))
-                .map(str::trim)
-                .unwrap_or("unknown");
-            if policy == "noeviction" {
-                line(
-                    "token store",
-                    true,
-                    "redis answers; maxmemory-policy noeviction",
-                )
-            } else {
-                line(
+        let info = match info {
+            Ok(info) => info,
+            Err(e) => {
+                return line(
                     "token store",
                     false,
-                    format!(
-                        "redis maxmemory-policy is {policy}: under memory pressure Redis may evict docgate's keys \
-                         (an evicted link is revoked, an evicted rate limit starts over); set it to noeviction"
-                    ),
-                )
+                    format!("{kind}: primary {address} unreachable: {e}"),
+                );
             }
+        };
+        let policy = info
+            .lines()
+            .find_map(|l| l.strip_prefix("maxmemory_policy:"))
+            .map(str::trim)
+            .unwrap_or("unknown");
+        if policy != "noeviction" {
+            return line(
+                "token store",
+                false,
+                format!(
+                    "{kind}: primary {address}: redis maxmemory-policy is {policy}: under memory pressure Redis may evict docgate's keys \
+                     (an evicted link is revoked, an evicted rate limit starts over); set it to noeviction"
+                ),
+            );
         }
     }
+    let detail = match &redis.topology {
+        Topology::Standalone { .. } => "redis answers; maxmemory-policy noeviction".to_owned(),
+        Topology::Cluster { .. } => format!(
+            "redis cluster state ok; {} primaries answer ({}); maxmemory-policy noeviction on each",
+            primaries.len(),
+            primaries
+                .iter()
+                .map(|p| p.address.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        Topology::Sentinel { master, .. } => format!(
+            "redis sentinel: primary of {master} at {} answers; maxmemory-policy noeviction",
+            primaries[0].address
+        ),
+    };
+    line("token store", true, detail)
 }

@@ -71,6 +71,7 @@ pub mod store;
 pub mod telemetry;
 pub mod texts;
 pub mod token;
+pub mod topology;
 pub mod units;
 
 use std::future::Future;

@@ -11,13 +11,15 @@ use crate::outbox::queue::{RedisOutbox, Revival};
 /// Runs one mail queue command, printing JSON (one object per line for lists).
 pub async fn run(config: Config, command: MailCommand) -> ExitCode {
     let Some(redis) = &config.redis else {
-        eprintln!("docgate: the mail queue lives in Redis; set DOCGATE_REDIS_URL");
+        eprintln!(
+            "docgate: the mail queue lives in Redis; set DOCGATE_REDIS_URL, DOCGATE_REDIS_CLUSTER_URLS or DOCGATE_REDIS_SENTINEL_URLS"
+        );
         return ExitCode::from(EXIT_CONFIG);
     };
     let conn = match crate::store::shared::connect(redis) {
         Ok(conn) => conn,
         Err(e) => {
-            eprintln!("docgate: DOCGATE_REDIS_URL: {e}");
+            eprintln!("docgate: {}: {e}", redis.topology.variable());
             return ExitCode::from(EXIT_CONFIG);
         }
     };

@@ -55,7 +55,7 @@ pub enum Command {
     Serve,
     /// Validate the configuration and reach every backend, one line each; exit non-zero on failure.
     Check,
-    /// Mint a link to a document for an address and print it. With DOCGATE_REDIS_URL, in the
+    /// Mint a link to a document for an address and print it. With Redis (any topology), in the
     /// shared store; on embedded defaults, through the running service's admin API.
     Link {
         /// The recipient's address.
@@ -94,7 +94,8 @@ pub enum Command {
         #[command(subcommand)]
         command: RequestsCommand,
     },
-    /// Inspect and retry the durable mail queue (needs DOCGATE_REDIS_URL).
+    /// Inspect and retry the durable mail queue (needs Redis: DOCGATE_REDIS_URL, _CLUSTER_URLS or
+    /// _SENTINEL_URLS).
     Mail {
         #[command(subcommand)]
         command: MailCommand,

@@ -73,7 +73,7 @@ pub(super) fn token_keys<S: Source>(
         if shared {
             return Err(ConfigError::hidden(
                 ENV_TOKEN_SECRET,
-                "is required with DOCGATE_REDIS_URL (or DOCGATE_TOKEN_KEYS): every replica must sign and verify with the same key",
+                "is required with DOCGATE_REDIS_URL, DOCGATE_REDIS_CLUSTER_URLS or DOCGATE_REDIS_SENTINEL_URLS (or DOCGATE_TOKEN_KEYS): every replica must sign and verify with the same key",
             ));
         }
         return Ok(TokenKeys {
@@ -133,7 +133,7 @@ pub(super) fn pseudonym_keys<S: Source>(
         }
         None if shared => Err(ConfigError::hidden(
             ENV_PSEUDONYM_KEY,
-            "is required with DOCGATE_REDIS_URL: every replica must name a person or a network the same way in Redis",
+            "is required with DOCGATE_REDIS_URL, DOCGATE_REDIS_CLUSTER_URLS or DOCGATE_REDIS_SENTINEL_URLS: every replica must name a person or a network the same way in Redis",
         )),
         None if !previous.is_empty() => Err(ConfigError::hidden(
             ENV_PSEUDONYM_KEY_PREVIOUS,

@@ -9,9 +9,9 @@
 //! If a key is evicted (a `maxmemory-policy` other than `noeviction`), its client's limit starts
 //! over: limits fail open. `docgate check` warns about such a policy.
 
+use crate::topology::SharedConnection;
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use std::sync::Arc;
 
@@ -38,14 +38,14 @@ return {1, 0}
 /// The Redis rate limiter.
 #[derive(Clone)]
 pub struct RedisLimiter {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     prefix: String,
     script: Script,
     ids: Arc<Pseudonyms>,
 }
 
 impl RedisLimiter {
-    pub fn new(conn: ConnectionManager, prefix: &str, ids: Arc<Pseudonyms>) -> Self {
+    pub fn new(conn: SharedConnection, prefix: &str, ids: Arc<Pseudonyms>) -> Self {
         Self {
             ids,
             conn,

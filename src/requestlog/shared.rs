@@ -58,9 +58,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::topology::SharedConnection;
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
 use time::OffsetDateTime;
 
 use super::{
@@ -224,7 +224,7 @@ return {erased, left}
 /// The request log in Redis.
 #[derive(Clone)]
 pub struct RedisLog {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     prefix: String,
     /// `DOCGATE_REQUEST_LOG_RETENTION`; `None`: entries are kept until erased.
     keep: Option<Duration>,
@@ -242,7 +242,7 @@ impl RedisLog {
     /// A log over `conn`, its keys under `prefix`, keeping entries for `keep` (or forever),
     /// at most [`DEFAULT_MAX_ENTRIES`] of them.
     pub fn new(
-        conn: ConnectionManager,
+        conn: SharedConnection,
         prefix: &str,
         keep: Option<Duration>,
         ids: Arc<Pseudonyms>,

@@ -44,30 +44,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use redis::Script;
-use redis::aio::ConnectionManager;
 
 use super::{ClaimOutcome, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
-use crate::config::RedisConfig;
 use crate::token::Jti;
+use crate::topology::SharedConnection;
 
-/// How long a command may wait for Redis's answer before the request fails closed.
-pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// How long connecting to Redis may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// A connection to Redis shared by the store, the limiter and the mail queue: multiplexed,
-/// reconnecting on failure, and lazy, so docgate starts (and reports not ready) while Redis is
-/// down.
-pub fn connect(config: &RedisConfig) -> Result<ConnectionManager, redis::RedisError> {
-    let url = String::from_utf8_lossy(config.url.expose()).into_owned();
-    let client = redis::Client::open(url)?;
-    let settings = redis::aio::ConnectionManagerConfig::new()
-        .set_response_timeout(Some(RESPONSE_TIMEOUT))
-        .set_connection_timeout(Some(CONNECT_TIMEOUT))
-        .set_number_of_retries(1)
-        .set_max_delay(Duration::from_secs(1));
-    ConnectionManager::new_lazy_with_config(client, settings)
-}
+/// The shared connection lives in [`crate::topology`]; named here too, where it always was.
+pub use crate::topology::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, connect};
 
 /// Starts a download (KEYS[1] = token key; ARGV = lease id, lease ms, the client's network).
 /// Returns {1, attempt} granted, {0} gone, {2} in flight, {3} out of attempts, its bytes cover
@@ -220,7 +203,7 @@ return {redis.call('DEL', KEYS[1]), disarm(KEYS[2])}
 /// The Redis token store.
 #[derive(Clone)]
 pub struct RedisStore {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     prefix: String,
     /// How long a spent marker is kept: the longest a link can still be clicked.
     spent_ttl: Duration,
@@ -235,7 +218,7 @@ pub struct RedisStore {
 
 impl RedisStore {
     /// A store over `conn`, its keys under `prefix`.
-    pub fn new(conn: ConnectionManager, prefix: &str, spent_ttl: Duration) -> Self {
+    pub fn new(conn: SharedConnection, prefix: &str, spent_ttl: Duration) -> Self {
         Self {
             conn,
             prefix: prefix.to_owned(),
@@ -557,11 +540,6 @@ impl TokenStore for RedisStore {
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("PING")
-            .query_async::<String>(&mut conn)
-            .await
-            .map(drop)
-            .map_err(unavailable)
+        self.conn.ping().await.map_err(unavailable)
     }
 }

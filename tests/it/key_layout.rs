@@ -121,8 +121,8 @@ async fn the_journey_runs_with_every_script_on_one_slot_and_links_spread_over_sl
 
 /// A store over `url` (any user), its keys under `docgate:`.
 async fn store_at(url: &str) -> docgate::store::shared::RedisStore {
-    let client = redis::Client::open(url).unwrap();
-    let conn = redis::aio::ConnectionManager::new(client).await.unwrap();
+    let config = docgate::config::RedisConfig::standalone(url, "docgate:");
+    let conn = docgate::store::shared::connect(&config).unwrap();
     docgate::store::shared::RedisStore::new(conn, "docgate:", Duration::from_secs(900))
 }
 

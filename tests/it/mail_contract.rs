@@ -7,14 +7,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docgate::config::{RedisConfig, Secret, SmtpConfig};
+use docgate::config::{Secret, SmtpConfig};
 use docgate::mail::{Composer, LinkMail, smtp};
 use docgate::outbox::direct::Direct;
 use docgate::outbox::queue::{RedisOutbox, Sender, SenderSettings};
 use docgate::outbox::{Deliverer, Job, Outbox};
 use docgate::token::{Claims, TokenCodec};
 
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisCluster, RedisSentinel, RedisServer, SharedRedis};
 use crate::support::smtp::SmtpSink;
 use crate::support::{Mail, SECRET, eventually, now, token_of};
 
@@ -85,32 +85,45 @@ async fn the_file_outbox_meets_the_contract() {
 
 #[tokio::test]
 async fn the_redis_queue_with_its_sender_meets_the_contract() {
-    redis_queue_contract(RedisServer::start()).await;
+    redis_queue_meets_the_contract(&RedisServer::start(), "docgate:").await;
 }
 
 #[tokio::test]
 async fn the_redis_queue_keeps_every_script_on_one_slot() {
-    redis_queue_contract(crate::key_layout::slot_checking_redis()).await;
+    redis_queue_meets_the_contract(&crate::key_layout::slot_checking_redis(), "docgate:").await;
 }
 
-/// The durable queue on `redis`, delivered by its sender to an SMTP sink.
-async fn redis_queue_contract(redis: RedisServer) {
+#[tokio::test]
+async fn the_redis_queue_on_sentinel_meets_the_contract() {
+    redis_queue_meets_the_contract(&RedisSentinel::start(), "docgate:").await;
+}
+
+#[tokio::test]
+async fn the_redis_queue_on_a_cluster_meets_the_contract() {
+    redis_queue_meets_the_contract(&RedisCluster::start(), "docgate:").await;
+}
+
+/// A prefix with a hash tag of its own puts every key in that one slot, which still works: the
+/// sender's blocking reads (`XREADGROUP BLOCK`) go to that slot's master on a connection of
+/// their own.
+#[tokio::test]
+async fn the_redis_queue_on_a_cluster_under_one_hash_tag_meets_the_contract() {
+    redis_queue_meets_the_contract(&RedisCluster::start(), "{docgate}:").await;
+}
+
+/// The queue on `redis`, its keys under `prefix`, with its sender delivering to a real SMTP
+/// server.
+async fn redis_queue_meets_the_contract(redis: &impl SharedRedis, prefix: &str) {
     let sink = SmtpSink::start();
-    let config = RedisConfig {
-        url: Secret::new(redis.url().into_bytes()),
-        prefix: "docgate:".to_owned(),
-    };
-    let outbox = RedisOutbox::new(
-        docgate::store::shared::connect(&config).unwrap(),
-        "docgate:",
-    );
+    let config = redis.config(prefix);
+    let outbox = RedisOutbox::new(docgate::store::shared::connect(&config).unwrap(), prefix);
     let transport = smtp::transport(&SmtpConfig {
         url: Secret::new(sink.url().into_bytes()),
     })
     .unwrap();
     let sender = Sender::new(
         outbox.clone(),
-        redis::Client::open(redis.url()).unwrap(),
+        config,
         Deliverer::smtp(transport, composer()),
         SenderSettings::default(),
     );

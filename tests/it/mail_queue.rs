@@ -8,31 +8,21 @@ use docgate::mail::smtp::{self, Failure};
 use docgate::mail::{LinkMail, MailError};
 use docgate::outbox::queue::{RedisOutbox, Revival, Sender, SenderSettings};
 use docgate::outbox::{Deliverer, Job, Outbox};
+use docgate::store::shared::connect;
 use docgate::token::Claims;
 use lettre::AsyncTransport;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::support::mail::{PUBLIC_URL, codec, composer, settings, transport};
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisServer, SharedRedis};
 use crate::support::smtp::SmtpSink;
 use crate::support::{Mail, drained, eventually, now};
 
 const PREFIX: &str = "docgate:";
 
-async fn manager(redis: &RedisServer) -> ConnectionManager {
-    let config = ConnectionManagerConfig::new()
-        .set_connection_timeout(Some(Duration::from_secs(1)))
-        .set_response_timeout(Some(Duration::from_secs(2)))
-        .set_number_of_retries(1);
-    ConnectionManager::new_with_config(redis::Client::open(redis.url()).unwrap(), config)
-        .await
-        .unwrap()
-}
-
 async fn outbox(redis: &RedisServer) -> RedisOutbox {
-    RedisOutbox::new(manager(redis).await, PREFIX)
+    RedisOutbox::new(connect(&redis.config(PREFIX)).unwrap(), PREFIX)
 }
 
 /// A link mail for `visitor@example.org`, its link living `ttl` seconds from `iat`.
@@ -65,7 +55,7 @@ impl Running {
     ) -> Self {
         let sender = Sender::new(
             outbox.clone(),
-            redis::Client::open(redis.url()).unwrap(),
+            redis.config(PREFIX),
             Deliverer::smtp(transport(&sink.url()), composer()),
             settings,
         );

@@ -38,3 +38,4 @@ mod scanner;
 mod slow;
 mod soak;
 mod store_contract;
+mod topologies;

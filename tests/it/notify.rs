@@ -6,7 +6,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docgate::config::Secret;
 use docgate::metrics::Metrics;
 use docgate::notify::Download;
 use docgate::notify::webhook::Webhook;
@@ -18,14 +17,15 @@ use serde_json::Value;
 use tokio::task::JoinHandle;
 
 use crate::support::binary::Docgate;
+use crate::support::free_port;
 use crate::support::mail::{codec, composer, settings, transport};
+use crate::support::redis::{RedisServer, SharedRedis};
 use crate::support::smtp::SmtpSink;
 use crate::support::webhook::{HOOK_SECRET, HOOK_TOKEN, Receiver};
 use crate::support::{
     BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, assert_whole_resume, drained,
     drained_at, eventually, fixture_env, now, token_of, write_fixtures,
 };
-use crate::support::{free_port, redis::RedisServer};
 
 const VISITOR: &str = "visitor@example.org";
 const OWNER: &str = "owner@example.com";
@@ -86,16 +86,12 @@ async fn queue(
     JoinHandle<()>,
 ) {
     let outbox = RedisOutbox::new(
-        docgate::store::shared::connect(&docgate::config::RedisConfig {
-            url: Secret::new(redis.url().into_bytes()),
-            prefix: "docgate:".to_owned(),
-        })
-        .unwrap(),
+        docgate::store::shared::connect(&redis.config("docgate:")).unwrap(),
         "docgate:",
     );
     let sender = Sender::new(
         outbox.clone(),
-        redis::Client::open(redis.url()).unwrap(),
+        redis.config("docgate:"),
         Deliverer::smtp(transport(&sink.url()), composer())
             .with_webhook(webhook)
             .with_metrics(metrics),

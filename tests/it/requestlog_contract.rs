@@ -1,5 +1,5 @@
 //! The request log contract, written once and run against both implementations: the JSON-lines
-//! file and Redis (a real `redis-server` per test). Each case gets a log of its own (a file of its
+//! file and Redis (a real standalone `redis-server`, Sentinel setup or cluster per test). Each case gets a log of its own (a file of its
 //! own, or a prefix of its own on the test's server).
 
 use std::net::IpAddr;
@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::support::{owner_id, pseudonyms};
-use docgate::config::{RedisConfig, Secret};
 use docgate::requestlog::shared::RedisLog;
 use docgate::requestlog::{
     DEFAULT_MAX_ENTRIES, Entry, Event, JsonLinesLog, NOTES_PER_LINK, PER_PERSON_PER_HOUR,
@@ -19,14 +18,15 @@ use redis::Commands;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisCluster, RedisSentinel, RedisServer, SharedRedis};
 
 const DAY: i64 = 86_400;
 
 /// Where the logs under test live.
 enum Backend {
     File(tempfile::TempDir),
-    Redis(RedisServer),
+    /// Any topology: a standalone server, a Sentinel setup, a cluster.
+    Redis(Box<dyn SharedRedis>),
 }
 
 impl Backend {
@@ -48,11 +48,8 @@ impl Backend {
                 .await
                 .unwrap(),
             ),
-            Backend::Redis(server) => {
-                let config = RedisConfig {
-                    url: Secret::new(server.url().into_bytes()),
-                    prefix: format!("{case}:"),
-                };
+            Backend::Redis(redis) => {
+                let config = redis.config(&format!("{case}:"));
                 Arc::new(
                     RedisLog::new(
                         connect(&config).unwrap(),
@@ -265,7 +262,17 @@ async fn the_file_log_meets_the_contract() {
 
 #[tokio::test]
 async fn the_redis_log_meets_the_contract() {
-    contract(&Backend::Redis(RedisServer::start())).await;
+    contract(&Backend::Redis(Box::new(RedisServer::start()))).await;
+}
+
+#[tokio::test]
+async fn the_redis_log_on_sentinel_meets_the_contract() {
+    contract(&Backend::Redis(Box::new(RedisSentinel::start()))).await;
+}
+
+#[tokio::test]
+async fn the_redis_log_on_a_cluster_meets_the_contract() {
+    contract(&Backend::Redis(Box::new(RedisCluster::start()))).await;
 }
 
 /// RFC 3339 for `secs_ago` seconds before now.
@@ -511,7 +518,7 @@ async fn erasure_removes_exactly_one_person(log: &dyn RequestLog) {
 async fn redis_keys_are_what_the_module_says_and_writes_trim_retention() {
     let server = RedisServer::start();
     let mut conn = server.client();
-    let backend = Backend::Redis(server);
+    let backend = Backend::Redis(Box::new(server));
     let keep = Duration::from_secs(30 * DAY as u64);
     let forever = backend.log("docgate", None).await;
     let kept = backend.log("docgate", Some(keep)).await;
@@ -603,5 +610,8 @@ async fn redis_keys_are_what_the_module_says_and_writes_trim_retention() {
 
 #[tokio::test]
 async fn the_redis_log_keeps_every_script_on_one_slot() {
-    contract(&Backend::Redis(crate::key_layout::slot_checking_redis())).await;
+    contract(&Backend::Redis(Box::new(
+        crate::key_layout::slot_checking_redis(),
+    )))
+    .await;
 }

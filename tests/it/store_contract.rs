@@ -1,10 +1,10 @@
 //! The token store and rate limiter contracts, written once and run against every
-//! implementation: the embedded ones and the Redis ones (a real `redis-server` per test).
+//! implementation: the embedded ones and the Redis ones, on each Redis topology a test can start
+//! (a real standalone `redis-server`, Sentinel setup or cluster per test).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use docgate::config::{RedisConfig, Secret};
 use docgate::ratelimit::memory::MemoryLimiter;
 use docgate::ratelimit::shared::RedisLimiter;
 use docgate::ratelimit::{Decision, Key, RateLimiter, Scope};
@@ -16,21 +16,20 @@ use crate::support::{owner_id, pseudonyms};
 use docgate::token::Jti;
 use docgate::units::parse_rate;
 
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisCluster, RedisSentinel, RedisServer, SharedRedis};
 
 const LINK_TTL: Duration = Duration::from_secs(900);
 
-fn redis_config(server: &RedisServer) -> RedisConfig {
-    RedisConfig {
-        url: Secret::new(server.url().into_bytes()),
-        prefix: "docgate:".to_owned(),
-    }
+/// A Redis store on the test's own topology (kept alive by the caller's handle).
+fn redis_store(redis: &impl SharedRedis) -> Arc<dyn TokenStore> {
+    let conn = connect(&redis.config("docgate:")).unwrap();
+    Arc::new(RedisStore::new(conn, "docgate:", LINK_TTL))
 }
 
-/// A Redis store on its own server (kept alive by the returned handle).
-fn redis_store(server: &RedisServer) -> Arc<dyn TokenStore> {
-    let conn = connect(&redis_config(server)).unwrap();
-    Arc::new(RedisStore::new(conn, "docgate:", LINK_TTL))
+/// A Redis limiter on the test's own topology.
+fn redis_limiter(redis: &impl SharedRedis) -> Arc<dyn RateLimiter> {
+    let conn = connect(&redis.config("docgate:")).unwrap();
+    Arc::new(RedisLimiter::new(conn, "docgate:", Arc::new(pseudonyms())))
 }
 
 async fn insert(store: &dyn TokenStore, ttl: Duration, attempts: u32) -> Jti {
@@ -586,13 +585,31 @@ async fn memory_limiter_meets_the_contract() {
 #[tokio::test]
 async fn redis_limiter_meets_the_contract() {
     let server = RedisServer::start();
-    let conn = connect(&redis_config(&server)).unwrap();
-    limiter_contract(Arc::new(RedisLimiter::new(
-        conn,
-        "docgate:",
-        Arc::new(pseudonyms()),
-    )))
-    .await;
+    limiter_contract(redis_limiter(&server)).await;
+}
+
+#[tokio::test]
+async fn the_store_on_sentinel_meets_the_contract() {
+    let sentinel = RedisSentinel::start();
+    store_contract(redis_store(&sentinel)).await;
+}
+
+#[tokio::test]
+async fn the_limiter_on_sentinel_meets_the_contract() {
+    let sentinel = RedisSentinel::start();
+    limiter_contract(redis_limiter(&sentinel)).await;
+}
+
+#[tokio::test]
+async fn the_store_on_a_cluster_meets_the_contract() {
+    let cluster = RedisCluster::start();
+    store_contract(redis_store(&cluster)).await;
+}
+
+#[tokio::test]
+async fn the_limiter_on_a_cluster_meets_the_contract() {
+    let cluster = RedisCluster::start();
+    limiter_contract(redis_limiter(&cluster)).await;
 }
 
 #[tokio::test]
@@ -705,7 +722,7 @@ async fn an_unreachable_redis_fails_closed_quickly() {
 async fn redis_store_and_limiter_keep_every_script_on_one_slot() {
     let server = crate::key_layout::slot_checking_redis();
     store_contract(redis_store(&server)).await;
-    let conn = connect(&redis_config(&server)).unwrap();
+    let conn = connect(&server.config("docgate:")).unwrap();
     limiter_contract(Arc::new(RedisLimiter::new(
         conn,
         "docgate:",

@@ -26,8 +26,8 @@ pub mod sender;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::topology::SharedConnection;
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
 
 pub use operator::{DeadLetter, Revival};
 pub use scripts::DEAD_LETTER_MAX;
@@ -47,7 +47,7 @@ const ENQUEUE_TIMEOUT: Duration = Duration::from_secs(3);
 /// The durable mail queue: what requests submit to, and what operators inspect.
 #[derive(Clone)]
 pub struct RedisOutbox {
-    conn: ConnectionManager,
+    conn: SharedConnection,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
 }
@@ -62,7 +62,7 @@ struct Keys {
 impl RedisOutbox {
     /// The queue over `conn`, its keys under `prefix`. `conn` should have a response timeout;
     /// [`Outbox::submit`] gives up after a few seconds regardless.
-    pub fn new(conn: ConnectionManager, prefix: &str) -> Self {
+    pub fn new(conn: SharedConnection, prefix: &str) -> Self {
         Self {
             conn,
             keys: Arc::new(Keys {

@@ -8,13 +8,14 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use redis::RedisError;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamPendingCountReply, StreamReadReply};
 
 use super::codec::{Entry, F_KIND, Fields, dead_fields, now_ms};
 use super::{GROUP, RedisOutbox};
+use crate::config::RedisConfig;
 use crate::outbox::Kind;
 use crate::outbox::deliver::{Attempt, Deliverer};
+use crate::topology::{SharedConnection, connect_with};
 use crate::units::unix_now;
 
 /// Pause after a Redis failure in the sender, doubling up to [`REDIS_PAUSE_MAX`].
@@ -69,8 +70,9 @@ impl SenderSettings {
 /// Delivers the queue: one per replica, run as a background task.
 pub struct Sender {
     outbox: RedisOutbox,
-    /// Opens the dedicated connection for blocking reads.
-    client: redis::Client,
+    /// Where to open the dedicated connection for blocking reads: the same topology as
+    /// `outbox`'s connection.
+    redis: RedisConfig,
     /// Delivers each job read (and counts it).
     deliverer: Deliverer,
     settings: SenderSettings,
@@ -81,7 +83,7 @@ pub struct Sender {
 /// The sender's loop state.
 struct State {
     /// The dedicated connection for blocking reads.
-    reader: ConnectionManager,
+    reader: SharedConnection,
     group_ready: bool,
     /// Jobs the SMTP server accepted whose acknowledgement has not reached Redis yet.
     unacked: Vec<String>,
@@ -91,17 +93,17 @@ struct State {
 }
 
 impl Sender {
-    /// A sender for `outbox`'s queue, handing each job to `deliverer`. `client` opens the
-    /// dedicated connection for blocking reads (the same Redis as `outbox`'s connection).
+    /// A sender for `outbox`'s queue, handing each job to `deliverer`. `redis` is where it opens
+    /// its dedicated connection for blocking reads (the same Redis as `outbox`'s connection).
     pub fn new(
         outbox: RedisOutbox,
-        client: redis::Client,
+        redis: RedisConfig,
         deliverer: Deliverer,
         settings: SenderSettings,
     ) -> Self {
         Self {
             outbox,
-            client,
+            redis,
             deliverer,
             settings,
             consumer: consumer_name(),
@@ -117,12 +119,8 @@ impl Sender {
     /// what it had read and leaves the group. Redis and SMTP failures are logged and retried; this
     /// returns only on shutdown.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(3)))
-            .set_response_timeout(Some(self.settings.block + Duration::from_secs(5)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let reader = match ConnectionManager::new_lazy_with_config(self.client.clone(), config) {
+        // A read blocks for `block`; its answer may take that long, and a little more.
+        let reader = match connect_with(&self.redis, self.settings.block + Duration::from_secs(5)) {
             Ok(reader) => reader,
             Err(e) => {
                 tracing::error!(error = %e, "mail sender not started: no Redis connection");

@@ -205,6 +205,11 @@ impl Daemon {
         panic!("{name} did not start: {hint}");
     }
 
+    /// Whether the process runs (not stopped for an outage).
+    pub fn running(&self) -> bool {
+        self.process.is_some()
+    }
+
     /// Kills the process (an outage).
     pub fn stop(&mut self) {
         self.process = None;
