@@ -100,11 +100,10 @@ impl Backends {
         let (store, limiter): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>) =
             match (&config.redis, &redis_conn) {
                 (Some(redis), Some(conn)) => (
-                    Arc::new(RedisStore::new(
-                        conn.clone(),
-                        &redis.prefix,
-                        config.token_ttl,
-                    )),
+                    Arc::new(
+                        RedisStore::new(conn.clone(), &redis.prefix, config.token_ttl)
+                            .with_wait(redis.wait),
+                    ),
                     Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix, ids.clone())),
                 ),
                 _ => (Arc::new(MemoryStore::new()), Arc::new(MemoryLimiter::new())),
