@@ -1,0 +1,132 @@
+//! Durable completion (`DOCGATE_REDIS_WAIT_REPLICAS`) on a real primary and its real replica:
+//! a completed download waits for the replica's acknowledgement (`WAIT`) before its last byte
+//! goes out; without it the download is cut before that byte and the link stays usable.
+
+use std::time::Duration;
+
+// The client crate, not `support::redis`.
+use ::redis;
+use docgate::store::LinkState;
+
+use crate::support::redis::RedisServer;
+use crate::support::*;
+
+/// A primary and a replica of it, in sync.
+fn primary_and_replica() -> (RedisServer, RedisServer) {
+    let primary = RedisServer::start();
+    let replica = RedisServer::with_args(&["--replicaof", "127.0.0.1", &primary.port.to_string()]);
+    let mut conn = primary.client();
+    let mut synced = false;
+    for _ in 0..100 {
+        let acked: i64 = redis::cmd("WAIT").arg(1).arg(100).query(&mut conn).unwrap();
+        if acked == 1 {
+            synced = true;
+            break;
+        }
+    }
+    assert!(synced, "the replica is in sync");
+    (primary, replica)
+}
+
+async fn docgate(primary: &RedisServer, wait: Option<&str>) -> TestApp {
+    let url = primary.url();
+    let mut env = vec![
+        ("DOCGATE_REDIS_URL", url.as_str()),
+        ("DOCGATE_REDIS_WAIT_TIMEOUT", "200ms"),
+    ];
+    if let Some(replicas) = wait {
+        env.push(("DOCGATE_REDIS_WAIT_REPLICAS", replicas));
+    }
+    TestApp::with(&env).await
+}
+
+/// Reads the body to its end or its failure: (bytes received, whether it failed).
+async fn read_body(mut response: reqwest::Response) -> (usize, bool) {
+    let mut received = 0;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => received += chunk.len(),
+            Ok(None) => return (received, false),
+            Err(_) => return (received, true),
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_one_replica_required_a_download_is_whole_and_spends_the_link() {
+    let (primary, _replica) = primary_and_replica();
+    let app = docgate(&primary, Some("1")).await;
+    let (claims, link) = app.mint("resume").await;
+    assert_whole_resume(app.get(&link).await).await;
+    assert_eq!(app.get(&link).await.status(), 410);
+    assert_eq!(
+        app.released(&claims.jti).await,
+        LinkState::Used,
+        "the completion stands"
+    );
+}
+
+#[tokio::test]
+async fn without_its_replica_the_download_is_cut_before_its_last_byte_and_the_link_stays_usable() {
+    let (primary, replica) = primary_and_replica();
+    let app = docgate(&primary, Some("1")).await;
+    let (claims, link) = app.mint("resume").await;
+
+    // The replica hangs: it acknowledges nothing.
+    replica.pause();
+    let response = app.get(&link).await;
+    assert_eq!(response.status(), 200);
+    let (received, failed) = read_body(response).await;
+    assert!(failed, "the transfer is aborted");
+    assert!(
+        received < RESUME_LEN,
+        "the last byte was not released: {received} bytes"
+    );
+    // The failure was docgate's: the link is usable again, its attempt refunded.
+    assert_eq!(
+        app.released(&claims.jti).await,
+        LinkState::Ready { started: 0 }
+    );
+    let mut conn = primary.client();
+    let undo: bool = redis::cmd("EXISTS")
+        .arg(format!("docgate:undo:{{{}}}", claims.jti.as_str()))
+        .query(&mut conn)
+        .unwrap();
+    assert!(!undo, "the taken-back completion leaves no undo record");
+
+    // The replica is back: the same link downloads whole, once.
+    replica.resume();
+    eventually(
+        "a whole download once the replica is back",
+        Duration::from_secs(20),
+        || {
+            let app = &app;
+            let link = link.clone();
+            async move {
+                let response = app.get(&link).await;
+                // 409: the last cut attempt's claim is still being released.
+                if response.status() == 409 {
+                    return None;
+                }
+                assert_eq!(response.status(), 200);
+                let bytes = response.bytes().await.ok()?;
+                assert_eq!(bytes.len(), RESUME_LEN);
+                Some(())
+            }
+        },
+    )
+    .await;
+    assert_eq!(app.get(&link).await.status(), 410);
+}
+
+#[tokio::test]
+async fn by_default_a_completion_waits_for_no_replica() {
+    let (primary, replica) = primary_and_replica();
+    let app = docgate(&primary, None).await;
+    let (claims, link) = app.mint("resume").await;
+    replica.pause();
+    assert_whole_resume(app.get(&link).await).await;
+    assert_eq!(app.released(&claims.jti).await, LinkState::Used);
+    assert_eq!(app.get(&link).await.status(), 410);
+    replica.resume();
+}
