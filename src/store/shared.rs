@@ -220,6 +220,36 @@ const REVOKE: &str = "
 return {redis.call('DEL', KEYS[1]), disarm(KEYS[2])}
 ";
 
+fn renew_source() -> String {
+    format!("#!lua{REPORT}{RENEW}")
+}
+
+fn complete_source() -> String {
+    format!("#!lua{REPORT}{COMPLETE}")
+}
+
+fn release_source() -> String {
+    format!("#!lua{REPORT}{RELEASE}")
+}
+
+fn revoke_source() -> String {
+    format!("{DISARM}{REVOKE}")
+}
+
+/// Every Lua script of the token store, by name, as `docgate check` loads them.
+pub fn scripts() -> Vec<(&'static str, String)> {
+    vec![
+        ("link claim", CLAIM.to_owned()),
+        ("link renew", renew_source()),
+        ("link complete", complete_source()),
+        ("link release", release_source()),
+        ("link rearm", REARM.to_owned()),
+        ("link owner add", OWNER_ADD.to_owned()),
+        ("link revoke", revoke_source()),
+        ("link undo", UNDO.to_owned()),
+    ]
+}
+
 /// The Redis token store.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -247,12 +277,12 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             spent_ttl,
             claim: Script::new(CLAIM),
-            renew: Script::new(&format!("#!lua{REPORT}{RENEW}")),
-            complete: Script::new(&format!("#!lua{REPORT}{COMPLETE}")),
-            release: Script::new(&format!("#!lua{REPORT}{RELEASE}")),
+            renew: Script::new(&renew_source()),
+            complete: Script::new(&complete_source()),
+            release: Script::new(&release_source()),
             rearm: Script::new(REARM),
             owner_add: Script::new(OWNER_ADD),
-            revoke: Script::new(&format!("{DISARM}{REVOKE}")),
+            revoke: Script::new(&revoke_source()),
             undo: Script::new(UNDO),
             wait: None,
         }
