@@ -8,7 +8,7 @@ use std::time::Duration;
 use ::redis;
 use docgate::store::LinkState;
 
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisCluster, RedisServer, SharedRedis};
 use crate::support::*;
 
 /// A primary and a replica of it, in sync.
@@ -28,16 +28,22 @@ fn primary_and_replica() -> (RedisServer, RedisServer) {
     (primary, replica)
 }
 
-async fn docgate(primary: &RedisServer, wait: Option<&str>) -> TestApp {
-    let url = primary.url();
-    let mut env = vec![
-        ("DOCGATE_REDIS_URL", url.as_str()),
-        ("DOCGATE_REDIS_WAIT_TIMEOUT", "200ms"),
-    ];
+async fn docgate(redis: &impl SharedRedis, wait: Option<&str>) -> TestApp {
+    let redis_env = redis.env();
+    let mut env: Vec<(&str, &str)> = redis_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("DOCGATE_REDIS_WAIT_TIMEOUT", "200ms"));
     if let Some(replicas) = wait {
         env.push(("DOCGATE_REDIS_WAIT_REPLICAS", replicas));
     }
     TestApp::with(&env).await
+}
+
+/// The test's own connection to the node on `port` (no cluster redirections followed).
+fn node(port: u16) -> redis::Connection {
+    redis::Client::open(format!("redis://127.0.0.1:{port}"))
+        .unwrap()
+        .get_connection()
+        .unwrap()
 }
 
 /// Reads the body to its end or its failure: (bytes received, whether it failed).
@@ -129,4 +135,83 @@ async fn by_default_a_completion_waits_for_no_replica() {
     assert_eq!(app.released(&claims.jti).await, LinkState::Used);
     assert_eq!(app.get(&link).await.status(), 410);
     replica.resume();
+}
+
+#[tokio::test]
+async fn on_a_cluster_the_wait_goes_to_the_master_of_the_links_slot() {
+    let cluster = RedisCluster::with_replicas(true);
+    let app = docgate(&cluster, Some("1")).await;
+    let mut links = Vec::new();
+    for _ in 0..12 {
+        links.push(app.mint("resume").await);
+    }
+    // The master holding each link's key (another master answers MOVED).
+    let masters = cluster.master_ports();
+    let holder = |jti: &str| -> u16 {
+        let key = format!("docgate:token:{{{jti}}}");
+        let held: Vec<u16> = masters
+            .iter()
+            .copied()
+            .filter(|port| {
+                redis::cmd("EXISTS")
+                    .arg(&key)
+                    .query::<bool>(&mut node(*port))
+                    .unwrap_or(false)
+            })
+            .collect();
+        assert_eq!(held.len(), 1, "{key} on one master: {held:?}");
+        held[0]
+    };
+    let stalled = holder(links[0].0.jti.as_str());
+    let (on_stalled, elsewhere): (Vec<_>, Vec<_>) = links
+        .into_iter()
+        .partition(|(claims, _)| holder(claims.jti.as_str()) == stalled);
+    assert!(!elsewhere.is_empty(), "links land on several masters");
+    // The replica of that one master hangs.
+    let replica = cluster
+        .nodes
+        .iter()
+        .find(|n| {
+            let replication: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut node(n.port))
+                .unwrap();
+            replication.contains(&format!("master_port:{stalled}"))
+        })
+        .expect("every master has a replica");
+    replica.pause();
+
+    // A link on that master: cut before its last byte, and refunded.
+    let (claims, link) = &on_stalled[0];
+    let response = app.get(link).await;
+    assert_eq!(response.status(), 200);
+    let (received, failed) = read_body(response).await;
+    assert!(failed && received < RESUME_LEN, "{received} bytes");
+    assert_eq!(
+        app.released(&claims.jti).await,
+        LinkState::Ready { started: 0 }
+    );
+    // A link on another master: its own master's replica acknowledges, the download is whole.
+    let (claims, link) = &elsewhere[0];
+    assert_whole_resume(app.get(link).await).await;
+    assert_eq!(app.released(&claims.jti).await, LinkState::Used);
+
+    replica.resume();
+    let (_, link) = &on_stalled[0];
+    eventually(
+        "a whole download once the replica is back",
+        Duration::from_secs(20),
+        || async {
+            let response = app.get(link).await;
+            if response.status() == 409 {
+                return None;
+            }
+            assert_eq!(response.status(), 200);
+            let bytes = response.bytes().await.ok()?;
+            assert_eq!(bytes.len(), RESUME_LEN);
+            Some(())
+        },
+    )
+    .await;
+    assert_eq!(app.get(link).await.status(), 410);
 }
