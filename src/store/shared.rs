@@ -265,8 +265,10 @@ pub struct RedisStore {
     owner_add: Script,
     revoke: Script,
     undo: Script,
-    /// Replicas that must acknowledge a completion before its last byte goes out.
-    wait: Option<WaitReplicas>,
+    /// Replicas that must acknowledge a completion before its last byte goes out, and the
+    /// connection completions use then: `WAIT` blocks the connection it is sent on, so it gets
+    /// its own rather than holding up every other request's commands.
+    wait: Option<(WaitReplicas, SharedConnection)>,
 }
 
 impl RedisStore {
@@ -290,8 +292,9 @@ impl RedisStore {
 
     /// Makes every completion durable on `wait.replicas` replicas (`WAIT`) before it counts:
     /// when fewer acknowledge within `wait.timeout`, the completion is taken back and fails.
-    pub fn with_wait(mut self, wait: Option<WaitReplicas>) -> Self {
-        self.wait = wait;
+    /// Completions then run on `conn`, a connection of their own to the same topology.
+    pub fn with_wait(mut self, wait: WaitReplicas, conn: SharedConnection) -> Self {
+        self.wait = Some((wait, conn));
         self
     }
 
@@ -504,7 +507,10 @@ impl TokenStore for RedisStore {
 
     async fn complete(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         let jti = jti.as_str();
-        let mut conn = self.conn.clone();
+        let mut conn = match &self.wait {
+            Some((_, conn)) => conn.clone(),
+            None => self.conn.clone(),
+        };
         let token_key = self.token_key(jti);
         let spent: i64 = self
             .complete
@@ -520,15 +526,14 @@ impl TokenStore for RedisStore {
             .arg(millis(self.spent_ttl))
             .arg(sent.bytes)
             .arg(sent.size)
-            .arg(self.wait.map_or(0, |_| UNDO_TTL_MS))
+            .arg(self.wait.as_ref().map_or(0, |_| UNDO_TTL_MS))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        let Some(wait) = self.wait.filter(|_| spent == 1) else {
+        let Some((wait, _)) = self.wait.as_ref().filter(|_| spent == 1) else {
             return Ok(spent == 1);
         };
-        let acknowledged = self
-            .conn
+        let acknowledged = conn
             .wait_replicas(&token_key, wait.replicas, wait.timeout)
             .await;
         if matches!(acknowledged, Ok(n) if n >= wait.replicas) {
