@@ -117,7 +117,9 @@ local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'rearmed')
 if h[1] ~= ARGV[1] or tonumber(h[2] or 0) <= now then return 0 end
 if tonumber(ARGV[6]) > 0 then
+  local ttl = redis.call('PTTL', KEYS[1])
   redis.call('COPY', KEYS[1], KEYS[3], 'REPLACE')
+  if ttl > 0 then redis.call('HSET', KEYS[3], 'undo_until', now + ttl) end
   redis.call('PEXPIRE', KEYS[3], ARGV[6])
 end
 report(KEYS[1], ARGV[4], ARGV[5])
@@ -133,13 +135,17 @@ return 1
 ";
 
 /// Takes back a completion that too few replicas acknowledged: the link's record as it was before
-/// [`COMPLETE`], lease still held (the download's release then refunds it), and no spent marker.
+/// [`COMPLETE`], lease still held (the download's release then refunds it), expiring when it
+/// would have (`undo_until`, Redis time, ms), and no spent marker.
 /// KEYS[1] token key, KEYS[2] spent key, KEYS[3] undo key; ARGV[1] lease id. 1 undone, 0 not.
 const UNDO: &str = r"#!lua
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 if redis.call('HGET', KEYS[3], 'lease') ~= ARGV[1] then return 0 end
+local expires = redis.call('HGET', KEYS[3], 'undo_until')
 redis.call('COPY', KEYS[3], KEYS[1])
 redis.call('DEL', KEYS[3], KEYS[2])
+redis.call('HDEL', KEYS[1], 'undo_until')
+if expires then redis.call('PEXPIREAT', KEYS[1], expires) end
 return 1
 ";
 

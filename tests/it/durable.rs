@@ -99,6 +99,14 @@ async fn without_its_replica_the_download_is_cut_before_its_last_byte_and_the_li
         .query(&mut conn)
         .unwrap();
     assert!(!undo, "the taken-back completion leaves no undo record");
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(format!("docgate:token:{{{}}}", claims.jti.as_str()))
+        .query(&mut conn)
+        .unwrap();
+    assert!(
+        ttl > 600_000,
+        "the link keeps its lifetime (15 minutes): {ttl} ms"
+    );
 
     // The replica is back: the same link downloads whole, once.
     replica.resume();
