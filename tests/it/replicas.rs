@@ -14,6 +14,12 @@ use std::time::{Duration, Instant};
 use ::redis;
 use futures_util::StreamExt;
 
+use docgate::requestlog::shared::RedisLog;
+use docgate::requestlog::{Entry, Event, RequestLog};
+use docgate::store::shared::connect;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
 use crate::support::binary::Docgate;
 use crate::support::mail::Mail;
 use crate::support::process::free_port;
@@ -36,6 +42,7 @@ async fn replicas(
     sink: &SmtpSink,
     documents: &std::path::Path,
     count: usize,
+    extra: &[(&str, &str)],
 ) -> Vec<Replica> {
     write_fixtures(documents);
     let mut started = Vec::new();
@@ -58,6 +65,7 @@ async fn replicas(
             ("DOCGATE_SMTP_URL", sink.url()),
         ];
         settings.extend(redis.env());
+        settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
         for (k, v) in settings {
             env.retain(|(name, _)| name != k);
             env.push((k.to_owned(), v));
@@ -146,7 +154,7 @@ async fn link_requests_spread_over_three_replicas_are_mailed_once_each_and_land_
     let cluster = RedisCluster::start();
     let sink = SmtpSink::start();
     let documents = tempfile::tempdir().unwrap();
-    let replicas = replicas(&cluster, &sink, documents.path(), 3).await;
+    let replicas = replicas(&cluster, &sink, documents.path(), 3, &[]).await;
     let client = reqwest::Client::new();
 
     for i in 0..N {
@@ -226,7 +234,7 @@ async fn fifty_clients_racing_across_three_replicas_on_a_cluster_get_one_downloa
     let cluster = RedisCluster::start();
     let sink = SmtpSink::start();
     let documents = tempfile::tempdir().unwrap();
-    let replicas = replicas(&cluster, &sink, documents.path(), 3).await;
+    let replicas = replicas(&cluster, &sink, documents.path(), 3, &[]).await;
     let client = reqwest::Client::new();
     assert_eq!(
         ask(&client, &replicas[0].base, "racer@example.org", "big").await,
@@ -266,6 +274,88 @@ async fn fifty_clients_racing_across_three_replicas_on_a_cluster_get_one_downloa
         .map(|p| token_keys_on(*p).len())
         .sum();
     assert_eq!(keys, 0, "the spent link has no key");
+}
+
+#[tokio::test]
+async fn the_retention_purge_running_on_every_replica_deletes_each_old_entry_once() {
+    const OLD: usize = 30;
+    let cluster = RedisCluster::start();
+    // The shared request log, as today's replicas left it: old entries and recent ones.
+    let config = cluster.config("docgate:");
+    let log = RedisLog::new(
+        connect(&config).unwrap(),
+        &config.prefix,
+        None,
+        Arc::new(pseudonyms()),
+    );
+    let entry = |days: i64, email: String| {
+        let mut entry = Entry::now(Event::LinkRequested, [192, 0, 2, 1].into(), "sent");
+        entry.at = (OffsetDateTime::now_utc() - time::Duration::days(days))
+            .format(&Rfc3339)
+            .unwrap();
+        entry.email = Some(email);
+        entry.document = Some("resume".to_owned());
+        entry
+    };
+    for i in 0..OLD {
+        log.record(&entry(10, format!("old{i}@example.org")))
+            .await
+            .unwrap();
+    }
+    for i in 0..3 {
+        log.record(&entry(1, format!("new{i}@example.org")))
+            .await
+            .unwrap();
+    }
+
+    // Three replicas start together; each sweeps the log at once, then hourly.
+    let sink = SmtpSink::start();
+    let documents = tempfile::tempdir().unwrap();
+    let replicas = replicas(
+        &cluster,
+        &sink,
+        documents.path(),
+        3,
+        &[
+            ("DOCGATE_REQUEST_LOG_RETENTION", "7d"),
+            ("DOCGATE_LOG_FORMAT", "json"),
+        ],
+    )
+    .await;
+    let purged = || -> u64 {
+        replicas
+            .iter()
+            .flat_map(|r| {
+                r.process
+                    .stderr
+                    .text()
+                    .lines()
+                    .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+                    .filter(|v| v["message"] == "request log entries past their retention deleted")
+                    .map(|v| v["purged"].as_u64().unwrap())
+                    .collect::<Vec<_>>()
+            })
+            .sum()
+    };
+    eventually(
+        "the old entries purged",
+        Duration::from_secs(20),
+        || async { (purged() >= OLD as u64).then_some(()) },
+    )
+    .await;
+    // Each deleted once, whichever replica got to it, and no sweep failed.
+    assert_eq!(purged(), OLD as u64);
+    let left = log.recent(100, 0).await.unwrap();
+    assert_eq!(left.len(), 3, "{left:?}");
+    assert!(
+        left.iter()
+            .all(|e| e.email.as_deref().is_some_and(|a| a.starts_with("new"))),
+        "{left:?}"
+    );
+    for replica in &replicas {
+        let log = replica.process.stderr.text();
+        assert!(!log.contains("retention not applied"), "{log}");
+    }
 }
 
 /// Bound on waiting out the lease of a claim whose replica lost Redis (`LEASE_TTL`, 10 s).
@@ -366,7 +456,7 @@ async fn traffic_through_a_failover(
     const LINKS: usize = 60;
     let sink = SmtpSink::start();
     let documents = tempfile::tempdir().unwrap();
-    let replicas = replicas(redis, &sink, documents.path(), 3).await;
+    let replicas = replicas(redis, &sink, documents.path(), 3, &[]).await;
     let client = reqwest::Client::new();
     for i in 0..LINKS {
         let email = format!("before{i}@example.org");
