@@ -1,9 +1,10 @@
 //! Many docgate replicas on one Redis, as production runs them: three real `docgate` processes
 //! sharing a 3-master Redis Cluster (or a Sentinel setup), one SMTP server and one documents
 //! directory, driven over real HTTP. Links land on every master, each link request is mailed
-//! exactly once whichever replica took it, 50 clients racing for one link across the replicas get
-//! one complete download, and traffic running through a failover gets successes or clean 503s
-//! only, spends no link by a failure and loses no mail.
+//! exactly once whichever replica took it, the retention purge running on every replica deletes
+//! each old entry once, 50 clients racing for one link across the replicas get one complete
+//! download, and traffic running through a failover gets successes or clean 503s only, spends no
+//! link by a failure and loses no mail.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
