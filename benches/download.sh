@@ -47,7 +47,7 @@ P_S3FS=19000         # s3s-fs origin (examples/s3_origin.rs)
 P_NGX_S3FS=18092     # nginx proxy hop -> s3s-fs
 P_ORIGIN=19001       # nginx as a fast S3 origin (bucket directory)
 P_NGX_ORIGIN=18093   # nginx proxy hop -> fast origin
-P_CLUSTER=(16401 16402 16403)   # the 3 masters of the cluster suite's Redis Cluster
+P_CLUSTER=()         # the 3 masters of the cluster suite's Redis Cluster: free ports, chosen then
 
 RUN=$WORK/run
 RAW=$WORK/raw
@@ -468,9 +468,38 @@ for line in sys.stdin:
     stop_pid "$PID_docgate"
 }
 
-# A 3-master Redis Cluster on P_CLUSTER (no replicas, no persistence), as an operator creates one.
+# N free loopback ports P in 20000-29999 whose cluster bus port P + 10000 is free too.
+free_cluster_ports() {
+    python3 - "$1" <<'EOF'
+import random, socket, sys
+want, found = int(sys.argv[1]), []
+for _ in range(200):
+    port = random.randrange(20000, 30000)
+    socks = []
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    if port not in found:
+        found.append(port)
+    if len(found) == want:
+        print(*found)
+        sys.exit(0)
+sys.exit("no free ports")
+EOF
+}
+
+# A 3-master Redis Cluster on free ports (no replicas, no persistence), as an operator creates one.
 start_cluster() {
     local port i ok
+    read -r -a P_CLUSTER <<<"$(free_cluster_ports 3)" || die "no free ports for the cluster"
+    log "Redis Cluster on ports ${P_CLUSTER[*]}"
     for port in "${P_CLUSTER[@]}"; do
         rm -rf "$RUN/cluster-$port"
         mkdir -p "$RUN/cluster-$port"
@@ -483,6 +512,7 @@ start_cluster() {
             redis-cli -p "$port" ping >/dev/null 2>&1 && break
             sleep 0.05
         done
+        ((i < 100)) || die "redis-server on $port did not start (see $RUN/cluster-$port.log)"
     done
     redis-cli --cluster create "${P_CLUSTER[@]/#/127.0.0.1:}" --cluster-yes \
         >"$RUN/cluster-create.log" 2>&1 || die "redis-cli --cluster create failed (see $RUN/cluster-create.log)"

@@ -12,7 +12,13 @@ downloads per second (2xx responses ÷ wrk's duration), Redis commands per downl
 summed over every master: `EVALSHA`, `EVAL`, `FCALL`, and all calls, those run inside Lua scripts
 included, less the `INFO` of the snapshots), each master's CPU fraction (CPU seconds ÷ wrk's
 duration) and the downloads per second one master would carry at a full core: downloads/s ÷ the
-busiest master's CPU fraction (and ÷ the mean master's).
+busiest master's CPU fraction (and ÷ the mean master's). On a cluster it also splits the busiest
+master's load: the keys every download shares a slot with (one slot of the request log, the
+per-IP rate limit of wrk's one address) cost the busiest master's fraction less the others'
+median, which caps the cluster at downloads/s ÷ that, however many masters it has; the links'
+own keys cost each other master its fraction for a third of the downloads, so one master carries
+(downloads/s ÷ masters) ÷ its fraction of them. Below the table, the commands per download, all
+masters summed, and each master's share of the calls.
 """
 
 import json
@@ -74,16 +80,29 @@ def one_run(raw):
         return None
     calls = defaultdict(int)
     cpu = {}
+    per_master = {}
     for port, a in after.items():
         b = before.get(port, {"calls": {}, "cpu": 0.0})
+        per_master[port] = 0
         for name, n in a["calls"].items():
             if name not in OURS:
                 calls[name] += n - b["calls"].get(name, 0)
+                per_master[port] += n - b["calls"].get(name, 0)
         cpu[port] = (a["cpu"] - b["cpu"]) / secs
     fractions = sorted(cpu.values(), reverse=True)
     busiest = fractions[0]
     mean = statistics.mean(fractions)
+    shared = links_only = None
+    if len(fractions) > 1:
+        others = statistics.median(fractions[1:])
+        shared = ok / secs / (busiest - others) if busiest > others else None
+        links_only = ok / secs / len(fractions) / others if others > 0 else None
+    total = sum(per_master.values()) or 1
     return {
+        "shared": shared,
+        "links_only": links_only,
+        "commands": {name: n / ok for name, n in calls.items()},
+        "shares": sorted((n / total for n in per_master.values()), reverse=True),
         "dls": ok / secs,
         "mibs": mibs,
         "bad": bad,
@@ -126,9 +145,10 @@ def summary(results):
     print("\n### Redis: one node against a 3-master cluster\n")
     print("| target | size | c | runs | downloads/s | MiB/s | errors (sum) | EVALSHA/dl | EVAL/dl | "
           "FCALL/dl | all calls/dl | Redis CPU ms/dl | CPU fraction per master | "
-          "downloads/s per shard (busiest) | (mean) | load |")
+          "downloads/s per shard (busiest) | (mean) | shared-slot ceiling | links-only master | "
+          "load |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | "
-          "---: | ---: | --- |")
+          "---: | ---: | ---: | ---: | --- |")
     for key in keys:
         rs = runs[key]
         # Per master, busiest first, each the median over the runs.
@@ -142,7 +162,19 @@ def summary(results):
               f"{fmt(med(r['cpu_ms'] for r in rs), '.3f')} | {per_master} | "
               f"{fmt(med(r['per_busiest'] for r in rs), '.0f')} | "
               f"{fmt(med(r['per_mean'] for r in rs), '.0f')} | "
+              f"{fmt(med(r['shared'] for r in rs), '.0f')} | "
+              f"{fmt(med(r['links_only'] for r in rs), '.0f')} | "
               f"{min(loads[key]):.2f}–{max(loads[key]):.2f} |")
+    print()
+    for key in keys:
+        rs = runs[key]
+        names = sorted({n for r in rs for n in r["commands"]},
+                       key=lambda n: -med(r["commands"].get(n, 0) for r in rs))
+        per_dl = ", ".join(f"{n} {med(r['commands'].get(n, 0) for r in rs):.2f}" for n in names
+                           if med(r["commands"].get(n, 0) for r in rs) >= 0.005)
+        shares = " / ".join(f"{med(r['shares'][i] for r in rs) * 100:.0f} %"
+                            for i in range(len(rs[0]["shares"])))
+        print(f"- {key[0]} {key[1]}: per download {per_dl}; calls per master {shares}")
     print("\n(per run, downloads/s: " + "; ".join(
         f"{k[0]} {k[1]}: " + ", ".join(fmt(r["dls"], ".0f") for r in runs[k]) for k in keys) + ")")
 
