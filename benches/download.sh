@@ -2,7 +2,7 @@
 # The download benchmark: docgate against nginx, side by side in one run, on loopback.
 # See benches/README.md. Usage:
 #
-#   benches/download.sh [SUITE...]      # SUITES: dir s3fs s3fast ttfb redis (default: all)
+#   benches/download.sh [SUITE...]      # SUITES: dir s3fs s3fast ttfb redis cluster (default: all)
 #
 # Environment (all optional):
 #   BENCH_WORK=/tmp/docgate-bench   scratch directory (files, logs, raw wrk output, results.tsv)
@@ -14,6 +14,7 @@
 #   BENCH_SIZES_DIR="1m 10m" BENCH_SIZES_S3="10m 1m" BENCH_CONNS="16 256"
 #   BENCH_DOCGATE_LOG=warn   docgate's DOCGATE_LOG (its log: run/docgate-<mode>.log)
 #   BENCH_TTFB_CONNS="16 1"  concurrencies of the ttfb suite
+#   BENCH_SIZES_CLUSTER="100k 1m" BENCH_CLUSTER_CONNS=16   the cluster suite (directory mode)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -29,7 +30,9 @@ SUITE_QUIET_WAIT=${BENCH_SUITE_QUIET_WAIT:-120}
 SIZES_DIR=${BENCH_SIZES_DIR:-"1m 10m"}
 SIZES_S3=${BENCH_SIZES_S3:-"10m 1m"}
 CONNS=${BENCH_CONNS:-"16 256"}
-SUITES=${*:-"dir s3fs s3fast ttfb redis"}
+SIZES_CLUSTER=${BENCH_SIZES_CLUSTER:-"100k 1m"}
+CLUSTER_CONNS=${BENCH_CLUSTER_CONNS:-16}
+SUITES=${*:-"dir s3fs s3fast ttfb redis cluster"}
 
 SECRET=docgate-benchmark-secret-0123456789abcdef
 BUCKET=documents
@@ -44,11 +47,13 @@ P_S3FS=19000         # s3s-fs origin (examples/s3_origin.rs)
 P_NGX_S3FS=18092     # nginx proxy hop -> s3s-fs
 P_ORIGIN=19001       # nginx as a fast S3 origin (bucket directory)
 P_NGX_ORIGIN=18093   # nginx proxy hop -> fast origin
+P_CLUSTER=()         # the 3 masters of the cluster suite's Redis Cluster: free ports, chosen then
 
 RUN=$WORK/run
 RAW=$WORK/raw
 RESULTS=$WORK/results.tsv
 PIDS=()
+CLUSTER_PIDS=()
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -211,7 +216,8 @@ start_docgate() {
         PATH="$PATH" HOME="$HOME"
         DOCGATE_LISTEN="127.0.0.1:$P_DOCGATE"
         DOCGATE_PUBLIC_URL="http://127.0.0.1:$P_DOCGATE"
-        DOCGATE_REDIS_URL="redis://127.0.0.1:$P_REDIS/"
+        # The standalone Redis, unless the caller names another topology (the cluster suite).
+        "${REDIS_ENV:-DOCGATE_REDIS_URL=redis://127.0.0.1:$P_REDIS/}"
         DOCGATE_TOKEN_SECRET="$SECRET"
         DOCGATE_PSEUDONYM_KEY="bench-pseudonym-key-0123456789abcdef"
         DOCGATE_DOWNLOAD_ATTEMPTS=1
@@ -462,6 +468,112 @@ for line in sys.stdin:
     stop_pid "$PID_docgate"
 }
 
+# N free loopback ports P in 20000-29999 whose cluster bus port P + 10000 is free too.
+free_cluster_ports() {
+    python3 - "$1" <<'EOF'
+import random, socket, sys
+want, found = int(sys.argv[1]), []
+for _ in range(200):
+    port = random.randrange(20000, 30000)
+    socks = []
+    try:
+        for p in (port, port + 10000):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in socks:
+            s.close()
+    if port not in found:
+        found.append(port)
+    if len(found) == want:
+        print(*found)
+        sys.exit(0)
+sys.exit("no free ports")
+EOF
+}
+
+# A 3-master Redis Cluster on free ports (no replicas, no persistence), as an operator creates one.
+start_cluster() {
+    local port i ok
+    read -r -a P_CLUSTER <<<"$(free_cluster_ports 3)" || die "no free ports for the cluster"
+    log "Redis Cluster on ports ${P_CLUSTER[*]}"
+    for port in "${P_CLUSTER[@]}"; do
+        rm -rf "$RUN/cluster-$port"
+        mkdir -p "$RUN/cluster-$port"
+        redis-server --bind 127.0.0.1 --port "$port" --cluster-enabled yes \
+            --cluster-config-file "nodes-$port.conf" --save '' --appendonly no \
+            --maxmemory-policy noeviction --dir "$RUN/cluster-$port" >"$RUN/cluster-$port.log" 2>&1 &
+        PIDS+=($!)
+        CLUSTER_PIDS+=($!)
+        for ((i = 0; i < 100; i++)); do
+            redis-cli -p "$port" ping >/dev/null 2>&1 && break
+            sleep 0.05
+        done
+        ((i < 100)) || die "redis-server on $port did not start (see $RUN/cluster-$port.log)"
+    done
+    redis-cli --cluster create "${P_CLUSTER[@]/#/127.0.0.1:}" --cluster-yes \
+        >"$RUN/cluster-create.log" 2>&1 || die "redis-cli --cluster create failed (see $RUN/cluster-create.log)"
+    for ((i = 0; i < 200; i++)); do
+        ok=0
+        for port in "${P_CLUSTER[@]}"; do
+            redis-cli -p "$port" cluster info 2>/dev/null | grep -q '^cluster_state:ok' && ok=$((ok + 1))
+        done
+        ((ok == ${#P_CLUSTER[@]})) && return 0
+        sleep 0.1
+    done
+    die "the Redis Cluster did not reach cluster_state:ok"
+}
+stop_cluster() {
+    local pid
+    for pid in "${CLUSTER_PIDS[@]}"; do stop_pid "$pid"; done
+    CLUSTER_PIDS=()
+}
+
+# run_topology TOPOLOGY SIZE CONNS REP: fresh links in one standalone Redis or in the cluster, a
+# fresh docgate (directory mode) on it, and wrk over the links, with INFO commandstats and INFO
+# cpu of every master (redis_stats.py) just before and just after wrk.
+run_topology() {
+    local topo=$1 size=$2 conns=$3 rep=$4 links=$RUN/links.txt ports port raw mint=()
+    raw=$RAW/cluster-docgate-$topo-$size-c$conns-r$rep.txt
+    if [[ $topo == standalone ]]; then
+        ports=("$P_REDIS")
+        mint=(--redis-port "$P_REDIS")
+        local REDIS_ENV="DOCGATE_REDIS_URL=redis://127.0.0.1:$P_REDIS/"
+    else
+        ports=("${P_CLUSTER[@]}")
+        mint=(--cluster --redis-port "${P_CLUSTER[0]}")
+        local REDIS_ENV
+        REDIS_ENV="DOCGATE_REDIS_CLUSTER_URLS=$(printf 'redis://127.0.0.1:%s,' "${P_CLUSTER[@]}")"
+        REDIS_ENV=${REDIS_ENV%,}
+    fi
+    for port in "${ports[@]}"; do redis-cli -p "$port" flushall >/dev/null; done
+    python3 "$HERE/mint.py" --secret "$SECRET" --doc "d$size" --count "$(links_for "$size")" \
+        --out "$links" "${mint[@]}" || die "minting failed"
+    start_docgate dir
+    sleep 0.5
+    python3 "$HERE/redis_stats.py" snapshot "${ports[@]}" >"$raw.redis-before.json"
+    CPU_PIDS=$PID_docgate run_wrk cluster "docgate-$topo" "$size" "$conns" "$rep" "http://127.0.0.1:$P_DOCGATE" "$links"
+    python3 "$HERE/redis_stats.py" snapshot "${ports[@]}" >"$raw.redis-after.json"
+    stop_pid "$PID_docgate"
+}
+
+# Downloads per second and Redis commands and CPU per download against one Redis and against a
+# 3-master Redis Cluster, in the same run: how many downloads per second one shard carries.
+suite_cluster() {
+    start_cluster
+    local rep size
+    for rep in $(seq "$REPS"); do
+        for size in $SIZES_CLUSTER; do
+            run_topology standalone "$size" "$CLUSTER_CONNS" "$rep"
+            run_topology cluster "$size" "$CLUSTER_CONNS" "$rep"
+        done
+    done
+    stop_cluster
+}
+
 main() {
     build
     prepare
@@ -477,6 +589,7 @@ main() {
         "suite_$s"
     done
     python3 "$HERE/summarize.py" "$RESULTS"
+    if grep -q '^cluster'$'\t' "$RESULTS"; then python3 "$HERE/redis_stats.py" summary "$RESULTS"; fi
 }
 
 main

@@ -15,7 +15,8 @@ from collections import defaultdict
 
 UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 TIME = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
-BASELINE = {"dir": "nginx-sendfile-off", "s3fs": "nginx-proxy", "s3fast": "nginx-proxy"}
+BASELINE = {"dir": "nginx-sendfile-off", "s3fs": "nginx-proxy", "s3fast": "nginx-proxy",
+            "cluster": "docgate-standalone"}
 
 
 def ms(text):
@@ -82,7 +83,7 @@ def main():
         r["rss_idle"] = int(idle) / 1024 if idle.isdigit() else None
         runs[(suite, size, int(conns), target)].append(r)
 
-    suites = sorted({k[0] for k in runs}, key=["dir", "s3fs", "s3fast", "ttfb"].index)
+    suites = sorted({k[0] for k in runs}, key=["dir", "s3fs", "s3fast", "ttfb", "cluster"].index)
     for suite in suites:
         print(f"\n### {suite}\n")
         print("| size | c | target | runs | MiB/s | req/s | p50 ms | p99 ms | ratio | "

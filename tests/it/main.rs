@@ -32,6 +32,7 @@ mod privacy;
 mod process;
 mod production;
 mod recipients;
+mod replicas;
 mod request_form;
 mod requestlog_contract;
 mod s3;
