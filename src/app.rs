@@ -100,11 +100,18 @@ impl Backends {
         let (store, limiter): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>) =
             match (&config.redis, &redis_conn) {
                 (Some(redis), Some(conn)) => (
-                    Arc::new(RedisStore::new(
-                        conn.clone(),
-                        &redis.prefix,
-                        config.token_ttl,
-                    )),
+                    Arc::new({
+                        let store = RedisStore::new(conn.clone(), &redis.prefix, config.token_ttl);
+                        match redis.wait {
+                            None => store,
+                            Some(wait) => store.with_wait(
+                                wait,
+                                crate::topology::connect(redis).map_err(|e| {
+                                    ConfigError::hidden(redis.topology.variable(), e)
+                                })?,
+                            ),
+                        }
+                    }),
                     Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix, ids.clone())),
                 ),
                 _ => (Arc::new(MemoryStore::new()), Arc::new(MemoryLimiter::new())),

@@ -178,7 +178,21 @@ async fn bucket_line(app: &App, s3: &crate::config::S3Config) -> Line {
     }
 }
 
-/// Reaches every primary of the Redis topology and reads its eviction policy: only `noeviction`
+/// Every Lua script docgate runs on Redis, by name.
+fn lua_scripts() -> Vec<(&'static str, String)> {
+    [
+        crate::store::shared::scripts(),
+        crate::ratelimit::shared::scripts(),
+        crate::requestlog::shared::scripts(),
+        crate::outbox::queue::scripts(),
+        crate::migrate::scripts(),
+    ]
+    .concat()
+}
+
+/// Reaches every primary of the Redis topology, reads its eviction policy and loads every script
+/// docgate runs (`SCRIPT LOAD`: a server too old for `#!lua` flags, or an ACL user without
+/// `SCRIPT`, fails here rather than on the first download): only `noeviction`
 /// keeps docgate's keys (all of which have TTLs, so `volatile-*` policies evict them too). A
 /// cluster must be in state `ok`; a Sentinel setup must name a primary. The first failure is
 /// reported with the node it concerns.
@@ -199,24 +213,26 @@ async fn redis_line(redis: &crate::config::RedisConfig) -> Line {
         }
         Err(e) => return line("token store", false, format!("{kind} unreachable: {e}")),
     };
+    let scripts = lua_scripts();
     let settings = redis::AsyncConnectionConfig::new()
         .set_connection_timeout(Some(crate::topology::CONNECT_TIMEOUT))
         .set_response_timeout(Some(crate::topology::RESPONSE_TIMEOUT));
     for primary in &primaries {
         let address = &primary.address;
-        let info: Result<String, redis::RedisError> = async {
+        let info: Result<_, redis::RedisError> = async {
             let mut conn = primary
                 .client
                 .get_multiplexed_async_connection_with_config(&settings)
                 .await?;
-            redis::cmd("INFO")
+            let info: String = redis::cmd("INFO")
                 .arg("memory")
                 .query_async(&mut conn)
-                .await
+                .await?;
+            Ok((conn, info))
         }
         .await;
-        let info = match info {
-            Ok(info) => info,
+        let (mut conn, info) = match info {
+            Ok(found) => found,
             Err(e) => {
                 return line(
                     "token store",
@@ -240,21 +256,40 @@ async fn redis_line(redis: &crate::config::RedisConfig) -> Line {
                 ),
             );
         }
+        for (script, source) in &scripts {
+            let loaded: Result<String, _> = redis::cmd("SCRIPT")
+                .arg("LOAD")
+                .arg(source)
+                .query_async(&mut conn)
+                .await;
+            if let Err(e) = loaded {
+                return line(
+                    "token store",
+                    false,
+                    format!("{kind}: primary {address}: the {script} script does not load: {e}"),
+                );
+            }
+        }
     }
     let detail = match &redis.topology {
-        Topology::Standalone { .. } => "redis answers; maxmemory-policy noeviction".to_owned(),
+        Topology::Standalone { .. } => format!(
+            "redis answers; maxmemory-policy noeviction; {} scripts load",
+            scripts.len()
+        ),
         Topology::Cluster { .. } => format!(
-            "redis cluster state ok; {} primaries answer ({}); maxmemory-policy noeviction on each",
+            "redis cluster state ok; {} primaries answer ({}); maxmemory-policy noeviction and {} scripts load on each",
             primaries.len(),
             primaries
                 .iter()
                 .map(|p| p.address.as_str())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            scripts.len()
         ),
         Topology::Sentinel { master, .. } => format!(
-            "redis sentinel: primary of {master} at {} answers; maxmemory-policy noeviction",
-            primaries[0].address
+            "redis sentinel: primary of {master} at {} answers; maxmemory-policy noeviction; {} scripts load",
+            primaries[0].address,
+            scripts.len()
         ),
     };
     line("token store", true, detail)

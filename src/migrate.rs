@@ -20,6 +20,11 @@ const SCAN_COUNT: usize = 1000;
 
 /// Renames KEYS[1] to KEYS[2] unless KEYS[2] exists. 0: nothing to move, 1: moved, 2: the new
 /// name is taken (left in place).
+/// Every Lua script of the key migration, by name, as `docgate check` loads them.
+pub fn scripts() -> Vec<(&'static str, String)> {
+    vec![("key migration", MOVE.to_owned())]
+}
+
 const MOVE: &str = r"#!lua
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return 2 end

@@ -6,7 +6,8 @@ use redis::IntoConnectionInfo;
 use super::env::{
     ENV_AWS_ACCESS_KEY_ID, ENV_AWS_REGION, ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN,
     ENV_REDIS_CA_FILE, ENV_REDIS_CLUSTER_URLS, ENV_REDIS_PREFIX, ENV_REDIS_SENTINEL_MASTER,
-    ENV_REDIS_SENTINEL_URLS, ENV_REDIS_URL, ENV_S3_BUCKET, ENV_S3_ENDPOINT, ENV_SMTP_URL, Reader,
+    ENV_REDIS_SENTINEL_URLS, ENV_REDIS_URL, ENV_REDIS_WAIT_REPLICAS, ENV_REDIS_WAIT_TIMEOUT,
+    ENV_S3_BUCKET, ENV_S3_ENDPOINT, ENV_SMTP_URL, Reader,
 };
 use super::{ConfigError, Source};
 use crate::secret::Secret;
@@ -21,7 +22,24 @@ pub struct RedisConfig {
     /// PEM of the CA that signs the servers' certificates (`DOCGATE_REDIS_CA_FILE`), for
     /// `rediss://`; `None`: the Web PKI roots.
     pub ca: Option<Vec<u8>>,
+    /// `DOCGATE_REDIS_WAIT_REPLICAS` and `DOCGATE_REDIS_WAIT_TIMEOUT`: how many replicas must
+    /// acknowledge a completed download before its last byte is released; `None`: off.
+    pub wait: Option<WaitReplicas>,
 }
+
+/// A completed download is durable on `replicas` replicas (`WAIT`) within `timeout`, or it fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WaitReplicas {
+    /// At least 1.
+    pub replicas: u32,
+    /// How long `WAIT` may take; below the commands' response timeout.
+    pub timeout: std::time::Duration,
+}
+
+/// The most replicas `DOCGATE_REDIS_WAIT_REPLICAS` may ask for.
+pub const MAX_WAIT_REPLICAS: u32 = 16;
+/// The longest `DOCGATE_REDIS_WAIT_TIMEOUT`: `WAIT` must answer within the response timeout.
+pub const MAX_WAIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The three ways docgate reaches Redis. Every URL may hold a password, so each is a secret.
 #[derive(Debug, Clone)]
@@ -66,6 +84,7 @@ impl RedisConfig {
             },
             prefix: prefix.to_owned(),
             ca: None,
+            wait: None,
         }
     }
 
@@ -143,12 +162,18 @@ impl RedisConfig {
                 Topology::Sentinel { urls, master }
             }
             (None, None, None) => {
-                if let Some(path) = env.get(ENV_REDIS_CA_FILE) {
-                    return Err(ConfigError::value(
-                        ENV_REDIS_CA_FILE,
-                        &path,
-                        "needs DOCGATE_REDIS_URL, DOCGATE_REDIS_CLUSTER_URLS or DOCGATE_REDIS_SENTINEL_URLS as well",
-                    ));
+                for name in [
+                    ENV_REDIS_CA_FILE,
+                    ENV_REDIS_WAIT_REPLICAS,
+                    ENV_REDIS_WAIT_TIMEOUT,
+                ] {
+                    if let Some(value) = env.get(name) {
+                        return Err(ConfigError::value(
+                            name,
+                            &value,
+                            "needs DOCGATE_REDIS_URL, DOCGATE_REDIS_CLUSTER_URLS or DOCGATE_REDIS_SENTINEL_URLS as well",
+                        ));
+                    }
                 }
                 return Ok(None);
             }
@@ -197,8 +222,36 @@ impl RedisConfig {
             topology,
             prefix: env.parse(ENV_REDIS_PREFIX, "docgate:", parse_prefix)?,
             ca,
+            wait: wait_replicas(env)?,
         }))
     }
+}
+
+/// `DOCGATE_REDIS_WAIT_REPLICAS` (0 = off) and `DOCGATE_REDIS_WAIT_TIMEOUT`.
+fn wait_replicas<S: Source>(env: &Reader<'_, S>) -> Result<Option<WaitReplicas>, ConfigError> {
+    let replicas = env.parse(ENV_REDIS_WAIT_REPLICAS, "0", |text| {
+        match text.parse::<u32>() {
+            Ok(n) if n <= MAX_WAIT_REPLICAS => Ok(n),
+            _ => Err(format!(
+                "expected a number of replicas from 0 (off) to {MAX_WAIT_REPLICAS}"
+            )),
+        }
+    })?;
+    let timeout = env.parse(ENV_REDIS_WAIT_TIMEOUT, "250ms", parse_wait_timeout)?;
+    Ok((replicas > 0).then_some(WaitReplicas { replicas, timeout }))
+}
+
+/// `250ms` or `1s`: from 1 ms to [`MAX_WAIT_TIMEOUT`].
+fn parse_wait_timeout(text: &str) -> Result<std::time::Duration, String> {
+    let wrong = || "expected a duration from 1ms to 1s, such as 250ms".to_owned();
+    let timeout = match text.strip_suffix("ms") {
+        Some(ms) => std::time::Duration::from_millis(ms.parse().map_err(|_| wrong())?),
+        None => crate::units::parse_duration(text).map_err(|_| wrong())?,
+    };
+    if timeout.is_zero() || timeout > MAX_WAIT_TIMEOUT {
+        return Err(wrong());
+    }
+    Ok(timeout)
 }
 
 /// One node's URL: `redis://` or `rediss://`, as the `redis` crate reads it.

@@ -557,6 +557,48 @@ fn bad_mail_and_owner_settings_name_the_variable() {
             ENV_OWNER_WEBHOOK_SECRET,
             "must be at least 32 bytes, got 7",
         ),
+        (
+            vec![(ENV_REDIS_WAIT_REPLICAS, "1")],
+            ENV_REDIS_WAIT_REPLICAS,
+            "needs DOCGATE_REDIS_URL",
+        ),
+        (
+            vec![
+                (ENV_REDIS_URL, "redis://a"),
+                (ENV_REDIS_WAIT_REPLICAS, "17"),
+            ],
+            ENV_REDIS_WAIT_REPLICAS,
+            "from 0 (off) to 16",
+        ),
+        (
+            vec![
+                (ENV_REDIS_URL, "redis://a"),
+                (ENV_REDIS_WAIT_REPLICAS, "-1"),
+            ],
+            ENV_REDIS_WAIT_REPLICAS,
+            "from 0 (off) to 16",
+        ),
+        (
+            vec![
+                (ENV_REDIS_URL, "redis://a"),
+                (ENV_REDIS_WAIT_TIMEOUT, "0ms"),
+            ],
+            ENV_REDIS_WAIT_TIMEOUT,
+            "from 1ms to 1s",
+        ),
+        (
+            vec![(ENV_REDIS_URL, "redis://a"), (ENV_REDIS_WAIT_TIMEOUT, "2s")],
+            ENV_REDIS_WAIT_TIMEOUT,
+            "from 1ms to 1s",
+        ),
+        (
+            vec![
+                (ENV_REDIS_URL, "redis://a"),
+                (ENV_REDIS_WAIT_TIMEOUT, "fast"),
+            ],
+            ENV_REDIS_WAIT_TIMEOUT,
+            "from 1ms to 1s",
+        ),
     ];
     for (pairs, name, expected) in cases {
         let err = Config::from_source(&source(&pairs)).unwrap_err();
@@ -657,6 +699,42 @@ fn redis_topologies_are_read_one_at_a_time() {
             .unwrap()
             .redis
             .is_some_and(|r| matches!(r.topology, Topology::Standalone { .. }) && r.ca.is_none())
+    );
+}
+
+#[test]
+fn completions_wait_for_replicas_only_when_asked() {
+    let with = |pairs: &[(&str, &str)]| {
+        let mut all = vec![
+            (ENV_TOKEN_SECRET, "0123456789abcdef0123456789abcdef"),
+            (ENV_PSEUDONYM_KEY, "pseudonyms-0123456789abcdef012345"),
+            (ENV_REDIS_URL, "redis://localhost"),
+        ];
+        all.extend_from_slice(pairs);
+        Config::from_source(&source(&all))
+            .unwrap()
+            .redis
+            .unwrap()
+            .wait
+    };
+    assert_eq!(with(&[]), None, "off by default");
+    assert_eq!(with(&[(ENV_REDIS_WAIT_REPLICAS, "0")]), None);
+    assert_eq!(
+        with(&[(ENV_REDIS_WAIT_REPLICAS, "2")]),
+        Some(WaitReplicas {
+            replicas: 2,
+            timeout: Duration::from_millis(250)
+        })
+    );
+    assert_eq!(
+        with(&[
+            (ENV_REDIS_WAIT_REPLICAS, "1"),
+            (ENV_REDIS_WAIT_TIMEOUT, "1s")
+        ]),
+        Some(WaitReplicas {
+            replicas: 1,
+            timeout: Duration::from_secs(1)
+        })
     );
 }
 

@@ -21,6 +21,11 @@ use crate::units::Rate;
 
 /// KEYS[1] = limit key; ARGV = emission interval µs, period µs.
 /// Returns {1, 0} allowed, or {0, retry_after µs}.
+/// Every Lua script of the limiter, by name, as `docgate check` loads them.
+pub fn scripts() -> Vec<(&'static str, String)> {
+    vec![("rate limit", GCRA.to_owned())]
+}
+
 const GCRA: &str = r"#!lua
 local t = redis.call('TIME')
 local now = t[1] * 1000000 + t[2]

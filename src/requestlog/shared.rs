@@ -90,6 +90,19 @@ const READ_BATCH: usize = 500;
 /// read in one snapshot. KEYS: entries, index, owners. ARGV: the cutoff (ms, '': none), the most
 /// entries ('0': no cap), the batch. Returns {id, owner or '', the entry's JSON or ''} per entry:
 /// those older than the cutoff, then those over the cap, oldest first, at most a batch.
+/// Every Lua script of the request log, by name, as `docgate check` loads them.
+pub fn scripts() -> Vec<(&'static str, String)> {
+    [
+        ("request log record", RECORD),
+        ("request log candidates", CANDIDATES),
+        ("request log drop", DROP),
+        ("request log erase", ERASE),
+    ]
+    .into_iter()
+    .map(|(name, source)| (name, source.to_owned()))
+    .collect()
+}
+
 const CANDIDATES: &str = r"#!lua flags=no-writes
 local cutoff, most, batch = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local ids = {}

@@ -17,6 +17,9 @@
 //!   may fetch it once more ([`TokenStore::rearm`]; empty for other downloads), when, and whether
 //!   that second fetch is used up (or revoked). A re-armed `token:` hash has `rearmed` and `only`
 //!   (the one network that may claim it) and is spent by any end of its download.
+//! - `<prefix>undo:{<jti>}`: only with `DOCGATE_REDIS_WAIT_REPLICAS`: a copy of a link's record
+//!   taken by its completion, for a minute, so a completion that too few replicas acknowledged
+//!   can be taken back (the link usable again, the attempt refunded).
 //! - `<prefix>owner:{<owner>}`: a set of the `jti`s of one person's links (`<owner>` is their
 //!   keyed pseudonym), living as long as the longest of them.
 //!
@@ -46,6 +49,7 @@ use async_trait::async_trait;
 use redis::Script;
 
 use super::{ClaimOutcome, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
+use crate::config::WaitReplicas;
 use crate::token::Jti;
 use crate::topology::SharedConnection;
 
@@ -105,12 +109,19 @@ return 1
 /// Spends the link if the lease is still held, and leaves the spent marker naming who completed
 /// it and when (for [`TokenStore::rearm`]; nobody when the link's downloads sent more than the
 /// document in all). KEYS[1] token key, KEYS[2] spent key; ARGV = lease id, holder, spent marker
-/// ttl ms, bytes sent, size. 1 spent, 0 lost.
+/// ttl ms, bytes sent, size, undo ttl ms. With an undo ttl above 0 (`WAIT` is on), the link's
+/// record is first copied to KEYS[3], the undo key, for [`UNDO`]. 1 spent, 0 lost.
 const COMPLETE: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'rearmed')
 if h[1] ~= ARGV[1] or tonumber(h[2] or 0) <= now then return 0 end
+if tonumber(ARGV[6]) > 0 then
+  local ttl = redis.call('PTTL', KEYS[1])
+  redis.call('COPY', KEYS[1], KEYS[3], 'REPLACE')
+  if ttl > 0 then redis.call('HSET', KEYS[3], 'undo_until', now + ttl) end
+  redis.call('PEXPIRE', KEYS[3], ARGV[6])
+end
 report(KEYS[1], ARGV[4], ARGV[5])
 local b = redis.call('HMGET', KEYS[1], 'delivered', 'lease_sent', 'size')
 local size = tonumber(b[3]) or 0
@@ -120,6 +131,21 @@ redis.call('DEL', KEYS[1])
 local rearmed = '0'
 if h[3] then rearmed = '1' end
 redis.call('SET', KEYS[2], holder .. '|' .. now .. '|' .. rearmed, 'PX', ARGV[3])
+return 1
+";
+
+/// Takes back a completion that too few replicas acknowledged: the link's record as it was before
+/// [`COMPLETE`], lease still held (the download's release then refunds it), expiring when it
+/// would have (`undo_until`, Redis time, ms), and no spent marker.
+/// KEYS[1] token key, KEYS[2] spent key, KEYS[3] undo key; ARGV[1] lease id. 1 undone, 0 not.
+const UNDO: &str = r"#!lua
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('HGET', KEYS[3], 'lease') ~= ARGV[1] then return 0 end
+local expires = redis.call('HGET', KEYS[3], 'undo_until')
+redis.call('COPY', KEYS[3], KEYS[1])
+redis.call('DEL', KEYS[3], KEYS[2])
+redis.call('HDEL', KEYS[1], 'undo_until')
+if expires then redis.call('PEXPIREAT', KEYS[1], expires) end
 return 1
 ";
 
@@ -200,6 +226,36 @@ const REVOKE: &str = "
 return {redis.call('DEL', KEYS[1]), disarm(KEYS[2])}
 ";
 
+fn renew_source() -> String {
+    format!("#!lua{REPORT}{RENEW}")
+}
+
+fn complete_source() -> String {
+    format!("#!lua{REPORT}{COMPLETE}")
+}
+
+fn release_source() -> String {
+    format!("#!lua{REPORT}{RELEASE}")
+}
+
+fn revoke_source() -> String {
+    format!("{DISARM}{REVOKE}")
+}
+
+/// Every Lua script of the token store, by name, as `docgate check` loads them.
+pub fn scripts() -> Vec<(&'static str, String)> {
+    vec![
+        ("link claim", CLAIM.to_owned()),
+        ("link renew", renew_source()),
+        ("link complete", complete_source()),
+        ("link release", release_source()),
+        ("link rearm", REARM.to_owned()),
+        ("link owner add", OWNER_ADD.to_owned()),
+        ("link revoke", revoke_source()),
+        ("link undo", UNDO.to_owned()),
+    ]
+}
+
 /// The Redis token store.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -214,6 +270,11 @@ pub struct RedisStore {
     rearm: Script,
     owner_add: Script,
     revoke: Script,
+    undo: Script,
+    /// Replicas that must acknowledge a completion before its last byte goes out, and the
+    /// connection completions use then: `WAIT` blocks the connection it is sent on, so it gets
+    /// its own rather than holding up every other request's commands.
+    wait: Option<(WaitReplicas, SharedConnection)>,
 }
 
 impl RedisStore {
@@ -224,13 +285,28 @@ impl RedisStore {
             prefix: prefix.to_owned(),
             spent_ttl,
             claim: Script::new(CLAIM),
-            renew: Script::new(&format!("#!lua{REPORT}{RENEW}")),
-            complete: Script::new(&format!("#!lua{REPORT}{COMPLETE}")),
-            release: Script::new(&format!("#!lua{REPORT}{RELEASE}")),
+            renew: Script::new(&renew_source()),
+            complete: Script::new(&complete_source()),
+            release: Script::new(&release_source()),
             rearm: Script::new(REARM),
             owner_add: Script::new(OWNER_ADD),
-            revoke: Script::new(&format!("{DISARM}{REVOKE}")),
+            revoke: Script::new(&revoke_source()),
+            undo: Script::new(UNDO),
+            wait: None,
         }
+    }
+
+    /// Makes every completion durable on `wait.replicas` replicas (`WAIT`) before it counts:
+    /// when fewer acknowledge within `wait.timeout`, the completion is taken back and fails.
+    /// Completions then run on `conn`, a connection of their own to the same topology.
+    pub fn with_wait(mut self, wait: WaitReplicas, conn: SharedConnection) -> Self {
+        self.wait = Some((wait, conn));
+        self
+    }
+
+    /// `<prefix>undo:{<jti>}`: a completed link's record, kept while `WAIT` runs.
+    pub fn undo_key(&self, jti: &str) -> String {
+        format!("{}undo:{{{jti}}}", self.prefix)
     }
 
     /// `<prefix>token:{<jti>}`
@@ -319,6 +395,9 @@ fn covered(delivered: Option<u64>, lease_sent: Option<u64>, size: Option<u64>) -
         .saturating_add(lease_sent.unwrap_or(0));
     size.is_some_and(|size| size > 0 && total >= size)
 }
+
+/// How long a completion's undo record outlives it: far longer than a `WAIT` may take.
+const UNDO_TTL_MS: u64 = 60_000;
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -434,11 +513,16 @@ impl TokenStore for RedisStore {
 
     async fn complete(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         let jti = jti.as_str();
-        let mut conn = self.conn.clone();
+        let mut conn = match &self.wait {
+            Some((_, conn)) => conn.clone(),
+            None => self.conn.clone(),
+        };
+        let token_key = self.token_key(jti);
         let spent: i64 = self
             .complete
-            .key(self.token_key(jti))
+            .key(&token_key)
             .key(self.spent_key(jti))
+            .key(self.undo_key(jti))
             .arg(&lease.id)
             .arg(if lease.arms {
                 lease.holder.as_str()
@@ -448,10 +532,44 @@ impl TokenStore for RedisStore {
             .arg(millis(self.spent_ttl))
             .arg(sent.bytes)
             .arg(sent.size)
+            .arg(self.wait.as_ref().map_or(0, |_| UNDO_TTL_MS))
             .invoke_async(&mut conn)
             .await
             .map_err(unavailable)?;
-        Ok(spent == 1)
+        let Some((wait, _)) = self.wait.as_ref().filter(|_| spent == 1) else {
+            return Ok(spent == 1);
+        };
+        let acknowledged = conn
+            .wait_replicas(&token_key, wait.replicas, wait.timeout)
+            .await;
+        if matches!(acknowledged, Ok(n) if n >= wait.replicas) {
+            return Ok(true);
+        }
+        // Too few replicas have the completion: a failover now could bring the link back, so
+        // the last byte is not released, and the link is made usable again on the primary (the
+        // caller's release refunds the attempt). Should the undo fail too, the link stays spent
+        // on this primary: the store is unreachable, and the download fails closed all the same.
+        let undone = self
+            .undo
+            .key(&token_key)
+            .key(self.spent_key(jti))
+            .key(self.undo_key(jti))
+            .arg(&lease.id)
+            .invoke_async::<i64>(&mut conn)
+            .await;
+        if let Err(e) = undone {
+            tracing::warn!(cause = %e, "could not take back a completion the replicas did not acknowledge");
+        }
+        Err(match acknowledged {
+            Ok(n) => StoreError::Unavailable(
+                format!(
+                    "{n} of {} replicas acknowledged the completion",
+                    wait.replicas
+                )
+                .into(),
+            ),
+            Err(e) => unavailable(e),
+        })
     }
 
     async fn rearm(&self, jti: &Jti, holder: &str, window: Duration) -> Result<bool, StoreError> {

@@ -75,6 +75,91 @@ async fn redis_that_may_evict_docgates_keys_fails_the_check() {
     );
 }
 
+/// Every script docgate runs, as `SCRIPT LOAD` names them (their SHA-1).
+pub fn script_hashes() -> Vec<String> {
+    [
+        docgate::store::shared::scripts(),
+        docgate::ratelimit::shared::scripts(),
+        docgate::requestlog::shared::scripts(),
+        docgate::outbox::queue::scripts(),
+        docgate::migrate::scripts(),
+    ]
+    .concat()
+    .iter()
+    .map(|(_, source)| ::redis::Script::new(source).get_hash().to_owned())
+    .collect()
+}
+
+/// Whether every script docgate runs is in the script cache of the server at `url`.
+pub fn every_script_loaded(url: &str) -> bool {
+    let mut conn = ::redis::Client::open(url)
+        .unwrap()
+        .get_connection()
+        .unwrap();
+    let hashes = script_hashes();
+    assert!(
+        hashes.len() >= 20,
+        "every module's scripts: {}",
+        hashes.len()
+    );
+    let exists: Vec<bool> = ::redis::cmd("SCRIPT")
+        .arg("EXISTS")
+        .arg(&hashes)
+        .query(&mut conn)
+        .unwrap();
+    exists.iter().all(|e| *e)
+}
+
+#[tokio::test]
+async fn check_loads_every_script_and_names_the_one_that_fails() {
+    let server = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    assert!(!every_script_loaded(&server.url()));
+    let lines = check::run(config(dir.path(), &[("DOCGATE_REDIS_URL", server.url())]))
+        .await
+        .unwrap();
+    let store = find(&lines, "token store");
+    assert!(store.ok, "{store}");
+    assert!(store.detail.contains("scripts load"), "{store}");
+    assert!(every_script_loaded(&server.url()));
+
+    // An ACL user that may run scripts but not load them (`SCRIPT` denied): docgate would fail
+    // on its first script, so the check fails, naming the primary and the script.
+    let mut conn = server.client();
+    let _: () = ::redis::cmd("ACL")
+        .arg(&[
+            "SETUSER",
+            "gate",
+            "on",
+            ">gate-password",
+            "~*",
+            "&*",
+            "+@all",
+            "-script",
+        ])
+        .query(&mut conn)
+        .unwrap();
+    let _: () = ::redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query(&mut conn)
+        .unwrap();
+    let url = format!("redis://gate:gate-password@127.0.0.1:{}", server.port);
+    let lines = check::run(config(dir.path(), &[("DOCGATE_REDIS_URL", url)]))
+        .await
+        .unwrap();
+    let store = find(&lines, "token store");
+    assert!(!store.ok, "{store}");
+    assert!(
+        store.detail.contains(&format!(
+            "primary 127.0.0.1:{}: the link claim script does not load",
+            server.port
+        )),
+        "names the primary and the script: {store}"
+    );
+    assert!(!store.detail.contains("gate-password"), "{store}");
+    assert!(!every_script_loaded(&server.url()), "nothing loaded");
+}
+
 #[tokio::test]
 async fn unreachable_redis_fails_the_check() {
     let mut server = RedisServer::start();

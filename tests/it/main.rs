@@ -10,6 +10,7 @@ mod bucket;
 mod check;
 mod copies;
 mod downloads;
+mod durable;
 mod errors;
 mod hostile;
 mod http2;

@@ -188,10 +188,15 @@ async fn check_reads_every_primary_of_a_cluster_and_names_the_one_that_may_evict
     let store = store_line(&lines);
     assert!(store.ok, "{store}");
     assert!(store.detail.contains("3 primaries"), "{store}");
+    assert!(store.detail.contains("scripts load on each"), "{store}");
     for port in cluster.master_ports() {
         assert!(
             store.detail.contains(&format!("127.0.0.1:{port}")),
             "{store}"
+        );
+        assert!(
+            crate::check::every_script_loaded(&format!("redis://127.0.0.1:{port}")),
+            "every script loaded on the master at {port}"
         );
     }
 

@@ -30,7 +30,7 @@ use crate::topology::SharedConnection;
 use async_trait::async_trait;
 
 pub use operator::{DeadLetter, Revival};
-pub use scripts::DEAD_LETTER_MAX;
+pub use scripts::{DEAD_LETTER_MAX, scripts};
 pub use sender::{Sender, SenderSettings};
 
 use self::codec::Entry;

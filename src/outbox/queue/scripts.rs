@@ -127,6 +127,22 @@ end
 return removed
 ";
 
+/// Every Lua script of the mail queue, by name, as `docgate check` loads them.
+pub fn scripts() -> Vec<(&'static str, String)> {
+    [
+        ("mail done", DONE),
+        ("mail reschedule", RESCHEDULE),
+        ("mail bury", BURY),
+        ("mail promote", PROMOTE),
+        ("mail hand back", HAND_BACK),
+        ("mail revive", REVIVE),
+        ("mail forget consumers", FORGET_CONSUMERS),
+    ]
+    .into_iter()
+    .map(|(name, source)| (name, source.to_owned()))
+    .collect()
+}
+
 /// The scripts, loaded once per outbox (Redis caches them by hash).
 pub(super) struct Scripts {
     pub(super) done: Script,
