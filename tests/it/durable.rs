@@ -110,27 +110,7 @@ async fn without_its_replica_the_download_is_cut_before_its_last_byte_and_the_li
 
     // The replica is back: the same link downloads whole, once.
     replica.resume();
-    eventually(
-        "a whole download once the replica is back",
-        Duration::from_secs(20),
-        || {
-            let app = &app;
-            let link = link.clone();
-            async move {
-                let response = app.get(&link).await;
-                // 409: the last cut attempt's claim is still being released.
-                if response.status() == 409 {
-                    return None;
-                }
-                assert_eq!(response.status(), 200);
-                let bytes = response.bytes().await.ok()?;
-                assert_eq!(bytes.len(), RESUME_LEN);
-                Some(())
-            }
-        },
-    )
-    .await;
-    assert_eq!(app.get(&link).await.status(), 410);
+    downloads_whole_once(&app, &link).await;
 }
 
 #[tokio::test]
@@ -206,11 +186,18 @@ async fn on_a_cluster_the_wait_goes_to_the_master_of_the_links_slot() {
 
     replica.resume();
     let (_, link) = &on_stalled[0];
+    downloads_whole_once(&app, link).await;
+}
+
+/// Once the replica is back, `link` downloads whole (after the last cut attempt's claim is
+/// released: 409 until then), and then answers 410.
+async fn downloads_whole_once(app: &TestApp, link: &str) {
     eventually(
         "a whole download once the replica is back",
         Duration::from_secs(20),
         || async {
             let response = app.get(link).await;
+            // 409: the last cut attempt's claim is still being released.
             if response.status() == 409 {
                 return None;
             }

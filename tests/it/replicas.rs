@@ -570,13 +570,7 @@ async fn traffic_through_a_sentinel_failover_gets_successes_or_clean_503s_and_lo
         || {
             // A planned switchover: writes held, the replica caught up (WAIT), then the primary
             // goes and the Sentinel promotes the replica. Requests meanwhile fail closed.
-            let mut conn = redis.primary().client();
-            let _: () = redis::cmd("CLIENT")
-                .arg("PAUSE")
-                .arg(10_000)
-                .arg("WRITE")
-                .query(&mut conn)
-                .unwrap();
+            pause_writes(&mut redis.primary().client());
             redis.sync();
             redis.primary().stop();
             redis.failover();
@@ -612,12 +606,7 @@ async fn traffic_through_a_cluster_failover_gets_successes_or_clean_503s_and_los
             // replica takes over its slots. Requests meanwhile fail closed.
             let index = cluster.nodes.iter().position(|n| n.port == master).unwrap();
             let mut conn = cluster.nodes[index].client();
-            let _: () = redis::cmd("CLIENT")
-                .arg("PAUSE")
-                .arg(10_000)
-                .arg("WRITE")
-                .query(&mut conn)
-                .unwrap();
+            pause_writes(&mut conn);
             let acked: i64 = redis::cmd("WAIT")
                 .arg(1)
                 .arg(5000)
@@ -651,4 +640,15 @@ impl SharedRedis for EnvOnly {
     fn env(&self) -> Vec<(&'static str, String)> {
         self.0.clone()
     }
+}
+
+/// Holds writes on the server `conn` is connected to for 10 s (`CLIENT PAUSE ... WRITE`), so its
+/// replica can catch up before it goes.
+fn pause_writes(conn: &mut redis::Connection) {
+    let _: () = redis::cmd("CLIENT")
+        .arg("PAUSE")
+        .arg(10_000)
+        .arg("WRITE")
+        .query(conn)
+        .unwrap();
 }
