@@ -123,14 +123,10 @@ impl LinkRequest {
 
         let claims = issue(app, document, address.as_ref(), app.config.token_ttl).await?;
         self.entry.jti = Some(claims.jti.as_str().to_owned());
-        let mail = link_mail(app, address, claims, document).await;
-        send(app, &mail).await?;
-        tracing::info!(
-            email = %app.pseudonym(mail.to.as_ref()),
-            document = %document.id,
-            link = mail.claims.jti.short(),
-            "link mailed"
-        );
+        let email = app.pseudonym(address.as_ref());
+        let link = claims.jti.short().to_owned();
+        send(app, link_mail(app, address, claims, document).await).await?;
+        tracing::info!(email = %email, document = %document.id, link, "link mailed");
         self.timing = Some(Timing::mailed(started));
         Ok(())
     }
@@ -201,8 +197,7 @@ pub async fn hand_over(
     entry.document = Some(document.id.clone());
     entry.jti = Some(claims.jti.as_str().to_owned());
     if send_mail {
-        let mail = link_mail(app, address, claims.clone(), document).await;
-        send(app, &mail).await?;
+        send(app, link_mail(app, address, claims.clone(), document).await).await?;
     }
     // The link exists (and may be mailed): a lost log line must not make the operator retry.
     log(app, &entry).await;
@@ -264,8 +259,8 @@ async fn link_mail(
 
 /// Submits a link mail to the outbox: the one place a link mail is handed over. The outbox's
 /// deliverer counts it when it goes out, now or from the queue.
-async fn send(app: &App, mail: &LinkMail) -> Result<(), MailError> {
-    app.backends.outbox.submit(&Job::Link(mail.clone())).await
+async fn send(app: &App, mail: LinkMail) -> Result<(), MailError> {
+    app.backends.outbox.submit(&Job::Link(mail)).await
 }
 
 /// Writes `entry` to the owner's request log; a failure is a warning only.
