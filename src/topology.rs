@@ -107,8 +107,10 @@ pub fn connect_with(
 }
 
 impl SharedConnection {
-    /// Whether the topology can serve: every primary answers `PING`, a cluster's state is `ok`,
-    /// and a Sentinel's primary still is one.
+    /// Whether the topology can serve: the primary answers `PING`; a cluster's state is `ok` and
+    /// every master the client holds a connection to answers `PING` (a master that went away
+    /// counts once the cluster marks it failed, which turns its state to `fail`); a Sentinel's
+    /// primary still is one.
     pub async fn ping(&self) -> RedisResult<()> {
         let mut conn = self.clone();
         match &self.0 {

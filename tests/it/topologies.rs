@@ -258,11 +258,25 @@ async fn a_cluster_master_lost_is_replaced_by_its_replica_without_restarting_doc
     assert_eq!(masters.len(), 3);
     let lost = masters[0];
     let index = cluster.nodes.iter().position(|n| n.port == lost).unwrap();
+    // Its replica holds back until the outage has been seen: without this, a quick election can
+    // end it before a probe runs, and the test would race the cluster.
+    let replica = cluster.replica_of(lost);
+    cluster.nodes[replica].config_set("cluster-replica-no-failover", "yes");
+    let (_, link) = app.mint("resume").await;
     cluster.nodes[index].stop();
 
-    // Until its replica takes over (after the node timeout), not ready; then docgate follows the
-    // new slot map, without a restart.
+    // Once the cluster marks the master failed (after the node timeout), not ready, and a link
+    // whose keys were on it is refused without bytes.
+    cluster.wait_for_state("fail");
     readiness(&app, 503).await;
+    let (_, body) = app.readyz().await;
+    assert_eq!(body["checks"]["token_store"], "unavailable");
+    let refused = app.get(&link).await;
+    assert_eq!(refused.status(), 503);
+    assert!(refused.bytes().await.unwrap().len() < 1024, "no bytes");
+
+    // The replica takes over on its own; docgate follows the new slot map, without a restart.
+    cluster.nodes[replica].config_set("cluster-replica-no-failover", "no");
     cluster.wait_until_serving();
     readiness(&app, 200).await;
     let masters = cluster.master_ports();

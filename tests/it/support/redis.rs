@@ -85,6 +85,16 @@ impl RedisServer {
         self.daemon.restart();
     }
 
+    /// `CONFIG SET name value` on this server.
+    pub fn config_set(&self, name: &str, value: &str) {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(name)
+            .arg(value)
+            .query::<()>(&mut self.client())
+            .unwrap();
+    }
+
     /// A blocking client connection, for test setup and inspection.
     pub fn client(&self) -> redis::Connection {
         redis::Client::open(self.url())
@@ -309,6 +319,26 @@ impl RedisCluster {
                 .count()
                 == 3
                 && running().all(|n| cluster_info(n.port).contains("cluster_state:ok"))
+        });
+    }
+
+    /// The index in `nodes` of the replica of the master on `port`.
+    pub fn replica_of(&self, port: u16) -> usize {
+        let master = format!("master_port:{port}\r\n");
+        self.nodes
+            .iter()
+            .position(|n| info(n.port, "replication").contains(&master))
+            .expect("the master has a replica")
+    }
+
+    /// Waits (bounded) until every running node says `cluster_state:<state>`.
+    pub fn wait_for_state(&self, state: &str) {
+        let line = format!("cluster_state:{state}");
+        wait_until(&line, FORM, || {
+            self.nodes
+                .iter()
+                .filter(|n| n.daemon.running())
+                .all(|n| cluster_info(n.port).contains(&line))
         });
     }
 
