@@ -139,33 +139,6 @@ impl SharedConnection {
         }
     }
 
-    /// `WAIT replicas timeout` on the primary that holds `key`: how many replicas acknowledged
-    /// every write sent before it over this connection. A cluster routes `WAIT` (which has no
-    /// key) to the master of `key`'s slot, the node the key's scripts ran on; standalone and
-    /// Sentinel send it on the one connection to the primary.
-    pub async fn wait_replicas(
-        &self,
-        key: &str,
-        replicas: u32,
-        timeout: Duration,
-    ) -> RedisResult<u32> {
-        let mut wait = redis::cmd("WAIT");
-        wait.arg(replicas)
-            .arg(u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX));
-        let mut conn = self.clone();
-        let acknowledged: i64 = match &mut conn.0 {
-            Inner::Cluster(cluster) => {
-                use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
-                let route = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
-                    Route::with_key(key, SlotAddr::Master),
-                ));
-                redis::from_redis_value(cluster.route_command(wait, route).await?)?
-            }
-            Inner::Standalone(_) | Inner::Sentinel(_) => wait.query_async(&mut conn).await?,
-        };
-        Ok(u32::try_from(acknowledged).unwrap_or(0))
-    }
-
     /// Which topology this is, in a word, for logs and `docgate check`.
     pub fn kind(&self) -> &'static str {
         match &self.0 {

@@ -337,15 +337,6 @@ impl RedisStore {
         Ok((live > 0, live > 0 || disarmed > 0))
     }
 
-    async fn is_spent(&self, jti: &str) -> Result<bool, StoreError> {
-        let mut conn = self.conn.clone();
-        redis::cmd("EXISTS")
-            .arg(self.spent_key(jti))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)
-    }
-
     async fn mark_spent(&self, jti: &str) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         redis::cmd("SET")
@@ -358,12 +349,21 @@ impl RedisStore {
             .map_err(unavailable)
     }
 
-    /// The state of a link whose `token:` key is gone.
+    /// The state of a link whose `token:` key is gone. While a completion waits for its
+    /// replicas (its undo record exists), the download is still in flight: it may yet be taken
+    /// back.
     async fn gone(&self, jti: &str) -> Result<LinkState, StoreError> {
-        Ok(if self.is_spent(jti).await? {
-            LinkState::Used
-        } else {
-            LinkState::Revoked
+        let mut conn = self.conn.clone();
+        let (spent, settling): (bool, bool) = redis::pipe()
+            .exists(self.spent_key(jti))
+            .exists(self.undo_key(jti))
+            .query_async(&mut conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(match (spent, settling) {
+            (_, true) => LinkState::InFlight,
+            (true, false) => LinkState::Used,
+            (false, false) => LinkState::Revoked,
         })
     }
 }
@@ -513,13 +513,9 @@ impl TokenStore for RedisStore {
 
     async fn complete(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         let jti = jti.as_str();
-        let mut conn = match &self.wait {
-            Some((_, conn)) => conn.clone(),
-            None => self.conn.clone(),
-        };
         let token_key = self.token_key(jti);
-        let spent: i64 = self
-            .complete
+        let mut complete = self.complete.prepare_invoke();
+        complete
             .key(&token_key)
             .key(self.spent_key(jti))
             .key(self.undo_key(jti))
@@ -532,17 +528,45 @@ impl TokenStore for RedisStore {
             .arg(millis(self.spent_ttl))
             .arg(sent.bytes)
             .arg(sent.size)
-            .arg(self.wait.as_ref().map_or(0, |_| UNDO_TTL_MS))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        let Some((wait, _)) = self.wait.as_ref().filter(|_| spent == 1) else {
+            .arg(self.wait.as_ref().map_or(0, |_| UNDO_TTL_MS));
+        let Some((wait, wait_conn)) = &self.wait else {
+            let mut conn = self.conn.clone();
+            let spent: i64 = complete
+                .invoke_async(&mut conn)
+                .await
+                .map_err(unavailable)?;
             return Ok(spent == 1);
         };
-        let acknowledged = conn
-            .wait_replicas(&token_key, wait.replicas, wait.timeout)
-            .await;
-        if matches!(acknowledged, Ok(n) if n >= wait.replicas) {
+        // The completion and its `WAIT` leave in one pipeline on one connection: `WAIT` counts
+        // the replicas that acknowledged this connection's writes, so a reconnect between the two
+        // would make it count nothing. On a cluster the pipeline goes to the master of the link's
+        // slot (`WAIT` itself names no key).
+        let mut conn = wait_conn.clone();
+        let mut pipe = redis::pipe();
+        pipe.invoke_script(&complete)
+            .cmd("WAIT")
+            .arg(wait.replicas)
+            .arg(u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX));
+        let mut reply = pipe.query_async::<(i64, i64)>(&mut conn).await;
+        if matches!(&reply, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
+        {
+            // A new primary (after a failover or a restart) has not seen the script yet.
+            complete.load_async(&mut conn).await.map_err(unavailable)?;
+            reply = pipe.query_async::<(i64, i64)>(&mut conn).await;
+        }
+        let (spent, acknowledged) = reply.map_err(unavailable)?;
+        if spent != 1 {
+            return Ok(false);
+        }
+        let acknowledged = u32::try_from(acknowledged).unwrap_or(0);
+        if acknowledged >= wait.replicas {
+            // The completion stands: a second request no longer hears "being downloaded". Off
+            // the download's path; left alone, the undo record expires by itself.
+            let mut conn = self.conn.clone();
+            let undo_key = self.undo_key(jti);
+            tokio::spawn(async move {
+                let _: Result<(), _> = redis::cmd("DEL").arg(undo_key).query_async(&mut conn).await;
+            });
             return Ok(true);
         }
         // Too few replicas have the completion: a failover now could bring the link back, so
@@ -560,16 +584,13 @@ impl TokenStore for RedisStore {
         if let Err(e) = undone {
             tracing::warn!(cause = %e, "could not take back a completion the replicas did not acknowledge");
         }
-        Err(match acknowledged {
-            Ok(n) => StoreError::Unavailable(
-                format!(
-                    "{n} of {} replicas acknowledged the completion",
-                    wait.replicas
-                )
-                .into(),
-            ),
-            Err(e) => unavailable(e),
-        })
+        Err(StoreError::Unavailable(
+            format!(
+                "{acknowledged} of {} replicas acknowledged the completion",
+                wait.replicas
+            )
+            .into(),
+        ))
     }
 
     async fn rearm(&self, jti: &Jti, holder: &str, window: Duration) -> Result<bool, StoreError> {

@@ -29,9 +29,13 @@ fn primary_and_replica() -> (RedisServer, RedisServer) {
 }
 
 async fn docgate(redis: &impl SharedRedis, wait: Option<&str>) -> TestApp {
+    docgate_waiting(redis, wait, "200ms").await
+}
+
+async fn docgate_waiting(redis: &impl SharedRedis, wait: Option<&str>, timeout: &str) -> TestApp {
     let redis_env = redis.env();
     let mut env: Vec<(&str, &str)> = redis_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("DOCGATE_REDIS_WAIT_TIMEOUT", "200ms"));
+    env.push(("DOCGATE_REDIS_WAIT_TIMEOUT", timeout));
     if let Some(replicas) = wait {
         env.push(("DOCGATE_REDIS_WAIT_REPLICAS", replicas));
     }
@@ -111,6 +115,64 @@ async fn without_its_replica_the_download_is_cut_before_its_last_byte_and_the_li
     // The replica is back: the same link downloads whole, once.
     replica.resume();
     downloads_whole_once(&app, &link).await;
+}
+
+#[tokio::test]
+async fn while_the_replicas_are_awaited_another_request_hears_being_downloaded() {
+    let (primary, replica) = primary_and_replica();
+    let app = docgate_waiting(&primary, Some("1"), "1s").await;
+    let (claims, link) = app.mint("resume").await;
+    replica.pause();
+
+    let first = {
+        let response = app.get(&link).await;
+        assert_eq!(response.status(), 200);
+        tokio::spawn(read_body(response))
+    };
+    // The completion is written and its `WAIT` runs (the undo record exists until it ends).
+    let undo_key = format!("docgate:undo:{{{}}}", claims.jti.as_str());
+    let mut conn = primary.client();
+    eventually(
+        "the completion waiting for its replica",
+        Duration::from_secs(10),
+        || {
+            let exists: bool = redis::cmd("EXISTS")
+                .arg(&undo_key)
+                .query(&mut conn)
+                .unwrap();
+            std::future::ready(exists.then_some(()))
+        },
+    )
+    .await;
+    // Not "used" (410): the completion may yet be taken back. (A `GET` now waits, as for any
+    // download in flight, for the outcome.)
+    assert_eq!(app.head(&link).await.status(), 409);
+
+    // The replica never acknowledged: the first download is cut, the link usable again.
+    let (received, failed) = first.await.unwrap();
+    assert!(failed && received < RESUME_LEN, "{received} bytes");
+    replica.resume();
+    downloads_whole_once(&app, &link).await;
+    let undo: bool = redis::cmd("EXISTS")
+        .arg(&undo_key)
+        .query(&mut conn)
+        .unwrap();
+    assert!(!undo, "an acknowledged completion leaves no undo record");
+}
+
+#[tokio::test]
+async fn a_primary_that_lost_its_scripts_still_makes_completions_durable() {
+    let (primary, _replica) = primary_and_replica();
+    let app = docgate(&primary, Some("1")).await;
+    let (claims, link) = app.mint("resume").await;
+    // As after a restart or a failover to a node that never ran docgate's scripts.
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query::<()>(&mut primary.client())
+        .unwrap();
+    assert_whole_resume(app.get(&link).await).await;
+    assert_eq!(app.released(&claims.jti).await, LinkState::Used);
+    assert_eq!(app.get(&link).await.status(), 410);
 }
 
 #[tokio::test]
