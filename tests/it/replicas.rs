@@ -4,7 +4,12 @@
 //! exactly once whichever replica took it, the retention purge running on every replica deletes
 //! each old entry once, 50 clients racing for one link across the replicas get one complete
 //! download, and traffic running through a failover gets successes or clean 503s only, spends no
-//! link by a failure and loses no mail.
+//! link by a failure and loses no mail. A dead letter retried by the operator, a transient SMTP
+//! failure retried by every replica's sender, and the owner's notices (mail and webhook) are each
+//! delivered once. When the primary is killed outright (`SIGKILL`, its replica lagging), every
+//! answer is still a whole document, a cut transfer or a clean 503, and no link is served again
+//! in full but one whose completion the replica never had; with `DOCGATE_REDIS_WAIT_REPLICAS`,
+//! none.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
