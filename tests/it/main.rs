@@ -37,6 +37,7 @@ mod request_form;
 mod requestlog_contract;
 mod s3;
 mod scanner;
+mod sentinel_tls;
 mod slow;
 mod soak;
 mod store_contract;

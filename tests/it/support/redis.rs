@@ -69,6 +69,13 @@ impl RedisServer {
         self.daemon.stop();
     }
 
+    /// Crashes the server: `SIGKILL`, with no pause or sync before it, so writes its replicas
+    /// had not received yet are lost with it. Data is lost: persistence is off.
+    pub fn kill(&mut self) {
+        self.daemon.signal("KILL");
+        self.daemon.stop();
+    }
+
     /// Freezes the server (SIGSTOP): connections stay open but nothing answers, as with a hung
     /// or partitioned Redis.
     pub fn pause(&self) {
@@ -112,11 +119,43 @@ pub struct TlsRedis {
     pub tls_port: u16,
     /// The PEM file of the CA that signed the server's certificate.
     pub ca_file: std::path::PathBuf,
-    _certs: tempfile::TempDir,
+    _certs: TestCa,
 }
 
 impl TlsRedis {
     pub fn start() -> Self {
+        let ca = TestCa::new();
+        let tls_port = free_port();
+        let mut args = vec!["--tls-port".to_owned(), tls_port.to_string()];
+        args.extend(ca.server_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let server = RedisServer::with_args(&args);
+        Self {
+            server,
+            tls_port,
+            ca_file: ca.ca_file.clone(),
+            _certs: ca,
+        }
+    }
+
+    /// `rediss://127.0.0.1:TLS_PORT`
+    pub fn url(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.tls_port)
+    }
+}
+
+/// A private CA of the test's own (made with `openssl`) and a server certificate it signed,
+/// valid for `127.0.0.1`: what every TLS server of one test presents.
+pub struct TestCa {
+    /// The PEM file of the CA.
+    pub ca_file: std::path::PathBuf,
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
         let certs = tempfile::tempdir().unwrap();
         let path = |name: &str| certs.path().join(name).display().to_string();
         std::fs::write(
@@ -163,31 +202,231 @@ impl TlsRedis {
             ],
             &["-out", &path("server.pem"), "-extfile", &path("server.ext")],
         ]);
-        let tls_port = free_port();
-        let server = RedisServer::with_args(&[
-            "--tls-port",
-            &tls_port.to_string(),
-            "--tls-cert-file",
-            &path("server.pem"),
-            "--tls-key-file",
-            &path("server.key"),
-            "--tls-ca-cert-file",
-            &path("ca.pem"),
-            "--tls-auth-clients",
-            "no",
-        ]);
         Self {
-            server,
-            tls_port,
             ca_file: certs.path().join("ca.pem"),
-            _certs: certs,
+            cert: certs.path().join("server.pem"),
+            key: certs.path().join("server.key"),
+            _dir: certs,
         }
     }
 
-    /// `rediss://127.0.0.1:TLS_PORT`
-    pub fn url(&self) -> String {
-        format!("rediss://127.0.0.1:{}", self.tls_port)
+    /// The certificate options of a `redis-server` command line (clients need no certificate).
+    fn server_args(&self) -> Vec<String> {
+        [
+            ("--tls-cert-file", &self.cert),
+            ("--tls-key-file", &self.key),
+            ("--tls-ca-cert-file", &self.ca_file),
+        ]
+        .into_iter()
+        .flat_map(|(k, v)| [k.to_owned(), v.display().to_string()])
+        .chain(["--tls-auth-clients".to_owned(), "no".to_owned()])
+        .collect()
     }
+
+    /// A client of the TLS server on `port`, trusting this CA.
+    pub fn client(&self, port: u16) -> redis::Client {
+        redis::Client::build_with_tls(
+            format!("rediss://127.0.0.1:{port}"),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(std::fs::read(&self.ca_file).unwrap()),
+            },
+        )
+        .unwrap()
+    }
+
+    /// A blocking connection to the TLS server on `port`, or `None` when it does not answer.
+    fn connection(&self, port: u16) -> Option<redis::Connection> {
+        self.client(port)
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .ok()
+    }
+
+    /// `INFO <section>` of the TLS server on `port`, or empty when it does not answer.
+    fn info(&self, port: u16, section: &str) -> String {
+        self.connection(port)
+            .and_then(|mut c| redis::cmd("INFO").arg(section).query::<String>(&mut c).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// A Sentinel setup that speaks TLS only: a primary and a replica (`--port 0`, `--tls-port`,
+/// replicating over TLS) and one Sentinel (TLS only too, reaching them over TLS), every
+/// certificate signed by the test's private CA. Killed on drop.
+pub struct TlsSentinel {
+    /// The primary and the replica, in the roles they started with.
+    pub servers: Vec<RedisServer>,
+    pub sentinel: RedisServer,
+    pub ca: TestCa,
+}
+
+impl TlsSentinel {
+    pub fn start() -> Self {
+        let ca = TestCa::new();
+        let primary = tls_only(&ca, &[]);
+        let replica = tls_only(
+            &ca,
+            &["--replicaof", "127.0.0.1", &primary.port.to_string()],
+        );
+        wait_until("the replica in sync over TLS", FORM, || {
+            ca.info(replica.port, "replication")
+                .contains("master_link_status:up")
+        });
+        let sentinel = tls_sentinel(&ca, primary.port);
+        let (primary_port, replica_port) = (primary.port, replica.port);
+        let setup = Self {
+            servers: vec![primary, replica],
+            sentinel,
+            ca,
+        };
+        wait_until(
+            "the Sentinel knowing the primary and its replica over TLS",
+            FORM,
+            || setup.announced() == Some(primary_port) && setup.knows(replica_port),
+        );
+        setup
+    }
+
+    /// `rediss://` URL of the Sentinel.
+    pub fn urls(&self) -> String {
+        format!("rediss://127.0.0.1:{}", self.sentinel.port)
+    }
+
+    /// The primary's port the Sentinel announces.
+    pub fn announced(&self) -> Option<u16> {
+        let mut conn = self.ca.connection(self.sentinel.port)?;
+        let addr: Option<(String, String)> = redis::cmd("SENTINEL")
+            .arg("GET-MASTER-ADDR-BY-NAME")
+            .arg(MASTER)
+            .query(&mut conn)
+            .ok()?;
+        addr?.1.parse().ok()
+    }
+
+    fn knows(&self, replica: u16) -> bool {
+        let Some(mut conn) = self.ca.connection(self.sentinel.port) else {
+            return false;
+        };
+        let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
+            .arg("REPLICAS")
+            .arg(MASTER)
+            .query(&mut conn)
+            .unwrap_or_default();
+        replicas.iter().any(|r| {
+            r.get("port").is_some_and(|p| *p == replica.to_string())
+                && r.get("flags")
+                    .is_some_and(|f| !f.contains("down") && !f.contains("disconnected"))
+        })
+    }
+}
+
+impl SharedRedis for TlsSentinel {
+    fn config(&self, prefix: &str) -> RedisConfig {
+        let mut env: std::collections::HashMap<String, String> = self
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.insert("DOCGATE_REDIS_PREFIX".to_owned(), prefix.to_owned());
+        redis_config(env)
+    }
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("DOCGATE_REDIS_SENTINEL_URLS", self.urls()),
+            ("DOCGATE_REDIS_SENTINEL_MASTER", MASTER.to_owned()),
+            (
+                "DOCGATE_REDIS_CA_FILE",
+                self.ca.ca_file.display().to_string(),
+            ),
+        ]
+    }
+}
+
+/// A `redis-server` that listens with TLS only (`--port 0`; its `port` is the TLS port) and
+/// replicates over TLS, ready once it answers `PING` over TLS.
+fn tls_only(ca: &TestCa, args: &[&str]) -> RedisServer {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let mut fixed = ca.server_args();
+    fixed.extend(args.iter().map(|a| (*a).to_owned()));
+    let command = move |port: u16| {
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", "0"])
+            .args(["--tls-port", &port.to_string()])
+            .args(["--tls-replication", "yes"])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--dir", &data])
+            .args(&fixed)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        command
+    };
+    let daemon = Daemon::start("redis-server", HINT, command, listens);
+    let server = RedisServer {
+        port: daemon.port,
+        daemon,
+        _dir: dir,
+    };
+    wait_until("the TLS server answering PING", FORM, || {
+        ca.connection(server.port)
+            .is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
+    });
+    server
+}
+
+/// A Sentinel that listens with TLS only and reaches the servers over TLS (`tls-replication
+/// yes`), monitoring the primary on `primary`.
+fn tls_sentinel(ca: &TestCa, primary: u16) -> RedisServer {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().display().to_string();
+    let tls: String = ca
+        .server_args()
+        .chunks(2)
+        .map(|kv| format!("{} {}\n", kv[0].trim_start_matches("--"), kv[1]))
+        .collect();
+    let command = move |port: u16| {
+        let conf = format!("{data}/sentinel-{port}.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "port 0\ntls-port {port}\ntls-replication yes\n{tls}bind 127.0.0.1\ndir {data}\n\
+                 sentinel monitor {MASTER} 127.0.0.1 {primary} 1\n\
+                 sentinel down-after-milliseconds {MASTER} 5000\n\
+                 sentinel failover-timeout {MASTER} 5000\n"
+            ),
+        )
+        .unwrap();
+        let mut command = if which("redis-sentinel") {
+            let mut command = Command::new("redis-sentinel");
+            command.arg(&conf);
+            command
+        } else {
+            let mut command = Command::new("redis-server");
+            command.arg(&conf).arg("--sentinel");
+            command
+        };
+        command.stdout(Stdio::null()).stderr(Stdio::null());
+        command
+    };
+    let daemon = Daemon::start("redis-sentinel", SENTINEL_HINT, command, listens);
+    let sentinel = RedisServer {
+        port: daemon.port,
+        daemon,
+        _dir: dir,
+    };
+    wait_until("the TLS Sentinel answering PING", FORM, || {
+        ca.connection(sentinel.port)
+            .is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
+    });
+    sentinel
+}
+
+/// Whether something accepts connections on `port` (a TLS-only server: no plain `PING`).
+fn listens(port: u16) -> bool {
+    std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
 }
 
 fn openssl(args: &[&[&str]]) {
