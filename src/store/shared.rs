@@ -18,7 +18,7 @@
 //!   that second fetch is used up (or revoked). A re-armed `token:` hash has `rearmed` and `only`
 //!   (the one network that may claim it) and is spent by any end of its download.
 //! - `<prefix>undo:{<jti>}`: only with `DOCGATE_REDIS_WAIT_REPLICAS`: a copy of a link's record
-//!   taken by its completion, for a minute, so a completion that too few replicas acknowledged
+//!   taken by its completion, for the `WAIT`'s timeout plus a few seconds, so a completion that too few replicas acknowledged
 //!   can be taken back (the link usable again, the attempt refunded).
 //! - `<prefix>owner:{<owner>}`: a set of the `jti`s of one person's links (`<owner>` is their
 //!   keyed pseudonym), living as long as the longest of them.
@@ -396,8 +396,13 @@ fn covered(delivered: Option<u64>, lease_sent: Option<u64>, size: Option<u64>) -
     size.is_some_and(|size| size > 0 && total >= size)
 }
 
-/// How long a completion's undo record outlives it: far longer than a `WAIT` may take.
-const UNDO_TTL_MS: u64 = 60_000;
+/// How long a completion's undo record outlives it: the `WAIT` (at most its timeout), the
+/// answer's way back and the undo's (each within [`RESPONSE_TIMEOUT`]), and a second to spare.
+/// Meanwhile the link answers "in flight"; should the undo never come (the primary lost just
+/// then), the link reads as spent once the record expires.
+fn undo_ttl(wait: &WaitReplicas) -> u64 {
+    millis(wait.timeout + RESPONSE_TIMEOUT * 2 + Duration::from_secs(1))
+}
 
 fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
@@ -528,7 +533,7 @@ impl TokenStore for RedisStore {
             .arg(millis(self.spent_ttl))
             .arg(sent.bytes)
             .arg(sent.size)
-            .arg(self.wait.as_ref().map_or(0, |_| UNDO_TTL_MS));
+            .arg(self.wait.as_ref().map_or(0, |(wait, _)| undo_ttl(wait)));
         let Some((wait, wait_conn)) = &self.wait else {
             let mut conn = self.conn.clone();
             let spent: i64 = complete

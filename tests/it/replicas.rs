@@ -1418,12 +1418,9 @@ async fn a_killed_cluster_master_cuts_or_refuses_cleanly_and_serves_again_only_w
     assert!(downloads_through_a_crash(ClusterCrash::start(), false).await >= 1);
 }
 
-/// Fails about one run in three: after the kill, the cluster client sends a `WAIT` routed to the
-/// lost master's slot to another node (`redis` 1.8's `cluster_async` falls back to a shard
-/// fallback or a random connection when the preferred node is not connected), whose answer
-/// counts its own replicas; the download's last byte goes out and the completion is lost with
-/// the master. `cargo test --test it -- --ignored with_wait_replicas_a_killed_cluster` runs it.
-#[ignore = "WAIT on a cluster can be answered by another node while the master is unreachable"]
+/// The completion and its `WAIT` leave in one pipeline routed to the link's slot: should the
+/// cluster client send it elsewhere while the master is unreachable, the completion script is
+/// refused (`MOVED`) and the download is cut, rather than another node's `WAIT` answering for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_wait_replicas_a_killed_cluster_master_serves_no_completed_link_again() {
     assert_eq!(
