@@ -8,9 +8,11 @@
 //! download manager), a `Range` resume, and any `GET` after a download of the link has started
 //! stream the bytes. `POST` from the expired page (`renew=1`) asks for a new link instead.
 //!
-//! Streaming verifies the token, takes a place in the concurrent download caps (`503`/`429` when
-//! full, before anything is claimed; see [`super::admission`]), claims the link in the token store
-//! (one atomic step: exactly one of several racing clients wins), opens the object with the
+//! Every request to a link counts once against the per-IP download limit ([`PerIp`]), whose
+//! refusal answers first. Streaming verifies the token, takes a place in the concurrent download
+//! caps (`503`/`429` when full, before anything is claimed; see [`super::admission`]), claims the
+//! link in the token store (one atomic step: exactly one of several racing clients wins), the
+//! claim and the per-IP limit leaving together (one round trip for both), opens the object with the
 //! requested range, and streams it through a [`DownloadBody`] that spends the link only when the
 //! last byte goes out, or when the bytes the link's downloads have sent in all reach the
 //! document's size (the store counts them: one link, one copy), under a [`Paced`] that holds the
@@ -123,9 +125,10 @@ pub struct Failure {
     pub link: Option<Link>,
 }
 
-/// Handles a request to a link, in the order of the request flow: the per-IP limit, what is
-/// asked, the token, then what the link gives now (`HEAD`'s headers, the confirm page, or the
-/// bytes). A refusal is counted (but for `HEAD`) and, once the token proved genuine, noted in
+/// Handles a request to a link, in the order of the request flow: what is asked, the token, then
+/// what the link gives now (`HEAD`'s headers, the confirm page, or the bytes), the per-IP limit
+/// counted with the first step that has a side effect (with the claim, for the bytes) and
+/// answering before anything else. A refusal is counted (but for `HEAD`) and, once the token proved genuine, noted in
 /// the owner's request log; the router renders it.
 pub async fn handle(
     state: &State,
