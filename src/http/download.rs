@@ -128,8 +128,8 @@ pub struct Failure {
 /// Handles a request to a link, in the order of the request flow: what is asked, the token, then
 /// what the link gives now (`HEAD`'s headers, the confirm page, or the bytes), the per-IP limit
 /// counted with the first step that has a side effect (with the claim, for the bytes) and
-/// answering before anything else. A refusal is counted (but for `HEAD`) and, once the token proved genuine, noted in
-/// the owner's request log; the router renders it.
+/// answering before anything else. A refusal is counted (but for `HEAD`) and, once the token
+/// proved genuine, noted in the owner's request log; the router renders it.
 pub async fn handle(
     state: &State,
     req: Request<Incoming>,
