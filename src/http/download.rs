@@ -257,15 +257,12 @@ async fn answer(
                 // what the page's button started), or it is spent, withdrawn or in flight:
                 // the download path answers.
                 _ => {
-                    let (request, range) = (
-                        Requested {
-                            ask,
-                            client,
-                            cutter,
-                        },
-                        None,
-                    );
-                    get_response(state, claims, document, range, request, limit).await
+                    let request = Requested {
+                        ask,
+                        client,
+                        cutter,
+                    };
+                    get_response(state, claims, document, None, request, limit).await
                 }
             }
         }
