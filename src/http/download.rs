@@ -8,9 +8,11 @@
 //! download manager), a `Range` resume, and any `GET` after a download of the link has started
 //! stream the bytes. `POST` from the expired page (`renew=1`) asks for a new link instead.
 //!
-//! Streaming verifies the token, takes a place in the concurrent download caps (`503`/`429` when
-//! full, before anything is claimed; see [`super::admission`]), claims the link in the token store
-//! (one atomic step: exactly one of several racing clients wins), opens the object with the
+//! Every request to a link counts once against the per-IP download limit ([`PerIp`]), whose
+//! refusal answers first. Streaming verifies the token, takes a place in the concurrent download
+//! caps (`503`/`429` when full, before anything is claimed; see [`super::admission`]), claims the
+//! link in the token store (one atomic step: exactly one of several racing clients wins), the
+//! claim and the per-IP limit leaving together (one round trip for both), opens the object with the
 //! requested range, and streams it through a [`DownloadBody`] that spends the link only when the
 //! last byte goes out, or when the bytes the link's downloads have sent in all reach the
 //! document's size (the store counts them: one link, one copy), under a [`Paced`] that holds the
@@ -123,10 +125,11 @@ pub struct Failure {
     pub link: Option<Link>,
 }
 
-/// Handles a request to a link, in the order of the request flow: the per-IP limit, what is
-/// asked, the token, then what the link gives now (`HEAD`'s headers, the confirm page, or the
-/// bytes). A refusal is counted (but for `HEAD`) and, once the token proved genuine, noted in
-/// the owner's request log; the router renders it.
+/// Handles a request to a link, in the order of the request flow: what is asked, the token, then
+/// what the link gives now (`HEAD`'s headers, the confirm page, or the bytes), the per-IP limit
+/// counted with the first step that has a side effect (with the claim, for the bytes) and
+/// answering before anything else. A refusal is counted (but for `HEAD`) and, once the token
+/// proved genuine, noted in the owner's request log; the router renders it.
 pub async fn handle(
     state: &State,
     req: Request<Incoming>,
@@ -141,22 +144,23 @@ pub async fn handle(
         Failure { error, link }
     };
 
-    enforce(
-        app,
-        &Key::ip(Scope::DownloadPerIp, client),
-        app.config.limits.download_per_ip,
-    )
-    .await
-    .map_err(|e| refuse(e, None))?;
+    // Counted once per request: a download sends it with its claim, anything else alone before
+    // its first step with a side effect, and its refusal comes before any other answer.
+    let mut limit = PerIp::new(app, client);
 
     let (parts, body) = req.into_parts();
-    let ask = asked(app, &parts, body)
-        .await
-        .map_err(|e| refuse(e, None))?;
+    let ask = match asked(app, &parts, body).await {
+        Ok(ask) => ask,
+        Err(e) => {
+            limit.enforce().await.map_err(|e| refuse(e, None))?;
+            return Err(refuse(e, None));
+        }
+    };
 
     let claims = match app.codec.verify(token(&parts), app.now()) {
         Ok(claims) => claims,
         Err(TokenError::Expired(claims)) => {
+            limit.enforce().await.map_err(|e| refuse(e, None))?;
             let link = Link::of(&claims);
             if ask == Ask::Renew {
                 // A new link for the same document: answered, or refused, as a link request.
@@ -173,12 +177,18 @@ pub async fn handle(
             }
             return Err(refuse(Error::Expired, Some(link)));
         }
-        Err(e) => return Err(refuse(e.into(), None)),
+        Err(e) => {
+            limit.enforce().await.map_err(|e| refuse(e, None))?;
+            return Err(refuse(e.into(), None));
+        }
     };
 
     let link = Link::of(&claims);
-    match answer(state, &parts, &claims, ask, client).await {
+    match answer(state, &parts, &claims, ask, client, &mut limit).await {
         Ok(response) => Ok(Answer { response, link }),
+        // Refused by the per-IP limit (or a limiter that cannot answer): as if the token had not
+        // been read, nothing noted.
+        Err(error) if limit.refused => Err(refuse(error, None)),
         Err(error) => {
             if !head {
                 record(app, &claims, client, error.code());
@@ -219,9 +229,11 @@ async fn answer(
     claims: &Claims,
     ask: Ask,
     client: IpAddr,
+    limit: &mut PerIp<'_>,
 ) -> Result<Response<Body>, Error> {
     let app = &state.app;
     let Some(document) = app.catalog.get(&claims.doc) else {
+        limit.enforce().await?;
         return Err(Error::DocumentGone);
     };
     let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
@@ -229,8 +241,12 @@ async fn answer(
     let cutter = parts.extensions.get::<Cutter>().cloned();
 
     match ask {
-        Ask::Head => head_response(app, claims, document, range.as_ref()).await,
+        Ask::Head => {
+            limit.enforce().await?;
+            head_response(app, claims, document, range.as_ref()).await
+        }
         Ask::Get if range.is_none() && wants_page(app, &parts.headers) => {
+            limit.enforce().await?;
             match app.backends.store.peek(&claims.jti).await? {
                 // Nothing started yet: this is the person before their click, or a mail scanner
                 // or link preview that never clicks. Neither spends anything.
@@ -240,13 +256,67 @@ async fn answer(
                 // A download of it has begun (a resume, or a phone's download manager fetching
                 // what the page's button started), or it is spent, withdrawn or in flight:
                 // the download path answers.
-                _ => get_response(state, claims, document, None, client, ask, cutter).await,
+                _ => {
+                    let request = Requested {
+                        ask,
+                        client,
+                        cutter,
+                    };
+                    get_response(state, claims, document, None, request, limit).await
+                }
             }
         }
         Ask::Get | Ask::Download | Ask::Renew => {
-            get_response(state, claims, document, range.as_ref(), client, ask, cutter).await
+            let request = Requested {
+                ask,
+                client,
+                cutter,
+            };
+            get_response(state, claims, document, range.as_ref(), request, limit).await
         }
     }
+}
+
+/// The per-IP download limit of one request ([`Scope::DownloadPerIp`]), counted once whatever
+/// path the request takes: every request to a link counts, as it always has, whether its token
+/// is genuine or not.
+struct PerIp<'a> {
+    app: &'a App,
+    client: IpAddr,
+    counted: bool,
+    /// The limit refused the request (`429`), or the limiter could not answer (`503`).
+    refused: bool,
+}
+
+impl<'a> PerIp<'a> {
+    fn new(app: &'a App, client: IpAddr) -> Self {
+        Self {
+            app,
+            client,
+            counted: false,
+            refused: false,
+        }
+    }
+
+    /// Counts the request unless it was already: `429` with `Retry-After` over the limit, `503`
+    /// when the limiter cannot answer.
+    async fn enforce(&mut self) -> Result<(), Error> {
+        if std::mem::replace(&mut self.counted, true) {
+            return Ok(());
+        }
+        let app = self.app;
+        let key = Key::ip(Scope::DownloadPerIp, self.client);
+        let counted = enforce(app, &key, app.config.limits.download_per_ip).await;
+        self.refused = counted.is_err();
+        counted
+    }
+}
+
+/// Who asked for the bytes, and how.
+struct Requested {
+    ask: Ask,
+    client: IpAddr,
+    cutter: Option<Cutter>,
 }
 
 /// True when the confirm page is on and the request is a browser navigating to the link (or a
@@ -344,27 +414,38 @@ async fn get_response(
     claims: &Claims,
     document: &Document,
     range: Option<&RangeRequest>,
-    client: IpAddr,
-    ask: Ask,
-    cutter: Option<Cutter>,
+    request: Requested,
+    limit: &mut PerIp<'_>,
 ) -> Result<Response<Body>, Error> {
+    let Requested {
+        ask,
+        client,
+        cutter,
+    } = request;
     let app = &state.app;
     let store = &app.backends.store;
-    // Before anything is claimed: a refusal here spends nothing.
-    let slot = state.downloads.admit(client).map_err(|full| match full {
-        Full::Client => Error::TooManyDownloads {
-            retry_after: DOWNLOADS_FULL_RETRY,
-        },
-        Full::Process => Error::Busy {
-            retry_after: DOWNLOADS_FULL_RETRY,
-        },
-    })?;
+    // Before anything is claimed: a refusal here spends nothing (the per-IP limit still counts
+    // the request, and answers first).
+    let slot = match state.downloads.admit(client) {
+        Ok(slot) => slot,
+        Err(full) => {
+            limit.enforce().await?;
+            return Err(match full {
+                Full::Client => Error::TooManyDownloads {
+                    retry_after: DOWNLOADS_FULL_RETRY,
+                },
+                Full::Process => Error::Busy {
+                    retry_after: DOWNLOADS_FULL_RETRY,
+                },
+            });
+        }
+    };
     // The client network, keyed (the store keeps no address): a download started by the confirm
     // page's button may be fetched again by the same network's download manager.
     let network = app.pseudonyms.network(client);
     let lease = Lease::held_by(LEASE_TTL, &network, ask == Ask::Download);
     let again = (ask == Ask::Get).then_some(network.as_str());
-    let attempt = match claim(app, &claims.jti, &lease, again).await? {
+    let attempt = match claim(app, &claims.jti, &lease, again, limit).await? {
         ClaimOutcome::Granted { attempt } => attempt,
         ClaimOutcome::Refused(state) => {
             return Err(Error::for_state(state).unwrap_or(Error::Revoked));
@@ -447,8 +528,11 @@ const DOWNLOADS_FULL_RETRY: Duration = Duration::from_secs(10);
 const IN_FLIGHT_WAIT: Duration = Duration::from_millis(1500);
 const IN_FLIGHT_POLL: Duration = Duration::from_millis(100);
 
-/// Claims the link for a download. A link in flight is waited for, briefly. For a `GET` from
-/// `again` (a client network), a link that a confirm-page download from the same network
+/// Claims the link for a download. The first claim is sent together with the per-IP limit (one
+/// round trip for both; on Redis Cluster they are usually on different masters, so one script
+/// cannot hold both): a refused limit answers first, and a claim it granted meanwhile is released
+/// with a refund, so the link is as before. A link in flight is waited for, briefly. For a `GET`
+/// from `again` (a client network), a link that a confirm-page download from the same network
 /// completed moments ago is re-armed once: a phone's download manager fetches again what its
 /// browser has just fetched. Plain `GET`s never arm this, so racing clients still get exactly one
 /// body.
@@ -457,12 +541,23 @@ async fn claim(
     jti: &Jti,
     lease: &Lease,
     again: Option<&str>,
+    limit: &mut PerIp<'_>,
 ) -> Result<ClaimOutcome, Error> {
     let store = &app.backends.store;
     let deadline = tokio::time::Instant::now() + IN_FLIGHT_WAIT;
+    let (counted, first) = tokio::join!(limit.enforce(), store.claim(jti, lease));
+    if let Err(refused) = counted {
+        if let Ok(ClaimOutcome::Granted { .. }) = first
+            && let Err(e) = store.release(jti, lease, Sent::default(), true).await
+        {
+            tracing::warn!(cause = %e, "could not release a claim after the per-IP limit");
+        }
+        return Err(refused);
+    }
+    let mut outcome = first?;
     let mut rearmed = false;
     loop {
-        match store.claim(jti, lease).await? {
+        match outcome {
             ClaimOutcome::Refused(LinkState::InFlight)
                 if tokio::time::Instant::now() < deadline =>
             {
@@ -480,6 +575,7 @@ async fn claim(
             }
             answer => return Ok(answer),
         }
+        outcome = store.claim(jti, lease).await?;
     }
 }
 

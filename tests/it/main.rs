@@ -35,6 +35,7 @@ mod recipients;
 mod replicas;
 mod request_form;
 mod requestlog_contract;
+mod round_trips;
 mod s3;
 mod scanner;
 mod sentinel_tls;

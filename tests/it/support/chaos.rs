@@ -1,15 +1,20 @@
 //! A fault-injecting loopback TCP proxy: forwards faithfully until told to cut, then closes every
 //! connection once a shared budget of server-to-client bytes is spent, so a body stops halfway
-//! (tests put it in front of the S3 server).
+//! (tests put it in front of the S3 server). Started [`ChaosProxy::delayed`], it holds every
+//! piece it forwards for a fixed time in each direction (a distant server) and notes when each
+//! server-to-client piece was delivered, so a test counts a client's sequential round trips.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 
 /// A loopback TCP proxy that forwards faithfully until told to cut: then every connection is
@@ -20,24 +25,42 @@ pub struct ChaosProxy {
     budget: Arc<AtomicU64>,
     /// Server-to-client bytes forwarded so far, over all connections.
     forwarded: Arc<AtomicU64>,
+    /// When each server-to-client piece was delivered (a delayed proxy only).
+    deliveries: Arc<Mutex<Vec<Instant>>>,
     task: JoinHandle<()>,
 }
 
 impl ChaosProxy {
     /// A proxy to `upstream`.
     pub async fn start(upstream: SocketAddr) -> Self {
+        Self::with_delay(upstream, None).await
+    }
+
+    /// A faithful proxy to `upstream` that delivers every piece `delay` after it arrived, in
+    /// each direction (a round trip through it takes at least twice `delay`), in order.
+    pub async fn delayed(upstream: SocketAddr, delay: Duration) -> Self {
+        Self::with_delay(upstream, Some(delay)).await
+    }
+
+    async fn with_delay(upstream: SocketAddr, delay: Option<Duration>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let budget = Arc::new(AtomicU64::new(u64::MAX));
         let forwarded = Arc::new(AtomicU64::new(0));
-        let (b, f) = (budget.clone(), forwarded.clone());
+        let deliveries = Arc::new(Mutex::new(Vec::new()));
+        let (b, f, d) = (budget.clone(), forwarded.clone(), deliveries.clone());
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
-                connections.spawn(relay(client, upstream, b.clone(), f.clone()));
+                match delay {
+                    None => connections.spawn(relay(client, upstream, b.clone(), f.clone())),
+                    Some(delay) => {
+                        connections.spawn(relay_delayed(client, upstream, delay, d.clone()))
+                    }
+                };
                 while connections.try_join_next().is_some() {}
             }
         });
@@ -45,8 +68,14 @@ impl ChaosProxy {
             addr,
             budget,
             forwarded,
+            deliveries,
             task,
         }
+    }
+
+    /// When each server-to-client piece was delivered so far (a delayed proxy only).
+    pub fn deliveries(&self) -> Vec<Instant> {
+        self.deliveries.lock().unwrap().clone()
     }
 
     /// `http://127.0.0.1:PORT`
@@ -118,4 +147,59 @@ fn take(budget: &AtomicU64, n: u64) -> u64 {
         Some(left - granted)
     });
     granted
+}
+
+/// Copies one connection both ways, each piece `delay` late; notes each server-to-client delivery.
+async fn relay_delayed(
+    client: TcpStream,
+    upstream: SocketAddr,
+    delay: Duration,
+    deliveries: Arc<Mutex<Vec<Instant>>>,
+) {
+    let Ok(server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    let (client_read, client_write) = client.into_split();
+    let (server_read, server_write) = server.into_split();
+    let up = tokio::spawn(late(client_read, server_write, delay, None));
+    late(server_read, client_write, delay, Some(deliveries)).await;
+    up.abort();
+}
+
+/// Forwards what `from` reads to `to`, each piece `delay` after it was read; a reader task and
+/// this writer, so a delay never holds up the next read.
+async fn late(
+    mut from: OwnedReadHalf,
+    mut to: OwnedWriteHalf,
+    delay: Duration,
+    deliveries: Option<Arc<Mutex<Vec<Instant>>>>,
+) {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx
+                        .send((Instant::now() + delay, buf[..n].to_vec()))
+                        .is_err()
+                    {
+                        break;
+                    }
+                }
+            }
+        }
+    });
+    while let Some((due, piece)) = rx.recv().await {
+        tokio::time::sleep_until(due.into()).await;
+        if to.write_all(&piece).await.is_err() {
+            break;
+        }
+        if let Some(deliveries) = &deliveries {
+            deliveries.lock().unwrap().push(Instant::now());
+        }
+    }
+    let _ = to.shutdown().await;
+    reader.abort();
 }

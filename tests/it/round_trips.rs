@@ -1,0 +1,193 @@
+//! What one download costs Redis, read from Redis itself: the exact commands it runs (`INFO
+//! commandstats` around one whole download, on a standalone server and summed over a cluster's
+//! masters), and how many round trips the client waits for, counted through a proxy that makes
+//! Redis distant: the per-IP limit leaves with the claim, so the bytes wait for two round trips
+//! (limit and claim, then completion); the request log's record is written after the end.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+// The client crate, not `support::redis`.
+use ::redis;
+
+use crate::support::chaos::ChaosProxy;
+use crate::support::redis::{RedisCluster, RedisServer, SharedRedis};
+use crate::support::*;
+
+/// A docgate on `redis`, with one download done: its connections are open and its scripts
+/// loaded, so what is measured next is one download and nothing of the start.
+async fn warmed_up(env: &[(&str, String)]) -> TestApp {
+    let pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let app = TestApp::with(&pairs).await;
+    let (_, link) = app.mint("resume").await;
+    assert_whole_resume(app.get(&link).await).await;
+    app.idle().await;
+    app
+}
+
+/// `INFO commandstats` of one server: calls per command.
+fn commandstats(conn: &mut redis::Connection) -> BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().unwrap()))
+        })
+        // The test's own questions.
+        .filter(|(name, _)| name != "info" && name != "config|resetstat")
+        .collect()
+}
+
+fn reset(conn: &mut redis::Connection) {
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query::<()>(conn)
+        .unwrap();
+}
+
+/// Downloads a fresh link whole (and waits for what the download leaves behind: the request
+/// log's record), with Redis's counters reset just before the request.
+async fn one_download(app: &TestApp, conns: &mut [redis::Connection]) -> BTreeMap<String, u64> {
+    let (claims, link) = app.mint("resume").await;
+    conns.iter_mut().for_each(reset);
+    assert_whole_resume(app.get(&link).await).await;
+    app.idle().await;
+    let mut calls = BTreeMap::new();
+    for conn in conns.iter_mut() {
+        for (name, n) in commandstats(conn) {
+            *calls.entry(name).or_insert(0) += n;
+        }
+    }
+    // The download spent the link (asked after the counters were read).
+    assert_eq!(
+        app.app.backends.store.peek(&claims.jti).await.unwrap(),
+        docgate::store::LinkState::Used
+    );
+    calls
+}
+
+/// Four scripts and nothing else: the per-IP limit, the claim, the completion and the request
+/// log's record (`EVALSHA`), with the commands they run inside Redis, which `commandstats` counts
+/// too (the limit: `TIME`, `GET`, `SET`; the store's and the log's scripts the rest). A command
+/// added to a download, or a script that grows, shows here.
+fn expected() -> BTreeMap<String, u64> {
+    [
+        ("evalsha", 4),
+        ("time", 3),
+        ("get", 3),
+        ("set", 2),
+        ("del", 1),
+        ("exists", 1),
+        ("hget", 2),
+        ("hmget", 3),
+        ("hset", 4),
+        ("incr", 1),
+        ("pttl", 1),
+        ("zadd", 1),
+        ("zcard", 1),
+        ("zrange", 1),
+    ]
+    .into_iter()
+    .map(|(name, calls)| (name.to_owned(), calls))
+    .collect()
+}
+
+#[tokio::test]
+async fn a_download_runs_four_scripts_on_redis_and_nothing_else() {
+    let redis = RedisServer::start();
+    let app = warmed_up(&redis.env()).await;
+    let calls = one_download(&app, &mut [redis.client()]).await;
+    assert_eq!(calls, expected());
+}
+
+#[tokio::test]
+async fn a_download_runs_four_scripts_on_a_cluster_and_nothing_else() {
+    let cluster = RedisCluster::start();
+    let app = warmed_up(&cluster.env()).await;
+    let mut masters: Vec<redis::Connection> = cluster
+        .master_ports()
+        .into_iter()
+        .map(|port| {
+            redis::Client::open(format!("redis://127.0.0.1:{port}"))
+                .unwrap()
+                .get_connection()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(masters.len(), 3);
+    let calls = one_download(&app, &mut masters).await;
+    assert_eq!(calls, expected());
+}
+
+/// Groups instants into bursts: a gap longer than `gap` starts a new one.
+fn bursts(mut times: Vec<Instant>, gap: Duration) -> usize {
+    times.sort();
+    let mut count = 0;
+    let mut last: Option<Instant> = None;
+    for t in times {
+        if last.is_none_or(|l| t.duration_since(l) > gap) {
+            count += 1;
+        }
+        last = Some(t);
+    }
+    count
+}
+
+#[tokio::test]
+async fn the_bytes_wait_for_two_redis_round_trips() {
+    // Redis 150 ms away each way: a round trip takes 300 ms or more, far longer than anything
+    // else the download does on loopback, so each one the client waits for shows as a burst of
+    // replies of its own.
+    const DELAY: Duration = Duration::from_millis(150);
+    let redis = RedisServer::start();
+    let proxy = ChaosProxy::delayed(redis.addr(), DELAY).await;
+    let url = format!("redis://{}", proxy.addr);
+    let app = warmed_up(&[("DOCGATE_REDIS_URL", url)]).await;
+    let (_, link) = app.mint("resume").await;
+
+    let started = Instant::now();
+    assert_whole_resume(app.get(&link).await).await;
+    let ended = Instant::now();
+    app.idle().await;
+
+    let deliveries = proxy.deliveries();
+    let during: Vec<Instant> = deliveries
+        .iter()
+        .copied()
+        .filter(|t| (started..ended).contains(t))
+        .collect();
+    assert_eq!(
+        bursts(during, DELAY / 2),
+        2,
+        "the limit with the claim, then the completion"
+    );
+    // The request log's record was answered after the last byte, off the client's path.
+    assert!(
+        deliveries.iter().any(|t| *t > ended),
+        "the record after the end"
+    );
+}
+
+/// The per-IP limit now answers beside the claim: a refused request still answers `429` and
+/// leaves the link as it was (the claim made meanwhile is released with a refund), on Redis.
+#[tokio::test]
+async fn a_download_over_the_per_ip_limit_leaves_the_link_untouched_on_redis() {
+    let redis = RedisServer::start();
+    let mut env = redis.env();
+    env.push(("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1/h".to_owned()));
+    let app = warmed_up(&env).await;
+    let (claims, link) = app.mint("resume").await;
+    let response = app.get(&link).await;
+    assert_eq!(response.status(), 429);
+    assert!(retry_after(&response) > 0);
+    assert!(response.headers().get("content-disposition").is_none());
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "rate_limited");
+    app.idle().await;
+    assert_eq!(
+        app.app.backends.store.peek(&claims.jti).await.unwrap(),
+        docgate::store::LinkState::Ready { started: 0 },
+        "the refused download cost the link nothing"
+    );
+}
