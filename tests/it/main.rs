@@ -41,3 +41,4 @@ mod slow;
 mod soak;
 mod store_contract;
 mod topologies;
+mod watermark;
