@@ -302,7 +302,12 @@ fn words(path: &Path) -> Vec<((f64, f64), Vec<Word>)> {
     let out = run(
         "pdftotext",
         "poppler-utils",
-        &["-bbox", "-cropbox", path.to_str().expect("a UTF-8 path"), "-"],
+        &[
+            "-bbox",
+            "-cropbox",
+            path.to_str().expect("a UTF-8 path"),
+            "-",
+        ],
     );
     assert!(out.status.success());
     let html = String::from_utf8(out.stdout).expect("UTF-8");
@@ -629,6 +634,112 @@ fn text_outside_winansi_becomes_question_marks_and_delimiters_are_escaped() {
     qpdf_check(&path);
     let text = pages_text(&path).concat();
     assert!(text.contains("Zoë (Müller) \\ ?? €"), "{text:?}");
+}
+
+/// pyHanko's command line (PyPI's `pyhanko-cli`; Debian has no package), found on `PATH`.
+fn pyhanko(args: &[&str]) -> std::process::Output {
+    Command::new("pyhanko")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!(
+                "cannot run pyhanko ({e}): install pyHanko (`pip install pyhanko-cli` in a venv on \
+             PATH; scripts/test does)"
+            )
+        })
+}
+
+#[test]
+fn a_signed_pdf_keeps_its_signature_valid_once_stamped() {
+    let dir = scratch();
+    let path = |name: &str| dir.path().join(name).to_str().expect("UTF-8").to_owned();
+    let key = run(
+        "openssl",
+        "openssl",
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=docgate test signer",
+            "-keyout",
+            &path("key.pem"),
+            "-out",
+            &path("cert.pem"),
+        ],
+    );
+    assert!(
+        key.status.success(),
+        "{}",
+        String::from_utf8_lossy(&key.stderr)
+    );
+    write(&dir, "unsigned.pdf", &pdf(&plain_pages(2)));
+    let signed = pyhanko(&[
+        "sign",
+        "addsig",
+        "--field",
+        "1/72,72,272,122/Signature",
+        "pemder",
+        "--key",
+        &path("key.pem"),
+        "--cert",
+        &path("cert.pem"),
+        "--no-pass",
+        &path("unsigned.pdf"),
+        &path("signed.pdf"),
+    ]);
+    assert!(
+        signed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&signed.stderr)
+    );
+    let original = std::fs::read(path("signed.pdf")).expect("pyHanko's output");
+    let validate = |file: &str, diff: &str| {
+        let out = pyhanko(&[
+            "sign",
+            "validate",
+            diff,
+            "--pretty-print",
+            "--no-revocation-check",
+            "--trust",
+            &path("cert.pem"),
+            "--trust-replace",
+            &path(file),
+        ]);
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (valid, report) = validate("signed.pdf", "--pretty-print");
+    assert!(
+        valid && report.contains("The signature covers the entire file."),
+        "{report}"
+    );
+
+    let stamped = stamp_and_check(&dir, "signed", &original, XrefKind::Table);
+    write(&dir, "stamped.pdf", &stamped);
+    // The signed revision, its bytes untouched, still validates: digest, signature and trust.
+    let (valid, report) = validate("stamped.pdf", "--no-diff-analysis");
+    assert!(valid, "{report}");
+    assert!(
+        report.contains("The signature is cryptographically sound."),
+        "{report}"
+    );
+    assert!(report.contains("The signature is judged VALID"), "{report}");
+    // pyHanko's analysis of what came after sees the stamp: the signature covers the revision
+    // before it, not the whole file. (It then judges new page content outside an approval
+    // signature's modification policy, as a validator that compares revisions will.)
+    let (_, report) = validate("stamped.pdf", "--pretty-print");
+    assert!(
+        report.contains("The signature is cryptographically sound.")
+            && report.contains("The signature does not cover the entire file."),
+        "{report}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------
