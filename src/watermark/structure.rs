@@ -120,7 +120,11 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
         max_decompressed_size: Some(MAX_DECOMPRESSED),
         ..LoadOptions::default()
     };
-    let doc = match Document::load_mem_with_options(bytes, options) {
+    // The parser meets documents docgate did not make: should it panic on one, that document
+    // cannot be stamped, and the process goes on (the panic hook logs where).
+    let loaded = std::panic::catch_unwind(|| Document::load_mem_with_options(bytes, options))
+        .map_err(|_| CannotStamp::Broken("the PDF parser failed on it"))?;
+    let doc = match loaded {
         Ok(doc) => doc,
         Err(
             lopdf::Error::Decryption(_)

@@ -818,6 +818,44 @@ fn broken_pdfs_are_refused() {
 }
 
 #[test]
+fn a_pdf_not_ending_with_a_line_break_gets_one_before_the_update() {
+    let dir = scratch();
+    let mut original = pdf(&plain_pages(1));
+    assert_eq!(original.pop(), Some(b'\n'));
+    let stamped = stamp_and_check(&dir, "no-eol", &original, XrefKind::Table);
+    assert_eq!(stamped[original.len()], b'\n');
+}
+
+#[test]
+fn damaged_pdfs_never_crash_the_reader() {
+    // Cut short at many places, and with bytes overwritten here and there: each is read or
+    // refused, and what is read can be stamped.
+    let good = pdf(&plain_pages(3));
+    let mut damaged: Vec<Vec<u8>> = (1..40)
+        .map(|i| good[..good.len() * i / 40].to_vec())
+        .collect();
+    for i in 0..200 {
+        let mut copy = good.clone();
+        let at = (i * 7919) % copy.len();
+        copy[at] = [b'(', b'<', b'0', b' ', 0xff, b']', b'/'][i % 7];
+        damaged.push(copy);
+    }
+    let mut read = 0;
+    for bytes in &damaged {
+        if let Ok(structure) = watermark::read(bytes, MAX_DOCUMENT_BYTES) {
+            assert!(structure.stamp(STAMP).len() > structure.pages() as u64 * 20);
+            read += 1;
+        }
+    }
+    // Most single-byte changes land in content or spacing the reader tolerates.
+    assert!(
+        read > 0 && read < damaged.len(),
+        "{read} of {}",
+        damaged.len()
+    );
+}
+
+#[test]
 fn a_pdf_without_pages_is_refused() {
     let refused = watermark::read(&pdf(&[]), MAX_DOCUMENT_BYTES);
     assert!(matches!(refused, Err(CannotStamp::NoPages)), "{refused:?}");
