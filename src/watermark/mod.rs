@@ -1,7 +1,9 @@
 //! Stamping a PDF with the name of its recipient by an incremental update: the original bytes are
 //! never changed, and the stamp is appended after them (PDF 32000-1 §7.5.6). The original can
 //! therefore stream unchanged and its signed byte ranges stay intact, so a digitally signed PDF
-//! keeps its signature valid for the revision it signed.
+//! keeps its signature valid for the revision it signed. (A validator that also judges what came
+//! after, as pyHanko and Acrobat do, sees new page content, which an approval signature does not
+//! allow the way it allows form filling or annotations: [`Structure::signed`] tells the caller.)
 //!
 //! Two steps, so a document is parsed once and not per download:
 //! - [`read`] parses a whole document (at most [`MAX_DOCUMENT_BYTES`], or the caller's limit) and

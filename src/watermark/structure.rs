@@ -72,12 +72,21 @@ pub struct Structure {
     /// The first object number after the update's own objects (the xref stream's, for that kind).
     pub(super) next_number: u32,
     pages: usize,
+    signed: bool,
 }
 
 impl Structure {
     /// How many pages get the stamp.
     pub fn pages(&self) -> usize {
         self.pages
+    }
+
+    /// Whether the document says it holds signatures (`/AcroForm /SigFlags` or `/Perms`). Its
+    /// signatures stay valid for the revision they sign, but a validator that compares revisions
+    /// reports the stamp as a change outside what a signature allows (new page content), so the
+    /// owner may want such documents served unstamped.
+    pub fn signed(&self) -> bool {
+        self.signed
     }
 
     /// The kind of the document's last cross-reference section, which the update repeats.
@@ -243,7 +252,26 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
         stamps,
         next_number,
         pages: page_ids.len(),
+        signed: signed(&doc),
     })
+}
+
+/// Whether the catalog declares signatures: `/SigFlags` with SignaturesExist in `/AcroForm`, or
+/// `/Perms` (DocMDP, a certification).
+fn signed(doc: &Document) -> bool {
+    let Ok(catalog) = doc.catalog() else {
+        return false;
+    };
+    let flags = catalog
+        .get(b"AcroForm")
+        .ok()
+        .and_then(|form| doc.dereference(form).ok())
+        .and_then(|(_, form)| form.as_dict().ok())
+        .and_then(|form| form.get(b"SigFlags").ok())
+        .and_then(|flags| doc.dereference(flags).ok())
+        .and_then(|(_, flags)| flags.as_i64().ok())
+        .unwrap_or(0);
+    flags & 1 != 0 || catalog.has(b"Perms")
 }
 
 /// The trailer entries an update carries over: `/Root` (required), `/Info` and `/ID`.

@@ -468,7 +468,10 @@ fn stamp_and_check(dir: &TempDir, name: &str, original: &[u8], kind: XrefKind) -
 #[test]
 fn a_plain_pdf_gets_the_stamp_on_every_page() {
     let dir = scratch();
-    stamp_and_check(&dir, "plain", &pdf(&plain_pages(3)), XrefKind::Table);
+    let original = pdf(&plain_pages(3));
+    stamp_and_check(&dir, "plain", &original, XrefKind::Table);
+    let structure = watermark::read(&original, MAX_DOCUMENT_BYTES).expect("stampable");
+    assert!(!structure.signed());
 }
 
 #[test]
@@ -721,6 +724,11 @@ fn a_signed_pdf_keeps_its_signature_valid_once_stamped() {
         "{report}"
     );
 
+    assert!(
+        watermark::read(&original, MAX_DOCUMENT_BYTES)
+            .expect("stampable")
+            .signed()
+    );
     let stamped = stamp_and_check(&dir, "signed", &original, XrefKind::Table);
     write(&dir, "stamped.pdf", &stamped);
     // The signed revision, its bytes untouched, still validates: digest, signature and trust.
