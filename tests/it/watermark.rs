@@ -1,6 +1,7 @@
 //! The PDF stamp engine (`docgate::watermark`) on real PDFs, checked with real PDF tools: the
 //! tests write small PDFs themselves, let Debian's `qpdf` make the other producers' layouts of them
-//! (object and cross-reference streams, linearized, encrypted), append a recipient's update, and
+//! (object and cross-reference streams, linearized, encrypted; Chromium's printing, cairo and
+//! poppler write others), append a recipient's update, and
 //! check the result with `qpdf --check` (no errors, no warnings) and poppler's `pdftotext` (the
 //! stamp on every page, upright at the bottom of the page as shown, the original text unchanged).
 //! A signed PDF is signed and its signature validated with pyHanko. A missing tool fails the test
@@ -221,22 +222,33 @@ fn qpdf(input: &Path, output: &Path, args: &[&str]) {
 /// `qpdf --check`: the file's structure, every object and every content stream are readable, with
 /// no error and no warning (exit status 0).
 fn qpdf_check(path: &Path) {
-    let out = run(
-        "qpdf",
-        "qpdf",
-        &["--check", path.to_str().expect("a UTF-8 path")],
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let warnings = qpdf_warnings(path);
+    assert!(warnings.is_empty(), "qpdf --check warns: {warnings:?}");
+}
+
+/// `qpdf --check` with no error (exit status 0, or 3 for warnings only): its warnings, without
+/// the file's name.
+fn qpdf_warnings(path: &Path) -> Vec<String> {
+    let name = path.to_str().expect("a UTF-8 path");
+    let out = run("qpdf", "qpdf", &["--check", name]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        out.status.code() == Some(0) && out.stderr.is_empty(),
-        "qpdf --check found problems (status {:?}):\n{stdout}\n{}",
+        matches!(out.status.code(), Some(0 | 3)),
+        "qpdf --check found errors (status {:?}):\n{stdout}\n{stderr}",
         out.status.code(),
-        String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("No syntax or stream encoding errors found"),
-        "{stdout}"
+        out.status.code() == Some(3)
+            || stdout.contains("No syntax or stream encoding errors found"),
+        "{stdout}\n{stderr}"
     );
+    stdout
+        .lines()
+        .chain(stderr.lines())
+        .filter(|line| line.starts_with("WARNING"))
+        .map(|line| line.replace(name, "FILE"))
+        .collect()
 }
 
 /// Each page's text as poppler's `pdftotext` extracts it.
@@ -394,8 +406,14 @@ fn stamp_and_check(dir: &TempDir, name: &str, original: &[u8], kind: XrefKind) -
 
     let before = write(dir, &format!("{name}.pdf"), original);
     let after = write(dir, &format!("{name}-stamped.pdf"), &stamped);
-    qpdf_check(&before);
-    qpdf_check(&after);
+    // The files these tests write are clean; another producer's may have warnings already
+    // (pdfunite writes a wrong /Size): the stamped copy adds none.
+    let warned = qpdf_warnings(&before);
+    let warnings = qpdf_warnings(&after);
+    assert!(
+        warnings.iter().all(|w| warned.contains(w)),
+        "{name}: qpdf --check warns of the stamped copy: {warnings:?} (the original: {warned:?})"
+    );
     // The update's own cross-reference section is of the original's last kind.
     let tail = String::from_utf8_lossy(&stamped[original.len()..]).into_owned();
     match kind {
@@ -516,6 +534,80 @@ fn object_streams_and_xref_streams_get_an_xref_stream_update() {
     let original = std::fs::read(&packed).expect("qpdf's output");
     assert!(String::from_utf8_lossy(&original).contains("/ObjStm"));
     stamp_and_check(&dir, "objstm", &original, XrefKind::Stream);
+}
+
+#[test]
+fn pdfs_of_other_producers_get_the_stamp() {
+    let dir = scratch();
+    let path = |name: &str| dir.path().join(name).to_str().expect("UTF-8").to_owned();
+    write(&dir, "source.pdf", &pdf(&plain_pages(2)));
+    // Chromium's printing (Skia's PDF backend), as a browser's "Save as PDF" makes it.
+    let html = "<html><body><p style=\"break-after: page\">Printed page one</p>\
+                <p>Printed page two</p></body></html>";
+    write(&dir, "page.html", html.as_bytes());
+    std::fs::create_dir(path("home")).expect("a home directory");
+    let chromium = crate::support::chrome::chromium_binary();
+    let printed = Command::new("timeout")
+        .arg("60")
+        .arg(&chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--no-pdf-header-footer",
+        ])
+        .arg(format!("--user-data-dir={}", path("profile")))
+        .arg(format!("--print-to-pdf={}", path("chromium.pdf")))
+        .arg(format!("file://{}", path("page.html")))
+        .env("HOME", path("home"))
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {chromium:?} ({e}): install `chromium`"));
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    // Cairo's PDF surface (poppler's pdftocairo redraws every page) and poppler's own writer
+    // (pdfunite builds a new page tree over both).
+    let cairo = run(
+        "pdftocairo",
+        "poppler-utils",
+        &["-pdf", &path("source.pdf"), &path("cairo.pdf")],
+    );
+    assert!(
+        cairo.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cairo.stderr)
+    );
+    let united = run(
+        "pdfunite",
+        "poppler-utils",
+        &[
+            &path("chromium.pdf"),
+            &path("cairo.pdf"),
+            &path("united.pdf"),
+        ],
+    );
+    assert!(
+        united.status.success(),
+        "{}",
+        String::from_utf8_lossy(&united.stderr)
+    );
+    for (name, producer) in [
+        ("chromium", "Skia/PDF"),
+        ("cairo", "cairo"),
+        ("united", "pdfunite"),
+    ] {
+        let original = std::fs::read(path(&format!("{name}.pdf"))).expect("the producer's output");
+        let info = run("pdfinfo", "poppler-utils", &[&path(&format!("{name}.pdf"))]);
+        let info = String::from_utf8_lossy(&info.stdout).into_owned();
+        assert!(
+            info.contains(producer) || name == "united",
+            "{name}: {info}"
+        );
+        stamp_and_check(&dir, &format!("{name}-copy"), &original, XrefKind::Table);
+    }
 }
 
 #[test]
