@@ -1,8 +1,7 @@
 //! The PDF stamp engine (`docgate::watermark`) on real PDFs, checked with real PDF tools: the
 //! tests write small PDFs themselves, let Debian's `qpdf` make the other producers' layouts of them
 //! (object and cross-reference streams, linearized, encrypted; Chromium's printing, cairo and
-//! poppler write others), append a recipient's update, and
-//! check the result with `qpdf --check` (no errors, no warnings) and poppler's `pdftotext` (the
+//! poppler write others), append a recipient's update, and check the result with `qpdf --check` (no errors, no warnings) and poppler's `pdftotext` (the
 //! stamp on every page, upright at the bottom of the page as shown, the original text unchanged).
 //! A signed PDF is signed and its signature validated with pyHanko. A missing tool fails the test
 //! with the package to install (`scripts/test` installs them all).
@@ -30,6 +29,21 @@ struct PageSpec {
     own_resources: bool,
     /// Content the page starts with, left unbalanced in the graphics state (no `q`/`Q`).
     prefix: &'static str,
+    contents: Layout,
+}
+
+/// How a test page's `/Contents` is written.
+#[derive(Clone, Copy, Default)]
+enum Layout {
+    /// One stream.
+    #[default]
+    Stream,
+    /// An array of two streams, the text split between them.
+    Array,
+    /// A reference to such an array.
+    IndirectArray,
+    /// No `/Contents`: a blank page.
+    Blank,
 }
 
 /// Writes objects, remembering their offsets, and ends with a classic xref table.
@@ -116,7 +130,20 @@ fn pdf(pages: &[PageSpec]) -> Vec<u8> {
     );
     for (i, page) in pages.iter().enumerate() {
         let number = first_page + 2 * i as u32;
-        let mut dict = format!("<< /Type /Page /Parent 2 0 R /Contents {} 0 R", number + 1);
+        // Objects a split content needs, numbered apart from the pages'.
+        let second = 5000 + 2 * i as u32;
+        let mut dict = match page.contents {
+            Layout::Stream => format!("<< /Type /Page /Parent 2 0 R /Contents {} 0 R", number + 1),
+            Layout::Array => format!(
+                "<< /Type /Page /Parent 2 0 R /Contents [{} 0 R {second} 0 R]",
+                number + 1
+            ),
+            Layout::IndirectArray => {
+                w.object(second + 1, &format!("[{} 0 R {second} 0 R]", number + 1));
+                format!("<< /Type /Page /Parent 2 0 R /Contents {} 0 R", second + 1)
+            }
+            Layout::Blank => "<< /Type /Page /Parent 2 0 R".to_owned(),
+        };
         if let Some(r) = page.rotate {
             dict.push_str(&format!(" /Rotate {r}"));
         }
@@ -133,16 +160,21 @@ fn pdf(pages: &[PageSpec]) -> Vec<u8> {
         dict.push_str(" >>");
         w.object(number, &dict);
         let [x0, y0, _, y1] = page.crop_box.or(page.media_box).unwrap_or([0, 0, 612, 792]);
-        w.stream(
-            number + 1,
-            &format!(
-                "{}BT /F1 12 Tf {} {} Td ({}) Tj ET",
-                page.prefix,
-                x0 + 72,
-                y1 - (y1 - y0) / 3,
-                page_text(i + 1)
-            ),
+        let start = format!(
+            "{}BT /F1 12 Tf {} {} Td",
+            page.prefix,
+            x0 + 72,
+            y1 - (y1 - y0) / 3
         );
+        let end = format!("({}) Tj ET", page_text(i + 1));
+        match page.contents {
+            Layout::Stream => w.stream(number + 1, &format!("{start} {end}")),
+            Layout::Array | Layout::IndirectArray => {
+                w.stream(number + 1, &start);
+                w.stream(second, &end);
+            }
+            Layout::Blank => {}
+        }
     }
     w.finish("/Root 1 0 R /Info 4 0 R /ID [<00112233445566778899aabbccddeeff> <00112233445566778899aabbccddeeff>]")
 }
@@ -493,7 +525,7 @@ fn a_plain_pdf_gets_the_stamp_on_every_page() {
 }
 
 #[test]
-fn rotated_cropped_and_inheriting_pages_get_the_stamp_upright_at_the_bottom() {
+fn rotated_cropped_inheriting_and_split_pages_get_the_stamp_upright_at_the_bottom() {
     let dir = scratch();
     let pages = [
         PageSpec {
@@ -514,6 +546,19 @@ fn rotated_cropped_and_inheriting_pages_get_the_stamp_upright_at_the_bottom() {
         PageSpec {
             // Content that leaves the graphics state scaled, shifted and white.
             prefix: "3 0 0 3 -900 -900 cm 1 1 1 rg 1 1 1 RG 7 Tr ",
+            ..PageSpec::default()
+        },
+        PageSpec {
+            contents: Layout::Array,
+            ..PageSpec::default()
+        },
+        PageSpec {
+            contents: Layout::IndirectArray,
+            rotate: Some(90),
+            ..PageSpec::default()
+        },
+        PageSpec {
+            contents: Layout::Blank,
             ..PageSpec::default()
         },
     ];
