@@ -1,10 +1,11 @@
 //! The PDF stamp engine (`docgate::watermark`) on real PDFs, checked with real PDF tools: the
-//! tests write small PDFs themselves, let Debian's `qpdf` make the other producers' layouts of them
-//! (object and cross-reference streams, linearized, encrypted; Chromium's printing, cairo and
-//! poppler write others), append a recipient's update, and check the result with `qpdf --check` (no errors, no warnings) and poppler's `pdftotext` (the
-//! stamp on every page, upright at the bottom of the page as shown, the original text unchanged).
-//! A signed PDF is signed and its signature validated with pyHanko. A missing tool fails the test
-//! with the package to install (`scripts/test` installs them all).
+//! tests write small PDFs themselves, let Debian's `qpdf` make other layouts of them (object and
+//! cross-reference streams, linearized, encrypted), take others from other producers (Chromium's
+//! printing, cairo, poppler), append a recipient's update, and check the result with `qpdf
+//! --check` (no errors, no warning the original lacked) and poppler's `pdftotext` (the stamp on
+//! every page, upright at the bottom of the page as shown, the original text unchanged). A signed
+//! PDF is signed and its signature validated with pyHanko. A missing tool fails the test with the
+//! package to install (`scripts/test` installs them all).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -744,6 +745,13 @@ fn several_hundred_pages_are_stamped_with_a_small_update_per_page() {
         assert!(update.len() < pages as u64 * 400, "{}", update.len());
         stamp_and_check(&dir, name, &original, kind);
     }
+}
+
+#[test]
+fn a_structure_can_be_cached_and_shared_between_downloads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<watermark::Structure>();
+    shared::<watermark::Update>();
 }
 
 #[test]
