@@ -38,6 +38,8 @@
 //! - [`cli`]: the `docgate` command's arguments and subcommands, and what they print.
 //! - [`shutdown`]: waiting for SIGTERM or SIGINT.
 //! - [`json`]: JSON read from clients, refusing objects that repeat a key.
+//! - [`watermark`]: stamping a PDF with its recipient by an incremental update appended to the
+//!   unchanged original.
 //! - [`units`], [`html`]: small shared helpers.
 
 #![forbid(unsafe_code)]
@@ -73,6 +75,7 @@ pub mod texts;
 pub mod token;
 pub mod topology;
 pub mod units;
+pub mod watermark;
 
 use std::future::Future;
 use std::sync::Arc;

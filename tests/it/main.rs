@@ -43,3 +43,4 @@ mod slow;
 mod soak;
 mod store_contract;
 mod topologies;
+mod watermark;
