@@ -36,6 +36,7 @@ mod replicas;
 mod request_form;
 mod requestlog_contract;
 mod s3;
+mod s3_client;
 mod scanner;
 mod slow;
 mod soak;
