@@ -37,8 +37,10 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use rustls::pki_types::CertificateDer;
 
 /// The most a connection's HTTP/1 read buffer grows to, and so the largest piece of a body hyper
-/// hands over at once. It must also hold a response's headers (S3's are a few KiB).
-pub const READ_BUFFER_MAX: usize = 64 * 1024;
+/// hands over at once. It must also hold a response's headers (S3's are a few KiB). With 32 KiB,
+/// 256 concurrent 10 MiB downloads stay under 32 MiB above idle (64 KiB: 42–53 MiB), for about
+/// 0.2 CPU seconds more per GiB (more, smaller reads).
+pub const READ_BUFFER_MAX: usize = 32 * 1024;
 
 /// The cipher suites the SDK's own rustls client allows (TLS 1.3 and ECDHE with AEAD for 1.2).
 const CIPHER_SUITES: [rustls::CipherSuite; 7] = [
