@@ -335,7 +335,7 @@ mod tests {
     #[test]
     fn timeouts_are_found_anywhere_in_the_chain() {
         assert!(classify(Box::new(TimedOut("read"))).is_timeout());
-        let wrapped = std::io::Error::new(std::io::ErrorKind::Other, TimedOut("connect"));
+        let wrapped = std::io::Error::other(TimedOut("connect"));
         assert!(classify(Box::new(wrapped)).is_timeout());
         let unknown = classify(Box::new(std::io::Error::other("something else")));
         assert!(unknown.is_other() && unknown.as_other().is_none());
