@@ -35,6 +35,8 @@ use super::{ByteStream, CHUNK_SIZE, Object, ObjectError, ObjectMeta, ObjectSourc
 use crate::config::S3Config;
 use crate::range::{ByteRange, RangeRequest, Spec};
 
+pub mod http;
+
 /// How long to wait for a TCP (and TLS) connection to the store.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -70,6 +72,9 @@ pub enum S3SetupError {
     /// A static secret is not UTF-8, so it cannot be an AWS key.
     #[error("{0} is not valid UTF-8")]
     Credentials(&'static str),
+    /// The HTTP client's TLS settings could not be built.
+    #[error(transparent)]
+    Tls(#[from] http::TlsSetupError),
 }
 
 /// Objects in one S3 bucket.
@@ -89,6 +94,7 @@ impl S3Source {
         let region = RegionProviderChain::first_try(config.region.clone().map(Region::new))
             .or_default_provider();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
+            .http_client(http::client()?)
             .region(region)
             .timeout_config(
                 TimeoutConfig::builder()

@@ -37,6 +37,7 @@ mod request_form;
 mod requestlog_contract;
 mod round_trips;
 mod s3;
+mod s3_client;
 mod scanner;
 mod sentinel_tls;
 mod slow;

@@ -1,0 +1,349 @@
+//! The S3 client's HTTP transport: hyper-util's pooled HTTP/1.1 client over rustls, built here
+//! instead of taken from the SDK so that what it buffers per connection is bounded.
+//!
+//! This module owns the transport's settings: the read buffer's upper bound
+//! ([`READ_BUFFER_MAX`]; hyper's default lets it grow to about 400 KiB per connection, which at a
+//! few hundred concurrent downloads was most of docgate's memory), TLS (rustls with the aws-lc-rs
+//! provider, the operating system's root certificates and the cipher suites the SDK's own client
+//! allows), the connect and read timeouts the SDK asks for, and how a failure is classified for
+//! the SDK's retries (timeout, I/O, truncated response) and connection poisoning. Bodies stay
+//! pull-based: hyper reads the next piece of a body from the socket only when it is polled.
+
+use std::collections::HashMap;
+use std::error::Error as StdError;
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::connection::{CaptureSmithyConnection, ConnectionMetadata};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient,
+    SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::{HttpRequest, HttpResponse};
+use aws_smithy_runtime_api::client::result::ConnectorError;
+use aws_smithy_runtime_api::client::retries::ErrorKind;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::body::SdkBody;
+use http::Uri;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::{HttpConnector as TcpConnector, capture_connection};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use rustls::pki_types::CertificateDer;
+
+/// The most a connection's HTTP/1 read buffer grows to, and so the largest piece of a body hyper
+/// hands over at once. It must also hold a response's headers (S3's are a few KiB). With 32 KiB,
+/// 256 concurrent 10 MiB downloads stay under 32 MiB above idle (64 KiB: 42–53 MiB), for about
+/// 0.2 CPU seconds more per GiB (more, smaller reads).
+pub const READ_BUFFER_MAX: usize = 32 * 1024;
+
+/// The cipher suites the SDK's own rustls client allows (TLS 1.3 and ECDHE with AEAD for 1.2).
+const CIPHER_SUITES: [rustls::CipherSuite; 7] = [
+    rustls::CipherSuite::TLS13_AES_256_GCM_SHA384,
+    rustls::CipherSuite::TLS13_AES_128_GCM_SHA256,
+    rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+    rustls::CipherSuite::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+    rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+    rustls::CipherSuite::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    rustls::CipherSuite::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+];
+
+/// The operating system's root certificates, read once (as the SDK's own client does).
+static NATIVE_ROOTS: LazyLock<Vec<CertificateDer<'static>>> = LazyLock::new(|| {
+    let loaded = rustls_native_certs::load_native_certs();
+    if !loaded.errors.is_empty() {
+        tracing::warn!(
+            errors = loaded.errors.len(),
+            "some root certificates could not be read"
+        );
+    }
+    if loaded.certs.is_empty() {
+        tracing::warn!("no root certificates found: TLS connections to S3 will fail");
+    }
+    loaded.certs
+});
+
+/// Why the transport could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("the S3 client's TLS settings are unusable: {0}")]
+pub struct TlsSetupError(#[from] rustls::Error);
+
+/// The SDK's HTTP client for docgate's S3 requests (and the credential chain's).
+pub fn client() -> Result<SharedHttpClient, TlsSetupError> {
+    Ok(SharedHttpClient::new(BoundedClient {
+        tls: Arc::new(tls_config()?),
+        connectors: Arc::default(),
+    }))
+}
+
+fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    let base = rustls::crypto::aws_lc_rs::default_provider();
+    let provider = rustls::crypto::CryptoProvider {
+        cipher_suites: base
+            .cipher_suites
+            .iter()
+            .filter(|suite| CIPHER_SUITES.contains(&suite.suite()))
+            .copied()
+            .collect(),
+        ..base
+    };
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add_parsable_certificates(NATIVE_ROOTS.iter().cloned());
+    Ok(
+        rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
+}
+
+/// One connector (and so one connection pool) per distinct pair of timeouts the SDK asks for.
+#[derive(Clone)]
+struct BoundedClient {
+    tls: Arc<rustls::ClientConfig>,
+    connectors: Arc<Mutex<HashMap<Timeouts, SharedHttpConnector>>>,
+}
+
+impl fmt::Debug for BoundedClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BoundedClient")
+            .field("read_buffer_max", &READ_BUFFER_MAX)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+struct Timeouts {
+    connect: Option<Duration>,
+    read: Option<Duration>,
+}
+
+impl HttpClient for BoundedClient {
+    fn http_connector(
+        &self,
+        settings: &HttpConnectorSettings,
+        _components: &RuntimeComponents,
+    ) -> SharedHttpConnector {
+        let timeouts = Timeouts {
+            connect: settings.connect_timeout(),
+            read: settings.read_timeout(),
+        };
+        let mut connectors = self
+            .connectors
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        connectors
+            .entry(timeouts)
+            .or_insert_with(|| SharedHttpConnector::new(self.connector(timeouts)))
+            .clone()
+    }
+}
+
+impl BoundedClient {
+    fn connector(&self, timeouts: Timeouts) -> Connector {
+        let mut tcp = TcpConnector::new();
+        tcp.enforce_http(false);
+        tcp.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(rustls::ClientConfig::clone(&self.tls))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(tcp);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_timer(TokioTimer::new())
+            .http1_max_buf_size(READ_BUFFER_MAX)
+            .build(Connect {
+                inner: https,
+                timeout: timeouts.connect,
+            });
+        Connector {
+            client,
+            read_timeout: timeouts.read,
+        }
+    }
+}
+
+/// Requests through one pool, each bounded by the read timeout up to its response's headers.
+#[derive(Clone)]
+struct Connector {
+    client: Client<Connect, SdkBody>,
+    read_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("read_timeout", &self.read_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpConnector for Connector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let mut request = match request.try_into_http1x() {
+            Ok(request) => request,
+            Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
+        };
+        // Lets the SDK poison the connection after a transient failure, so a retry opens a new one.
+        let captured = capture_connection(&mut request);
+        if let Some(smithy) = request.extensions().get::<CaptureSmithyConnection>() {
+            smithy.set_connection_retriever(move || {
+                captured.connection_metadata().as_ref()?;
+                let captured = captured.clone();
+                Some(
+                    ConnectionMetadata::builder()
+                        .proxied(false)
+                        .poison_fn(move || {
+                            if let Some(connected) = captured.connection_metadata().as_ref() {
+                                connected.poison();
+                            }
+                        })
+                        .build(),
+                )
+            });
+        }
+        let response = self.client.request(request);
+        let read_timeout = self.read_timeout;
+        HttpConnectorFuture::new(async move {
+            let response = match read_timeout {
+                Some(limit) => match tokio::time::timeout(limit, response).await {
+                    Ok(response) => response,
+                    Err(_) => return Err(ConnectorError::timeout(Box::new(TimedOut("read")))),
+                },
+                None => response.await,
+            };
+            match response {
+                Ok(response) => HttpResponse::try_from(response.map(SdkBody::from_body_1_x))
+                    .map_err(|e| ConnectorError::other(e.into(), None)),
+                Err(e) => Err(classify(e.into())),
+            }
+        })
+    }
+}
+
+/// The TLS connector with the connect timeout around TCP and TLS together.
+#[derive(Clone)]
+struct Connect {
+    inner: HttpsConnector<TcpConnector>,
+    timeout: Option<Duration>,
+}
+
+type Connecting = Pin<
+    Box<
+        dyn Future<
+                Output = Result<
+                    hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>,
+                    BoxError,
+                >,
+            > + Send,
+    >,
+>;
+
+impl tower::Service<Uri> for Connect {
+    type Response = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+    type Error = BoxError;
+    type Future = Connecting;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, uri: Uri) -> Self::Future {
+        let connecting = self.inner.call(uri);
+        let limit = self.timeout;
+        Box::pin(async move {
+            match limit {
+                Some(limit) => match tokio::time::timeout(limit, connecting).await {
+                    Ok(connected) => connected,
+                    Err(_) => Err(Box::new(TimedOut("connect")) as BoxError),
+                },
+                None => connecting.await,
+            }
+        })
+    }
+}
+
+/// A connect or read timeout ran out.
+#[derive(Debug)]
+struct TimedOut(&'static str);
+
+impl fmt::Display for TimedOut {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} timeout", self.0)
+    }
+}
+
+impl StdError for TimedOut {}
+
+/// What the SDK's retry classifier needs to know about a failed request: timeouts and I/O
+/// failures are transient, as is a response cut before it was complete.
+fn classify(error: BoxError) -> ConnectorError {
+    if find::<TimedOut>(error.as_ref()).is_some() {
+        return ConnectorError::timeout(error);
+    }
+    if let Some(hyper_error) = find::<hyper::Error>(error.as_ref()) {
+        if hyper_error.is_timeout() {
+            return ConnectorError::timeout(error);
+        }
+        if hyper_error.is_user() {
+            return ConnectorError::user(error);
+        }
+        if hyper_error.is_closed()
+            || hyper_error.is_canceled()
+            || find::<std::io::Error>(hyper_error).is_some()
+        {
+            return ConnectorError::io(error);
+        }
+        if hyper_error.is_incomplete_message() {
+            return ConnectorError::other(error, Some(ErrorKind::TransientError));
+        }
+        return ConnectorError::other(error, None);
+    }
+    if let Some(client_error) = find::<hyper_util::client::legacy::Error>(error.as_ref())
+        && (client_error.is_connect() || find::<std::io::Error>(client_error).is_some())
+    {
+        return ConnectorError::io(error);
+    }
+    ConnectorError::other(error, None)
+}
+
+/// The first error of type `E` in `error`'s chain. After an `io::Error` the next one is its
+/// payload (`io::Error::source` would skip it).
+fn find<'a, E: StdError + 'static>(error: &'a (dyn StdError + 'static)) -> Option<&'a E> {
+    let mut next = Some(error);
+    while let Some(error) = next {
+        if let Some(found) = error.downcast_ref::<E>() {
+            return Some(found);
+        }
+        next = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io.get_ref().map(|inner| inner as &(dyn StdError + 'static)),
+            None => error.source(),
+        };
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_found_anywhere_in_the_chain() {
+        assert!(classify(Box::new(TimedOut("read"))).is_timeout());
+        let wrapped = std::io::Error::other(TimedOut("connect"));
+        assert!(classify(Box::new(wrapped)).is_timeout());
+        let unknown = classify(Box::new(std::io::Error::other("something else")));
+        assert!(unknown.is_other() && unknown.as_other().is_none());
+    }
+
+    #[test]
+    fn the_tls_settings_build() {
+        let config = tls_config().unwrap();
+        assert!(config.alpn_protocols.is_empty());
+    }
+}
