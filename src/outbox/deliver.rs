@@ -230,3 +230,30 @@ async fn within<T>(
         None => Ok(work.await),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_eml_file_is_written_whole_under_a_new_name_and_a_failed_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = b"Subject: x\r\n\r\nbody\r\n".repeat(1000);
+        let first = write_eml(dir.path(), message.clone()).await.unwrap();
+        let second = write_eml(dir.path(), message.clone()).await.unwrap();
+        assert_ne!(first, second);
+        for path in [&first, &second] {
+            assert_eq!(path.parent(), Some(dir.path()));
+            assert_eq!(path.extension().unwrap(), "eml");
+            assert_eq!(std::fs::read(path).unwrap(), message);
+        }
+        // Nothing else: the temporary files were renamed.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+
+        let gone = dir.path().join("gone");
+        let err = write_eml(&gone, message).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(!gone.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+}
