@@ -9,7 +9,7 @@
 #   BENCH_WORK=/tmp/docgate-links   scratch directory (logs, raw wrk output, results.tsv)
 #   BENCH_DURATION=5s  BENCH_REPS=3  BENCH_THREADS=2  BENCH_LINK_CONNS="16 64"   wrk settings
 #   BENCH_DOCGATE_LOG=warn   docgate's DOCGATE_LOG (its log: run/docgate-<suite>.log)
-#   BENCH_DRAIN_TIMEOUT=120  seconds to wait, at most, for the mail queue to drain (redis suite)
+#   BENCH_DRAIN_TIMEOUT=60   seconds to wait, at most, for the mail queue to drain (redis suite)
 #   DOCGATE_BIN   a prebuilt binary; unset: `cargo build --release --bin docgate` here
 # Every process listens on a free loopback port chosen at start, and is stopped on exit.
 set -euo pipefail
@@ -21,7 +21,7 @@ DURATION=${BENCH_DURATION:-5s}
 REPS=${BENCH_REPS:-3}
 THREADS=${BENCH_THREADS:-2}
 CONNS=${BENCH_LINK_CONNS:-"16 64"}
-DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-120}
+DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60}
 SUITES=${*:-"embedded redis"}
 SECRET=docgate-benchmark-secret-0123456789abcdef
 
@@ -36,6 +36,7 @@ cleanup() {
     local pid
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -rf "$RUN"
 }
 trap cleanup EXIT
 
@@ -69,6 +70,9 @@ build() {
 }
 
 prepare() {
+    # Each run writes its own outbox, and they are all deleted only when the script ends, never
+    # before or between runs: for a minute or more after thousands of files are deleted, ext4
+    # skips their inodes when creating files, and that search would dominate the next run.
     mkdir -p "$WORK/docs/bench" "$RUN" "$RAW"
     head -c 4096 /dev/urandom >"$WORK/docs/bench/4k.bin"
     cat >"$WORK/catalog.toml" <<CATALOG
@@ -95,7 +99,8 @@ start_redis() {
 }
 start_smtp() {
     P_SMTP=$(free_port)
-    python3 -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$P_SMTP" >"$RUN/smtp.log" 2>&1 &
+    # Debian's interpreter, which has python3-aiosmtpd (a `python3` earlier on PATH may not).
+    /usr/bin/python3 -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$P_SMTP" >"$RUN/smtp.log" 2>&1 &
     PID_smtp=$!
     PIDS+=("$PID_smtp")
     local i
@@ -106,13 +111,13 @@ start_smtp() {
     die "the SMTP sink did not start"
 }
 
-# A fresh docgate for one run of SUITE, with every limit raised: wrk's connections all come from
+# A fresh docgate for one run (SUITE NAME), with its own outbox and request log, every limit raised: wrk's connections all come from
 # 127.0.0.1, and each run's addresses are new.
 start_docgate() {
     local suite=$1
     P_DOCGATE=$(free_port)
     P_ADMIN=$(free_port)
-    rm -rf "$RUN/outbox" "$RUN/requests.jsonl"
+    OUTBOX=$RUN/outbox-$2
     local env=(
         PATH="$PATH" HOME="$HOME"
         DOCGATE_LISTEN="127.0.0.1:$P_DOCGATE"
@@ -128,8 +133,8 @@ start_docgate() {
         DOCGATE_LOG="${BENCH_DOCGATE_LOG:-warn}"
         DOCGATE_CATALOG="$WORK/catalog.toml"
         DOCGATE_DOCUMENTS_DIR="$WORK/docs"
-        DOCGATE_OUTBOX_DIR="$RUN/outbox"
-        DOCGATE_REQUEST_LOG="$RUN/requests.jsonl"
+        DOCGATE_OUTBOX_DIR="$OUTBOX"
+        DOCGATE_REQUEST_LOG="$OUTBOX.jsonl"
     )
     if [[ $suite == redis ]]; then
         redis-cli -p "$P_REDIS" flushall >/dev/null
@@ -145,7 +150,7 @@ start_docgate() {
 # to deliver every accepted request's mail after wrk stopped.
 run() {
     local suite=$1 conns=$2 rep=$3 raw=$RAW/$1-c$2-r$3.txt t0 t1 cpu mails=- drain=- accepted
-    start_docgate "$suite"
+    start_docgate "$suite" "$suite-c$conns-r$rep"
     sleep 0.5
     t0=$(cpu_ticks "$PID_docgate")
     wrk -t"$THREADS" -c"$conns" -d"$DURATION" --latency -s "$HERE/wrk-requests.lua" \
@@ -164,7 +169,7 @@ run() {
         mails=$now
         drain=$((SECONDS - start))
     else
-        mails=$(find "$RUN/outbox" -name '*.eml' | wc -l)
+        mails=$(find "$OUTBOX" -name '*.eml' | wc -l)
     fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$suite" "$conns" "$rep" "$raw" "$cpu" "$mails" "$drain" >>"$RESULTS"
     log "$suite c=$conns #$rep: $(grep -E 'Requests/sec' "$raw" | tr -s ' ') $(grep '^requests:' "$raw") cpu ${cpu}s mails $mails drain ${drain}s"
