@@ -8,7 +8,8 @@
 # Environment (all optional):
 #   BENCH_WORK=/tmp/docgate-links   scratch directory (logs, raw wrk output, results.tsv)
 #   BENCH_DURATION=5s  BENCH_REPS=3  BENCH_THREADS=2  BENCH_LINK_CONNS="16 64"   wrk settings
-#   BENCH_DOCGATE_LOG=warn   docgate's DOCGATE_LOG (its log: run/docgate-<suite>.log)
+#   BENCH_DOCGATE_LOG=warn   docgate's DOCGATE_LOG (its log: $BENCH_WORK/docgate-<suite>.log)
+#   BENCH_RUN_DIR=$BENCH_WORK/run   where the outboxes and request logs go (deleted at the end)
 #   BENCH_DRAIN_TIMEOUT=60   seconds to wait, at most, for the mail queue to drain (redis suite)
 #   DOCGATE_BIN   a prebuilt binary; unset: `cargo build --release --bin docgate` here
 # Every process listens on a free loopback port chosen at start, and is stopped on exit.
@@ -25,7 +26,7 @@ DRAIN_TIMEOUT=${BENCH_DRAIN_TIMEOUT:-60}
 SUITES=${*:-"embedded redis"}
 SECRET=docgate-benchmark-secret-0123456789abcdef
 
-RUN=$WORK/run
+RUN=${BENCH_RUN_DIR:-$WORK/run}
 RAW=$WORK/raw
 RESULTS=$WORK/results.tsv
 PIDS=()
@@ -87,7 +88,7 @@ CATALOG
 start_redis() {
     P_REDIS=$(free_port)
     redis-server --bind 127.0.0.1 --port "$P_REDIS" --save '' --appendonly no \
-        >"$RUN/redis.log" 2>&1 &
+        >"$WORK/redis.log" 2>&1 &
     PID_redis=$!
     PIDS+=("$PID_redis")
     local i
@@ -100,7 +101,7 @@ start_redis() {
 start_smtp() {
     P_SMTP=$(free_port)
     # Debian's interpreter, which has python3-aiosmtpd (a `python3` earlier on PATH may not).
-    /usr/bin/python3 -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$P_SMTP" >"$RUN/smtp.log" 2>&1 &
+    /usr/bin/python3 -m aiosmtpd -n -c aiosmtpd.handlers.Sink -l "127.0.0.1:$P_SMTP" >"$WORK/smtp.log" 2>&1 &
     PID_smtp=$!
     PIDS+=("$PID_smtp")
     local i
@@ -140,10 +141,10 @@ start_docgate() {
         redis-cli -p "$P_REDIS" flushall >/dev/null
         env+=(DOCGATE_REDIS_URL="redis://127.0.0.1:$P_REDIS/" DOCGATE_SMTP_URL="smtp://127.0.0.1:$P_SMTP")
     fi
-    env -i "${env[@]}" "$DOCGATE_BIN" serve >>"$RUN/docgate-$suite.log" 2>&1 &
+    env -i "${env[@]}" "$DOCGATE_BIN" serve >>"$WORK/docgate-$suite.log" 2>&1 &
     PID_docgate=$!
     PIDS+=("$PID_docgate")
-    wait_http "http://127.0.0.1:$P_DOCGATE/healthz" 400 || die "docgate not ready (see $RUN/docgate-$suite.log)"
+    wait_http "http://127.0.0.1:$P_DOCGATE/healthz" 400 || die "docgate not ready (see $WORK/docgate-$suite.log)"
 }
 
 # run SUITE CONNS REP: one wrk run against a fresh docgate; then (redis) how long the queue took
