@@ -39,8 +39,8 @@ pub enum DeliveryError {
         source: SmtpError,
     },
     /// The `.eml` file could not be written.
-    #[error(transparent)]
-    File(#[from] lettre::transport::file::Error),
+    #[error("the outbox file could not be written: {0}")]
+    File(#[source] std::io::Error),
     /// The owner's webhook failed.
     #[error(transparent)]
     Webhook(#[from] WebhookError),

@@ -1,12 +1,17 @@
 //! One delivery attempt of a [`Job`], the same for every outbox: compose the message, hand it to
 //! the transport (SMTP, or an `.eml` file in a directory) or call the owner's webhook, and say
 //! what came of it. The [`Deliverer`] is the only place that counts what was sent.
+//!
+//! An `.eml` file is complete when it appears: the message is written to a hidden temporary file
+//! in the outbox directory (`.<name>.eml.tmp`), then renamed to `<name>.eml`, in one trip to
+//! tokio's blocking pool. A crash in between leaves only the temporary file, never a partial
+//! `.eml`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use lettre::{AsyncFileTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{AsyncTransport, Message};
 
 use super::{Job, Kind};
 use crate::mail::smtp::{Failure, SmtpTransport, classify};
@@ -19,11 +24,8 @@ use crate::notify::webhook::Webhook;
 enum Transport {
     /// An SMTP server.
     Smtp(SmtpTransport),
-    /// `.eml` files in a directory (lettre's file transport).
-    Files {
-        dir: PathBuf,
-        transport: AsyncFileTransport<Tokio1Executor>,
-    },
+    /// `.eml` files in a directory.
+    Files { dir: PathBuf },
 }
 
 /// Delivers jobs: composes, sends, classifies, counts.
@@ -76,7 +78,6 @@ impl Deliverer {
         std::fs::create_dir_all(dir)?;
         let transport = Transport::Files {
             dir: dir.to_owned(),
-            transport: AsyncFileTransport::new(dir),
         };
         Ok(Self::with(transport, composer))
     }
@@ -157,9 +158,9 @@ impl Deliverer {
                     Err(elapsed) => Attempt::Failed(elapsed),
                 }
             }
-            Transport::Files { dir, transport } => {
-                match within(timeout, transport.send(message)).await {
-                    Ok(Ok(id)) => Attempt::Delivered(Receipt::File(dir.join(format!("{id}.eml")))),
+            Transport::Files { dir } => {
+                match within(timeout, write_eml(dir, message.formatted())).await {
+                    Ok(Ok(path)) => Attempt::Delivered(Receipt::File(path)),
                     Ok(Err(e)) => Attempt::Failed(DeliveryError::File(e)),
                     Err(elapsed) => Attempt::Failed(elapsed),
                 }
@@ -195,6 +196,28 @@ impl Deliverer {
     }
 }
 
+/// Writes `message` as a new `.eml` file in `dir`, named by 128 random bits, and returns its
+/// path: written to a hidden temporary file beside it, then renamed, so the `.eml` is complete
+/// whenever it is seen. One trip to the blocking pool for the whole of it.
+async fn write_eml(dir: &Path, message: Vec<u8>) -> std::io::Result<PathBuf> {
+    let dir = dir.to_owned();
+    let written = tokio::task::spawn_blocking(move || {
+        let mut id = [0u8; 16];
+        getrandom::fill(&mut id).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let name: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let path = dir.join(format!("{name}.eml"));
+        let temporary = dir.join(format!(".{name}.eml.tmp"));
+        let written =
+            std::fs::write(&temporary, &message).and_then(|()| std::fs::rename(&temporary, &path));
+        if written.is_err() {
+            let _ = std::fs::remove_file(&temporary);
+        }
+        written.map(|()| path)
+    })
+    .await;
+    written.map_err(std::io::Error::other)?
+}
+
 /// `work`, cut after `timeout` when one is given.
 async fn within<T>(
     timeout: Option<Duration>,
@@ -205,5 +228,32 @@ async fn within<T>(
             .await
             .map_err(|_| DeliveryError::TimedOut(limit.as_secs())),
         None => Ok(work.await),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn an_eml_file_is_written_whole_under_a_new_name_and_a_failed_one_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let message = b"Subject: x\r\n\r\nbody\r\n".repeat(1000);
+        let first = write_eml(dir.path(), message.clone()).await.unwrap();
+        let second = write_eml(dir.path(), message.clone()).await.unwrap();
+        assert_ne!(first, second);
+        for path in [&first, &second] {
+            assert_eq!(path.parent(), Some(dir.path()));
+            assert_eq!(path.extension().unwrap(), "eml");
+            assert_eq!(std::fs::read(path).unwrap(), message);
+        }
+        // Nothing else: the temporary files were renamed.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+
+        let gone = dir.path().join("gone");
+        let err = write_eml(&gone, message).await.unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::NotFound);
+        assert!(!gone.exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
     }
 }

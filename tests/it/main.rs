@@ -22,6 +22,7 @@ mod key_layout;
 mod key_migration;
 mod limits;
 mod link_errors;
+mod link_rate;
 mod mail_contract;
 mod mail_http;
 mod mail_queue;
