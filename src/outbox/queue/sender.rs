@@ -25,6 +25,8 @@ const REDIS_PAUSE_MAX: Duration = Duration::from_secs(10);
 const CONSUMER_GC_EVERY: Duration = Duration::from_secs(600);
 /// Consumers with nothing pending and idle this long are removed.
 const CONSUMER_GC_IDLE: Duration = Duration::from_secs(3600);
+/// Deliveries one sender runs at once by default: below the SMTP connection pool's size (10).
+pub const IN_FLIGHT: usize = 8;
 /// How long a stopping sender spends handing its jobs back.
 const HAND_BACK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -42,6 +44,10 @@ pub struct SenderSettings {
     pub claim_idle: Duration,
     /// The longest one delivery attempt (connect, TLS, every command) may take.
     pub delivery_timeout: Duration,
+    /// How many jobs one sender delivers at once, each over its own pooled SMTP connection: an
+    /// SMTP transaction is a few round trips (and, against many servers, a delayed `ACK`), so
+    /// one at a time caps a replica at a few dozen mails per second.
+    pub in_flight: usize,
 }
 
 impl Default for SenderSettings {
@@ -52,6 +58,7 @@ impl Default for SenderSettings {
             block: Duration::from_secs(1),
             claim_idle: Duration::from_secs(120),
             delivery_timeout: Duration::from_secs(60),
+            in_flight: IN_FLIGHT,
         }
     }
 }
@@ -205,7 +212,10 @@ impl Sender {
             if let Some(entry) = reply.claimed.into_iter().next() {
                 tracing::info!(id = %entry.id, "mail job taken over from a stopped sender");
                 // Look again at once: more may be waiting.
-                return self.process(state, entry).await;
+                if let Some(delivered) = self.process(entry).await? {
+                    state.unacked.push(delivered);
+                }
+                return self.flush_acks(state).await;
             }
             if state.claim_cursor == "0-0" {
                 state.next_claim = now + self.claim_every();
@@ -218,7 +228,7 @@ impl Sender {
             .arg(GROUP)
             .arg(&self.consumer)
             .arg("COUNT")
-            .arg(1)
+            .arg(self.settings.in_flight.max(1))
             .arg("BLOCK")
             .arg(u64::try_from(self.settings.block.as_millis()).unwrap_or(1000))
             .arg("STREAMS")
@@ -226,10 +236,20 @@ impl Sender {
             .arg(">")
             .query_async(&mut reader)
             .await?;
-        for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-            self.process(state, entry).await?;
+        // The jobs read are delivered at once; each ends on its own (delivered, rescheduled or
+        // buried), and a Redis failure of one is reported once all have ended.
+        let entries = reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids);
+        let ended = futures_util::future::join_all(entries.map(|entry| self.process(entry))).await;
+        let mut failure = None;
+        for result in ended {
+            match result {
+                Ok(Some(delivered)) => state.unacked.push(delivered),
+                Ok(None) => {}
+                Err(e) => failure = Some(e),
+            }
         }
-        Ok(())
+        self.flush_acks(state).await?;
+        failure.map_or(Ok(()), Err)
     }
 
     fn claim_every(&self) -> Duration {
@@ -277,8 +297,9 @@ impl Sender {
         Ok(())
     }
 
-    /// Delivers one job, or moves it to the retry set or the dead letters.
-    async fn process(&self, state: &mut State, entry: StreamId) -> Result<(), RedisError> {
+    /// Delivers one job, or moves it to the retry set or the dead letters. Returns the id of a
+    /// delivered job, still to be acknowledged.
+    async fn process(&self, entry: StreamId) -> Result<Option<String>, RedisError> {
         let id = entry.id.clone();
         let fields = Fields::from(&entry);
         let entry = match Entry::parse(&fields) {
@@ -294,7 +315,7 @@ impl Sender {
                 if self.outbox.bury(&id, &dead).await? {
                     self.deliverer.count(kind, "dead_lettered");
                 }
-                return Ok(());
+                return Ok(None);
             }
         };
         let jti = entry.job.jti().short().to_owned();
@@ -318,17 +339,16 @@ impl Sender {
                     }
                 );
             }
-            return Ok(());
+            return Ok(None);
         }
 
         let attempt = entry.attempts.saturating_add(1);
         let timeout = Some(self.settings.delivery_timeout);
         let error = match self.deliverer.attempt(&entry.job, timeout).await {
             Attempt::Delivered(_) => {
-                state.unacked.push(id);
                 let queued_ms = now_ms().saturating_sub(entry.enqueued_at);
                 tracing::info!(jti, kind = kind.tag(), attempt, queued_ms, "mail delivered");
-                return self.flush_acks(state).await;
+                return Ok(Some(id));
             }
             Attempt::Invalid { detail: why, .. } => {
                 tracing::warn!(jti, kind = kind.tag(), error = %why, "mail not composable: moved to the dead letters");
@@ -339,7 +359,7 @@ impl Sender {
                 {
                     self.deliverer.count(kind, "dead_lettered");
                 }
-                return Ok(());
+                return Ok(None);
             }
             Attempt::Rejected { detail, error } => {
                 let error = error.to_string();
@@ -357,7 +377,7 @@ impl Sender {
                         "mail refused: moved to the dead letters"
                     );
                 }
-                return Ok(());
+                return Ok(None);
             }
             Attempt::Failed(error) => error.to_string(),
         };
@@ -379,7 +399,7 @@ impl Sender {
                 "mail delivery failed: will retry"
             );
         }
-        Ok(())
+        Ok(None)
     }
 
     /// On stop: acknowledgements first, then every job still pending under this consumer back to

@@ -49,6 +49,7 @@ pub fn settings() -> SenderSettings {
         block: Duration::from_millis(200),
         claim_idle: Duration::from_secs(10),
         delivery_timeout: Duration::from_secs(5),
+        ..SenderSettings::default()
     }
 }
 
