@@ -158,6 +158,10 @@ struct FileChunks {
     left: u64,
     /// The next chunk, read or being read ahead.
     ahead: Option<Ahead>,
+    /// The last chunk handed out. Once the consumer has dropped it (sent it), its buffer is the
+    /// next read's: no allocation and no zeroing per chunk. Never a second buffer: while the
+    /// consumer holds it, this is only another reference to the same bytes.
+    last: Option<Bytes>,
     /// False once the file system refused `RWF_NOWAIT`: every read is then a blocking one.
     nowait: bool,
     /// Reads made on the blocking pool, for tests.
@@ -176,6 +180,7 @@ impl FileChunks {
             offset,
             left: len,
             ahead: None,
+            last: None,
             nowait: true,
             blocking_reads: 0,
         }
@@ -184,6 +189,18 @@ impl FileChunks {
     /// How much the next read asks for.
     fn want(&self) -> usize {
         usize::try_from(self.left).map_or(READ_SIZE, |left| left.min(READ_SIZE))
+    }
+
+    /// A buffer for the next read: the last chunk's, if the consumer is done with it.
+    fn buffer(&mut self) -> BytesMut {
+        let want = self.want();
+        if let Some(Ok(mut buf)) = self.last.take().map(Bytes::try_into_mut)
+            && buf.len() >= want
+        {
+            buf.truncate(want);
+            return buf;
+        }
+        BytesMut::zeroed(want)
     }
 
     /// Reads the next chunk from the page cache, on this thread; `WouldBlock` if that would wait
@@ -195,7 +212,7 @@ impl FileChunks {
         if !self.nowait {
             return Err(io::ErrorKind::WouldBlock.into());
         }
-        let mut buf = BytesMut::zeroed(self.want());
+        let mut buf = self.buffer();
         let read = rustix::io::preadv2(
             &*self.file,
             &mut [IoSliceMut::new(&mut buf)],
@@ -232,7 +249,7 @@ impl FileChunks {
         // Allocated here, on the runtime's worker, not on the blocking thread: buffers then come
         // from the workers' few malloc arenas instead of one per blocking thread, which keeps
         // memory flat at high concurrency.
-        let mut buf = BytesMut::zeroed(self.want());
+        let mut buf = self.buffer();
         tokio::task::spawn_blocking(move || {
             let mut filled = 0;
             while filled < buf.len() {
@@ -295,10 +312,12 @@ impl FileChunks {
             },
         };
         let chunk = self.advance(chunk)?;
-        // The cache was cold: read the next chunk while this one goes out.
+        // The cache was cold: read the next chunk while this one goes out (into the previous
+        // chunk's buffer, if that one has been sent).
         if blocked {
             self.read_ahead();
         }
+        self.last = Some(chunk.clone());
         Poll::Ready(Some(Ok(chunk)))
     }
 }
@@ -313,6 +332,7 @@ impl Stream for FileChunks {
             // A broken stream stays broken.
             this.left = 0;
             this.ahead = None;
+            this.last = None;
         }
         polled
     }
@@ -415,6 +435,34 @@ mod tests {
         // Where the file system has RWF_NOWAIT (ext4, xfs, btrfs, tmpfs on recent kernels).
         if cached.nowait {
             assert_eq!(cached.blocking_reads, 0);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_sent_chunk_s_buffer_is_reused_and_a_held_one_never_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, data, file) = chunked_file(&dir, 4);
+        for nowait in [true, false] {
+            let file = file.try_clone().unwrap();
+            let mut chunks = stream(file, 0, data.len() as u64, nowait);
+            let first = chunks.try_next().await.unwrap().unwrap();
+            let held = first.as_ptr();
+            // Still held by the consumer: the next read gets a buffer of its own.
+            let second = chunks.try_next().await.unwrap().unwrap();
+            assert_ne!(second.as_ptr(), held);
+            assert_eq!(first[..], data[..READ_SIZE], "nowait {nowait}");
+            assert_eq!(second[..], data[READ_SIZE..2 * READ_SIZE]);
+            // Both sent and dropped: the second's buffer takes the next read made (the third
+            // chunk's, or when reads block, the fourth's: the third was read ahead already).
+            let sent = second.as_ptr();
+            drop((first, second));
+            let third = chunks.try_next().await.unwrap().unwrap();
+            assert_eq!(third[..], data[2 * READ_SIZE..3 * READ_SIZE]);
+            assert_eq!(third.as_ptr() == sent, nowait);
+            drop(third);
+            let fourth = chunks.try_next().await.unwrap().unwrap();
+            assert_eq!(fourth[..], data[3 * READ_SIZE..4 * READ_SIZE]);
+            assert_eq!(fourth.as_ptr(), sent, "nowait {nowait}");
         }
     }
 
