@@ -65,44 +65,99 @@ impl DirSource {
         if !metadata.is_file() {
             return Err(ObjectError::NotFound);
         }
-        let modified = metadata
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos());
-        let meta = ObjectMeta {
-            size: metadata.len(),
-            etag: format!("\"{:x}-{:x}\"", modified, metadata.len()),
-            content_type: None,
-        };
-        Ok((file, meta))
+        Ok((file, meta_of(&metadata)))
     }
+
+    /// As [`DirSource::resolve`], on this thread, when the kernel can open the file from its
+    /// caches alone (`openat2` with `RESOLVE_CACHED`) and its path has no symlink
+    /// (`RESOLVE_NO_SYMLINKS`: the root is canonical and the key has no `..`, so the file is under
+    /// the root). `None` for anything else (not cached, missing, a symlink, not a file, an old
+    /// kernel): then `resolve`, on the blocking pool, decides.
+    #[cfg(target_os = "linux")]
+    fn resolve_cached(&self, key: &str) -> Option<(File, ObjectMeta)> {
+        use rustix::fs::{CWD, Mode, OFlags, ResolveFlags};
+
+        if key.starts_with('/') || key.split('/').any(|s| s == "..") {
+            return None;
+        }
+        let fd = rustix::fs::openat2(
+            CWD,
+            self.root.join(key),
+            // Non-blocking, so a FIFO among the documents cannot hold this thread in `open`
+            // (it is then not a file, and left to `resolve`); no effect on a regular file.
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            Mode::empty(),
+            ResolveFlags::CACHED | ResolveFlags::NO_SYMLINKS,
+        )
+        .ok()?;
+        let file = File::from(fd);
+        // The inode of an open file is in memory: this does not wait for the disk.
+        let metadata = file.metadata().ok()?;
+        metadata.is_file().then(|| {
+            let meta = meta_of(&metadata);
+            (file, meta)
+        })
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn resolve_cached(&self, _key: &str) -> Option<(File, ObjectMeta)> {
+        None
+    }
+}
+
+/// An open file's size and validator.
+fn meta_of(metadata: &std::fs::Metadata) -> ObjectMeta {
+    let modified = metadata
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos());
+    ObjectMeta {
+        size: metadata.len(),
+        etag: format!("\"{:x}-{:x}\"", modified, metadata.len()),
+        content_type: None,
+    }
+}
+
+/// `file`, positioned at the part of it `range` selects.
+fn opened(
+    file: File,
+    meta: ObjectMeta,
+    range: Option<&RangeRequest>,
+) -> Result<Object, ObjectError> {
+    let selected = match range {
+        Some(request) => request.select(&meta.etag, meta.size)?,
+        None => None,
+    };
+    let (start, len) = selected.map_or((0, meta.size), |r| (r.start, r.len()));
+    Ok(Object {
+        meta,
+        range: selected,
+        body: chunks(file, start, len),
+    })
 }
 
 #[async_trait]
 impl ObjectSource for DirSource {
     async fn head(&self, key: &str) -> Result<ObjectMeta, ObjectError> {
+        if let Some((_, meta)) = self.resolve_cached(key) {
+            return Ok(meta);
+        }
         let this = self.clone();
         let key = key.to_owned();
         blocking(move || this.resolve(&key).map(|(_, meta)| meta)).await
     }
 
     async fn open(&self, key: &str, range: Option<&RangeRequest>) -> Result<Object, ObjectError> {
+        if let Some((file, meta)) = self.resolve_cached(key) {
+            return opened(file, meta, range);
+        }
         let this = self.clone();
         let key = key.to_owned();
         let range = range.cloned();
         blocking(move || {
             let (file, meta) = this.resolve(&key)?;
-            let selected = match &range {
-                Some(request) => request.select(&meta.etag, meta.size)?,
-                None => None,
-            };
-            let (start, len) = selected.map_or((0, meta.size), |r| (r.start, r.len()));
-            Ok(Object {
-                meta,
-                range: selected,
-                body: chunks(file, start, len),
-            })
+            opened(file, meta, range.as_ref())
         })
         .await
     }
@@ -580,6 +635,54 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_cached_lookup_agrees_with_the_blocking_one_or_leaves_it_to_it() {
+        let (dir, source) = source();
+        std::fs::create_dir(dir.path().join("docs/sub")).unwrap();
+        std::fs::write(dir.path().join("docs/sub/b.bin"), b"inner").unwrap();
+        std::os::unix::fs::symlink("a.bin", dir.path().join("docs/inside.bin")).unwrap();
+        std::os::unix::fs::symlink(
+            dir.path().join("outside.txt"),
+            dir.path().join("docs/link.txt"),
+        )
+        .unwrap();
+        // A FIFO: opening it for reading would wait for a writer; here it is only not a file.
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            dir.path().join("docs/fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        assert!(source.resolve_cached("fifo").is_none());
+        // Freshly written: in the caches, so the lookup is made on this thread.
+        for key in ["a.bin", "sub/b.bin"] {
+            let (_, cached) = source.resolve_cached(key).expect(key);
+            let (_, resolved) = source.resolve(key).unwrap();
+            assert_eq!(cached, resolved, "{key}");
+        }
+        // Symlinks (in or out), directories, escapes and missing files: the blocking lookup's
+        // answer, whatever it is.
+        for key in [
+            "inside.bin",
+            "link.txt",
+            "sub",
+            ".",
+            "",
+            "../outside.txt",
+            "/etc/passwd",
+            "missing.pdf",
+        ] {
+            assert!(source.resolve_cached(key).is_none(), "{key}");
+        }
+        assert_eq!(source.head("inside.bin").await.unwrap().size, 200_000);
+        assert!(matches!(
+            source.head("link.txt").await,
+            Err(ObjectError::NotFound)
+        ));
     }
 
     #[tokio::test]
