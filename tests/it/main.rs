@@ -9,6 +9,7 @@ mod browser;
 mod bucket;
 mod check;
 mod copies;
+mod dir_reads;
 mod downloads;
 mod durable;
 mod errors;
