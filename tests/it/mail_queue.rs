@@ -271,6 +271,49 @@ async fn a_permanent_rejection_lands_in_the_dead_letters_and_an_operator_can_ret
 }
 
 #[tokio::test]
+async fn a_sender_delivers_several_mails_at_once_each_exactly_once() {
+    let redis = RedisServer::start();
+    let sink = SmtpSink::start();
+    // Every RCPT TO waits half a second: one at a time, the mails would follow each other.
+    sink.control("delay 0.5");
+    let outbox = outbox(&redis).await;
+    let mails: Vec<LinkMail> = (0..6).map(|_| mail()).collect();
+    for mail in &mails {
+        outbox.submit(&Job::Link(mail.clone())).await.unwrap();
+    }
+    let sender = Running::spawn(&outbox, &redis, &sink, settings());
+    wait_for_messages(&sink, 6).await;
+    drained(&outbox).await;
+
+    // Several transactions were waiting at the server at the same time.
+    let mut waiting = 0;
+    let mut most = 0;
+    for event in sink.events() {
+        match event.as_str() {
+            "rcpt-wait" => waiting += 1,
+            "rcpt 250" => waiting -= 1,
+            _ => {}
+        }
+        most = most.max(waiting);
+    }
+    assert!(most >= 2, "at most {most} delivery at a time");
+    // And each mail went once.
+    let delivered: HashSet<String> = sink
+        .messages()
+        .iter()
+        .map(|m| claims_of(m).jti.as_str().to_owned())
+        .collect();
+    let sent: HashSet<String> = mails
+        .iter()
+        .map(|m| m.claims.jti.as_str().to_owned())
+        .collect();
+    assert_eq!(sink.messages().len(), 6);
+    assert_eq!(delivered, sent);
+    assert_eq!(pending(&redis), 0);
+    sender.stop().await;
+}
+
+#[tokio::test]
 async fn a_transient_rejection_is_retried_with_backoff_until_accepted() {
     let redis = RedisServer::start();
     let sink = SmtpSink::start();
