@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use crate::address;
 use crate::app::App;
-use crate::catalog::Document;
+use crate::catalog::{Document, Refusal};
 use crate::mail::{LinkMail, MailError};
 use crate::metrics::Metrics;
 use crate::outbox::Job;
@@ -39,6 +39,22 @@ pub const NOT_SENT_ADDRESS: &str = "not_sent_address_limit";
 
 /// The outcome of a request answered `202` without a mail: its domain is over its budget.
 pub const NOT_SENT_DOMAIN: &str = "not_sent_domain_limit";
+
+/// The outcome of a request answered `202` without a mail: the document's `refused_domains`
+/// name its domain.
+pub const NOT_SENT_DOMAIN_REFUSED: &str = "not_sent_domain_refused";
+
+/// The outcome of a request answered `202` without a mail: its domain is not in the document's
+/// `allowed_domains`.
+pub const NOT_SENT_DOMAIN_NOT_ALLOWED: &str = "not_sent_domain_not_allowed";
+
+/// Every outcome of a request answered `202` without a mail.
+const NOT_SENT: [&str; 4] = [
+    NOT_SENT_ADDRESS,
+    NOT_SENT_DOMAIN,
+    NOT_SENT_DOMAIN_REFUSED,
+    NOT_SENT_DOMAIN_NOT_ALLOWED,
+];
 
 /// Why a link was not issued.
 #[derive(Debug, thiserror::Error)]
@@ -82,9 +98,10 @@ impl LinkRequest {
     }
 
     /// Issues a link to `document` for `address` and mails it, within the service-wide mail
-    /// ceiling ([`LinkError::RateLimited`] beyond it) and the budgets of its mailbox and domain
-    /// (beyond them nothing is issued or sent, and the entry says so: the caller answers alike).
-    /// Records the address and the new link's `jti` in the entry.
+    /// ceiling ([`LinkError::RateLimited`] beyond it), the budgets of its mailbox and domain and
+    /// the document's policy on domains (beyond them nothing is issued or sent, and the entry
+    /// says so: the caller answers alike). The link lives and may start downloads as the
+    /// document says. Records the address and the new link's `jti` in the entry.
     pub async fn mail(
         &mut self,
         app: &App,
@@ -106,12 +123,21 @@ impl LinkRequest {
         // endpoint must not tell anyone whether an address gets mail, and an inbox cannot be
         // bombed through it either way.
         let started = Instant::now();
-        if let Some(outcome) = over_budget(app, &address).await? {
+        // The document's policy after every limit: a refused address spends its budgets like
+        // any other, so the limits cannot tell it apart either.
+        let unmailed = match over_budget(app, &address).await? {
+            Some(outcome) => Some(outcome),
+            None => document.refusal(&address).map(|refusal| match refusal {
+                Refusal::RefusedDomain => NOT_SENT_DOMAIN_REFUSED,
+                Refusal::DomainNotAllowed => NOT_SENT_DOMAIN_NOT_ALLOWED,
+            }),
+        };
+        if let Some(outcome) = unmailed {
             tracing::info!(
                 email = %app.pseudonym(address.as_ref()),
                 document = %document.id,
                 outcome,
-                "link not mailed: over its budget"
+                "link not mailed"
             );
             self.entry.outcome = outcome.to_owned();
             if app.pacing.draw().is_none() {
@@ -121,7 +147,8 @@ impl LinkRequest {
             return Ok(());
         }
 
-        let claims = issue(app, document, address.as_ref(), app.config.token_ttl).await?;
+        let ttl = document.link_ttl_or(app.config.token_ttl);
+        let claims = issue(app, document, address.as_ref(), ttl).await?;
         self.entry.jti = Some(claims.jti.as_str().to_owned());
         let email = app.pseudonym(address.as_ref());
         let link = claims.jti.short().to_owned();
@@ -138,7 +165,7 @@ impl LinkRequest {
     /// can send those at will, and they name nobody the owner could act on.
     pub async fn finish(mut self, app: &App, failure: Option<&'static str>) {
         let outcome = match failure {
-            None => [NOT_SENT_ADDRESS, NOT_SENT_DOMAIN]
+            None => NOT_SENT
                 .into_iter()
                 .find(|o| *o == self.entry.outcome)
                 .unwrap_or("sent"),
@@ -172,8 +199,9 @@ pub struct Issued {
     pub url: String,
 }
 
-/// Issues a link to `document` for `address`, living `ttl`, for an operator: no limits, the URL
-/// returned, and mailed too when `send` (through the same outbox as a person's request).
+/// Issues a link to `document` for `address`, living `ttl`, for an operator: no limits and no
+/// domain policy (the policy governs what the public may ask for), the URL returned, and mailed
+/// too when `send` (through the same outbox as a person's request).
 /// Recorded in the owner's request log as `admin_sent` or `admin_minted` from `127.0.0.1`.
 pub async fn hand_over(
     app: &App,
@@ -204,7 +232,8 @@ pub async fn hand_over(
     Ok(Issued { claims, url })
 }
 
-/// A new link to `document` for `address`, living `ttl`, recorded in the token store.
+/// A new link to `document` for `address`, living `ttl` and allowing the document's download
+/// attempts, recorded in the token store.
 async fn issue(
     app: &App,
     document: &Document,
@@ -218,7 +247,7 @@ async fn issue(
             jti: &claims.jti,
             doc: &document.id,
             ttl,
-            attempts: app.config.download_attempts,
+            attempts: document.download_attempts_or(app.config.download_attempts),
             owner: Some(&app.pseudonyms.person(address)),
         })
         .await?;
