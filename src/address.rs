@@ -104,7 +104,7 @@ pub fn validate(raw: &str) -> Result<Address, AddressError> {
 /// and lowercase. `None` unless an accepted address could have it: a domain name with at least
 /// one dot, not an IP literal, no empty label.
 pub fn domain_name(text: &str) -> Option<String> {
-    let address = ascii(Address::new("x".to_owned(), text.trim()).ok()?).ok()?;
+    let address = ascii(Address::new("x", text.trim()).ok()?).ok()?;
     let domain = address.domain().to_lowercase();
     is_domain_name(&domain).then_some(domain)
 }
