@@ -48,12 +48,17 @@ pub const NOT_SENT_DOMAIN_REFUSED: &str = "not_sent_domain_refused";
 /// `allowed_domains`.
 pub const NOT_SENT_DOMAIN_NOT_ALLOWED: &str = "not_sent_domain_not_allowed";
 
+/// The outcome of a request answered `202` without a mail: the document has `approval = true`,
+/// and no link is mailed for it without the owner's decision (an operator mints one).
+pub const NOT_SENT_APPROVAL: &str = "not_sent_approval_required";
+
 /// Every outcome of a request answered `202` without a mail.
-const NOT_SENT: [&str; 4] = [
+const NOT_SENT: [&str; 5] = [
     NOT_SENT_ADDRESS,
     NOT_SENT_DOMAIN,
     NOT_SENT_DOMAIN_REFUSED,
     NOT_SENT_DOMAIN_NOT_ALLOWED,
+    NOT_SENT_APPROVAL,
 ];
 
 /// Why a link was not issued.
@@ -127,10 +132,14 @@ impl LinkRequest {
         // any other, so the limits cannot tell it apart either.
         let unmailed = match over_budget(app, &address).await? {
             Some(outcome) => Some(outcome),
-            None => document.refusal(&address).map(|refusal| match refusal {
-                Refusal::RefusedDomain => NOT_SENT_DOMAIN_REFUSED,
-                Refusal::DomainNotAllowed => NOT_SENT_DOMAIN_NOT_ALLOWED,
-            }),
+            None => match document.refusal(&address) {
+                Some(Refusal::RefusedDomain) => Some(NOT_SENT_DOMAIN_REFUSED),
+                Some(Refusal::DomainNotAllowed) => Some(NOT_SENT_DOMAIN_NOT_ALLOWED),
+                // Fail closed: a document that needs the owner's approval is never mailed on
+                // request alone.
+                None if document.approval => Some(NOT_SENT_APPROVAL),
+                None => None,
+            },
         };
         if let Some(outcome) = unmailed {
             tracing::info!(

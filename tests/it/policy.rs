@@ -47,6 +47,12 @@ filename = "Brief.pdf"
 title = "A brief document"
 link_ttl = "1s"
 
+[documents.reviewed]
+key = "resume/lebenslauf.pdf"
+filename = "Reviewed.pdf"
+title = "A reviewed document"
+approval = true
+
 [documents.once]
 key = "big.bin"
 filename = "big.bin"
@@ -429,6 +435,42 @@ async fn one_download_attempt_allows_one_start_embedded() {
 #[tokio::test]
 async fn one_download_attempt_allows_one_start_on_redis() {
     one_download_attempt_allows_one_start(true).await;
+}
+
+async fn a_document_needing_approval_is_never_mailed_on_request_alone(on_redis: bool) {
+    let (app, _dir, redis) = docgate(on_redis).await;
+    let accepted = ask(&app, "jane@example.org", "resume").await;
+    assert_eq!(accepted.status, 202);
+    assert_eq!(ask(&app, "joe@example.org", "reviewed").await, accepted);
+    assert_eq!(mailed_to(&app), ["jane@example.org"]);
+    assert_eq!(live_links(&app, redis.as_ref()), 1);
+    assert_eq!(
+        requests(&app).await[1],
+        entry(
+            "joe@example.org",
+            "reviewed",
+            "not_sent_approval_required",
+            false
+        )
+    );
+    // The owner decides through the operator's mint.
+    let (status, minted) = mint(
+        &app,
+        json!({"email": "joe@example.org", "document": "reviewed", "send": true}),
+    )
+    .await;
+    assert_eq!(status, 201, "{minted}");
+    assert_eq!(mailed_to(&app), ["jane@example.org", "joe@example.org"]);
+}
+
+#[tokio::test]
+async fn a_document_needing_approval_is_never_mailed_on_request_alone_embedded() {
+    a_document_needing_approval_is_never_mailed_on_request_alone(false).await;
+}
+
+#[tokio::test]
+async fn a_document_needing_approval_is_never_mailed_on_request_alone_on_redis() {
+    a_document_needing_approval_is_never_mailed_on_request_alone(true).await;
 }
 
 /// `POST /admin/links` with `body`: the status and the JSON answer.
