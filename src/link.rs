@@ -9,11 +9,15 @@
 //! Two callers:
 //! - a person's request ([`LinkRequest`]: the request form and API in `http::request_link`, the
 //!   expired page's renewal in `http::renew`): within the service-wide mail ceiling (`429`
-//!   beyond it) and the budgets of the mailbox and the recipient's domain (beyond those, nothing
-//!   is mailed and the request is answered alike, paced by [`crate::pacing`]), counted in
-//!   `docgate_link_requests_total`;
+//!   beyond it), the budgets of the mailbox and the recipient's domain, and then the document's
+//!   policy in the catalog (beyond those, nothing is mailed and the request is answered alike,
+//!   paced by [`crate::pacing`]), counted in `docgate_link_requests_total`;
 //! - an operator's mint ([`hand_over`]: `crate::admin::mint`, for the admin API and
-//!   `docgate link`): without limits, the URL returned, mailed on request.
+//!   `docgate link`): without limits or the document's domain policy, the URL returned, mailed
+//!   on request.
+//!
+//! Either way a link lives the document's `link_ttl` (an operator may give another) and allows
+//! its `download_attempts`, else the service-wide settings.
 //!
 //! Failures are a [`LinkError`], mapped to HTTP in `http::error`. The link's URL is formatted
 //! by [`TokenCodec::url`](crate::token::TokenCodec::url), here and in the mail alike.
@@ -104,8 +108,8 @@ impl LinkRequest {
 
     /// Issues a link to `document` for `address` and mails it, within the service-wide mail
     /// ceiling ([`LinkError::RateLimited`] beyond it), the budgets of its mailbox and domain and
-    /// the document's policy on domains (beyond them nothing is issued or sent, and the entry
-    /// says so: the caller answers alike). The link lives and may start downloads as the
+    /// the document's policy (its domains, and its approval: beyond them nothing is issued or
+    /// sent, and the entry says so: the caller answers alike). The link lives and may start downloads as the
     /// document says. Records the address and the new link's `jti` in the entry.
     pub async fn mail(
         &mut self,
