@@ -82,22 +82,12 @@ pub fn validate(raw: &str) -> Result<Address, AddressError> {
     if text.len() > MAX_LEN {
         return Err(AddressError::TooLong);
     }
-    let address = Address::from_str(text).map_err(|_| AddressError::Invalid)?;
-    let address = if address.domain().is_ascii() {
-        address
-    } else {
-        let ascii = idna::domain_to_ascii(address.domain()).map_err(|_| AddressError::Invalid)?;
-        Address::new(address.user(), ascii).map_err(|_| AddressError::Invalid)?
-    };
+    let address = ascii(Address::from_str(text).map_err(|_| AddressError::Invalid)?)?;
     if address.to_string().len() > MAX_LEN {
         return Err(AddressError::TooLong);
     }
     let domain = address.domain().to_lowercase();
-    if domain.starts_with('[') || domain.parse::<std::net::IpAddr>().is_ok() {
-        return Err(AddressError::NotADomain);
-    }
-    let labels: Vec<&str> = domain.split('.').collect();
-    if labels.len() < 2 || labels.iter().any(|l| l.is_empty()) {
+    if !is_domain_name(&domain) {
         return Err(AddressError::NotADomain);
     }
     if is_disposable(&domain) {
@@ -107,6 +97,40 @@ pub fn validate(raw: &str) -> Result<Address, AddressError> {
         return Err(AddressError::Unmailable);
     }
     Ok(address)
+}
+
+/// A domain as written in configuration (a catalog's `allowed_domains`), in the form [`validate`]
+/// leaves an accepted address's domain and [`domain_of`] reads it back: ASCII (IDNA, punycode)
+/// and lowercase. `None` unless an accepted address could have it: a domain name with at least
+/// one dot, not an IP literal, no empty label.
+pub fn domain_name(text: &str) -> Option<String> {
+    let address = ascii(Address::new("x", text.trim()).ok()?).ok()?;
+    let domain = address.domain().to_lowercase();
+    is_domain_name(&domain).then_some(domain)
+}
+
+/// The domain of an accepted address, as [`domain_name`] writes a domain: lowercase ASCII.
+pub fn domain_of(address: &Address) -> String {
+    address.domain().to_ascii_lowercase()
+}
+
+/// `address` with its domain in ASCII (IDNA, punycode) when it was not.
+fn ascii(address: Address) -> Result<Address, AddressError> {
+    if address.domain().is_ascii() {
+        return Ok(address);
+    }
+    let ascii = idna::domain_to_ascii(address.domain()).map_err(|_| AddressError::Invalid)?;
+    Address::new(address.user(), ascii).map_err(|_| AddressError::Invalid)
+}
+
+/// True for a lowercase domain mail can be routed by name to: at least two labels, none empty,
+/// not an IP literal.
+fn is_domain_name(domain: &str) -> bool {
+    if domain.starts_with('[') || domain.parse::<std::net::IpAddr>().is_ok() {
+        return false;
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    labels.len() >= 2 && labels.iter().all(|l| !l.is_empty())
 }
 
 /// The mailbox `address` reaches, as one string for counting: the same for every spelling that
@@ -347,6 +371,35 @@ mod tests {
             domain("jane@mail.gmail.com.example"),
             Some("mail.gmail.com.example".to_owned())
         );
+    }
+
+    #[test]
+    fn configured_domains_read_as_address_domains_do() {
+        assert_eq!(domain_name("Example.COM"), Some("example.com".to_owned()));
+        assert_eq!(
+            domain_name(" Bücher.Example "),
+            Some("xn--bcher-kva.example".to_owned())
+        );
+        assert_eq!(
+            domain_name("bücher.example"),
+            Some(domain_of(&validate("jürgen@Bücher.Example").unwrap()))
+        );
+        for bad in [
+            "",
+            "example",
+            "example.",
+            ".example.com",
+            "a..b",
+            "[127.0.0.1]",
+            "127.0.0.1",
+            "exa mple.com",
+            "@example.com",
+            "jane@example.com",
+            "*.example.com",
+            "https://example.com",
+        ] {
+            assert_eq!(domain_name(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::store::StoreError;
 use crate::token::Jti;
 
 /// The longest lifetime an operator may give a link.
-pub const MAX_TTL: Duration = Duration::from_secs(30 * 24 * 3600);
+pub const MAX_TTL: Duration = crate::catalog::MAX_LINK_TTL;
 
 /// Why an operator action failed.
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +48,7 @@ pub enum AdminError {
 pub struct Mint {
     pub email: String,
     pub document: String,
-    /// The link's lifetime; `None`: the configured one.
+    /// The link's lifetime; `None`: the document's `link_ttl`, else `DOCGATE_TOKEN_TTL`.
     pub ttl: Option<Duration>,
     /// Mail it to the address (through the same outbox as a visitor's request).
     pub send: bool,
@@ -64,14 +64,17 @@ pub struct Minted {
 }
 
 /// Makes a link as an operator asked: same validation, store record and request log as a
-/// visitor's request, without the rate limits ([`link::hand_over`]).
+/// visitor's request, without the rate limits or the document's domain policy
+/// ([`link::hand_over`]); its lifetime is the document's unless the operator gives one.
 pub async fn mint(app: &App, request: &Mint) -> Result<Minted, AdminError> {
     let address = address::validate(&request.email)?;
     let document = app
         .catalog
         .get(request.document.trim())
         .ok_or_else(|| AdminError::UnknownDocument(request.document.clone()))?;
-    let ttl = request.ttl.unwrap_or(app.config.token_ttl);
+    let ttl = request
+        .ttl
+        .unwrap_or_else(|| document.link_ttl_or(app.config.token_ttl));
     if ttl.is_zero() || ttl > MAX_TTL {
         return Err(AdminError::Ttl(crate::texts::pages::admin_ttl(
             MAX_TTL.as_secs() / 86_400,

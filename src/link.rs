@@ -9,11 +9,15 @@
 //! Two callers:
 //! - a person's request ([`LinkRequest`]: the request form and API in `http::request_link`, the
 //!   expired page's renewal in `http::renew`): within the service-wide mail ceiling (`429`
-//!   beyond it) and the budgets of the mailbox and the recipient's domain (beyond those, nothing
-//!   is mailed and the request is answered alike, paced by [`crate::pacing`]), counted in
-//!   `docgate_link_requests_total`;
+//!   beyond it), the budgets of the mailbox and the recipient's domain, and then the document's
+//!   policy in the catalog (beyond those, nothing is mailed and the request is answered alike,
+//!   paced by [`crate::pacing`]), counted in `docgate_link_requests_total`;
 //! - an operator's mint ([`hand_over`]: `crate::admin::mint`, for the admin API and
-//!   `docgate link`): without limits, the URL returned, mailed on request.
+//!   `docgate link`): without limits or the document's domain policy, the URL returned, mailed
+//!   on request.
+//!
+//! Either way a link lives the document's `link_ttl` (an operator may give another) and allows
+//! its `download_attempts`, else the service-wide settings.
 //!
 //! Failures are a [`LinkError`], mapped to HTTP in `http::error`. The link's URL is formatted
 //! by [`TokenCodec::url`](crate::token::TokenCodec::url), here and in the mail alike.
@@ -23,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use crate::address;
 use crate::app::App;
-use crate::catalog::Document;
+use crate::catalog::{Document, Refusal};
 use crate::mail::{LinkMail, MailError};
 use crate::metrics::Metrics;
 use crate::outbox::Job;
@@ -39,6 +43,27 @@ pub const NOT_SENT_ADDRESS: &str = "not_sent_address_limit";
 
 /// The outcome of a request answered `202` without a mail: its domain is over its budget.
 pub const NOT_SENT_DOMAIN: &str = "not_sent_domain_limit";
+
+/// The outcome of a request answered `202` without a mail: the document's `refused_domains`
+/// name its domain.
+pub const NOT_SENT_DOMAIN_REFUSED: &str = "not_sent_domain_refused";
+
+/// The outcome of a request answered `202` without a mail: its domain is not in the document's
+/// `allowed_domains`.
+pub const NOT_SENT_DOMAIN_NOT_ALLOWED: &str = "not_sent_domain_not_allowed";
+
+/// The outcome of a request answered `202` without a mail: the document has `approval = true`,
+/// and no link is mailed for it without the owner's decision (an operator mints one).
+pub const NOT_SENT_APPROVAL: &str = "not_sent_approval_required";
+
+/// Every outcome of a request answered `202` without a mail.
+const NOT_SENT: [&str; 5] = [
+    NOT_SENT_ADDRESS,
+    NOT_SENT_DOMAIN,
+    NOT_SENT_DOMAIN_REFUSED,
+    NOT_SENT_DOMAIN_NOT_ALLOWED,
+    NOT_SENT_APPROVAL,
+];
 
 /// Why a link was not issued.
 #[derive(Debug, thiserror::Error)]
@@ -82,9 +107,10 @@ impl LinkRequest {
     }
 
     /// Issues a link to `document` for `address` and mails it, within the service-wide mail
-    /// ceiling ([`LinkError::RateLimited`] beyond it) and the budgets of its mailbox and domain
-    /// (beyond them nothing is issued or sent, and the entry says so: the caller answers alike).
-    /// Records the address and the new link's `jti` in the entry.
+    /// ceiling ([`LinkError::RateLimited`] beyond it), the budgets of its mailbox and domain and
+    /// the document's policy (its domains, and its approval: beyond them nothing is issued or
+    /// sent, and the entry says so: the caller answers alike). The link lives and may start downloads as the
+    /// document says. Records the address and the new link's `jti` in the entry.
     pub async fn mail(
         &mut self,
         app: &App,
@@ -106,12 +132,25 @@ impl LinkRequest {
         // endpoint must not tell anyone whether an address gets mail, and an inbox cannot be
         // bombed through it either way.
         let started = Instant::now();
-        if let Some(outcome) = over_budget(app, &address).await? {
+        // The document's policy after every limit: a refused address spends its budgets like
+        // any other, so the limits cannot tell it apart either.
+        let unmailed = match over_budget(app, &address).await? {
+            Some(outcome) => Some(outcome),
+            None => match document.refusal(&address) {
+                Some(Refusal::RefusedDomain) => Some(NOT_SENT_DOMAIN_REFUSED),
+                Some(Refusal::DomainNotAllowed) => Some(NOT_SENT_DOMAIN_NOT_ALLOWED),
+                // Fail closed: a document that needs the owner's approval is never mailed on
+                // request alone.
+                None if document.approval => Some(NOT_SENT_APPROVAL),
+                None => None,
+            },
+        };
+        if let Some(outcome) = unmailed {
             tracing::info!(
                 email = %app.pseudonym(address.as_ref()),
                 document = %document.id,
                 outcome,
-                "link not mailed: over its budget"
+                "link not mailed"
             );
             self.entry.outcome = outcome.to_owned();
             if app.pacing.draw().is_none() {
@@ -121,7 +160,8 @@ impl LinkRequest {
             return Ok(());
         }
 
-        let claims = issue(app, document, address.as_ref(), app.config.token_ttl).await?;
+        let ttl = document.link_ttl_or(app.config.token_ttl);
+        let claims = issue(app, document, address.as_ref(), ttl).await?;
         self.entry.jti = Some(claims.jti.as_str().to_owned());
         let email = app.pseudonym(address.as_ref());
         let link = claims.jti.short().to_owned();
@@ -138,7 +178,7 @@ impl LinkRequest {
     /// can send those at will, and they name nobody the owner could act on.
     pub async fn finish(mut self, app: &App, failure: Option<&'static str>) {
         let outcome = match failure {
-            None => [NOT_SENT_ADDRESS, NOT_SENT_DOMAIN]
+            None => NOT_SENT
                 .into_iter()
                 .find(|o| *o == self.entry.outcome)
                 .unwrap_or("sent"),
@@ -172,8 +212,9 @@ pub struct Issued {
     pub url: String,
 }
 
-/// Issues a link to `document` for `address`, living `ttl`, for an operator: no limits, the URL
-/// returned, and mailed too when `send` (through the same outbox as a person's request).
+/// Issues a link to `document` for `address`, living `ttl`, for an operator: no limits and no
+/// domain policy (the policy governs what the public may ask for), the URL returned, and mailed
+/// too when `send` (through the same outbox as a person's request).
 /// Recorded in the owner's request log as `admin_sent` or `admin_minted` from `127.0.0.1`.
 pub async fn hand_over(
     app: &App,
@@ -204,7 +245,8 @@ pub async fn hand_over(
     Ok(Issued { claims, url })
 }
 
-/// A new link to `document` for `address`, living `ttl`, recorded in the token store.
+/// A new link to `document` for `address`, living `ttl` and allowing the document's download
+/// attempts, recorded in the token store.
 async fn issue(
     app: &App,
     document: &Document,
@@ -218,7 +260,7 @@ async fn issue(
             jti: &claims.jti,
             doc: &document.id,
             ttl,
-            attempts: app.config.download_attempts,
+            attempts: document.download_attempts_or(app.config.download_attempts),
             owner: Some(&app.pseudonyms.person(address)),
         })
         .await?;

@@ -60,8 +60,9 @@ struct Build {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
-    /// Link requests by outcome: `sent`, `not_sent_address_limit`, `not_sent_domain_limit`, or
-    /// the error code.
+    /// Link requests by outcome: `sent`, `not_sent_address_limit`, `not_sent_domain_limit`,
+    /// `not_sent_domain_refused`, `not_sent_domain_not_allowed`, `not_sent_approval_required`,
+    /// or the error code.
     pub link_requests: Family<Label, Counter>,
     /// Downloads that claimed their link and started streaming.
     /// Confirm pages shown for a link (`GET` from a browser or a mail scanner; nothing spent).
@@ -116,7 +117,7 @@ impl Metrics {
         let link_requests = Family::<Label, Counter>::default();
         registry.register(
             "link_requests",
-            "Link requests, by outcome (sent, not_sent_address_limit, not_sent_domain_limit, or the error code)",
+            "Link requests, by outcome (sent, not_sent_address_limit, not_sent_domain_limit, not_sent_domain_refused, not_sent_domain_not_allowed, not_sent_approval_required, or the error code)",
             link_requests.clone(),
         );
         let link_pages = Counter::default();
@@ -225,7 +226,14 @@ impl Metrics {
             }),
         );
         // Every known series starts at zero, so the first event after a start shows in `rate()`.
-        for outcome in ["sent", "not_sent_address_limit", "not_sent_domain_limit"] {
+        for outcome in [
+            "sent",
+            "not_sent_address_limit",
+            "not_sent_domain_limit",
+            "not_sent_domain_refused",
+            "not_sent_domain_not_allowed",
+            "not_sent_approval_required",
+        ] {
             let _ = link_requests.get_or_create(&Label { outcome });
         }
         for outcome in ["completed", "partial", "interrupted", "failed"] {

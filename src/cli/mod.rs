@@ -64,7 +64,8 @@ pub enum Command {
         /// The document's id in the catalog.
         #[arg(long)]
         document: String,
-        /// How long the link lives, e.g. 15m, 2h, 7d (default: DOCGATE_TOKEN_TTL; at most 30d).
+        /// How long the link lives, e.g. 15m, 2h, 7d (default: the document's link_ttl, else
+        /// DOCGATE_TOKEN_TTL; at most 30d).
         #[arg(long, value_parser = parse_ttl)]
         ttl: Option<std::time::Duration>,
         /// Also mail the link to the address, as a visitor's request would.

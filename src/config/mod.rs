@@ -222,7 +222,7 @@ impl Config {
 
         let download_attempts =
             env.parse(ENV_DOWNLOAD_ATTEMPTS, "3", |v| match v.parse::<u32>() {
-                Ok(n) if (1..=100).contains(&n) => Ok(n),
+                Ok(n) if crate::catalog::DOWNLOAD_ATTEMPTS.contains(&n) => Ok(n),
                 _ => Err("expected a whole number from 1 to 100"),
             })?;
 

@@ -85,7 +85,10 @@ async fn renew(
 
     let masked = mask(address.as_ref());
     request.mail(app, document, address).await?;
-    let message = texts::renewed(&masked, &duration(app.config.token_ttl.as_secs()));
+    let message = texts::renewed(
+        &masked,
+        &duration(document.link_ttl_or(app.config.token_ttl).as_secs()),
+    );
     let back = format!("{}/request/{}", app.config.public_path(), document.id);
     Ok(Renewal::Sent(
         pages::request_sent(&message, &back)

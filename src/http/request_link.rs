@@ -274,13 +274,17 @@ async fn request_link(
     };
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
     request.mail(app, document, address).await?;
-    Ok(accepted(app, html))
+    Ok(accepted(
+        app,
+        document.link_ttl_or(app.config.token_ttl),
+        html,
+    ))
 }
 
-/// `202` with the message naming the link's real lifetime: for a person, a page (framable by the
-/// sites that embed the form) with a way back to the form.
-fn accepted(app: &App, html: bool) -> Response<Body> {
-    let lifetime = duration(app.config.token_ttl.as_secs());
+/// `202` with the message naming the link's real lifetime `ttl`: for a person, a page (framable
+/// by the sites that embed the form) with a way back to the form.
+fn accepted(app: &App, ttl: std::time::Duration, html: bool) -> Response<Body> {
+    let lifetime = duration(ttl.as_secs());
     if html {
         let back = format!("{}/", app.config.public_path());
         pages::request_sent(&texts::sent_body(&lifetime), &back)
