@@ -28,6 +28,7 @@ mod mail_queue;
 mod metrics;
 mod notify;
 mod objects_contract;
+mod owner_page;
 mod privacy;
 mod process;
 mod production;
