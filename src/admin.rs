@@ -528,3 +528,107 @@ fn rfc3339(secs: u64) -> String {
         })
         .unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(event: Event, at: &str, document: &str, outcome: &str, jti: Option<&str>) -> Entry {
+        let mut entry = Entry::now(event, "192.0.2.1".parse().unwrap(), outcome);
+        entry.at = at.to_owned();
+        entry.document = Some(document.to_owned());
+        entry.jti = jti.map(str::to_owned);
+        entry
+    }
+
+    #[test]
+    fn the_funnel_counts_each_request_on_its_day_at_every_stage_its_link_reached() {
+        use Event::*;
+        let first = time::macros::date!(2026 - 12 - 01);
+        let entries = [
+            // Newest first, as the log reads.
+            entry(
+                Download,
+                "2026-12-04T09:00:00Z",
+                "deck",
+                "completed",
+                Some("b"),
+            ),
+            entry(
+                LinkOpened,
+                "2026-12-03T10:00:00Z",
+                "deck",
+                "opened",
+                Some("a"),
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-03T08:00:00Z",
+                "deck",
+                "not_sent_address_limit",
+                None,
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-02T08:00:00Z",
+                "deck",
+                "sent",
+                Some("b"),
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-01T08:00:00Z",
+                "deck",
+                "sent",
+                Some("a"),
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-01T07:00:00Z",
+                "cv",
+                "sent",
+                Some("c"),
+            ),
+            // Before the period, and a document no longer in the catalog: left out.
+            entry(
+                LinkRequested,
+                "2026-11-30T23:59:59Z",
+                "deck",
+                "sent",
+                Some("d"),
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-01T08:00:00Z",
+                "gone",
+                "sent",
+                Some("e"),
+            ),
+        ];
+        let funnels = count_stages(
+            ["cv".to_owned(), "deck".to_owned()].into_iter(),
+            &entries,
+            first,
+            4,
+        );
+        let stages = |asked, mailed, opened, downloaded| Stages {
+            asked,
+            mailed,
+            opened,
+            downloaded,
+        };
+        let deck = &funnels[1];
+        assert_eq!(deck.document, "deck");
+        assert_eq!(
+            deck.days,
+            [
+                stages(1, 1, 1, 0),
+                stages(1, 1, 1, 1),
+                stages(1, 0, 0, 0),
+                stages(0, 0, 0, 0)
+            ]
+        );
+        assert_eq!(deck.total, stages(3, 2, 2, 1));
+        assert_eq!(funnels[0].total, stages(1, 1, 0, 0));
+    }
+}

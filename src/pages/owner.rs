@@ -165,8 +165,8 @@ fn num(n: u32) -> String {
 /// The funnel chart: per day, four nested bars (asked, then mailed, opened and downloaded, each
 /// narrower and darker), scaled to the busiest day; named for screen readers by its totals.
 fn chart(index: usize, f: &FunnelView, period: &(String, String)) -> String {
-    const SLOT: usize = 20;
-    const HEIGHT: usize = 120;
+    const SLOT: usize = 10;
+    const HEIGHT: usize = 90;
     const TOP: usize = 14;
     let width = SLOT * f.days.len().max(1);
     let most = f.days.iter().map(|d| d[0]).max().unwrap_or(0).max(1);
@@ -186,8 +186,8 @@ fn chart(index: usize, f: &FunnelView, period: &(String, String)) -> String {
             if *count == 0 {
                 continue;
             }
-            let bar_width = 16 - 4 * stage;
-            let x = day * SLOT + 2 + 2 * stage;
+            let bar_width = 8 - 2 * stage;
+            let x = day * SLOT + 1 + stage;
             let h = (*count as usize * HEIGHT).div_ceil(most as usize).max(1);
             let y = TOP + HEIGHT - h;
             bars.push_str(&format!(
@@ -198,7 +198,7 @@ fn chart(index: usize, f: &FunnelView, period: &(String, String)) -> String {
     let base = TOP + HEIGHT;
     format!(
         "<svg class=\"chart\" id=\"chart-{index}\" role=\"img\" aria-labelledby=\"chart-{index}-title\" \
-         viewBox=\"0 0 {width} {view_height}\" preserveAspectRatio=\"none\" xmlns=\"http://www.w3.org/2000/svg\">\
+         viewBox=\"0 0 {width} {view_height}\" xmlns=\"http://www.w3.org/2000/svg\">\
          <title id=\"chart-{index}-title\">{label}</title>\
          <text x=\"0\" y=\"10\">{most}</text>\
          <line class=\"axis\" x1=\"0\" y1=\"{base}\" x2=\"{width}\" y2=\"{base}\"/>{bars}\
@@ -231,6 +231,7 @@ fn funnels(view: &View) -> String {
     if view.funnel_partial {
         out.push_str(&format!("<p class=\"hint\">{}</p>", t::FUNNEL_PARTIAL));
     }
+    out.push_str("<div class=\"funnels\">");
     for (i, f) in view.funnels.iter().enumerate() {
         let totals: String = stages
             .iter()
@@ -247,7 +248,7 @@ fn funnels(view: &View) -> String {
             chart = chart(i, f, &view.period),
         ));
     }
-    out.push_str("</section>");
+    out.push_str("</div></section>");
     out
 }
 
@@ -309,8 +310,16 @@ fn person(view: &View) -> String {
     )
 }
 
+/// An RFC 3339 UTC time as the page shows it: `2026-12-05 14:32:07 UTC`.
+fn short_time(at: &str) -> String {
+    match at.get(..19) {
+        Some(seconds) if at.ends_with('Z') => format!("{} UTC", seconds.replace('T', " ")),
+        _ => at.to_owned(),
+    }
+}
+
 fn row(view: &View, r: &RowView) -> String {
-    let at = r.at.replace('T', " ").trim_end_matches('Z').to_owned();
+    let at = short_time(&r.at);
     let who = match &r.email {
         Some(email) => format!(
             "<a href=\"/?{}\">{}</a>",
@@ -343,10 +352,7 @@ fn row(view: &View, r: &RowView) -> String {
         LinkView::Downloaded { at } => (
             format!(
                 " · {}",
-                escape(&fill(
-                    t::LINK_DOWNLOADED,
-                    &[("at", at.replace('T', " ").trim_end_matches('Z'))]
-                ))
+                escape(&fill(t::LINK_DOWNLOADED, &[("at", &short_time(at))]))
             ),
             String::new(),
         ),
@@ -445,7 +451,7 @@ mod tests {
         let svg = chart(0, &f, &("2026-12-03".into(), "2026-12-05".into()));
         assert!(svg.contains("&lt;Deck&gt;, per day: 6 asked, 5 mailed, 2 opened, 1 downloaded"));
         // The busiest day's asked bar is the full height; empty stages draw nothing.
-        assert!(svg.contains("class=\"s0\" x=\"22\" y=\"14\" width=\"16\" height=\"120\""));
+        assert!(svg.contains("class=\"s0\" x=\"11\" y=\"14\" width=\"8\" height=\"90\""));
         assert_eq!(svg.matches("<rect").count(), 6);
         assert!(!svg.contains("style="));
     }
