@@ -401,16 +401,21 @@ pub fn dashboard(view: &View) -> String {
     } else {
         format!("<p><a href=\"/\">{}</a></p>", t::SEARCH_CLEAR)
     };
-    let body = format!(
-        "{flash}{funnels}\n<section id=\"requests\"><h2>{log_heading}</h2>{search}{clear}{person}\
+    let log = format!(
+        "<section id=\"requests\"><h2>{log_heading}</h2>{search}{clear}{person}\
          {rows}<nav class=\"pager\">{newer}{older}</nav></section>",
-        funnels = funnels(view),
         log_heading = t::LOG_HEADING,
         search = search(view),
         person = person(view),
         newer = link(&view.newer, "newer", t::NEWER),
         older = link(&view.older, "older", t::OLDER),
     );
+    // A search puts what was searched for first; the overview starts with the funnel.
+    let body = if clear.is_empty() {
+        format!("{flash}{}\n{log}", funnels(view))
+    } else {
+        format!("{flash}{log}\n{}", funnels(view))
+    };
     document("owner", t::TITLE, &logout, &body)
 }
 
