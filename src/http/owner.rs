@@ -490,3 +490,39 @@ async fn action(
         _ => Err(Error::NotFound),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_return_only_to_a_view_of_this_page() {
+        let location = |back: Option<&str>| {
+            back_to(back, "revoked", None).headers()[header::LOCATION]
+                .to_str()
+                .unwrap()
+                .to_owned()
+        };
+        assert_eq!(location(Some("/")), "/?done=revoked");
+        assert_eq!(
+            location(Some("/?email=a%40b.example")),
+            "/?email=a%40b.example&done=revoked"
+        );
+        for elsewhere in [
+            "//evil.example/",
+            "https://evil.example/",
+            "/admin/links",
+            "/\\evil",
+            "/?a#b",
+        ] {
+            assert_eq!(location(Some(elsewhere)), "/?done=revoked", "{elsewhere}");
+        }
+        assert_eq!(location(None), "/?done=revoked");
+        assert_eq!(
+            back_to(None, "erased", Some(3)).headers()[header::LOCATION],
+            "/?done=erased&n=3"
+        );
+        assert_eq!(flash(Some("unknown"), None), None);
+        assert_eq!(flash(Some("erased"), Some(2)).unwrap(), "2 entries erased.");
+    }
+}

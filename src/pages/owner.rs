@@ -410,6 +410,8 @@ pub fn dashboard(view: &View) -> String {
         newer = link(&view.newer, "newer", t::NEWER),
         older = link(&view.older, "older", t::OLDER),
     );
+    // Pending approvals (requests waiting for the owner's decision) go between the flash and the
+    // rest, once documents can ask for approval.
     // A search puts what was searched for first; the overview starts with the funnel.
     let body = if clear.is_empty() {
         format!("{flash}{}\n{log}", funnels(view))

@@ -24,8 +24,6 @@ pub const FUNNEL_PERIOD: &str = "{first} to {last}";
 /// The chart's accessible name: `{document}`, `{asked}`, `{mailed}`, `{opened}`, `{downloaded}`.
 pub const CHART_LABEL: &str = "{document}, per day: {asked} asked, {mailed} mailed, {opened} opened, {downloaded} downloaded in all";
 
-// Pending approvals are listed here once requests can wait for the owner's decision.
-
 pub const LOG_HEADING: &str = "Request log";
 pub const SEARCH_EMAIL: &str = "Address";
 pub const SEARCH_DOCUMENT: &str = "Document";
