@@ -3,6 +3,8 @@
 //! token on every action, the actions doing what the admin API does, the search, the funnel, and
 //! the page's policy and headers.
 
+use std::time::Duration;
+
 use docgate::http::owner::session::Keys;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
 
@@ -474,12 +476,28 @@ async fn revoke_all_and_erase_do_what_the_admin_api_does_on_redis() {
 
 #[tokio::test]
 async fn the_log_is_searched_by_address_and_document_and_the_funnel_counts_each_stage() {
-    let app = owner_app(&[]).await;
+    search_and_funnel(owner_app(&[]).await).await;
+}
+
+#[tokio::test]
+async fn the_log_is_searched_and_the_funnel_counted_on_redis() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    search_and_funnel(owner_app(&[("DOCGATE_REDIS_URL", url.as_str())]).await).await;
+}
+
+async fn search_and_funnel(app: TestApp) {
     let downloaded = app.link(JANE, "resume").await;
     app.link(JOHN, "lebenslauf").await;
     app.link(JOHN, "resume").await;
     assert_whole_resume(app.client.get(&downloaded).send().await.unwrap()).await;
-    app.wait_for_log(4).await;
+    // The download's entry is written just after its response ends.
+    eventually(
+        "the download in the log",
+        Duration::from_secs(10),
+        || async { (exported(&app, JANE).await >= 2).then_some(()) },
+    )
+    .await;
     let owner = sign_in(&app).await;
 
     let by_address = owner.page(&app, "/?email=JANE.owner%40example.com").await;
