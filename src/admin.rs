@@ -244,7 +244,7 @@ pub async fn requests(
             break;
         }
     }
-    let rows = join(&entries, limit, offset);
+    let rows = join(&entries, None, limit, offset);
     tracing::info!(
         target: "audit",
         action = "read_requests",
@@ -256,8 +256,9 @@ pub async fn requests(
     Ok(rows)
 }
 
-/// Joins link requests (newest first in `entries`) with the downloads of their links.
-fn join(entries: &[Entry], limit: usize, offset: usize) -> Vec<RequestRow> {
+/// Joins link requests (newest first in `entries`, for `document` only when given) with the
+/// downloads of their links.
+fn join(entries: &[Entry], document: Option<&str>, limit: usize, offset: usize) -> Vec<RequestRow> {
     use std::collections::HashMap;
     // Newest first: the first download seen for a jti is its latest.
     let mut downloads: HashMap<&str, (Option<&str>, &str, u32)> = HashMap::new();
@@ -290,6 +291,7 @@ fn join(entries: &[Entry], limit: usize, offset: usize) -> Vec<RequestRow> {
     entries
         .iter()
         .filter(|e| e.event == Event::LinkRequested)
+        .filter(|e| document.is_none_or(|d| e.document.as_deref() == Some(d)))
         .skip(offset)
         .take(limit)
         .map(|e| {
@@ -317,6 +319,207 @@ fn join(entries: &[Entry], limit: usize, offset: usize) -> Vec<RequestRow> {
         .collect()
 }
 
+/// What the owner's page looks for in the request log: one person (by address, through the same
+/// keyed lookup as [`export_person`]), one document, or both.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Search {
+    pub email: Option<String>,
+    pub document: Option<String>,
+}
+
+/// The link requests matching `search`, newest first, after skipping `offset` of them, each
+/// joined with what became of its link (as [`requests`]).
+pub async fn search(
+    app: &App,
+    search: &Search,
+    limit: usize,
+    offset: usize,
+) -> Result<Vec<RequestRow>, AdminError> {
+    let document = search.document.as_deref();
+    let entries = match &search.email {
+        // One person's entries are found by their keyed id, never by a scan for the address.
+        Some(email) => export_person(app, email).await?,
+        None => {
+            let want = offset.saturating_add(limit);
+            let (mut entries, mut asked) = (Vec::new(), 0);
+            loop {
+                let page = app
+                    .backends
+                    .requests
+                    .recent(READ_PAGE, entries.len())
+                    .await?;
+                let last = page.len() < READ_PAGE;
+                asked += page
+                    .iter()
+                    .filter(|e| e.event == Event::LinkRequested)
+                    .filter(|e| document.is_none_or(|d| e.document.as_deref() == Some(d)))
+                    .count();
+                entries.extend(page);
+                if last || asked >= want || entries.len() >= FUNNEL_MAX_ENTRIES {
+                    break;
+                }
+            }
+            entries
+        }
+    };
+    let rows = join(&entries, document, limit, offset);
+    tracing::info!(
+        target: "audit",
+        action = "search_requests",
+        by_person = search.email.is_some(),
+        document = document.unwrap_or(""),
+        limit,
+        offset,
+        returned = rows.len(),
+        "admin action"
+    );
+    Ok(rows)
+}
+
+/// The most log entries one funnel reads (newest first): about 30 MB at the very most.
+pub const FUNNEL_MAX_ENTRIES: usize = 20_000;
+
+/// One stage count of the funnel: link requests, of them those that made a link (mailed or
+/// handed over), those whose link was followed (opened or a download started), and those whose
+/// link was downloaded completely.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Stages {
+    pub asked: u32,
+    pub mailed: u32,
+    pub opened: u32,
+    pub downloaded: u32,
+}
+
+/// One document's funnel: a [`Stages`] per day (oldest first), by the day the link was asked
+/// for, and their sum.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Funnel {
+    pub document: String,
+    pub days: Vec<Stages>,
+    pub total: Stages,
+}
+
+/// Every catalog document's funnel over the last days.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Funnels {
+    /// The first day shown (UTC); the last is today.
+    pub first_day: time::Date,
+    /// In catalog order.
+    pub documents: Vec<Funnel>,
+    /// True when the log holds more in the period than [`FUNNEL_MAX_ENTRIES`]: older days are
+    /// then undercounted.
+    pub partial: bool,
+}
+
+/// The funnel of each catalog document over the `days` days up to `now` (UTC), from the
+/// request log: each link request counted on the day it was made, at each stage its link
+/// reached.
+pub async fn funnel(
+    app: &App,
+    days: u16,
+    now: time::OffsetDateTime,
+) -> Result<Funnels, AdminError> {
+    let today = now.date();
+    let first_day = today
+        .checked_sub(time::Duration::days(i64::from(days.max(1)) - 1))
+        .unwrap_or(today);
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut partial = false;
+    loop {
+        let page = app
+            .backends
+            .requests
+            .recent(READ_PAGE, entries.len())
+            .await?;
+        let last = page.len() < READ_PAGE;
+        let older = page
+            .last()
+            .and_then(Entry::time)
+            .is_some_and(|t| t.date() < first_day);
+        entries.extend(page);
+        if last || older {
+            break;
+        }
+        if entries.len() >= FUNNEL_MAX_ENTRIES {
+            partial = true;
+            break;
+        }
+    }
+    Ok(Funnels {
+        first_day,
+        documents: count_stages(
+            app.catalog.iter().map(|d| d.id.clone()),
+            &entries,
+            first_day,
+            days,
+        ),
+        partial,
+    })
+}
+
+/// Counts the stages per document and day of `entries` (any order).
+fn count_stages(
+    documents: impl Iterator<Item = String>,
+    entries: &[Entry],
+    first_day: time::Date,
+    days: u16,
+) -> Vec<Funnel> {
+    use std::collections::HashSet;
+    let days = usize::from(days.max(1));
+    let followed: HashSet<&str> = entries
+        .iter()
+        .filter(|e| matches!(e.event, Event::LinkOpened | Event::Download))
+        .filter_map(|e| e.jti.as_deref())
+        .collect();
+    let completed: HashSet<&str> = entries
+        .iter()
+        .filter(|e| e.event == Event::Download && e.outcome == "completed")
+        .filter_map(|e| e.jti.as_deref())
+        .collect();
+    let mut funnels: Vec<Funnel> = documents
+        .map(|document| Funnel {
+            document,
+            days: vec![Stages::default(); days],
+            total: Stages::default(),
+        })
+        .collect();
+    for entry in entries.iter().filter(|e| e.event == Event::LinkRequested) {
+        let Some(day) = entry
+            .time()
+            .map(|t| (t.date() - first_day).whole_days())
+            .and_then(|d| usize::try_from(d).ok())
+            .filter(|d| *d < days)
+        else {
+            continue;
+        };
+        let Some(funnel) = funnels
+            .iter_mut()
+            .find(|f| Some(f.document.as_str()) == entry.document.as_deref())
+        else {
+            continue;
+        };
+        let jti = entry.jti.as_deref();
+        let stages = [
+            true,
+            jti.is_some(),
+            jti.is_some_and(|j| followed.contains(j) || completed.contains(j)),
+            jti.is_some_and(|j| completed.contains(j)),
+        ];
+        for counts in [&mut funnel.days[day], &mut funnel.total] {
+            let fields = [
+                &mut counts.asked,
+                &mut counts.mailed,
+                &mut counts.opened,
+                &mut counts.downloaded,
+            ];
+            for (field, reached) in fields.into_iter().zip(stages) {
+                *field += u32::from(reached);
+            }
+        }
+    }
+    funnels
+}
+
 /// Seconds since the epoch as RFC 3339, UTC.
 fn rfc3339(secs: u64) -> String {
     i64::try_from(secs)
@@ -327,4 +530,108 @@ fn rfc3339(secs: u64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(event: Event, at: &str, document: &str, outcome: &str, jti: Option<&str>) -> Entry {
+        let mut entry = Entry::now(event, "192.0.2.1".parse().unwrap(), outcome);
+        entry.at = at.to_owned();
+        entry.document = Some(document.to_owned());
+        entry.jti = jti.map(str::to_owned);
+        entry
+    }
+
+    #[test]
+    fn the_funnel_counts_each_request_on_its_day_at_every_stage_its_link_reached() {
+        use Event::*;
+        let first = time::macros::date!(2026 - 12 - 01);
+        let entries = [
+            // Newest first, as the log reads.
+            entry(
+                Download,
+                "2026-12-04T09:00:00Z",
+                "deck",
+                "completed",
+                Some("b"),
+            ),
+            entry(
+                LinkOpened,
+                "2026-12-03T10:00:00Z",
+                "deck",
+                "opened",
+                Some("a"),
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-03T08:00:00Z",
+                "deck",
+                "not_sent_address_limit",
+                None,
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-02T08:00:00Z",
+                "deck",
+                "sent",
+                Some("b"),
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-01T08:00:00Z",
+                "deck",
+                "sent",
+                Some("a"),
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-01T07:00:00Z",
+                "cv",
+                "sent",
+                Some("c"),
+            ),
+            // Before the period, and a document no longer in the catalog: left out.
+            entry(
+                LinkRequested,
+                "2026-11-30T23:59:59Z",
+                "deck",
+                "sent",
+                Some("d"),
+            ),
+            entry(
+                LinkRequested,
+                "2026-12-01T08:00:00Z",
+                "gone",
+                "sent",
+                Some("e"),
+            ),
+        ];
+        let funnels = count_stages(
+            ["cv".to_owned(), "deck".to_owned()].into_iter(),
+            &entries,
+            first,
+            4,
+        );
+        let stages = |asked, mailed, opened, downloaded| Stages {
+            asked,
+            mailed,
+            opened,
+            downloaded,
+        };
+        let deck = &funnels[1];
+        assert_eq!(deck.document, "deck");
+        assert_eq!(
+            deck.days,
+            [
+                stages(1, 1, 1, 0),
+                stages(1, 1, 1, 1),
+                stages(1, 0, 0, 0),
+                stages(0, 0, 0, 0)
+            ]
+        );
+        assert_eq!(deck.total, stages(3, 2, 2, 1));
+        assert_eq!(funnels[0].total, stages(1, 1, 0, 0));
+    }
 }

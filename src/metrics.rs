@@ -27,7 +27,14 @@ pub struct Label {
 
 /// The rate limits' names (`ratelimit::Scope::tag`), counted from zero in
 /// `docgate_rate_limited_total`. Metrics names no other module: every layer uses it.
-pub const LIMITS: [&str; 5] = ["req-ip", "req-email", "req-domain", "dl-ip", "mail"];
+pub const LIMITS: [&str; 6] = [
+    "req-ip",
+    "req-email",
+    "req-domain",
+    "dl-ip",
+    "mail",
+    "owner-login",
+];
 
 /// One label naming a rate limit.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

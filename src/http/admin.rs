@@ -11,6 +11,7 @@
 //! | `GET /admin/requests?limit=N&offset=M` | `200 {"entries": [...], "next_offset"}`: link requests newest first, each joined with its link's downloads and opens |
 //! | `GET /admin/people?email=E` | `200 {"entries": [...]}`: every request log entry of one person, newest first |
 //! | `POST /admin/erasures` `{"email"}` | `200 {"erased": n}`: those entries deleted, their links no longer joined to them |
+//! | `GET /`, `POST /login`, ... | the owner's page ([`super::owner`]): a session cookie, not the bearer token |
 //!
 //! The token is compared in constant time (digests of both sides, so not even its length
 //! leaks); with `DOCGATE_ADMIN_TOKEN` unset every admin route answers `401`.
@@ -48,6 +49,9 @@ pub async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>)
     } else if let Some(probe) = super::health::route(&state, req.method(), &path).await {
         // The probes' own place: a flood of the public port does not reach it.
         probe
+    } else if super::owner::serves(&path) {
+        // The owner's page: its own sign-in and session, no bearer token.
+        Ok(super::owner::handle(&state, peer, req).await)
     } else if !path.starts_with("/admin/") {
         Err(Error::NotFound)
     } else if !authorized(app, req.headers()) {
@@ -106,8 +110,14 @@ fn authorized(app: &App, headers: &HeaderMap) -> bool {
     else {
         return false;
     };
+    token_matches(expected.expose(), given)
+}
+
+/// Whether `given` is the admin token `expected`, in constant time: digests of both sides are
+/// compared, so not even the length leaks. The owner's page signs in with the same check.
+pub(super) fn token_matches(expected: &[u8], given: &[u8]) -> bool {
     let given = Sha256::digest(given);
-    let expected = Sha256::digest(expected.expose());
+    let expected = Sha256::digest(expected);
     given.ct_eq(&expected).into()
 }
 

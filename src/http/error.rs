@@ -58,6 +58,10 @@ pub enum Error {
     /// preflight from an origin not in `DOCGATE_CORS_ORIGINS`.
     #[error("cross-site link request")]
     CrossSiteRequest,
+    /// An action on the owner's page without its session's CSRF token (or with a wrong one), or
+    /// posted from another site.
+    #[error("owner's form without a valid CSRF token")]
+    StaleForm,
     #[error("malformed or tampered link")]
     BadToken(&'static str),
     #[error("link expired")]
@@ -197,7 +201,7 @@ impl Error {
             Error::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Error::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
             Error::Unauthorized => StatusCode::UNAUTHORIZED,
-            Error::CrossSite | Error::CrossSiteRequest => StatusCode::FORBIDDEN,
+            Error::CrossSite | Error::CrossSiteRequest | Error::StaleForm => StatusCode::FORBIDDEN,
             Error::UnknownLink => StatusCode::NOT_FOUND,
             Error::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Error::Expired | Error::Used | Error::Revoked => StatusCode::GONE,
@@ -229,6 +233,7 @@ impl Error {
             Error::UnknownLink => "unknown_link",
             Error::UnsupportedMediaType => "unsupported_media_type",
             Error::CrossSite | Error::CrossSiteRequest => "cross_site_request",
+            Error::StaleForm => "stale_form",
             Error::BadToken(_) => "invalid_link",
             Error::Expired => "link_expired",
             Error::Used => "link_used",
@@ -261,6 +266,7 @@ impl Error {
             Error::UnsupportedMediaType => t::UNSUPPORTED_MEDIA_TYPE.to_owned(),
             Error::CrossSite => t::CROSS_SITE.to_owned(),
             Error::CrossSiteRequest => t::CROSS_SITE_REQUEST.to_owned(),
+            Error::StaleForm => crate::texts::owner::STALE_FORM.to_owned(),
             Error::BadToken(_) => t::INVALID.to_owned(),
             Error::Expired => t::EXPIRED.to_owned(),
             Error::Used => t::USED.to_owned(),
@@ -394,7 +400,7 @@ impl Error {
                 t::UNAVAILABLE_TITLE
             }
             Error::NotFound => t::NOT_FOUND_TITLE,
-            Error::CrossSite | Error::CrossSiteRequest => t::FORBIDDEN_TITLE,
+            Error::CrossSite | Error::CrossSiteRequest | Error::StaleForm => t::FORBIDDEN_TITLE,
             Error::Internal(_) => t::INTERNAL_TITLE,
             _ => t::NOT_ACCEPTED_TITLE,
         }

@@ -23,6 +23,7 @@ pub mod download;
 pub mod error;
 pub mod form;
 pub mod health;
+pub mod owner;
 pub mod pace;
 pub mod page;
 pub mod renew;

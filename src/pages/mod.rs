@@ -18,6 +18,8 @@ use sha2::{Digest, Sha256};
 use crate::html::escape;
 use crate::texts::pages as t;
 
+pub mod owner;
+
 const STYLE: &str = include_str!("style.css");
 const SCRIPT: &str = include_str!("form.js");
 

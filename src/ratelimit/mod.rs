@@ -46,6 +46,8 @@ pub enum Scope {
     DownloadPerIp,
     /// Every link mail the service sends, whoever asked.
     Mail,
+    /// Sign-in attempts on the owner's page, per client IP.
+    OwnerLogin,
 }
 
 impl Scope {
@@ -57,6 +59,7 @@ impl Scope {
             Scope::RequestPerDomain => "req-domain",
             Scope::DownloadPerIp => "dl-ip",
             Scope::Mail => "mail",
+            Scope::OwnerLogin => "owner-login",
         }
     }
 }
@@ -166,6 +169,7 @@ mod tests {
             Scope::RequestPerDomain,
             Scope::DownloadPerIp,
             Scope::Mail,
+            Scope::OwnerLogin,
         ];
         // A new scope fails to compile here until it is listed above.
         for scope in all {
@@ -174,7 +178,8 @@ mod tests {
                 | Scope::RequestPerEmail
                 | Scope::RequestPerDomain
                 | Scope::DownloadPerIp
-                | Scope::Mail => {}
+                | Scope::Mail
+                | Scope::OwnerLogin => {}
             }
         }
         let tags: Vec<&str> = all.into_iter().map(Scope::tag).collect();

@@ -7,6 +7,7 @@
 
 pub mod mail;
 pub mod measures;
+pub mod owner;
 pub mod pages;
 pub mod subject;
 

@@ -25,7 +25,7 @@ const VISITOR: &str = "visitor@example.org";
 /// Checks what every page promises: `<body data-page>` naming it, `lang` on `<html>`, one
 /// `<h1>`, and nothing wrong in the console (no CSP violation, no script error). Returns the
 /// `<h1>`'s text.
-async fn check_page(page: &Page, name: &str) -> String {
+pub(crate) async fn check_page(page: &Page, name: &str) -> String {
     let url = page.url().await;
     assert_eq!(page.name().await, name, "data-page of {url}");
     assert!(!page.lang().await.is_empty(), "{name}: no lang on <html>");
@@ -59,7 +59,7 @@ fn screenshot_dir() -> PathBuf {
 
 /// Photographs the page: a whole PNG of exactly the viewport's size, written to
 /// `docs/screenshots/<name>-<viewport>.png` when updating.
-async fn shoot(page: &Page, name: &str, viewport: Viewport) {
+pub(crate) async fn shoot(page: &Page, name: &str, viewport: Viewport) {
     let png = page.screenshot().await;
     assert_eq!(
         png_size(&png),

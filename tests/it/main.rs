@@ -30,6 +30,7 @@ mod mail_queue;
 mod metrics;
 mod notify;
 mod objects_contract;
+mod owner_page;
 mod policy;
 mod privacy;
 mod process;

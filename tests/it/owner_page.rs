@@ -1,0 +1,733 @@
+//! The owner's page on the admin listener (`GET /`), over real HTTP and in headless Chromium:
+//! signing in with the admin token into a strict session cookie, no data without it, the CSRF
+//! token on every action, the actions doing what the admin API does, the search, the funnel, and
+//! the page's policy and headers.
+
+use std::time::Duration;
+
+use docgate::http::owner::session::Keys;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+
+use crate::admin::{TOKEN, call, json_of};
+use crate::support::redis::RedisServer;
+use crate::support::*;
+
+const JANE: &str = "jane.owner@example.com";
+const JOHN: &str = "john.other@example.org";
+
+async fn owner_app(extra: &[(&str, &str)]) -> TestApp {
+    let mut env = vec![("DOCGATE_ADMIN_TOKEN", TOKEN)];
+    env.extend_from_slice(extra);
+    TestApp::with(&env).await
+}
+
+/// The value of `name=` among the `Set-Cookie` headers, with the header's whole text.
+fn set_cookie(headers: &HeaderMap, name: &str) -> Option<(String, String)> {
+    headers
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(|v| {
+            let value = v[name.len() + 1..].split(';').next().unwrap().to_owned();
+            (value, v)
+        })
+}
+
+/// The `value` of the first hidden `csrf` field in `html`.
+fn csrf_of(html: &str) -> String {
+    let start = html.find("name=\"csrf\" value=\"").expect("a csrf field") + 19;
+    html[start..][..html[start..].find('"').unwrap()].to_owned()
+}
+
+/// A signed-in browser: its session cookie and the CSRF token of its forms.
+struct Owner {
+    cookie: String,
+    csrf: String,
+}
+
+/// The sign-in form: its nonce cookie and CSRF token.
+async fn login_form(app: &TestApp) -> (String, String) {
+    let response = app
+        .client
+        .get(format!("{}/", app.admin_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let (nonce, _) = set_cookie(response.headers(), "docgate_owner_login").expect("nonce cookie");
+    let html = response.text().await.unwrap();
+    assert!(html.contains("data-page=\"owner-login\""), "{html}");
+    (nonce, csrf_of(&html))
+}
+
+/// Posts the sign-in form with `token`, as the page's own form does.
+async fn post_login(app: &TestApp, nonce: &str, csrf: &str, token: &str) -> reqwest::Response {
+    app.client
+        .post(format!("{}/login", app.admin_base))
+        .header("origin", &app.admin_base)
+        .header("sec-fetch-site", "same-origin")
+        .header("cookie", format!("docgate_owner_login={nonce}"))
+        .form(&[("csrf", csrf), ("token", token)])
+        .send()
+        .await
+        .unwrap()
+}
+
+async fn sign_in(app: &TestApp) -> Owner {
+    let (nonce, csrf) = login_form(app).await;
+    let response = post_login(app, &nonce, &csrf, TOKEN).await;
+    assert_eq!(response.status(), 303);
+    let (cookie, _) = set_cookie(response.headers(), "docgate_owner").expect("session cookie");
+    let page = get_page(app, &cookie, "/").await;
+    assert_eq!(page.0, 200);
+    Owner {
+        csrf: csrf_of(&page.1),
+        cookie,
+    }
+}
+
+/// GETs `target` on the admin listener with the session `cookie`: status and body.
+async fn get_page(app: &TestApp, cookie: &str, target: &str) -> (u16, String) {
+    let response = app
+        .client
+        .get(format!("{}{target}", app.admin_base))
+        .header("cookie", format!("docgate_owner={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+impl Owner {
+    /// Posts an action form as the page does, with `csrf` as its token.
+    async fn post(
+        &self,
+        app: &TestApp,
+        path: &str,
+        csrf: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
+        let mut form = vec![("csrf", csrf)];
+        form.extend_from_slice(fields);
+        app.client
+            .post(format!("{}{path}", app.admin_base))
+            .header("origin", &app.admin_base)
+            .header("sec-fetch-site", "same-origin")
+            .header("cookie", format!("docgate_owner={}", self.cookie))
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    async fn page(&self, app: &TestApp, target: &str) -> String {
+        let (status, html) = get_page(app, &self.cookie, target).await;
+        assert_eq!(status, 200, "{html}");
+        html
+    }
+}
+
+/// The person's entries as the admin API exports them.
+async fn exported(app: &TestApp, email: &str) -> usize {
+    let (status, body) = json_of(call(
+        app,
+        reqwest::Method::GET,
+        &format!("/admin/people?email={email}"),
+    ))
+    .await;
+    assert_eq!(status, 200);
+    body["entries"].as_array().unwrap().len()
+}
+
+/// How many requests the page's log shows.
+fn rows(html: &str) -> usize {
+    let Some(at) = html.find("id=\"requests\"") else {
+        return 0;
+    };
+    let log = &html[at..];
+    log[..log.find("</section>").unwrap()]
+        .matches("<li>")
+        .count()
+}
+
+/// The status a browser's `HEAD` of a link gets now (claims nothing).
+async fn link_status(app: &TestApp, url: &str) -> u16 {
+    app.client.head(url).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn without_a_session_there_is_the_sign_in_form_and_never_data() {
+    let app = owner_app(&[]).await;
+    let link = app.link(JANE, "resume").await;
+    app.wait_for_log(1).await;
+    let keys = Keys::new(TOKEN.as_bytes());
+    let (_, expired) = keys.open(now() - 13 * 3600).unwrap();
+    let (_, other_token) = Keys::new(b"another-admin-token-0123456789")
+        .open(now())
+        .unwrap();
+    let (_, fresh) = keys.open(now()).unwrap();
+    let forged = {
+        let parts: Vec<&str> = fresh.split('.').collect();
+        format!("{}.{}.{}", parts[0], now() + 10 * 365 * 86_400, parts[2])
+    };
+    for (what, cookie) in [
+        ("no cookie", ""),
+        ("garbage", "x"),
+        ("expired", expired.as_str()),
+        ("signed under another token", other_token.as_str()),
+        ("expiry changed", forged.as_str()),
+    ] {
+        for target in [
+            "/",
+            "/?email=jane.owner%40example.com",
+            "/export?email=jane.owner%40example.com",
+        ] {
+            let (status, html) = get_page(&app, cookie, target).await;
+            let expected = if target.starts_with("/export") {
+                401
+            } else {
+                200
+            };
+            assert_eq!(status, expected, "{what} {target}");
+            assert!(
+                html.contains("data-page=\"owner-login\""),
+                "{what} {target}: {html}"
+            );
+            assert!(!html.contains("jane.owner"), "{what} {target}: data shown");
+        }
+    }
+    // An action without a session does nothing.
+    let revoke = app
+        .client
+        .post(format!("{}/revoke-all", app.admin_base))
+        .header("cookie", format!("docgate_owner={expired}"))
+        .form(&[("csrf", "x"), ("email", JANE)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(revoke.status(), 401);
+    assert_eq!(link_status(&app, &link).await, 200, "the link still works");
+    // The admin API's bearer token is not a session either.
+    let bearer = call(&app, reqwest::Method::GET, "/").send().await.unwrap();
+    assert!(
+        bearer
+            .text()
+            .await
+            .unwrap()
+            .contains("data-page=\"owner-login\"")
+    );
+    // Without an admin token there is no owner's page.
+    let off = TestApp::start().await;
+    let response = off
+        .client
+        .get(format!("{}/", off.admin_base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn the_admin_token_signs_in_with_a_strict_session_cookie() {
+    let app = owner_app(&[]).await;
+    let (nonce, csrf) = login_form(&app).await;
+
+    // A wrong token: 401, the form again, no session.
+    let wrong = post_login(&app, &nonce, &csrf, "not-the-admin-token-at-all").await;
+    assert_eq!(wrong.status(), 401);
+    assert!(set_cookie(wrong.headers(), "docgate_owner").is_none());
+    let html = wrong.text().await.unwrap();
+    assert!(html.contains("id=\"login-error\""), "{html}");
+    assert!(html.contains("id=\"login-form\""));
+
+    // Without the form's token (a page elsewhere posting it), or from another site: 403.
+    let no_nonce = post_login(&app, "", &csrf, TOKEN).await;
+    assert_eq!(no_nonce.status(), 403);
+    assert!(set_cookie(no_nonce.headers(), "docgate_owner").is_none());
+    let other_nonce = post_login(&app, "AAAAAAAAAAAAAAAAAAAAAA", &csrf, TOKEN).await;
+    assert_eq!(other_nonce.status(), 403);
+    let cross = app
+        .client
+        .post(format!("{}/login", app.admin_base))
+        .header("origin", "https://evil.example")
+        .header("cookie", format!("docgate_owner_login={nonce}"))
+        .form(&[("csrf", csrf.as_str()), ("token", TOKEN)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross.status(), 403);
+    assert!(set_cookie(cross.headers(), "docgate_owner").is_none());
+
+    // The right token: a session cookie, HttpOnly, Secure, SameSite=Strict, for 12 hours.
+    let right = post_login(&app, &nonce, &csrf, TOKEN).await;
+    assert_eq!(right.status(), 303);
+    assert_eq!(right.headers()[LOCATION], "/");
+    let (value, header) = set_cookie(right.headers(), "docgate_owner").unwrap();
+    let attributes: Vec<&str> = header.split("; ").skip(1).collect();
+    for wanted in [
+        "Path=/",
+        "Max-Age=43200",
+        "HttpOnly",
+        "Secure",
+        "SameSite=Strict",
+    ] {
+        assert!(attributes.contains(&wanted), "{wanted} missing: {header}");
+    }
+    // 128 random bits at least, then the expiry and the signature.
+    let id = value.split('.').next().unwrap();
+    assert!(id.len() >= 22, "{value}");
+    let (cleared, _) = set_cookie(right.headers(), "docgate_owner_login").unwrap();
+    assert!(cleared.is_empty());
+    let (status, html) = get_page(&app, &value, "/").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("data-page=\"owner\""), "{html}");
+
+    // Signing out clears the cookie.
+    let owner = Owner {
+        csrf: csrf_of(&html),
+        cookie: value,
+    };
+    let out = owner.post(&app, "/logout", &owner.csrf, &[]).await;
+    assert_eq!(out.status(), 303);
+    let (cleared, header) = set_cookie(out.headers(), "docgate_owner").unwrap();
+    assert!(
+        cleared.is_empty() && header.contains("Max-Age=0"),
+        "{header}"
+    );
+}
+
+#[tokio::test]
+async fn sign_in_attempts_are_rate_limited() {
+    let app = owner_app(&[]).await;
+    let (nonce, csrf) = login_form(&app).await;
+    let mut statuses = Vec::new();
+    for _ in 0..12 {
+        statuses.push(
+            post_login(&app, &nonce, &csrf, "wrong-token-0123456789abcdef")
+                .await
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(&statuses[..10], &[401; 10]);
+    assert_eq!(&statuses[10..], &[429, 429]);
+    // Even the right token waits now.
+    let right = post_login(&app, &nonce, &csrf, TOKEN).await;
+    assert_eq!(right.status(), 429);
+    assert!(right.headers().contains_key("retry-after"));
+    assert!(set_cookie(right.headers(), "docgate_owner").is_none());
+}
+
+#[tokio::test]
+async fn an_action_without_the_sessions_csrf_token_is_refused_and_changes_nothing() {
+    let app = owner_app(&[]).await;
+    let link = app.link(JANE, "resume").await;
+    let log = app.wait_for_log(1).await;
+    let jti = log[0].jti.clone().unwrap();
+    let owner = sign_in(&app).await;
+    let other = sign_in(&app).await;
+    assert_ne!(owner.csrf, other.csrf, "a token per session");
+
+    let attempts = [
+        ("/revoke", vec![("jti", jti.as_str())]),
+        ("/revoke-all", vec![("email", JANE)]),
+        ("/erase", vec![("email", JANE), ("confirm", "yes")]),
+    ];
+    for (path, fields) in &attempts {
+        for (what, csrf) in [
+            ("no token", ""),
+            ("another session's", other.csrf.as_str()),
+            ("garbage", "abc"),
+        ] {
+            let response = owner.post(&app, path, csrf, fields).await;
+            assert_eq!(response.status(), 403, "{path} with {what}");
+            let body = response.text().await.unwrap();
+            assert!(body.contains("Reload the owner"), "{body}");
+        }
+        // The right token from another site's page.
+        let mut form = vec![("csrf", owner.csrf.as_str())];
+        form.extend_from_slice(fields);
+        let cross = app
+            .client
+            .post(format!("{}{path}", app.admin_base))
+            .header("origin", "https://evil.example")
+            .header("sec-fetch-site", "cross-site")
+            .header("cookie", format!("docgate_owner={}", owner.cookie))
+            .form(&form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cross.status(), 403, "{path} cross-site");
+    }
+    // A GET of an action's route changes nothing either.
+    let (status, _) = get_page(&app, &owner.cookie, &format!("/revoke?jti={jti}")).await;
+    assert_eq!(status, 405);
+    assert_eq!(link_status(&app, &link).await, 200, "the link still works");
+    assert_eq!(exported(&app, JANE).await, 1, "nothing erased");
+
+    // With the token: revoked.
+    let done = owner
+        .post(
+            &app,
+            "/revoke",
+            &owner.csrf,
+            &[("jti", &jti), ("back", "/")],
+        )
+        .await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(done.headers()[LOCATION], "/?done=revoked");
+    assert_eq!(app.client.get(&link).send().await.unwrap().status(), 410);
+    let html = owner.page(&app, "/?done=revoked").await;
+    assert!(html.contains("id=\"flash\""), "{html}");
+    assert!(
+        !html.contains("name=\"jti\""),
+        "no Revoke button on a revoked link"
+    );
+}
+
+async fn revoke_all_and_erase(app: TestApp) {
+    let first = app.link(JANE, "resume").await;
+    let second = app.link(JANE, "lebenslauf").await;
+    let john = app.link(JOHN, "resume").await;
+    let owner = sign_in(&app).await;
+
+    // The person's view: both requests, each with a Revoke button, and the person's actions.
+    let html = owner.page(&app, "/?email=jane.owner%40example.com").await;
+    assert_eq!(html.matches("name=\"jti\"").count(), 2, "{html}");
+    assert!(html.contains("id=\"person\""));
+    assert!(!html.contains(JOHN));
+
+    let back = "/?email=jane.owner%40example.com";
+    let done = owner
+        .post(
+            &app,
+            "/revoke-all",
+            &owner.csrf,
+            &[("email", JANE), ("back", back)],
+        )
+        .await;
+    assert_eq!(done.status(), 303);
+    assert_eq!(
+        done.headers()[LOCATION],
+        format!("{back}&done=revoked_all&n=2")
+    );
+    for link in [&first, &second] {
+        assert_eq!(app.client.get(link).send().await.unwrap().status(), 410);
+    }
+    assert_eq!(
+        link_status(&app, &john).await,
+        200,
+        "another person's link stays"
+    );
+    let html = owner
+        .page(&app, &format!("{back}&done=revoked_all&n=2"))
+        .await;
+    assert!(html.contains("2 usable links revoked."), "{html}");
+
+    // Erasing asks first, and erases nothing until confirmed.
+    assert!(exported(&app, JANE).await >= 2);
+    let ask = owner
+        .post(&app, "/erase", &owner.csrf, &[("email", JANE)])
+        .await;
+    assert_eq!(ask.status(), 200);
+    let confirm = ask.text().await.unwrap();
+    assert!(confirm.contains("data-page=\"owner-erase\""), "{confirm}");
+    assert!(confirm.contains("name=\"confirm\" value=\"yes\""));
+    let before = exported(&app, JANE).await;
+    assert!(before >= 2);
+    let erased = owner
+        .post(
+            &app,
+            "/erase",
+            &owner.csrf,
+            &[("email", JANE), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(erased.status(), 303);
+    assert_eq!(
+        erased.headers()[LOCATION],
+        format!("/?done=erased&n={before}")
+    );
+    assert_eq!(
+        exported(&app, JANE).await,
+        0,
+        "the person's entries are gone"
+    );
+    assert_eq!(exported(&app, JOHN).await, 1, "another person's stay");
+    let html = owner.page(&app, back).await;
+    assert!(html.contains("id=\"log-empty\""), "{html}");
+    let html = owner.page(&app, "/").await;
+    assert!(!html.contains(JANE));
+    assert!(html.contains(JOHN));
+}
+
+#[tokio::test]
+async fn revoke_all_and_erase_do_what_the_admin_api_does() {
+    revoke_all_and_erase(owner_app(&[]).await).await;
+}
+
+#[tokio::test]
+async fn revoke_all_and_erase_do_what_the_admin_api_does_on_redis() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    revoke_all_and_erase(owner_app(&[("DOCGATE_REDIS_URL", url.as_str())]).await).await;
+}
+
+#[tokio::test]
+async fn the_log_is_searched_by_address_and_document_and_the_funnel_counts_each_stage() {
+    search_and_funnel(owner_app(&[]).await).await;
+}
+
+#[tokio::test]
+async fn the_log_is_searched_and_the_funnel_counted_on_redis() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    search_and_funnel(owner_app(&[("DOCGATE_REDIS_URL", url.as_str())]).await).await;
+}
+
+async fn search_and_funnel(app: TestApp) {
+    let downloaded = app.link(JANE, "resume").await;
+    app.link(JOHN, "lebenslauf").await;
+    app.link(JOHN, "resume").await;
+    assert_whole_resume(app.client.get(&downloaded).send().await.unwrap()).await;
+    // The download's entry is written just after its response ends.
+    eventually(
+        "the download in the log",
+        Duration::from_secs(10),
+        || async { (exported(&app, JANE).await >= 2).then_some(()) },
+    )
+    .await;
+    let owner = sign_in(&app).await;
+
+    let by_address = owner.page(&app, "/?email=JANE.owner%40example.com").await;
+    assert_eq!(rows(&by_address), 1, "{by_address}");
+    assert!(by_address.contains(JANE) && !by_address.contains(JOHN));
+    assert!(by_address.contains("Downloaded "));
+
+    let by_document = owner.page(&app, "/?document=lebenslauf").await;
+    let log = &by_document[by_document.find("id=\"requests\"").unwrap()..];
+    let log = &log[..log.find("</section>").unwrap()];
+    assert_eq!(log.matches("<li>").count(), 1, "{log}");
+    assert!(log.contains(JOHN) && !log.contains(JANE));
+    assert!(log.contains("<option value=\"lebenslauf\" selected>"));
+
+    let both = owner
+        .page(&app, "/?email=john.other%40example.org&document=resume")
+        .await;
+    let log = &both[both.find("id=\"requests\"").unwrap()..];
+    let log = &log[..log.find("</section>").unwrap()];
+    assert_eq!(log.matches("<li>").count(), 1, "{log}");
+
+    // An address that is not one: 400, a page saying why.
+    let (status, html) = get_page(&app, &owner.cookie, "/?email=not-an-address").await;
+    assert_eq!(status, 400, "{html}");
+
+    // The funnel: per document, the totals as text and an SVG chart named by them.
+    let page = owner.page(&app, "/").await;
+    let resume = &page[page
+        .find("data-document=\"Jane Doe&#39;s resume\"")
+        .unwrap()..];
+    let resume = &resume[..resume.find("</svg>").unwrap()];
+    for (stage, n) in [
+        ("Asked", 2),
+        ("Mailed", 2),
+        ("Opened", 1),
+        ("Downloaded", 1),
+    ] {
+        assert!(
+            resume.contains(&format!("{stage}: <strong>{n}</strong>")),
+            "{stage}: {resume}"
+        );
+    }
+    assert!(
+        resume.contains("per day: 2 asked, 2 mailed, 1 opened, 1 downloaded"),
+        "{resume}"
+    );
+    assert_eq!(
+        resume.matches("<rect").count(),
+        4,
+        "today's four bars: {resume}"
+    );
+    assert!(
+        page.contains("data-document=\"A big file\""),
+        "every document, even unasked"
+    );
+}
+
+#[tokio::test]
+async fn the_export_is_the_admin_apis_and_the_log_pages() {
+    let app = owner_app(&[]).await;
+    app.link(JANE, "resume").await;
+    for i in 0..26 {
+        app.request_link(&format!("p{i}@example.net"), "big").await;
+    }
+    app.wait_for_log(27).await;
+    let owner = sign_in(&app).await;
+    let response = app
+        .client
+        .get(format!(
+            "{}/export?email=jane.owner%40example.com",
+            app.admin_base
+        ))
+        .header("cookie", format!("docgate_owner={}", owner.cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        response.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let body: serde_json::Value = response.json().await.unwrap();
+    let (_, api) = json_of(call(
+        &app,
+        reqwest::Method::GET,
+        "/admin/people?email=jane.owner@example.com",
+    ))
+    .await;
+    assert_eq!(body, api);
+
+    let first = owner.page(&app, "/").await;
+    assert_eq!(rows(&first), 25, "{first}");
+    assert!(first.contains("id=\"older\" href=\"/?offset=25\""));
+    assert!(!first.contains("id=\"newer\""));
+    let second = owner.page(&app, "/?offset=25").await;
+    assert!(
+        second.contains(JANE),
+        "the oldest request on the second page"
+    );
+    assert!(second.contains("id=\"newer\" href=\"/\""));
+}
+
+#[tokio::test]
+async fn every_owner_page_carries_the_strict_policy_and_security_headers() {
+    let app = owner_app(&[]).await;
+    let owner = sign_in(&app).await;
+    let login = app
+        .client
+        .get(format!("{}/", app.admin_base))
+        .send()
+        .await
+        .unwrap();
+    let page = app
+        .client
+        .get(format!("{}/", app.admin_base))
+        .header("cookie", format!("docgate_owner={}", owner.cookie))
+        .send()
+        .await
+        .unwrap();
+    for response in [&login, &page] {
+        let h = response.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        for part in [
+            "default-src 'none'",
+            "style-src 'sha256-",
+            "img-src 'self' data:",
+            "form-action 'self'",
+            "frame-ancestors 'none'",
+            "base-uri 'none'",
+        ] {
+            assert!(csp.contains(part), "{part} missing: {csp}");
+        }
+        assert!(
+            !csp.contains("script-src") && !csp.contains("unsafe"),
+            "{csp}"
+        );
+        assert_eq!(h["x-frame-options"], "DENY");
+        assert_eq!(h["x-content-type-options"], "nosniff");
+        assert_eq!(h["cache-control"], "no-store");
+        assert_eq!(h["referrer-policy"], "same-origin");
+        assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    }
+    let html = page.text().await.unwrap();
+    assert!(!html.contains("<script") && !html.contains(" style=") && !html.contains("src=\"http"));
+}
+
+/// The owner's journey in Chromium: sign in, read the funnel and the log, revoke a link, erase
+/// a person (with its confirmation step); every page checked (no console error, no CSP
+/// violation, no horizontal scrolling) and photographed at phone and desktop width.
+#[tokio::test]
+async fn in_a_browser_the_owner_signs_in_reads_revokes_and_erases() {
+    use crate::browser::{check_page, shoot};
+    use crate::support::chrome::{Browser, Viewport};
+
+    let app = owner_app(&[]).await;
+    let live = app.link(JANE, "resume").await;
+    let downloaded = app.link(JOHN, "lebenslauf").await;
+    app.link(JOHN, "resume").await;
+    assert_lebenslauf(app.client.get(&downloaded).send().await.unwrap()).await;
+    app.wait_for_log(4).await;
+
+    let browser = Browser::launch().await;
+    let page = browser.new_page().await;
+    let home = format!("{}/", app.admin_base);
+    for viewport in Viewport::ALL {
+        page.set_viewport(viewport).await;
+        assert_eq!(page.goto(&home).await, 200);
+        check_page(&page, "owner-login").await;
+        shoot(&page, "owner-login", viewport).await;
+    }
+
+    page.type_into("#token", TOKEN).await;
+    assert_eq!(page.click_and_wait("#sign-in").await, 200);
+    check_page(&page, "owner").await;
+    assert!(page.exists("#chart-0").await);
+    assert!(page.text("#funnel").await.contains("Downloaded: 1"));
+    let log = page.text("#log").await;
+    assert!(log.contains(JANE) && log.contains(JOHN), "{log}");
+    for viewport in Viewport::ALL {
+        page.set_viewport(viewport).await;
+        assert_eq!(page.goto(&home).await, 200);
+        check_page(&page, "owner").await;
+        shoot(&page, "owner", viewport).await;
+    }
+
+    // Jane's view: her one live link, revoked with its button.
+    let jane = format!("{}/?email=jane.owner%40example.com", app.admin_base);
+    assert_eq!(page.goto(&jane).await, 200);
+    check_page(&page, "owner").await;
+    assert_eq!(
+        page.click_and_wait("form[action='/revoke'] button").await,
+        200
+    );
+    check_page(&page, "owner").await;
+    assert!(page.text("#flash").await.contains("revoked"));
+    assert!(!page.exists("form[action='/revoke']").await);
+    assert_eq!(app.client.get(&live).send().await.unwrap().status(), 410);
+    let revoked = page.url().await;
+    for viewport in Viewport::ALL {
+        page.set_viewport(viewport).await;
+        assert_eq!(page.goto(&revoked).await, 200);
+        check_page(&page, "owner").await;
+        shoot(&page, "owner-person", viewport).await;
+    }
+
+    // Erasing her data: the confirmation step, then gone.
+    assert_eq!(
+        page.click_and_wait("form[action='/erase'] button").await,
+        200
+    );
+    check_page(&page, "owner-erase").await;
+    // Her request, and the refused download of her revoked link.
+    assert_eq!(
+        exported(&app, JANE).await,
+        2,
+        "nothing erased before confirming"
+    );
+    for viewport in [Viewport::Desktop, Viewport::Phone] {
+        page.set_viewport(viewport).await;
+        check_page(&page, "owner-erase").await;
+        shoot(&page, "owner-erase", viewport).await;
+    }
+    assert_eq!(
+        page.click_and_wait("form[action='/erase'] button").await,
+        200
+    );
+    check_page(&page, "owner").await;
+    assert!(page.text("#flash").await.contains("erased"));
+    assert_eq!(exported(&app, JANE).await, 0);
+    assert!(!page.text("#log").await.contains(JANE));
+}
