@@ -106,8 +106,9 @@ if redis.call('PTTL', KEYS[1]) < lease_ms then redis.call('PEXPIRE', KEYS[1], le
 return 1
 ";
 
-/// Spends the link if the lease is still held, and leaves the spent marker naming who completed
-/// it and when (for [`TokenStore::rearm`]; nobody when the link's downloads sent more than the
+/// Spends the link if the lease is still held, and leaves the spent marker (living the spent
+/// marker ttl, or the rest of the link's life if longer: a document's own `link_ttl` or an
+/// operator's may outlast `DOCGATE_TOKEN_TTL`) naming who completed it and when (for [`TokenStore::rearm`]; nobody when the link's downloads sent more than the
 /// document in all). KEYS[1] token key, KEYS[2] spent key; ARGV = lease id, holder, spent marker
 /// ttl ms, bytes sent, size, undo ttl ms. With an undo ttl above 0 (`WAIT` is on), the link's
 /// record is first copied to KEYS[3], the undo key, for [`UNDO`]. 1 spent, 0 lost.
@@ -127,10 +128,12 @@ local b = redis.call('HMGET', KEYS[1], 'delivered', 'lease_sent', 'size')
 local size = tonumber(b[3]) or 0
 local holder = ARGV[2]
 if size > 0 and (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) > size then holder = '' end
+local left = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1])
 local rearmed = '0'
 if h[3] then rearmed = '1' end
-redis.call('SET', KEYS[2], holder .. '|' .. now .. '|' .. rearmed, 'PX', ARGV[3])
+redis.call('SET', KEYS[2], holder .. '|' .. now .. '|' .. rearmed, 'PX',
+  math.max(tonumber(ARGV[3]), left))
 return 1
 ";
 

@@ -13,7 +13,7 @@ use serde_json::json;
 
 use crate::support::binary::Docgate;
 use crate::support::redis::RedisServer;
-use crate::support::{Mail, PartialGet, TestApp, newest, now, scrape, write_fixtures};
+use crate::support::{Mail, PartialGet, TestApp, newest, now, scrape, token_of, write_fixtures};
 
 const REQUESTS: &str = "/api/download-requests";
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
@@ -598,4 +598,26 @@ async fn a_policy_mistake_stops_check_and_serve_with_one_line() {
         assert_eq!(status.code(), Some(64), "{}", serve.stderr.text());
         one_line(&serve.stderr.text());
     }
+}
+
+#[tokio::test]
+async fn a_spent_link_of_a_long_lived_document_says_used_for_the_rest_of_its_life_on_redis() {
+    // Links of other documents live 2 s; this document's an hour.
+    let (app, _dir, redis) = docgate_with(true, &[("DOCGATE_TOKEN_TTL", "2s")]).await;
+    let redis = redis.unwrap();
+    let link = app.link("jane@example.org", "hourly").await;
+    let claims = app.app.codec.verify(token_of(&link), now()).unwrap();
+    let response = app.get(&link).await;
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    // The "used" marker lives as long as the link would have, not DOCGATE_TOKEN_TTL.
+    let left: i64 = ::redis::cmd("PTTL")
+        .arg(format!("docgate:spent:{{{}}}", claims.jti.as_str()))
+        .query(&mut redis.client())
+        .unwrap();
+    assert!(left > 50 * 60 * 1000, "the marker lives {left} ms");
+    let again = app.get_with(&link, &[("accept", "application/json")]).await;
+    assert_eq!(again.status(), 410);
+    let body: serde_json::Value = again.json().await.unwrap();
+    assert_eq!(body["error"], "link_used");
 }

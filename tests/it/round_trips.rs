@@ -83,7 +83,7 @@ fn expected() -> BTreeMap<String, u64> {
         ("hmget", 3),
         ("hset", 4),
         ("incr", 1),
-        ("pttl", 1),
+        ("pttl", 2),
         ("zadd", 1),
         ("zcard", 1),
         ("zrange", 1),
