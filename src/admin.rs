@@ -224,9 +224,28 @@ pub async fn requests(
     limit: usize,
     offset: usize,
 ) -> Result<Vec<RequestRow>, AdminError> {
-    // Newest first, a page at a time, until the rows asked for are in: a link's downloads and
-    // opens are newer than its request, so they are read too.
-    let want = offset.saturating_add(limit);
+    let entries = newest_requests(app, None, offset.saturating_add(limit), usize::MAX).await?;
+    let rows = join(&entries, None, limit, offset);
+    tracing::info!(
+        target: "audit",
+        action = "read_requests",
+        limit,
+        offset,
+        returned = rows.len(),
+        "admin action"
+    );
+    Ok(rows)
+}
+
+/// The newest log entries, a page at a time, until `want` link requests (of `document` only,
+/// when given) are in or `most` entries were read: a link's downloads and opens are newer than
+/// its request, so they are read too.
+async fn newest_requests(
+    app: &App,
+    document: Option<&str>,
+    want: usize,
+    most: usize,
+) -> Result<Vec<Entry>, AdminError> {
     let (mut entries, mut asked) = (Vec::new(), 0);
     loop {
         let page = app
@@ -238,22 +257,13 @@ pub async fn requests(
         asked += page
             .iter()
             .filter(|e| e.event == Event::LinkRequested)
+            .filter(|e| document.is_none_or(|d| e.document.as_deref() == Some(d)))
             .count();
         entries.extend(page);
-        if last || asked >= want {
-            break;
+        if last || asked >= want || entries.len() >= most {
+            return Ok(entries);
         }
     }
-    let rows = join(&entries, None, limit, offset);
-    tracing::info!(
-        target: "audit",
-        action = "read_requests",
-        limit,
-        offset,
-        returned = rows.len(),
-        "admin action"
-    );
-    Ok(rows)
 }
 
 /// Joins link requests (newest first in `entries`, for `document` only when given) with the
@@ -341,25 +351,7 @@ pub async fn search(
         Some(email) => export_person(app, email).await?,
         None => {
             let want = offset.saturating_add(limit);
-            let (mut entries, mut asked) = (Vec::new(), 0);
-            loop {
-                let page = app
-                    .backends
-                    .requests
-                    .recent(READ_PAGE, entries.len())
-                    .await?;
-                let last = page.len() < READ_PAGE;
-                asked += page
-                    .iter()
-                    .filter(|e| e.event == Event::LinkRequested)
-                    .filter(|e| document.is_none_or(|d| e.document.as_deref() == Some(d)))
-                    .count();
-                entries.extend(page);
-                if last || asked >= want || entries.len() >= FUNNEL_MAX_ENTRIES {
-                    break;
-                }
-            }
-            entries
+            newest_requests(app, document, want, FUNNEL_MAX_ENTRIES).await?
         }
     };
     let rows = join(&entries, document, limit, offset);
