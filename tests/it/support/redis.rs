@@ -307,16 +307,7 @@ impl TlsSentinel {
         let Some(mut conn) = self.ca.connection(self.sentinel.port) else {
             return false;
         };
-        let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
-            .arg("REPLICAS")
-            .arg(MASTER)
-            .query(&mut conn)
-            .unwrap_or_default();
-        replicas.iter().any(|r| {
-            r.get("port").is_some_and(|p| *p == replica.to_string())
-                && r.get("flags")
-                    .is_some_and(|f| !f.contains("down") && !f.contains("disconnected"))
-        })
+        sentinel_knows(&mut conn, replica)
     }
 }
 
@@ -784,16 +775,7 @@ impl RedisSentinel {
         else {
             return false;
         };
-        let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
-            .arg("REPLICAS")
-            .arg(MASTER)
-            .query(&mut conn)
-            .unwrap_or_default();
-        replicas.iter().any(|r| {
-            r.get("port").is_some_and(|p| *p == replica.to_string())
-                && r.get("flags")
-                    .is_some_and(|f| !f.contains("down") && !f.contains("disconnected"))
-        })
+        sentinel_knows(&mut conn, replica)
     }
 }
 
@@ -886,4 +868,18 @@ fn answers_ping(port: u16) -> bool {
     redis::Client::open(url(port))
         .and_then(|c| c.get_connection())
         .is_ok_and(|mut conn| redis::cmd("PING").query::<String>(&mut conn).is_ok())
+}
+
+/// Whether the Sentinel on `conn` lists the replica on port `replica` as up and connected.
+fn sentinel_knows(conn: &mut redis::Connection, replica: u16) -> bool {
+    let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
+        .arg("REPLICAS")
+        .arg(MASTER)
+        .query(conn)
+        .unwrap_or_default();
+    replicas.iter().any(|r| {
+        r.get("port").is_some_and(|p| *p == replica.to_string())
+            && r.get("flags")
+                .is_some_and(|f| !f.contains("down") && !f.contains("disconnected"))
+    })
 }
