@@ -390,17 +390,7 @@ fn tls_sentinel(ca: &TestCa, primary: u16) -> RedisServer {
             ),
         )
         .unwrap();
-        let mut command = if which("redis-sentinel") {
-            let mut command = Command::new("redis-sentinel");
-            command.arg(&conf);
-            command
-        } else {
-            let mut command = Command::new("redis-server");
-            command.arg(&conf).arg("--sentinel");
-            command
-        };
-        command.stdout(Stdio::null()).stderr(Stdio::null());
-        command
+        sentinel_command(&conf)
     };
     let daemon = Daemon::start("redis-sentinel", SENTINEL_HINT, command, listens);
     let sentinel = RedisServer {
@@ -832,17 +822,7 @@ fn sentinel(primary: u16) -> RedisServer {
             ),
         )
         .unwrap();
-        let mut command = if which("redis-sentinel") {
-            let mut command = Command::new("redis-sentinel");
-            command.arg(&conf);
-            command
-        } else {
-            let mut command = Command::new("redis-server");
-            command.arg(&conf).arg("--sentinel");
-            command
-        };
-        command.stdout(Stdio::null()).stderr(Stdio::null());
-        command
+        sentinel_command(&conf)
     };
     let daemon = Daemon::start("redis-sentinel", SENTINEL_HINT, command, answers_ping);
     RedisServer {
@@ -882,4 +862,20 @@ fn sentinel_knows(conn: &mut redis::Connection, replica: u16) -> bool {
             && r.get("flags")
                 .is_some_and(|f| !f.contains("down") && !f.contains("disconnected"))
     })
+}
+
+/// A Sentinel run with the configuration file `conf`: `redis-sentinel`, or `redis-server
+/// --sentinel` where Debian's `redis-sentinel` package is missing.
+fn sentinel_command(conf: &str) -> Command {
+    let mut command = if which("redis-sentinel") {
+        let mut command = Command::new("redis-sentinel");
+        command.arg(conf);
+        command
+    } else {
+        let mut command = Command::new("redis-server");
+        command.arg(conf).arg("--sentinel");
+        command
+    };
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    command
 }
