@@ -38,6 +38,7 @@ use super::conn::Cutter;
 use super::error::Error;
 use super::pace::{Paced, Pacing};
 use super::page::PageResponse;
+use super::stamp::{self, Plan};
 use super::{Body, State, empty, enforce};
 use crate::app::{App, LEASE_TTL, RENEW_EVERY};
 use crate::catalog::Document;
@@ -243,7 +244,7 @@ async fn answer(
     match ask {
         Ask::Head => {
             limit.enforce().await?;
-            head_response(app, claims, document, range.as_ref()).await
+            head_response(state, claims, document, range.as_ref()).await
         }
         Ask::Get if range.is_none() && wants_page(app, &parts.headers) => {
             limit.enforce().await?;
@@ -384,16 +385,21 @@ async fn confirm_page(
 }
 
 async fn head_response(
-    app: &App,
+    state: &State,
     claims: &Claims,
     document: &Document,
     range: Option<&RangeRequest>,
 ) -> Result<Response<Body>, Error> {
-    let state = app.backends.store.peek(&claims.jti).await?;
-    if let Some(refusal) = Error::for_state(state) {
+    let app = &state.app;
+    let link = app.backends.store.peek(&claims.jti).await?;
+    if let Some(refusal) = Error::for_state(link) {
         return Err(refusal);
     }
-    let meta = app.backends.objects.head(&document.key).await?;
+    // A stamped copy's size and validator, as its `GET` would send them.
+    let meta = match stamp::plan(app, &state.stamps, claims, document).await? {
+        Plan::Stamped(stamped) => stamped.meta(),
+        Plan::Plain | Plan::Unstamped => app.backends.objects.head(&document.key).await?,
+    };
     let selected = match range {
         Some(request) => request.select(&meta.etag, meta.size)?,
         None => None,
@@ -452,8 +458,24 @@ async fn get_response(
         }
     };
 
-    let object = match app.backends.objects.open(&document.key, range).await {
-        Ok(object) => object,
+    // A watermarked document's copy is prepared before the first byte: the update computed, or
+    // the fallback chosen. A refusal, like a failed open, costs the link nothing.
+    let opened = match stamp::plan(app, &state.stamps, claims, document).await {
+        Ok(Plan::Stamped(stamped)) => stamped
+            .open(&app.backends.objects, &document.key, range)
+            .await
+            .map(|object| (object, Some("stamped"))),
+        Ok(plan) => app
+            .backends
+            .objects
+            .open(&document.key, range)
+            .await
+            .map(|object| (object, plan.noted()))
+            .map_err(Error::from),
+        Err(e) => Err(e),
+    };
+    let (object, noted) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             if let Err(release) = store
                 .release(&claims.jti, &lease, Sent::default(), true)
@@ -461,7 +483,7 @@ async fn get_response(
             {
                 tracing::warn!(cause = %release, "could not release a claim after a failed open");
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     tracing::debug!(link = claims.jti.short(), attempt, "download started");
@@ -473,6 +495,7 @@ async fn get_response(
     let mut entry = Entry::now(Event::Download, client, "");
     entry.document = Some(document.id.clone());
     entry.jti = Some(claims.jti.as_str().to_owned());
+    entry.watermark = noted.map(str::to_owned);
     let requests = app.backends.requests.clone();
     let tasks = app.tasks.clone();
     let link = claims.jti.clone();
