@@ -292,3 +292,59 @@ async fn a_replaced_document_is_read_again() {
     let stamp = stamp_for("ann@example.com");
     assert!(pages.iter().all(|page| page.contains(&stamp)));
 }
+
+#[tokio::test]
+async fn on_s3_and_redis_the_stamped_copy_streams_from_the_bucket_and_resumes() {
+    use crate::support::redis::RedisServer;
+    use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
+    use crate::support::{BIG_LEN, RESUME_LEN, content};
+
+    let s3 = S3Server::start().await;
+    s3.put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
+        .await;
+    s3.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
+    s3.put("big.bin", &content(3, BIG_LEN)).await;
+    let original = pdf(&plain_pages(PAGES));
+    s3.put("cv.pdf", &original).await;
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let endpoint = s3.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::write_fixtures(dir.path());
+    let mut catalog = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
+    catalog.push_str(
+        "\n[documents.cv]\nkey = \"cv.pdf\"\nfilename = \"cv.pdf\"\ntitle = \"A CV\"\n\
+         content_type = \"application/pdf\"\nwatermark = true\n",
+    );
+    let catalog_path = dir.path().join("catalog.toml");
+    std::fs::write(&catalog_path, catalog).unwrap();
+    let catalog_path = catalog_path.display().to_string();
+    let app = TestApp::with(&[
+        ("DOCGATE_S3_BUCKET", BUCKET),
+        ("DOCGATE_S3_ENDPOINT", &endpoint),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("DOCGATE_DOCUMENTS_DIR", "/nonexistent/documents"),
+        ("DOCGATE_REDIS_URL", &url),
+        ("DOCGATE_CATALOG", &catalog_path),
+        ("DOCGATE_CONFIRM_PAGE", "off"),
+    ])
+    .await;
+
+    let whole = app.download(&app.link("ann@example.com", "cv").await).await;
+    check_stamped(&whole, &original, "ann@example.com");
+
+    let link = app.link("ann@example.com", "cv").await;
+    let o = original.len();
+    let first = app.get_range(&link, &format!("bytes=0-{}", o - 5)).await;
+    assert_eq!(first.status(), 206);
+    let etag = first.headers()["etag"].to_str().unwrap().to_owned();
+    let mut got = first.bytes().await.unwrap().to_vec();
+    app.wait_for_head(&link, 200).await;
+    let rest = app.resume(&link, o - 4, &etag).await;
+    assert_eq!(rest.status(), 206);
+    got.extend_from_slice(&rest.bytes().await.unwrap());
+    assert!(got == whole, "the resumed copy is the one-piece copy");
+    assert_eq!(app.get(&link).await.status(), 410, "spent by its last byte");
+}
