@@ -297,3 +297,168 @@ impl Stamped {
         out
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::objects::ObjectError;
+    use crate::objects::dir::DirSource;
+
+    /// A real directory source that counts the opens made through it.
+    struct Counting {
+        dir: DirSource,
+        opens: AtomicUsize,
+    }
+
+    #[async_trait]
+    impl ObjectSource for Counting {
+        async fn head(&self, key: &str) -> Result<ObjectMeta, ObjectError> {
+            self.dir.head(key).await
+        }
+        async fn open(
+            &self,
+            key: &str,
+            range: Option<&RangeRequest>,
+        ) -> Result<Object, ObjectError> {
+            self.opens.fetch_add(1, Ordering::SeqCst);
+            self.dir.open(key, range).await
+        }
+        async fn ping(&self) -> Result<(), ObjectError> {
+            self.dir.ping().await
+        }
+    }
+
+    /// A one-page PDF drawing `text`, with a classic cross-reference table.
+    fn one_page(text: &str) -> Vec<u8> {
+        let content = format!("BT /F1 12 Tf 72 700 Td ({text}) Tj ET");
+        let objects = [
+            "<< /Type /Catalog /Pages 2 0 R >>".to_owned(),
+            "<< /Type /Pages /Kids [3 0 R] /Count 1 >>".to_owned(),
+            "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R \
+             /Resources << /Font << /F1 5 0 R >> >> >>"
+                .to_owned(),
+            format!(
+                "<< /Length {} >>\nstream\n{content}\nendstream",
+                content.len()
+            ),
+            "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".to_owned(),
+        ];
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, body) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{body}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(b"xref\n0 6\n0000000000 65535 f\r\n");
+        for offset in offsets {
+            out.extend_from_slice(format!("{offset:010} 00000 n\r\n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!("trailer\n<< /Size 6 /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n").as_bytes(),
+        );
+        out
+    }
+
+    #[tokio::test]
+    async fn a_structure_is_read_once_per_version_by_concurrent_downloads() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("cv.pdf"), one_page("First")).unwrap();
+        let counting = Arc::new(Counting {
+            dir: DirSource::new(dir.path()).unwrap(),
+            opens: AtomicUsize::new(0),
+        });
+        let objects: Arc<dyn ObjectSource> = counting.clone();
+        let stamps = Stamps::default();
+        let meta = objects.head("cv.pdf").await.unwrap();
+
+        let reads = futures_util::future::join_all(
+            (0..16).map(|_| stamps.structure(&objects, "cv.pdf", &meta)),
+        )
+        .await;
+        for read in &reads {
+            let read = read.as_ref().unwrap();
+            assert_eq!(read.as_ref().as_ref().unwrap().pages(), 1);
+        }
+        assert_eq!(counting.opens.load(Ordering::SeqCst), 1, "one read for all");
+        stamps.structure(&objects, "cv.pdf", &meta).await.unwrap();
+        assert_eq!(counting.opens.load(Ordering::SeqCst), 1, "cached");
+
+        // A replaced object (another ETag) is read again, and only it is kept.
+        std::fs::write(dir.path().join("cv.pdf"), one_page("Second, longer")).unwrap();
+        let newer = objects.head("cv.pdf").await.unwrap();
+        assert_ne!(newer.etag, meta.etag);
+        let read = stamps.structure(&objects, "cv.pdf", &newer).await.unwrap();
+        assert_eq!(read.as_ref().as_ref().unwrap().original_len(), newer.size);
+        assert_eq!(counting.opens.load(Ordering::SeqCst), 2);
+        assert_eq!(stamps.read.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_copy_etag_is_strong_and_names_its_update() {
+        let structure = watermark::read(&one_page("x"), MAX_DOCUMENT_BYTES).unwrap();
+        let a = structure.stamp("Downloaded by a@example.com on 2026-12-05");
+        let b = structure.stamp("Downloaded by b@example.com on 2026-12-05");
+        let (ea, eb) = (copy_etag("\"abc\"", &a), copy_etag("\"abc\"", &b));
+        assert!(ea.starts_with("\"abc-w") && ea.ends_with('"') && !ea.starts_with("W/"));
+        assert_ne!(ea, eb);
+        assert_eq!(ea, copy_etag("\"abc\"", &a.clone()));
+        assert_eq!(utc_date(0), "1970-01-01");
+        assert_eq!(utc_date(1_796_428_800), "2026-12-05");
+    }
+
+    #[tokio::test]
+    async fn ranges_map_onto_the_original_and_the_update() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = one_page("Ranges");
+        std::fs::write(dir.path().join("cv.pdf"), &original).unwrap();
+        let objects: Arc<dyn ObjectSource> = Arc::new(DirSource::new(dir.path()).unwrap());
+        let meta = objects.head("cv.pdf").await.unwrap();
+        let structure = watermark::read(&original, MAX_DOCUMENT_BYTES).unwrap();
+        let update = structure.stamp("Downloaded by a@example.com on 2026-12-05");
+        let whole = [original.clone(), update.to_vec()].concat();
+        let etag = copy_etag(&meta.etag, &update);
+        let stamped = Stamped {
+            original: meta,
+            update,
+            etag: etag.clone(),
+        };
+        let o = original.len() as u64;
+        let total = whole.len() as u64;
+        for spec in [
+            Spec::Bounded(0, 9),
+            Spec::Bounded(o - 3, o + 3),
+            Spec::Bounded(o, o),
+            Spec::From(o + 5),
+            Spec::Suffix(total),
+            Spec::Bounded(10, total + 100),
+        ] {
+            let request = RangeRequest {
+                spec,
+                if_range: Some(etag.clone()),
+            };
+            let object = stamped
+                .open(&objects, "cv.pdf", Some(&request))
+                .await
+                .unwrap();
+            let range = object.range.unwrap();
+            let mut got = Vec::new();
+            let mut body = object.body;
+            while let Some(chunk) = body.next().await {
+                got.extend_from_slice(&chunk.unwrap());
+            }
+            assert_eq!(
+                got,
+                whole[range.start as usize..=range.end as usize],
+                "{spec:?}"
+            );
+        }
+        let whole_object = stamped.open(&objects, "cv.pdf", None).await.unwrap();
+        assert_eq!(whole_object.len(), total);
+        assert!(whole_object.reaches_end());
+    }
+}
