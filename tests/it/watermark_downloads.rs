@@ -233,7 +233,11 @@ async fn an_encrypted_pdf_is_refused_by_default_and_the_link_not_spent() {
 
 #[tokio::test]
 async fn an_encrypted_pdf_is_served_unstamped_when_the_owner_chose_so() {
-    let (app, _docs, _, locked) = server(&[("DOCGATE_WATERMARK_FALLBACK", "serve")]).await;
+    let (app, _docs, _, locked) = server(&[
+        ("DOCGATE_WATERMARK_FALLBACK", "serve"),
+        ("DOCGATE_ADMIN_TOKEN", crate::admin::TOKEN),
+    ])
+    .await;
     let link = app.link("ann@example.com", "locked").await;
     let head = app.head(&link).await;
     assert_eq!(head.status(), 200);
@@ -253,6 +257,18 @@ async fn an_encrypted_pdf_is_served_unstamped_when_the_owner_chose_so() {
         .find(|e| e.outcome == "completed")
         .expect("the download's entry");
     assert_eq!(download.watermark.as_deref(), Some("unstamped"));
+    // And the owner reads it with the request.
+    let (status, page) = crate::admin::json_of(crate::admin::call(
+        &app,
+        reqwest::Method::GET,
+        "/admin/requests",
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let row = &page["entries"][0];
+    assert_eq!(row["email"], "ann@example.com");
+    assert_eq!(row["download"], "completed");
+    assert_eq!(row["watermark"], "unstamped");
 }
 
 #[tokio::test]
