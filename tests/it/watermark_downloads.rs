@@ -364,3 +364,62 @@ async fn on_s3_and_redis_the_stamped_copy_streams_from_the_bucket_and_resumes() 
     assert!(got == whole, "the resumed copy is the one-piece copy");
     assert_eq!(app.get(&link).await.status(), 410, "spent by its last byte");
 }
+
+/// A one-page PDF of about `len` bytes: the page draws `page_text(1)`, and an object nothing
+/// refers to pads the file, so a download of it can be cut off mid-way.
+fn padded_pdf(len: usize) -> Vec<u8> {
+    use crate::support::pdf::Writer;
+    let mut w = Writer::new();
+    w.object(1, "<< /Type /Catalog /Pages 2 0 R >>");
+    w.object(
+        2,
+        "<< /Type /Pages /Kids [10 0 R] /Count 1 /MediaBox [0 0 612 792] \
+         /Resources << /Font << /F1 3 0 R >> >> >>",
+    );
+    w.object(
+        3,
+        "<< /Type /Font /Subtype /Type1 /BaseFont /Times-Roman >>",
+    );
+    w.object(10, "<< /Type /Page /Parent 2 0 R /Contents 11 0 R >>");
+    w.stream(
+        11,
+        &format!("BT /F1 12 Tf 72 500 Td ({}) Tj ET", page_text(1)),
+    );
+    w.stream(20, &"%".repeat(len));
+    w.finish("/Root 1 0 R")
+}
+
+#[tokio::test]
+async fn a_cut_off_stamped_download_resumes_into_the_same_copy() {
+    use crate::support::PartialGet;
+
+    let (app, docs, _, _) = server(&[]).await;
+    let original = padded_pdf(16 * 1024 * 1024);
+    std::fs::write(docs.path().join("documents/cv.pdf"), &original).unwrap();
+    let whole = app.download(&app.link("ann@example.com", "cv").await).await;
+    assert_eq!(&whole[..original.len()], original);
+
+    let link = app.link("ann@example.com", "cv").await;
+    let first = PartialGet::start(&app, &link, &[], 2 * 1024 * 1024).await;
+    assert_eq!(first.status, 200);
+    let (etag, mut got) = app.cut_off(first, &link).await;
+    assert!(got.len() < original.len(), "cut inside the original");
+    let rest = app.resume(&link, got.len(), &etag).await;
+    assert_eq!(rest.status(), 206);
+    got.extend_from_slice(&rest.bytes().await.unwrap());
+    assert_eq!(got.len(), whole.len());
+    assert!(got == whole, "the resumed copy is the one-piece copy");
+    assert_eq!(app.get(&link).await.status(), 410, "spent by its last byte");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("copy.pdf");
+    std::fs::write(&path, &got).unwrap();
+    qpdf_check(&path);
+    let pages = pages_text(&path);
+    assert_eq!(pages.len(), 1);
+    assert!(
+        pages[0].contains(&stamp_for("ann@example.com")),
+        "{pages:?}"
+    );
+    assert!(pages[0].contains(&page_text(1)));
+}
