@@ -396,7 +396,8 @@ async fn head_response(
         return Err(refusal);
     }
     // A stamped copy's size and validator, as its `GET` would send them.
-    let meta = match stamp::plan(app, &state.stamps, claims, document).await? {
+    let prepared = stamp::prepare(app, &state.stamps, document).await?;
+    let meta = match stamp::plan(app, claims, prepared).await? {
         Plan::Stamped(stamped) => stamped.meta(),
         Plan::Plain | Plan::Unstamped => app.backends.objects.head(&document.key).await?,
     };
@@ -446,6 +447,15 @@ async fn get_response(
             });
         }
     };
+    // A watermarked document's structure is read (once per version) before the link is claimed:
+    // a first read takes longer than a claim's lease should wait, and its failure spends nothing.
+    let prepared = match stamp::prepare(app, &state.stamps, document).await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            limit.enforce().await?;
+            return Err(e);
+        }
+    };
     // The client network, keyed (the store keeps no address): a download started by the confirm
     // page's button may be fetched again by the same network's download manager.
     let network = app.pseudonyms.network(client);
@@ -460,7 +470,7 @@ async fn get_response(
 
     // A watermarked document's copy is prepared before the first byte: the update computed, or
     // the fallback chosen. A refusal, like a failed open, costs the link nothing.
-    let opened = match stamp::plan(app, &state.stamps, claims, document).await {
+    let opened = match stamp::plan(app, claims, prepared).await {
         Ok(Plan::Stamped(stamped)) => stamped
             .open(&app.backends.objects, &document.key, range)
             .await

@@ -141,21 +141,37 @@ pub struct Stamped {
     etag: String,
 }
 
-/// How a download of `document` by the link `claims` is sent: reads the structure (cached) and
-/// the recipient's address, and computes the update. A document that cannot be stamped is
-/// served unstamped or refused, as `DOCGATE_WATERMARK_FALLBACK` says.
-pub async fn plan(
+/// A watermarked document's current version and its structure as read (or why it cannot be
+/// stamped), before its link is claimed: reading a document the first time takes a while, longer
+/// than a claim's lease should wait.
+pub struct Prepared {
+    meta: ObjectMeta,
+    read: Read,
+}
+
+/// For a watermarked `document`, its current version and structure (read once per version, see
+/// [`Stamps`]); `None` for any other document.
+pub async fn prepare(
     app: &App,
     stamps: &Stamps,
-    claims: &Claims,
     document: &Document,
-) -> Result<Plan, Error> {
+) -> Result<Option<Prepared>, Error> {
     if !document.watermark {
-        return Ok(Plan::Plain);
+        return Ok(None);
     }
     let objects = &app.backends.objects;
     let meta = objects.head(&document.key).await?;
     let read = stamps.structure(objects, &document.key, &meta).await?;
+    Ok(Some(Prepared { meta, read }))
+}
+
+/// How a download by the link `claims` is sent: for a watermarked document ([`prepare`]d), the
+/// recipient's address read and the update computed. A document that cannot be stamped is
+/// served unstamped or refused, as `DOCGATE_WATERMARK_FALLBACK` says.
+pub async fn plan(app: &App, claims: &Claims, prepared: Option<Prepared>) -> Result<Plan, Error> {
+    let Some(Prepared { meta, read }) = prepared else {
+        return Ok(Plan::Plain);
+    };
     let why = match (&*read, recipient(app, claims).await?) {
         (Ok(structure), Some(email)) => {
             let line = app
