@@ -206,7 +206,7 @@ async fn if_range_with_another_validator_gets_the_whole_stamped_copy() {
 
 #[tokio::test]
 async fn an_encrypted_pdf_is_refused_by_default_and_the_link_not_spent() {
-    let (app, _docs, _, _) = server(&[]).await;
+    let (app, docs, _, _) = server(&[]).await;
     let link = app.link("ann@example.com", "locked").await;
     let mails = app.outbox().len();
     for _ in 0..2 {
@@ -229,6 +229,34 @@ async fn an_encrypted_pdf_is_refused_by_default_and_the_link_not_spent() {
     let log = app.request_log();
     assert!(log.iter().any(|e| e.outcome == "document_not_stampable"));
     assert!(!log.iter().any(|e| e.outcome == "completed"));
+
+    // The owner replaces the file with one that can be stamped: the same link now works.
+    let fixed = pdf(&plain_pages(PAGES));
+    std::fs::write(docs.path().join("documents/locked.pdf"), &fixed).unwrap();
+    let response = app.get(&link).await;
+    assert_eq!(response.status(), 200);
+    check_stamped(&response.bytes().await.unwrap(), &fixed, "ann@example.com");
+}
+
+#[tokio::test]
+async fn a_link_whose_recipient_is_unknown_gets_the_fallback() {
+    // A link without a request in the log (erased, aged out, or made without one) names nobody.
+    let (app, _docs, original, _) = server(&[]).await;
+    let (claims, link) = app.mint("cv").await;
+    let response = app.get(&link).await;
+    assert_eq!(response.status(), 503);
+    let body: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "document_not_stampable");
+    assert_eq!(
+        app.released(&claims.jti).await,
+        LinkState::Ready { started: 0 }
+    );
+
+    let (app, _docs, _, _) = server(&[("DOCGATE_WATERMARK_FALLBACK", "serve")]).await;
+    let (_, link) = app.mint("cv").await;
+    let response = app.get(&link).await;
+    assert_eq!(response.status(), 200);
+    assert!(response.bytes().await.unwrap() == original, "unstamped");
 }
 
 #[tokio::test]
