@@ -18,7 +18,8 @@
 //! document's size (the store counts them: one link, one copy), under a [`Paced`] that holds the
 //! cap's place and cuts a client reading below the minimum rate. A failure before the first byte
 //! releases the claim with a refund, so it costs the recipient nothing. `HEAD` answers what a
-//! `GET` would get now without claiming anything.
+//! `GET` would get now without claiming anything. A document with `watermark = true` is sent as
+//! its recipient's stamped copy ([`super::stamp`]): same flow, its own size and `ETag`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
