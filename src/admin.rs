@@ -198,6 +198,10 @@ pub struct RequestRow {
     pub download: Option<String>,
     /// How many downloads of the link were tried.
     pub download_attempts: u32,
+    /// For a watermarked document, whether the link's latest download was `stamped` or served
+    /// `unstamped` (it could not be stamped, and `DOCGATE_WATERMARK_FALLBACK=serve`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
     /// Each fetch of the link that did not download (its confirmation page), oldest first: a
     /// mail scanner shows as an open seconds after sending, from a data centre's address.
     pub opened: Vec<Opened>,
@@ -272,6 +276,8 @@ fn join(entries: &[Entry], document: Option<&str>, limit: usize, offset: usize) 
     use std::collections::HashMap;
     // Newest first: the first download seen for a jti is its latest.
     let mut downloads: HashMap<&str, (Option<&str>, &str, u32)> = HashMap::new();
+    // Newest first: the first watermark note seen for a jti is its latest download's.
+    let mut stamps: HashMap<&str, &str> = HashMap::new();
     // Oldest first.
     let mut opens: HashMap<&str, Vec<Opened>> = HashMap::new();
     for entry in entries
@@ -294,6 +300,9 @@ fn join(entries: &[Entry], document: Option<&str>, limit: usize, offset: usize) 
         };
         let seen = downloads.entry(jti).or_insert((None, &entry.outcome, 0));
         seen.2 += 1;
+        if let Some(noted) = entry.watermark.as_deref() {
+            stamps.entry(jti).or_insert(noted);
+        }
         if entry.outcome == "completed" && seen.0.is_none() {
             seen.0 = Some(&entry.at);
         }
@@ -319,6 +328,11 @@ fn join(entries: &[Entry], document: Option<&str>, limit: usize, offset: usize) 
                 downloaded_at: download.and_then(|d| d.0.map(str::to_owned)),
                 download: download.map(|d| d.1.to_owned()),
                 download_attempts: download.map_or(0, |d| d.2),
+                watermark: e
+                    .jti
+                    .as_deref()
+                    .and_then(|jti| stamps.get(jti))
+                    .map(|noted| (*noted).to_owned()),
                 opened: e
                     .jti
                     .as_deref()
