@@ -272,11 +272,21 @@ impl SentinelPrimary {
         }
         let sentinels = &mut lookup.client;
         let found = async {
-            sentinels
-                .async_get_client()
-                .await?
+            let named = sentinels.async_get_client().await?;
+            let conn = named
                 .get_multiplexed_async_connection_with_config(&self.settings)
-                .await
+                .await?;
+            // A lookup that began before a failover may name the old primary, and reach it once
+            // it is back (a restarted node is a primary, empty, until the Sentinels demote it):
+            // the connection is kept only if the Sentinels still name that node.
+            let again = sentinels.async_get_client().await?;
+            if again.get_connection_info().addr() != named.get_connection_info().addr() {
+                return Err(RedisError::from((
+                    ErrorKind::Server(ServerErrorKind::MasterDown),
+                    "the Sentinels named another primary meanwhile",
+                )));
+            }
+            Ok(conn)
         };
         let found = tokio::time::timeout(CONNECT_TIMEOUT + self.response_timeout, found)
             .await
