@@ -133,6 +133,7 @@ impl Deliverer {
             Job::Link(mail) => self.composer.compose(mail),
             Job::OwnerMail { to, download } => self.composer.compose_notice(to, download),
             Job::Webhook(download) => return self.call(download, timeout).await,
+            Job::Note(note) => self.composer.compose_note(note),
         };
         match message {
             Ok(message) => self.mail(message, timeout).await,

@@ -49,7 +49,7 @@ impl Direct {
             Kind::Webhook => &NOTICE_RETRY_DELAYS,
             _ if !self.deliverer.is_smtp() => &[],
             Kind::Link => &RETRY_DELAYS,
-            Kind::OwnerMail => &NOTICE_RETRY_DELAYS,
+            Kind::OwnerMail | Kind::Note => &NOTICE_RETRY_DELAYS,
         }
     }
 }

@@ -30,7 +30,7 @@ use serde::Serialize;
 
 pub use deliver::Deliverer;
 
-use crate::mail::{LinkMail, MailError};
+use crate::mail::{LinkMail, MailError, Note};
 use crate::notify::Download;
 use crate::token::Jti;
 
@@ -43,6 +43,9 @@ pub enum Job {
     OwnerMail { to: Mailbox, download: Download },
     /// A signed POST to `DOCGATE_OWNER_WEBHOOK_URL` telling of a completed download.
     Webhook(Download),
+    /// A plain-text mail written whole by its sender: the owner's request for a decision, the
+    /// note to a person whose request was declined.
+    Note(Note),
 }
 
 impl Job {
@@ -51,6 +54,7 @@ impl Job {
             Job::Link(_) => Kind::Link,
             Job::OwnerMail { .. } => Kind::OwnerMail,
             Job::Webhook(_) => Kind::Webhook,
+            Job::Note(_) => Kind::Note,
         }
     }
 
@@ -59,6 +63,7 @@ impl Job {
         match self {
             Job::Link(mail) => &mail.claims.jti,
             Job::OwnerMail { download, .. } | Job::Webhook(download) => &download.jti,
+            Job::Note(note) => &note.id,
         }
     }
 
@@ -68,6 +73,7 @@ impl Job {
         match self {
             Job::Link(mail) => mail.claims.exp,
             Job::OwnerMail { download, .. } | Job::Webhook(download) => download.expires_at(),
+            Job::Note(note) => note.exp,
         }
     }
 }
@@ -78,20 +84,22 @@ pub enum Kind {
     Link,
     OwnerMail,
     Webhook,
+    Note,
 }
 
 impl Kind {
-    /// `link`, `owner-mail` or `webhook`.
+    /// `link`, `owner-mail`, `webhook` or `note`.
     pub fn tag(self) -> &'static str {
         match self {
             Kind::Link => "link",
             Kind::OwnerMail => "owner-mail",
             Kind::Webhook => "webhook",
+            Kind::Note => "note",
         }
     }
 
     pub fn from_tag(tag: &str) -> Option<Self> {
-        [Kind::Link, Kind::OwnerMail, Kind::Webhook]
+        [Kind::Link, Kind::OwnerMail, Kind::Webhook, Kind::Note]
             .into_iter()
             .find(|k| k.tag() == tag)
     }
@@ -99,7 +107,7 @@ impl Kind {
     /// The `channel` label of a notice in `docgate_notifications_total`; `None` for a link mail.
     pub fn channel(self) -> Option<&'static str> {
         match self {
-            Kind::Link => None,
+            Kind::Link | Kind::Note => None,
             Kind::OwnerMail => Some("mail"),
             Kind::Webhook => Some("webhook"),
         }
