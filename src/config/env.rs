@@ -146,6 +146,22 @@ impl<S: Source> Reader<'_, S> {
 }
 
 /// A duration that may be zero (`0s`: no delay).
+/// The longest decline note, in characters.
+const MAX_DECLINE_TEXT: usize = 2000;
+
+/// `DOCGATE_APPROVAL_DECLINE_TEXT`: the note's text, or `off` for none (empty).
+pub(super) fn parse_decline_text(value: &str) -> Result<String, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(String::new());
+    }
+    if value.chars().count() > MAX_DECLINE_TEXT {
+        return Err(format!(
+            "must be at most {MAX_DECLINE_TEXT} characters, or off"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 pub(super) fn parse_delay(value: &str) -> Result<Duration, String> {
     if matches!(value, "0" | "0s") {
         return Ok(Duration::ZERO);
