@@ -348,6 +348,26 @@ mod tests {
     }
 
     #[test]
+    fn a_note_round_trips_and_carries_no_iat() {
+        let note = Job::Note(Note {
+            to: "Jane Doe <jane@example.com>".parse().unwrap(),
+            subject: "Approve a request for Jane's resume?".to_owned(),
+            body: "visitor@example.org asks for Jane's resume.\n".to_owned(),
+            id: "abcdefghijklmnopqrstuv".into(),
+            doc: "resume".to_owned(),
+            exp: 1_800_604_800,
+        });
+        let fields = Fields(Entry::new(note.clone()).fields());
+        // Without `iat`, a sender of an older docgate dead-letters a note rather than mailing
+        // it as a link.
+        assert_eq!(fields.get("iat"), None);
+        assert_eq!(fields.get("kind"), Some("note"));
+        let back = Entry::parse(&fields).unwrap();
+        assert_eq!(back.job, note);
+        assert_eq!(back.job.exp(), 1_800_604_800);
+    }
+
+    #[test]
     fn notices_round_trip_and_carry_no_iat() {
         let owner: Mailbox = "Jane Doe <jane@example.com>".parse().unwrap();
         for notice in [
