@@ -45,14 +45,17 @@ async fn docgate(redis: Option<&RedisServer>, extra: &[(&str, &str)]) -> App {
     settings.extend_from_slice(extra);
     App {
         app: TestApp::with(&settings).await,
-        _catalog: dir,
+        catalog,
+        _catalog_dir: dir,
     }
 }
 
 /// A test server and its catalog's directory.
 struct App {
     app: TestApp,
-    _catalog: tempfile::TempDir,
+    /// The catalog file's path.
+    catalog: String,
+    _catalog_dir: tempfile::TempDir,
 }
 
 impl std::ops::Deref for App {
@@ -429,4 +432,47 @@ async fn two_replicas_decide_a_request_once() {
         })
         .sum();
     assert_eq!(links, 1, "one link mail in all");
+}
+
+#[tokio::test]
+async fn the_command_line_lists_and_decides_on_redis() {
+    let redis = RedisServer::start();
+    let app = docgate(Some(&redis), &[]).await;
+    assert_eq!(ask(&app, "jane@example.org").await.0, 202);
+    let url = redis.url();
+    let env = [
+        ("DOCGATE_REDIS_URL", url.as_str()),
+        ("DOCGATE_CATALOG", app.catalog.as_str()),
+        ("DOCGATE_OWNER_EMAIL", OWNER),
+    ];
+    let dir = app.dir.path();
+    let (code, out, err) = crate::support::cli(dir, &env, &["approvals"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<serde_json::Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(rows.len(), 1, "{out}");
+    assert_eq!(rows[0]["email"], "jane@example.org");
+    let id = rows[0]["id"].as_str().unwrap().to_owned();
+
+    let (code, out, err) = crate::support::cli(dir, &env, &["approve", &id]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("approved {id}").as_str()),
+        "{err}"
+    );
+    assert_eq!(
+        mails(&app)
+            .iter()
+            .filter(|m| m.to == "jane@example.org")
+            .count(),
+        1,
+        "the link mail"
+    );
+    let (code, _, err) = crate::support::cli(dir, &env, &["decline", &id]);
+    assert_eq!(code, 65);
+    assert!(err.contains("no pending request has the id"), "{err}");
+    let (code, out, _) = crate::support::cli(dir, &env, &["approvals"]);
+    assert_eq!((code, out.as_str()), (0, ""));
 }
