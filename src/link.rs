@@ -31,6 +31,7 @@ use crate::approval::{ApprovalError, Pending, Verdict};
 use crate::catalog::{Document, Refusal};
 use crate::mail::{LinkMail, MailError, Note};
 use crate::metrics::Metrics;
+use crate::notify::Event as WebhookEvent;
 use crate::outbox::Job;
 use crate::pacing::Timing;
 use crate::ratelimit::{Decision, Key, LimitError, Scope};
@@ -308,8 +309,38 @@ async fn ask_owner(
         };
         app.backends.outbox.submit(&Job::Note(note)).await?;
     }
+    if app.config.owner.webhook.is_some() {
+        let body = serde_json::json!({
+            "event": APPROVAL_EVENT,
+            "id": pending.id.as_str(),
+            "document": document.id,
+            "title": document.title,
+            "email": pending.email,
+            "asked_at": utc(pending.asked_at),
+            "expires_at": utc(pending.expires_at),
+            "approve_url": decision_url(app, &pending, Verdict::Approve)?,
+            "decline_url": decision_url(app, &pending, Verdict::Decline)?,
+        });
+        let event = WebhookEvent {
+            id: pending.id.clone(),
+            doc: document.id.clone(),
+            exp: pending.expires_at,
+            body: body.to_string(),
+        };
+        // In the background, as a download's notices are: a slow or failing webhook does not
+        // hold up or fail the person's request (the mail, or the admin API, still asks the owner).
+        let outbox = app.backends.outbox.clone();
+        app.tasks.spawn(async move {
+            if let Err(e) = outbox.submit(&Job::Event(event)).await {
+                tracing::warn!(cause = %e, "approval webhook event not delivered");
+            }
+        });
+    }
     Ok(())
 }
+
+/// The owner's webhook event for a request waiting for approval.
+pub const APPROVAL_EVENT: &str = "approval.requested";
 
 /// The owner's one-click link deciding `pending` with `verdict`: signed with the token keys,
 /// expiring with the request. Opening it shows a page that asks to confirm; only its POST decides.

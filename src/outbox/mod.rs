@@ -31,7 +31,7 @@ use serde::Serialize;
 pub use deliver::Deliverer;
 
 use crate::mail::{LinkMail, MailError, Note};
-use crate::notify::Download;
+use crate::notify::{Download, Event};
 use crate::token::Jti;
 
 /// Something to deliver.
@@ -46,6 +46,8 @@ pub enum Job {
     /// A plain-text mail written whole by its sender: the owner's request for a decision, the
     /// note to a person whose request was declined.
     Note(Note),
+    /// A signed POST to `DOCGATE_OWNER_WEBHOOK_URL` of an event other than a download.
+    Event(Event),
 }
 
 impl Job {
@@ -55,6 +57,7 @@ impl Job {
             Job::OwnerMail { .. } => Kind::OwnerMail,
             Job::Webhook(_) => Kind::Webhook,
             Job::Note(_) => Kind::Note,
+            Job::Event(_) => Kind::Event,
         }
     }
 
@@ -64,6 +67,7 @@ impl Job {
             Job::Link(mail) => &mail.claims.jti,
             Job::OwnerMail { download, .. } | Job::Webhook(download) => &download.jti,
             Job::Note(note) => &note.id,
+            Job::Event(event) => &event.id,
         }
     }
 
@@ -74,6 +78,7 @@ impl Job {
             Job::Link(mail) => mail.claims.exp,
             Job::OwnerMail { download, .. } | Job::Webhook(download) => download.expires_at(),
             Job::Note(note) => note.exp,
+            Job::Event(event) => event.exp,
         }
     }
 }
@@ -85,23 +90,31 @@ pub enum Kind {
     OwnerMail,
     Webhook,
     Note,
+    Event,
 }
 
 impl Kind {
-    /// `link`, `owner-mail`, `webhook` or `note`.
+    /// `link`, `owner-mail`, `webhook`, `note` or `event`.
     pub fn tag(self) -> &'static str {
         match self {
             Kind::Link => "link",
             Kind::OwnerMail => "owner-mail",
             Kind::Webhook => "webhook",
             Kind::Note => "note",
+            Kind::Event => "event",
         }
     }
 
     pub fn from_tag(tag: &str) -> Option<Self> {
-        [Kind::Link, Kind::OwnerMail, Kind::Webhook, Kind::Note]
-            .into_iter()
-            .find(|k| k.tag() == tag)
+        [
+            Kind::Link,
+            Kind::OwnerMail,
+            Kind::Webhook,
+            Kind::Note,
+            Kind::Event,
+        ]
+        .into_iter()
+        .find(|k| k.tag() == tag)
     }
 
     /// The `channel` label of a notice in `docgate_notifications_total`; `None` for a link mail.
@@ -109,7 +122,7 @@ impl Kind {
         match self {
             Kind::Link | Kind::Note => None,
             Kind::OwnerMail => Some("mail"),
-            Kind::Webhook => Some("webhook"),
+            Kind::Webhook | Kind::Event => Some("webhook"),
         }
     }
 }

@@ -476,3 +476,38 @@ async fn the_command_line_lists_and_decides_on_redis() {
     let (code, out, _) = crate::support::cli(dir, &env, &["approvals"]);
     assert_eq!((code, out.as_str()), (0, ""));
 }
+
+#[tokio::test]
+async fn the_owners_webhook_gets_a_signed_event_with_the_decision_links() {
+    use crate::support::webhook::{HOOK_SECRET, Receiver};
+    let receiver = Receiver::start(&[]).await;
+    let app = docgate(
+        None,
+        &[
+            ("DOCGATE_OWNER_WEBHOOK_URL", &receiver.url),
+            ("DOCGATE_OWNER_WEBHOOK_SECRET", HOOK_SECRET),
+        ],
+    )
+    .await;
+    assert_eq!(ask(&app, "jane@example.org").await.0, 202);
+    let received = receiver.wait_for(1).await;
+    received[0].verify();
+    let event = received[0].json();
+    assert_eq!(event["event"], "approval.requested");
+    assert_eq!(event["email"], "jane@example.org");
+    assert_eq!(event["document"], "reviewed");
+    let id = pending(&app).await[0]["id"].clone();
+    assert_eq!(event["id"], id);
+    assert_eq!(received[0].header("docgate-event-id"), id.as_str().unwrap());
+    // Its Approve link is the mail's, and decides as it does.
+    let (approve, _) = decision_links(&mails(&app)[0]);
+    assert_eq!(event["approve_url"], approve.as_str());
+    let approved = app
+        .client
+        .post(event["approve_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(approved.status(), 200);
+    assert_eq!(mails(&app)[1].to, "jane@example.org");
+}

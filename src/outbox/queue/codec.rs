@@ -13,7 +13,7 @@ use redis::streams::StreamId;
 
 use crate::mail::LinkMail;
 use crate::mail::Note;
-use crate::notify::Download;
+use crate::notify::{Download, Event};
 use crate::outbox::{Job, Kind};
 use crate::token::{Claims, ISSUER};
 
@@ -88,6 +88,12 @@ impl Entry {
                     size: fields.number(F_SIZE),
                 })
             }
+            Kind::Event => Job::Event(Event {
+                id: text(F_JTI, "no jti")?.into(),
+                doc: text(F_DOC, "no doc")?,
+                exp: number(F_EXP, "no valid exp")?,
+                body: text(F_BODY, "no body")?,
+            }),
             Kind::Note => Job::Note(Note {
                 to: text(F_TO, "no recipient")?
                     .parse()
@@ -165,6 +171,14 @@ impl Entry {
                 if let Job::OwnerMail { to, .. } = &self.job {
                     fields.push((F_TO, to.to_string()));
                 }
+            }
+            Job::Event(event) => {
+                fields.extend([
+                    (F_JTI, event.id.as_str().to_owned()),
+                    (F_DOC, event.doc.clone()),
+                    (F_EXP, event.exp.to_string()),
+                    (F_BODY, event.body.clone()),
+                ]);
             }
             Job::Note(note) => {
                 fields.extend([
