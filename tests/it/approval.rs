@@ -511,3 +511,33 @@ async fn the_owners_webhook_gets_a_signed_event_with_the_decision_links() {
     assert_eq!(approved.status(), 200);
     assert_eq!(mails(&app)[1].to, "jane@example.org");
 }
+
+#[tokio::test]
+async fn through_the_durable_mail_queue_over_smtp() {
+    let redis = RedisServer::start();
+    let sink = crate::support::smtp::SmtpSink::start();
+    let smtp = sink.url();
+    let app = docgate(
+        Some(&redis),
+        &[
+            ("DOCGATE_SMTP_URL", &smtp),
+            ("DOCGATE_APPROVAL_DECLINE_TEXT", "off"),
+        ],
+    )
+    .await;
+    assert_eq!(ask(&app, "jane@example.org").await.0, 202);
+    let delivered = sink.delivered(1).await;
+    let owner = read(&delivered[0]);
+    assert_eq!(owner.to, OWNER);
+    let (approve, _) = decision_links(&owner);
+    assert_eq!(
+        app.client.post(&approve).send().await.unwrap().status(),
+        200
+    );
+    let delivered = sink.delivered(2).await;
+    let link = crate::support::Mail::read(&delivered[1]);
+    assert_eq!(link.to, "jane@example.org");
+    let download = app.get(&link.link).await;
+    assert_eq!(download.status(), 200);
+    assert!(app.outbox().is_empty(), "no file outbox in SMTP mode");
+}
