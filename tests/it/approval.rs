@@ -541,3 +541,53 @@ async fn through_the_durable_mail_queue_over_smtp() {
     assert_eq!(download.status(), 200);
     assert!(app.outbox().is_empty(), "no file outbox in SMTP mode");
 }
+
+#[tokio::test]
+async fn a_decision_link_is_no_download_link_and_a_tampered_one_decides_nothing() {
+    let app = docgate(None, &[]).await;
+    // A person with a browser gets the review page.
+    let page = app
+        .post_form(
+            "/api/download-requests",
+            &[("email", "jane@example.org"), ("document", "reviewed")],
+            &[("accept", "text/html,application/xhtml+xml")],
+        )
+        .await;
+    assert_eq!(page.status(), 202);
+    let html = page.text().await.unwrap();
+    assert!(html.contains("data-page=\"request-review\""), "{html}");
+    assert!(
+        html.contains("the owner will review your request"),
+        "{html}"
+    );
+
+    let (approve, _) = decision_links(&mails(&app)[0]);
+    let token = approve.rsplit('/').next().unwrap();
+    // Signed by the same keys, but not a link: it downloads nothing.
+    let download = app.get(&format!("/d/{token}")).await;
+    assert!(download.status().is_client_error(), "{}", download.status());
+    // A tampered token, or a download link's, decides nothing.
+    // (A character inside the signature: the last one carries padding bits.)
+    let at = approve.len() - 10;
+    let flipped = if &approve[at..=at] == "A" { "B" } else { "A" };
+    let tampered = format!("{}{flipped}{}", &approve[..at], &approve[at + 1..]);
+    assert_eq!(
+        app.client.post(&tampered).send().await.unwrap().status(),
+        404
+    );
+    let (_, link) = app.mint("reviewed").await;
+    let as_decision = format!("{}/approvals/{}", app.base, crate::support::token_of(&link));
+    assert_eq!(
+        app.client.post(&as_decision).send().await.unwrap().status(),
+        404
+    );
+    assert_eq!(pending(&app).await.len(), 1, "still waiting");
+    assert_eq!(mails(&app).len(), 1);
+    // Other methods are refused.
+    let put = app.client.put(&approve).send().await.unwrap();
+    assert_eq!(put.status(), 405);
+    assert_eq!(
+        app.client.post(&approve).send().await.unwrap().status(),
+        200
+    );
+}
