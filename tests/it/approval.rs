@@ -591,3 +591,34 @@ async fn a_decision_link_is_no_download_link_and_a_tampered_one_decides_nothing(
         200
     );
 }
+
+#[tokio::test]
+async fn with_redis_down_nothing_is_asked_or_decided() {
+    let mut redis = RedisServer::start();
+    let app = docgate(Some(&redis), &[]).await;
+    assert_eq!(ask(&app, "jane@example.org").await.0, 202);
+    let (approve, _) = decision_links(&mails(&app)[0]);
+    redis.stop();
+    // Fail closed: no request waits that the owner could not decide, and nothing is decided.
+    let (status, body) = ask(&app, "joe@example.org").await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(
+        app.client.post(&approve).send().await.unwrap().status(),
+        503
+    );
+    assert_eq!(app.client.get(&approve).send().await.unwrap().status(), 503);
+    let response = app
+        .client
+        .get(format!("{}/admin/approvals", app.admin_base))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 503);
+    let sent = mails(&app);
+    assert_eq!(
+        sent.len(),
+        1,
+        "only the first request's owner mail: {sent:?}"
+    );
+}
