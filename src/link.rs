@@ -16,6 +16,11 @@
 //!   `docgate link`): without limits or the document's domain policy, the URL returned, mailed
 //!   on request.
 //!
+//! A person's request for a document with `approval = true` issues nothing: it waits in
+//! `crate::approval` and the owner is asked (mail, webhook) with signed one-click links
+//! ([`decision_url`]); the owner's decision ([`decide`], from those links, the admin API, the
+//! command line or the owner's page) then mails the link as a request would, or a decline note.
+//!
 //! Either way a link lives the document's `link_ttl` (an operator may give another) and allows
 //! its `download_attempts`, else the service-wide settings.
 //!
@@ -120,9 +125,10 @@ impl LinkRequest {
 
     /// Issues a link to `document` for `address` and mails it, within the service-wide mail
     /// ceiling ([`LinkError::RateLimited`] beyond it), the budgets of its mailbox and domain and
-    /// the document's policy (its domains, and its approval: beyond them nothing is issued or
-    /// sent, and the entry says so: the caller answers alike). The link lives and may start downloads as the
-    /// document says. Records the address and the new link's `jti` in the entry.
+    /// the document's domains (beyond them nothing is issued or sent, and the entry says so: the
+    /// caller answers alike). For a document that needs approval, nothing is issued: the request
+    /// waits for the owner, who is asked (`pending_approval`). The link lives and may start
+    /// downloads as the document says. Records the address and the new link's `jti` in the entry.
     pub async fn mail(
         &mut self,
         app: &App,
