@@ -622,3 +622,25 @@ async fn with_redis_down_nothing_is_asked_or_decided() {
         "only the first request's owner mail: {sent:?}"
     );
 }
+
+#[tokio::test]
+async fn on_a_cluster_node_requests_wait_and_are_decided() {
+    let server = crate::key_layout::slot_checking_redis();
+    let app = docgate(Some(&server), &[]).await;
+    for email in ["jane@example.org", "joe@example.org"] {
+        assert_eq!(ask(&app, email).await.0, 202);
+    }
+    let listed = pending(&app).await;
+    assert_eq!(listed.len(), 2);
+    for row in &listed {
+        let id = row["id"].as_str().unwrap();
+        assert_eq!(
+            decide(&app, id, json!({"decision": "approve"})).await.0,
+            200
+        );
+    }
+    assert!(pending(&app).await.is_empty());
+    let to: Vec<String> = mails(&app).into_iter().map(|m| m.to).collect();
+    assert_eq!(to.iter().filter(|t| *t == OWNER).count(), 2);
+    assert_eq!(to.len(), 4, "{to:?}");
+}
