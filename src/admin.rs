@@ -243,6 +243,10 @@ pub struct RequestRow {
     pub download: Option<String>,
     /// How many downloads of the link were tried.
     pub download_attempts: u32,
+    /// For a watermarked document, whether the link's latest download was `stamped` or served
+    /// `unstamped` (it could not be stamped, and `DOCGATE_WATERMARK_FALLBACK=serve`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub watermark: Option<String>,
     /// Each fetch of the link that did not download (its confirmation page), oldest first: a
     /// mail scanner shows as an open seconds after sending, from a data centre's address.
     pub opened: Vec<Opened>,
@@ -269,26 +273,7 @@ pub async fn requests(
     limit: usize,
     offset: usize,
 ) -> Result<Vec<RequestRow>, AdminError> {
-    // Newest first, a page at a time, until the rows asked for are in: a link's downloads and
-    // opens are newer than its request, so they are read too.
-    let want = offset.saturating_add(limit);
-    let (mut entries, mut asked) = (Vec::new(), 0);
-    loop {
-        let page = app
-            .backends
-            .requests
-            .recent(READ_PAGE, entries.len())
-            .await?;
-        let last = page.len() < READ_PAGE;
-        asked += page
-            .iter()
-            .filter(|e| e.event == Event::LinkRequested)
-            .count();
-        entries.extend(page);
-        if last || asked >= want {
-            break;
-        }
-    }
+    let entries = newest_requests(app, None, offset.saturating_add(limit), usize::MAX).await?;
     let rows = join(&entries, None, limit, offset);
     tracing::info!(
         target: "audit",
@@ -301,12 +286,43 @@ pub async fn requests(
     Ok(rows)
 }
 
+/// The newest log entries, a page at a time, until `want` link requests (of `document` only,
+/// when given) are in or `most` entries were read: a link's downloads and opens are newer than
+/// its request, so they are read too.
+async fn newest_requests(
+    app: &App,
+    document: Option<&str>,
+    want: usize,
+    most: usize,
+) -> Result<Vec<Entry>, AdminError> {
+    let (mut entries, mut asked) = (Vec::new(), 0);
+    loop {
+        let page = app
+            .backends
+            .requests
+            .recent(READ_PAGE, entries.len())
+            .await?;
+        let last = page.len() < READ_PAGE;
+        asked += page
+            .iter()
+            .filter(|e| e.event == Event::LinkRequested)
+            .filter(|e| document.is_none_or(|d| e.document.as_deref() == Some(d)))
+            .count();
+        entries.extend(page);
+        if last || asked >= want || entries.len() >= most {
+            return Ok(entries);
+        }
+    }
+}
+
 /// Joins link requests (newest first in `entries`, for `document` only when given) with the
 /// downloads of their links.
 fn join(entries: &[Entry], document: Option<&str>, limit: usize, offset: usize) -> Vec<RequestRow> {
     use std::collections::HashMap;
     // Newest first: the first download seen for a jti is its latest.
     let mut downloads: HashMap<&str, (Option<&str>, &str, u32)> = HashMap::new();
+    // Newest first: the first watermark note seen for a jti is its latest download's.
+    let mut stamps: HashMap<&str, &str> = HashMap::new();
     // Oldest first.
     let mut opens: HashMap<&str, Vec<Opened>> = HashMap::new();
     for entry in entries
@@ -329,6 +345,9 @@ fn join(entries: &[Entry], document: Option<&str>, limit: usize, offset: usize) 
         };
         let seen = downloads.entry(jti).or_insert((None, &entry.outcome, 0));
         seen.2 += 1;
+        if let Some(noted) = entry.watermark.as_deref() {
+            stamps.entry(jti).or_insert(noted);
+        }
         if entry.outcome == "completed" && seen.0.is_none() {
             seen.0 = Some(&entry.at);
         }
@@ -354,6 +373,11 @@ fn join(entries: &[Entry], document: Option<&str>, limit: usize, offset: usize) 
                 downloaded_at: download.and_then(|d| d.0.map(str::to_owned)),
                 download: download.map(|d| d.1.to_owned()),
                 download_attempts: download.map_or(0, |d| d.2),
+                watermark: e
+                    .jti
+                    .as_deref()
+                    .and_then(|jti| stamps.get(jti))
+                    .map(|noted| (*noted).to_owned()),
                 opened: e
                     .jti
                     .as_deref()
@@ -386,25 +410,7 @@ pub async fn search(
         Some(email) => export_person(app, email).await?,
         None => {
             let want = offset.saturating_add(limit);
-            let (mut entries, mut asked) = (Vec::new(), 0);
-            loop {
-                let page = app
-                    .backends
-                    .requests
-                    .recent(READ_PAGE, entries.len())
-                    .await?;
-                let last = page.len() < READ_PAGE;
-                asked += page
-                    .iter()
-                    .filter(|e| e.event == Event::LinkRequested)
-                    .filter(|e| document.is_none_or(|d| e.document.as_deref() == Some(d)))
-                    .count();
-                entries.extend(page);
-                if last || asked >= want || entries.len() >= FUNNEL_MAX_ENTRIES {
-                    break;
-                }
-            }
-            entries
+            newest_requests(app, document, want, FUNNEL_MAX_ENTRIES).await?
         }
     };
     let rows = join(&entries, document, limit, offset);

@@ -84,6 +84,8 @@ pub const ENV_CONFIRM_PAGE: &str = "DOCGATE_CONFIRM_PAGE";
 pub const ENV_DISPOSITION: &str = "DOCGATE_DISPOSITION";
 pub const ENV_CORS_ORIGINS: &str = "DOCGATE_CORS_ORIGINS";
 pub const ENV_REDOWNLOAD_GRACE: &str = "DOCGATE_REDOWNLOAD_GRACE";
+pub const ENV_WATERMARK_TEXT: &str = "DOCGATE_WATERMARK_TEXT";
+pub const ENV_WATERMARK_FALLBACK: &str = "DOCGATE_WATERMARK_FALLBACK";
 
 /// Typed access to a [`Source`], attaching the variable name to every error.
 pub(super) struct Reader<'a, S>(pub(super) &'a S);

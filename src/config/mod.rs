@@ -44,7 +44,7 @@ pub use env::*;
 pub use keys::{MIN_ADMIN_TOKEN_LEN, MIN_SECRET_LEN};
 pub use limits::{HttpLimits, Limits};
 pub use mail::{OwnerNotices, WebhookConfig};
-pub use recipients::{Disposition, Recipients};
+pub use recipients::{Disposition, Recipients, StampFallback};
 
 use crate::pseudonym::PseudonymKeys;
 /// Named here too for tests that build configuration values; the product's modules name

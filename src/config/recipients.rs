@@ -1,13 +1,15 @@
 //! What recipients' browsers meet: the confirm page, how a document opens, which other sites may
-//! post link requests and frame the form, the phone's second fetch.
+//! post link requests and frame the form, the phone's second fetch, the watermark's line and what
+//! happens to a PDF that cannot be stamped.
 
 use std::time::Duration;
 
 use super::env::{
-    ENV_CONFIRM_PAGE, ENV_CORS_ORIGINS, ENV_DISPOSITION, ENV_REDOWNLOAD_GRACE, Reader, parse_delay,
-    parse_switch,
+    ENV_CONFIRM_PAGE, ENV_CORS_ORIGINS, ENV_DISPOSITION, ENV_REDOWNLOAD_GRACE,
+    ENV_WATERMARK_FALLBACK, ENV_WATERMARK_TEXT, Reader, parse_delay, parse_switch,
 };
 use super::{ConfigError, Source};
+use crate::texts::stamp::{DEFAULT_STAMP, StampTemplate};
 
 /// How a browser is told to handle a document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,6 +19,16 @@ pub enum Disposition {
     /// Show it in the browser where it can (a PDF opens in the viewer), with the same filename
     /// when saved.
     Inline,
+}
+
+/// What a watermarked document that cannot be stamped (encrypted, unreadable, too large, or its
+/// recipient's address no longer known) gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StampFallback {
+    /// Served as it is, unstamped; the owner's request log says `unstamped`.
+    Serve,
+    /// Refused (`503`, `document_not_stampable`); the link is not spent.
+    Refuse,
 }
 
 /// What recipients' browsers meet: the confirm page, how documents open, who may embed the form.
@@ -32,6 +44,10 @@ pub struct Recipients {
     /// After a completed download, the same client network may fetch the document once more for
     /// this long (a phone's download manager fetches twice). Zero: never.
     pub redownload_grace: Duration,
+    /// The line stamped on every page of a watermarked PDF.
+    pub watermark_text: StampTemplate,
+    /// What a watermarked PDF that cannot be stamped gets.
+    pub watermark_fallback: StampFallback,
 }
 
 impl Recipients {
@@ -45,6 +61,12 @@ impl Recipients {
             })?,
             cors_origins: env.parse(ENV_CORS_ORIGINS, "", parse_origins)?,
             redownload_grace: env.parse(ENV_REDOWNLOAD_GRACE, "60s", parse_delay)?,
+            watermark_text: env.parse(ENV_WATERMARK_TEXT, DEFAULT_STAMP, StampTemplate::parse)?,
+            watermark_fallback: env.parse(ENV_WATERMARK_FALLBACK, "refuse", |v| match v {
+                "serve" => Ok(StampFallback::Serve),
+                "refuse" => Ok(StampFallback::Refuse),
+                _ => Err("expected serve or refuse"),
+            })?,
         })
     }
 }

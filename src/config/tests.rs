@@ -865,3 +865,43 @@ fn every_redis_mistake_is_one_line_naming_its_variable() {
         assert!(!line.contains("://:"), "no credentials shown: {line}");
     }
 }
+
+#[test]
+fn watermark_settings_parse_and_fail_closed_by_default() {
+    let config = Config::from_source(&source(&[])).unwrap();
+    assert_eq!(
+        config
+            .recipients
+            .watermark_text
+            .render("a@example.com", "2026-01-02"),
+        "Downloaded by a@example.com on 2026-01-02"
+    );
+    assert_eq!(config.recipients.watermark_fallback, StampFallback::Refuse);
+
+    let config = Config::from_source(&source(&[
+        (ENV_WATERMARK_TEXT, "Copy of {email}"),
+        (ENV_WATERMARK_FALLBACK, "serve"),
+    ]))
+    .unwrap();
+    assert_eq!(
+        config
+            .recipients
+            .watermark_text
+            .render("a@example.com", "2026-01-02"),
+        "Copy of a@example.com"
+    );
+    assert_eq!(config.recipients.watermark_fallback, StampFallback::Serve);
+
+    for (name, value, reason) in [
+        (
+            ENV_WATERMARK_TEXT,
+            "For {name}",
+            "unknown placeholder {name}",
+        ),
+        (ENV_WATERMARK_FALLBACK, "maybe", "expected serve or refuse"),
+    ] {
+        let err = Config::from_source(&source(&[(name, value)])).unwrap_err();
+        assert_eq!(err.name, name);
+        assert!(err.to_string().contains(reason), "{err}");
+    }
+}

@@ -18,7 +18,8 @@
 //! document's size (the store counts them: one link, one copy), under a [`Paced`] that holds the
 //! cap's place and cuts a client reading below the minimum rate. A failure before the first byte
 //! releases the claim with a refund, so it costs the recipient nothing. `HEAD` answers what a
-//! `GET` would get now without claiming anything.
+//! `GET` would get now without claiming anything. A document with `watermark = true` is sent as
+//! its recipient's stamped copy ([`super::stamp`]): same flow, its own size and `ETag`.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -38,6 +39,7 @@ use super::conn::Cutter;
 use super::error::Error;
 use super::pace::{Paced, Pacing};
 use super::page::PageResponse;
+use super::stamp::{self, Plan};
 use super::{Body, State, empty, enforce};
 use crate::app::{App, LEASE_TTL, RENEW_EVERY};
 use crate::catalog::Document;
@@ -243,7 +245,7 @@ async fn answer(
     match ask {
         Ask::Head => {
             limit.enforce().await?;
-            head_response(app, claims, document, range.as_ref()).await
+            head_response(state, claims, document, range.as_ref()).await
         }
         Ask::Get if range.is_none() && wants_page(app, &parts.headers) => {
             limit.enforce().await?;
@@ -384,16 +386,22 @@ async fn confirm_page(
 }
 
 async fn head_response(
-    app: &App,
+    state: &State,
     claims: &Claims,
     document: &Document,
     range: Option<&RangeRequest>,
 ) -> Result<Response<Body>, Error> {
-    let state = app.backends.store.peek(&claims.jti).await?;
-    if let Some(refusal) = Error::for_state(state) {
+    let app = &state.app;
+    let link = app.backends.store.peek(&claims.jti).await?;
+    if let Some(refusal) = Error::for_state(link) {
         return Err(refusal);
     }
-    let meta = app.backends.objects.head(&document.key).await?;
+    // A stamped copy's size and validator, as its `GET` would send them.
+    let prepared = stamp::prepare(app, &state.stamps, document).await?;
+    let meta = match stamp::plan(app, claims, prepared).await? {
+        Plan::Stamped(stamped) => stamped.meta(),
+        Plan::Plain | Plan::Unstamped => app.backends.objects.head(&document.key).await?,
+    };
     let selected = match range {
         Some(request) => request.select(&meta.etag, meta.size)?,
         None => None,
@@ -440,6 +448,15 @@ async fn get_response(
             });
         }
     };
+    // A watermarked document's structure is read (once per version) before the link is claimed:
+    // a first read takes longer than a claim's lease should wait, and its failure spends nothing.
+    let prepared = match stamp::prepare(app, &state.stamps, document).await {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            limit.enforce().await?;
+            return Err(e);
+        }
+    };
     // The client network, keyed (the store keeps no address): a download started by the confirm
     // page's button may be fetched again by the same network's download manager.
     let network = app.pseudonyms.network(client);
@@ -452,8 +469,24 @@ async fn get_response(
         }
     };
 
-    let object = match app.backends.objects.open(&document.key, range).await {
-        Ok(object) => object,
+    // A watermarked document's copy is prepared before the first byte: the update computed, or
+    // the fallback chosen. A refusal, like a failed open, costs the link nothing.
+    let opened = match stamp::plan(app, claims, prepared).await {
+        Ok(Plan::Stamped(stamped)) => stamped
+            .open(&app.backends.objects, &document.key, range)
+            .await
+            .map(|object| (object, Some("stamped"))),
+        Ok(plan) => app
+            .backends
+            .objects
+            .open(&document.key, range)
+            .await
+            .map(|object| (object, plan.noted()))
+            .map_err(Error::from),
+        Err(e) => Err(e),
+    };
+    let (object, noted) = match opened {
+        Ok(opened) => opened,
         Err(e) => {
             if let Err(release) = store
                 .release(&claims.jti, &lease, Sent::default(), true)
@@ -461,7 +494,7 @@ async fn get_response(
             {
                 tracing::warn!(cause = %release, "could not release a claim after a failed open");
             }
-            return Err(e.into());
+            return Err(e);
         }
     };
     tracing::debug!(link = claims.jti.short(), attempt, "download started");
@@ -473,6 +506,7 @@ async fn get_response(
     let mut entry = Entry::now(Event::Download, client, "");
     entry.document = Some(document.id.clone());
     entry.jti = Some(claims.jti.as_str().to_owned());
+    entry.watermark = noted.map(str::to_owned);
     let requests = app.backends.requests.clone();
     let tasks = app.tasks.clone();
     let link = claims.jti.clone();

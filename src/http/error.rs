@@ -75,6 +75,11 @@ pub enum Error {
     /// The link is fine but its document is no longer on offer or in the store.
     #[error("document gone")]
     DocumentGone,
+    /// A watermarked document that cannot be stamped (encrypted, unreadable, too large, or its
+    /// recipient unknown), refused as `DOCGATE_WATERMARK_FALLBACK=refuse` asks. The reason is
+    /// for the log.
+    #[error("document cannot be stamped: {0}")]
+    NotStampable(String),
     #[error("range not satisfiable")]
     Range { size: u64 },
     #[error("rate limited")]
@@ -213,7 +218,7 @@ impl Error {
             Error::RateLimited { .. } | Error::TooManyDownloads { .. } => {
                 StatusCode::TOO_MANY_REQUESTS
             }
-            Error::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Busy { .. } | Error::NotStampable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -243,6 +248,7 @@ impl Error {
             Error::Revoked => "link_revoked",
             Error::InFlight => "download_in_progress",
             Error::DocumentGone => "document_unavailable",
+            Error::NotStampable(_) => "document_not_stampable",
             Error::Range { .. } => "range_not_satisfiable",
             Error::RateLimited { .. } => "rate_limited",
             Error::TooManyDownloads { .. } => "too_many_downloads",
@@ -276,6 +282,7 @@ impl Error {
             Error::Revoked => t::REVOKED.to_owned(),
             Error::InFlight => t::IN_FLIGHT.to_owned(),
             Error::DocumentGone => t::DOCUMENT_GONE.to_owned(),
+            Error::NotStampable(_) => t::NOT_STAMPABLE.to_owned(),
             Error::Range { .. } => t::RANGE.to_owned(),
             Error::RateLimited { retry_after } => {
                 let wait = retry_secs(*retry_after);
@@ -398,7 +405,9 @@ impl Error {
             Error::InFlight => t::IN_FLIGHT_TITLE,
             Error::RateLimited { .. } | Error::TooManyDownloads { .. } => t::RATE_LIMITED_TITLE,
             Error::Busy { .. } => t::BUSY_TITLE,
-            Error::DocumentGone | Error::UnknownDocument => t::DOCUMENT_GONE_TITLE,
+            Error::DocumentGone | Error::UnknownDocument | Error::NotStampable(_) => {
+                t::DOCUMENT_GONE_TITLE
+            }
             Error::StoreUnavailable(_) | Error::MailUnavailable(_) | Error::ObjectStore(_) => {
                 t::UNAVAILABLE_TITLE
             }

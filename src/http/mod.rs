@@ -29,6 +29,7 @@ pub mod pace;
 pub mod page;
 pub mod renew;
 pub mod request_link;
+pub mod stamp;
 pub mod state;
 
 use std::convert::Infallible;

@@ -1,5 +1,6 @@
 //! What the HTTP layer holds for the running service: the service itself ([`App`]) and the
-//! state only serving needs, the concurrent download caps and the readiness probe's cache.
+//! state only serving needs, the concurrent download caps, the readiness probe's cache and the
+//! watermarked documents' structures.
 //!
 //! One [`State`] per running service, shared by both listeners (`http::serve` and
 //! `http::serve_with` take the same `Arc<State>`), so the download caps count every download of
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use super::admission::Downloads;
 use super::health::Readiness;
+use super::stamp::Stamps;
 use crate::app::App;
 
 /// The server's state: the service, plus the download caps and the readiness cache.
@@ -18,6 +20,8 @@ pub struct State {
     pub downloads: Downloads,
     /// The readiness probe's short cache.
     pub readiness: Readiness,
+    /// Watermarked documents' structures, read once per version.
+    pub stamps: Stamps,
 }
 
 impl State {
@@ -31,6 +35,7 @@ impl State {
             app,
             downloads,
             readiness: Readiness::default(),
+            stamps: Stamps::default(),
         })
     }
 }

@@ -109,6 +109,10 @@ pub struct Entry {
     /// when it was mailed) to the fetch.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub after_send_secs: Option<u64>,
+    /// For [`Event::Download`] of a watermarked document: `stamped`, or `unstamped` when the
+    /// document could not be stamped and was served as it is (`DOCGATE_WATERMARK_FALLBACK=serve`).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub watermark: Option<String>,
 }
 
 impl Entry {
@@ -130,6 +134,7 @@ impl Entry {
             jti: None,
             user_agent: None,
             after_send_secs: None,
+            watermark: None,
         }
     }
 

@@ -9,6 +9,7 @@ pub mod mail;
 pub mod measures;
 pub mod owner;
 pub mod pages;
+pub mod stamp;
 pub mod subject;
 
 /// `template` with each `{name}` of `values` replaced by its value, in one pass: a value that

@@ -106,6 +106,8 @@ pub const UPSTREAM: &str =
     "The document could not be fetched. Your link has not been used; try again in a minute.";
 pub const DOCUMENT_GONE_TITLE: &str = "Document unavailable";
 pub const DOCUMENT_GONE: &str = "This document is no longer available.";
+pub const NOT_STAMPABLE: &str = "This document cannot be prepared for download. Your link has not \
+    been used; please tell the person who shared it with you.";
 pub const UNKNOWN_DOCUMENT: &str = "There is no such document.";
 pub const NOT_FOUND_TITLE: &str = "Page not found";
 pub const NOT_FOUND: &str = "There is nothing at this address.";

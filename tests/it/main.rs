@@ -50,3 +50,4 @@ mod soak;
 mod store_contract;
 mod topologies;
 mod watermark;
+mod watermark_downloads;

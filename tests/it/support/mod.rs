@@ -12,6 +12,7 @@ pub mod chaos;
 pub mod chrome;
 pub mod mail;
 pub mod partial;
+pub mod pdf;
 pub mod probe;
 pub mod process;
 pub mod redis;

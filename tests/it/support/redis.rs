@@ -307,16 +307,7 @@ impl TlsSentinel {
         let Some(mut conn) = self.ca.connection(self.sentinel.port) else {
             return false;
         };
-        let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
-            .arg("REPLICAS")
-            .arg(MASTER)
-            .query(&mut conn)
-            .unwrap_or_default();
-        replicas.iter().any(|r| {
-            r.get("port").is_some_and(|p| *p == replica.to_string())
-                && r.get("flags")
-                    .is_some_and(|f| !f.contains("down") && !f.contains("disconnected"))
-        })
+        sentinel_knows(&mut conn, replica)
     }
 }
 
@@ -399,17 +390,7 @@ fn tls_sentinel(ca: &TestCa, primary: u16) -> RedisServer {
             ),
         )
         .unwrap();
-        let mut command = if which("redis-sentinel") {
-            let mut command = Command::new("redis-sentinel");
-            command.arg(&conf);
-            command
-        } else {
-            let mut command = Command::new("redis-server");
-            command.arg(&conf).arg("--sentinel");
-            command
-        };
-        command.stdout(Stdio::null()).stderr(Stdio::null());
-        command
+        sentinel_command(&conf)
     };
     let daemon = Daemon::start("redis-sentinel", SENTINEL_HINT, command, listens);
     let sentinel = RedisServer {
@@ -784,16 +765,7 @@ impl RedisSentinel {
         else {
             return false;
         };
-        let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
-            .arg("REPLICAS")
-            .arg(MASTER)
-            .query(&mut conn)
-            .unwrap_or_default();
-        replicas.iter().any(|r| {
-            r.get("port").is_some_and(|p| *p == replica.to_string())
-                && r.get("flags")
-                    .is_some_and(|f| !f.contains("down") && !f.contains("disconnected"))
-        })
+        sentinel_knows(&mut conn, replica)
     }
 }
 
@@ -850,17 +822,7 @@ fn sentinel(primary: u16) -> RedisServer {
             ),
         )
         .unwrap();
-        let mut command = if which("redis-sentinel") {
-            let mut command = Command::new("redis-sentinel");
-            command.arg(&conf);
-            command
-        } else {
-            let mut command = Command::new("redis-server");
-            command.arg(&conf).arg("--sentinel");
-            command
-        };
-        command.stdout(Stdio::null()).stderr(Stdio::null());
-        command
+        sentinel_command(&conf)
     };
     let daemon = Daemon::start("redis-sentinel", SENTINEL_HINT, command, answers_ping);
     RedisServer {
@@ -886,4 +848,34 @@ fn answers_ping(port: u16) -> bool {
     redis::Client::open(url(port))
         .and_then(|c| c.get_connection())
         .is_ok_and(|mut conn| redis::cmd("PING").query::<String>(&mut conn).is_ok())
+}
+
+/// Whether the Sentinel on `conn` lists the replica on port `replica` as up and connected.
+fn sentinel_knows(conn: &mut redis::Connection, replica: u16) -> bool {
+    let replicas: Vec<std::collections::HashMap<String, String>> = redis::cmd("SENTINEL")
+        .arg("REPLICAS")
+        .arg(MASTER)
+        .query(conn)
+        .unwrap_or_default();
+    replicas.iter().any(|r| {
+        r.get("port").is_some_and(|p| *p == replica.to_string())
+            && r.get("flags")
+                .is_some_and(|f| !f.contains("down") && !f.contains("disconnected"))
+    })
+}
+
+/// A Sentinel run with the configuration file `conf`: `redis-sentinel`, or `redis-server
+/// --sentinel` where Debian's `redis-sentinel` package is missing.
+fn sentinel_command(conf: &str) -> Command {
+    let mut command = if which("redis-sentinel") {
+        let mut command = Command::new("redis-sentinel");
+        command.arg(conf);
+        command
+    } else {
+        let mut command = Command::new("redis-server");
+        command.arg(conf).arg("--sentinel");
+        command
+    };
+    command.stdout(Stdio::null()).stderr(Stdio::null());
+    command
 }
