@@ -1,5 +1,5 @@
-//! The owner's one-click Approve and Decline links (`/approvals/<token>`, mailed to the owner by
-//! `link::decide`'s counterpart when a request waits for approval).
+//! The owner's one-click Approve and Decline links (`/approvals/<token>`, made by
+//! `link::decision_url` and mailed to the owner when a request waits for approval).
 //!
 //! The token is signed with the token keys, names the pending request and the verdict, and
 //! expires with the request. Like the recipient's confirm page, a `GET` (or `HEAD`) only shows
