@@ -644,3 +644,55 @@ async fn on_a_cluster_node_requests_wait_and_are_decided() {
     assert_eq!(to.iter().filter(|t| *t == OWNER).count(), 2);
     assert_eq!(to.len(), 4, "{to:?}");
 }
+
+#[tokio::test]
+async fn the_command_line_decides_through_a_running_embedded_service() {
+    use crate::support::binary::Docgate;
+    use crate::support::{fixture_env, free_port, write_fixtures};
+    let dir = tempfile::tempdir().unwrap();
+    write_fixtures(dir.path());
+    let catalog = dir.path().join("approval.toml");
+    std::fs::write(&catalog, CATALOG).unwrap();
+    let (port, admin_port) = (free_port(), free_port());
+    let base = format!("http://127.0.0.1:{port}");
+    let mut env = fixture_env(dir.path(), &base, crate::support::SECRET);
+    let settings = [
+        ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
+        ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+        ("DOCGATE_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+        ("DOCGATE_CATALOG", catalog.display().to_string()),
+        ("DOCGATE_OWNER_EMAIL", OWNER.to_owned()),
+    ];
+    for (k, v) in &settings {
+        env.retain(|(name, _)| name != k);
+        env.push(((*k).to_owned(), v.clone()));
+    }
+    let mut docgate = Docgate::spawn(dir.path(), env, &["serve"]);
+    docgate.serving(Duration::from_secs(20)).await;
+    let response = crate::support::request_link(
+        &reqwest::Client::new(),
+        &base,
+        "jane@example.org",
+        "reviewed",
+    )
+    .await;
+    assert_eq!(response.status(), 202);
+
+    let cli_env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let (code, out, err) = crate::support::cli(dir.path(), &cli_env, &["approvals"]);
+    assert_eq!(code, 0, "{err}");
+    let row: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(row["email"], "jane@example.org");
+    let id = row["id"].as_str().unwrap().to_owned();
+    let (code, out, err) = crate::support::cli(dir.path(), &cli_env, &["decline", &id]);
+    assert_eq!(
+        (code, out.trim()),
+        (0, format!("declined {id}").as_str()),
+        "{err}"
+    );
+    let (code, _, err) = crate::support::cli(dir.path(), &cli_env, &["approve", &id]);
+    assert_eq!(code, 65, "{err}");
+    assert!(err.contains("no pending request has the id"), "{err}");
+    let (code, _, err) = crate::support::cli(dir.path(), &cli_env, &["approve", "not an id"]);
+    assert_eq!(code, 65, "{err}");
+}
