@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use crate::address::{self, AddressError};
 use crate::app::App;
+use crate::approval::{ApprovalError, Verdict};
 use crate::link::{self, Issued, LinkError};
 use crate::requestlog::{Entry, Event, LogError};
 use crate::store::StoreError;
@@ -41,6 +42,11 @@ pub enum AdminError {
     Link(#[from] LinkError),
     #[error(transparent)]
     Log(#[from] LogError),
+    /// The pending requests cannot be read.
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
+    #[error("{0:?} is not a pending request's id")]
+    BadApprovalId(String),
 }
 
 /// A link to make.
@@ -61,6 +67,45 @@ pub struct Minted {
     pub jti: String,
     /// RFC 3339, UTC.
     pub expires_at: String,
+}
+
+/// A request waiting for the owner's decision, as the admin API lists it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct PendingRow {
+    pub id: String,
+    pub email: String,
+    pub document: String,
+    /// RFC 3339, UTC.
+    pub asked_at: String,
+}
+
+/// Every request waiting for the owner's decision, oldest first.
+pub async fn approvals(app: &App) -> Result<Vec<PendingRow>, AdminError> {
+    let pending = app.backends.approvals.pending(app.now()).await?;
+    Ok(pending
+        .into_iter()
+        .map(|p| PendingRow {
+            id: p.id.as_str().to_owned(),
+            email: p.email,
+            document: p.document,
+            asked_at: rfc3339(p.asked_at),
+        })
+        .collect())
+}
+
+/// Decides the pending request `id` ([`link::decide`]): `false` when it is unknown, decided
+/// already or expired.
+pub async fn decide(app: &App, id: &str, verdict: Verdict) -> Result<bool, AdminError> {
+    let jti = Jti::parse(id).ok_or_else(|| AdminError::BadApprovalId(id.to_owned()))?;
+    let decided = link::decide(app, &jti, verdict).await?;
+    tracing::info!(
+        target: "audit",
+        approval = jti.short(),
+        decision = verdict.tag(),
+        decided = decided.is_some(),
+        "pending request decided by an operator"
+    );
+    Ok(decided.is_some())
 }
 
 /// Makes a link as an operator asked: same validation, store record and request log as a

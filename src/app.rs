@@ -9,6 +9,9 @@ use std::time::Duration;
 
 use tokio_util::task::TaskTracker;
 
+use crate::approval::Approvals;
+use crate::approval::memory::MemoryApprovals;
+use crate::approval::shared::RedisApprovals;
 use crate::catalog::{Catalog, Document};
 use crate::config::{
     Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_OWNER_WEBHOOK_URL,
@@ -53,6 +56,8 @@ pub struct Backends {
     /// Where mails and the owner's webhook calls are submitted.
     pub outbox: Arc<dyn Outbox>,
     pub requests: Arc<dyn RequestLog>,
+    /// Requests waiting for the owner's decision.
+    pub approvals: Arc<dyn Approvals>,
     /// The service's metrics: the outbox's deliverer counts into them from the start.
     pub metrics: Arc<Metrics>,
 }
@@ -180,6 +185,11 @@ impl Backends {
             ),
         };
 
+        let approvals: Arc<dyn Approvals> = match (&config.redis, &redis_conn) {
+            (Some(redis), Some(conn)) => Arc::new(RedisApprovals::new(conn.clone(), &redis.prefix)),
+            _ => Arc::new(MemoryApprovals::new()),
+        };
+
         Ok(Built {
             backends: Backends {
                 store,
@@ -187,6 +197,7 @@ impl Backends {
                 objects,
                 outbox,
                 requests,
+                approvals,
                 metrics,
             },
             sender,

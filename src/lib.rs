@@ -47,6 +47,7 @@
 pub mod address;
 pub mod admin;
 pub mod app;
+pub mod approval;
 pub mod catalog;
 pub mod check;
 pub mod cli;

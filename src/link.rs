@@ -16,6 +16,11 @@
 //!   `docgate link`): without limits or the document's domain policy, the URL returned, mailed
 //!   on request.
 //!
+//! A person's request for a document with `approval = true` issues nothing: it waits in
+//! `crate::approval` and the owner is asked (mail, webhook) with signed one-click links
+//! ([`decision_url`]); the owner's decision ([`decide`], from those links, the admin API, the
+//! command line or the owner's page) then mails the link as a request would, or a decline note.
+//!
 //! Either way a link lives the document's `link_ttl` (an operator may give another) and allows
 //! its `download_attempts`, else the service-wide settings.
 //!
@@ -27,15 +32,18 @@ use std::time::{Duration, Instant};
 
 use crate::address;
 use crate::app::App;
+use crate::approval::{ApprovalError, Pending, Verdict};
 use crate::catalog::{Document, Refusal};
-use crate::mail::{LinkMail, MailError};
+use crate::mail::{LinkMail, MailError, Note};
 use crate::metrics::Metrics;
+use crate::notify::Event as WebhookEvent;
 use crate::outbox::Job;
 use crate::pacing::Timing;
 use crate::ratelimit::{Decision, Key, LimitError, Scope};
 use crate::requestlog::{Entry, Event};
 use crate::store::{NewLink, StoreError};
-use crate::token::{Claims, TokenError};
+use crate::texts::{fill, mail as mail_texts};
+use crate::token::{Claims, ISSUER, Jti, TokenError};
 use crate::units::Rate;
 
 /// The outcome of a request answered `202` without a mail: its mailbox is over its budget.
@@ -53,8 +61,14 @@ pub const NOT_SENT_DOMAIN_REFUSED: &str = "not_sent_domain_refused";
 pub const NOT_SENT_DOMAIN_NOT_ALLOWED: &str = "not_sent_domain_not_allowed";
 
 /// The outcome of a request answered `202` without a mail: the document has `approval = true`,
-/// and no link is mailed for it without the owner's decision (an operator mints one).
-pub const NOT_SENT_APPROVAL: &str = "not_sent_approval_required";
+/// and the request waits for the owner's decision ([`decide`]).
+pub const PENDING_APPROVAL: &str = "pending_approval";
+
+/// The request log outcome of a pending request the owner approved: the link is mailed.
+pub const APPROVED: &str = "approved";
+
+/// The request log outcome of a pending request the owner declined.
+pub const DECLINED: &str = "declined";
 
 /// Every outcome of a request answered `202` without a mail.
 const NOT_SENT: [&str; 5] = [
@@ -62,7 +76,7 @@ const NOT_SENT: [&str; 5] = [
     NOT_SENT_DOMAIN,
     NOT_SENT_DOMAIN_REFUSED,
     NOT_SENT_DOMAIN_NOT_ALLOWED,
-    NOT_SENT_APPROVAL,
+    PENDING_APPROVAL,
 ];
 
 /// Why a link was not issued.
@@ -83,6 +97,9 @@ pub enum LinkError {
     /// The link cannot be signed.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// The pending requests cannot be read or written.
+    #[error(transparent)]
+    Approval(#[from] ApprovalError),
 }
 
 /// A person's request for a link (the request form or API, or the expired page's renewal), as
@@ -108,9 +125,10 @@ impl LinkRequest {
 
     /// Issues a link to `document` for `address` and mails it, within the service-wide mail
     /// ceiling ([`LinkError::RateLimited`] beyond it), the budgets of its mailbox and domain and
-    /// the document's policy (its domains, and its approval: beyond them nothing is issued or
-    /// sent, and the entry says so: the caller answers alike). The link lives and may start downloads as the
-    /// document says. Records the address and the new link's `jti` in the entry.
+    /// the document's domains (beyond them nothing is issued or sent, and the entry says so: the
+    /// caller answers alike). For a document that needs approval, nothing is issued: the request
+    /// waits for the owner, who is asked (`pending_approval`). The link lives and may start
+    /// downloads as the document says. Records the address and the new link's `jti` in the entry.
     pub async fn mail(
         &mut self,
         app: &App,
@@ -139,9 +157,6 @@ impl LinkRequest {
             None => match document.refusal(&address) {
                 Some(Refusal::RefusedDomain) => Some(NOT_SENT_DOMAIN_REFUSED),
                 Some(Refusal::DomainNotAllowed) => Some(NOT_SENT_DOMAIN_NOT_ALLOWED),
-                // Fail closed: a document that needs the owner's approval is never mailed on
-                // request alone.
-                None if document.approval => Some(NOT_SENT_APPROVAL),
                 None => None,
             },
         };
@@ -156,6 +171,20 @@ impl LinkRequest {
             if app.pacing.draw().is_none() {
                 round_trips_of_a_mail(app, document).await;
             }
+            self.timing = Some(Timing::unmailed(started));
+            return Ok(());
+        }
+
+        // A document that needs the owner's approval is never mailed on request alone: the
+        // request waits, and the owner is asked.
+        if document.approval {
+            ask_owner(app, document, &address).await?;
+            tracing::info!(
+                email = %app.pseudonym(address.as_ref()),
+                document = %document.id,
+                "link awaits the owner's approval"
+            );
+            self.entry.outcome = PENDING_APPROVAL.to_owned();
             self.timing = Some(Timing::unmailed(started));
             return Ok(());
         }
@@ -243,6 +272,202 @@ pub async fn hand_over(
     // The link exists (and may be mailed): a lost log line must not make the operator retry.
     log(app, &entry).await;
     Ok(Issued { claims, url })
+}
+
+/// Records a request for `document` from `address` as waiting for the owner's decision, and
+/// mails the owner (`DOCGATE_OWNER_EMAIL`, when set) the one-click Approve and Decline links.
+async fn ask_owner(
+    app: &App,
+    document: &Document,
+    address: &lettre::Address,
+) -> Result<(), LinkError> {
+    let now = app.now();
+    let pending = Pending {
+        id: Jti::generate(),
+        email: address.to_string(),
+        document: document.id.clone(),
+        asked_at: now,
+        expires_at: now.saturating_add(app.config.approval_ttl.as_secs()),
+    };
+    app.backends.approvals.ask(&pending).await?;
+    if let Some(owner) = &app.config.owner.email {
+        let approve = decision_url(app, &pending, Verdict::Approve)?;
+        let decline = decision_url(app, &pending, Verdict::Decline)?;
+        let body = fill(
+            mail_texts::APPROVAL_BODY,
+            &[
+                ("email", &pending.email),
+                ("title", &document.title),
+                ("document", &document.id),
+                ("approve", &approve),
+                ("decline", &decline),
+                ("expires", &utc(pending.expires_at)),
+                ("site", &app.config.public_url),
+            ],
+        );
+        let note = Note {
+            to: owner.clone(),
+            subject: fill(mail_texts::APPROVAL_SUBJECT, &[("title", &document.title)]),
+            body,
+            id: pending.id.clone(),
+            doc: document.id.clone(),
+            exp: pending.expires_at,
+        };
+        app.backends.outbox.submit(&Job::Note(note)).await?;
+    }
+    if app.config.owner.webhook.is_some() {
+        let body = serde_json::json!({
+            "event": APPROVAL_EVENT,
+            "id": pending.id.as_str(),
+            "document": document.id,
+            "title": document.title,
+            "email": pending.email,
+            "asked_at": utc(pending.asked_at),
+            "expires_at": utc(pending.expires_at),
+            "approve_url": decision_url(app, &pending, Verdict::Approve)?,
+            "decline_url": decision_url(app, &pending, Verdict::Decline)?,
+        });
+        let event = WebhookEvent {
+            id: pending.id.clone(),
+            doc: document.id.clone(),
+            exp: pending.expires_at,
+            body: body.to_string(),
+        };
+        // In the background, as a download's notices are: a slow or failing webhook does not
+        // hold up or fail the person's request (the mail, or the admin API, still asks the owner).
+        let outbox = app.backends.outbox.clone();
+        app.tasks.spawn(async move {
+            if let Err(e) = outbox.submit(&Job::Event(event)).await {
+                tracing::warn!(cause = %e, "approval webhook event not delivered");
+            }
+        });
+    }
+    Ok(())
+}
+
+/// The owner's webhook event for a request waiting for approval.
+pub const APPROVAL_EVENT: &str = "approval.requested";
+
+/// The owner's one-click link deciding `pending` with `verdict`: signed with the token keys,
+/// expiring with the request. Opening it shows a page that asks to confirm; only its POST decides.
+pub fn decision_url(app: &App, pending: &Pending, verdict: Verdict) -> Result<String, TokenError> {
+    let claims = Claims {
+        jti: pending.id.clone(),
+        doc: verdict.claim().to_owned(),
+        iat: pending.asked_at,
+        exp: pending.expires_at,
+        iss: ISSUER.to_owned(),
+    };
+    let token = app.codec.sign(&claims)?;
+    Ok(format!(
+        "{}/approvals/{token}",
+        app.config.public_url.trim_end_matches('/')
+    ))
+}
+
+/// A decline note not delivered this long after the decision is given up.
+const NOTE_LIFETIME: Duration = Duration::from_secs(3 * 24 * 3600);
+
+/// `secs` since the epoch as RFC 3339, UTC.
+fn utc(secs: u64) -> String {
+    i64::try_from(secs)
+        .ok()
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| secs.to_string())
+}
+
+/// What became of a decided request.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    /// The request, as it waited.
+    pub pending: Pending,
+    /// The link mailed on approval.
+    pub jti: Option<Jti>,
+}
+
+/// Decides the pending request `id`: exactly once, whoever asks (the one-click page, the admin
+/// API, the CLI, the owner's page) and on whichever replica. `None` when it is unknown, decided
+/// already or expired. Approve issues and mails the usual link (the document's lifetime and
+/// attempts); decline mails `DOCGATE_APPROVAL_DECLINE_TEXT` (nothing when it is empty). Either
+/// is recorded in the request log. When the link or the note cannot be handed over, the request
+/// waits again, so a failure loses nothing.
+pub async fn decide(app: &App, id: &Jti, verdict: Verdict) -> Result<Option<Decided>, LinkError> {
+    let Some(pending) = app.backends.approvals.take(id, app.now()).await? else {
+        return Ok(None);
+    };
+    match carry_out(app, &pending, verdict).await {
+        Ok(jti) => {
+            let mut entry = Entry::now(
+                Event::LinkRequested,
+                IpAddr::from([127, 0, 0, 1]),
+                match verdict {
+                    Verdict::Approve => APPROVED,
+                    Verdict::Decline => DECLINED,
+                },
+            );
+            entry.email = Some(pending.email.clone());
+            entry.document = Some(pending.document.clone());
+            entry.jti = jti.as_ref().map(|j| j.as_str().to_owned());
+            log(app, &entry).await;
+            tracing::info!(
+                email = %app.pseudonym(&pending.email),
+                document = %pending.document,
+                decision = verdict.tag(),
+                "pending request decided"
+            );
+            Ok(Some(Decided { pending, jti }))
+        }
+        Err(e) => {
+            if let Err(again) = app.backends.approvals.ask(&pending).await {
+                tracing::warn!(cause = %again, "pending request lost after a failed decision");
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Mails the link (approve) or the note (decline) for `pending`; the link's id when one is mailed.
+async fn carry_out(
+    app: &App,
+    pending: &Pending,
+    verdict: Verdict,
+) -> Result<Option<Jti>, LinkError> {
+    let Some(document) = app.catalog.get(&pending.document) else {
+        // The document left the catalog while the request waited: nothing to send.
+        tracing::info!(document = %pending.document, "decided request's document is gone");
+        return Ok(None);
+    };
+    let Ok(address) = pending.email.parse::<lettre::Address>() else {
+        return Ok(None);
+    };
+    match verdict {
+        Verdict::Approve => {
+            let ttl = document.link_ttl_or(app.config.token_ttl);
+            let claims = issue(app, document, address.as_ref(), ttl).await?;
+            let jti = claims.jti.clone();
+            send(app, link_mail(app, address, claims, document).await).await?;
+            Ok(Some(jti))
+        }
+        Verdict::Decline => {
+            let text = &app.config.approval_decline_text;
+            if !text.is_empty() {
+                let note = Note {
+                    to: lettre::message::Mailbox::new(None, address),
+                    subject: fill(mail_texts::DECLINE_SUBJECT, &[("title", &document.title)]),
+                    body: fill(text, &[("title", &document.title)]),
+                    id: pending.id.clone(),
+                    doc: document.id.clone(),
+                    exp: app.now().saturating_add(NOTE_LIFETIME.as_secs()),
+                };
+                app.backends.outbox.submit(&Job::Note(note)).await?;
+            }
+            Ok(None)
+        }
+    }
 }
 
 /// A new link to `document` for `address`, living `ttl` and allowing the document's download

@@ -68,7 +68,7 @@ struct Build {
 pub struct Metrics {
     registry: Registry,
     /// Link requests by outcome: `sent`, `not_sent_address_limit`, `not_sent_domain_limit`,
-    /// `not_sent_domain_refused`, `not_sent_domain_not_allowed`, `not_sent_approval_required`,
+    /// `not_sent_domain_refused`, `not_sent_domain_not_allowed`, `pending_approval`,
     /// or the error code.
     pub link_requests: Family<Label, Counter>,
     /// Downloads that claimed their link and started streaming.
@@ -124,7 +124,7 @@ impl Metrics {
         let link_requests = Family::<Label, Counter>::default();
         registry.register(
             "link_requests",
-            "Link requests, by outcome (sent, not_sent_address_limit, not_sent_domain_limit, not_sent_domain_refused, not_sent_domain_not_allowed, not_sent_approval_required, or the error code)",
+            "Link requests, by outcome (sent, not_sent_address_limit, not_sent_domain_limit, not_sent_domain_refused, not_sent_domain_not_allowed, pending_approval, or the error code)",
             link_requests.clone(),
         );
         let link_pages = Counter::default();
@@ -239,7 +239,7 @@ impl Metrics {
             "not_sent_domain_limit",
             "not_sent_domain_refused",
             "not_sent_domain_not_allowed",
-            "not_sent_approval_required",
+            "pending_approval",
         ] {
             let _ = link_requests.get_or_create(&Label { outcome });
         }

@@ -1,5 +1,5 @@
-//! `docgate link`, `docgate revoke`, `docgate requests export|erase`: operator actions on links
-//! and the request log, run against the shared store as the admin API would ([`crate::admin`]),
+//! `docgate link`, `docgate revoke`, `docgate requests export|erase`, `docgate approvals`,
+//! `docgate approve|decline`: operator actions on links, the request log and pending requests, run against the shared store as the admin API would ([`crate::admin`]),
 //! or, on embedded defaults, through the running service's admin API
 //! ([`crate::admin::remote`]).
 
@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use super::{EXIT_CONFIG, EXIT_DATA, EXIT_UNAVAILABLE};
 use crate::admin::remote::{Remote, RemoteError};
 use crate::admin::{self, AdminError, Mint};
+use crate::approval::Verdict;
 use crate::config::Config;
 use crate::link::LinkError;
 
@@ -27,6 +28,30 @@ pub enum Operation {
         jti: Option<String>,
         email: Option<String>,
     },
+    /// List the pending requests.
+    Approvals,
+    /// Decide one pending request.
+    Decide {
+        id: String,
+        verdict: Verdict,
+    },
+}
+
+/// What a decided request's line says.
+fn decided(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Approve => "approved",
+        Verdict::Decline => "declined",
+    }
+}
+
+/// The line for an id that names no pending request.
+fn not_pending(id: &str) -> ExitCode {
+    eprintln!(
+        "docgate: no pending request has the id {} (decided already, expired, or unknown)",
+        id.chars().take(80).collect::<String>()
+    );
+    ExitCode::from(EXIT_DATA)
 }
 
 /// Runs an operator action against the configured store, as the admin API would.
@@ -48,6 +73,8 @@ pub async fn run(config: Config, operation: Operation) -> ExitCode {
         match e {
             AdminError::Store(_)
             | AdminError::Log(_)
+            | AdminError::Approval(_)
+            | AdminError::Link(LinkError::Approval(_))
             | AdminError::Link(LinkError::Store(_) | LinkError::Mail(_) | LinkError::Limiter(_)) => {
                 ExitCode::from(EXIT_UNAVAILABLE)
             }
@@ -103,6 +130,23 @@ pub async fn run(config: Config, operation: Operation) -> ExitCode {
             }
             Err(e) => failed(e),
         },
+        Operation::Approvals => match admin::approvals(&app).await {
+            Ok(rows) => {
+                for row in rows {
+                    println!("{}", serde_json::json!(row));
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        },
+        Operation::Decide { id, verdict } => match admin::decide(&app, &id, verdict).await {
+            Ok(true) => {
+                println!("{} {id}", decided(verdict));
+                ExitCode::SUCCESS
+            }
+            Ok(false) | Err(AdminError::BadApprovalId(_)) => not_pending(&id),
+            Err(e) => failed(e),
+        },
     };
     app.tasks.close();
     app.tasks.wait().await;
@@ -154,6 +198,17 @@ async fn operate_remote(config: &Config, operation: Operation) -> ExitCode {
             "/admin/erasures".to_owned(),
             Some(serde_json::json!({ "email": email })),
         ),
+        Operation::Approvals => (http::Method::GET, "/admin/approvals".to_owned(), None),
+        Operation::Decide { id, verdict } => {
+            if !crate::token::is_valid_jti(id) {
+                return not_pending(id);
+            }
+            (
+                http::Method::POST,
+                format!("/admin/approvals/{id}"),
+                Some(serde_json::json!({ "decision": verdict.tag() })),
+            )
+        }
     };
     let answer = match remote.call(method, &path, body.as_ref()).await {
         Ok(answer) => answer,
@@ -172,6 +227,12 @@ async fn operate_remote(config: &Config, operation: Operation) -> ExitCode {
                 }
             }
             Operation::Erase { .. } => println!("erased {} entries", answer.body["erased"]),
+            Operation::Approvals => {
+                for row in answer.body["pending"].as_array().into_iter().flatten() {
+                    println!("{row}");
+                }
+            }
+            Operation::Decide { id, verdict } => println!("{} {id}", decided(verdict)),
         }
         return ExitCode::SUCCESS;
     }
@@ -187,6 +248,7 @@ async fn operate_remote(config: &Config, operation: Operation) -> ExitCode {
             );
             ExitCode::from(EXIT_DATA)
         }
+        (Operation::Decide { id, .. }, http::StatusCode::NOT_FOUND) => not_pending(id),
         (_, http::StatusCode::UNAUTHORIZED) => {
             eprintln!(
                 "docgate: the service at DOCGATE_ADMIN_LISTEN refused the admin credential: \

@@ -21,6 +21,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::admin::Mint;
+use crate::approval::Verdict;
 use crate::config::Config;
 use links::Operation;
 
@@ -94,6 +95,23 @@ pub enum Command {
     Requests {
         #[command(subcommand)]
         command: RequestsCommand,
+    },
+    /// List the requests waiting for the owner's decision (documents with approval = true),
+    /// oldest first, one JSON object per line: {"id", "email", "document", "asked_at"}.
+    Approvals,
+    /// Approve a pending request by its id (`docgate approvals` shows it): the person gets the
+    /// usual link mail.
+    Approve {
+        /// The pending request's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
+    /// Decline a pending request by its id: the person gets DOCGATE_APPROVAL_DECLINE_TEXT, or
+    /// nothing when it is off.
+    Decline {
+        /// The pending request's id.
+        #[arg(allow_hyphen_values = true)]
+        id: String,
     },
     /// Inspect and retry the durable mail queue (needs Redis: DOCGATE_REDIS_URL, _CLUSTER_URLS or
     /// _SENTINEL_URLS).
@@ -176,6 +194,15 @@ pub async fn run(config: Config, command: Command) -> ExitCode {
         Command::Requests {
             command: RequestsCommand::Erase { email },
         } => links::run(config, Operation::Erase { email }).await,
+        Command::Approvals => links::run(config, Operation::Approvals).await,
+        Command::Approve { id } => {
+            let verdict = Verdict::Approve;
+            links::run(config, Operation::Decide { id, verdict }).await
+        }
+        Command::Decline { id } => {
+            let verdict = Verdict::Decline;
+            links::run(config, Operation::Decide { id, verdict }).await
+        }
     }
 }
 

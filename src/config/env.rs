@@ -53,6 +53,8 @@ pub const ENV_MAIL_LIST_UNSUBSCRIBE: &str = "DOCGATE_MAIL_LIST_UNSUBSCRIBE";
 pub const ENV_OWNER_EMAIL: &str = "DOCGATE_OWNER_EMAIL";
 pub const ENV_OWNER_WEBHOOK_URL: &str = "DOCGATE_OWNER_WEBHOOK_URL";
 pub const ENV_OWNER_WEBHOOK_SECRET: &str = "DOCGATE_OWNER_WEBHOOK_SECRET";
+pub const ENV_APPROVAL_TTL: &str = "DOCGATE_APPROVAL_TTL";
+pub const ENV_APPROVAL_DECLINE_TEXT: &str = "DOCGATE_APPROVAL_DECLINE_TEXT";
 pub const ENV_TRUSTED_PROXIES: &str = "DOCGATE_TRUSTED_PROXIES";
 pub const ENV_LIMIT_REQUEST_PER_IP: &str = "DOCGATE_LIMIT_REQUEST_PER_IP";
 pub const ENV_LIMIT_REQUEST_PER_EMAIL: &str = "DOCGATE_LIMIT_REQUEST_PER_EMAIL";
@@ -146,6 +148,22 @@ impl<S: Source> Reader<'_, S> {
 }
 
 /// A duration that may be zero (`0s`: no delay).
+/// The longest decline note, in characters.
+const MAX_DECLINE_TEXT: usize = 2000;
+
+/// `DOCGATE_APPROVAL_DECLINE_TEXT`: the note's text, or `off` for none (empty).
+pub(super) fn parse_decline_text(value: &str) -> Result<String, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(String::new());
+    }
+    if value.chars().count() > MAX_DECLINE_TEXT {
+        return Err(format!(
+            "must be at most {MAX_DECLINE_TEXT} characters, or off"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
 pub(super) fn parse_delay(value: &str) -> Result<Duration, String> {
     if matches!(value, "0" | "0s") {
         return Ok(Duration::ZERO);

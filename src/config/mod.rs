@@ -126,6 +126,11 @@ pub struct Config {
     pub pseudonyms: PseudonymKeys,
     /// How long a link lives.
     pub token_ttl: Duration,
+    /// How long a request for a document with `approval = true` waits for the owner's decision.
+    pub approval_ttl: Duration,
+    /// The note mailed to a person whose request the owner declined; empty (`off`): nothing is
+    /// mailed.
+    pub approval_decline_text: String,
     /// The production token store; `None`: the embedded in-process store.
     pub redis: Option<RedisConfig>,
     /// The production object store; `None`: files under `documents_dir`.
@@ -249,6 +254,12 @@ impl Config {
             s3,
             smtp,
             token_ttl: env.parse(ENV_TOKEN_TTL, "15m", parse_duration)?,
+            approval_ttl: env.parse(ENV_APPROVAL_TTL, "7d", parse_duration)?,
+            approval_decline_text: env.parse(
+                ENV_APPROVAL_DECLINE_TEXT,
+                crate::texts::mail::DECLINE_BODY,
+                parse_decline_text,
+            )?,
             documents_dir: env.path(ENV_DOCUMENTS_DIR, "./documents"),
             catalog: env.path(ENV_CATALOG, "./catalog.toml"),
             outbox_dir: env.path(ENV_OUTBOX_DIR, "./outbox"),

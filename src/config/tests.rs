@@ -16,6 +16,11 @@ fn defaults_follow_the_interface() {
     assert_eq!(config.admin_listen, "127.0.0.1:9090".parse().unwrap());
     assert_eq!(config.public_url, "http://localhost:8080");
     assert_eq!(config.token_ttl, Duration::from_secs(900));
+    assert_eq!(config.approval_ttl, Duration::from_secs(7 * 86_400));
+    assert_eq!(
+        config.approval_decline_text,
+        crate::texts::mail::DECLINE_BODY
+    );
     assert!(config.token.generated);
     assert_eq!(config.token.signing_secret().unwrap().expose().len(), 32);
     assert_eq!(config.download_attempts, 3);
@@ -110,10 +115,29 @@ fn privacy_settings_are_read() {
 }
 
 #[test]
+fn the_decline_note_is_given_or_turned_off() {
+    let config = Config::from_source(&source(&[(
+        ENV_APPROVAL_DECLINE_TEXT,
+        "  Not this time, sorry.  ",
+    )]))
+    .unwrap();
+    assert_eq!(config.approval_decline_text, "Not this time, sorry.");
+    let config = Config::from_source(&source(&[(ENV_APPROVAL_DECLINE_TEXT, "OFF")])).unwrap();
+    assert_eq!(config.approval_decline_text, "");
+}
+
+#[test]
 fn bad_values_name_the_variable() {
     let cases = [
         (ENV_TOKEN_TTL, "15", "DOCGATE_TOKEN_TTL=15 is not valid"),
         (ENV_TOKEN_TTL, "0m", "must be greater than zero"),
+        (ENV_APPROVAL_TTL, "7", "DOCGATE_APPROVAL_TTL=7 is not valid"),
+        (ENV_APPROVAL_TTL, "0d", "must be greater than zero"),
+        (
+            ENV_APPROVAL_DECLINE_TEXT,
+            &"x".repeat(2001),
+            "must be at most 2000 characters, or off",
+        ),
         (
             ENV_LISTEN,
             "localhost",

@@ -11,6 +11,8 @@
 //! | `GET /admin/requests?limit=N&offset=M` | `200 {"entries": [...], "next_offset"}`: link requests newest first, each joined with its link's downloads and opens |
 //! | `GET /admin/people?email=E` | `200 {"entries": [...]}`: every request log entry of one person, newest first |
 //! | `POST /admin/erasures` `{"email"}` | `200 {"erased": n}`: those entries deleted, their links no longer joined to them |
+//! | `GET /admin/approvals` | `200 {"pending": [{"id", "email", "document", "asked_at"}]}`: requests waiting for the owner's decision, oldest first |
+//! | `POST /admin/approvals/{id}` `{"decision": "approve" \| "decline"}` | `200 {"decided": "approve"}`; `404` unknown, decided already or expired |
 //! | `GET /`, `POST /login`, ... | the owner's page ([`super::owner`]): a session cookie, not the bearer token |
 //!
 //! The token is compared in constant time (digests of both sides, so not even its length
@@ -31,7 +33,9 @@ use super::request_link::MAX_BODY;
 use super::{Body, empty, full, read_body};
 use crate::admin::{self, Mint};
 use crate::app::App;
+use crate::approval::Verdict;
 use crate::metrics;
+use crate::token::Jti;
 use crate::units::parse_duration;
 
 /// The most request log entries one page returns.
@@ -79,6 +83,21 @@ async fn route(app: &App, req: Request<Incoming>, path: &str) -> Result<Response
         ("/admin/people", _) => Err(Error::MethodNotAllowed { allow: "GET" }),
         ("/admin/erasures", Method::POST) => erase_person(app, req).await,
         ("/admin/erasures", _) => Err(Error::MethodNotAllowed { allow: "POST" }),
+        ("/admin/approvals", Method::GET) => {
+            let pending = admin::approvals(app).await?;
+            Ok(json(
+                StatusCode::OK,
+                &serde_json::json!({ "pending": pending }),
+            ))
+        }
+        ("/admin/approvals", _) => Err(Error::MethodNotAllowed { allow: "GET" }),
+        (p, Method::POST) if p.starts_with("/admin/approvals/") => {
+            let id = p["/admin/approvals/".len()..].to_owned();
+            decide(app, req, &id).await
+        }
+        (p, _) if p.starts_with("/admin/approvals/") => {
+            Err(Error::MethodNotAllowed { allow: "POST" })
+        }
         (p, Method::DELETE) if p.starts_with("/admin/tokens/") => {
             let jti = &p["/admin/tokens/".len()..];
             if admin::revoke(app, jti).await? {
@@ -162,6 +181,26 @@ async fn mint(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error
 #[serde(deny_unknown_fields)]
 struct EmailBody {
     email: String,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    decision: String,
+}
+
+async fn decide(app: &App, req: Request<Incoming>, id: &str) -> Result<Response<Body>, Error> {
+    let request: DecisionBody = body(app, req).await?;
+    let verdict = Verdict::from_tag(&request.decision)
+        .ok_or_else(|| Error::invalid("decision", crate::texts::pages::ADMIN_DECISION))?;
+    // An id of the wrong shape names no request either.
+    if Jti::parse(id).is_none() || !admin::decide(app, id, verdict).await? {
+        return Err(Error::NotFound);
+    }
+    Ok(json(
+        StatusCode::OK,
+        &serde_json::json!({ "decided": verdict.tag() }),
+    ))
 }
 
 async fn revoke_address(app: &App, req: Request<Incoming>) -> Result<Response<Body>, Error> {

@@ -156,6 +156,8 @@ impl From<AdminError> for Error {
             AdminError::Store(e) => e.into(),
             AdminError::Link(e) => e.into(),
             AdminError::Log(e) => Error::StoreUnavailable(Box::new(e)),
+            AdminError::Approval(e) => Error::StoreUnavailable(Box::new(e)),
+            AdminError::BadApprovalId(_) => Error::NotFound,
         }
     }
 }
@@ -168,6 +170,7 @@ impl From<LinkError> for Error {
             LinkError::Store(e) => e.into(),
             LinkError::Mail(e) => e.into(),
             LinkError::Token(e) => e.into(),
+            LinkError::Approval(e) => Error::StoreUnavailable(Box::new(e)),
         }
     }
 }

@@ -16,6 +16,7 @@
 
 pub mod admin;
 pub mod admission;
+pub mod approval;
 pub mod body;
 pub mod client;
 pub mod conn;
@@ -310,6 +311,8 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
     let path = req.uri().path().to_owned();
     let route = if path.starts_with("/d/") {
         "/d/<redacted>".to_owned()
+    } else if path.starts_with(approval::PREFIX) {
+        format!("{}<redacted>", approval::PREFIX)
     } else {
         path.chars().take(100).collect()
     };
@@ -358,6 +361,15 @@ async fn handle(state: Arc<State>, peer: SocketAddr, req: Request<Incoming>) -> 
         (p, &Method::GET | &Method::HEAD) if p == "/" || p.starts_with("/request/") => {
             (form::handle(app, p), Context::default())
         }
+        (p, &Method::GET | &Method::HEAD | &Method::POST) if p.starts_with(approval::PREFIX) => {
+            (approval::handle(app, req).await, Context::default())
+        }
+        (p, _) if p.starts_with(approval::PREFIX) => (
+            Err(Error::MethodNotAllowed {
+                allow: "GET, HEAD, POST",
+            }),
+            Context::default(),
+        ),
         (p, _) if p == "/" || p.starts_with("/request/") => (
             Err(Error::MethodNotAllowed { allow: "GET, HEAD" }),
             Context::default(),
@@ -449,6 +461,7 @@ fn family(path: &str) -> &'static str {
         "/api/download-requests" => "link_request",
         "/healthz" | "/readyz" => "health",
         p if p.starts_with("/d/") => "download",
+        p if p.starts_with(approval::PREFIX) => "approval",
         p if p == "/" || p.starts_with("/request/") => "form",
         _ => "other",
     }

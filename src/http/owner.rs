@@ -1,12 +1,13 @@
 //! The owner's page on the admin listener (`GET /`): sign in once with the admin token, then the
 //! funnel per document, the request log with its search, and the actions of the admin API
-//! (revoke a link or all of a person's, export or erase a person's data) as forms.
+//! (revoke a link or all of a person's, export or erase a person's data, approve or decline a
+//! pending request) as forms.
 //!
 //! | route | answer |
 //! | --- | --- |
 //! | `GET /` | the page; without a session the sign-in form (`200`), never data |
 //! | `POST /login` `csrf`, `token` | `303` to `/` with the session cookie; a wrong token `401` and the form again; rate-limited per client |
-//! | `POST /logout`, `/revoke` `jti`, `/revoke-all` `email`, `/erase` `email` (`confirm=yes`) | `303` back with a flash message (`/erase` without `confirm`: the confirmation step) |
+//! | `POST /logout`, `/revoke` `jti`, `/revoke-all` `email`, `/erase` `email` (`confirm=yes`), `/approve` `id`, `/decline` `id` | `303` back with a flash message (`/erase` without `confirm`: the confirmation step) |
 //! | `GET /export?email=E` | the admin API's export of one person, as a JSON download |
 //!
 //! Without a valid session every route answers the sign-in form (`401` but for `GET /`).
@@ -27,9 +28,10 @@ use self::session::{Keys, Session};
 use super::error::{Error, json};
 use super::request_link::MAX_BODY;
 use super::{Body, State, full, read_body};
-use crate::admin::{self, RequestRow, Search};
+use crate::admin::{self, AdminError, RequestRow, Search};
 use crate::app::App;
-use crate::pages::owner::{self as page, FunnelView, LinkView, RowView, View};
+use crate::approval::Verdict;
+use crate::pages::owner::{self as page, FunnelView, LinkView, PendingView, RowView, View};
 use crate::ratelimit::{Decision, Key, Scope};
 use crate::store::LinkState;
 use crate::texts::{fill, owner as t};
@@ -52,7 +54,14 @@ pub const FUNNEL_DAYS: u16 = 30;
 pub fn serves(path: &str) -> bool {
     matches!(
         path,
-        "/" | "/login" | "/logout" | "/revoke" | "/revoke-all" | "/erase" | "/export"
+        "/" | "/login"
+            | "/logout"
+            | "/revoke"
+            | "/revoke-all"
+            | "/erase"
+            | "/export"
+            | "/approve"
+            | "/decline"
     )
 }
 
@@ -264,6 +273,9 @@ fn flash(done: Option<&str>, n: Option<u64>) -> Option<String> {
         "not_revoked" => t::DONE_NOT_REVOKED,
         "revoked_all" => t::DONE_REVOKED_ALL,
         "erased" => t::DONE_ERASED,
+        "approved" => t::DONE_APPROVED,
+        "declined" => t::DONE_DECLINED,
+        "not_decided" => t::DONE_NOT_DECIDED,
         _ => return None,
     };
     Some(fill(text, &[("n", &n)]))
@@ -276,6 +288,9 @@ fn outcome_text(outcome: &str) -> String {
         "admin_minted" => t::OUTCOME_ADMIN_MINTED,
         "not_sent_address_limit" => t::OUTCOME_ADDRESS_LIMIT,
         "not_sent_domain_limit" => t::OUTCOME_DOMAIN_LIMIT,
+        "pending_approval" => t::OUTCOME_PENDING,
+        "approved" => t::OUTCOME_APPROVED,
+        "declined" => t::OUTCOME_DECLINED,
         other => other,
     }
     .to_owned()
@@ -325,6 +340,7 @@ async fn dashboard(
     let now = time::OffsetDateTime::now_utc();
     let funnels = admin::funnel(app, FUNNEL_DAYS, now).await?;
     let rows = admin::search(app, &search, PAGE, offset).await?;
+    let pending = admin::approvals(app).await?;
     let links = futures_util::future::join_all(rows.iter().map(|r| link_view(app, r))).await;
     let title = |id: &str| {
         app.catalog
@@ -386,6 +402,15 @@ async fn dashboard(
         here: at(offset),
         newer: (offset > 0).then(|| at(offset.saturating_sub(PAGE))),
         older: (rows.len() == PAGE).then(|| at(offset + PAGE)),
+        pending: pending
+            .into_iter()
+            .map(|p| PendingView {
+                document: title(&p.document),
+                id: p.id,
+                email: p.email,
+                asked_at: p.asked_at,
+            })
+            .collect(),
         email,
         document,
         rows,
@@ -414,6 +439,8 @@ struct ActionForm {
     #[serde(default)]
     csrf: String,
     jti: Option<String>,
+    /// A pending request's id.
+    id: Option<String>,
     email: Option<String>,
     back: Option<String>,
     confirm: Option<String>,
@@ -487,7 +514,29 @@ async fn action(
             let erased = admin::erase_person(app, email).await?;
             Ok(back_to(Some("/"), "erased", Some(erased)))
         }
+        "/approve" | "/decline" => {
+            let verdict = if path == "/approve" {
+                Verdict::Approve
+            } else {
+                Verdict::Decline
+            };
+            let id = form.id.as_deref().unwrap_or("");
+            let done = match admin::decide(app, id, verdict).await {
+                Ok(true) => verdict_done(verdict),
+                Ok(false) | Err(AdminError::BadApprovalId(_)) => "not_decided",
+                Err(e) => return Err(e.into()),
+            };
+            Ok(back_to(back, done, None))
+        }
         _ => Err(Error::NotFound),
+    }
+}
+
+/// The flash after a decision.
+fn verdict_done(verdict: Verdict) -> &'static str {
+    match verdict {
+        Verdict::Approve => "approved",
+        Verdict::Decline => "declined",
     }
 }
 

@@ -85,6 +85,14 @@ async fn renew(
 
     let masked = mask(address.as_ref());
     request.mail(app, document, address).await?;
+    if document.approval {
+        // A new link to such a document waits for the owner's decision too.
+        let back = format!("{}/request/{}", app.config.public_path(), document.id);
+        return Ok(Renewal::Sent(pages::review(&back).response(
+            StatusCode::ACCEPTED,
+            &app.config.recipients.cors_origins,
+        )));
+    }
     let message = texts::renewed(
         &masked,
         &duration(document.link_ttl_or(app.config.token_ttl).as_secs()),

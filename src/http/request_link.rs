@@ -274,11 +274,28 @@ async fn request_link(
     };
     let document = app.catalog.get(document_id).ok_or(Error::UnknownDocument)?;
     request.mail(app, document, address).await?;
+    if document.approval {
+        // Every request for such a document gets this answer, whatever became of it.
+        return Ok(review(app, html));
+    }
     Ok(accepted(
         app,
         document.link_ttl_or(app.config.token_ttl),
         html,
     ))
+}
+
+/// `202` for a document that needs the owner's approval: the owner will review the request.
+fn review(app: &App, html: bool) -> Response<Body> {
+    if html {
+        let back = format!("{}/", app.config.public_path());
+        pages::review(&back).response(StatusCode::ACCEPTED, &app.config.recipients.cors_origins)
+    } else {
+        json(
+            StatusCode::ACCEPTED,
+            &serde_json::json!({ "message": texts::REVIEW }),
+        )
+    }
 }
 
 /// `202` with the message naming the link's real lifetime `ttl`: for a person, a page (framable

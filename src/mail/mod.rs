@@ -44,6 +44,31 @@ pub struct LinkMail {
     pub size: Option<u64>,
 }
 
+/// A plain-text mail about a pending approval, written whole when submitted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Note {
+    pub to: Mailbox,
+    pub subject: String,
+    pub body: String,
+    /// The pending request's id.
+    pub id: crate::token::Jti,
+    /// The document's catalog id.
+    pub doc: String,
+    /// When it stops being worth delivering, seconds since the epoch.
+    pub exp: u64,
+}
+
+/// Never prints the address or the body (which names it).
+impl std::fmt::Debug for Note {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Note")
+            .field("id", &self.id.short())
+            .field("doc", &self.doc)
+            .field("exp", &self.exp)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Builds messages.
 #[derive(Debug, Clone)]
 pub struct Composer {
@@ -228,6 +253,25 @@ impl Composer {
                 SinglePart::builder()
                     .header(ContentType::TEXT_PLAIN)
                     .body(body),
+            )
+            .map_err(|e| ComposeError::from(e).into())
+    }
+
+    /// A plain-text note about a pending approval, written whole by its sender.
+    pub fn compose_note(&self, note: &Note) -> Result<Message, MailError> {
+        let mut builder = Message::builder()
+            .from(self.from.clone())
+            .to(note.to.clone())
+            .subject(note.subject.clone())
+            .message_id(None);
+        if let Some(reply_to) = self.reply_to.clone() {
+            builder = builder.reply_to(reply_to);
+        }
+        builder
+            .singlepart(
+                SinglePart::builder()
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(note.body.clone()),
             )
             .map_err(|e| ComposeError::from(e).into())
     }

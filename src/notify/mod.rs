@@ -57,6 +57,31 @@ impl Download {
     }
 }
 
+/// An event for the owner's webhook other than a download, its JSON body written whole by its
+/// sender: `approval.requested` (see README.md, "Approval").
+#[derive(Clone, PartialEq, Eq)]
+pub struct Event {
+    /// The webhook's `Docgate-Event-Id`: the pending request's id.
+    pub id: Jti,
+    /// The document's catalog id.
+    pub doc: String,
+    /// When it stops being worth delivering, seconds since the epoch.
+    pub exp: u64,
+    /// The JSON body.
+    pub body: String,
+}
+
+/// Never prints the body (it names the address).
+impl fmt::Debug for Event {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Event")
+            .field("id", &self.id.short())
+            .field("doc", &self.doc)
+            .field("exp", &self.exp)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Never prints the address.
 impl fmt::Debug for Download {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

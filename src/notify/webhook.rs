@@ -193,7 +193,17 @@ impl Webhook {
 
     /// One attempt: signs the body now and posts it. `Ok` on a `2xx` answer.
     pub async fn deliver(&self, download: &Download) -> Result<(), WebhookError> {
-        let body = body(download);
+        self.post(&download.event_id, body(download)).await
+    }
+
+    /// One attempt at an event whose JSON `body` is written whole ([`crate::notify::Event`]),
+    /// signed and posted as a download's notice is.
+    pub async fn deliver_event(&self, event: &crate::notify::Event) -> Result<(), WebhookError> {
+        self.post(event.id.as_str(), event.body.clone().into_bytes())
+            .await
+    }
+
+    async fn post(&self, event_id: &str, body: Vec<u8>) -> Result<(), WebhookError> {
         let signature = signature(self.secret.expose(), unix_now(), &body);
         let request = Request::post(self.url.clone())
             .header(header::CONTENT_TYPE, "application/json")
@@ -201,7 +211,7 @@ impl Webhook {
                 header::USER_AGENT,
                 concat!("docgate/", env!("CARGO_PKG_VERSION")),
             )
-            .header(EVENT_ID_HEADER, download.event_id.as_str())
+            .header(EVENT_ID_HEADER, event_id)
             .header(SIGNATURE_HEADER, signature)
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| WebhookError::Setup(Box::new(e)))?;

@@ -133,6 +133,8 @@ impl Deliverer {
             Job::Link(mail) => self.composer.compose(mail),
             Job::OwnerMail { to, download } => self.composer.compose_notice(to, download),
             Job::Webhook(download) => return self.call(download, timeout).await,
+            Job::Note(note) => self.composer.compose_note(note),
+            Job::Event(event) => return self.call_event(event, timeout).await,
         };
         match message {
             Ok(message) => self.mail(message, timeout).await,
@@ -178,6 +180,26 @@ impl Deliverer {
             };
         };
         match within(timeout, webhook.deliver(download)).await {
+            Ok(Ok(())) => Attempt::Delivered(Receipt::Webhook),
+            Ok(Err(e)) if e.is_permanent() => Attempt::Rejected {
+                detail: e.to_string(),
+                error: e.into(),
+            },
+            Ok(Err(e)) => Attempt::Failed(e.into()),
+            Err(elapsed) => Attempt::Failed(elapsed),
+        }
+    }
+
+    /// Posts another event to the owner's webhook.
+    async fn call_event(&self, event: &crate::notify::Event, timeout: Option<Duration>) -> Attempt {
+        let Some(webhook) = &self.webhook else {
+            let error = DeliveryError::NoWebhook;
+            return Attempt::Invalid {
+                detail: error.to_string(),
+                error: error.into(),
+            };
+        };
+        match within(timeout, webhook.deliver_event(event)).await {
             Ok(Ok(())) => Attempt::Delivered(Receipt::Webhook),
             Ok(Err(e)) if e.is_permanent() => Attempt::Rejected {
                 detail: e.to_string(),

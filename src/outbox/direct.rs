@@ -46,10 +46,10 @@ impl Direct {
     /// The waits before each retry of a transiently failed `kind` of job.
     fn delays(&self, kind: Kind) -> &'static [Duration] {
         match kind {
-            Kind::Webhook => &NOTICE_RETRY_DELAYS,
+            Kind::Webhook | Kind::Event => &NOTICE_RETRY_DELAYS,
             _ if !self.deliverer.is_smtp() => &[],
             Kind::Link => &RETRY_DELAYS,
-            Kind::OwnerMail => &NOTICE_RETRY_DELAYS,
+            Kind::OwnerMail | Kind::Note => &NOTICE_RETRY_DELAYS,
         }
     }
 }

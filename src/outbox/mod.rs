@@ -30,8 +30,8 @@ use serde::Serialize;
 
 pub use deliver::Deliverer;
 
-use crate::mail::{LinkMail, MailError};
-use crate::notify::Download;
+use crate::mail::{LinkMail, MailError, Note};
+use crate::notify::{Download, Event};
 use crate::token::Jti;
 
 /// Something to deliver.
@@ -43,6 +43,11 @@ pub enum Job {
     OwnerMail { to: Mailbox, download: Download },
     /// A signed POST to `DOCGATE_OWNER_WEBHOOK_URL` telling of a completed download.
     Webhook(Download),
+    /// A plain-text mail written whole by its sender: the owner's request for a decision, the
+    /// note to a person whose request was declined.
+    Note(Note),
+    /// A signed POST to `DOCGATE_OWNER_WEBHOOK_URL` of an event other than a download.
+    Event(Event),
 }
 
 impl Job {
@@ -51,6 +56,8 @@ impl Job {
             Job::Link(_) => Kind::Link,
             Job::OwnerMail { .. } => Kind::OwnerMail,
             Job::Webhook(_) => Kind::Webhook,
+            Job::Note(_) => Kind::Note,
+            Job::Event(_) => Kind::Event,
         }
     }
 
@@ -59,6 +66,8 @@ impl Job {
         match self {
             Job::Link(mail) => &mail.claims.jti,
             Job::OwnerMail { download, .. } | Job::Webhook(download) => &download.jti,
+            Job::Note(note) => &note.id,
+            Job::Event(event) => &event.id,
         }
     }
 
@@ -68,6 +77,8 @@ impl Job {
         match self {
             Job::Link(mail) => mail.claims.exp,
             Job::OwnerMail { download, .. } | Job::Webhook(download) => download.expires_at(),
+            Job::Note(note) => note.exp,
+            Job::Event(event) => event.exp,
         }
     }
 }
@@ -78,30 +89,40 @@ pub enum Kind {
     Link,
     OwnerMail,
     Webhook,
+    Note,
+    Event,
 }
 
 impl Kind {
-    /// `link`, `owner-mail` or `webhook`.
+    /// `link`, `owner-mail`, `webhook`, `note` or `event`.
     pub fn tag(self) -> &'static str {
         match self {
             Kind::Link => "link",
             Kind::OwnerMail => "owner-mail",
             Kind::Webhook => "webhook",
+            Kind::Note => "note",
+            Kind::Event => "event",
         }
     }
 
     pub fn from_tag(tag: &str) -> Option<Self> {
-        [Kind::Link, Kind::OwnerMail, Kind::Webhook]
-            .into_iter()
-            .find(|k| k.tag() == tag)
+        [
+            Kind::Link,
+            Kind::OwnerMail,
+            Kind::Webhook,
+            Kind::Note,
+            Kind::Event,
+        ]
+        .into_iter()
+        .find(|k| k.tag() == tag)
     }
 
     /// The `channel` label of a notice in `docgate_notifications_total`; `None` for a link mail.
     pub fn channel(self) -> Option<&'static str> {
         match self {
-            Kind::Link => None,
+            Kind::Link | Kind::Note => None,
             Kind::OwnerMail => Some("mail"),
-            Kind::Webhook => Some("webhook"),
+            Kind::Webhook | Kind::Event => Some("webhook"),
         }
     }
 }

@@ -363,6 +363,44 @@ pub fn request_sent(message: &str, back: &str) -> Page {
     }
 }
 
+/// The page after a request for a document that needs the owner's approval.
+pub fn review(back: &str) -> Page {
+    Page {
+        name: "request-review",
+        title: t::REVIEW_TITLE.to_owned(),
+        content: format!(
+            "{}<p><a href=\"{}\">{}</a></p>",
+            para(t::REVIEW),
+            escape(back),
+            t::SENT_AGAIN
+        ),
+        script: false,
+    }
+}
+
+/// The owner's one-click page for a pending request: who asks for what, and a button that posts
+/// back to the same address to decide. A mail scanner's GET decides nothing.
+pub fn decide(approve: bool, email: &str, title: &str) -> Page {
+    let (page_title, button) = if approve {
+        (t::DECIDE_APPROVE_TITLE, t::DECIDE_APPROVE_BUTTON)
+    } else {
+        (t::DECIDE_DECLINE_TITLE, t::DECIDE_DECLINE_BUTTON)
+    };
+    let asks = crate::texts::fill(t::DECIDE_ASKS, &[("email", email), ("title", title)]);
+    Page {
+        name: "decide",
+        title: page_title.to_owned(),
+        content: format!(
+            "{}<form id=\"decide-form\" method=\"post\">\
+             <button id=\"decide\" class=\"wide\" type=\"submit\">{}</button></form>\n{}",
+            para(&asks),
+            escape(button),
+            hint(t::DECIDE_NOTE)
+        ),
+        script: false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,6 +155,48 @@ pub struct View {
     /// Links to the newer and older pages of the log.
     pub newer: Option<String>,
     pub older: Option<String>,
+    /// Requests waiting for the owner's decision, oldest first.
+    pub pending: Vec<PendingView>,
+}
+
+/// A request waiting for the owner's decision.
+#[derive(Debug, Clone)]
+pub struct PendingView {
+    /// Its id, posted back to decide it.
+    pub id: String,
+    pub email: String,
+    /// The document's title.
+    pub document: String,
+    /// RFC 3339, UTC.
+    pub asked_at: String,
+}
+
+/// The pending approvals, each with Approve and Decline; nothing when none waits.
+fn pending(view: &View) -> String {
+    if view.pending.is_empty() {
+        return String::new();
+    }
+    let items: String = view
+        .pending
+        .iter()
+        .map(|p| {
+            let fields = [("id", p.id.as_str()), ("back", view.here.as_str())];
+            format!(
+                "<li><p>{asks}</p><p class=\"hint\">{at}</p><div class=\"actions\">{approve}{decline}</div></li>",
+                asks = escape(&fill(
+                    t::PENDING_ASKS,
+                    &[("email", &p.email), ("document", &p.document)]
+                )),
+                at = escape(&short_time(&p.asked_at)),
+                approve = action_form("/approve", &view.csrf, &fields, t::APPROVE, "primary"),
+                decline = action_form("/decline", &view.csrf, &fields, t::DECLINE, "quiet"),
+            )
+        })
+        .collect();
+    format!(
+        "<section id=\"pending\"><h2>{}</h2><ol class=\"log\">{items}</ol></section>\n",
+        t::PENDING_HEADING
+    )
 }
 
 /// `n` as text.
@@ -411,12 +453,12 @@ pub fn dashboard(view: &View) -> String {
         older = link(&view.older, "older", t::OLDER),
     );
     // Pending approvals (requests waiting for the owner's decision) go between the flash and the
-    // rest, once documents can ask for approval.
-    // A search puts what was searched for first; the overview starts with the funnel.
+    // rest. A search puts what was searched for first; the overview starts with the funnel.
+    let pending = pending(view);
     let body = if clear.is_empty() {
-        format!("{flash}{}\n{log}", funnels(view))
+        format!("{flash}{pending}{}\n{log}", funnels(view))
     } else {
-        format!("{flash}{log}\n{}", funnels(view))
+        format!("{flash}{pending}{log}\n{}", funnels(view))
     };
     document("owner", t::TITLE, &logout, &body)
 }

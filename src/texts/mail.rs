@@ -73,3 +73,32 @@ pub const NOTICE_NO_EMAIL: &str = "unknown";
 pub const NOTICE_WHEN: &str = "{date} at {time}";
 
 pub use super::measures::size;
+
+/// The subject of the owner's mail asking for a decision. Placeholder: `{title}`.
+pub const APPROVAL_SUBJECT: &str = "Approve a request for {title}?";
+
+/// The owner's mail asking for a decision. Placeholders: `{email}` (who asks), `{title}`,
+/// `{document}` (its catalog id), `{approve}` and `{decline}` (the one-click links), `{expires}`
+/// (when the request stops waiting), `{site}`.
+pub const APPROVAL_BODY: &str = "\
+{email} asks for {title} ({document}).
+
+Approve (the link is mailed to them):
+{approve}
+
+Decline:
+{decline}
+
+Each link opens a page where you confirm. The request waits until {expires}; after that it is
+dropped and nothing is sent. You can also decide on the owner's page, with the admin API or with
+`docgate approvals`.
+
+{site}
+";
+
+/// The subject of the note to a person whose request was declined. Placeholder: `{title}`.
+pub const DECLINE_SUBJECT: &str = "Your request for {title}";
+
+/// The default note to a person whose request was declined (`DOCGATE_APPROVAL_DECLINE_TEXT`
+/// replaces it; empty: no note). Placeholder: `{title}`.
+pub const DECLINE_BODY: &str = "Thank you for your interest in {title}. The owner has decided not to share it with you at this time.";

@@ -62,6 +62,18 @@ pub const DONE_REVOKED: &str = "The link is revoked: it no longer downloads.";
 pub const DONE_NOT_REVOKED: &str = "That link was already unusable: nothing changed.";
 pub const DONE_REVOKED_ALL: &str = "{n} usable links revoked.";
 pub const DONE_ERASED: &str = "{n} entries erased.";
+pub const DONE_APPROVED: &str = "Approved: the link is on its way.";
+pub const DONE_DECLINED: &str = "Declined.";
+pub const DONE_NOT_DECIDED: &str =
+    "That request was already decided, or it expired: nothing changed.";
+pub const PENDING_HEADING: &str = "Waiting for your approval";
+/// A pending request. `{email}`, `{document}` (its title).
+pub const PENDING_ASKS: &str = "{email} asks for {document}";
+pub const APPROVE: &str = "Approve";
+pub const DECLINE: &str = "Decline";
+pub const OUTCOME_PENDING: &str = "Waiting for your approval";
+pub const OUTCOME_APPROVED: &str = "Approved: link mailed";
+pub const OUTCOME_DECLINED: &str = "Declined";
 pub const DONE_SIGNED_OUT: &str = "Signed out.";
 
 pub const STALE_FORM: &str =

@@ -39,6 +39,26 @@ pub fn sent_body(lifetime: &str) -> String {
 pub const SENT_HINT: &str =
     "If nothing arrives within a few minutes, look in your spam folder, or ask again.";
 pub const SENT_AGAIN: &str = "Ask for another document";
+/// The `202` answer for a document that needs the owner's approval.
+pub const REVIEW: &str =
+    "Thank you: the owner will review your request. If they approve it, the link comes by email.";
+pub const REVIEW_TITLE: &str = "Request received";
+
+/// The owner's one-click Approve or Decline page, and its answers. `{email}`, `{title}`.
+pub const DECIDE_APPROVE_TITLE: &str = "Approve this request?";
+pub const DECIDE_DECLINE_TITLE: &str = "Decline this request?";
+pub const DECIDE_ASKS: &str = "{email} asks for {title}.";
+pub const DECIDE_APPROVE_BUTTON: &str = "Approve and mail the link";
+pub const DECIDE_DECLINE_BUTTON: &str = "Decline";
+pub const DECIDE_NOTE: &str = "Nothing happens until you press the button.";
+pub const APPROVED_TITLE: &str = "Approved";
+pub const APPROVED: &str = "The request is approved: the link is on its way to {email}.";
+pub const DECLINED_TITLE: &str = "Declined";
+pub const DECLINED: &str = "The request is declined.";
+pub const DECIDED_TITLE: &str = "Already decided";
+pub const DECIDED: &str = "This request has already been decided, or it expired.";
+pub const ADMIN_DECISION: &str =
+    "must be {\"decision\": \"approve\"} or {\"decision\": \"decline\"}";
 
 // --- The confirm page ---------------------------------------------------------------------
 

@@ -5,6 +5,7 @@
 mod support;
 
 mod admin;
+mod approval;
 mod browser;
 mod bucket;
 mod check;

@@ -731,3 +731,90 @@ async fn in_a_browser_the_owner_signs_in_reads_revokes_and_erases() {
     assert_eq!(exported(&app, JANE).await, 0);
     assert!(!page.text("#log").await.contains(JANE));
 }
+
+#[tokio::test]
+async fn pending_approvals_are_approved_and_declined_on_the_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = dir.path().join("approval.toml");
+    std::fs::write(
+        &catalog,
+        "[documents.reviewed]\nkey = \"resume/lebenslauf.pdf\"\nfilename = \"Reviewed.pdf\"\n\
+         title = \"A reviewed document\"\napproval = true\n",
+    )
+    .unwrap();
+    let catalog = catalog.display().to_string();
+    let app = owner_app(&[("DOCGATE_CATALOG", &catalog)]).await;
+    for email in [JANE, JOHN] {
+        assert_eq!(app.request_link(email, "reviewed").await.status(), 202);
+    }
+    let owner = sign_in(&app).await;
+    let html = owner.page(&app, "/").await;
+    assert!(html.contains("id=\"pending\""), "{html}");
+    assert!(
+        html.contains(&format!("{JANE} asks for A reviewed document")),
+        "{html}"
+    );
+    assert!(html.contains("Waiting for your approval"), "{html}");
+    assert!(app.outbox().is_empty(), "nobody mailed yet");
+
+    // The id each request's forms post back.
+    let id_of = |email: &str| {
+        let item = html
+            .split("<li>")
+            .find(|li| li.contains(&format!("{email} asks for")))
+            .expect("a pending item");
+        let field = "name=\"id\" value=\"";
+        let start = item.find(field).unwrap() + field.len();
+        item[start..][..item[start..].find('"').unwrap()].to_owned()
+    };
+    let ids = [id_of(JANE), id_of(JOHN)];
+    assert_ne!(ids[0], ids[1]);
+
+    // Without the session's CSRF token, nothing is decided.
+    let refused = owner
+        .post(&app, "/approve", "wrong", &[("id", &ids[0])])
+        .await;
+    assert_eq!(refused.status(), 403);
+    assert!(app.outbox().is_empty());
+
+    let approved = owner
+        .post(
+            &app,
+            "/approve",
+            &owner.csrf,
+            &[("id", &ids[0]), ("back", "/")],
+        )
+        .await;
+    assert_eq!(approved.status(), 303);
+    assert_eq!(approved.headers()["location"], "/?done=approved");
+    let mails = app.outbox();
+    assert_eq!(mails.len(), 1);
+    assert_eq!(crate::support::Mail::read(&mails[0]).to, JANE);
+
+    let declined = owner
+        .post(
+            &app,
+            "/decline",
+            &owner.csrf,
+            &[("id", &ids[1]), ("back", "/")],
+        )
+        .await;
+    assert_eq!(declined.status(), 303);
+    assert_eq!(declined.headers()["location"], "/?done=declined");
+    assert_eq!(app.outbox().len(), 2, "the decline note");
+
+    // Decided once: a second click changes nothing, and says so.
+    let again = owner
+        .post(
+            &app,
+            "/approve",
+            &owner.csrf,
+            &[("id", &ids[0]), ("back", "/")],
+        )
+        .await;
+    assert_eq!(again.headers()["location"], "/?done=not_decided");
+    assert_eq!(app.outbox().len(), 2);
+    let html = owner.page(&app, "/?done=not_decided").await;
+    assert!(!html.contains("id=\"pending\""), "{html}");
+    assert!(html.contains("already decided"), "{html}");
+}

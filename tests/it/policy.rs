@@ -441,17 +441,19 @@ async fn a_document_needing_approval_is_never_mailed_on_request_alone(on_redis: 
     let (app, _dir, redis) = docgate(on_redis).await;
     let accepted = ask(&app, "jane@example.org", "resume").await;
     assert_eq!(accepted.status, 202);
-    assert_eq!(ask(&app, "joe@example.org", "reviewed").await, accepted);
+    // The request waits for the owner (`tests/it/approval.rs`): no link, no mail.
+    let review = ask(&app, "joe@example.org", "reviewed").await;
+    assert_eq!(review.status, 202);
+    assert!(
+        review.body.contains("the owner will review"),
+        "{}",
+        review.body
+    );
     assert_eq!(mailed_to(&app), ["jane@example.org"]);
     assert_eq!(live_links(&app, redis.as_ref()), 1);
     assert_eq!(
         requests(&app).await[1],
-        entry(
-            "joe@example.org",
-            "reviewed",
-            "not_sent_approval_required",
-            false
-        )
+        entry("joe@example.org", "reviewed", "pending_approval", false)
     );
     // The owner decides through the operator's mint.
     let (status, minted) = mint(

@@ -12,7 +12,8 @@ use redis::Value;
 use redis::streams::StreamId;
 
 use crate::mail::LinkMail;
-use crate::notify::Download;
+use crate::mail::Note;
+use crate::notify::{Download, Event};
 use crate::outbox::{Job, Kind};
 use crate::token::{Claims, ISSUER};
 
@@ -29,6 +30,8 @@ pub(super) const F_EVENT_ID: &str = "event-id";
 pub(super) const F_EMAIL: &str = "email";
 pub(super) const F_DOWNLOADED: &str = "downloaded-at";
 pub(super) const F_CLIENT_IP: &str = "client-ip";
+pub(super) const F_SUBJECT: &str = "subject";
+pub(super) const F_BODY: &str = "body";
 pub(super) const F_ENQUEUED: &str = "enqueued-at";
 pub(super) const F_ATTEMPTS: &str = "attempts";
 pub(super) const F_LAST_ERROR: &str = "last-error";
@@ -85,6 +88,22 @@ impl Entry {
                     size: fields.number(F_SIZE),
                 })
             }
+            Kind::Event => Job::Event(Event {
+                id: text(F_JTI, "no jti")?.into(),
+                doc: text(F_DOC, "no doc")?,
+                exp: number(F_EXP, "no valid exp")?,
+                body: text(F_BODY, "no body")?,
+            }),
+            Kind::Note => Job::Note(Note {
+                to: text(F_TO, "no recipient")?
+                    .parse()
+                    .map_err(|_| "the recipient is not an address")?,
+                subject: text(F_SUBJECT, "no subject")?,
+                body: text(F_BODY, "no body")?,
+                id: text(F_JTI, "no jti")?.into(),
+                doc: text(F_DOC, "no doc")?,
+                exp: number(F_EXP, "no valid exp")?,
+            }),
             Kind::OwnerMail | Kind::Webhook => {
                 let download = Download {
                     event_id: text(F_EVENT_ID, "no event id")?,
@@ -152,6 +171,24 @@ impl Entry {
                 if let Job::OwnerMail { to, .. } = &self.job {
                     fields.push((F_TO, to.to_string()));
                 }
+            }
+            Job::Event(event) => {
+                fields.extend([
+                    (F_JTI, event.id.as_str().to_owned()),
+                    (F_DOC, event.doc.clone()),
+                    (F_EXP, event.exp.to_string()),
+                    (F_BODY, event.body.clone()),
+                ]);
+            }
+            Job::Note(note) => {
+                fields.extend([
+                    (F_JTI, note.id.as_str().to_owned()),
+                    (F_DOC, note.doc.clone()),
+                    (F_EXP, note.exp.to_string()),
+                    (F_TO, note.to.to_string()),
+                    (F_SUBJECT, note.subject.clone()),
+                    (F_BODY, note.body.clone()),
+                ]);
             }
         }
         fields.extend([
@@ -322,6 +359,26 @@ mod tests {
             panic!("a link mail");
         };
         assert_eq!(mail.size, None);
+    }
+
+    #[test]
+    fn a_note_round_trips_and_carries_no_iat() {
+        let note = Job::Note(Note {
+            to: "Jane Doe <jane@example.com>".parse().unwrap(),
+            subject: "Approve a request for Jane's resume?".to_owned(),
+            body: "visitor@example.org asks for Jane's resume.\n".to_owned(),
+            id: "abcdefghijklmnopqrstuv".into(),
+            doc: "resume".to_owned(),
+            exp: 1_800_604_800,
+        });
+        let fields = Fields(Entry::new(note.clone()).fields());
+        // Without `iat`, a sender of an older docgate dead-letters a note rather than mailing
+        // it as a link.
+        assert_eq!(fields.get("iat"), None);
+        assert_eq!(fields.get("kind"), Some("note"));
+        let back = Entry::parse(&fields).unwrap();
+        assert_eq!(back.job, note);
+        assert_eq!(back.job.exp(), 1_800_604_800);
     }
 
     #[test]

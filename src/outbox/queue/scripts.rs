@@ -94,7 +94,11 @@ for i = 1, #f, 2 do
   end
 end
 local need = {'jti', 'doc', 'iat', 'exp', 'to', 'title'}
-if (have['kind'] or 'link') ~= 'link' then
+if have['kind'] == 'note' then
+  need = {'jti', 'doc', 'exp', 'to', 'subject', 'body'}
+elseif have['kind'] == 'event' then
+  need = {'jti', 'doc', 'exp', 'body'}
+elseif (have['kind'] or 'link') ~= 'link' then
   need = {'jti', 'doc', 'exp', 'title', 'event-id', 'downloaded-at', 'client-ip'}
 end
 for _, k in ipairs(need) do
