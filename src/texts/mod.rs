@@ -42,6 +42,44 @@ pub fn fill(template: &str, values: &[(&str, &str)]) -> String {
     out
 }
 
+/// Checks a template an operator configures (a mail subject, the watermark's line): one line,
+/// at most `max_len` characters, and every `{...}` one of `placeholders`. The error says why, for
+/// `config` to print after the variable's name.
+pub fn check_template(template: &str, placeholders: &[&str], max_len: usize) -> Result<(), String> {
+    if template.contains(['\r', '\n']) {
+        return Err("must be one line (no CR or LF)".to_owned());
+    }
+    if template.chars().any(char::is_control) {
+        return Err("must not contain control characters".to_owned());
+    }
+    let len = template.chars().count();
+    if len > max_len {
+        return Err(format!("must be at most {max_len} characters, got {len}"));
+    }
+    let mut rest = template;
+    while let Some(open) = rest.find(['{', '}']) {
+        if rest[open..].starts_with('}') {
+            return Err("has a '}' without its '{'".to_owned());
+        }
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            return Err("has a '{' without its '}'".to_owned());
+        };
+        let name = &after[..close];
+        if !placeholders.contains(&name) {
+            let known: Vec<String> = placeholders.iter().map(|p| format!("{{{p}}}")).collect();
+            let known = match known.as_slice() {
+                [one] => format!("the only one is {one}"),
+                [init @ .., last] => format!("the only ones are {} and {last}", init.join(", ")),
+                [] => "there are none".to_owned(),
+            };
+            return Err(format!("unknown placeholder {{{name}}}: {known}"));
+        }
+        rest = &after[close + 1..];
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::fill;

@@ -1,7 +1,7 @@
 //! The line stamped on every page of a watermarked PDF (`DOCGATE_WATERMARK_TEXT`): a template
 //! checked once at startup by `config` and filled for each download by `http::stamp`.
 
-use super::fill;
+use super::{check_template, fill};
 
 /// The stamped line unless the operator sets another.
 pub const DEFAULT_STAMP: &str = "Downloaded by {email} on {date}";
@@ -27,32 +27,7 @@ impl StampTemplate {
     /// Checks a template: one line, at most [`MAX_STAMP_LEN`] characters, and every `{...}` a
     /// known placeholder.
     pub fn parse(template: &str) -> Result<Self, String> {
-        if template.chars().any(char::is_control) {
-            return Err("must be one line without control characters".to_owned());
-        }
-        let len = template.chars().count();
-        if len > MAX_STAMP_LEN {
-            return Err(format!(
-                "must be at most {MAX_STAMP_LEN} characters, got {len}"
-            ));
-        }
-        let mut rest = template;
-        while let Some(open) = rest.find(['{', '}']) {
-            if rest[open..].starts_with('}') {
-                return Err("has a '}' without its '{'".to_owned());
-            }
-            let after = &rest[open + 1..];
-            let Some(close) = after.find('}') else {
-                return Err("has a '{' without its '}'".to_owned());
-            };
-            let name = &after[..close];
-            if !Self::PLACEHOLDERS.contains(&name) {
-                return Err(format!(
-                    "unknown placeholder {{{name}}}: the only ones are {{email}} and {{date}}"
-                ));
-            }
-            rest = &after[close + 1..];
-        }
+        check_template(template, &Self::PLACEHOLDERS, MAX_STAMP_LEN)?;
         Ok(Self(template.to_owned()))
     }
 

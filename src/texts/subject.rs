@@ -2,7 +2,7 @@
 //! checked once at startup by `config` and rendered by `mail` for each mail. It lives here, with
 //! the words, so that reading the configuration does not depend on composing mail.
 
-use super::{fill, mail::SUBJECT};
+use super::{check_template, fill, mail::SUBJECT};
 
 /// The longest subject template accepted, in characters.
 pub const MAX_SUBJECT_LEN: usize = 200;
@@ -24,35 +24,7 @@ impl SubjectTemplate {
     /// Checks a template: one line, at most [`MAX_SUBJECT_LEN`] characters, and every `{...}`
     /// a known placeholder.
     pub fn parse(template: &str) -> Result<Self, String> {
-        if template.contains(['\r', '\n']) {
-            return Err("must be one line (no CR or LF)".to_owned());
-        }
-        if template.chars().any(char::is_control) {
-            return Err("must not contain control characters".to_owned());
-        }
-        let len = template.chars().count();
-        if len > MAX_SUBJECT_LEN {
-            return Err(format!(
-                "must be at most {MAX_SUBJECT_LEN} characters, got {len}"
-            ));
-        }
-        let mut rest = template;
-        while let Some(open) = rest.find(['{', '}']) {
-            if rest[open..].starts_with('}') {
-                return Err("has a '}' without its '{'".to_owned());
-            }
-            let after = &rest[open + 1..];
-            let Some(close) = after.find('}') else {
-                return Err("has a '{' without its '}'".to_owned());
-            };
-            let name = &after[..close];
-            if !Self::PLACEHOLDERS.contains(&name) {
-                return Err(format!(
-                    "unknown placeholder {{{name}}}: the only one is {{title}}"
-                ));
-            }
-            rest = &after[close + 1..];
-        }
+        check_template(template, &Self::PLACEHOLDERS, MAX_SUBJECT_LEN)?;
         Ok(Self(template.to_owned()))
     }
 
