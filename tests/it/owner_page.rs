@@ -1,4 +1,4 @@
-//! The owner's page on the admin listener (`GET /`), over real HTTP and in headless Chromium:
+//! The owner's page on the admin listener (`GET /`), over real HTTP (in Chromium: `owner_browser`):
 //! signing in with the admin token into a strict session cookie, no data without it, the CSRF
 //! token on every action, the actions doing what the admin API does, the search, the funnel, and
 //! the page's policy and headers.
@@ -12,10 +12,10 @@ use crate::admin::{TOKEN, call, json_of};
 use crate::support::redis::RedisServer;
 use crate::support::*;
 
-const JANE: &str = "jane.owner@example.com";
-const JOHN: &str = "john.other@example.org";
+pub(crate) const JANE: &str = "jane.owner@example.com";
+pub(crate) const JOHN: &str = "john.other@example.org";
 
-async fn owner_app(extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn owner_app(extra: &[(&str, &str)]) -> TestApp {
     let mut env = vec![("DOCGATE_ADMIN_TOKEN", TOKEN)];
     env.extend_from_slice(extra);
     TestApp::with(&env).await
@@ -129,7 +129,7 @@ impl Owner {
 }
 
 /// The person's entries as the admin API exports them.
-async fn exported(app: &TestApp, email: &str) -> usize {
+pub(crate) async fn exported(app: &TestApp, email: &str) -> usize {
     let (status, body) = json_of(call(
         app,
         reqwest::Method::GET,
@@ -644,92 +644,6 @@ async fn every_owner_page_carries_the_strict_policy_and_security_headers() {
     }
     let html = page.text().await.unwrap();
     assert!(!html.contains("<script") && !html.contains(" style=") && !html.contains("src=\"http"));
-}
-
-/// The owner's journey in Chromium: sign in, read the funnel and the log, revoke a link, erase
-/// a person (with its confirmation step); every page checked (no console error, no CSP
-/// violation, no horizontal scrolling) and photographed at phone and desktop width.
-#[tokio::test]
-async fn in_a_browser_the_owner_signs_in_reads_revokes_and_erases() {
-    use crate::browser::{check_page, shoot};
-    use crate::support::chrome::{Browser, Viewport};
-
-    let app = owner_app(&[]).await;
-    let live = app.link(JANE, "resume").await;
-    let downloaded = app.link(JOHN, "lebenslauf").await;
-    app.link(JOHN, "resume").await;
-    assert_lebenslauf(app.client.get(&downloaded).send().await.unwrap()).await;
-    app.wait_for_log(4).await;
-
-    let browser = Browser::launch().await;
-    let page = browser.new_page().await;
-    let home = format!("{}/", app.admin_base);
-    for viewport in Viewport::ALL {
-        page.set_viewport(viewport).await;
-        assert_eq!(page.goto(&home).await, 200);
-        check_page(&page, "owner-login").await;
-        shoot(&page, "owner-login", viewport).await;
-    }
-
-    page.type_into("#token", TOKEN).await;
-    assert_eq!(page.click_and_wait("#sign-in").await, 200);
-    check_page(&page, "owner").await;
-    assert!(page.exists("#chart-0").await);
-    assert!(page.text("#funnel").await.contains("Downloaded: 1"));
-    let log = page.text("#log").await;
-    assert!(log.contains(JANE) && log.contains(JOHN), "{log}");
-    for viewport in Viewport::ALL {
-        page.set_viewport(viewport).await;
-        assert_eq!(page.goto(&home).await, 200);
-        check_page(&page, "owner").await;
-        shoot(&page, "owner", viewport).await;
-    }
-
-    // Jane's view: her one live link, revoked with its button.
-    let jane = format!("{}/?email=jane.owner%40example.com", app.admin_base);
-    assert_eq!(page.goto(&jane).await, 200);
-    check_page(&page, "owner").await;
-    assert_eq!(
-        page.click_and_wait("form[action='/revoke'] button").await,
-        200
-    );
-    check_page(&page, "owner").await;
-    assert!(page.text("#flash").await.contains("revoked"));
-    assert!(!page.exists("form[action='/revoke']").await);
-    assert_eq!(app.client.get(&live).send().await.unwrap().status(), 410);
-    let revoked = page.url().await;
-    for viewport in Viewport::ALL {
-        page.set_viewport(viewport).await;
-        assert_eq!(page.goto(&revoked).await, 200);
-        check_page(&page, "owner").await;
-        shoot(&page, "owner-person", viewport).await;
-    }
-
-    // Erasing her data: the confirmation step, then gone.
-    assert_eq!(
-        page.click_and_wait("form[action='/erase'] button").await,
-        200
-    );
-    check_page(&page, "owner-erase").await;
-    // Her request, and the refused download of her revoked link.
-    assert_eq!(
-        exported(&app, JANE).await,
-        2,
-        "nothing erased before confirming"
-    );
-    for viewport in [Viewport::Desktop, Viewport::Phone] {
-        page.set_viewport(viewport).await;
-        check_page(&page, "owner-erase").await;
-        shoot(&page, "owner-erase", viewport).await;
-    }
-    assert_eq!(
-        page.click_and_wait("form[action='/erase'] button").await,
-        200
-    );
-    check_page(&page, "owner").await;
-    assert!(page.text("#flash").await.contains("erased"));
-    assert_eq!(exported(&app, JANE).await, 0);
-    assert!(!page.text("#log").await.contains(JANE));
 }
 
 #[tokio::test]
