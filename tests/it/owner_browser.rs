@@ -67,9 +67,15 @@ async fn funnel(page: &Page, title: &str) -> String {
         .await
 }
 
-/// Clicks the `action` button (`approve`, `decline`) of `email`'s pending request; returns the
-/// status of the page it leads to.
-async fn decide(page: &Page, email: &str, action: &str) -> u16 {
+/// Clicks `selector` (a form's button) and checks the page it leads to is `name`, loaded `200`.
+async fn click_to(page: &Page, selector: &str, name: &str) {
+    assert_eq!(page.click_and_wait(selector).await, 200, "{selector}");
+    check_page(page, name).await;
+}
+
+/// Clicks the `action` button (`approve`, `decline`) of `email`'s pending request, which leads
+/// back to the owner's page.
+async fn decide(page: &Page, email: &str, action: &str) {
     let id = page
         .eval(&format!(
             "[...document.querySelectorAll('#pending li')]\
@@ -79,10 +85,8 @@ async fn decide(page: &Page, email: &str, action: &str) -> u16 {
         ))
         .await;
     let id = id.as_str().expect("a pending request's id").to_owned();
-    page.click_and_wait(&format!(
-        "form[action='/{action}']:has(input[name='id'][value='{id}']) button"
-    ))
-    .await
+    let button = format!("form[action='/{action}']:has(input[name='id'][value='{id}']) button");
+    click_to(page, &button, "owner").await;
 }
 
 #[tokio::test]
@@ -110,8 +114,7 @@ async fn in_a_browser_the_owner_signs_in_reads_decides_revokes_and_erases() {
 
     // Signing in: the funnel of every document and the log, newest first.
     page.type_into("#token", TOKEN).await;
-    assert_eq!(page.click_and_wait("#sign-in").await, 200);
-    check_page(&page, "owner").await;
+    click_to(&page, "#sign-in", "owner").await;
     assert!(page.exists("#chart-0").await);
     let lebenslauf_funnel = funnel(&page, "Jürgen's Lebenslauf").await;
     for stage in ["Asked: 2", "Mailed: 2", "Opened: 1", "Downloaded: 1"] {
@@ -144,8 +147,7 @@ async fn in_a_browser_the_owner_signs_in_reads_decides_revokes_and_erases() {
     }
 
     // Approved on the page: Ann gets the usual link mail, and her download works.
-    assert_eq!(decide(&page, ANN, "approve").await, 200);
-    check_page(&page, "owner").await;
+    decide(&page, ANN, "approve").await;
     assert!(page.text("#flash").await.contains("Approved"));
     let approved = mail(&sink, ANN, 1).await;
     assert!(approved.link.contains("/d/"), "{}", approved.text);
@@ -164,8 +166,7 @@ async fn in_a_browser_the_owner_signs_in_reads_decides_revokes_and_erases() {
     assert_eq!(download.bytes().await.unwrap().as_ref(), content(2, 4096));
 
     // Declined on the page: Bob gets the polite note, no link; nothing waits any more.
-    assert_eq!(decide(&page, BOB, "decline").await, 200);
-    check_page(&page, "owner").await;
+    decide(&page, BOB, "decline").await;
     assert!(page.text("#flash").await.contains("Declined"));
     let note = mail(&sink, BOB, 1).await;
     assert_eq!(note.subject, "Your request for A reviewed document");
@@ -187,32 +188,19 @@ async fn in_a_browser_the_owner_signs_in_reads_decides_revokes_and_erases() {
             .await,
         2
     );
-    assert_eq!(
-        page.click_and_wait("form[action='/revoke'] button").await,
-        200
-    );
-    check_page(&page, "owner").await;
+    click_to(&page, "form[action='/revoke'] button", "owner").await;
     assert!(page.text("#flash").await.contains("revoked"));
     assert_eq!(download_status(&app, &lebenslauf).await, 410, "the newest");
     let other = app.client.head(&resume).send().await.unwrap();
     assert_eq!(other.status(), 200, "the other one stays usable");
     photograph(&page, &page.url().await, "owner", "owner-person").await;
-    assert_eq!(
-        page.click_and_wait("form[action='/revoke-all'] button")
-            .await,
-        200
-    );
-    check_page(&page, "owner").await;
+    click_to(&page, "form[action='/revoke-all'] button", "owner").await;
     assert!(page.text("#flash").await.starts_with("1 usable link"));
     assert!(!page.exists("form[action='/revoke']").await);
     assert_eq!(download_status(&app, &resume).await, 410);
 
     // Erasing her data: the confirmation step, then gone.
-    assert_eq!(
-        page.click_and_wait("form[action='/erase'] button").await,
-        200
-    );
-    check_page(&page, "owner-erase").await;
+    click_to(&page, "form[action='/erase'] button", "owner-erase").await;
     let before = exported(&app, JANE).await;
     assert!(before >= 2, "her two requests at least: {before}");
     for viewport in [Viewport::Desktop, Viewport::Phone] {
@@ -221,11 +209,7 @@ async fn in_a_browser_the_owner_signs_in_reads_decides_revokes_and_erases() {
         shoot(&page, "owner-erase", viewport).await;
     }
     assert_eq!(exported(&app, JANE).await, before, "nothing erased yet");
-    assert_eq!(
-        page.click_and_wait("form[action='/erase'] button").await,
-        200
-    );
-    check_page(&page, "owner").await;
+    click_to(&page, "form[action='/erase'] button", "owner").await;
     assert_eq!(
         page.text("#flash").await,
         format!("{before} entries erased.")

@@ -21,6 +21,16 @@ pub(crate) async fn owner_app(extra: &[(&str, &str)]) -> TestApp {
     TestApp::with(&env).await
 }
 
+/// [`owner_app`], embedded or on `redis`.
+async fn owner_app_on(redis: Option<&RedisServer>) -> TestApp {
+    let url = redis.map(RedisServer::url);
+    let env: Vec<(&str, &str)> = url
+        .iter()
+        .map(|u| ("DOCGATE_REDIS_URL", u.as_str()))
+        .collect();
+    owner_app(&env).await
+}
+
 /// The value of `name=` among the `Set-Cookie` headers, with the header's whole text.
 fn set_cookie(headers: &HeaderMap, name: &str) -> Option<(String, String)> {
     headers
@@ -48,12 +58,7 @@ struct Owner {
 
 /// The sign-in form: its nonce cookie and CSRF token.
 async fn login_form(app: &TestApp) -> (String, String) {
-    let response = app
-        .client
-        .get(format!("{}/", app.admin_base))
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(app, "", "/").await;
     assert_eq!(response.status(), 200);
     let (nonce, _) = set_cookie(response.headers(), "docgate_owner_login").expect("nonce cookie");
     let html = response.text().await.unwrap();
@@ -87,15 +92,18 @@ async fn sign_in(app: &TestApp) -> Owner {
     }
 }
 
+/// GETs `target` on the admin listener with the session `cookie` (none if empty).
+async fn get_with(app: &TestApp, cookie: &str, target: &str) -> reqwest::Response {
+    let mut request = app.client.get(format!("{}{target}", app.admin_base));
+    if !cookie.is_empty() {
+        request = request.header("cookie", format!("docgate_owner={cookie}"));
+    }
+    request.send().await.unwrap()
+}
+
 /// GETs `target` on the admin listener with the session `cookie`: status and body.
 async fn get_page(app: &TestApp, cookie: &str, target: &str) -> (u16, String) {
-    let response = app
-        .client
-        .get(format!("{}{target}", app.admin_base))
-        .header("cookie", format!("docgate_owner={cookie}"))
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(app, cookie, target).await;
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
@@ -108,17 +116,45 @@ impl Owner {
         csrf: &str,
         fields: &[(&str, &str)],
     ) -> reqwest::Response {
+        self.post_from(app, &app.admin_base, path, csrf, fields)
+            .await
+    }
+
+    /// Posts an action form from a page of `origin` (this listener's: same-origin).
+    async fn post_from(
+        &self,
+        app: &TestApp,
+        origin: &str,
+        path: &str,
+        csrf: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut form = vec![("csrf", csrf)];
         form.extend_from_slice(fields);
+        let site = if origin == app.admin_base {
+            "same-origin"
+        } else {
+            "cross-site"
+        };
         app.client
             .post(format!("{}{path}", app.admin_base))
-            .header("origin", &app.admin_base)
-            .header("sec-fetch-site", "same-origin")
+            .header("origin", origin)
+            .header("sec-fetch-site", site)
             .header("cookie", format!("docgate_owner={}", self.cookie))
             .form(&form)
             .send()
             .await
             .unwrap()
+    }
+
+    /// Clicks `action` (`/approve`, `/decline`) of the pending request `id` on the overview:
+    /// where the page sends the browser back.
+    async fn decide(&self, app: &TestApp, action: &str, id: &str) -> String {
+        let response = self
+            .post(app, action, &self.csrf, &[("id", id), ("back", "/")])
+            .await;
+        assert_eq!(response.status(), 303);
+        response.headers()[LOCATION].to_str().unwrap().to_owned()
     }
 
     async fn page(&self, app: &TestApp, target: &str) -> String {
@@ -140,15 +176,15 @@ pub(crate) async fn exported(app: &TestApp, email: &str) -> usize {
     body["entries"].as_array().unwrap().len()
 }
 
+/// The page's log section (its search and its rows).
+fn log_of(html: &str) -> &str {
+    let log = &html[html.find("id=\"requests\"").expect("the log")..];
+    &log[..log.find("</section>").unwrap()]
+}
+
 /// How many requests the page's log shows.
 fn rows(html: &str) -> usize {
-    let Some(at) = html.find("id=\"requests\"") else {
-        return 0;
-    };
-    let log = &html[at..];
-    log[..log.find("</section>").unwrap()]
-        .matches("<li>")
-        .count()
+    log_of(html).matches("<li>").count()
 }
 
 /// The status a browser's `HEAD` of a link gets now (claims nothing).
@@ -219,13 +255,7 @@ async fn without_a_session_there_is_the_sign_in_form_and_never_data() {
     );
     // Without an admin token there is no owner's page.
     let off = TestApp::start().await;
-    let response = off
-        .client
-        .get(format!("{}/", off.admin_base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
+    assert_eq!(get_with(&off, "", "/").await.status(), 404);
 }
 
 #[tokio::test]
@@ -346,18 +376,9 @@ async fn an_action_without_the_sessions_csrf_token_is_refused_and_changes_nothin
             assert!(body.contains("Reload the owner"), "{body}");
         }
         // The right token from another site's page.
-        let mut form = vec![("csrf", owner.csrf.as_str())];
-        form.extend_from_slice(fields);
-        let cross = app
-            .client
-            .post(format!("{}{path}", app.admin_base))
-            .header("origin", "https://evil.example")
-            .header("sec-fetch-site", "cross-site")
-            .header("cookie", format!("docgate_owner={}", owner.cookie))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let cross = owner
+            .post_from(&app, "https://evil.example", path, &owner.csrf, fields)
+            .await;
         assert_eq!(cross.status(), 403, "{path} cross-site");
     }
     // A GET of an action's route changes nothing either.
@@ -386,7 +407,8 @@ async fn an_action_without_the_sessions_csrf_token_is_refused_and_changes_nothin
     );
 }
 
-async fn revoke_all_and_erase(app: TestApp) {
+async fn revoke_all_and_erase(redis: Option<&RedisServer>) {
+    let app = owner_app_on(redis).await;
     let first = app.link(JANE, "resume").await;
     let second = app.link(JANE, "lebenslauf").await;
     let john = app.link(JOHN, "resume").await;
@@ -462,31 +484,16 @@ async fn revoke_all_and_erase(app: TestApp) {
     assert!(html.contains(JOHN));
 }
 
-#[tokio::test]
-async fn revoke_all_and_erase_do_what_the_admin_api_does() {
-    revoke_all_and_erase(owner_app(&[]).await).await;
-}
+embedded_and_on_redis!(revoke_all_and_erase:
+    revoke_all_and_erase_do_what_the_admin_api_does,
+    revoke_all_and_erase_do_what_the_admin_api_does_on_redis);
 
-#[tokio::test]
-async fn revoke_all_and_erase_do_what_the_admin_api_does_on_redis() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    revoke_all_and_erase(owner_app(&[("DOCGATE_REDIS_URL", url.as_str())]).await).await;
-}
+embedded_and_on_redis!(search_and_funnel:
+    the_log_is_searched_by_address_and_document_and_the_funnel_counts_each_stage,
+    the_log_is_searched_and_the_funnel_counted_on_redis);
 
-#[tokio::test]
-async fn the_log_is_searched_by_address_and_document_and_the_funnel_counts_each_stage() {
-    search_and_funnel(owner_app(&[]).await).await;
-}
-
-#[tokio::test]
-async fn the_log_is_searched_and_the_funnel_counted_on_redis() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    search_and_funnel(owner_app(&[("DOCGATE_REDIS_URL", url.as_str())]).await).await;
-}
-
-async fn search_and_funnel(app: TestApp) {
+async fn search_and_funnel(redis: Option<&RedisServer>) {
+    let app = owner_app_on(redis).await;
     let downloaded = app.link(JANE, "resume").await;
     app.link(JOHN, "lebenslauf").await;
     app.link(JOHN, "resume").await;
@@ -506,18 +513,15 @@ async fn search_and_funnel(app: TestApp) {
     assert!(by_address.contains("Downloaded "));
 
     let by_document = owner.page(&app, "/?document=lebenslauf").await;
-    let log = &by_document[by_document.find("id=\"requests\"").unwrap()..];
-    let log = &log[..log.find("</section>").unwrap()];
-    assert_eq!(log.matches("<li>").count(), 1, "{log}");
+    let log = log_of(&by_document);
+    assert_eq!(rows(&by_document), 1, "{log}");
     assert!(log.contains(JOHN) && !log.contains(JANE));
     assert!(log.contains("<option value=\"lebenslauf\" selected>"));
 
     let both = owner
         .page(&app, "/?email=john.other%40example.org&document=resume")
         .await;
-    let log = &both[both.find("id=\"requests\"").unwrap()..];
-    let log = &log[..log.find("</section>").unwrap()];
-    assert_eq!(log.matches("<li>").count(), 1, "{log}");
+    assert_eq!(rows(&both), 1, "{both}");
 
     // An address that is not one: 400, a page saying why.
     let (status, html) = get_page(&app, &owner.cookie, "/?email=not-an-address").await;
@@ -564,16 +568,12 @@ async fn the_export_is_the_admin_apis_and_the_log_pages() {
     }
     app.wait_for_log(27).await;
     let owner = sign_in(&app).await;
-    let response = app
-        .client
-        .get(format!(
-            "{}/export?email=jane.owner%40example.com",
-            app.admin_base
-        ))
-        .header("cookie", format!("docgate_owner={}", owner.cookie))
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(
+        &app,
+        &owner.cookie,
+        "/export?email=jane.owner%40example.com",
+    )
+    .await;
     assert_eq!(response.status(), 200);
     assert!(
         response.headers()["content-disposition"]
@@ -606,19 +606,8 @@ async fn the_export_is_the_admin_apis_and_the_log_pages() {
 async fn every_owner_page_carries_the_strict_policy_and_security_headers() {
     let app = owner_app(&[]).await;
     let owner = sign_in(&app).await;
-    let login = app
-        .client
-        .get(format!("{}/", app.admin_base))
-        .send()
-        .await
-        .unwrap();
-    let page = app
-        .client
-        .get(format!("{}/", app.admin_base))
-        .header("cookie", format!("docgate_owner={}", owner.cookie))
-        .send()
-        .await
-        .unwrap();
+    let login = get_with(&app, "", "/").await;
+    let page = get_with(&app, &owner.cookie, "/").await;
     for response in [&login, &page] {
         let h = response.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
@@ -691,42 +680,25 @@ async fn pending_approvals_are_approved_and_declined_on_the_page() {
     assert_eq!(refused.status(), 403);
     assert!(app.outbox().is_empty());
 
-    let approved = owner
-        .post(
-            &app,
-            "/approve",
-            &owner.csrf,
-            &[("id", &ids[0]), ("back", "/")],
-        )
-        .await;
-    assert_eq!(approved.status(), 303);
-    assert_eq!(approved.headers()["location"], "/?done=approved");
+    assert_eq!(
+        owner.decide(&app, "/approve", &ids[0]).await,
+        "/?done=approved"
+    );
     let mails = app.outbox();
     assert_eq!(mails.len(), 1);
     assert_eq!(crate::support::Mail::read(&mails[0]).to, JANE);
 
-    let declined = owner
-        .post(
-            &app,
-            "/decline",
-            &owner.csrf,
-            &[("id", &ids[1]), ("back", "/")],
-        )
-        .await;
-    assert_eq!(declined.status(), 303);
-    assert_eq!(declined.headers()["location"], "/?done=declined");
+    assert_eq!(
+        owner.decide(&app, "/decline", &ids[1]).await,
+        "/?done=declined"
+    );
     assert_eq!(app.outbox().len(), 2, "the decline note");
 
     // Decided once: a second click changes nothing, and says so.
-    let again = owner
-        .post(
-            &app,
-            "/approve",
-            &owner.csrf,
-            &[("id", &ids[0]), ("back", "/")],
-        )
-        .await;
-    assert_eq!(again.headers()["location"], "/?done=not_decided");
+    assert_eq!(
+        owner.decide(&app, "/approve", &ids[0]).await,
+        "/?done=not_decided"
+    );
     assert_eq!(app.outbox().len(), 2);
     let html = owner.page(&app, "/?done=not_decided").await;
     assert!(!html.contains("id=\"pending\""), "{html}");
