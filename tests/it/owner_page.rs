@@ -704,3 +704,64 @@ async fn pending_approvals_are_approved_and_declined_on_the_page() {
     assert!(!html.contains("id=\"pending\""), "{html}");
     assert!(html.contains("already decided"), "{html}");
 }
+
+/// A document that only some domains may ask for, and a watermarked one that cannot be stamped
+/// (its bytes are no PDF) and refuses a domain.
+const POLICIES: &str = r#"
+[documents.memo]
+key = "resume/Jane_Doe_Resume.pdf"
+filename = "Memo.pdf"
+title = "The memo"
+allowed_domains = ["example.com"]
+
+[documents.deck]
+key = "resume/lebenslauf.pdf"
+filename = "Deck.pdf"
+title = "The deck"
+watermark = true
+refused_domains = ["rival.example"]
+"#;
+
+#[tokio::test]
+async fn the_log_says_in_words_why_no_mail_went_and_what_the_watermark_did() {
+    let catalog = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(catalog.path(), POLICIES).unwrap();
+    let catalog = catalog.path().display().to_string();
+    for (fallback, status, said) in [
+        (
+            "refuse",
+            503,
+            "download refused: the PDF could not be stamped",
+        ),
+        (
+            "serve",
+            200,
+            "served unstamped: the PDF could not be stamped",
+        ),
+    ] {
+        let app = owner_app(&[
+            ("DOCGATE_CATALOG", &catalog),
+            ("DOCGATE_WATERMARK_FALLBACK", fallback),
+        ])
+        .await;
+        for (email, document) in [(JOHN, "memo"), ("x@rival.example", "deck")] {
+            assert_eq!(app.request_link(email, document).await.status(), 202);
+        }
+        let link = app.link(JANE, "deck").await;
+        assert_eq!(app.client.get(&link).send().await.unwrap().status(), status);
+        app.wait_for_log(4).await;
+        assert_eq!(app.outbox().len(), 1, "only Jane was mailed");
+
+        let owner = sign_in(&app).await;
+        let log = owner.page(&app, "/").await;
+        let log = log_of(&log);
+        for words in [
+            "The memo · Not mailed: the domain is not one the document allows",
+            "The deck · Not mailed: the document refuses this domain",
+            said,
+        ] {
+            assert!(log.contains(words), "{fallback}: {words} in {log}");
+        }
+        assert!(!log.contains("not_sent_"), "{log}");
+    }
+}
