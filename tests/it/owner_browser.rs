@@ -1,8 +1,8 @@
 //! The owner's page in headless Chromium, one session through every action: sign in, read the
-//! funnel and the log, approve and decline pending requests, revoke a link and all of a person's,
-//! erase a person (with its confirmation step). Mail goes through a real SMTP server; every page
-//! is checked (no console error, no CSP violation, no horizontal scrolling) and photographed at
-//! phone and desktop width.
+//! funnel and the log, approve and decline pending requests, search by address, revoke a link and
+//! all of a person's, export a person's data and erase it (with its confirmation step). Mail goes
+//! through a real SMTP server; every page is checked (no console error, no CSP violation, no
+//! horizontal scrolling) and photographed at phone and desktop width.
 
 use std::time::Duration;
 
@@ -179,10 +179,16 @@ async fn in_a_browser_the_owner_signs_in_reads_decides_revokes_and_erases() {
         assert!(reviewed.contains(stage), "{reviewed}");
     }
 
-    // Jane's view: one link revoked with its button, then all of hers.
-    let jane = format!("{}/?email=jane.owner%40example.com", app.admin_base);
-    assert_eq!(page.goto(&jane).await, 200);
-    check_page(&page, "owner").await;
+    // Jane's view, searched by her address: one link revoked with its button, then all of hers.
+    page.type_into("#email", JANE).await;
+    click_to(&page, "#search button", "owner").await;
+    assert!(
+        page.url()
+            .await
+            .ends_with("/?email=jane.owner%40example.com&document=")
+    );
+    let log = page.text("#log").await;
+    assert!(log.contains(JANE) && !log.contains(JOHN), "{log}");
     assert_eq!(
         page.eval("document.querySelectorAll('form[action=\"/revoke\"]').length")
             .await,
@@ -199,10 +205,18 @@ async fn in_a_browser_the_owner_signs_in_reads_decides_revokes_and_erases() {
     assert!(!page.exists("form[action='/revoke']").await);
     assert_eq!(download_status(&app, &resume).await, 410);
 
-    // Erasing her data: the confirmation step, then gone.
-    click_to(&page, "form[action='/erase'] button", "owner-erase").await;
+    // Her data exported, as the admin API gives it.
     let before = exported(&app, JANE).await;
     assert!(before >= 2, "her two requests at least: {before}");
+    let mark = browser.mark();
+    page.click("#export").await;
+    let (name, json) = browser.wait_for_next_download(mark).await;
+    assert_eq!(name, "docgate-person.json");
+    let json: serde_json::Value = serde_json::from_slice(&json).unwrap();
+    assert_eq!(json["entries"].as_array().unwrap().len(), before, "{json}");
+
+    // Erasing her data: the confirmation step, then gone.
+    click_to(&page, "form[action='/erase'] button", "owner-erase").await;
     for viewport in [Viewport::Desktop, Viewport::Phone] {
         page.set_viewport(viewport).await;
         check_page(&page, "owner-erase").await;
