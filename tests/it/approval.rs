@@ -273,11 +273,12 @@ embedded_and_on_redis!(decline_mails_a_polite_note_or_nothing:
     decline_mails_a_polite_note_or_nothing_on_redis);
 
 async fn pending_requests_expire(redis: Option<&RedisServer>) {
-    let app = docgate(redis, &[("DOCGATE_APPROVAL_TTL", "1s")]).await;
+    // Long enough to list the request on a busy machine before it expires.
+    let app = docgate(redis, &[("DOCGATE_APPROVAL_TTL", "2s")]).await;
     assert_eq!(ask(&app, "jane@example.org").await.0, 202);
-    let (approve, _) = decision_links(&mails(&app)[0]);
     let id = pending(&app).await[0]["id"].as_str().unwrap().to_owned();
-    eventually("the request to expire", Duration::from_secs(5), || async {
+    let (approve, _) = decision_links(&mails(&app)[0]);
+    eventually("the request to expire", Duration::from_secs(10), || async {
         pending(&app).await.is_empty().then_some(())
     })
     .await;
