@@ -33,6 +33,7 @@ mod notify;
 mod objects_contract;
 mod owner_browser;
 mod owner_page;
+mod owner_page_log;
 mod policy;
 mod privacy;
 mod process;

@@ -1,9 +1,7 @@
-//! The owner's page on the admin listener (`GET /`), over real HTTP (in Chromium: `owner_browser`):
-//! signing in with the admin token into a strict session cookie, no data without it, the CSRF
-//! token on every action, the actions doing what the admin API does, the search, the funnel, and
-//! the page's policy and headers.
-
-use std::time::Duration;
+//! The owner's page on the admin listener (`GET /`), over real HTTP: signing in with the admin
+//! token into a strict session cookie, no data without it, the CSRF token on every action, and the
+//! page's policy and headers; the helpers of a signed-in owner. What the page shows and does is in
+//! `owner_page_log`, the page in Chromium in `owner_browser`.
 
 use docgate::http::owner::session::Keys;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
@@ -22,7 +20,7 @@ pub(crate) async fn owner_app(extra: &[(&str, &str)]) -> TestApp {
 }
 
 /// [`owner_app`], embedded or on `redis`.
-async fn owner_app_on(redis: Option<&RedisServer>) -> TestApp {
+pub(crate) async fn owner_app_on(redis: Option<&RedisServer>) -> TestApp {
     let url = redis.map(RedisServer::url);
     let env: Vec<(&str, &str)> = url
         .iter()
@@ -51,9 +49,9 @@ fn csrf_of(html: &str) -> String {
 }
 
 /// A signed-in browser: its session cookie and the CSRF token of its forms.
-struct Owner {
-    cookie: String,
-    csrf: String,
+pub(crate) struct Owner {
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
 }
 
 /// The sign-in form: its nonce cookie and CSRF token.
@@ -79,7 +77,7 @@ async fn post_login(app: &TestApp, nonce: &str, csrf: &str, token: &str) -> reqw
         .unwrap()
 }
 
-async fn sign_in(app: &TestApp) -> Owner {
+pub(crate) async fn sign_in(app: &TestApp) -> Owner {
     let (nonce, csrf) = login_form(app).await;
     let response = post_login(app, &nonce, &csrf, TOKEN).await;
     assert_eq!(response.status(), 303);
@@ -93,7 +91,7 @@ async fn sign_in(app: &TestApp) -> Owner {
 }
 
 /// GETs `target` on the admin listener with the session `cookie` (none if empty).
-async fn get_with(app: &TestApp, cookie: &str, target: &str) -> reqwest::Response {
+pub(crate) async fn get_with(app: &TestApp, cookie: &str, target: &str) -> reqwest::Response {
     let mut request = app.client.get(format!("{}{target}", app.admin_base));
     if !cookie.is_empty() {
         request = request.header("cookie", format!("docgate_owner={cookie}"));
@@ -102,14 +100,14 @@ async fn get_with(app: &TestApp, cookie: &str, target: &str) -> reqwest::Respons
 }
 
 /// GETs `target` on the admin listener with the session `cookie`: status and body.
-async fn get_page(app: &TestApp, cookie: &str, target: &str) -> (u16, String) {
+pub(crate) async fn get_page(app: &TestApp, cookie: &str, target: &str) -> (u16, String) {
     let response = get_with(app, cookie, target).await;
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
 impl Owner {
     /// Posts an action form as the page does, with `csrf` as its token.
-    async fn post(
+    pub(crate) async fn post(
         &self,
         app: &TestApp,
         path: &str,
@@ -149,7 +147,7 @@ impl Owner {
 
     /// Clicks `action` (`/approve`, `/decline`) of the pending request `id` on the overview:
     /// where the page sends the browser back.
-    async fn decide(&self, app: &TestApp, action: &str, id: &str) -> String {
+    pub(crate) async fn decide(&self, app: &TestApp, action: &str, id: &str) -> String {
         let response = self
             .post(app, action, &self.csrf, &[("id", id), ("back", "/")])
             .await;
@@ -157,7 +155,7 @@ impl Owner {
         response.headers()[LOCATION].to_str().unwrap().to_owned()
     }
 
-    async fn page(&self, app: &TestApp, target: &str) -> String {
+    pub(crate) async fn page(&self, app: &TestApp, target: &str) -> String {
         let (status, html) = get_page(app, &self.cookie, target).await;
         assert_eq!(status, 200, "{html}");
         html
@@ -177,18 +175,18 @@ pub(crate) async fn exported(app: &TestApp, email: &str) -> usize {
 }
 
 /// The page's log section (its search and its rows).
-fn log_of(html: &str) -> &str {
+pub(crate) fn log_of(html: &str) -> &str {
     let log = &html[html.find("id=\"requests\"").expect("the log")..];
     &log[..log.find("</section>").unwrap()]
 }
 
 /// How many requests the page's log shows.
-fn rows(html: &str) -> usize {
+pub(crate) fn rows(html: &str) -> usize {
     log_of(html).matches("<li>").count()
 }
 
 /// The status a browser's `HEAD` of a link gets now (claims nothing).
-async fn link_status(app: &TestApp, url: &str) -> u16 {
+pub(crate) async fn link_status(app: &TestApp, url: &str) -> u16 {
     app.client.head(url).send().await.unwrap().status().as_u16()
 }
 
@@ -407,201 +405,6 @@ async fn an_action_without_the_sessions_csrf_token_is_refused_and_changes_nothin
     );
 }
 
-async fn revoke_all_and_erase(redis: Option<&RedisServer>) {
-    let app = owner_app_on(redis).await;
-    let first = app.link(JANE, "resume").await;
-    let second = app.link(JANE, "lebenslauf").await;
-    let john = app.link(JOHN, "resume").await;
-    let owner = sign_in(&app).await;
-
-    // The person's view: both requests, each with a Revoke button, and the person's actions.
-    let html = owner.page(&app, "/?email=jane.owner%40example.com").await;
-    assert_eq!(html.matches("name=\"jti\"").count(), 2, "{html}");
-    assert!(html.contains("id=\"person\""));
-    assert!(!html.contains(JOHN));
-
-    let back = "/?email=jane.owner%40example.com";
-    let done = owner
-        .post(
-            &app,
-            "/revoke-all",
-            &owner.csrf,
-            &[("email", JANE), ("back", back)],
-        )
-        .await;
-    assert_eq!(done.status(), 303);
-    assert_eq!(
-        done.headers()[LOCATION],
-        format!("{back}&done=revoked_all&n=2")
-    );
-    for link in [&first, &second] {
-        assert_eq!(app.client.get(link).send().await.unwrap().status(), 410);
-    }
-    assert_eq!(
-        link_status(&app, &john).await,
-        200,
-        "another person's link stays"
-    );
-    let html = owner
-        .page(&app, &format!("{back}&done=revoked_all&n=2"))
-        .await;
-    assert!(html.contains("2 usable links revoked."), "{html}");
-
-    // Erasing asks first, and erases nothing until confirmed.
-    assert!(exported(&app, JANE).await >= 2);
-    let ask = owner
-        .post(&app, "/erase", &owner.csrf, &[("email", JANE)])
-        .await;
-    assert_eq!(ask.status(), 200);
-    let confirm = ask.text().await.unwrap();
-    assert!(confirm.contains("data-page=\"owner-erase\""), "{confirm}");
-    assert!(confirm.contains("name=\"confirm\" value=\"yes\""));
-    let before = exported(&app, JANE).await;
-    assert!(before >= 2);
-    let erased = owner
-        .post(
-            &app,
-            "/erase",
-            &owner.csrf,
-            &[("email", JANE), ("confirm", "yes")],
-        )
-        .await;
-    assert_eq!(erased.status(), 303);
-    assert_eq!(
-        erased.headers()[LOCATION],
-        format!("/?done=erased&n={before}")
-    );
-    assert_eq!(
-        exported(&app, JANE).await,
-        0,
-        "the person's entries are gone"
-    );
-    assert_eq!(exported(&app, JOHN).await, 1, "another person's stay");
-    let html = owner.page(&app, back).await;
-    assert!(html.contains("id=\"log-empty\""), "{html}");
-    let html = owner.page(&app, "/").await;
-    assert!(!html.contains(JANE));
-    assert!(html.contains(JOHN));
-}
-
-embedded_and_on_redis!(revoke_all_and_erase:
-    revoke_all_and_erase_do_what_the_admin_api_does,
-    revoke_all_and_erase_do_what_the_admin_api_does_on_redis);
-
-embedded_and_on_redis!(search_and_funnel:
-    the_log_is_searched_by_address_and_document_and_the_funnel_counts_each_stage,
-    the_log_is_searched_and_the_funnel_counted_on_redis);
-
-async fn search_and_funnel(redis: Option<&RedisServer>) {
-    let app = owner_app_on(redis).await;
-    let downloaded = app.link(JANE, "resume").await;
-    app.link(JOHN, "lebenslauf").await;
-    app.link(JOHN, "resume").await;
-    assert_whole_resume(app.client.get(&downloaded).send().await.unwrap()).await;
-    // The download's entry is written just after its response ends.
-    eventually(
-        "the download in the log",
-        Duration::from_secs(10),
-        || async { (exported(&app, JANE).await >= 2).then_some(()) },
-    )
-    .await;
-    let owner = sign_in(&app).await;
-
-    let by_address = owner.page(&app, "/?email=JANE.owner%40example.com").await;
-    assert_eq!(rows(&by_address), 1, "{by_address}");
-    assert!(by_address.contains(JANE) && !by_address.contains(JOHN));
-    assert!(by_address.contains("Downloaded "));
-
-    let by_document = owner.page(&app, "/?document=lebenslauf").await;
-    let log = log_of(&by_document);
-    assert_eq!(rows(&by_document), 1, "{log}");
-    assert!(log.contains(JOHN) && !log.contains(JANE));
-    assert!(log.contains("<option value=\"lebenslauf\" selected>"));
-
-    let both = owner
-        .page(&app, "/?email=john.other%40example.org&document=resume")
-        .await;
-    assert_eq!(rows(&both), 1, "{both}");
-
-    // An address that is not one: 400, a page saying why.
-    let (status, html) = get_page(&app, &owner.cookie, "/?email=not-an-address").await;
-    assert_eq!(status, 400, "{html}");
-
-    // The funnel: per document, the totals as text and an SVG chart named by them.
-    let page = owner.page(&app, "/").await;
-    let resume = &page[page
-        .find("data-document=\"Jane Doe&#39;s resume\"")
-        .unwrap()..];
-    let resume = &resume[..resume.find("</svg>").unwrap()];
-    for (stage, n) in [
-        ("Asked", 2),
-        ("Mailed", 2),
-        ("Opened", 1),
-        ("Downloaded", 1),
-    ] {
-        assert!(
-            resume.contains(&format!("{stage}: <strong>{n}</strong>")),
-            "{stage}: {resume}"
-        );
-    }
-    assert!(
-        resume.contains("per day: 2 asked, 2 mailed, 1 opened, 1 downloaded"),
-        "{resume}"
-    );
-    assert_eq!(
-        resume.matches("<rect").count(),
-        4,
-        "today's four bars: {resume}"
-    );
-    assert!(
-        page.contains("data-document=\"A big file\""),
-        "every document, even unasked"
-    );
-}
-
-#[tokio::test]
-async fn the_export_is_the_admin_apis_and_the_log_pages() {
-    let app = owner_app(&[]).await;
-    app.link(JANE, "resume").await;
-    for i in 0..26 {
-        app.request_link(&format!("p{i}@example.net"), "big").await;
-    }
-    app.wait_for_log(27).await;
-    let owner = sign_in(&app).await;
-    let response = get_with(
-        &app,
-        &owner.cookie,
-        "/export?email=jane.owner%40example.com",
-    )
-    .await;
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("attachment")
-    );
-    let body: serde_json::Value = response.json().await.unwrap();
-    let (_, api) = json_of(call(
-        &app,
-        reqwest::Method::GET,
-        "/admin/people?email=jane.owner@example.com",
-    ))
-    .await;
-    assert_eq!(body, api);
-
-    let first = owner.page(&app, "/").await;
-    assert_eq!(rows(&first), 25, "{first}");
-    assert!(first.contains("id=\"older\" href=\"/?offset=25\""));
-    assert!(!first.contains("id=\"newer\""));
-    let second = owner.page(&app, "/?offset=25").await;
-    assert!(
-        second.contains(JANE),
-        "the oldest request on the second page"
-    );
-    assert!(second.contains("id=\"newer\" href=\"/\""));
-}
-
 #[tokio::test]
 async fn every_owner_page_carries_the_strict_policy_and_security_headers() {
     let app = owner_app(&[]).await;
@@ -633,135 +436,4 @@ async fn every_owner_page_carries_the_strict_policy_and_security_headers() {
     }
     let html = page.text().await.unwrap();
     assert!(!html.contains("<script") && !html.contains(" style=") && !html.contains("src=\"http"));
-}
-
-#[tokio::test]
-async fn pending_approvals_are_approved_and_declined_on_the_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = dir.path().join("approval.toml");
-    std::fs::write(
-        &catalog,
-        "[documents.reviewed]\nkey = \"resume/lebenslauf.pdf\"\nfilename = \"Reviewed.pdf\"\n\
-         title = \"A reviewed document\"\napproval = true\n",
-    )
-    .unwrap();
-    let catalog = catalog.display().to_string();
-    let app = owner_app(&[("DOCGATE_CATALOG", &catalog)]).await;
-    for email in [JANE, JOHN] {
-        assert_eq!(app.request_link(email, "reviewed").await.status(), 202);
-    }
-    let owner = sign_in(&app).await;
-    let html = owner.page(&app, "/").await;
-    assert!(html.contains("id=\"pending\""), "{html}");
-    assert!(
-        html.contains(&format!("{JANE} asks for A reviewed document")),
-        "{html}"
-    );
-    assert!(html.contains("Waiting for your approval"), "{html}");
-    assert!(app.outbox().is_empty(), "nobody mailed yet");
-
-    // The id each request's forms post back.
-    let id_of = |email: &str| {
-        let item = html
-            .split("<li>")
-            .find(|li| li.contains(&format!("{email} asks for")))
-            .expect("a pending item");
-        let field = "name=\"id\" value=\"";
-        let start = item.find(field).unwrap() + field.len();
-        item[start..][..item[start..].find('"').unwrap()].to_owned()
-    };
-    let ids = [id_of(JANE), id_of(JOHN)];
-    assert_ne!(ids[0], ids[1]);
-
-    // Without the session's CSRF token, nothing is decided.
-    let refused = owner
-        .post(&app, "/approve", "wrong", &[("id", &ids[0])])
-        .await;
-    assert_eq!(refused.status(), 403);
-    assert!(app.outbox().is_empty());
-
-    assert_eq!(
-        owner.decide(&app, "/approve", &ids[0]).await,
-        "/?done=approved"
-    );
-    let mails = app.outbox();
-    assert_eq!(mails.len(), 1);
-    assert_eq!(crate::support::Mail::read(&mails[0]).to, JANE);
-
-    assert_eq!(
-        owner.decide(&app, "/decline", &ids[1]).await,
-        "/?done=declined"
-    );
-    assert_eq!(app.outbox().len(), 2, "the decline note");
-
-    // Decided once: a second click changes nothing, and says so.
-    assert_eq!(
-        owner.decide(&app, "/approve", &ids[0]).await,
-        "/?done=not_decided"
-    );
-    assert_eq!(app.outbox().len(), 2);
-    let html = owner.page(&app, "/?done=not_decided").await;
-    assert!(!html.contains("id=\"pending\""), "{html}");
-    assert!(html.contains("already decided"), "{html}");
-}
-
-/// A document that only some domains may ask for, and a watermarked one that cannot be stamped
-/// (its bytes are no PDF) and refuses a domain.
-const POLICIES: &str = r#"
-[documents.memo]
-key = "resume/Jane_Doe_Resume.pdf"
-filename = "Memo.pdf"
-title = "The memo"
-allowed_domains = ["example.com"]
-
-[documents.deck]
-key = "resume/lebenslauf.pdf"
-filename = "Deck.pdf"
-title = "The deck"
-watermark = true
-refused_domains = ["rival.example"]
-"#;
-
-#[tokio::test]
-async fn the_log_says_in_words_why_no_mail_went_and_what_the_watermark_did() {
-    let catalog = tempfile::NamedTempFile::new().unwrap();
-    std::fs::write(catalog.path(), POLICIES).unwrap();
-    let catalog = catalog.path().display().to_string();
-    for (fallback, status, said) in [
-        (
-            "refuse",
-            503,
-            "download refused: the PDF could not be stamped",
-        ),
-        (
-            "serve",
-            200,
-            "served unstamped: the PDF could not be stamped",
-        ),
-    ] {
-        let app = owner_app(&[
-            ("DOCGATE_CATALOG", &catalog),
-            ("DOCGATE_WATERMARK_FALLBACK", fallback),
-        ])
-        .await;
-        for (email, document) in [(JOHN, "memo"), ("x@rival.example", "deck")] {
-            assert_eq!(app.request_link(email, document).await.status(), 202);
-        }
-        let link = app.link(JANE, "deck").await;
-        assert_eq!(app.client.get(&link).send().await.unwrap().status(), status);
-        app.wait_for_log(4).await;
-        assert_eq!(app.outbox().len(), 1, "only Jane was mailed");
-
-        let owner = sign_in(&app).await;
-        let log = owner.page(&app, "/").await;
-        let log = log_of(&log);
-        for words in [
-            "The memo · Not mailed: the domain is not one the document allows",
-            "The deck · Not mailed: the document refuses this domain",
-            said,
-        ] {
-            assert!(log.contains(words), "{fallback}: {words} in {log}");
-        }
-        assert!(!log.contains("not_sent_"), "{log}");
-    }
 }
