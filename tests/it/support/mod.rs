@@ -11,6 +11,7 @@ pub mod binary;
 pub mod chaos;
 pub mod chrome;
 pub mod mail;
+pub mod objects;
 pub mod partial;
 pub mod pdf;
 pub mod probe;
