@@ -168,24 +168,22 @@ impl Catalog {
                     .first_or_octet_stream()
                     .to_string(),
             };
-            let policy = policy::read(&id, &entry, &content_type)?;
-            documents.insert(
-                id.clone(),
-                Document {
-                    id,
-                    key: entry.key,
-                    filename: entry.filename,
-                    title: entry.title,
-                    content_type,
-                    content_type_set,
-                    allowed_domains: policy.allowed_domains,
-                    refused_domains: policy.refused_domains,
-                    link_ttl: policy.link_ttl,
-                    download_attempts: policy.download_attempts,
-                    approval: policy.approval,
-                    watermark: policy.watermark,
-                },
-            );
+            let mut document = Document {
+                id: id.clone(),
+                key: entry.key.clone(),
+                filename: entry.filename.clone(),
+                title: entry.title.clone(),
+                content_type,
+                content_type_set,
+                allowed_domains: None,
+                refused_domains: Vec::new(),
+                link_ttl: None,
+                download_attempts: None,
+                approval: false,
+                watermark: false,
+            };
+            policy::read(&mut document, &entry)?;
+            documents.insert(id, document);
         }
         Ok(Self { documents })
     }

@@ -31,19 +31,10 @@ pub enum Refusal {
     DomainNotAllowed,
 }
 
-/// The policy fields of one entry, validated.
-pub(super) struct Policy {
-    pub allowed_domains: Option<Vec<String>>,
-    pub refused_domains: Vec<String>,
-    pub link_ttl: Option<Duration>,
-    pub download_attempts: Option<u32>,
-    pub approval: bool,
-    pub watermark: bool,
-}
-
-/// Reads and checks the policy of document `id` from its entry; `content_type` is the one the
-/// document is served with (a watermark needs a PDF).
-pub(super) fn read(id: &str, entry: &Entry, content_type: &str) -> Result<Policy, CatalogError> {
+/// Reads and checks the policy of `document` from its entry, into its policy fields (the rest of
+/// `document`, its content type included, is read already: a watermark needs a PDF).
+pub(super) fn read(document: &mut Document, entry: &Entry) -> Result<(), CatalogError> {
+    let id = document.id.as_str();
     let field = |field, reason| CatalogError::Field {
         id: id.to_owned(),
         field,
@@ -100,20 +91,19 @@ pub(super) fn read(id: &str, entry: &Entry, content_type: &str) -> Result<Policy
         None => None,
     };
     let watermark = entry.watermark.unwrap_or(false);
-    if watermark && !is_pdf(content_type) {
+    if watermark && !is_pdf(&document.content_type) {
         return Err(field(
             "watermark",
             "is only for PDF documents: content_type (as set, or guessed from the filename) must be application/pdf",
         ));
     }
-    Ok(Policy {
-        allowed_domains,
-        refused_domains,
-        link_ttl,
-        download_attempts,
-        approval: entry.approval.unwrap_or(false),
-        watermark,
-    })
+    document.allowed_domains = allowed_domains;
+    document.refused_domains = refused_domains;
+    document.link_ttl = link_ttl;
+    document.download_attempts = download_attempts;
+    document.approval = entry.approval.unwrap_or(false);
+    document.watermark = watermark;
+    Ok(())
 }
 
 impl Document {
