@@ -439,6 +439,19 @@ impl TestApp {
         request_link(&self.client, &self.base, email, document).await
     }
 
+    /// POSTs a JSON link request as a client behind a trusted proxy, from the address `xff`
+    /// names in `X-Forwarded-For`.
+    pub async fn request_link_via(
+        &self,
+        xff: &str,
+        email: &str,
+        document: &str,
+    ) -> reqwest::Response {
+        let json = serde_json::json!({ "email": email, "document": document });
+        self.post_json("/api/download-requests", &json, &[("x-forwarded-for", xff)])
+            .await
+    }
+
     /// Asks for `document` as `email` and returns the link from the mail it produced.
     pub async fn link(&self, email: &str, document: &str) -> String {
         let before = self.outbox().len();
