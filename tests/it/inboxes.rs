@@ -39,18 +39,13 @@ async fn spellings_share_a_budget(app: &TestApp) {
         "c.d@example.org",
         "cd@example.org",
     ];
-    let mut bodies = Vec::new();
-    for (i, email) in spellings.into_iter().enumerate() {
-        let response = app
-            .request_link_via(&format!("198.51.100.{i}"), email, "resume")
-            .await;
-        assert_eq!(response.status(), 202, "{email}");
-        bodies.push(response.text().await.unwrap());
-    }
-    assert!(
-        bodies.windows(2).all(|w| w[0] == w[1]),
-        "every answer is the same"
-    );
+    app.requests_answered_alike(
+        spellings
+            .into_iter()
+            .enumerate()
+            .map(|(i, email)| (format!("198.51.100.{i}"), email.to_owned())),
+    )
+    .await;
     assert_eq!(
         mailed_to(app),
         [
@@ -105,29 +100,17 @@ async fn spraying_one_domain_mails_only_its_budget() {
         ("DOCGATE_LIMIT_REQUEST_PER_DOMAIN", "3/h"),
     ])
     .await;
-    let mut bodies = Vec::new();
-    for i in 0..10 {
-        // Another client and another person every time, all at one company; the domain's case
-        // changes nothing.
+    // Another client and another person every time, all at one company; the domain's case
+    // changes nothing.
+    app.requests_answered_alike((0..10).map(|i| {
         let domain = if i % 2 == 0 {
             "corp.example"
         } else {
             "Corp.Example"
         };
-        let response = app
-            .request_link_via(
-                &format!("203.0.113.{i}"),
-                &format!("p{i}@{domain}"),
-                "resume",
-            )
-            .await;
-        assert_eq!(response.status(), 202, "request {i}");
-        bodies.push(response.text().await.unwrap());
-    }
-    assert!(
-        bodies.windows(2).all(|w| w[0] == w[1]),
-        "every answer is the same"
-    );
+        (format!("203.0.113.{i}"), format!("p{i}@{domain}"))
+    }))
+    .await;
     assert_eq!(
         mailed_to(&app),
         ["p0@corp.example", "p1@Corp.Example", "p2@corp.example"]

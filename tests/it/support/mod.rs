@@ -452,6 +452,22 @@ impl TestApp {
             .await
     }
 
+    /// Asks for the `resume` once for each `(client, email)`, each from its client address (as
+    /// [`TestApp::request_link_via`]): every answer is `202` and the same, whatever became of the
+    /// request (mailed, or refused by a limit).
+    pub async fn requests_answered_alike(&self, asks: impl IntoIterator<Item = (String, String)>) {
+        let mut bodies = Vec::new();
+        for (xff, email) in asks {
+            let response = self.request_link_via(&xff, &email, "resume").await;
+            assert_eq!(response.status(), 202, "{email} from {xff}");
+            bodies.push(response.text().await.unwrap());
+        }
+        assert!(
+            bodies.windows(2).all(|w| w[0] == w[1]),
+            "every answer is the same"
+        );
+    }
+
     /// Asks for `document` as `email` and returns the link from the mail it produced.
     pub async fn link(&self, email: &str, document: &str) -> String {
         let before = self.outbox().len();
