@@ -11,6 +11,7 @@
 #   BENCH_PAGES=500       pages of the PDF
 #   BENCH_DOWNLOADS=50    concurrent downloads
 #   BENCH_RATE=           curl --limit-rate per download (e.g. 200k: downloads overlap for longer)
+#   BENCH_WATERMARK=true  false: the same downloads unstamped, the baseline to compare against
 #   DOCGATE_BIN           a prebuilt binary; unset: `cargo build --release` here
 set -euo pipefail
 
@@ -20,6 +21,7 @@ WORK=${BENCH_WORK:-/tmp/docgate-watermark-bench}
 PAGES=${BENCH_PAGES:-500}
 DOWNLOADS=${BENCH_DOWNLOADS:-50}
 RATE=${BENCH_RATE:-}
+WATERMARK=${BENCH_WATERMARK:-true}
 PORT=18180
 ADMIN_PORT=18190
 ADMIN_TOKEN=docgate-watermark-bench-admin-token-0123456789
@@ -70,7 +72,7 @@ cat > "$WORK/catalog.toml" <<TOML
 key = "report.pdf"
 filename = "report.pdf"
 title = "The report"
-watermark = true
+watermark = $WATERMARK
 TOML
 
 DOCGATE_LISTEN=127.0.0.1:$PORT DOCGATE_ADMIN_LISTEN=127.0.0.1:$ADMIN_PORT \
@@ -114,13 +116,15 @@ AFTER=$(rss VmRSS)
 
 OK=0
 for f in "$WORK"/copies/*.pdf; do
-    if cmp -s -n "$ORIGINAL" "$f" "$WORK/documents/report.pdf" && (($(stat -c %s "$f") > ORIGINAL)); then
+    size=$(stat -c %s "$f")
+    if cmp -s -n "$ORIGINAL" "$f" "$WORK/documents/report.pdf" &&
+        { ((size > ORIGINAL)) || { [[ $WATERMARK == false ]] && ((size == ORIGINAL)); }; }; then
         OK=$((OK + 1))
     fi
 done
 COPY=$(stat -c %s "$WORK/copies/1.pdf")
-printf 'pages\t%s\noriginal bytes\t%s\ncopy bytes\t%s (update %s)\ndownloads\t%s (%s stamped copies)\n' \
-    "$PAGES" "$ORIGINAL" "$COPY" "$((COPY - ORIGINAL))" "$DOWNLOADS" "$OK"
+printf 'pages\t%s\noriginal bytes\t%s\ncopy bytes\t%s (update %s)\ndownloads\t%s (%s whole copies, watermark %s)\n' \
+    "$PAGES" "$ORIGINAL" "$COPY" "$((COPY - ORIGINAL))" "$DOWNLOADS" "$OK" "$WATERMARK"
 printf 'RSS before (KiB)\t%s\npeak RSS before (KiB)\t%s\npeak RSS over the downloads (KiB)\t%s\nRSS after (KiB)\t%s\nwall (s)\t%s\n' \
     "$BEFORE" "$HWM_BEFORE" "$PEAK" "$AFTER" "$(python3 -c "print(round($END - $START, 2))")"
 printf 'failed downloads\t%s\n' "$FAILED"

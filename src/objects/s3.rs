@@ -29,6 +29,7 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::{Credentials, Region};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
+use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
 use bytes::Bytes;
 
 use super::{ByteStream, CHUNK_SIZE, Object, ObjectError, ObjectMeta, ObjectSource};
@@ -150,21 +151,29 @@ impl S3Source {
     /// True when anyone can read the object at `key` without credentials: an unsigned `HEAD`
     /// answered `200`. A public object defeats the gate, so `docgate check` refuses it.
     pub async fn publicly_readable(&self, key: &str) -> Result<bool, ObjectError> {
-        let result = self
-            .anonymous
+        match self.head_object(&self.anonymous, key).await {
+            Ok(_) => Ok(true),
+            // Refused (403), or hidden (404): not readable anonymously.
+            Err(e) if status(&e).is_some_and(|s| (400..500).contains(&s)) => Ok(false),
+            Err(e) => Err(ObjectError::Unavailable(failure("HeadObject", &e))),
+        }
+    }
+
+    /// One `HeadObject` of `key` by `client` (the signing one, or the anonymous one), within the
+    /// head timeouts.
+    async fn head_object(
+        &self,
+        client: &Client,
+        key: &str,
+    ) -> Result<HeadObjectOutput, SdkError<HeadObjectError>> {
+        client
             .head_object()
             .bucket(&self.bucket)
             .key(key)
             .customize()
             .config_override(head_timeouts())
             .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            // Refused (403), or hidden (404): not readable anonymously.
-            Err(e) if status(&e).is_some_and(|s| (400..500).contains(&s)) => Ok(false),
-            Err(e) => Err(ObjectError::Unavailable(failure("HeadObject", &e))),
-        }
+            .await
     }
 
     /// One `GetObject`, with `range` as a `Range` header value and `if_match` as `If-Match`.
@@ -226,16 +235,7 @@ impl S3Source {
 #[async_trait]
 impl ObjectSource for S3Source {
     async fn head(&self, key: &str) -> Result<ObjectMeta, ObjectError> {
-        let result = self
-            .client
-            .head_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .customize()
-            .config_override(head_timeouts())
-            .send()
-            .await;
-        match result {
+        match self.head_object(&self.client, key).await {
             Ok(output) => {
                 let size = output
                     .content_length()

@@ -17,8 +17,7 @@ use super::{Job, Kind};
 use crate::mail::smtp::{Failure, SmtpTransport, classify};
 use crate::mail::{Composer, DeliveryError, MailError};
 use crate::metrics::Metrics;
-use crate::notify::Download;
-use crate::notify::webhook::Webhook;
+use crate::notify::webhook::{Webhook, WebhookError};
 
 /// Where messages go.
 enum Transport {
@@ -132,9 +131,17 @@ impl Deliverer {
         let message = match job {
             Job::Link(mail) => self.composer.compose(mail),
             Job::OwnerMail { to, download } => self.composer.compose_notice(to, download),
-            Job::Webhook(download) => return self.call(download, timeout).await,
+            Job::Webhook(download) => {
+                return self
+                    .call(timeout, |webhook| webhook.deliver(download))
+                    .await;
+            }
             Job::Note(note) => self.composer.compose_note(note),
-            Job::Event(event) => return self.call_event(event, timeout).await,
+            Job::Event(event) => {
+                return self
+                    .call(timeout, |webhook| webhook.deliver_event(event))
+                    .await;
+            }
         };
         match message {
             Ok(message) => self.mail(message, timeout).await,
@@ -170,8 +177,15 @@ impl Deliverer {
         }
     }
 
-    /// Posts a notice to the owner's webhook.
-    async fn call(&self, download: &Download, timeout: Option<Duration>) -> Attempt {
+    /// Posts to the owner's webhook: a download's notice, or another event.
+    async fn call<'a, F>(
+        &'a self,
+        timeout: Option<Duration>,
+        post: impl FnOnce(&'a Webhook) -> F,
+    ) -> Attempt
+    where
+        F: Future<Output = Result<(), WebhookError>>,
+    {
         let Some(webhook) = &self.webhook else {
             let error = DeliveryError::NoWebhook;
             return Attempt::Invalid {
@@ -179,27 +193,7 @@ impl Deliverer {
                 error: error.into(),
             };
         };
-        match within(timeout, webhook.deliver(download)).await {
-            Ok(Ok(())) => Attempt::Delivered(Receipt::Webhook),
-            Ok(Err(e)) if e.is_permanent() => Attempt::Rejected {
-                detail: e.to_string(),
-                error: e.into(),
-            },
-            Ok(Err(e)) => Attempt::Failed(e.into()),
-            Err(elapsed) => Attempt::Failed(elapsed),
-        }
-    }
-
-    /// Posts another event to the owner's webhook.
-    async fn call_event(&self, event: &crate::notify::Event, timeout: Option<Duration>) -> Attempt {
-        let Some(webhook) = &self.webhook else {
-            let error = DeliveryError::NoWebhook;
-            return Attempt::Invalid {
-                detail: error.to_string(),
-                error: error.into(),
-            };
-        };
-        match within(timeout, webhook.deliver_event(event)).await {
+        match within(timeout, post(webhook)).await {
             Ok(Ok(())) => Attempt::Delivered(Receipt::Webhook),
             Ok(Err(e)) if e.is_permanent() => Attempt::Rejected {
                 detail: e.to_string(),

@@ -11,17 +11,6 @@ const REQUESTS: &str = "/api/download-requests";
 const BROWSER_ACCEPT: &str =
     "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8";
 
-/// Asks for the `resume` for `email` as a script would, from the client `xff` names.
-async fn ask(app: &TestApp, xff: &str, email: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}{REQUESTS}", app.base))
-        .header("x-forwarded-for", xff)
-        .json(&serde_json::json!({"email": email, "document": "resume"}))
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The recipients of the outbox's mails, sorted.
 fn mailed_to(app: &TestApp) -> Vec<String> {
     let mut to: Vec<String> = app.outbox().iter().map(|p| Mail::read(p).to).collect();
@@ -50,16 +39,13 @@ async fn spellings_share_a_budget(app: &TestApp) {
         "c.d@example.org",
         "cd@example.org",
     ];
-    let mut bodies = Vec::new();
-    for (i, email) in spellings.into_iter().enumerate() {
-        let response = ask(app, &format!("198.51.100.{i}"), email).await;
-        assert_eq!(response.status(), 202, "{email}");
-        bodies.push(response.text().await.unwrap());
-    }
-    assert!(
-        bodies.windows(2).all(|w| w[0] == w[1]),
-        "every answer is the same"
-    );
+    app.requests_answered_alike(
+        spellings
+            .into_iter()
+            .enumerate()
+            .map(|(i, email)| (format!("198.51.100.{i}"), email.to_owned())),
+    )
+    .await;
     assert_eq!(
         mailed_to(app),
         [
@@ -114,23 +100,17 @@ async fn spraying_one_domain_mails_only_its_budget() {
         ("DOCGATE_LIMIT_REQUEST_PER_DOMAIN", "3/h"),
     ])
     .await;
-    let mut bodies = Vec::new();
-    for i in 0..10 {
-        // Another client and another person every time, all at one company; the domain's case
-        // changes nothing.
+    // Another client and another person every time, all at one company; the domain's case
+    // changes nothing.
+    app.requests_answered_alike((0..10).map(|i| {
         let domain = if i % 2 == 0 {
             "corp.example"
         } else {
             "Corp.Example"
         };
-        let response = ask(&app, &format!("203.0.113.{i}"), &format!("p{i}@{domain}")).await;
-        assert_eq!(response.status(), 202, "request {i}");
-        bodies.push(response.text().await.unwrap());
-    }
-    assert!(
-        bodies.windows(2).all(|w| w[0] == w[1]),
-        "every answer is the same"
-    );
+        (format!("203.0.113.{i}"), format!("p{i}@{domain}"))
+    }))
+    .await;
     assert_eq!(
         mailed_to(&app),
         ["p0@corp.example", "p1@Corp.Example", "p2@corp.example"]
@@ -155,7 +135,9 @@ async fn spraying_one_domain_mails_only_its_budget() {
     .into_iter()
     .enumerate()
     {
-        let response = ask(&app, &format!("192.0.2.{i}"), email).await;
+        let response = app
+            .request_link_via(&format!("192.0.2.{i}"), email, "resume")
+            .await;
         assert_eq!(response.status(), 202);
     }
     assert_eq!(app.outbox().len(), 8, "{:?}", mailed_to(&app));
@@ -389,7 +371,7 @@ async fn a_fresh_replica_makes_a_mails_round_trips_for_an_address_spent_elsewher
     let warm = TestApp::with(&settings).await;
     let fresh = TestApp::with(&settings).await;
     assert_eq!(
-        ask(&warm, "198.51.100.1", "jane@example.org")
+        warm.request_link_via("198.51.100.1", "jane@example.org", "resume")
             .await
             .status(),
         202
@@ -399,7 +381,7 @@ async fn a_fresh_replica_makes_a_mails_round_trips_for_an_address_spent_elsewher
     // On the replica that mailed, an unmailed request copies a mailed duration: no round trip.
     let before = calls(&redis, "ping");
     assert_eq!(
-        ask(&warm, "198.51.100.2", "jane@example.org")
+        warm.request_link_via("198.51.100.2", "jane@example.org", "resume")
             .await
             .status(),
         202
@@ -407,7 +389,8 @@ async fn a_fresh_replica_makes_a_mails_round_trips_for_an_address_spent_elsewher
     assert_eq!(calls(&redis, "ping"), before);
     // On the fresh one, the round trips of a mail, and still no mail.
     assert_eq!(
-        ask(&fresh, "198.51.100.3", "jane@example.org")
+        fresh
+            .request_link_via("198.51.100.3", "jane@example.org", "resume")
             .await
             .status(),
         202

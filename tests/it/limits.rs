@@ -189,17 +189,6 @@ async fn headers_over_the_configured_size_or_count_are_431() {
     assert_eq!(status, 200, "a head within the limits downloads");
 }
 
-/// Asks for the `resume` for `email` with this `X-Forwarded-For`; returns the response.
-async fn ask_via(app: &TestApp, xff: &str, email: &str) -> reqwest::Response {
-    app.client
-        .post(format!("{}{REQUESTS}", app.base))
-        .header("X-Forwarded-For", xff)
-        .json(&serde_json::json!({"email": email, "document": "resume"}))
-        .send()
-        .await
-        .unwrap()
-}
-
 /// The client address the request log recorded for each entry.
 fn logged_ips(app: &TestApp) -> Vec<IpAddr> {
     app.request_log().iter().map(|e| e.client_ip).collect()
@@ -210,12 +199,13 @@ async fn forwarded_for_is_ignored_from_untrusted_peers() {
     let app = TestApp::with(&[("DOCGATE_LIMIT_REQUEST_PER_IP", "2/h")]).await;
     let mut statuses = Vec::new();
     for i in 0..3 {
-        let response = ask_via(
-            &app,
-            &format!("198.51.100.{i}"),
-            &format!("p{i}@example.org"),
-        )
-        .await;
+        let response = app
+            .request_link_via(
+                &format!("198.51.100.{i}"),
+                &format!("p{i}@example.org"),
+                "resume",
+            )
+            .await;
         statuses.push(response.status().as_u16());
     }
     assert_eq!(
@@ -247,7 +237,9 @@ async fn a_trusted_proxy_chain_names_the_client_and_spoofed_entries_change_nothi
     ];
     let mut statuses = Vec::new();
     for (n, xff) in chains.into_iter().enumerate() {
-        let response = ask_via(&app, xff, &format!("c{n}@example.org")).await;
+        let response = app
+            .request_link_via(xff, &format!("c{n}@example.org"), "resume")
+            .await;
         statuses.push(response.status().as_u16());
     }
     assert_eq!(
@@ -315,16 +307,10 @@ async fn nobody_can_mail_bomb_an_inbox_from_many_addresses() {
         ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "3/h"),
     ])
     .await;
-    let mut bodies = Vec::new();
-    for i in 0..12 {
-        let response = ask_via(&app, &format!("198.51.100.{i}"), "victim@example.org").await;
-        assert_eq!(response.status(), 202, "request {i}");
-        bodies.push(response.text().await.unwrap());
-    }
-    assert!(
-        bodies.windows(2).all(|w| w[0] == w[1]),
-        "every answer is the same"
-    );
+    app.requests_answered_alike(
+        (0..12).map(|i| (format!("198.51.100.{i}"), "victim@example.org".to_owned())),
+    )
+    .await;
     assert_eq!(app.outbox().len(), 3, "only the address's budget is mailed");
     assert_eq!(app.store().live_links(), 3);
     let outcomes: Vec<String> = app.request_log().into_iter().map(|e| e.outcome).collect();

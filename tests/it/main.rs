@@ -38,6 +38,7 @@ mod policy;
 mod privacy;
 mod process;
 mod production;
+mod ratelimit_contract;
 mod recipients;
 mod replicas;
 mod request_form;

@@ -6,10 +6,10 @@ use std::any::Any;
 use std::sync::Arc;
 
 use docgate::objects::dir::DirSource;
-use docgate::objects::{CHUNK_SIZE, Object, ObjectError, ObjectSource};
-use docgate::range::{ByteRange, RangeRequest, Unsatisfiable};
-use futures_util::TryStreamExt;
+use docgate::objects::{CHUNK_SIZE, ObjectError, ObjectSource};
+use docgate::range::{ByteRange, Unsatisfiable};
 
+use crate::support::objects::{range, read_all};
 use crate::support::s3::S3Server;
 use crate::support::{content, sha256};
 
@@ -49,16 +49,6 @@ async fn s3_fixture() -> Fixture {
         bytes,
         _keep: Box::new(server),
     }
-}
-
-async fn read_all(object: Object) -> Vec<u8> {
-    let chunks: Vec<bytes::Bytes> = object.body.try_collect().await.unwrap();
-    assert!(chunks.iter().all(|c| c.len() <= CHUNK_SIZE));
-    chunks.concat()
-}
-
-fn range(header: &str, if_range: Option<&str>) -> RangeRequest {
-    RangeRequest::from_headers(Some(header), if_range).unwrap()
 }
 
 // The cases. Each takes the source and the known object's bytes (at `KEY`).

@@ -1,46 +1,20 @@
 //! `S3Source` against an in-process S3 server (s3s-fs, signatures verified): objects and ranges,
 //! `If-Range`, S3's errors, an outage, a transfer cut halfway, a slow reader, public objects.
 
-use std::io;
 use std::time::{Duration, Instant};
 
 use docgate::objects::s3::S3Source;
-use docgate::objects::{CHUNK_SIZE, Object, ObjectError, ObjectSource};
-use docgate::range::{ByteRange, RangeRequest, Unsatisfiable};
-use futures_util::StreamExt;
+use docgate::objects::{ObjectError, ObjectSource};
+use docgate::range::{ByteRange, Unsatisfiable};
 
 use crate::objects_contract::{assert_if_range_applies, assert_not_found};
-use crate::support::chaos::ChaosProxy;
-use crate::support::s3::{BUCKET, PUBLIC_PREFIX, S3Server};
+use crate::support::objects::{drain, range, read_all};
+use crate::support::s3::{
+    BUCKET, PUBLIC_PREFIX, S3Server, proxied, sent_to_a_reader_standing_still,
+};
 use crate::support::{content, sha256};
 
 const KEY: &str = "resume/Jane_Doe_Resume.pdf";
-
-/// Every chunk until the end or the first error, and that error.
-async fn drain(object: Object) -> (Vec<u8>, Option<io::Error>) {
-    let mut body = object.body;
-    let mut bytes = Vec::new();
-    while let Some(item) = body.next().await {
-        match item {
-            Ok(chunk) => {
-                assert!(!chunk.is_empty() && chunk.len() <= CHUNK_SIZE);
-                bytes.extend_from_slice(&chunk);
-            }
-            Err(e) => return (bytes, Some(e)),
-        }
-    }
-    (bytes, None)
-}
-
-async fn read_all(object: Object) -> Vec<u8> {
-    let (bytes, error) = drain(object).await;
-    assert!(error.is_none(), "{error:?}");
-    bytes
-}
-
-fn range(header: &str, if_range: Option<&str>) -> RangeRequest {
-    RangeRequest::from_headers(Some(header), if_range).unwrap()
-}
 
 /// A server holding `KEY` with `len` bytes, and a source over it.
 async fn serving(len: usize) -> (S3Server, S3Source, Vec<u8>) {
@@ -251,13 +225,8 @@ async fn a_stopped_server_is_unavailable_quickly() {
 
 #[tokio::test]
 async fn a_body_cut_mid_transfer_ends_with_an_error_item() {
-    let server = S3Server::start().await;
     let bytes = content(13, 4 * 1024 * 1024);
-    server.put(KEY, &bytes).await;
-    let proxy = ChaosProxy::start(server.addr).await;
-    let source = S3Source::new(&server.config_at(&proxy.endpoint()))
-        .await
-        .unwrap();
+    let (_server, proxy, source) = proxied(KEY, &bytes).await;
     proxy.cut_after(1024 * 1024);
 
     let object = source.open(KEY, None).await.unwrap();
@@ -281,30 +250,13 @@ async fn a_body_cut_mid_transfer_ends_with_an_error_item() {
 
 #[tokio::test]
 async fn a_slow_reader_slows_the_transfer() {
-    let server = S3Server::start().await;
     let bytes = content(14, 24 * 1024 * 1024);
-    server.put(KEY, &bytes).await;
-    let proxy = ChaosProxy::start(server.addr).await;
-    let source = S3Source::new(&server.config_at(&proxy.endpoint()))
-        .await
-        .unwrap();
-
-    let object = source.open(KEY, None).await.unwrap();
-    let mut body = object.body;
-    let first = body.next().await.unwrap().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // Only socket buffers and one chunk hold bytes while nobody reads: no read-ahead.
-    let forwarded = proxy.forwarded();
+    let settled = sent_to_a_reader_standing_still(KEY, &bytes).await;
     assert!(
-        forwarded < 16 * 1024 * 1024,
-        "{forwarded} bytes came from S3 for a reader that took one chunk"
+        settled < 16 * 1024 * 1024,
+        "{settled} bytes came from S3 for a reader that took one chunk"
     );
-
-    let mut got = first.to_vec();
-    while let Some(chunk) = body.next().await {
-        got.extend_from_slice(&chunk.unwrap());
-    }
-    assert_eq!(sha256(&got), sha256(&bytes));
 }
 
 #[tokio::test]

@@ -92,6 +92,25 @@ impl ChaosProxy {
     pub fn forwarded(&self) -> u64 {
         self.forwarded.load(Ordering::SeqCst)
     }
+
+    /// The server-to-client bytes forwarded once the flow has stopped (two readings 250 ms apart
+    /// agree); fails the test if it still flows after `within`.
+    pub async fn settled(&self, within: Duration) -> u64 {
+        let deadline = Instant::now() + within;
+        let mut before = self.forwarded();
+        loop {
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            let now = self.forwarded();
+            if now == before {
+                return now;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server kept sending for {within:?}"
+            );
+            before = now;
+        }
+    }
 }
 
 impl Drop for ChaosProxy {

@@ -11,6 +11,7 @@ pub mod binary;
 pub mod chaos;
 pub mod chrome;
 pub mod mail;
+pub mod objects;
 pub mod partial;
 pub mod pdf;
 pub mod probe;
@@ -454,6 +455,35 @@ impl TestApp {
     /// POSTs a JSON link request.
     pub async fn request_link(&self, email: &str, document: &str) -> reqwest::Response {
         request_link(&self.client, &self.base, email, document).await
+    }
+
+    /// POSTs a JSON link request as a client behind a trusted proxy, from the address `xff`
+    /// names in `X-Forwarded-For`.
+    pub async fn request_link_via(
+        &self,
+        xff: &str,
+        email: &str,
+        document: &str,
+    ) -> reqwest::Response {
+        let json = serde_json::json!({ "email": email, "document": document });
+        self.post_json("/api/download-requests", &json, &[("x-forwarded-for", xff)])
+            .await
+    }
+
+    /// Asks for the `resume` once for each `(client, email)`, each from its client address (as
+    /// [`TestApp::request_link_via`]): every answer is `202` and the same, whatever became of the
+    /// request (mailed, or refused by a limit).
+    pub async fn requests_answered_alike(&self, asks: impl IntoIterator<Item = (String, String)>) {
+        let mut bodies = Vec::new();
+        for (xff, email) in asks {
+            let response = self.request_link_via(&xff, &email, "resume").await;
+            assert_eq!(response.status(), 202, "{email} from {xff}");
+            bodies.push(response.text().await.unwrap());
+        }
+        assert!(
+            bodies.windows(2).all(|w| w[0] == w[1]),
+            "every answer is the same"
+        );
     }
 
     /// Asks for `document` as `email` and returns the link from the mail it produced.

@@ -6,15 +6,20 @@
 //! longer than the object serving the whole object.
 //!
 //! [`S3Server::stop`] takes the server down (listener and open connections) to simulate an
-//! outage; a [`ChaosProxy`](super::chaos::ChaosProxy) in front of it cuts a body halfway.
+//! outage; a [`ChaosProxy`] in front of it ([`proxied`]) cuts a body halfway or counts what S3
+//! sent.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 
+use std::time::Duration;
+
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use docgate::config::{AwsKeys, S3Config, Secret};
+use docgate::objects::ObjectSource;
 use docgate::objects::s3::S3Source;
+use futures_util::StreamExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
 use s3s::access::{S3Access, S3AccessContext};
@@ -30,6 +35,10 @@ use s3s::{S3, S3Request, S3Response, S3Result, s3_error};
 use s3s_fs::FileSystem;
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
+
+use super::chaos::ChaosProxy;
+use super::objects::read_on;
+use super::sha256;
 
 /// The key pair the server verifies signatures with.
 pub const ACCESS_KEY: &str = "DOCGATETESTACCESSKEY";
@@ -166,16 +175,50 @@ impl Drop for S3Server {
     }
 }
 
+/// A server holding `bytes` at `key`, a [`ChaosProxy`] in front of it, and an [`S3Source`] that
+/// reaches the bucket through the proxy.
+pub async fn proxied(key: &str, bytes: &[u8]) -> (S3Server, ChaosProxy, S3Source) {
+    let server = S3Server::start().await;
+    server.put(key, bytes).await;
+    let proxy = ChaosProxy::start(server.addr).await;
+    let source = S3Source::new(&server.config_at(&proxy.endpoint()))
+        .await
+        .unwrap();
+    (server, proxy, source)
+}
+
+/// How many bytes S3 sent to a reader of `bytes` (through [`proxied`]) that took one chunk and
+/// then stood still, once the flow stopped; the body is then read on to its end and checked.
+pub async fn sent_to_a_reader_standing_still(key: &str, bytes: &[u8]) -> u64 {
+    let (_server, proxy, source) = proxied(key, bytes).await;
+    let mut body = source.open(key, None).await.unwrap().body;
+    let first = body.next().await.unwrap().unwrap();
+    let settled = proxy.settled(Duration::from_secs(10)).await;
+    let got = read_on(first, body).await;
+    assert_eq!(sha256(&got), sha256(bytes));
+    settled
+}
+
 /// A plain SDK client for this kind of server (tests use it to upload).
 pub fn client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::Client {
-    let config = aws_sdk_s3::Config::builder()
+    aws_sdk_s3::Client::from_conf(sdk_config(endpoint, access_key, secret_key).build())
+}
+
+/// An SDK client with this server's keys on docgate's own HTTP transport, as `S3Source` builds it.
+pub fn client_on_docgate_transport(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = sdk_config(endpoint, ACCESS_KEY, SECRET_KEY)
+        .http_client(docgate::objects::s3::http::client().unwrap())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
+fn sdk_config(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::config::Builder {
+    aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .endpoint_url(endpoint)
         .force_path_style(true)
         .credentials_provider(Credentials::new(access_key, secret_key, None, None, "test"))
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// s3s-fs with S3's `If-Match` on `GetObject`, and only the operations docgate and the tests use.
