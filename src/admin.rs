@@ -464,7 +464,8 @@ pub struct Funnels {
 
 /// The funnel of each catalog document over the `days` days up to `now` (UTC), from the
 /// request log: each link request counted on the day it was made, at each stage its link
-/// reached.
+/// reached. A request that waited for the owner is asked once, on the day it was made; when
+/// approved, its link counts from the day of the approval (the log's entry that mailed it).
 pub async fn funnel(
     app: &App,
     days: u16,
@@ -550,8 +551,10 @@ fn count_stages(
             continue;
         };
         let jti = entry.jti.as_deref();
+        // A decision continues a request its `pending_approval` entry counted as asked.
+        let decision = [link::APPROVED, link::DECLINED].contains(&entry.outcome.as_str());
         let stages = [
-            true,
+            !decision,
             jti.is_some(),
             jti.is_some_and(|j| followed.contains(j) || completed.contains(j)),
             jti.is_some_and(|j| completed.contains(j)),
@@ -684,5 +687,27 @@ mod tests {
         );
         assert_eq!(deck.total, stages(3, 2, 2, 1));
         assert_eq!(funnels[0].total, stages(1, 1, 0, 0));
+    }
+
+    #[test]
+    fn a_request_that_waited_for_the_owner_is_asked_once() {
+        use Event::*;
+        let first = time::macros::date!(2026 - 12 - 01);
+        let at = "2026-12-01T08:00:00Z";
+        let entries = [
+            entry(Download, at, "deck", "completed", Some("a")),
+            entry(LinkRequested, at, "deck", link::APPROVED, Some("a")),
+            entry(LinkRequested, at, "deck", link::DECLINED, None),
+            entry(LinkRequested, at, "deck", link::PENDING_APPROVAL, None),
+            entry(LinkRequested, at, "deck", link::PENDING_APPROVAL, None),
+            entry(LinkRequested, at, "deck", link::PENDING_APPROVAL, None),
+        ];
+        let funnels = count_stages(["deck".to_owned()].into_iter(), &entries, first, 1);
+        // Three asked (one still waits), one approved, mailed and downloaded, one declined.
+        let total = funnels[0].total;
+        assert_eq!(
+            [total.asked, total.mailed, total.opened, total.downloaded],
+            [3, 1, 1, 1]
+        );
     }
 }

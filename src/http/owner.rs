@@ -31,7 +31,9 @@ use super::{Body, State, full, read_body};
 use crate::admin::{self, AdminError, RequestRow, Search};
 use crate::app::App;
 use crate::approval::Verdict;
-use crate::pages::owner::{self as page, FunnelView, LinkView, PendingView, RowView, View};
+use crate::pages::owner::{
+    self as page, FunnelView, LinkView, PendingView, RowView, StampView, View,
+};
 use crate::ratelimit::{Decision, Key, Scope};
 use crate::store::LinkState;
 use crate::texts::{fill, owner as t};
@@ -288,12 +290,24 @@ fn outcome_text(outcome: &str) -> String {
         "admin_minted" => t::OUTCOME_ADMIN_MINTED,
         "not_sent_address_limit" => t::OUTCOME_ADDRESS_LIMIT,
         "not_sent_domain_limit" => t::OUTCOME_DOMAIN_LIMIT,
+        "not_sent_domain_refused" => t::OUTCOME_DOMAIN_REFUSED,
+        "not_sent_domain_not_allowed" => t::OUTCOME_DOMAIN_NOT_ALLOWED,
         "pending_approval" => t::OUTCOME_PENDING,
         "approved" => t::OUTCOME_APPROVED,
         "declined" => t::OUTCOME_DECLINED,
         other => other,
     }
     .to_owned()
+}
+
+/// What the watermark did to a row's latest download, as the log noted it.
+fn stamp_view(row: &RequestRow) -> StampView {
+    match (row.watermark.as_deref(), row.download.as_deref()) {
+        (Some("stamped"), _) => StampView::Stamped,
+        (Some("unstamped"), _) => StampView::Unstamped,
+        (_, Some("document_not_stampable")) => StampView::Refused,
+        _ => StampView::None,
+    }
 }
 
 /// What became of a row's link: the log knows a completed download; the store whether it is
@@ -359,6 +373,7 @@ async fn dashboard(
                 .collect(),
             document: r.document.as_deref().map(title).unwrap_or_default(),
             outcome: outcome_text(&r.outcome),
+            stamp: stamp_view(&r),
             link,
             opens: r.opened.len(),
         })

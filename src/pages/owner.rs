@@ -117,6 +117,19 @@ pub enum LinkView {
     Unknown,
 }
 
+/// What the watermark did to a link's latest download (documents with `watermark = true`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StampView {
+    /// Not a watermarked document, or no download yet.
+    None,
+    /// The copy named its recipient.
+    Stamped,
+    /// The PDF could not be stamped and was served as it is.
+    Unstamped,
+    /// The PDF could not be stamped and the download was refused.
+    Refused,
+}
+
 /// One row of the request log.
 #[derive(Debug, Clone)]
 pub struct RowView {
@@ -129,6 +142,7 @@ pub struct RowView {
     /// The request's outcome, in words.
     pub outcome: String,
     pub link: LinkView,
+    pub stamp: StampView,
     /// How often the link was opened without a download.
     pub opens: usize,
 }
@@ -401,10 +415,21 @@ fn row(view: &View, r: &RowView) -> String {
         LinkView::Gone => (format!(" · {}", t::LINK_GONE), String::new()),
         LinkView::Unknown => (format!(" · {}", t::LINK_UNKNOWN), String::new()),
     };
+    let stamp = match r.stamp {
+        StampView::None => "",
+        StampView::Stamped => t::STAMP_STAMPED,
+        StampView::Unstamped => t::STAMP_UNSTAMPED,
+        StampView::Refused => t::STAMP_REFUSED,
+    };
+    let stamp = if stamp.is_empty() {
+        String::new()
+    } else {
+        format!(" · <span class=\"stamp\">{stamp}</span>")
+    };
     format!(
         "<li><div class=\"muted\"><time datetime=\"{at_raw}\">{at}</time></div>\
          <div class=\"who\">{who}{extra}</div>\
-         <div class=\"what\">{document} · {outcome}{state}{opens}</div>{action}</li>",
+         <div class=\"what\">{document} · {outcome}{state}{stamp}{opens}</div>{action}</li>",
         at_raw = escape(&r.at),
         at = escape(&at),
         document = escape(&r.document),

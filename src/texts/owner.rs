@@ -40,11 +40,18 @@ pub const OUTCOME_ADMIN_SENT: &str = "Link mailed by an operator";
 pub const OUTCOME_ADMIN_MINTED: &str = "Link made by an operator";
 pub const OUTCOME_ADDRESS_LIMIT: &str = "Not mailed: the address asked too often";
 pub const OUTCOME_DOMAIN_LIMIT: &str = "Not mailed: the domain asked too often";
+pub const OUTCOME_DOMAIN_REFUSED: &str = "Not mailed: the document refuses this domain";
+pub const OUTCOME_DOMAIN_NOT_ALLOWED: &str =
+    "Not mailed: the domain is not one the document allows";
 
 pub const LINK_LIVE: &str = "Link usable";
 pub const LINK_DOWNLOADED: &str = "Downloaded {at}";
 pub const LINK_GONE: &str = "Link no longer usable (expired, used up or revoked)";
 pub const LINK_UNKNOWN: &str = "Link state unknown (the store did not answer)";
+/// A watermarked document's latest download of the link.
+pub const STAMP_STAMPED: &str = "copy stamped with their address";
+pub const STAMP_UNSTAMPED: &str = "served unstamped: the PDF could not be stamped";
+pub const STAMP_REFUSED: &str = "download refused: the PDF could not be stamped";
 /// `{n}`: how many times the link was opened without a download.
 pub const LINK_OPENED: &str = "opened {n}×";
 pub const REVOKE: &str = "Revoke link";

@@ -4,14 +4,13 @@
 //! nothing; the `POST` decides once (the recipient gets the usual link, or the decline note, or
 //! nothing); pending requests expire; the admin API lists and decides them, once across replicas.
 
-use std::path::Path;
 use std::time::Duration;
 
 use http::Method;
 use serde_json::json;
 
 use crate::support::redis::RedisServer;
-use crate::support::{TestApp, eventually};
+use crate::support::{Mail, TestApp, embedded_and_on_redis, eventually};
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789abcdef";
 const OWNER: &str = "owner@example.net";
@@ -65,40 +64,15 @@ impl std::ops::Deref for App {
     }
 }
 
-/// A plain-text mail from the outbox.
-#[derive(Debug)]
-struct Sent {
-    to: String,
-    subject: String,
-    text: String,
-}
-
-fn read(path: &Path) -> Sent {
-    let raw = std::fs::read(path).unwrap();
-    let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
-    Sent {
-        to: message
-            .to()
-            .unwrap()
-            .first()
-            .unwrap()
-            .address()
-            .unwrap()
-            .to_owned(),
-        subject: message.subject().unwrap().to_owned(),
-        text: message.body_text(0).unwrap().into_owned(),
-    }
-}
-
 /// Every mail in the outbox, oldest first.
-fn mails(app: &TestApp) -> Vec<Sent> {
+fn mails(app: &TestApp) -> Vec<Mail> {
     let mut paths = app.outbox();
     paths.sort_by_key(|p| std::fs::metadata(p).unwrap().modified().unwrap());
-    paths.iter().map(|p| read(p)).collect()
+    paths.iter().map(|p| Mail::parse(p)).collect()
 }
 
 /// The Approve and Decline links of the owner's mail.
-fn decision_links(mail: &Sent) -> (String, String) {
+fn decision_links(mail: &Mail) -> (String, String) {
     let links: Vec<&str> = mail
         .text
         .split_whitespace()
@@ -114,15 +88,21 @@ async fn ask(app: &TestApp, email: &str) -> (u16, serde_json::Value) {
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
-/// `GET /admin/approvals`.
-async fn pending(app: &TestApp) -> Vec<serde_json::Value> {
-    let response = app
+/// `GET /admin/approvals` with the admin token, or without one.
+async fn get_approvals(app: &TestApp, token: Option<&str>) -> reqwest::Response {
+    let request = app
         .client
-        .get(format!("{}/admin/approvals", app.admin_base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+        .get(format!("{}/admin/approvals", app.admin_base));
+    let request = match token {
+        Some(token) => request.bearer_auth(token),
+        None => request,
+    };
+    request.send().await.unwrap()
+}
+
+/// The pending requests, as `GET /admin/approvals` lists them.
+async fn pending(app: &TestApp) -> Vec<serde_json::Value> {
+    let response = get_approvals(app, Some(ADMIN_TOKEN)).await;
     assert_eq!(response.status(), 200);
     let body: serde_json::Value = response.json().await.unwrap();
     body["pending"].as_array().unwrap().clone()
@@ -159,6 +139,43 @@ async fn outcomes(app: &TestApp) -> Vec<(String, String, bool)> {
 
 fn outcome(email: &str, outcome: &str, link: bool) -> (String, String, bool) {
     (email.into(), outcome.into(), link)
+}
+
+/// Jane's request decided by the owner's `POST` of a link of the owner's mail: Approve
+/// (`approve`) or Decline. `200`, one mail more, to her, the decision in the log (with a link on
+/// approval); then nothing waits, and both links say it is decided and change nothing. Her mail,
+/// and the page the owner saw.
+async fn decide_by_mail(
+    app: &TestApp,
+    (approve_link, decline_link): &(String, String),
+    approve: bool,
+) -> (Mail, String) {
+    let link = if approve { approve_link } else { decline_link };
+    let response = app.client.post(link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    let page = response.text().await.unwrap();
+    let mut sent = mails(app);
+    assert_eq!(sent.len(), 2);
+    assert_eq!(sent[1].to, "jane@example.org");
+    assert!(pending(app).await.is_empty());
+    let decided = if approve { "approved" } else { "declined" };
+    assert_eq!(
+        outcomes(app).await,
+        [
+            outcome("jane@example.org", "pending_approval", false),
+            outcome("jane@example.org", decided, approve),
+        ]
+    );
+
+    // Decided once: both links now say so, and change nothing.
+    for link in [approve_link, decline_link] {
+        let again = app.client.post(link).send().await.unwrap();
+        assert_eq!(again.status(), 404);
+        assert!(again.text().await.unwrap().contains("already been decided"));
+        assert_eq!(app.client.get(link).send().await.unwrap().status(), 404);
+    }
+    assert_eq!(mails(app).len(), 2);
+    (sent.remove(1), page)
 }
 
 async fn the_round_trip_mails_the_owner_then_the_recipient(redis: Option<&RedisServer>) {
@@ -211,38 +228,9 @@ async fn the_round_trip_mails_the_owner_then_the_recipient(redis: Option<&RedisS
     assert_eq!(pending(&app).await.len(), 1);
 
     // The owner's POST approves: the person gets the usual link mail.
-    let approved = app.client.post(&approve).send().await.unwrap();
-    assert_eq!(approved.status(), 200);
-    assert!(
-        approved
-            .text()
-            .await
-            .unwrap()
-            .contains("on its way to jane@example.org")
-    );
-    let sent = mails(&app);
-    assert_eq!(sent.len(), 2);
-    assert_eq!(sent[1].to, "jane@example.org");
-    let link = crate::support::Mail::read(crate::support::newest(&app.outbox())).link;
-    assert!(pending(&app).await.is_empty());
-    assert_eq!(
-        outcomes(&app).await,
-        [
-            outcome("jane@example.org", "pending_approval", false),
-            outcome("jane@example.org", "approved", true),
-        ]
-    );
-
-    // Decided once: both links now say so, and change nothing.
-    for link in [&approve, &decline] {
-        let again = app.client.post(link).send().await.unwrap();
-        assert_eq!(again.status(), 404);
-        assert!(again.text().await.unwrap().contains("already been decided"));
-        assert_eq!(app.client.get(link).send().await.unwrap().status(), 404);
-    }
-    assert_eq!(mails(&app).len(), 2);
-
-    let download = app.get(&link).await;
+    let (mail, page) = decide_by_mail(&app, &(approve, decline), true).await;
+    assert!(page.contains("on its way to jane@example.org"), "{page}");
+    let download = app.get(&mail.link).await;
     assert_eq!(download.status(), 200);
     assert_eq!(
         download.bytes().await.unwrap().as_ref(),
@@ -250,44 +238,22 @@ async fn the_round_trip_mails_the_owner_then_the_recipient(redis: Option<&RedisS
     );
 }
 
-#[tokio::test]
-async fn the_round_trip_mails_the_owner_then_the_recipient_embedded() {
-    the_round_trip_mails_the_owner_then_the_recipient(None).await;
-}
-
-#[tokio::test]
-async fn the_round_trip_mails_the_owner_then_the_recipient_on_redis() {
-    let redis = RedisServer::start();
-    the_round_trip_mails_the_owner_then_the_recipient(Some(&redis)).await;
-}
+embedded_and_on_redis!(the_round_trip_mails_the_owner_then_the_recipient:
+    the_round_trip_mails_the_owner_then_the_recipient_embedded,
+    the_round_trip_mails_the_owner_then_the_recipient_on_redis);
 
 async fn decline_mails_a_polite_note_or_nothing(redis: Option<&RedisServer>) {
     let app = docgate(redis, &[]).await;
     assert_eq!(ask(&app, "jane@example.org").await.0, 202);
-    let (_, decline) = decision_links(&mails(&app)[0]);
-    let declined = app.client.post(&decline).send().await.unwrap();
-    assert_eq!(declined.status(), 200);
-    let sent = mails(&app);
-    assert_eq!(sent.len(), 2);
-    assert_eq!(sent[1].to, "jane@example.org");
-    assert_eq!(sent[1].subject, "Your request for A reviewed document");
+    let links = decision_links(&mails(&app)[0]);
+    let (note, _) = decide_by_mail(&app, &links, false).await;
+    assert_eq!(note.subject, "Your request for A reviewed document");
     assert!(
-        sent[1].text.contains("decided not to share it"),
+        note.text.contains("decided not to share it"),
         "{}",
-        sent[1].text
+        note.text
     );
-    assert!(!sent[1].text.contains("/d/"), "no link: {}", sent[1].text);
-    assert_eq!(
-        outcomes(&app).await,
-        [
-            outcome("jane@example.org", "pending_approval", false),
-            outcome("jane@example.org", "declined", false),
-        ]
-    );
-    assert_eq!(
-        app.client.post(&decline).send().await.unwrap().status(),
-        404
-    );
+    assert!(!note.text.contains("/d/"), "no link: {}", note.text);
 
     // With the note turned off, declining sends nothing.
     let quiet = docgate(redis, &[("DOCGATE_APPROVAL_DECLINE_TEXT", "off")]).await;
@@ -302,23 +268,17 @@ async fn decline_mails_a_polite_note_or_nothing(redis: Option<&RedisServer>) {
     assert_eq!(sent[0].to, OWNER);
 }
 
-#[tokio::test]
-async fn decline_mails_a_polite_note_or_nothing_embedded() {
-    decline_mails_a_polite_note_or_nothing(None).await;
-}
-
-#[tokio::test]
-async fn decline_mails_a_polite_note_or_nothing_on_redis() {
-    let redis = RedisServer::start();
-    decline_mails_a_polite_note_or_nothing(Some(&redis)).await;
-}
+embedded_and_on_redis!(decline_mails_a_polite_note_or_nothing:
+    decline_mails_a_polite_note_or_nothing_embedded,
+    decline_mails_a_polite_note_or_nothing_on_redis);
 
 async fn pending_requests_expire(redis: Option<&RedisServer>) {
-    let app = docgate(redis, &[("DOCGATE_APPROVAL_TTL", "1s")]).await;
+    // Long enough to list the request on a busy machine before it expires.
+    let app = docgate(redis, &[("DOCGATE_APPROVAL_TTL", "2s")]).await;
     assert_eq!(ask(&app, "jane@example.org").await.0, 202);
-    let (approve, _) = decision_links(&mails(&app)[0]);
     let id = pending(&app).await[0]["id"].as_str().unwrap().to_owned();
-    eventually("the request to expire", Duration::from_secs(5), || async {
+    let (approve, _) = decision_links(&mails(&app)[0]);
+    eventually("the request to expire", Duration::from_secs(10), || async {
         pending(&app).await.is_empty().then_some(())
     })
     .await;
@@ -333,16 +293,9 @@ async fn pending_requests_expire(redis: Option<&RedisServer>) {
     assert_eq!(mails(&app).len(), 1, "nothing sent after expiry");
 }
 
-#[tokio::test]
-async fn pending_requests_expire_embedded() {
-    pending_requests_expire(None).await;
-}
-
-#[tokio::test]
-async fn pending_requests_expire_on_redis() {
-    let redis = RedisServer::start();
-    pending_requests_expire(Some(&redis)).await;
-}
+embedded_and_on_redis!(pending_requests_expire:
+    pending_requests_expire_embedded,
+    pending_requests_expire_on_redis);
 
 #[tokio::test]
 async fn a_refused_domain_never_reaches_the_owner() {
@@ -401,13 +354,7 @@ async fn the_admin_api_lists_and_decides_with_clear_errors() {
     assert_eq!(sent[1].to, "jane@example.org");
 
     // Without the token, nothing.
-    let response = app
-        .client
-        .get(format!("{}/admin/approvals", app.admin_base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 401);
+    assert_eq!(get_approvals(&app, None).await.status(), 401);
 }
 
 #[tokio::test]
@@ -527,7 +474,7 @@ async fn through_the_durable_mail_queue_over_smtp() {
     .await;
     assert_eq!(ask(&app, "jane@example.org").await.0, 202);
     let delivered = sink.delivered(1).await;
-    let owner = read(&delivered[0]);
+    let owner = Mail::parse(&delivered[0]);
     assert_eq!(owner.to, OWNER);
     let (approve, _) = decision_links(&owner);
     assert_eq!(
@@ -607,13 +554,7 @@ async fn with_redis_down_nothing_is_asked_or_decided() {
         503
     );
     assert_eq!(app.client.get(&approve).send().await.unwrap().status(), 503);
-    let response = app
-        .client
-        .get(format!("{}/admin/approvals", app.admin_base))
-        .bearer_auth(ADMIN_TOKEN)
-        .send()
-        .await
-        .unwrap();
+    let response = get_approvals(&app, Some(ADMIN_TOKEN)).await;
     assert_eq!(response.status(), 503);
     let sent = mails(&app);
     assert_eq!(

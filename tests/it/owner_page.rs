@@ -1,9 +1,7 @@
-//! The owner's page on the admin listener (`GET /`), over real HTTP and in headless Chromium:
-//! signing in with the admin token into a strict session cookie, no data without it, the CSRF
-//! token on every action, the actions doing what the admin API does, the search, the funnel, and
-//! the page's policy and headers.
-
-use std::time::Duration;
+//! The owner's page on the admin listener (`GET /`), over real HTTP: signing in with the admin
+//! token into a strict session cookie, no data without it, the CSRF token on every action, and the
+//! page's policy and headers; the helpers of a signed-in owner. What the page shows and does is in
+//! `owner_page_log`, the page in Chromium in `owner_browser`.
 
 use docgate::http::owner::session::Keys;
 use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
@@ -12,13 +10,23 @@ use crate::admin::{TOKEN, call, json_of};
 use crate::support::redis::RedisServer;
 use crate::support::*;
 
-const JANE: &str = "jane.owner@example.com";
-const JOHN: &str = "john.other@example.org";
+pub(crate) const JANE: &str = "jane.owner@example.com";
+pub(crate) const JOHN: &str = "john.other@example.org";
 
-async fn owner_app(extra: &[(&str, &str)]) -> TestApp {
+pub(crate) async fn owner_app(extra: &[(&str, &str)]) -> TestApp {
     let mut env = vec![("DOCGATE_ADMIN_TOKEN", TOKEN)];
     env.extend_from_slice(extra);
     TestApp::with(&env).await
+}
+
+/// [`owner_app`], embedded or on `redis`.
+pub(crate) async fn owner_app_on(redis: Option<&RedisServer>) -> TestApp {
+    let url = redis.map(RedisServer::url);
+    let env: Vec<(&str, &str)> = url
+        .iter()
+        .map(|u| ("DOCGATE_REDIS_URL", u.as_str()))
+        .collect();
+    owner_app(&env).await
 }
 
 /// The value of `name=` among the `Set-Cookie` headers, with the header's whole text.
@@ -41,19 +49,14 @@ fn csrf_of(html: &str) -> String {
 }
 
 /// A signed-in browser: its session cookie and the CSRF token of its forms.
-struct Owner {
-    cookie: String,
-    csrf: String,
+pub(crate) struct Owner {
+    pub(crate) cookie: String,
+    pub(crate) csrf: String,
 }
 
 /// The sign-in form: its nonce cookie and CSRF token.
 async fn login_form(app: &TestApp) -> (String, String) {
-    let response = app
-        .client
-        .get(format!("{}/", app.admin_base))
-        .send()
-        .await
-        .unwrap();
+    let response = get_with(app, "", "/").await;
     assert_eq!(response.status(), 200);
     let (nonce, _) = set_cookie(response.headers(), "docgate_owner_login").expect("nonce cookie");
     let html = response.text().await.unwrap();
@@ -74,7 +77,7 @@ async fn post_login(app: &TestApp, nonce: &str, csrf: &str, token: &str) -> reqw
         .unwrap()
 }
 
-async fn sign_in(app: &TestApp) -> Owner {
+pub(crate) async fn sign_in(app: &TestApp) -> Owner {
     let (nonce, csrf) = login_form(app).await;
     let response = post_login(app, &nonce, &csrf, TOKEN).await;
     assert_eq!(response.status(), 303);
@@ -87,33 +90,54 @@ async fn sign_in(app: &TestApp) -> Owner {
     }
 }
 
+/// GETs `target` on the admin listener with the session `cookie` (none if empty).
+pub(crate) async fn get_with(app: &TestApp, cookie: &str, target: &str) -> reqwest::Response {
+    let mut request = app.client.get(format!("{}{target}", app.admin_base));
+    if !cookie.is_empty() {
+        request = request.header("cookie", format!("docgate_owner={cookie}"));
+    }
+    request.send().await.unwrap()
+}
+
 /// GETs `target` on the admin listener with the session `cookie`: status and body.
-async fn get_page(app: &TestApp, cookie: &str, target: &str) -> (u16, String) {
-    let response = app
-        .client
-        .get(format!("{}{target}", app.admin_base))
-        .header("cookie", format!("docgate_owner={cookie}"))
-        .send()
-        .await
-        .unwrap();
+pub(crate) async fn get_page(app: &TestApp, cookie: &str, target: &str) -> (u16, String) {
+    let response = get_with(app, cookie, target).await;
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
 impl Owner {
     /// Posts an action form as the page does, with `csrf` as its token.
-    async fn post(
+    pub(crate) async fn post(
         &self,
         app: &TestApp,
         path: &str,
         csrf: &str,
         fields: &[(&str, &str)],
     ) -> reqwest::Response {
+        self.post_from(app, &app.admin_base, path, csrf, fields)
+            .await
+    }
+
+    /// Posts an action form from a page of `origin` (this listener's: same-origin).
+    async fn post_from(
+        &self,
+        app: &TestApp,
+        origin: &str,
+        path: &str,
+        csrf: &str,
+        fields: &[(&str, &str)],
+    ) -> reqwest::Response {
         let mut form = vec![("csrf", csrf)];
         form.extend_from_slice(fields);
+        let site = if origin == app.admin_base {
+            "same-origin"
+        } else {
+            "cross-site"
+        };
         app.client
             .post(format!("{}{path}", app.admin_base))
-            .header("origin", &app.admin_base)
-            .header("sec-fetch-site", "same-origin")
+            .header("origin", origin)
+            .header("sec-fetch-site", site)
             .header("cookie", format!("docgate_owner={}", self.cookie))
             .form(&form)
             .send()
@@ -121,7 +145,17 @@ impl Owner {
             .unwrap()
     }
 
-    async fn page(&self, app: &TestApp, target: &str) -> String {
+    /// Clicks `action` (`/approve`, `/decline`) of the pending request `id` on the overview:
+    /// where the page sends the browser back.
+    pub(crate) async fn decide(&self, app: &TestApp, action: &str, id: &str) -> String {
+        let response = self
+            .post(app, action, &self.csrf, &[("id", id), ("back", "/")])
+            .await;
+        assert_eq!(response.status(), 303);
+        response.headers()[LOCATION].to_str().unwrap().to_owned()
+    }
+
+    pub(crate) async fn page(&self, app: &TestApp, target: &str) -> String {
         let (status, html) = get_page(app, &self.cookie, target).await;
         assert_eq!(status, 200, "{html}");
         html
@@ -129,7 +163,7 @@ impl Owner {
 }
 
 /// The person's entries as the admin API exports them.
-async fn exported(app: &TestApp, email: &str) -> usize {
+pub(crate) async fn exported(app: &TestApp, email: &str) -> usize {
     let (status, body) = json_of(call(
         app,
         reqwest::Method::GET,
@@ -140,19 +174,19 @@ async fn exported(app: &TestApp, email: &str) -> usize {
     body["entries"].as_array().unwrap().len()
 }
 
+/// The page's log section (its search and its rows).
+pub(crate) fn log_of(html: &str) -> &str {
+    let log = &html[html.find("id=\"requests\"").expect("the log")..];
+    &log[..log.find("</section>").unwrap()]
+}
+
 /// How many requests the page's log shows.
-fn rows(html: &str) -> usize {
-    let Some(at) = html.find("id=\"requests\"") else {
-        return 0;
-    };
-    let log = &html[at..];
-    log[..log.find("</section>").unwrap()]
-        .matches("<li>")
-        .count()
+pub(crate) fn rows(html: &str) -> usize {
+    log_of(html).matches("<li>").count()
 }
 
 /// The status a browser's `HEAD` of a link gets now (claims nothing).
-async fn link_status(app: &TestApp, url: &str) -> u16 {
+pub(crate) async fn link_status(app: &TestApp, url: &str) -> u16 {
     app.client.head(url).send().await.unwrap().status().as_u16()
 }
 
@@ -219,13 +253,7 @@ async fn without_a_session_there_is_the_sign_in_form_and_never_data() {
     );
     // Without an admin token there is no owner's page.
     let off = TestApp::start().await;
-    let response = off
-        .client
-        .get(format!("{}/", off.admin_base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 404);
+    assert_eq!(get_with(&off, "", "/").await.status(), 404);
 }
 
 #[tokio::test]
@@ -346,18 +374,9 @@ async fn an_action_without_the_sessions_csrf_token_is_refused_and_changes_nothin
             assert!(body.contains("Reload the owner"), "{body}");
         }
         // The right token from another site's page.
-        let mut form = vec![("csrf", owner.csrf.as_str())];
-        form.extend_from_slice(fields);
-        let cross = app
-            .client
-            .post(format!("{}{path}", app.admin_base))
-            .header("origin", "https://evil.example")
-            .header("sec-fetch-site", "cross-site")
-            .header("cookie", format!("docgate_owner={}", owner.cookie))
-            .form(&form)
-            .send()
-            .await
-            .unwrap();
+        let cross = owner
+            .post_from(&app, "https://evil.example", path, &owner.csrf, fields)
+            .await;
         assert_eq!(cross.status(), 403, "{path} cross-site");
     }
     // A GET of an action's route changes nothing either.
@@ -386,239 +405,12 @@ async fn an_action_without_the_sessions_csrf_token_is_refused_and_changes_nothin
     );
 }
 
-async fn revoke_all_and_erase(app: TestApp) {
-    let first = app.link(JANE, "resume").await;
-    let second = app.link(JANE, "lebenslauf").await;
-    let john = app.link(JOHN, "resume").await;
-    let owner = sign_in(&app).await;
-
-    // The person's view: both requests, each with a Revoke button, and the person's actions.
-    let html = owner.page(&app, "/?email=jane.owner%40example.com").await;
-    assert_eq!(html.matches("name=\"jti\"").count(), 2, "{html}");
-    assert!(html.contains("id=\"person\""));
-    assert!(!html.contains(JOHN));
-
-    let back = "/?email=jane.owner%40example.com";
-    let done = owner
-        .post(
-            &app,
-            "/revoke-all",
-            &owner.csrf,
-            &[("email", JANE), ("back", back)],
-        )
-        .await;
-    assert_eq!(done.status(), 303);
-    assert_eq!(
-        done.headers()[LOCATION],
-        format!("{back}&done=revoked_all&n=2")
-    );
-    for link in [&first, &second] {
-        assert_eq!(app.client.get(link).send().await.unwrap().status(), 410);
-    }
-    assert_eq!(
-        link_status(&app, &john).await,
-        200,
-        "another person's link stays"
-    );
-    let html = owner
-        .page(&app, &format!("{back}&done=revoked_all&n=2"))
-        .await;
-    assert!(html.contains("2 usable links revoked."), "{html}");
-
-    // Erasing asks first, and erases nothing until confirmed.
-    assert!(exported(&app, JANE).await >= 2);
-    let ask = owner
-        .post(&app, "/erase", &owner.csrf, &[("email", JANE)])
-        .await;
-    assert_eq!(ask.status(), 200);
-    let confirm = ask.text().await.unwrap();
-    assert!(confirm.contains("data-page=\"owner-erase\""), "{confirm}");
-    assert!(confirm.contains("name=\"confirm\" value=\"yes\""));
-    let before = exported(&app, JANE).await;
-    assert!(before >= 2);
-    let erased = owner
-        .post(
-            &app,
-            "/erase",
-            &owner.csrf,
-            &[("email", JANE), ("confirm", "yes")],
-        )
-        .await;
-    assert_eq!(erased.status(), 303);
-    assert_eq!(
-        erased.headers()[LOCATION],
-        format!("/?done=erased&n={before}")
-    );
-    assert_eq!(
-        exported(&app, JANE).await,
-        0,
-        "the person's entries are gone"
-    );
-    assert_eq!(exported(&app, JOHN).await, 1, "another person's stay");
-    let html = owner.page(&app, back).await;
-    assert!(html.contains("id=\"log-empty\""), "{html}");
-    let html = owner.page(&app, "/").await;
-    assert!(!html.contains(JANE));
-    assert!(html.contains(JOHN));
-}
-
-#[tokio::test]
-async fn revoke_all_and_erase_do_what_the_admin_api_does() {
-    revoke_all_and_erase(owner_app(&[]).await).await;
-}
-
-#[tokio::test]
-async fn revoke_all_and_erase_do_what_the_admin_api_does_on_redis() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    revoke_all_and_erase(owner_app(&[("DOCGATE_REDIS_URL", url.as_str())]).await).await;
-}
-
-#[tokio::test]
-async fn the_log_is_searched_by_address_and_document_and_the_funnel_counts_each_stage() {
-    search_and_funnel(owner_app(&[]).await).await;
-}
-
-#[tokio::test]
-async fn the_log_is_searched_and_the_funnel_counted_on_redis() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    search_and_funnel(owner_app(&[("DOCGATE_REDIS_URL", url.as_str())]).await).await;
-}
-
-async fn search_and_funnel(app: TestApp) {
-    let downloaded = app.link(JANE, "resume").await;
-    app.link(JOHN, "lebenslauf").await;
-    app.link(JOHN, "resume").await;
-    assert_whole_resume(app.client.get(&downloaded).send().await.unwrap()).await;
-    // The download's entry is written just after its response ends.
-    eventually(
-        "the download in the log",
-        Duration::from_secs(10),
-        || async { (exported(&app, JANE).await >= 2).then_some(()) },
-    )
-    .await;
-    let owner = sign_in(&app).await;
-
-    let by_address = owner.page(&app, "/?email=JANE.owner%40example.com").await;
-    assert_eq!(rows(&by_address), 1, "{by_address}");
-    assert!(by_address.contains(JANE) && !by_address.contains(JOHN));
-    assert!(by_address.contains("Downloaded "));
-
-    let by_document = owner.page(&app, "/?document=lebenslauf").await;
-    let log = &by_document[by_document.find("id=\"requests\"").unwrap()..];
-    let log = &log[..log.find("</section>").unwrap()];
-    assert_eq!(log.matches("<li>").count(), 1, "{log}");
-    assert!(log.contains(JOHN) && !log.contains(JANE));
-    assert!(log.contains("<option value=\"lebenslauf\" selected>"));
-
-    let both = owner
-        .page(&app, "/?email=john.other%40example.org&document=resume")
-        .await;
-    let log = &both[both.find("id=\"requests\"").unwrap()..];
-    let log = &log[..log.find("</section>").unwrap()];
-    assert_eq!(log.matches("<li>").count(), 1, "{log}");
-
-    // An address that is not one: 400, a page saying why.
-    let (status, html) = get_page(&app, &owner.cookie, "/?email=not-an-address").await;
-    assert_eq!(status, 400, "{html}");
-
-    // The funnel: per document, the totals as text and an SVG chart named by them.
-    let page = owner.page(&app, "/").await;
-    let resume = &page[page
-        .find("data-document=\"Jane Doe&#39;s resume\"")
-        .unwrap()..];
-    let resume = &resume[..resume.find("</svg>").unwrap()];
-    for (stage, n) in [
-        ("Asked", 2),
-        ("Mailed", 2),
-        ("Opened", 1),
-        ("Downloaded", 1),
-    ] {
-        assert!(
-            resume.contains(&format!("{stage}: <strong>{n}</strong>")),
-            "{stage}: {resume}"
-        );
-    }
-    assert!(
-        resume.contains("per day: 2 asked, 2 mailed, 1 opened, 1 downloaded"),
-        "{resume}"
-    );
-    assert_eq!(
-        resume.matches("<rect").count(),
-        4,
-        "today's four bars: {resume}"
-    );
-    assert!(
-        page.contains("data-document=\"A big file\""),
-        "every document, even unasked"
-    );
-}
-
-#[tokio::test]
-async fn the_export_is_the_admin_apis_and_the_log_pages() {
-    let app = owner_app(&[]).await;
-    app.link(JANE, "resume").await;
-    for i in 0..26 {
-        app.request_link(&format!("p{i}@example.net"), "big").await;
-    }
-    app.wait_for_log(27).await;
-    let owner = sign_in(&app).await;
-    let response = app
-        .client
-        .get(format!(
-            "{}/export?email=jane.owner%40example.com",
-            app.admin_base
-        ))
-        .header("cookie", format!("docgate_owner={}", owner.cookie))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    assert!(
-        response.headers()["content-disposition"]
-            .to_str()
-            .unwrap()
-            .starts_with("attachment")
-    );
-    let body: serde_json::Value = response.json().await.unwrap();
-    let (_, api) = json_of(call(
-        &app,
-        reqwest::Method::GET,
-        "/admin/people?email=jane.owner@example.com",
-    ))
-    .await;
-    assert_eq!(body, api);
-
-    let first = owner.page(&app, "/").await;
-    assert_eq!(rows(&first), 25, "{first}");
-    assert!(first.contains("id=\"older\" href=\"/?offset=25\""));
-    assert!(!first.contains("id=\"newer\""));
-    let second = owner.page(&app, "/?offset=25").await;
-    assert!(
-        second.contains(JANE),
-        "the oldest request on the second page"
-    );
-    assert!(second.contains("id=\"newer\" href=\"/\""));
-}
-
 #[tokio::test]
 async fn every_owner_page_carries_the_strict_policy_and_security_headers() {
     let app = owner_app(&[]).await;
     let owner = sign_in(&app).await;
-    let login = app
-        .client
-        .get(format!("{}/", app.admin_base))
-        .send()
-        .await
-        .unwrap();
-    let page = app
-        .client
-        .get(format!("{}/", app.admin_base))
-        .header("cookie", format!("docgate_owner={}", owner.cookie))
-        .send()
-        .await
-        .unwrap();
+    let login = get_with(&app, "", "/").await;
+    let page = get_with(&app, &owner.cookie, "/").await;
     for response in [&login, &page] {
         let h = response.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
@@ -644,177 +436,4 @@ async fn every_owner_page_carries_the_strict_policy_and_security_headers() {
     }
     let html = page.text().await.unwrap();
     assert!(!html.contains("<script") && !html.contains(" style=") && !html.contains("src=\"http"));
-}
-
-/// The owner's journey in Chromium: sign in, read the funnel and the log, revoke a link, erase
-/// a person (with its confirmation step); every page checked (no console error, no CSP
-/// violation, no horizontal scrolling) and photographed at phone and desktop width.
-#[tokio::test]
-async fn in_a_browser_the_owner_signs_in_reads_revokes_and_erases() {
-    use crate::browser::{check_page, shoot};
-    use crate::support::chrome::{Browser, Viewport};
-
-    let app = owner_app(&[]).await;
-    let live = app.link(JANE, "resume").await;
-    let downloaded = app.link(JOHN, "lebenslauf").await;
-    app.link(JOHN, "resume").await;
-    assert_lebenslauf(app.client.get(&downloaded).send().await.unwrap()).await;
-    app.wait_for_log(4).await;
-
-    let browser = Browser::launch().await;
-    let page = browser.new_page().await;
-    let home = format!("{}/", app.admin_base);
-    for viewport in Viewport::ALL {
-        page.set_viewport(viewport).await;
-        assert_eq!(page.goto(&home).await, 200);
-        check_page(&page, "owner-login").await;
-        shoot(&page, "owner-login", viewport).await;
-    }
-
-    page.type_into("#token", TOKEN).await;
-    assert_eq!(page.click_and_wait("#sign-in").await, 200);
-    check_page(&page, "owner").await;
-    assert!(page.exists("#chart-0").await);
-    assert!(page.text("#funnel").await.contains("Downloaded: 1"));
-    let log = page.text("#log").await;
-    assert!(log.contains(JANE) && log.contains(JOHN), "{log}");
-    for viewport in Viewport::ALL {
-        page.set_viewport(viewport).await;
-        assert_eq!(page.goto(&home).await, 200);
-        check_page(&page, "owner").await;
-        shoot(&page, "owner", viewport).await;
-    }
-
-    // Jane's view: her one live link, revoked with its button.
-    let jane = format!("{}/?email=jane.owner%40example.com", app.admin_base);
-    assert_eq!(page.goto(&jane).await, 200);
-    check_page(&page, "owner").await;
-    assert_eq!(
-        page.click_and_wait("form[action='/revoke'] button").await,
-        200
-    );
-    check_page(&page, "owner").await;
-    assert!(page.text("#flash").await.contains("revoked"));
-    assert!(!page.exists("form[action='/revoke']").await);
-    assert_eq!(app.client.get(&live).send().await.unwrap().status(), 410);
-    let revoked = page.url().await;
-    for viewport in Viewport::ALL {
-        page.set_viewport(viewport).await;
-        assert_eq!(page.goto(&revoked).await, 200);
-        check_page(&page, "owner").await;
-        shoot(&page, "owner-person", viewport).await;
-    }
-
-    // Erasing her data: the confirmation step, then gone.
-    assert_eq!(
-        page.click_and_wait("form[action='/erase'] button").await,
-        200
-    );
-    check_page(&page, "owner-erase").await;
-    // Her request, and the refused download of her revoked link.
-    assert_eq!(
-        exported(&app, JANE).await,
-        2,
-        "nothing erased before confirming"
-    );
-    for viewport in [Viewport::Desktop, Viewport::Phone] {
-        page.set_viewport(viewport).await;
-        check_page(&page, "owner-erase").await;
-        shoot(&page, "owner-erase", viewport).await;
-    }
-    assert_eq!(
-        page.click_and_wait("form[action='/erase'] button").await,
-        200
-    );
-    check_page(&page, "owner").await;
-    assert!(page.text("#flash").await.contains("erased"));
-    assert_eq!(exported(&app, JANE).await, 0);
-    assert!(!page.text("#log").await.contains(JANE));
-}
-
-#[tokio::test]
-async fn pending_approvals_are_approved_and_declined_on_the_page() {
-    let dir = tempfile::tempdir().unwrap();
-    let catalog = dir.path().join("approval.toml");
-    std::fs::write(
-        &catalog,
-        "[documents.reviewed]\nkey = \"resume/lebenslauf.pdf\"\nfilename = \"Reviewed.pdf\"\n\
-         title = \"A reviewed document\"\napproval = true\n",
-    )
-    .unwrap();
-    let catalog = catalog.display().to_string();
-    let app = owner_app(&[("DOCGATE_CATALOG", &catalog)]).await;
-    for email in [JANE, JOHN] {
-        assert_eq!(app.request_link(email, "reviewed").await.status(), 202);
-    }
-    let owner = sign_in(&app).await;
-    let html = owner.page(&app, "/").await;
-    assert!(html.contains("id=\"pending\""), "{html}");
-    assert!(
-        html.contains(&format!("{JANE} asks for A reviewed document")),
-        "{html}"
-    );
-    assert!(html.contains("Waiting for your approval"), "{html}");
-    assert!(app.outbox().is_empty(), "nobody mailed yet");
-
-    // The id each request's forms post back.
-    let id_of = |email: &str| {
-        let item = html
-            .split("<li>")
-            .find(|li| li.contains(&format!("{email} asks for")))
-            .expect("a pending item");
-        let field = "name=\"id\" value=\"";
-        let start = item.find(field).unwrap() + field.len();
-        item[start..][..item[start..].find('"').unwrap()].to_owned()
-    };
-    let ids = [id_of(JANE), id_of(JOHN)];
-    assert_ne!(ids[0], ids[1]);
-
-    // Without the session's CSRF token, nothing is decided.
-    let refused = owner
-        .post(&app, "/approve", "wrong", &[("id", &ids[0])])
-        .await;
-    assert_eq!(refused.status(), 403);
-    assert!(app.outbox().is_empty());
-
-    let approved = owner
-        .post(
-            &app,
-            "/approve",
-            &owner.csrf,
-            &[("id", &ids[0]), ("back", "/")],
-        )
-        .await;
-    assert_eq!(approved.status(), 303);
-    assert_eq!(approved.headers()["location"], "/?done=approved");
-    let mails = app.outbox();
-    assert_eq!(mails.len(), 1);
-    assert_eq!(crate::support::Mail::read(&mails[0]).to, JANE);
-
-    let declined = owner
-        .post(
-            &app,
-            "/decline",
-            &owner.csrf,
-            &[("id", &ids[1]), ("back", "/")],
-        )
-        .await;
-    assert_eq!(declined.status(), 303);
-    assert_eq!(declined.headers()["location"], "/?done=declined");
-    assert_eq!(app.outbox().len(), 2, "the decline note");
-
-    // Decided once: a second click changes nothing, and says so.
-    let again = owner
-        .post(
-            &app,
-            "/approve",
-            &owner.csrf,
-            &[("id", &ids[0]), ("back", "/")],
-        )
-        .await;
-    assert_eq!(again.headers()["location"], "/?done=not_decided");
-    assert_eq!(app.outbox().len(), 2);
-    let html = owner.page(&app, "/?done=not_decided").await;
-    assert!(!html.contains("id=\"pending\""), "{html}");
-    assert!(html.contains("already decided"), "{html}");
 }

@@ -67,17 +67,33 @@ pub struct Mail {
 }
 
 impl Mail {
+    /// A mail carrying a link (the link mail, the owner's request): panics without one.
     pub fn read(path: &Path) -> Self {
+        let mail = Self::parse(path);
+        assert!(
+            !mail.link.is_empty(),
+            "a link in the text part: {}",
+            mail.text
+        );
+        assert!(!mail.html.is_empty(), "an HTML part");
+        mail
+    }
+
+    /// Any mail, a note without a link too (then `link` is empty).
+    pub fn parse(path: &Path) -> Self {
         let raw = std::fs::read(path).unwrap();
         let message = mail_parser::MessageParser::default().parse(&raw).unwrap();
         let from = message.from().unwrap().first().unwrap();
         let text = message.body_text(0).unwrap().into_owned();
-        let html = message.body_html(0).unwrap().into_owned();
-        let start = text
+        let html = message
+            .body_html(0)
+            .map(|h| h.into_owned())
+            .unwrap_or_default();
+        let link = text
             .find("https://")
             .or_else(|| text.find("http://"))
-            .expect("a link in the text part");
-        let link = text[start..].split_whitespace().next().unwrap().to_owned();
+            .map(|start| text[start..].split_whitespace().next().unwrap().to_owned())
+            .unwrap_or_default();
         Self {
             from_name: from.name().map(str::to_owned),
             from: from.address().unwrap().to_owned(),

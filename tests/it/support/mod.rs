@@ -271,6 +271,24 @@ pub fn fixture_env(dir: &Path, public_url: &str, secret: &str) -> Vec<(String, S
     .collect()
 }
 
+/// Two tests of one scenario, an `async fn(Option<&RedisServer>)`: `$embedded` on the embedded
+/// store, `$on_redis` on a Redis server of its own.
+macro_rules! embedded_and_on_redis {
+    ($scenario:ident: $embedded:ident, $on_redis:ident) => {
+        #[tokio::test]
+        async fn $embedded() {
+            $scenario(None).await;
+        }
+
+        #[tokio::test]
+        async fn $on_redis() {
+            let redis = $crate::support::redis::RedisServer::start();
+            $scenario(Some(&redis)).await;
+        }
+    };
+}
+pub(crate) use embedded_and_on_redis;
+
 /// A running test server.
 pub struct TestApp {
     pub addr: SocketAddr,
