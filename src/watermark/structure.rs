@@ -12,7 +12,7 @@ use bytes::Bytes;
 use lopdf::xref::XrefType;
 use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId, Writer};
 
-use super::stamp::Geometry;
+use super::stamp::{self, Geometry};
 use super::{CannotStamp, font};
 
 /// The largest document read by default; a larger one cannot be stamped (`CannotStamp::TooLarge`).
@@ -24,6 +24,10 @@ const MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
 const MAX_DEPTH: usize = 64;
 /// The resource name the stamp's font is given, with a number after it if the page has it.
 const FONT_NAME: &[u8] = b"DocgateStamp";
+/// The name of the field a signed PDF's stamp is, with a number after it if the form has it.
+const FIELD_NAME: &str = "DocgateWatermark";
+/// A stamp widget's annotation flags: Print, ReadOnly, Locked, LockedContents.
+const WIDGET_FLAGS: u32 = 4 | 64 | 128 | 512;
 
 /// The kind of cross-reference section the update ends with: the same as the document's last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +53,9 @@ pub(super) struct StampStream {
     pub number: u32,
     pub geometry: Geometry,
     pub font_name: Vec<u8>,
+    /// For an annotation's appearance, a form XObject: the dictionary's entries before
+    /// `/Length`; for page content, `None`.
+    pub form: Option<String>,
 }
 
 /// What stamping a document needs, read once; see [`read`].
@@ -81,10 +88,11 @@ impl Structure {
         self.pages
     }
 
-    /// Whether the document says it holds signatures (`/AcroForm /SigFlags` or `/Perms`). Its
-    /// signatures stay valid for the revision they sign, but a validator that compares revisions
-    /// reports the stamp as a change outside what a signature allows (new page content), so the
-    /// owner may want such documents served unstamped.
+    /// Whether the document says it holds signatures (`/AcroForm /SigFlags`). Its stamp is then
+    /// not page content, which a validator comparing revisions reports as a change no signature
+    /// allows, but a widget annotation per page of one new, read-only, unsigned signature field:
+    /// the one addition validators accept after an approval signature (pyHanko's default
+    /// policy judges it form filling). Its signatures stay valid, for the copy as a whole.
     pub fn signed(&self) -> bool {
         self.signed
     }
@@ -114,7 +122,11 @@ impl Structure {
             + self
                 .stamps
                 .iter()
-                .map(|s| std::mem::size_of::<StampStream>() + s.font_name.len())
+                .map(|s| {
+                    std::mem::size_of::<StampStream>()
+                        + s.font_name.len()
+                        + s.form.as_ref().map_or(0, String::len)
+                })
                 .sum::<usize>()
     }
 }
@@ -182,37 +194,87 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
         .max(doc.reference_table.size)
         .max(doc.max_id.saturating_add(1))
         .max(1);
-    let font_number = first;
-    let open_number = first + 1;
-    let mut next_number = first + 2;
-
-    let mut head = Vec::new();
-    if !bytes.ends_with(b"\n") && !bytes.ends_with(b"\r") {
-        head.push(b'\n');
+    let signed = signed(&doc);
+    if certified(&doc) {
+        return Err(CannotStamp::Certified);
     }
-    let mut head_objects = Vec::with_capacity(page_ids.len() + 2);
-    let mut place = |head: &mut Vec<u8>, number: u32, generation: u16, body: &[u8]| {
-        head_objects.push(Placed {
+
+    let mut head = Head::default();
+    if !bytes.ends_with(b"\n") && !bytes.ends_with(b"\r") {
+        head.bytes.push(b'\n');
+    }
+    let font_number = first;
+    head.place(font_number, 0, font::FONT_DICTIONARY.as_bytes());
+    let (stamps, next_number) = if signed {
+        annotated(&doc, &page_ids, font_number, &mut head)?
+    } else {
+        drawn(&doc, &page_ids, font_number, &mut head)?
+    };
+    Ok(Structure {
+        original_len: size,
+        startxref,
+        kind,
+        trailer,
+        head: Bytes::from(head.bytes),
+        head_objects: head.objects,
+        stamps,
+        next_number,
+        pages: page_ids.len(),
+        signed,
+    })
+}
+
+/// The update's shared part as it is written: its bytes and the objects in them.
+#[derive(Default)]
+struct Head {
+    bytes: Vec<u8>,
+    objects: Vec<Placed>,
+}
+
+impl Head {
+    /// Writes the object `number` `generation` with `body`.
+    fn place(&mut self, number: u32, generation: u16, body: &[u8]) {
+        self.objects.push(Placed {
             number,
             generation,
-            offset: head.len() as u64,
+            offset: self.bytes.len() as u64,
         });
-        head.extend_from_slice(format!("{number} {generation} obj\n").as_bytes());
-        head.extend_from_slice(body);
-        head.extend_from_slice(b"\nendobj\n");
-    };
-    place(&mut head, font_number, 0, font::FONT_DICTIONARY.as_bytes());
-    place(
-        &mut head,
-        open_number,
-        0,
-        b"<< /Length 2 >>\nstream\nq\n\nendstream",
-    );
+        self.bytes
+            .extend_from_slice(format!("{number} {generation} obj\n").as_bytes());
+        self.bytes.extend_from_slice(body);
+        self.bytes.extend_from_slice(b"\nendobj\n");
+    }
+
+    /// Writes `object` back as the object `id`.
+    fn place_object(&mut self, id: ObjectId, object: &Object) -> Result<(), CannotStamp> {
+        let mut body = Vec::new();
+        Writer::write_object(&mut body, object).map_err(|_| written_back())?;
+        self.place(id.0, id.1, &body);
+        Ok(())
+    }
+}
+
+fn written_back() -> CannotStamp {
+    CannotStamp::Broken("an object of it cannot be written back")
+}
+
+/// The stamp as page content: the `q` stream, and each page rewritten with its contents as
+/// `[q, original…, Q+stamp]` and the font among its resources. Returns the stamp streams and the
+/// next free object number.
+fn drawn(
+    doc: &Document,
+    page_ids: &[ObjectId],
+    font_number: u32,
+    head: &mut Head,
+) -> Result<(Vec<StampStream>, u32), CannotStamp> {
+    let open_number = font_number + 1;
+    let mut next_number = font_number + 2;
+    head.place(open_number, 0, b"<< /Length 2 >>\nstream\nq\n\nendstream");
 
     let mut stamps: Vec<StampStream> = Vec::new();
     let mut by_geometry = HashMap::new();
-    for id in &page_ids {
-        let page = Page::read(&doc, *id)?;
+    for id in page_ids {
+        let page = Page::read(doc, *id)?;
         let mut dict = page.dict;
         let mut resources = page.resources;
         let mut fonts = page.fonts;
@@ -226,6 +288,7 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
                     number,
                     geometry: page.geometry,
                     font_name: name.clone(),
+                    form: None,
                 });
                 number
             });
@@ -237,27 +300,174 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
         contents.extend(page.contents);
         contents.push(Object::Reference((stamp_number, 0)));
         dict.set("Contents", Object::Array(contents));
-        let mut body = Vec::new();
-        Writer::write_object(&mut body, &Object::Dictionary(dict))
-            .map_err(|_| CannotStamp::Broken("an object of it cannot be written back"))?;
-        place(&mut head, id.0, id.1, &body);
+        head.place_object(*id, &Object::Dictionary(dict))?;
     }
-    Ok(Structure {
-        original_len: size,
-        startxref,
-        kind,
-        trailer,
-        head: Bytes::from(head),
-        head_objects,
-        stamps,
-        next_number,
-        pages: page_ids.len(),
-        signed: signed(&doc),
-    })
+    Ok((stamps, next_number))
 }
 
-/// Whether the catalog declares signatures: `/SigFlags` with SignaturesExist in `/AcroForm`, or
-/// `/Perms` (DocMDP, a certification).
+/// The stamp as annotations, for a signed PDF, whose pages' content a signature validator does
+/// not let change: one new form field, read-only, of the one kind validators accept after a
+/// signature (an unsigned signature field, as a signer would add for the next signature), with
+/// a widget annotation per page in the margin strip whose appearance is the line. Each page is
+/// rewritten only to add its widget to `/Annots`, and the form to list the field.
+fn annotated(
+    doc: &Document,
+    page_ids: &[ObjectId],
+    font_number: u32,
+    head: &mut Head,
+) -> Result<(Vec<StampStream>, u32), CannotStamp> {
+    let field_number = font_number + 1;
+    let mut next_number = font_number + 2;
+    let mut stamps: Vec<StampStream> = Vec::new();
+    let mut by_geometry = HashMap::new();
+    let mut widgets = Vec::with_capacity(page_ids.len());
+    for id in page_ids {
+        let geometry = Page::read(doc, *id)?.geometry;
+        let strip = stamp::margin(&geometry);
+        let appearance = *by_geometry.entry(geometry.key()).or_insert_with(|| {
+            let number = next_number;
+            next_number += 1;
+            stamps.push(StampStream {
+                number,
+                geometry,
+                font_name: FONT_NAME.to_vec(),
+                form: Some(format!(
+                    " /Type /XObject /Subtype /Form /BBox {} /Resources << /Font << /{} {font_number} 0 R >> >>",
+                    rect(strip),
+                    String::from_utf8_lossy(FONT_NAME),
+                )),
+            });
+            number
+        });
+        let widget = next_number;
+        next_number += 1;
+        widgets.push(widget);
+        head.place(
+            widget,
+            0,
+            format!(
+                "<< /Type /Annot /Subtype /Widget /Parent {field_number} 0 R /P {} {} R /Rect {} \
+                 /F {WIDGET_FLAGS} /AP << /N {appearance} 0 R >> >>",
+                id.0,
+                id.1,
+                rect(strip)
+            )
+            .as_bytes(),
+        );
+        let mut page = doc
+            .get_dictionary(*id)
+            .map_err(CannotStamp::Unreadable)?
+            .clone();
+        let mut annots = match page.get(b"Annots") {
+            Err(_) => Vec::new(),
+            Ok(value) => match deref(doc, value)? {
+                Object::Array(items) => items.clone(),
+                Object::Null => Vec::new(),
+                _ => return Err(CannotStamp::Broken("a page's /Annots is not an array")),
+            },
+        };
+        annots.push(Object::Reference((widget, 0)));
+        page.set("Annots", Object::Array(annots));
+        head.place_object(*id, &Object::Dictionary(page))?;
+    }
+
+    // The form: its dictionary (or the catalog holding it) rewritten to list the new field.
+    let root = doc
+        .trailer
+        .get(b"Root")
+        .and_then(Object::as_reference)
+        .map_err(|_| CannotStamp::Broken("its trailer's /Root is not a reference"))?;
+    let catalog = doc.get_dictionary(root).map_err(CannotStamp::Unreadable)?;
+    let (form_id, mut form) = match catalog.get(b"AcroForm") {
+        Ok(Object::Reference(id)) => (
+            Some(*id),
+            doc.get_dictionary(*id)
+                .map_err(CannotStamp::Unreadable)?
+                .clone(),
+        ),
+        Ok(Object::Dictionary(form)) => (None, form.clone()),
+        _ => {
+            return Err(CannotStamp::Broken(
+                "its signatures' form is not a dictionary",
+            ));
+        }
+    };
+    let mut fields = match form.get(b"Fields") {
+        Err(_) => Vec::new(),
+        Ok(value) => match deref(doc, value)? {
+            Object::Array(items) => items.clone(),
+            _ => return Err(CannotStamp::Broken("its form's /Fields is not an array")),
+        },
+    };
+    let name = free_field_name(doc, &fields);
+    fields.push(Object::Reference((field_number, 0)));
+    form.set("Fields", Object::Array(fields));
+    match form_id {
+        Some(id) => head.place_object(id, &Object::Dictionary(form))?,
+        None => {
+            let mut catalog = catalog.clone();
+            catalog.set("AcroForm", Object::Dictionary(form));
+            head.place_object(root, &Object::Dictionary(catalog))?;
+        }
+    }
+    let kids: Vec<String> = widgets.iter().map(|n| format!("{n} 0 R")).collect();
+    head.place(
+        field_number,
+        0,
+        format!(
+            "<< /FT /Sig /T ({name}) /Ff 1 /Kids [{}] >>",
+            kids.join(" ")
+        )
+        .as_bytes(),
+    );
+    Ok((stamps, next_number))
+}
+
+/// A rectangle as a PDF array.
+fn rect([a, b, c, d]: [f64; 4]) -> String {
+    format!(
+        "[{} {} {} {}]",
+        stamp::number(a),
+        stamp::number(b),
+        stamp::number(c),
+        stamp::number(d)
+    )
+}
+
+/// A name for the stamp's field that no field at the top of the form has (a copy stamped
+/// before has one).
+fn free_field_name(doc: &Document, fields: &[Object]) -> String {
+    let names: HashSet<Vec<u8>> = fields
+        .iter()
+        .filter_map(|field| deref(doc, field).ok())
+        .filter_map(|field| field.as_dict().ok())
+        .filter_map(|field| field.get(b"T").ok())
+        .filter_map(|name| name.as_str().ok())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let mut name = FIELD_NAME.to_owned();
+    let mut n = 0u32;
+    while names.contains(name.as_bytes()) {
+        n += 1;
+        name = format!("{FIELD_NAME}{n}");
+    }
+    name
+}
+
+/// Whether the document is certified (`/Perms /DocMDP`): a certification allows no change
+/// (`/P 1`), or only filling in and signing the fields it has (`/P 2`), or those and comments
+/// (`/P 3`); none of them a new field, which is what the stamp of a signed PDF is.
+fn certified(doc: &Document) -> bool {
+    doc.catalog()
+        .ok()
+        .and_then(|catalog| catalog.get(b"Perms").ok())
+        .and_then(|perms| doc.dereference(perms).ok())
+        .and_then(|(_, perms)| perms.as_dict().ok())
+        .is_some_and(|perms| perms.has(b"DocMDP"))
+}
+
+/// Whether the catalog declares signatures: `/SigFlags` with SignaturesExist in `/AcroForm`. (A
+/// certification, `/Perms /DocMDP`, is refused before: see [`certified`].)
 fn signed(doc: &Document) -> bool {
     let Ok(catalog) = doc.catalog() else {
         return false;
@@ -271,7 +481,7 @@ fn signed(doc: &Document) -> bool {
         .and_then(|flags| doc.dereference(flags).ok())
         .and_then(|(_, flags)| flags.as_i64().ok())
         .unwrap_or(0);
-    flags & 1 != 0 || catalog.has(b"Perms")
+    flags & 1 != 0
 }
 
 /// The trailer entries an update carries over: `/Root` (required), `/Info` and `/ID`.
