@@ -19,6 +19,7 @@ pub mod admission;
 pub mod approval;
 pub mod body;
 pub mod client;
+pub mod confirm;
 pub mod conn;
 pub mod download;
 pub mod error;
