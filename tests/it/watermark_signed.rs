@@ -335,3 +335,84 @@ fn a_certified_pdf_is_not_stamped() {
         );
     }
 }
+
+/// `original` with an incremental update replacing or adding `objects` (number, body), chained
+/// by `/Prev`: one xref subsection per object.
+fn updated(original: &[u8], objects: &[(u32, &str)]) -> Vec<u8> {
+    let prev = startxref(original);
+    let mut out = original.to_vec();
+    let mut xref = String::from("xref\n");
+    for (number, body) in objects {
+        xref.push_str(&format!("{number} 1\n{:010} 00000 n\r\n", out.len()));
+        out.extend_from_slice(format!("{number} 0 obj\n{body}\nendobj\n").as_bytes());
+    }
+    let at = out.len();
+    out.extend_from_slice(
+        format!(
+            "{xref}trailer\n<< /Size 5002 /Prev {prev} /Root 1 0 R /Info 4 0 R >>\n\
+             startxref\n{at}\n%%EOF\n"
+        )
+        .as_bytes(),
+    );
+    out
+}
+
+#[test]
+fn a_signed_pdf_with_its_form_in_the_catalog_and_indirect_annotations_is_stamped() {
+    // The form written in the catalog itself, a field already named like the stamp's (a copy
+    // stamped before), and a page whose /Annots is a reference to an array holding a link.
+    let dir = scratch();
+    let original = updated(
+        &pdf(&plain_pages(2)),
+        &[
+            (
+                1,
+                "<< /Type /Catalog /Pages 2 0 R /AcroForm << /SigFlags 3 /Fields [4990 0 R] >> >>",
+            ),
+            (4990, "<< /FT /Sig /T (DocgateWatermark) >>"),
+            (4991, "[4992 0 R]"),
+            (
+                4992,
+                "<< /Type /Annot /Subtype /Link /Rect [72 600 200 620] /Border [0 0 0] \
+                 /A << /S /URI /URI (https://example.com/) >> >>",
+            ),
+            (
+                10,
+                "<< /Type /Page /Parent 2 0 R /Contents 11 0 R /Annots 4991 0 R >>",
+            ),
+        ],
+    );
+    let structure = watermark::read(&original, MAX_DOCUMENT_BYTES).expect("stampable");
+    assert!(structure.signed());
+    let stamped = stamp_and_check(&dir, "catalog-form", &original, XrefKind::Table);
+    assert_annotated(&original, &stamped, STAMP);
+
+    let doc = Document::load_mem(&stamped).expect("lopdf reads the stamped copy");
+    let page = doc
+        .get_dictionary(doc.get_pages()[&1])
+        .expect("the first page");
+    let annots = page
+        .get(b"Annots")
+        .and_then(Object::as_array)
+        .expect("its annotations");
+    assert_eq!(annots.len(), 2, "the link kept, the stamp after it");
+    assert_eq!(annots[0].as_reference().ok(), Some((4992, 0)));
+    let form = doc
+        .catalog()
+        .and_then(|c| c.get(b"AcroForm"))
+        .and_then(Object::as_dict)
+        .expect("the form, still in the catalog");
+    assert_eq!(form.get(b"SigFlags").and_then(Object::as_i64).ok(), Some(3));
+    let fields = form
+        .get(b"Fields")
+        .and_then(Object::as_array)
+        .expect("its fields");
+    assert_eq!(fields.len(), 2);
+    let name = fields[1]
+        .as_reference()
+        .and_then(|id| doc.get_dictionary(id))
+        .and_then(|field| field.get(b"T"))
+        .and_then(Object::as_str)
+        .expect("the new field's name");
+    assert_eq!(name, b"DocgateWatermark1");
+}
