@@ -30,6 +30,7 @@
 //! What it cannot stamp safely it refuses with [`CannotStamp`]; the caller chooses between serving
 //! the document unstamped and refusing it.
 
+mod annotate;
 mod font;
 mod stamp;
 mod structure;

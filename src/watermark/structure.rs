@@ -2,7 +2,8 @@
 //! last `startxref` offset, the kind of its last cross-reference section, the trailer's `/Root`,
 //! `/Info` and `/ID`, the next free object number, and every leaf page with its inherited
 //! attributes), turned at once into the update's part that is the same for every recipient: the
-//! font, the `q` stream and each page's dictionary rewritten under its own object number. The
+//! font, the `q` stream and each page's dictionary rewritten under its own object number (for a
+//! signed PDF, the field, its widgets and the form instead: see `annotate.rs`). The
 //! parsed document is dropped before `read` returns; only those bytes and a few numbers per page
 //! stay.
 
@@ -12,8 +13,8 @@ use bytes::Bytes;
 use lopdf::xref::XrefType;
 use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId, Writer};
 
-use super::stamp::{self, Geometry};
-use super::{CannotStamp, font};
+use super::stamp::Geometry;
+use super::{CannotStamp, annotate, font};
 
 /// The largest document read by default; a larger one cannot be stamped (`CannotStamp::TooLarge`).
 /// Reading holds the parsed document in memory for a moment, a few times its size.
@@ -23,11 +24,7 @@ const MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
 /// How many `/Parent` links an inherited attribute is looked up through.
 const MAX_DEPTH: usize = 64;
 /// The resource name the stamp's font is given, with a number after it if the page has it.
-const FONT_NAME: &[u8] = b"DocgateStamp";
-/// The name of the field a signed PDF's stamp is, with a number after it if the form has it.
-const FIELD_NAME: &str = "DocgateWatermark";
-/// A stamp widget's annotation flags: Print, ReadOnly, Locked, LockedContents.
-const WIDGET_FLAGS: u32 = 4 | 64 | 128 | 512;
+pub(super) const FONT_NAME: &[u8] = b"DocgateStamp";
 
 /// The kind of cross-reference section the update ends with: the same as the document's last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,7 +192,7 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
         .max(doc.max_id.saturating_add(1))
         .max(1);
     let signed = signed(&doc);
-    if certified(&doc) {
+    if annotate::certified(&doc) {
         return Err(CannotStamp::Certified);
     }
 
@@ -206,7 +203,7 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
     let font_number = first;
     head.place(font_number, 0, font::FONT_DICTIONARY.as_bytes());
     let (stamps, next_number) = if signed {
-        annotated(&doc, &page_ids, font_number, &mut head)?
+        annotate::annotated(&doc, &page_ids, font_number, &mut head)?
     } else {
         drawn(&doc, &page_ids, font_number, &mut head)?
     };
@@ -226,14 +223,14 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
 
 /// The update's shared part as it is written: its bytes and the objects in them.
 #[derive(Default)]
-struct Head {
+pub(super) struct Head {
     bytes: Vec<u8>,
     objects: Vec<Placed>,
 }
 
 impl Head {
     /// Writes the object `number` `generation` with `body`.
-    fn place(&mut self, number: u32, generation: u16, body: &[u8]) {
+    pub(super) fn place(&mut self, number: u32, generation: u16, body: &[u8]) {
         self.objects.push(Placed {
             number,
             generation,
@@ -246,7 +243,11 @@ impl Head {
     }
 
     /// Writes `object` back as the object `id`.
-    fn place_object(&mut self, id: ObjectId, object: &Object) -> Result<(), CannotStamp> {
+    pub(super) fn place_object(
+        &mut self,
+        id: ObjectId,
+        object: &Object,
+    ) -> Result<(), CannotStamp> {
         let mut body = Vec::new();
         Writer::write_object(&mut body, object).map_err(|_| written_back())?;
         self.place(id.0, id.1, &body);
@@ -303,167 +304,6 @@ fn drawn(
         head.place_object(*id, &Object::Dictionary(dict))?;
     }
     Ok((stamps, next_number))
-}
-
-/// The stamp as annotations, for a signed PDF, whose pages' content a signature validator does
-/// not let change: one new form field, read-only, of the one kind validators accept after a
-/// signature (an unsigned signature field, as a signer would add for the next signature), with
-/// a widget annotation per page in the margin strip whose appearance is the line. Each page is
-/// rewritten only to add its widget to `/Annots`, and the form to list the field.
-fn annotated(
-    doc: &Document,
-    page_ids: &[ObjectId],
-    font_number: u32,
-    head: &mut Head,
-) -> Result<(Vec<StampStream>, u32), CannotStamp> {
-    let field_number = font_number + 1;
-    let mut next_number = font_number + 2;
-    let mut stamps: Vec<StampStream> = Vec::new();
-    let mut by_geometry = HashMap::new();
-    let mut widgets = Vec::with_capacity(page_ids.len());
-    for id in page_ids {
-        let geometry = Page::read(doc, *id)?.geometry;
-        let strip = stamp::margin(&geometry);
-        let appearance = *by_geometry.entry(geometry.key()).or_insert_with(|| {
-            let number = next_number;
-            next_number += 1;
-            stamps.push(StampStream {
-                number,
-                geometry,
-                font_name: FONT_NAME.to_vec(),
-                form: Some(format!(
-                    " /Type /XObject /Subtype /Form /BBox {} /Resources << /Font << /{} {font_number} 0 R >> >>",
-                    rect(strip),
-                    String::from_utf8_lossy(FONT_NAME),
-                )),
-            });
-            number
-        });
-        let widget = next_number;
-        next_number += 1;
-        widgets.push(widget);
-        head.place(
-            widget,
-            0,
-            format!(
-                "<< /Type /Annot /Subtype /Widget /Parent {field_number} 0 R /P {} {} R /Rect {} \
-                 /F {WIDGET_FLAGS} /AP << /N {appearance} 0 R >> >>",
-                id.0,
-                id.1,
-                rect(strip)
-            )
-            .as_bytes(),
-        );
-        let mut page = doc
-            .get_dictionary(*id)
-            .map_err(CannotStamp::Unreadable)?
-            .clone();
-        let mut annots = match page.get(b"Annots") {
-            Err(_) => Vec::new(),
-            Ok(value) => match deref(doc, value)? {
-                Object::Array(items) => items.clone(),
-                Object::Null => Vec::new(),
-                _ => return Err(CannotStamp::Broken("a page's /Annots is not an array")),
-            },
-        };
-        annots.push(Object::Reference((widget, 0)));
-        page.set("Annots", Object::Array(annots));
-        head.place_object(*id, &Object::Dictionary(page))?;
-    }
-
-    // The form: its dictionary (or the catalog holding it) rewritten to list the new field.
-    let root = doc
-        .trailer
-        .get(b"Root")
-        .and_then(Object::as_reference)
-        .map_err(|_| CannotStamp::Broken("its trailer's /Root is not a reference"))?;
-    let catalog = doc.get_dictionary(root).map_err(CannotStamp::Unreadable)?;
-    let (form_id, mut form) = match catalog.get(b"AcroForm") {
-        Ok(Object::Reference(id)) => (
-            Some(*id),
-            doc.get_dictionary(*id)
-                .map_err(CannotStamp::Unreadable)?
-                .clone(),
-        ),
-        Ok(Object::Dictionary(form)) => (None, form.clone()),
-        _ => {
-            return Err(CannotStamp::Broken(
-                "its signatures' form is not a dictionary",
-            ));
-        }
-    };
-    let mut fields = match form.get(b"Fields") {
-        Err(_) => Vec::new(),
-        Ok(value) => match deref(doc, value)? {
-            Object::Array(items) => items.clone(),
-            _ => return Err(CannotStamp::Broken("its form's /Fields is not an array")),
-        },
-    };
-    let name = free_field_name(doc, &fields);
-    fields.push(Object::Reference((field_number, 0)));
-    form.set("Fields", Object::Array(fields));
-    match form_id {
-        Some(id) => head.place_object(id, &Object::Dictionary(form))?,
-        None => {
-            let mut catalog = catalog.clone();
-            catalog.set("AcroForm", Object::Dictionary(form));
-            head.place_object(root, &Object::Dictionary(catalog))?;
-        }
-    }
-    let kids: Vec<String> = widgets.iter().map(|n| format!("{n} 0 R")).collect();
-    head.place(
-        field_number,
-        0,
-        format!(
-            "<< /FT /Sig /T ({name}) /Ff 1 /Kids [{}] >>",
-            kids.join(" ")
-        )
-        .as_bytes(),
-    );
-    Ok((stamps, next_number))
-}
-
-/// A rectangle as a PDF array.
-fn rect([a, b, c, d]: [f64; 4]) -> String {
-    format!(
-        "[{} {} {} {}]",
-        stamp::number(a),
-        stamp::number(b),
-        stamp::number(c),
-        stamp::number(d)
-    )
-}
-
-/// A name for the stamp's field that no field at the top of the form has (a copy stamped
-/// before has one).
-fn free_field_name(doc: &Document, fields: &[Object]) -> String {
-    let names: HashSet<Vec<u8>> = fields
-        .iter()
-        .filter_map(|field| deref(doc, field).ok())
-        .filter_map(|field| field.as_dict().ok())
-        .filter_map(|field| field.get(b"T").ok())
-        .filter_map(|name| name.as_str().ok())
-        .map(<[u8]>::to_vec)
-        .collect();
-    let mut name = FIELD_NAME.to_owned();
-    let mut n = 0u32;
-    while names.contains(name.as_bytes()) {
-        n += 1;
-        name = format!("{FIELD_NAME}{n}");
-    }
-    name
-}
-
-/// Whether the document is certified (`/Perms /DocMDP`): a certification allows no change
-/// (`/P 1`), or only filling in and signing the fields it has (`/P 2`), or those and comments
-/// (`/P 3`); none of them a new field, which is what the stamp of a signed PDF is.
-fn certified(doc: &Document) -> bool {
-    doc.catalog()
-        .ok()
-        .and_then(|catalog| catalog.get(b"Perms").ok())
-        .and_then(|perms| doc.dereference(perms).ok())
-        .and_then(|(_, perms)| perms.as_dict().ok())
-        .is_some_and(|perms| perms.has(b"DocMDP"))
 }
 
 /// Whether the catalog declares signatures: `/SigFlags` with SignaturesExist in `/AcroForm`. (A
@@ -523,7 +363,7 @@ fn free_name(fonts: &Dictionary) -> Vec<u8> {
 }
 
 /// One leaf page as the update rewrites it.
-struct Page {
+pub(super) struct Page {
     /// The page's own dictionary, with its inherited `/MediaBox`, `/CropBox` and `/Rotate` made
     /// its own.
     dict: Dictionary,
@@ -533,11 +373,11 @@ struct Page {
     fonts: Dictionary,
     /// References to its content streams, in order.
     contents: Vec<Object>,
-    geometry: Geometry,
+    pub(super) geometry: Geometry,
 }
 
 impl Page {
-    fn read(doc: &Document, id: ObjectId) -> Result<Page, CannotStamp> {
+    pub(super) fn read(doc: &Document, id: ObjectId) -> Result<Page, CannotStamp> {
         let own = doc.get_dictionary(id).map_err(CannotStamp::Unreadable)?;
         let mut dict = own.clone();
         // Inherited attributes become the page's own, resolved, so the rewritten page does not
@@ -618,7 +458,7 @@ fn inherited<'a>(
     Err(CannotStamp::Broken("its page tree is too deep or loops"))
 }
 
-fn deref<'a>(doc: &'a Document, value: &'a Object) -> Result<&'a Object, CannotStamp> {
+pub(super) fn deref<'a>(doc: &'a Document, value: &'a Object) -> Result<&'a Object, CannotStamp> {
     doc.dereference(value)
         .map(|(_, object)| object)
         .map_err(CannotStamp::Unreadable)
