@@ -22,6 +22,7 @@ pub mod client;
 pub mod confirm;
 pub mod conn;
 pub mod download;
+pub mod download_headers;
 pub mod error;
 pub mod form;
 pub mod health;
