@@ -35,59 +35,81 @@ use crate::watermark::{self, CannotStamp, MAX_DOCUMENT_BYTES, Structure, Update}
 /// A document's structure as read, or why it cannot be stamped.
 type Read = Arc<Result<Structure, CannotStamp>>;
 
-/// A document key's cached read: the object's `ETag` it was made for, and the read (or the one
-/// under way).
-type Cached = (String, Arc<OnceCell<Read>>);
+/// A document key's read: the version of the object it was made from, and the structure.
+type Version = (ObjectMeta, Read);
 
-/// The structures of watermarked documents, one per document key, for the object's current
-/// `ETag`: at most one entry per watermarked document of the catalog.
+/// The structures of watermarked documents, one per document key, for the object's version last
+/// read: at most one entry per watermarked document of the catalog.
 #[derive(Default)]
 pub struct Stamps {
-    read: Mutex<HashMap<String, Cached>>,
+    read: Mutex<HashMap<String, Arc<OnceCell<Version>>>>,
 }
 
 impl Stamps {
-    /// The structure of the object at `key` whose current version is `meta`: from the cache, or
-    /// read now (once, whoever asks at the same time). A source that fails is not remembered.
-    async fn structure(
+    /// The structure of the object at `key` as last read, with the version it was read from; or
+    /// read now (once, whoever asks at the same time), the version being the one the read opens.
+    /// A source that fails is not remembered. Nothing here asks whether the object changed since:
+    /// the caller finds out when it opens the object ([`Stamped::open`]) and [`Stamps::forget`]s.
+    async fn last(&self, objects: &Arc<dyn ObjectSource>, key: &str) -> Result<Version, Error> {
+        let cell = {
+            let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+            read.entry(key.to_owned()).or_default().clone()
+        };
+        cell.get_or_try_init(|| read_structure(objects, key))
+            .await
+            .cloned()
+    }
+
+    /// The structure of the object at `key` whose current version is `meta` (from a `HEAD`):
+    /// from the cache if it was read from that version, else read again.
+    async fn of(
         &self,
         objects: &Arc<dyn ObjectSource>,
         key: &str,
         meta: &ObjectMeta,
-    ) -> Result<Read, Error> {
+    ) -> Result<Version, Error> {
         let cell = {
             let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
-            match read.get(key) {
-                Some((etag, cell)) if *etag == meta.etag => cell.clone(),
-                _ => {
-                    let cell = Arc::new(OnceCell::new());
-                    read.insert(key.to_owned(), (meta.etag.clone(), cell.clone()));
-                    cell
-                }
+            let cell = read.entry(key.to_owned()).or_default();
+            // A read under way is waited for: it opens the object after this `HEAD` or close to
+            // it, and is the version the caller gets.
+            if cell.get().is_some_and(|(read, _)| read.etag != meta.etag) {
+                *cell = Arc::default();
             }
+            cell.clone()
         };
-        cell.get_or_try_init(|| read_structure(objects, key, meta))
+        cell.get_or_try_init(|| read_structure(objects, key))
             .await
             .cloned()
     }
+
+    /// Forgets the structure of `key` if it was read from the version `etag`: the object has
+    /// been replaced since, and the next download reads it again.
+    fn forget(&self, key: &str, etag: &str) {
+        let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+        if read
+            .get(key)
+            .and_then(|cell| cell.get())
+            .is_some_and(|(read, _)| read.etag == etag)
+        {
+            read.remove(key);
+        }
+    }
 }
 
-/// Reads the whole object (at most [`MAX_DOCUMENT_BYTES`]) into one buffer and parses it on the
-/// blocking pool; the buffer is dropped once parsed.
-async fn read_structure(
-    objects: &Arc<dyn ObjectSource>,
-    key: &str,
-    meta: &ObjectMeta,
-) -> Result<Read, Error> {
+/// Opens the whole object (its version is the open's), reads it (at most
+/// [`MAX_DOCUMENT_BYTES`]) into one buffer and parses it on the blocking pool; the buffer is
+/// dropped once parsed. A larger object is not read at all.
+async fn read_structure(objects: &Arc<dyn ObjectSource>, key: &str) -> Result<Version, Error> {
+    let object = objects.open(key, None).await?;
+    let meta = object.meta;
     if meta.size > MAX_DOCUMENT_BYTES {
-        return Ok(Arc::new(Err(CannotStamp::TooLarge {
+        let too_large = CannotStamp::TooLarge {
             size: meta.size,
             limit: MAX_DOCUMENT_BYTES,
-        })));
-    }
-    let object = objects.open(key, None).await?;
-    if object.meta.etag != meta.etag {
-        return Err(changed());
+        };
+        tracing::warn!(cause = %too_large, "a watermarked document cannot be stamped");
+        return Ok((meta, Arc::new(Err(too_large))));
     }
     let mut bytes = Vec::with_capacity(usize::try_from(meta.size).unwrap_or(0));
     let mut body = object.body;
@@ -98,13 +120,21 @@ async fn read_structure(
         }
         bytes.extend_from_slice(&chunk);
     }
+    if bytes.len() as u64 != meta.size {
+        return Err(changed());
+    }
     let read = tokio::task::spawn_blocking(move || watermark::read(&bytes, MAX_DOCUMENT_BYTES))
         .await
         .map_err(|e| Error::Internal(format!("reading a document to stamp: {e}")))?;
     if let Err(e) = &read {
         tracing::warn!(cause = %e, "a watermarked document cannot be stamped");
     }
-    Ok(Arc::new(read))
+    Ok((meta, Arc::new(read)))
+}
+
+/// The error of a download whose object changed under it (`502`, before any byte).
+pub(super) fn replaced() -> Error {
+    changed()
 }
 
 fn changed() -> Error {
@@ -141,16 +171,20 @@ pub struct Stamped {
     etag: String,
 }
 
-/// A watermarked document's current version and its structure as read (or why it cannot be
-/// stamped), before its link is claimed: reading a document the first time takes a while, longer
-/// than a claim's lease should wait.
+/// A watermarked document's version and its structure as read (or why it cannot be stamped),
+/// before its link is claimed: reading a document the first time takes a while, longer than a
+/// claim's lease should wait.
 pub struct Prepared {
     meta: ObjectMeta,
     read: Read,
 }
 
-/// For a watermarked `document`, its current version and structure (read once per version, see
-/// [`Stamps`]); `None` for any other document.
+/// For a watermarked `document` about to be downloaded, its structure: as last read, without
+/// asking the object source (see [`Stamps::last`]), so a download makes one object request, its
+/// `open`, like any other; [`Stamped::open`] finds out there whether the object was replaced
+/// since. A document remembered as one that cannot be stamped is checked with a `HEAD` first, so
+/// an owner who replaces it with one that can is not refused from the cache. `None` for any other
+/// document.
 pub async fn prepare(
     app: &App,
     stamps: &Stamps,
@@ -160,19 +194,44 @@ pub async fn prepare(
         return Ok(None);
     }
     let objects = &app.backends.objects;
-    let meta = objects.head(&document.key).await?;
-    let read = stamps.structure(objects, &document.key, &meta).await?;
+    let (meta, read) = stamps.last(objects, &document.key).await?;
+    let (meta, read) = match &*read {
+        Ok(_) => (meta, read),
+        Err(_) => {
+            let now = objects.head(&document.key).await?;
+            stamps.of(objects, &document.key, &now).await?
+        }
+    };
     Ok(Some(Prepared { meta, read }))
 }
 
-/// How a download by the link `claims` is sent: for a watermarked document ([`prepare`]d), the
-/// recipient's address read and the update computed. A document that cannot be stamped is
-/// served unstamped or refused, as `DOCGATE_WATERMARK_FALLBACK` says.
-pub async fn plan(app: &App, claims: &Claims, prepared: Option<Prepared>) -> Result<Plan, Error> {
-    let Some(Prepared { meta, read }) = prepared else {
-        return Ok(Plan::Plain);
-    };
-    let why = match (&*read, recipient(app, claims).await?) {
+/// For a watermarked `document` whose current version is `meta` (the caller made a `HEAD`: a
+/// `HEAD` of the link, the confirm page), its structure for that version (see [`Stamps::of`]);
+/// `None` for any other document.
+pub async fn prepare_for(
+    app: &App,
+    stamps: &Stamps,
+    document: &Document,
+    meta: &ObjectMeta,
+) -> Result<Option<Prepared>, Error> {
+    if !document.watermark {
+        return Ok(None);
+    }
+    let (meta, read) = stamps
+        .of(&app.backends.objects, &document.key, meta)
+        .await?;
+    Ok(Some(Prepared { meta, read }))
+}
+
+/// The recipient's stamped copy of a [`prepare`]d document, or why there is none: it cannot be
+/// stamped, or the link's recipient is no longer known.
+pub async fn copy(
+    app: &App,
+    claims: &Claims,
+    prepared: &Prepared,
+) -> Result<Result<Stamped, String>, Error> {
+    let Prepared { meta, read } = prepared;
+    Ok(match (&**read, recipient(app, claims).await?) {
         (Ok(structure), Some(email)) => {
             let line = app
                 .config
@@ -181,14 +240,27 @@ pub async fn plan(app: &App, claims: &Claims, prepared: Option<Prepared>) -> Res
                 .render(&email, &utc_date(app.now()));
             let update = structure.stamp(&line);
             let etag = copy_etag(&meta.etag, &update);
-            return Ok(Plan::Stamped(Stamped {
-                original: meta,
+            Ok(Stamped {
+                original: meta.clone(),
                 update,
                 etag,
-            }));
+            })
         }
-        (Err(cannot), _) => cannot.to_string(),
-        (Ok(_), None) => "the link's recipient is no longer known".to_owned(),
+        (Err(cannot), _) => Err(cannot.to_string()),
+        (Ok(_), None) => Err("the link's recipient is no longer known".to_owned()),
+    })
+}
+
+/// How a download by the link `claims` is sent: for a watermarked document ([`prepare`]d), the
+/// recipient's address read and the update computed. A document that cannot be stamped is
+/// served unstamped or refused, as `DOCGATE_WATERMARK_FALLBACK` says.
+pub async fn plan(app: &App, claims: &Claims, prepared: Option<Prepared>) -> Result<Plan, Error> {
+    let Some(prepared) = prepared else {
+        return Ok(Plan::Plain);
+    };
+    let why = match copy(app, claims, &prepared).await? {
+        Ok(stamped) => return Ok(Plan::Stamped(stamped)),
+        Err(why) => why,
     };
     match app.config.recipients.watermark_fallback {
         StampFallback::Serve => {
@@ -247,14 +319,16 @@ impl Stamped {
     }
 
     /// The bytes of the copy `range` selects (`If-Range` against the copy's `ETag`), as an
-    /// [`Object`]: the original's part opened at the source (the same version the update was
-    /// computed for, or the download fails before its first byte), then the update's part.
+    /// [`Object`]: the original's part opened at the source, then the update's part. `None`
+    /// when the source has another version than the one the update was computed for (the
+    /// object was replaced since its structure was read): nothing is sent, the caller
+    /// [`forget`](Self::forget)s the structure and may try again.
     pub async fn open(
         &self,
         objects: &Arc<dyn ObjectSource>,
         key: &str,
         range: Option<&RangeRequest>,
-    ) -> Result<Object, Error> {
+    ) -> Result<Option<Object>, Error> {
         let meta = self.meta();
         let selected = match range {
             Some(request) => request.select(&meta.etag, meta.size)?,
@@ -273,9 +347,10 @@ impl Stamped {
                 if_range: Some(self.original.etag.clone()),
             };
             let object = objects.open(key, Some(&request)).await?;
-            if object.meta.etag != self.original.etag
-                || object.range != Some(ByteRange { start, end: last })
-            {
+            if object.meta.etag != self.original.etag {
+                return Ok(None);
+            }
+            if object.range != Some(ByteRange { start, end: last }) {
                 return Err(changed());
             }
             Some(object.body)
@@ -291,11 +366,17 @@ impl Stamped {
             Some(head) => head.chain(tail).boxed(),
             None => tail.boxed(),
         };
-        Ok(Object {
+        Ok(Some(Object {
             meta,
             range: selected,
             body,
-        })
+        }))
+    }
+
+    /// Forgets, in `stamps`, the structure this copy was computed from: the object at `key` was
+    /// replaced since ([`Stamped::open`] gave `None`).
+    pub fn forget(&self, stamps: &Stamps, key: &str) {
+        stamps.forget(key, &self.original.etag);
     }
 
     /// The update's bytes from `from` up to `to` (exclusive), as chunks without copying.
@@ -324,15 +405,17 @@ mod tests {
     use crate::objects::ObjectError;
     use crate::objects::dir::DirSource;
 
-    /// A real directory source that counts the opens made through it.
+    /// A real directory source that counts the requests made through it.
     struct Counting {
         dir: DirSource,
+        heads: AtomicUsize,
         opens: AtomicUsize,
     }
 
     #[async_trait]
     impl ObjectSource for Counting {
         async fn head(&self, key: &str) -> Result<ObjectMeta, ObjectError> {
+            self.heads.fetch_add(1, Ordering::SeqCst);
             self.dir.head(key).await
         }
         async fn open(
@@ -386,32 +469,85 @@ mod tests {
         std::fs::write(dir.path().join("cv.pdf"), one_page("First")).unwrap();
         let counting = Arc::new(Counting {
             dir: DirSource::new(dir.path()).unwrap(),
+            heads: AtomicUsize::new(0),
             opens: AtomicUsize::new(0),
         });
         let objects: Arc<dyn ObjectSource> = counting.clone();
+        let opens = || counting.opens.load(Ordering::SeqCst);
         let stamps = Stamps::default();
-        let meta = objects.head("cv.pdf").await.unwrap();
 
-        let reads = futures_util::future::join_all(
-            (0..16).map(|_| stamps.structure(&objects, "cv.pdf", &meta)),
-        )
-        .await;
+        // Concurrent first downloads: one read, whose open gives the version; no HEAD.
+        let reads =
+            futures_util::future::join_all((0..16).map(|_| stamps.last(&objects, "cv.pdf"))).await;
+        let meta = objects.head("cv.pdf").await.unwrap();
         for read in &reads {
-            let read = read.as_ref().unwrap();
+            let (version, read) = read.as_ref().unwrap();
+            assert_eq!(version.etag, meta.etag);
             assert_eq!(read.as_ref().as_ref().unwrap().pages(), 1);
         }
-        assert_eq!(counting.opens.load(Ordering::SeqCst), 1, "one read for all");
-        stamps.structure(&objects, "cv.pdf", &meta).await.unwrap();
-        assert_eq!(counting.opens.load(Ordering::SeqCst), 1, "cached");
+        assert_eq!(opens(), 1, "one read for all");
+        assert_eq!(counting.heads.load(Ordering::SeqCst), 1, "the test's own");
+        stamps.last(&objects, "cv.pdf").await.unwrap();
+        stamps.of(&objects, "cv.pdf", &meta).await.unwrap();
+        assert_eq!(opens(), 1, "cached");
 
-        // A replaced object (another ETag) is read again, and only it is kept.
+        // A replaced object (another ETag) given by a HEAD is read again, and only it is kept.
         std::fs::write(dir.path().join("cv.pdf"), one_page("Second, longer")).unwrap();
         let newer = objects.head("cv.pdf").await.unwrap();
         assert_ne!(newer.etag, meta.etag);
-        let read = stamps.structure(&objects, "cv.pdf", &newer).await.unwrap();
+        let (version, read) = stamps.of(&objects, "cv.pdf", &newer).await.unwrap();
+        assert_eq!(version.etag, newer.etag);
         assert_eq!(read.as_ref().as_ref().unwrap().original_len(), newer.size);
-        assert_eq!(counting.opens.load(Ordering::SeqCst), 2);
+        assert_eq!(opens(), 2);
         assert_eq!(stamps.read.lock().unwrap().len(), 1);
+
+        // Without a HEAD, the last read stands until a download finds it stale and forgets it;
+        // forgetting another version than the one kept changes nothing.
+        std::fs::write(dir.path().join("cv.pdf"), one_page("Third, longer still")).unwrap();
+        let (stale, _) = stamps.last(&objects, "cv.pdf").await.unwrap();
+        assert_eq!(stale.etag, newer.etag);
+        stamps.forget("cv.pdf", &meta.etag);
+        assert_eq!(
+            stamps.last(&objects, "cv.pdf").await.unwrap().0.etag,
+            newer.etag
+        );
+        assert_eq!(opens(), 2);
+        stamps.forget("cv.pdf", &newer.etag);
+        let (third, _) = stamps.last(&objects, "cv.pdf").await.unwrap();
+        assert_ne!(third.etag, newer.etag);
+        assert_eq!(opens(), 3);
+    }
+
+    #[tokio::test]
+    async fn a_copy_of_a_replaced_object_is_not_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let original = one_page("First");
+        std::fs::write(dir.path().join("cv.pdf"), &original).unwrap();
+        let objects: Arc<dyn ObjectSource> = Arc::new(DirSource::new(dir.path()).unwrap());
+        let meta = objects.head("cv.pdf").await.unwrap();
+        let structure = watermark::read(&original, MAX_DOCUMENT_BYTES).unwrap();
+        let update = structure.stamp("Downloaded by a@example.com on 2026-12-05");
+        let etag = copy_etag(&meta.etag, &update);
+        let stamped = Stamped {
+            original: meta,
+            update,
+            etag,
+        };
+        assert!(
+            stamped
+                .open(&objects, "cv.pdf", None)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        std::fs::write(dir.path().join("cv.pdf"), one_page("Second, longer")).unwrap();
+        assert!(
+            stamped
+                .open(&objects, "cv.pdf", None)
+                .await
+                .unwrap()
+                .is_none()
+        );
     }
 
     #[test]
@@ -460,6 +596,7 @@ mod tests {
             let object = stamped
                 .open(&objects, "cv.pdf", Some(&request))
                 .await
+                .unwrap()
                 .unwrap();
             let range = object.range.unwrap();
             let mut got = Vec::new();
@@ -473,7 +610,11 @@ mod tests {
                 "{spec:?}"
             );
         }
-        let whole_object = stamped.open(&objects, "cv.pdf", None).await.unwrap();
+        let whole_object = stamped
+            .open(&objects, "cv.pdf", None)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(whole_object.len(), total);
         assert!(whole_object.reaches_end());
     }

@@ -1,5 +1,6 @@
 //! The stamp itself: where the line goes on a page (its visible box and rotation) and the content
-//! stream that draws it, upright as the page is shown, centred in the bottom margin.
+//! stream that draws it, upright as the page is shown, centred in the bottom margin; or, for a
+//! signed PDF, the margin strip its annotation covers and the appearance stream drawing it.
 
 use super::font;
 
@@ -32,11 +33,16 @@ impl Geometry {
 /// page's own contents, so nothing those contents left in the graphics state (a transformation,
 /// a clip, a colour, a text mode) applies to the stamp; the text state it uses is set explicitly.
 pub fn content(geometry: &Geometry, font_name: &[u8], encoded: &[u8]) -> Vec<u8> {
-    let [x0, y0, x1, y1] = geometry.visible;
-    let (width, height) = match geometry.rotate {
-        90 | 270 => (y1 - y0, x1 - x0),
-        _ => (x1 - x0, y1 - y0),
-    };
+    let mut out = b"Q\n".to_vec();
+    out.extend_from_slice(&appearance(geometry, font_name, encoded));
+    out
+}
+
+/// The line alone, in a `q`/`Q` pair, in the page's default user space: a stamp annotation's
+/// appearance stream, whose `/BBox` is [`margin`] and whose matrix is the identity, so it lands
+/// exactly where [`content`] draws it.
+pub fn appearance(geometry: &Geometry, font_name: &[u8], encoded: &[u8]) -> Vec<u8> {
+    let (width, height) = shown(geometry);
     let advance = f64::from(font::width(encoded)) / 1000.0;
     let room = (width - 2.0 * SIDE).max(width / 2.0);
     let size = if advance * FONT_SIZE > room && advance > 0.0 {
@@ -47,17 +53,17 @@ pub fn content(geometry: &Geometry, font_name: &[u8], encoded: &[u8]) -> Vec<u8>
     // Where the line starts, in the page as shown: centred, on the bottom margin's baseline.
     let dx = ((width - advance * size) / 2.0).max(0.0);
     let dy = BASELINE.min(height / 3.0);
-    // The same point in user space, and the text direction that reads upright once the viewer
-    // turns the page by /Rotate degrees clockwise.
-    let (matrix, x, y) = match geometry.rotate {
-        90 => ([0, 1, -1, 0], x1 - dy, y0 + dx),
-        180 => ([-1, 0, 0, -1], x1 - dx, y1 - dy),
-        270 => ([0, -1, 1, 0], x0 + dy, y1 - dx),
-        _ => ([1, 0, 0, 1], x0 + dx, y0 + dy),
+    let (x, y) = user_space(geometry, dx, dy);
+    // The text direction that reads upright once the viewer turns the page by /Rotate degrees
+    // clockwise.
+    let [a, b, c, d] = match geometry.rotate {
+        90 => [0, 1, -1, 0],
+        180 => [-1, 0, 0, -1],
+        270 => [0, -1, 1, 0],
+        _ => [1, 0, 0, 1],
     };
-    let [a, b, c, d] = matrix;
     let mut out = Vec::with_capacity(160 + encoded.len() * 2);
-    out.extend_from_slice(b"Q\nq\n0 g\nBT\n/");
+    out.extend_from_slice(b"q\n0 g\nBT\n/");
     out.extend_from_slice(font_name);
     out.extend_from_slice(
         format!(
@@ -73,8 +79,41 @@ pub fn content(geometry: &Geometry, font_name: &[u8], encoded: &[u8]) -> Vec<u8>
     out
 }
 
+/// The strip the line is drawn in, in default user space `[llx lly urx ury]`: the whole width of
+/// the page as shown, from its bottom edge to a little above the line. A stamp annotation's
+/// `/Rect` and its appearance's `/BBox`; the same for every text, so it is part of what every
+/// recipient shares.
+pub fn margin(geometry: &Geometry) -> [f64; 4] {
+    let (width, height) = shown(geometry);
+    let top = BASELINE.min(height / 3.0) + FONT_SIZE + 2.0;
+    let (ax, ay) = user_space(geometry, 0.0, 0.0);
+    let (bx, by) = user_space(geometry, width, top.min(height));
+    [ax.min(bx), ay.min(by), ax.max(bx), ay.max(by)]
+}
+
+/// The page's width and height as shown, after `/Rotate`.
+fn shown(geometry: &Geometry) -> (f64, f64) {
+    let [x0, y0, x1, y1] = geometry.visible;
+    match geometry.rotate {
+        90 | 270 => (y1 - y0, x1 - x0),
+        _ => (x1 - x0, y1 - y0),
+    }
+}
+
+/// The point `(dx, dy)` of the page as shown (from its bottom left corner, after `/Rotate`) in
+/// default user space.
+fn user_space(geometry: &Geometry, dx: f64, dy: f64) -> (f64, f64) {
+    let [x0, y0, x1, y1] = geometry.visible;
+    match geometry.rotate {
+        90 => (x1 - dy, y0 + dx),
+        180 => (x1 - dx, y1 - dy),
+        270 => (x0 + dy, y1 - dx),
+        _ => (x0 + dx, y0 + dy),
+    }
+}
+
 /// A PDF number with at most two decimals and no exponent.
-fn number(value: f64) -> String {
+pub fn number(value: f64) -> String {
     let text = format!("{value:.2}");
     let text = text.trim_end_matches('0').trim_end_matches('.');
     match text {
@@ -102,6 +141,23 @@ mod tests {
         assert!(drawn.contains("/F9 7 Tf"), "{drawn}");
         assert!(drawn.contains("1 0 0 1 304.25 10 Tm"), "{drawn}");
         assert!(drawn.starts_with("Q\nq\n") && drawn.ends_with("ET\nQ\n"));
+    }
+
+    #[test]
+    fn the_margin_strip_is_the_bottom_edge_as_shown() {
+        let box_ = [10.0, 20.0, 410.0, 620.0];
+        let strip = |rotate| {
+            margin(&Geometry {
+                visible: box_,
+                rotate,
+            })
+        };
+        // Upright: the bottom 19 pt of the box, its whole width.
+        assert_eq!(strip(0), [10.0, 20.0, 410.0, 39.0]);
+        // A quarter turn shows user space's right edge at the bottom.
+        assert_eq!(strip(90), [391.0, 20.0, 410.0, 620.0]);
+        assert_eq!(strip(180), [10.0, 601.0, 410.0, 620.0]);
+        assert_eq!(strip(270), [10.0, 20.0, 29.0, 620.0]);
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! last `startxref` offset, the kind of its last cross-reference section, the trailer's `/Root`,
 //! `/Info` and `/ID`, the next free object number, and every leaf page with its inherited
 //! attributes), turned at once into the update's part that is the same for every recipient: the
-//! font, the `q` stream and each page's dictionary rewritten under its own object number. The
+//! font, the `q` stream and each page's dictionary rewritten under its own object number (for a
+//! signed PDF, the field, its widgets and the form instead: see `annotate.rs`). The
 //! parsed document is dropped before `read` returns; only those bytes and a few numbers per page
 //! stay.
 
@@ -13,7 +14,7 @@ use lopdf::xref::XrefType;
 use lopdf::{Dictionary, Document, LoadOptions, Object, ObjectId, Writer};
 
 use super::stamp::Geometry;
-use super::{CannotStamp, font};
+use super::{CannotStamp, annotate, font};
 
 /// The largest document read by default; a larger one cannot be stamped (`CannotStamp::TooLarge`).
 /// Reading holds the parsed document in memory for a moment, a few times its size.
@@ -23,7 +24,7 @@ const MAX_DECOMPRESSED: usize = 64 * 1024 * 1024;
 /// How many `/Parent` links an inherited attribute is looked up through.
 const MAX_DEPTH: usize = 64;
 /// The resource name the stamp's font is given, with a number after it if the page has it.
-const FONT_NAME: &[u8] = b"DocgateStamp";
+pub(super) const FONT_NAME: &[u8] = b"DocgateStamp";
 
 /// The kind of cross-reference section the update ends with: the same as the document's last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -49,6 +50,9 @@ pub(super) struct StampStream {
     pub number: u32,
     pub geometry: Geometry,
     pub font_name: Vec<u8>,
+    /// For an annotation's appearance, a form XObject: the dictionary's entries before
+    /// `/Length`; for page content, `None`.
+    pub form: Option<String>,
 }
 
 /// What stamping a document needs, read once; see [`read`].
@@ -81,10 +85,11 @@ impl Structure {
         self.pages
     }
 
-    /// Whether the document says it holds signatures (`/AcroForm /SigFlags` or `/Perms`). Its
-    /// signatures stay valid for the revision they sign, but a validator that compares revisions
-    /// reports the stamp as a change outside what a signature allows (new page content), so the
-    /// owner may want such documents served unstamped.
+    /// Whether the document says it holds signatures (`/AcroForm /SigFlags`). Its stamp is then
+    /// not page content, which a validator comparing revisions reports as a change no signature
+    /// allows, but a widget annotation per page of one new, read-only, unsigned signature field:
+    /// the one addition validators accept after an approval signature (pyHanko's default
+    /// policy judges it form filling). Its signatures stay valid, for the copy as a whole.
     pub fn signed(&self) -> bool {
         self.signed
     }
@@ -114,7 +119,11 @@ impl Structure {
             + self
                 .stamps
                 .iter()
-                .map(|s| std::mem::size_of::<StampStream>() + s.font_name.len())
+                .map(|s| {
+                    std::mem::size_of::<StampStream>()
+                        + s.font_name.len()
+                        + s.form.as_ref().map_or(0, String::len)
+                })
                 .sum::<usize>()
     }
 }
@@ -182,37 +191,91 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
         .max(doc.reference_table.size)
         .max(doc.max_id.saturating_add(1))
         .max(1);
-    let font_number = first;
-    let open_number = first + 1;
-    let mut next_number = first + 2;
-
-    let mut head = Vec::new();
-    if !bytes.ends_with(b"\n") && !bytes.ends_with(b"\r") {
-        head.push(b'\n');
+    let signed = signed(&doc);
+    if annotate::certified(&doc) {
+        return Err(CannotStamp::Certified);
     }
-    let mut head_objects = Vec::with_capacity(page_ids.len() + 2);
-    let mut place = |head: &mut Vec<u8>, number: u32, generation: u16, body: &[u8]| {
-        head_objects.push(Placed {
+
+    let mut head = Head::default();
+    if !bytes.ends_with(b"\n") && !bytes.ends_with(b"\r") {
+        head.bytes.push(b'\n');
+    }
+    let font_number = first;
+    head.place(font_number, 0, font::FONT_DICTIONARY.as_bytes());
+    let (stamps, next_number) = if signed {
+        annotate::annotated(&doc, &page_ids, font_number, &mut head)?
+    } else {
+        drawn(&doc, &page_ids, font_number, &mut head)?
+    };
+    Ok(Structure {
+        original_len: size,
+        startxref,
+        kind,
+        trailer,
+        head: Bytes::from(head.bytes),
+        head_objects: head.objects,
+        stamps,
+        next_number,
+        pages: page_ids.len(),
+        signed,
+    })
+}
+
+/// The update's shared part as it is written: its bytes and the objects in them.
+#[derive(Default)]
+pub(super) struct Head {
+    bytes: Vec<u8>,
+    objects: Vec<Placed>,
+}
+
+impl Head {
+    /// Writes the object `number` `generation` with `body`.
+    pub(super) fn place(&mut self, number: u32, generation: u16, body: &[u8]) {
+        self.objects.push(Placed {
             number,
             generation,
-            offset: head.len() as u64,
+            offset: self.bytes.len() as u64,
         });
-        head.extend_from_slice(format!("{number} {generation} obj\n").as_bytes());
-        head.extend_from_slice(body);
-        head.extend_from_slice(b"\nendobj\n");
-    };
-    place(&mut head, font_number, 0, font::FONT_DICTIONARY.as_bytes());
-    place(
-        &mut head,
-        open_number,
-        0,
-        b"<< /Length 2 >>\nstream\nq\n\nendstream",
-    );
+        self.bytes
+            .extend_from_slice(format!("{number} {generation} obj\n").as_bytes());
+        self.bytes.extend_from_slice(body);
+        self.bytes.extend_from_slice(b"\nendobj\n");
+    }
+
+    /// Writes `object` back as the object `id`.
+    pub(super) fn place_object(
+        &mut self,
+        id: ObjectId,
+        object: &Object,
+    ) -> Result<(), CannotStamp> {
+        let mut body = Vec::new();
+        Writer::write_object(&mut body, object).map_err(|_| written_back())?;
+        self.place(id.0, id.1, &body);
+        Ok(())
+    }
+}
+
+fn written_back() -> CannotStamp {
+    CannotStamp::Broken("an object of it cannot be written back")
+}
+
+/// The stamp as page content: the `q` stream, and each page rewritten with its contents as
+/// `[q, original…, Q+stamp]` and the font among its resources. Returns the stamp streams and the
+/// next free object number.
+fn drawn(
+    doc: &Document,
+    page_ids: &[ObjectId],
+    font_number: u32,
+    head: &mut Head,
+) -> Result<(Vec<StampStream>, u32), CannotStamp> {
+    let open_number = font_number + 1;
+    let mut next_number = font_number + 2;
+    head.place(open_number, 0, b"<< /Length 2 >>\nstream\nq\n\nendstream");
 
     let mut stamps: Vec<StampStream> = Vec::new();
     let mut by_geometry = HashMap::new();
-    for id in &page_ids {
-        let page = Page::read(&doc, *id)?;
+    for id in page_ids {
+        let page = Page::read(doc, *id)?;
         let mut dict = page.dict;
         let mut resources = page.resources;
         let mut fonts = page.fonts;
@@ -226,6 +289,7 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
                     number,
                     geometry: page.geometry,
                     font_name: name.clone(),
+                    form: None,
                 });
                 number
             });
@@ -237,27 +301,13 @@ pub fn read(bytes: &[u8], limit: u64) -> Result<Structure, CannotStamp> {
         contents.extend(page.contents);
         contents.push(Object::Reference((stamp_number, 0)));
         dict.set("Contents", Object::Array(contents));
-        let mut body = Vec::new();
-        Writer::write_object(&mut body, &Object::Dictionary(dict))
-            .map_err(|_| CannotStamp::Broken("an object of it cannot be written back"))?;
-        place(&mut head, id.0, id.1, &body);
+        head.place_object(*id, &Object::Dictionary(dict))?;
     }
-    Ok(Structure {
-        original_len: size,
-        startxref,
-        kind,
-        trailer,
-        head: Bytes::from(head),
-        head_objects,
-        stamps,
-        next_number,
-        pages: page_ids.len(),
-        signed: signed(&doc),
-    })
+    Ok((stamps, next_number))
 }
 
-/// Whether the catalog declares signatures: `/SigFlags` with SignaturesExist in `/AcroForm`, or
-/// `/Perms` (DocMDP, a certification).
+/// Whether the catalog declares signatures: `/SigFlags` with SignaturesExist in `/AcroForm`. (A
+/// certification, `/Perms /DocMDP`, is refused before: see [`certified`].)
 fn signed(doc: &Document) -> bool {
     let Ok(catalog) = doc.catalog() else {
         return false;
@@ -271,7 +321,7 @@ fn signed(doc: &Document) -> bool {
         .and_then(|flags| doc.dereference(flags).ok())
         .and_then(|(_, flags)| flags.as_i64().ok())
         .unwrap_or(0);
-    flags & 1 != 0 || catalog.has(b"Perms")
+    flags & 1 != 0
 }
 
 /// The trailer entries an update carries over: `/Root` (required), `/Info` and `/ID`.
@@ -313,7 +363,7 @@ fn free_name(fonts: &Dictionary) -> Vec<u8> {
 }
 
 /// One leaf page as the update rewrites it.
-struct Page {
+pub(super) struct Page {
     /// The page's own dictionary, with its inherited `/MediaBox`, `/CropBox` and `/Rotate` made
     /// its own.
     dict: Dictionary,
@@ -323,11 +373,11 @@ struct Page {
     fonts: Dictionary,
     /// References to its content streams, in order.
     contents: Vec<Object>,
-    geometry: Geometry,
+    pub(super) geometry: Geometry,
 }
 
 impl Page {
-    fn read(doc: &Document, id: ObjectId) -> Result<Page, CannotStamp> {
+    pub(super) fn read(doc: &Document, id: ObjectId) -> Result<Page, CannotStamp> {
         let own = doc.get_dictionary(id).map_err(CannotStamp::Unreadable)?;
         let mut dict = own.clone();
         // Inherited attributes become the page's own, resolved, so the rewritten page does not
@@ -408,7 +458,7 @@ fn inherited<'a>(
     Err(CannotStamp::Broken("its page tree is too deep or loops"))
 }
 
-fn deref<'a>(doc: &'a Document, value: &'a Object) -> Result<&'a Object, CannotStamp> {
+pub(super) fn deref<'a>(doc: &'a Document, value: &'a Object) -> Result<&'a Object, CannotStamp> {
     doc.dereference(value)
         .map(|(_, object)| object)
         .map_err(CannotStamp::Unreadable)

@@ -67,11 +67,15 @@ impl Structure {
                 generation: 0,
                 offset: base + own.len() as u64,
             });
-            let content = stamp::content(&stamp.geometry, &stamp.font_name, &encoded);
+            let content = match &stamp.form {
+                None => stamp::content(&stamp.geometry, &stamp.font_name, &encoded),
+                Some(_) => stamp::appearance(&stamp.geometry, &stamp.font_name, &encoded),
+            };
             own.extend_from_slice(
                 format!(
-                    "{} 0 obj\n<< /Length {} >>\nstream\n",
+                    "{} 0 obj\n<<{} /Length {} >>\nstream\n",
                     stamp.number,
+                    stamp.form.as_deref().unwrap_or_default(),
                     content.len()
                 )
                 .as_bytes(),

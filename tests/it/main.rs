@@ -54,3 +54,5 @@ mod store_contract;
 mod topologies;
 mod watermark;
 mod watermark_downloads;
+mod watermark_refusals;
+mod watermark_signed;

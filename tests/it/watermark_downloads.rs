@@ -338,6 +338,207 @@ async fn a_replaced_document_is_read_again() {
 }
 
 #[tokio::test]
+async fn the_confirm_page_shows_the_size_of_the_stamped_copy() {
+    use crate::support::probe::{get_as_browser, page_name};
+    use docgate::texts::measures;
+
+    let (app, _docs, original, _) = server(&[("DOCGATE_CONFIRM_PAGE", "on")]).await;
+    let link = app.link("ann@example.com", "cv").await;
+    let (status, _, page) = get_as_browser(&app, &link).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(page_name(&page), "confirm");
+
+    let response = app.get(&link).await;
+    assert_eq!(response.status(), 200);
+    let length: u64 = response.headers()["content-length"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let copy = response.bytes().await.unwrap();
+    check_stamped(&copy, &original, "ann@example.com");
+    // The update is large enough to show: the page names the copy's size, not the original's.
+    let (copy_size, original_size) = (
+        measures::size(length),
+        measures::size(original.len() as u64),
+    );
+    assert_ne!(copy_size, original_size);
+    assert!(
+        page.contains(&format!("<dd>{copy_size}</dd>")),
+        "{copy_size} (not {original_size}): {page}"
+    );
+}
+
+/// A loopback TCP proxy in front of the S3 server that notes the request line of every request
+/// sent through it. docgate's requests to a bucket are `GET`s and `HEAD`s, which have no body, so
+/// each request is a head ending with an empty line.
+struct RequestLines {
+    addr: std::net::SocketAddr,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RequestLines {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let noted = lines.clone();
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                connections.spawn(Self::relay(client, upstream, noted.clone()));
+                while connections.try_join_next().is_some() {}
+            }
+        });
+        Self { addr, lines, task }
+    }
+
+    async fn relay(
+        client: tokio::net::TcpStream,
+        upstream: std::net::SocketAddr,
+        lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let Ok(server) = tokio::net::TcpStream::connect(upstream).await else {
+            return;
+        };
+        let (mut from_client, mut to_client) = client.into_split();
+        let (mut from_server, mut to_server) = server.into_split();
+        let up = async move {
+            let mut buf = vec![0u8; 16 * 1024];
+            let mut pending: Vec<u8> = Vec::new();
+            while let Ok(n @ 1..) = from_client.read(&mut buf).await {
+                pending.extend_from_slice(&buf[..n]);
+                while let Some(end) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&pending[..end]).into_owned();
+                    let line = head.lines().next().unwrap_or_default().to_owned();
+                    lines.lock().unwrap().push(line);
+                    pending.drain(..end + 4);
+                }
+                if to_server.write_all(&buf[..n]).await.is_err() {
+                    break;
+                }
+            }
+            let _ = to_server.shutdown().await;
+        };
+        let down = async move {
+            let _ = tokio::io::copy(&mut from_server, &mut to_client).await;
+            let _ = to_client.shutdown().await;
+        };
+        tokio::join!(up, down);
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The methods of the requests for `key` so far.
+    fn methods_for(&self, key: &str) -> Vec<String> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|line| line.contains(&format!("/{key}")))
+            .map(|line| line.split(' ').next().unwrap_or_default().to_owned())
+            .collect()
+    }
+}
+
+impl Drop for RequestLines {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_watermarked_download_makes_one_object_request_like_any_other() {
+    use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
+    use crate::support::{BIG_LEN, RESUME_LEN, content};
+
+    let s3 = S3Server::start().await;
+    s3.put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
+        .await;
+    s3.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
+    s3.put("big.bin", &content(3, BIG_LEN)).await;
+    let original = pdf(&plain_pages(PAGES));
+    s3.put("cv.pdf", &original).await;
+    let proxy = RequestLines::start(s3.addr).await;
+    let endpoint = proxy.endpoint();
+    let dir = tempfile::tempdir().unwrap();
+    crate::support::write_fixtures(dir.path());
+    let mut catalog = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
+    catalog.push_str(
+        "\n[documents.cv]\nkey = \"cv.pdf\"\nfilename = \"cv.pdf\"\ntitle = \"A CV\"\n\
+         content_type = \"application/pdf\"\nwatermark = true\n",
+    );
+    let catalog_path = dir.path().join("catalog.toml");
+    std::fs::write(&catalog_path, catalog).unwrap();
+    let catalog_path = catalog_path.display().to_string();
+    let app = TestApp::with(&[
+        ("DOCGATE_S3_BUCKET", BUCKET),
+        ("DOCGATE_S3_ENDPOINT", &endpoint),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("DOCGATE_DOCUMENTS_DIR", "/nonexistent/documents"),
+        ("DOCGATE_CATALOG", &catalog_path),
+        ("DOCGATE_CONFIRM_PAGE", "off"),
+    ])
+    .await;
+    let gets = |n: usize| vec!["GET".to_owned(); n];
+    // The links first: a link request checks that its document is in the bucket (a `HEAD`), and
+    // so does startup; those are not the downloads'.
+    let resume = app.link("ann@example.com", "resume").await;
+    let mut links = Vec::new();
+    for email in [
+        "ann@example.com",
+        "bob@example.org",
+        "cy@example.net",
+        "dee@example.com",
+        "eve@example.org",
+    ] {
+        links.push((email, app.link(email, "cv").await));
+    }
+    proxy.lines.lock().unwrap().clear();
+
+    // A document without a watermark: one request, its `GET`.
+    let plain = app.download(&resume).await;
+    assert_eq!(plain.len(), RESUME_LEN);
+    assert_eq!(proxy.methods_for("resume/Jane_Doe_Resume.pdf"), gets(1));
+
+    // The first watermarked download reads the document (the whole object, once), then sends
+    // the copy: two `GET`s, no `HEAD`.
+    let (email, link) = &links[0];
+    let first = app.download(link).await;
+    check_stamped(&first, &original, email);
+    assert_eq!(proxy.methods_for("cv.pdf"), gets(2));
+    // Every later one: its own `GET`, nothing more.
+    for (n, (email, link)) in links[1..3].iter().enumerate() {
+        let copy = app.download(link).await;
+        check_stamped(&copy, &original, email);
+        assert_eq!(proxy.methods_for("cv.pdf"), gets(3 + n), "{email}");
+    }
+
+    // Replaced in the bucket: the next download's `GET` finds another version, and the download
+    // reads it and sends a copy of it, as a first download would have. On S3 that is four
+    // `GET`s, once per replacement: the copy's range conditional on the old version (`If-Match`,
+    // S3 has no `If-Range`) answered `412`, the whole object the source then falls back to
+    // (left unread), the new version's read, the copy. The one after is back to one.
+    let replaced = pdf(&plain_pages(PAGES + 1));
+    s3.put("cv.pdf", &replaced).await;
+    let copy = app.download(&links[3].1).await;
+    assert_eq!(&copy[..replaced.len()], replaced, "the new version's bytes");
+    assert_eq!(proxy.methods_for("cv.pdf"), gets(8));
+    let copy = app.download(&links[4].1).await;
+    assert_eq!(&copy[..replaced.len()], replaced);
+    assert_eq!(proxy.methods_for("cv.pdf"), gets(9));
+}
+
+#[tokio::test]
 async fn on_s3_and_redis_the_stamped_copy_streams_from_the_bucket_and_resumes() {
     use crate::support::redis::RedisServer;
     use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};

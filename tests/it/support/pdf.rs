@@ -1,10 +1,14 @@
-//! PDFs the tests write themselves, and the real tools that check them (Debian's `qpdf`,
-//! poppler's `pdftotext`): shared by the stamp engine's tests (`watermark.rs`) and the watermarked
-//! downloads' (`watermark_downloads.rs`). A missing tool fails the test with the package to
-//! install (`scripts/test` installs them all).
+//! PDFs the tests write themselves, the real tools that check them (Debian's `qpdf`, poppler's
+//! `pdftotext`), and the check of a stamped copy against its original with them
+//! ([`stamp_and_check`]): shared by the stamp engine's tests (`watermark*.rs`) and the
+//! watermarked downloads' (`watermark_downloads.rs`). A missing tool fails the test with the
+//! package to install (`scripts/test` installs them all).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use docgate::watermark::{self, MAX_DOCUMENT_BYTES, XrefKind};
+use tempfile::TempDir;
 
 // ---------------------------------------------------------------------------------------------
 // Writing PDFs
@@ -293,4 +297,218 @@ pub fn pages_text(path: &Path) -> Vec<String> {
         pages.pop();
     }
     pages
+}
+
+// ---------------------------------------------------------------------------------------------
+// Stamping and checking
+
+/// The line the engine's tests stamp.
+pub const STAMP: &str = "Downloaded by jane.doe@example.com on 2026-12-05";
+
+/// A word `pdftotext -bbox` found, in the page's coordinates as shown (origin at the top left,
+/// after `/Rotate`).
+#[derive(Debug)]
+pub struct Word {
+    pub text: String,
+    pub x_min: f64,
+    pub y_min: f64,
+    pub x_max: f64,
+    pub y_max: f64,
+}
+
+/// Each page's `/Rotate` (0, 90, 180 or 270), as poppler's `pdfinfo` reads it.
+pub fn rotations(path: &Path) -> Vec<u32> {
+    let out = run(
+        "pdfinfo",
+        "poppler-utils",
+        &[
+            "-f",
+            "1",
+            "-l",
+            "100000",
+            path.to_str().expect("a UTF-8 path"),
+        ],
+    );
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|line| line.starts_with("Page") && line.contains(" rot:"))
+        .map(|line| {
+            line.rsplit(' ')
+                .next()
+                .and_then(|r| r.trim().parse().ok())
+                .expect("a rotation")
+        })
+        .collect()
+}
+
+/// Per page: its width and height as shown, and its words.
+pub fn words(path: &Path) -> Vec<((f64, f64), Vec<Word>)> {
+    let out = run(
+        "pdftotext",
+        "poppler-utils",
+        &[
+            "-bbox",
+            "-cropbox",
+            path.to_str().expect("a UTF-8 path"),
+            "-",
+        ],
+    );
+    assert!(out.status.success());
+    let html = String::from_utf8(out.stdout).expect("UTF-8");
+    let rotations = rotations(path);
+    let attr = |tag: &str, name: &str| -> f64 {
+        let key = format!("{name}=\"");
+        let at = tag.find(&key).expect("the attribute") + key.len();
+        tag[at..]
+            .split('"')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .expect("a number")
+    };
+    let mut pages = Vec::new();
+    for page in html.split("<page ").skip(1) {
+        // pdftotext gives the page's size before /Rotate, and the words' boxes after it.
+        let size = (attr(page, "width"), attr(page, "height"));
+        let size = match rotations.get(pages.len()) {
+            Some(90 | 270) => (size.1, size.0),
+            _ => size,
+        };
+        let mut found = Vec::new();
+        for word in page.split("<word ").skip(1) {
+            let text = word
+                .split('>')
+                .nth(1)
+                .and_then(|t| t.split('<').next())
+                .unwrap_or_default()
+                .replace("&amp;", "&");
+            found.push(Word {
+                text,
+                x_min: attr(word, "xMin"),
+                y_min: attr(word, "yMin"),
+                x_max: attr(word, "xMax"),
+                y_max: attr(word, "yMax"),
+            });
+        }
+        pages.push((size, found));
+    }
+    pages
+}
+
+/// A directory of its own for one test's files.
+pub fn scratch() -> TempDir {
+    tempfile::tempdir().expect("a temporary directory")
+}
+
+pub fn write(dir: &TempDir, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.path().join(name);
+    std::fs::write(&path, bytes).expect("write a test PDF");
+    path
+}
+
+/// Stamps `original` with [`STAMP`], checks the result with the real tools against the
+/// original, and returns it.
+pub fn stamp_and_check(dir: &TempDir, name: &str, original: &[u8], kind: XrefKind) -> Vec<u8> {
+    let structure = watermark::read(original, MAX_DOCUMENT_BYTES).expect("a stampable PDF");
+    assert_eq!(
+        structure.xref_kind(),
+        kind,
+        "{name}: the last xref section's kind"
+    );
+    assert_eq!(
+        structure.startxref(),
+        startxref(original),
+        "{name}: startxref"
+    );
+    let update = structure.stamp(STAMP);
+    let mut stamped = original.to_vec();
+    for chunk in update.chunks() {
+        stamped.extend_from_slice(&chunk);
+    }
+    assert_eq!(
+        stamped.len() as u64,
+        structure.original_len() + update.len()
+    );
+    assert!(
+        stamped.starts_with(original),
+        "{name}: the original is a prefix"
+    );
+
+    let before = write(dir, &format!("{name}.pdf"), original);
+    let after = write(dir, &format!("{name}-stamped.pdf"), &stamped);
+    // The files these tests write are clean; another producer's may have warnings already
+    // (pdfunite writes a wrong /Size): the stamped copy adds none.
+    let warned = qpdf_warnings(&before);
+    let warnings = qpdf_warnings(&after);
+    assert!(
+        warnings.iter().all(|w| warned.contains(w)),
+        "{name}: qpdf --check warns of the stamped copy: {warnings:?} (the original: {warned:?})"
+    );
+    // The update's own cross-reference section is of the original's last kind.
+    let tail = String::from_utf8_lossy(&stamped[original.len()..]).into_owned();
+    match kind {
+        XrefKind::Table => assert!(tail.contains("\nxref\n") && tail.contains("trailer")),
+        XrefKind::Stream => assert!(tail.contains("/Type /XRef") && !tail.contains("trailer")),
+    }
+    assert!(tail.contains(&format!("/Prev {}", startxref(original))));
+
+    let original_pages = pages_text(&before);
+    let stamped_pages = pages_text(&after);
+    assert_eq!(stamped_pages.len(), structure.pages(), "{name}: page count");
+    assert_eq!(
+        original_pages.len(),
+        stamped_pages.len(),
+        "{name}: page count"
+    );
+    for (i, (was, now)) in original_pages.iter().zip(&stamped_pages).enumerate() {
+        assert!(
+            now.contains(STAMP),
+            "{name}: page {} lacks the stamp: {now:?}",
+            i + 1
+        );
+        assert_eq!(
+            now.replace(STAMP, "")
+                .split_whitespace()
+                .collect::<Vec<_>>(),
+            was.split_whitespace().collect::<Vec<_>>(),
+            "{name}: page {}'s own text changed",
+            i + 1
+        );
+    }
+    // On every page, as shown: the stamp's words are on one line, left to right, in the bottom
+    // 20 pt, inside the page, small (7 pt).
+    for (i, ((width, height), words)) in words(&after).iter().enumerate() {
+        let stamp: Vec<&Word> = words
+            .iter()
+            .filter(|w| STAMP.split(' ').any(|part| part == w.text))
+            .filter(|w| w.y_min > height - 30.0)
+            .collect();
+        assert_eq!(
+            stamp.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(),
+            STAMP.split(' ').collect::<Vec<_>>(),
+            "{name}: page {} shows the stamp at its bottom, in order: {words:?}",
+            i + 1
+        );
+        for w in &stamp {
+            assert!(
+                w.x_min >= 0.0 && w.x_max <= *width && w.y_max <= *height,
+                "{name}: page {}: {w:?} outside {width}×{height}",
+                i + 1
+            );
+            assert!(w.y_max > height - 20.0, "{name}: page {}: {w:?}", i + 1);
+            let tall = w.y_max - w.y_min;
+            assert!(
+                (4.0..=10.0).contains(&tall) && w.x_max - w.x_min > tall,
+                "{name}: page {}: {w:?} is not upright 7 pt text",
+                i + 1
+            );
+        }
+        for pair in stamp.windows(2) {
+            assert!(
+                pair[0].x_max < pair[1].x_min,
+                "{name}: {pair:?} left to right"
+            );
+        }
+    }
+    stamped
 }
