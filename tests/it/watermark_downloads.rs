@@ -9,6 +9,7 @@ use docgate::store::LinkState;
 use tempfile::TempDir;
 
 use crate::support::pdf::{page_text, pages_text, pdf, plain_pages, qpdf, qpdf_check};
+use crate::support::s3::S3Server;
 use crate::support::{TestApp, now, token_of};
 
 const PAGES: usize = 40;
@@ -454,41 +455,55 @@ impl Drop for RequestLines {
     }
 }
 
-#[tokio::test]
-async fn a_watermarked_download_makes_one_object_request_like_any_other() {
-    use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
+/// docgate in front of `s3` reached at `endpoint` (the server itself, or a proxy in front of it),
+/// with the fixtures' objects and catalog plus `cv`: `original`, watermarked; `settings` on top.
+/// Returns the server and the directory holding its catalog.
+async fn on_s3(
+    s3: &S3Server,
+    endpoint: &str,
+    original: &[u8],
+    settings: &[(&str, &str)],
+) -> (TestApp, TempDir) {
+    use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, SECRET_KEY};
     use crate::support::{BIG_LEN, RESUME_LEN, content};
 
-    let s3 = S3Server::start().await;
     s3.put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
         .await;
     s3.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
     s3.put("big.bin", &content(3, BIG_LEN)).await;
-    let original = pdf(&plain_pages(PAGES));
-    s3.put("cv.pdf", &original).await;
-    let proxy = RequestLines::start(s3.addr).await;
-    let endpoint = proxy.endpoint();
+    s3.put("cv.pdf", original).await;
     let dir = tempfile::tempdir().unwrap();
     crate::support::write_fixtures(dir.path());
-    let mut catalog = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
+    let catalog_path = dir.path().join("catalog.toml");
+    let mut catalog = std::fs::read_to_string(&catalog_path).unwrap();
     catalog.push_str(
         "\n[documents.cv]\nkey = \"cv.pdf\"\nfilename = \"cv.pdf\"\ntitle = \"A CV\"\n\
          content_type = \"application/pdf\"\nwatermark = true\n",
     );
-    let catalog_path = dir.path().join("catalog.toml");
     std::fs::write(&catalog_path, catalog).unwrap();
     let catalog_path = catalog_path.display().to_string();
-    let app = TestApp::with(&[
+    let mut env = vec![
         ("DOCGATE_S3_BUCKET", BUCKET),
-        ("DOCGATE_S3_ENDPOINT", &endpoint),
+        ("DOCGATE_S3_ENDPOINT", endpoint),
         ("AWS_REGION", REGION),
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
         ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
         ("DOCGATE_DOCUMENTS_DIR", "/nonexistent/documents"),
         ("DOCGATE_CATALOG", &catalog_path),
         ("DOCGATE_CONFIRM_PAGE", "off"),
-    ])
-    .await;
+    ];
+    env.extend_from_slice(settings);
+    (TestApp::with(&env).await, dir)
+}
+
+#[tokio::test]
+async fn a_watermarked_download_makes_one_object_request_like_any_other() {
+    use crate::support::RESUME_LEN;
+
+    let s3 = S3Server::start().await;
+    let original = pdf(&plain_pages(PAGES));
+    let proxy = RequestLines::start(s3.addr).await;
+    let (app, _dir) = on_s3(&s3, &proxy.endpoint(), &original, &[]).await;
     let gets = |n: usize| vec!["GET".to_owned(); n];
     // The links first: a link request checks that its document is in the bucket (a `HEAD`), and
     // so does startup; those are not the downloads'.
@@ -541,40 +556,17 @@ async fn a_watermarked_download_makes_one_object_request_like_any_other() {
 #[tokio::test]
 async fn on_s3_and_redis_the_stamped_copy_streams_from_the_bucket_and_resumes() {
     use crate::support::redis::RedisServer;
-    use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
-    use crate::support::{BIG_LEN, RESUME_LEN, content};
 
     let s3 = S3Server::start().await;
-    s3.put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
-        .await;
-    s3.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
-    s3.put("big.bin", &content(3, BIG_LEN)).await;
     let original = pdf(&plain_pages(PAGES));
-    s3.put("cv.pdf", &original).await;
     let redis = RedisServer::start();
     let url = redis.url();
-    let endpoint = s3.endpoint();
-    let dir = tempfile::tempdir().unwrap();
-    crate::support::write_fixtures(dir.path());
-    let mut catalog = std::fs::read_to_string(dir.path().join("catalog.toml")).unwrap();
-    catalog.push_str(
-        "\n[documents.cv]\nkey = \"cv.pdf\"\nfilename = \"cv.pdf\"\ntitle = \"A CV\"\n\
-         content_type = \"application/pdf\"\nwatermark = true\n",
-    );
-    let catalog_path = dir.path().join("catalog.toml");
-    std::fs::write(&catalog_path, catalog).unwrap();
-    let catalog_path = catalog_path.display().to_string();
-    let app = TestApp::with(&[
-        ("DOCGATE_S3_BUCKET", BUCKET),
-        ("DOCGATE_S3_ENDPOINT", &endpoint),
-        ("AWS_REGION", REGION),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        ("DOCGATE_DOCUMENTS_DIR", "/nonexistent/documents"),
-        ("DOCGATE_REDIS_URL", &url),
-        ("DOCGATE_CATALOG", &catalog_path),
-        ("DOCGATE_CONFIRM_PAGE", "off"),
-    ])
+    let (app, _dir) = on_s3(
+        &s3,
+        &s3.endpoint(),
+        &original,
+        &[("DOCGATE_REDIS_URL", &url)],
+    )
     .await;
 
     let whole = app.download(&app.link("ann@example.com", "cv").await).await;
