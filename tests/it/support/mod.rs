@@ -3,13 +3,15 @@
 //!
 //! Beside it, one file per real server a test may own: [`redis`], [`smtp`], [`s3`], the
 //! fault-injecting [`chaos`] proxy, headless [`chrome`], and the docgate [`binary`] itself; the
-//! child processes among them share [`process`]. [`probe`] holds the error-path suites' checks.
+//! child processes among them share [`process`]. [`probe`] holds the error-path suites' checks,
+//! [`fixtures`] the catalog, documents and settings every test server starts from.
 
 #![allow(dead_code)]
 
 pub mod binary;
 pub mod chaos;
 pub mod chrome;
+pub mod fixtures;
 pub mod mail;
 pub mod objects;
 pub mod partial;
@@ -21,6 +23,7 @@ pub mod s3;
 pub mod smtp;
 pub mod webhook;
 
+pub use fixtures::*;
 pub use mail::Mail;
 pub use partial::PartialGet;
 pub use process::free_port;
@@ -36,82 +39,9 @@ use docgate::config::Config;
 use docgate::requestlog::Entry;
 use docgate::store::memory::MemoryStore;
 use docgate::token::{Claims, Jti};
-use sha2::{Digest, Sha256};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-
-/// The signing secret every test server uses, so tests can forge and inspect tokens.
-pub const SECRET: &str = "test-secret-0123456789abcdef0123456789";
-/// The key of the test servers' identifiers of people and networks (`DOCGATE_PSEUDONYM_KEY`).
-pub const PSEUDONYM_KEY: &str = "test-pseudonyms-0123456789abcdef01234";
-
-/// The identifiers a test server stores for people and networks.
-pub fn pseudonyms() -> docgate::pseudonym::Pseudonyms {
-    docgate::pseudonym::Pseudonyms::with_key(PSEUDONYM_KEY.as_bytes())
-}
-
-/// The id a test server's owner index and request log keep for the person at `address`.
-pub fn owner_id(address: &str) -> String {
-    pseudonyms().person(address)
-}
-/// Size of the `resume` document.
-pub const RESUME_LEN: usize = 300 * 1024;
-/// Size of the `big` document: larger than loopback socket buffers, so a client that stops
-/// reading really stops the transfer.
-pub const BIG_LEN: usize = 24 * 1024 * 1024;
-
-pub const CATALOG: &str = r#"
-[documents.resume]
-key = "resume/Jane_Doe_Resume.pdf"
-filename = "Jane_Doe_Resume.pdf"
-title = "Jane Doe's resume"
-
-[documents.lebenslauf]
-key = "resume/lebenslauf.pdf"
-filename = "Lebenslauf Jürgen Müller.pdf"
-title = "Jürgen's Lebenslauf"
-
-[documents.big]
-key = "big.bin"
-filename = "big.bin"
-title = "A big file"
-"#;
-
-/// The `lebenslauf` download's `Content-Disposition`: an ASCII `filename` for old clients, the
-/// exact one in `filename*` (RFC 6266).
-pub const LEBENSLAUF_DISPOSITION: &str = "attachment; filename=\"Lebenslauf Jurgen Muller.pdf\"; \
-     filename*=UTF-8''Lebenslauf%20J%C3%BCrgen%20M%C3%BCller.pdf";
-
-/// Checks a whole download of `resume`: `200` and all its bytes.
-pub async fn assert_whole_resume(response: reqwest::Response) {
-    assert_eq!(response.status(), 200);
-    assert_eq!(response.bytes().await.unwrap().len(), RESUME_LEN);
-}
-
-/// Checks a whole download of `lebenslauf`: `200`, its disposition, its bytes.
-pub async fn assert_lebenslauf(response: reqwest::Response) {
-    assert_eq!(response.status(), 200);
-    assert_eq!(
-        response.headers()["content-disposition"],
-        LEBENSLAUF_DISPOSITION
-    );
-    assert_eq!(response.bytes().await.unwrap().as_ref(), content(2, 4096));
-}
-
-/// Deterministic document bytes: distinct per document and position.
-pub fn content(seed: u8, len: usize) -> Vec<u8> {
-    let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ u64::from(seed);
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        out.extend_from_slice(&state.to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
 
 /// Runs the `docgate` binary with `args`, on the fixtures in `dir` and these settings; returns
 /// its exit code, stdout and stderr.
@@ -220,55 +150,6 @@ pub fn retry_after(response: &reqwest::Response) -> u64 {
         .unwrap()
         .parse()
         .unwrap()
-}
-
-pub fn sha256(bytes: &[u8]) -> String {
-    format!("{:x}", Sha256::digest(bytes))
-}
-
-/// Writes the catalog and its documents into `dir`.
-pub fn write_fixtures(dir: &Path) {
-    std::fs::create_dir_all(dir.join("documents/resume")).unwrap();
-    std::fs::write(dir.join("catalog.toml"), CATALOG).unwrap();
-    std::fs::write(
-        dir.join("documents/resume/Jane_Doe_Resume.pdf"),
-        content(1, RESUME_LEN),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("documents/resume/lebenslauf.pdf"),
-        content(2, 4096),
-    )
-    .unwrap();
-    std::fs::write(dir.join("documents/big.bin"), content(3, BIG_LEN)).unwrap();
-}
-
-/// The settings of a test server over the fixtures in `dir`: its paths, a known secret, and
-/// limits high enough that only tests about limits meet them.
-pub fn fixture_env(dir: &Path, public_url: &str, secret: &str) -> Vec<(String, String)> {
-    let path = |p: &str| dir.join(p).display().to_string();
-    [
-        ("DOCGATE_PUBLIC_URL", public_url.to_owned()),
-        ("DOCGATE_TOKEN_SECRET", secret.to_owned()),
-        ("DOCGATE_PSEUDONYM_KEY", PSEUDONYM_KEY.to_owned()),
-        ("DOCGATE_CATALOG", path("catalog.toml")),
-        ("DOCGATE_DOCUMENTS_DIR", path("documents")),
-        ("DOCGATE_OUTBOX_DIR", path("outbox")),
-        ("DOCGATE_REQUEST_LOG", path("requests.jsonl")),
-        ("DOCGATE_LIMIT_REQUEST_PER_IP", "1000/s".to_owned()),
-        ("DOCGATE_LIMIT_REQUEST_PER_EMAIL", "1000/s".to_owned()),
-        ("DOCGATE_LIMIT_REQUEST_PER_DOMAIN", "1000/s".to_owned()),
-        ("DOCGATE_LIMIT_DOWNLOAD_PER_IP", "1000/s".to_owned()),
-        ("DOCGATE_LIMIT_MAIL", "1000/s".to_owned()),
-        // Every test client connects from 127.0.0.1.
-        ("DOCGATE_MAX_CONNECTIONS_PER_IP", "100000".to_owned()),
-        ("DOCGATE_MAX_DOWNLOADS_PER_IP", "100000".to_owned()),
-        ("DOCGATE_DRAIN_TIMEOUT", "5s".to_owned()),
-        ("DOCGATE_ADMIN_LISTEN", "127.0.0.1:0".to_owned()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v))
-    .collect()
 }
 
 /// Two tests of one scenario, an `async fn(Option<&RedisServer>)`: `$embedded` on the embedded
