@@ -7,9 +7,11 @@
 //!   `MOVED`/`ASK` followed, the map refreshed after a failover or a resharding. A command goes to
 //!   the primary of its first key's slot (a script: its first `KEYS`; `XREADGROUP`: the first
 //!   stream), `PING` to every primary.
-//! - Sentinel: the primary the Sentinels name for the master, through one multiplexed connection
-//!   that is dropped when a command fails on the connection, times out or meets `READONLY` (the
-//!   primary was demoted): the next command asks the Sentinels again. No restart is needed after a
+//! - Sentinel: the primary the Sentinels name for the master, through one multiplexed connection,
+//!   kept once made only if every Sentinel that answers still names that node and none is failing
+//!   the master over (an old primary restarted empty before its failover ends is not trusted),
+//!   and dropped when a command fails on it, times out or meets `READONLY` (the primary was
+//!   demoted): the next command asks the Sentinels again. No restart is needed after a
 //!   failover; while there is no primary, every command fails and docgate fails closed.
 //!
 //! Every command has a response timeout and every connection a connect timeout, and connections
