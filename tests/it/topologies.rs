@@ -182,7 +182,12 @@ async fn an_old_primary_restarted_empty_during_a_failover_is_not_trusted() {
     eventually(
         "the Sentinel promoting the frozen replica",
         Duration::from_secs(20),
-        || async { sentinel_flags(&redis, new).1.contains("promoted").then_some(()) },
+        || async {
+            sentinel_flags(&redis, new)
+                .1
+                .contains("promoted")
+                .then_some(())
+        },
     )
     .await;
     // The old primary is back, empty and a primary; the Sentinel's master entry names it.
@@ -192,7 +197,11 @@ async fn an_old_primary_restarted_empty_during_a_failover_is_not_trusted() {
     let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut conn).unwrap();
     assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
     assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut conn).unwrap(), 0);
-    assert!(sentinel_flags(&redis, new).0.contains("failover_in_progress"));
+    assert!(
+        sentinel_flags(&redis, new)
+            .0
+            .contains("failover_in_progress")
+    );
 
     // Every download meanwhile fails closed, and readiness says so.
     for _ in 0..3 {

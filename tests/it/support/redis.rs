@@ -355,17 +355,7 @@ fn tls_only(ca: &TestCa, args: &[&str]) -> RedisServer {
             .stderr(Stdio::null());
         command
     };
-    let daemon = Daemon::start("redis-server", HINT, command, listens);
-    let server = RedisServer {
-        port: daemon.port,
-        daemon,
-        _dir: dir,
-    };
-    wait_until("the TLS server answering PING", FORM, || {
-        ca.connection(server.port)
-            .is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
-    });
-    server
+    start_tls(ca, "redis-server", HINT, dir, command)
 }
 
 /// A Sentinel that listens with TLS only and reaches the servers over TLS (`tls-replication
@@ -392,17 +382,29 @@ fn tls_sentinel(ca: &TestCa, primary: u16) -> RedisServer {
         .unwrap();
         sentinel_command(&conf)
     };
-    let daemon = Daemon::start("redis-sentinel", SENTINEL_HINT, command, listens);
-    let sentinel = RedisServer {
+    start_tls(ca, "redis-sentinel", SENTINEL_HINT, dir, command)
+}
+
+/// Starts `program` listening with TLS only (`command` given its port), its files in `dir`; ready
+/// once it answers `PING` over TLS (bounded).
+fn start_tls(
+    ca: &TestCa,
+    program: &'static str,
+    hint: &'static str,
+    dir: tempfile::TempDir,
+    command: impl Fn(u16) -> Command + Send + Sync + 'static,
+) -> RedisServer {
+    let daemon = Daemon::start(program, hint, command, listens);
+    let server = RedisServer {
         port: daemon.port,
         daemon,
         _dir: dir,
     };
-    wait_until("the TLS Sentinel answering PING", FORM, || {
-        ca.connection(sentinel.port)
+    wait_until(&format!("the TLS {program} answering PING"), FORM, || {
+        ca.connection(server.port)
             .is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
     });
-    sentinel
+    server
 }
 
 /// Whether something accepts connections on `port` (a TLS-only server: no plain `PING`).
