@@ -94,24 +94,37 @@ pub fn connect_with(
                     .get_pending_async_connection_with_config(config),
             )
         }
-        Topology::Sentinel { master, .. } => Inner::Sentinel(Arc::new(SentinelPrimary {
-            witnesses: sentinel_nodes(&urls, certs.as_ref())?,
-            master: master.clone(),
-            sentinels: tokio::sync::Mutex::new(Lookup {
-                client: sentinel_client(&urls, master, certs)?,
-                failed_at: None,
-            }),
-            current: std::sync::Mutex::new(None),
-            generation: AtomicU64::new(0),
-            settings: AsyncConnectionConfig::new()
-                .set_response_timeout(Some(response_timeout))
-                .set_connection_timeout(Some(CONNECT_TIMEOUT)),
+        Topology::Sentinel { master, .. } => Inner::Sentinel(Arc::new(SentinelPrimary::new(
+            &urls,
+            master,
+            certs,
             response_timeout,
-        })),
+            Arc::default(),
+        )?)),
     }))
 }
 
 impl SharedConnection {
+    /// Another connection to the same topology (`config`, which this one was opened with), with
+    /// sockets of its own: commands that block it (`WAIT`) hold up none of this one's. On
+    /// Sentinel the two follow one primary: once either has found a new one, the other drops its
+    /// connection before its next command, rather than meet the old primary's death (or its
+    /// demotion) with a command of its own.
+    pub fn another(&self, config: &RedisConfig) -> RedisResult<SharedConnection> {
+        match (&self.0, &config.topology) {
+            (Inner::Sentinel(primary), Topology::Sentinel { master, .. }) => Ok(SharedConnection(
+                Inner::Sentinel(Arc::new(SentinelPrimary::new(
+                    &config.topology.urls(),
+                    master,
+                    certificates(config),
+                    primary.response_timeout,
+                    primary.found.clone(),
+                )?)),
+            )),
+            _ => connect(config),
+        }
+    }
+
     /// Whether the topology can serve: the primary answers `PING`; a cluster's state is `ok` and
     /// every master the client holds a connection to answers `PING` (a master that went away
     /// counts once the cluster marks it failed, which turns its state to `fail`); a Sentinel's
@@ -251,6 +264,9 @@ struct SentinelPrimary {
     settings: AsyncConnectionConfig,
     /// Bounds a lookup through the Sentinels too.
     response_timeout: Duration,
+    /// The node the last lookup of this connection, or of one opened beside it
+    /// ([`SharedConnection::another`]), found: a connection to another node is dropped.
+    found: Arc<std::sync::Mutex<Option<String>>>,
 }
 
 /// The connection to the primary last found: its generation, which node it reaches and since
@@ -275,11 +291,41 @@ struct Lookup {
 const LOOKUP_PAUSE: Duration = Duration::from_millis(250);
 
 impl SentinelPrimary {
+    fn new(
+        urls: &[String],
+        master: &str,
+        certs: Option<TlsCertificates>,
+        response_timeout: Duration,
+        found: Arc<std::sync::Mutex<Option<String>>>,
+    ) -> RedisResult<Self> {
+        Ok(Self {
+            witnesses: sentinel_nodes(urls, certs.as_ref())?,
+            master: master.to_owned(),
+            sentinels: tokio::sync::Mutex::new(Lookup {
+                client: sentinel_client(urls, master, certs)?,
+                failed_at: None,
+            }),
+            current: std::sync::Mutex::new(None),
+            generation: AtomicU64::new(0),
+            settings: AsyncConnectionConfig::new()
+                .set_response_timeout(Some(response_timeout))
+                .set_connection_timeout(Some(CONNECT_TIMEOUT)),
+            response_timeout,
+            found,
+        })
+    }
+
+    /// The connection to the primary, unless a connection beside it has found another one since.
     fn current(&self) -> Option<(u64, MultiplexedConnection)> {
-        self.current
-            .lock()
-            .ok()
-            .and_then(|c| c.as_ref().map(|c| (c.generation, c.conn.clone())))
+        let found = self.found.lock().ok().and_then(|f| f.clone());
+        let mut current = self.current.lock().ok()?;
+        let c = current.as_ref()?;
+        if found.is_some_and(|node| node != c.node) {
+            tracing::debug!(node = %c.node, "another connection found a new primary: this one follows");
+            *current = None;
+            return None;
+        }
+        Some((c.generation, c.conn.clone()))
     }
 
     /// The node the current connection reaches, its generation and age, for the logs.
@@ -344,6 +390,9 @@ impl SentinelPrimary {
         })?;
         let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         tracing::debug!(%node, generation, "connected to the primary the Sentinels name");
+        if let Ok(mut found) = self.found.lock() {
+            *found = Some(node.clone());
+        }
         if let Ok(mut current) = self.current.lock() {
             *current = Some(Current {
                 generation,

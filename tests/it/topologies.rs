@@ -226,6 +226,53 @@ async fn an_old_primary_restarted_empty_during_a_failover_is_not_trusted() {
     assert_eq!(app.get(&link).await.status(), 410);
 }
 
+/// With `DOCGATE_REDIS_WAIT_REPLICAS`, completions run on a connection of their own, idle while
+/// the primary fails over (a download refused meanwhile never reaches its completion). Once the
+/// other connection has found the new primary, the completion connection follows it: the first
+/// download to complete after the failover is whole, not cut on a connection to the dead primary.
+#[tokio::test]
+async fn with_wait_replicas_the_first_completion_after_a_sentinel_failover_is_whole() {
+    let mut redis = RedisSentinel::start();
+    let app = on_with(
+        &redis,
+        &[
+            ("DOCGATE_REDIS_WAIT_REPLICAS", "1"),
+            ("DOCGATE_REDIS_WAIT_TIMEOUT", "1s"),
+        ],
+    )
+    .await;
+    let (_, before) = app.mint("resume").await;
+    let (_, after) = app.mint("resume").await;
+    // A completion: its connection is open, to the primary.
+    assert_whole_resume(app.get(&before).await).await;
+    redis.sync();
+    let (old, new) = (redis.primary_port(), redis.replica_port());
+    redis.primary().kill();
+    redis.failover();
+    redis.wait_for_primary(new);
+    // The old primary back as the new one's replica, in sync: `WAIT 1` can be met.
+    let index = redis.servers.iter().position(|s| s.port == old).unwrap();
+    redis.servers[index].restart();
+    redis.demote(old, new);
+    eventually(
+        "the old primary in sync",
+        Duration::from_secs(30),
+        || async {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut redis.servers[index].client())
+                .unwrap_or_default();
+            info.contains("master_link_status:up").then_some(())
+        },
+    )
+    .await;
+    readiness(&app, 200).await;
+
+    assert_whole_resume(app.get(&after).await).await;
+    assert_eq!(app.get(&after).await.status(), 410);
+    assert_eq!(app.get(&before).await.status(), 410);
+}
+
 #[tokio::test]
 async fn docgate_serves_readiness_and_rate_limits_on_a_cluster() {
     let mut cluster = RedisCluster::start();
