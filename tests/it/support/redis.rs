@@ -102,6 +102,12 @@ impl RedisServer {
             .unwrap();
     }
 
+    /// The log of a Sentinel started by this module (empty for a data node).
+    pub fn sentinel_log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join(format!("sentinel-{}.log", self.port)))
+            .unwrap_or_default()
+    }
+
     /// A blocking client connection, for test setup and inspection.
     pub fn client(&self) -> redis::Connection {
         redis::Client::open(self.url())
@@ -722,12 +728,24 @@ impl RedisSentinel {
     /// Waits (bounded) until every Sentinel announces the server on `port` as the primary, and
     /// that server says it is one.
     pub fn wait_for_primary(&self, port: u16) {
-        wait_until("the new primary announced", FORM, || {
-            self.sentinels
-                .iter()
-                .all(|s| self.announced(s.port) == Some(port))
-                && info(port, "replication").contains("role:master")
-        });
+        let deadline = Instant::now() + FORM;
+        while !(self
+            .sentinels
+            .iter()
+            .all(|s| self.announced(s.port) == Some(port))
+            && info(port, "replication").contains("role:master"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the new primary announced: not within {FORM:?}; the Sentinels' logs:\n{}",
+                self.sentinels
+                    .iter()
+                    .map(RedisServer::sentinel_log)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Makes the server on `port` a replica of the one on `primary` (`REPLICAOF`), as a Sentinel
@@ -820,7 +838,8 @@ fn sentinel(primary: u16) -> RedisServer {
                  sentinel monitor {MASTER} 127.0.0.1 {primary} 1\n\
                  sentinel down-after-milliseconds {MASTER} 5000\n\
                  sentinel failover-timeout {MASTER} 5000\n\
-                 sentinel parallel-syncs {MASTER} 1\n"
+                 sentinel parallel-syncs {MASTER} 1\n\
+                 logfile {data}/sentinel-{port}.log\n"
             ),
         )
         .unwrap();
