@@ -111,7 +111,7 @@ impl Backends {
                             None => store,
                             Some(wait) => store.with_wait(
                                 wait,
-                                crate::topology::connect(redis).map_err(|e| {
+                                conn.another(redis).map_err(|e| {
                                     ConfigError::hidden(redis.topology.variable(), e)
                                 })?,
                             ),

@@ -482,6 +482,8 @@ impl TokenStore for RedisStore {
     }
 
     async fn claim(&self, jti: &Jti, lease: &Lease) -> Result<ClaimOutcome, StoreError> {
+        // Logged as its short prefix, never whole.
+        let link = jti;
         let jti = jti.as_str();
         let mut conn = self.conn.clone();
         let reply: Vec<i64> = self
@@ -492,7 +494,11 @@ impl TokenStore for RedisStore {
             .arg(&lease.holder)
             .invoke_async(&mut conn)
             .await
+            .inspect_err(|e| {
+                tracing::debug!(jti = %link, node = %self.conn.node(), cause = %e, "claim failed");
+            })
             .map_err(unavailable)?;
+        tracing::debug!(jti = %link, node = %self.conn.node(), ?reply, "claim");
         Ok(match reply.as_slice() {
             [1, attempt] => ClaimOutcome::Granted {
                 attempt: u32::try_from(*attempt).unwrap_or(u32::MAX),

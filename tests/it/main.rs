@@ -10,6 +10,7 @@ mod browser;
 mod bucket;
 mod check;
 mod copies;
+mod crash;
 mod dir_reads;
 mod downloads;
 mod durable;

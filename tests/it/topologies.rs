@@ -11,7 +11,7 @@ use ::redis;
 use docgate::check;
 use docgate::config::Config;
 
-use crate::support::redis::{RedisCluster, RedisSentinel, SharedRedis, TlsRedis};
+use crate::support::redis::{MASTER, RedisCluster, RedisSentinel, SharedRedis, TlsRedis};
 use crate::support::*;
 
 async fn on(redis: &impl SharedRedis) -> TestApp {
@@ -124,6 +124,153 @@ async fn after_a_failover_the_demoted_primary_is_left_for_the_new_one() {
     assert_whole_resume(response).await;
     readiness(&app, 200).await;
     assert_eq!(app.get(&link).await.status(), 410);
+}
+
+/// The flags a Sentinel gives the master (`SENTINEL MASTER`) and the replica on `replica`
+/// (`SENTINEL REPLICAS`).
+fn sentinel_flags(redis: &RedisSentinel, replica: u16) -> (String, String) {
+    let mut conn = redis.sentinels[0].client();
+    let master: HashMap<String, String> = redis::cmd("SENTINEL")
+        .arg("MASTER")
+        .arg(MASTER)
+        .query(&mut conn)
+        .unwrap();
+    let replicas: Vec<HashMap<String, String>> = redis::cmd("SENTINEL")
+        .arg("REPLICAS")
+        .arg(MASTER)
+        .query(&mut conn)
+        .unwrap();
+    let replica = replicas
+        .iter()
+        .find(|r| r.get("port").is_some_and(|p| *p == replica.to_string()))
+        .and_then(|r| r.get("flags").cloned())
+        .unwrap_or_default();
+    (master["flags"].clone(), replica)
+}
+
+/// Until a failover ends, a Sentinel's master entry (`SENTINEL MASTERS`, which the `redis`
+/// crate's lookup reads) still names the primary being replaced. One restarted meanwhile, as an
+/// orchestrator restarts a crashed pod, is back empty (no persistence) and a primary until the
+/// Sentinels demote it: docgate does not trust it. Its downloads fail closed rather than read the
+/// empty node (where a live link looks withdrawn, `410`), and once the failover ends the link is
+/// served from the new primary, once.
+#[tokio::test]
+async fn an_old_primary_restarted_empty_during_a_failover_is_not_trusted() {
+    let mut redis = RedisSentinel::start();
+    let app = on(&redis).await;
+    let (claims, link) = app.mint("resume").await;
+    redis.sync();
+    let (old, new) = (redis.primary_port(), redis.replica_port());
+    // Room for the steps below on a loaded machine before the Sentinel gives up the failover.
+    let _: () = redis::cmd("SENTINEL")
+        .arg("SET")
+        .arg(MASTER)
+        .arg("failover-timeout")
+        .arg(60_000)
+        .query(&mut redis.sentinels[0].client())
+        .unwrap();
+
+    // The primary crashes; the failover starts and is held in progress: the replica is frozen
+    // just as the Sentinel promotes it.
+    redis.primary().kill();
+    let server = |redis: &RedisSentinel, port: u16| {
+        redis.servers.iter().position(|s| s.port == port).unwrap()
+    };
+    let replica = server(&redis, new);
+    redis.servers[replica].pause();
+    redis.failover();
+    eventually(
+        "the Sentinel promoting the frozen replica",
+        Duration::from_secs(20),
+        || async {
+            sentinel_flags(&redis, new)
+                .1
+                .contains("promoted")
+                .then_some(())
+        },
+    )
+    .await;
+    // The old primary is back, empty and a primary; the Sentinel's master entry names it.
+    let lost = server(&redis, old);
+    redis.servers[lost].restart();
+    let mut conn = redis.servers[lost].client();
+    let role: Vec<redis::Value> = redis::cmd("ROLE").query(&mut conn).unwrap();
+    assert_eq!(role[0], redis::Value::BulkString(b"master".to_vec()));
+    assert_eq!(redis::cmd("DBSIZE").query::<i64>(&mut conn).unwrap(), 0);
+    assert!(
+        sentinel_flags(&redis, new)
+            .0
+            .contains("failover_in_progress")
+    );
+
+    // Every download meanwhile fails closed, and readiness says so.
+    for _ in 0..3 {
+        assert_refused_without_bytes(app.get(&link).await).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let (status, body) = app.readyz().await;
+    assert_eq!(status, 503);
+    assert_eq!(body["checks"]["token_store"], "unavailable");
+
+    // The promotion completes; the Sentinel (here the test, at once) demotes the old primary.
+    redis.servers[replica].resume();
+    redis.wait_for_primary(new);
+    redis.demote(old, new);
+    readiness(&app, 200).await;
+    assert_eq!(
+        app.app.backends.store.peek(&claims.jti).await.unwrap(),
+        docgate::store::LinkState::Ready { started: 0 },
+        "the failed downloads spent nothing"
+    );
+    assert_whole_resume(app.get(&link).await).await;
+    assert_eq!(app.get(&link).await.status(), 410);
+}
+
+/// With `DOCGATE_REDIS_WAIT_REPLICAS`, completions run on a connection of their own, idle while
+/// the primary fails over (a download refused meanwhile never reaches its completion). Once the
+/// other connection has found the new primary, the completion connection follows it: the first
+/// download to complete after the failover is whole, not cut on a connection to the dead primary.
+#[tokio::test]
+async fn with_wait_replicas_the_first_completion_after_a_sentinel_failover_is_whole() {
+    let mut redis = RedisSentinel::start();
+    let app = on_with(
+        &redis,
+        &[
+            ("DOCGATE_REDIS_WAIT_REPLICAS", "1"),
+            ("DOCGATE_REDIS_WAIT_TIMEOUT", "1s"),
+        ],
+    )
+    .await;
+    let (_, before) = app.mint("resume").await;
+    let (_, after) = app.mint("resume").await;
+    // A completion: its connection is open, to the primary.
+    assert_whole_resume(app.get(&before).await).await;
+    redis.sync();
+    let (old, new) = (redis.primary_port(), redis.replica_port());
+    redis.primary().kill();
+    redis.failover();
+    redis.wait_for_primary(new);
+    // The old primary back as the new one's replica, in sync: `WAIT 1` can be met.
+    let index = redis.servers.iter().position(|s| s.port == old).unwrap();
+    redis.servers[index].restart();
+    redis.demote(old, new);
+    eventually(
+        "the old primary in sync",
+        Duration::from_secs(30),
+        || async {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut redis.servers[index].client())
+                .unwrap_or_default();
+            info.contains("master_link_status:up").then_some(())
+        },
+    )
+    .await;
+    readiness(&app, 200).await;
+
+    assert_whole_resume(app.get(&after).await).await;
+    assert_eq!(app.get(&after).await.status(), 410);
+    assert_eq!(app.get(&before).await.status(), 410);
 }
 
 #[tokio::test]

@@ -102,6 +102,12 @@ impl RedisServer {
             .unwrap();
     }
 
+    /// The log of a Sentinel started by this module (empty for a data node).
+    pub fn sentinel_log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join(format!("sentinel-{}.log", self.port)))
+            .unwrap_or_default()
+    }
+
     /// A blocking client connection, for test setup and inspection.
     pub fn client(&self) -> redis::Connection {
         redis::Client::open(self.url())
@@ -355,17 +361,7 @@ fn tls_only(ca: &TestCa, args: &[&str]) -> RedisServer {
             .stderr(Stdio::null());
         command
     };
-    let daemon = Daemon::start("redis-server", HINT, command, listens);
-    let server = RedisServer {
-        port: daemon.port,
-        daemon,
-        _dir: dir,
-    };
-    wait_until("the TLS server answering PING", FORM, || {
-        ca.connection(server.port)
-            .is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
-    });
-    server
+    start_tls(ca, "redis-server", HINT, dir, command)
 }
 
 /// A Sentinel that listens with TLS only and reaches the servers over TLS (`tls-replication
@@ -392,17 +388,29 @@ fn tls_sentinel(ca: &TestCa, primary: u16) -> RedisServer {
         .unwrap();
         sentinel_command(&conf)
     };
-    let daemon = Daemon::start("redis-sentinel", SENTINEL_HINT, command, listens);
-    let sentinel = RedisServer {
+    start_tls(ca, "redis-sentinel", SENTINEL_HINT, dir, command)
+}
+
+/// Starts `program` listening with TLS only (`command` given its port), its files in `dir`; ready
+/// once it answers `PING` over TLS (bounded).
+fn start_tls(
+    ca: &TestCa,
+    program: &'static str,
+    hint: &'static str,
+    dir: tempfile::TempDir,
+    command: impl Fn(u16) -> Command + Send + Sync + 'static,
+) -> RedisServer {
+    let daemon = Daemon::start(program, hint, command, listens);
+    let server = RedisServer {
         port: daemon.port,
         daemon,
         _dir: dir,
     };
-    wait_until("the TLS Sentinel answering PING", FORM, || {
-        ca.connection(sentinel.port)
+    wait_until(&format!("the TLS {program} answering PING"), FORM, || {
+        ca.connection(server.port)
             .is_some_and(|mut c| redis::cmd("PING").query::<String>(&mut c).is_ok())
     });
-    sentinel
+    server
 }
 
 /// Whether something accepts connections on `port` (a TLS-only server: no plain `PING`).
@@ -720,12 +728,24 @@ impl RedisSentinel {
     /// Waits (bounded) until every Sentinel announces the server on `port` as the primary, and
     /// that server says it is one.
     pub fn wait_for_primary(&self, port: u16) {
-        wait_until("the new primary announced", FORM, || {
-            self.sentinels
-                .iter()
-                .all(|s| self.announced(s.port) == Some(port))
-                && info(port, "replication").contains("role:master")
-        });
+        let deadline = Instant::now() + FORM;
+        while !(self
+            .sentinels
+            .iter()
+            .all(|s| self.announced(s.port) == Some(port))
+            && info(port, "replication").contains("role:master"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "the new primary announced: not within {FORM:?}; the Sentinels' logs:\n{}",
+                self.sentinels
+                    .iter()
+                    .map(RedisServer::sentinel_log)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Makes the server on `port` a replica of the one on `primary` (`REPLICAOF`), as a Sentinel
@@ -818,7 +838,8 @@ fn sentinel(primary: u16) -> RedisServer {
                  sentinel monitor {MASTER} 127.0.0.1 {primary} 1\n\
                  sentinel down-after-milliseconds {MASTER} 5000\n\
                  sentinel failover-timeout {MASTER} 5000\n\
-                 sentinel parallel-syncs {MASTER} 1\n"
+                 sentinel parallel-syncs {MASTER} 1\n\
+                 logfile {data}/sentinel-{port}.log\n"
             ),
         )
         .unwrap();
