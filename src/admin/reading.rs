@@ -85,7 +85,28 @@ async fn newest_requests(
     want: usize,
     most: usize,
 ) -> Result<Vec<Entry>, AdminError> {
-    let (mut entries, mut asked) = (Vec::new(), 0);
+    let mut asked = 0;
+    let (entries, _) = newest(app, most, |page| {
+        asked += page
+            .iter()
+            .filter(|e| e.event == Event::LinkRequested)
+            .filter(|e| document.is_none_or(|d| e.document.as_deref() == Some(d)))
+            .count();
+        asked >= want
+    })
+    .await?;
+    Ok(entries)
+}
+
+/// The newest log entries, [`READ_PAGE`] at a time, until the log ends, `enough` says of a page
+/// that no older one is needed, or `most` entries were read; and whether older entries were left
+/// unread because of `most`.
+async fn newest(
+    app: &App,
+    most: usize,
+    mut enough: impl FnMut(&[Entry]) -> bool,
+) -> Result<(Vec<Entry>, bool), AdminError> {
+    let mut entries = Vec::new();
     loop {
         let page = app
             .backends
@@ -93,14 +114,13 @@ async fn newest_requests(
             .recent(READ_PAGE, entries.len())
             .await?;
         let last = page.len() < READ_PAGE;
-        asked += page
-            .iter()
-            .filter(|e| e.event == Event::LinkRequested)
-            .filter(|e| document.is_none_or(|d| e.document.as_deref() == Some(d)))
-            .count();
+        let enough = enough(&page);
         entries.extend(page);
-        if last || asked >= want || entries.len() >= most {
-            return Ok(entries);
+        if last || enough {
+            return Ok((entries, false));
+        }
+        if entries.len() >= most {
+            return Ok((entries, true));
         }
     }
 }
@@ -265,28 +285,12 @@ pub async fn funnel(
     let first_day = today
         .checked_sub(time::Duration::days(i64::from(days.max(1)) - 1))
         .unwrap_or(today);
-    let mut entries: Vec<Entry> = Vec::new();
-    let mut partial = false;
-    loop {
-        let page = app
-            .backends
-            .requests
-            .recent(READ_PAGE, entries.len())
-            .await?;
-        let last = page.len() < READ_PAGE;
-        let older = page
-            .last()
+    let (entries, partial) = newest(app, FUNNEL_MAX_ENTRIES, |page| {
+        page.last()
             .and_then(Entry::time)
-            .is_some_and(|t| t.date() < first_day);
-        entries.extend(page);
-        if last || older {
-            break;
-        }
-        if entries.len() >= FUNNEL_MAX_ENTRIES {
-            partial = true;
-            break;
-        }
-    }
+            .is_some_and(|t| t.date() < first_day)
+    })
+    .await?;
     Ok(Funnels {
         first_day,
         documents: count_stages(

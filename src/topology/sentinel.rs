@@ -259,22 +259,29 @@ fn verdict(entry: &HashMap<String, String>, node: &str) -> Verdict {
     }
 }
 
+/// The Sentinels' URLs parsed, at least one.
+fn sentinel_infos(urls: &[String]) -> RedisResult<Vec<redis::ConnectionInfo>> {
+    let infos = urls
+        .iter()
+        .map(|u| u.as_str().into_connection_info())
+        .collect::<RedisResult<Vec<_>>>()?;
+    if infos.is_empty() {
+        return Err(RedisError::from((
+            ErrorKind::InvalidClientConfig,
+            "no Sentinel configured",
+        )));
+    }
+    Ok(infos)
+}
+
 /// A client of the Sentinels, whose scheme and credentials are the primary's too.
 pub(super) fn sentinel_client(
     urls: &[String],
     master: &str,
     certs: Option<TlsCertificates>,
 ) -> RedisResult<SentinelClient> {
-    let infos = urls
-        .iter()
-        .map(|u| u.as_str().into_connection_info())
-        .collect::<RedisResult<Vec<_>>>()?;
-    let Some(first) = infos.first() else {
-        return Err(RedisError::from((
-            ErrorKind::InvalidClientConfig,
-            "no Sentinel configured",
-        )));
-    };
+    let infos = sentinel_infos(urls)?;
+    let first = &infos[0];
     let tls = match first.addr() {
         ConnectionAddr::TcpTls { .. } => Some(TlsMode::Secure),
         _ => None,
@@ -313,16 +320,8 @@ pub(super) fn sentinel_client(
 
 /// A client for each Sentinel, with the first URL's credentials as [`sentinel_client`] uses them.
 fn sentinel_nodes(urls: &[String], certs: Option<&TlsCertificates>) -> RedisResult<Vec<Client>> {
-    let infos = urls
-        .iter()
-        .map(|u| u.as_str().into_connection_info())
-        .collect::<RedisResult<Vec<_>>>()?;
-    let Some(first) = infos.first() else {
-        return Err(RedisError::from((
-            ErrorKind::InvalidClientConfig,
-            "no Sentinel configured",
-        )));
-    };
+    let infos = sentinel_infos(urls)?;
+    let first = &infos[0];
     let settings = first.redis_settings().clone().set_db(0);
     infos
         .iter()

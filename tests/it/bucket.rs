@@ -8,29 +8,12 @@ use docgate::store::{LinkState, TokenStore};
 
 use crate::support::chaos::ChaosProxy;
 use crate::support::redis::RedisServer;
-use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, S3Server, SECRET_KEY};
+use crate::support::s3::{BUCKET, S3Server, bucket_settings};
 use crate::support::*;
-
-/// Puts the fixture documents in the bucket under their catalog keys.
-async fn seed(server: &S3Server) {
-    server
-        .put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
-        .await;
-    server.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
-    server.put("big.bin", &content(3, BIG_LEN)).await;
-}
 
 /// A docgate on the bucket at `endpoint` (the server itself or a proxy in front of it).
 async fn on_bucket(endpoint: &str, extra: &[(&str, &str)]) -> TestApp {
-    let mut settings = vec![
-        ("DOCGATE_S3_BUCKET", BUCKET),
-        ("DOCGATE_S3_ENDPOINT", endpoint),
-        ("AWS_REGION", REGION),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        // No documents directory at all: every byte comes from the bucket.
-        ("DOCGATE_DOCUMENTS_DIR", "/nonexistent/documents"),
-    ];
+    let mut settings = bucket_settings(endpoint).to_vec();
     settings.extend_from_slice(extra);
     TestApp::with(&settings).await
 }
@@ -61,7 +44,7 @@ fn assert_no_s3_detail(all: &str, endpoint: &str) {
 #[tokio::test]
 async fn the_whole_production_journey_on_redis_and_s3() {
     let s3 = S3Server::start().await;
-    seed(&s3).await;
+    s3.put_fixtures().await;
     let redis = RedisServer::start();
     let url = redis.url();
     let app = on_bucket(&s3.endpoint(), &[("DOCGATE_REDIS_URL", &url)]).await;
@@ -89,7 +72,7 @@ async fn the_whole_production_journey_on_redis_and_s3() {
 #[tokio::test]
 async fn ranges_and_resumes_pass_through_to_the_bucket() {
     let s3 = S3Server::start().await;
-    seed(&s3).await;
+    s3.put_fixtures().await;
     let app = on_bucket(&s3.endpoint(), &[]).await;
     let (_, link) = app.mint("resume").await;
     let first = app.get_range(&link, "bytes=0-999").await;
@@ -117,7 +100,7 @@ async fn ranges_and_resumes_pass_through_to_the_bucket() {
 #[tokio::test]
 async fn a_missing_object_is_404_and_costs_nothing() {
     let s3 = S3Server::start().await;
-    seed(&s3).await;
+    s3.put_fixtures().await;
     let app = on_bucket(&s3.endpoint(), &[]).await;
     let (claims, link) = app.mint("lebenslauf").await;
     std::fs::remove_file(s3.root().join(BUCKET).join("resume/lebenslauf.pdf")).unwrap();
@@ -138,7 +121,7 @@ async fn a_missing_object_is_404_and_costs_nothing() {
 #[tokio::test]
 async fn the_bucket_down_is_502_and_costs_nothing() {
     let mut s3 = S3Server::start().await;
-    seed(&s3).await;
+    s3.put_fixtures().await;
     let endpoint = s3.endpoint();
     let app = on_bucket(&endpoint, &[]).await;
     let (claims, link) = app.mint("resume").await;
@@ -167,7 +150,7 @@ async fn the_bucket_down_is_502_and_costs_nothing() {
 #[tokio::test]
 async fn a_body_that_breaks_halfway_is_a_truncated_transfer_and_the_link_survives() {
     let s3 = S3Server::start().await;
-    seed(&s3).await;
+    s3.put_fixtures().await;
     let proxy = ChaosProxy::start(s3.addr).await;
     let app = on_bucket(&proxy.endpoint(), &[]).await;
     let (claims, link) = app.mint("big").await;
@@ -207,7 +190,7 @@ async fn a_body_that_breaks_halfway_is_a_truncated_transfer_and_the_link_survive
 #[tokio::test]
 async fn the_content_type_comes_from_the_catalog_else_the_bucket_else_the_filename() {
     let s3 = S3Server::start().await;
-    seed(&s3).await;
+    s3.put_fixtures().await;
     // `big.bin` has no type in the catalog and none to guess from its name: the bucket's wins.
     s3.put_typed("big.bin", &content(3, 1000), "application/zip")
         .await;

@@ -121,10 +121,7 @@ async fn the_whole_journey_in_production_mode_redis_s3_and_smtp() {
     let redis = RedisServer::start();
     let sink = SmtpSink::start();
     let s3 = S3Server::start().await;
-    s3.put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
-        .await;
-    s3.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
-    s3.put("big.bin", &content(3, BIG_LEN)).await;
+    s3.put_fixtures().await;
     let (redis_url, smtp_url, endpoint) = (redis.url(), sink.url(), s3.endpoint());
     let app = TestApp::with(&[
         ("DOCGATE_REDIS_URL", redis_url.as_str()),

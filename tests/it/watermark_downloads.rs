@@ -464,13 +464,7 @@ async fn on_s3(
     original: &[u8],
     settings: &[(&str, &str)],
 ) -> (TestApp, TempDir) {
-    use crate::support::s3::{ACCESS_KEY, BUCKET, REGION, SECRET_KEY};
-    use crate::support::{BIG_LEN, RESUME_LEN, content};
-
-    s3.put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
-        .await;
-    s3.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
-    s3.put("big.bin", &content(3, BIG_LEN)).await;
+    s3.put_fixtures().await;
     s3.put("cv.pdf", original).await;
     let dir = tempfile::tempdir().unwrap();
     crate::support::write_fixtures(dir.path());
@@ -482,16 +476,11 @@ async fn on_s3(
     );
     std::fs::write(&catalog_path, catalog).unwrap();
     let catalog_path = catalog_path.display().to_string();
-    let mut env = vec![
-        ("DOCGATE_S3_BUCKET", BUCKET),
-        ("DOCGATE_S3_ENDPOINT", endpoint),
-        ("AWS_REGION", REGION),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-        ("DOCGATE_DOCUMENTS_DIR", "/nonexistent/documents"),
+    let mut env = crate::support::s3::bucket_settings(endpoint).to_vec();
+    env.extend_from_slice(&[
         ("DOCGATE_CATALOG", &catalog_path),
         ("DOCGATE_CONFIRM_PAGE", "off"),
-    ];
+    ]);
     env.extend_from_slice(settings);
     (TestApp::with(&env).await, dir)
 }

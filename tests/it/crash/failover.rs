@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 // The client crate, not `support::redis`.
 use ::redis;
 
-use crate::replicas::{EnvOnly, all_ready, ask, links_by_recipient, mails_by_recipient, replicas};
+use crate::replicas::{EnvOnly, all_ready, links_by_recipient, mails_by_recipient, replicas};
 use crate::support::redis::{RedisCluster, RedisSentinel, SharedRedis};
 use crate::support::smtp::SmtpSink;
 use crate::support::*;
@@ -30,13 +30,7 @@ async fn traffic_through_a_failover(
     let documents = tempfile::tempdir().unwrap();
     let replicas = replicas(redis, &sink, documents.path(), 3, &[]).await;
     let client = reqwest::Client::new();
-    for i in 0..LINKS {
-        let email = format!("before{i}@example.org");
-        assert_eq!(
-            ask(&client, &replicas[i % 3].base, &email, "resume").await,
-            202
-        );
-    }
+    ask_in_turn(&client, &replicas, "before", LINKS, "resume").await;
     sink.delivered(LINKS).await;
     let tokens: Vec<String> = links_by_recipient(&sink).into_values().collect();
 

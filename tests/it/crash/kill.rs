@@ -263,20 +263,8 @@ async fn downloads_through_a_crash(mut topology: impl Crashing, wait: bool) -> u
     };
     let replicas = replicas(&shared, &sink, documents.path(), 3, extra).await;
     let client = reqwest::Client::new();
-    for i in 0..LINKS {
-        let email = format!("before{i}@example.org");
-        assert_eq!(
-            ask(&client, &replicas[i % 3].base, &email, "resume").await,
-            202
-        );
-    }
-    for i in 0..STREAMS {
-        let email = format!("stream{i}@example.org");
-        assert_eq!(
-            ask(&client, &replicas[i % 3].base, &email, "big").await,
-            202
-        );
-    }
+    ask_in_turn(&client, &replicas, "before", LINKS, "resume").await;
+    ask_in_turn(&client, &replicas, "stream", STREAMS, "big").await;
     sink.delivered(LINKS + STREAMS).await;
     let links = links_by_recipient(&sink);
     let resumes: Vec<String> = (0..LINKS)

@@ -142,3 +142,19 @@ fn replication(port: u16) -> String {
         })
         .unwrap_or_default()
 }
+
+/// Asks for `document` for `{who}0@example.org` to `{who}{n-1}@example.org`, across the
+/// replicas in turn; each request is answered 202.
+async fn ask_in_turn(
+    client: &reqwest::Client,
+    replicas: &[crate::replicas::Replica],
+    who: &str,
+    n: usize,
+    document: &str,
+) {
+    for i in 0..n {
+        let email = format!("{who}{i}@example.org");
+        let replica = &replicas[i % replicas.len()].base;
+        assert_eq!(ask(client, replica, &email, document).await, 202, "{email}");
+    }
+}

@@ -102,6 +102,15 @@ impl S3Server {
         format!("http://{}", self.addr)
     }
 
+    /// Puts the fixture documents in the bucket under their catalog keys.
+    pub async fn put_fixtures(&self) {
+        use super::{BIG_LEN, RESUME_LEN, content};
+        self.put("resume/Jane_Doe_Resume.pdf", &content(1, RESUME_LEN))
+            .await;
+        self.put("resume/lebenslauf.pdf", &content(2, 4096)).await;
+        self.put("big.bin", &content(3, BIG_LEN)).await;
+    }
+
     /// Stores `bytes` at `key` and returns the object's ETag.
     pub async fn put(&self, key: &str, bytes: &[u8]) -> String {
         let output = self
@@ -173,6 +182,19 @@ impl Drop for S3Server {
             task.abort();
         }
     }
+}
+
+/// The settings of a docgate on the bucket at `endpoint` (the server itself or a proxy in front
+/// of it), with no documents directory at all: every byte comes from the bucket.
+pub fn bucket_settings(endpoint: &str) -> [(&'static str, &str); 6] {
+    [
+        ("DOCGATE_S3_BUCKET", BUCKET),
+        ("DOCGATE_S3_ENDPOINT", endpoint),
+        ("AWS_REGION", REGION),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("DOCGATE_DOCUMENTS_DIR", "/nonexistent/documents"),
+    ]
 }
 
 /// A server holding `bytes` at `key`, a [`ChaosProxy`] in front of it, and an [`S3Source`] that
