@@ -6,8 +6,8 @@
 
 probe: `GET /healthz` on the admin listener every INTERVAL seconds, each over a fresh TCP
 connection (as a kubelet probes), until SIGTERM or --max-seconds. One line per probe in OUT:
-the latency in milliseconds (connect to the last byte of the answer, `Connection: close`) and
-`ok`, or `fail:<reason>` (no answer within 5 s, refused, not a 200).
+the latency in milliseconds (connect to the last byte of the answer, `Connection: close`),
+`ok` or `fail:<reason>` (no answer within 5 s, refused, not a 200), and the Unix time it began.
 
 summary: one Markdown table per run of results.tsv: throughput and latency (wrk), every response
 by status (docgate's `docgate_http_responses_total` after the run) against wrk's own count of
@@ -54,8 +54,9 @@ def probe(args):
     with open(args.out, "w") as out:
         next_at = time.monotonic()
         while not stop and time.monotonic() < deadline:
+            began = time.time()
             ms, outcome = probe_once(args.host, args.port)
-            out.write(f"{ms:.3f}\t{outcome}\n")
+            out.write(f"{ms:.3f}\t{outcome}\t{began:.3f}\n")
             out.flush()
             next_at += args.interval
             time.sleep(max(0.0, next_at - time.monotonic()))
@@ -109,7 +110,7 @@ def nstat(path):
 def probes(path):
     latencies, failed = [], 0
     for line in open(path, errors="replace"):
-        ms, outcome = line.rstrip("\n").split("\t")
+        ms, outcome = line.rstrip("\n").split("\t")[:2]
         if outcome == "ok":
             latencies.append(float(ms))
         else:
