@@ -129,10 +129,17 @@ pub async fn serve(
 
 /// Serves `listener` with `handler` under the configured connection limits, until `shutdown`
 /// resolves; then drains. HTTP/1.1 only, unless `h2c`: then HTTP/2 with prior knowledge too.
+///
+/// The admin listener's server: it accepts, reads requests and answers `/healthz` on a thread of
+/// its own (a current-thread runtime), so a kubelet's liveness probe is answered within
+/// milliseconds however many downloads keep this runtime's workers busy; that answer is `503`
+/// once this runtime stops running tasks ([`health::Heartbeat`]). Every other route (metrics,
+/// readiness, the admin API, the owner's page) runs here, on the runtime that called this, where
+/// its backends' connections and background tasks live.
 pub async fn serve_with<H, F>(
     state: Arc<State>,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
     handler: H,
     h2c: bool,
 ) -> std::io::Result<()>
@@ -140,7 +147,60 @@ where
     H: Fn(Arc<State>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
-    serve_on(state, listener, shutdown, handler, None, h2c).await
+    let serving = tokio::runtime::Handle::current();
+    let heartbeat = health::Heartbeat::start(&serving);
+    // Dropped with this future (its runtime shut down, its task aborted): the thread stops too.
+    let gone = tokio_util::sync::CancellationToken::new();
+    let _stop_thread = gone.clone().drop_guard();
+    let listener = listener.into_std()?;
+    let (done, finished) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("docgate-admin".to_owned())
+        .spawn(move || {
+            let served = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .and_then(|runtime| {
+                    runtime.block_on(async move {
+                        let listener = TcpListener::from_std(listener)?;
+                        let routed = move |state: Arc<State>, peer, req: Request<Incoming>| {
+                            let serving = serving.clone();
+                            let stalled = heartbeat.stalled();
+                            async move {
+                                if req.uri().path() != "/healthz" {
+                                    return serving
+                                        .spawn(handler(state, peer, req))
+                                        .await
+                                        .unwrap_or_else(|e| {
+                                            Error::Internal(format!("admin request failed: {e}"))
+                                                .into_response(false)
+                                        });
+                                }
+                                if stalled {
+                                    tracing::warn!(
+                                        "liveness probe failed: the serving runtime has not run \
+                                         its heartbeat for {STALLED:?}",
+                                        STALLED = health::STALLED_AFTER
+                                    );
+                                    return health::stalled();
+                                }
+                                handler(state, peer, req).await
+                            }
+                        };
+                        let shutdown = async move {
+                            tokio::select! {
+                                () = shutdown => {}
+                                () = gone.cancelled() => {}
+                            }
+                        };
+                        serve_on(state, listener, shutdown, routed, None, h2c).await
+                    })
+                });
+            let _ = done.send(served);
+        })?;
+    finished
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("the admin listener's thread failed")))
 }
 
 /// Serves `listener`, with `peers` capping each peer's connections when given.
@@ -153,7 +213,7 @@ async fn serve_on<H, F>(
     h2c: bool,
 ) -> std::io::Result<()>
 where
-    H: Fn(Arc<State>, SocketAddr, Request<Incoming>) -> F + Copy + Send + Sync + 'static,
+    H: Fn(Arc<State>, SocketAddr, Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Body>> + Send + 'static,
 {
     let limits = state.app.config.http;
@@ -241,10 +301,12 @@ where
                     tracing::debug!(cause = %e, "TCP_NOTSENT_LOWAT not set");
                 }
                 let state = state.clone();
+                let handler = handler.clone();
                 let guarded = conn::Guarded::new(stream, deadlines);
                 let cutter = guarded.cutter();
                 let service = tower::service_fn(move |mut req: Request<Incoming>| {
                     let state = state.clone();
+                    let handler = handler.clone();
                     req.extensions_mut().insert(cutter.clone());
                     async move { Ok::<_, Infallible>(handler(state, peer, req).await) }
                 });

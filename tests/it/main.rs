@@ -32,6 +32,7 @@ mod mail_queue;
 mod metrics;
 mod notify;
 mod objects_contract;
+mod overload;
 mod owner_browser;
 mod owner_page;
 mod owner_page_log;
