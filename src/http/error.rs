@@ -319,7 +319,10 @@ impl Error {
         frame_ancestors: &[String],
     ) -> Response<Body> {
         let status = self.status();
-        if status.is_server_error() {
+        // A full replica's `503 server_busy` is admission doing its job, as a `429` is: under
+        // overload it is answered thousands of times a second, and a warning each would flood the
+        // log (the metrics count them).
+        if status.is_server_error() && !matches!(self, Error::Busy { .. }) {
             tracing::warn!(status = status.as_u16(), code = self.code(), cause = %self, "request failed");
         } else {
             tracing::debug!(status = status.as_u16(), code = self.code(), cause = %self, "request refused");
