@@ -57,6 +57,13 @@ enum Inner {
     Sentinel(Arc<SentinelPrimary>),
 }
 
+/// How many commands may wait to be written on one multiplexed connection (the crate's default
+/// is 50). Every download in flight has a command on its way at some point (claim, renewal,
+/// completion, the request log's entry); at a thousand downloads, 50 slots made commands queue for
+/// a slot, and their response timeout ran out while they queued (`benches/overload.sh`). A slot
+/// holds one command's bytes until it is written.
+pub const PIPELINE_BUFFER: usize = 4096;
+
 /// Opens (lazily) a connection to the configured topology with the standard response timeout.
 pub fn connect(config: &RedisConfig) -> RedisResult<SharedConnection> {
     connect_with(config, RESPONSE_TIMEOUT)
@@ -75,6 +82,7 @@ pub fn connect_with(
         Topology::Standalone { .. } => {
             let client = client(&urls[0], certs.as_ref())?;
             let settings = ConnectionManagerConfig::new()
+                .set_pipeline_buffer_size(PIPELINE_BUFFER)
                 .set_response_timeout(Some(response_timeout))
                 .set_connection_timeout(Some(CONNECT_TIMEOUT))
                 .set_number_of_retries(1)

@@ -64,6 +64,7 @@ impl SentinelPrimary {
             current: std::sync::Mutex::new(None),
             generation: AtomicU64::new(0),
             settings: AsyncConnectionConfig::new()
+                .set_pipeline_buffer_size(PIPELINE_BUFFER)
                 .set_response_timeout(Some(response_timeout))
                 .set_connection_timeout(Some(CONNECT_TIMEOUT)),
             response_timeout,
