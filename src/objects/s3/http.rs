@@ -1,14 +1,14 @@
 //! The S3 client's HTTP transport: hyper-util's pooled HTTP/1.1 client over rustls, built here
 //! instead of taken from the SDK so that what it buffers per connection is bounded.
 //!
-//! This module owns the transport's settings: the read buffer's upper bound
-//! ([`READ_BUFFER_MAX`]; hyper's default lets it grow to about 400 KiB per connection, which at a
-//! few hundred concurrent downloads was most of docgate's memory) and the wider one a response
-//! reads with while the client has few open ([`READ_BUFFER_WIDE`] below [`FEW_RESPONSES`]: fewer,
-//! larger reads cost less CPU per byte, and a few streams' buffers cost little memory), TLS (rustls with the aws-lc-rs
+//! This module owns the transport's settings: the read buffer's upper bound ([`READ_BUFFER_MAX`];
+//! hyper's default lets it grow to about 400 KiB per connection, which at a few hundred concurrent
+//! downloads was most of docgate's memory) and the wider one a response reads with while the client
+//! has few open ([`READ_BUFFER_WIDE`] below [`FEW_RESPONSES`]: fewer, larger reads cost less CPU
+//! per byte, and a few streams' buffers cost little memory), TLS (rustls with the aws-lc-rs
 //! provider, the operating system's root certificates and the cipher suites the SDK's own client
-//! allows), the connect and read timeouts the SDK asks for, and how a failure is classified for
-//! the SDK's retries (timeout, I/O, truncated response) and connection poisoning. Bodies stay
+//! allows), the connect and read timeouts the SDK asks for, and how a failure is classified for the
+//! SDK's retries (timeout, I/O, truncated response) and connection poisoning. Bodies stay
 //! pull-based: hyper reads the next piece of a body from the socket only when it is polled.
 
 use std::collections::HashMap;
@@ -194,8 +194,8 @@ impl BoundedClient {
     }
 }
 
-/// Requests through the wide pool while few responses are open, else the bounded one, each bounded by the
-/// read timeout up to its response's headers.
+/// Requests through the wide pool while few responses are open, else the bounded one, each
+/// bounded by the read timeout up to its response's headers.
 #[derive(Clone)]
 struct Connector {
     bounded: Client<Connect, SdkBody>,
