@@ -1,11 +1,12 @@
 //! The S3 client's own HTTP transport (`docgate::objects::s3::http`) against an in-process S3
-//! server: its bounded read buffer (no body piece larger than `READ_BUFFER_MAX`, objects many times
-//! that size stream exactly), and that a reader who stops stops the reads from S3.
+//! server: its read buffers (a lone response reads up to `READ_BUFFER_WIDE`, one that starts while
+//! `FEW_RESPONSES` others are open no more than `READ_BUFFER_MAX` at once, objects many times that
+//! size stream exactly), and that a reader who stops stops the reads from S3.
 
 use std::time::Duration;
 
 use docgate::objects::ObjectSource;
-use docgate::objects::s3::http::READ_BUFFER_MAX;
+use docgate::objects::s3::http::{FEW_RESPONSES, READ_BUFFER_MAX, READ_BUFFER_WIDE};
 
 use crate::support::objects::{range, read_all};
 use crate::support::s3::{
@@ -15,13 +16,9 @@ use crate::support::{content, sha256};
 
 const KEY: &str = "resume/Jane_Doe_Resume.pdf";
 
-#[tokio::test]
-async fn body_pieces_never_exceed_the_read_buffer_even_when_the_socket_holds_more() {
-    let server = S3Server::start().await;
-    let bytes = content(21, 6 * 1024 * 1024);
-    server.put(KEY, &bytes).await;
-    let client = client_on_docgate_transport(&server.endpoint());
-
+/// The largest body piece of one `GetObject` of `KEY`, read slowly at first so the socket fills
+/// up (an unbounded buffer would then take far more at once), with the bytes checked.
+async fn largest_piece(client: &aws_sdk_s3::Client, bytes: &[u8]) -> usize {
     let output = client
         .get_object()
         .bucket(BUCKET)
@@ -38,17 +35,62 @@ async fn body_pieces_never_exceed_the_read_buffer_even_when_the_socket_holds_mor
         largest = largest.max(piece.len());
         got.extend_from_slice(&piece);
         pieces += 1;
-        if pieces <= 3 {
-            // Let the socket fill up: an unbounded buffer would now take far more at once.
+        if pieces <= 6 {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
+    assert_eq!(sha256(&got), sha256(bytes));
+    largest
+}
+
+#[tokio::test]
+async fn a_lone_body_reads_with_the_wide_buffer_and_never_beyond_it() {
+    let server = S3Server::start().await;
+    let bytes = content(21, 6 * 1024 * 1024);
+    server.put(KEY, &bytes).await;
+    let client = client_on_docgate_transport(&server.endpoint());
+
+    let largest = largest_piece(&client, &bytes).await;
+    assert!(largest <= READ_BUFFER_WIDE, "a {largest}-byte piece");
+    assert!(
+        largest > READ_BUFFER_MAX,
+        "{largest}: a lone response reads beyond the bounded buffer"
+    );
+}
+
+#[tokio::test]
+async fn with_many_responses_open_pieces_never_exceed_the_bounded_buffer() {
+    let server = S3Server::start().await;
+    let bytes = content(24, 4 * 1024 * 1024);
+    server.put(KEY, &bytes).await;
+    let client = client_on_docgate_transport(&server.endpoint());
+
+    // Responses left open, not read: the next one starts among many.
+    let mut open = Vec::with_capacity(FEW_RESPONSES);
+    for _ in 0..FEW_RESPONSES {
+        let output = client
+            .get_object()
+            .bucket(BUCKET)
+            .key(KEY)
+            .send()
+            .await
+            .unwrap();
+        open.push(output);
+    }
+    let largest = largest_piece(&client, &bytes).await;
     assert!(largest <= READ_BUFFER_MAX, "a {largest}-byte piece");
     assert!(
         largest > READ_BUFFER_MAX / 2,
         "{largest}: the buffer grows to its bound"
     );
-    assert_eq!(sha256(&got), sha256(&bytes));
+
+    // Their bodies dropped, a lone response reads wide again.
+    drop(open);
+    let largest = largest_piece(&client, &bytes).await;
+    assert!(
+        largest > READ_BUFFER_MAX,
+        "{largest}: with the others closed, reads are wide again"
+    );
 }
 
 #[tokio::test]
