@@ -47,9 +47,10 @@ pub const READ_BUFFER_MAX: usize = 32 * 1024;
 
 /// The read buffer's bound for a response that starts while its client has fewer than
 /// [`FEW_RESPONSES`] others open. A read from S3 costs about the same CPU whatever its size (the
-/// socket call and the acknowledgement it sends): at 16 concurrent 10 MiB downloads, 128 KiB reads
-/// took about 13 % less CPU per GiB than 32 KiB ones.
-pub const READ_BUFFER_WIDE: usize = 128 * 1024;
+/// socket call and the acknowledgement it sends), so fewer, larger reads cost less per GiB. 64 KiB
+/// rather than 128: on a quiet machine 128 KiB was a few per cent faster at 16 concurrent
+/// downloads but took 256 concurrent ones over 32 MiB above idle (`docs/benchmarks.md`).
+pub const READ_BUFFER_WIDE: usize = 64 * 1024;
 
 /// Below this many open responses (a response is open until its body is finished or dropped),
 /// a new one reads with [`READ_BUFFER_WIDE`]; from this many on, with [`READ_BUFFER_MAX`]. Under
