@@ -337,3 +337,36 @@ async fn the_log_says_in_words_why_no_mail_went_and_what_the_watermark_did() {
         assert!(!log.contains("not_sent_"), "{log}");
     }
 }
+
+#[tokio::test]
+async fn the_log_says_when_a_copy_was_stamped_with_its_recipient() {
+    use crate::support::pdf::{pdf, plain_pages};
+
+    let catalog = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(catalog.path(), POLICIES).unwrap();
+    let catalog = catalog.path().display().to_string();
+    let app = owner_app(&[("DOCGATE_CATALOG", &catalog)]).await;
+    // The deck as a real PDF, which the stamp can name its recipient in.
+    std::fs::write(
+        app.path("documents/resume/lebenslauf.pdf"),
+        pdf(&plain_pages(2)),
+    )
+    .unwrap();
+    let link = app.link(JANE, "deck").await;
+    let response = app.client.get(&link).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap();
+    let entries = app.wait_for_log(2).await;
+    assert!(
+        entries
+            .iter()
+            .any(|e| e.watermark.as_deref() == Some("stamped")),
+        "{entries:?}"
+    );
+
+    let owner = sign_in(&app).await;
+    let log = owner.page(&app, "/").await;
+    let log = log_of(&log);
+    assert!(log.contains("copy stamped with their address"), "{log}");
+    assert!(!log.contains("unstamped"), "{log}");
+}
