@@ -221,14 +221,7 @@ pub async fn erase_person(app: &App, email: &str) -> Result<u64, AdminError> {
     Ok(erased)
 }
 
-/// Seconds since the epoch as RFC 3339, UTC.
+/// Seconds since the epoch as RFC 3339, UTC (empty past what a date can hold).
 fn rfc3339(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default()
+    crate::units::rfc3339(secs).unwrap_or_default()
 }

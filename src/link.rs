@@ -368,16 +368,9 @@ pub fn decision_url(app: &App, pending: &Pending, verdict: Verdict) -> Result<St
 /// A decline note not delivered this long after the decision is given up.
 const NOTE_LIFETIME: Duration = Duration::from_secs(3 * 24 * 3600);
 
-/// `secs` since the epoch as RFC 3339, UTC.
+/// `secs` since the epoch as RFC 3339, UTC, or the number itself past what a date can hold.
 fn utc(secs: u64) -> String {
-    i64::try_from(secs)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_else(|| secs.to_string())
+    crate::units::rfc3339(secs).unwrap_or_else(|| secs.to_string())
 }
 
 /// What became of a decided request.

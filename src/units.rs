@@ -83,6 +83,13 @@ pub fn parse_rate(text: &str) -> Result<Rate, UnitError> {
     Ok(Rate { count, period })
 }
 
+/// `secs` since the Unix epoch as RFC 3339, UTC; `None` past what a date can hold.
+pub fn rfc3339(secs: u64) -> Option<String> {
+    let at = time::OffsetDateTime::from_unix_timestamp(i64::try_from(secs).ok()?).ok()?;
+    at.format(&time::format_description::well_known::Rfc3339)
+        .ok()
+}
+
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> u64 {
     std::time::SystemTime::now()
@@ -93,6 +100,16 @@ pub fn unix_now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_read_as_rfc3339_utc_or_none_past_any_date() {
+        assert_eq!(rfc3339(0).as_deref(), Some("1970-01-01T00:00:00Z"));
+        assert_eq!(
+            rfc3339(1_764_900_000).as_deref(),
+            Some("2025-12-05T02:00:00Z")
+        );
+        assert_eq!(rfc3339(u64::MAX), None);
+    }
 
     #[test]
     fn durations_parse_with_units() {

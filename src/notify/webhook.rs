@@ -111,14 +111,7 @@ struct Payload<'a> {
 
 /// The JSON body for `download`.
 pub fn body(download: &Download) -> Vec<u8> {
-    let downloaded_at = i64::try_from(download.downloaded_at)
-        .ok()
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .and_then(|t| {
-            t.format(&time::format_description::well_known::Rfc3339)
-                .ok()
-        })
-        .unwrap_or_default();
+    let downloaded_at = crate::units::rfc3339(download.downloaded_at).unwrap_or_default();
     let payload = Payload {
         event: EVENT,
         id: &download.event_id,
