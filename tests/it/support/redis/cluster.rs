@@ -3,8 +3,6 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use docgate::config::RedisConfig;
-
 use super::*;
 use crate::support::process::{ChildProcess, free_port};
 
@@ -150,12 +148,6 @@ fn cluster_info(port: u16) -> String {
 }
 
 impl SharedRedis for RedisCluster {
-    fn config(&self, prefix: &str) -> RedisConfig {
-        let mut env = std::collections::HashMap::new();
-        env.insert("DOCGATE_REDIS_CLUSTER_URLS".to_owned(), self.urls());
-        env.insert("DOCGATE_REDIS_PREFIX".to_owned(), prefix.to_owned());
-        redis_config(env)
-    }
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![("DOCGATE_REDIS_CLUSTER_URLS", self.urls())]
     }

@@ -128,10 +128,20 @@ impl RedisServer {
 
 /// A Redis topology a test started: how docgate is configured for it.
 pub trait SharedRedis {
-    /// The configuration of a store, limiter, log or queue on it, its keys under `prefix`.
-    fn config(&self, prefix: &str) -> RedisConfig;
     /// The environment of a docgate on it (`DOCGATE_REDIS_URL`, or the cluster's or Sentinels').
     fn env(&self) -> Vec<(&'static str, String)>;
+
+    /// The configuration of a store, limiter, log or queue on it, its keys under `prefix`: what
+    /// docgate reads from [`SharedRedis::env`].
+    fn config(&self, prefix: &str) -> RedisConfig {
+        let mut env: std::collections::HashMap<String, String> = self
+            .env()
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v))
+            .collect();
+        env.insert("DOCGATE_REDIS_PREFIX".to_owned(), prefix.to_owned());
+        redis_config(env)
+    }
 }
 
 impl SharedRedis for RedisServer {

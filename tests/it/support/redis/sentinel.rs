@@ -3,8 +3,6 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use docgate::config::RedisConfig;
-
 use super::*;
 use crate::support::process::Daemon;
 
@@ -180,16 +178,6 @@ impl RedisSentinel {
 }
 
 impl SharedRedis for RedisSentinel {
-    fn config(&self, prefix: &str) -> RedisConfig {
-        let mut env = std::collections::HashMap::new();
-        env.insert("DOCGATE_REDIS_SENTINEL_URLS".to_owned(), self.urls());
-        env.insert(
-            "DOCGATE_REDIS_SENTINEL_MASTER".to_owned(),
-            MASTER.to_owned(),
-        );
-        env.insert("DOCGATE_REDIS_PREFIX".to_owned(), prefix.to_owned());
-        redis_config(env)
-    }
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("DOCGATE_REDIS_SENTINEL_URLS", self.urls()),

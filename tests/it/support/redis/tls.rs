@@ -4,8 +4,6 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use docgate::config::RedisConfig;
-
 use super::sentinel::{SENTINEL_HINT, sentinel_command, sentinel_knows};
 use super::*;
 use crate::support::process::{Daemon, free_port};
@@ -211,15 +209,6 @@ impl TlsSentinel {
 }
 
 impl SharedRedis for TlsSentinel {
-    fn config(&self, prefix: &str) -> RedisConfig {
-        let mut env: std::collections::HashMap<String, String> = self
-            .env()
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v))
-            .collect();
-        env.insert("DOCGATE_REDIS_PREFIX".to_owned(), prefix.to_owned());
-        redis_config(env)
-    }
     fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("DOCGATE_REDIS_SENTINEL_URLS", self.urls()),
