@@ -55,8 +55,8 @@ pub const READ_BUFFER_WIDE: usize = 64 * 1024;
 /// Below this many open responses (a response is open until its body is finished or dropped),
 /// a new one reads with [`READ_BUFFER_WIDE`]; from this many on, with [`READ_BUFFER_MAX`]. Under
 /// many downloads only the responses that started while few were open, and the wide pool's idle
-/// connections, hold wide buffers: at most this many connections, about 4 MiB (measured: 2–5 MiB
-/// more at 256 concurrent 10 MiB downloads, the first of a burst reading wide to their end).
+/// connections, hold wide buffers: at most this many connections, 1 MiB (the first of a burst
+/// read wide to their end; `docs/benchmarks.md` measures 256 concurrent downloads).
 pub const FEW_RESPONSES: usize = 16;
 
 /// The cipher suites the SDK's own rustls client allows (TLS 1.3 and ECDHE with AEAD for 1.2).
