@@ -10,6 +10,8 @@ use docgate::cli::{Cli, Command, EXIT_CONFIG};
 use docgate::config::{Config, Environment};
 
 fn main() -> ExitCode {
+    // First, before any allocation-heavy work: how the allocator returns freed memory.
+    let heap = docgate::heap::tune();
     let cli = Cli::parse();
     let config = match Config::from_source(&Environment) {
         Ok(config) => config,
@@ -19,6 +21,7 @@ fn main() -> ExitCode {
         }
     };
     docgate::telemetry::init(&config.log_filter, config.log_format);
+    tracing::debug!(?heap, "allocator thresholds");
 
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

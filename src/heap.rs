@@ -1,0 +1,89 @@
+//! The process's heap: how glibc's allocator gives freed memory back, set once at startup.
+//!
+//! A download allocates the same few buffers as the one before it (a 64 KiB read buffer, the
+//! response head, the Redis replies) and frees them when it ends. With glibc's defaults the top
+//! of a heap is returned to the kernel once 128 KiB of it is free (a threshold that glibc then
+//! moves on its own as large blocks come and go, so two runs of the same process can differ), and
+//! the next download faults the same pages in and zeroes them again: a fifth to a third of the
+//! CPU of a small download (`docs/profiles/dir-100k.md`). [`tune`] keeps up to
+//! [`TRIM_THRESHOLD`] free at the top of a heap instead. Setting it also fixes the size from
+//! which a block is its own mapping at glibc's starting 128 KiB (it no longer moves), so the
+//! behaviour is the same in every process.
+//!
+//! What it costs: memory that a burst of downloads took is kept for the next burst (up to
+//! [`TRIM_THRESHOLD`] per heap) rather than returned at once; the peak is unchanged. An operator
+//! who sets `glibc.malloc.*` in `GLIBC_TUNABLES` keeps theirs: [`tune`] then changes nothing.
+//! Elsewhere than glibc (musl, macOS) it does nothing.
+
+/// Free bytes kept at the top of a heap before it is returned to the kernel (glibc: 128 KiB).
+pub const TRIM_THRESHOLD: usize = 2 << 20;
+
+/// What [`tune`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tuning {
+    /// [`TRIM_THRESHOLD`] is set.
+    Set,
+    /// `GLIBC_TUNABLES` names the allocator's settings: the operator's stand.
+    Operator,
+    /// Not glibc's allocator, or it refused the settings.
+    Unchanged,
+}
+
+/// Sets the allocator's trim threshold, once, before the runtime starts its threads.
+pub fn tune() -> Tuning {
+    if operator_tuned(std::env::var("GLIBC_TUNABLES").ok().as_deref()) {
+        return Tuning::Operator;
+    }
+    set()
+}
+
+/// Whether `GLIBC_TUNABLES` (`name=value` pairs joined by `:`) sets any of the allocator's own.
+fn operator_tuned(tunables: Option<&str>) -> bool {
+    tunables.is_some_and(|t| t.split(':').any(|pair| pair.starts_with("glibc.malloc.")))
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+#[allow(unsafe_code)] // The crate's one exception: glibc has no safe way to set these.
+fn set() -> Tuning {
+    let Ok(trim) = libc::c_int::try_from(TRIM_THRESHOLD) else {
+        return Tuning::Unchanged;
+    };
+    // SAFETY: `mallopt` only sets one of the allocator's parameters from a plain integer; glibc
+    // takes its own lock for it.
+    let set = unsafe { libc::mallopt(libc::M_TRIM_THRESHOLD, trim) };
+    if set == 1 {
+        Tuning::Set
+    } else {
+        Tuning::Unchanged
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn set() -> Tuning {
+    Tuning::Unchanged
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_allocator_settings_are_kept() {
+        assert!(!operator_tuned(None));
+        assert!(!operator_tuned(Some("")));
+        assert!(!operator_tuned(Some(
+            "glibc.rtld.nns=2:glibc.pthread.rseq=0"
+        )));
+        assert!(operator_tuned(Some("glibc.malloc.trim_threshold=0")));
+        assert!(operator_tuned(Some(
+            "glibc.rtld.nns=2:glibc.malloc.arena_max=2"
+        )));
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn glibc_takes_the_thresholds() {
+        // `mallopt` answers 0 for a parameter or value it refuses.
+        assert_eq!(set(), Tuning::Set);
+    }
+}
