@@ -212,6 +212,10 @@ start_docgate() {
         )
     fi
     env+=("${DOCGATE_EXTRA_ENV[@]}")
+    # BENCH_DOCGATE_ENV: more NAME=value words for docgate's environment (a trial's switch).
+    local trial=()
+    read -ra trial <<<"${BENCH_DOCGATE_ENV:-}"
+    env+=("${trial[@]}")
     case $mode in
     dir) ;;
     s3fs | s3fast)
@@ -257,12 +261,22 @@ run_wrk() {
     load=$(cut -d' ' -f1 /proc/loadavg)
     # shellcheck disable=SC2086 # CPU_PIDS is a list of pids
     t0=$(cpu_ticks ${CPU_PIDS:-})
-    wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout "$TIMEOUT" --latency "${args[@]}" >"$raw" 2>&1 ||
-        log "wrk failed: $raw"
+    r0=$(cpu_ticks ${PID_redis:-})
+    # wrk's own CPU (user + system, seconds) goes to raw/<run>.txt.wrk-cpu: on 2 cores the load
+    # generator's share is CPU the server under test does not get.
+    local TIMEFORMAT='%U %S' times
+    times=$({ time wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout "$TIMEOUT" --latency "${args[@]}" \
+        >"$raw" 2>&1 || echo "failed" >"$raw.failed"; } 2>&1)
+    [[ ! -e $raw.failed ]] || log "wrk failed: $raw"
+    awk '{ printf "%.2f\n", $1 + $2 }' <<<"$times" >"$raw.wrk-cpu"
     # shellcheck disable=SC2086
     [[ -z ${CPU_PIDS:-} ]] ||
         awk -v a="$t0" -v b="$(cpu_ticks $CPU_PIDS)" -v hz="$(getconf CLK_TCK)" \
             'BEGIN { printf "%.2f\n", (b - a) / hz }' >"$raw.cpu"
+    # And Redis's, when one runs (a download's claim, completion and log record are its work).
+    [[ -z ${PID_redis:-} ]] ||
+        awk -v a="$r0" -v b="$(cpu_ticks $PID_redis)" -v hz="$(getconf CLK_TCK)" \
+            'BEGIN { printf "%.2f\n", (b - a) / hz }' >"$raw.redis-cpu"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$suite" "$target" "$size" "$conns" "$rep" \
         "$raw" "${RSS_IDLE:--}" "${RSS_PEAK:--}" "$load" >>"$RESULTS"
     log "$suite $target $size c=$conns #$rep: $(grep -E 'Transfer/sec' "$raw" | tr -s ' ')"

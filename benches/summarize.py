@@ -78,6 +78,14 @@ def main():
             cpu = float(open(raw + ".cpu").read())
             secs = duration(raw)
             r["cpu_gib"] = cpu / (r["mibs"] * secs / 1024) if secs else None
+        # CPU per request (µs) of the serving processes, of Redis and of wrk itself, when recorded:
+        # on 2 cores all three share the machine, so a request's cost to it is their sum.
+        reqs = r["requests"] or None
+        for field, suffix in (("us_serve", ".cpu"), ("us_redis", ".redis-cpu"), ("us_wrk", ".wrk-cpu")):
+            r[field] = None
+            if reqs and os.path.exists(raw + suffix):
+                text = open(raw + suffix).read().strip()
+                r[field] = float(text) / reqs * 1e6 if text else None
         r["load"] = float(load)
         r["rss_delta"] = (int(peak) - int(idle)) / 1024 if idle.isdigit() and peak.isdigit() else None
         r["rss_idle"] = int(idle) / 1024 if idle.isdigit() else None
@@ -88,9 +96,9 @@ def main():
         print(f"\n### {suite}\n")
         print("| size | c | target | runs | MiB/s | req/s | p50 ms | p99 ms | ratio | "
               "errors/timeouts/non-2xx/reused (sum) | RSS idle MiB | RSS peak−idle MiB | "
-              "CPU s/GiB |")
+              "CPU s/GiB | CPU µs/request: serving, Redis, wrk |")
         print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | "
-              "---: |")
+              "---: | ---: |")
         keys = sorted((k for k in runs if k[0] == suite),
                       key=lambda k: (["100k", "1m", "10m"].index(k[1]), k[2], k[3]))
         for key in keys:
@@ -108,7 +116,9 @@ def main():
                   f"{fmt(med(r['p99'] for r in rs), '.2f')} | {fmt(ratio, '.2f')} | {bad} | "
                   f"{fmt(med(r['rss_idle'] for r in rs), '.1f')} | "
                   f"{fmt(med(r['rss_delta'] for r in rs), '.1f')} | "
-                  f"{fmt(med(r['cpu_gib'] for r in rs), '.2f')} |")
+                  f"{fmt(med(r['cpu_gib'] for r in rs), '.2f')} | "
+                  f"{fmt(med(r['us_serve'] for r in rs))}, {fmt(med(r['us_redis'] for r in rs))}, "
+                  f"{fmt(med(r['us_wrk'] for r in rs))} |")
         print("\n(per run, MiB/s: " + "; ".join(
             f"{k[3]} {k[1]} c={k[2]}: " + ", ".join(fmt(r["mibs"]) for r in runs[k]) for k in keys) + ")")
 
