@@ -47,7 +47,7 @@ use crate::catalog::Document;
 use crate::metrics::Metrics;
 use crate::range::RangeRequest;
 use crate::ratelimit::{Key, Scope};
-use crate::requestlog::{Entry, Event, RequestLog};
+use crate::requestlog::{Entry, Event, Prefetched, RequestLog};
 use crate::store::{ClaimOutcome, Lease, LinkState, Sent};
 use crate::token::{Claims, Jti, TokenError};
 
@@ -367,6 +367,7 @@ async fn get_response(
     // out when it is opened: the claim is released with a refund, and the new version read (once
     // more at most) before the link is claimed again.
     let mut tries = 0;
+    let mut prefetched = None;
     let (object, noted, lease, attempt) = loop {
         tries += 1;
         // A watermarked document's structure is read (once per version) before the link is
@@ -380,7 +381,17 @@ async fn get_response(
             }
         };
         let lease = Lease::held_by(LEASE_TTL, &network, ask == Ask::Download);
-        let attempt = match claim(app, &claims.jti, &lease, again, limit).await? {
+        // What the request log will read to record this download, read beside the claim: the
+        // entry after the bytes is then one write.
+        let (claimed, read) = tokio::join!(claim(app, &claims.jti, &lease, again, limit), async {
+            // Once per download: a second claim (after a replaced object) keeps the first read.
+            match prefetched.take() {
+                Some(read) => read,
+                None => app.backends.requests.prefetch(claims.jti.as_str()).await,
+            }
+        });
+        prefetched = Some(read);
+        let attempt = match claimed? {
             ClaimOutcome::Granted { attempt } => attempt,
             ClaimOutcome::Refused(state) => {
                 return Err(Error::for_state(state).unwrap_or(Error::Revoked));
@@ -450,7 +461,7 @@ async fn get_response(
         }
         metrics.download_finished(outcome.as_str(), started.elapsed());
         entry.outcome = outcome.as_str().to_owned();
-        spawn_record(&tasks, requests, entry);
+        spawn_record_prefetched(&tasks, requests, entry, prefetched.unwrap_or_default());
     });
 
     let len = object.len();
@@ -557,8 +568,18 @@ fn record(app: &App, claims: &Claims, client: IpAddr, outcome: &str) {
 
 /// Appends to the request log without holding up the response (shutdown waits for it).
 pub(super) fn spawn_record(tasks: &TaskTracker, requests: Arc<dyn RequestLog>, entry: Entry) {
+    spawn_record_prefetched(tasks, requests, entry, Prefetched::default());
+}
+
+/// [`spawn_record`] with what was read ahead for the entry's link.
+fn spawn_record_prefetched(
+    tasks: &TaskTracker,
+    requests: Arc<dyn RequestLog>,
+    entry: Entry,
+    read: Prefetched,
+) {
     tasks.spawn(async move {
-        if let Err(e) = requests.record(&entry).await {
+        if let Err(e) = requests.record_prefetched(&entry, read).await {
             tracing::warn!(cause = %e, "request log entry lost");
         }
     });

@@ -196,10 +196,29 @@ pub enum LogError {
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
+/// What recording an entry of one link needs to read first, read ahead of it
+/// ([`RequestLog::prefetch`]): for the log on Redis, the person the link was made for. Empty when
+/// nothing was read ahead (the log needs nothing, or the read failed): recording then reads it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Prefetched(pub(crate) Option<String>);
+
 /// The owner's request log: appended to by requests, read, exported and erased by operators.
 #[async_trait]
 pub trait RequestLog: Send + Sync + 'static {
     async fn record(&self, entry: &Entry) -> Result<(), LogError>;
+
+    /// Reads ahead what recording an entry of link `jti` will need, so that a download can read
+    /// it beside its claim and record its entry after the bytes in one round trip. Never fails:
+    /// a failed read is only an empty [`Prefetched`].
+    async fn prefetch(&self, _jti: &str) -> Prefetched {
+        Prefetched::default()
+    }
+
+    /// [`record`](Self::record) with what [`prefetch`](Self::prefetch) read for the entry's link.
+    /// What changed since (the person erased meanwhile) is found and read again, as `record` would.
+    async fn record_prefetched(&self, entry: &Entry, _read: Prefetched) -> Result<(), LogError> {
+        self.record(entry).await
+    }
 
     /// Up to `limit` entries, newest first, after skipping the `offset` newest.
     async fn recent(&self, limit: usize, offset: usize) -> Result<Vec<Entry>, LogError>;

@@ -64,8 +64,8 @@ use redis::Script;
 use time::OffsetDateTime;
 
 use super::{
-    DEFAULT_MAX_ENTRIES, Entry, LogError, NOTES_PER_LINK, PER_PERSON_PER_HOUR, RequestLog, cutoff,
-    unavailable,
+    DEFAULT_MAX_ENTRIES, Entry, LogError, NOTES_PER_LINK, PER_PERSON_PER_HOUR, Prefetched,
+    RequestLog, cutoff, unavailable,
 };
 use crate::pseudonym::Pseudonyms;
 
@@ -402,6 +402,19 @@ fn millis_of(time: OffsetDateTime) -> i64 {
 #[async_trait]
 impl RequestLog for RedisLog {
     async fn record(&self, entry: &Entry) -> Result<(), LogError> {
+        self.record_prefetched(entry, Prefetched::default()).await
+    }
+
+    async fn prefetch(&self, jti: &str) -> Prefetched {
+        let mut conn = self.conn.clone();
+        let owner = redis::cmd("GET")
+            .arg(self.link_key(jti))
+            .query_async::<Option<String>>(&mut conn)
+            .await;
+        Prefetched(owner.ok().map(Option::unwrap_or_default))
+    }
+
+    async fn record_prefetched(&self, entry: &Entry, read: Prefetched) -> Result<(), LogError> {
         let json = serde_json::to_string(entry).map_err(unavailable)?;
         let now = OffsetDateTime::now_utc();
         let at = millis_of(entry.time().unwrap_or(now));
@@ -417,13 +430,16 @@ impl RequestLog for RedisLog {
         let jti = entry.jti.as_deref().unwrap_or("");
         let own = entry.owner(&self.ids);
         let mut conn = self.conn.clone();
+        // Read ahead, it serves the first try; a try that finds it changed reads it again.
+        let mut prefetched = read.0;
         for _ in 0..RECORD_TRIES {
             // An entry without its own owner (a download, an open) joins the person its link
             // was made for: read it first, so the script names that person's index.
-            let owner = match (&own, jti) {
-                (Some(owner), _) => owner.clone(),
-                (None, "") => String::new(),
-                (None, jti) => redis::cmd("GET")
+            let owner = match (&own, jti, prefetched.take()) {
+                (Some(owner), _, _) => owner.clone(),
+                (None, "", _) => String::new(),
+                (None, _, Some(owner)) => owner,
+                (None, jti, None) => redis::cmd("GET")
                     .arg(self.link_key(jti))
                     .query_async::<Option<String>>(&mut conn)
                     .await

@@ -75,6 +75,42 @@ async fn contract(backend: &Backend) {
     the_cap_evicts_the_oldest_first(backend.capped("cap", None, 5).await.as_ref()).await;
     notes_are_bounded_per_link(backend.log("per-link", None).await.as_ref()).await;
     notes_are_bounded_per_person(backend.log("per-person", None).await.as_ref()).await;
+    a_download_read_ahead_joins_its_person_even_when_erased_since(
+        backend.log("prefetch", None).await.as_ref(),
+    )
+    .await;
+}
+
+/// A download reads ahead, beside its claim, what its entry will need; recorded after the bytes
+/// with that read, the entry joins the link's person as a plain `record` would, and when the
+/// person was erased in between, it is recorded without joining them.
+async fn a_download_read_ahead_joins_its_person_even_when_erased_since(log: &dyn RequestLog) {
+    let (jane, joe, _) = people();
+    record_all(log, &chronological(&[&jane, &joe])).await;
+    let jane_id = owner_id("jane@example.org");
+    let joe_id = owner_id("joe@example.org");
+
+    // Read ahead, then recorded: joined to Joe, like `record`.
+    let read = log.prefetch("jti-joe").await;
+    let joes = download(&ago(20), "jti-joe");
+    log.record_prefetched(&joes, read).await.unwrap();
+    assert_eq!(log.person(&joe_id).await.unwrap()[0], joes);
+
+    // Read ahead while the link was still Jane's, then she is erased: the entry is kept, not
+    // joined to her, and Joe's entries are untouched.
+    let stale = log.prefetch("jti-jane-1").await;
+    log.erase(&jane_id).await.unwrap();
+    let late = download(&ago(10), "jti-jane-1");
+    log.record_prefetched(&late, stale).await.unwrap();
+    assert!(log.person(&jane_id).await.unwrap().is_empty());
+    assert_eq!(log.recent(1, 0).await.unwrap(), [late]);
+    assert_eq!(log.person(&joe_id).await.unwrap().len(), joe.len() + 1);
+
+    // A read ahead of a link the log never saw records an unjoined entry.
+    let unknown = log.prefetch("jti-unknown").await;
+    let stranger = download(&ago(5), "jti-unknown");
+    log.record_prefetched(&stranger, unknown).await.unwrap();
+    assert_eq!(log.recent(1, 0).await.unwrap(), [stranger]);
 }
 
 /// Past the cap each entry evicts the oldest, with what it joined: an evicted link request no
