@@ -4,8 +4,8 @@
 //! response head, the Redis replies) and frees them when it ends. With glibc's defaults the top
 //! of a heap is returned to the kernel once 128 KiB of it is free (a threshold that glibc then
 //! moves on its own as large blocks come and go, so two runs of the same process can differ), and
-//! the next download faults the same pages in and zeroes them again: a fifth to a third of the
-//! CPU of a small download (`docs/profiles/dir-100k.md`). [`tune`] keeps up to
+//! the next download faults the same pages in and zeroes them again: about a sixth of the CPU of
+//! a small download (`docs/benchmarks.md`, "The trim threshold, side by side"). [`tune`] keeps up to
 //! [`TRIM_THRESHOLD`] free at the top of a heap instead. Setting it also fixes the size from
 //! which a block is its own mapping at glibc's starting 128 KiB (it no longer moves), so the
 //! behaviour is the same in every process.
