@@ -11,8 +11,12 @@
 //! behaviour is the same in every process.
 //!
 //! What it costs: memory that a burst of downloads took is kept for the next burst (up to
-//! [`TRIM_THRESHOLD`] per heap) rather than returned at once; the peak is unchanged. An operator
-//! who sets `glibc.malloc.*` in `GLIBC_TUNABLES` keeps theirs: [`tune`] then changes nothing.
+//! [`TRIM_THRESHOLD`] per heap) rather than returned at once; the peak is unchanged. And a block
+//! of 128 KiB or more is mapped and unmapped each time, as in a fresh process, where glibc would
+//! have raised that threshold after freeing one (docgate's per-download buffers are 64 KiB; a
+//! watermarked PDF's structure, read once per version, is the larger kind). An operator who sets
+//! `glibc.malloc.*` in `GLIBC_TUNABLES`, or one of glibc's `MALLOC_*` variables, keeps theirs:
+//! [`tune`] then changes nothing.
 //! Elsewhere than glibc (musl, macOS) it does nothing.
 
 /// Free bytes kept at the top of a heap before it is returned to the kernel (glibc: 128 KiB).
@@ -23,7 +27,7 @@ pub const TRIM_THRESHOLD: usize = 2 << 20;
 pub enum Tuning {
     /// [`TRIM_THRESHOLD`] is set.
     Set,
-    /// `GLIBC_TUNABLES` names the allocator's settings: the operator's stand.
+    /// The environment sets the allocator's parameters: the operator's stand.
     Operator,
     /// Not glibc's allocator, or it refused the settings.
     Unchanged,
@@ -31,15 +35,19 @@ pub enum Tuning {
 
 /// Sets the allocator's trim threshold, once, before the runtime starts its threads.
 pub fn tune() -> Tuning {
-    if operator_tuned(std::env::var("GLIBC_TUNABLES").ok().as_deref()) {
+    let names = std::env::vars_os().filter_map(|(name, _)| name.into_string().ok());
+    if operator_tuned(std::env::var("GLIBC_TUNABLES").ok().as_deref(), names) {
         return Tuning::Operator;
     }
     set()
 }
 
-/// Whether `GLIBC_TUNABLES` (`name=value` pairs joined by `:`) sets any of the allocator's own.
-fn operator_tuned(tunables: Option<&str>) -> bool {
+/// Whether the environment sets any of the allocator's parameters: in `GLIBC_TUNABLES`
+/// (`name=value` pairs joined by `:`), or by glibc's older variables (`MALLOC_TRIM_THRESHOLD_`,
+/// `MALLOC_ARENA_MAX`, ...).
+fn operator_tuned(tunables: Option<&str>, mut names: impl Iterator<Item = String>) -> bool {
     tunables.is_some_and(|t| t.split(':').any(|pair| pair.starts_with("glibc.malloc.")))
+        || names.any(|name| name.starts_with("MALLOC_"))
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
@@ -67,17 +75,36 @@ fn set() -> Tuning {
 mod tests {
     use super::*;
 
+    fn names(names: &[&str]) -> impl Iterator<Item = String> {
+        names
+            .iter()
+            .map(|n| (*n).to_owned())
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
     #[test]
     fn an_operators_allocator_settings_are_kept() {
-        assert!(!operator_tuned(None));
-        assert!(!operator_tuned(Some("")));
-        assert!(!operator_tuned(Some(
-            "glibc.rtld.nns=2:glibc.pthread.rseq=0"
-        )));
-        assert!(operator_tuned(Some("glibc.malloc.trim_threshold=0")));
-        assert!(operator_tuned(Some(
-            "glibc.rtld.nns=2:glibc.malloc.arena_max=2"
-        )));
+        let plain = || names(&["PATH", "HOME", "DOCGATE_REDIS_URL"]);
+        assert!(!operator_tuned(None, plain()));
+        assert!(!operator_tuned(Some(""), plain()));
+        assert!(!operator_tuned(
+            Some("glibc.rtld.nns=2:glibc.pthread.rseq=0"),
+            plain()
+        ));
+        assert!(operator_tuned(
+            Some("glibc.malloc.trim_threshold=0"),
+            plain()
+        ));
+        assert!(operator_tuned(
+            Some("glibc.rtld.nns=2:glibc.malloc.arena_max=2"),
+            plain()
+        ));
+        assert!(operator_tuned(
+            None,
+            names(&["PATH", "MALLOC_TRIM_THRESHOLD_"])
+        ));
+        assert!(operator_tuned(None, names(&["MALLOC_ARENA_MAX"])));
     }
 
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

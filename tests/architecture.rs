@@ -455,3 +455,47 @@ fn a_cycle_is_found() {
     graph.insert("d".into(), ["a".to_owned()].into());
     assert_eq!(cycles(&graph), vec![vec!["a", "b", "c"]]);
 }
+
+/// The crate denies `unsafe` (`lib.rs`) with one exception, the allocator call in `heap.rs`
+/// (ARCHITECTURE.md, `heap`): any other use, or another `allow` of it, fails here (in the same
+/// files the map reads, unit tests inside them included).
+#[test]
+fn unsafe_code_lives_only_in_the_heap_module() {
+    let mut files = Vec::new();
+    sources(&root().join("src"), &mut files);
+    let markers = [
+        "unsafe {",
+        "unsafe fn",
+        "unsafe impl",
+        "unsafe extern",
+        "allow(unsafe_code)",
+    ];
+    let mut found = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).expect("a source file");
+        let lines: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("//"))
+            .filter(|l| markers.iter().any(|m| l.contains(m)))
+            .collect();
+        if !lines.is_empty() && !file.ends_with("src/heap.rs") {
+            found.push(format!("{}: {}", file.display(), lines.join(" | ")));
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "unsafe outside src/heap.rs:\n{}",
+        found.join("\n")
+    );
+    let lib = std::fs::read_to_string(root().join("src/lib.rs")).expect("src/lib.rs");
+    assert!(
+        lib.contains("#![deny(unsafe_code)]"),
+        "lib.rs denies unsafe"
+    );
+    let heap = std::fs::read_to_string(root().join("src/heap.rs")).expect("src/heap.rs");
+    assert_eq!(
+        heap.matches("allow(unsafe_code)").count(),
+        1,
+        "one exception in heap.rs"
+    );
+}

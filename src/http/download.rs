@@ -25,6 +25,7 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use std::task::Poll;
 use std::time::Duration;
 
 use http::request::Parts;
@@ -381,16 +382,28 @@ async fn get_response(
             }
         };
         let lease = Lease::held_by(LEASE_TTL, &network, ask == Ask::Download);
-        // What the request log will read to record this download, read beside the claim: the
-        // entry after the bytes is then one write.
-        let (claimed, read) = tokio::join!(claim(app, &claims.jti, &lease, again, limit), async {
-            // Once per download: a second claim (after a replaced object) keeps the first read.
-            match prefetched.take() {
-                Some(read) => read,
-                None => app.backends.requests.prefetch(claims.jti.as_str()).await,
-            }
-        });
-        prefetched = Some(read);
+        // What the request log will read to record this download (the link's person) is asked
+        // for beside the claim, so that it leaves in the claim's write, and kept only if its
+        // answer is in once the claim's is: the bytes never wait for the log (on a Redis Cluster
+        // its shard is another one, maybe a slow one). Without it the record reads it itself.
+        let mut reading = prefetched
+            .is_none()
+            .then(|| app.backends.requests.prefetch(claims.jti.as_str()));
+        let claimed = {
+            let mut claiming = std::pin::pin!(claim(app, &claims.jti, &lease, again, limit));
+            std::future::poll_fn(|cx| {
+                // Both are driven until the claim is answered (they may share a connection).
+                if let Some(read) = reading.as_mut()
+                    && let Poll::Ready(read) = read.as_mut().poll(cx)
+                {
+                    prefetched = Some(read);
+                    reading = None;
+                }
+                claiming.as_mut().poll(cx)
+            })
+            .await
+        };
+        drop(reading);
         let attempt = match claimed? {
             ClaimOutcome::Granted { attempt } => attempt,
             ClaimOutcome::Refused(state) => {

@@ -47,8 +47,8 @@
 //! # Atomicity
 //!
 //! Every script declares every key it touches in `KEYS`. Recording is one script; a download or
-//! an open first reads its link's owner (to name that person's index), and the script checks it
-//! is still the same. Trimming (on a write, and the purge) reads the oldest entries and their
+//! an open first reads its link's owner (to name that person's index; a download reads it beside
+//! its claim, [`RequestLog::prefetch`]), and the script checks it is still the same. Trimming (on a write, and the purge) reads the oldest entries and their
 //! owners with a read-only script, then drops them with one that names their person's index and
 //! link owner and checks each is still due. Erasing reads the person's index and entries, then
 //! erases them with one script naming every link key they point to; entries recorded meanwhile
@@ -432,7 +432,8 @@ impl RequestLog for RedisLog {
         let mut conn = self.conn.clone();
         // Read ahead, it serves the first try; a try that finds it changed reads it again.
         let mut prefetched = read.0;
-        for _ in 0..RECORD_TRIES {
+        // A stale read ahead does not count against the tries.
+        for _ in 0..RECORD_TRIES + usize::from(prefetched.is_some()) {
             // An entry without its own owner (a download, an open) joins the person its link
             // was made for: read it first, so the script names that person's index.
             let owner = match (&own, jti, prefetched.take()) {

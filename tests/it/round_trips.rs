@@ -5,6 +5,7 @@
 //! (limit and claim, then completion); the request log's record is written after the end.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 // The client crate, not `support::redis`.
@@ -13,6 +14,7 @@ use ::redis;
 use crate::support::chaos::ChaosProxy;
 use crate::support::redis::{RedisCluster, RedisServer, SharedRedis};
 use crate::support::*;
+use docgate::requestlog::{Entry, Event, LogError, Prefetched, RequestLog};
 
 /// A docgate on `redis`, with one download done: its connections are open and its scripts
 /// loaded, so what is measured next is one download and nothing of the start.
@@ -188,5 +190,58 @@ async fn a_download_over_the_per_ip_limit_leaves_the_link_untouched_on_redis() {
         app.app.backends.store.peek(&claims.jti).await.unwrap(),
         docgate::store::LinkState::Ready { started: 0 },
         "the refused download cost the link nothing"
+    );
+}
+
+/// A request log whose read ahead never answers (on a Redis Cluster, a slow or lost `{log}`
+/// shard): the rest as the configured log.
+struct UnansweredReadAhead(Arc<dyn RequestLog>);
+
+#[async_trait::async_trait]
+impl RequestLog for UnansweredReadAhead {
+    async fn record(&self, entry: &Entry) -> Result<(), LogError> {
+        self.0.record(entry).await
+    }
+    async fn prefetch(&self, _: &str) -> Prefetched {
+        std::future::pending().await
+    }
+    async fn recent(&self, limit: usize, offset: usize) -> Result<Vec<Entry>, LogError> {
+        self.0.recent(limit, offset).await
+    }
+    async fn person(&self, owner: &str) -> Result<Vec<Entry>, LogError> {
+        self.0.person(owner).await
+    }
+    async fn erase(&self, owner: &str) -> Result<u64, LogError> {
+        self.0.erase(owner).await
+    }
+    async fn purge_older_than(&self, cutoff: time::OffsetDateTime) -> Result<u64, LogError> {
+        self.0.purge_older_than(cutoff).await
+    }
+    async fn requester(&self, jti: &str) -> Result<Option<String>, LogError> {
+        self.0.requester(jti).await
+    }
+}
+
+/// The request log's read ahead rides with the claim but is never waited for: a log that does
+/// not answer it holds up no download, and the download's entry is still recorded (the record
+/// reads for itself).
+#[tokio::test]
+async fn a_read_ahead_the_log_never_answers_holds_up_no_download() {
+    let app = TestApp::with_backends(&[], |backends| {
+        backends.requests = Arc::new(UnansweredReadAhead(backends.requests.clone()));
+    })
+    .await;
+    let (claims, link) = app.mint("resume").await;
+    let response = tokio::time::timeout(Duration::from_secs(10), app.get(&link))
+        .await
+        .expect("the download did not wait for the log");
+    assert_whole_resume(response).await;
+    app.idle().await;
+    let entries = app.app.backends.requests.recent(10, 0).await.unwrap();
+    assert!(
+        entries.iter().any(|e| e.event == Event::Download
+            && e.jti.as_deref() == Some(claims.jti.as_str())
+            && e.outcome == "completed"),
+        "the download's entry is recorded: {entries:?}"
     );
 }

@@ -194,6 +194,14 @@ impl TestApp {
 
     /// A server with these environment settings on top of the test defaults.
     pub async fn with(overrides: &[(&str, &str)]) -> Self {
+        Self::with_backends(overrides, |_| {}).await
+    }
+
+    /// [`with`](Self::with), and `adjust` may swap a configured backend for the test's own.
+    pub async fn with_backends(
+        overrides: &[(&str, &str)],
+        adjust: impl FnOnce(&mut docgate::app::Backends),
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         write_fixtures(dir.path());
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -213,6 +221,7 @@ impl TestApp {
             if let Some(store) = embedded {
                 backends.store = store;
             }
+            adjust(backends);
         })
         .await
         .unwrap();
