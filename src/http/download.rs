@@ -383,12 +383,15 @@ async fn get_response(
         };
         let lease = Lease::held_by(LEASE_TTL, &network, ask == Ask::Download);
         // What the request log will read to record this download (the link's person) is asked
-        // for beside the claim, so that it leaves in the claim's write, and kept only if its
-        // answer is in once the claim's is: the bytes never wait for the log (on a Redis Cluster
-        // its shard is another one, maybe a slow one). Without it the record reads it itself.
-        let mut reading = prefetched
-            .is_none()
-            .then(|| app.backends.requests.prefetch(claims.jti.as_str()));
+        // for beside the claim, so that it leaves in the claim's write. The bytes never wait
+        // for it (on a Redis Cluster its shard is another one, maybe a slow one): not answered
+        // by the time the claim is, it finishes on a task of its own (a command is never dropped
+        // half-way) and the record waits for it, after the end.
+        let mut reading = prefetched.is_none().then(|| {
+            let requests = app.backends.requests.clone();
+            let jti = claims.jti.as_str().to_owned();
+            Box::pin(async move { requests.prefetch(&jti).await })
+        });
         let claimed = {
             let mut claiming = std::pin::pin!(claim(app, &claims.jti, &lease, again, limit));
             std::future::poll_fn(|cx| {
@@ -396,14 +399,16 @@ async fn get_response(
                 if let Some(read) = reading.as_mut()
                     && let Poll::Ready(read) = read.as_mut().poll(cx)
                 {
-                    prefetched = Some(read);
+                    prefetched = Some(ReadAhead::Done(read));
                     reading = None;
                 }
                 claiming.as_mut().poll(cx)
             })
             .await
         };
-        drop(reading);
+        if let Some(read) = reading {
+            prefetched = Some(ReadAhead::Late(app.tasks.spawn(read)));
+        }
         let attempt = match claimed? {
             ClaimOutcome::Granted { attempt } => attempt,
             ClaimOutcome::Refused(state) => {
@@ -474,7 +479,7 @@ async fn get_response(
         }
         metrics.download_finished(outcome.as_str(), started.elapsed());
         entry.outcome = outcome.as_str().to_owned();
-        spawn_record_prefetched(&tasks, requests, entry, prefetched.unwrap_or_default());
+        spawn_record_prefetched(&tasks, requests, entry, prefetched);
     });
 
     let len = object.len();
@@ -581,7 +586,7 @@ fn record(app: &App, claims: &Claims, client: IpAddr, outcome: &str) {
 
 /// Appends to the request log without holding up the response (shutdown waits for it).
 pub(super) fn spawn_record(tasks: &TaskTracker, requests: Arc<dyn RequestLog>, entry: Entry) {
-    spawn_record_prefetched(tasks, requests, entry, Prefetched::default());
+    spawn_record_prefetched(tasks, requests, entry, None);
 }
 
 /// [`spawn_record`] with what was read ahead for the entry's link.
@@ -589,11 +594,36 @@ fn spawn_record_prefetched(
     tasks: &TaskTracker,
     requests: Arc<dyn RequestLog>,
     entry: Entry,
-    read: Prefetched,
+    read: Option<ReadAhead>,
 ) {
     tasks.spawn(async move {
+        let read = match read {
+            Some(ReadAhead::Done(read)) => read,
+            Some(ReadAhead::Late(mut reading)) => {
+                match tokio::time::timeout(READ_AHEAD_WAIT, &mut reading).await {
+                    Ok(read) => read.unwrap_or_default(),
+                    Err(_) => {
+                        reading.abort();
+                        Prefetched::default()
+                    }
+                }
+            }
+            None => Prefetched::default(),
+        };
         if let Err(e) = requests.record_prefetched(&entry, read).await {
             tracing::warn!(cause = %e, "request log entry lost");
         }
     });
+}
+
+/// How long a download's record waits for a read ahead still running when the download ended:
+/// longer than a Redis command may take (2 s, `topology::RESPONSE_TIMEOUT`), after which the
+/// record reads for itself.
+const READ_AHEAD_WAIT: Duration = Duration::from_secs(3);
+
+/// The request log's read ahead for a download's entry: answered with the claim, or still
+/// running on its own task.
+enum ReadAhead {
+    Done(Prefetched),
+    Late(tokio::task::JoinHandle<Prefetched>),
 }

@@ -222,9 +222,9 @@ impl RequestLog for UnansweredReadAhead {
     }
 }
 
-/// The request log's read ahead rides with the claim but is never waited for: a log that does
-/// not answer it holds up no download, and the download's entry is still recorded (the record
-/// reads for itself).
+/// The request log's read ahead rides with the claim but the bytes never wait for it: a log that
+/// does not answer it holds up no download, and the download's entry is still recorded (the
+/// record waits for the read a bounded time, then reads for itself).
 #[tokio::test]
 async fn a_read_ahead_the_log_never_answers_holds_up_no_download() {
     let app = TestApp::with_backends(&[], |backends| {
