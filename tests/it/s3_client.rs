@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use docgate::objects::ObjectSource;
 use docgate::objects::s3::http::{FEW_RESPONSES, READ_BUFFER_MAX, READ_BUFFER_WIDE};
 
@@ -16,17 +17,31 @@ use crate::support::{content, sha256};
 
 const KEY: &str = "resume/Jane_Doe_Resume.pdf";
 
-/// The largest body piece of one `GetObject` of `KEY`, read slowly at first so the socket fills
-/// up (an unbounded buffer would then take far more at once), with the bytes checked.
-async fn largest_piece(client: &aws_sdk_s3::Client, bytes: &[u8]) -> usize {
-    let output = client
+/// An S3 server holding `len` bytes of seed `seed` under `KEY`, the bytes, and a client on
+/// docgate's transport to it.
+async fn serving(seed: u8, len: usize) -> (S3Server, aws_sdk_s3::Client, Vec<u8>) {
+    let server = S3Server::start().await;
+    let bytes = content(seed, len);
+    server.put(KEY, &bytes).await;
+    let client = client_on_docgate_transport(&server.endpoint());
+    (server, client, bytes)
+}
+
+/// One `GetObject` of `KEY`, its body not yet read.
+async fn get(client: &aws_sdk_s3::Client) -> GetObjectOutput {
+    client
         .get_object()
         .bucket(BUCKET)
         .key(KEY)
         .send()
         .await
-        .unwrap();
-    let mut body = output.body;
+        .unwrap()
+}
+
+/// The largest body piece of one `GetObject` of `KEY`, read slowly at first so the socket fills
+/// up (an unbounded buffer would then take far more at once), with the bytes checked.
+async fn largest_piece(client: &aws_sdk_s3::Client, bytes: &[u8]) -> usize {
+    let mut body = get(client).await.body;
     let mut got = Vec::with_capacity(bytes.len());
     let mut largest = 0;
     let mut pieces = 0;
@@ -45,10 +60,7 @@ async fn largest_piece(client: &aws_sdk_s3::Client, bytes: &[u8]) -> usize {
 
 #[tokio::test]
 async fn a_lone_body_reads_with_the_wide_buffer_and_never_beyond_it() {
-    let server = S3Server::start().await;
-    let bytes = content(21, 6 * 1024 * 1024);
-    server.put(KEY, &bytes).await;
-    let client = client_on_docgate_transport(&server.endpoint());
+    let (_server, client, bytes) = serving(21, 6 * 1024 * 1024).await;
 
     let largest = largest_piece(&client, &bytes).await;
     assert!(largest <= READ_BUFFER_WIDE, "a {largest}-byte piece");
@@ -60,22 +72,12 @@ async fn a_lone_body_reads_with_the_wide_buffer_and_never_beyond_it() {
 
 #[tokio::test]
 async fn with_many_responses_open_pieces_never_exceed_the_bounded_buffer() {
-    let server = S3Server::start().await;
-    let bytes = content(24, 4 * 1024 * 1024);
-    server.put(KEY, &bytes).await;
-    let client = client_on_docgate_transport(&server.endpoint());
+    let (_server, client, bytes) = serving(24, 4 * 1024 * 1024).await;
 
     // Responses left open, not read: the next one starts among many.
     let mut open = Vec::with_capacity(FEW_RESPONSES);
     for _ in 0..FEW_RESPONSES {
-        let output = client
-            .get_object()
-            .bucket(BUCKET)
-            .key(KEY)
-            .send()
-            .await
-            .unwrap();
-        open.push(output);
+        open.push(get(&client).await);
     }
     let largest = largest_piece(&client, &bytes).await;
     assert!(largest <= READ_BUFFER_MAX, "a {largest}-byte piece");
