@@ -24,7 +24,6 @@
 
 use std::net::IpAddr;
 use std::sync::Arc;
-
 use std::task::Poll;
 use std::time::Duration;
 

@@ -46,14 +46,14 @@
 //!
 //! # Atomicity
 //!
-//! Every script declares every key it touches in `KEYS`. Recording is one script; a download or
-//! an open first reads its link's owner (to name that person's index; a download reads it beside
-//! its claim, [`RequestLog::prefetch`]), and the script checks it is still the same. Trimming (on a write, and the purge) reads the oldest entries and their
-//! owners with a read-only script, then drops them with one that names their person's index and
-//! link owner and checks each is still due. Erasing reads the person's index and entries, then
-//! erases them with one script naming every link key they point to; entries recorded meanwhile
-//! are erased in another round, and an erasure that cannot finish fails rather than returning a
-//! partial count.
+//! Every script declares every key it touches in `KEYS`. Recording is one script; a download or an
+//! open first reads its link's owner (to name that person's index; a download reads it beside its
+//! claim, [`RequestLog::prefetch`]), and the script checks it is still the same. Trimming (on a
+//! write, and the purge) reads the oldest entries and their owners with a read-only script, then
+//! drops them with one that names their person's index and link owner and checks each is still due.
+//! Erasing reads the person's index and entries, then erases them with one script naming every link
+//! key they point to; entries recorded meanwhile are erased in another round, and an erasure that
+//! cannot finish fails rather than returning a partial count.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -399,6 +399,18 @@ fn millis_of(time: OffsetDateTime) -> i64 {
     i64::try_from(time.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
 }
 
+impl RedisLog {
+    /// The person link `jti` was made for; `None` when none is known (never requested through
+    /// the log, or erased).
+    async fn link_owner(&self, jti: &str) -> redis::RedisResult<Option<String>> {
+        let mut conn = self.conn.clone();
+        redis::cmd("GET")
+            .arg(self.link_key(jti))
+            .query_async(&mut conn)
+            .await
+    }
+}
+
 #[async_trait]
 impl RequestLog for RedisLog {
     async fn record(&self, entry: &Entry) -> Result<(), LogError> {
@@ -406,12 +418,12 @@ impl RequestLog for RedisLog {
     }
 
     async fn prefetch(&self, jti: &str) -> Prefetched {
-        let mut conn = self.conn.clone();
-        let owner = redis::cmd("GET")
-            .arg(self.link_key(jti))
-            .query_async::<Option<String>>(&mut conn)
-            .await;
-        Prefetched(owner.ok().map(Option::unwrap_or_default))
+        Prefetched(
+            self.link_owner(jti)
+                .await
+                .ok()
+                .map(Option::unwrap_or_default),
+        )
     }
 
     async fn record_prefetched(&self, entry: &Entry, read: Prefetched) -> Result<(), LogError> {
@@ -440,9 +452,8 @@ impl RequestLog for RedisLog {
                 (Some(owner), _, _) => owner.clone(),
                 (None, "", _) => String::new(),
                 (None, _, Some(owner)) => owner,
-                (None, jti, None) => redis::cmd("GET")
-                    .arg(self.link_key(jti))
-                    .query_async::<Option<String>>(&mut conn)
+                (None, jti, None) => self
+                    .link_owner(jti)
                     .await
                     .map_err(unavailable)?
                     .unwrap_or_default(),
@@ -518,13 +529,7 @@ impl RequestLog for RedisLog {
     }
 
     async fn requester(&self, jti: &str) -> Result<Option<String>, LogError> {
-        let mut conn = self.conn.clone();
-        let owner: Option<String> = redis::cmd("GET")
-            .arg(self.link_key(jti))
-            .query_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        match owner {
+        match self.link_owner(jti).await.map_err(unavailable)? {
             Some(owner) => Ok(super::requester_in(&self.person(&owner).await?, jti)),
             None => Ok(None),
         }
