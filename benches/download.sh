@@ -14,6 +14,7 @@
 #   BENCH_SIZES_DIR="1m 10m" BENCH_SIZES_S3="10m 1m" BENCH_CONNS="16 256"
 #   BENCH_DOCGATE_LOG=warn   docgate's DOCGATE_LOG (its log: run/docgate-<mode>.log)
 #   BENCH_TTFB_CONNS="16 1"  concurrencies of the ttfb suite
+#   BENCH_HOP_BUFFER=256k    the nginx hop's proxy_buffer_size (what it relays through per request)
 #   BENCH_SIZES_CLUSTER="100k 1m" BENCH_CLUSTER_CONNS=16   the cluster suite (directory mode)
 set -euo pipefail
 
@@ -31,6 +32,7 @@ SIZES_S3=${BENCH_SIZES_S3:-"10m 1m"}
 CONNS=${BENCH_CONNS:-"16 256"}
 SIZES_CLUSTER=${BENCH_SIZES_CLUSTER:-"100k 1m"}
 CLUSTER_CONNS=${BENCH_CLUSTER_CONNS:-16}
+HOP_BUFFER=${BENCH_HOP_BUFFER:-256k}
 SUITES=${*:-"dir s3fs s3fast ttfb redis cluster"}
 # shellcheck source=benches/lib.sh
 source "$HERE/lib.sh"
@@ -44,7 +46,7 @@ suite_dir() {
     for rep in $(seq "$REPS"); do
         for size in $SIZES_DIR; do
             for c in $CONNS; do
-                CPU_PIDS="$(serving_pids $PID_ngx_off)" run_wrk dir nginx-sendfile-off "$size" "$c" "$rep" "http://127.0.0.1:$P_NGX_OFF/bench/$size.bin"
+                run_nginx dir nginx-sendfile-off ngx_off "$size" "$c" "$rep" "http://127.0.0.1:$P_NGX_OFF/bench/$size.bin"
                 CPU_PIDS="$(serving_pids $PID_ngx_on)" run_wrk dir nginx-sendfile-on "$size" "$c" "$rep" "http://127.0.0.1:$P_NGX_ON/bench/$size.bin"
                 run_docgate dir dir "$size" "$c" "$rep"
             done
@@ -56,13 +58,13 @@ suite_dir() {
 
 suite_s3fs() {
     start_s3fs
-    start_nginx ngx_s3fs proxy.conf.in "$P_NGX_S3FS" UPSTREAM="127.0.0.1:$P_S3FS"
+    start_nginx ngx_s3fs proxy.conf.in "$P_NGX_S3FS" UPSTREAM="127.0.0.1:$P_S3FS" HOP_BUFFER="$HOP_BUFFER"
     local rep size c
     for rep in $(seq "$REPS"); do
         for size in $SIZES_S3; do
             for c in $CONNS; do
                 CPU_PIDS="$(serving_pids $PID_s3fs)" run_wrk s3fs origin-direct "$size" "$c" "$rep" "http://127.0.0.1:$P_S3FS$(presigned "$size")"
-                CPU_PIDS="$(serving_pids $PID_ngx_s3fs)" run_wrk s3fs nginx-proxy "$size" "$c" "$rep" "http://127.0.0.1:$P_NGX_S3FS$(presigned "$size")"
+                run_nginx s3fs nginx-proxy ngx_s3fs "$size" "$c" "$rep" "http://127.0.0.1:$P_NGX_S3FS$(presigned "$size")"
                 run_docgate s3fs s3fs "$size" "$c" "$rep"
             done
         done
@@ -74,13 +76,13 @@ suite_s3fs() {
 suite_s3fast() {
     ensure_origin_files
     start_nginx ngx_origin s3-origin.conf.in "$P_ORIGIN" ROOT="$WORK/origin" BUCKET="$BUCKET"
-    start_nginx ngx_hop proxy.conf.in "$P_NGX_ORIGIN" UPSTREAM="127.0.0.1:$P_ORIGIN"
+    start_nginx ngx_hop proxy.conf.in "$P_NGX_ORIGIN" UPSTREAM="127.0.0.1:$P_ORIGIN" HOP_BUFFER="$HOP_BUFFER"
     local rep size c
     for rep in $(seq "$REPS"); do
         for size in $SIZES_S3; do
             for c in $CONNS; do
                 CPU_PIDS="$(serving_pids $PID_ngx_origin)" run_wrk s3fast origin-direct "$size" "$c" "$rep" "http://127.0.0.1:$P_ORIGIN/$BUCKET/bench/$size.bin"
-                CPU_PIDS="$(serving_pids $PID_ngx_hop)" run_wrk s3fast nginx-proxy "$size" "$c" "$rep" "http://127.0.0.1:$P_NGX_ORIGIN/$BUCKET/bench/$size.bin"
+                run_nginx s3fast nginx-proxy ngx_hop "$size" "$c" "$rep" "http://127.0.0.1:$P_NGX_ORIGIN/$BUCKET/bench/$size.bin"
                 run_docgate s3fast s3fast "$size" "$c" "$rep"
             done
         done
@@ -102,10 +104,10 @@ suite_ttfb() {
     for rep in $(seq "$REPS"); do
         for c in ${BENCH_TTFB_CONNS:-16 1}; do
             threads=$((c < THREADS ? c : THREADS))
-            THREADS=$threads CPU_PIDS="$(serving_pids $PID_ngx_off)" run_wrk ttfb nginx-sendfile-off 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_OFF/bench/100k.bin"
+            THREADS=$threads run_nginx ttfb nginx-sendfile-off ngx_off 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_OFF/bench/100k.bin"
             THREADS=$threads CPU_PIDS="$(serving_pids $PID_ngx_on)" run_wrk ttfb nginx-sendfile-on 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_ON/bench/100k.bin"
             THREADS=$threads run_docgate ttfb dir 100k "$c" "$rep" docgate-dir
-            THREADS=$threads CPU_PIDS="$(serving_pids $PID_ngx_origin)" run_wrk ttfb s3fast-origin-direct 100k "$c" "$rep" "http://127.0.0.1:$P_ORIGIN/$BUCKET/bench/100k.bin"
+            THREADS=$threads run_nginx ttfb s3fast-origin-direct ngx_origin 100k "$c" "$rep" "http://127.0.0.1:$P_ORIGIN/$BUCKET/bench/100k.bin"
             THREADS=$threads run_docgate ttfb s3fast 100k "$c" "$rep" docgate-s3fast
         done
     done

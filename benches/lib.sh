@@ -125,15 +125,29 @@ start_nginx() {
     sed -e "s|@RUN@|$RUN|g" -e "s|@NAME@|$name|g" -e "s|@LISTEN@|127.0.0.1:$port|g" \
         "$HERE/nginx/$template" >"$conf"
     for kv in "$@"; do sed -i "s|@${kv%%=*}@|${kv#*=}|g" "$conf"; done
-    nginx -p "$RUN" -c "$conf" -g 'daemon off;' 2>>"$RUN/$name.error.log" &
+    eval "PORT_$name=$port"
+    launch_nginx "$name"
+}
+
+# launch_nginx NAME: starts nginx NAME from its rendered configuration and waits for its port.
+launch_nginx() {
+    local name=$1 port_var=PORT_$1
+    nginx -p "$RUN" -c "$RUN/$name.conf" -g 'daemon off;' 2>>"$RUN/$name.error.log" &
     PIDS+=($!)
     eval "PID_$name=$!"
     local i
     for ((i = 0; i < 100; i++)); do
-        (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && return 0
+        (exec 3<>"/dev/tcp/127.0.0.1/${!port_var}") 2>/dev/null && return 0
         sleep 0.05
     done
     die "nginx $name did not start (see $RUN/$name.error.log)"
+}
+
+# restart_nginx NAME: a fresh nginx NAME (same configuration, same port).
+restart_nginx() {
+    local pid_var=PID_$1
+    stop_pid "${!pid_var}"
+    launch_nginx "$1"
 }
 
 stop_pid() {
@@ -234,6 +248,16 @@ start_docgate() {
     wait_http "http://127.0.0.1:$P_DOCGATE/readyz" 400 || die "docgate ($mode) not ready (see $RUN/docgate-$mode.log)"
 }
 hwm_kb() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status"; }
+# The sum of the processes' VmHWM (kB): an nginx master and its workers.
+hwm_sum_kb() {
+    local p sum=0
+    for p in "$@"; do sum=$((sum + $(hwm_kb "$p" 2>/dev/null || echo 0))); done
+    echo "$sum"
+}
+# The whole machine's busy CPU time so far (clock ticks, every CPU): user, nice, system, irq,
+# softirq and steal from /proc/stat. Per request it is the download's cost to the machine:
+# server, Redis, origin, wrk and the kernel's network work, wherever it was accounted.
+machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
 # CPU time (user + system, clock ticks) used so far by the given processes (all their threads).
 cpu_ticks() {
@@ -262,6 +286,7 @@ run_wrk() {
     # shellcheck disable=SC2086 # CPU_PIDS is a list of pids
     t0=$(cpu_ticks ${CPU_PIDS:-})
     r0=$(cpu_ticks ${PID_redis:-})
+    m0=$(machine_ticks)
     # wrk's own CPU (user + system, seconds) goes to raw/<run>.txt.wrk-cpu: on 2 cores the load
     # generator's share is CPU the server under test does not get.
     local TIMEFORMAT='%U %S' times
@@ -269,6 +294,9 @@ run_wrk() {
         >"$raw" 2>&1 || echo "failed" >"$raw.failed"; } 2>&1)
     [[ ! -e $raw.failed ]] || log "wrk failed: $raw"
     awk '{ printf "%.2f\n", $1 + $2 }' <<<"$times" >"$raw.wrk-cpu"
+    # The machine's busy CPU seconds during the run, and how many CPUs it has.
+    awk -v a="$m0" -v b="$(machine_ticks)" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
+        'BEGIN { printf "%.2f %d\n", (b - a) / hz, n }' >"$raw.machine-cpu"
     # shellcheck disable=SC2086
     [[ -z ${CPU_PIDS:-} ]] ||
         awk -v a="$t0" -v b="$(cpu_ticks $CPU_PIDS)" -v hz="$(getconf CLK_TCK)" \
@@ -280,6 +308,26 @@ run_wrk() {
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$suite" "$target" "$size" "$conns" "$rep" \
         "$raw" "${RSS_IDLE:--}" "${RSS_PEAK:--}" "$load" >>"$RESULTS"
     log "$suite $target $size c=$conns #$rep: $(grep -E 'Transfer/sec' "$raw" | tr -s ' ')"
+}
+
+# rewrite_rss IDLE PEAK: puts the peak RSS readings into the line run_wrk just wrote.
+rewrite_rss() {
+    sed -i '$ s|\t[^\t]*\t[^\t]*\t\([^\t]*\)$|\t'"$1"'\t'"$2"'\t\1|' "$RESULTS"
+}
+
+# run_nginx SUITE TARGET NAME SIZE CONNS REP URL: a reference run. nginx NAME is started afresh
+# (as docgate is for each of its runs), so the sum of its processes' VmHWM read when it is idle and
+# again after the run gives this run's peak above idle, beside docgate's.
+run_nginx() {
+    local suite=$1 target=$2 name=$3 size=$4 conns=$5 rep=$6 url=$7 pid_var=PID_$3 pids idle
+    restart_nginx "$name"
+    sleep 0.5
+    pids="${!pid_var} $(pgrep -P "${!pid_var}" | tr '\n' ' ')"
+    # shellcheck disable=SC2086 # a list of pids
+    idle=$(hwm_sum_kb $pids)
+    CPU_PIDS="$(serving_pids "${!pid_var}")" run_wrk "$suite" "$target" "$size" "$conns" "$rep" "$url"
+    # shellcheck disable=SC2086
+    rewrite_rss "$idle" "$(hwm_sum_kb $pids)"
 }
 
 # run_docgate SUITE MODE SIZE CONNS REP [TARGET]: fresh links, a fresh docgate, wrk over the
@@ -295,7 +343,7 @@ run_docgate() {
     CPU_PIDS=$PID_docgate run_wrk "$suite" "$target" "$size" "$conns" "$rep" "http://127.0.0.1:$P_DOCGATE" "$links"
     RSS_PEAK=$(hwm_kb "$PID_docgate")
     # Rewrite the line just written, now that the peak is known.
-    sed -i '$ s|\t[^\t]*\t[^\t]*\t\([^\t]*\)$|\t'"$RSS_IDLE"'\t'"$RSS_PEAK"'\t\1|' "$RESULTS"
+    rewrite_rss "$RSS_IDLE" "$RSS_PEAK"
     stop_pid "$PID_docgate"
     unset RSS_IDLE RSS_PEAK
 }

@@ -17,6 +17,17 @@ UNITS = {"B": 1, "KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
 TIME = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
 BASELINE = {"dir": "nginx-sendfile-off", "s3fs": "nginx-proxy", "s3fast": "nginx-proxy",
             "cluster": "docgate-standalone"}
+# The ttfb suite measures both modes: each against its own origin.
+TTFB_BASELINE = {"docgate-dir": "nginx-sendfile-off", "docgate-s3fast": "s3fast-origin-direct"}
+
+
+def baseline(suite, target):
+    """The reference a docgate target's ratio is taken against, if any."""
+    if not target.startswith("docgate"):
+        return None
+    if suite == "ttfb":
+        return TTFB_BASELINE.get(target)
+    return BASELINE.get(suite)
 
 
 def ms(text):
@@ -86,6 +97,13 @@ def main():
             if reqs and os.path.exists(raw + suffix):
                 text = open(raw + suffix).read().strip()
                 r[field] = float(text) / reqs * 1e6 if text else None
+        # The whole machine's busy CPU per request (µs), and its busy share of all its CPUs.
+        r["us_machine"] = r["busy"] = None
+        if reqs and os.path.exists(raw + ".machine-cpu"):
+            busy, ncpu = open(raw + ".machine-cpu").read().split()
+            secs = duration(raw)
+            r["us_machine"] = float(busy) / reqs * 1e6
+            r["busy"] = float(busy) / (secs * int(ncpu)) * 100 if secs else None
         r["load"] = float(load)
         r["rss_delta"] = (int(peak) - int(idle)) / 1024 if idle.isdigit() and peak.isdigit() else None
         r["rss_idle"] = int(idle) / 1024 if idle.isdigit() else None
@@ -96,20 +114,29 @@ def main():
         print(f"\n### {suite}\n")
         print("| size | c | target | runs | MiB/s | req/s | p50 ms | p99 ms | ratio | "
               "errors/timeouts/non-2xx/reused (sum) | RSS idle MiB | RSS peak−idle MiB | "
-              "CPU s/GiB | CPU µs/request: serving, Redis, wrk |")
+              "CPU s/GiB | CPU µs/request: serving, Redis, wrk | machine CPU µs/request "
+              "(busy %) | bound |")
         print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: | "
-              "---: | ---: |")
+              "---: | ---: | ---: | ---: |")
         keys = sorted((k for k in runs if k[0] == suite),
                       key=lambda k: (["100k", "1m", "10m"].index(k[1]), k[2], k[3]))
         for key in keys:
             _, size, conns, target = key
             rs = runs[key]
             mibs = med(r["mibs"] for r in rs)
-            ratio = None
-            base = BASELINE.get(suite)
-            if target.startswith("docgate") and base and (suite, size, conns, base) in runs:
-                b = med(r["mibs"] for r in runs[(suite, size, conns, base)])
+            ratio = bound = None
+            base = baseline(suite, target)
+            if base and (suite, size, conns, base) in runs:
+                bs = runs[(suite, size, conns, base)]
+                b = med(r["mibs"] for r in bs)
                 ratio = mibs / b if mibs and b else None
+                # The most docgate's ratio could be on this machine if it cost exactly what the
+                # reference server costs per request, all else (Redis, wrk, the origin, the
+                # kernel) as measured: both sides CPU-bound, throughput goes as 1 / machine CPU.
+                m_d, s_d = med(r["us_machine"] for r in rs), med(r["us_serve"] for r in rs)
+                m_r, s_r = med(r["us_machine"] for r in bs), med(r["us_serve"] for r in bs)
+                if None not in (m_d, s_d, m_r, s_r) and m_d - s_d + s_r > 0:
+                    bound = m_r / (m_d - s_d + s_r)
             bad = "/".join(str(sum(r[f] for r in rs)) for f in ("errors", "timeouts", "non2xx", "reused"))
             print(f"| {size} | {conns} | {target} | {len(rs)} | {fmt(mibs)} | "
                   f"{fmt(med(r['rps'] for r in rs))} | {fmt(med(r['p50'] for r in rs), '.2f')} | "
@@ -118,7 +145,9 @@ def main():
                   f"{fmt(med(r['rss_delta'] for r in rs), '.1f')} | "
                   f"{fmt(med(r['cpu_gib'] for r in rs), '.2f')} | "
                   f"{fmt(med(r['us_serve'] for r in rs))}, {fmt(med(r['us_redis'] for r in rs))}, "
-                  f"{fmt(med(r['us_wrk'] for r in rs))} |")
+                  f"{fmt(med(r['us_wrk'] for r in rs))} | "
+                  f"{fmt(med(r['us_machine'] for r in rs))} ({fmt(med(r['busy'] for r in rs))}) | "
+                  f"{fmt(bound, '.2f')} |")
         print("\n(per run, MiB/s: " + "; ".join(
             f"{k[3]} {k[1]} c={k[2]}: " + ", ".join(fmt(r["mibs"]) for r in runs[k]) for k in keys) + ")")
 
