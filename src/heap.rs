@@ -11,7 +11,9 @@
 //! behaviour is the same in every process.
 //!
 //! What it costs: memory that a burst of downloads took is kept for the next burst (up to
-//! [`TRIM_THRESHOLD`] per heap) rather than returned at once; the peak is unchanged. And a block
+//! [`TRIM_THRESHOLD`] per heap) rather than returned at once, which raises the peak of 256
+//! concurrent 10 MiB downloads by about 1.5 MiB (`docs/benchmarks.md`, "The directory 10 MiB
+//! c=256 cell's memory"). And a block
 //! of 128 KiB or more is mapped and unmapped each time, as in a fresh process, where glibc would
 //! have raised that threshold after freeing one (docgate's per-download buffers are 64 KiB; a
 //! watermarked PDF's structure, read once per version, is the larger kind). An operator who sets
