@@ -279,7 +279,7 @@ serving_pids() { # master-or-docgate pid
 # CPU time those processes used during the run goes to raw/<run>.txt.cpu (seconds).
 run_wrk() {
     local suite=$1 target=$2 size=$3 conns=$4 rep=$5 url=$6 links=${7:-}
-    local raw=$RAW/$suite-$target-$size-c$conns-r$rep.txt load args=() t0
+    local raw=$RAW/$suite-$target-$size-c$conns-r$rep.txt load args=() t0 r0 m0
     [[ -n $links ]] && args=(-s "$HERE/wrk-links.lua" "$url" -- "$links" "$THREADS")
     [[ -n $links ]] || args=("$url")
     load=$(cut -d' ' -f1 /proc/loadavg)
