@@ -27,6 +27,8 @@ pub struct ChaosProxy {
     forwarded: Arc<AtomicU64>,
     /// When each server-to-client piece was delivered (a delayed proxy only).
     deliveries: Arc<Mutex<Vec<Instant>>>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -48,13 +50,20 @@ impl ChaosProxy {
         let budget = Arc::new(AtomicU64::new(u64::MAX));
         let forwarded = Arc::new(AtomicU64::new(0));
         let deliveries = Arc::new(Mutex::new(Vec::new()));
-        let (b, f, d) = (budget.clone(), forwarded.clone(), deliveries.clone());
+        let accepted = Arc::new(AtomicU64::new(0));
+        let (b, f, d, a) = (
+            budget.clone(),
+            forwarded.clone(),
+            deliveries.clone(),
+            accepted.clone(),
+        );
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
+                a.fetch_add(1, Ordering::SeqCst);
                 match delay {
                     None => connections.spawn(relay(client, upstream, b.clone(), f.clone())),
                     Some(delay) => {
@@ -69,8 +78,14 @@ impl ChaosProxy {
             budget,
             forwarded,
             deliveries,
+            accepted,
             task,
         }
+    }
+
+    /// Connections the proxy has accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// When each server-to-client piece was delivered so far (a delayed proxy only).
