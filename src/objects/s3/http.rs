@@ -1,5 +1,12 @@
-//! The S3 client's HTTP transport: hyper-util's pooled HTTP/1.1 client over rustls, built here
-//! instead of taken from the SDK so that what it buffers per connection is bounded.
+//! The S3 client's HTTP transport: hyper's HTTP/1.1 connections over rustls in a pool of its own,
+//! built here instead of taken from the SDK so that what it buffers per connection is bounded, and
+//! so that a connection is driven by the task that reads its response: a download's task reads
+//! each piece from S3's socket itself, only when it asks for the next one, and writes it to the
+//! client, with no task per connection in between (hyper-util's pooled client runs one, and hands
+//! every piece from it to the download through a channel: at 256 concurrent downloads that cost
+//! docgate half its CPU per GiB, `docs/benchmarks.md`). A connection read to the end of its
+//! response goes back to the pool; one whose body is dropped before, or that the SDK poisoned, is
+//! closed; an idle one is checked for a close by S3 before it is reused.
 //!
 //! This module owns the transport's settings: the read buffer's upper bound ([`READ_BUFFER_MAX`];
 //! hyper's default lets it grow to about 400 KiB per connection, which at a few hundred concurrent
@@ -33,10 +40,10 @@ use aws_smithy_runtime_api::client::retries::ErrorKind;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use http::Uri;
-use hyper_rustls::HttpsConnector;
-use hyper::client::conn::http1;
-use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use http_body::Body as _;
+use hyper::client::conn::http1;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -194,6 +201,7 @@ impl BoundedClient {
             },
             read_buffer,
             idle: Mutex::default(),
+            reaping: AtomicBool::new(false),
         }
     }
 }
@@ -300,7 +308,7 @@ impl HttpConnector for Connector {
 }
 
 /// How long an idle connection is kept for the next request (as in hyper-util's pool).
-const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// The most idle connections kept per origin.
 const IDLE_MAX: usize = 1024;
@@ -321,7 +329,10 @@ type Origin = (http::uri::Scheme, http::uri::Authority);
 struct Pool {
     connect: Connect,
     read_buffer: usize,
+    /// Idle connections by origin, the most recently used last.
     idle: Mutex<HashMap<Origin, Vec<(Pooled, Instant)>>>,
+    /// Whether the task that closes connections idle for [`IDLE_TIMEOUT`] runs.
+    reaping: AtomicBool,
 }
 
 /// One open connection: the request side, and the connection's I/O, which whoever holds it polls.
@@ -387,7 +398,6 @@ impl Pool {
                 pooled: Some(pooled),
                 pool: self.clone(),
                 origin,
-                last: None,
             })),
             Err(e) => Err(classify(e.into())),
         }
@@ -416,17 +426,17 @@ impl Pool {
 
     /// A new connection to `uri`'s origin (TCP, TLS for `https`, then HTTP/1).
     async fn open(&self, uri: Uri) -> Result<Pooled, ConnectorError> {
-        let stream = self
-            .connect
-            .clone()
-            .oneshot(uri)
-            .await
-            .map_err(|e| match find::<TimedOut>(e.as_ref()) {
+        let stream = self.connect.clone().oneshot(uri).await.map_err(|e| {
+            match find::<TimedOut>(e.as_ref()) {
                 Some(_) => ConnectorError::timeout(e),
                 None => ConnectorError::io(e),
-            })?;
+            }
+        })?;
+        // Every read asks for exactly the bound: hyper then never grows the buffer past it (its
+        // adaptive reads grow a buffer nothing else refers to by doubling), reuses it once the
+        // last piece read from it has been written, and a response head must fit in it.
         let (sender, conn) = http1::Builder::new()
-            .max_buf_size(self.read_buffer)
+            .read_buf_exact_size(Some(self.read_buffer))
             .handshake(stream)
             .await
             .map_err(|e| ConnectorError::io(e.into()))?;
@@ -438,15 +448,43 @@ impl Pool {
     }
 
     /// Keeps `pooled` for the next request to `origin`.
-    fn put(&self, origin: Origin, pooled: Pooled) {
+    fn put(self: &Arc<Self>, origin: Origin, pooled: Pooled) {
         if pooled.poisoned.load(Ordering::Acquire) {
             return;
         }
-        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
-        let list = idle.entry(origin).or_default();
-        if list.len() < IDLE_MAX {
-            list.push((pooled, Instant::now()));
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let list = idle.entry(origin).or_default();
+            if list.len() < IDLE_MAX {
+                list.push((pooled, Instant::now()));
+            }
         }
+        if !self.reaping.swap(true, Ordering::AcqRel) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(reap(Arc::downgrade(self)))),
+                // Outside a runtime (a body dropped while it shuts down): the next put starts it.
+                Err(_) => self.reaping.store(false, Ordering::Release),
+            }
+        }
+    }
+
+    /// Closes the connections idle for [`IDLE_TIMEOUT`] or more.
+    fn close_expired(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|_, list| {
+            list.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+            !list.is_empty()
+        });
+    }
+}
+
+/// Every [`IDLE_TIMEOUT`], closes a pool's connections idle that long (after a burst, the
+/// connections it opened beyond the load that follows), until the pool is gone.
+async fn reap(pool: std::sync::Weak<Pool>) {
+    loop {
+        tokio::time::sleep(IDLE_TIMEOUT).await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.close_expired();
     }
 }
 
@@ -457,11 +495,6 @@ struct Driven {
     pooled: Option<Pooled>,
     pool: Arc<Pool>,
     origin: Origin,
-    /// The last piece handed out, held until the next is read: hyper reads each piece into the
-    /// free part of its buffer, and grows the buffer (past its bound) when nothing else refers to
-    /// it. Held, the old piece makes hyper take a new buffer of at most the bound instead: a
-    /// stream holds at most two pieces, whatever the timing.
-    last: Option<bytes::Bytes>,
 }
 
 impl http_body::Body for Driven {
@@ -474,19 +507,16 @@ impl http_body::Body for Driven {
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         // Asking first tells the connection a piece is wanted; then it reads one from the socket.
-        let mut polled = Pin::new(&mut this.body).poll_frame(cx);
-        if polled.is_pending() {
-            if let Some(pooled) = this.pooled.as_mut()
-                && pooled.drive(cx)
-            {
-                this.pooled = None;
-            }
-            polled = Pin::new(&mut this.body).poll_frame(cx);
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if !polled.is_pending() {
+            return polled;
         }
-        if let Poll::Ready(Some(Ok(frame))) = &polled {
-            this.last = frame.data_ref().cloned();
+        if let Some(pooled) = this.pooled.as_mut()
+            && pooled.drive(cx)
+        {
+            this.pooled = None;
         }
-        polled
+        Pin::new(&mut this.body).poll_frame(cx)
     }
 
     fn is_end_stream(&self) -> bool {
@@ -619,11 +649,6 @@ fn classify(error: BoxError) -> ConnectorError {
             return ConnectorError::other(error, Some(ErrorKind::TransientError));
         }
         return ConnectorError::other(error, None);
-    }
-    if let Some(client_error) = find::<hyper_util::client::legacy::Error>(error.as_ref())
-        && (client_error.is_connect() || find::<std::io::Error>(client_error).is_some())
-    {
-        return ConnectorError::io(error);
     }
     ConnectorError::other(error, None)
 }

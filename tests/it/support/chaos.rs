@@ -29,6 +29,8 @@ pub struct ChaosProxy {
     deliveries: Arc<Mutex<Vec<Instant>>>,
     /// Connections accepted so far.
     accepted: Arc<AtomicU64>,
+    /// Connections open now (accepted, not yet closed by either side).
+    active: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -51,11 +53,13 @@ impl ChaosProxy {
         let forwarded = Arc::new(AtomicU64::new(0));
         let deliveries = Arc::new(Mutex::new(Vec::new()));
         let accepted = Arc::new(AtomicU64::new(0));
-        let (b, f, d, a) = (
+        let active = Arc::new(AtomicU64::new(0));
+        let (b, f, d, a, live) = (
             budget.clone(),
             forwarded.clone(),
             deliveries.clone(),
             accepted.clone(),
+            active.clone(),
         );
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
@@ -64,12 +68,15 @@ impl ChaosProxy {
                     continue;
                 };
                 a.fetch_add(1, Ordering::SeqCst);
-                match delay {
-                    None => connections.spawn(relay(client, upstream, b.clone(), f.clone())),
-                    Some(delay) => {
-                        connections.spawn(relay_delayed(client, upstream, delay, d.clone()))
+                live.fetch_add(1, Ordering::SeqCst);
+                let (b, f, d, live) = (b.clone(), f.clone(), d.clone(), live.clone());
+                connections.spawn(async move {
+                    match delay {
+                        None => relay(client, upstream, b, f).await,
+                        Some(delay) => relay_delayed(client, upstream, delay, d).await,
                     }
-                };
+                    live.fetch_sub(1, Ordering::SeqCst);
+                });
                 while connections.try_join_next().is_some() {}
             }
         });
@@ -79,8 +86,14 @@ impl ChaosProxy {
             forwarded,
             deliveries,
             accepted,
+            active,
             task,
         }
+    }
+
+    /// Connections open through the proxy now.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::SeqCst)
     }
 
     /// Connections the proxy has accepted so far.
