@@ -48,8 +48,9 @@ use rustls::pki_types::CertificateDer;
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-/// The most a connection's HTTP/1 read buffer grows to, and so the largest piece of a body hyper
-/// hands over at once. It must also hold a response's headers (S3's are a few KiB). With 32 KiB,
+/// The size of a connection's HTTP/1 read buffer (every read from S3 asks for exactly this much),
+/// and so the largest piece of a body hyper hands over at once. It must also hold a response's
+/// headers (S3's are a few KiB). With 32 KiB,
 /// 256 concurrent 10 MiB downloads stay under 32 MiB above idle (64 KiB: 42–53 MiB), for about
 /// 0.2 CPU seconds more per GiB (more, smaller reads).
 pub const READ_BUFFER_MAX: usize = 32 * 1024;
