@@ -259,6 +259,9 @@ hwm_sum_kb() {
 # server, Redis, origin, wrk and the kernel's network work, wherever it was accounted.
 machine_ticks() { awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9; exit }' /proc/stat; }
 
+# secs_between T0 T1: the seconds between two readings in clock ticks, two decimals.
+secs_between() { awk -v a="$1" -v b="$2" -v hz="$(getconf CLK_TCK)" 'BEGIN { printf "%.2f\n", (b - a) / hz }'; }
+
 # CPU time (user + system, clock ticks) used so far by the given processes (all their threads).
 cpu_ticks() {
     local p sum=0
@@ -295,16 +298,11 @@ run_wrk() {
     [[ ! -e $raw.failed ]] || log "wrk failed: $raw"
     awk '{ printf "%.2f\n", $1 + $2 }' <<<"$times" >"$raw.wrk-cpu"
     # The machine's busy CPU seconds during the run, and how many CPUs it has.
-    awk -v a="$m0" -v b="$(machine_ticks)" -v hz="$(getconf CLK_TCK)" -v n="$(nproc)" \
-        'BEGIN { printf "%.2f %d\n", (b - a) / hz, n }' >"$raw.machine-cpu"
+    echo "$(secs_between "$m0" "$(machine_ticks)") $(nproc)" >"$raw.machine-cpu"
     # shellcheck disable=SC2086
-    [[ -z ${CPU_PIDS:-} ]] ||
-        awk -v a="$t0" -v b="$(cpu_ticks $CPU_PIDS)" -v hz="$(getconf CLK_TCK)" \
-            'BEGIN { printf "%.2f\n", (b - a) / hz }' >"$raw.cpu"
+    [[ -z ${CPU_PIDS:-} ]] || secs_between "$t0" "$(cpu_ticks $CPU_PIDS)" >"$raw.cpu"
     # And Redis's, when one runs (a download's claim, completion and log record are its work).
-    [[ -z ${PID_redis:-} ]] ||
-        awk -v a="$r0" -v b="$(cpu_ticks $PID_redis)" -v hz="$(getconf CLK_TCK)" \
-            'BEGIN { printf "%.2f\n", (b - a) / hz }' >"$raw.redis-cpu"
+    [[ -z ${PID_redis:-} ]] || secs_between "$r0" "$(cpu_ticks $PID_redis)" >"$raw.redis-cpu"
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$suite" "$target" "$size" "$conns" "$rep" \
         "$raw" "${RSS_IDLE:--}" "${RSS_PEAK:--}" "$load" >>"$RESULTS"
     log "$suite $target $size c=$conns #$rep: $(grep -E 'Transfer/sec' "$raw" | tr -s ' ')"

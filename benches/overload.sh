@@ -104,8 +104,7 @@ run_overload() {
     wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout "$TIMEOUT" --latency \
         -s "$HERE/wrk-links.lua" "http://127.0.0.1:$P_DOCGATE" -- "$links" "$THREADS" >"$raw" 2>&1 ||
         log "wrk failed: $raw"
-    awk -v a="$t0" -v b="$(cpu_ticks "$PID_docgate")" -v hz="$(getconf CLK_TCK)" \
-        'BEGIN { printf "%.2f\n", (b - a) / hz }' >"$raw.cpu"
+    secs_between "$t0" "$(cpu_ticks "$PID_docgate")" >"$raw.cpu"
     nstat -asz >"$raw.nstat-after" 2>/dev/null || true
     # The downloads wrk left open at its end are cut by its exit: let them settle (counted as
     # interrupted) before reading the counts.
