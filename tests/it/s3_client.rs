@@ -1,14 +1,16 @@
 //! The S3 client's own HTTP transport (`docgate::objects::s3::http`) against an in-process S3
 //! server: its read buffers (a lone response reads up to `READ_BUFFER_WIDE`, one that starts while
 //! `FEW_RESPONSES` others are open no more than `READ_BUFFER_MAX` at once, objects many times that
-//! size stream exactly), and that a reader who stops stops the reads from S3.
+//! size stream exactly), that a reader who stops stops the reads from S3, and its connections: one
+//! read to its end carries the next request, one left half-read is closed, never reused.
 
 use std::time::Duration;
 
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use docgate::objects::ObjectSource;
-use docgate::objects::s3::http::{FEW_RESPONSES, READ_BUFFER_MAX, READ_BUFFER_WIDE};
+use docgate::objects::s3::http::{FEW_RESPONSES, IDLE_TIMEOUT, READ_BUFFER_MAX, READ_BUFFER_WIDE};
 
+use crate::support::chaos::ChaosProxy;
 use crate::support::objects::{range, read_all};
 use crate::support::s3::{
     BUCKET, S3Server, client_on_docgate_transport, sent_to_a_reader_standing_still,
@@ -36,6 +38,12 @@ async fn get(client: &aws_sdk_s3::Client) -> GetObjectOutput {
         .send()
         .await
         .unwrap()
+}
+
+/// One `GetObject` of `KEY`, read to its end.
+async fn get_whole(client: &aws_sdk_s3::Client) -> Vec<u8> {
+    let body = get(client).await.body.collect().await.unwrap();
+    body.into_bytes().to_vec()
 }
 
 /// The largest body piece of one `GetObject` of `KEY`, read slowly at first so the socket fills
@@ -122,5 +130,81 @@ async fn a_reader_that_stops_stops_the_reads_from_s3() {
     assert!(
         settled < bytes.len() as u64 / 2,
         "{settled} bytes came from S3 for a reader that took one chunk"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_read_to_its_end_carries_the_next_request_and_a_half_read_one_is_closed() {
+    let server = S3Server::start().await;
+    let bytes = content(25, 8 * READ_BUFFER_WIDE + 99);
+    server.put(KEY, &bytes).await;
+    let proxy = ChaosProxy::start(server.addr).await;
+    let client = client_on_docgate_transport(&proxy.endpoint());
+
+    // One after the other, each body read to its end (a HEAD has none): one connection.
+    for _ in 0..3 {
+        let head = client.head_object().bucket(BUCKET).key(KEY).send().await;
+        assert_eq!(head.unwrap().content_length(), Some(bytes.len() as i64));
+        assert_eq!(sha256(&get_whole(&client).await), sha256(&bytes));
+    }
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "requests read to their end share a connection"
+    );
+
+    // A body dropped after its first piece: its connection, with the rest unread, is closed.
+    let mut body = get(&client).await.body;
+    assert!(body.next().await.unwrap().unwrap().len() < bytes.len());
+    drop(body);
+    assert_eq!(sha256(&get_whole(&client).await), sha256(&bytes));
+    assert_eq!(
+        proxy.accepted(),
+        2,
+        "the half-read connection was not reused; a new one carried the next request"
+    );
+
+    // A missing object's error answer is read to its end too: the connection stays.
+    let missing = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("no/such.pdf")
+        .send()
+        .await;
+    assert!(missing.is_err());
+    assert_eq!(sha256(&get_whole(&client).await), sha256(&bytes));
+    assert_eq!(
+        proxy.accepted(),
+        2,
+        "an error answer's connection carries the next request"
+    );
+}
+
+#[tokio::test]
+async fn a_connection_left_idle_for_the_idle_timeout_is_closed() {
+    let server = S3Server::start().await;
+    let bytes = content(26, 3 * READ_BUFFER_MAX);
+    server.put(KEY, &bytes).await;
+    let proxy = ChaosProxy::start(server.addr).await;
+    let client = client_on_docgate_transport(&proxy.endpoint());
+    assert_eq!(sha256(&get_whole(&client).await), sha256(&bytes));
+    assert_eq!(proxy.active(), 1, "kept open for the next request");
+
+    // No request comes: once it has been idle that long, the pool closes it by itself. (A
+    // moment first, for the pool's reaper to start its wait.)
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::pause();
+    tokio::time::advance(IDLE_TIMEOUT + Duration::from_secs(1)).await;
+    tokio::time::resume();
+    for _ in 0..100 {
+        if proxy.active() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        proxy.active(),
+        0,
+        "an idle connection outlived the idle timeout"
     );
 }

@@ -1,5 +1,12 @@
-//! The S3 client's HTTP transport: hyper-util's pooled HTTP/1.1 client over rustls, built here
-//! instead of taken from the SDK so that what it buffers per connection is bounded.
+//! The S3 client's HTTP transport: hyper's HTTP/1.1 connections over rustls in a pool of its own,
+//! built here instead of taken from the SDK so that what it buffers per connection is bounded, and
+//! so that a connection is driven by the task that reads its response: a download's task reads
+//! each piece from S3's socket itself, only when it asks for the next one, and writes it to the
+//! client, with no task per connection in between (hyper-util's pooled client runs one, and hands
+//! every piece from it to the download through a channel: at 256 concurrent downloads that cost
+//! docgate half its CPU per GiB, `docs/benchmarks.md`). A connection read to the end of its
+//! response goes back to the pool; one whose body is dropped before, or that the SDK poisoned, is
+//! closed; an idle one is checked for a close by S3 before it is reused.
 //!
 //! This module owns the transport's settings: the read buffer's upper bound ([`READ_BUFFER_MAX`];
 //! hyper's default lets it grow to about 400 KiB per connection, which at a few hundred concurrent
@@ -16,8 +23,8 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock, PoisonError};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -33,14 +40,17 @@ use aws_smithy_runtime_api::client::retries::ErrorKind;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::body::SdkBody;
 use http::Uri;
+use http_body::Body as _;
+use hyper::client::conn::http1;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::{HttpConnector as TcpConnector, capture_connection};
-use hyper_util::rt::{TokioExecutor, TokioTimer};
+use hyper_util::client::legacy::connect::HttpConnector as TcpConnector;
 use rustls::pki_types::CertificateDer;
+use tokio::time::Instant;
+use tower::ServiceExt;
 
-/// The most a connection's HTTP/1 read buffer grows to, and so the largest piece of a body hyper
-/// hands over at once. It must also hold a response's headers (S3's are a few KiB). With 32 KiB,
+/// The size of a connection's HTTP/1 read buffer (every read from S3 asks for exactly this much),
+/// and so the largest piece of a body hyper hands over at once. It must also hold a response's
+/// headers (S3's are a few KiB). With 32 KiB,
 /// 256 concurrent 10 MiB downloads stay under 32 MiB above idle (64 KiB: 42–53 MiB), for about
 /// 0.2 CPU seconds more per GiB (more, smaller reads).
 pub const READ_BUFFER_MAX: usize = 32 * 1024;
@@ -168,15 +178,15 @@ impl HttpClient for BoundedClient {
 impl BoundedClient {
     fn connector(&self, timeouts: Timeouts) -> Connector {
         Connector {
-            bounded: self.pool(timeouts, READ_BUFFER_MAX),
-            wide: self.pool(timeouts, READ_BUFFER_WIDE),
+            bounded: Arc::new(self.pool(timeouts, READ_BUFFER_MAX)),
+            wide: Arc::new(self.pool(timeouts, READ_BUFFER_WIDE)),
             open: self.open.clone(),
             read_timeout: timeouts.read,
         }
     }
 
     /// A connection pool whose connections' read buffers grow to at most `read_buffer`.
-    fn pool(&self, timeouts: Timeouts, read_buffer: usize) -> Client<Connect, SdkBody> {
+    fn pool(&self, timeouts: Timeouts, read_buffer: usize) -> Pool {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
@@ -185,13 +195,15 @@ impl BoundedClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(tcp);
-        Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .http1_max_buf_size(read_buffer)
-            .build(Connect {
+        Pool {
+            connect: Connect {
                 inner: https,
                 timeout: timeouts.connect,
-            })
+            },
+            read_buffer,
+            idle: Mutex::default(),
+            reaping: AtomicBool::new(false),
+        }
     }
 }
 
@@ -199,8 +211,8 @@ impl BoundedClient {
 /// bounded by the read timeout up to its response's headers.
 #[derive(Clone)]
 struct Connector {
-    bounded: Client<Connect, SdkBody>,
-    wide: Client<Connect, SdkBody>,
+    bounded: Arc<Pool>,
+    wide: Arc<Pool>,
     open: Arc<AtomicUsize>,
     read_timeout: Option<Duration>,
 }
@@ -224,7 +236,7 @@ impl Drop for Open {
 
 /// A response body, counted as open until it is dropped.
 struct Counted {
-    inner: hyper::body::Incoming,
+    inner: Driven,
     _open: Open,
 }
 
@@ -258,48 +270,306 @@ impl fmt::Debug for Connector {
 
 impl HttpConnector for Connector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let mut request = match request.try_into_http1x() {
+        let request = match request.try_into_http1x() {
             Ok(request) => request,
             Err(e) => return HttpConnectorFuture::ready(Err(ConnectorError::user(e.into()))),
         };
         // Lets the SDK poison the connection after a transient failure, so a retry opens a new one.
-        let captured = capture_connection(&mut request);
+        let chosen: Arc<OnceLock<Arc<AtomicBool>>> = Arc::default();
         if let Some(smithy) = request.extensions().get::<CaptureSmithyConnection>() {
+            let chosen = chosen.clone();
             smithy.set_connection_retriever(move || {
-                captured.connection_metadata().as_ref()?;
-                let captured = captured.clone();
+                let poisoned = chosen.get()?.clone();
                 Some(
                     ConnectionMetadata::builder()
                         .proxied(false)
-                        .poison_fn(move || {
-                            if let Some(connected) = captured.connection_metadata().as_ref() {
-                                connected.poison();
-                            }
-                        })
+                        .poison_fn(move || poisoned.store(true, Ordering::Release))
                         .build(),
                 )
             });
         }
         let (open, wide) = Open::count(&self.open);
-        let client = if wide { &self.wide } else { &self.bounded };
-        let response = client.request(request);
+        let pool = if wide { &self.wide } else { &self.bounded };
+        let exchange = pool.clone().send(request, chosen);
         let read_timeout = self.read_timeout;
         HttpConnectorFuture::new(async move {
             let response = match read_timeout {
-                Some(limit) => match tokio::time::timeout(limit, response).await {
+                Some(limit) => match tokio::time::timeout(limit, exchange).await {
                     Ok(response) => response,
                     Err(_) => return Err(ConnectorError::timeout(Box::new(TimedOut("read")))),
                 },
-                None => response.await,
-            };
-            match response {
-                Ok(response) => HttpResponse::try_from(
-                    response.map(|inner| SdkBody::from_body_1_x(Counted { inner, _open: open })),
-                )
-                .map_err(|e| ConnectorError::other(e.into(), None)),
-                Err(e) => Err(classify(e.into())),
-            }
+                None => exchange.await,
+            }?;
+            HttpResponse::try_from(
+                response.map(|inner| SdkBody::from_body_1_x(Counted { inner, _open: open })),
+            )
+            .map_err(|e| ConnectorError::other(e.into(), None))
         })
+    }
+}
+
+/// How long an idle connection is kept for the next request (as in hyper-util's pool).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The most idle connections kept per origin.
+const IDLE_MAX: usize = 1024;
+
+type Stream = hyper_rustls::MaybeHttpsStream<hyper_util::rt::TokioIo<tokio::net::TcpStream>>;
+
+/// Where a connection goes: scheme and authority.
+type Origin = (http::uri::Scheme, http::uri::Authority);
+
+/// HTTP/1 connections of one read-buffer bound, kept open between requests.
+///
+/// A connection is driven by the task that uses it: while a request waits for its response head,
+/// by the SDK's call; while its body is read, by the body's reader (docgate's download). So a
+/// piece of the body is read from the socket in the task that writes it to the client, and only
+/// when that task asks for the next one: no task per connection, no hand-over between tasks. A
+/// connection goes back to the pool once its response has been read to the end, and is closed
+/// when its body is dropped before that, when the SDK poisoned it, or when it is found closed.
+struct Pool {
+    connect: Connect,
+    read_buffer: usize,
+    /// Idle connections by origin, the most recently used last.
+    idle: Mutex<HashMap<Origin, Vec<(Pooled, Instant)>>>,
+    /// Whether the task that closes connections idle for [`IDLE_TIMEOUT`] runs.
+    reaping: AtomicBool,
+}
+
+/// One open connection: the request side, and the connection's I/O, which whoever holds it polls.
+struct Pooled {
+    sender: http1::SendRequest<SdkBody>,
+    conn: http1::Connection<Stream, SdkBody>,
+    /// Set by the SDK (after a transient failure on it): never reused.
+    poisoned: Arc<AtomicBool>,
+}
+
+impl Pooled {
+    /// Polls the connection's I/O; `true` once it has ended (closed, or failed).
+    fn drive(&mut self, cx: &mut Context<'_>) -> bool {
+        Pin::new(&mut self.conn).poll(cx).is_ready()
+    }
+
+    /// Waits until the connection takes a request; `false` if it ended meanwhile.
+    async fn ready(&mut self) -> bool {
+        std::future::poll_fn(|cx| {
+            if self.drive(cx) {
+                return Poll::Ready(false);
+            }
+            self.sender.poll_ready(cx).map(|ready| ready.is_ok())
+        })
+        .await
+    }
+}
+
+impl Pool {
+    /// Sends `request` on an idle connection to its origin, or on a new one, and waits for the
+    /// response head. `chosen` learns the connection's poison flag.
+    async fn send(
+        self: Arc<Self>,
+        mut request: http::Request<SdkBody>,
+        chosen: Arc<OnceLock<Arc<AtomicBool>>>,
+    ) -> Result<http::Response<Driven>, ConnectorError> {
+        let uri = request.uri().clone();
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(ConnectorError::user(
+                "a request to S3 without a scheme and host".into(),
+            ));
+        };
+        let origin = (scheme.clone(), authority.clone());
+        set_host(&mut request, &uri);
+        *request.uri_mut() = origin_form(&uri);
+        let mut pooled = match self.checkout(&origin).await {
+            Some(pooled) => pooled,
+            None => self.open(uri).await?,
+        };
+        let _ = chosen.set(pooled.poisoned.clone());
+        let response = {
+            let mut sending = std::pin::pin!(pooled.sender.send_request(request));
+            std::future::poll_fn(|cx| {
+                // A connection that ends fails the request, which reports it.
+                pooled.drive(cx);
+                sending.as_mut().poll(cx)
+            })
+            .await
+        };
+        match response {
+            Ok(response) => Ok(response.map(|body| Driven {
+                body,
+                pooled: Some(pooled),
+                pool: self.clone(),
+                origin,
+            })),
+            Err(e) => Err(classify(e.into())),
+        }
+    }
+
+    /// The most recently used idle connection to `origin` that is still open.
+    async fn checkout(&self, origin: &Origin) -> Option<Pooled> {
+        loop {
+            let (mut pooled, since) = {
+                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let list = idle.get_mut(origin)?;
+                let next = list.pop();
+                if list.is_empty() {
+                    idle.remove(origin);
+                }
+                next?
+            };
+            if since.elapsed() < IDLE_TIMEOUT
+                && !pooled.poisoned.load(Ordering::Acquire)
+                && pooled.ready().await
+            {
+                return Some(pooled);
+            }
+        }
+    }
+
+    /// A new connection to `uri`'s origin (TCP, TLS for `https`, then HTTP/1).
+    async fn open(&self, uri: Uri) -> Result<Pooled, ConnectorError> {
+        let stream = self.connect.clone().oneshot(uri).await.map_err(|e| {
+            match find::<TimedOut>(e.as_ref()) {
+                Some(_) => ConnectorError::timeout(e),
+                None => ConnectorError::io(e),
+            }
+        })?;
+        // Every read asks for exactly the bound: hyper then never grows the buffer past it (its
+        // adaptive reads grow a buffer nothing else refers to by doubling), reuses it once the
+        // last piece read from it has been written, and a response head must fit in it.
+        let (sender, conn) = http1::Builder::new()
+            .read_buf_exact_size(Some(self.read_buffer))
+            .handshake(stream)
+            .await
+            .map_err(|e| ConnectorError::io(e.into()))?;
+        Ok(Pooled {
+            sender,
+            conn,
+            poisoned: Arc::default(),
+        })
+    }
+
+    /// Keeps `pooled` for the next request to `origin`.
+    fn put(self: &Arc<Self>, origin: Origin, pooled: Pooled) {
+        if pooled.poisoned.load(Ordering::Acquire) {
+            return;
+        }
+        {
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let list = idle.entry(origin).or_default();
+            if list.len() < IDLE_MAX {
+                list.push((pooled, Instant::now()));
+            }
+        }
+        if !self.reaping.swap(true, Ordering::AcqRel) {
+            match tokio::runtime::Handle::try_current() {
+                Ok(runtime) => drop(runtime.spawn(reap(Arc::downgrade(self)))),
+                // Outside a runtime (a body dropped while it shuts down): the next put starts it.
+                Err(_) => self.reaping.store(false, Ordering::Release),
+            }
+        }
+    }
+
+    /// Closes the connections idle for [`IDLE_TIMEOUT`] or more.
+    fn close_expired(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        idle.retain(|_, list| {
+            list.retain(|(_, since)| since.elapsed() < IDLE_TIMEOUT);
+            !list.is_empty()
+        });
+    }
+}
+
+/// Every [`IDLE_TIMEOUT`], closes a pool's connections idle that long (after a burst, the
+/// connections it opened beyond the load that follows), until the pool is gone.
+async fn reap(pool: std::sync::Weak<Pool>) {
+    loop {
+        tokio::time::sleep(IDLE_TIMEOUT).await;
+        let Some(pool) = pool.upgrade() else { return };
+        pool.close_expired();
+    }
+}
+
+/// A response body read through its own connection, which it drives; the connection goes back to
+/// the pool once the body has been read to its end.
+struct Driven {
+    body: hyper::body::Incoming,
+    pooled: Option<Pooled>,
+    pool: Arc<Pool>,
+    origin: Origin,
+}
+
+impl http_body::Body for Driven {
+    type Data = bytes::Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        // Asking first tells the connection a piece is wanted; then it reads one from the socket.
+        let polled = Pin::new(&mut this.body).poll_frame(cx);
+        if !polled.is_pending() {
+            return polled;
+        }
+        if let Some(pooled) = this.pooled.as_mut()
+            && pooled.drive(cx)
+        {
+            this.pooled = None;
+        }
+        Pin::new(&mut this.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+impl Drop for Driven {
+    fn drop(&mut self) {
+        // Read to its end: the connection can carry the next request. Otherwise it is closed
+        // here, which also stops the store sending the rest.
+        if self.body.is_end_stream()
+            && let Some(pooled) = self.pooled.take()
+        {
+            self.pool.put(self.origin.clone(), pooled);
+        }
+    }
+}
+
+/// `Host` as hyper-util's client sets it: the URI's host, and its port unless it is the scheme's.
+fn set_host(request: &mut http::Request<SdkBody>, uri: &Uri) {
+    let Some(host) = uri.host() else { return };
+    let default_port = if uri.scheme_str() == Some("https") {
+        443
+    } else {
+        80
+    };
+    let value = match uri.port_u16() {
+        Some(port) if port != default_port => format!("{host}:{port}"),
+        _ => host.to_owned(),
+    };
+    if let Ok(value) = http::HeaderValue::from_str(&value) {
+        request
+            .headers_mut()
+            .entry(http::header::HOST)
+            .or_insert(value);
+    }
+}
+
+/// The request target of an HTTP/1 request to the origin itself: the path and query.
+fn origin_form(uri: &Uri) -> Uri {
+    match uri.path_and_query() {
+        Some(path) if path.as_str() != "/" => {
+            let mut parts = http::uri::Parts::default();
+            parts.path_and_query = Some(path.clone());
+            Uri::from_parts(parts).unwrap_or_default()
+        }
+        _ => Uri::default(),
     }
 }
 
@@ -380,11 +650,6 @@ fn classify(error: BoxError) -> ConnectorError {
             return ConnectorError::other(error, Some(ErrorKind::TransientError));
         }
         return ConnectorError::other(error, None);
-    }
-    if let Some(client_error) = find::<hyper_util::client::legacy::Error>(error.as_ref())
-        && (client_error.is_connect() || find::<std::io::Error>(client_error).is_some())
-    {
-        return ConnectorError::io(error);
     }
     ConnectorError::other(error, None)
 }

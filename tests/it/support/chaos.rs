@@ -27,6 +27,10 @@ pub struct ChaosProxy {
     forwarded: Arc<AtomicU64>,
     /// When each server-to-client piece was delivered (a delayed proxy only).
     deliveries: Arc<Mutex<Vec<Instant>>>,
+    /// Connections accepted so far.
+    accepted: Arc<AtomicU64>,
+    /// Connections open now (accepted, not yet closed by either side).
+    active: Arc<AtomicU64>,
     task: JoinHandle<()>,
 }
 
@@ -48,19 +52,31 @@ impl ChaosProxy {
         let budget = Arc::new(AtomicU64::new(u64::MAX));
         let forwarded = Arc::new(AtomicU64::new(0));
         let deliveries = Arc::new(Mutex::new(Vec::new()));
-        let (b, f, d) = (budget.clone(), forwarded.clone(), deliveries.clone());
+        let accepted = Arc::new(AtomicU64::new(0));
+        let active = Arc::new(AtomicU64::new(0));
+        let (b, f, d, a, live) = (
+            budget.clone(),
+            forwarded.clone(),
+            deliveries.clone(),
+            accepted.clone(),
+            active.clone(),
+        );
         let task = tokio::spawn(async move {
             let mut connections = JoinSet::new();
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     continue;
                 };
-                match delay {
-                    None => connections.spawn(relay(client, upstream, b.clone(), f.clone())),
-                    Some(delay) => {
-                        connections.spawn(relay_delayed(client, upstream, delay, d.clone()))
+                a.fetch_add(1, Ordering::SeqCst);
+                live.fetch_add(1, Ordering::SeqCst);
+                let (b, f, d, live) = (b.clone(), f.clone(), d.clone(), live.clone());
+                connections.spawn(async move {
+                    match delay {
+                        None => relay(client, upstream, b, f).await,
+                        Some(delay) => relay_delayed(client, upstream, delay, d).await,
                     }
-                };
+                    live.fetch_sub(1, Ordering::SeqCst);
+                });
                 while connections.try_join_next().is_some() {}
             }
         });
@@ -69,8 +85,20 @@ impl ChaosProxy {
             budget,
             forwarded,
             deliveries,
+            accepted,
+            active,
             task,
         }
+    }
+
+    /// Connections open through the proxy now.
+    pub fn active(&self) -> u64 {
+        self.active.load(Ordering::SeqCst)
+    }
+
+    /// Connections the proxy has accepted so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
     }
 
     /// When each server-to-client piece was delivered so far (a delayed proxy only).
