@@ -40,12 +40,16 @@ use crate::store::observed::ObservedStore;
 use crate::store::shared::RedisStore;
 use crate::token::Claims;
 use crate::token::TokenCodec;
+use crate::topology::SETTLE_TIMEOUT;
 
 /// How long a download's claim on its link survives without renewal: a replica that dies
 /// mid-download frees the link after this.
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How often a streaming download renews its claim (and learns of a revocation).
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+// A completion that waits its longest still answers for the lease it settles.
+const _: () = assert!(SETTLE_TIMEOUT.as_millis() < LEASE_TTL.as_millis() - RENEW_EVERY.as_millis());
 
 /// One implementation of each boundary.
 #[derive(Clone)]
@@ -95,23 +99,30 @@ impl Backends {
         };
 
         let ids = Arc::new(Pseudonyms::new(&config.pseudonyms));
-        let redis_conn = match &config.redis {
-            Some(redis) => Some(
-                crate::topology::connect(redis)
-                    .map_err(|e| ConfigError::hidden(redis.topology.variable(), e))?,
-            ),
-            None => None,
+        // Two connections to Redis: one for what admits or holds a download or a request, one
+        // with a longer response timeout for what settles one that happened (`SETTLE_TIMEOUT`).
+        let (redis_conn, settle_conn) = match &config.redis {
+            Some(redis) => {
+                let hidden = |e| ConfigError::hidden(redis.topology.variable(), e);
+                let conn = crate::topology::connect(redis).map_err(hidden)?;
+                let settle = conn.another(redis, SETTLE_TIMEOUT).map_err(hidden)?;
+                (Some(conn), Some(settle))
+            }
+            None => (None, None),
         };
         let (store, limiter): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>) =
-            match (&config.redis, &redis_conn) {
-                (Some(redis), Some(conn)) => (
+            match (&config.redis, &redis_conn, &settle_conn) {
+                (Some(redis), Some(conn), Some(settle)) => (
                     Arc::new({
-                        let store = RedisStore::new(conn.clone(), &redis.prefix, config.token_ttl);
+                        let store = RedisStore::new(conn.clone(), &redis.prefix, config.token_ttl)
+                            .settling_on(settle.clone());
                         match redis.wait {
                             None => store,
+                            // `WAIT` blocks the connection it is sent on: the completions that
+                            // wait for replicas get one of their own.
                             Some(wait) => store.with_wait(
                                 wait,
-                                conn.another(redis).map_err(|e| {
+                                settle.another(redis, SETTLE_TIMEOUT).map_err(|e| {
                                     ConfigError::hidden(redis.topology.variable(), e)
                                 })?,
                             ),
@@ -155,7 +166,7 @@ impl Backends {
                 _ => (Arc::new(Direct::new(deliverer)), None),
             };
         // With Redis the log is shared by every replica there; the file is not written.
-        let requests: Arc<dyn RequestLog> = match (&config.redis, &redis_conn) {
+        let requests: Arc<dyn RequestLog> = match (&config.redis, &settle_conn) {
             (Some(redis), Some(conn)) => {
                 if config.request_log_set {
                     tracing::info!(

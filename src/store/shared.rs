@@ -263,6 +263,9 @@ pub fn scripts() -> Vec<(&'static str, String)> {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: SharedConnection,
+    /// The connection a download's completion and release go on: `conn` unless
+    /// [`RedisStore::settling_on`] gave one with a longer response timeout.
+    settle: SharedConnection,
     prefix: String,
     /// How long a spent marker is kept: the longest a link can still be clicked.
     spent_ttl: Duration,
@@ -284,6 +287,7 @@ impl RedisStore {
     /// A store over `conn`, its keys under `prefix`.
     pub fn new(conn: SharedConnection, prefix: &str, spent_ttl: Duration) -> Self {
         Self {
+            settle: conn.clone(),
             conn,
             prefix: prefix.to_owned(),
             spent_ttl,
@@ -297,6 +301,14 @@ impl RedisStore {
             undo: Script::new(UNDO),
             wait: None,
         }
+    }
+
+    /// Sends each download's completion and release on `conn`, a connection of their own to the
+    /// same topology ([`crate::topology::SETTLE_TIMEOUT`]): they settle a download that has
+    /// happened, where the claims and renewals on the store's own connection admit or hold one.
+    pub fn settling_on(mut self, conn: SharedConnection) -> Self {
+        self.settle = conn;
+        self
     }
 
     /// Makes every completion durable on `wait.replicas` replicas (`WAIT`) before it counts:
@@ -341,7 +353,7 @@ impl RedisStore {
     }
 
     async fn mark_spent(&self, jti: &str) -> Result<(), StoreError> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.settle.clone();
         redis::cmd("SET")
             .arg(self.spent_key(jti))
             .arg(1)
@@ -544,7 +556,7 @@ impl TokenStore for RedisStore {
             .arg(sent.size)
             .arg(self.wait.as_ref().map_or(0, |(wait, _)| undo_ttl(wait)));
         let Some((wait, wait_conn)) = &self.wait else {
-            let mut conn = self.conn.clone();
+            let mut conn = self.settle.clone();
             let spent: i64 = complete
                 .invoke_async(&mut conn)
                 .await
@@ -633,7 +645,7 @@ impl TokenStore for RedisStore {
         refund: bool,
     ) -> Result<(), StoreError> {
         let jti = jti.as_str();
-        let mut conn = self.conn.clone();
+        let mut conn = self.settle.clone();
         let outcome: i64 = self
             .release
             .key(self.token_key(jti))

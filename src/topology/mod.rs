@@ -44,6 +44,15 @@ use sentinel::{SentinelPrimary, sentinel_client};
 pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long connecting to Redis may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the commands that settle what has already happened may wait for Redis's answer: a
+/// download's completion or release (its client holds every byte but the last piece, or has
+/// gone) and the request log's records. Their failing loses something (a download broken after
+/// its `200`, an owner's entry), while their waiting costs a client a pause, so they wait longer
+/// than [`RESPONSE_TIMEOUT`], which admits new work; less than a download's lease outlives its
+/// last renewal (`app::LEASE_TTL` less `app::RENEW_EVERY`), so a completion still answers for its
+/// own lease. On a saturated runtime a reply waits for the task that reads it to be polled: at
+/// 1,024 downloads on two cores that took 1–2 s (`benches/overload.sh`, `docs/benchmarks.md`).
+pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// A connection to the configured topology, shared by the store, the limiter, the request log and
 /// the mail queue: cheap to clone (every clone shares the same connections).
@@ -118,22 +127,27 @@ pub fn connect_with(
 
 impl SharedConnection {
     /// Another connection to the same topology (`config`, which this one was opened with), with
-    /// sockets of its own: commands that block it (`WAIT`) hold up none of this one's. On
-    /// Sentinel the two follow one primary: once either has found a new one, the other drops its
-    /// connection before its next command, rather than meet the old primary's death (or its
-    /// demotion) with a command of its own.
-    pub fn another(&self, config: &RedisConfig) -> RedisResult<SharedConnection> {
+    /// sockets of its own and its own response timeout: commands that block it (`WAIT`) hold up
+    /// none of this one's, and commands that may wait longer ([`SETTLE_TIMEOUT`]) do not make
+    /// this one's wait. On Sentinel the two follow one primary: once either has found a new one,
+    /// the other drops its connection before its next command, rather than meet the old
+    /// primary's death (or its demotion) with a command of its own.
+    pub fn another(
+        &self,
+        config: &RedisConfig,
+        response_timeout: Duration,
+    ) -> RedisResult<SharedConnection> {
         match (&self.0, &config.topology) {
             (Inner::Sentinel(primary), Topology::Sentinel { master, .. }) => Ok(SharedConnection(
                 Inner::Sentinel(Arc::new(SentinelPrimary::new(
                     &config.topology.urls(),
                     master,
                     certificates(config),
-                    primary.response_timeout,
+                    response_timeout,
                     primary.found.clone(),
                 )?)),
             )),
-            _ => connect(config),
+            _ => connect_with(config, response_timeout),
         }
     }
 

@@ -1,7 +1,9 @@
 //! The primary of a Sentinel-monitored master: asked of the Sentinels, connected to, and kept
 //! only while every Sentinel that answers still names that node and none is failing it over
 //! (an old primary restarted empty before its failover ends is not trusted); dropped when a
-//! command on it fails, so the next command asks again.
+//! command on it fails, so the next command asks again. Connections opened beside one another
+//! ([`SharedConnection::another`]) follow one primary: the node one of them found is where the
+//! others go, until a command there says it is no primary.
 
 use super::*;
 
@@ -21,8 +23,17 @@ pub(super) struct SentinelPrimary {
     /// Bounds a lookup through the Sentinels too.
     pub(super) response_timeout: Duration,
     /// The node the last lookup of this connection, or of one opened beside it
-    /// ([`SharedConnection::another`]), found: a connection to another node is dropped.
-    pub(super) found: Arc<std::sync::Mutex<Option<String>>>,
+    /// ([`SharedConnection::another`]), found: a connection to another node is dropped, and a
+    /// connection opened beside it goes there without asking the Sentinels again. Forgotten when
+    /// a command on that node says it is no primary.
+    pub(super) found: Arc<std::sync::Mutex<Option<Found>>>,
+}
+
+/// A primary a lookup found and the Sentinels confirmed: its `host:port`, and a client for it.
+#[derive(Clone)]
+pub(super) struct Found {
+    node: String,
+    client: Client,
 }
 
 /// The connection to the primary last found: its generation, which node it reaches and since
@@ -52,7 +63,7 @@ impl SentinelPrimary {
         master: &str,
         certs: Option<TlsCertificates>,
         response_timeout: Duration,
-        found: Arc<std::sync::Mutex<Option<String>>>,
+        found: Arc<std::sync::Mutex<Option<Found>>>,
     ) -> RedisResult<Self> {
         Ok(Self {
             witnesses: sentinel_nodes(urls, certs.as_ref())?,
@@ -77,7 +88,7 @@ impl SentinelPrimary {
         let found = self.found.lock().ok().and_then(|f| f.clone());
         let mut current = self.current.lock().ok()?;
         let c = current.as_ref()?;
-        if found.is_some_and(|node| node != c.node) {
+        if found.is_some_and(|found| found.node != c.node) {
             tracing::debug!(node = %c.node, "another connection found a new primary: this one follows");
             *current = None;
             return None;
@@ -108,6 +119,23 @@ impl SentinelPrimary {
         if let Some(current) = self.current() {
             return Ok(current);
         }
+        // A connection beside this one found the primary and the Sentinels confirmed it: go
+        // there too, rather than ask them again while a failover may still be settling (a
+        // completion's connection opened just after a failover would otherwise find none, or the
+        // old primary, where the claim beside it found the new one).
+        let beside = self.found.lock().ok().and_then(|f| f.clone());
+        if let Some(found) = beside {
+            let connected = tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                found
+                    .client
+                    .get_multiplexed_async_connection_with_config(&self.settings),
+            )
+            .await;
+            if let Ok(Ok(conn)) = connected {
+                return Ok(self.install(conn, found.node));
+            }
+        }
         if lookup
             .failed_at
             .is_some_and(|at| at.elapsed() < LOOKUP_PAUSE)
@@ -130,7 +158,13 @@ impl SentinelPrimary {
             // passes the crate's role check. So, once connected, the node is kept only if every
             // Sentinel that answers still names it and none is failing it over.
             self.confirm(&node).await?;
-            Ok((conn, node))
+            Ok((
+                conn,
+                Found {
+                    node,
+                    client: named,
+                },
+            ))
         };
         let found = tokio::time::timeout(CONNECT_TIMEOUT + self.response_timeout * 2, found)
             .await
@@ -142,14 +176,20 @@ impl SentinelPrimary {
             })
             .and_then(|found| found);
         lookup.failed_at = found.is_err().then(tokio::time::Instant::now);
-        let (conn, node) = found.inspect_err(|e| {
+        let (conn, found) = found.inspect_err(|e| {
             tracing::debug!(cause = %e, "no primary through the Sentinels");
         })?;
-        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
-        tracing::debug!(%node, generation, "connected to the primary the Sentinels name");
-        if let Ok(mut found) = self.found.lock() {
-            *found = Some(node.clone());
+        tracing::debug!(node = %found.node, "connected to the primary the Sentinels name");
+        let node = found.node.clone();
+        if let Ok(mut beside) = self.found.lock() {
+            *beside = Some(found);
         }
+        Ok(self.install(conn, node))
+    }
+
+    /// Makes `conn`, to `node`, the current connection, of a new generation.
+    fn install(&self, conn: MultiplexedConnection, node: String) -> (u64, MultiplexedConnection) {
+        let generation = self.generation.fetch_add(1, Ordering::SeqCst) + 1;
         if let Ok(mut current) = self.current.lock() {
             *current = Some(Current {
                 generation,
@@ -158,7 +198,7 @@ impl SentinelPrimary {
                 since: tokio::time::Instant::now(),
             });
         }
-        Ok((generation, conn))
+        (generation, conn)
     }
 
     /// Asks every Sentinel (at once, each within the response timeout) what it says of the
@@ -219,14 +259,20 @@ impl SentinelPrimary {
         }
     }
 
-    /// Drops the connection of `generation` (any, with `None`).
+    /// Drops the connection of `generation` (any, with `None`), and the finding of its node, so
+    /// no connection beside this one goes there next.
     pub(super) fn forget(&self, generation: Option<u64>) {
-        if let Ok(mut current) = self.current.lock()
-            && current
-                .as_ref()
-                .is_some_and(|c| generation.is_none_or(|wanted| c.generation == wanted))
+        let Ok(mut current) = self.current.lock() else {
+            return;
+        };
+        let Some(c) = current.take_if(|c| generation.is_none_or(|wanted| c.generation == wanted))
+        else {
+            return;
+        };
+        if let Ok(mut found) = self.found.lock()
+            && found.as_ref().is_some_and(|f| f.node == c.node)
         {
-            *current = None;
+            *found = None;
         }
     }
 }

@@ -179,6 +179,42 @@ async fn link_requests_are_rate_limited_in_redis_across_instances() {
     assert!(keys.iter().all(|k| !k.contains("jane")), "{keys:?}");
 }
 
+/// Redis frozen for longer than a claim may wait (2 s), less than a completion may (8 s,
+/// `topology::SETTLE_TIMEOUT`), while a download has sent all but its end: the last piece waits
+/// for the completion, the download ends whole, and the link is spent. With the claim's timeout
+/// the completion failed here and the recipient's download broke after its `200`.
+#[tokio::test]
+async fn a_completion_waits_out_a_slow_redis() {
+    let mut server = RedisServer::start();
+    let app = on_redis(&server).await;
+    let (claims, link) = app.mint("big").await;
+    let response = app.get(&link).await;
+    assert_eq!(response.status(), 200);
+    // Unread, the transfer stops at the socket buffers, far from the end of the document.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.pause();
+    let paused = Instant::now();
+    let frozen = Duration::from_secs(4);
+    let thaw = tokio::spawn(async move {
+        tokio::time::sleep(frozen).await;
+        server.resume();
+        server
+    });
+    let body = response.bytes().await.expect("the whole body");
+    let ended = paused.elapsed();
+    let _server = thaw.await.unwrap();
+    assert_eq!(body.len(), BIG_LEN);
+    assert_eq!(sha256(&body), sha256(&content(3, BIG_LEN)));
+    assert!(
+        ended >= frozen,
+        "the last piece waited for Redis: {ended:?}"
+    );
+    assert_eq!(
+        app.app.backends.store.peek(&claims.jti).await.unwrap(),
+        docgate::store::LinkState::Used
+    );
+}
+
 #[tokio::test]
 async fn a_hung_redis_times_out_into_503_and_recovers() {
     let server = RedisServer::start();
