@@ -185,7 +185,7 @@ async fn link_requests_are_rate_limited_in_redis_across_instances() {
 /// the completion failed here and the recipient's download broke after its `200`.
 #[tokio::test]
 async fn a_completion_waits_out_a_slow_redis() {
-    let mut server = RedisServer::start();
+    let server = RedisServer::start();
     let app = on_redis(&server).await;
     let (claims, link) = app.mint("big").await;
     let response = app.get(&link).await;
