@@ -166,8 +166,8 @@ impl Backends {
                 _ => (Arc::new(Direct::new(deliverer)), None),
             };
         // With Redis the log is shared by every replica there; the file is not written.
-        let requests: Arc<dyn RequestLog> = match (&config.redis, &settle_conn) {
-            (Some(redis), Some(conn)) => {
+        let requests: Arc<dyn RequestLog> = match (&config.redis, &redis_conn, &settle_conn) {
+            (Some(redis), Some(conn), Some(settle)) => {
                 if config.request_log_set {
                     tracing::info!(
                         "the request log is kept in Redis: DOCGATE_REQUEST_LOG is not written"
@@ -180,6 +180,7 @@ impl Backends {
                         config.request_log_retention,
                         ids,
                     )
+                    .recording_on(settle.clone())
                     .with_max_entries(config.request_log_max_entries),
                 )
             }

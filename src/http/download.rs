@@ -616,10 +616,9 @@ fn spawn_record_prefetched(
 }
 
 /// How long a download's record waits for a read ahead still running when the download ended:
-/// longer than the log's Redis commands may take (`topology::SETTLE_TIMEOUT`), after which the
+/// longer than a Redis command may take (2 s, `topology::RESPONSE_TIMEOUT`), after which the
 /// record reads for itself.
-const READ_AHEAD_WAIT: Duration =
-    Duration::from_secs(crate::topology::SETTLE_TIMEOUT.as_secs() + 1);
+const READ_AHEAD_WAIT: Duration = Duration::from_secs(3);
 
 /// The request log's read ahead for a download's entry: answered with the claim, or still
 /// running on its own task.

@@ -238,6 +238,9 @@ return {erased, left}
 #[derive(Clone)]
 pub struct RedisLog {
     conn: SharedConnection,
+    /// Where entries are written (and trimmed): `conn` unless [`RedisLog::recording_on`] gave a
+    /// connection with a longer response timeout.
+    records: SharedConnection,
     prefix: String,
     /// `DOCGATE_REQUEST_LOG_RETENTION`; `None`: entries are kept until erased.
     keep: Option<Duration>,
@@ -262,6 +265,7 @@ impl RedisLog {
     ) -> Self {
         Self {
             ids,
+            records: conn.clone(),
             conn,
             prefix: prefix.to_owned(),
             keep,
@@ -271,6 +275,15 @@ impl RedisLog {
             drop: Script::new(DROP),
             erase: Script::new(ERASE),
         }
+    }
+
+    /// The same log writing its entries on `conn`, a connection of its own to the same topology
+    /// ([`crate::topology::SETTLE_TIMEOUT`]): a record is of something that has happened, and
+    /// failing loses it, while the reads (the read ahead beside a download's claim, the owner's
+    /// pages) keep the log's first connection.
+    pub fn recording_on(mut self, conn: SharedConnection) -> Self {
+        self.records = conn;
+        self
     }
 
     /// The same log keeping at most `max_entries` (at least 1): each write past it evicts the
@@ -321,7 +334,7 @@ impl RedisLog {
     /// checks they are still due. Returns how many were dropped in this step.
     async fn trim(&self, cutoff: Option<i64>, most: usize, batch: usize) -> Result<u64, LogError> {
         let cutoff = cutoff.map(|c| c.to_string()).unwrap_or_default();
-        let mut conn = self.conn.clone();
+        let mut conn = self.records.clone();
         let due: Vec<(String, String, String)> = self
             .candidates
             .key(self.entries_key())
@@ -441,7 +454,7 @@ impl RequestLog for RedisLog {
         let notes_ttl = if keep > 0 { keep } else { NOTES_TTL_FOREVER };
         let jti = entry.jti.as_deref().unwrap_or("");
         let own = entry.owner(&self.ids);
-        let mut conn = self.conn.clone();
+        let mut conn = self.records.clone();
         // Read ahead, it serves the first try; a try that finds it changed reads it again.
         let mut prefetched = read.0;
         // A stale read ahead does not count against the tries.
