@@ -234,32 +234,6 @@ impl Drop for Open {
     }
 }
 
-/// A response body, counted as open until it is dropped.
-struct Counted {
-    inner: Driven,
-    _open: Open,
-}
-
-impl http_body::Body for Counted {
-    type Data = bytes::Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
 impl fmt::Debug for Connector {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Connector")
@@ -300,9 +274,10 @@ impl HttpConnector for Connector {
                 },
                 None => exchange.await,
             }?;
-            HttpResponse::try_from(
-                response.map(|inner| SdkBody::from_body_1_x(Counted { inner, _open: open })),
-            )
+            HttpResponse::try_from(response.map(|mut body| {
+                body.open = Some(open);
+                SdkBody::from_body_1_x(body)
+            }))
             .map_err(|e| ConnectorError::other(e.into(), None))
         })
     }
@@ -399,6 +374,7 @@ impl Pool {
                 pooled: Some(pooled),
                 pool: self.clone(),
                 origin,
+                open: None,
             })),
             Err(e) => Err(classify(e.into())),
         }
@@ -496,6 +472,8 @@ struct Driven {
     pooled: Option<Pooled>,
     pool: Arc<Pool>,
     origin: Origin,
+    /// Counts this response among the open ones until it is dropped (set by the connector).
+    open: Option<Open>,
 }
 
 impl http_body::Body for Driven {
