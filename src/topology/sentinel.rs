@@ -21,7 +21,7 @@ pub(super) struct SentinelPrimary {
     generation: AtomicU64,
     settings: AsyncConnectionConfig,
     /// Bounds a lookup through the Sentinels too.
-    pub(super) response_timeout: Duration,
+    response_timeout: Duration,
     /// The node the last lookup of this connection, or of one opened beside it
     /// ([`SharedConnection::another`]), found: a connection to another node is dropped, and a
     /// connection opened beside it goes there without asking the Sentinels again. Forgotten when
