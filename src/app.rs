@@ -101,14 +101,20 @@ impl Backends {
         let ids = Arc::new(Pseudonyms::new(&config.pseudonyms));
         // Two connections to Redis: one for what admits or holds a download or a request, one
         // with a longer response timeout for what settles one that happened (`SETTLE_TIMEOUT`).
-        let (redis_conn, settle_conn) = match &config.redis {
+        // With `WAIT`, a third: `WAIT` blocks the connection it is sent on, so the completions
+        // that wait for replicas get one of their own.
+        let (redis_conn, settle_conn, wait_conn) = match &config.redis {
             Some(redis) => {
                 let hidden = |e| ConfigError::hidden(redis.topology.variable(), e);
                 let conn = crate::topology::connect(redis).map_err(hidden)?;
                 let settle = conn.another(redis, SETTLE_TIMEOUT).map_err(hidden)?;
-                (Some(conn), Some(settle))
+                let wait = match redis.wait {
+                    Some(_) => Some(settle.another(redis, SETTLE_TIMEOUT).map_err(hidden)?),
+                    None => None,
+                };
+                (Some(conn), Some(settle), wait)
             }
-            None => (None, None),
+            None => (None, None, None),
         };
         let (store, limiter): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>) =
             match (&config.redis, &redis_conn, &settle_conn) {
@@ -116,16 +122,9 @@ impl Backends {
                     Arc::new({
                         let store = RedisStore::new(conn.clone(), &redis.prefix, config.token_ttl)
                             .settling_on(settle.clone());
-                        match redis.wait {
+                        match redis.wait.zip(wait_conn) {
+                            Some((wait, wait_conn)) => store.with_wait(wait, wait_conn),
                             None => store,
-                            // `WAIT` blocks the connection it is sent on: the completions that
-                            // wait for replicas get one of their own.
-                            Some(wait) => store.with_wait(
-                                wait,
-                                settle.another(redis, SETTLE_TIMEOUT).map_err(|e| {
-                                    ConfigError::hidden(redis.topology.variable(), e)
-                                })?,
-                            ),
                         }
                     }),
                     Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix, ids.clone())),

@@ -542,12 +542,12 @@ fn set_host(request: &mut http::Request<SdkBody>, uri: &Uri) {
 /// The request target of an HTTP/1 request to the origin itself: the path and query.
 fn origin_form(uri: &Uri) -> Uri {
     match uri.path_and_query() {
-        Some(path) if path.as_str() != "/" => {
+        Some(path) => {
             let mut parts = http::uri::Parts::default();
             parts.path_and_query = Some(path.clone());
             Uri::from_parts(parts).unwrap_or_default()
         }
-        _ => Uri::default(),
+        None => Uri::default(),
     }
 }
 

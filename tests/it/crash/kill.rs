@@ -237,6 +237,29 @@ async fn settled(client: &reqwest::Client, url: &str) -> u16 {
     .await
 }
 
+/// Downloads `url` and checks it is whole (`len` bytes). With `wait`, a completion that no
+/// replica acknowledged within the `WAIT` timeout (a replica slow on a loaded machine) cuts the
+/// body and refunds the link, failing closed: the link must then still be there (`HEAD` 200),
+/// and the download is tried again, a bounded number of times.
+async fn whole_download(client: &reqwest::Client, url: &str, len: usize, wait: bool) {
+    const ATTEMPTS: usize = 5;
+    for attempt in 1..=ATTEMPTS {
+        let response = client.get(url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        match response.bytes().await {
+            Ok(body) => {
+                assert_eq!(body.len(), len, "{url}");
+                return;
+            }
+            Err(e) if wait && attempt < ATTEMPTS => {
+                let status = settled(client, url).await;
+                assert_eq!(status, 200, "{url}: a cut download ({e}) spent its link");
+            }
+            Err(e) => panic!("{url}: the download was cut: {e}"),
+        }
+    }
+}
+
 /// Three replicas on `topology`, with link requests, downloads and three `big` transfers in
 /// flight when a master is killed. Before the kill its replica is cut off for a moment (as a
 /// lagging or partitioned one is), so the master dies holding completions its replica never
@@ -361,11 +384,8 @@ async fn downloads_through_a_crash(mut topology: impl Crashing, wait: bool) -> u
     for (token, timed) in &downloads {
         let url = format!("{}/d/{token}", replicas[0].base);
         let big = bigs.contains(token);
-        let whole = |response: reqwest::Response| async move {
-            assert_eq!(response.status(), 200);
-            let len = response.bytes().await.unwrap().len();
-            assert_eq!(len, if big { BIG_LEN } else { RESUME_LEN });
-        };
+        let len = if big { BIG_LEN } else { RESUME_LEN };
+        let whole = || whole_download(&client, &url, len, wait);
         let status = settled(&client, &url).await;
         match timed.outcome {
             Attempt::Complete => {
@@ -393,7 +413,7 @@ async fn downloads_through_a_crash(mut topology: impl Crashing, wait: bool) -> u
                     assert!(matches!(status, 200 | 410), "{url}: {status}");
                 }
                 if status == 200 {
-                    whole(client.get(&url).send().await.unwrap()).await;
+                    whole().await;
                     served_again += 1;
                     // Once more, not more: that completion is on the new master.
                     assert_eq!(client.get(&url).send().await.unwrap().status(), 410);
@@ -409,7 +429,7 @@ async fn downloads_through_a_crash(mut topology: impl Crashing, wait: bool) -> u
                     );
                 } else {
                     assert_eq!(status, 200, "{url}");
-                    whole(client.get(&url).send().await.unwrap()).await;
+                    whole().await;
                 }
             }
         }
