@@ -589,27 +589,33 @@ async fn on_a_cluster_node_requests_wait_and_are_decided() {
 #[tokio::test]
 async fn the_command_line_decides_through_a_running_embedded_service() {
     use crate::support::binary::Docgate;
-    use crate::support::{fixture_env, free_port, write_fixtures};
+    use crate::support::{fixture_env, write_fixtures};
     let dir = tempfile::tempdir().unwrap();
     write_fixtures(dir.path());
     let catalog = dir.path().join("approval.toml");
     std::fs::write(&catalog, CATALOG).unwrap();
-    let (port, admin_port) = (free_port(), free_port());
+    let settings = |port: u16, admin_port: u16| {
+        [
+            ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
+            ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+            ("DOCGATE_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+            ("DOCGATE_CATALOG", catalog.display().to_string()),
+            ("DOCGATE_OWNER_EMAIL", OWNER.to_owned()),
+        ]
+    };
+    let (_docgate, port, admin_port) =
+        Docgate::serve_on_free_ports(dir.path(), Duration::from_secs(20), |port, admin_port| {
+            let base = format!("http://127.0.0.1:{port}");
+            let mut env = fixture_env(dir.path(), &base, crate::support::SECRET);
+            for (k, v) in settings(port, admin_port) {
+                env.retain(|(name, _)| name != k);
+                env.push((k.to_owned(), v));
+            }
+            env
+        })
+        .await;
     let base = format!("http://127.0.0.1:{port}");
-    let mut env = fixture_env(dir.path(), &base, crate::support::SECRET);
-    let settings = [
-        ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
-        ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
-        ("DOCGATE_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-        ("DOCGATE_CATALOG", catalog.display().to_string()),
-        ("DOCGATE_OWNER_EMAIL", OWNER.to_owned()),
-    ];
-    for (k, v) in &settings {
-        env.retain(|(name, _)| name != k);
-        env.push(((*k).to_owned(), v.clone()));
-    }
-    let mut docgate = Docgate::spawn(dir.path(), env, &["serve"]);
-    docgate.serving(Duration::from_secs(20)).await;
+    let settings = settings(port, admin_port);
     let response = crate::support::request_link(
         &reqwest::Client::new(),
         &base,

@@ -161,29 +161,31 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
     write_fixtures(dir.path());
     let secret_file = dir.path().join("webhook-secret");
     std::fs::write(&secret_file, format!("{HOOK_SECRET}\n")).unwrap();
-    let (port, admin_port) = (free_port(), free_port());
+    let (docgate, port, admin_port) =
+        Docgate::serve_on_free_ports(dir.path(), Duration::from_secs(20), |port, admin_port| {
+            let mut env = fixture_env(dir.path(), &format!("http://127.0.0.1:{port}"), SECRET);
+            for (k, v) in [
+                ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
+                ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+                ("DOCGATE_REDIS_URL", redis.url()),
+                ("DOCGATE_SMTP_URL", sink.url()),
+                ("DOCGATE_OWNER_EMAIL", format!("Jane Doe <{OWNER}>")),
+                ("DOCGATE_OWNER_WEBHOOK_URL", receiver.url.clone()),
+                (
+                    "DOCGATE_OWNER_WEBHOOK_SECRET_FILE",
+                    secret_file.display().to_string(),
+                ),
+                ("DOCGATE_LOG", "docgate=debug".to_owned()),
+                ("DOCGATE_LOG_FORMAT", "json".to_owned()),
+            ] {
+                env.retain(|(name, _)| name != k);
+                env.push((k.to_owned(), v));
+            }
+            env
+        })
+        .await;
     let base = format!("http://127.0.0.1:{port}");
-    let mut env = fixture_env(dir.path(), &base, SECRET);
-    for (k, v) in [
-        ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
-        ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
-        ("DOCGATE_REDIS_URL", redis.url()),
-        ("DOCGATE_SMTP_URL", sink.url()),
-        ("DOCGATE_OWNER_EMAIL", format!("Jane Doe <{OWNER}>")),
-        ("DOCGATE_OWNER_WEBHOOK_URL", receiver.url.clone()),
-        (
-            "DOCGATE_OWNER_WEBHOOK_SECRET_FILE",
-            secret_file.display().to_string(),
-        ),
-        ("DOCGATE_LOG", "docgate=debug".to_owned()),
-        ("DOCGATE_LOG_FORMAT", "json".to_owned()),
-    ] {
-        env.retain(|(name, _)| name != k);
-        env.push((k.to_owned(), v));
-    }
-    let mut docgate = Docgate::spawn(dir.path(), env.clone(), &["serve"]);
     let client = reqwest::Client::new();
-    docgate.serving(Duration::from_secs(20)).await;
     let health = client.get(format!("{base}/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
 

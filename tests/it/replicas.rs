@@ -22,7 +22,6 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::support::binary::Docgate;
 use crate::support::mail::Mail;
-use crate::support::process::free_port;
 use crate::support::redis::{RedisCluster, SharedRedis};
 use crate::support::smtp::SmtpSink;
 use crate::support::webhook::{HOOK_SECRET, Receiver};
@@ -46,43 +45,46 @@ pub(crate) async fn replicas(
     extra: &[(&str, &str)],
 ) -> Vec<Replica> {
     write_fixtures(documents);
-    let mut started = Vec::new();
-    for _ in 0..count {
+    let replica = || async {
         let dir = tempfile::tempdir().unwrap();
-        let (port, admin_port) = (free_port(), free_port());
-        let base = format!("http://127.0.0.1:{port}");
-        let mut env = fixture_env(dir.path(), &base, SECRET);
-        let mut settings: Vec<(&str, String)> = vec![
-            ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
-            ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
-            (
-                "DOCGATE_CATALOG",
-                documents.join("catalog.toml").display().to_string(),
-            ),
-            (
-                "DOCGATE_DOCUMENTS_DIR",
-                documents.join("documents").display().to_string(),
-            ),
-            ("DOCGATE_SMTP_URL", sink.url()),
-        ];
-        settings.extend(redis.env());
-        settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-        for (k, v) in settings {
-            env.retain(|(name, _)| name != k);
-            env.push((k.to_owned(), v));
-        }
-        let process = Docgate::spawn(dir.path(), env, &["serve"]);
-        started.push(Replica {
+        let (process, port, admin_port) = Docgate::serve_on_free_ports(
+            dir.path(),
+            Duration::from_secs(30),
+            |port, admin_port| {
+                let base = format!("http://127.0.0.1:{port}");
+                let mut env = fixture_env(dir.path(), &base, SECRET);
+                let mut settings: Vec<(&str, String)> = vec![
+                    ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
+                    ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
+                    (
+                        "DOCGATE_CATALOG",
+                        documents.join("catalog.toml").display().to_string(),
+                    ),
+                    (
+                        "DOCGATE_DOCUMENTS_DIR",
+                        documents.join("documents").display().to_string(),
+                    ),
+                    ("DOCGATE_SMTP_URL", sink.url()),
+                ];
+                settings.extend(redis.env());
+                settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
+                for (k, v) in settings {
+                    env.retain(|(name, _)| name != k);
+                    env.push((k.to_owned(), v));
+                }
+                env
+            },
+        )
+        .await;
+        Replica {
             process,
-            base,
+            base: format!("http://127.0.0.1:{port}"),
             admin_base: format!("http://127.0.0.1:{admin_port}"),
             _dir: dir,
-        });
-    }
-    for replica in &mut started {
-        replica.process.serving(Duration::from_secs(30)).await;
-    }
-    started
+        }
+    };
+    // Started side by side, as a deployment's replicas are.
+    futures_util::future::join_all((0..count).map(|_| replica())).await
 }
 
 /// Asks `replica` for a link to `document` for `email`; returns the status.

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::{Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use super::process::{Captured, ChildProcess};
+use super::process::{Captured, ChildProcess, free_port};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_docgate");
 
@@ -93,6 +93,63 @@ impl Docgate {
                 || stderr.text(),
             )
             .await
+    }
+
+    /// Starts `docgate serve` in `dir` on two free loopback ports, its listener's and its admin
+    /// listener's, with the environment `env` gives for them, and waits (bounded) until it
+    /// serves; returns it with the two ports. A port found free can be taken by another process
+    /// before docgate binds it: docgate then exits saying so, and it is started again on two
+    /// other ports, a few times at most. Any other exit panics, as [`Self::serving`] does.
+    pub async fn serve_on_free_ports(
+        dir: &Path,
+        within: Duration,
+        env: impl Fn(u16, u16) -> Vec<(String, String)>,
+    ) -> (Self, u16, u16) {
+        const ATTEMPTS: usize = 5;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (port, admin_port) = (free_port(), free_port());
+            let mut docgate = Self::spawn(dir, env(port, admin_port), &["serve"]);
+            if docgate.serving_unless_port_taken(within).await {
+                return (docgate, port, admin_port);
+            }
+            assert!(
+                attempt < ATTEMPTS,
+                "docgate found a port taken {ATTEMPTS} times"
+            );
+        }
+    }
+
+    /// As [`Self::serving`], but `false` instead of a panic when docgate exited because a port it
+    /// was to listen on is in use.
+    async fn serving_unless_port_taken(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        loop {
+            if listen_addr(&self.stderr.text()).is_some() {
+                return true;
+            }
+            if let Some(status) = self.exited() {
+                // Its last words may still be in the pipe.
+                let drained = Instant::now() + Duration::from_secs(5);
+                while !self.stderr.done() && Instant::now() < drained {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                let said = self.stderr.text();
+                assert!(
+                    said.contains("Address already in use"),
+                    "the process exited ({status}) before the \"docgate serving\" log line; \
+                     it said:\n{said}"
+                );
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no \"docgate serving\" log line within {within:?}; the process said:\n{}",
+                self.stderr.text()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     /// Sends SIGTERM, as Kubernetes does to stop a pod.
