@@ -15,7 +15,7 @@ use crate::approval::shared::RedisApprovals;
 use crate::catalog::{Catalog, Document};
 use crate::config::{
     Config, ConfigError, ENV_CATALOG, ENV_DOCUMENTS_DIR, ENV_OUTBOX_DIR, ENV_OWNER_WEBHOOK_URL,
-    ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL,
+    ENV_REQUEST_LOG, ENV_S3_BUCKET, ENV_SMTP_URL, RedisConfig, WaitReplicas,
 };
 use crate::mail::{Composer, MailError, smtp};
 use crate::metrics::Metrics;
@@ -40,7 +40,7 @@ use crate::store::observed::ObservedStore;
 use crate::store::shared::RedisStore;
 use crate::token::Claims;
 use crate::token::TokenCodec;
-use crate::topology::SETTLE_TIMEOUT;
+use crate::topology::{SETTLE_TIMEOUT, SharedConnection};
 
 /// How long a download's claim on its link survives without renewal: a replica that dies
 /// mid-download frees the link after this.
@@ -99,38 +99,30 @@ impl Backends {
         };
 
         let ids = Arc::new(Pseudonyms::new(&config.pseudonyms));
-        // Two connections to Redis: one for what admits or holds a download or a request, one
-        // with a longer response timeout for what settles one that happened (`SETTLE_TIMEOUT`).
-        // With `WAIT`, a third: `WAIT` blocks the connection it is sent on, so the completions
-        // that wait for replicas get one of their own.
-        let (redis_conn, settle_conn, wait_conn) = match &config.redis {
-            Some(redis) => {
-                let hidden = |e| ConfigError::hidden(redis.topology.variable(), e);
-                let conn = crate::topology::connect(redis).map_err(hidden)?;
-                let settle = conn.another(redis, SETTLE_TIMEOUT).map_err(hidden)?;
-                let wait = match redis.wait {
-                    Some(_) => Some(settle.another(redis, SETTLE_TIMEOUT).map_err(hidden)?),
-                    None => None,
-                };
-                (Some(conn), Some(settle), wait)
-            }
-            None => (None, None, None),
+        let redis = config
+            .redis
+            .as_ref()
+            .map(RedisConnections::open)
+            .transpose()?;
+        let (store, limiter): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>) = match &redis {
+            Some(redis) => (
+                Arc::new({
+                    let store =
+                        RedisStore::new(redis.conn.clone(), &redis.config.prefix, config.token_ttl)
+                            .settling_on(redis.settle.clone());
+                    match &redis.wait {
+                        Some((wait, conn)) => store.with_wait(*wait, conn.clone()),
+                        None => store,
+                    }
+                }),
+                Arc::new(RedisLimiter::new(
+                    redis.conn.clone(),
+                    &redis.config.prefix,
+                    ids.clone(),
+                )),
+            ),
+            None => (Arc::new(MemoryStore::new()), Arc::new(MemoryLimiter::new())),
         };
-        let (store, limiter): (Arc<dyn TokenStore>, Arc<dyn RateLimiter>) =
-            match (&config.redis, &redis_conn, &settle_conn) {
-                (Some(redis), Some(conn), Some(settle)) => (
-                    Arc::new({
-                        let store = RedisStore::new(conn.clone(), &redis.prefix, config.token_ttl)
-                            .settling_on(settle.clone());
-                        match redis.wait.zip(wait_conn) {
-                            Some((wait, wait_conn)) => store.with_wait(wait, wait_conn),
-                            None => store,
-                        }
-                    }),
-                    Arc::new(RedisLimiter::new(conn.clone(), &redis.prefix, ids.clone())),
-                ),
-                _ => (Arc::new(MemoryStore::new()), Arc::new(MemoryLimiter::new())),
-            };
 
         let metrics = Arc::new(Metrics::new());
         let composer = Composer::from_config(config, codec);
@@ -150,23 +142,22 @@ impl Backends {
         .with_webhook(webhook)
         .with_metrics(metrics.clone());
         // Jobs wait in the Redis stream when there is SMTP to deliver them to; else nowhere.
-        let (outbox, sender): (Arc<dyn Outbox>, Option<Sender>) =
-            match (&config.smtp, &config.redis, &redis_conn) {
-                (Some(_), Some(redis), Some(conn)) => {
-                    let outbox = RedisOutbox::new(conn.clone(), &redis.prefix);
-                    let sender = Sender::new(
-                        outbox.clone(),
-                        redis.clone(),
-                        deliverer,
-                        SenderSettings::default(),
-                    );
-                    (Arc::new(outbox), Some(sender))
-                }
-                _ => (Arc::new(Direct::new(deliverer)), None),
-            };
+        let (outbox, sender): (Arc<dyn Outbox>, Option<Sender>) = match (&config.smtp, &redis) {
+            (Some(_), Some(redis)) => {
+                let outbox = RedisOutbox::new(redis.conn.clone(), &redis.config.prefix);
+                let sender = Sender::new(
+                    outbox.clone(),
+                    redis.config.clone(),
+                    deliverer,
+                    SenderSettings::default(),
+                );
+                (Arc::new(outbox), Some(sender))
+            }
+            _ => (Arc::new(Direct::new(deliverer)), None),
+        };
         // With Redis the log is shared by every replica there; the file is not written.
-        let requests: Arc<dyn RequestLog> = match (&config.redis, &redis_conn, &settle_conn) {
-            (Some(redis), Some(conn), Some(settle)) => {
+        let requests: Arc<dyn RequestLog> = match &redis {
+            Some(redis) => {
                 if config.request_log_set {
                     tracing::info!(
                         "the request log is kept in Redis: DOCGATE_REQUEST_LOG is not written"
@@ -174,16 +165,16 @@ impl Backends {
                 }
                 Arc::new(
                     RedisLog::new(
-                        conn.clone(),
-                        &redis.prefix,
+                        redis.conn.clone(),
+                        &redis.config.prefix,
                         config.request_log_retention,
                         ids,
                     )
-                    .recording_on(settle.clone())
+                    .recording_on(redis.settle.clone())
                     .with_max_entries(config.request_log_max_entries),
                 )
             }
-            _ => Arc::new(
+            None => Arc::new(
                 JsonLinesLog::open_with(&config.request_log, ids, config.request_log_max_entries)
                     .await
                     .map_err(|e| {
@@ -196,9 +187,12 @@ impl Backends {
             ),
         };
 
-        let approvals: Arc<dyn Approvals> = match (&config.redis, &redis_conn) {
-            (Some(redis), Some(conn)) => Arc::new(RedisApprovals::new(conn.clone(), &redis.prefix)),
-            _ => Arc::new(MemoryApprovals::new()),
+        let approvals: Arc<dyn Approvals> = match &redis {
+            Some(redis) => Arc::new(RedisApprovals::new(
+                redis.conn.clone(),
+                &redis.config.prefix,
+            )),
+            None => Arc::new(MemoryApprovals::new()),
         };
 
         Ok(Built {
@@ -212,6 +206,42 @@ impl Backends {
                 metrics,
             },
             sender,
+        })
+    }
+}
+
+/// The connections to the configured Redis topology, opened once at startup and shared by every
+/// backend kept there.
+struct RedisConnections<'a> {
+    config: &'a RedisConfig,
+    /// For what admits or holds a download or a request (claims, limits, renewals, the request
+    /// log's reads, the mail queue, approvals).
+    conn: SharedConnection,
+    /// With a longer response timeout ([`SETTLE_TIMEOUT`]), for what settles what has happened:
+    /// a download's completion or release, the request log's records.
+    settle: SharedConnection,
+    /// With `WAIT`: how many replicas to wait for, and a connection of its own for the
+    /// completions that wait for them (`WAIT` blocks the connection it is sent on).
+    wait: Option<(WaitReplicas, SharedConnection)>,
+}
+
+impl<'a> RedisConnections<'a> {
+    fn open(config: &'a RedisConfig) -> Result<Self, ConfigError> {
+        let hidden = |e| ConfigError::hidden(config.topology.variable(), e);
+        let conn = crate::topology::connect(config).map_err(hidden)?;
+        let settle = conn.another(config, SETTLE_TIMEOUT).map_err(hidden)?;
+        let wait = match config.wait {
+            Some(wait) => Some((
+                wait,
+                settle.another(config, SETTLE_TIMEOUT).map_err(hidden)?,
+            )),
+            None => None,
+        };
+        Ok(Self {
+            config,
+            conn,
+            settle,
+            wait,
         })
     }
 }
