@@ -28,9 +28,14 @@ fn primary_and_replica() -> (RedisServer, RedisServer) {
     (primary, replica)
 }
 
+/// docgate for a test whose replicas acknowledge: a loaded machine can take a while to ack, and
+/// the `WAIT` returns as soon as they do, so the timeout is the longest allowed.
 async fn docgate(redis: &impl SharedRedis, wait: Option<&str>) -> TestApp {
-    docgate_waiting(redis, wait, "200ms").await
+    docgate_waiting(redis, wait, "1s").await
 }
+
+/// The `WAIT` timeout of a test that expects a download to be cut: each cut waits this long.
+const CUT_AFTER: &str = "200ms";
 
 async fn docgate_waiting(redis: &impl SharedRedis, wait: Option<&str>, timeout: &str) -> TestApp {
     let redis_env = redis.env();
@@ -79,7 +84,7 @@ async fn with_one_replica_required_a_download_is_whole_and_spends_the_link() {
 #[tokio::test]
 async fn without_its_replica_the_download_is_cut_before_its_last_byte_and_the_link_stays_usable() {
     let (primary, replica) = primary_and_replica();
-    let app = docgate(&primary, Some("1")).await;
+    let app = docgate_waiting(&primary, Some("1"), CUT_AFTER).await;
     let (claims, link) = app.mint("resume").await;
 
     // The replica hangs: it acknowledges nothing.
