@@ -5,14 +5,17 @@
     python3 benches/overload.py summary /tmp/docgate-overload/results.tsv
 
 probe: `GET /healthz` on the admin listener every INTERVAL seconds, each over a fresh TCP
-connection (as a kubelet probes), until SIGTERM or --max-seconds. One line per probe in OUT:
-the latency in milliseconds (connect to the last byte of the answer, `Connection: close`),
-`ok` or `fail:<reason>` (no answer within 5 s, refused, not a 200), and the Unix time it began.
+connection (as a kubelet probes), until SIGTERM or --max-seconds; with --control-port, the same
+probe of the control server right after each (the machine's own latency under the same load).
+One line per probe in OUT: the latency in milliseconds (connect to the last byte of the answer,
+`Connection: close`), `ok` or `fail:<reason>` (no answer within 5 s, refused, not a 200), the
+Unix time it began, and which server it asked (`docgate` or `control`).
 
 summary: one Markdown table per run of results.tsv: throughput and latency (wrk), every response
 by status (docgate's `docgate_http_responses_total` after the run) against wrk's own count of
 non-2xx answers, wrk's socket errors by class, how downloads ended, peak RSS above the RSS before
-the run and per concurrent stream, docgate's CPU, and the admin `/healthz` latencies.
+the run and per concurrent stream, docgate's CPU, the admin `/healthz` latencies beside the
+control's, and the share of the machine's time its hypervisor took (steal).
 """
 
 import argparse
@@ -53,10 +56,14 @@ def probe(args):
     deadline = time.monotonic() + args.max_seconds
     with open(args.out, "w") as out:
         next_at = time.monotonic()
+        targets = [("docgate", args.port)]
+        if args.control_port:
+            targets.append(("control", args.control_port))
         while not stop and time.monotonic() < deadline:
-            began = time.time()
-            ms, outcome = probe_once(args.host, args.port)
-            out.write(f"{ms:.3f}\t{outcome}\t{began:.3f}\n")
+            for name, port in targets:
+                began = time.time()
+                ms, outcome = probe_once(args.host, port)
+                out.write(f"{ms:.3f}\t{outcome}\t{began:.3f}\t{name}\n")
             out.flush()
             next_at += args.interval
             time.sleep(max(0.0, next_at - time.monotonic()))
@@ -107,10 +114,14 @@ def nstat(path):
     return values
 
 
-def probes(path):
+def probes(path, target="docgate"):
+    """(latencies of the answered probes, count of failed ones) of one server in a probe file."""
     latencies, failed = [], 0
     for line in open(path, errors="replace"):
-        ms, outcome = line.rstrip("\n").split("\t")[:2]
+        fields = line.rstrip("\n").split("\t")
+        ms, outcome = fields[:2]
+        if (fields[3] if len(fields) > 3 else "docgate") != target:
+            continue
         if outcome == "ok":
             latencies.append(float(ms))
         else:
@@ -159,9 +170,10 @@ def summary(args):
     print("\n### Memory, CPU and the admin `/healthz`\n")
     print("| mode | size | c | RSS before MiB | peak − before MiB | streams at once (max seen) | "
           "KiB per stream | CPU s | CPU s/GiB | probes | p50 / p99 / max ms | over 10 ms | "
-          "failed | kernel: listen overflows, resets sent |")
+          "failed | control: p50 / p99 / max ms | control over 10 ms | steal | "
+          "kernel: listen overflows, resets sent |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: "
-          "| --- |")
+          "| --- | ---: | ---: | --- |")
     for r in rows:
         w = wrk_numbers(r["raw"])
         above = (r["hwm_peak"] - r["rss_before"]) / 1024
@@ -169,15 +181,40 @@ def summary(args):
         secs = duration(r["raw"])
         gib = w["mibs"] * secs / 1024 if w["mibs"] and secs else None
         latencies, failed = probes(r["probe"])
-        over = sum(1 for v in latencies if v > 10.0)
+        control, control_failed = probes(r["probe"], "control")
         before, after = nstat(r["raw"] + ".nstat-before"), nstat(r["raw"] + ".nstat-after")
         delta = {k: after.get(k, 0) - before.get(k, 0) for k in NSTAT}
         print(f"| {r['mode']} | {r['size']} | {r['conns']} | {r['rss_before'] / 1024:.1f} | "
               f"{above:.1f} | {r['streams']} | {fmt(per_stream)} | {r['cpu']:.1f} | "
               f"{fmt(r['cpu'] / gib if gib else None, '.2f')} | {len(latencies) + failed} | "
-              f"{fmt(statistics.median(latencies) if latencies else None, '.1f')} / "
-              f"{fmt(pct(latencies, 99), '.1f')} / {fmt(max(latencies, default=None), '.1f')} | "
-              f"{over} | {failed} | {delta['TcpExtListenOverflows']}, {delta['TcpOutRsts']} |")
+              f"{spread(latencies)} | {over_10ms(latencies)} | {failed} | "
+              f"{spread(control) if control else '–'} | "
+              f"{over_10ms(control) if control else '–'}"
+              f"{f' (failed {control_failed})' if control_failed else ''} | "
+              f"{fmt(steal(r['raw']), '.1%')} | "
+              f"{delta['TcpExtListenOverflows']}, {delta['TcpOutRsts']} |")
+
+
+def spread(latencies):
+    """p50 / p99 / max of probe latencies, in ms."""
+    return (f"{fmt(statistics.median(latencies) if latencies else None, '.1f')} / "
+            f"{fmt(pct(latencies, 99), '.1f')} / {fmt(max(latencies, default=None), '.1f')}")
+
+
+def over_10ms(latencies):
+    return sum(1 for v in latencies if v > 10.0)
+
+
+def steal(raw):
+    """The share of the machine's CPU time its hypervisor took during the run (/proc/stat)."""
+    try:
+        before, after = (open(f"{raw}.stat-{when}").read().split()[1:] for when in ("before", "after"))
+    except OSError:
+        return None
+    delta = [int(a) - int(b) for a, b in zip(after, before)]
+    # user nice system idle iowait irq softirq steal guest guest_nice: guest time is in user.
+    total = sum(delta[:8])
+    return delta[7] / total if total and len(delta) > 7 else None
 
 
 def duration(path):
@@ -191,6 +228,7 @@ def main():
     p = sub.add_parser("probe")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, required=True)
+    p.add_argument("--control-port", type=int)
     p.add_argument("--interval", type=float, default=0.1)
     p.add_argument("--out", required=True)
     p.add_argument("--max-seconds", type=float, default=600)

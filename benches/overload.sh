@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The overload benchmark: docgate on its default admission settings under c=1024 downloads, each
 # through a fresh single-use link, while a prober asks the admin listener's `/healthz` every
-# 100 ms over a fresh connection (as a kubelet does). See benches/README.md. Usage:
+# 100 ms over a fresh connection (as a kubelet does), and, in turn with it, a control: an nginx
+# that answers `/healthz` and nothing else, so the machine's own probe latency under the same load
+# is measured beside docgate's. See benches/README.md. Usage:
 #
 #   benches/overload.sh [MODE...]      # MODES: dir s3fast (default: both)
 #
@@ -13,6 +15,8 @@
 #   BENCH_CONNS="1024"   wrk connections; above DOCGATE_MAX_DOWNLOADS (1024) some must be refused
 #   BENCH_SIZES="10m 1m"
 #   BENCH_PROBE_INTERVAL=0.1   seconds between two admin /healthz probes
+#   BENCH_PROBE_NICE=0   the prober's niceness (negative, as root: a prober the load does not
+#                        starve, as a kubelet on its reserved CPU; both servers are probed by it)
 #   BENCH_QUIET_LOAD=0.5  BENCH_QUIET_WAIT=0   wait (seconds, at most) for a quiet machine first
 #   BENCH_DOCGATE_LOG=warn   docgate's DOCGATE_LOG (its log: run/docgate-<mode>.log)
 #   DOCGATE_BIN, ORIGIN_BIN   prebuilt binaries; unset: `cargo build --release` here
@@ -35,6 +39,7 @@ TIMEOUT=${BENCH_TIMEOUT:-120s}
 CONNS=${BENCH_CONNS:-1024}
 SIZES=${BENCH_SIZES:-"10m 1m"}
 PROBE_INTERVAL=${BENCH_PROBE_INTERVAL:-0.1}
+PROBE_NICE=${BENCH_PROBE_NICE:-0}
 QUIET_LOAD=${BENCH_QUIET_LOAD:-0.5}
 QUIET_WAIT=${BENCH_QUIET_WAIT:-0}
 MODES=${*:-"dir s3fast"}
@@ -44,6 +49,7 @@ P_DOCGATE=18280
 P_ADMIN=18281
 P_ORIGIN=19201
 P_S3FS=19200
+P_CONTROL=18282
 # shellcheck source=benches/lib.sh
 source "$HERE/lib.sh"
 
@@ -83,8 +89,8 @@ run_overload() {
     sleep 0.5
     rss_before=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PID_docgate/status")
     hwm_idle=$(hwm_kb "$PID_docgate")
-    python3 "$HERE/overload.py" probe --port "$P_ADMIN" --interval "$PROBE_INTERVAL" \
-        --out "$raw.probe" --max-seconds $((${DURATION%s} + 60)) &
+    nice -n "$PROBE_NICE" python3 "$HERE/overload.py" probe --port "$P_ADMIN" --control-port "$P_CONTROL" \
+        --interval "$PROBE_INTERVAL" --out "$raw.probe" --max-seconds $((${DURATION%s} + 60)) &
     probe_pid=$!
     PIDS+=("$probe_pid")
     # The most downloads streaming at once, seen every half second.
@@ -99,6 +105,7 @@ run_overload() {
     sampler_pid=$!
     PIDS+=("$sampler_pid")
     nstat -asz >"$raw.nstat-before" 2>/dev/null || true
+    head -1 /proc/stat >"$raw.stat-before"
     load=$(cut -d' ' -f1 /proc/loadavg)
     t0=$(cpu_ticks "$PID_docgate")
     wrk -t"$THREADS" -c"$conns" -d"$DURATION" --timeout "$TIMEOUT" --latency \
@@ -106,6 +113,7 @@ run_overload() {
         log "wrk failed: $raw"
     secs_between "$t0" "$(cpu_ticks "$PID_docgate")" >"$raw.cpu"
     nstat -asz >"$raw.nstat-after" 2>/dev/null || true
+    head -1 /proc/stat >"$raw.stat-after"
     # The downloads wrk left open at its end are cut by its exit: let them settle (counted as
     # interrupted) before reading the counts.
     sleep 2
@@ -130,6 +138,7 @@ main() {
     prepare
     [[ -f $RESULTS ]] || printf 'mode\tsize\tconns\trep\traw\tprobe\tmetrics\trss_before_kb\thwm_idle_kb\thwm_peak_kb\tcpu_s\tstreams\tload1\n' >"$RESULTS"
     start_redis
+    start_nginx ngx_control probe-control.conf.in "$P_CONTROL"
     echo "# $(date -u +%FT%TZ) modes: $MODES; duration $DURATION, conns $CONNS, threads $THREADS, timeout $TIMEOUT" >>"$RESULTS"
     wait_quiet
     local mode size c rep

@@ -53,7 +53,7 @@ fn operator_tuned(tunables: Option<&str>, mut names: impl Iterator<Item = String
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-#[allow(unsafe_code)] // The crate's one exception: glibc has no safe way to set these.
+#[allow(unsafe_code)] // One of the crate's two exceptions (`sched` is the other): no safe binding.
 fn set() -> Tuning {
     let Ok(trim) = libc::c_int::try_from(TRIM_THRESHOLD) else {
         return Tuning::Unchanged;

@@ -42,8 +42,10 @@
 //!   unchanged original.
 //! - [`units`], [`html`]: small shared helpers.
 //! - [`heap`]: the allocator's thresholds, set once at startup.
+//! - [`sched`]: the admin listener's thread asks the kernel for short time slices.
 
-// No `unsafe` anywhere but the one allocator call in `heap`, which allows it for itself.
+// No `unsafe` anywhere but the allocator call in `heap` and the scheduler's in `sched`, each of
+// which allows it for itself.
 #![deny(unsafe_code)]
 
 pub mod address;
@@ -71,6 +73,7 @@ pub mod pseudonym;
 pub mod range;
 pub mod ratelimit;
 pub mod requestlog;
+pub mod sched;
 pub mod secret;
 pub mod shutdown;
 pub mod store;

@@ -131,8 +131,9 @@ pub async fn serve(
 /// resolves; then drains. HTTP/1.1 only, unless `h2c`: then HTTP/2 with prior knowledge too.
 ///
 /// The admin listener's server: it accepts, reads requests and answers `/healthz` on a thread of
-/// its own (a current-thread runtime), so a kubelet's liveness probe is answered within
-/// milliseconds however many downloads keep this runtime's workers busy; that answer is `503`
+/// its own (a current-thread runtime, with short time slices: [`crate::sched`]), so a kubelet's
+/// liveness probe is answered within milliseconds however many downloads keep this runtime's
+/// workers busy; that answer is `503`
 /// once this runtime stops running tasks ([`health::Heartbeat`]). Every other route (metrics,
 /// readiness, the admin API, the owner's page) runs here, on the runtime that called this, where
 /// its backends' connections and background tasks live.
@@ -157,6 +158,9 @@ where
     std::thread::Builder::new()
         .name("docgate-admin".to_owned())
         .spawn(move || {
+            // A probe's wake-up preempts the busy workers instead of waiting for its turn.
+            let slice = crate::sched::prefer_short_slices();
+            tracing::debug!(?slice, "the admin listener's thread scheduling slice");
             let served = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

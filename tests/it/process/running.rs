@@ -273,3 +273,59 @@ async fn fifty_clients_racing_across_two_processes_get_one_download() {
 fn statuses(results: &[(u16, usize, String)]) -> Vec<u16> {
     results.iter().map(|(s, _, _)| *s).collect()
 }
+
+/// Each thread of process `pid`: its name and its time slice in nanoseconds (`se.slice` in
+/// `/proc/<pid>/task/<tid>/sched`).
+fn thread_slices(pid: u32) -> Vec<(String, u64)> {
+    let mut threads = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = task.unwrap().path();
+        let name = std::fs::read_to_string(task.join("comm")).unwrap();
+        let sched = std::fs::read_to_string(task.join("sched")).unwrap();
+        let slice = sched
+            .lines()
+            .find_map(|line| {
+                let (key, value) = line.split_once(':')?;
+                (key.trim() == "se.slice").then(|| value.trim().parse::<u64>().ok())?
+            })
+            .expect("se.slice in the thread's sched (Linux 6.6 and later)");
+        threads.push((name.trim().to_owned(), slice));
+    }
+    threads
+}
+
+#[tokio::test]
+async fn the_admin_listeners_thread_alone_runs_with_short_slices() {
+    use docgate::sched::{SHORT_SLICE_NS, Slice, prefer_short_slices};
+    // What this kernel does with the request, tried on a thread of the test's own.
+    let kernel = std::thread::spawn(prefer_short_slices).join().unwrap();
+    assert!(
+        matches!(kernel, Slice::Short | Slice::Unsupported),
+        "{kernel:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    support::write_fixtures(dir.path());
+    let server = Server::start(dir.path(), &serve_env(dir.path())).await;
+    let threads = thread_slices(server.process.pid());
+
+    let admin: Vec<u64> = threads
+        .iter()
+        .filter(|(name, _)| name == "docgate-admin")
+        .map(|(_, slice)| *slice)
+        .collect();
+    assert_eq!(admin.len(), 1, "one admin thread: {threads:?}");
+    let others: Vec<&(String, u64)> = threads
+        .iter()
+        .filter(|(name, _)| name != "docgate-admin")
+        .collect();
+    assert!(others.len() >= 2, "the serving workers: {threads:?}");
+    assert!(
+        others.iter().all(|(_, slice)| *slice != SHORT_SLICE_NS),
+        "only the admin thread asks for a short slice: {threads:?}"
+    );
+    if kernel == Slice::Short {
+        assert_eq!(admin[0], SHORT_SLICE_NS, "{threads:?}");
+    } else {
+        eprintln!("this kernel keeps no per-thread slices (before 6.12): nothing to see");
+    }
+}
