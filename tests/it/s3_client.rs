@@ -2,18 +2,24 @@
 //! server: its read buffers (a lone response reads up to `READ_BUFFER_WIDE`, one that starts while
 //! `FEW_RESPONSES` others are open no more than `READ_BUFFER_MAX` at once, objects many times that
 //! size stream exactly), that a reader who stops stops the reads from S3, and its connections: one
-//! read to its end carries the next request, one left half-read is closed, never reused.
+//! read to its end carries the next request, one left half-read is closed, never reused, and one
+//! the store closed while it waited in the pool is never sent a request.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use docgate::objects::ObjectSource;
 use docgate::objects::s3::http::{FEW_RESPONSES, IDLE_TIMEOUT, READ_BUFFER_MAX, READ_BUFFER_WIDE};
 
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
 use crate::support::chaos::ChaosProxy;
 use crate::support::objects::{range, read_all};
 use crate::support::s3::{
-    BUCKET, S3Server, client_on_docgate_transport, sent_to_a_reader_standing_still,
+    BUCKET, S3Server, client_on_docgate_transport, client_on_docgate_transport_without_retries,
+    sent_to_a_reader_standing_still,
 };
 use crate::support::{content, eventually, sha256};
 
@@ -202,4 +208,94 @@ async fn a_connection_left_idle_for_the_idle_timeout_is_closed() {
         || async { (proxy.active() == 0).then_some(()) },
     )
     .await;
+}
+
+/// A store that answers one `GET` per connection, keep-alive as far as the answer says, then
+/// closes the connection a moment later, as S3 closes a keep-alive connection it finds idle. Counts the
+/// connections it accepted and the requests it answered.
+struct ClosesWhenIdle {
+    addr: std::net::SocketAddr,
+    accepted: Arc<AtomicUsize>,
+    answered: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl ClosesWhenIdle {
+    async fn start(body: Vec<u8>) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (accepted, answered, closed) = (Arc::default(), Arc::default(), Arc::default());
+        let counts: (Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<AtomicUsize>) = (
+            Arc::clone(&accepted),
+            Arc::clone(&answered),
+            Arc::clone(&closed),
+        );
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                counts.0.fetch_add(1, Ordering::SeqCst);
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+                        break;
+                    }
+                    head.push(byte[0]);
+                }
+                let answer = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                socket.write_all(answer.as_bytes()).await.unwrap();
+                socket.write_all(&body).await.unwrap();
+                counts.1.fetch_add(1, Ordering::SeqCst);
+                // Later, once the client has put the connection back in its pool.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                drop(socket);
+                counts.2.fetch_add(1, Ordering::SeqCst);
+            }
+        });
+        Self {
+            addr,
+            accepted,
+            answered,
+            closed,
+            task,
+        }
+    }
+}
+
+impl Drop for ClosesWhenIdle {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[tokio::test]
+async fn a_connection_the_store_closed_while_idle_is_never_sent_a_request() {
+    let bytes = content(27, 3 * READ_BUFFER_MAX + 5);
+    let store = ClosesWhenIdle::start(bytes.clone()).await;
+    // One try per request: a request sent on the closed connection would fail the call.
+    let client = client_on_docgate_transport_without_retries(&format!("http://{}", store.addr));
+    for round in 1..=3 {
+        assert_eq!(
+            sha256(&get_whole(&client).await),
+            sha256(&bytes),
+            "round {round}"
+        );
+        // The store has closed the connection that carried it; the pool still holds it, idle.
+        eventually(
+            "the store closed the connection",
+            Duration::from_secs(5),
+            || async { (store.closed.load(Ordering::SeqCst) == round).then_some(()) },
+        )
+        .await;
+    }
+    assert_eq!(store.answered.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        store.accepted.load(Ordering::SeqCst),
+        3,
+        "each request on a connection of its own: none was sent on a closed one"
+    );
 }

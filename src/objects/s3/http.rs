@@ -5,8 +5,9 @@
 //! client, with no task per connection in between (hyper-util's pooled client runs one, and hands
 //! every piece from it to the download through a channel: at 256 concurrent downloads that cost
 //! docgate half its CPU per GiB, `docs/benchmarks.md`). A connection read to the end of its
-//! response goes back to the pool; one whose body is dropped before, or that the SDK poisoned, is
-//! closed; an idle one is checked for a close by S3 before it is reused.
+//! response goes back to the pool, as its socket alone (hyper's buffers for it are dropped while it
+//! waits and made anew when it is taken); one whose body is dropped before, or that the SDK
+//! poisoned, is closed; an idle one is checked for a close by S3 before it is reused.
 //!
 //! This module owns the transport's settings: the read buffer's upper bound ([`READ_BUFFER_MAX`];
 //! hyper's default lets it grow to about 400 KiB per connection, which at a few hundred concurrent
@@ -306,9 +307,20 @@ struct Pool {
     connect: Connect,
     read_buffer: usize,
     /// Idle connections by origin, the most recently used last.
-    idle: Mutex<HashMap<Origin, Vec<(Pooled, Instant)>>>,
+    idle: Mutex<HashMap<Origin, Vec<(Idle, Instant)>>>,
     /// Whether the task that closes connections idle for [`IDLE_TIMEOUT`] runs.
     reaping: AtomicBool,
+}
+
+/// An idle connection: its socket alone. hyper's state for it (the read buffer, the write buffer,
+/// the request channel: about 45 KiB) is dropped while it waits, and made anew when it is taken
+/// (an HTTP/1 handshake over an open socket sends nothing). After a burst, a thousand idle
+/// connections would otherwise hold 45 MiB until they time out, and under a thousand downloads
+/// those waiting between two responses held a tenth of docgate's memory
+/// (`docs/profiles/overload.md`).
+struct Idle {
+    io: Stream,
+    poisoned: Arc<AtomicBool>,
 }
 
 /// One open connection: the request side, and the connection's I/O, which whoever holds it polls.
@@ -383,7 +395,7 @@ impl Pool {
     /// The most recently used idle connection to `origin` that is still open.
     async fn checkout(&self, origin: &Origin) -> Option<Pooled> {
         loop {
-            let (mut pooled, since) = {
+            let (idle, since) = {
                 let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
                 let list = idle.get_mut(origin)?;
                 let next = list.pop();
@@ -392,8 +404,12 @@ impl Pool {
                 }
                 next?
             };
-            if since.elapsed() < IDLE_TIMEOUT
-                && !pooled.poisoned.load(Ordering::Acquire)
+            if since.elapsed() >= IDLE_TIMEOUT || idle.poisoned.load(Ordering::Acquire) {
+                continue;
+            }
+            // The first poll of the new HTTP/1 state reads the socket: a close by S3 while the
+            // connection waited ends it here, before a request is sent on it.
+            if let Ok(mut pooled) = self.handshake(idle.io, idle.poisoned).await
                 && pooled.ready().await
             {
                 return Some(pooled);
@@ -409,31 +425,57 @@ impl Pool {
                 None => ConnectorError::io(e),
             }
         })?;
+        self.handshake(stream, Arc::default())
+            .await
+            .map_err(|e| ConnectorError::io(e.into()))
+    }
+
+    /// hyper's HTTP/1 state over an open socket (nothing is sent).
+    async fn handshake(
+        &self,
+        stream: Stream,
+        poisoned: Arc<AtomicBool>,
+    ) -> Result<Pooled, hyper::Error> {
         // Every read asks for exactly the bound: hyper then never grows the buffer past it (its
         // adaptive reads grow a buffer nothing else refers to by doubling), reuses it once the
         // last piece read from it has been written, and a response head must fit in it.
         let (sender, conn) = http1::Builder::new()
             .read_buf_exact_size(Some(self.read_buffer))
             .handshake(stream)
-            .await
-            .map_err(|e| ConnectorError::io(e.into()))?;
+            .await?;
         Ok(Pooled {
             sender,
             conn,
-            poisoned: Arc::default(),
+            poisoned,
         })
     }
 
-    /// Keeps `pooled` for the next request to `origin`.
+    /// Keeps `pooled`'s socket for the next request to `origin`, if hyper would send one on it.
     fn put(self: &Arc<Self>, origin: Origin, pooled: Pooled) {
-        if pooled.poisoned.load(Ordering::Acquire) {
+        let Pooled {
+            sender,
+            conn,
+            poisoned,
+        } = pooled;
+        // Not waiting for a request (S3 asked to close it, or it is not idle), or poisoned.
+        if !sender.is_ready() || poisoned.load(Ordering::Acquire) {
             return;
         }
+        drop(sender);
+        let parts = conn.into_parts();
+        // Bytes S3 sent that no request asked for: not a connection to send another on.
+        if !parts.read_buf.is_empty() {
+            return;
+        }
+        let idle_conn = Idle {
+            io: parts.io,
+            poisoned,
+        };
         {
             let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
             let list = idle.entry(origin).or_default();
             if list.len() < IDLE_MAX {
-                list.push((pooled, Instant::now()));
+                list.push((idle_conn, Instant::now()));
             }
         }
         if !self.reaping.swap(true, Ordering::AcqRel) {

@@ -234,6 +234,16 @@ pub fn client_on_docgate_transport(endpoint: &str) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config)
 }
 
+/// An SDK client on docgate's S3 transport that tries each request once: a request the transport
+/// sends on a dead connection fails instead of being retried on a new one.
+pub fn client_on_docgate_transport_without_retries(endpoint: &str) -> aws_sdk_s3::Client {
+    let config = sdk_config(endpoint, ACCESS_KEY, SECRET_KEY)
+        .http_client(docgate::objects::s3::http::client().unwrap())
+        .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
+}
+
 fn sdk_config(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::config::Builder {
     aws_sdk_s3::Config::builder()
         .behavior_version(BehaviorVersion::latest())
