@@ -299,3 +299,28 @@ async fn a_connection_the_store_closed_while_idle_is_never_sent_a_request() {
         "each request on a connection of its own: none was sent on a closed one"
     );
 }
+
+#[tokio::test]
+async fn a_connection_carries_the_next_request_once_its_last_piece_is_read() {
+    let server = S3Server::start().await;
+    let bytes = content(28, 4 * READ_BUFFER_WIDE + 7);
+    server.put(KEY, &bytes).await;
+    let proxy = ChaosProxy::start(server.addr).await;
+    let client = client_on_docgate_transport(&proxy.endpoint());
+
+    // Read to its last piece, the body not yet dropped (as while a download settles).
+    let mut body = get(&client).await.body;
+    let mut got = Vec::new();
+    while let Some(piece) = body.next().await {
+        got.extend_from_slice(&piece.unwrap());
+    }
+    assert_eq!(sha256(&got), sha256(&bytes));
+    // The next request goes on the same connection meanwhile.
+    assert_eq!(sha256(&get_whole(&client).await), sha256(&bytes));
+    assert_eq!(
+        proxy.accepted(),
+        1,
+        "the connection was back in the pool before its body was dropped"
+    );
+    drop(body);
+}

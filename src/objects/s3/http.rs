@@ -508,7 +508,8 @@ async fn reap(pool: std::sync::Weak<Pool>) {
 }
 
 /// A response body read through its own connection, which it drives; the connection goes back to
-/// the pool once the body has been read to its end.
+/// the pool as soon as the body's last piece has been read (or, for a body nobody reads, once it
+/// is dropped at its end).
 struct Driven {
     body: hyper::body::Incoming,
     pooled: Option<Pooled>,
@@ -528,16 +529,23 @@ impl http_body::Body for Driven {
     ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
         let this = &mut *self;
         // Asking first tells the connection a piece is wanted; then it reads one from the socket.
-        let polled = Pin::new(&mut this.body).poll_frame(cx);
-        if !polled.is_pending() {
-            return polled;
+        let mut polled = Pin::new(&mut this.body).poll_frame(cx);
+        if polled.is_pending() {
+            if let Some(pooled) = this.pooled.as_mut()
+                && pooled.drive(cx)
+            {
+                this.pooled = None;
+            }
+            polled = Pin::new(&mut this.body).poll_frame(cx);
         }
-        if let Some(pooled) = this.pooled.as_mut()
-            && pooled.drive(cx)
+        // The last piece is out: the connection can carry the next request now, while that piece
+        // is written and the download settled, instead of holding hyper's buffers till then.
+        if this.body.is_end_stream()
+            && let Some(pooled) = this.pooled.take()
         {
-            this.pooled = None;
+            this.pool.put(this.origin.clone(), pooled);
         }
-        Pin::new(&mut this.body).poll_frame(cx)
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
