@@ -35,6 +35,19 @@ async fn serving(seed: u8, len: usize) -> (S3Server, aws_sdk_s3::Client, Vec<u8>
     (server, client, bytes)
 }
 
+/// As [`serving`], with the client's connections through a proxy that counts them.
+async fn through_a_proxy(
+    seed: u8,
+    len: usize,
+) -> (S3Server, ChaosProxy, aws_sdk_s3::Client, Vec<u8>) {
+    let server = S3Server::start().await;
+    let bytes = content(seed, len);
+    server.put(KEY, &bytes).await;
+    let proxy = ChaosProxy::start(server.addr).await;
+    let client = client_on_docgate_transport(&proxy.endpoint());
+    (server, proxy, client, bytes)
+}
+
 /// One `GetObject` of `KEY`, its body not yet read.
 async fn get(client: &aws_sdk_s3::Client) -> GetObjectOutput {
     client
@@ -141,11 +154,7 @@ async fn a_reader_that_stops_stops_the_reads_from_s3() {
 
 #[tokio::test]
 async fn a_connection_read_to_its_end_carries_the_next_request_and_a_half_read_one_is_closed() {
-    let server = S3Server::start().await;
-    let bytes = content(25, 8 * READ_BUFFER_WIDE + 99);
-    server.put(KEY, &bytes).await;
-    let proxy = ChaosProxy::start(server.addr).await;
-    let client = client_on_docgate_transport(&proxy.endpoint());
+    let (_server, proxy, client, bytes) = through_a_proxy(25, 8 * READ_BUFFER_WIDE + 99).await;
 
     // One after the other, each body read to its end (a HEAD has none): one connection.
     for _ in 0..3 {
@@ -188,11 +197,7 @@ async fn a_connection_read_to_its_end_carries_the_next_request_and_a_half_read_o
 
 #[tokio::test]
 async fn a_connection_left_idle_for_the_idle_timeout_is_closed() {
-    let server = S3Server::start().await;
-    let bytes = content(26, 3 * READ_BUFFER_MAX);
-    server.put(KEY, &bytes).await;
-    let proxy = ChaosProxy::start(server.addr).await;
-    let client = client_on_docgate_transport(&proxy.endpoint());
+    let (_server, proxy, client, bytes) = through_a_proxy(26, 3 * READ_BUFFER_MAX).await;
     assert_eq!(sha256(&get_whole(&client).await), sha256(&bytes));
     assert_eq!(proxy.active(), 1, "kept open for the next request");
 
@@ -302,11 +307,7 @@ async fn a_connection_the_store_closed_while_idle_is_never_sent_a_request() {
 
 #[tokio::test]
 async fn a_connection_carries_the_next_request_once_its_last_piece_is_read() {
-    let server = S3Server::start().await;
-    let bytes = content(28, 4 * READ_BUFFER_WIDE + 7);
-    server.put(KEY, &bytes).await;
-    let proxy = ChaosProxy::start(server.addr).await;
-    let client = client_on_docgate_transport(&proxy.endpoint());
+    let (_server, proxy, client, bytes) = through_a_proxy(28, 4 * READ_BUFFER_WIDE + 7).await;
 
     // Read to its last piece, the body not yet dropped (as while a download settles).
     let mut body = get(&client).await.body;
