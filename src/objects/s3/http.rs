@@ -540,7 +540,12 @@ impl http_body::Body for Driven {
         }
         // The last piece is out: the connection can carry the next request now, while that piece
         // is written and the download settled, instead of holding hyper's buffers till then.
+        // (Not yet waiting for a request: it is tried again when the body is dropped.)
         if this.body.is_end_stream()
+            && this
+                .pooled
+                .as_ref()
+                .is_some_and(|pooled| pooled.sender.is_ready())
             && let Some(pooled) = this.pooled.take()
         {
             this.pool.put(this.origin.clone(), pooled);
