@@ -41,15 +41,12 @@ pub fn prefer_short_slices() -> Slice {
 mod imp {
     use super::{SHORT_SLICE_NS, Slice};
 
-    /// The normal policy (`SCHED_OTHER`).
-    const SCHED_OTHER: u32 = 0;
-
     pub(super) fn prefer_short_slices() -> Slice {
         let mut attr = match attributes() {
             Ok(attr) => attr,
             Err(errno) => return Slice::Refused(errno),
         };
-        if attr.sched_policy != SCHED_OTHER {
+        if i64::from(attr.sched_policy) != i64::from(libc::SCHED_OTHER) {
             return Slice::OtherPolicy;
         }
         // Everything else as it was (policy, niceness, flags); the slice is `sched_runtime`.
@@ -140,12 +137,13 @@ mod tests {
     fn another_policy_is_left_as_it_is() {
         let (slice, after) = on_a_thread(|| {
             let mut batch = imp::attributes().unwrap();
-            batch.sched_policy = 3; // SCHED_BATCH: needs no privilege.
+            // Needs no privilege.
+            batch.sched_policy = u32::try_from(libc::SCHED_BATCH).unwrap();
             imp::set_attributes(&batch).unwrap();
             (prefer_short_slices(), imp::attributes().unwrap())
         });
         assert_eq!(slice, Slice::OtherPolicy);
-        assert_eq!(after.sched_policy, 3);
+        assert_eq!(i64::from(after.sched_policy), i64::from(libc::SCHED_BATCH));
         assert_ne!(after.sched_runtime, SHORT_SLICE_NS);
     }
 

@@ -314,10 +314,9 @@ struct Pool {
 
 /// An idle connection: its socket alone. hyper's state for it (the read buffer, the write buffer,
 /// the request channel: about 45 KiB) is dropped while it waits, and made anew when it is taken
-/// (an HTTP/1 handshake over an open socket sends nothing). After a burst, a thousand idle
-/// connections would otherwise hold 45 MiB until they time out, and under a thousand downloads
-/// those waiting between two responses held a tenth of docgate's memory
-/// (`docs/profiles/overload.md`).
+/// (an HTTP/1 handshake over an open socket sends nothing). Otherwise each idle connection would
+/// keep the read buffer hyper reserves at a body's end, and after a burst a thousand of them
+/// would hold about 45 MiB until they time out (`docs/profiles/overload.md`).
 struct Idle {
     io: Stream,
     poisoned: Arc<AtomicBool>,
