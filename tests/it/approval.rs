@@ -589,7 +589,7 @@ async fn on_a_cluster_node_requests_wait_and_are_decided() {
 #[tokio::test]
 async fn the_command_line_decides_through_a_running_embedded_service() {
     use crate::support::binary::Docgate;
-    use crate::support::{fixture_env, write_fixtures};
+    use crate::support::{fixture_env_with, write_fixtures};
     let dir = tempfile::tempdir().unwrap();
     write_fixtures(dir.path());
     let catalog = dir.path().join("approval.toml");
@@ -606,12 +606,12 @@ async fn the_command_line_decides_through_a_running_embedded_service() {
     let (_docgate, port, admin_port) =
         Docgate::serve_on_free_ports(dir.path(), Duration::from_secs(20), |port, admin_port| {
             let base = format!("http://127.0.0.1:{port}");
-            let mut env = fixture_env(dir.path(), &base, crate::support::SECRET);
-            for (k, v) in settings(port, admin_port) {
-                env.retain(|(name, _)| name != k);
-                env.push((k.to_owned(), v));
-            }
-            env
+            fixture_env_with(
+                dir.path(),
+                &base,
+                crate::support::SECRET,
+                settings(port, admin_port),
+            )
         })
         .await;
     let base = format!("http://127.0.0.1:{port}");

@@ -24,7 +24,7 @@ use crate::support::smtp::SmtpSink;
 use crate::support::webhook::{HOOK_SECRET, HOOK_TOKEN, Receiver};
 use crate::support::{
     BIG_LEN, Mail, PartialGet, RESUME_LEN, SECRET, TestApp, assert_whole_resume, drained,
-    drained_at, eventually, fixture_env, now, token_of, write_fixtures,
+    drained_at, eventually, fixture_env, fixture_env_with, now, token_of, write_fixtures,
 };
 
 const VISITOR: &str = "visitor@example.org";
@@ -163,8 +163,8 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
     std::fs::write(&secret_file, format!("{HOOK_SECRET}\n")).unwrap();
     let (docgate, port, admin_port) =
         Docgate::serve_on_free_ports(dir.path(), Duration::from_secs(20), |port, admin_port| {
-            let mut env = fixture_env(dir.path(), &format!("http://127.0.0.1:{port}"), SECRET);
-            for (k, v) in [
+            let base = format!("http://127.0.0.1:{port}");
+            let settings = [
                 ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
                 ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
                 ("DOCGATE_REDIS_URL", redis.url()),
@@ -177,11 +177,8 @@ async fn a_completed_download_reaches_the_owner_by_mail_and_by_signed_webhook_wi
                 ),
                 ("DOCGATE_LOG", "docgate=debug".to_owned()),
                 ("DOCGATE_LOG_FORMAT", "json".to_owned()),
-            ] {
-                env.retain(|(name, _)| name != k);
-                env.push((k.to_owned(), v));
-            }
-            env
+            ];
+            fixture_env_with(dir.path(), &base, SECRET, settings)
         })
         .await;
     let base = format!("http://127.0.0.1:{port}");

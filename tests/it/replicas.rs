@@ -52,7 +52,6 @@ pub(crate) async fn replicas(
             Duration::from_secs(30),
             |port, admin_port| {
                 let base = format!("http://127.0.0.1:{port}");
-                let mut env = fixture_env(dir.path(), &base, SECRET);
                 let mut settings: Vec<(&str, String)> = vec![
                     ("DOCGATE_LISTEN", format!("127.0.0.1:{port}")),
                     ("DOCGATE_ADMIN_LISTEN", format!("127.0.0.1:{admin_port}")),
@@ -68,11 +67,7 @@ pub(crate) async fn replicas(
                 ];
                 settings.extend(redis.env());
                 settings.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
-                for (k, v) in settings {
-                    env.retain(|(name, _)| name != k);
-                    env.push((k.to_owned(), v));
-                }
-                env
+                fixture_env_with(dir.path(), &base, SECRET, settings)
             },
         )
         .await;

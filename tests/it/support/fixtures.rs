@@ -126,3 +126,18 @@ pub fn fixture_env(dir: &Path, public_url: &str, secret: &str) -> Vec<(String, S
     .map(|(k, v)| (k.to_owned(), v))
     .collect()
 }
+
+/// [`fixture_env`] with `settings` in place of the fixture's values of the same names.
+pub fn fixture_env_with<'a>(
+    dir: &Path,
+    public_url: &str,
+    secret: &str,
+    settings: impl IntoIterator<Item = (&'a str, String)>,
+) -> Vec<(String, String)> {
+    let mut env = fixture_env(dir, public_url, secret);
+    for (name, value) in settings {
+        env.retain(|(set, _)| set != name);
+        env.push((name.to_owned(), value));
+    }
+    env
+}
