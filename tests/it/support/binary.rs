@@ -124,32 +124,22 @@ impl Docgate {
     /// As [`Self::serving`], but `false` instead of a panic when docgate exited because a port it
     /// was to listen on is in use.
     async fn serving_unless_port_taken(&mut self, within: Duration) -> bool {
-        let deadline = Instant::now() + within;
-        loop {
-            if listen_addr(&self.stderr.text()).is_some() {
-                return true;
-            }
-            if let Some(status) = self.exited() {
-                // Its last words may still be in the pipe.
-                let drained = Instant::now() + Duration::from_secs(5);
-                while !self.stderr.done() && Instant::now() < drained {
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-                let said = self.stderr.text();
-                assert!(
-                    said.contains("Address already in use"),
-                    "the process exited ({status}) before the \"docgate serving\" log line; \
-                     it said:\n{said}"
-                );
-                return false;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no \"docgate serving\" log line within {within:?}; the process said:\n{}",
-                self.stderr.text()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let stderr = self.stderr.clone();
+        self.process
+            .wait_for(
+                "the \"docgate serving\" log line",
+                within,
+                || {
+                    let said = stderr.text();
+                    if listen_addr(&said).is_some() {
+                        Some(true)
+                    } else {
+                        said.contains("Address already in use").then_some(false)
+                    }
+                },
+                || stderr.text(),
+            )
+            .await
     }
 
     /// Sends SIGTERM, as Kubernetes does to stop a pod.

@@ -14,6 +14,10 @@ use std::time::{Duration, Instant};
 /// How long a server may take to answer after it is spawned, and a restart to succeed.
 pub const READY: Duration = Duration::from_secs(10);
 
+/// How long a child that has exited may still be heard: what it wrote last can reach the reader
+/// of its pipe after its exit is seen.
+const LAST_WORDS: Duration = Duration::from_secs(5);
+
 /// A free loopback port: bound, read, released. Another process could take it before it is used;
 /// on loopback in a test run that window is harmless in practice, and servers that fail to bind
 /// are retried by [`Daemon::start`].
@@ -70,7 +74,9 @@ impl ChildProcess {
     }
 
     /// Waits (bounded, without blocking the runtime) until `ready` gives a value; panics, with
-    /// `output()` (what the child said so far), if it exits first or the time runs out.
+    /// `output()` (what the child said so far), if it exits first or the time runs out. A child
+    /// that has exited may still have its last words in the pipe: `ready` is asked again for
+    /// [`LAST_WORDS`] before the panic.
     pub async fn wait_for<T>(
         &mut self,
         what: &str,
@@ -84,6 +90,13 @@ impl ChildProcess {
                 return value;
             }
             if let Some(status) = self.exited() {
+                let heard = Instant::now() + LAST_WORDS;
+                while Instant::now() < heard {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    if let Some(value) = ready() {
+                        return value;
+                    }
+                }
                 panic!(
                     "the process exited ({status}) before {what}; it said:\n{}",
                     output()
