@@ -161,8 +161,9 @@ async fn bucket_line(app: &App, s3: &crate::config::S3Config) -> Line {
             "object store",
             true,
             format!(
-                "bucket {} answers; no catalog object is readable without credentials",
-                s3.bucket
+                "bucket {} answers; no catalog object is readable without credentials; {}",
+                s3.bucket,
+                crate::objects::s3::http::ReceiveBuffer::for_host(s3.receive_buffer)
             ),
         )
     } else {

@@ -7,7 +7,7 @@ use super::env::{
     ENV_AWS_ACCESS_KEY_ID, ENV_AWS_REGION, ENV_AWS_SECRET_ACCESS_KEY, ENV_AWS_SESSION_TOKEN,
     ENV_REDIS_CA_FILE, ENV_REDIS_CLUSTER_URLS, ENV_REDIS_PREFIX, ENV_REDIS_SENTINEL_MASTER,
     ENV_REDIS_SENTINEL_URLS, ENV_REDIS_URL, ENV_REDIS_WAIT_REPLICAS, ENV_REDIS_WAIT_TIMEOUT,
-    ENV_S3_BUCKET, ENV_S3_ENDPOINT, ENV_SMTP_URL, Reader,
+    ENV_S3_BUCKET, ENV_S3_ENDPOINT, ENV_S3_RECEIVE_BUFFER_BYTES, ENV_SMTP_URL, Reader, parse_count,
 };
 use super::{ConfigError, Source};
 use crate::secret::Secret;
@@ -307,6 +307,9 @@ pub struct S3Config {
     pub endpoint: Option<String>,
     /// `AWS_REGION`; unset: the AWS chain decides (`us-east-1` with a custom endpoint).
     pub region: Option<String>,
+    /// The kernel receive buffer asked for on each connection to S3, in bytes; 0: the kernel's
+    /// autotuning (`objects::s3::http::ReceiveBuffer`).
+    pub receive_buffer: usize,
     /// Static keys when `AWS_ACCESS_KEY_ID` and `AWS_SECRET_ACCESS_KEY` are set; otherwise the
     /// standard AWS credential chain (profile, web identity / IRSA, instance metadata) applies.
     pub credentials: Option<AwsKeys>,
@@ -316,12 +319,14 @@ impl S3Config {
     /// `DOCGATE_S3_BUCKET`, its endpoint and the AWS variables; `None`: the documents directory.
     pub(super) fn from_env<S: Source>(env: &Reader<'_, S>) -> Result<Option<Self>, ConfigError> {
         let Some(bucket) = env.get(ENV_S3_BUCKET) else {
-            if let Some(endpoint) = env.get(ENV_S3_ENDPOINT) {
-                return Err(ConfigError::value(
-                    ENV_S3_ENDPOINT,
-                    &endpoint,
-                    "needs DOCGATE_S3_BUCKET as well",
-                ));
+            for name in [ENV_S3_ENDPOINT, ENV_S3_RECEIVE_BUFFER_BYTES] {
+                if let Some(value) = env.get(name) {
+                    return Err(ConfigError::value(
+                        name,
+                        &value,
+                        "needs DOCGATE_S3_BUCKET as well",
+                    ));
+                }
             }
             return Ok(None);
         };
@@ -330,6 +335,11 @@ impl S3Config {
                 .map_err(|e| ConfigError::value(ENV_S3_BUCKET, &bucket, e))?,
             endpoint: env.optional(ENV_S3_ENDPOINT, parse_endpoint)?,
             region: env.get(ENV_AWS_REGION),
+            receive_buffer: env.parse(
+                ENV_S3_RECEIVE_BUFFER_BYTES,
+                &S3_RECEIVE_BUFFER_DEFAULT.to_string(),
+                parse_receive_buffer,
+            )?,
             credentials: match (
                 env.get(ENV_AWS_ACCESS_KEY_ID),
                 env.secret(ENV_AWS_SECRET_ACCESS_KEY)?,
@@ -348,6 +358,22 @@ impl S3Config {
                 }
             },
         }))
+    }
+}
+
+/// The receive buffer asked for on each S3 connection unless `DOCGATE_S3_RECEIVE_BUFFER_BYTES` says
+/// otherwise: 4 MiB, so a document of a few MiB comes from the store in one go
+/// (`docs/benchmarks.md`, "The S3 connections' receive buffer").
+pub const S3_RECEIVE_BUFFER_DEFAULT: usize = 4 << 20;
+
+/// 0 (the kernel's autotuning), or from 64 KiB (the widest read from S3) to 64 MiB.
+fn parse_receive_buffer(value: &str) -> Result<usize, String> {
+    match parse_count(value, 0, 64 << 20) {
+        Ok(bytes) if bytes == 0 || bytes >= 64 << 10 => Ok(bytes),
+        _ => Err(
+            "expected 0 (the kernel sizes it) or a number of bytes from 65536 to 67108864"
+                .to_owned(),
+        ),
     }
 }
 

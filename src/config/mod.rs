@@ -38,7 +38,9 @@ use std::time::Duration;
 use ipnet::IpNet;
 use lettre::message::Mailbox;
 
-pub use backends::{AwsKeys, RedisConfig, S3Config, SmtpConfig, Topology, WaitReplicas};
+pub use backends::{
+    AwsKeys, RedisConfig, S3_RECEIVE_BUFFER_DEFAULT, S3Config, SmtpConfig, Topology, WaitReplicas,
+};
 // The variable names, `config::ENV_*`; the reader and the parsing helpers stay `config`'s own.
 pub use env::*;
 pub use keys::{MIN_ADMIN_TOKEN_LEN, MIN_SECRET_LEN};

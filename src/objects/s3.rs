@@ -94,8 +94,12 @@ impl S3Source {
     pub async fn new(config: &S3Config) -> Result<Self, S3SetupError> {
         let region = RegionProviderChain::first_try(config.region.clone().map(Region::new))
             .or_default_provider();
+        let receive = http::ReceiveBuffer::for_host(config.receive_buffer);
+        if let http::ReceiveBuffer::Kernel(http::KernelSized::Capped { .. }) = receive {
+            tracing::info!(wanted = config.receive_buffer, "S3 connections: {receive}");
+        }
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http::client()?)
+            .http_client(http::client(receive)?)
             .region(region)
             .timeout_config(
                 TimeoutConfig::builder()

@@ -208,6 +208,13 @@ async fn a_catalog_object_anyone_can_read_fails_the_check() {
             .detail
             .contains("no catalog object is readable without credentials")
     );
+    // How the S3 connections' receive buffer is sized on this host: fixed when the kernel allows
+    // the default, the kernel's own sizing otherwise.
+    assert!(
+        objects.detail.contains("; receive buffer "),
+        "{}",
+        objects.detail
+    );
 
     let public = format!(
         "{private}[documents.leaked]\nkey = \"{PUBLIC_PREFIX}leaked.pdf\"\nfilename = \"l.pdf\"\ntitle = \"L\"\n"

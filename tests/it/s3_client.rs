@@ -11,15 +11,17 @@ use std::time::Duration;
 
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use docgate::objects::ObjectSource;
-use docgate::objects::s3::http::{FEW_RESPONSES, IDLE_TIMEOUT, READ_BUFFER_MAX, READ_BUFFER_WIDE};
+use docgate::objects::s3::http::{
+    FEW_RESPONSES, IDLE_TIMEOUT, KernelSized, READ_BUFFER_MAX, READ_BUFFER_WIDE, ReceiveBuffer,
+};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::support::chaos::ChaosProxy;
 use crate::support::objects::{range, read_all};
 use crate::support::s3::{
-    BUCKET, S3Server, client_on_docgate_transport, client_on_docgate_transport_without_retries,
-    sent_to_a_reader_standing_still,
+    BUCKET, S3Server, client_on_docgate_transport, client_on_docgate_transport_with,
+    client_on_docgate_transport_without_retries, sent_to_a_reader_standing_still,
 };
 use crate::support::{content, eventually, sha256};
 
@@ -324,4 +326,94 @@ async fn a_connection_carries_the_next_request_once_its_last_piece_is_read() {
         "the connection was back in the pool before its body was dropped"
     );
     drop(body);
+}
+
+/// A store that answers its first request with the head of a 64 MiB object, then sends the body
+/// through a socket with a small send buffer, counting the bytes the socket takes until one
+/// write has waited a second: beyond its own small buffer, what the client's receive window let
+/// it send.
+struct SendsUntilBlocked {
+    addr: std::net::SocketAddr,
+    sent: tokio::task::JoinHandle<usize>,
+}
+
+impl SendsUntilBlocked {
+    const LEN: usize = 64 << 20;
+    const PIECE: usize = 16 << 10;
+
+    async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sent = tokio::spawn(async move {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            socket2::SockRef::from(&socket)
+                .set_send_buffer_size(Self::PIECE)
+                .unwrap();
+            let mut head = Vec::new();
+            let mut byte = [0u8; 1];
+            while !head.ends_with(b"\r\n\r\n") {
+                assert_eq!(socket.read(&mut byte).await.unwrap(), 1, "a request head");
+                head.push(byte[0]);
+            }
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
+                Self::LEN
+            );
+            socket.write_all(answer.as_bytes()).await.unwrap();
+            let piece = vec![7u8; Self::PIECE];
+            let mut sent = 0;
+            while sent < Self::LEN {
+                match tokio::time::timeout(Duration::from_secs(1), socket.write(&piece)).await {
+                    Ok(Ok(n)) => sent += n,
+                    Ok(Err(e)) => panic!("the client closed early: {e}"),
+                    Err(_) => break,
+                }
+            }
+            sent
+        });
+        Self { addr, sent }
+    }
+}
+
+/// How far a store got ahead of a reader on docgate's transport with `receive` that took the
+/// body's first piece and then stood still.
+async fn sent_ahead_of_a_reader_standing_still(receive: ReceiveBuffer) -> usize {
+    let store = SendsUntilBlocked::start().await;
+    let client = client_on_docgate_transport_with(&format!("http://{}", store.addr), receive);
+    let mut body = get(&client).await.body;
+    let first = body.next().await.unwrap().unwrap();
+    assert!(first.len() <= READ_BUFFER_WIDE);
+    let sent = store.sent.await.unwrap();
+    assert!(
+        sent < SendsUntilBlocked::LEN,
+        "the store was never held back"
+    );
+    drop(body);
+    sent
+}
+
+#[tokio::test]
+async fn the_receive_buffer_is_how_far_the_store_may_send_ahead_of_a_reader() {
+    const WANTED: usize = 2 << 20;
+    // Left to the kernel, a connection whose reader stands still keeps its starting window.
+    let kernel =
+        sent_ahead_of_a_reader_standing_still(ReceiveBuffer::Kernel(KernelSized::Chosen)).await;
+    assert!(
+        kernel < WANTED / 2,
+        "{kernel} bytes ahead with the kernel's sizing"
+    );
+
+    let receive = ReceiveBuffer::for_host(WANTED);
+    let fixed = sent_ahead_of_a_reader_standing_still(receive).await;
+    match receive {
+        // The kernel keeps twice the size for its own bookkeeping, and the window is what of it
+        // is left for data: at least the size asked for, never more than twice.
+        ReceiveBuffer::Fixed(_) => assert!(
+            (WANTED..=2 * WANTED + 2 * SendsUntilBlocked::PIECE + READ_BUFFER_WIDE)
+                .contains(&fixed),
+            "{fixed} bytes ahead with a {WANTED}-byte receive buffer"
+        ),
+        // net.core.rmem_max is below it here: the kernel's sizing, as above.
+        ReceiveBuffer::Kernel(_) => assert!(fixed < WANTED / 2, "{fixed} bytes ahead"),
+    }
 }

@@ -43,6 +43,28 @@ fn production_backends_are_read_and_hide_their_secrets() {
 }
 
 #[test]
+fn the_s3_receive_buffer_is_4_mib_unless_set_and_0_leaves_it_to_the_kernel() {
+    let bucket = (ENV_S3_BUCKET, "private-docs");
+    let read = |pairs: &[(&str, &str)]| Config::from_source(&source(pairs)).unwrap().s3.unwrap();
+    assert_eq!(read(&[bucket]).receive_buffer, 4 << 20);
+    assert_eq!(
+        read(&[bucket, (ENV_S3_RECEIVE_BUFFER_BYTES, "0")]).receive_buffer,
+        0
+    );
+    assert_eq!(
+        read(&[bucket, (ENV_S3_RECEIVE_BUFFER_BYTES, "1048576")]).receive_buffer,
+        1 << 20
+    );
+    for wrong in ["65535", "67108865", "4MiB", "-1"] {
+        refused(
+            &[bucket, (ENV_S3_RECEIVE_BUFFER_BYTES, wrong)],
+            ENV_S3_RECEIVE_BUFFER_BYTES,
+            "expected 0 (the kernel sizes it) or a number of bytes from 65536 to 67108864",
+        );
+    }
+}
+
+#[test]
 fn redis_topologies_are_read_one_at_a_time() {
     let with = with_shared_keys;
 

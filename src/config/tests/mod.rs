@@ -206,6 +206,11 @@ fn bad_values_name_the_variable() {
         (ENV_S3_BUCKET, "Bad_Bucket", "DOCGATE_S3_BUCKET=Bad_Bucket"),
         (ENV_S3_ENDPOINT, "http://x", "needs DOCGATE_S3_BUCKET"),
         (
+            ENV_S3_RECEIVE_BUFFER_BYTES,
+            "4194304",
+            "needs DOCGATE_S3_BUCKET",
+        ),
+        (
             ENV_SMTP_URL,
             "mail.example.com",
             "DOCGATE_SMTP_URL is not valid",

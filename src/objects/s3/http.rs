@@ -101,10 +101,90 @@ static NATIVE_ROOTS: LazyLock<Vec<CertificateDer<'static>>> = LazyLock::new(|| {
 #[error("the S3 client's TLS settings are unusable: {0}")]
 pub struct TlsSetupError(#[from] rustls::Error);
 
-/// The SDK's HTTP client for docgate's S3 requests (and the credential chain's).
-pub fn client() -> Result<SharedHttpClient, TlsSetupError> {
+/// How each connection's kernel receive buffer is sized: how much S3 may send ahead of docgate's
+/// reads.
+///
+/// Left to itself, Linux starts a connection's buffer small (`net.ipv4.tcp_rmem`'s default, 128
+/// KiB) and grows it with how much the reader takes per round trip. docgate reads 32–64 KiB at a
+/// time between its writes to the client, so its S3 connections stayed near 1 MiB where nginx's,
+/// reading 256 KiB, grew past 10 MiB; with the window that small, every read reopened it and the
+/// store's next send was made on docgate's time, and a download of a few MiB cost docgate twice the
+/// CPU per GiB (`docs/benchmarks.md`, "The S3 connections' receive buffer"). A fixed buffer lets
+/// the store send a document of that size at once. It is kernel memory, not docgate's: a client
+/// that stops reading leaves up to twice this much (the kernel's bookkeeping) in the socket, which
+/// a container's memory limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReceiveBuffer {
+    /// `SO_RCVBUF` of this many bytes, set before connecting (the kernel then no longer resizes it).
+    Fixed(usize),
+    /// The kernel sizes it as the connection goes (its receive autotuning).
+    Kernel(KernelSized),
+}
+
+/// Why the kernel sizes the receive buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelSized {
+    /// The operator asked for it (a size of 0).
+    Chosen,
+    /// `net.core.rmem_max` caps `SO_RCVBUF` below the size asked for, and a capped fixed buffer
+    /// would do worse than autotuning, which the cap does not bind.
+    Capped { rmem_max: usize },
+    /// The cap could not be read (not Linux).
+    Unknown,
+}
+
+impl ReceiveBuffer {
+    /// What asking for `wanted` bytes (0: the kernel's sizing) comes to on this host.
+    pub fn for_host(wanted: usize) -> Self {
+        let rmem_max = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .ok()
+            .and_then(|text| text.trim().parse().ok());
+        Self::within(wanted, rmem_max)
+    }
+
+    /// What asking for `wanted` bytes comes to under the cap `rmem_max`.
+    pub fn within(wanted: usize, rmem_max: Option<usize>) -> Self {
+        match (wanted, rmem_max) {
+            (0, _) => Self::Kernel(KernelSized::Chosen),
+            (_, None) => Self::Kernel(KernelSized::Unknown),
+            (wanted, Some(cap)) if cap < wanted => {
+                Self::Kernel(KernelSized::Capped { rmem_max: cap })
+            }
+            (wanted, Some(_)) => Self::Fixed(wanted),
+        }
+    }
+
+    fn fixed(self) -> Option<usize> {
+        match self {
+            Self::Fixed(bytes) => Some(bytes),
+            Self::Kernel(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for ReceiveBuffer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Fixed(bytes) => write!(f, "receive buffer {bytes} bytes per connection"),
+            Self::Kernel(KernelSized::Chosen) => f.write_str("receive buffer sized by the kernel"),
+            Self::Kernel(KernelSized::Capped { rmem_max }) => write!(
+                f,
+                "receive buffer sized by the kernel: net.core.rmem_max ({rmem_max}) is below \
+                 DOCGATE_S3_RECEIVE_BUFFER_BYTES"
+            ),
+            Self::Kernel(KernelSized::Unknown) => {
+                f.write_str("receive buffer sized by the kernel: net.core.rmem_max is unknown")
+            }
+        }
+    }
+}
+
+/// The SDK's HTTP client for docgate's S3 requests (and the credential chain's), its connections'
+/// receive buffers sized by `receive`.
+pub fn client(receive: ReceiveBuffer) -> Result<SharedHttpClient, TlsSetupError> {
     Ok(SharedHttpClient::new(BoundedClient {
         tls: Arc::new(tls_config()?),
+        receive: receive.fixed(),
         connectors: Arc::default(),
         open: Arc::default(),
     }))
@@ -136,6 +216,8 @@ fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
 #[derive(Clone)]
 struct BoundedClient {
     tls: Arc<rustls::ClientConfig>,
+    /// `SO_RCVBUF` for every connection; `None`: the kernel's autotuning.
+    receive: Option<usize>,
     connectors: Arc<Mutex<HashMap<Timeouts, SharedHttpConnector>>>,
     /// Responses open now, across all connectors.
     open: Arc<AtomicUsize>,
@@ -145,6 +227,7 @@ impl fmt::Debug for BoundedClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("BoundedClient")
             .field("read_buffer_max", &READ_BUFFER_MAX)
+            .field("receive_buffer", &self.receive)
             .finish_non_exhaustive()
     }
 }
@@ -191,6 +274,7 @@ impl BoundedClient {
         let mut tcp = TcpConnector::new();
         tcp.enforce_http(false);
         tcp.set_nodelay(true);
+        tcp.set_recv_buffer_size(self.receive);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(rustls::ClientConfig::clone(&self.tls))
             .https_or_http()
@@ -713,6 +797,42 @@ mod tests {
         assert!(classify(Box::new(wrapped)).is_timeout());
         let unknown = classify(Box::new(std::io::Error::other("something else")));
         assert!(unknown.is_other() && unknown.as_other().is_none());
+    }
+
+    #[test]
+    fn a_receive_buffer_is_fixed_only_when_the_kernel_allows_all_of_it() {
+        const MIB: usize = 1 << 20;
+        assert_eq!(
+            ReceiveBuffer::within(4 * MIB, Some(4 * MIB)),
+            ReceiveBuffer::Fixed(4 * MIB)
+        );
+        assert_eq!(
+            ReceiveBuffer::within(MIB, Some(64 * MIB)).fixed(),
+            Some(MIB)
+        );
+        // Debian's default cap: SO_RCVBUF would be cut to 208 KiB and lose the autotuning.
+        assert_eq!(
+            ReceiveBuffer::within(4 * MIB, Some(212_992)),
+            ReceiveBuffer::Kernel(KernelSized::Capped { rmem_max: 212_992 })
+        );
+        assert_eq!(
+            ReceiveBuffer::within(0, Some(64 * MIB)),
+            ReceiveBuffer::Kernel(KernelSized::Chosen)
+        );
+        assert_eq!(
+            ReceiveBuffer::within(4 * MIB, None),
+            ReceiveBuffer::Kernel(KernelSized::Unknown)
+        );
+        assert_eq!(ReceiveBuffer::within(4 * MIB, None).fixed(), None);
+        assert_eq!(
+            ReceiveBuffer::Fixed(4 * MIB).to_string(),
+            "receive buffer 4194304 bytes per connection"
+        );
+        assert!(
+            ReceiveBuffer::within(4 * MIB, Some(212_992))
+                .to_string()
+                .contains("net.core.rmem_max (212992) is below DOCGATE_S3_RECEIVE_BUFFER_BYTES")
+        );
     }
 
     #[test]

@@ -16,9 +16,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
-use docgate::config::{AwsKeys, S3Config, Secret};
+use docgate::config::{AwsKeys, S3_RECEIVE_BUFFER_DEFAULT, S3Config, Secret};
 use docgate::objects::ObjectSource;
 use docgate::objects::s3::S3Source;
+use docgate::objects::s3::http::{self as transport, ReceiveBuffer};
 use futures_util::StreamExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -144,6 +145,7 @@ impl S3Server {
             bucket: BUCKET.to_owned(),
             endpoint: Some(endpoint.to_owned()),
             region: Some(REGION.to_owned()),
+            receive_buffer: S3_RECEIVE_BUFFER_DEFAULT,
             credentials: Some(AwsKeys {
                 access_key_id: ACCESS_KEY.to_owned(),
                 secret_access_key: Secret::new(SECRET_KEY.as_bytes().to_vec()),
@@ -228,8 +230,16 @@ pub fn client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3:
 
 /// An SDK client with this server's keys on docgate's own HTTP transport, as `S3Source` builds it.
 pub fn client_on_docgate_transport(endpoint: &str) -> aws_sdk_s3::Client {
+    client_on_docgate_transport_with(endpoint, ReceiveBuffer::for_host(S3_RECEIVE_BUFFER_DEFAULT))
+}
+
+/// As [`client_on_docgate_transport`], its connections' receive buffers sized by `receive`.
+pub fn client_on_docgate_transport_with(
+    endpoint: &str,
+    receive: ReceiveBuffer,
+) -> aws_sdk_s3::Client {
     let config = sdk_config(endpoint, ACCESS_KEY, SECRET_KEY)
-        .http_client(docgate::objects::s3::http::client().unwrap())
+        .http_client(transport::client(receive).unwrap())
         .build();
     aws_sdk_s3::Client::from_conf(config)
 }
@@ -238,7 +248,7 @@ pub fn client_on_docgate_transport(endpoint: &str) -> aws_sdk_s3::Client {
 /// sends on a dead connection fails instead of being retried on a new one.
 pub fn client_on_docgate_transport_without_retries(endpoint: &str) -> aws_sdk_s3::Client {
     let config = sdk_config(endpoint, ACCESS_KEY, SECRET_KEY)
-        .http_client(docgate::objects::s3::http::client().unwrap())
+        .http_client(transport::client(ReceiveBuffer::for_host(S3_RECEIVE_BUFFER_DEFAULT)).unwrap())
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_s3::Client::from_conf(config)
