@@ -24,6 +24,11 @@
 /// Free bytes kept at the top of a heap before it is returned to the kernel (glibc: 128 KiB).
 pub const TRIM_THRESHOLD: usize = 2 << 20;
 
+/// The size from which glibc gives a block a mapping of its own, mapped and faulted in when it is
+/// allocated and unmapped when freed: glibc's starting value, which setting [`TRIM_THRESHOLD`]
+/// keeps fixed. Buffers allocated for every download stay below it.
+pub const MAPPED_FROM: usize = 128 * 1024;
+
 /// What [`tune`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tuning {

@@ -58,10 +58,17 @@ pub const READ_BUFFER_MAX: usize = 32 * 1024;
 
 /// The read buffer's bound for a response that starts while its client has fewer than
 /// [`FEW_RESPONSES`] others open. A read from S3 costs about the same CPU whatever its size (the
-/// socket call and the acknowledgement it sends), so fewer, larger reads cost less per GiB. 64 KiB
-/// rather than 128: on a quiet machine 128 KiB was a few per cent faster at 16 concurrent
-/// downloads but took 256 concurrent ones over 32 MiB above idle (`docs/benchmarks.md`).
-pub const READ_BUFFER_WIDE: usize = 64 * 1024;
+/// socket call and the acknowledgement it sends), so fewer, larger reads cost less per GiB. 120
+/// KiB: just under the size from which glibc gives a block a mapping of its own (128 KiB, which
+/// `heap` keeps fixed), so each response's buffer comes from the heap, where the one before it was
+/// freed, instead of being mapped and faulted in afresh (a 128 KiB or 256 KiB buffer measured
+/// slower than 64 KiB for that). With the connections' fixed receive buffer, 120 KiB against 64
+/// KiB took 16 concurrent downloads from 0.86 to 0.93 of an nginx hop at 1 MiB and from 0.88 to
+/// 1.02 at 10 MiB, and left 256 concurrent ones' memory where it was (`docs/benchmarks.md`).
+pub const READ_BUFFER_WIDE: usize = 120 * 1024;
+
+// A buffer of READ_BUFFER_WIDE, and what is left over from the read before it, stay on the heap.
+const _: () = assert!(READ_BUFFER_WIDE + 8 * 1024 <= crate::heap::MAPPED_FROM);
 
 /// Below this many open responses (a response is open until its body is finished or dropped),
 /// a new one reads with [`READ_BUFFER_WIDE`]; from this many on, with [`READ_BUFFER_MAX`]. Under
@@ -105,11 +112,12 @@ pub struct TlsSetupError(#[from] rustls::Error);
 /// reads.
 ///
 /// Left to itself, Linux starts a connection's buffer small (`net.ipv4.tcp_rmem`'s default, 128
-/// KiB) and grows it with how much the reader takes per round trip. docgate reads 32–64 KiB at a
+/// KiB) and grows it with how much the reader takes per round trip. docgate reads 32–120 KiB at a
 /// time between its writes to the client, so its S3 connections stayed near 1 MiB where nginx's,
-/// reading 256 KiB, grew past 10 MiB; with the window that small, every read reopened it and the
-/// store's next send was made on docgate's time, and a download of a few MiB cost docgate twice the
-/// CPU per GiB (`docs/benchmarks.md`, "The S3 connections' receive buffer"). A fixed buffer lets
+/// reading 256 KiB, grew past 10 MiB. With the window that small every read reopened it, and the
+/// store sent its next piece only then: with the store on the same machine (MinIO beside docgate,
+/// the benchmark's origin) that send ran on docgate's CPU, and a download of a few MiB cost docgate
+/// twice the CPU per GiB (`docs/benchmarks.md`, "The S3 connections' receive buffer"). A fixed buffer lets
 /// the store send a document of that size at once. It is kernel memory, not docgate's: a client
 /// that stops reading leaves up to twice this much (the kernel's bookkeeping) in the socket, which
 /// a container's memory limit counts.

@@ -141,17 +141,7 @@ impl S3Server {
 
     /// docgate's configuration for this server's bucket, reached at `endpoint`.
     pub fn config_at(&self, endpoint: &str) -> S3Config {
-        S3Config {
-            bucket: BUCKET.to_owned(),
-            endpoint: Some(endpoint.to_owned()),
-            region: Some(REGION.to_owned()),
-            receive_buffer: S3_RECEIVE_BUFFER_DEFAULT,
-            credentials: Some(AwsKeys {
-                access_key_id: ACCESS_KEY.to_owned(),
-                secret_access_key: Secret::new(SECRET_KEY.as_bytes().to_vec()),
-                session_token: None,
-            }),
-        }
+        config_at(endpoint)
     }
 
     /// docgate's configuration for this server's bucket.
@@ -350,5 +340,20 @@ impl S3Access for PublicPrefix {
         } else {
             Err(s3_error!(AccessDenied, "Signature is required"))
         }
+    }
+}
+
+/// docgate's configuration for the test servers' bucket and keys, reached at `endpoint`.
+pub fn config_at(endpoint: &str) -> S3Config {
+    S3Config {
+        bucket: BUCKET.to_owned(),
+        endpoint: Some(endpoint.to_owned()),
+        region: Some(REGION.to_owned()),
+        receive_buffer: S3_RECEIVE_BUFFER_DEFAULT,
+        credentials: Some(AwsKeys {
+            access_key_id: ACCESS_KEY.to_owned(),
+            secret_access_key: Secret::new(SECRET_KEY.as_bytes().to_vec()),
+            session_token: None,
+        }),
     }
 }
