@@ -1,9 +1,10 @@
 //! The S3 client's own HTTP transport (`docgate::objects::s3::http`) against an in-process S3
 //! server: its read buffers (a lone response reads up to `READ_BUFFER_WIDE`, one that starts while
 //! `FEW_RESPONSES` others are open no more than `READ_BUFFER_MAX` at once, objects many times that
-//! size stream exactly), that a reader who stops stops the reads from S3, and its connections: one
-//! read to its end carries the next request, one left half-read is closed, never reused, and one
-//! the store closed while it waited in the pool is never sent a request.
+//! size stream exactly), that a reader who stops stops the reads from S3, how far its receive
+//! buffer lets the store send ahead of a reader (fixed, or the kernel's sizing), and its
+//! connections: one read to its end carries the next request, one left half-read is closed, never
+//! reused, and one the store closed while it waited in the pool is never sent a request.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -13,11 +13,13 @@
 //! hyper's default lets it grow to about 400 KiB per connection, which at a few hundred concurrent
 //! downloads was most of docgate's memory) and the wider one a response reads with while the client
 //! has few open ([`READ_BUFFER_WIDE`] below [`FEW_RESPONSES`]: fewer, larger reads cost less CPU
-//! per byte, and a few streams' buffers cost little memory), TLS (rustls with the aws-lc-rs
-//! provider, the operating system's root certificates and the cipher suites the SDK's own client
-//! allows), the connect and read timeouts the SDK asks for, and how a failure is classified for the
-//! SDK's retries (timeout, I/O, truncated response) and connection poisoning. Bodies stay
-//! pull-based: hyper reads the next piece of a body from the socket only when it is polled.
+//! per byte, and a few streams' buffers cost little memory), the kernel receive buffer each
+//! socket asks for ([`ReceiveBuffer`]: how far S3 may send ahead of the reads), TLS (rustls with
+//! the aws-lc-rs provider, the operating system's root certificates and the cipher suites the SDK's
+//! own client allows), the connect and read timeouts the SDK asks for, and how a failure is
+//! classified for the SDK's retries (timeout, I/O, truncated response) and connection poisoning.
+//! Bodies stay pull-based: hyper reads the next piece of a body from the socket only when it is
+//! polled.
 
 use std::collections::HashMap;
 use std::error::Error as StdError;
@@ -117,13 +119,14 @@ pub struct TlsSetupError(#[from] rustls::Error);
 /// reading 256 KiB, grew past 10 MiB. With the window that small every read reopened it, and the
 /// store sent its next piece only then: with the store on the same machine (MinIO beside docgate,
 /// the benchmark's origin) that send ran on docgate's CPU, and a download of a few MiB cost docgate
-/// twice the CPU per GiB (`docs/benchmarks.md`, "The S3 connections' receive buffer"). A fixed buffer lets
-/// the store send a document of that size at once. It is kernel memory, not docgate's: a client
-/// that stops reading leaves up to twice this much (the kernel's bookkeeping) in the socket, which
-/// a container's memory limit counts.
+/// twice the CPU per GiB (`docs/benchmarks.md`, "The S3 connections' receive buffer"). A fixed
+/// buffer lets the store send a document of that size at once. It is kernel memory, not
+/// docgate's: a client that stops reading leaves up to twice this much (the kernel's bookkeeping)
+/// in the socket, which a container's memory limit counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReceiveBuffer {
-    /// `SO_RCVBUF` of this many bytes, set before connecting (the kernel then no longer resizes it).
+    /// `SO_RCVBUF` of this many bytes, set before connecting (the kernel then no longer resizes
+    /// it).
     Fixed(usize),
     /// The kernel sizes it as the connection goes (its receive autotuning).
     Kernel(KernelSized),
