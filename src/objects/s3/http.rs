@@ -115,7 +115,7 @@ pub struct TlsSetupError(#[from] rustls::Error);
 ///
 /// Left to itself, Linux starts a connection's buffer small (`net.ipv4.tcp_rmem`'s default, 128
 /// KiB) and grows it with how much the reader takes per round trip. docgate reads 32–120 KiB at a
-/// time between its writes to the client, so its S3 connections stayed near 1 MiB where nginx's,
+/// time between its writes to the client, so its S3 connections stayed near 1.3 MB where nginx's,
 /// reading 256 KiB, grew past 10 MiB. With the window that small every read reopened it, and the
 /// store sent its next piece only then: with the store on the same machine (MinIO beside docgate,
 /// the benchmark's origin) that send ran on docgate's CPU, and a download of a few MiB cost docgate
