@@ -306,6 +306,14 @@ suite_cluster() {
     stop_cluster
 }
 
+# The machine's line, written down with the results: S3 mode's figures depend on rmem_max.
+machine() {
+    local rmem_max tcp_rmem
+    rmem_max=$(cat /proc/sys/net/core/rmem_max 2>/dev/null || echo unknown)
+    tcp_rmem=$(tr '\t' ' ' </proc/sys/net/ipv4/tcp_rmem 2>/dev/null || echo unknown)
+    echo "machine: $(nproc) CPUs, $(uname -sr), net.core.rmem_max $rmem_max, net.ipv4.tcp_rmem $tcp_rmem"
+}
+
 main() {
     build
     prepare
@@ -313,6 +321,7 @@ main() {
     start_redis
     {
         echo "# $(date -u +%FT%TZ) suites: $SUITES; duration $DURATION, reps $REPS, threads $THREADS"
+        echo "# $(machine)"
     } >>"$RESULTS"
     local s first=1
     for s in $SUITES; do
@@ -321,6 +330,7 @@ main() {
         log "suite $s"
         "suite_$s"
     done
+    machine
     python3 "$HERE/summarize.py" "$RESULTS"
     if grep -q '^cluster'$'\t' "$RESULTS"; then python3 "$HERE/redis_stats.py" summary "$RESULTS"; fi
 }
