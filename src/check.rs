@@ -163,7 +163,7 @@ async fn bucket_line(app: &App, s3: &crate::config::S3Config) -> Line {
             format!(
                 "bucket {} answers; no catalog object is readable without credentials; {}",
                 s3.bucket,
-                crate::objects::s3::http::ReceiveBuffer::for_host(s3.receive_buffer)
+                source.receive_buffer()
             ),
         )
     } else {

@@ -86,6 +86,8 @@ pub struct S3Source {
     /// Unsigned requests through the same endpoint and addressing, for [`Self::publicly_readable`].
     anonymous: Client,
     bucket: String,
+    /// How its connections' receive buffers are sized on this host.
+    receive: http::ReceiveBuffer,
 }
 
 impl S3Source {
@@ -149,7 +151,13 @@ impl S3Source {
                     .build(),
             ),
             bucket: config.bucket.clone(),
+            receive,
         })
+    }
+
+    /// How this source's connections' receive buffers are sized (`docgate check` reports it).
+    pub fn receive_buffer(&self) -> http::ReceiveBuffer {
+        self.receive
     }
 
     /// True when anyone can read the object at `key` without credentials: an unsigned `HEAD`
