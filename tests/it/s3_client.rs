@@ -221,6 +221,27 @@ async fn a_connection_left_idle_for_the_idle_timeout_is_closed() {
 /// A store that answers one `GET` per connection, keep-alive as far as the answer says, then
 /// closes the connection a moment later, as S3 closes a keep-alive connection it finds idle. Counts the
 /// connections it accepted and the requests it answered.
+/// Reads a request's head off a raw store's socket; `false` if the client closed it first.
+async fn read_request_head(socket: &mut tokio::net::TcpStream) -> bool {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+            return false;
+        }
+        head.push(byte[0]);
+    }
+    true
+}
+
+/// A raw store's answer head for an object of `len` bytes.
+fn answer_head(len: usize) -> String {
+    format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nETag: \"e1\"\r\n\
+         Content-Length: {len}\r\n\r\n"
+    )
+}
+
 struct ClosesWhenIdle {
     addr: std::net::SocketAddr,
     accepted: Arc<AtomicUsize>,
@@ -243,19 +264,11 @@ impl ClosesWhenIdle {
             loop {
                 let (mut socket, _) = listener.accept().await.unwrap();
                 counts.0.fetch_add(1, Ordering::SeqCst);
-                let mut head = Vec::new();
-                let mut byte = [0u8; 1];
-                while !head.ends_with(b"\r\n\r\n") {
-                    if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-                        break;
-                    }
-                    head.push(byte[0]);
-                }
-                let answer = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nContent-Length: {}\r\n\r\n",
-                    body.len()
-                );
-                socket.write_all(answer.as_bytes()).await.unwrap();
+                read_request_head(&mut socket).await;
+                socket
+                    .write_all(answer_head(body.len()).as_bytes())
+                    .await
+                    .unwrap();
                 socket.write_all(&body).await.unwrap();
                 counts.1.fetch_add(1, Ordering::SeqCst);
                 // Later, once the client has put the connection back in its pool.
@@ -350,18 +363,11 @@ impl SendsUntilBlocked {
             socket2::SockRef::from(&socket)
                 .set_send_buffer_size(Self::PIECE)
                 .unwrap();
-            let mut head = Vec::new();
-            let mut byte = [0u8; 1];
-            while !head.ends_with(b"\r\n\r\n") {
-                assert_eq!(socket.read(&mut byte).await.unwrap(), 1, "a request head");
-                head.push(byte[0]);
-            }
-            let answer = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nETag: \"e1\"\r\n\
-                 Content-Length: {}\r\n\r\n",
-                Self::LEN
-            );
-            socket.write_all(answer.as_bytes()).await.unwrap();
+            assert!(read_request_head(&mut socket).await, "a request head");
+            socket
+                .write_all(answer_head(Self::LEN).as_bytes())
+                .await
+                .unwrap();
             let piece = vec![7u8; Self::PIECE];
             let mut sent = 0;
             while sent < Self::LEN {

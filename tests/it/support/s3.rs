@@ -220,7 +220,7 @@ pub fn client(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3:
 
 /// An SDK client with this server's keys on docgate's own HTTP transport, as `S3Source` builds it.
 pub fn client_on_docgate_transport(endpoint: &str) -> aws_sdk_s3::Client {
-    client_on_docgate_transport_with(endpoint, ReceiveBuffer::for_host(S3_RECEIVE_BUFFER_DEFAULT))
+    aws_sdk_s3::Client::from_conf(on_docgate_transport(endpoint, default_receive()).build())
 }
 
 /// As [`client_on_docgate_transport`], its connections' receive buffers sized by `receive`.
@@ -228,20 +228,26 @@ pub fn client_on_docgate_transport_with(
     endpoint: &str,
     receive: ReceiveBuffer,
 ) -> aws_sdk_s3::Client {
-    let config = sdk_config(endpoint, ACCESS_KEY, SECRET_KEY)
-        .http_client(transport::client(receive).unwrap())
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
+    aws_sdk_s3::Client::from_conf(on_docgate_transport(endpoint, receive).build())
 }
 
 /// An SDK client on docgate's S3 transport that tries each request once: a request the transport
 /// sends on a dead connection fails instead of being retried on a new one.
 pub fn client_on_docgate_transport_without_retries(endpoint: &str) -> aws_sdk_s3::Client {
-    let config = sdk_config(endpoint, ACCESS_KEY, SECRET_KEY)
-        .http_client(transport::client(ReceiveBuffer::for_host(S3_RECEIVE_BUFFER_DEFAULT)).unwrap())
+    let config = on_docgate_transport(endpoint, default_receive())
         .retry_config(aws_sdk_s3::config::retry::RetryConfig::disabled())
         .build();
     aws_sdk_s3::Client::from_conf(config)
+}
+
+/// How `S3Source` sizes its connections' receive buffers on this host, by default.
+fn default_receive() -> ReceiveBuffer {
+    ReceiveBuffer::for_host(S3_RECEIVE_BUFFER_DEFAULT)
+}
+
+/// The SDK's settings for this server's keys on docgate's transport with `receive`.
+fn on_docgate_transport(endpoint: &str, receive: ReceiveBuffer) -> aws_sdk_s3::config::Builder {
+    sdk_config(endpoint, ACCESS_KEY, SECRET_KEY).http_client(transport::client(receive).unwrap())
 }
 
 fn sdk_config(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::config::Builder {
