@@ -36,6 +36,7 @@ use super::{ByteStream, CHUNK_SIZE, Object, ObjectError, ObjectMeta, ObjectSourc
 use crate::config::S3Config;
 use crate::range::{ByteRange, RangeRequest, Spec};
 
+pub mod direct;
 pub mod http;
 
 /// How long to wait for a TCP (and TLS) connection to the store.
@@ -88,6 +89,9 @@ pub struct S3Source {
     bucket: String,
     /// How its connections' receive buffers are sized on this host.
     receive: http::ReceiveBuffer,
+    /// `GetObject`s sent by docgate itself, when the keys are static and the endpoint plain
+    /// SigV4; the SDK sends what it declines.
+    direct: Option<direct::DirectGet>,
 }
 
 impl S3Source {
@@ -100,8 +104,12 @@ impl S3Source {
         if let http::ReceiveBuffer::Kernel(http::KernelSized::Capped { .. }) = receive {
             tracing::info!(wanted = config.receive_buffer, "S3 connections: {receive}");
         }
+        let transport = http::Transport::new(receive)?;
+        let stall = StalledStreamProtectionConfig::enabled()
+            .grace_period(STALL_GRACE_PERIOD)
+            .build();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
-            .http_client(http::client(receive)?)
+            .http_client(transport.sdk_client())
             .region(region)
             .timeout_config(
                 TimeoutConfig::builder()
@@ -111,11 +119,8 @@ impl S3Source {
                     .build(),
             )
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
-            .stalled_stream_protection(
-                StalledStreamProtectionConfig::enabled()
-                    .grace_period(STALL_GRACE_PERIOD)
-                    .build(),
-            );
+            .stalled_stream_protection(stall.clone());
+        let mut static_keys = None;
         if let Some(keys) = &config.credentials {
             let secret = String::from_utf8(keys.secret_access_key.expose().to_vec())
                 .map_err(|_| S3SetupError::Credentials("AWS_SECRET_ACCESS_KEY"))?;
@@ -126,13 +131,15 @@ impl S3Source {
                 ),
                 None => None,
             };
-            loader = loader.credentials_provider(Credentials::new(
+            let credentials = Credentials::new(
                 keys.access_key_id.clone(),
                 secret,
                 session_token,
                 None,
                 "docgate-static",
-            ));
+            );
+            loader = loader.credentials_provider(credentials.clone());
+            static_keys = Some(credentials);
         }
         let shared = loader.load().await;
         if shared.region().is_none() && config.endpoint.is_none() {
@@ -142,8 +149,32 @@ impl S3Source {
         let mut unsigned = shared.to_builder();
         unsigned.set_credentials_provider(None);
         let unsigned = unsigned.build();
+        let signed = s3_config(&shared, config);
+        let direct = match static_keys {
+            Some(credentials) => {
+                let region = signed
+                    .region()
+                    .map_or(ENDPOINT_DEFAULT_REGION, |r| r.as_ref());
+                let endpoint = direct::Endpoint {
+                    bucket: &config.bucket,
+                    region,
+                    custom: config.endpoint.as_deref(),
+                    use_fips: shared.use_fips().unwrap_or(false),
+                    use_dual_stack: shared.use_dual_stack().unwrap_or(false),
+                };
+                let connector = transport.connector(CONNECT_TIMEOUT, READ_TIMEOUT);
+                match direct::DirectGet::new(endpoint, credentials, connector, stall).await {
+                    Ok(direct) => Some(direct),
+                    Err(e) => {
+                        tracing::info!("S3 GetObject through the SDK's pipeline: {e}");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         Ok(Self {
-            client: Client::from_conf(s3_config(&shared, config)),
+            client: Client::from_conf(signed),
             anonymous: Client::from_conf(
                 s3_config(&unsigned, config)
                     .to_builder()
@@ -152,6 +183,7 @@ impl S3Source {
             ),
             bucket: config.bucket.clone(),
             receive,
+            direct,
         })
     }
 
@@ -195,15 +227,35 @@ impl S3Source {
         range: Option<String>,
         if_match: Option<&str>,
     ) -> Result<Object, GetError> {
-        let result = self
+        let started = std::time::Instant::now();
+        if let Some(direct) = &self.direct
+            && let Some(output) = direct.get(key, range.as_deref(), if_match).await
+        {
+            return object(output).map_err(GetError::Failed);
+        }
+        let request = self
             .client
             .get_object()
             .bucket(&self.bucket)
             .key(key)
             .set_range(range)
-            .set_if_match(if_match.map(str::to_owned))
-            .send()
-            .await;
+            .set_if_match(if_match.map(str::to_owned));
+        let result = if self.direct.is_some() {
+            // The direct request was the first attempt: the SDK has the rest of them.
+            let (attempts, within) =
+                direct::left_after(started.elapsed(), MAX_ATTEMPTS, OPERATION_TIMEOUT);
+            request
+                .customize()
+                .config_override(
+                    aws_sdk_s3::config::Builder::default()
+                        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+                        .timeout_config(TimeoutConfig::builder().operation_timeout(within).build()),
+                )
+                .send()
+                .await
+        } else {
+            request.send().await
+        };
         match result {
             Ok(output) => object(output).map_err(GetError::Failed),
             Err(e) => Err(match (status(&e), e.code()) {

@@ -48,6 +48,7 @@ mod requestlog_contract;
 mod round_trips;
 mod s3;
 mod s3_client;
+mod s3_direct;
 mod scanner;
 mod sentinel_tls;
 mod slow;

@@ -193,12 +193,38 @@ impl fmt::Display for ReceiveBuffer {
 /// The SDK's HTTP client for docgate's S3 requests (and the credential chain's), its connections'
 /// receive buffers sized by `receive`.
 pub fn client(receive: ReceiveBuffer) -> Result<SharedHttpClient, TlsSetupError> {
-    Ok(SharedHttpClient::new(BoundedClient {
-        tls: Arc::new(tls_config()?),
-        receive: receive.fixed(),
-        connectors: Arc::default(),
-        open: Arc::default(),
-    }))
+    Ok(Transport::new(receive)?.sdk_client())
+}
+
+/// docgate's transport to S3: the SDK's HTTP client, and connectors on the same connection pools
+/// for requests docgate sends itself (`objects::s3::direct`).
+#[derive(Clone, Debug)]
+pub struct Transport(BoundedClient);
+
+impl Transport {
+    /// A transport whose connections ask for `receive` as their receive buffer.
+    pub fn new(receive: ReceiveBuffer) -> Result<Self, TlsSetupError> {
+        Ok(Self(BoundedClient {
+            tls: Arc::new(tls_config()?),
+            receive: receive.fixed(),
+            connectors: Arc::default(),
+            open: Arc::default(),
+        }))
+    }
+
+    /// The transport as the SDK's HTTP client.
+    pub fn sdk_client(&self) -> SharedHttpClient {
+        SharedHttpClient::new(self.0.clone())
+    }
+
+    /// The connector the SDK's own requests with these timeouts use: the same pools, and the
+    /// same count of open responses.
+    pub fn connector(&self, connect: Duration, read: Duration) -> SharedHttpConnector {
+        self.0.connector_for(Timeouts {
+            connect: Some(connect),
+            read: Some(read),
+        })
+    }
 }
 
 fn tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
@@ -255,10 +281,16 @@ impl HttpClient for BoundedClient {
         settings: &HttpConnectorSettings,
         _components: &RuntimeComponents,
     ) -> SharedHttpConnector {
-        let timeouts = Timeouts {
+        self.connector_for(Timeouts {
             connect: settings.connect_timeout(),
             read: settings.read_timeout(),
-        };
+        })
+    }
+}
+
+impl BoundedClient {
+    /// The connector for `timeouts`, made on first use.
+    fn connector_for(&self, timeouts: Timeouts) -> SharedHttpConnector {
         let mut connectors = self
             .connectors
             .lock()
@@ -268,9 +300,7 @@ impl HttpClient for BoundedClient {
             .or_insert_with(|| SharedHttpConnector::new(self.connector(timeouts)))
             .clone()
     }
-}
 
-impl BoundedClient {
     fn connector(&self, timeouts: Timeouts) -> Connector {
         Connector {
             bounded: Arc::new(self.pool(timeouts, READ_BUFFER_MAX)),

@@ -1,0 +1,272 @@
+//! `GetObject` sent by docgate itself (`objects::s3::direct`): what goes on the wire, that the
+//! store (s3s, signatures verified) accepts it, that what it declines goes through the SDK within
+//! the same attempts, and that a body is checked against the checksum S3 stored with it.
+
+use std::sync::{Arc, Mutex};
+
+use docgate::objects::s3::{MAX_ATTEMPTS, S3Source};
+use docgate::objects::{ObjectError, ObjectSource};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::support::content;
+use crate::support::objects::{drain, range, read_all};
+use crate::support::s3::{S3Server, config_at};
+
+const KEY: &str = "resume/Jane Doe (2026).pdf";
+
+/// The header the SDK's pipeline puts on every request it sends, and docgate's own do not carry.
+const SDK_HEADER: &str = "x-amz-user-agent";
+
+/// A TCP proxy in front of `upstream` that keeps every byte clients sent through it.
+struct Recorder {
+    addr: std::net::SocketAddr,
+    sent: Arc<Mutex<Vec<u8>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Recorder {
+    async fn start(upstream: std::net::SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let kept = Arc::clone(&sent);
+        let task = tokio::spawn(async move {
+            loop {
+                let (client, _) = listener.accept().await.unwrap();
+                let server = TcpStream::connect(upstream).await.unwrap();
+                let kept = Arc::clone(&kept);
+                tokio::spawn(async move {
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let up = async move {
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = from_client.read(&mut buf).await.unwrap_or(0);
+                            if n == 0 || to_server.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                            kept.lock().unwrap().extend_from_slice(&buf[..n]);
+                        }
+                    };
+                    let down = tokio::io::copy(&mut from_server, &mut to_client);
+                    let _ = tokio::join!(up, down);
+                });
+            }
+        });
+        Self { addr, sent, task }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The request heads clients sent, in order.
+    fn requests(&self) -> Vec<String> {
+        let sent = String::from_utf8_lossy(&self.sent.lock().unwrap()).to_ascii_lowercase();
+        sent.split("\r\n\r\n")
+            .filter(|head| head.starts_with("get ") || head.starts_with("head "))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A store that answers each request with the next of `answers` (the last one over and over),
+/// and counts the requests.
+struct Answers {
+    addr: std::net::SocketAddr,
+    requests: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Answers {
+    async fn start(answers: Vec<Vec<u8>>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        let answers = Arc::new(answers);
+        let task = tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let (seen, answers) = (Arc::clone(&seen), Arc::clone(&answers));
+                tokio::spawn(async move {
+                    while let Some(head) = request_head(&mut socket).await {
+                        let n = {
+                            let mut seen = seen.lock().unwrap();
+                            seen.push(head);
+                            seen.len()
+                        };
+                        let answer = &answers[(n - 1).min(answers.len() - 1)];
+                        if socket.write_all(answer).await.is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            addr,
+            requests,
+            task,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Answers {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// One request head, lower-cased; `None` once the client closed the connection.
+async fn request_head(socket: &mut TcpStream) -> Option<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
+
+/// An object's `200`, with `extra` header lines.
+fn object_answer(body: &[u8], extra: &str) -> Vec<u8> {
+    let mut answer = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/pdf\r\nETag: \"e1\"\r\n{extra}\
+         Content-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    answer.extend_from_slice(body);
+    answer
+}
+
+/// S3's `503 Slow Down`.
+fn slow_down() -> Vec<u8> {
+    let body = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+                <Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>";
+    format!(
+        "HTTP/1.1 503 Slow Down\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+#[tokio::test]
+async fn a_get_is_one_signed_request_the_store_accepts_without_the_sdks_pipeline() {
+    let server = S3Server::start().await;
+    let bytes = content(41, 300_000);
+    server.put(KEY, &bytes).await;
+    let recorder = Recorder::start(server.addr).await;
+    let source = S3Source::new(&config_at(&recorder.endpoint()))
+        .await
+        .unwrap();
+
+    let whole = source.open(KEY, None).await.unwrap();
+    assert_eq!(read_all(whole).await, bytes);
+    let part = source
+        .open(KEY, Some(&range("bytes=1000-1999", None)))
+        .await
+        .unwrap();
+    assert_eq!(read_all(part).await, bytes[1000..2000]);
+
+    // Two requests for two opens: s3s verified both signatures (a refused one would have been
+    // sent again, through the SDK), and neither went through the SDK's pipeline.
+    let requests = recorder.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    for head in &requests {
+        assert!(
+            head.starts_with("get /documents/resume/jane%20doe%20%282026%29.pdf "),
+            "{head}"
+        );
+        assert!(
+            head.contains("\r\nauthorization: aws4-hmac-sha256 "),
+            "{head}"
+        );
+        assert!(head.contains("\r\nx-amz-checksum-mode: enabled"), "{head}");
+        assert!(!head.contains(SDK_HEADER), "{head}");
+    }
+    assert!(requests[1].contains("\r\nrange: bytes=1000-1999"));
+}
+
+#[tokio::test]
+async fn what_the_store_refuses_is_asked_again_through_the_sdk_and_mapped_as_before() {
+    let server = S3Server::start().await;
+    let recorder = Recorder::start(server.addr).await;
+    let source = S3Source::new(&config_at(&recorder.endpoint()))
+        .await
+        .unwrap();
+
+    assert!(matches!(
+        source.open("no/such.pdf", None).await,
+        Err(ObjectError::NotFound)
+    ));
+    let requests = recorder.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(!requests[0].contains(SDK_HEADER));
+    assert!(requests[1].contains(SDK_HEADER));
+}
+
+#[tokio::test]
+async fn a_store_that_asks_to_slow_down_gets_the_same_attempts_as_before() {
+    // Twice 503, then the object: the direct request and the SDK's two retries.
+    let bytes = content(42, 40_000);
+    let store = Answers::start(vec![slow_down(), slow_down(), object_answer(&bytes, "")]).await;
+    let source = S3Source::new(&config_at(&store.endpoint())).await.unwrap();
+    assert_eq!(read_all(source.open(KEY, None).await.unwrap()).await, bytes);
+    assert_eq!(store.requests().len(), 3);
+
+    // Always 503: given up after exactly the SDK's attempts, as when the SDK sent them all.
+    let store = Answers::start(vec![slow_down()]).await;
+    let source = S3Source::new(&config_at(&store.endpoint())).await.unwrap();
+    let Err(ObjectError::Unavailable(e)) = source.open(KEY, None).await else {
+        panic!("a store that always refuses leaves the object unavailable");
+    };
+    assert_eq!(e.to_string(), "s3 GetObject failed: SlowDown (HTTP 503)");
+    assert_eq!(store.requests().len(), MAX_ATTEMPTS as usize);
+}
+
+#[tokio::test]
+async fn a_body_is_checked_against_the_checksum_s3_stored_with_it() {
+    // CRC32 of "123456789" is 0xCBF43926.
+    let body = b"123456789";
+    let cases = [
+        ("x-amz-checksum-crc32: y/Q5Jg==\r\n", true),
+        ("x-amz-checksum-crc32: AAAAAA==\r\n", false),
+        // A multipart upload's checksum of its parts' checksums: nothing to check the body by.
+        ("x-amz-checksum-crc32: AAAAAA==-2\r\n", true),
+    ];
+    for (header, intact) in cases {
+        let store = Answers::start(vec![object_answer(body, header)]).await;
+        let source = S3Source::new(&config_at(&store.endpoint())).await.unwrap();
+        let object = source.open(KEY, None).await.unwrap();
+        let (read, error) = drain(object).await;
+        if intact {
+            assert_eq!(read, body, "{header}");
+            assert!(error.is_none(), "{header}: {error:?}");
+        } else {
+            assert!(
+                error.is_some(),
+                "{header}: a body that does not match ended cleanly"
+            );
+        }
+        assert_eq!(store.requests().len(), 1, "{header}");
+    }
+}
