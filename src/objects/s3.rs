@@ -8,6 +8,11 @@
 //! bytes come from one request against one version; when S3 answers `412` the object changed and
 //! the whole of its current version is fetched instead.
 //!
+//! With static keys, a `GetObject` is signed and sent by [`direct`] on the SDK's own connections,
+//! without the SDK's per-request pipeline; what it declines (any answer but `200`/`206`, any
+//! failure before the response head) is sent again through the SDK with the attempts and time
+//! left, so the mapping below sees the SDK's errors either way.
+//!
 //! The body is pulled from the SDK only when the response asks for the next chunk: no task reads
 //! ahead, at most one SDK chunk is held, and a slow recipient slows the read from S3. A broken or
 //! short transfer surfaces as an `Err` item, never as a clean early end, and the last chunk is only
