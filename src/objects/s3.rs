@@ -9,9 +9,9 @@
 //! the whole of its current version is fetched instead.
 //!
 //! With static keys, a `GetObject` is signed and sent by [`direct`] on the SDK's own connections,
-//! without the SDK's per-request pipeline; what it declines (any answer but `200`/`206`, any
-//! failure before the response head) is sent again through the SDK with the attempts and time
-//! left, so the mapping below sees the SDK's errors either way.
+//! without the SDK's per-request pipeline; what it declines (any answer but `200`, `206`, `412`
+//! and `416`, any failure before the response head) is sent again through the SDK with the
+//! attempts and time left, so the mapping below sees the SDK's errors either way.
 //!
 //! The body is pulled from the SDK only when the response asks for the next chunk: no task reads
 //! ahead, at most one SDK chunk is held, and a slow recipient slows the read from S3. A broken or
@@ -233,10 +233,13 @@ impl S3Source {
         if_match: Option<&str>,
     ) -> Result<Object, GetError> {
         let started = std::time::Instant::now();
-        if let Some(direct) = &self.direct
-            && let Some(output) = direct.get(key, range.as_deref(), if_match).await
-        {
-            return object(output).map_err(GetError::Failed);
+        if let Some(direct) = &self.direct {
+            match direct.get(key, range.as_deref(), if_match).await {
+                direct::Answer::Object(output) => return object(*output).map_err(GetError::Failed),
+                direct::Answer::PreconditionFailed => return Err(GetError::PreconditionFailed),
+                direct::Answer::InvalidRange => return Err(GetError::InvalidRange),
+                direct::Answer::Declined => {}
+            }
         }
         let request = self
             .client

@@ -270,3 +270,39 @@ async fn a_body_is_checked_against_the_checksum_s3_stored_with_it() {
         assert_eq!(store.requests().len(), 1, "{header}");
     }
 }
+
+#[tokio::test]
+async fn answers_s3_gives_by_status_alone_are_not_asked_again() {
+    let server = S3Server::start().await;
+    let bytes = content(43, 5_000);
+    server.put(KEY, &bytes).await;
+    let recorder = Recorder::start(server.addr).await;
+    let source = S3Source::new(&config_at(&recorder.endpoint()))
+        .await
+        .unwrap();
+
+    // `416`: then the size, from one `HEAD` (the SDK's), for the answer.
+    let Err(ObjectError::Range(_)) = source.open(KEY, Some(&range("bytes=9000-", None))).await
+    else {
+        panic!("a range beyond the end is unsatisfiable");
+    };
+    let requests = recorder.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(requests[0].starts_with("get ") && !requests[0].contains(SDK_HEADER));
+    assert!(requests[1].starts_with("head "));
+
+    // `412`: another version than the client's, so the whole of this one, as a second `GET`.
+    let object = source
+        .open(KEY, Some(&range("bytes=0-99", Some("\"another\""))))
+        .await
+        .unwrap();
+    assert_eq!(read_all(object).await, bytes);
+    let requests = recorder.requests();
+    assert_eq!(requests.len(), 4, "{requests:#?}");
+    assert!(requests[2].contains("\r\nif-match: \"another\""));
+    assert!(
+        requests[2..]
+            .iter()
+            .all(|head| head.starts_with("get ") && !head.contains(SDK_HEADER))
+    );
+}

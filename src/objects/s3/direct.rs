@@ -1,14 +1,15 @@
 //! `GetObject` sent by docgate itself: the request signed with the SDK's SigV4 signer and sent on
 //! the SDK's own connection pools, the body checked with the SDK's checksum and stall wrappers,
 //! without the SDK's per-request pipeline (configuration layers, some thirty interceptor hooks,
-//! the response's sixty-odd optional headers). That pipeline was two fifths of a small S3
-//! download's CPU (`docs/profiles/s3-client.md`).
+//! the response's sixty-odd optional headers). That pipeline cost about 100 µs of CPU per
+//! download whatever its size (`docs/profiles/s3-client.md`).
 //!
-//! Only a download's happy path goes this way. It is used when the keys are static and the SDK's
-//! endpoint rules give the bucket a plain SigV4 endpoint; any answer but `200` or `206`, or any
-//! failure before the response head, declines, and [`super::S3Source`] sends the same request
-//! through the SDK with what is left of its attempts and time, so errors, retries, timeouts and
-//! their texts are the SDK's as before.
+//! It is used when the keys are static and the SDK's endpoint rules give the bucket a plain SigV4
+//! endpoint. A `200` or `206` is the object; a `412` (`If-Match` failed) and a `416` (a range
+//! outside the object) are answers S3 gives by status alone, passed on as they are. Anything
+//! else, or any failure before the response head, declines, and [`super::S3Source`] sends the
+//! same request through the SDK with what is left of its attempts and time, so errors, retries,
+//! timeouts and their texts are the SDK's as before.
 
 use std::time::{Duration, SystemTime};
 
@@ -50,6 +51,19 @@ pub struct DirectGet {
     signing_name: String,
     identity: Identity,
     stall: StalledStreamProtectionConfig,
+}
+
+/// What a [`DirectGet`] got.
+#[derive(Debug)]
+pub enum Answer {
+    /// `200` or `206`.
+    Object(Box<GetObjectOutput>),
+    /// `412`: `If-Match` did not match.
+    PreconditionFailed,
+    /// `416`: the range lies outside the object.
+    InvalidRange,
+    /// Anything else, or no response: for the SDK to send.
+    Declined,
 }
 
 /// Why a bucket gets no [`DirectGet`]: the SDK then sends every `GetObject`, as before.
@@ -120,31 +134,30 @@ impl DirectGet {
     }
 
     /// One signed `GET` of `key` (with `range` as `Range` and `if_match` as `If-Match`), up to
-    /// its response head. `None`: anything but a `200` or `206` answered, or the request failed;
-    /// the SDK should send it.
-    pub async fn get(
-        &self,
-        key: &str,
-        range: Option<&str>,
-        if_match: Option<&str>,
-    ) -> Option<GetObjectOutput> {
-        let request = self.signed(key, range, if_match)?;
+    /// its response head.
+    pub async fn get(&self, key: &str, range: Option<&str>, if_match: Option<&str>) -> Answer {
+        let Some(request) = self.signed(key, range, if_match) else {
+            return Answer::Declined;
+        };
         let response = match self.connector.call(request).await {
             Ok(response) => response,
             Err(e) => {
                 tracing::debug!(error = %e, "s3 GetObject sent directly failed; through the SDK");
-                return None;
+                return Answer::Declined;
             }
         };
-        let status = response.status().as_u16();
-        if status != 200 && status != 206 {
-            tracing::debug!(
-                status,
-                "s3 GetObject sent directly declined; through the SDK"
-            );
-            return None;
+        match response.status().as_u16() {
+            200 | 206 => Answer::Object(Box::new(self.output(response))),
+            412 => Answer::PreconditionFailed,
+            416 => Answer::InvalidRange,
+            status => {
+                tracing::debug!(
+                    status,
+                    "s3 GetObject sent directly declined; through the SDK"
+                );
+                Answer::Declined
+            }
         }
-        Some(self.output(response))
     }
 
     /// The signed request.
@@ -310,6 +323,48 @@ mod tests {
             left_after(Duration::from_secs(25), 1, within),
             (1, Duration::from_secs(1))
         );
+    }
+
+    /// A `DirectGet` for `bucket` in `region`, at `custom` if given.
+    async fn direct(bucket: &str, region: &str, custom: Option<&str>) -> DirectGet {
+        let transport = crate::objects::s3::http::Transport::new(
+            crate::objects::s3::http::ReceiveBuffer::for_host(0),
+        )
+        .unwrap();
+        DirectGet::new(
+            Endpoint {
+                bucket,
+                region,
+                custom,
+                use_fips: false,
+                use_dual_stack: false,
+            },
+            Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"),
+            transport.connector(Duration::from_secs(1), Duration::from_secs(1)),
+            StalledStreamProtectionConfig::disabled(),
+        )
+        .await
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_bucket_is_addressed_as_the_sdks_endpoint_rules_say() {
+        let aws = direct("docs-bucket", "eu-west-1", None).await;
+        assert_eq!(aws.base, "https://docs-bucket.s3.eu-west-1.amazonaws.com");
+        assert_eq!(aws.host, "docs-bucket.s3.eu-west-1.amazonaws.com");
+        assert_eq!(
+            (aws.signing_name.as_str(), aws.signing_region.as_str()),
+            ("s3", "eu-west-1")
+        );
+        // A dotted name would not match the wildcard certificate: path style, as the SDK does.
+        let dotted = direct("docs.example.com", "eu-west-1", None).await;
+        assert_eq!(
+            dotted.base,
+            "https://s3.eu-west-1.amazonaws.com/docs.example.com"
+        );
+        let custom = direct("docs", "us-east-1", Some("http://127.0.0.1:9000")).await;
+        assert_eq!(custom.base, "http://127.0.0.1:9000/docs");
+        assert_eq!(custom.host, "127.0.0.1:9000");
     }
 
     #[test]
