@@ -16,13 +16,13 @@ use docgate::objects::s3::http::{
     FEW_RESPONSES, IDLE_TIMEOUT, KernelSized, READ_BUFFER_MAX, READ_BUFFER_WIDE, ReceiveBuffer,
 };
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::support::chaos::ChaosProxy;
 use crate::support::objects::{range, read_all};
 use crate::support::s3::{
     BUCKET, S3Server, client_on_docgate_transport, client_on_docgate_transport_with,
-    client_on_docgate_transport_without_retries, sent_to_a_reader_standing_still,
+    client_on_docgate_transport_without_retries, request_head, sent_to_a_reader_standing_still,
 };
 use crate::support::{content, eventually, sha256};
 
@@ -218,22 +218,6 @@ async fn a_connection_left_idle_for_the_idle_timeout_is_closed() {
     .await;
 }
 
-/// A store that answers one `GET` per connection, keep-alive as far as the answer says, then
-/// closes the connection a moment later, as S3 closes a keep-alive connection it finds idle. Counts the
-/// connections it accepted and the requests it answered.
-/// Reads a request's head off a raw store's socket; `false` if the client closed it first.
-async fn read_request_head(socket: &mut tokio::net::TcpStream) -> bool {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-            return false;
-        }
-        head.push(byte[0]);
-    }
-    true
-}
-
 /// A raw store's answer head for an object of `len` bytes.
 fn answer_head(len: usize) -> String {
     format!(
@@ -242,6 +226,9 @@ fn answer_head(len: usize) -> String {
     )
 }
 
+/// A store that answers one `GET` per connection, keep-alive as far as the answer says, then
+/// closes the connection a moment later, as S3 closes a keep-alive connection it finds idle. Counts
+/// the connections it accepted and the requests it answered.
 struct ClosesWhenIdle {
     addr: std::net::SocketAddr,
     accepted: Arc<AtomicUsize>,
@@ -264,7 +251,7 @@ impl ClosesWhenIdle {
             loop {
                 let (mut socket, _) = listener.accept().await.unwrap();
                 counts.0.fetch_add(1, Ordering::SeqCst);
-                read_request_head(&mut socket).await;
+                request_head(&mut socket).await;
                 socket
                     .write_all(answer_head(body.len()).as_bytes())
                     .await
@@ -363,7 +350,7 @@ impl SendsUntilBlocked {
             socket2::SockRef::from(&socket)
                 .set_send_buffer_size(Self::PIECE)
                 .unwrap();
-            assert!(read_request_head(&mut socket).await, "a request head");
+            assert!(request_head(&mut socket).await.is_some(), "a request head");
             socket
                 .write_all(answer_head(Self::LEN).as_bytes())
                 .await

@@ -11,7 +11,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::content;
 use crate::support::objects::{drain, range, read_all};
-use crate::support::s3::{S3Server, config_at};
+use crate::support::s3::{S3Server, config_at, request_head};
 
 const KEY: &str = "resume/Jane Doe (2026).pdf";
 
@@ -133,19 +133,6 @@ impl Drop for Answers {
     }
 }
 
-/// One request head, lower-cased; `None` once the client closed the connection.
-async fn request_head(socket: &mut TcpStream) -> Option<String> {
-    let mut head = Vec::new();
-    let mut byte = [0u8; 1];
-    while !head.ends_with(b"\r\n\r\n") {
-        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
-            return None;
-        }
-        head.push(byte[0]);
-    }
-    Some(String::from_utf8_lossy(&head).to_ascii_lowercase())
-}
-
 /// An object's `200`, with `extra` header lines.
 fn object_answer(body: &[u8], extra: &str) -> Vec<u8> {
     let mut answer = format!(
@@ -169,15 +156,22 @@ fn slow_down() -> Vec<u8> {
     .into_bytes()
 }
 
-#[tokio::test]
-async fn a_get_is_one_signed_request_the_store_accepts_without_the_sdks_pipeline() {
+/// A bucket holding `KEY` (`len` bytes of `seed`), a recorder in front of it, and a source
+/// reaching the bucket through the recorder.
+async fn recorded(seed: u8, len: usize) -> (S3Server, Recorder, S3Source, Vec<u8>) {
     let server = S3Server::start().await;
-    let bytes = content(41, 300_000);
+    let bytes = content(seed, len);
     server.put(KEY, &bytes).await;
     let recorder = Recorder::start(server.addr).await;
     let source = S3Source::new(&config_at(&recorder.endpoint()))
         .await
         .unwrap();
+    (server, recorder, source, bytes)
+}
+
+#[tokio::test]
+async fn a_get_is_one_signed_request_the_store_accepts_without_the_sdks_pipeline() {
+    let (_server, recorder, source, bytes) = recorded(41, 300_000).await;
 
     let whole = source.open(KEY, None).await.unwrap();
     assert_eq!(read_all(whole).await, bytes);
@@ -273,13 +267,7 @@ async fn a_body_is_checked_against_the_checksum_s3_stored_with_it() {
 
 #[tokio::test]
 async fn answers_s3_gives_by_status_alone_are_not_asked_again() {
-    let server = S3Server::start().await;
-    let bytes = content(43, 5_000);
-    server.put(KEY, &bytes).await;
-    let recorder = Recorder::start(server.addr).await;
-    let source = S3Source::new(&config_at(&recorder.endpoint()))
-        .await
-        .unwrap();
+    let (_server, recorder, source, bytes) = recorded(43, 5_000).await;
 
     // `416`: then the size, from one `HEAD` (the SDK's), for the answer.
     let Err(ObjectError::Range(_)) = source.open(KEY, Some(&range("bytes=9000-", None))).await

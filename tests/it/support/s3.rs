@@ -363,3 +363,18 @@ pub fn config_at(endpoint: &str) -> S3Config {
         }),
     }
 }
+
+/// One HTTP request head read from a raw store's `socket`, lower-cased; `None` once the client
+/// closed the connection.
+pub async fn request_head(socket: &mut tokio::net::TcpStream) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if socket.read(&mut byte).await.unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
