@@ -232,13 +232,15 @@ impl S3Source {
         range: Option<String>,
         if_match: Option<&str>,
     ) -> Result<Object, GetError> {
-        let started = std::time::Instant::now();
+        // How long a direct request took before it declined: the SDK gets the rest.
+        let mut declined_after = None;
         if let Some(direct) = &self.direct {
+            let started = std::time::Instant::now();
             match direct.get(key, range.as_deref(), if_match).await {
                 direct::Answer::Object(output) => return object(*output).map_err(GetError::Failed),
                 direct::Answer::PreconditionFailed => return Err(GetError::PreconditionFailed),
                 direct::Answer::InvalidRange => return Err(GetError::InvalidRange),
-                direct::Answer::Declined => {}
+                direct::Answer::Declined => declined_after = Some(started.elapsed()),
             }
         }
         let request = self
@@ -248,21 +250,23 @@ impl S3Source {
             .key(key)
             .set_range(range)
             .set_if_match(if_match.map(str::to_owned));
-        let result = if self.direct.is_some() {
+        let result = match declined_after {
             // The direct request was the first attempt: the SDK has the rest of them.
-            let (attempts, within) =
-                direct::left_after(started.elapsed(), MAX_ATTEMPTS, OPERATION_TIMEOUT);
-            request
-                .customize()
-                .config_override(
-                    aws_sdk_s3::config::Builder::default()
-                        .retry_config(RetryConfig::standard().with_max_attempts(attempts))
-                        .timeout_config(TimeoutConfig::builder().operation_timeout(within).build()),
-                )
-                .send()
-                .await
-        } else {
-            request.send().await
+            Some(spent) => {
+                let (attempts, within) = direct::left_after(spent, MAX_ATTEMPTS, OPERATION_TIMEOUT);
+                request
+                    .customize()
+                    .config_override(
+                        aws_sdk_s3::config::Builder::default()
+                            .retry_config(RetryConfig::standard().with_max_attempts(attempts))
+                            .timeout_config(
+                                TimeoutConfig::builder().operation_timeout(within).build(),
+                            ),
+                    )
+                    .send()
+                    .await
+            }
+            None => request.send().await,
         };
         match result {
             Ok(output) => object(output).map_err(GetError::Failed),

@@ -50,7 +50,10 @@ pub struct DirectGet {
     signing_region: String,
     signing_name: String,
     identity: Identity,
-    stall: StalledStreamProtectionConfig,
+    /// S3's signing settings: single percent-encoding, no path normalisation, the payload hash.
+    settings: SigningSettings,
+    /// The minimum download rate, from the SDK's stall settings; `None`: not checked.
+    stall: Option<MinimumThroughputBodyOptions>,
 }
 
 /// What a [`DirectGet`] got.
@@ -129,7 +132,10 @@ impl DirectGet {
             signing_region: signing_region.unwrap_or_else(|| endpoint.region.to_owned()),
             signing_name: signing_name.unwrap_or_else(|| "s3".to_owned()),
             identity: credentials.into(),
-            stall,
+            settings: s3_signing(),
+            stall: stall
+                .is_enabled()
+                .then(|| MinimumThroughputBodyOptions::from(stall)),
         })
     }
 
@@ -184,16 +190,12 @@ impl DirectGet {
             builder = builder.header(http::header::IF_MATCH, if_match);
         }
         let mut request = builder.body(SdkBody::empty()).ok()?;
-        let mut settings = SigningSettings::default();
-        settings.percent_encoding_mode = PercentEncodingMode::Single;
-        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
-        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
         let params = aws_sigv4::sign::v4::SigningParams::builder()
             .identity(&self.identity)
             .region(&self.signing_region)
             .name(&self.signing_name)
             .time(SystemTime::now())
-            .settings(settings)
+            .settings(self.settings.clone())
             .build()
             .ok()?
             .into();
@@ -229,16 +231,25 @@ impl DirectGet {
         if let Some((algorithm, expected)) = checksum {
             body = SdkBody::from_body_1_x(ChecksumBody::new(body, algorithm.into_impl(), expected));
         }
-        if self.stall.is_enabled() {
+        if let Some(stall) = &self.stall {
             body = SdkBody::from_body_1_x(MinimumThroughputDownloadBody::new(
                 SystemTimeSource::new(),
                 TokioSleep::new(),
                 body,
-                MinimumThroughputBodyOptions::from(self.stall.clone()),
+                stall.clone(),
             ));
         }
         builder.body(ByteStream::new(body)).build()
     }
+}
+
+/// SigV4's settings for S3, as the SDK signs its requests.
+fn s3_signing() -> SigningSettings {
+    let mut settings = SigningSettings::default();
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings
 }
 
 /// The signing name and region of the endpoint's first auth scheme, which must be SigV4.
