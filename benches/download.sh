@@ -94,12 +94,14 @@ suite_s3fast() {
 # Latency of a 100 KiB download (wrk's latency: request sent to last byte read; for 100 KiB on
 # loopback close to the time to first byte), docgate against its origin: at c=16 (the target's
 # setting; with every side saturated it is mostly 16 / requests per second) and at c=1 (one
-# request at a time: the time one download takes).
+# request at a time: the time one download takes). S3 mode is also run beside the tuned nginx hop
+# in front of the same origin, the reference of the small documents' throughput and CPU.
 suite_ttfb() {
     ensure_origin_files
     start_nginx ngx_off static.conf.in "$P_NGX_OFF" ROOT="$WORK/docs" SENDFILE=off
     start_nginx ngx_on static.conf.in "$P_NGX_ON" ROOT="$WORK/docs" SENDFILE=on
     start_nginx ngx_origin s3-origin.conf.in "$P_ORIGIN" ROOT="$WORK/origin" BUCKET="$BUCKET"
+    start_nginx ngx_hop proxy.conf.in "$P_NGX_ORIGIN" UPSTREAM="127.0.0.1:$P_ORIGIN" HOP_BUFFER="$HOP_BUFFER"
     local rep c threads
     for rep in $(seq "$REPS"); do
         for c in ${BENCH_TTFB_CONNS:-16 1}; do
@@ -108,9 +110,11 @@ suite_ttfb() {
             THREADS=$threads CPU_PIDS="$(serving_pids $PID_ngx_on)" run_wrk ttfb nginx-sendfile-on 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_ON/bench/100k.bin"
             THREADS=$threads run_docgate ttfb dir 100k "$c" "$rep" docgate-dir
             THREADS=$threads run_nginx ttfb s3fast-origin-direct ngx_origin 100k "$c" "$rep" "http://127.0.0.1:$P_ORIGIN/$BUCKET/bench/100k.bin"
+            THREADS=$threads run_nginx ttfb s3fast-nginx-proxy ngx_hop 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_ORIGIN/$BUCKET/bench/100k.bin"
             THREADS=$threads run_docgate ttfb s3fast 100k "$c" "$rep" docgate-s3fast
         done
     done
+    stop_pid "$PID_ngx_hop"
     stop_pid "$PID_ngx_origin"
     stop_pid "$PID_ngx_on"
     stop_pid "$PID_ngx_off"

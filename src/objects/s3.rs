@@ -8,8 +8,9 @@
 //! bytes come from one request against one version; when S3 answers `412` the object changed and
 //! the whole of its current version is fetched instead.
 //!
-//! With static keys, a `GetObject` is signed and sent by [`direct`] on the SDK's own connections,
-//! without the SDK's per-request pipeline; what it declines (any answer but `200`, `206`, `412`
+//! A `GetObject` is signed and sent by [`direct`] on the SDK's own connections, without the SDK's
+//! per-request pipeline, with the static keys or the credential chain's held by [`keys`]; what it
+//! declines (no keys at hand included) (any answer but `200`, `206`, `412`
 //! and `416`, any failure before the response head) is sent again through the SDK with the
 //! attempts and time left, so the mapping below sees the SDK's errors either way.
 //!
@@ -31,7 +32,7 @@ use aws_config::retry::RetryConfig;
 use aws_config::stalled_stream_protection::StalledStreamProtectionConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_sdk_s3::Client;
-use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::config::{Credentials, Region, SharedCredentialsProvider};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::operation::head_object::{HeadObjectError, HeadObjectOutput};
@@ -43,6 +44,7 @@ use crate::range::{ByteRange, RangeRequest, Spec};
 
 pub mod direct;
 pub mod http;
+pub mod keys;
 
 /// How long to wait for a TCP (and TLS) connection to the store.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -100,9 +102,26 @@ pub struct S3Source {
 }
 
 impl S3Source {
-    /// A source over `config.bucket`. Resolves the region now (the AWS chain may ask the profile or
+    /// A source over `config.bucket`, signing with `config.credentials` or, without them, the
+    /// AWS credential chain's keys. Resolves the region now (the AWS chain may ask the profile or
     /// instance metadata); credentials from the chain are fetched on first use.
     pub async fn new(config: &S3Config) -> Result<Self, S3SetupError> {
+        Self::build(config, None).await
+    }
+
+    /// A source over `config.bucket` signing with the keys `provider` gives, in place of static
+    /// keys and the AWS chain: for a program that embeds docgate and has its own.
+    pub async fn with_credentials_provider(
+        config: &S3Config,
+        provider: SharedCredentialsProvider,
+    ) -> Result<Self, S3SetupError> {
+        Self::build(config, Some(provider)).await
+    }
+
+    async fn build(
+        config: &S3Config,
+        provider: Option<SharedCredentialsProvider>,
+    ) -> Result<Self, S3SetupError> {
         let region = RegionProviderChain::first_try(config.region.clone().map(Region::new))
             .or_default_provider();
         let receive = http::ReceiveBuffer::for_host(config.receive_buffer);
@@ -126,7 +145,9 @@ impl S3Source {
             .retry_config(RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS))
             .stalled_stream_protection(stall.clone());
         let mut static_keys = None;
-        if let Some(keys) = &config.credentials {
+        if let Some(provider) = provider {
+            loader = loader.credentials_provider(provider);
+        } else if let Some(keys) = &config.credentials {
             let secret = String::from_utf8(keys.secret_access_key.expose().to_vec())
                 .map_err(|_| S3SetupError::Credentials("AWS_SECRET_ACCESS_KEY"))?;
             let session_token = match &keys.session_token {
@@ -155,8 +176,12 @@ impl S3Source {
         unsigned.set_credentials_provider(None);
         let unsigned = unsigned.build();
         let signed = s3_config(&shared, config);
-        let direct = match static_keys {
-            Some(credentials) => {
+        let keys = match static_keys {
+            Some(credentials) => Some(keys::Keys::Static(credentials.into())),
+            None => shared.credentials_provider().map(keys::Keys::chained),
+        };
+        let direct = match keys {
+            Some(keys) => {
                 let region = signed
                     .region()
                     .map_or(ENDPOINT_DEFAULT_REGION, |r| r.as_ref());
@@ -168,7 +193,7 @@ impl S3Source {
                     use_dual_stack: shared.use_dual_stack().unwrap_or(false),
                 };
                 let connector = transport.connector(CONNECT_TIMEOUT, READ_TIMEOUT);
-                match direct::DirectGet::new(endpoint, credentials, connector, stall).await {
+                match direct::DirectGet::new(endpoint, keys, connector, stall).await {
                     Ok(direct) => Some(direct),
                     Err(e) => {
                         tracing::info!("S3 GetObject through the SDK's pipeline: {e}");
@@ -232,15 +257,17 @@ impl S3Source {
         range: Option<String>,
         if_match: Option<&str>,
     ) -> Result<Object, GetError> {
-        // How long a direct request took before it declined: the SDK gets the rest.
-        let mut declined_after = None;
+        // How long a direct request took before it declined, and the attempts it used: the SDK
+        // gets the rest.
+        let mut declined = None;
         if let Some(direct) = &self.direct {
             let started = std::time::Instant::now();
             match direct.get(key, range.as_deref(), if_match).await {
                 direct::Answer::Object(output) => return object(*output).map_err(GetError::Failed),
                 direct::Answer::PreconditionFailed => return Err(GetError::PreconditionFailed),
                 direct::Answer::InvalidRange => return Err(GetError::InvalidRange),
-                direct::Answer::Declined => declined_after = Some(started.elapsed()),
+                direct::Answer::Declined => declined = Some((started.elapsed(), 1)),
+                direct::Answer::NotSent => declined = Some((started.elapsed(), 0)),
             }
         }
         let request = self
@@ -250,10 +277,11 @@ impl S3Source {
             .key(key)
             .set_range(range)
             .set_if_match(if_match.map(str::to_owned));
-        let result = match declined_after {
-            // The direct request was the first attempt: the SDK has the rest of them.
-            Some(spent) => {
-                let (attempts, within) = direct::left_after(spent, MAX_ATTEMPTS, OPERATION_TIMEOUT);
+        let result = match declined {
+            // A direct request sent was the first attempt: the SDK has the rest of them.
+            Some((spent, used)) => {
+                let (attempts, within) =
+                    direct::left_after(spent, used, MAX_ATTEMPTS, OPERATION_TIMEOUT);
                 request
                     .customize()
                     .config_override(

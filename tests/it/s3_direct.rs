@@ -1,9 +1,16 @@
 //! `GetObject` sent by docgate itself (`objects::s3::direct`): what goes on the wire, that the
 //! store (s3s, signatures verified) accepts it, that what it declines goes through the SDK within
-//! the same attempts, and that a body is checked against the checksum S3 stored with it.
+//! the same attempts, that a body is checked against the checksum S3 stored with it, and that keys
+//! from a credential chain are held, sent with their session token, and left to the SDK when the
+//! chain fails.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use aws_credential_types::Credentials;
+use aws_credential_types::provider::error::CredentialsError;
+use aws_credential_types::provider::{ProvideCredentials, SharedCredentialsProvider, future};
 use docgate::objects::s3::{MAX_ATTEMPTS, S3Source};
 use docgate::objects::{ObjectError, ObjectSource};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -11,7 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 
 use crate::support::content;
 use crate::support::objects::{drain, range, read_all};
-use crate::support::s3::{S3Server, config_at, request_head};
+use crate::support::s3::{ACCESS_KEY, S3Server, SECRET_KEY, config_at, request_head};
 
 const KEY: &str = "resume/Jane Doe (2026).pdf";
 
@@ -293,4 +300,119 @@ async fn answers_s3_gives_by_status_alone_are_not_asked_again() {
             .iter()
             .all(|head| head.starts_with("get ") && !head.contains(SDK_HEADER))
     );
+}
+
+/// A credential chain (as IRSA or instance metadata would be) that fails its first `failures`
+/// fetches, then gives the bucket's keys with a session token, valid for an hour; it counts how
+/// often it is asked.
+#[derive(Debug)]
+struct Chain {
+    failures: usize,
+    asked: AtomicUsize,
+}
+
+impl Chain {
+    fn failing(failures: usize) -> Arc<Self> {
+        Arc::new(Self {
+            failures,
+            asked: AtomicUsize::new(0),
+        })
+    }
+
+    fn asked(&self) -> usize {
+        self.asked.load(Ordering::SeqCst)
+    }
+}
+
+/// The test's handle and the source's share one [`Chain`].
+#[derive(Debug)]
+struct SharedChain(Arc<Chain>);
+
+impl ProvideCredentials for SharedChain {
+    fn provide_credentials<'a>(&'a self) -> future::ProvideCredentials<'a>
+    where
+        Self: 'a,
+    {
+        let n = self.0.asked.fetch_add(1, Ordering::SeqCst) + 1;
+        let failed = n <= self.0.failures;
+        future::ProvideCredentials::new(async move {
+            if failed {
+                return Err(CredentialsError::provider_error(
+                    "the web identity token was refused",
+                ));
+            }
+            Ok(Credentials::new(
+                ACCESS_KEY,
+                SECRET_KEY,
+                Some(format!("session-token-{n}")),
+                Some(std::time::SystemTime::now() + Duration::from_secs(3600)),
+                "test-chain",
+            ))
+        })
+    }
+}
+
+/// A bucket holding `KEY`, a recorder in front of it, and a source signing with `chain`'s keys.
+async fn chained(chain: &Arc<Chain>) -> (S3Server, Recorder, S3Source, Vec<u8>) {
+    let server = S3Server::start().await;
+    let bytes = content(44, 70_000);
+    server.put(KEY, &bytes).await;
+    let recorder = Recorder::start(server.addr).await;
+    let mut config = config_at(&recorder.endpoint());
+    config.credentials = None;
+    let provider = SharedCredentialsProvider::new(SharedChain(Arc::clone(chain)));
+    let source = S3Source::with_credentials_provider(&config, provider)
+        .await
+        .unwrap();
+    (server, recorder, source, bytes)
+}
+
+#[tokio::test]
+async fn keys_from_the_credential_chain_sign_directly_and_are_fetched_once() {
+    let chain = Chain::failing(0);
+    let (_server, recorder, source, bytes) = chained(&chain).await;
+    assert_eq!(chain.asked(), 0, "nothing is fetched before it is needed");
+
+    for _ in 0..3 {
+        assert_eq!(read_all(source.open(KEY, None).await.unwrap()).await, bytes);
+    }
+    assert_eq!(chain.asked(), 1, "the keys are held between requests");
+    let requests = recorder.requests();
+    assert_eq!(requests.len(), 3, "{requests:#?}");
+    for head in &requests {
+        assert!(!head.contains(SDK_HEADER), "{head}");
+        assert!(
+            head.contains(&format!(
+                "\r\nauthorization: aws4-hmac-sha256 credential={}/",
+                ACCESS_KEY.to_ascii_lowercase()
+            )),
+            "{head}"
+        );
+        // The chain's session token goes with the keys, as the SDK sends it.
+        assert!(
+            head.contains("\r\nx-amz-security-token: session-token-1"),
+            "{head}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_credential_chain_that_fails_leaves_the_request_to_the_sdk() {
+    // The first fetch (docgate's) fails; the SDK's own, for the same request, succeeds.
+    let chain = Chain::failing(1);
+    let (_server, recorder, source, bytes) = chained(&chain).await;
+
+    assert_eq!(read_all(source.open(KEY, None).await.unwrap()).await, bytes);
+    assert_eq!(chain.asked(), 2);
+    // Nothing was sent without keys: the one request is the SDK's.
+    let requests = recorder.requests();
+    assert_eq!(requests.len(), 1, "{requests:#?}");
+    assert!(requests[0].contains(SDK_HEADER), "{}", requests[0]);
+
+    // Right after a failure the chain is left alone: the SDK signs with the keys it holds.
+    assert_eq!(read_all(source.open(KEY, None).await.unwrap()).await, bytes);
+    assert_eq!(chain.asked(), 2);
+    let requests = recorder.requests();
+    assert_eq!(requests.len(), 2, "{requests:#?}");
+    assert!(requests[1].contains(SDK_HEADER), "{}", requests[1]);
 }

@@ -4,16 +4,16 @@
 //! the response's sixty-odd optional headers). That pipeline cost about 100 µs of CPU per
 //! download whatever its size (`docs/profiles/s3-client.md`).
 //!
-//! It is used when the keys are static and the SDK's endpoint rules give the bucket a plain SigV4
-//! endpoint. A `200` or `206` is the object; a `412` (`If-Match` failed) and a `416` (a range
-//! outside the object) are answers S3 gives by status alone, passed on as they are. Anything
-//! else, or any failure before the response head, declines, and [`super::S3Source`] sends the
+//! It is used when the SDK's endpoint rules give the bucket a plain SigV4 endpoint, with static
+//! keys or the credential chain's ([`super::keys`]). A `200` or `206` is the object; a `412`
+//! (`If-Match` failed) and a `416` (a range outside the object) are answers S3 gives by status
+//! alone, passed on as they are. Anything else, any failure before the response head, or no keys
+//! at hand, declines, and [`super::S3Source`] sends the
 //! same request through the SDK with what is left of its attempts and time, so errors, retries,
 //! timeouts and their texts are the SDK's as before.
 
 use std::time::{Duration, SystemTime};
 
-use aws_credential_types::Credentials;
 use aws_sdk_s3::config::endpoint::{DefaultResolver, Params, ResolveEndpoint};
 use aws_sdk_s3::operation::get_object::GetObjectOutput;
 use aws_sdk_s3::primitives::ByteStream;
@@ -35,6 +35,8 @@ use aws_smithy_runtime_api::client::stalled_stream_protection::StalledStreamProt
 use aws_smithy_types::Document;
 use aws_smithy_types::body::SdkBody;
 
+use super::keys::Keys;
+
 /// The SHA-256 of an empty payload: a `GET` has none.
 const EMPTY_PAYLOAD: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -49,7 +51,7 @@ pub struct DirectGet {
     host: http::HeaderValue,
     signing_region: String,
     signing_name: String,
-    identity: Identity,
+    keys: Keys,
     /// S3's signing settings: single percent-encoding, no path normalisation, the payload hash.
     settings: SigningSettings,
     /// The minimum download rate, from the SDK's stall settings; `None`: not checked.
@@ -67,6 +69,9 @@ pub enum Answer {
     InvalidRange,
     /// Anything else, or no response: for the SDK to send.
     Declined,
+    /// Nothing sent: no keys at hand, or a request that could not be signed. For the SDK to
+    /// send, with all its attempts.
+    NotSent,
 }
 
 /// Why a bucket gets no [`DirectGet`]: the SDK then sends every `GetObject`, as before.
@@ -94,10 +99,10 @@ pub struct Endpoint<'a> {
 
 impl DirectGet {
     /// Resolves the bucket's endpoint the way the SDK would for a `GetObject`, and signs with
-    /// `credentials`. `connector` is the SDK's for its `GetObject`s.
+    /// `keys`. `connector` is the SDK's for its `GetObject`s.
     pub async fn new(
         endpoint: Endpoint<'_>,
-        credentials: Credentials,
+        keys: Keys,
         connector: SharedHttpConnector,
         stall: StalledStreamProtectionConfig,
     ) -> Result<Self, Unsupported> {
@@ -131,7 +136,7 @@ impl DirectGet {
             host,
             signing_region: signing_region.unwrap_or_else(|| endpoint.region.to_owned()),
             signing_name: signing_name.unwrap_or_else(|| "s3".to_owned()),
-            identity: credentials.into(),
+            keys,
             settings: s3_signing(),
             stall: stall
                 .is_enabled()
@@ -142,8 +147,11 @@ impl DirectGet {
     /// One signed `GET` of `key` (with `range` as `Range` and `if_match` as `If-Match`), up to
     /// its response head.
     pub async fn get(&self, key: &str, range: Option<&str>, if_match: Option<&str>) -> Answer {
-        let Some(request) = self.signed(key, range, if_match) else {
-            return Answer::Declined;
+        let Some(identity) = self.keys.identity().await else {
+            return Answer::NotSent;
+        };
+        let Some(request) = self.signed(&identity, key, range, if_match) else {
+            return Answer::NotSent;
         };
         let response = match self.connector.call(request).await {
             Ok(response) => response,
@@ -169,6 +177,7 @@ impl DirectGet {
     /// The signed request.
     fn signed(
         &self,
+        identity: &Identity,
         key: &str,
         range: Option<&str>,
         if_match: Option<&str>,
@@ -191,7 +200,7 @@ impl DirectGet {
         }
         let mut request = builder.body(SdkBody::empty()).ok()?;
         let params = aws_sigv4::sign::v4::SigningParams::builder()
-            .identity(&self.identity)
+            .identity(identity)
             .region(&self.signing_region)
             .name(&self.signing_name)
             .time(SystemTime::now())
@@ -302,10 +311,11 @@ fn of_parts(checksum: &str) -> bool {
         .is_some_and(|(_, parts)| !parts.is_empty() && parts.bytes().all(|b| b.is_ascii_digit()))
 }
 
-/// Attempts and time the SDK has left for a request [`DirectGet`] declined after `spent`.
-pub fn left_after(spent: Duration, attempts: u32, within: Duration) -> (u32, Duration) {
+/// Attempts and time the SDK has left for a request [`DirectGet`] declined after `spent`, having
+/// used `used` of the `attempts`.
+pub fn left_after(spent: Duration, used: u32, attempts: u32, within: Duration) -> (u32, Duration) {
     (
-        attempts.saturating_sub(1).max(1),
+        attempts.saturating_sub(used).max(1),
         within.saturating_sub(spent).max(Duration::from_secs(1)),
     )
 }
@@ -327,12 +337,17 @@ mod tests {
     fn the_sdk_gets_what_is_left_of_the_attempts_and_time() {
         let within = Duration::from_secs(20);
         assert_eq!(
-            left_after(Duration::from_secs(10), 3, within),
+            left_after(Duration::from_secs(10), 1, 3, within),
             (2, Duration::from_secs(10))
         );
         assert_eq!(
-            left_after(Duration::from_secs(25), 1, within),
+            left_after(Duration::from_secs(25), 1, 1, within),
             (1, Duration::from_secs(1))
+        );
+        // Nothing sent (no keys at hand): every attempt is left, not the time spent.
+        assert_eq!(
+            left_after(Duration::from_secs(5), 0, 3, within),
+            (3, Duration::from_secs(15))
         );
     }
 
@@ -350,7 +365,10 @@ mod tests {
                 use_fips: false,
                 use_dual_stack: false,
             },
-            Credentials::new("AKIDEXAMPLE", "secret", None, None, "test"),
+            Keys::Static(
+                aws_credential_types::Credentials::new("AKIDEXAMPLE", "secret", None, None, "test")
+                    .into(),
+            ),
             transport.connector(Duration::from_secs(1), Duration::from_secs(1)),
             StalledStreamProtectionConfig::disabled(),
         )
