@@ -4,7 +4,8 @@
 //! carries the document's last byte it completes the link in the store (so the bytes that finish
 //! a download are only ever sent by the download that spent the link), and if it is dropped before
 //! that (the client went away, the source broke) it releases the claim so the link can be resumed.
-//! A background task renews the claim while bytes flow and cuts the stream if the link is revoked.
+//! While bytes flow, a check on the server's [`Watch`] renews the claim once a `renew_every` (the
+//! round trip on a task of its own, one at a time) and cuts the stream if the link is revoked.
 //! Every renewal and the final release or completion report the bytes handed to the client so far
 //! (a running total), so the store can spend a link once its downloads have covered the document.
 //!
@@ -20,10 +21,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tokio::task::AbortHandle;
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
-use tokio_util::task::TaskTracker;
+use tokio_util::task::{AbortOnDropHandle, TaskTracker};
 
+use super::watch::{Next, Watch, Watching};
 use super::{AccessLine, Body, BoxError};
 use crate::objects::ByteStream;
 use crate::store::{Lease, Sent, StoreError, TokenStore};
@@ -86,12 +87,13 @@ pub struct DownloadBody {
 /// Releases the claim and reports the outcome if the body is dropped unsettled.
 struct Guard {
     claim: Arc<HeldClaim>,
-    /// Bytes handed to the client so far, shared with the heartbeat that reports them.
+    /// Bytes handed to the client so far, shared with the renewals that report them.
     sent: Arc<AtomicU64>,
     settled: bool,
     /// Set when the failure is ours, so the attempt is not counted against the link.
     refund: bool,
-    heartbeat: AbortHandle,
+    /// The claim's renewals, until the claim is settled or let go.
+    renewing: Option<Watching>,
     on_finish: Option<OnFinish>,
 }
 
@@ -111,7 +113,7 @@ impl Guard {
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        self.heartbeat.abort();
+        self.renewing = None;
         if self.settled {
             return;
         }
@@ -136,25 +138,42 @@ impl Drop for Guard {
 }
 
 impl DownloadBody {
-    /// Streams `len` bytes of `stream` for the download holding `claim`. `spends` when they end
-    /// with the document's last byte.
+    /// Streams `len` bytes of `stream` for the download holding `claim`, renewed on `watch`
+    /// once a `renew_every`. `spends` when they end with the document's last byte.
     pub fn new(
         stream: ByteStream,
         len: u64,
         spends: bool,
         claim: HeldClaim,
+        watch: &Watch,
         renew_every: Duration,
         on_finish: OnFinish,
     ) -> Self {
         let claim = Arc::new(claim);
         let sent = Arc::new(AtomicU64::new(0));
         let revoked = CancellationToken::new();
-        let heartbeat = tokio::spawn(renew(
-            claim.clone(),
-            sent.clone(),
-            renew_every,
-            revoked.clone(),
-        ));
+        let renewal = Renewal {
+            claim: claim.clone(),
+            bytes: sent.clone(),
+            revoked: revoked.clone(),
+            // The longest a renewal may wait: its interval, and a tick more.
+            gap: renew_every + watch.tick(),
+            last_renewed: Arc::new(std::sync::Mutex::new(tokio::time::Instant::now())),
+        };
+        let mut due = tokio::time::Instant::now() + renew_every;
+        let mut running: Option<AbortOnDropHandle<()>> = None;
+        let renewing = watch.add(move |now| {
+            if renewal.revoked.is_cancelled() {
+                return Next::Done;
+            }
+            // One renewal at a time; the next one `renew_every` after this one was sent.
+            if now < due || running.as_ref().is_some_and(|r| !r.is_finished()) {
+                return Next::Again;
+            }
+            due = now + renew_every;
+            running = Some(AbortOnDropHandle::new(tokio::spawn(renewal.clone().run())));
+            Next::Again
+        });
         Self {
             stream,
             remaining: len,
@@ -167,7 +186,7 @@ impl DownloadBody {
                 sent,
                 settled: false,
                 refund: false,
-                heartbeat: heartbeat.abort_handle(),
+                renewing: Some(renewing),
                 on_finish: Some(on_finish),
             },
         }
@@ -183,8 +202,9 @@ impl DownloadBody {
     }
 
     fn start_settling(&mut self) {
-        // The claim is being settled: renewing it any more can only race the settlement.
-        self.guard.heartbeat.abort();
+        // The claim is being settled: renewing it any more can only race the settlement (a
+        // renewal under way is aborted with its check).
+        self.guard.renewing = None;
         let claim = self.guard.claim.clone();
         // Everything this download sends, the held chunk included.
         let sent = self
@@ -294,31 +314,38 @@ fn sent_so_far(claim: &HeldClaim, counter: &AtomicU64, more: u64) -> Sent {
     )
 }
 
-/// Renews the claim every `every`, reporting the bytes `sent` so far; cancels `revoked` when the
-/// claim is gone, or when the store has been unreachable for so long that the lease may have
-/// lapsed.
-async fn renew(
+/// One renewal of a download's claim, reporting the bytes sent so far.
+#[derive(Clone)]
+struct Renewal {
     claim: Arc<HeldClaim>,
     bytes: Arc<AtomicU64>,
-    every: Duration,
+    /// Cancelled when the claim is gone, or when the store has been unreachable for so long that
+    /// the lease may lapse before the next renewal.
     revoked: CancellationToken,
-) {
-    let mut last_renewed = tokio::time::Instant::now();
-    loop {
-        tokio::time::sleep(every).await;
-        let report = sent_so_far(&claim, &bytes, 0);
+    /// The longest from one renewal to the next.
+    gap: Duration,
+    last_renewed: Arc<std::sync::Mutex<tokio::time::Instant>>,
+}
+
+impl Renewal {
+    async fn run(self) {
+        let report = sent_so_far(&self.claim, &self.bytes, 0);
+        let claim = &self.claim;
+        let last_renewed = || {
+            self.last_renewed
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+        };
         match claim.store.renew(&claim.jti, &claim.lease, report).await {
-            Ok(true) => last_renewed = tokio::time::Instant::now(),
+            Ok(true) => *last_renewed() = tokio::time::Instant::now(),
             Ok(false) => {
                 tracing::info!("link revoked or claim lost during a download: stopping it");
-                revoked.cancel();
-                return;
+                self.revoked.cancel();
             }
             Err(e) => {
-                if last_renewed.elapsed() + every >= claim.lease.ttl {
+                if last_renewed().elapsed() + self.gap >= claim.lease.ttl {
                     tracing::warn!(cause = %e, "claim cannot be renewed: stopping the download");
-                    revoked.cancel();
-                    return;
+                    self.revoked.cancel();
                 }
             }
         }
@@ -465,6 +492,7 @@ mod tests {
                 size: 3000,
                 tasks: TaskTracker::new(),
             },
+            &Watch::new(Duration::from_millis(5)),
             Duration::from_millis(5),
             Box::new(move |o| *seen.lock().unwrap() = Some(o)),
         );
@@ -543,6 +571,7 @@ mod tests {
                 size: 3000,
                 tasks: TaskTracker::new(),
             },
+            &Watch::new(Duration::from_millis(5)),
             Duration::from_millis(5),
             Box::new(|_| {}),
         )

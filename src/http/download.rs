@@ -502,13 +502,17 @@ async fn get_response(
             size: object.meta.size,
             tasks: app.tasks.clone(),
         },
+        &state.watch,
         RENEW_EVERY,
         on_finish,
     );
     let limits = &app.config.http;
-    let pacing = limits.download_min_rate.map(|min_rate| Pacing {
-        min_rate,
-        window: limits.download_rate_window,
+    let pacing = limits.download_min_rate.map(|min_rate| {
+        let pacing = Pacing {
+            min_rate,
+            window: limits.download_rate_window,
+        };
+        (&state.watch, pacing)
     });
     let body = Paced::new(body, slot, pacing, cutter);
     Ok(response.map(|_| body.boxed_unsync()))

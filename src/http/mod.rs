@@ -33,6 +33,7 @@ pub mod renew;
 pub mod request_link;
 pub mod stamp;
 pub mod state;
+pub mod watch;
 
 use std::convert::Infallible;
 use std::future::Future;

@@ -1,8 +1,9 @@
 //! What a download holds while it streams, and the floor under its speed.
 //!
 //! [`Paced`] wraps a download's body. It keeps the download's [`DownloadSlot`] (its place in the
-//! concurrent download caps) until the body is dropped, and a watchdog checks, once per window,
-//! that the body handed out at least `min_rate × window` bytes since the last check. A client
+//! concurrent download caps) until the body is dropped, and a check on the server's [`Watch`]
+//! makes sure, once per window, that the body handed out at least `min_rate × window` bytes since
+//! the last check. A client
 //! that takes a few bytes every 25 s keeps every write progressing, so the connection's write
 //! deadline never fires; this floor does. A window in which docgate was itself waiting for the
 //! object source (or the store) at the check is not held against the client.
@@ -21,11 +22,11 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use tokio::task::AbortHandle;
 
 use super::BoxError;
 use super::admission::DownloadSlot;
 use super::conn::Cutter;
+use super::watch::{Next, Watch, Watching};
 
 /// The least a download must move: `min_rate` bytes per second, averaged over `window`.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +42,7 @@ struct Progress {
     sent: AtomicU64,
     /// True while the inner body is pending: docgate waits for its own backends, not the client.
     waiting: AtomicBool,
-    /// Set by the watchdog when the floor was missed.
+    /// Set by the check when the floor was missed.
     cut: AtomicBool,
 }
 
@@ -49,35 +50,27 @@ struct Progress {
 pub struct Paced<B> {
     inner: B,
     progress: Arc<Progress>,
-    watchdog: Option<AbortHandle>,
+    _watching: Option<Watching>,
     _slot: DownloadSlot,
 }
 
 impl<B> Paced<B> {
-    /// Wraps `inner`, holding `slot` until dropped; with `pacing`, a download slower than its
-    /// floor is cut, through `cutter` when the connection gave one.
+    /// Wraps `inner`, holding `slot` until dropped; with `pacing`, checked on `watch`, a download
+    /// slower than its floor is cut, through `cutter` when the connection gave one.
     pub fn new(
         inner: B,
         slot: DownloadSlot,
-        pacing: Option<Pacing>,
+        pacing: Option<(&Watch, Pacing)>,
         cutter: Option<Cutter>,
     ) -> Self {
         let progress = Arc::new(Progress::default());
-        let watchdog = pacing
-            .map(|pacing| tokio::spawn(watch(progress.clone(), pacing, cutter)).abort_handle());
+        let watching =
+            pacing.map(|(watch, pacing)| watch.add(floor(progress.clone(), pacing, cutter)));
         Self {
             inner,
             progress,
-            watchdog,
+            _watching: watching,
             _slot: slot,
-        }
-    }
-}
-
-impl<B> Drop for Paced<B> {
-    fn drop(&mut self) {
-        if let Some(watchdog) = &self.watchdog {
-            watchdog.abort();
         }
     }
 }
@@ -120,20 +113,27 @@ where
     }
 }
 
-/// Checks the floor once per window until it is missed.
-async fn watch(progress: Arc<Progress>, pacing: Pacing, cutter: Option<Cutter>) {
+/// The check of the floor, due once per window (a window measured from the last check, which
+/// runs up to a tick late), until it is missed.
+fn floor(
+    progress: Arc<Progress>,
+    pacing: Pacing,
+    cutter: Option<Cutter>,
+) -> impl FnMut(tokio::time::Instant) -> Next + Send + 'static {
     let floor = u64::try_from(u128::from(pacing.min_rate) * pacing.window.as_millis() / 1000)
         .unwrap_or(u64::MAX);
-    let mut ticks =
-        tokio::time::interval_at(tokio::time::Instant::now() + pacing.window, pacing.window);
+    let mut due = tokio::time::Instant::now() + pacing.window;
     let mut last = 0u64;
-    loop {
-        ticks.tick().await;
+    move |now| {
+        if now < due {
+            return Next::Again;
+        }
+        due = now + pacing.window;
         let sent = progress.sent.load(Ordering::Acquire);
         let moved = sent.saturating_sub(last);
         last = sent;
         if moved >= floor || progress.waiting.load(Ordering::Acquire) {
-            continue;
+            return Next::Again;
         }
         tracing::info!(
             moved,
@@ -145,7 +145,7 @@ async fn watch(progress: Arc<Progress>, pacing: Pacing, cutter: Option<Cutter>) 
         if let Some(cutter) = &cutter {
             cutter.cut();
         }
-        return;
+        Next::Done
     }
 }
 
@@ -170,7 +170,8 @@ mod tests {
         let slot = Downloads::new(1, 1)
             .admit("192.0.2.1".parse().unwrap())
             .unwrap();
-        Paced::new(StreamBody::new(frames), slot, Some(PACING), None)
+        let watch = Watch::new(Duration::from_millis(100));
+        Paced::new(StreamBody::new(frames), slot, Some((&watch, PACING)), None)
     }
 
     fn chunks(n: usize) -> Frames {
