@@ -188,7 +188,11 @@ mod tests {
         let ticker = Arc::downgrade(&watch.shared);
         drop(watch);
         tokio::time::sleep(TICK * 2 + TICK / 2).await;
-        assert_eq!(count.load(Ordering::SeqCst), 2, "a download outlives the server's state");
+        assert_eq!(
+            count.load(Ordering::SeqCst),
+            2,
+            "a download outlives the server's state"
+        );
         drop(watching);
         tokio::time::sleep(TICK * 2).await;
         assert!(ticker.upgrade().is_none());
