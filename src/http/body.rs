@@ -156,11 +156,13 @@ impl DownloadBody {
             claim: claim.clone(),
             bytes: sent.clone(),
             revoked: revoked.clone(),
-            // The longest a renewal may wait: its interval, and a tick more.
-            gap: renew_every + watch.tick(),
+            // The longest from one renewal to the next (`app::RENEWAL_GAP`).
+            gap: renew_every + watch.tick() / 2,
             last_renewed: Arc::new(std::sync::Mutex::new(tokio::time::Instant::now())),
         };
-        let mut due = tokio::time::Instant::now() + renew_every;
+        // Due half a tick early, so that a tick as long as the interval renews every tick.
+        let early = watch.tick() / 2;
+        let mut due = tokio::time::Instant::now() + renew_every - early;
         let mut running: Option<AbortOnDropHandle<()>> = None;
         let renewing = watch.add(move |now| {
             if renewal.revoked.is_cancelled() {
@@ -170,7 +172,7 @@ impl DownloadBody {
             if now < due || running.as_ref().is_some_and(|r| !r.is_finished()) {
                 return Next::Again;
             }
-            due = now + renew_every;
+            due = now + renew_every - early;
             running = Some(AbortOnDropHandle::new(tokio::spawn(renewal.clone().run())));
             Next::Again
         });
@@ -610,6 +612,41 @@ mod tests {
         }
         assert_eq!(store.of("release"), [Sent::new(2000, 3000)]);
         assert!(store.of("complete").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_is_renewed_every_interval_on_a_tick_as_long() {
+        let store = Arc::new(Reports::default());
+        let chunks = futures_util::StreamExt::chain(
+            futures_util::stream::iter([Ok(Bytes::from(vec![7u8; 1000]))]),
+            futures_util::stream::pending(),
+        );
+        let every = Duration::from_secs(1);
+        let watch = Watch::new(every);
+        let mut body = DownloadBody::new(
+            Box::pin(chunks),
+            3000,
+            true,
+            HeldClaim {
+                store: store.clone(),
+                jti: Jti::from("jti"),
+                lease: Lease::new(Duration::from_secs(10)),
+                size: 3000,
+                tasks: TaskTracker::new(),
+            },
+            &watch,
+            every,
+            Box::new(|_| {}),
+        );
+        body.frame().await.unwrap().unwrap();
+        // The source stalls: renewals go on, one a tick, none twice in a tick.
+        tokio::time::sleep(every * 5 + every / 2).await;
+        assert_eq!(store.of("renew"), [Sent::new(1000, 3000); 5]);
+        // Settled or dropped: no more.
+        drop(body);
+        tokio::time::sleep(every * 3).await;
+        assert_eq!(store.of("renew").len(), 5);
+        assert_eq!(store.of("release"), [Sent::new(1000, 3000)]);
     }
 
     #[tokio::test]

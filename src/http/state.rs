@@ -34,7 +34,8 @@ impl State {
             app.config.http.max_downloads,
             app.config.http.max_downloads_per_ip,
         );
-        // A tick fine enough for the renewals and the minimum rate's window.
+        // A tick fine enough for the renewals (no longer than their interval, see
+        // `app::RENEWAL_GAP`) and the minimum rate's window.
         let tick = RENEW_EVERY.min(app.config.http.download_rate_window);
         Arc::new(Self {
             watch: Watch::new(tick),

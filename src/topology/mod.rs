@@ -49,7 +49,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// gone) and the request log's records. Their failing loses something (a download broken after
 /// its `200`, an owner's entry), while their waiting costs a client a pause, so they wait longer
 /// than [`RESPONSE_TIMEOUT`], which admits new work; less than a download's lease outlives its
-/// last renewal (`app::LEASE_TTL` less `app::RENEW_EVERY`), so a completion still answers for its
+/// last renewal (`app::LEASE_TTL` less `app::RENEWAL_GAP`), so a completion still answers for its
 /// own lease. On a saturated runtime a reply waits for the task that reads it to be polled: at
 /// 1,024 downloads on two cores that took 1–2 s (`benches/overload.sh`, `docs/benchmarks.md`).
 pub const SETTLE_TIMEOUT: Duration = Duration::from_secs(8);
