@@ -3,9 +3,8 @@
 //! [`Paced`] wraps a download's body. It keeps the download's [`DownloadSlot`] (its place in the
 //! concurrent download caps) until the body is dropped, and a check on the server's [`Watch`]
 //! makes sure, once per window, that the body handed out at least `min_rate × window` bytes since
-//! the last check. A client
-//! that takes a few bytes every 25 s keeps every write progressing, so the connection's write
-//! deadline never fires; this floor does. A window in which docgate was itself waiting for the
+//! the last check. A client that takes a few bytes every 25 s keeps every write progressing, so
+//! the connection's write deadline never fires; this floor does. A window in which docgate was itself waiting for the
 //! object source (or the store) at the check is not held against the client.
 //!
 //! When the floor is missed the connection is cut through its [`Cutter`] (hyper may not be
