@@ -47,9 +47,11 @@ use crate::topology::{SETTLE_TIMEOUT, SharedConnection};
 pub const LEASE_TTL: Duration = Duration::from_secs(10);
 /// How often a streaming download renews its claim (and learns of a revocation).
 pub const RENEW_EVERY: Duration = Duration::from_secs(1);
-/// The longest from one renewal of a download's claim to the next: a renewal is due half a tick
-/// of the downloads' watch (`http::watch`, a tick no longer than [`RENEW_EVERY`]) before
-/// `RENEW_EVERY` has passed, and runs at the first tick after that.
+/// The longest from one renewal of a download's claim to the next while the store answers within
+/// a tick: a renewal is due half a tick of the downloads' watch (`http::watch`, a tick no longer
+/// than [`RENEW_EVERY`]) before `RENEW_EVERY` has passed, and is sent at the first tick after
+/// that. When the store is slower, the download stops once its last renewal is `LEASE_TTL` less
+/// this old (`http::body`), checked every tick.
 pub const RENEWAL_GAP: Duration = Duration::from_millis(RENEW_EVERY.as_millis() as u64 * 3 / 2);
 
 // A completion that waits its longest still answers for the lease it settles.

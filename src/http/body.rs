@@ -159,6 +159,7 @@ impl DownloadBody {
             // The longest from one renewal to the next (`app::RENEWAL_GAP`).
             gap: renew_every + watch.tick() / 2,
             last_renewed: Arc::new(std::sync::Mutex::new(tokio::time::Instant::now())),
+            failure: Arc::default(),
         };
         // Due half a tick early, so that a tick as long as the interval renews every tick.
         let early = watch.tick() / 2;
@@ -166,6 +167,11 @@ impl DownloadBody {
         let mut running: Option<AbortOnDropHandle<()>> = None;
         let renewing = watch.add(move |now| {
             if renewal.revoked.is_cancelled() {
+                return Next::Done;
+            }
+            // Checked every tick, a renewal under way or not: the lease may lapse before the
+            // next renewal could land.
+            if renewal.lapsing() {
                 return Next::Done;
             }
             // One renewal at a time; the next one `renew_every` after this one was sent.
@@ -326,29 +332,57 @@ struct Renewal {
     revoked: CancellationToken,
     /// The longest from one renewal to the next.
     gap: Duration,
+    /// When the last renewal that succeeded was sent (the claim's, at first): the lease runs
+    /// from no earlier than this.
     last_renewed: Arc<std::sync::Mutex<tokio::time::Instant>>,
+    /// The store's last failure to renew, for the line that stops the download.
+    failure: Arc<std::sync::Mutex<Option<StoreError>>>,
 }
 
 impl Renewal {
+    fn last_renewed(&self) -> std::sync::MutexGuard<'_, tokio::time::Instant> {
+        self.last_renewed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// True, and the download stopped, when the lease may lapse before another renewal could
+    /// land: the store has not renewed it for so long.
+    fn lapsing(&self) -> bool {
+        if self.last_renewed().elapsed() + self.gap < self.claim.lease.ttl {
+            return false;
+        }
+        let failure = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        match failure {
+            Some(e) => {
+                tracing::warn!(cause = %e, "claim cannot be renewed: stopping the download");
+            }
+            None => tracing::warn!("claim not renewed in time: stopping the download"),
+        }
+        self.revoked.cancel();
+        true
+    }
+
     async fn run(self) {
         let report = sent_so_far(&self.claim, &self.bytes, 0);
         let claim = &self.claim;
-        let last_renewed = || {
-            self.last_renewed
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-        };
+        let asked = tokio::time::Instant::now();
         match claim.store.renew(&claim.jti, &claim.lease, report).await {
-            Ok(true) => *last_renewed() = tokio::time::Instant::now(),
+            Ok(true) => *self.last_renewed() = asked,
             Ok(false) => {
                 tracing::info!("link revoked or claim lost during a download: stopping it");
                 self.revoked.cancel();
             }
             Err(e) => {
-                if last_renewed().elapsed() + self.gap >= claim.lease.ttl {
-                    tracing::warn!(cause = %e, "claim cannot be renewed: stopping the download");
-                    self.revoked.cancel();
-                }
+                *self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                self.lapsing();
             }
         }
     }
@@ -504,9 +538,10 @@ mod tests {
         assert_eq!(*outcome.lock().unwrap(), Some(Outcome::Completed));
     }
 
-    /// A store that remembers every byte report it gets.
+    /// A store that remembers every byte report it gets; with `unanswered`, a renewal is sent
+    /// (and remembered) but never answered, as on a store that stopped answering.
     #[derive(Default)]
-    struct Reports(std::sync::Mutex<Vec<(&'static str, Sent)>>);
+    struct Reports(std::sync::Mutex<Vec<(&'static str, Sent)>>, AtomicBool);
 
     impl Reports {
         fn of(&self, operation: &str) -> Vec<Sent> {
@@ -532,6 +567,9 @@ mod tests {
         }
         async fn renew(&self, _: &Jti, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
             self.0.lock().unwrap().push(("renew", sent));
+            if self.1.load(Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
             Ok(true)
         }
         async fn complete(&self, _: &Jti, _: &Lease, sent: Sent) -> Result<bool, StoreError> {
@@ -647,6 +685,53 @@ mod tests {
         tokio::time::sleep(every * 3).await;
         assert_eq!(store.of("renew").len(), 5);
         assert_eq!(store.of("release"), [Sent::new(1000, 3000)]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_download_whose_renewals_go_unanswered_stops_before_its_lease_lapses() {
+        let store = Arc::new(Reports::default());
+        store.1.store(true, Ordering::SeqCst);
+        let chunks = futures_util::StreamExt::chain(
+            futures_util::stream::iter([Ok(Bytes::from(vec![7u8; 1000]))]),
+            futures_util::stream::pending(),
+        );
+        let every = Duration::from_secs(1);
+        let lease = Duration::from_secs(10);
+        let mut body = DownloadBody::new(
+            Box::pin(chunks),
+            3000,
+            true,
+            HeldClaim {
+                store: store.clone(),
+                jti: Jti::from("jti"),
+                lease: Lease::new(lease),
+                size: 3000,
+                tasks: TaskTracker::new(),
+            },
+            &Watch::new(every),
+            every,
+            Box::new(|_| {}),
+        );
+        body.frame().await.unwrap().unwrap();
+        let started = tokio::time::Instant::now();
+        let error = match tokio::time::timeout(lease * 2, body.frame()).await {
+            Ok(Some(Err(e))) => e,
+            Ok(other) => panic!("the download went on: {other:?}"),
+            Err(_) => panic!("the download outlived its lease"),
+        };
+        assert_eq!(
+            error.to_string(),
+            "the link was revoked during the download"
+        );
+        // The one renewal sent never answered; the download stopped at the first tick with less
+        // than `RENEWAL_GAP` of the lease left, not after the lease had lapsed.
+        let stopped = started.elapsed();
+        let last_safe = lease - crate::app::RENEWAL_GAP;
+        assert!(
+            stopped >= last_safe && stopped <= last_safe + every,
+            "stopped after {stopped:?}"
+        );
+        assert_eq!(store.of("renew").len(), 1, "one renewal at a time");
     }
 
     #[tokio::test]

@@ -9,9 +9,12 @@
 //!
 //! Checks run under the registry's lock, so each must be quick: a few comparisons, or a spawn for
 //! what has to wait (a renewal's round trip to the store). A check is never run after its
-//! [`Watching`] is dropped.
+//! [`Watching`] is dropped. A check that panics is dropped (and logged) without taking the others
+//! with it, and a ticking task that ended (its runtime shut down) is started again by the next
+//! check added.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 use std::time::Duration;
@@ -38,7 +41,7 @@ pub struct Watch {
 struct Shared {
     tick: Duration,
     checks: Mutex<Checks>,
-    /// Whether the ticking task was started (with the first check, on the runtime).
+    /// Whether the ticking task runs (started with the first check, on the runtime).
     started: AtomicBool,
 }
 
@@ -100,9 +103,15 @@ impl Shared {
     }
 
     fn run(&self, now: Instant) {
-        self.lock()
-            .by_id
-            .retain(|_, check| check(now) == Next::Again);
+        self.lock().by_id.retain(
+            |_, check| match catch_unwind(AssertUnwindSafe(|| check(now))) {
+                Ok(next) => next == Next::Again,
+                Err(_) => {
+                    tracing::error!("a download's check panicked: it is dropped");
+                    false
+                }
+            },
+        );
     }
 }
 
@@ -117,6 +126,16 @@ impl Drop for Watching {
 /// Runs every check once per tick, for as long as anything holds the [`Watch`] or one of its
 /// [`Watching`]s.
 async fn ticks(shared: Weak<Shared>) {
+    /// Lets the next check added start ticking again, however this task ends.
+    struct Stopped(Weak<Shared>);
+    impl Drop for Stopped {
+        fn drop(&mut self) {
+            if let Some(shared) = self.0.upgrade() {
+                shared.started.store(false, Ordering::Release);
+            }
+        }
+    }
+    let _stopped = Stopped(shared.clone());
     let Some(tick) = shared.upgrade().map(|s| s.tick) else {
         return;
     };
@@ -182,10 +201,17 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn the_ticking_ends_with_the_last_holder() {
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let before = tasks();
         let watch = Watch::new(TICK);
         let (count, check) = counting(usize::MAX);
         let watching = watch.add(check);
-        let ticker = Arc::downgrade(&watch.shared);
+        let _another = watch.add(|_| Next::Again);
+        assert_eq!(tasks(), before + 1, "one task for all checks");
         drop(watch);
         tokio::time::sleep(TICK * 2 + TICK / 2).await;
         assert_eq!(
@@ -193,8 +219,50 @@ mod tests {
             2,
             "a download outlives the server's state"
         );
-        drop(watching);
+        drop((watching, _another));
         tokio::time::sleep(TICK * 2).await;
-        assert!(ticker.upgrade().is_none());
+        assert_eq!(tasks(), before, "the ticking task ended");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_check_that_panics_is_dropped_and_the_others_go_on() {
+        let watch = Watch::new(TICK);
+        let _panics = watch.add(|_| panic!("a check's bug"));
+        let (count, check) = counting(usize::MAX);
+        let _counts = watch.add(check);
+        tokio::time::sleep(TICK * 3 + TICK / 2).await;
+        assert_eq!(count.load(Ordering::SeqCst), 3);
+        assert_eq!(watch.checks(), 1);
+    }
+
+    #[test]
+    fn the_ticking_starts_again_on_another_runtime() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .start_paused(true)
+                .build()
+                .unwrap()
+        };
+        let watch = Watch::new(TICK);
+        let first = runtime();
+        let (count, check) = counting(usize::MAX);
+        let _watching = first.block_on(async {
+            let watching = watch.add(check);
+            tokio::time::sleep(TICK + TICK / 2).await;
+            watching
+        });
+        assert_eq!(count.load(Ordering::SeqCst), 1);
+        // The runtime that ran the ticking task shuts down; the next check added starts it on
+        // this one.
+        drop(first);
+        let second = runtime();
+        let (again, check) = counting(usize::MAX);
+        second.block_on(async {
+            let _watching = watch.add(check);
+            tokio::time::sleep(TICK * 2 + TICK / 2).await;
+        });
+        assert_eq!(again.load(Ordering::SeqCst), 2);
+        assert_eq!(count.load(Ordering::SeqCst), 3, "the first check too");
     }
 }

@@ -96,8 +96,8 @@ pub struct S3Source {
     bucket: String,
     /// How its connections' receive buffers are sized on this host.
     receive: http::ReceiveBuffer,
-    /// `GetObject`s sent by docgate itself, when the keys are static and the endpoint plain
-    /// SigV4; the SDK sends what it declines.
+    /// `GetObject`s sent by docgate itself, when the endpoint is plain SigV4 (with static keys or
+    /// the chain's); the SDK sends what it declines.
     direct: Option<direct::DirectGet>,
 }
 

@@ -8,13 +8,16 @@
 //! did not answer in time, and what it gave before has expired), the request is declined: the
 //! SDK sends it through its own cache over the same chain, and the error, if any, is the SDK's,
 //! as it was before docgate signed any request itself. After a failed fetch the chain is left
-//! alone for [`QUIET_AFTER_FAILURE`], so a failing chain is not asked twice per request.
+//! alone for [`QUIET_AFTER_FAILURE`], so a failing chain is not asked twice per request. A fetch
+//! runs on a task of its own, so a request that goes away does not cancel it for the others
+//! waiting. The first failure after keys were fetched is a `warn`, the ones after it `debug`.
 
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_credential_types::provider::{ProvideCredentials as _, SharedCredentialsProvider};
+use aws_sdk_s3::error::DisplayErrorContext;
 use aws_smithy_async::time::{SharedTimeSource, SystemTimeSource};
 use aws_smithy_runtime_api::client::identity::Identity;
 
@@ -29,6 +32,15 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 /// After a failed fetch, requests without keys go to the SDK this long before the chain is
 /// asked again.
 pub const QUIET_AFTER_FAILURE: Duration = Duration::from_secs(5);
+
+/// What a fetch of new keys leaves the requests with while it fails.
+#[derive(Debug, Clone, Copy)]
+enum Renewing {
+    /// Keys still good.
+    Held,
+    /// None.
+    Nothing,
+}
 
 /// What a direct `GetObject` is signed with.
 #[derive(Debug, Clone)]
@@ -73,6 +85,8 @@ struct Held {
     keys: Option<Fetched>,
     /// When a fetch failed, no other before this.
     quiet_until: Option<SystemTime>,
+    /// The last fetch failed (the next failure is logged at `debug`).
+    failing: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -120,18 +134,25 @@ impl Chained {
                 let this = Arc::clone(self);
                 tokio::spawn(async move {
                     let _fetching = fetching;
-                    this.fetch().await;
+                    this.fetch(Renewing::Held).await;
                 });
             }
             return Some(keys.identity);
         }
         // Nothing to sign with: wait for the one fetch, whoever makes it.
-        let _fetching = self.fetching.lock().await;
+        let fetching = Arc::clone(&self.fetching).lock_owned().await;
         let (keys, due) = self.read(self.clock.now());
         match (keys, due) {
             (Some(keys), false) => Some(keys.identity),
             (None, false) => None,
-            (_, true) => self.fetch().await,
+            (_, true) => {
+                let this = Arc::clone(self);
+                let fetch = tokio::spawn(async move {
+                    let _fetching = fetching;
+                    this.fetch(Renewing::Nothing).await
+                });
+                fetch.await.ok().flatten()
+            }
         }
     }
 
@@ -146,7 +167,7 @@ impl Chained {
     }
 
     /// Asks the chain; the caller holds `fetching`.
-    async fn fetch(&self) -> Option<Identity> {
+    async fn fetch(&self, renewing: Renewing) -> Option<Identity> {
         let fetched =
             tokio::time::timeout(FETCH_TIMEOUT, self.provider.provide_credentials()).await;
         let now = self.clock.now();
@@ -158,21 +179,28 @@ impl Chained {
                     let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
                     *held = Held {
                         keys: Some(keys),
-                        quiet_until: None,
+                        ..Held::default()
                     };
                     return Some(identity);
                 }
                 "the chain gave keys that have already expired".to_owned()
             }
-            Ok(Err(e)) => e.to_string(),
+            Ok(Err(e)) => DisplayErrorContext(&e).to_string(),
             Err(_) => format!("no answer within {FETCH_TIMEOUT:?}"),
         };
-        tracing::warn!(
-            error = %failure,
-            "S3 credentials could not be fetched for docgate's own GetObject; the SDK sends it"
-        );
         let mut held = self.held.write().unwrap_or_else(|e| e.into_inner());
+        let already = std::mem::replace(&mut held.failing, true);
         held.quiet_until = Some(now + QUIET_AFTER_FAILURE);
+        drop(held);
+        let then = match renewing {
+            Renewing::Held => "the keys held are used until they expire",
+            Renewing::Nothing => "docgate's own GetObjects go through the SDK meanwhile",
+        };
+        if already {
+            tracing::debug!(error = %failure, "S3 credentials could not be fetched; {then}");
+        } else {
+            tracing::warn!(error = %failure, "S3 credentials could not be fetched; {then}");
+        }
         None
     }
 }
@@ -214,6 +242,8 @@ mod tests {
         Fails,
         /// Never answers.
         Hangs,
+        /// Keys valid for an hour, after a second.
+        Slow,
     }
 
     /// A chain that counts how often it is asked, and names its keys by that count.
@@ -256,6 +286,16 @@ mod tests {
                         "no web identity token",
                     )),
                     Gives::Hangs => std::future::pending().await,
+                    Gives::Slow => {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        Ok(Credentials::new(
+                            format!("AKID{n}"),
+                            "secret",
+                            None,
+                            Some(now + Duration::from_secs(3600)),
+                            "test",
+                        ))
+                    }
                 }
             })
         }
@@ -403,6 +443,20 @@ mod tests {
         chain.set(Gives::Keys(Some(Duration::ZERO)));
         assert!(chained.identity().await.is_none());
         assert_eq!(chain.asked(), 4);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_that_goes_away_does_not_cancel_the_fetch_for_the_others() {
+        let (chained, chain, _clock) = keys(Gives::Slow);
+        let gone = tokio::time::timeout(Duration::from_millis(100), chained.identity()).await;
+        assert!(gone.is_err(), "the first request gave up waiting");
+        let started = tokio::time::Instant::now();
+        assert_eq!(key_id(&chained.identity().await.unwrap()), "AKID1");
+        assert_eq!(chain.asked(), 1, "the fetch it began went on");
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "not begun again"
+        );
     }
 
     #[tokio::test(start_paused = true)]
