@@ -652,31 +652,37 @@ mod tests {
         assert!(store.of("complete").is_empty());
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn a_claim_is_renewed_every_interval_on_a_tick_as_long() {
-        let store = Arc::new(Reports::default());
+    /// A download of 3000 bytes whose source gives 1000 and stalls, renewed every `every` on a
+    /// watch that ticks as often, under a lease of `lease`; its first chunk already taken.
+    async fn stalled(store: Arc<Reports>, every: Duration, lease: Duration) -> DownloadBody {
         let chunks = futures_util::StreamExt::chain(
             futures_util::stream::iter([Ok(Bytes::from(vec![7u8; 1000]))]),
             futures_util::stream::pending(),
         );
-        let every = Duration::from_secs(1);
-        let watch = Watch::new(every);
         let mut body = DownloadBody::new(
             Box::pin(chunks),
             3000,
             true,
             HeldClaim {
-                store: store.clone(),
+                store,
                 jti: Jti::from("jti"),
-                lease: Lease::new(Duration::from_secs(10)),
+                lease: Lease::new(lease),
                 size: 3000,
                 tasks: TaskTracker::new(),
             },
-            &watch,
+            &Watch::new(every),
             every,
             Box::new(|_| {}),
         );
         body.frame().await.unwrap().unwrap();
+        body
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_claim_is_renewed_every_interval_on_a_tick_as_long() {
+        let store = Arc::new(Reports::default());
+        let every = Duration::from_secs(1);
+        let body = stalled(store.clone(), every, Duration::from_secs(10)).await;
         // The source stalls: renewals go on, one a tick, none twice in a tick.
         tokio::time::sleep(every * 5 + every / 2).await;
         assert_eq!(store.of("renew"), [Sent::new(1000, 3000); 5]);
@@ -691,28 +697,9 @@ mod tests {
     async fn a_download_whose_renewals_go_unanswered_stops_before_its_lease_lapses() {
         let store = Arc::new(Reports::default());
         store.1.store(true, Ordering::SeqCst);
-        let chunks = futures_util::StreamExt::chain(
-            futures_util::stream::iter([Ok(Bytes::from(vec![7u8; 1000]))]),
-            futures_util::stream::pending(),
-        );
         let every = Duration::from_secs(1);
         let lease = Duration::from_secs(10);
-        let mut body = DownloadBody::new(
-            Box::pin(chunks),
-            3000,
-            true,
-            HeldClaim {
-                store: store.clone(),
-                jti: Jti::from("jti"),
-                lease: Lease::new(lease),
-                size: 3000,
-                tasks: TaskTracker::new(),
-            },
-            &Watch::new(every),
-            every,
-            Box::new(|_| {}),
-        );
-        body.frame().await.unwrap().unwrap();
+        let mut body = stalled(store.clone(), every, lease).await;
         let started = tokio::time::Instant::now();
         let error = match tokio::time::timeout(lease * 2, body.frame()).await {
             Ok(Some(Err(e))) => e,
