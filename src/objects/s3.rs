@@ -9,10 +9,10 @@
 //! the whole of its current version is fetched instead.
 //!
 //! A `GetObject` is signed and sent by [`direct`] on the SDK's own connections, without the SDK's
-//! per-request pipeline, with the static keys or the credential chain's held by [`keys`]; what it
-//! declines (no keys at hand included) (any answer but `200`, `206`, `412`
-//! and `416`, any failure before the response head) is sent again through the SDK with the
-//! attempts and time left, so the mapping below sees the SDK's errors either way.
+//! per-request pipeline, with the static keys or the credential chain's held by [`keys`]. What it
+//! declines (any answer but `200`, `206`, `412` and `416`, any failure before the response head,
+//! no keys at hand) is sent through the SDK with the attempts and time left, so the mapping below
+//! sees the SDK's errors either way.
 //!
 //! The body is pulled from the SDK only when the response asks for the next chunk: no task reads
 //! ahead, at most one SDK chunk is held, and a slow recipient slows the read from S3. A broken or

@@ -190,12 +190,6 @@ impl fmt::Display for ReceiveBuffer {
     }
 }
 
-/// The SDK's HTTP client for docgate's S3 requests (and the credential chain's), its connections'
-/// receive buffers sized by `receive`.
-pub fn client(receive: ReceiveBuffer) -> Result<SharedHttpClient, TlsSetupError> {
-    Ok(Transport::new(receive)?.sdk_client())
-}
-
 /// docgate's transport to S3: the SDK's HTTP client, and connectors on the same connection pools
 /// for requests docgate sends itself (`objects::s3::direct`).
 #[derive(Clone, Debug)]
@@ -212,7 +206,8 @@ impl Transport {
         }))
     }
 
-    /// The transport as the SDK's HTTP client.
+    /// The transport as the SDK's HTTP client, for docgate's S3 requests (and the credential
+    /// chain's).
     pub fn sdk_client(&self) -> SharedHttpClient {
         SharedHttpClient::new(self.0.clone())
     }

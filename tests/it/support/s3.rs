@@ -19,7 +19,7 @@ use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region};
 use docgate::config::{AwsKeys, S3_RECEIVE_BUFFER_DEFAULT, S3Config, Secret};
 use docgate::objects::ObjectSource;
 use docgate::objects::s3::S3Source;
-use docgate::objects::s3::http::{self as transport, ReceiveBuffer};
+use docgate::objects::s3::http::{ReceiveBuffer, Transport};
 use futures_util::StreamExt;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto::Builder as ConnBuilder;
@@ -247,7 +247,8 @@ fn default_receive() -> ReceiveBuffer {
 
 /// The SDK's settings for this server's keys on docgate's transport with `receive`.
 fn on_docgate_transport(endpoint: &str, receive: ReceiveBuffer) -> aws_sdk_s3::config::Builder {
-    sdk_config(endpoint, ACCESS_KEY, SECRET_KEY).http_client(transport::client(receive).unwrap())
+    sdk_config(endpoint, ACCESS_KEY, SECRET_KEY)
+        .http_client(Transport::new(receive).unwrap().sdk_client())
 }
 
 fn sdk_config(endpoint: &str, access_key: &str, secret_key: &str) -> aws_sdk_s3::config::Builder {
