@@ -152,17 +152,19 @@ impl DownloadBody {
         let claim = Arc::new(claim);
         let sent = Arc::new(AtomicU64::new(0));
         let revoked = CancellationToken::new();
+        // Due half a tick early, so that a tick as long as the interval renews every tick.
+        let early = watch.tick() / 2;
         let renewal = Renewal {
             claim: claim.clone(),
             bytes: sent.clone(),
             revoked: revoked.clone(),
             // The longest from one renewal to the next (`app::RENEWAL_GAP`).
-            gap: renew_every + watch.tick() / 2,
-            last_renewed: Arc::new(std::sync::Mutex::new(tokio::time::Instant::now())),
-            failure: Arc::default(),
+            gap: renew_every + early,
+            renewed: Arc::new(std::sync::Mutex::new(Renewed {
+                at: tokio::time::Instant::now(),
+                failure: None,
+            })),
         };
-        // Due half a tick early, so that a tick as long as the interval renews every tick.
-        let early = watch.tick() / 2;
         let mut due = tokio::time::Instant::now() + renew_every - early;
         let mut running: Option<AbortOnDropHandle<()>> = None;
         let renewing = watch.add(move |now| {
@@ -332,16 +334,21 @@ struct Renewal {
     revoked: CancellationToken,
     /// The longest from one renewal to the next.
     gap: Duration,
+    renewed: Arc<std::sync::Mutex<Renewed>>,
+}
+
+/// What the renewals of one download learned so far.
+struct Renewed {
     /// When the last renewal that succeeded was sent (the claim's, at first): the lease runs
     /// from no earlier than this.
-    last_renewed: Arc<std::sync::Mutex<tokio::time::Instant>>,
+    at: tokio::time::Instant,
     /// The store's last failure to renew, for the line that stops the download.
-    failure: Arc<std::sync::Mutex<Option<StoreError>>>,
+    failure: Option<StoreError>,
 }
 
 impl Renewal {
-    fn last_renewed(&self) -> std::sync::MutexGuard<'_, tokio::time::Instant> {
-        self.last_renewed
+    fn renewed(&self) -> std::sync::MutexGuard<'_, Renewed> {
+        self.renewed
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -349,14 +356,13 @@ impl Renewal {
     /// True, and the download stopped, when the lease may lapse before another renewal could
     /// land: the store has not renewed it for so long.
     fn lapsing(&self) -> bool {
-        if self.last_renewed().elapsed() + self.gap < self.claim.lease.ttl {
-            return false;
-        }
-        let failure = self
-            .failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .take();
+        let failure = {
+            let mut renewed = self.renewed();
+            if renewed.at.elapsed() + self.gap < self.claim.lease.ttl {
+                return false;
+            }
+            renewed.failure.take()
+        };
         match failure {
             Some(e) => {
                 tracing::warn!(cause = %e, "claim cannot be renewed: stopping the download");
@@ -372,16 +378,13 @@ impl Renewal {
         let claim = &self.claim;
         let asked = tokio::time::Instant::now();
         match claim.store.renew(&claim.jti, &claim.lease, report).await {
-            Ok(true) => *self.last_renewed() = asked,
+            Ok(true) => self.renewed().at = asked,
             Ok(false) => {
                 tracing::info!("link revoked or claim lost during a download: stopping it");
                 self.revoked.cancel();
             }
             Err(e) => {
-                *self
-                    .failure
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(e);
+                self.renewed().failure = Some(e);
                 self.lapsing();
             }
         }
