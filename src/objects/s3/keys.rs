@@ -131,11 +131,7 @@ impl Chained {
         if let Some(keys) = keys {
             // Still good for a while: one fetch runs beside the requests, which do not wait.
             if let Ok(fetching) = Arc::clone(&self.fetching).try_lock_owned() {
-                let this = Arc::clone(self);
-                tokio::spawn(async move {
-                    let _fetching = fetching;
-                    this.fetch(Renewing::Held).await;
-                });
+                self.spawn_fetch(fetching, Renewing::Held);
             }
             return Some(keys.identity);
         }
@@ -145,15 +141,26 @@ impl Chained {
         match (keys, due) {
             (Some(keys), false) => Some(keys.identity),
             (None, false) => None,
-            (_, true) => {
-                let this = Arc::clone(self);
-                let fetch = tokio::spawn(async move {
-                    let _fetching = fetching;
-                    this.fetch(Renewing::Nothing).await
-                });
-                fetch.await.ok().flatten()
-            }
+            (_, true) => self
+                .spawn_fetch(fetching, Renewing::Nothing)
+                .await
+                .ok()
+                .flatten(),
         }
+    }
+
+    /// Asks the chain on a task of its own, which holds `fetching` until it is done: a request
+    /// that goes away does not cancel it.
+    fn spawn_fetch(
+        self: &Arc<Self>,
+        fetching: tokio::sync::OwnedMutexGuard<()>,
+        renewing: Renewing,
+    ) -> tokio::task::JoinHandle<Option<Identity>> {
+        let this = Arc::clone(self);
+        tokio::spawn(async move {
+            let _fetching = fetching;
+            this.fetch(renewing).await
+        })
     }
 
     /// The keys good at `now`, and whether a fetch is due (the keys are near their end, or there
@@ -166,7 +173,7 @@ impl Chained {
         (keys, due)
     }
 
-    /// Asks the chain; the caller holds `fetching`.
+    /// Asks the chain; the caller holds `fetching` ([`Self::spawn_fetch`]).
     async fn fetch(&self, renewing: Renewing) -> Option<Identity> {
         let fetched =
             tokio::time::timeout(FETCH_TIMEOUT, self.provider.provide_credentials()).await;
