@@ -166,14 +166,28 @@ fn slow_down() -> Vec<u8> {
 /// A bucket holding `KEY` (`len` bytes of `seed`), a recorder in front of it, and a source
 /// reaching the bucket through the recorder.
 async fn recorded(seed: u8, len: usize) -> (S3Server, Recorder, S3Source, Vec<u8>) {
+    recorded_with(seed, len, None).await
+}
+
+/// [`recorded`], the source signing with `provider`'s keys when given (its static keys if not).
+async fn recorded_with(
+    seed: u8,
+    len: usize,
+    provider: Option<SharedCredentialsProvider>,
+) -> (S3Server, Recorder, S3Source, Vec<u8>) {
     let server = S3Server::start().await;
     let bytes = content(seed, len);
     server.put(KEY, &bytes).await;
     let recorder = Recorder::start(server.addr).await;
-    let source = S3Source::new(&config_at(&recorder.endpoint()))
-        .await
-        .unwrap();
-    (server, recorder, source, bytes)
+    let mut config = config_at(&recorder.endpoint());
+    let source = match provider {
+        Some(provider) => {
+            config.credentials = None;
+            S3Source::with_credentials_provider(&config, provider).await
+        }
+        None => S3Source::new(&config).await,
+    };
+    (server, recorder, source.unwrap(), bytes)
 }
 
 #[tokio::test]
@@ -354,17 +368,8 @@ impl ProvideCredentials for SharedChain {
 
 /// A bucket holding `KEY`, a recorder in front of it, and a source signing with `chain`'s keys.
 async fn chained(chain: &Arc<Chain>) -> (S3Server, Recorder, S3Source, Vec<u8>) {
-    let server = S3Server::start().await;
-    let bytes = content(44, 70_000);
-    server.put(KEY, &bytes).await;
-    let recorder = Recorder::start(server.addr).await;
-    let mut config = config_at(&recorder.endpoint());
-    config.credentials = None;
     let provider = SharedCredentialsProvider::new(SharedChain(Arc::clone(chain)));
-    let source = S3Source::with_credentials_provider(&config, provider)
-        .await
-        .unwrap();
-    (server, recorder, source, bytes)
+    recorded_with(44, 70_000, Some(provider)).await
 }
 
 #[tokio::test]
