@@ -159,10 +159,7 @@ fn mac(key: &hmac::Key, label: &[u8], input: &[u8], bytes: usize) -> String {
     context.update(&[0]);
     context.update(input);
     let tag = context.sign();
-    tag.as_ref()[..bytes]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&tag.as_ref()[..bytes])
 }
 
 #[cfg(test)]

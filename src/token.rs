@@ -6,7 +6,8 @@
 //!
 //! Verification pins the algorithm to HS256, looks the key up by `kid`, requires every claim with
 //! its type (a string `exp` is malformed, not absent), checks `iss`, and refuses tokens longer than
-//! [`MAX_TOKEN_LEN`] before parsing. Time checks use [`LEEWAY_SECS`] of leeway, not the crate's
+//! [`MAX_TOKEN_LEN`] before parsing. A header segment byte for byte the one docgate writes for a
+//! listed key is known to pass those header checks, so only other headers are parsed for them. Time checks use [`LEEWAY_SECS`] of leeway, not the crate's
 //! 60 s: replicas share NTP-synchronised clocks, so a few seconds covers real skew while keeping a
 //! link's lifetime what the mail says.
 
@@ -173,6 +174,10 @@ pub struct TokenCodec {
     signing_kid: String,
     encoding: EncodingKey,
     decoding: HashMap<String, DecodingKey>,
+    /// The header segment [`TokenCodec::sign`] writes for each listed `kid`, with that `kid`: a
+    /// token whose first segment is one of these, byte for byte, has a header already known to
+    /// pass [`check_header`] and to name HS256 and that key, so it is not parsed for them again.
+    minted: HashMap<String, String>,
     validation: Validation,
 }
 
@@ -198,6 +203,11 @@ impl TokenCodec {
                 .iter()
                 .map(|(kid, secret)| (kid.clone(), DecodingKey::from_secret(secret.expose())))
                 .collect(),
+            minted: keys
+                .keys
+                .iter()
+                .filter_map(|(kid, _)| minted(kid))
+                .collect(),
             signing_kid: keys.signing.clone(),
             validation: validation(),
         })
@@ -209,6 +219,7 @@ impl TokenCodec {
         Self {
             encoding: EncodingKey::from_secret(secret.expose()),
             decoding: HashMap::from([(kid.clone(), DecodingKey::from_secret(secret.expose()))]),
+            minted: minted(&kid).into_iter().collect(),
             signing_kid: kid,
             validation: validation(),
         }
@@ -221,9 +232,8 @@ impl TokenCodec {
 
     /// The token for these claims. Deterministic: the same claims and key give the same token.
     pub fn sign(&self, claims: &Claims) -> Result<String, TokenError> {
-        let mut header = Header::new(Algorithm::HS256);
-        header.kid = Some(self.signing_kid.clone());
-        jsonwebtoken::encode(&header, claims, &self.encoding).map_err(TokenError::Signing)
+        jsonwebtoken::encode(&header(&self.signing_kid), claims, &self.encoding)
+            .map_err(TokenError::Signing)
     }
 
     /// The link for these claims under `public_url` (`https://docs.example.com/d/<token>`): the
@@ -241,17 +251,21 @@ impl TokenCodec {
         if token.bytes().filter(|&b| b == b'.').count() != 2 {
             return Err(TokenError::Invalid("not three segments"));
         }
-        check_header(token)?;
-        let header =
-            jsonwebtoken::decode_header(token).map_err(|_| TokenError::Invalid("bad header"))?;
-        if header.alg != Algorithm::HS256 {
-            return Err(TokenError::Invalid("algorithm not allowed"));
-        }
-        let kid = header.kid.ok_or(TokenError::Invalid("no kid"))?;
-        let key = self
-            .decoding
-            .get(&kid)
-            .ok_or(TokenError::Invalid("unknown kid"))?;
+        let segment = token.split('.').next().unwrap_or_default();
+        let key = match self.minted.get(segment) {
+            Some(kid) => self.decoding.get(kid),
+            None => {
+                check_header(token)?;
+                let header = jsonwebtoken::decode_header(token)
+                    .map_err(|_| TokenError::Invalid("bad header"))?;
+                if header.alg != Algorithm::HS256 {
+                    return Err(TokenError::Invalid("algorithm not allowed"));
+                }
+                let kid = header.kid.ok_or(TokenError::Invalid("no kid"))?;
+                self.decoding.get(&kid)
+            }
+        };
+        let key = key.ok_or(TokenError::Invalid("unknown kid"))?;
         let claims = jsonwebtoken::decode::<Claims>(token, key, &self.validation)
             .map_err(|e| TokenError::Invalid(describe(e.kind())))?
             .claims;
@@ -269,6 +283,21 @@ impl TokenCodec {
         }
         Ok(claims)
     }
+}
+
+/// The header [`TokenCodec::sign`] writes for `kid`.
+fn header(kid: &str) -> Header {
+    let mut header = Header::new(Algorithm::HS256);
+    header.kid = Some(kid.to_owned());
+    header
+}
+
+/// The header segment of every token signed with `kid`, as the library writes it (base64url
+/// of its JSON), with that `kid`.
+/// `None` if it cannot be written: those tokens are then read the long way.
+fn minted(kid: &str) -> Option<(String, String)> {
+    let json = serde_json::to_vec(&header(kid)).ok()?;
+    Some((URL_SAFE_NO_PAD.encode(json), kid.to_owned()))
 }
 
 /// The JOSE header as JSON, before the library reads it: an object with no key named twice
@@ -337,7 +366,7 @@ pub fn is_valid_jti(jti: &str) -> bool {
 /// sharing the secret agree on it without configuration.
 pub fn key_id(secret: &Secret) -> String {
     let digest = Sha256::digest(secret.expose());
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(&digest[..8])
 }
 
 #[cfg(test)]
@@ -394,6 +423,63 @@ mod tests {
             token,
             "signing is deterministic"
         );
+    }
+
+    #[test]
+    fn a_header_written_otherwise_is_read_and_checked_the_long_way() {
+        let codec = codec(SECRET);
+        let claims = Claims::new("resume", NOW, 900);
+        let token = codec.sign(&claims).unwrap();
+        let (header, _) = token.split_once('.').unwrap();
+        assert!(
+            codec.minted.contains_key(header),
+            "a token docgate signs is recognised by its header segment"
+        );
+        let kid = codec.signing_kid().to_owned();
+        let body = serde_json::to_string(&claims).unwrap();
+        // The same header, its members in another order: not the segment docgate writes, and
+        // still a valid header.
+        let reordered = forge(
+            &format!(r#"{{"kid":"{kid}","typ":"JWT","alg":"HS256"}}"#),
+            &body,
+            SECRET,
+        );
+        assert!(
+            !codec
+                .minted
+                .contains_key(reordered.split('.').next().unwrap())
+        );
+        assert_eq!(codec.verify(&reordered, NOW).unwrap(), claims);
+        // What only the long way finds: a member named twice, an unknown `kid`, another algorithm.
+        for (header, why) in [
+            (
+                format!(r#"{{"alg":"HS256","typ":"JWT","kid":"{kid}","kid":"{kid}"}}"#),
+                "header parameter named twice",
+            ),
+            (
+                r#"{"alg":"HS256","typ":"JWT","kid":"another"}"#.to_owned(),
+                "unknown kid",
+            ),
+            (
+                format!(r#"{{"alg":"HS384","typ":"JWT","kid":"{kid}"}}"#),
+                "algorithm not allowed",
+            ),
+        ] {
+            let forged = forge(&header, &body, SECRET);
+            assert!(
+                matches!(codec.verify(&forged, NOW), Err(TokenError::Invalid(w)) if w == why),
+                "{header}"
+            );
+        }
+        // A known header does not vouch for the rest: a token with docgate's header segment and
+        // another key's signature is refused.
+        let foreign = forge(
+            &String::from_utf8(URL_SAFE_NO_PAD.decode(header).unwrap()).unwrap(),
+            &body,
+            b"another-secret-0123456789abcdef0123",
+        );
+        assert!(foreign.starts_with(header));
+        assert!(codec.verify(&foreign, NOW).is_err());
     }
 
     #[test]

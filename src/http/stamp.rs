@@ -303,7 +303,7 @@ fn copy_etag(object_etag: &str, update: &Update) -> String {
         hash.update(&chunk);
     }
     let digest = hash.finalize();
-    let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(&digest[..8]);
     let inner = object_etag.trim_matches('"');
     format!("\"{inner}-w{hex}\"")
 }

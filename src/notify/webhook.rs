@@ -134,7 +134,7 @@ pub fn signature(secret: &[u8], timestamp: u64, body: &[u8]) -> String {
     context.update(b".");
     context.update(body);
     let tag = context.sign();
-    let hex: String = tag.as_ref().iter().map(|b| format!("{b:02x}")).collect();
+    let hex = hex::encode(tag.as_ref());
     format!("t={timestamp},v1={hex}")
 }
 

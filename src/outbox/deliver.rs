@@ -220,7 +220,7 @@ async fn write_eml(dir: &Path, message: Vec<u8>) -> std::io::Result<PathBuf> {
     let written = tokio::task::spawn_blocking(move || {
         let mut id = [0u8; 16];
         getrandom::fill(&mut id).map_err(|e| std::io::Error::other(e.to_string()))?;
-        let name: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let name = hex::encode(id);
         let path = dir.join(format!("{name}.eml"));
         let temporary = dir.join(format!(".{name}.eml.tmp"));
         let written =

@@ -90,7 +90,7 @@ impl Key {
     /// The key for an email address: a hash of its lowercased form.
     pub fn email(scope: Scope, address: &str) -> Self {
         let digest = Sha256::digest(address.to_lowercase().as_bytes());
-        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        let hex = hex::encode(&digest[..16]);
         Self::new(scope, format!("{}:{hex}", scope.tag()), false)
     }
 

@@ -242,6 +242,11 @@ pub struct RedisLog {
     /// connection with a longer response timeout.
     records: SharedConnection,
     prefix: String,
+    /// The log's own keys, named once: every record names them.
+    entries: String,
+    index: String,
+    owners: String,
+    seq: String,
     /// `DOCGATE_REQUEST_LOG_RETENTION`; `None`: entries are kept until erased.
     keep: Option<Duration>,
     /// `DOCGATE_REQUEST_LOG_MAX_ENTRIES`.
@@ -268,6 +273,10 @@ impl RedisLog {
             records: conn.clone(),
             conn,
             prefix: prefix.to_owned(),
+            entries: format!("{prefix}{LOG_TAG}:entries"),
+            index: format!("{prefix}{LOG_TAG}:index"),
+            owners: format!("{prefix}{LOG_TAG}:owners"),
+            seq: format!("{prefix}{LOG_TAG}:seq"),
             keep,
             max_entries: DEFAULT_MAX_ENTRIES,
             record: Script::new(RECORD),
@@ -294,23 +303,23 @@ impl RedisLog {
     }
 
     /// `<prefix>{log}:entries`
-    pub fn entries_key(&self) -> String {
-        format!("{}{LOG_TAG}:entries", self.prefix)
+    pub fn entries_key(&self) -> &str {
+        &self.entries
     }
 
     /// `<prefix>{log}:index`
-    pub fn index_key(&self) -> String {
-        format!("{}{LOG_TAG}:index", self.prefix)
+    pub fn index_key(&self) -> &str {
+        &self.index
     }
 
     /// `<prefix>{log}:owners`
-    pub fn owners_key(&self) -> String {
-        format!("{}{LOG_TAG}:owners", self.prefix)
+    pub fn owners_key(&self) -> &str {
+        &self.owners
     }
 
     /// `<prefix>{log}:seq`
-    pub fn seq_key(&self) -> String {
-        format!("{}{LOG_TAG}:seq", self.prefix)
+    pub fn seq_key(&self) -> &str {
+        &self.seq
     }
 
     /// `<prefix>{log}:person:<owner>`
