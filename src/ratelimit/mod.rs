@@ -84,7 +84,7 @@ impl Key {
     /// The key for a client IP: IPv4 (and IPv4-mapped IPv6) per address, IPv6 per /64.
     pub fn ip(scope: Scope, ip: IpAddr) -> Self {
         let subject = crate::pseudonym::network_of(ip);
-        Self::new(scope, format!("{}:{subject}", scope.tag()), false)
+        Self::new(scope, [scope.tag(), ":", &subject].concat(), false)
     }
 
     /// The key for an email address: a hash of its lowercased form.
@@ -120,7 +120,7 @@ impl Key {
             return self.text.clone();
         }
         let tag = self.scope.tag();
-        format!("{tag}:{}", ids.limit_subject(tag, &self.text))
+        [tag, ":", &ids.limit_subject(tag, &self.text)].concat()
     }
 
     pub fn scope(&self) -> Scope {

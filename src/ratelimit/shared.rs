@@ -67,7 +67,7 @@ impl RateLimiter for RedisLimiter {
         let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
         let reply: (i64, i64) = self
             .script
-            .key(format!("{}rl:{}", self.prefix, key.stored(&self.ids)))
+            .key([&self.prefix, "rl:", &key.stored(&self.ids)].concat())
             .arg(micros(rate.interval()))
             .arg(micros(rate.period))
             .invoke_async(&mut conn)

@@ -324,17 +324,17 @@ impl RedisLog {
 
     /// `<prefix>{log}:person:<owner>`
     pub fn person_key(&self, owner: &str) -> String {
-        format!("{}{LOG_TAG}:person:{owner}", self.prefix)
+        [&self.prefix, LOG_TAG, ":person:", owner].concat()
     }
 
     /// `<prefix>{log}:link:<jti>`
     pub fn link_key(&self, jti: &str) -> String {
-        format!("{}{LOG_TAG}:link:{jti}", self.prefix)
+        [&self.prefix, LOG_TAG, ":link:", jti].concat()
     }
 
     /// `<prefix>{log}:notes:<jti>`
     pub fn notes_key(&self, jti: &str) -> String {
-        format!("{}{LOG_TAG}:notes:{jti}", self.prefix)
+        [&self.prefix, LOG_TAG, ":notes:", jti].concat()
     }
 
     /// Drops the oldest entries while they are past `cutoff` (ms) or the log is over `most`

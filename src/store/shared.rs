@@ -321,7 +321,7 @@ impl RedisStore {
 
     /// `<prefix>undo:{<jti>}`: a completed link's record, kept while `WAIT` runs.
     pub fn undo_key(&self, jti: &str) -> String {
-        format!("{}undo:{{{jti}}}", self.prefix)
+        [&self.prefix, "undo:{", jti, "}"].concat()
     }
 
     /// `<prefix>token:{<jti>}`
@@ -385,17 +385,17 @@ impl RedisStore {
 
 /// `<prefix>token:{<jti>}`: a link's record, under the link's own hash tag.
 pub fn token_key(prefix: &str, jti: &str) -> String {
-    format!("{prefix}token:{{{jti}}}")
+    [prefix, "token:{", jti, "}"].concat()
 }
 
 /// `<prefix>spent:{<jti>}`: a spent link's marker, in its record's slot.
 pub fn spent_key(prefix: &str, jti: &str) -> String {
-    format!("{prefix}spent:{{{jti}}}")
+    [prefix, "spent:{", jti, "}"].concat()
 }
 
 /// `<prefix>owner:{<owner>}`: one person's links, under the person's own hash tag.
 pub fn owner_key(prefix: &str, owner: &str) -> String {
-    format!("{prefix}owner:{{{owner}}}")
+    [prefix, "owner:{", owner, "}"].concat()
 }
 
 fn unavailable(e: redis::RedisError) -> StoreError {
