@@ -9,7 +9,7 @@
 //! If a key is evicted (a `maxmemory-policy` other than `noeviction`), its client's limit starts
 //! over: limits fail open. `docgate check` warns about such a policy.
 
-use crate::topology::SharedConnection;
+use crate::topology::{ScriptCall, SharedConnection};
 use async_trait::async_trait;
 use redis::Script;
 
@@ -65,12 +65,11 @@ impl RateLimiter for RedisLimiter {
     async fn check(&self, key: &Key, rate: Rate) -> Result<Decision, LimitError> {
         let mut conn = self.conn.clone();
         let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        let reply: (i64, i64) = self
-            .script
-            .key([&self.prefix, "rl:", &key.stored(&self.ids)].concat())
+        let key = [&self.prefix, "rl:", &key.stored(&self.ids)].concat();
+        let reply: (i64, i64) = ScriptCall::new(&self.script, &[&key])
             .arg(micros(rate.interval()))
             .arg(micros(rate.period))
-            .invoke_async(&mut conn)
+            .invoke(&mut conn)
             .await
             .map_err(|e| LimitError::Unavailable(Box::new(e)))?;
         Ok(match reply {

@@ -58,7 +58,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::topology::SharedConnection;
+use crate::topology::{ScriptCall, SharedConnection};
 use async_trait::async_trait;
 use redis::Script;
 use time::OffsetDateTime;
@@ -480,15 +480,16 @@ impl RequestLog for RedisLog {
                     .map_err(unavailable)?
                     .unwrap_or_default(),
             };
-            let reply: Vec<redis::Value> = self
-                .record
-                .key(self.entries_key())
-                .key(self.index_key())
-                .key(self.seq_key())
-                .key(self.owners_key())
-                .key(self.person_key(&owner))
-                .key(self.link_key(jti))
-                .key(self.notes_key(jti))
+            let keys = [
+                self.entries_key(),
+                self.index_key(),
+                self.seq_key(),
+                self.owners_key(),
+                &self.person_key(&owner),
+                &self.link_key(jti),
+                &self.notes_key(jti),
+            ];
+            let reply: Vec<redis::Value> = ScriptCall::new(&self.record, &keys)
                 .arg(&json)
                 .arg(at)
                 .arg(&owner)
@@ -501,7 +502,7 @@ impl RequestLog for RedisLog {
                 .arg(notes_ttl)
                 .arg(cutoff.map(|c| c.to_string()).unwrap_or_default())
                 .arg(self.max_entries)
-                .invoke_async(&mut conn)
+                .invoke(&mut conn)
                 .await
                 .map_err(unavailable)?;
             match reply.as_slice() {

@@ -51,7 +51,7 @@ use redis::Script;
 use super::{ClaimOutcome, Lease, LinkState, NewLink, Sent, StoreError, TokenStore};
 use crate::config::WaitReplicas;
 use crate::token::Jti;
-use crate::topology::SharedConnection;
+use crate::topology::{ScriptCall, SharedConnection};
 
 /// The shared connection lives in [`crate::topology`]; named here too, where it always was.
 pub use crate::topology::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, connect};
@@ -342,13 +342,11 @@ impl RedisStore {
     /// Withdraws one link and its second fetch: (whether it was live, whether anything was).
     async fn revoke_one(&self, jti: &str) -> Result<(bool, bool), StoreError> {
         let mut conn = self.conn.clone();
-        let (live, disarmed): (u64, u64) = self
-            .revoke
-            .key(self.token_key(jti))
-            .key(self.spent_key(jti))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let (live, disarmed): (u64, u64) =
+            ScriptCall::new(&self.revoke, &[&self.token_key(jti), &self.spent_key(jti)])
+                .invoke(&mut conn)
+                .await
+                .map_err(unavailable)?;
         Ok((live > 0, live > 0 || disarmed > 0))
     }
 
@@ -448,11 +446,10 @@ impl TokenStore for RedisStore {
             .map_err(unavailable)?;
         if let Some(owner) = link.owner {
             // The index lives as long as its longest-lived link.
-            self.owner_add
-                .key(self.owner_key(owner))
+            ScriptCall::new(&self.owner_add, &[&self.owner_key(owner)])
                 .arg(link.jti.as_str())
                 .arg(millis(link.ttl))
-                .invoke_async::<()>(&mut conn)
+                .invoke::<()>(&mut conn)
                 .await
                 .map_err(unavailable)?;
         }
@@ -498,13 +495,11 @@ impl TokenStore for RedisStore {
         let link = jti;
         let jti = jti.as_str();
         let mut conn = self.conn.clone();
-        let reply: Vec<i64> = self
-            .claim
-            .key(self.token_key(jti))
+        let reply: Vec<i64> = ScriptCall::new(&self.claim, &[&self.token_key(jti)])
             .arg(&lease.id)
             .arg(millis(lease.ttl))
             .arg(&lease.holder)
-            .invoke_async(&mut conn)
+            .invoke(&mut conn)
             .await
             .inspect_err(|e| {
                 tracing::debug!(jti = %link, node = %self.conn.node(), cause = %e, "claim failed");
@@ -524,14 +519,12 @@ impl TokenStore for RedisStore {
     async fn renew(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         let jti = jti.as_str();
         let mut conn = self.conn.clone();
-        let held: i64 = self
-            .renew
-            .key(self.token_key(jti))
+        let held: i64 = ScriptCall::new(&self.renew, &[&self.token_key(jti)])
             .arg(&lease.id)
             .arg(millis(lease.ttl))
             .arg(sent.bytes)
             .arg(sent.size)
-            .invoke_async(&mut conn)
+            .invoke(&mut conn)
             .await
             .map_err(unavailable)?;
         Ok(held == 1)
@@ -540,11 +533,9 @@ impl TokenStore for RedisStore {
     async fn complete(&self, jti: &Jti, lease: &Lease, sent: Sent) -> Result<bool, StoreError> {
         let jti = jti.as_str();
         let token_key = self.token_key(jti);
-        let mut complete = self.complete.prepare_invoke();
+        let (spent_key, undo_key) = (self.spent_key(jti), self.undo_key(jti));
+        let mut complete = ScriptCall::new(&self.complete, &[&token_key, &spent_key, &undo_key]);
         complete
-            .key(&token_key)
-            .key(self.spent_key(jti))
-            .key(self.undo_key(jti))
             .arg(&lease.id)
             .arg(if lease.arms {
                 lease.holder.as_str()
@@ -557,10 +548,7 @@ impl TokenStore for RedisStore {
             .arg(self.wait.as_ref().map_or(0, |(wait, _)| undo_ttl(wait)));
         let Some((wait, wait_conn)) = &self.wait else {
             let mut conn = self.settle.clone();
-            let spent: i64 = complete
-                .invoke_async(&mut conn)
-                .await
-                .map_err(unavailable)?;
+            let spent: i64 = complete.invoke(&mut conn).await.map_err(unavailable)?;
             return Ok(spent == 1);
         };
         // The completion and its `WAIT` leave in one pipeline on one connection: `WAIT` counts
@@ -569,7 +557,7 @@ impl TokenStore for RedisStore {
         // slot (`WAIT` itself names no key).
         let mut conn = wait_conn.clone();
         let mut pipe = redis::pipe();
-        pipe.invoke_script(&complete)
+        pipe.add_command(complete.cmd().clone())
             .cmd("WAIT")
             .arg(wait.replicas)
             .arg(u64::try_from(wait.timeout.as_millis()).unwrap_or(u64::MAX));
@@ -577,7 +565,7 @@ impl TokenStore for RedisStore {
         if matches!(&reply, Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript))
         {
             // A new primary (after a failover or a restart) has not seen the script yet.
-            complete.load_async(&mut conn).await.map_err(unavailable)?;
+            complete.load(&mut conn).await.map_err(unavailable)?;
             reply = pipe.query_async::<(i64, i64)>(&mut conn).await;
         }
         let (spent, acknowledged) = reply.map_err(unavailable)?;
@@ -589,7 +577,6 @@ impl TokenStore for RedisStore {
             // The completion stands: a second request no longer hears "being downloaded". Off
             // the download's path; left alone, the undo record expires by itself.
             let mut conn = self.conn.clone();
-            let undo_key = self.undo_key(jti);
             tokio::spawn(async move {
                 let _: Result<(), _> = redis::cmd("DEL").arg(undo_key).query_async(&mut conn).await;
             });
@@ -599,13 +586,9 @@ impl TokenStore for RedisStore {
         // the last byte is not released, and the link is made usable again on the primary (the
         // caller's release refunds the attempt). Should the undo fail too, the link stays spent
         // on this primary: the store is unreachable, and the download fails closed all the same.
-        let undone = self
-            .undo
-            .key(&token_key)
-            .key(self.spent_key(jti))
-            .key(self.undo_key(jti))
+        let undone = ScriptCall::new(&self.undo, &[&token_key, &spent_key, &undo_key])
             .arg(&lease.id)
-            .invoke_async::<i64>(&mut conn)
+            .invoke::<i64>(&mut conn)
             .await;
         if let Err(e) = undone {
             tracing::warn!(cause = %e, "could not take back a completion the replicas did not acknowledge");
@@ -625,15 +608,13 @@ impl TokenStore for RedisStore {
             return Ok(false);
         }
         let mut conn = self.conn.clone();
-        let rearmed: i64 = self
-            .rearm
-            .key(self.token_key(jti))
-            .key(self.spent_key(jti))
-            .arg(holder)
-            .arg(millis(window))
-            .invoke_async(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        let rearmed: i64 =
+            ScriptCall::new(&self.rearm, &[&self.token_key(jti), &self.spent_key(jti)])
+                .arg(holder)
+                .arg(millis(window))
+                .invoke(&mut conn)
+                .await
+                .map_err(unavailable)?;
         Ok(rearmed == 1)
     }
 
@@ -646,14 +627,12 @@ impl TokenStore for RedisStore {
     ) -> Result<(), StoreError> {
         let jti = jti.as_str();
         let mut conn = self.settle.clone();
-        let outcome: i64 = self
-            .release
-            .key(self.token_key(jti))
+        let outcome: i64 = ScriptCall::new(&self.release, &[&self.token_key(jti)])
             .arg(&lease.id)
             .arg(if refund { "1" } else { "0" })
             .arg(sent.bytes)
             .arg(sent.size)
-            .invoke_async(&mut conn)
+            .invoke(&mut conn)
             .await
             .map_err(unavailable)?;
         if outcome == 2 {

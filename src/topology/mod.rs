@@ -36,8 +36,10 @@ use redis::{
 
 use crate::config::{RedisConfig, Topology};
 
+mod script;
 mod sentinel;
 
+pub use script::ScriptCall;
 use sentinel::{SentinelPrimary, sentinel_client};
 
 /// How long a command may wait for Redis's answer before the request fails closed.

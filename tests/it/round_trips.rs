@@ -122,6 +122,31 @@ async fn a_download_runs_four_scripts_on_a_cluster_and_nothing_else() {
     assert_eq!(calls, expected());
 }
 
+/// A Redis that has forgotten docgate's scripts (restarted, or a new primary after a failover)
+/// answers `NOSCRIPT`: each script is loaded once and called again, and the download is whole,
+/// its link spent and its record written, as before.
+#[tokio::test]
+async fn a_redis_that_forgot_the_scripts_is_given_them_again() {
+    let redis = RedisServer::start();
+    let app = warmed_up(&redis.env()).await;
+    let mut conn = redis.client();
+    let before = app.app.backends.requests.recent(100, 0).await.unwrap().len();
+    redis::cmd("SCRIPT")
+        .arg("FLUSH")
+        .query::<()>(&mut conn)
+        .unwrap();
+    let calls = one_download(&app, &mut [conn]).await;
+    assert_eq!(
+        calls.get("script|load"),
+        Some(&4),
+        "the limit, the claim, the completion and the record: {calls:?}"
+    );
+    assert_eq!(calls.get("evalsha"), Some(&8), "{calls:?}");
+    let after = app.app.backends.requests.recent(100, 0).await.unwrap();
+    assert_eq!(after.len(), before + 1, "the download's record");
+    assert_eq!(after[0].outcome, "completed");
+}
+
 /// Groups instants into bursts: a gap longer than `gap` starts a new one.
 fn bursts(mut times: Vec<Instant>, gap: Duration) -> usize {
     times.sort();
