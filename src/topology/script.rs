@@ -11,6 +11,9 @@
 use redis::aio::ConnectionLike;
 use redis::{Cmd, ErrorKind, FromRedisValue, RedisResult, Script, ServerErrorKind, ToRedisArgs};
 
+/// How many arguments a call has room for before its command grows.
+const ARGS_ROOM: usize = 12;
+
 /// `EVALSHA <sha1> <number of keys> <keys>... <arguments>...` for one script.
 pub struct ScriptCall<'a> {
     script: &'a Script,
@@ -20,8 +23,11 @@ pub struct ScriptCall<'a> {
 impl<'a> ScriptCall<'a> {
     /// A call of `script` on `keys` (its `KEYS`, in order); arguments follow with [`Self::arg`].
     pub fn new(script: &'a Script, keys: &[&str]) -> Self {
-        let mut cmd = redis::cmd("EVALSHA");
-        cmd.arg(script.get_hash()).arg(keys.len());
+        // Room for the keys and a dozen short arguments, so that the command's buffers are
+        // allocated once: docgate's scripts take up to 13, and most are numbers or ids.
+        let data = keys.iter().map(|k| k.len()).sum::<usize>() + 64 + ARGS_ROOM * 24;
+        let mut cmd = Cmd::with_capacity(3 + keys.len() + ARGS_ROOM, data);
+        cmd.arg("EVALSHA").arg(script.get_hash()).arg(keys.len());
         for key in keys {
             cmd.arg(*key);
         }

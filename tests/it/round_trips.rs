@@ -130,7 +130,14 @@ async fn a_redis_that_forgot_the_scripts_is_given_them_again() {
     let redis = RedisServer::start();
     let app = warmed_up(&redis.env()).await;
     let mut conn = redis.client();
-    let before = app.app.backends.requests.recent(100, 0).await.unwrap().len();
+    let before = app
+        .app
+        .backends
+        .requests
+        .recent(100, 0)
+        .await
+        .unwrap()
+        .len();
     redis::cmd("SCRIPT")
         .arg("FLUSH")
         .query::<()>(&mut conn)
