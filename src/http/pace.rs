@@ -4,8 +4,9 @@
 //! concurrent download caps) until the body is dropped, and a check on the server's [`Watch`]
 //! makes sure, once per window, that the body handed out at least `min_rate × window` bytes since
 //! the last check. A client that takes a few bytes every 25 s keeps every write progressing, so
-//! the connection's write deadline never fires; this floor does. A window in which docgate was itself waiting for the
-//! object source (or the store) at the check is not held against the client.
+//! the connection's write deadline never fires; this floor does. A window in which docgate was
+//! itself waiting for the object source (or the store) at the check is not held against the
+//! client.
 //!
 //! When the floor is missed the connection is cut through its [`Cutter`] (hyper may not be
 //! polling the body at all while the client's window is full; on HTTP/2 the whole connection
