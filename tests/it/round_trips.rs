@@ -277,3 +277,130 @@ async fn a_read_ahead_the_log_never_answers_holds_up_no_download() {
         "the download's entry is recorded: {entries:?}"
     );
 }
+
+/// `INFO stats`' `total_reads_processed`: how many times Redis read from its clients.
+fn reads(conn: &mut redis::Connection) -> u64 {
+    let info: String = redis::cmd("INFO").arg("stats").query(conn).unwrap();
+    info.lines()
+        .find_map(|line| line.strip_prefix("total_reads_processed:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// Lets every other task on the test's runtime run as far as it can.
+async fn settle_tasks() {
+    for _ in 0..50 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Records made a moment apart (links requested, downloads ending one after another) leave in
+/// one pipeline: Redis
+/// reads them once, and every entry is stored. Sent alone, each would be a read of its own.
+#[tokio::test]
+async fn records_made_a_moment_apart_share_one_round_trip() {
+    use docgate::requestlog::shared::RedisLog;
+    use docgate::store::shared::connect;
+
+    let redis = RedisServer::start();
+    let config = redis.config("batched:");
+    let log = Arc::new(RedisLog::new(
+        connect(&config).unwrap(),
+        &config.prefix,
+        None,
+        Arc::new(pseudonyms()),
+    ));
+    let entry = |n: u8| {
+        // A link request names its person: recording it reads nothing first.
+        let mut entry = Entry::now(Event::LinkRequested, [192, 0, 2, n].into(), "sent");
+        entry.email = Some(format!("p{n}@example.org"));
+        entry.document = Some("resume".to_owned());
+        entry.jti = Some(format!("jti-{n}"));
+        entry
+    };
+    // The connection open and the script loaded.
+    log.record(&entry(0)).await.unwrap();
+    let mut conn = redis.client();
+    let before = reads(&mut conn);
+    let mut recording = Vec::new();
+    for n in 1..=6 {
+        let log = log.clone();
+        let entry = entry(n);
+        recording.push(tokio::spawn(async move { log.record(&entry).await }));
+        // This one on its way to Redis before the next is made.
+        settle_tasks().await;
+    }
+    for recorded in recording {
+        recorded.await.unwrap().unwrap();
+    }
+    // Less the `INFO` that asks.
+    let read = reads(&mut conn) - before - 1;
+    assert!(read <= 2, "six records took {read} reads");
+    let stored = log.recent(10, 0).await.unwrap();
+    let mut jtis: Vec<_> = stored.iter().filter_map(|e| e.jti.clone()).collect();
+    jtis.sort();
+    assert_eq!(
+        jtis,
+        (0..=6).map(|n| format!("jti-{n}")).collect::<Vec<_>>()
+    );
+}
+
+/// The calls of one batch are answered one by one: one call's error is its own, the others'
+/// replies are theirs, and a Redis that has forgotten the script is given it once and asked again
+/// for every call it refused.
+#[tokio::test]
+async fn a_batchs_calls_are_answered_each_with_its_own_reply() {
+    use docgate::store::shared::connect;
+    use docgate::topology::{ScriptBatch, ScriptCall};
+
+    let redis = RedisServer::start();
+    let conn = connect(&redis.config("calls:")).unwrap();
+    // The connection opened.
+    let _: String = redis::cmd("PING")
+        .query_async(&mut conn.clone())
+        .await
+        .unwrap();
+    let script = redis::Script::new(
+        "if ARGV[1] == 'boom' then return redis.error_reply('refused ' .. ARGV[1]) end \
+         return redis.call('INCRBY', KEYS[1], ARGV[2])",
+    );
+    let batch = ScriptBatch::new(script.clone(), conn, Duration::from_millis(20));
+    let call = |key: &'static str, word: &'static str, by: u64| {
+        let batch = batch.clone();
+        async move {
+            let mut call = ScriptCall::new(batch.script(), &[key]);
+            call.arg(word).arg(by);
+            batch.call(call).await
+        }
+    };
+    let mut admin = redis.client();
+    // A fresh Redis does not know the script, nor one that flushed it (round 3): there every call
+    // meets `NOSCRIPT`, and the script is loaded once.
+    for round in 1..=3u64 {
+        if round == 3 {
+            redis::cmd("SCRIPT")
+                .arg("FLUSH")
+                .query::<()>(&mut admin)
+                .unwrap();
+        }
+        let before = reads(&mut admin);
+        let (a, refused, c) =
+            tokio::join!(call("a", "x", 1), call("b", "boom", 1), call("c", "y", 5));
+        assert_eq!(a.unwrap(), redis::Value::Int(round as i64));
+        assert_eq!(c.unwrap(), redis::Value::Int(5 * round as i64));
+        let refused = refused.unwrap_err();
+        let refused = refused.to_string();
+        assert!(
+            refused.contains("refused") && refused.contains("boom"),
+            "{refused}"
+        );
+        // One pipeline; where the script was unknown, its load and the pipeline again. Less the
+        // `INFO` that asks.
+        let read = reads(&mut admin) - before - 1;
+        let most = if round == 2 { 1 } else { 3 };
+        assert!(read <= most, "round {round}: {read} reads");
+    }
+    assert_eq!(commandstats(&mut admin).get("script|load"), Some(&2));
+}
