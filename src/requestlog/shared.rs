@@ -58,7 +58,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::topology::{ScriptBatch, ScriptCall, SharedConnection};
+use crate::topology::{ScriptCall, SharedConnection};
 use async_trait::async_trait;
 use redis::Script;
 use time::OffsetDateTime;
@@ -72,9 +72,6 @@ use crate::pseudonym::Pseudonyms;
 /// The hash tag every key of the log carries, after the prefix: its scripts touch the shared
 /// structures and a person's or a link's keys together, so all live in one Redis Cluster slot.
 const LOG_TAG: &str = "{log}";
-/// How long a record waits for others to share its pipeline (`topology::ScriptBatch`): a
-/// download's entry is written after its last byte, so nobody waits for it.
-const RECORD_LINGER: Duration = Duration::from_millis(2);
 /// The most oldest entries one write deletes when they are past retention or over the cap.
 const TRIM_ON_WRITE: usize = 100;
 /// How many times a write reads a link's owner again when it changed while the write was made.
@@ -254,8 +251,7 @@ pub struct RedisLog {
     keep: Option<Duration>,
     /// `DOCGATE_REQUEST_LOG_MAX_ENTRIES`.
     max_entries: usize,
-    /// The record script's calls, on `records`, a pipeline for those of one [`RECORD_LINGER`].
-    record: ScriptBatch,
+    record: Script,
     candidates: Script,
     drop: Script,
     erase: Script,
@@ -274,7 +270,6 @@ impl RedisLog {
     ) -> Self {
         Self {
             ids,
-            record: ScriptBatch::new(Script::new(RECORD), conn.clone(), RECORD_LINGER),
             records: conn.clone(),
             conn,
             prefix: prefix.to_owned(),
@@ -284,6 +279,7 @@ impl RedisLog {
             seq: format!("{prefix}{LOG_TAG}:seq"),
             keep,
             max_entries: DEFAULT_MAX_ENTRIES,
+            record: Script::new(RECORD),
             candidates: Script::new(CANDIDATES),
             drop: Script::new(DROP),
             erase: Script::new(ERASE),
@@ -295,7 +291,6 @@ impl RedisLog {
     /// failing loses it, while the reads (the read ahead beside a download's claim, the owner's
     /// pages) keep the log's first connection.
     pub fn recording_on(mut self, conn: SharedConnection) -> Self {
-        self.record = ScriptBatch::new(self.record.script().clone(), conn.clone(), RECORD_LINGER);
         self.records = conn;
         self
     }
@@ -468,6 +463,7 @@ impl RequestLog for RedisLog {
         let notes_ttl = if keep > 0 { keep } else { NOTES_TTL_FOREVER };
         let jti = entry.jti.as_deref().unwrap_or("");
         let own = entry.owner(&self.ids);
+        let mut conn = self.records.clone();
         // Read ahead, it serves the first try; a try that finds it changed reads it again.
         let mut prefetched = read.0;
         // A stale read ahead does not count against the tries.
@@ -493,8 +489,8 @@ impl RequestLog for RedisLog {
                 &self.link_key(jti),
                 &self.notes_key(jti),
             ];
-            let mut call = ScriptCall::new(self.record.script(), &keys);
-            call.arg(&json)
+            let reply: Vec<redis::Value> = ScriptCall::new(&self.record, &keys)
+                .arg(&json)
                 .arg(at)
                 .arg(&owner)
                 .arg(jti)
@@ -505,10 +501,10 @@ impl RequestLog for RedisLog {
                 .arg(PER_PERSON_PER_HOUR)
                 .arg(notes_ttl)
                 .arg(cutoff.map(|c| c.to_string()).unwrap_or_default())
-                .arg(self.max_entries);
-            let reply = self.record.call(call).await.map_err(unavailable)?;
-            let reply: Vec<redis::Value> =
-                redis::FromRedisValue::from_redis_value(reply).map_err(unavailable)?;
+                .arg(self.max_entries)
+                .invoke(&mut conn)
+                .await
+                .map_err(unavailable)?;
             match reply.as_slice() {
                 [redis::Value::Int(0)] => continue,
                 [_, _, redis::Value::Int(1)] => {

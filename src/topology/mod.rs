@@ -36,11 +36,9 @@ use redis::{
 
 use crate::config::{RedisConfig, Topology};
 
-mod batch;
 mod script;
 mod sentinel;
 
-pub use batch::ScriptBatch;
 pub use script::ScriptCall;
 use sentinel::{SentinelPrimary, sentinel_client};
 
