@@ -7,9 +7,10 @@
 //! Verification pins the algorithm to HS256, looks the key up by `kid`, requires every claim with
 //! its type (a string `exp` is malformed, not absent), checks `iss`, and refuses tokens longer than
 //! [`MAX_TOKEN_LEN`] before parsing. A header segment byte for byte the one docgate writes for a
-//! listed key is known to pass those header checks, so only other headers are parsed for them. Time checks use [`LEEWAY_SECS`] of leeway, not the crate's
-//! 60 s: replicas share NTP-synchronised clocks, so a few seconds covers real skew while keeping a
-//! link's lifetime what the mail says.
+//! listed key is known to pass those header checks, so only other headers are parsed for them.
+//! Time checks use [`LEEWAY_SECS`] of leeway, not the crate's 60 s: replicas share
+//! NTP-synchronised clocks, so a few seconds covers real skew while keeping a link's lifetime what
+//! the mail says.
 
 use std::collections::HashMap;
 

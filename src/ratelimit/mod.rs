@@ -83,15 +83,13 @@ pub struct Key {
 impl Key {
     /// The key for a client IP: IPv4 (and IPv4-mapped IPv6) per address, IPv6 per /64.
     pub fn ip(scope: Scope, ip: IpAddr) -> Self {
-        let subject = crate::pseudonym::network_of(ip);
-        Self::new(scope, [scope.tag(), ":", &subject].concat(), false)
+        Self::new(scope, &crate::pseudonym::network_of(ip), false)
     }
 
     /// The key for an email address: a hash of its lowercased form.
     pub fn email(scope: Scope, address: &str) -> Self {
         let digest = Sha256::digest(address.to_lowercase().as_bytes());
-        let hex = hex::encode(&digest[..16]);
-        Self::new(scope, format!("{}:{hex}", scope.tag()), false)
+        Self::new(scope, &hex::encode(&digest[..16]), false)
     }
 
     /// The key for a recipient domain, hashed like an address: a personal domain names its owner.
@@ -101,13 +99,14 @@ impl Key {
 
     /// The one key of a limit on the whole service.
     pub fn global(scope: Scope) -> Self {
-        Self::new(scope, format!("{}:all", scope.tag()), true)
+        Self::new(scope, "all", true)
     }
 
-    fn new(scope: Scope, text: String, global: bool) -> Self {
+    /// `<scope>:<subject>`.
+    fn new(scope: Scope, subject: &str, global: bool) -> Self {
         Self {
             scope,
-            text,
+            text: [scope.tag(), ":", subject].concat(),
             global,
         }
     }
