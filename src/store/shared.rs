@@ -62,13 +62,12 @@ pub use crate::topology::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, connect};
 /// added to `delivered`.
 const CLAIM: &str = r"#!lua
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0} end
-local only = redis.call('HGET', KEYS[1], 'only')
-if only and only ~= ARGV[3] then return {3} end
+local h = redis.call('HMGET', KEYS[1], 'started', 'attempts', 'lease', 'lease_until',
+  'delivered', 'lease_sent', 'size', 'only')
+if h[8] and h[8] ~= ARGV[3] then return {3} end
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local lease_ms = tonumber(ARGV[2])
-local h = redis.call('HMGET', KEYS[1], 'started', 'attempts', 'lease', 'lease_until',
-  'delivered', 'lease_sent', 'size')
 local started = tonumber(h[1]) or 0
 local attempts = tonumber(h[2]) or 1
 if h[3] and tonumber(h[4] or 0) > now then return {2} end
@@ -84,7 +83,8 @@ return {1, started}
 
 /// A Lua function that records what a lease's download has sent so far (its running total, and
 /// the document's size or 0): the larger of this and the last report, so a retried report counts
-/// once. Prepended to the scripts that renew or settle a lease.
+/// once. Prepended to the scripts that renew or release a lease; a completion works out the same
+/// figures from the one read it makes, as the record is deleted right after.
 const REPORT: &str = r"
 local function report(key, sent, size)
   local before = tonumber(redis.call('HGET', key, 'lease_sent')) or 0
@@ -115,7 +115,8 @@ return 1
 const COMPLETE: &str = r"
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'rearmed')
+local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'rearmed', 'delivered',
+  'lease_sent', 'size')
 if h[1] ~= ARGV[1] or tonumber(h[2] or 0) <= now then return 0 end
 if tonumber(ARGV[6]) > 0 then
   local ttl = redis.call('PTTL', KEYS[1])
@@ -123,11 +124,12 @@ if tonumber(ARGV[6]) > 0 then
   if ttl > 0 then redis.call('HSET', KEYS[3], 'undo_until', now + ttl) end
   redis.call('PEXPIRE', KEYS[3], ARGV[6])
 end
-report(KEYS[1], ARGV[4], ARGV[5])
-local b = redis.call('HMGET', KEYS[1], 'delivered', 'lease_sent', 'size')
-local size = tonumber(b[3]) or 0
+-- What `report` would leave in the record, read once: the record is deleted below.
+local sent = math.max(tonumber(h[5]) or 0, tonumber(ARGV[4]))
+local size = tonumber(ARGV[5])
+if size <= 0 then size = tonumber(h[6]) or 0 end
 local holder = ARGV[2]
-if size > 0 and (tonumber(b[1]) or 0) + (tonumber(b[2]) or 0) > size then holder = '' end
+if size > 0 and (tonumber(h[4]) or 0) + sent > size then holder = '' end
 local left = redis.call('PTTL', KEYS[1])
 redis.call('DEL', KEYS[1])
 local rearmed = '0'
@@ -234,7 +236,7 @@ fn renew_source() -> String {
 }
 
 fn complete_source() -> String {
-    format!("#!lua{REPORT}{COMPLETE}")
+    format!("#!lua{COMPLETE}")
 }
 
 fn release_source() -> String {
