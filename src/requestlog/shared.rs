@@ -190,23 +190,23 @@ if jti ~= '' and named then
     redis.call('SET', KEYS[6], owner)
   end
 end
+-- The log's oldest entry, read once: nothing below changes the index.
+local oldest
+if owner ~= '' or ARGV[11] ~= '' then
+  oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')[2]
+end
 if owner ~= '' then
   redis.call('HSET', KEYS[4], id, owner)
   redis.call('ZADD', person, ARGV[2], id)
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  if oldest[2] then
-    redis.call('ZREMRANGEBYSCORE', person, '-inf', '(' .. oldest[2])
+  if oldest then
+    redis.call('ZREMRANGEBYSCORE', person, '-inf', '(' .. oldest)
   end
-  if keep > 0 and redis.call('EXISTS', person) == 1 then
-    redis.call('PEXPIRE', person, keep)
-  end
+  -- A no-op when the index just emptied (and so was deleted).
+  if keep > 0 then redis.call('PEXPIRE', person, keep) end
 end
 local trim = 0
 if redis.call('ZCARD', KEYS[2]) > tonumber(ARGV[12]) then trim = 1 end
-if ARGV[11] ~= '' then
-  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-  if oldest[2] and tonumber(oldest[2]) < tonumber(ARGV[11]) then trim = 1 end
-end
+if ARGV[11] ~= '' and oldest and tonumber(oldest) < tonumber(ARGV[11]) then trim = 1 end
 return {1, id, trim}
 ";
 

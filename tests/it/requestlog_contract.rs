@@ -651,3 +651,64 @@ async fn the_redis_log_keeps_every_script_on_one_slot() {
     )))
     .await;
 }
+
+/// What recording the download of a link someone asked for costs Redis, under retention (the
+/// common case in production: the link has an owner, the person an index). The log's oldest
+/// entry is read once, for both the person's index and the retention check, and the person's
+/// index gets its expiry without a check that it exists.
+#[tokio::test]
+async fn recording_a_download_of_an_asked_for_link_reads_the_oldest_entry_once() {
+    let server = RedisServer::start();
+    let mut conn = server.client();
+    let backend = Backend::Redis(Box::new(server));
+    let kept = backend
+        .log("docgate", Some(Duration::from_secs(30 * DAY as u64)))
+        .await;
+    let asked = request(&ago(60), "Jane@Example.org", Some("jti-jane"));
+    kept.record(&asked).await.unwrap();
+
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query::<()>(&mut conn)
+        .unwrap();
+    kept.record(&download(&ago(0), "jti-jane")).await.unwrap();
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut conn)
+        .unwrap();
+    let calls: std::collections::BTreeMap<String, u64> = info
+        .lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().unwrap()))
+        })
+        .filter(|(name, _)| name != "info" && name != "config|resetstat")
+        .collect();
+    // The link's owner read before the script and checked in it (`GET` 2), the entry and its
+    // owner (`HSET` 2), the index and her index (`ZADD` 2), the oldest entry once (`ZRANGE`),
+    // her index pruned to it and given the log's retention, the cap checked (`ZCARD`).
+    let expected: std::collections::BTreeMap<String, u64> = [
+        ("evalsha", 1),
+        ("get", 2),
+        ("hset", 2),
+        ("incr", 1),
+        ("pexpire", 1),
+        ("zadd", 2),
+        ("zcard", 1),
+        ("zrange", 1),
+        ("zremrangebyscore", 1),
+    ]
+    .into_iter()
+    .map(|(name, n)| (name.to_owned(), n))
+    .collect();
+    assert_eq!(calls, expected);
+
+    // And the entry is where it belongs: in the log, in her index, which expires with the log.
+    let person = format!("docgate:{{log}}:person:{}", owner_id("jane@example.org"));
+    let ids: Vec<String> = conn.zrange(&person, 0, -1).unwrap();
+    assert_eq!(ids.len(), 2, "her request and her link's download");
+    let ttl: i64 = conn.pttl(&person).unwrap();
+    assert!(ttl > 29 * DAY * 1000, "{ttl}");
+    assert_eq!(kept.recent(10, 0).await.unwrap().len(), 2);
+}
