@@ -3,7 +3,7 @@
 //! their visitors' browsers ask for links, and an unmailed request answers exactly like a mailed
 //! one.
 
-use crate::support::redis::RedisServer;
+use crate::support::redis::{RedisServer, commandstats};
 use crate::support::scrape;
 use crate::support::{Mail, TestApp};
 
@@ -346,14 +346,10 @@ async fn mailed_and_unmailed_answers_are_identical_byte_for_byte() {
 
 /// Calls of one Redis command so far (`INFO commandstats`).
 fn calls(redis: &RedisServer, command: &str) -> u64 {
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut redis.client())
-        .unwrap();
-    info.lines()
-        .find_map(|l| l.strip_prefix(&format!("cmdstat_{command}:calls=")))
-        .and_then(|rest| rest.split(',').next())
-        .map_or(0, |n| n.parse().unwrap())
+    commandstats(&mut redis.client())
+        .get(command)
+        .copied()
+        .unwrap_or(0)
 }
 
 #[tokio::test]

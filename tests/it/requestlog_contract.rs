@@ -18,7 +18,9 @@ use redis::Commands;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::support::redis::{RedisCluster, RedisSentinel, RedisServer, SharedRedis};
+use crate::support::redis::{
+    RedisCluster, RedisSentinel, RedisServer, SharedRedis, commandstats, reset_stats,
+};
 
 const DAY: i64 = 86_400;
 
@@ -667,24 +669,9 @@ async fn recording_a_download_of_an_asked_for_link_reads_the_oldest_entry_once()
     let asked = request(&ago(60), "Jane@Example.org", Some("jti-jane"));
     kept.record(&asked).await.unwrap();
 
-    redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query::<()>(&mut conn)
-        .unwrap();
+    reset_stats(&mut conn);
     kept.record(&download(&ago(0), "jti-jane")).await.unwrap();
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query(&mut conn)
-        .unwrap();
-    let calls: std::collections::BTreeMap<String, u64> = info
-        .lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().unwrap()))
-        })
-        .filter(|(name, _)| name != "info" && name != "config|resetstat")
-        .collect();
+    let calls = commandstats(&mut conn);
     // The link's owner read before the script and checked in it (`GET` 2), the entry and its
     // owner (`HSET` 2), the index and her index (`ZADD` 2), the oldest entry once (`ZRANGE`),
     // her index pruned to it and given the log's retention, the cap checked (`ZCARD`).

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use ::redis;
 
 use crate::support::chaos::ChaosProxy;
-use crate::support::redis::{RedisCluster, RedisServer, SharedRedis};
+use crate::support::redis::{RedisCluster, RedisServer, SharedRedis, commandstats, reset_stats};
 use crate::support::*;
 use docgate::requestlog::{Entry, Event, LogError, Prefetched, RequestLog};
 
@@ -27,32 +27,11 @@ async fn warmed_up(env: &[(&str, String)]) -> TestApp {
     app
 }
 
-/// `INFO commandstats` of one server: calls per command.
-fn commandstats(conn: &mut redis::Connection) -> BTreeMap<String, u64> {
-    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
-    info.lines()
-        .filter_map(|line| {
-            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
-            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
-            Some((name.to_owned(), calls.parse().unwrap()))
-        })
-        // The test's own questions.
-        .filter(|(name, _)| name != "info" && name != "config|resetstat")
-        .collect()
-}
-
-fn reset(conn: &mut redis::Connection) {
-    redis::cmd("CONFIG")
-        .arg("RESETSTAT")
-        .query::<()>(conn)
-        .unwrap();
-}
-
 /// Downloads a fresh link whole (and waits for what the download leaves behind: the request
 /// log's record), with Redis's counters reset just before the request.
 async fn one_download(app: &TestApp, conns: &mut [redis::Connection]) -> BTreeMap<String, u64> {
     let (claims, link) = app.mint("resume").await;
-    conns.iter_mut().for_each(reset);
+    conns.iter_mut().for_each(reset_stats);
     assert_whole_resume(app.get(&link).await).await;
     app.idle().await;
     let mut calls = BTreeMap::new();

@@ -204,3 +204,25 @@ fn answers_ping(port: u16) -> bool {
         .and_then(|c| c.get_connection())
         .is_ok_and(|mut conn| redis::cmd("PING").query::<String>(&mut conn).is_ok())
 }
+
+/// `INFO commandstats` of one server: calls per command (those run inside scripts included),
+/// less the test's own questions (`INFO`, `CONFIG RESETSTAT`).
+pub fn commandstats(conn: &mut redis::Connection) -> std::collections::BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query(conn).unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, stats) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = stats.split(',').find_map(|s| s.strip_prefix("calls="))?;
+            Some((name.to_owned(), calls.parse().unwrap()))
+        })
+        .filter(|(name, _)| name != "info" && name != "config|resetstat")
+        .collect()
+}
+
+/// Zeroes one server's counters (`CONFIG RESETSTAT`), so [`commandstats`] counts from here.
+pub fn reset_stats(conn: &mut redis::Connection) {
+    redis::cmd("CONFIG")
+        .arg("RESETSTAT")
+        .query::<()>(conn)
+        .unwrap();
+}
