@@ -2,7 +2,7 @@
 # The download benchmark: docgate against nginx, side by side in one run, on loopback.
 # See benches/README.md. Usage:
 #
-#   benches/download.sh [SUITE...]      # SUITES: dir s3fs s3fast ttfb redis cluster (default: all)
+#   benches/download.sh [SUITE...]      # SUITES: dir s3fs s3fast ttfb paced redis cluster (default: all)
 #
 # Environment (all optional):
 #   BENCH_WORK=/tmp/docgate-bench   scratch directory (files, logs, raw wrk output, results.tsv)
@@ -14,6 +14,7 @@
 #   BENCH_SIZES_DIR="1m 10m" BENCH_SIZES_S3="10m 1m" BENCH_CONNS="16 256"
 #   BENCH_DOCGATE_LOG=warn   docgate's DOCGATE_LOG (its log: run/docgate-<mode>.log)
 #   BENCH_TTFB_CONNS="16 1"  concurrencies of the ttfb suite
+#   BENCH_PACE_MS=5  BENCH_PACED_CONNS=16   the paced suite: each connection's pause between requests
 #   BENCH_HOP_BUFFER=256k    the nginx hop's proxy_buffer_size (what it relays through per request)
 #   BENCH_SIZES_CLUSTER="100k 1m" BENCH_CLUSTER_CONNS=16   the cluster suite (directory mode)
 set -euo pipefail
@@ -33,7 +34,7 @@ CONNS=${BENCH_CONNS:-"16 256"}
 SIZES_CLUSTER=${BENCH_SIZES_CLUSTER:-"100k 1m"}
 CLUSTER_CONNS=${BENCH_CLUSTER_CONNS:-16}
 HOP_BUFFER=${BENCH_HOP_BUFFER:-256k}
-SUITES=${*:-"dir s3fs s3fast ttfb redis cluster"}
+SUITES=${*:-"dir s3fs s3fast ttfb paced redis cluster"}
 # shellcheck source=benches/lib.sh
 source "$HERE/lib.sh"
 P_CLUSTER=()         # the 3 masters of the cluster suite's Redis Cluster: free ports, chosen then
@@ -117,6 +118,31 @@ suite_ttfb() {
     stop_pid "$PID_ngx_hop"
     stop_pid "$PID_ngx_origin"
     stop_pid "$PID_ngx_on"
+    stop_pid "$PID_ngx_off"
+}
+
+# Latency of a 100 KiB download at one paced load: the ttfb suite's targets at c=16, each
+# connection pausing BENCH_PACE_MS between its requests, so every side is offered about the same
+# requests per second (16 ÷ 5 ms: 3,200/s at most), below what any of them can serve on this
+# machine. The p50 is then a download's own time, Redis claim and completion included, rather than
+# its wait behind the others on a saturated machine (the ttfb suite's c=16, where it goes as 16 ÷
+# requests per second).
+suite_paced() {
+    ensure_origin_files
+    start_nginx ngx_off static.conf.in "$P_NGX_OFF" ROOT="$WORK/docs" SENDFILE=off
+    start_nginx ngx_origin s3-origin.conf.in "$P_ORIGIN" ROOT="$WORK/origin" BUCKET="$BUCKET"
+    start_nginx ngx_hop proxy.conf.in "$P_NGX_ORIGIN" UPSTREAM="127.0.0.1:$P_ORIGIN" HOP_BUFFER="$HOP_BUFFER"
+    local rep c=${BENCH_PACED_CONNS:-16}
+    local PACE=${BENCH_PACE_MS:-5}
+    for rep in $(seq "$REPS"); do
+        run_nginx paced nginx-sendfile-off ngx_off 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_OFF/bench/100k.bin"
+        run_docgate paced dir 100k "$c" "$rep" docgate-dir
+        run_nginx paced s3fast-origin-direct ngx_origin 100k "$c" "$rep" "http://127.0.0.1:$P_ORIGIN/$BUCKET/bench/100k.bin"
+        run_nginx paced s3fast-nginx-proxy ngx_hop 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_ORIGIN/$BUCKET/bench/100k.bin"
+        run_docgate paced s3fast 100k "$c" "$rep" docgate-s3fast
+    done
+    stop_pid "$PID_ngx_hop"
+    stop_pid "$PID_ngx_origin"
     stop_pid "$PID_ngx_off"
 }
 

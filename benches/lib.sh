@@ -279,12 +279,14 @@ serving_pids() { # master-or-docgate pid
 
 # run SUITE TARGET SIZE CONNS REP URL [LINKS]: one wrk run, its output kept under raw/; with a
 # links file, every request follows a fresh link from it (wrk-links.lua). With CPU_PIDS set, the
-# CPU time those processes used during the run goes to raw/<run>.txt.cpu (seconds).
+# CPU time those processes used during the run goes to raw/<run>.txt.cpu (seconds). With PACE set
+# (milliseconds), each connection pauses that long before its next request (wrk-links.lua, or
+# wrk-paced.lua without links): the paced suite's load.
 run_wrk() {
     local suite=$1 target=$2 size=$3 conns=$4 rep=$5 url=$6 links=${7:-}
     local raw=$RAW/$suite-$target-$size-c$conns-r$rep.txt load args=() t0 r0 m0
-    [[ -n $links ]] && args=(-s "$HERE/wrk-links.lua" "$url" -- "$links" "$THREADS")
-    [[ -n $links ]] || args=("$url")
+    [[ -n $links ]] && args=(-s "$HERE/wrk-links.lua" "$url" -- "$links" "$THREADS" ${PACE:+"$PACE"})
+    [[ -n $links ]] || args=(${PACE:+-s "$HERE/wrk-paced.lua"} "$url" ${PACE:+-- "$PACE"})
     load=$(cut -d' ' -f1 /proc/loadavg)
     # shellcheck disable=SC2086 # CPU_PIDS is a list of pids
     t0=$(cpu_ticks ${CPU_PIDS:-})

@@ -22,13 +22,16 @@ BASELINE = {"dir": "nginx-sendfile-off", "s3fs": "nginx-proxy", "s3fast": "nginx
 # against the origin itself (the reference of its time to first byte).
 TTFB_BASELINE = {"docgate-dir": ["nginx-sendfile-off"],
                  "docgate-s3fast": ["s3fast-nginx-proxy", "s3fast-origin-direct"]}
+# The paced suite runs the ttfb suite's targets at one paced load, below every side's saturation.
+PACED = ("ttfb", "paced")
+SUITE_ORDER = ["dir", "s3fs", "s3fast", "ttfb", "paced", "cluster"]
 
 
 def baselines(suite, target):
     """The references a docgate target's ratio is taken against (none for a reference)."""
     if not target.startswith("docgate"):
         return [None]
-    if suite == "ttfb":
+    if suite in PACED:
         return TTFB_BASELINE.get(target, [None])
     return [BASELINE.get(suite)]
 
@@ -112,7 +115,7 @@ def main():
         r["rss_idle"] = int(idle) / 1024 if idle.isdigit() else None
         runs[(suite, size, int(conns), target)].append(r)
 
-    suites = sorted({k[0] for k in runs}, key=["dir", "s3fs", "s3fast", "ttfb", "cluster"].index)
+    suites = sorted({k[0] for k in runs}, key=SUITE_ORDER.index)
     for suite in suites:
         print(f"\n### {suite}\n")
         print("| size | c | target | runs | MiB/s | req/s | p50 ms | p99 ms | ratio | "
@@ -163,6 +166,34 @@ def main():
         print("\n(per run, MiB/s: " + "; ".join(
             f"{k[3]} {k[1]} c={k[2]}: " + ", ".join(fmt(r["mibs"]) for r in runs[k]) for k in keys) + ")")
         with_client(runs, rows)
+        if suite == "paced":
+            latency(runs, rows)
+
+
+def latency(runs, rows):
+    """The paced suite: docgate's latency against its reference's at the same offered load. Both
+    sides get about the same requests per second (connections ÷ pause), so the difference in p50
+    is what a download's own work adds, not how long it queues behind others on a saturated
+    machine (which at a fixed concurrency goes as 1 ÷ throughput)."""
+    lines = []
+    for key, base in rows:
+        suite, size, conns, target = key
+        if not base or (suite, size, conns, base) not in runs:
+            continue
+        rs, bs = runs[key], runs[(suite, size, conns, base)]
+        vals = [med(r[f] for r in xs) for xs in (rs, bs) for f in ("rps", "p50", "p99")]
+        if None in vals:
+            continue
+        rps_d, p50_d, p99_d, rps_r, p50_r, p99_r = vals
+        lines.append(f"| {size} | {conns} | {target} ÷ {base} | {rps_d:.0f} / {rps_r:.0f} | "
+                     f"{p50_d:.2f} / {p50_r:.2f} ({p50_d - p50_r:+.2f}) | "
+                     f"{p99_d:.2f} / {p99_r:.2f} ({p99_d - p99_r:+.2f}) |")
+    if lines:
+        print("\nLatency at the same paced load, docgate / its reference (ms; req/s shows the load "
+              "was the same)\n")
+        print("| size | c | target | req/s | p50 | p99 |")
+        print("| --- | ---: | --- | ---: | ---: | ---: |")
+        print("\n".join(lines))
 
 
 def with_client(runs, rows):

@@ -5,7 +5,10 @@
 --
 --   wrk -t2 -c16 -d5s --latency -s benches/wrk-links.lua http://127.0.0.1:18080 -- links.txt 2
 --
--- Arguments after `--`: the links file and the number of wrk threads (-t).
+-- Arguments after `--`: the links file, the number of wrk threads (-t) and, optionally, a pause
+-- in milliseconds each connection waits before its next request (wrk's `delay()`: the load is then
+-- paced at about connections ÷ pause requests per second; the latency wrk reports leaves the pause
+-- out).
 
 local threads = {}
 local counter = 0
@@ -24,6 +27,10 @@ local exhausted = 0
 function init(args)
    local file = args[1] or error("usage: -- <links file> <threads>")
    local nthreads = tonumber(args[2] or "1")
+   local pause = tonumber(args[3] or "0")
+   if pause > 0 then
+      delay = function() return pause end
+   end
    local id = wrk.thread:get("id")
    local line_no = 0
    for line in io.lines(file) do
