@@ -22,8 +22,8 @@ BASELINE = {"dir": "nginx-sendfile-off", "s3fs": "nginx-proxy", "s3fast": "nginx
 # against the origin itself (the reference of its time to first byte).
 TTFB_BASELINE = {"docgate-dir": ["nginx-sendfile-off"],
                  "docgate-s3fast": ["s3fast-nginx-proxy", "s3fast-origin-direct"]}
-# The paced suite runs the ttfb suite's targets at one paced load, below every side's saturation.
-PACED = ("ttfb", "paced")
+# The paced suite runs the ttfb suite's targets (and so has its references) at one paced load.
+TTFB_SUITES = ("ttfb", "paced")
 SUITE_ORDER = ["dir", "s3fs", "s3fast", "ttfb", "paced", "cluster"]
 
 
@@ -31,7 +31,7 @@ def baselines(suite, target):
     """The references a docgate target's ratio is taken against (none for a reference)."""
     if not target.startswith("docgate"):
         return [None]
-    if suite in PACED:
+    if suite in TTFB_SUITES:
         return TTFB_BASELINE.get(target, [None])
     return [BASELINE.get(suite)]
 
