@@ -170,17 +170,31 @@ def main():
             latency(runs, rows)
 
 
+def compared(runs, rows):
+    """Each docgate row with its reference's runs: (size, conns, target, base, its runs, the
+    reference's runs)."""
+    for key, base in rows:
+        suite, size, conns, target = key
+        if base and (suite, size, conns, base) in runs:
+            yield size, conns, target, base, runs[key], runs[(suite, size, conns, base)]
+
+
+def table(title, header, lines):
+    """A Markdown table under a title line, when it has rows."""
+    if lines:
+        print(f"\n{title}\n")
+        print("| " + " | ".join(header) + " |")
+        print("| --- | ---: | --- |" + " ---: |" * (len(header) - 3))
+        print("\n".join(lines))
+
+
 def latency(runs, rows):
     """The paced suite: docgate's latency against its reference's at the same offered load. Both
     sides get about the same requests per second (connections ÷ pause), so the difference in p50
     is what a download's own work adds, not how long it queues behind others on a saturated
     machine (which at a fixed concurrency goes as 1 ÷ throughput)."""
     lines = []
-    for key, base in rows:
-        suite, size, conns, target = key
-        if not base or (suite, size, conns, base) not in runs:
-            continue
-        rs, bs = runs[key], runs[(suite, size, conns, base)]
+    for size, conns, target, base, rs, bs in compared(runs, rows):
         vals = [med(r[f] for r in xs) for xs in (rs, bs) for f in ("rps", "p50", "p99")]
         if None in vals:
             continue
@@ -188,12 +202,8 @@ def latency(runs, rows):
         lines.append(f"| {size} | {conns} | {target} ÷ {base} | {rps_d:.0f} / {rps_r:.0f} | "
                      f"{p50_d:.2f} / {p50_r:.2f} ({p50_d - p50_r:+.2f}) | "
                      f"{p99_d:.2f} / {p99_r:.2f} ({p99_d - p99_r:+.2f}) |")
-    if lines:
-        print("\nLatency at the same paced load, docgate / its reference (ms; req/s shows the load "
-              "was the same)\n")
-        print("| size | c | target | req/s | p50 | p99 |")
-        print("| --- | ---: | --- | ---: | ---: | ---: |")
-        print("\n".join(lines))
+    table("Latency at the same paced load, docgate / its reference (ms; req/s shows the load was "
+          "the same)", ["size", "c", "target", "req/s", "p50", "p99"], lines)
 
 
 def with_client(runs, rows):
@@ -204,11 +214,7 @@ def with_client(runs, rows):
     releases bytes the server queued ahead. The server's own figure therefore moves with which
     side is the faster one; the sum with the client's does not."""
     lines = []
-    for key, base in rows:
-        suite, size, conns, target = key
-        if not base or (suite, size, conns, base) not in runs:
-            continue
-        rs, bs = runs[key], runs[(suite, size, conns, base)]
+    for size, conns, target, base, rs, bs in compared(runs, rows):
         own_d, own_r = med(r["us_serve"] for r in rs), med(r["us_serve"] for r in bs)
         wrk_d, wrk_r = med(r["us_wrk"] for r in rs), med(r["us_wrk"] for r in bs)
         redis_d = med(r["us_redis"] for r in rs) or 0
@@ -218,12 +224,9 @@ def with_client(runs, rows):
         lines.append(f"| {size} | {conns} | {target} ÷ {base} | {pair(own_d, own_r)} | "
                      f"{pair(own_d + wrk_d, own_r + wrk_r)} | "
                      f"{pair(own_d + redis_d + wrk_d, own_r + wrk_r)} |")
-    if lines:
-        print("\nCPU µs per download, docgate / its reference: the server alone, with its client (wrk), "
-              "and with docgate's Redis too\n")
-        print("| size | c | target | serving | serving + wrk | serving + Redis + wrk |")
-        print("| --- | ---: | --- | ---: | ---: | ---: |")
-        print("\n".join(lines))
+    table("CPU µs per download, docgate / its reference: the server alone, with its client (wrk), "
+          "and with docgate's Redis too",
+          ["size", "c", "target", "serving", "serving + wrk", "serving + Redis + wrk"], lines)
 
 
 if __name__ == "__main__":
