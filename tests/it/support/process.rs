@@ -172,8 +172,44 @@ impl Drop for ChildProcess {
     }
 }
 
+/// A loopback port kept for a daemon while it is not running: a socket bound to it that does not
+/// listen. Connecting to the port is refused, as to any closed port, but the kernel gives it to no
+/// `bind` to port 0 (another test's server, a docgate's own listeners, which would otherwise answer
+/// the daemon's clients in its place), so the daemon finds its port free when it starts again.
+/// `SO_REUSEADDR`, so it can be taken while the stopped daemon's closed connections linger in
+/// `TIME_WAIT`. Dropped just before the daemon is spawned.
+struct Hold(socket2::Socket);
+
+impl Hold {
+    /// Holds `port` (0: one the kernel picks); `None` if another socket has it.
+    fn port(port: u16) -> Option<Self> {
+        use socket2::{Domain, Socket, Type};
+        let socket = Socket::new(Domain::IPV4, Type::STREAM, None).ok()?;
+        socket.set_reuse_address(true).ok()?;
+        let addr = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        socket.bind(&addr.into()).ok()?;
+        Some(Self(socket))
+    }
+
+    /// Holds a free port the kernel picks.
+    fn any() -> Self {
+        Self::port(0).expect("a free loopback port")
+    }
+
+    fn number(&self) -> u16 {
+        self.0
+            .local_addr()
+            .ok()
+            .and_then(|addr| addr.as_socket())
+            .expect("a bound IPv4 socket")
+            .port()
+    }
+}
+
 /// A server process on a loopback port of its own, that an outage test stops and restarts on the
-/// same port. `command` builds its command line for a port; `ready` says whether the port answers.
+/// same port (held while it is stopped: [`Hold`]). `command` builds its command line for a port;
+/// `ready` says whether the port answers, and must not wait long for an answer (the port may be
+/// another server's if the daemon failed to bind it).
 pub struct Daemon {
     pub port: u16,
     name: &'static str,
@@ -181,6 +217,7 @@ pub struct Daemon {
     command: Box<dyn Fn(u16) -> Command + Send + Sync>,
     ready: fn(u16) -> bool,
     process: Option<ChildProcess>,
+    hold: Option<Hold>,
 }
 
 impl Daemon {
@@ -191,13 +228,15 @@ impl Daemon {
         command: impl Fn(u16) -> Command + Send + Sync + 'static,
         ready: fn(u16) -> bool,
     ) -> Self {
+        let hold = Hold::any();
         Self {
-            port: free_port(),
+            port: hold.number(),
             name,
             hint,
             command: Box::new(command),
             ready,
             process: None,
+            hold: Some(hold),
         }
     }
 
@@ -213,7 +252,9 @@ impl Daemon {
             if daemon.spawn() {
                 return daemon;
             }
-            daemon.port = free_port();
+            let hold = Hold::any();
+            daemon.port = hold.number();
+            daemon.hold = Some(hold);
         }
         panic!("{name} did not start: {hint}");
     }
@@ -223,9 +264,10 @@ impl Daemon {
         self.process.is_some()
     }
 
-    /// Kills the process (an outage).
+    /// Kills the process (an outage), and holds its port until it starts again.
     pub fn stop(&mut self) {
         self.process = None;
+        self.hold = self.hold.take().or_else(|| Hold::port(self.port));
     }
 
     /// Starts the process (again) on the same port.
@@ -251,6 +293,7 @@ impl Daemon {
 
     /// Spawns the process and waits (bounded) for it to answer; false if it exited (port taken).
     fn spawn(&mut self) -> bool {
+        self.hold = None;
         let mut process = ChildProcess::spawn(&mut (self.command)(self.port), self.hint);
         let (ready, port) = (self.ready, self.port);
         if process.wait_ready(READY, || ready(port)) {

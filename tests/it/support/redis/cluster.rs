@@ -1,7 +1,6 @@
 //! A real Redis Cluster per test: 3 masters, optionally a replica each.
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use super::*;
 use crate::support::process::{ChildProcess, free_port};
@@ -141,10 +140,7 @@ impl RedisCluster {
 }
 
 fn cluster_info(port: u16) -> String {
-    redis::Client::open(url(port))
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-        .and_then(|mut conn| redis::cmd("CLUSTER").arg("INFO").query::<String>(&mut conn))
-        .unwrap_or_default()
+    ask(port, redis::cmd("CLUSTER").arg("INFO")).unwrap_or_default()
 }
 
 impl SharedRedis for RedisCluster {

@@ -167,10 +167,19 @@ fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
 
 /// `INFO <section>` of the server on `port`, or empty when it does not answer.
 fn info(port: u16, section: &str) -> String {
-    redis::Client::open(url(port))
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-        .and_then(|mut conn| redis::cmd("INFO").arg(section).query::<String>(&mut conn))
-        .unwrap_or_default()
+    ask(port, redis::cmd("INFO").arg(section)).unwrap_or_default()
+}
+
+/// How long a probe of a server (readiness, `INFO`) waits to connect and for each reply.
+const PROBE: Duration = Duration::from_secs(1);
+
+/// One command to the server on `port`, bounded by [`PROBE`]: a probe must not hang on a port that
+/// does not answer, or on one that another server (a docgate in this test's runtime) took.
+fn ask(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<String> {
+    let mut conn = redis::Client::open(url(port))?.get_connection_with_timeout(PROBE)?;
+    conn.set_read_timeout(Some(PROBE))?;
+    conn.set_write_timeout(Some(PROBE))?;
+    cmd.query(&mut conn)
 }
 
 /// The Redis section of a configuration read from `env` (with the keys Redis requires).
@@ -200,9 +209,7 @@ fn url(port: u16) -> String {
 
 /// Whether a server on `port` answers `PING`.
 fn answers_ping(port: u16) -> bool {
-    redis::Client::open(url(port))
-        .and_then(|c| c.get_connection())
-        .is_ok_and(|mut conn| redis::cmd("PING").query::<String>(&mut conn).is_ok())
+    ask(port, &redis::cmd("PING")).is_ok()
 }
 
 /// `INFO commandstats` of one server: calls per command (those run inside scripts included),
@@ -225,4 +232,34 @@ pub fn reset_stats(conn: &mut redis::Connection) {
         .arg("RESETSTAT")
         .query::<()>(conn)
         .unwrap();
+}
+
+#[test]
+fn a_probe_of_a_port_that_never_answers_gives_up() {
+    // A listener that takes connections into its backlog and never reads them, as a docgate
+    // whose runtime is busy running this very probe would.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    // Each gives up after a few of its bounded waits (the client's handshake, then the command).
+    let started = Instant::now();
+    assert!(!answers_ping(port));
+    assert!(started.elapsed() < 5 * PROBE, "{:?}", started.elapsed());
+    let started = Instant::now();
+    assert_eq!(info(port, "server"), "");
+    assert!(started.elapsed() < 5 * PROBE, "{:?}", started.elapsed());
+}
+
+#[test]
+fn a_stopped_servers_port_is_held_refusing_connections_until_it_restarts() {
+    let mut redis = RedisServer::start();
+    redis.stop();
+    let refused = std::net::TcpStream::connect(redis.addr()).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    // Bound by the hold: a socket without SO_REUSEADDR cannot have it, and the kernel hands it
+    // to no bind to port 0 either.
+    let other = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    let taken = other.bind(&redis.addr().into()).unwrap_err();
+    assert_eq!(taken.kind(), std::io::ErrorKind::AddrInUse);
+    redis.restart();
+    assert!(answers_ping(redis.port));
 }
