@@ -49,10 +49,7 @@ async fn docgate_waiting(redis: &impl SharedRedis, wait: Option<&str>, timeout: 
 
 /// The test's own connection to the node on `port` (no cluster redirections followed).
 fn node(port: u16) -> redis::Connection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .unwrap()
-        .get_connection()
-        .unwrap()
+    crate::support::redis::node(port)
 }
 
 /// Reads the body to its end or its failure: (bytes received, whether it failed).

@@ -141,10 +141,7 @@ pub(crate) async fn all_ready(client: &reqwest::Client, replicas: &[Replica], wi
 
 /// The keys of links (`docgate:token:{...}`) a node holds itself.
 fn token_keys_on(port: u16) -> Vec<String> {
-    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut conn = crate::support::redis::node(port);
     redis::cmd("KEYS")
         .arg("docgate:token:{*}")
         .query(&mut conn)
@@ -188,10 +185,7 @@ async fn link_requests_spread_over_three_replicas_are_mailed_once_each_and_land_
     for port in &masters {
         let keys = token_keys_on(*port);
         assert!(!keys.is_empty(), "the master on {port} holds no link");
-        let mut conn = redis::Client::open(format!("redis://127.0.0.1:{port}"))
-            .unwrap()
-            .get_connection()
-            .unwrap();
+        let mut conn = crate::support::redis::node(*port);
         for key in &keys {
             let slot: i64 = redis::cmd("CLUSTER")
                 .arg("KEYSLOT")

@@ -89,12 +89,7 @@ async fn a_download_runs_four_scripts_on_a_cluster_and_nothing_else() {
     let mut masters: Vec<redis::Connection> = cluster
         .master_ports()
         .into_iter()
-        .map(|port| {
-            redis::Client::open(format!("redis://127.0.0.1:{port}"))
-                .unwrap()
-                .get_connection()
-                .unwrap()
-        })
+        .map(crate::support::redis::node)
         .collect();
     assert_eq!(masters.len(), 3);
     let calls = one_download(&app, &mut masters).await;

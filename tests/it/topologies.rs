@@ -348,10 +348,7 @@ async fn check_reads_every_primary_of_a_cluster_and_names_the_one_that_may_evict
     }
 
     let evicting = cluster.master_ports()[1];
-    let mut conn = redis::Client::open(format!("redis://127.0.0.1:{evicting}"))
-        .unwrap()
-        .get_connection()
-        .unwrap();
+    let mut conn = crate::support::redis::node(evicting);
     let _: () = redis::cmd("CONFIG")
         .arg("SET")
         .arg("maxmemory-policy")

@@ -69,10 +69,7 @@ async fn streaming_through_the_kill(
 
 /// A plain connection to the node on `port`.
 fn node(port: u16) -> redis::Connection {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .unwrap()
-        .get_connection_with_timeout(Duration::from_secs(2))
-        .unwrap()
+    crate::support::redis::node(port)
 }
 
 /// A write on the master on `port` (a key in its own slots, on a cluster), then `WAIT 1`:

@@ -14,8 +14,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-// The client crate, not `support::redis`.
-use ::redis;
 use futures_util::StreamExt;
 
 use crate::replicas::ask;
@@ -133,14 +131,7 @@ async fn traffic(
 }
 
 fn replication(port: u16) -> String {
-    redis::Client::open(format!("redis://127.0.0.1:{port}"))
-        .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(1)))
-        .and_then(|mut conn| {
-            redis::cmd("INFO")
-                .arg("replication")
-                .query::<String>(&mut conn)
-        })
-        .unwrap_or_default()
+    crate::support::redis::info(port, "replication")
 }
 
 /// Asks for `document` for `{who}0@example.org` to `{who}{n-1}@example.org`, across the

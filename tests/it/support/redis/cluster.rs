@@ -130,12 +130,16 @@ impl RedisCluster {
 
     /// A cluster client (follows `MOVED`), for test setup and inspection.
     pub fn client(&self) -> redis::cluster::ClusterConnection {
-        redis::cluster::ClusterClient::new(
+        let conn = redis::cluster::ClusterClient::new(
             self.nodes.iter().map(RedisServer::url).collect::<Vec<_>>(),
         )
         .unwrap()
         .get_connection()
-        .unwrap()
+        .unwrap();
+        // As for one node's (`node`): a cluster that stopped answering fails the test.
+        conn.set_read_timeout(Some(SETUP)).unwrap();
+        conn.set_write_timeout(Some(SETUP)).unwrap();
+        conn
     }
 }
 

@@ -117,12 +117,9 @@ impl RedisServer {
             .unwrap_or_default()
     }
 
-    /// A blocking client connection, for test setup and inspection.
+    /// A blocking client connection, for test setup and inspection ([`node`]).
     pub fn client(&self) -> redis::Connection {
-        redis::Client::open(self.url())
-            .unwrap()
-            .get_connection()
-            .unwrap()
+        node(self.port)
     }
 }
 
@@ -165,8 +162,25 @@ fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
     }
 }
 
+/// A blocking connection to the server on `port`, for test setup and inspection: it waits at most
+/// [`SETUP`] to connect and for each reply, so a server that stopped answering fails the test
+/// instead of hanging it.
+pub fn node(port: u16) -> redis::Connection {
+    let conn = redis::Client::open(url(port))
+        .unwrap()
+        .get_connection_with_timeout(SETUP)
+        .unwrap();
+    conn.set_read_timeout(Some(SETUP)).unwrap();
+    conn.set_write_timeout(Some(SETUP)).unwrap();
+    conn
+}
+
+/// How long a test's own connection waits to connect and for each reply (a `WAIT` of the tests
+/// takes at most 5 s).
+const SETUP: Duration = Duration::from_secs(10);
+
 /// `INFO <section>` of the server on `port`, or empty when it does not answer.
-fn info(port: u16, section: &str) -> String {
+pub fn info(port: u16, section: &str) -> String {
     ask(port, redis::cmd("INFO").arg(section)).unwrap_or_default()
 }
 

@@ -139,10 +139,7 @@ impl RedisSentinel {
     /// Makes the server on `port` a replica of the one on `primary` (`REPLICAOF`), as a Sentinel
     /// does to a former primary it sees again; waits (bounded) until it says so.
     pub fn demote(&self, port: u16, primary: u16) {
-        let mut conn = redis::Client::open(url(port))
-            .unwrap()
-            .get_connection()
-            .unwrap();
+        let mut conn = node(port);
         let _: () = redis::cmd("REPLICAOF")
             .arg("127.0.0.1")
             .arg(primary)
