@@ -244,6 +244,9 @@ impl TestApp {
         });
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
+            // A response that stops coming fails its test instead of hanging the run; no test
+            // waits half as long between two reads.
+            .read_timeout(std::time::Duration::from_secs(60))
             .build()
             .unwrap();
         Self {
