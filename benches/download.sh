@@ -98,51 +98,42 @@ suite_s3fast() {
 # request at a time: the time one download takes). S3 mode is also run beside the tuned nginx hop
 # in front of the same origin, the reference of the small documents' throughput and CPU.
 suite_ttfb() {
+    small_documents ttfb "${BENCH_TTFB_CONNS:-16 1}"
+}
+
+# The same at one paced load: c=16, each connection pausing BENCH_PACE_MS between its requests,
+# so every side is offered about the same requests per second (16 ÷ 5 ms: 3,200/s at most), below
+# what any of them can serve on this machine. The p50 is then a download's own time, Redis claim
+# and completion included, rather than its wait behind the others on a saturated machine (the
+# ttfb suite's c=16, where it goes as 16 ÷ requests per second).
+suite_paced() {
+    local PACE=${BENCH_PACE_MS:-5}
+    small_documents paced "${BENCH_PACED_CONNS:-16}"
+}
+
+# small_documents SUITE CONNS: docgate in both modes at 100 KiB and each concurrency in CONNS,
+# beside nginx from disk, the origin and the hop (wrk paced when PACE is set: run_wrk).
+small_documents() {
+    local suite=$1 conns=$2 rep c threads
     ensure_origin_files
     start_nginx ngx_off static.conf.in "$P_NGX_OFF" ROOT="$WORK/docs" SENDFILE=off
     start_nginx ngx_on static.conf.in "$P_NGX_ON" ROOT="$WORK/docs" SENDFILE=on
     start_nginx ngx_origin s3-origin.conf.in "$P_ORIGIN" ROOT="$WORK/origin" BUCKET="$BUCKET"
     start_nginx ngx_hop proxy.conf.in "$P_NGX_ORIGIN" UPSTREAM="127.0.0.1:$P_ORIGIN" HOP_BUFFER="$HOP_BUFFER"
-    local rep c threads
     for rep in $(seq "$REPS"); do
-        for c in ${BENCH_TTFB_CONNS:-16 1}; do
+        for c in $conns; do
             threads=$((c < THREADS ? c : THREADS))
-            THREADS=$threads run_nginx ttfb nginx-sendfile-off ngx_off 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_OFF/bench/100k.bin"
-            THREADS=$threads CPU_PIDS="$(serving_pids $PID_ngx_on)" run_wrk ttfb nginx-sendfile-on 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_ON/bench/100k.bin"
-            THREADS=$threads run_docgate ttfb dir 100k "$c" "$rep" docgate-dir
-            THREADS=$threads run_nginx ttfb s3fast-origin-direct ngx_origin 100k "$c" "$rep" "http://127.0.0.1:$P_ORIGIN/$BUCKET/bench/100k.bin"
-            THREADS=$threads run_nginx ttfb s3fast-nginx-proxy ngx_hop 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_ORIGIN/$BUCKET/bench/100k.bin"
-            THREADS=$threads run_docgate ttfb s3fast 100k "$c" "$rep" docgate-s3fast
+            THREADS=$threads run_nginx "$suite" nginx-sendfile-off ngx_off 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_OFF/bench/100k.bin"
+            THREADS=$threads CPU_PIDS="$(serving_pids $PID_ngx_on)" run_wrk "$suite" nginx-sendfile-on 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_ON/bench/100k.bin"
+            THREADS=$threads run_docgate "$suite" dir 100k "$c" "$rep" docgate-dir
+            THREADS=$threads run_nginx "$suite" s3fast-origin-direct ngx_origin 100k "$c" "$rep" "http://127.0.0.1:$P_ORIGIN/$BUCKET/bench/100k.bin"
+            THREADS=$threads run_nginx "$suite" s3fast-nginx-proxy ngx_hop 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_ORIGIN/$BUCKET/bench/100k.bin"
+            THREADS=$threads run_docgate "$suite" s3fast 100k "$c" "$rep" docgate-s3fast
         done
     done
     stop_pid "$PID_ngx_hop"
     stop_pid "$PID_ngx_origin"
     stop_pid "$PID_ngx_on"
-    stop_pid "$PID_ngx_off"
-}
-
-# Latency of a 100 KiB download at one paced load: the ttfb suite's targets at c=16, each
-# connection pausing BENCH_PACE_MS between its requests, so every side is offered about the same
-# requests per second (16 ÷ 5 ms: 3,200/s at most), below what any of them can serve on this
-# machine. The p50 is then a download's own time, Redis claim and completion included, rather than
-# its wait behind the others on a saturated machine (the ttfb suite's c=16, where it goes as 16 ÷
-# requests per second).
-suite_paced() {
-    ensure_origin_files
-    start_nginx ngx_off static.conf.in "$P_NGX_OFF" ROOT="$WORK/docs" SENDFILE=off
-    start_nginx ngx_origin s3-origin.conf.in "$P_ORIGIN" ROOT="$WORK/origin" BUCKET="$BUCKET"
-    start_nginx ngx_hop proxy.conf.in "$P_NGX_ORIGIN" UPSTREAM="127.0.0.1:$P_ORIGIN" HOP_BUFFER="$HOP_BUFFER"
-    local rep c=${BENCH_PACED_CONNS:-16}
-    local PACE=${BENCH_PACE_MS:-5}
-    for rep in $(seq "$REPS"); do
-        run_nginx paced nginx-sendfile-off ngx_off 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_OFF/bench/100k.bin"
-        run_docgate paced dir 100k "$c" "$rep" docgate-dir
-        run_nginx paced s3fast-origin-direct ngx_origin 100k "$c" "$rep" "http://127.0.0.1:$P_ORIGIN/$BUCKET/bench/100k.bin"
-        run_nginx paced s3fast-nginx-proxy ngx_hop 100k "$c" "$rep" "http://127.0.0.1:$P_NGX_ORIGIN/$BUCKET/bench/100k.bin"
-        run_docgate paced s3fast 100k "$c" "$rep" docgate-s3fast
-    done
-    stop_pid "$PID_ngx_hop"
-    stop_pid "$PID_ngx_origin"
     stop_pid "$PID_ngx_off"
 }
 
