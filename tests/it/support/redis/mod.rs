@@ -166,13 +166,16 @@ fn wait_until(what: &str, within: Duration, mut check: impl FnMut() -> bool) {
 /// [`SETUP`] to connect and for each reply, so a server that stopped answering fails the test
 /// instead of hanging it.
 pub fn node(port: u16) -> redis::Connection {
-    let conn = redis::Client::open(url(port))
-        .unwrap()
-        .get_connection_with_timeout(SETUP)
-        .unwrap();
-    conn.set_read_timeout(Some(SETUP)).unwrap();
-    conn.set_write_timeout(Some(SETUP)).unwrap();
-    conn
+    connect(port, SETUP).unwrap()
+}
+
+/// A blocking connection to the server on `port` that waits at most `within` to connect and for
+/// each reply.
+fn connect(port: u16, within: Duration) -> redis::RedisResult<redis::Connection> {
+    let conn = redis::Client::open(url(port))?.get_connection_with_timeout(within)?;
+    conn.set_read_timeout(Some(within))?;
+    conn.set_write_timeout(Some(within))?;
+    Ok(conn)
 }
 
 /// How long a test's own connection waits to connect and for each reply (a `WAIT` of the tests
@@ -190,10 +193,7 @@ const PROBE: Duration = Duration::from_secs(1);
 /// One command to the server on `port`, bounded by [`PROBE`]: a probe must not hang on a port that
 /// does not answer, or on one that another server (a docgate in this test's runtime) took.
 fn ask(port: u16, cmd: &redis::Cmd) -> redis::RedisResult<String> {
-    let mut conn = redis::Client::open(url(port))?.get_connection_with_timeout(PROBE)?;
-    conn.set_read_timeout(Some(PROBE))?;
-    conn.set_write_timeout(Some(PROBE))?;
-    cmd.query(&mut conn)
+    cmd.query(&mut connect(port, PROBE)?)
 }
 
 /// The Redis section of a configuration read from `env` (with the keys Redis requires).
