@@ -112,7 +112,7 @@ return 1
 /// document in all). KEYS[1] token key, KEYS[2] spent key; ARGV = lease id, holder, spent marker
 /// ttl ms, bytes sent, size, undo ttl ms. With an undo ttl above 0 (`WAIT` is on), the link's
 /// record is first copied to KEYS[3], the undo key, for [`UNDO`]. 1 spent, 0 lost.
-const COMPLETE: &str = r"
+const COMPLETE: &str = r"#!lua
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local h = redis.call('HMGET', KEYS[1], 'lease', 'lease_until', 'rearmed', 'delivered',
@@ -235,10 +235,6 @@ fn renew_source() -> String {
     format!("#!lua{REPORT}{RENEW}")
 }
 
-fn complete_source() -> String {
-    format!("#!lua{COMPLETE}")
-}
-
 fn release_source() -> String {
     format!("#!lua{REPORT}{RELEASE}")
 }
@@ -252,7 +248,7 @@ pub fn scripts() -> Vec<(&'static str, String)> {
     vec![
         ("link claim", CLAIM.to_owned()),
         ("link renew", renew_source()),
-        ("link complete", complete_source()),
+        ("link complete", COMPLETE.to_owned()),
         ("link release", release_source()),
         ("link rearm", REARM.to_owned()),
         ("link owner add", OWNER_ADD.to_owned()),
@@ -295,7 +291,7 @@ impl RedisStore {
             spent_ttl,
             claim: Script::new(CLAIM),
             renew: Script::new(&renew_source()),
-            complete: Script::new(&complete_source()),
+            complete: Script::new(COMPLETE),
             release: Script::new(&release_source()),
             rearm: Script::new(REARM),
             owner_add: Script::new(OWNER_ADD),
